@@ -1,0 +1,150 @@
+//! The checked config: what the engine runs from. Produced by [`super::load`] from the
+//! raw YAML layers; every invariant documented here holds once a value exists.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// One validated environment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Environment {
+    /// `metadata.name`, a DNS-1123 label.
+    pub name: String,
+    /// Absolute project root (the directory holding `.devenv/`).
+    pub project_dir: PathBuf,
+    /// Services in declaration order. Names are unique; every dependency names
+    /// another service of this list; the dependency graph is acyclic.
+    pub services: Vec<Service>,
+    pub cluster: Option<Cluster>,
+    pub secrets: Vec<Secret>,
+    pub hooks: Hooks,
+}
+
+impl Environment {
+    pub fn service(&self, name: &str) -> Option<&Service> {
+        self.services.iter().find(|s| s.name == name)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuntimeKind {
+    Local,
+    Kubernetes,
+}
+
+impl RuntimeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::Kubernetes => "kubernetes",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Service {
+    pub name: String,
+    pub runtime: RuntimeKind,
+    /// For local services: what to run. For kubernetes: the container's command.
+    pub command: Option<Command>,
+    /// Absolute working directory (relative paths resolved against the project dir).
+    pub workdir: PathBuf,
+    /// Interpolated environment for the process / container.
+    pub env: BTreeMap<String, String>,
+    pub ports: Vec<u16>,
+    pub dependencies: Vec<String>,
+    pub readiness: Option<Readiness>,
+    pub restart: RestartPolicy,
+    pub watch: Option<Watch>,
+    /// Kubernetes sources; at most one of image/manifests/chart, or a preset.
+    pub image: Option<String>,
+    pub manifests: Option<PathBuf>,
+    pub chart: Option<String>,
+    pub preset: Option<Preset>,
+    /// `"LOCAL:REMOTE"` forward rules, parsed.
+    pub forward: Vec<(u16, u16)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// A string: run through `sh -c`.
+    Shell(String),
+    /// A list: exec'd directly (argv[0] looked up on PATH).
+    Exec(Vec<String>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RestartPolicy {
+    #[default]
+    Never,
+    OnFailure,
+    Always,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preset {
+    Postgresql,
+    Redis,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Readiness {
+    pub probe: Probe,
+    pub initial_delay: Duration,
+    pub period: Duration,
+    /// Overall deadline for becoming ready (`timeoutSeconds`, default 60 s).
+    pub timeout: Duration,
+    /// Consecutive failures after ready before the service is `unhealthy` (default 3).
+    pub failure_threshold: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Probe {
+    /// 2xx/3xx from `GET http://host:port/path`.
+    Http { host: String, port: u16, path: String },
+    Tcp { host: String, port: u16 },
+    /// Exit status 0.
+    Exec { command: Command },
+    /// A line of the service's output matching this regex (already checked to compile).
+    Log { pattern: String },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Watch {
+    /// Absolute paths.
+    pub paths: Vec<PathBuf>,
+    pub ignore: Vec<String>,
+    pub action: WatchAction,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum WatchAction {
+    Restart,
+    Exec(Command),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cluster {
+    pub provider: ClusterProvider,
+    pub name: Option<String>,
+    pub context: Option<String>,
+    pub namespace: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClusterProvider {
+    K3d,
+    Kubeconfig,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Secret {
+    pub name: String,
+    pub data: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Hooks {
+    pub pre_up: Vec<Command>,
+    pub post_down: Vec<Command>,
+}

@@ -1,0 +1,60 @@
+# Shared settings for the devenv test cluster scripts. Sourced, not executed.
+# shellcheck shell=bash
+
+K8S_VERSION="${DEVENV_CLUSTER_K8S_VERSION:-v1.33.13}"
+COREDNS_VERSION="${DEVENV_CLUSTER_COREDNS_VERSION:-v1.12.3}"
+
+CLUSTER_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+CACHE_ROOT="${DEVENV_CLUSTER_CACHE:-$HOME/.cache/devenv-test-cluster}"
+STATE="${DEVENV_CLUSTER_STATE:-/var/tmp/devenv-test-cluster}"
+
+# The recipe hash covers everything that determines the built artefacts, so a
+# change to the build recipe or to the Go sources gets a fresh cache entry.
+recipe_hash() {
+  (cd "$CLUSTER_DIR" && cat build.sh $(find src -type f | LC_ALL=C sort) \
+    && echo "$K8S_VERSION $COREDNS_VERSION") | sha256sum | cut -c1-12
+}
+BIN_CACHE="$CACHE_ROOT/$K8S_VERSION-$(recipe_hash)"
+BIN="$BIN_CACHE/bin"
+
+# Go toolchain caches, outside the repository, shared between recipe versions.
+export GOCACHE="${GOCACHE_OVERRIDE:-$CACHE_ROOT/go-build}"
+export GOMODCACHE="${GOMODCACHE_OVERRIDE:-$CACHE_ROOT/go-mod}"
+export GOFLAGS="-buildvcs=false -mod=mod"
+export GOTOOLCHAIN=local
+
+# Cluster addressing.
+NODE_NAME="devenv-test"
+SERVICE_CIDR="10.96.0.0/16"
+KUBERNETES_SVC_IP="10.96.0.1"
+DNS_SVC_IP="10.96.0.10"
+POD_CIDR="10.244.0.0/16"
+CLUSTER_DOMAIN="cluster.local"
+APISERVER_PORT=6443
+ETCD_CLIENT_PORT=23790
+ETCD_PEER_PORT=23800
+
+# Images imported into containerd's k8s.io namespace.
+BUSYBOX_IMAGE="devenv.test/busybox:1.35.0-static"
+PAUSE_IMAGE="devenv.test/pause:3.10-devenv"
+COREDNS_IMAGE=""  # CoreDNS runs as a host process, not a pod.
+
+CONTAINERD_ROOT="$STATE/containerd"
+CONTAINERD_SOCK="$STATE/run/containerd/containerd.sock"
+
+log() { printf '[devenv-cluster] %s\n' "$*" >&2; }
+die() { printf '[devenv-cluster] ERROR: %s\n' "$*" >&2; exit 1; }
+
+# wait_for DESCRIPTION TIMEOUT_SECONDS COMMAND...: polls COMMAND until it
+# succeeds or the deadline passes.
+wait_for() {
+  local what="$1" timeout="$2"; shift 2
+  local deadline=$((SECONDS + timeout))
+  until "$@" >/dev/null 2>&1; do
+    if (( SECONDS >= deadline )); then
+      log "timed out after ${timeout}s waiting for: $what"
+      return 1
+    fi
+    sleep 0.5
+  done
+}
