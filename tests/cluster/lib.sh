@@ -7,11 +7,13 @@ COREDNS_VERSION="${DEVENV_CLUSTER_COREDNS_VERSION:-v1.12.3}"
 CLUSTER_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 CACHE_ROOT="${DEVENV_CLUSTER_CACHE:-$HOME/.cache/devenv-test-cluster}"
 STATE="${DEVENV_CLUSTER_STATE:-/var/tmp/devenv-test-cluster}"
+case "$STATE" in /*/*) ;; *) echo "DEVENV_CLUSTER_STATE must be an absolute path at least two levels deep: $STATE" >&2; exit 1 ;; esac
+STATE="${STATE%/}"
 
 # The recipe hash covers everything that determines the built artefacts, so a
 # change to the build recipe or to the Go sources gets a fresh cache entry.
 recipe_hash() {
-  (cd "$CLUSTER_DIR" && cat build.sh $(find src -type f | LC_ALL=C sort) \
+  (cd "$CLUSTER_DIR" && cat build.sh images.sh $(find src -type f | LC_ALL=C sort) \
     && echo "$K8S_VERSION $COREDNS_VERSION") | sha256sum | cut -c1-12
 }
 BIN_CACHE="$CACHE_ROOT/$K8S_VERSION-$(recipe_hash)"
@@ -35,9 +37,9 @@ ETCD_CLIENT_PORT=23790
 ETCD_PEER_PORT=23800
 
 # Images imported into containerd's k8s.io namespace.
-BUSYBOX_IMAGE="devenv.test/busybox:1.35.0-static"
-PAUSE_IMAGE="devenv.test/pause:3.10-devenv"
-COREDNS_IMAGE=""  # CoreDNS runs as a host process, not a pod.
+BUSYBOX_IMAGE="devenv.test/busybox:1.35.0"
+PAUSE_IMAGE="devenv.test/pause:3.10"
+COREDNS_IMAGE="devenv.test/coredns:${COREDNS_VERSION#v}"
 
 CONTAINERD_ROOT="$STATE/containerd"
 CONTAINERD_SOCK="$STATE/run/containerd/containerd.sock"
@@ -58,3 +60,16 @@ wait_for() {
     sleep 0.5
   done
 }
+
+NODE_IP="10.250.0.1"         # on the devenv0 link (a port-less bridge) that up.sh creates
+NODE_LINK="devenv0"
+POD_SUBNET="10.244.0.0/24"   # this node's slice of POD_CIDR (CNI host-local)
+POD_GATEWAY="10.244.0.1"
+
+# Components in start order; down.sh stops them in reverse.
+COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy)
+
+pid_of() { local f="$STATE/pids/$1.pid"; [[ -f "$f" ]] && cat "$f"; }
+alive() { local p; p="$(pid_of "$1")" && [[ -n "$p" ]] && kill -0 "$p" 2>/dev/null; }
+
+kubectl_admin() { "$BIN/kubectl" --kubeconfig "$STATE/kubeconfig/admin.conf" "$@"; }
