@@ -1,1 +1,16 @@
+//! The devenv engine. Knows nothing of gRPC: the daemon maps its RPCs onto this.
+//!
+//! - [`config`]: find, layer, interpolate and check `.devenv/config.yml`.
+//! - [`engine`]: environments, the dependency graph, service supervisors.
+//! - [`logs`]: the log hub every service writes into and every client reads from.
+//! - [`process`]: spawning host processes that never outlive the daemon.
+//! - [`probe`]: readiness probes.
+//! - [`state`]: what the daemon knows, persisted in sled.
+
 pub mod config;
+pub mod engine;
+pub mod logs;
+pub mod probe;
+pub mod process;
+pub mod state;
+pub mod status;

@@ -1,0 +1,210 @@
+//! Persistent state in sled: which environments the daemon knows and what it last
+//! observed of their services, so a restarted daemon can tell the truth and clean up.
+
+use std::path::{Path, PathBuf};
+
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use crate::status::ServiceStatus;
+
+/// Bumped when the stored layout changes incompatibly.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("state database {path} is in use by another process (is another devenvd running with the same data dir?)")]
+    Locked { path: PathBuf },
+    #[error("state database {path} is corrupt: {detail}; move it aside to start fresh")]
+    Corrupt { path: PathBuf, detail: String },
+    #[error("state database {path} has schema version {found}, this devenvd understands {expected}")]
+    Schema { path: PathBuf, found: u32, expected: u32 },
+    #[error("state database {path}: {source}")]
+    Db {
+        path: PathBuf,
+        #[source]
+        source: sled::Error,
+    },
+    #[error("state record {key} could not be decoded: {source}")]
+    Decode {
+        key: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// An environment the daemon has seen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnvRecord {
+    pub id: String,
+    pub name: String,
+    pub project_dir: PathBuf,
+    pub env_name: Option<String>,
+    pub config_file: PathBuf,
+    /// Service names in declaration order.
+    pub services: Vec<String>,
+}
+
+/// What the daemon knows of one service, including the process group it owns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceRecord {
+    pub status: ServiceStatus,
+    /// Process group of the running service, for crash recovery.
+    pub pgid: Option<i32>,
+    /// Marker set in the service's environment: identifies our processes.
+    pub marker: Option<String>,
+}
+
+/// A cheap handle to the store (sled trees are reference counted).
+#[derive(Debug, Clone)]
+pub struct StateStore {
+    path: PathBuf,
+    db: sled::Db,
+    envs: sled::Tree,
+    services: sled::Tree,
+}
+
+impl StateStore {
+    pub fn open(dir: &Path) -> Result<Self, StateError> {
+        let path = dir.to_path_buf();
+        let db = sled::Config::new()
+            .path(dir)
+            // The daemon's state is small; the default 1 GiB cache would dominate RSS.
+            .cache_capacity(4 * 1024 * 1024)
+            // Flush explicitly after each change instead of waking up every 500 ms.
+            .flush_every_ms(None)
+            .open()
+            .map_err(|e| classify(&path, e))?;
+        let tree = |name: &str| db.open_tree(name).map_err(|e| classify(&path, e));
+        let store = Self { envs: tree("environments")?, services: tree("services")?, db, path };
+        store.check_schema()?;
+        Ok(store)
+    }
+
+    fn check_schema(&self) -> Result<(), StateError> {
+        let key = b"schema_version";
+        match self.db.get(key).map_err(|e| classify(&self.path, e))? {
+            None => {
+                self.db
+                    .insert(key, &SCHEMA_VERSION.to_be_bytes())
+                    .map_err(|e| classify(&self.path, e))?;
+                self.flush()
+            }
+            Some(v) => {
+                let found = <[u8; 4]>::try_from(v.as_ref()).map(u32::from_be_bytes).map_err(|_| {
+                    StateError::Corrupt { path: self.path.clone(), detail: "bad schema version".into() }
+                })?;
+                if found == SCHEMA_VERSION {
+                    Ok(())
+                } else {
+                    Err(StateError::Schema { path: self.path.clone(), found, expected: SCHEMA_VERSION })
+                }
+            }
+        }
+    }
+
+    pub fn put_env(&self, rec: &EnvRecord) -> Result<(), StateError> {
+        self.put(&self.envs, &rec.id, rec)
+    }
+
+    pub fn envs(&self) -> Result<Vec<EnvRecord>, StateError> {
+        self.scan(&self.envs, "")
+    }
+
+    pub fn put_service(&self, env_id: &str, rec: &ServiceRecord) -> Result<(), StateError> {
+        self.put(&self.services, &service_key(env_id, &rec.status.name), rec)
+    }
+
+    pub fn services(&self, env_id: &str) -> Result<Vec<ServiceRecord>, StateError> {
+        self.scan(&self.services, &service_key(env_id, ""))
+    }
+
+    pub fn flush(&self) -> Result<(), StateError> {
+        self.db.flush().map(|_| ()).map_err(|e| classify(&self.path, e))
+    }
+
+    fn put<T: Serialize>(&self, tree: &sled::Tree, key: &str, value: &T) -> Result<(), StateError> {
+        let bytes = serde_json::to_vec(value).map_err(|source| StateError::Decode { key: key.into(), source })?;
+        tree.insert(key.as_bytes(), bytes).map_err(|e| classify(&self.path, e))?;
+        self.flush()
+    }
+
+    fn scan<T: DeserializeOwned>(&self, tree: &sled::Tree, prefix: &str) -> Result<Vec<T>, StateError> {
+        tree.scan_prefix(prefix.as_bytes())
+            .map(|kv| {
+                let (k, v) = kv.map_err(|e| classify(&self.path, e))?;
+                serde_json::from_slice(&v).map_err(|source| StateError::Decode {
+                    key: String::from_utf8_lossy(&k).into_owned(),
+                    source,
+                })
+            })
+            .collect()
+    }
+}
+
+fn service_key(env_id: &str, service: &str) -> String {
+    format!("{env_id}\u{0}{service}")
+}
+
+fn classify(path: &Path, e: sled::Error) -> StateError {
+    let path = path.to_path_buf();
+    match e {
+        sled::Error::Io(ref io) if io.kind() == std::io::ErrorKind::WouldBlock => StateError::Locked { path },
+        sled::Error::Io(ref io) if io.to_string().contains("lock") => StateError::Locked { path },
+        sled::Error::Corruption { .. } => StateError::Corrupt { path, detail: e.to_string() },
+        sled::Error::Unsupported(detail) => StateError::Corrupt { path, detail },
+        source => StateError::Db { path, source },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::ServiceState;
+
+    #[test]
+    fn roundtrip_and_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state");
+        {
+            let s = StateStore::open(&path).unwrap();
+            s.put_env(&EnvRecord {
+                id: "e1".into(),
+                name: "shop".into(),
+                project_dir: "/p".into(),
+                env_name: None,
+                config_file: "/p/.devenv/config.yml".into(),
+                services: vec!["api".into()],
+            })
+            .unwrap();
+            let mut status = ServiceStatus::new("api", "local", vec![8000]);
+            status.state = ServiceState::Ready;
+            s.put_service("e1", &ServiceRecord { status, pgid: Some(42), marker: Some("m".into()) })
+                .unwrap();
+        }
+        let s = StateStore::open(&path).unwrap();
+        assert_eq!(s.envs().unwrap()[0].name, "shop");
+        let svcs = s.services("e1").unwrap();
+        assert_eq!(svcs.len(), 1);
+        assert_eq!(svcs[0].pgid, Some(42));
+        assert!(s.services("e").unwrap().is_empty(), "prefix must not match other envs");
+    }
+
+    #[test]
+    fn second_open_is_locked_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = StateStore::open(dir.path()).unwrap();
+        match StateStore::open(dir.path()) {
+            Err(StateError::Locked { .. }) => {}
+            other => panic!("expected Locked, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn garbage_database_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("conf"), b"\x00\x01garbage").unwrap();
+        std::fs::write(dir.path().join("db"), b"not a sled database at all").unwrap();
+        let err = StateStore::open(dir.path()).expect_err("garbage must not open");
+        assert!(!err.to_string().is_empty());
+    }
+}

@@ -1,0 +1,62 @@
+//! Observed state of a service, as reported to clients and persisted.
+
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServiceState {
+    Pending,
+    Starting,
+    Ready,
+    Unhealthy,
+    Failed,
+    Stopping,
+    Stopped,
+    Completed,
+}
+
+impl ServiceState {
+    /// A process may be alive in this state.
+    pub fn is_active(self) -> bool {
+        matches!(self, Self::Starting | Self::Ready | Self::Unhealthy | Self::Stopping)
+    }
+
+    /// Dependents may start.
+    pub fn satisfies_dependents(self) -> bool {
+        matches!(self, Self::Ready | Self::Completed)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceStatus {
+    pub name: String,
+    pub runtime: String,
+    pub state: ServiceState,
+    pub pid: Option<u32>,
+    pub ports: Vec<u16>,
+    pub restarts: u32,
+    pub message: String,
+    pub exit_code: Option<i32>,
+    pub since: SystemTime,
+    /// Last output lines, kept when the service failed.
+    pub last_lines: Vec<String>,
+}
+
+impl ServiceStatus {
+    pub fn new(name: &str, runtime: &str, ports: Vec<u16>) -> Self {
+        Self {
+            name: name.to_string(),
+            runtime: runtime.to_string(),
+            state: ServiceState::Stopped,
+            pid: None,
+            ports,
+            restarts: 0,
+            message: String::new(),
+            exit_code: None,
+            since: SystemTime::now(),
+            last_lines: Vec::new(),
+        }
+    }
+}
