@@ -11,7 +11,6 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-IMAGES="$BIN_CACHE/images"
 mkdir -p "$IMAGES"
 
 sha() { sha256sum "$1" | cut -d' ' -f1; }

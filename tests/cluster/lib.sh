@@ -13,11 +13,13 @@ STATE="${STATE%/}"
 # The recipe hash covers everything that determines the built artefacts, so a
 # change to the build recipe or to the Go sources gets a fresh cache entry.
 recipe_hash() {
-  (cd "$CLUSTER_DIR" && cat build.sh images.sh $(find src -type f | LC_ALL=C sort) \
+  (cd "$CLUSTER_DIR" && cat build.sh $(find src -type f | LC_ALL=C sort) \
     && echo "$K8S_VERSION $COREDNS_VERSION") | sha256sum | cut -c1-12
 }
 BIN_CACHE="$CACHE_ROOT/$K8S_VERSION-$(recipe_hash)"
 BIN="$BIN_CACHE/bin"
+# Images depend on the binaries and on images.sh.
+IMAGES="$BIN_CACHE/images/$(cat "$CLUSTER_DIR/images.sh" | sha256sum | cut -c1-12)"
 
 # Go toolchain caches, outside the repository, shared between recipe versions.
 export GOCACHE="${GOCACHE_OVERRIDE:-$CACHE_ROOT/go-build}"
