@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The one command that runs every test on a fresh machine (and what .ci/run runs):
+#   1. installs what the tests need (scripts/install-test-tools.sh: python3, grpcurl,
+#      a second user for the peer-uid test)
+#   2. cargo fmt --check, cargo clippy -D warnings
+#   3. builds devenvd and devenv, runs the whole workspace's tests, then the ignored
+#      ones (they need root / the second user, which step 1 provides)
+#   4. the Kubernetes suite, tests/cluster/test.sh, when present
+# Exits non-zero on the first failure.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+root="$(pwd)"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+export PATH="$HOME/.cargo/bin:/usr/local/go/bin:$PATH"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+step "install test tools"
+bash "$root/scripts/install-test-tools.sh"
+export GRPCURL="${GRPCURL:-${DEVENV_TOOLS_DIR:-$HOME/.cache/devenv-tools}/bin/grpcurl}"
+
+if ! command -v cargo >/dev/null; then
+    echo "cargo not found: install Rust (https://rustup.rs) first" >&2
+    exit 1
+fi
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo build -p devenvd -p devenv-cli"
+cargo build -p devenvd -p devenv-cli
+
+# The e2e harness would build them itself; they are fresh now.
+export DEVENV_E2E_NO_BUILD=1
+
+step "cargo test --workspace"
+cargo test --workspace
+
+step "cargo test --workspace -- --ignored"
+cargo test --workspace -- --ignored
+
+if [ -f "$root/tests/cluster/test.sh" ]; then
+    step "Kubernetes suite: tests/cluster/test.sh"
+    bash "$root/tests/cluster/test.sh"
+fi
+
+step "all tests passed"
