@@ -1,1 +1,279 @@
-//! engine
+//! The engine: environments the daemon runs, keyed by project directory and
+//! environment name. A cheap shared handle; each environment's services are owned
+//! by their supervisors.
+
+mod env;
+mod graph;
+mod supervisor;
+
+pub use env::{EnvRuntime, UpEvent, UpOptions};
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{self, ConfigErrors, Loaded, LoadRequest};
+use crate::process::{self, Guardian, Spawner};
+use crate::state::{EnvRecord, StateError, StateStore};
+use crate::status::ServiceState;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("{0}")]
+    Config(#[from] ConfigErrors),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("cannot start the process guardian: {0}")]
+    Guardian(#[source] std::io::Error),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    pub state_dir: PathBuf,
+    /// The devenvd binary, run as `__guardian`.
+    pub guardian_exe: PathBuf,
+}
+
+/// What a client asks about: where to find the project, and its environment.
+#[derive(Debug, Clone, Default)]
+pub struct EnvRequest {
+    pub start_dir: PathBuf,
+    pub config_file: Option<PathBuf>,
+    pub env_name: Option<String>,
+    /// The client's process environment.
+    pub vars: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct EnvSummary {
+    pub name: String,
+    pub project_dir: PathBuf,
+    pub env_name: Option<String>,
+    pub services: usize,
+    pub ready: usize,
+    pub running: bool,
+}
+
+type ResolveKey = (PathBuf, Option<PathBuf>, Option<String>);
+
+#[derive(Debug)]
+pub struct Engine {
+    state: StateStore,
+    spawner: Arc<Spawner>,
+    guardian: Arc<Guardian>,
+    instance: String,
+    envs: Mutex<HashMap<String, Arc<EnvRuntime>>>,
+    /// Where a request's start dir led last time, for when its config has since broken.
+    resolved: Mutex<HashMap<ResolveKey, String>>,
+    tasks: TaskTracker,
+}
+
+impl Engine {
+    /// Opens state, starts the spawner and guardian, and reconciles what an earlier
+    /// daemon left: processes it started are killed, their services reported stopped.
+    pub fn start(opts: EngineOptions) -> Result<Arc<Self>, EngineError> {
+        let state = StateStore::open(&opts.state_dir)?;
+        let spawner = Arc::new(Spawner::start().map_err(EngineError::Guardian)?);
+        let guardian = Arc::new(Guardian::start(&opts.guardian_exe).map_err(EngineError::Guardian)?);
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
+        let instance = format!("{}-{nanos:x}", std::process::id());
+        let engine = Self {
+            state,
+            spawner,
+            guardian,
+            instance,
+            envs: Mutex::default(),
+            resolved: Mutex::default(),
+            tasks: TaskTracker::new(),
+        };
+        engine.recover()?;
+        Ok(Arc::new(engine))
+    }
+
+    fn recover(&self) -> Result<(), StateError> {
+        for rec in self.state.envs()? {
+            let rt = self.new_runtime(&rec.id, &rec.name, rec.project_dir.clone(), rec.env_name.clone());
+            let mut statuses = Vec::new();
+            for mut svc in self.state.services(&rec.id)? {
+                if let Some(marker) = &svc.marker {
+                    let killed = process::kill_marked(marker);
+                    if killed > 0 {
+                        tracing::warn!(service = %svc.status.name, killed, "killed processes left by an earlier devenvd");
+                    }
+                }
+                if svc.status.state.is_active() || svc.status.state == ServiceState::Pending {
+                    svc.status.message = format!("stopped: devenvd restarted (was {:?})", svc.status.state).to_lowercase();
+                    svc.status.state = ServiceState::Stopped;
+                    svc.status.pid = None;
+                }
+                svc.pgid = None;
+                svc.marker = None;
+                self.state.put_service(&rec.id, &svc)?;
+                statuses.push(svc.status);
+            }
+            rt.restore(statuses);
+            self.envs.lock().unwrap_or_else(|p| p.into_inner()).insert(rec.id.clone(), Arc::new(rt));
+        }
+        self.state.flush()
+    }
+
+    fn new_runtime(&self, id: &str, name: &str, project_dir: PathBuf, env_name: Option<String>) -> EnvRuntime {
+        EnvRuntime::new(
+            id.to_string(),
+            name.to_string(),
+            project_dir,
+            env_name,
+            self.spawner.clone(),
+            self.guardian.clone(),
+            self.state.clone(),
+            self.instance.clone(),
+        )
+    }
+
+    /// Loads and checks the config a request points at.
+    pub fn load(&self, req: &EnvRequest) -> Result<Loaded, ConfigErrors> {
+        let user_config = req.vars.get("HOME").map(|h| PathBuf::from(h).join(".devenv/config.yml"));
+        config::load(&LoadRequest {
+            start_dir: req.start_dir.clone(),
+            config_file: req.config_file.clone(),
+            env_name: req.env_name.clone(),
+            vars: req.vars.clone(),
+            user_config,
+        })
+    }
+
+    fn env_id(loaded: &Loaded, env_name: &Option<String>) -> String {
+        format!("{}#{}", loaded.environment.project_dir.display(), env_name.as_deref().unwrap_or(""))
+    }
+
+    /// The runtime for a loaded config, registered (and persisted) if new.
+    fn register(&self, loaded: &Loaded, req: &EnvRequest) -> Result<Arc<EnvRuntime>, StateError> {
+        let id = Self::env_id(loaded, &req.env_name);
+        let env = &loaded.environment;
+        self.state.put_env(&EnvRecord {
+            id: id.clone(),
+            name: env.name.clone(),
+            project_dir: env.project_dir.clone(),
+            env_name: req.env_name.clone(),
+            config_file: loaded.config_file.clone(),
+            services: env.services.iter().map(|s| s.name.clone()).collect(),
+        })?;
+        self.remember(req, &id);
+        let rt = self
+            .envs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(id.clone())
+            .or_insert_with(|| Arc::new(self.new_runtime(&id, &env.name, env.project_dir.clone(), req.env_name.clone())))
+            .clone();
+        rt.set_config(Arc::new(env.clone()));
+        Ok(rt)
+    }
+
+    fn remember(&self, req: &EnvRequest, id: &str) {
+        let key = (req.start_dir.clone(), req.config_file.clone(), req.env_name.clone());
+        self.resolved.lock().unwrap_or_else(|p| p.into_inner()).insert(key, id.to_string());
+    }
+
+    /// The environment a request refers to, for reading (status, logs, watch).
+    /// Known environments are found even when their config has since broken;
+    /// unknown ones get a transient runtime with every service stopped.
+    pub fn find(&self, req: &EnvRequest) -> Result<Arc<EnvRuntime>, EngineError> {
+        match self.load(req) {
+            Ok(loaded) => {
+                let id = Self::env_id(&loaded, &req.env_name);
+                if let Some(rt) = self.envs.lock().unwrap_or_else(|p| p.into_inner()).get(&id).cloned() {
+                    if rt.config().is_none() {
+                        rt.set_config(Arc::new(loaded.environment));
+                    }
+                    return Ok(rt);
+                }
+                let env = &loaded.environment;
+                let rt = self.new_runtime(&id, &env.name, env.project_dir.clone(), req.env_name.clone());
+                rt.set_config(Arc::new(loaded.environment));
+                Ok(Arc::new(rt))
+            }
+            Err(errors) => {
+                let key = (req.start_dir.clone(), req.config_file.clone(), req.env_name.clone());
+                let id = self.resolved.lock().unwrap_or_else(|p| p.into_inner()).get(&key).cloned();
+                id.and_then(|id| self.envs.lock().unwrap_or_else(|p| p.into_inner()).get(&id).cloned())
+                    .ok_or(EngineError::Config(errors))
+            }
+        }
+    }
+
+    /// Starts services; progress arrives on the returned channel, ending with
+    /// [`UpEvent::Done`]. Invalid config: an error, and nothing starts.
+    pub fn up(&self, req: EnvRequest, opts: UpOptions) -> Result<mpsc::Receiver<UpEvent>, EngineError> {
+        let loaded = self.load(&req)?;
+        let rt = self.register(&loaded, &req)?;
+        let (tx, rx) = mpsc::channel(256);
+        let env = Arc::new(loaded.environment);
+        let vars = Arc::new(req.vars);
+        self.tasks.spawn(rt.up(env, vars, opts, tx));
+        Ok(rx)
+    }
+
+    /// Stops everything of the environment. Works on a known environment even when
+    /// its config has since broken.
+    pub async fn down(&self, req: &EnvRequest) -> Result<Vec<String>, EngineError> {
+        let rt = match self.load(req) {
+            Ok(loaded) => self.register(&loaded, req)?,
+            Err(e) => self.find(req).map_err(|_| EngineError::Config(e))?,
+        };
+        Ok(self.tasks.track_future(rt.down()).await)
+    }
+
+    pub async fn restart(&self, req: &EnvRequest, services: &[String]) -> Result<Arc<EnvRuntime>, EngineError> {
+        let loaded = self.load(req)?;
+        let rt = self.register(&loaded, req)?;
+        rt.clone().restart(services, Arc::new(req.vars.clone())).await.map_err(EngineError::Invalid)?;
+        Ok(rt)
+    }
+
+    pub fn list(&self) -> Vec<EnvSummary> {
+        let envs = self.envs.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out: Vec<EnvSummary> = envs
+            .values()
+            .map(|rt| {
+                let st = rt.statuses();
+                EnvSummary {
+                    name: rt.shared.name.clone(),
+                    project_dir: rt.project_dir.clone(),
+                    env_name: rt.env_name.clone(),
+                    services: st.len(),
+                    ready: st.iter().filter(|s| s.state.satisfies_dependents()).count(),
+                    running: st.iter().any(|s| s.state.is_active()),
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.name, &a.project_dir).cmp(&(&b.name, &b.project_dir)));
+        out
+    }
+
+    /// Stops every environment (in parallel, each in reverse dependency order)
+    /// within `deadline`, then flushes state and dismisses the guardian. What is
+    /// still running after the deadline is left to the guardian, which kills it
+    /// when this process exits.
+    pub async fn shutdown(&self, deadline: Duration) {
+        let envs: Vec<Arc<EnvRuntime>> = self.envs.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+        let all = futures::future::join_all(envs.into_iter().map(|rt| rt.down()));
+        let clean = tokio::time::timeout(deadline, all).await.is_ok();
+        self.tasks.close();
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.tasks.wait()).await;
+        if let Err(e) = self.state.flush() {
+            tracing::error!(error = %e, "flushing state on shutdown");
+        }
+        if clean {
+            self.guardian.dismiss();
+        } else {
+            tracing::warn!("services did not stop within {deadline:?}; the guardian will kill them");
+        }
+    }
+}

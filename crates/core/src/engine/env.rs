@@ -1,0 +1,498 @@
+//! One environment at run time: its services' statuses, supervisors, log hub and
+//! event stream, and the up/down orchestration over its dependency graph.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::task::JoinSet;
+
+use super::graph;
+use super::supervisor::{Ctl, Supervisor};
+use crate::config::{Environment, RuntimeKind, Service};
+use crate::logs::LogHub;
+use crate::process::{Guardian, Spawner};
+use crate::state::{ServiceRecord, StateStore};
+use crate::status::{ServiceState, ServiceStatus};
+
+/// Events buffered per watcher before it is told it lagged.
+const EVENT_BUFFER: usize = 1024;
+
+/// What supervisors of one environment share.
+#[derive(Debug)]
+pub struct Shared {
+    pub id: String,
+    pub name: String,
+    pub logs: LogHub,
+    pub spawner: Arc<Spawner>,
+    pub guardian: Arc<Guardian>,
+    pub state: StateStore,
+    /// Identifies this daemon instance in service markers.
+    pub instance: String,
+    statuses: Mutex<HashMap<String, watch::Sender<ServiceStatus>>>,
+    pgids: Mutex<HashMap<String, i32>>,
+    events: broadcast::Sender<ServiceStatus>,
+}
+
+impl Shared {
+    pub fn marker(&self, service: &str) -> String {
+        format!("{}/{}/{}", self.instance, self.id, service)
+    }
+
+    pub fn status_of(&self, name: &str) -> Option<ServiceStatus> {
+        self.statuses.lock().unwrap_or_else(|p| p.into_inner()).get(name).map(|s| s.borrow().clone())
+    }
+
+    fn watch_of(&self, name: &str) -> Option<watch::Receiver<ServiceStatus>> {
+        self.statuses.lock().unwrap_or_else(|p| p.into_inner()).get(name).map(|s| s.subscribe())
+    }
+
+    /// Changes a service's status, then publishes and persists it.
+    pub fn update(&self, name: &str, f: impl FnOnce(&mut ServiceStatus)) {
+        let snapshot = {
+            let map = self.statuses.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(tx) = map.get(name) else { return };
+            let before = tx.borrow().state;
+            tx.send_modify(|s| {
+                f(s);
+                if s.state != before {
+                    s.since = std::time::SystemTime::now();
+                }
+            });
+            let snap = tx.borrow().clone();
+            snap
+        };
+        let _ = self.events.send(snapshot.clone());
+        self.persist(snapshot);
+    }
+
+    pub fn record_pgid(&self, name: &str, pgid: Option<i32>) {
+        {
+            let mut pg = self.pgids.lock().unwrap_or_else(|p| p.into_inner());
+            match pgid {
+                Some(p) => pg.insert(name.to_string(), p),
+                None => pg.remove(name),
+            };
+        }
+        if let Some(s) = self.status_of(name) {
+            self.persist(s);
+        }
+    }
+
+    fn persist(&self, status: ServiceStatus) {
+        let pgid = self.pgids.lock().unwrap_or_else(|p| p.into_inner()).get(&status.name).copied();
+        let marker = pgid.map(|_| self.marker(&status.name));
+        if let Err(e) = self.state.put_service(&self.id, &ServiceRecord { status, pgid, marker }) {
+            tracing::error!(error = %e, "cannot persist service state");
+        }
+    }
+
+    fn ensure_status(&self, svc: &Service) {
+        let mut map = self.statuses.lock().unwrap_or_else(|p| p.into_inner());
+        match map.get(&svc.name) {
+            Some(tx) => tx.send_modify(|s| {
+                s.ports = svc.ports.clone();
+                s.runtime = svc.runtime.as_str().into();
+            }),
+            None => {
+                let (tx, _) = watch::channel(ServiceStatus::new(&svc.name, svc.runtime.as_str(), svc.ports.clone()));
+                map.insert(svc.name.clone(), tx);
+            }
+        }
+    }
+}
+
+/// A progress event of `up`.
+#[derive(Debug, Clone)]
+pub enum UpEvent {
+    Service(ServiceStatus),
+    Done { ok: bool, failed: Vec<String>, message: String },
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct UpOptions {
+    pub services: Vec<String>,
+    pub keep_going: bool,
+}
+
+#[derive(Debug)]
+pub struct EnvRuntime {
+    pub shared: Arc<Shared>,
+    pub project_dir: PathBuf,
+    pub env_name: Option<String>,
+    config: Mutex<Option<Arc<Environment>>>,
+    supervisors: Mutex<HashMap<String, Supervisor>>,
+    /// Serializes up/down/restart of this environment.
+    ops: tokio::sync::Mutex<()>,
+}
+
+impl EnvRuntime {
+    #[allow(clippy::too_many_arguments, reason = "plain constructor of the shared parts")]
+    pub fn new(
+        id: String,
+        name: String,
+        project_dir: PathBuf,
+        env_name: Option<String>,
+        spawner: Arc<Spawner>,
+        guardian: Arc<Guardian>,
+        state: StateStore,
+        instance: String,
+    ) -> Self {
+        let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let shared = Shared {
+            id,
+            name,
+            logs: LogHub::new(),
+            spawner,
+            guardian,
+            state,
+            instance,
+            statuses: Mutex::default(),
+            pgids: Mutex::default(),
+            events,
+        };
+        Self {
+            shared: Arc::new(shared),
+            project_dir,
+            env_name,
+            config: Mutex::default(),
+            supervisors: Mutex::default(),
+            ops: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Restores statuses recorded by an earlier daemon (already reconciled).
+    pub fn restore(&self, statuses: Vec<ServiceStatus>) {
+        let mut map = self.shared.statuses.lock().unwrap_or_else(|p| p.into_inner());
+        for s in statuses {
+            map.insert(s.name.clone(), watch::channel(s).0);
+        }
+    }
+
+    /// Adopts a freshly loaded config: new services appear as stopped.
+    pub fn set_config(&self, env: Arc<Environment>) {
+        for s in &env.services {
+            self.shared.ensure_status(s);
+        }
+        *self.config.lock().unwrap_or_else(|p| p.into_inner()) = Some(env);
+    }
+
+    pub fn config(&self) -> Option<Arc<Environment>> {
+        self.config.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Statuses in config order (services no longer configured but still known last).
+    pub fn statuses(&self) -> Vec<ServiceStatus> {
+        let map = self.shared.statuses.lock().unwrap_or_else(|p| p.into_inner());
+        let order: Vec<String> = match self.config() {
+            Some(c) => c.services.iter().map(|s| s.name.clone()).collect(),
+            None => Vec::new(),
+        };
+        let mut out: Vec<ServiceStatus> = order.iter().filter_map(|n| map.get(n)).map(|t| t.borrow().clone()).collect();
+        let mut rest: Vec<ServiceStatus> =
+            map.iter().filter(|(n, _)| !order.contains(n)).map(|(_, t)| t.borrow().clone()).collect();
+        rest.sort_by(|a, b| a.name.cmp(&b.name));
+        out.extend(rest);
+        out
+    }
+
+    /// Snapshot plus subsequent changes.
+    pub fn watch(&self) -> (Vec<ServiceStatus>, broadcast::Receiver<ServiceStatus>) {
+        let rx = self.shared.events.subscribe();
+        (self.statuses(), rx)
+    }
+
+    /// Starts the requested services and their dependencies; each starts as soon as
+    /// all its dependencies are ready. Progress goes to `events`.
+    pub async fn up(
+        self: Arc<Self>,
+        env: Arc<Environment>,
+        vars: Arc<BTreeMap<String, String>>,
+        opts: UpOptions,
+        events: mpsc::Sender<UpEvent>,
+    ) {
+        let _op = self.ops.lock().await;
+        self.set_config(env.clone());
+        let set = match graph::closure(&env, &opts.services) {
+            Ok(s) => s,
+            Err(unknown) => {
+                let known: Vec<&str> = env.services.iter().map(|s| s.name.as_str()).collect();
+                let _ = events
+                    .send(UpEvent::Done {
+                        ok: false,
+                        failed: unknown.clone(),
+                        message: format!("unknown service(s): {}; known: {}", unknown.join(", "), known.join(", ")),
+                    })
+                    .await;
+                return;
+            }
+        };
+
+        // Forward status changes of the services in this request.
+        let mut rx = self.shared.events.subscribe();
+        let fwd_events = events.clone();
+        let fwd_set = set.clone();
+        let forwarder = tokio::spawn(async move {
+            loop {
+                match rx.recv().await {
+                    Ok(s) if fwd_set.contains(&s.name) => {
+                        if fwd_events.send(UpEvent::Service(s)).await.is_err() {
+                            // The client went away; the up itself goes on.
+                            return;
+                        }
+                    }
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+
+        let mut started_now = Vec::new();
+        let mut tasks = JoinSet::new();
+        for name in &set {
+            let Some(svc) = env.service(name).cloned() else { continue };
+            let plan = self.plan(&svc);
+            if plan != Plan::Keep {
+                started_now.push(name.clone());
+            }
+            let this = self.clone();
+            let vars = vars.clone();
+            tasks.spawn(async move {
+                let res = this.start_when_ready(&svc, plan, vars).await;
+                (svc.name.clone(), res)
+            });
+        }
+        let mut failed = Vec::new();
+        let mut reasons = Vec::new();
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok((name, Err(StartError::Failed(msg)))) => {
+                    reasons.push(format!("{name}: {msg}"));
+                    failed.push(name);
+                }
+                Ok((_, Err(StartError::DependencyFailed))) | Ok((_, Ok(()))) => {}
+                Err(e) => {
+                    reasons.push(format!("internal error: {e}"));
+                }
+            }
+        }
+
+        let ok = failed.is_empty() && reasons.is_empty();
+        if !ok && !opts.keep_going {
+            // Nothing half-started stays behind: stop what this request started.
+            let started: Vec<String> = started_now.iter().filter(|n| !failed.contains(n)).cloned().collect();
+            self.stop_services(&env, &started).await;
+        }
+        // Let the forwarder drain what is already queued, then end it.
+        tokio::task::yield_now().await;
+        forwarder.abort();
+        for name in &set {
+            if let Some(s) = self.shared.status_of(name) {
+                let _ = events.send(UpEvent::Service(s)).await;
+            }
+        }
+        let message = if ok {
+            format!("{} service(s) ready", set.len())
+        } else {
+            let mut m = reasons.join("\n");
+            if !opts.keep_going && !started_now.is_empty() {
+                m.push_str("\nstopped the services this `up` had started (use --keep-going to keep them)");
+            }
+            m
+        };
+        let _ = events.send(UpEvent::Done { ok, failed, message }).await;
+    }
+
+    /// Decides what `up` does with `svc`, and marks it pending unless kept.
+    fn plan(&self, svc: &Service) -> Plan {
+        let plan = {
+            let sups = self.supervisors.lock().unwrap_or_else(|p| p.into_inner());
+            let state = self.shared.status_of(&svc.name).map(|s| s.state);
+            match sups.get(&svc.name).filter(|s| !s.task.is_finished()) {
+                None => Plan::Start,
+                Some(s) if s.service != *svc => Plan::Replace,
+                Some(_) if state == Some(ServiceState::Failed) => Plan::Retry,
+                Some(_) => Plan::Keep,
+            }
+        };
+        if plan != Plan::Keep {
+            self.shared.update(&svc.name, |s| {
+                s.state = ServiceState::Pending;
+                s.message = "waiting for dependencies".into();
+                s.last_lines.clear();
+            });
+        }
+        plan
+    }
+
+    async fn start_when_ready(
+        &self,
+        svc: &Service,
+        plan: Plan,
+        vars: Arc<BTreeMap<String, String>>,
+    ) -> Result<(), StartError> {
+        for dep in &svc.dependencies {
+            let Some(mut rx) = self.shared.watch_of(dep) else { continue };
+            let st = rx
+                .wait_for(|s| s.state.satisfies_dependents() || matches!(s.state, ServiceState::Failed | ServiceState::Stopped))
+                .await
+                .map(|s| s.state)
+                .unwrap_or(ServiceState::Stopped);
+            if !st.satisfies_dependents() {
+                let why = if st == ServiceState::Failed { "failed" } else { "stopped" };
+                self.shared.update(&svc.name, |s| {
+                    s.state = ServiceState::Stopped;
+                    s.message = format!("not started: dependency `{dep}` {why}");
+                });
+                return Err(StartError::DependencyFailed);
+            }
+        }
+        if svc.runtime == RuntimeKind::Kubernetes {
+            let msg = "kubernetes services are not supported by this devenvd yet".to_string();
+            self.shared.update(&svc.name, |s| {
+                s.state = ServiceState::Failed;
+                s.message = msg.clone();
+            });
+            return Err(StartError::Failed(msg));
+        }
+        match plan {
+            Plan::Keep => {}
+            Plan::Retry => {
+                let ctl = self.supervisors.lock().unwrap_or_else(|p| p.into_inner()).get(&svc.name).map(|s| s.ctl.clone());
+                if let Some(ctl) = ctl {
+                    let _ = ctl.send(Ctl::Restart).await;
+                }
+            }
+            Plan::Replace | Plan::Start => {
+                let old = self.supervisors.lock().unwrap_or_else(|p| p.into_inner()).remove(&svc.name);
+                if let Some(old) = old {
+                    old.stop().await;
+                    let _ = old.task.await;
+                    self.shared.update(&svc.name, |s| s.state = ServiceState::Pending);
+                }
+                let sup = Supervisor::start(self.shared.clone(), svc.clone(), vars);
+                self.supervisors.lock().unwrap_or_else(|p| p.into_inner()).insert(svc.name.clone(), sup);
+            }
+        }
+        let Some(mut rx) = self.shared.watch_of(&svc.name) else {
+            return Err(StartError::Failed("service disappeared".into()));
+        };
+        let st = rx
+            .wait_for(|s| s.state.satisfies_dependents() || matches!(s.state, ServiceState::Failed | ServiceState::Stopped))
+            .await
+            .map(|s| s.clone())
+            .map_err(|_| StartError::Failed("supervisor ended".into()))?;
+        if st.state.satisfies_dependents() {
+            Ok(())
+        } else {
+            Err(StartError::Failed(st.message))
+        }
+    }
+
+    /// Stops the named services (all when empty) in reverse dependency order, in
+    /// parallel where the graph allows. Returns the names that were running.
+    pub async fn down(self: Arc<Self>) -> Vec<String> {
+        let _op = self.ops.lock().await;
+        let Some(env) = self.config() else {
+            return self.stop_orphans().await;
+        };
+        let all: Vec<String> = env.services.iter().map(|s| s.name.clone()).collect();
+        let mut stopped = self.stop_services(&env, &all).await;
+        stopped.extend(self.stop_orphans().await);
+        stopped
+    }
+
+    /// Supervisors of services no longer in the config.
+    async fn stop_orphans(&self) -> Vec<String> {
+        let sups: Vec<(String, Supervisor)> = self.supervisors.lock().unwrap_or_else(|p| p.into_inner()).drain().collect();
+        let mut names = Vec::new();
+        for (name, sup) in sups {
+            sup.stop().await;
+            let _ = sup.task.await;
+            names.push(name);
+        }
+        names
+    }
+
+    async fn stop_services(&self, env: &Environment, names: &[String]) -> Vec<String> {
+        let dependents = graph::dependents(env);
+        let mut tasks = JoinSet::new();
+        let mut was_running = Vec::new();
+        for name in names {
+            let sup = self.supervisors.lock().unwrap_or_else(|p| p.into_inner()).remove(name);
+            let waits: Vec<watch::Receiver<ServiceStatus>> = dependents
+                .get(name)
+                .into_iter()
+                .flatten()
+                .filter(|d| names.contains(d))
+                .filter_map(|d| self.shared.watch_of(d))
+                .collect();
+            let shared = self.shared.clone();
+            let name = name.clone();
+            if sup.as_ref().is_some_and(|s| !s.task.is_finished()) {
+                was_running.push(name.clone());
+            }
+            tasks.spawn(async move {
+                for mut w in waits {
+                    let _ = w.wait_for(|s| !s.state.is_active() && s.state != ServiceState::Pending).await;
+                }
+                match sup {
+                    Some(sup) if !sup.task.is_finished() => {
+                        sup.stop().await;
+                        let _ = sup.task.await;
+                    }
+                    _ => shared.update(&name, |s| {
+                        if s.state != ServiceState::Stopped {
+                            s.state = ServiceState::Stopped;
+                            s.pid = None;
+                            s.message = "stopped".into();
+                        }
+                    }),
+                }
+            });
+        }
+        while tasks.join_next().await.is_some() {}
+        was_running
+    }
+
+    /// Restarts the named services (they must be configured).
+    pub async fn restart(self: Arc<Self>, names: &[String], vars: Arc<BTreeMap<String, String>>) -> Result<(), String> {
+        let _op = self.ops.lock().await;
+        let env = self.config().ok_or("environment is not up")?;
+        for name in names {
+            let svc = env.service(name).ok_or_else(|| format!("unknown service `{name}`"))?.clone();
+            let live = {
+                let sups = self.supervisors.lock().unwrap_or_else(|p| p.into_inner());
+                sups.get(name).filter(|s| !s.task.is_finished()).map(|s| s.ctl.clone())
+            };
+            match live {
+                Some(ctl) => {
+                    let _ = ctl.send(Ctl::Restart).await;
+                }
+                None => {
+                    let sup = Supervisor::start(self.shared.clone(), svc, vars.clone());
+                    self.supervisors.lock().unwrap_or_else(|p| p.into_inner()).insert(name.clone(), sup);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+enum StartError {
+    Failed(String),
+    DependencyFailed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Plan {
+    /// Running with the same config: leave it.
+    Keep,
+    Start,
+    /// Running with an older config: stop it, start the new one.
+    Replace,
+    /// Its supervisor is idle after a failure: run it again.
+    Retry,
+}

@@ -1,0 +1,445 @@
+//! One task per running local service: spawns the process, pipes its output into
+//! the log hub, gates readiness on the probe, applies the restart policy, and stops
+//! it on request. The task is the only owner of the child process.
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use nix::sys::signal::Signal;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
+
+use super::env::Shared;
+use crate::config::{Probe, Readiness, RestartPolicy, Service};
+use crate::logs::{Received, Stream};
+use crate::probe::{self, Backoff, ExecContext};
+use crate::process;
+use crate::status::ServiceState;
+
+/// How long a service gets to exit after SIGTERM before SIGKILL.
+pub const STOP_GRACE: Duration = Duration::from_secs(10);
+/// Lines of output attached to a failure report.
+const FAILURE_LINES: usize = 10;
+/// A run longer than this resets the restart backoff.
+const STABLE_RUN: Duration = Duration::from_secs(10);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+#[derive(Debug)]
+pub enum Ctl {
+    Stop(oneshot::Sender<()>),
+    Restart,
+}
+
+/// Handle to a running supervisor.
+#[derive(Debug)]
+pub struct Supervisor {
+    pub ctl: mpsc::Sender<Ctl>,
+    pub task: tokio::task::JoinHandle<()>,
+    /// The config it runs, to notice changes on the next `up`.
+    pub service: Service,
+}
+
+impl Supervisor {
+    pub fn start(shared: Arc<Shared>, service: Service, vars: Arc<std::collections::BTreeMap<String, String>>) -> Self {
+        let (tx, rx) = mpsc::channel(8);
+        let svc = service.clone();
+        let task = tokio::spawn(async move { Run { shared, svc, vars, ctl: rx }.main().await });
+        Self { ctl: tx, task, service }
+    }
+
+    /// Asks the supervisor to stop and waits until the process group is gone.
+    pub async fn stop(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.ctl.send(Ctl::Stop(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+struct Run {
+    shared: Arc<Shared>,
+    svc: Service,
+    vars: Arc<std::collections::BTreeMap<String, String>>,
+    ctl: mpsc::Receiver<Ctl>,
+}
+
+enum Outcome {
+    Exited(Option<i32>, String),
+    ProbeFailed(String),
+    Stop(Option<oneshot::Sender<()>>),
+    Restart,
+}
+
+impl Run {
+    async fn main(mut self) {
+        let name = self.svc.name.clone();
+        let mut failures: u32 = 0;
+        let mut restarts = self.shared.status_of(&name).map(|s| s.restarts).unwrap_or(0);
+        loop {
+            let started = Instant::now();
+            let outcome = self.run_once(restarts).await;
+            let (code, why) = match outcome {
+                Outcome::Stop(reply) => {
+                    self.shared.update(&name, |s| {
+                        s.state = ServiceState::Stopped;
+                        s.pid = None;
+                        s.message = "stopped".into();
+                    });
+                    if let Some(r) = reply {
+                        let _ = r.send(());
+                    }
+                    return;
+                }
+                Outcome::Restart => {
+                    restarts += 1;
+                    self.shared.update(&name, |s| s.restarts = restarts);
+                    continue;
+                }
+                Outcome::ProbeFailed(msg) => {
+                    let lines = self.shared.logs.last_lines(&name, FAILURE_LINES);
+                    self.shared.update(&name, |s| {
+                        s.state = ServiceState::Failed;
+                        s.pid = None;
+                        s.message = msg;
+                        s.last_lines = lines;
+                    });
+                    if self.idle_until_told().await {
+                        restarts += 1;
+                        continue;
+                    }
+                    return;
+                }
+                Outcome::Exited(code, why) => (code, why),
+            };
+            let success = code == Some(0);
+            let again = match self.svc.restart {
+                RestartPolicy::Always => true,
+                RestartPolicy::OnFailure => !success,
+                RestartPolicy::Never => false,
+            };
+            let lines = if success { Vec::new() } else { self.shared.logs.last_lines(&name, FAILURE_LINES) };
+            if !again {
+                self.shared.update(&name, |s| {
+                    s.state = if success { ServiceState::Completed } else { ServiceState::Failed };
+                    s.pid = None;
+                    s.exit_code = code;
+                    s.message = why;
+                    s.last_lines = lines;
+                });
+                if self.idle_until_told().await {
+                    restarts += 1;
+                    continue;
+                }
+                return;
+            }
+            failures = if started.elapsed() > STABLE_RUN { 0 } else { failures + 1 };
+            let delay = backoff(failures);
+            restarts += 1;
+            self.shared.update(&name, |s| {
+                s.state = ServiceState::Starting;
+                s.pid = None;
+                s.exit_code = code;
+                s.restarts = restarts;
+                s.message = format!("{why}; restarting in {:.1}s (restart {restarts})", delay.as_secs_f64());
+                s.last_lines = lines;
+            });
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                c = self.ctl.recv() => match c {
+                    Some(Ctl::Restart) => {}
+                    Some(Ctl::Stop(reply)) => {
+                        self.shared.update(&name, |s| { s.state = ServiceState::Stopped; s.message = "stopped".into(); });
+                        let _ = reply.send(());
+                        return;
+                    }
+                    None => return,
+                }
+            }
+        }
+    }
+
+    /// After a final failure or completion: wait for a restart (true) or stop (false).
+    async fn idle_until_told(&mut self) -> bool {
+        match self.ctl.recv().await {
+            Some(Ctl::Restart) => true,
+            Some(Ctl::Stop(reply)) => {
+                let name = self.svc.name.clone();
+                self.shared.update(&name, |s| {
+                    s.state = ServiceState::Stopped;
+                    s.message = "stopped".into();
+                });
+                let _ = reply.send(());
+                false
+            }
+            None => false,
+        }
+    }
+
+    async fn run_once(&mut self, restarts: u32) -> Outcome {
+        let name = self.svc.name.clone();
+        let svc_name: Arc<str> = Arc::from(name.as_str());
+        self.shared.update(&name, |s| {
+            s.state = ServiceState::Starting;
+            s.pid = None;
+            s.exit_code = None;
+            s.restarts = restarts;
+            s.message = "starting".into();
+            s.last_lines.clear();
+            s.since = SystemTime::now();
+        });
+        let Some(command) = self.svc.command.clone() else {
+            return Outcome::Exited(None, "no command to run".into());
+        };
+        let env = self.process_env();
+        let mut cmd = probe::build_command(&command);
+        cmd.current_dir(&self.svc.workdir)
+            .env_clear()
+            .envs(&env)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        // Subscribe before spawning so a log probe cannot miss an early line.
+        let log_follower = match &self.svc.readiness {
+            Some(Readiness { probe: Probe::Log { .. }, .. }) => Some(self.shared.logs.follow()),
+            _ => None,
+        };
+        let mut child = match self.shared.spawner.spawn(cmd).await {
+            Ok(c) => c,
+            Err(e) => {
+                let what = match &command {
+                    crate::config::Command::Shell(_) => "sh".to_string(),
+                    crate::config::Command::Exec(argv) => argv[0].clone(),
+                };
+                let msg = format!("cannot start `{what}` in {}: {e}", self.svc.workdir.display());
+                self.shared.logs.push(&svc_name, Stream::System, &msg);
+                return Outcome::Exited(None, msg);
+            }
+        };
+        let pid = child.id().unwrap_or(0) as i32;
+        self.shared.guardian.watch(pid);
+        self.shared.record_pgid(&name, Some(pid));
+        self.shared.update(&name, |s| s.pid = Some(pid as u32));
+        self.shared.logs.push(&svc_name, Stream::System, &format!("started (pid {pid})"));
+
+        let mut readers = JoinSet::new();
+        if let Some(out) = child.stdout.take() {
+            readers.spawn(pipe_lines(out, self.shared.clone(), svc_name.clone(), Stream::Stdout));
+        }
+        if let Some(err) = child.stderr.take() {
+            readers.spawn(pipe_lines(err, self.shared.clone(), svc_name.clone(), Stream::Stderr));
+        }
+
+        let readiness = self.svc.readiness.clone();
+        let exec_ctx = ExecContext { workdir: self.svc.workdir.clone(), env };
+        let ready_fut = wait_ready(readiness.clone(), exec_ctx.clone(), log_follower, svc_name.clone());
+        tokio::pin!(ready_fut);
+        let mut ready = false;
+        let mut health = HealthMonitor::new(readiness.as_ref());
+
+        let outcome = loop {
+            tokio::select! {
+                status = child.wait() => {
+                    let (code, why) = match status {
+                        Ok(st) => describe_exit(st),
+                        Err(e) => (None, format!("wait failed: {e}")),
+                    };
+                    break Outcome::Exited(code, why);
+                }
+                r = &mut ready_fut, if !ready => {
+                    match r {
+                        Ok(()) => {
+                            ready = true;
+                            self.shared.logs.push(&svc_name, Stream::System, "ready");
+                            self.shared.update(&name, |s| { s.state = ServiceState::Ready; s.message = String::new(); });
+                        }
+                        Err(msg) => break Outcome::ProbeFailed(msg),
+                    }
+                }
+                h = health.next(&exec_ctx), if ready && health.enabled() => {
+                    match h {
+                        Some(reason) => self.shared.update(&name, |s| { s.state = ServiceState::Unhealthy; s.message = reason; }),
+                        None => self.shared.update(&name, |s| { s.state = ServiceState::Ready; s.message = String::new(); }),
+                    }
+                }
+                c = self.ctl.recv() => {
+                    break match c {
+                        Some(Ctl::Stop(reply)) => Outcome::Stop(Some(reply)),
+                        Some(Ctl::Restart) => Outcome::Restart,
+                        None => Outcome::Stop(None),
+                    };
+                }
+            }
+        };
+
+        if matches!(outcome, Outcome::Stop(_) | Outcome::Restart | Outcome::ProbeFailed(_)) {
+            self.shared.update(&name, |s| {
+                s.state = ServiceState::Stopping;
+                s.message = "stopping".into();
+            });
+            self.shared.logs.push(&svc_name, Stream::System, "stopping");
+            terminate(pid, &mut child).await;
+        } else {
+            // The main process exited; take down anything it left in its group.
+            process::signal_group(pid, Signal::SIGKILL);
+        }
+        self.shared.guardian.forget(pid);
+        self.shared.record_pgid(&name, None);
+        // Output still in the pipes belongs to this run; bounded, since the group is gone.
+        let _ = tokio::time::timeout(Duration::from_secs(1), async { while readers.join_next().await.is_some() {} }).await;
+        readers.abort_all();
+        if let Outcome::Exited(_, why) = &outcome {
+            self.shared.logs.push(&svc_name, Stream::System, why);
+        }
+        outcome
+    }
+
+    /// The service's environment: the client's environment (what the user's shell
+    /// has), the service's own `env`, and devenv's markers.
+    fn process_env(&self) -> std::collections::BTreeMap<String, String> {
+        let mut env: std::collections::BTreeMap<String, String> =
+            self.vars.iter().filter(|(k, _)| k.as_str() != process::MARKER_VAR).map(|(k, v)| (k.clone(), v.clone())).collect();
+        env.extend(self.svc.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        env.insert("DEVENV_SERVICE".into(), self.svc.name.clone());
+        env.insert("DEVENV_ENVIRONMENT".into(), self.shared.name.clone());
+        env.insert(process::MARKER_VAR.into(), self.shared.marker(&self.svc.name));
+        env
+    }
+}
+
+async fn terminate(pgid: i32, child: &mut tokio::process::Child) {
+    if !process::signal_group(pgid, Signal::SIGTERM) {
+        let _ = child.wait().await;
+        return;
+    }
+    if tokio::time::timeout(STOP_GRACE, child.wait()).await.is_err() {
+        process::signal_group(pgid, Signal::SIGKILL);
+        let _ = child.wait().await;
+    }
+    // Children of the main process that ignored SIGTERM.
+    if process::group_alive(pgid) {
+        process::signal_group(pgid, Signal::SIGKILL);
+    }
+}
+
+fn describe_exit(st: std::process::ExitStatus) -> (Option<i32>, String) {
+    use std::os::unix::process::ExitStatusExt;
+    match (st.code(), st.signal()) {
+        (Some(c), _) => (Some(c), format!("exited with code {c}")),
+        (None, Some(sig)) => {
+            let name = Signal::try_from(sig).map(|s| s.as_str().to_string()).unwrap_or_else(|_| sig.to_string());
+            (None, format!("killed by {name}"))
+        }
+        _ => (None, "exited".into()),
+    }
+}
+
+fn backoff(failures: u32) -> Duration {
+    let ms = 100u64.saturating_mul(1u64 << failures.min(16));
+    Duration::from_millis(ms).min(MAX_BACKOFF)
+}
+
+async fn pipe_lines(pipe: impl AsyncRead + Unpin, shared: Arc<Shared>, service: Arc<str>, stream: Stream) {
+    let mut reader = BufReader::with_capacity(64 * 1024, pipe);
+    let mut buf = Vec::with_capacity(256);
+    loop {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {
+                while matches!(buf.last(), Some(b'\n' | b'\r')) {
+                    buf.pop();
+                }
+                shared.logs.push(&service, stream, &String::from_utf8_lossy(&buf));
+            }
+        }
+    }
+}
+
+/// Resolves when the readiness probe first passes; `Err` with the reason when it
+/// does not pass within `timeoutSeconds`.
+async fn wait_ready(
+    readiness: Option<Readiness>,
+    ctx: ExecContext,
+    follower: Option<crate::logs::Follower>,
+    service: Arc<str>,
+) -> Result<(), String> {
+    let Some(r) = readiness else { return Ok(()) };
+    let deadline = tokio::time::Instant::now() + r.initial_delay + r.timeout;
+    tokio::time::sleep(r.initial_delay).await;
+    if let (Probe::Log { pattern }, Some(mut follower)) = (&r.probe, follower) {
+        let re = regex::Regex::new(pattern).map_err(|e| format!("bad log pattern: {e}"))?;
+        let seen = async {
+            while let Some(item) = follower.recv().await {
+                if let Received::Line(l) = item {
+                    if l.service == service && l.stream != Stream::System && re.is_match(&l.text) {
+                        return Ok(());
+                    }
+                }
+            }
+            Err("log stream closed".to_string())
+        };
+        return match tokio::time::timeout_at(deadline, seen).await {
+            Ok(r) => r,
+            Err(_) => Err(format!("no output line matched /{pattern}/ within {}s", r.timeout.as_secs_f64())),
+        };
+    }
+    let mut backoff = Backoff::new(r.period);
+    let mut last_err;
+    loop {
+        let limit = r.period.max(Duration::from_secs(1));
+        match probe::check(&r.probe, &ctx, limit).await {
+            Ok(()) => return Ok(()),
+            Err(e) => last_err = e,
+        }
+        let next = tokio::time::Instant::now() + backoff.next_delay();
+        if next >= deadline {
+            return Err(format!("readiness probe did not pass within {}s: {last_err}", r.timeout.as_secs_f64()));
+        }
+        tokio::time::sleep_until(next).await;
+    }
+}
+
+/// After ready: probes every `period`; `failureThreshold` consecutive failures
+/// make the service unhealthy, one success makes it ready again.
+struct HealthMonitor {
+    readiness: Option<Readiness>,
+    failures: u32,
+    unhealthy: bool,
+}
+
+impl HealthMonitor {
+    fn new(readiness: Option<&Readiness>) -> Self {
+        let readiness = readiness.filter(|r| !matches!(r.probe, Probe::Log { .. })).cloned();
+        Self { readiness, failures: 0, unhealthy: false }
+    }
+
+    fn enabled(&self) -> bool {
+        self.readiness.is_some()
+    }
+
+    /// Waits for the next change of health: `Some(reason)` unhealthy, `None` healthy again.
+    async fn next(&mut self, ctx: &ExecContext) -> Option<String> {
+        let Some(r) = self.readiness.clone() else { return std::future::pending().await };
+        loop {
+            tokio::time::sleep(r.period).await;
+            match probe::check(&r.probe, ctx, r.period.max(Duration::from_secs(1))).await {
+                Ok(()) => {
+                    self.failures = 0;
+                    if self.unhealthy {
+                        self.unhealthy = false;
+                        return None;
+                    }
+                }
+                Err(e) => {
+                    self.failures += 1;
+                    if !self.unhealthy && self.failures >= r.failure_threshold {
+                        self.unhealthy = true;
+                        return Some(format!("probe failing {} times: {e}", self.failures));
+                    }
+                }
+            }
+        }
+    }
+}

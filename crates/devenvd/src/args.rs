@@ -1,0 +1,45 @@
+//! Command line of the daemon.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use tracing_subscriber::EnvFilter;
+
+/// The devenv daemon: runs environments and serves the devenv API on a Unix socket.
+/// Usually started by `devenv` on demand, or by systemd/launchd at login.
+#[derive(Debug, clap::Parser)]
+#[command(name = "devenvd", version)]
+pub struct Args {
+    /// Socket to serve on [default: $DEVENV_SOCKET, $XDG_RUNTIME_DIR/devenv/devenvd.sock, /tmp/devenv-$UID/devenvd.sock]
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// Data directory for state and logs [default: $DEVENV_DATA_DIR or the platform data dir]
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Append the daemon's own log here instead of stderr.
+    #[arg(long, value_name = "FILE")]
+    pub log_file: Option<PathBuf>,
+    /// Seconds to let services stop on shutdown before they are killed.
+    #[arg(long, default_value_t = 30)]
+    pub shutdown_timeout: u64,
+}
+
+pub fn init_logging(args: &Args) -> anyhow::Result<()> {
+    let filter = EnvFilter::try_from_env("DEVENVD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    match &args.log_file {
+        Some(path) => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            }
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("opening log file {}", path.display()))?;
+            builder.with_ansi(false).with_writer(std::sync::Mutex::new(file)).init();
+        }
+        None => builder.with_writer(std::io::stderr).init(),
+    }
+    Ok(())
+}

@@ -1,0 +1,105 @@
+//! Conversions between the API's types and the engine's.
+
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use devenv_api::pb;
+use devenv_core::config::{ConfigError, ConfigErrors};
+use devenv_core::engine::{EngineError, EnvRequest};
+use devenv_core::logs::{LogLine, Stream};
+use devenv_core::status::{ServiceState, ServiceStatus};
+use tonic::Status;
+
+pub fn env_request(r: Option<pb::EnvironmentRef>) -> Result<EnvRequest, Status> {
+    let r = r.ok_or_else(|| Status::invalid_argument("missing `environment`"))?;
+    let start_dir = PathBuf::from(&r.project_dir);
+    if !start_dir.is_absolute() {
+        return Err(Status::invalid_argument(format!("project_dir must be absolute, got {:?}", r.project_dir)));
+    }
+    let config_file = (!r.config_file.is_empty()).then(|| start_dir.join(&r.config_file));
+    Ok(EnvRequest {
+        start_dir,
+        config_file,
+        env_name: (!r.env.is_empty()).then_some(r.env),
+        vars: r.client_env.into_iter().collect(),
+    })
+}
+
+pub fn config_error(e: &ConfigError) -> pb::ConfigError {
+    pb::ConfigError {
+        file: e.file.display().to_string(),
+        line: e.line,
+        column: e.column,
+        key: e.key.clone(),
+        message: e.message.clone(),
+        hint: e.hint.clone().unwrap_or_default(),
+    }
+}
+
+pub fn invalid(errors: &ConfigErrors) -> pb::ValidateResponse {
+    pb::ValidateResponse { valid: false, errors: errors.0.iter().map(config_error).collect(), ..Default::default() }
+}
+
+/// Engine errors as gRPC statuses with a message a person can act on. Config
+/// errors are INVALID_ARGUMENT with one located error per line.
+pub fn status(e: EngineError) -> Status {
+    match e {
+        EngineError::Config(errors) => Status::invalid_argument(errors.to_string()),
+        EngineError::Invalid(m) => Status::failed_precondition(m),
+        EngineError::State(e) => Status::internal(e.to_string()),
+        EngineError::Guardian(e) => Status::internal(e.to_string()),
+    }
+}
+
+pub fn timestamp(t: SystemTime) -> prost_types::Timestamp {
+    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    prost_types::Timestamp { seconds: d.as_secs() as i64, nanos: d.subsec_nanos() as i32 }
+}
+
+pub fn system_time(t: &prost_types::Timestamp) -> SystemTime {
+    let secs = t.seconds.max(0) as u64;
+    SystemTime::UNIX_EPOCH + std::time::Duration::new(secs, t.nanos.max(0) as u32)
+}
+
+fn state(s: ServiceState) -> pb::ServiceState {
+    match s {
+        ServiceState::Pending => pb::ServiceState::Pending,
+        ServiceState::Starting => pb::ServiceState::Starting,
+        ServiceState::Ready => pb::ServiceState::Ready,
+        ServiceState::Unhealthy => pb::ServiceState::Unhealthy,
+        ServiceState::Failed => pb::ServiceState::Failed,
+        ServiceState::Stopping => pb::ServiceState::Stopping,
+        ServiceState::Stopped => pb::ServiceState::Stopped,
+        ServiceState::Completed => pb::ServiceState::Completed,
+    }
+}
+
+pub fn service_status(s: &ServiceStatus) -> pb::ServiceStatus {
+    pb::ServiceStatus {
+        name: s.name.clone(),
+        runtime: s.runtime.clone(),
+        state: state(s.state) as i32,
+        ready: s.state == ServiceState::Ready,
+        pid: s.pid.unwrap_or(0),
+        ports: s.ports.iter().map(|&p| u32::from(p)).collect(),
+        restarts: s.restarts,
+        message: s.message.clone(),
+        exit_code: s.exit_code,
+        since: Some(timestamp(s.since)),
+        last_lines: s.last_lines.clone(),
+    }
+}
+
+pub fn log_entry(l: &LogLine) -> pb::LogEntry {
+    pb::LogEntry {
+        time: Some(timestamp(l.time)),
+        service: l.service.to_string(),
+        stream: match l.stream {
+            Stream::Stdout => pb::LogStream::Stdout,
+            Stream::Stderr => pb::LogStream::Stderr,
+            Stream::System => pb::LogStream::System,
+        } as i32,
+        line: l.text.clone(),
+        missed: 0,
+    }
+}

@@ -1,0 +1,39 @@
+//! devenvd: serves the devenv API on a Unix socket and maps it onto the engine.
+
+mod args;
+mod convert;
+mod listener;
+mod rpc;
+mod server;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+pub fn main() -> ExitCode {
+    // The guardian is this binary in another role; it needs no runtime or logging.
+    if std::env::args().nth(1).as_deref() == Some("__guardian") {
+        devenv_core::process::run_guardian(std::io::stdin().lock());
+        return ExitCode::SUCCESS;
+    }
+    let args = args::Args::parse();
+    if let Err(e) = args::init_logging(&args) {
+        eprintln!("devenvd: {e:#}");
+        return ExitCode::from(1);
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("devenvd: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match rt.block_on(server::run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("devenvd: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,35 @@
+use std::time::SystemTime;
+
+use devenv_api::pb::{self, daemon_service_server::DaemonService};
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+
+use crate::convert::timestamp;
+
+#[derive(Debug)]
+pub struct Daemon {
+    pub started_at: SystemTime,
+    pub data_dir: String,
+    pub log_file: String,
+    pub shutdown: CancellationToken,
+}
+
+#[tonic::async_trait]
+impl DaemonService for Daemon {
+    async fn version(&self, _: Request<pb::VersionRequest>) -> Result<Response<pb::VersionResponse>, Status> {
+        Ok(Response::new(pb::VersionResponse {
+            daemon_version: devenv_api::VERSION.into(),
+            protocol_version: devenv_api::PROTOCOL_VERSION,
+            pid: std::process::id(),
+            data_dir: self.data_dir.clone(),
+            log_file: self.log_file.clone(),
+            started_at: Some(timestamp(self.started_at)),
+        }))
+    }
+
+    async fn shutdown(&self, _: Request<pb::ShutdownRequest>) -> Result<Response<pb::ShutdownResponse>, Status> {
+        tracing::info!("shutdown requested over the API");
+        self.shutdown.cancel();
+        Ok(Response::new(pb::ShutdownResponse {}))
+    }
+}

@@ -1,0 +1,146 @@
+use std::sync::Arc;
+
+use devenv_api::pb::{self, environment_service_server::EnvironmentService};
+use devenv_core::engine::{Engine, EngineError, UpEvent, UpOptions};
+use tokio::sync::{broadcast, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use super::ResponseStream;
+use crate::convert;
+
+#[derive(Debug)]
+pub struct Environments {
+    pub engine: Arc<Engine>,
+}
+
+#[tonic::async_trait]
+impl EnvironmentService for Environments {
+    async fn validate(&self, req: Request<pb::ValidateRequest>) -> Result<Response<pb::ValidateResponse>, Status> {
+        let env = convert::env_request(req.into_inner().environment)?;
+        Ok(Response::new(match self.engine.load(&env) {
+            Ok(loaded) => pb::ValidateResponse {
+                valid: true,
+                errors: Vec::new(),
+                name: loaded.environment.name.clone(),
+                services: loaded.environment.services.iter().map(|s| s.name.clone()).collect(),
+            },
+            Err(errors) => convert::invalid(&errors),
+        }))
+    }
+
+    async fn show_config(&self, req: Request<pb::ShowConfigRequest>) -> Result<Response<pb::ShowConfigResponse>, Status> {
+        let env = convert::env_request(req.into_inner().environment)?;
+        let loaded = self.engine.load(&env).map_err(|e| convert::status(e.into()))?;
+        Ok(Response::new(pb::ShowConfigResponse {
+            yaml: loaded.merged_yaml,
+            values: loaded
+                .values
+                .into_iter()
+                .map(|(path, value, origin)| pb::ConfigValue { path, value, origin: origin.to_string() })
+                .collect(),
+        }))
+    }
+
+    type UpStream = ResponseStream<pb::UpEvent>;
+
+    async fn up(&self, req: Request<pb::UpRequest>) -> Result<Response<Self::UpStream>, Status> {
+        let req = req.into_inner();
+        let env = convert::env_request(req.environment)?;
+        let opts = UpOptions { services: req.services, keep_going: req.keep_going };
+        let (tx, rx) = mpsc::channel(64);
+        match self.engine.up(env, opts) {
+            Ok(mut events) => {
+                tokio::spawn(async move {
+                    while let Some(ev) = events.recv().await {
+                        let event = match ev {
+                            UpEvent::Service(s) => pb::up_event::Event::Service(convert::service_status(&s)),
+                            UpEvent::Done { ok, failed, message } => {
+                                pb::up_event::Event::Result(pb::UpResult { ok, failed, message })
+                            }
+                        };
+                        if tx.send(Ok(pb::UpEvent { event: Some(event) })).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+            Err(EngineError::Config(errors)) => {
+                let ev = pb::UpEvent { event: Some(pb::up_event::Event::Invalid(convert::invalid(&errors))) };
+                let _ = tx.send(Ok(ev)).await;
+            }
+            Err(e) => return Err(convert::status(e)),
+        }
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn down(&self, req: Request<pb::DownRequest>) -> Result<Response<pb::DownResponse>, Status> {
+        let env = convert::env_request(req.into_inner().environment)?;
+        let stopped = self.engine.down(&env).await.map_err(convert::status)?;
+        Ok(Response::new(pb::DownResponse { stopped }))
+    }
+
+    async fn status(&self, req: Request<pb::StatusRequest>) -> Result<Response<pb::StatusResponse>, Status> {
+        let env = convert::env_request(req.into_inner().environment)?;
+        let rt = self.engine.find(&env).map_err(convert::status)?;
+        Ok(Response::new(pb::StatusResponse {
+            environment: rt.shared.name.clone(),
+            project: rt.project_dir.display().to_string(),
+            services: rt.statuses().iter().map(convert::service_status).collect(),
+        }))
+    }
+
+    type WatchStream = ResponseStream<pb::ServiceStatus>;
+
+    async fn watch(&self, req: Request<pb::WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
+        let env = convert::env_request(req.into_inner().environment)?;
+        let rt = self.engine.find(&env).map_err(convert::status)?;
+        let (snapshot, mut events) = rt.watch();
+        let (tx, rx) = mpsc::channel(256);
+        tokio::spawn(async move {
+            for s in &snapshot {
+                if tx.send(Ok(convert::service_status(s))).await.is_err() {
+                    return;
+                }
+            }
+            loop {
+                let s = match events.recv().await {
+                    Ok(s) => s,
+                    // A slow watcher skips intermediate states; the next event is current.
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => return,
+                };
+                if tx.send(Ok(convert::service_status(&s))).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn list(&self, _: Request<pb::ListRequest>) -> Result<Response<pb::ListResponse>, Status> {
+        let environments = self
+            .engine
+            .list()
+            .into_iter()
+            .map(|e| pb::EnvironmentSummary {
+                name: e.name,
+                project: e.project_dir.display().to_string(),
+                env: e.env_name.unwrap_or_default(),
+                services: e.services as u32,
+                ready: e.ready as u32,
+                running: e.running,
+            })
+            .collect();
+        Ok(Response::new(pb::ListResponse { environments }))
+    }
+
+    async fn init(&self, req: Request<pb::InitRequest>) -> Result<Response<pb::InitResponse>, Status> {
+        let dir = std::path::PathBuf::from(req.into_inner().dir);
+        if !dir.is_absolute() {
+            return Err(Status::invalid_argument("dir must be an absolute path"));
+        }
+        let (yaml, detected) = devenv_core::config::init_template(&dir);
+        Ok(Response::new(pb::InitResponse { yaml, detected: detected.to_string() }))
+    }
+}

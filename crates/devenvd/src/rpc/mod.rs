@@ -1,0 +1,11 @@
+//! gRPC handlers: thin mappings from the API onto the engine.
+
+pub mod daemon;
+pub mod environment;
+pub mod logs;
+pub mod service;
+
+use std::pin::Pin;
+
+/// Server-streaming response type used by every streaming RPC.
+pub type ResponseStream<T> = Pin<Box<dyn futures::Stream<Item = Result<T, tonic::Status>> + Send>>;

@@ -1,0 +1,114 @@
+//! Daemon lifecycle: bind, serve, and one shutdown path with a grace deadline.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context as _;
+use devenv_api::pb;
+use devenv_api::{Paths, ProcessEnv};
+use devenv_core::engine::{Engine, EngineOptions};
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Server;
+
+use crate::args::Args;
+use crate::{listener, rpc};
+
+/// How long open streams (e.g. `logs -f`) get to end after shutdown starts.
+const DRAIN: Duration = Duration::from_secs(2);
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let mut paths = Paths::resolve_with(&ProcessEnv, args.socket.clone())?;
+    if let Some(d) = &args.data_dir {
+        paths.data_dir = d.clone();
+    }
+    devenv_api::ensure_private_dir(&paths.data_dir)?;
+    let (listener, socket_guard) = listener::bind(&paths)?;
+
+    let exe = std::env::current_exe().context("locating the devenvd binary")?;
+    let engine = Engine::start(EngineOptions { state_dir: paths.state_dir(), guardian_exe: exe })?;
+
+    let shutdown = CancellationToken::new();
+    let signals = tokio::spawn(watch_signals(shutdown.clone()));
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+
+    let daemon = rpc::daemon::Daemon {
+        started_at: SystemTime::now(),
+        data_dir: paths.data_dir.display().to_string(),
+        log_file: args.log_file.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+        shutdown: shutdown.clone(),
+    };
+    use pb::daemon_service_server::DaemonServiceServer;
+    use pb::environment_service_server::EnvironmentServiceServer;
+    use pb::log_service_server::LogServiceServer;
+    use pb::service_service_server::ServiceServiceServer;
+    health.set_serving::<DaemonServiceServer<rpc::daemon::Daemon>>().await;
+    health.set_serving::<EnvironmentServiceServer<rpc::environment::Environments>>().await;
+    health.set_serving::<ServiceServiceServer<rpc::service::Services>>().await;
+    health.set_serving::<LogServiceServer<rpc::logs::Logs>>().await;
+
+    let router = Server::builder()
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(reflection_alpha)
+        .add_service(DaemonServiceServer::new(daemon))
+        .add_service(EnvironmentServiceServer::new(rpc::environment::Environments { engine: engine.clone() }))
+        .add_service(ServiceServiceServer::new(rpc::service::Services { engine: engine.clone() }))
+        .add_service(LogServiceServer::new(rpc::logs::Logs { engine: engine.clone() }));
+
+    tracing::info!(socket = %paths.socket.display(), pid = std::process::id(), version = devenv_api::VERSION, "devenvd serving");
+    let stop = shutdown.clone();
+    let serve = router.serve_with_incoming_shutdown(listener::incoming(listener), async move { stop.cancelled().await });
+    tokio::pin!(serve);
+    let drained = shutdown.clone();
+    tokio::select! {
+        r = &mut serve => r.context("serving the API")?,
+        _ = async { drained.cancelled().await; tokio::time::sleep(DRAIN).await } => {
+            tracing::info!("closing streams still open after {DRAIN:?}");
+        }
+    }
+    health.set_not_serving::<DaemonServiceServer<rpc::daemon::Daemon>>().await;
+    stop_everything(&engine, Duration::from_secs(args.shutdown_timeout)).await;
+    drop(socket_guard);
+    signals.abort();
+    tracing::info!("devenvd stopped");
+    Ok(())
+}
+
+async fn stop_everything(engine: &Arc<Engine>, deadline: Duration) {
+    tracing::info!("stopping services (deadline {deadline:?})");
+    engine.shutdown(deadline).await;
+}
+
+/// First SIGTERM/SIGINT starts a graceful shutdown; a second one exits at once
+/// (the guardian then kills what is still running).
+async fn watch_signals(shutdown: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    let mut seen = 0;
+    loop {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        seen += 1;
+        if seen == 1 {
+            tracing::info!("signal received: shutting down (again to force)");
+            shutdown.cancel();
+        } else {
+            tracing::warn!("second signal: exiting now");
+            std::process::exit(130);
+        }
+    }
+}
