@@ -82,7 +82,9 @@ pub(crate) fn environment(
         project_dir,
         errors: Vec::new(),
     };
-    let raw = from_node::<RawConfig>(tree, "").map_err(|e| c.errors.push(e)).ok();
+    let raw = from_node::<RawConfig>(tree, "")
+        .map_err(|e| c.errors.push(e))
+        .ok();
     let raw_services = raw_services(tree, &mut c);
 
     let Some(raw) = raw else {
@@ -92,7 +94,8 @@ pub(crate) fn environment(
     let spec = raw.spec;
     let (cluster, secrets, hooks) = match spec {
         Some(spec) => (
-            spec.cluster.and_then(|cl| cluster(&mut c, cl, name.as_deref())),
+            spec.cluster
+                .and_then(|cl| cluster(&mut c, cl, name.as_deref())),
             secrets(&mut c, spec.secrets.unwrap_or_default()),
             hooks(&mut c, spec.hooks),
         ),
@@ -163,7 +166,9 @@ fn metadata_name(c: &mut Checker<'_>, raw: &RawConfig) -> Option<String> {
         None => c.error(
             "apiVersion",
             "missing required key `apiVersion`".into(),
-            Some(format!("add `apiVersion: {API_VERSION}` at the top of the file")),
+            Some(format!(
+                "add `apiVersion: {API_VERSION}` at the top of the file"
+            )),
         ),
         Some(API_VERSION) => {}
         Some(other) => c.error(
@@ -187,7 +192,11 @@ fn metadata_name(c: &mut Checker<'_>, raw: &RawConfig) -> Option<String> {
     }
     match raw.metadata.as_ref().and_then(|m| m.name.as_deref()) {
         None => {
-            let path = if raw.metadata.is_some() { "metadata.name" } else { "metadata" };
+            let path = if raw.metadata.is_some() {
+                "metadata.name"
+            } else {
+                "metadata"
+            };
             c.error(
                 path,
                 "missing required key `metadata.name`".into(),

@@ -62,7 +62,11 @@ impl DeError {
         let (message, hint) = match self.kind {
             Kind::UnknownField { field, expected } => (
                 format!("unknown key `{field}`"),
-                Some(suggest::did_you_mean(&field, expected.iter().copied(), "valid keys here")),
+                Some(suggest::did_you_mean(
+                    &field,
+                    expected.iter().copied(),
+                    "valid keys here",
+                )),
             ),
             Kind::UnknownVariant { variant, expected } => (
                 format!(
@@ -195,9 +199,29 @@ pub(crate) struct NodeDe<'de> {
     path: String,
 }
 
-impl NodeDe<'_> {
+impl<'de> NodeDe<'de> {
     fn locate(&self, e: DeError) -> DeError {
         e.locate(&self.path, &self.node.origin)
+    }
+
+    /// A quoted number is taken as a number where one is wanted, because interpolation
+    /// inside a flow list must be quoted: `ports: ["${API_PORT}"]`.
+    fn number<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        let Value::Str { text, .. } = &self.node.value else {
+            return self.deserialize_any_inner(visitor);
+        };
+        let result = if let Ok(i) = text.trim().parse::<i64>() {
+            visitor.visit_i64(i)
+        } else if let Some(f) = text.trim().parse::<f64>().ok().filter(|f| f.is_finite()) {
+            visitor.visit_f64(f)
+        } else {
+            return self.deserialize_any_inner(visitor);
+        };
+        result.map_err(|e| self.locate(e))
+    }
+
+    fn deserialize_any_inner<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        de::Deserializer::deserialize_any(self, visitor)
     }
 }
 
@@ -279,9 +303,39 @@ impl<'de> de::Deserializer<'de> for NodeDe<'de> {
         visitor.visit_unit()
     }
 
+    /// Only a mapping is a struct: serde would also accept a list of field values, which
+    /// in a config file is always a mistake.
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
+        match self.node.value {
+            Value::Map(_) => self.deserialize_any(visitor),
+            _ => Err(self.locate(de::Error::invalid_type(unexpected(self.node), &visitor))),
+        }
+    }
+
+    fn deserialize_i64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        self.number(visitor)
+    }
+
+    fn deserialize_u64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        self.number(visitor)
+    }
+
+    fn deserialize_u32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        self.number(visitor)
+    }
+
+    fn deserialize_f64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        self.number(visitor)
+    }
+
     forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char bytes byte_buf
-        unit unit_struct seq tuple tuple_struct map struct identifier
+        bool i8 i16 i32 i128 u8 u16 u128 f32 char bytes byte_buf
+        unit unit_struct seq tuple tuple_struct map identifier
     }
 }
 

@@ -101,7 +101,8 @@ mod tests {
 
     #[test]
     fn parses_comments_exports_and_quotes() {
-        let text = "# comment\n\nA=1\nexport B = two words # trailing\nC=\"q \\\"x\\\"\"\nD='$lit'\nE=\n";
+        let text =
+            "# comment\n\nA=1\nexport B = two words # trailing\nC=\"q \\\"x\\\"\"\nD='$lit'\nE=\n";
         let vars = parse(Path::new(".env"), text).expect("parses");
         assert_eq!(vars["A"], "1");
         assert_eq!(vars["B"], "two words");

@@ -14,7 +14,10 @@ pub(crate) fn check(c: &mut Checker<'_>, services: &[(usize, Service)]) {
         match by_name.get(s.name.as_str()) {
             Some(&first) => {
                 let (first_index, _) = services[first];
-                let first_at = c.index.origin(&format!("spec.services[{first_index}].name")).clone();
+                let first_at = c
+                    .index
+                    .origin(&format!("spec.services[{first_index}].name"))
+                    .clone();
                 c.error(
                     &format!("spec.services[{index}].name"),
                     format!(
@@ -46,7 +49,10 @@ pub(crate) fn check(c: &mut Checker<'_>, services: &[(usize, Service)]) {
             match by_name.get(dep.as_str()) {
                 Some(&target) => edges[pos].push((target, k)),
                 None => {
-                    let names = services.iter().map(|(_, s)| s.name.as_str()).filter(|n| *n != s.name);
+                    let names = services
+                        .iter()
+                        .map(|(_, s)| s.name.as_str())
+                        .filter(|n| *n != s.name);
                     let hint = suggest::did_you_mean(dep, names, "services in this environment");
                     c.error(
                         &path,

@@ -58,9 +58,15 @@ pub fn init_template(project_dir: &Path) -> (String, &'static str) {
             ),
         )
     } else if has("Cargo.toml") {
-        ("rust", "    - name: app\n      command: cargo run\n".to_owned())
+        (
+            "rust",
+            "    - name: app\n      command: cargo run\n".to_owned(),
+        )
     } else if has("go.mod") {
-        ("go", "    - name: app\n      command: go run .\n".to_owned())
+        (
+            "go",
+            "    - name: app\n      command: go run .\n".to_owned(),
+        )
     } else if has("manage.py") {
         (
             "python",
@@ -69,7 +75,8 @@ pub fn init_template(project_dir: &Path) -> (String, &'static str) {
     } else if has("pyproject.toml") || has("requirements.txt") {
         (
             "python",
-            "    - name: app\n      command: python3 main.py    # adjust to your entry point\n".to_owned(),
+            "    - name: app\n      command: python3 main.py    # adjust to your entry point\n"
+                .to_owned(),
         )
     } else {
         (

@@ -61,11 +61,13 @@ pub(crate) fn expand(text: &str, vars: &Vars<'_>) -> Result<Option<String>, Expa
             if !is_var_name(name) {
                 return Err(ExpandError {
                     message: format!("`${{{name}}}` is not a valid variable reference"),
-                    hint: Some("use ${NAME} or ${NAME:-default}; write `$$` for a literal `$`".into()),
+                    hint: Some(
+                        "use ${NAME} or ${NAME:-default}; write `$$` for a literal `$`".into(),
+                    ),
                 });
             }
             match (vars.get(name), default) {
-                (Some(value), Some(default)) if value.is_empty() => out.push_str(default),
+                (Some(""), Some(default)) => out.push_str(default),
                 (Some(value), _) => out.push_str(value),
                 (None, Some(default)) => out.push_str(default),
                 (None, None) => {
@@ -96,7 +98,12 @@ fn child(path: &str, key: &str) -> String {
 }
 
 /// Expands every string scalar that came from a file, collecting one error per scalar.
-pub(crate) fn interpolate(node: &mut Node, vars: &Vars<'_>, path: &str, errors: &mut Vec<ConfigError>) {
+pub(crate) fn interpolate(
+    node: &mut Node,
+    vars: &Vars<'_>,
+    path: &str,
+    errors: &mut Vec<ConfigError>,
+) {
     match &mut node.value {
         Value::Str { text, plain } => {
             if !matches!(node.origin, Origin::File { .. }) {
@@ -151,7 +158,10 @@ mod tests {
     #[test]
     fn expands_defaults_escapes_and_precedence() {
         let (process, dotenv) = vars();
-        let v = Vars { process: &process, dotenv: &dotenv };
+        let v = Vars {
+            process: &process,
+            dotenv: &dotenv,
+        };
         let x = |s: &str| expand(s, &v).expect("expands");
         assert_eq!(x("plain"), None);
         assert_eq!(x("${A}-${B}").as_deref(), Some("proc-from-dotenv"));
@@ -163,10 +173,16 @@ mod tests {
     #[test]
     fn undefined_and_unterminated_are_errors() {
         let (process, dotenv) = vars();
-        let v = Vars { process: &process, dotenv: &dotenv };
+        let v = Vars {
+            process: &process,
+            dotenv: &dotenv,
+        };
         let e = expand("x ${NOPE} y", &v).expect_err("undefined");
         assert_eq!(e.message, "variable `NOPE` is not set");
-        assert!(e.hint.as_deref().is_some_and(|h| h.contains("${NOPE:-default}")));
+        assert!(e
+            .hint
+            .as_deref()
+            .is_some_and(|h| h.contains("${NOPE:-default}")));
         let e = expand("x ${A", &v).expect_err("unterminated");
         assert!(e.message.contains("unterminated"));
     }

@@ -110,10 +110,8 @@ fn defaults() -> Node {
 
 fn env_file(project: &Project, name: &str) -> Result<PathBuf, ConfigError> {
     let dir = project.dir.join(".devenv").join("environments");
-    let valid = !name.is_empty()
-        && !name.starts_with('.')
-        && !name.contains(['/', '\\'])
-        && name != "..";
+    let valid =
+        !name.is_empty() && !name.starts_with('.') && !name.contains(['/', '\\']) && name != "..";
     if valid {
         for ext in ["yml", "yaml"] {
             let file = dir.join(format!("{name}.{ext}"));
@@ -166,7 +164,12 @@ pub(crate) fn file_layers(req: &LoadRequest, project: &Project) -> Result<Node, 
             merge(&mut merged, read_layer(user)?, "");
         }
     }
-    merge(&mut merged, read_layer(&project.config_file)?, "");
+    let project_layer = read_layer(&project.config_file)?;
+    // Problems with the file as a whole (no apiVersion) belong to the project file even
+    // when a user config was merged first.
+    let root_origin = project_layer.origin.clone();
+    merge(&mut merged, project_layer, "");
+    merged.origin = root_origin;
     if let Some(name) = &req.env_name {
         let file = env_file(project, name)?;
         merge(&mut merged, read_layer(&file)?, "");
@@ -193,6 +196,9 @@ pub(crate) fn merge(base: &mut Node, over: Node, path: &str) {
     let Node { value, origin } = over;
     match (&mut base.value, value) {
         (Value::Map(base_entries), Value::Map(over_entries)) => {
+            if base.origin == Origin::Default {
+                base.origin = origin;
+            }
             for entry in over_entries {
                 let child = join(path, &entry.key);
                 match base_entries.iter_mut().find(|b| b.key == entry.key) {
@@ -205,9 +211,15 @@ pub(crate) fn merge(base: &mut Node, over: Node, path: &str) {
             }
         }
         (Value::Seq(base_items), Value::Seq(over_items)) if path == "spec.services" => {
+            if base.origin == Origin::Default {
+                base.origin = origin;
+            }
+            // Only earlier layers are matched: two same-named services in one file are a
+            // duplicate for the checker to report, not something to merge.
+            let earlier = base_items.len();
             for item in over_items {
                 let target = service_name(&item).and_then(|name| {
-                    base_items
+                    base_items[..earlier]
                         .iter_mut()
                         .find(|b| service_name(b) == Some(name))
                 });
@@ -262,7 +274,9 @@ pub(crate) fn apply_env_overrides(
                 &origin,
                 "",
                 format!("`{name}` has an empty path segment"),
-                Some("separate keys with exactly two underscores, e.g. DEVENV_METADATA__NAME".into()),
+                Some(
+                    "separate keys with exactly two underscores, e.g. DEVENV_METADATA__NAME".into(),
+                ),
             ));
             continue;
         }
@@ -340,7 +354,10 @@ mod tests {
         let over = yaml::parse(Path::new("b"), "x: {ports: [3]}").expect("b");
         merge(&mut base, over, "");
         let ports = base.get("x").and_then(|x| x.get("ports")).expect("ports");
-        assert_eq!(ports.to_serde(), serde_yaml::from_str::<serde_yaml::Value>("[3]").expect("yaml"));
+        assert_eq!(
+            ports.to_serde(),
+            serde_yaml::from_str::<serde_yaml::Value>("[3]").expect("yaml")
+        );
     }
 
     #[test]
@@ -351,8 +368,14 @@ mod tests {
         )
         .expect("a");
         let vars = BTreeMap::from([
-            ("DEVENV_SPEC__SERVICES__MY_API__RESTART".to_owned(), "always".to_owned()),
-            ("DEVENV_SPEC__SERVICES__0__PORTS".to_owned(), "[8000, 8001]".to_owned()),
+            (
+                "DEVENV_SPEC__SERVICES__MY_API__RESTART".to_owned(),
+                "always".to_owned(),
+            ),
+            (
+                "DEVENV_SPEC__SERVICES__0__PORTS".to_owned(),
+                "[8000, 8001]".to_owned(),
+            ),
             ("DEVENV_SOCKET".to_owned(), "/ignored".to_owned()),
         ]);
         assert_eq!(apply_env_overrides(&mut root, &vars), Vec::new());
@@ -366,10 +389,20 @@ mod tests {
     #[test]
     fn env_override_into_missing_list_entry_is_an_error() {
         let mut root = yaml::parse(Path::new("a"), "spec: {services: []}").expect("a");
-        let vars = BTreeMap::from([("DEVENV_SPEC__SERVICES__WEB__IMAGE".to_owned(), "x".to_owned())]);
+        let vars = BTreeMap::from([(
+            "DEVENV_SPEC__SERVICES__WEB__IMAGE".to_owned(),
+            "x".to_owned(),
+        )]);
         let errors = apply_env_overrides(&mut root, &vars);
         assert_eq!(errors.len(), 1);
-        assert_eq!(errors[0].file, PathBuf::from("$DEVENV_SPEC__SERVICES__WEB__IMAGE"));
-        assert!(errors[0].message.contains("no entry `WEB`"), "{}", errors[0]);
+        assert_eq!(
+            errors[0].file,
+            PathBuf::from("$DEVENV_SPEC__SERVICES__WEB__IMAGE")
+        );
+        assert!(
+            errors[0].message.contains("no entry `WEB`"),
+            "{}",
+            errors[0]
+        );
     }
 }

@@ -99,7 +99,11 @@ pub struct ConfigErrors(pub Vec<ConfigError>);
 /// Where a merged value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
-    File { file: PathBuf, line: u32, column: u32 },
+    File {
+        file: PathBuf,
+        line: u32,
+        column: u32,
+    },
     EnvVar(String),
     Default,
 }

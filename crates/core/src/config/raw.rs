@@ -32,9 +32,15 @@ pub(crate) struct RawMetadata {
 pub(crate) struct RawSpec {
     pub cluster: Option<RawCluster>,
     /// Accepted here and read per item with [`RawService`].
-    #[allow(dead_code, reason = "services are deserialized one by one from the tree")]
+    #[allow(
+        dead_code,
+        reason = "services are deserialized one by one from the tree"
+    )]
     pub services: Option<de::IgnoredAny>,
-    #[allow(dead_code, reason = "accepted for the kubernetes runtime, not checked yet")]
+    #[allow(
+        dead_code,
+        reason = "accepted for the kubernetes runtime, not checked yet"
+    )]
     pub volumes: Option<Vec<serde_yaml::Value>>,
     pub secrets: Option<Vec<RawSecret>>,
     pub hooks: Option<RawHooks>,
@@ -60,7 +66,10 @@ pub(crate) enum RawProvider {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(crate) struct RawK3d {
-    #[allow(dead_code, reason = "read by the k3d cluster provider from the merged config")]
+    #[allow(
+        dead_code,
+        reason = "read by the k3d cluster provider from the merged config"
+    )]
     pub agents: Option<u32>,
     pub ports: Option<Strings>,
 }
@@ -97,14 +106,26 @@ pub(crate) struct RawService {
     pub image: Option<String>,
     pub build: Option<RawBuild>,
     pub chart: Option<String>,
-    #[allow(dead_code, reason = "helm values are passed through by the kubernetes runtime")]
+    #[allow(
+        dead_code,
+        reason = "helm values are passed through by the kubernetes runtime"
+    )]
     pub values: Option<serde_yaml::Value>,
     pub manifests: Option<String>,
-    #[allow(dead_code, reason = "passed through to the workload by the kubernetes runtime")]
+    #[allow(
+        dead_code,
+        reason = "passed through to the workload by the kubernetes runtime"
+    )]
     pub replicas: Option<u32>,
-    #[allow(dead_code, reason = "passed through to the workload by the kubernetes runtime")]
+    #[allow(
+        dead_code,
+        reason = "passed through to the workload by the kubernetes runtime"
+    )]
     pub resources: Option<serde_yaml::Value>,
-    #[allow(dead_code, reason = "passed through to the workload by the kubernetes runtime")]
+    #[allow(
+        dead_code,
+        reason = "passed through to the workload by the kubernetes runtime"
+    )]
     pub volumes: Option<serde_yaml::Value>,
     pub dev: Option<RawDev>,
 }

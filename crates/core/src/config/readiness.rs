@@ -10,7 +10,12 @@ use super::service::port;
 
 const DEFAULT_HOST: &str = "127.0.0.1";
 
-fn probe_port(c: &mut Checker<'_>, path: &str, explicit: Option<i64>, ports: &[u16]) -> Option<u16> {
+fn probe_port(
+    c: &mut Checker<'_>,
+    path: &str,
+    explicit: Option<i64>,
+    ports: &[u16],
+) -> Option<u16> {
     match explicit {
         Some(n) => port(c, &format!("{path}.port"), n),
         None => match ports.first() {
@@ -27,7 +32,13 @@ fn probe_port(c: &mut Checker<'_>, path: &str, explicit: Option<i64>, ports: &[u
     }
 }
 
-fn seconds(c: &mut Checker<'_>, path: &str, value: Option<f64>, default: f64, allow_zero: bool) -> Duration {
+fn seconds(
+    c: &mut Checker<'_>,
+    path: &str,
+    value: Option<f64>,
+    default: f64,
+    allow_zero: bool,
+) -> Duration {
     let Some(v) = value else {
         return Duration::from_secs_f64(default);
     };
@@ -35,7 +46,11 @@ fn seconds(c: &mut Checker<'_>, path: &str, value: Option<f64>, default: f64, al
     match (ok, Duration::try_from_secs_f64(v)) {
         (true, Ok(d)) => d,
         _ => {
-            let bound = if allow_zero { "0 or more" } else { "more than 0" };
+            let bound = if allow_zero {
+                "0 or more"
+            } else {
+                "more than 0"
+            };
             c.error(path, format!("expected a number of seconds, {bound}"), None);
             Duration::from_secs_f64(default)
         }
@@ -52,7 +67,12 @@ fn regex_reason(e: &regex::Error) -> String {
         .to_owned()
 }
 
-pub(crate) fn check(c: &mut Checker<'_>, path: &str, raw: RawReadiness, ports: &[u16]) -> Option<Readiness> {
+pub(crate) fn check(
+    c: &mut Checker<'_>,
+    path: &str,
+    raw: RawReadiness,
+    ports: &[u16],
+) -> Option<Readiness> {
     let shorthand = raw.path.is_some() || raw.port.is_some();
     let kinds: Vec<&str> = [
         ("http", raw.http.is_some()),
@@ -69,7 +89,11 @@ pub(crate) fn check(c: &mut Checker<'_>, path: &str, raw: RawReadiness, ports: &
             &format!("{path}.{}", kinds[1]),
             format!(
                 "readiness has more than one probe ({}); keep one",
-                kinds.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+                kinds
+                    .iter()
+                    .map(|k| format!("`{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             None,
         );
@@ -101,7 +125,9 @@ pub(crate) fn check(c: &mut Checker<'_>, path: &str, raw: RawReadiness, ports: &
             );
             return None;
         }
-        Probe::Log { pattern: log.pattern }
+        Probe::Log {
+            pattern: log.pattern,
+        }
     } else if shorthand {
         Probe::Http {
             host: DEFAULT_HOST.into(),
@@ -132,9 +158,27 @@ pub(crate) fn check(c: &mut Checker<'_>, path: &str, raw: RawReadiness, ports: &
     };
     Some(Readiness {
         probe,
-        initial_delay: seconds(c, &format!("{path}.initialDelaySeconds"), raw.initial_delay_seconds, 0.0, true),
-        period: seconds(c, &format!("{path}.periodSeconds"), raw.period_seconds, 1.0, false),
-        timeout: seconds(c, &format!("{path}.timeoutSeconds"), raw.timeout_seconds, 60.0, false),
+        initial_delay: seconds(
+            c,
+            &format!("{path}.initialDelaySeconds"),
+            raw.initial_delay_seconds,
+            0.0,
+            true,
+        ),
+        period: seconds(
+            c,
+            &format!("{path}.periodSeconds"),
+            raw.period_seconds,
+            1.0,
+            false,
+        ),
+        timeout: seconds(
+            c,
+            &format!("{path}.timeoutSeconds"),
+            raw.timeout_seconds,
+            60.0,
+            false,
+        ),
         failure_threshold,
     })
 }

@@ -55,7 +55,11 @@ pub(crate) fn check(
         }
         Some(name) => name,
     };
-    let shown = if name.is_empty() { format!("#{}", index + 1) } else { name.clone() };
+    let shown = if name.is_empty() {
+        format!("#{}", index + 1)
+    } else {
+        name.clone()
+    };
 
     let runtime = runtime(c, index, &shown, &raw, has_cluster);
     let command = raw.command.and_then(|cmd| c.command(&at("command"), cmd));

@@ -43,7 +43,9 @@ fn blank(node: &mut Node) {
 fn scrub_node(node: &mut Node, secrets: &[String]) {
     match &mut node.value {
         Value::Str { text, .. } => *text = scrub(text, secrets),
-        Value::Map(entries) => entries.iter_mut().for_each(|e| scrub_node(&mut e.value, secrets)),
+        Value::Map(entries) => entries
+            .iter_mut()
+            .for_each(|e| scrub_node(&mut e.value, secrets)),
         Value::Seq(items) => items.iter_mut().for_each(|n| scrub_node(n, secrets)),
         _ => {}
     }
@@ -91,7 +93,8 @@ mod tests {
 
     #[test]
     fn leaves_render_yaml_scalars() {
-        let root = super::super::yaml::parse(Path::new("f"), "a: {b: [1, \"2\"], c: {}}").expect("yaml");
+        let root =
+            super::super::yaml::parse(Path::new("f"), "a: {b: [1, \"2\"], c: {}}").expect("yaml");
         let mut out = Vec::new();
         leaves(&root, "", &mut out);
         let got: Vec<(String, String)> = out.into_iter().map(|(p, v, _)| (p, v)).collect();

@@ -1,7 +1,10 @@
 //! "Did you mean" hints: most config mistakes are typos of a name that exists nearby.
 
 /// The candidate closest to `word`, if any is close enough to be a plausible typo.
-pub(crate) fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn closest<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| (strsim::jaro_winkler(word, c), c))
@@ -47,6 +50,9 @@ mod tests {
         let keys = ["name", "dependencies", "ports"];
         assert_eq!(closest("dependecies", keys), Some("dependencies"));
         assert_eq!(closest("zzz", keys), None);
-        assert_eq!(did_you_mean("zzz", keys, "valid keys"), "valid keys: `name`, `dependencies`, `ports`");
+        assert_eq!(
+            did_you_mean("zzz", keys, "valid keys"),
+            "valid keys: `name`, `dependencies`, `ports`"
+        );
     }
 }

@@ -28,7 +28,10 @@ pub(crate) enum Value {
     Float(f64),
     /// `plain` strings were written without quotes; after `${VAR}` substitution they are
     /// typed again, so `port: ${PORT}` yields a number while `"${PORT}"` stays a string.
-    Str { text: String, plain: bool },
+    Str {
+        text: String,
+        plain: bool,
+    },
     Seq(Vec<Node>),
     Map(Vec<Entry>),
 }
@@ -172,10 +175,12 @@ pub(crate) fn parse(file: &Path, text: &str) -> Result<Node, ConfigError> {
         Some(Node {
             value: Value::Null, ..
         }) => Ok(Node::empty_map(start)),
-        Some(node @ Node {
-            value: Value::Map(_),
-            ..
-        }) => Ok(node),
+        Some(
+            node @ Node {
+                value: Value::Map(_),
+                ..
+            },
+        ) => Ok(node),
         Some(node) => Err(ConfigError::at(
             &node.origin,
             "",
@@ -282,7 +287,11 @@ impl Builder<'_> {
                     match text {
                         Some(text) => {
                             if let Some(first) = entries.iter().find(|e| e.key == text) {
-                                dup = Some((text.clone(), first.key_origin.clone(), node.origin.clone()));
+                                dup = Some((
+                                    text.clone(),
+                                    first.key_origin.clone(),
+                                    node.origin.clone(),
+                                ));
                             }
                             *key = Some((text, node.origin));
                         }
@@ -341,13 +350,19 @@ impl MarkedEventReceiver for Builder<'_> {
                     origin,
                     anchor,
                     items,
-                }) => self.finish(Node::new(Value::Seq(items), origin), anchor),
+                }) => {
+                    let origin = earliest(origin, items.first().map(|n| &n.origin));
+                    self.finish(Node::new(Value::Seq(items), origin), anchor);
+                }
                 Some(Frame::Map {
                     origin,
                     anchor,
                     entries,
                     ..
-                }) => self.finish(Node::new(Value::Map(entries), origin), anchor),
+                }) => {
+                    let origin = earliest(origin, entries.first().map(|e| &e.key_origin));
+                    self.finish(Node::new(Value::Map(entries), origin), anchor);
+                }
                 None => {}
             },
             Event::Alias(id) => match self.anchors.get(&id) {
@@ -371,6 +386,22 @@ impl MarkedEventReceiver for Builder<'_> {
             | Event::DocumentStart
             | Event::DocumentEnd => {}
         }
+    }
+}
+
+/// yaml-rust2 marks a block collection where it recognised it (after its first key), not
+/// where it starts; the first child is where a person sees it begin.
+fn earliest(origin: Origin, first: Option<&Origin>) -> Origin {
+    match (&origin, first) {
+        (
+            Origin::File { line, column, .. },
+            Some(
+                first @ Origin::File {
+                    line: l, column: c, ..
+                },
+            ),
+        ) if (*l, *c) < (*line, *column) => first.clone(),
+        _ => origin,
     }
 }
 
@@ -422,7 +453,10 @@ mod tests {
         let Value::Map(entries) = &root.value else {
             panic!("root is a map")
         };
-        assert_eq!(at(&Node::new(Value::Null, entries[1].key_origin.clone())), (2, 1));
+        assert_eq!(
+            at(&Node::new(Value::Null, entries[1].key_origin.clone())),
+            (2, 1)
+        );
     }
 
     #[test]
@@ -450,6 +484,9 @@ mod tests {
     #[test]
     fn anchors_and_aliases_expand() {
         let root = parse(Path::new("f.yml"), "a: &x [1]\nb: *x\n").expect("parses");
-        assert_eq!(root.get("b").map(|n| &n.value), root.get("a").map(|n| &n.value));
+        assert_eq!(
+            root.get("b").map(|n| &n.value),
+            root.get("a").map(|n| &n.value)
+        );
     }
 }
