@@ -4,8 +4,26 @@
 //! came from), deserialized into a raw serde model, then checked into [`model`]
 //! types. Every error is located: file, line, column, key, and a hint.
 
+mod check;
+mod de;
+mod dotenv;
+mod graph;
+mod index;
+mod init;
+mod interpolate;
+mod layers;
 mod model;
+mod names;
+mod raw;
+mod readiness;
+mod service;
+mod show;
+mod suggest;
+#[cfg(test)]
+mod tests;
+mod yaml;
 
+pub use init::init_template;
 pub use model::*;
 
 use std::collections::BTreeMap;
@@ -39,6 +57,26 @@ pub struct ConfigError {
     pub hint: Option<String>,
 }
 
+impl ConfigError {
+    /// Builds an error at a merged value's origin. Values from `DEVENV_*` variables have no
+    /// file position, so the variable name stands in for the file and line/column are 0.
+    pub(crate) fn at(origin: &Origin, key: &str, message: String, hint: Option<String>) -> Self {
+        let (file, line, column) = match origin {
+            Origin::File { file, line, column } => (file.clone(), *line, *column),
+            Origin::EnvVar(name) => (PathBuf::from(format!("${name}")), 0, 0),
+            Origin::Default => (PathBuf::from("<built-in defaults>"), 0, 0),
+        };
+        Self {
+            file,
+            line,
+            column,
+            key: key.to_owned(),
+            message,
+            hint,
+        }
+    }
+}
+
 impl std::fmt::Display for ConfigError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}:{}:{}: ", self.file.display(), self.line, self.column)?;
@@ -61,7 +99,11 @@ pub struct ConfigErrors(pub Vec<ConfigError>);
 /// Where a merged value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
-    File { file: PathBuf, line: u32, column: u32 },
+    File {
+        file: PathBuf,
+        line: u32,
+        column: u32,
+    },
     EnvVar(String),
     Default,
 }
@@ -88,15 +130,78 @@ pub struct Loaded {
     pub values: Vec<(String, String, Origin)>,
 }
 
-/// Finds, layers, interpolates and checks the config.
+/// Finds, layers, interpolates and checks the config. Nothing may start from an invalid
+/// config, so every problem found is returned, each located.
 pub fn load(req: &LoadRequest) -> Result<Loaded, ConfigErrors> {
-    let _ = req;
-    Err(ConfigErrors(vec![ConfigError {
-        file: PathBuf::new(),
-        line: 0,
-        column: 0,
-        key: String::new(),
-        message: "config loading not implemented yet".into(),
-        hint: None,
-    }]))
+    let one = |e: ConfigError| ConfigErrors(vec![e]);
+    let project = layers::discover(req).map_err(one)?;
+    let mut tree = layers::file_layers(req, &project).map_err(one)?;
+    let mut errors = layers::apply_env_overrides(&mut tree, &req.vars);
+
+    let dotenv = dotenv::read(&project.dir.join(".env")).unwrap_or_else(|e| {
+        errors.push(e);
+        BTreeMap::new()
+    });
+    let vars = interpolate::Vars {
+        process: &req.vars,
+        dotenv: &dotenv,
+    };
+    interpolate::interpolate(&mut tree, &vars, "", &mut errors);
+    // Values that failed to interpolate would only produce confusing follow-up errors.
+    if !errors.is_empty() {
+        return Err(finish(errors, &[]));
+    }
+
+    let index = index::Index::build(&tree);
+    let environment = check::environment(&tree, &index, &project.dir);
+    let secret_values = secret_values(&tree);
+    let environment = environment.map_err(|e| finish(e, &secret_values))?;
+
+    show::redact(&mut tree, &secret_values);
+    let merged_yaml = serde_yaml::to_string(&tree.to_serde()).unwrap_or_default();
+    let mut values = Vec::new();
+    show::leaves(&tree, "", &mut values);
+    Ok(Loaded {
+        environment,
+        config_file: project.config_file,
+        merged_yaml,
+        values,
+    })
+}
+
+/// Secret values as written (after interpolation), read from the tree rather than the
+/// checked model so they are known even when checking fails.
+fn secret_values(tree: &yaml::Node) -> Vec<String> {
+    let mut out = Vec::new();
+    fn collect(node: &yaml::Node, out: &mut Vec<String>) {
+        match &node.value {
+            yaml::Value::Str { text, .. } => out.push(text.clone()),
+            yaml::Value::Int(i) => out.push(i.to_string()),
+            yaml::Value::Float(f) => out.push(f.to_string()),
+            yaml::Value::Seq(items) => items.iter().for_each(|n| collect(n, out)),
+            yaml::Value::Map(entries) => entries.iter().for_each(|e| collect(&e.value, out)),
+            yaml::Value::Null | yaml::Value::Bool(_) => {}
+        }
+    }
+    if let Some(yaml::Value::Seq(secrets)) = tree
+        .get("spec")
+        .and_then(|s| s.get("secrets"))
+        .map(|s| &s.value)
+    {
+        for data in secrets.iter().filter_map(|s| s.get("data")) {
+            collect(data, &mut out);
+        }
+    }
+    out
+}
+
+/// Orders errors by position and makes sure no secret value leaks into one.
+fn finish(mut errors: Vec<ConfigError>, secrets: &[String]) -> ConfigErrors {
+    for e in &mut errors {
+        e.message = show::scrub(&e.message, secrets);
+        e.hint = e.hint.as_deref().map(|h| show::scrub(h, secrets));
+    }
+    errors.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+    errors.dedup();
+    ConfigErrors(errors)
 }

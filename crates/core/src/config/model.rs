@@ -101,12 +101,23 @@ pub struct Readiness {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Probe {
     /// 2xx/3xx from `GET http://host:port/path`.
-    Http { host: String, port: u16, path: String },
-    Tcp { host: String, port: u16 },
+    Http {
+        host: String,
+        port: u16,
+        path: String,
+    },
+    Tcp {
+        host: String,
+        port: u16,
+    },
     /// Exit status 0.
-    Exec { command: Command },
+    Exec {
+        command: Command,
+    },
     /// A line of the service's output matching this regex (already checked to compile).
-    Log { pattern: String },
+    Log {
+        pattern: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -1,0 +1,314 @@
+//! Raw model -> checked [`Environment`]: the top level, cluster, secrets and hooks.
+//! Services, probes and the graph have their own files. Checks keep going after a problem
+//! so one run reports everything it can.
+
+use std::path::{Component, Path, PathBuf};
+
+use super::de::from_node;
+use super::index::Index;
+use super::model::*;
+use super::names::{is_label, label_hint};
+use super::raw::{RawCluster, RawCommand, RawConfig, RawHooks, RawProvider, RawSecret, RawService};
+use super::yaml::{Node, Value};
+use super::{graph, service, ConfigError};
+
+pub(crate) const API_VERSION: &str = "devenv/v1";
+
+/// Collects errors while checking, locating each by the dotted path of the value.
+pub(crate) struct Checker<'a> {
+    pub index: &'a Index,
+    pub project_dir: &'a Path,
+    pub errors: Vec<ConfigError>,
+}
+
+impl Checker<'_> {
+    pub fn error(&mut self, path: &str, message: String, hint: Option<String>) {
+        let e = self.index.error(path, message, hint);
+        self.errors.push(e);
+    }
+
+    /// Relative paths in the config are relative to the project directory (not to the
+    /// config file or the caller's working directory), like docker compose.
+    pub fn resolve(&self, path: &str) -> PathBuf {
+        normalize(&self.project_dir.join(path))
+    }
+
+    pub fn command(&mut self, path: &str, raw: RawCommand) -> Option<Command> {
+        match raw {
+            RawCommand::Shell(s) if s.trim().is_empty() => {
+                self.error(path, "the command is empty".into(), None);
+                None
+            }
+            RawCommand::Exec(argv) if argv.first().is_none_or(|a| a.is_empty()) => {
+                self.error(
+                    path,
+                    "the command list is empty or starts with an empty program".into(),
+                    None,
+                );
+                None
+            }
+            RawCommand::Shell(s) => Some(Command::Shell(s)),
+            RawCommand::Exec(argv) => Some(Command::Exec(argv)),
+        }
+    }
+}
+
+/// Drops `.` and folds `..` lexically so that paths print cleanly; symlinks are left alone
+/// because the directory may not exist yet.
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// Checks the merged, interpolated tree.
+pub(crate) fn environment(
+    tree: &Node,
+    index: &Index,
+    project_dir: &Path,
+) -> Result<Environment, Vec<ConfigError>> {
+    let mut c = Checker {
+        index,
+        project_dir,
+        errors: Vec::new(),
+    };
+    let raw = from_node::<RawConfig>(tree, "")
+        .map_err(|e| c.errors.push(e))
+        .ok();
+    let raw_services = raw_services(tree, &mut c);
+
+    let Some(raw) = raw else {
+        return Err(c.errors);
+    };
+    let name = metadata_name(&mut c, &raw);
+    let spec = raw.spec;
+    let (cluster, secrets, hooks) = match spec {
+        Some(spec) => (
+            spec.cluster
+                .and_then(|cl| cluster(&mut c, cl, name.as_deref())),
+            secrets(&mut c, spec.secrets.unwrap_or_default()),
+            hooks(&mut c, spec.hooks),
+        ),
+        None => (None, Vec::new(), Hooks::default()),
+    };
+
+    let has_cluster = tree
+        .get("spec")
+        .and_then(|s| s.get("cluster"))
+        .is_some_and(|n| !matches!(n.value, Value::Null));
+    let mut services = Vec::new();
+    let mut all_parsed = true;
+    for (i, raw) in raw_services {
+        match raw.and_then(|r| service::check(&mut c, i, r, has_cluster)) {
+            Some(s) => services.push((i, s)),
+            None => all_parsed = false,
+        }
+    }
+    // A service that failed its own checks would show up as an "unknown dependency" of
+    // every service using it; graph errors only make sense once each service is sound.
+    if all_parsed {
+        graph::check(&mut c, &services);
+    }
+
+    match (name, c.errors.is_empty()) {
+        (Some(name), true) => Ok(Environment {
+            name,
+            project_dir: project_dir.to_path_buf(),
+            services: services.into_iter().map(|(_, s)| s).collect(),
+            cluster,
+            secrets,
+            hooks,
+        }),
+        _ => Err(c.errors),
+    }
+}
+
+/// Each service is read on its own so every broken service is reported, not just the first.
+fn raw_services(tree: &Node, c: &mut Checker<'_>) -> Vec<(usize, Option<RawService>)> {
+    let Some(node) = tree.get("spec").and_then(|s| s.get("services")) else {
+        return Vec::new();
+    };
+    match &node.value {
+        Value::Null => Vec::new(),
+        Value::Seq(items) => items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                let raw = from_node::<RawService>(item, &format!("spec.services[{i}]"))
+                    .map_err(|e| c.errors.push(e))
+                    .ok();
+                (i, raw)
+            })
+            .collect(),
+        _ => {
+            c.error(
+                "spec.services",
+                format!("expected a list of services, found {}", node.kind_name()),
+                Some("write one `- name: ...` entry per service".into()),
+            );
+            Vec::new()
+        }
+    }
+}
+
+fn metadata_name(c: &mut Checker<'_>, raw: &RawConfig) -> Option<String> {
+    match raw.api_version.as_deref() {
+        None => c.error(
+            "apiVersion",
+            "missing required key `apiVersion`".into(),
+            Some(format!(
+                "add `apiVersion: {API_VERSION}` at the top of the file"
+            )),
+        ),
+        Some(API_VERSION) => {}
+        Some(other) => c.error(
+            "apiVersion",
+            format!("unsupported apiVersion `{other}`; this devenv reads `{API_VERSION}`"),
+            Some(format!("use `apiVersion: {API_VERSION}`")),
+        ),
+    }
+    match raw.kind.as_deref() {
+        None => c.error(
+            "kind",
+            "missing required key `kind`".into(),
+            Some("add `kind: Environment`".into()),
+        ),
+        Some("Environment") => {}
+        Some(other) => c.error(
+            "kind",
+            format!("unsupported kind `{other}`; expected `Environment`"),
+            None,
+        ),
+    }
+    match raw.metadata.as_ref().and_then(|m| m.name.as_deref()) {
+        None => {
+            let path = if raw.metadata.is_some() {
+                "metadata.name"
+            } else {
+                "metadata"
+            };
+            c.error(
+                path,
+                "missing required key `metadata.name`".into(),
+                Some("name the environment, e.g. `metadata: { name: shop }`".into()),
+            );
+            None
+        }
+        Some(name) if !is_label(name) => {
+            c.error(
+                "metadata.name",
+                format!("`{name}` is not a valid environment name"),
+                Some(label_hint(name)),
+            );
+            None
+        }
+        Some(name) => Some(name.to_owned()),
+    }
+}
+
+fn cluster(c: &mut Checker<'_>, raw: RawCluster, env_name: Option<&str>) -> Option<Cluster> {
+    let provider = match raw.provider {
+        None | Some(RawProvider::K3d) => ClusterProvider::K3d,
+        Some(RawProvider::Kubeconfig) => ClusterProvider::Kubeconfig,
+    };
+    if let Some(k3d) = &raw.k3d {
+        if provider != ClusterProvider::K3d {
+            c.error(
+                "spec.cluster.k3d",
+                "`k3d` settings only apply with `provider: k3d`".into(),
+                None,
+            );
+        }
+        for (i, rule) in k3d.ports.iter().flat_map(|p| p.0.iter()).enumerate() {
+            if !rule.contains(':') {
+                c.error(
+                    &format!("spec.cluster.k3d.ports[{i}]"),
+                    format!("k3d port rule `{rule}` needs the form `HOST:CONTAINER[@NODE]`"),
+                    Some("e.g. `8080:80@loadbalancer`".into()),
+                );
+            }
+        }
+    }
+    let namespace = match raw.namespace {
+        Some(ns) if !is_label(&ns) => {
+            c.error(
+                "spec.cluster.namespace",
+                format!("`{ns}` is not a valid namespace"),
+                Some(label_hint(&ns)),
+            );
+            return None;
+        }
+        Some(ns) => ns,
+        None => format!("devenv-{}", env_name?),
+    };
+    Some(Cluster {
+        provider,
+        name: raw.name,
+        context: raw.context,
+        namespace,
+    })
+}
+
+fn secrets(c: &mut Checker<'_>, raw: Vec<RawSecret>) -> Vec<Secret> {
+    let mut out: Vec<Secret> = Vec::new();
+    for (i, secret) in raw.into_iter().enumerate() {
+        let path = format!("spec.secrets[{i}]");
+        let Some(name) = secret.name else {
+            c.error(&path, "secret has no `name`".into(), None);
+            continue;
+        };
+        if !is_label(&name) {
+            c.error(
+                &format!("{path}.name"),
+                format!("`{name}` is not a valid secret name"),
+                Some(label_hint(&name)),
+            );
+            continue;
+        }
+        if out.iter().any(|s| s.name == name) {
+            c.error(
+                &format!("{path}.name"),
+                format!("secret `{name}` is defined twice"),
+                None,
+            );
+            continue;
+        }
+        let data = secret
+            .data
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, v.0))
+            .collect();
+        out.push(Secret { name, data });
+    }
+    out
+}
+
+fn hooks(c: &mut Checker<'_>, raw: Option<RawHooks>) -> Hooks {
+    let Some(raw) = raw else {
+        return Hooks::default();
+    };
+    let mut list = |key: &str, commands: Option<super::raw::Commands>| -> Vec<Command> {
+        commands
+            .unwrap_or_default()
+            .0
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, cmd)| c.command(&format!("spec.hooks.{key}[{i}]"), cmd))
+            .collect()
+    };
+    Hooks {
+        pre_up: list("preUp", raw.pre_up),
+        post_down: list("postDown", raw.post_down),
+    }
+}

@@ -1,0 +1,386 @@
+//! The config file as written: a serde model that accepts exactly the documented keys.
+//!
+//! Everything a person may leave out is an `Option`, so that missing values are reported
+//! by the checker with a location and a hint (and all at once) instead of by serde one at a
+//! time. Shape errors (unknown keys, wrong types) are serde's job.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::Deserialize;
+
+/// The top level. `spec.services` is deserialized one service at a time (see
+/// [`RawSpec::services`]) so that a mistake in one service doesn't hide the others.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct RawConfig {
+    pub api_version: Option<String>,
+    pub kind: Option<String>,
+    pub metadata: Option<RawMetadata>,
+    pub spec: Option<RawSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct RawMetadata {
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct RawSpec {
+    pub cluster: Option<RawCluster>,
+    /// Accepted here and read per item with [`RawService`].
+    #[allow(
+        dead_code,
+        reason = "services are deserialized one by one from the tree"
+    )]
+    pub services: Option<de::IgnoredAny>,
+    #[allow(
+        dead_code,
+        reason = "accepted for the kubernetes runtime, not checked yet"
+    )]
+    pub volumes: Option<Vec<serde_yaml::Value>>,
+    pub secrets: Option<Vec<RawSecret>>,
+    pub hooks: Option<RawHooks>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct RawCluster {
+    pub provider: Option<RawProvider>,
+    pub name: Option<String>,
+    pub context: Option<String>,
+    pub namespace: Option<String>,
+    pub k3d: Option<RawK3d>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum RawProvider {
+    K3d,
+    Kubeconfig,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct RawK3d {
+    #[allow(
+        dead_code,
+        reason = "read by the k3d cluster provider from the merged config"
+    )]
+    pub agents: Option<u32>,
+    pub ports: Option<Strings>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct RawSecret {
+    pub name: Option<String>,
+    pub data: Option<BTreeMap<String, Text>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct RawHooks {
+    pub pre_up: Option<Commands>,
+    pub post_down: Option<Commands>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct RawService {
+    pub name: Option<String>,
+    #[serde(rename = "type")]
+    pub preset: Option<RawPreset>,
+    pub command: Option<RawCommand>,
+    pub workdir: Option<String>,
+    pub env: Option<BTreeMap<String, Text>>,
+    pub ports: Option<Numbers>,
+    pub forward: Option<Strings>,
+    pub dependencies: Option<Strings>,
+    pub readiness: Option<RawReadiness>,
+    pub restart: Option<RawRestart>,
+    pub watch: Option<RawWatch>,
+    pub image: Option<String>,
+    pub build: Option<RawBuild>,
+    pub chart: Option<String>,
+    #[allow(
+        dead_code,
+        reason = "helm values are passed through by the kubernetes runtime"
+    )]
+    pub values: Option<serde_yaml::Value>,
+    pub manifests: Option<String>,
+    #[allow(
+        dead_code,
+        reason = "passed through to the workload by the kubernetes runtime"
+    )]
+    pub replicas: Option<u32>,
+    #[allow(
+        dead_code,
+        reason = "passed through to the workload by the kubernetes runtime"
+    )]
+    pub resources: Option<serde_yaml::Value>,
+    #[allow(
+        dead_code,
+        reason = "passed through to the workload by the kubernetes runtime"
+    )]
+    pub volumes: Option<serde_yaml::Value>,
+    pub dev: Option<RawDev>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum RawPreset {
+    Postgresql,
+    Redis,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum RawRestart {
+    Never,
+    OnFailure,
+    Always,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[allow(dead_code, reason = "read by the image builder from the merged config")]
+pub(crate) struct RawBuild {
+    pub context: Option<String>,
+    pub dockerfile: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct RawReadiness {
+    pub http: Option<RawHttp>,
+    pub tcp: Option<RawTcp>,
+    pub exec: Option<RawExec>,
+    pub log: Option<RawLog>,
+    /// Shorthand for `http` (the seed format): `{path: /, port: 8000}`.
+    pub path: Option<String>,
+    pub port: Option<i64>,
+    pub initial_delay_seconds: Option<f64>,
+    pub period_seconds: Option<f64>,
+    pub timeout_seconds: Option<f64>,
+    pub failure_threshold: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct RawHttp {
+    pub path: Option<String>,
+    pub port: Option<i64>,
+    pub host: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct RawTcp {
+    pub port: Option<i64>,
+    pub host: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct RawExec {
+    pub command: RawCommand,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct RawLog {
+    pub pattern: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct RawWatch {
+    pub paths: Option<Strings>,
+    pub ignore: Option<Strings>,
+    pub action: Option<RawAction>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum RawAction {
+    Restart,
+    Exec(RawCommand),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct RawDev {
+    pub command: Option<RawCommand>,
+    #[allow(dead_code, reason = "read by dev mode from the merged config")]
+    pub image: Option<String>,
+    #[allow(dead_code, reason = "read by dev mode from the merged config")]
+    pub sync: Option<Vec<RawSync>>,
+    #[allow(dead_code, reason = "read by dev mode from the merged config")]
+    pub on_sync: Option<RawOnSync>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[allow(dead_code, reason = "read by dev mode from the merged config")]
+pub(crate) struct RawSync {
+    pub from: String,
+    pub to: String,
+    pub exclude: Option<Strings>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code, reason = "read by dev mode from the merged config")]
+pub(crate) enum RawOnSync {
+    None,
+    Restart,
+    Exec(RawCommand),
+}
+
+/// `command: "npm start"` (run by a shell) or `command: [npm, start]` (exec'd).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RawCommand {
+    Shell(String),
+    Exec(Vec<String>),
+}
+
+impl<'de> Deserialize<'de> for RawCommand {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawCommand;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a command (a string, or a list of strings)")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawCommand, E> {
+                Ok(RawCommand::Shell(v.to_owned()))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawCommand, A::Error> {
+                let mut argv = Vec::new();
+                while let Some(arg) = seq.next_element::<Text>()? {
+                    argv.push(arg.0);
+                }
+                Ok(RawCommand::Exec(argv))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Hook lists: each item is a command; a single string is one command.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct Commands(pub Vec<RawCommand>);
+
+impl<'de> Deserialize<'de> for Commands {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Commands;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of commands")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Commands, E> {
+                Ok(Commands(vec![RawCommand::Shell(v.to_owned())]))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Commands, E> {
+                Ok(Commands::default())
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Commands, A::Error> {
+                let mut all = Vec::new();
+                while let Some(c) = seq.next_element::<RawCommand>()? {
+                    all.push(c);
+                }
+                Ok(Commands(all))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A scalar taken as text: env values and secret data may be written as numbers or
+/// booleans (`PORT: 8000`, `DEBUG: true`) and are strings to the process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Text(pub String);
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Text;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string, number or boolean")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Text, E> {
+                Ok(Text(v.to_owned()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Text, E> {
+                Ok(Text(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Text, E> {
+                Ok(Text(v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Text, E> {
+                Ok(Text(v.to_string()))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Text, E> {
+                Ok(Text(v.to_string()))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Text, E> {
+                Ok(Text(String::new()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A list of strings, with that phrase in its type errors.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct Strings(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for Strings {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Strings;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of strings")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Strings, A::Error> {
+                let mut all = Vec::new();
+                while let Some(s) = seq.next_element::<String>()? {
+                    all.push(s);
+                }
+                Ok(Strings(all))
+            }
+        }
+        d.deserialize_seq(V)
+    }
+}
+
+/// A list of whole numbers; ranges are checked later so the error can say which range.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct Numbers(pub Vec<i64>);
+
+impl<'de> Deserialize<'de> for Numbers {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Numbers;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of port numbers")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Numbers, A::Error> {
+                let mut all = Vec::new();
+                while let Some(n) = seq.next_element::<i64>()? {
+                    all.push(n);
+                }
+                Ok(Numbers(all))
+            }
+        }
+        d.deserialize_seq(V)
+    }
+}

@@ -1,0 +1,219 @@
+//! One service: which runtime runs it, and every per-service field in checked form.
+
+use std::collections::BTreeMap;
+
+use super::check::Checker;
+use super::model::*;
+use super::names::{is_label, label_hint};
+use super::raw::{RawAction, RawPreset, RawRestart, RawService};
+use super::readiness;
+
+pub(crate) fn port(c: &mut Checker<'_>, path: &str, n: i64) -> Option<u16> {
+    match u16::try_from(n) {
+        Ok(p) if p > 0 => Some(p),
+        _ => {
+            c.error(path, format!("port {n} is out of range 1-65535"), None);
+            None
+        }
+    }
+}
+
+fn forward_rule(rule: &str) -> Option<(u16, u16)> {
+    let parse = |s: &str| s.trim().parse::<u16>().ok().filter(|p| *p > 0);
+    match rule.split_once(':') {
+        Some((local, remote)) => Some((parse(local)?, parse(remote)?)),
+        None => parse(rule).map(|p| (p, p)),
+    }
+}
+
+/// Checks one service; `None` when it has errors (already recorded).
+pub(crate) fn check(
+    c: &mut Checker<'_>,
+    index: usize,
+    raw: RawService,
+    has_cluster: bool,
+) -> Option<Service> {
+    let at = |key: &str| format!("spec.services[{index}].{key}");
+    let errors_before = c.errors.len();
+
+    let name = match raw.name.clone() {
+        None => {
+            c.error(
+                &format!("spec.services[{index}]"),
+                "service has no `name`".into(),
+                Some("add `name: <service-name>`".into()),
+            );
+            String::new()
+        }
+        Some(name) if !is_label(&name) => {
+            c.error(
+                &at("name"),
+                format!("`{name}` is not a valid service name"),
+                Some(label_hint(&name)),
+            );
+            name
+        }
+        Some(name) => name,
+    };
+    let shown = if name.is_empty() {
+        format!("#{}", index + 1)
+    } else {
+        name.clone()
+    };
+
+    let runtime = runtime(c, index, &shown, &raw, has_cluster);
+    let command = raw.command.and_then(|cmd| c.command(&at("command"), cmd));
+    let workdir = match &raw.workdir {
+        Some(dir) => c.resolve(dir),
+        None => c.project_dir.to_path_buf(),
+    };
+    let env: BTreeMap<String, String> = raw
+        .env
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, v.0))
+        .collect();
+    let ports: Vec<u16> = raw
+        .ports
+        .unwrap_or_default()
+        .0
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, n)| port(c, &at(&format!("ports[{i}]")), n))
+        .collect();
+    let mut forward = Vec::new();
+    for (i, rule) in raw.forward.unwrap_or_default().0.into_iter().enumerate() {
+        match forward_rule(&rule) {
+            Some(pair) => forward.push(pair),
+            None => c.error(
+                &at(&format!("forward[{i}]")),
+                format!("forward rule `{rule}` is not `LOCAL:REMOTE` with ports 1-65535"),
+                Some("e.g. `8080:80` forwards localhost:8080 to the service's port 80".into()),
+            ),
+        }
+    }
+    let readiness = raw
+        .readiness
+        .and_then(|r| readiness::check(c, &at("readiness"), r, &ports));
+    let restart = match raw.restart {
+        None | Some(RawRestart::Never) => RestartPolicy::Never,
+        Some(RawRestart::OnFailure) => RestartPolicy::OnFailure,
+        Some(RawRestart::Always) => RestartPolicy::Always,
+    };
+    let watch = raw.watch.map(|w| {
+        let paths = match w.paths {
+            Some(paths) => paths.0.iter().map(|p| c.resolve(p)).collect(),
+            None => vec![workdir.clone()],
+        };
+        let action = match w.action {
+            None | Some(RawAction::Restart) => WatchAction::Restart,
+            Some(RawAction::Exec(cmd)) => match c.command(&at("watch.action.exec"), cmd) {
+                Some(cmd) => WatchAction::Exec(cmd),
+                None => WatchAction::Restart,
+            },
+        };
+        Watch {
+            paths,
+            ignore: w.ignore.unwrap_or_default().0,
+            action,
+        }
+    });
+    if let Some(cmd) = raw.dev.and_then(|d| d.command) {
+        let _ = c.command(&at("dev.command"), cmd);
+    }
+    let preset = raw.preset.map(|p| match p {
+        RawPreset::Postgresql => Preset::Postgresql,
+        RawPreset::Redis => Preset::Redis,
+    });
+
+    if c.errors.len() > errors_before {
+        return None;
+    }
+    Some(Service {
+        name,
+        runtime: runtime?,
+        command,
+        workdir,
+        env,
+        ports,
+        dependencies: raw.dependencies.unwrap_or_default().0,
+        readiness,
+        restart,
+        watch,
+        image: raw.image,
+        manifests: raw.manifests.as_deref().map(|m| c.resolve(m)),
+        chart: raw.chart,
+        preset,
+        forward,
+    })
+}
+
+/// The runtime follows from what the service says it runs; combinations that name two
+/// different things to run are errors rather than a silent precedence rule.
+fn runtime(
+    c: &mut Checker<'_>,
+    index: usize,
+    name: &str,
+    raw: &RawService,
+    has_cluster: bool,
+) -> Option<RuntimeKind> {
+    let sources: Vec<&str> = [
+        ("image", raw.image.is_some() || raw.build.is_some()),
+        ("chart", raw.chart.is_some()),
+        ("manifests", raw.manifests.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(key, set)| set.then_some(key))
+    .collect();
+    if sources.len() > 1 {
+        c.error(
+            &format!("spec.services[{index}].{}", sources[1]),
+            format!(
+                "service `{name}` sets both `{}` and `{}`; a service runs from one of `image`/`build`, `chart` or `manifests`",
+                sources[0], sources[1]
+            ),
+            Some("split it into two services".into()),
+        );
+        return None;
+    }
+    if let (Some(_), Some(source)) = (raw.preset, sources.first()) {
+        c.error(
+            &format!("spec.services[{index}].{source}"),
+            format!("service `{name}` has `type` (a preset) and `{source}`; use one of them"),
+            None,
+        );
+        return None;
+    }
+    if !sources.is_empty() {
+        return Some(RuntimeKind::Kubernetes);
+    }
+    if raw.preset.is_some() {
+        return Some(if has_cluster {
+            RuntimeKind::Kubernetes
+        } else {
+            RuntimeKind::Local
+        });
+    }
+    if raw.command.is_some() {
+        return Some(RuntimeKind::Local);
+    }
+    c.error(
+        &format!("spec.services[{index}]"),
+        format!("service `{name}` has nothing to run"),
+        Some("add `command:` (local process) or `image:` (kubernetes)".into()),
+    );
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::forward_rule;
+
+    #[test]
+    fn forward_rules() {
+        assert_eq!(forward_rule("8080:80"), Some((8080, 80)));
+        assert_eq!(forward_rule("5432"), Some((5432, 5432)));
+        assert_eq!(forward_rule("0:80"), None);
+        assert_eq!(forward_rule("a:b"), None);
+    }
+}

@@ -1,0 +1,110 @@
+//! What `devenv config show [--origin]` prints: the merged tree with secrets redacted.
+
+use super::index::child;
+use super::yaml::{Node, Value};
+use super::Origin;
+
+pub(crate) const REDACTED: &str = "<redacted>";
+
+/// Shorter secret values are only redacted where they are defined: blanking every `1` or
+/// `true` elsewhere would make the output useless while protecting nothing.
+const MIN_SCRUB_LEN: usize = 4;
+
+/// Replaces `spec.secrets[].data` values, and any copy of a secret value interpolated
+/// elsewhere (e.g. into a `DATABASE_URL`), with `<redacted>`.
+pub(crate) fn redact(root: &mut Node, secret_values: &[String]) {
+    if let Some(Value::Seq(secrets)) = root
+        .get_mut("spec")
+        .and_then(|s| s.get_mut("secrets"))
+        .map(|s| &mut s.value)
+    {
+        for secret in secrets {
+            if let Some(data) = secret.get_mut("data") {
+                blank(data);
+            }
+        }
+    }
+    scrub_node(root, secret_values);
+}
+
+fn blank(node: &mut Node) {
+    match &mut node.value {
+        Value::Map(entries) => entries.iter_mut().for_each(|e| blank(&mut e.value)),
+        Value::Seq(items) => items.iter_mut().for_each(blank),
+        _ => {
+            node.value = Value::Str {
+                text: REDACTED.into(),
+                plain: false,
+            }
+        }
+    }
+}
+
+fn scrub_node(node: &mut Node, secrets: &[String]) {
+    match &mut node.value {
+        Value::Str { text, .. } => *text = scrub(text, secrets),
+        Value::Map(entries) => entries
+            .iter_mut()
+            .for_each(|e| scrub_node(&mut e.value, secrets)),
+        Value::Seq(items) => items.iter_mut().for_each(|n| scrub_node(n, secrets)),
+        _ => {}
+    }
+}
+
+/// Removes every occurrence of a (long enough) secret value from `text`.
+pub(crate) fn scrub(text: &str, secrets: &[String]) -> String {
+    let mut out = text.to_owned();
+    for secret in secrets.iter().filter(|s| s.len() >= MIN_SCRUB_LEN) {
+        if out.contains(secret.as_str()) {
+            out = out.replace(secret.as_str(), REDACTED);
+        }
+    }
+    out
+}
+
+/// Renders one scalar the way it would appear in YAML (quoted when needed).
+fn scalar_text(node: &Node) -> String {
+    let text = serde_yaml::to_string(&node.to_serde()).unwrap_or_default();
+    text.trim_end_matches('\n').to_owned()
+}
+
+/// Every leaf with its dotted path and origin. Empty lists and mappings count as leaves so
+/// that `services: []` still shows where it came from.
+pub(crate) fn leaves(node: &Node, path: &str, out: &mut Vec<(String, String, Origin)>) {
+    match &node.value {
+        Value::Seq(items) if !items.is_empty() => {
+            for (i, item) in items.iter().enumerate() {
+                leaves(item, &format!("{path}[{i}]"), out);
+            }
+        }
+        Value::Map(entries) if !entries.is_empty() => {
+            for e in entries {
+                leaves(&e.value, &child(path, &e.key), out);
+            }
+        }
+        _ => out.push((path.to_owned(), scalar_text(node), node.origin.clone())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn leaves_render_yaml_scalars() {
+        let root =
+            super::super::yaml::parse(Path::new("f"), "a: {b: [1, \"2\"], c: {}}").expect("yaml");
+        let mut out = Vec::new();
+        leaves(&root, "", &mut out);
+        let got: Vec<(String, String)> = out.into_iter().map(|(p, v, _)| (p, v)).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("a.b[0]".to_owned(), "1".to_owned()),
+                ("a.b[1]".to_owned(), "'2'".to_owned()),
+                ("a.c".to_owned(), "{}".to_owned()),
+            ]
+        );
+    }
+}

@@ -1,0 +1,869 @@
+//! `load()` end to end over real files in temp dirs: layering, origins, and the located
+//! errors a person sees from `devenv validate`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tempfile::TempDir;
+
+use super::*;
+
+const HEAD: &str = "apiVersion: devenv/v1\nkind: Environment\nmetadata:\n  name: shop\n";
+
+fn write(dir: &Path, rel: &str, text: &str) -> PathBuf {
+    let path = dir.join(rel);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).expect("create dir");
+    }
+    std::fs::write(&path, text).expect("write file");
+    path
+}
+
+fn project(config: &str) -> (TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = write(dir.path(), ".devenv/config.yml", config);
+    (dir, file)
+}
+
+fn req(dir: &Path) -> LoadRequest {
+    LoadRequest {
+        start_dir: dir.to_path_buf(),
+        ..LoadRequest::default()
+    }
+}
+
+fn ok(req: &LoadRequest) -> Loaded {
+    match load(req) {
+        Ok(loaded) => loaded,
+        Err(e) => panic!("expected the config to load, got:\n{e}"),
+    }
+}
+
+fn errs(req: &LoadRequest) -> Vec<ConfigError> {
+    match load(req) {
+        Ok(loaded) => panic!("expected errors, loaded {:?}", loaded.environment),
+        Err(ConfigErrors(errors)) => {
+            assert!(!errors.is_empty());
+            errors
+        }
+    }
+}
+
+fn one(req: &LoadRequest) -> ConfigError {
+    let errors = errs(req);
+    assert_eq!(
+        errors.len(),
+        1,
+        "expected one error, got:\n{}",
+        ConfigErrors(errors.clone())
+    );
+    errors.into_iter().next().expect("one error")
+}
+
+fn value<'a>(loaded: &'a Loaded, path: &str) -> (&'a str, &'a Origin) {
+    loaded
+        .values
+        .iter()
+        .find(|(p, _, _)| p == path)
+        .map(|(_, v, o)| (v.as_str(), o))
+        .unwrap_or_else(|| panic!("no value at {path}: {:?}", loaded.values))
+}
+
+fn at(file: &Path, line: u32, column: u32) -> Origin {
+    Origin::File {
+        file: file.to_path_buf(),
+        line,
+        column,
+    }
+}
+
+fn assert_at(e: &ConfigError, file: &Path, line: u32, column: u32) {
+    assert_eq!(
+        (e.file.as_path(), e.line, e.column),
+        (file, line, column),
+        "{e}"
+    );
+}
+
+#[test]
+fn seed_example_loads_into_the_model() {
+    let config = format!(
+        "{HEAD}spec:
+  cluster:
+    provider: k3d
+    name: shop-local
+    k3d: {{ agents: 1, ports: [\"8080:80@loadbalancer\"] }}
+  services:
+    - name: cache
+      type: redis
+    - name: api
+      command: python3 -m http.server ${{API_PORT:-8000}}
+      workdir: ./api
+      env: {{ REDIS_URL: \"redis://localhost:6379\", WORKERS: 4, DEBUG: true }}
+      ports: [8000]
+      dependencies: [cache]
+      readiness: {{ http: {{ path: /, port: 8000 }}, periodSeconds: 0.1, timeoutSeconds: 60 }}
+      restart: on-failure
+      watch: {{ paths: [./api], ignore: [\"*.pyc\"], action: restart }}
+    - name: web
+      image: nginx:1.27
+      build: {{ context: ./web }}
+      command: [nginx, -g, daemon off;]
+      ports: [80]
+      forward: [\"8080:80\"]
+      dependencies: [api]
+      readiness: {{ path: /, initialDelaySeconds: 2 }}
+      dev:
+        command: [\"nginx\", \"-g\", \"daemon off;\"]
+        sync: [{{ from: ./web/dist, to: /usr/share/nginx/html, exclude: [\"*.map\"] }}]
+        onSync: {{ exec: \"nginx -s reload\" }}
+    - name: platform
+      manifests: ./k8s/base
+    - name: monitoring
+      chart: ./charts/monitoring
+      values: {{ grafana: {{ enabled: true }} }}
+  volumes:  [{{ name: db-data, type: persistent, size: 1Gi }}]
+  secrets:  [{{ name: db-credentials, data: {{ password: \"hunter22\" }} }}]
+  hooks:    {{ preUp: [\"./scripts/migrate.sh\"], postDown: [] }}
+"
+    );
+    let (dir, file) = project(&config);
+    let loaded = ok(&req(dir.path()));
+    let env = &loaded.environment;
+    assert_eq!(loaded.config_file, file);
+    assert_eq!(env.name, "shop");
+    assert_eq!(env.project_dir, dir.path());
+    let cluster = env.cluster.as_ref().expect("cluster");
+    assert_eq!(cluster.provider, ClusterProvider::K3d);
+    assert_eq!(cluster.namespace, "devenv-shop");
+    assert_eq!(cluster.name.as_deref(), Some("shop-local"));
+
+    let cache = env.service("cache").expect("cache");
+    assert_eq!(
+        (cache.runtime, cache.preset),
+        (RuntimeKind::Kubernetes, Some(Preset::Redis))
+    );
+
+    let api = env.service("api").expect("api");
+    assert_eq!(api.runtime, RuntimeKind::Local);
+    assert_eq!(
+        api.command,
+        Some(Command::Shell("python3 -m http.server 8000".into()))
+    );
+    assert_eq!(api.workdir, dir.path().join("api"));
+    assert_eq!(api.env["WORKERS"], "4");
+    assert_eq!(api.env["DEBUG"], "true");
+    assert_eq!(api.restart, RestartPolicy::OnFailure);
+    let readiness = api.readiness.as_ref().expect("readiness");
+    assert_eq!(
+        readiness.probe,
+        Probe::Http {
+            host: "127.0.0.1".into(),
+            port: 8000,
+            path: "/".into()
+        }
+    );
+    assert_eq!(readiness.period, Duration::from_millis(100));
+    assert_eq!(readiness.timeout, Duration::from_secs(60));
+    assert_eq!(readiness.failure_threshold, 3);
+    let watch = api.watch.as_ref().expect("watch");
+    assert_eq!(watch.paths, vec![dir.path().join("api")]);
+    assert_eq!(watch.action, WatchAction::Restart);
+
+    let web = env.service("web").expect("web");
+    assert_eq!(web.runtime, RuntimeKind::Kubernetes);
+    assert_eq!(
+        web.command,
+        Some(Command::Exec(vec![
+            "nginx".into(),
+            "-g".into(),
+            "daemon off;".into()
+        ]))
+    );
+    assert_eq!(web.forward, vec![(8080, 80)]);
+    let readiness = web.readiness.as_ref().expect("shorthand readiness");
+    assert_eq!(
+        readiness.probe,
+        Probe::Http {
+            host: "127.0.0.1".into(),
+            port: 80,
+            path: "/".into()
+        }
+    );
+    assert_eq!(readiness.initial_delay, Duration::from_secs(2));
+
+    assert_eq!(
+        env.service("platform").and_then(|s| s.manifests.clone()),
+        Some(dir.path().join("k8s/base"))
+    );
+    assert_eq!(
+        env.service("monitoring").map(|s| s.runtime),
+        Some(RuntimeKind::Kubernetes)
+    );
+    assert_eq!(env.secrets[0].data["password"], "hunter22");
+    assert_eq!(
+        env.hooks.pre_up,
+        vec![Command::Shell("./scripts/migrate.sh".into())]
+    );
+}
+
+#[test]
+fn discovery_walks_up_and_reports_where_it_looked() {
+    let (dir, file) = project(&format!("{HEAD}spec:\n  services: []\n"));
+    let nested = dir.path().join("a/b");
+    std::fs::create_dir_all(&nested).expect("mkdir");
+    let loaded = ok(&req(&nested));
+    assert_eq!(loaded.config_file, file);
+    assert_eq!(loaded.environment.project_dir, dir.path());
+
+    let empty = tempfile::tempdir().expect("tempdir");
+    let e = one(&req(empty.path()));
+    assert_eq!(e.file, empty.path());
+    assert_eq!(
+        e.message,
+        format!(
+            "no .devenv/config.yml found in {} or any parent",
+            empty.path().display()
+        )
+    );
+    assert_eq!(
+        e.hint.as_deref(),
+        Some("run `devenv init` to create one, or pass -f FILE")
+    );
+}
+
+#[test]
+fn explicit_file_sets_the_project_dir() {
+    let (dir, file) = project(HEAD);
+    let loaded = ok(&LoadRequest {
+        config_file: Some(file.clone()),
+        start_dir: PathBuf::from("/nonexistent"),
+        ..LoadRequest::default()
+    });
+    assert_eq!(loaded.environment.project_dir, dir.path());
+
+    let other = write(dir.path(), "elsewhere/devenv.yml", HEAD);
+    let loaded = ok(&LoadRequest {
+        config_file: Some(other),
+        ..LoadRequest::default()
+    });
+    assert_eq!(loaded.environment.project_dir, dir.path().join("elsewhere"));
+}
+
+/// Each layer overrides the ones below it, and the origin says which one won.
+#[test]
+fn layers_apply_in_order_user_project_env_file_variables() {
+    let (dir, file) = project(&format!(
+        "{HEAD}spec:\n  cluster:\n    context: from-project\n"
+    ));
+    let user = write(dir.path(), "home/config.yml", "spec:\n  cluster:\n    namespace: from-user\n    context: from-user\n    name: user-cluster\n");
+    let envfile = write(
+        dir.path(),
+        ".devenv/environments/staging.yml",
+        "spec:\n  cluster:\n    context: from-env-file\n",
+    );
+    let base = LoadRequest {
+        user_config: Some(user.clone()),
+        ..req(dir.path())
+    };
+
+    // user < project
+    let loaded = ok(&base);
+    assert_eq!(
+        value(&loaded, "spec.cluster.context"),
+        ("from-project", &at(&file, 7, 14))
+    );
+    assert_eq!(
+        value(&loaded, "spec.cluster.namespace"),
+        ("from-user", &at(&user, 3, 16))
+    );
+
+    // project < environment file
+    let with_env = LoadRequest {
+        env_name: Some("staging".into()),
+        ..base.clone()
+    };
+    let loaded = ok(&with_env);
+    assert_eq!(
+        value(&loaded, "spec.cluster.context"),
+        ("from-env-file", &at(&envfile, 3, 14))
+    );
+    assert_eq!(
+        loaded
+            .environment
+            .cluster
+            .as_ref()
+            .and_then(|c| c.name.as_deref()),
+        Some("user-cluster")
+    );
+
+    // environment file < DEVENV_* variables (and variables without `__` are not config)
+    let with_vars = LoadRequest {
+        vars: BTreeMap::from([
+            (
+                "DEVENV_SPEC__CLUSTER__CONTEXT".to_owned(),
+                "from-var".to_owned(),
+            ),
+            ("DEVENV_METADATA__NAME".to_owned(), "renamed".to_owned()),
+            ("DEVENV_SOCKET".to_owned(), "/tmp/x.sock".to_owned()),
+        ]),
+        ..with_env
+    };
+    let loaded = ok(&with_vars);
+    let var = Origin::EnvVar("DEVENV_SPEC__CLUSTER__CONTEXT".into());
+    assert_eq!(value(&loaded, "spec.cluster.context"), ("from-var", &var));
+    assert_eq!(loaded.environment.name, "renamed");
+    assert_eq!(
+        loaded.environment.cluster.map(|c| c.namespace),
+        Some("from-user".to_owned())
+    );
+    assert!(!loaded.values.iter().any(|(p, _, _)| p.contains("socket")));
+}
+
+#[test]
+fn variable_paths_are_camel_cased_and_typed_as_yaml() {
+    let (dir, _) = project(&format!(
+        "{HEAD}spec:\n  services:\n    - name: api\n      command: run\n      ports: [8000]\n      readiness: {{ tcp: {{}} }}\n"
+    ));
+    let loaded = ok(&LoadRequest {
+        vars: BTreeMap::from([(
+            "DEVENV_SPEC__SERVICES__API__READINESS__INITIAL_DELAY_SECONDS".to_owned(),
+            "5".to_owned(),
+        )]),
+        ..req(dir.path())
+    });
+    let api = loaded.environment.service("api").expect("api");
+    assert_eq!(
+        api.readiness.as_ref().map(|r| r.initial_delay),
+        Some(Duration::from_secs(5))
+    );
+    assert_eq!(
+        value(&loaded, "spec.services[0].readiness.initialDelaySeconds").0,
+        "5"
+    );
+}
+
+#[test]
+fn missing_environment_file_lists_the_available_ones() {
+    let (dir, _) = project(HEAD);
+    write(dir.path(), ".devenv/environments/dev.yml", "");
+    write(dir.path(), ".devenv/environments/prod.yaml", "");
+    let e = one(&LoadRequest {
+        env_name: Some("staging".into()),
+        ..req(dir.path())
+    });
+    let expected = dir.path().join(".devenv/environments/staging.yml");
+    assert_eq!(e.file, expected);
+    assert!(e.message.contains("environment `staging` not found"), "{e}");
+    assert!(e.message.contains(&expected.display().to_string()), "{e}");
+    assert_eq!(e.hint.as_deref(), Some("available environments: dev, prod"));
+}
+
+#[test]
+fn environment_file_merges_services_by_name() {
+    let (dir, file) = project(&format!(
+        "{HEAD}spec:
+  services:
+    - name: db
+      type: postgresql
+    - name: api
+      command: ./serve
+      ports: [8000, 8001]
+      env: {{ A: base, B: base }}
+"
+    ));
+    let envfile = write(
+        dir.path(),
+        ".devenv/environments/ci.yml",
+        "spec:
+  services:
+    - name: api
+      restart: always
+      ports: [9000]
+      env: { B: ci }
+    - name: worker
+      command: ./work
+",
+    );
+    let loaded = ok(&LoadRequest {
+        env_name: Some("ci".into()),
+        ..req(dir.path())
+    });
+    let names: Vec<&str> = loaded
+        .environment
+        .services
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect();
+    assert_eq!(names, ["db", "api", "worker"]);
+    let api = loaded.environment.service("api").expect("api");
+    assert_eq!(api.command, Some(Command::Shell("./serve".into())));
+    assert_eq!(api.restart, RestartPolicy::Always);
+    assert_eq!(
+        api.ports,
+        vec![9000],
+        "lists other than services are replaced"
+    );
+    assert_eq!(api.env["A"], "base");
+    assert_eq!(api.env["B"], "ci");
+    assert_eq!(
+        value(&loaded, "spec.services[1].command"),
+        ("./serve", &at(&file, 10, 16))
+    );
+    assert_eq!(
+        value(&loaded, "spec.services[1].ports[0]"),
+        ("9000", &at(&envfile, 5, 15))
+    );
+    assert_eq!(
+        value(&loaded, "spec.services[2].name").1,
+        &at(&envfile, 7, 13)
+    );
+}
+
+#[test]
+fn interpolation_uses_defaults_escapes_and_prefers_the_process_env() {
+    let (dir, _) = project(&format!(
+        "{HEAD}spec:
+  services:
+    - name: api
+      command: echo $${{HOME}} ${{GREETING}} ${{MISSING:-fallback}}
+      env: {{ FROM_DOTENV: \"${{ONLY_DOTENV}}\", BOTH: \"${{BOTH}}\" }}
+      ports:
+        - ${{API_PORT}}
+      readiness: {{ tcp: {{ port: \"${{API_PORT}}\" }} }}
+"
+    ));
+    write(
+        dir.path(),
+        ".env",
+        "# local settings\nONLY_DOTENV=dotenv\nBOTH=dotenv\nAPI_PORT=\"7000\"\nGREETING='hi'\n",
+    );
+    let loaded = ok(&LoadRequest {
+        vars: BTreeMap::from([("BOTH".to_owned(), "process".to_owned())]),
+        ..req(dir.path())
+    });
+    let api = loaded.environment.service("api").expect("api");
+    assert_eq!(
+        api.command,
+        Some(Command::Shell("echo ${HOME} hi fallback".into()))
+    );
+    assert_eq!(api.env["FROM_DOTENV"], "dotenv");
+    assert_eq!(api.env["BOTH"], "process");
+    assert_eq!(
+        api.ports,
+        vec![7000],
+        "an unquoted interpolated value is typed again"
+    );
+    assert_eq!(
+        api.readiness.as_ref().map(|r| &r.probe),
+        Some(&Probe::Tcp {
+            host: "127.0.0.1".into(),
+            port: 7000
+        }),
+        "a quoted number is a number where one is expected"
+    );
+}
+
+#[test]
+fn undefined_variable_is_located_at_its_value() {
+    let (dir, file) = project(&format!(
+        "{HEAD}spec:\n  services:\n    - name: api\n      command: serve --db ${{DATABASE_URL}}\n"
+    ));
+    let e = one(&req(dir.path()));
+    assert_at(&e, &file, 8, 16);
+    assert_eq!(e.key, "spec.services[0].command");
+    assert_eq!(e.message, "variable `DATABASE_URL` is not set");
+    assert!(
+        e.hint
+            .as_deref()
+            .is_some_and(|h| h.contains("${DATABASE_URL:-default}")),
+        "{e}"
+    );
+}
+
+#[test]
+fn unterminated_interpolation_is_an_error() {
+    let (dir, file) = project(&format!(
+        "{HEAD}spec:\n  cluster:\n    context: \"${{CTX\"\n"
+    ));
+    let e = one(&req(dir.path()));
+    assert_at(&e, &file, 7, 14);
+    assert!(e.message.contains("unterminated `${`"), "{e}");
+}
+
+#[test]
+fn yaml_syntax_error_is_located() {
+    let (dir, file) = project(&format!("{HEAD}spec:\n  services: [\n    - name: x\n"));
+    let e = one(&req(dir.path()));
+    assert_eq!(e.file, file);
+    assert!(e.line >= 7, "{e}");
+    assert!(e.column >= 1, "{e}");
+    assert!(e.message.starts_with("invalid YAML: "), "{e}");
+
+    let (dir, file) = project("apiVersion: devenv/v1\nkind: Environment\n  metadata: x\n");
+    let e = one(&req(dir.path()));
+    assert_at(&e, &file, 3, 11);
+    assert!(e.message.contains("mapping values are not allowed"), "{e}");
+}
+
+#[test]
+fn unknown_key_suggests_the_close_name() {
+    let (dir, file) = project(&format!(
+        "{HEAD}spec:\n  services:\n    - name: api\n      command: run\n      dependecies: [db]\n"
+    ));
+    let e = one(&req(dir.path()));
+    assert_at(&e, &file, 9, 7);
+    assert_eq!(e.key, "spec.services[0].dependecies");
+    assert_eq!(e.message, "unknown key `dependecies`");
+    assert_eq!(e.hint.as_deref(), Some("did you mean `dependencies`?"));
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{}:9:7: spec.services[0].dependecies: unknown key `dependecies` (hint: did you mean `dependencies`?)",
+            file.display()
+        )
+    );
+}
+
+#[test]
+fn unknown_top_level_key_and_unknown_enum_value() {
+    let (dir, file) = project(&format!("{HEAD}specs: {{}}\n"));
+    let e = one(&req(dir.path()));
+    assert_at(&e, &file, 5, 1);
+    assert_eq!(e.hint.as_deref(), Some("did you mean `spec`?"));
+
+    let (dir, file) = project(&format!(
+        "{HEAD}spec:\n  services:\n    - name: api\n      command: run\n      restart: on_failure\n"
+    ));
+    let e = one(&req(dir.path()));
+    assert_at(&e, &file, 9, 16);
+    assert!(
+        e.message.starts_with(
+            "unknown value `on_failure`, expected one of `never`, `on-failure`, `always`"
+        ),
+        "{e}"
+    );
+    assert_eq!(e.hint.as_deref(), Some("did you mean `on-failure`?"));
+}
+
+#[test]
+fn wrong_type_says_what_was_expected_and_found() {
+    let (dir, file) = project(&format!(
+        "{HEAD}spec:\n  services:\n    - name: api\n      command: run\n      dependencies: db\n"
+    ));
+    let e = one(&req(dir.path()));
+    assert_at(&e, &file, 9, 21);
+    assert_eq!(e.key, "spec.services[0].dependencies");
+    assert_eq!(e.message, "expected a list of strings, found a string");
+
+    let (dir, file) = project(&format!("{HEAD}spec:\n  cluster: [k3d]\n"));
+    let e = one(&req(dir.path()));
+    assert_at(&e, &file, 6, 12);
+    assert_eq!(e.message, "expected a mapping, found a list");
+}
+
+#[test]
+fn errors_in_several_services_are_all_reported() {
+    let (dir, file) = project(&format!(
+        "{HEAD}spec:
+  services:
+    - name: a
+      command: run
+      portz: [1]
+    - name: b
+      command: run
+      ports: [70000]
+    - name: c
+"
+    ));
+    let errors = errs(&req(dir.path()));
+    let summary: Vec<(u32, &str)> = errors
+        .iter()
+        .map(|e| (e.line, e.message.as_str()))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (9, "unknown key `portz`"),
+            (12, "port 70000 is out of range 1-65535"),
+            (13, "service `c` has nothing to run"),
+        ]
+    );
+    assert!(errors.iter().all(|e| e.file == file));
+    assert_eq!(
+        errors[2].hint.as_deref(),
+        Some("add `command:` (local process) or `image:` (kubernetes)")
+    );
+}
+
+fn graph_config(services: &str) -> String {
+    format!("{HEAD}spec:\n  services:\n{services}")
+}
+
+#[test]
+fn dependency_cycle_prints_its_path() {
+    let (dir, file) = project(&graph_config(
+        "    - name: a
+      command: run
+      dependencies: [b]
+    - name: b
+      command: run
+      dependencies: [c]
+    - name: c
+      command: run
+      dependencies: [x-ok, a]
+    - name: x-ok
+      command: run
+",
+    ));
+    let e = one(&req(dir.path()));
+    assert_eq!(e.message, "dependency cycle: a -> b -> c -> a");
+    assert_eq!(e.key, "spec.services[2].dependencies[1]");
+    assert_at(&e, &file, 15, 28);
+}
+
+#[test]
+fn unknown_dependency_suggests_a_service() {
+    let (dir, file) = project(&graph_config(
+        "    - name: cache\n      type: redis\n    - name: api\n      command: run\n      dependencies: [cahce]\n",
+    ));
+    let e = one(&req(dir.path()));
+    assert_at(&e, &file, 11, 22);
+    assert_eq!(
+        e.message,
+        "service `api` depends on `cahce`, which is not a service in this environment"
+    );
+    assert_eq!(e.hint.as_deref(), Some("did you mean `cache`?"));
+}
+
+#[test]
+fn self_dependency_is_an_error() {
+    let (dir, file) = project(&graph_config(
+        "    - name: api\n      command: run\n      dependencies:\n        - api\n",
+    ));
+    let e = one(&req(dir.path()));
+    assert_at(&e, &file, 10, 11);
+    assert_eq!(e.message, "service `api` depends on itself");
+}
+
+#[test]
+fn duplicate_service_name_points_at_the_second_and_names_the_first() {
+    let (dir, file) = project(&graph_config(
+        "    - name: api\n      command: one\n    - name: api\n      command: two\n",
+    ));
+    let e = one(&req(dir.path()));
+    assert_at(&e, &file, 9, 13);
+    assert!(e.message.starts_with("duplicate service name `api`"), "{e}");
+    assert!(e.message.contains("spec.services[0]"), "{e}");
+    assert!(
+        e.message.contains(&format!("{}:7:13", file.display())),
+        "{e}"
+    );
+    assert!(e.message.contains("spec.services[1]"), "{e}");
+}
+
+#[test]
+fn bad_port_is_located_at_the_port() {
+    let (dir, file) = project(&graph_config(
+        "    - name: api\n      command: run\n      ports: [8000, 70000]\n",
+    ));
+    let e = one(&req(dir.path()));
+    assert_at(&e, &file, 9, 21);
+    assert_eq!(e.key, "spec.services[0].ports[1]");
+    assert_eq!(e.message, "port 70000 is out of range 1-65535");
+}
+
+#[test]
+fn bad_regex_is_located_at_the_pattern() {
+    let (dir, file) = project(&graph_config(
+        "    - name: api\n      command: run\n      readiness:\n        log: { pattern: \"listening (on\" }\n",
+    ));
+    let e = one(&req(dir.path()));
+    assert_at(&e, &file, 10, 25);
+    assert_eq!(e.key, "spec.services[0].readiness.log.pattern");
+    assert!(e.message.starts_with("invalid regular expression: "), "{e}");
+    assert!(e.message.contains("unclosed group"), "{e}");
+}
+
+#[test]
+fn readiness_needs_exactly_one_probe_and_a_port() {
+    let (dir, file) = project(&graph_config(
+        "    - name: api\n      command: run\n      readiness: { path: /health }\n",
+    ));
+    let e = one(&req(dir.path()));
+    assert_at(&e, &file, 9, 18);
+    assert_eq!(
+        e.message,
+        "the probe has no port and the service lists no `ports`"
+    );
+
+    let (dir, file) = project(&graph_config(
+        "    - name: api\n      command: run\n      ports: [1]\n      readiness: { tcp: {}, log: { pattern: up } }\n",
+    ));
+    let e = one(&req(dir.path()));
+    assert_at(&e, &file, 10, 34);
+    assert_eq!(
+        e.message,
+        "readiness has more than one probe (`tcp`, `log`); keep one"
+    );
+}
+
+#[test]
+fn missing_api_version_and_name_are_reported_together() {
+    let (dir, file) = project("kind: Environment\nmetadata: {}\n");
+    let errors = errs(&req(dir.path()));
+    assert_eq!(errors.len(), 2, "{}", ConfigErrors(errors.clone()));
+    assert_at(&errors[0], &file, 1, 1);
+    assert_eq!(errors[0].message, "missing required key `apiVersion`");
+    assert_eq!(
+        errors[0].hint.as_deref(),
+        Some("add `apiVersion: devenv/v1` at the top of the file")
+    );
+    assert_at(&errors[1], &file, 2, 11);
+    assert_eq!(errors[1].message, "missing required key `metadata.name`");
+
+    let (dir, file) =
+        project("apiVersion: devenv/v2\nkind: Environment\nmetadata: { name: My_Shop }\n");
+    let errors = errs(&req(dir.path()));
+    assert_at(&errors[0], &file, 1, 13);
+    assert!(errors[0]
+        .message
+        .contains("unsupported apiVersion `devenv/v2`"));
+    assert_at(&errors[1], &file, 3, 19);
+    assert!(errors[1]
+        .hint
+        .as_deref()
+        .is_some_and(|h| h.contains("`my-shop`")));
+}
+
+#[test]
+fn conflicting_sources_are_an_error() {
+    let (dir, file) = project(&graph_config(
+        "    - name: k\n      chart: ./chart\n      manifests: ./k8s\n",
+    ));
+    let e = one(&req(dir.path()));
+    assert_at(&e, &file, 9, 18);
+    assert!(
+        e.message.contains("sets both `chart` and `manifests`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn secrets_never_appear_in_output_or_errors() {
+    let (dir, _) = project(&format!(
+        "{HEAD}spec:
+  secrets:
+    - name: db
+      data: {{ password: \"${{DB_PASSWORD}}\", token: s3cr3t-token }}
+  services:
+    - name: api
+      command: run
+      env: {{ DATABASE_URL: \"postgres://app:${{DB_PASSWORD}}@db/app\" }}
+"
+    ));
+    let vars = BTreeMap::from([("DB_PASSWORD".to_owned(), "correct-horse".to_owned())]);
+    let loaded = ok(&LoadRequest {
+        vars: vars.clone(),
+        ..req(dir.path())
+    });
+    assert_eq!(
+        loaded.environment.secrets[0].data["password"],
+        "correct-horse"
+    );
+    for needle in ["correct-horse", "s3cr3t-token"] {
+        assert!(
+            !loaded.merged_yaml.contains(needle),
+            "{}",
+            loaded.merged_yaml
+        );
+        assert!(
+            !loaded.values.iter().any(|(_, v, _)| v.contains(needle)),
+            "{:?}",
+            loaded.values
+        );
+    }
+    assert_eq!(
+        value(&loaded, "spec.secrets[0].data.password").0,
+        "<redacted>"
+    );
+    assert_eq!(
+        value(&loaded, "spec.services[0].env.DATABASE_URL").0,
+        "postgres://app:<redacted>@db/app"
+    );
+
+    // An error inside a secret, and an error elsewhere that would quote it, stay silent.
+    let (dir, _) = project(&format!(
+        "{HEAD}spec:
+  secrets:
+    - name: db
+      data: {{ password: [correct-horse] }}
+"
+    ));
+    let text = ConfigErrors(errs(&req(dir.path()))).to_string();
+    assert!(
+        text.contains("expected a string, number or boolean, found a list"),
+        "{text}"
+    );
+    assert!(!text.contains("correct-horse"), "{text}");
+
+    let (dir, _) = project(&format!(
+        "{HEAD}spec:
+  secrets: [{{ name: db, data: {{ password: \"${{DB_PASSWORD}}\" }} }}]
+  services:
+    - name: api
+      command: run
+      forward: [\"${{DB_PASSWORD}}\"]
+"
+    ));
+    let text = ConfigErrors(errs(&LoadRequest {
+        vars,
+        ..req(dir.path())
+    }))
+    .to_string();
+    assert!(text.contains("forward rule `<redacted>`"), "{text}");
+    assert!(!text.contains("correct-horse"), "{text}");
+}
+
+#[test]
+fn init_templates_load() {
+    let cases: [(&[(&str, &str)], &str); 7] = [
+        (
+            &[("package.json", r#"{"scripts": {"dev": "vite"}}"#)],
+            "node",
+        ),
+        (&[("package.json", "{}")], "node"),
+        (&[("Cargo.toml", "[package]\nname = \"x\"\n")], "rust"),
+        (&[("go.mod", "module x\n")], "go"),
+        (&[("manage.py", "")], "python"),
+        (&[("requirements.txt", "")], "python"),
+        (&[], "generic"),
+    ];
+    for (files, kind) in cases {
+        let parent = tempfile::tempdir().expect("tempdir");
+        let dir = parent.path().join("My Project_2");
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        for (name, text) in files {
+            write(&dir, name, text);
+        }
+        let (yaml, detected) = init_template(&dir);
+        assert_eq!(detected, kind);
+        write(&dir, ".devenv/config.yml", &yaml);
+        let loaded = ok(&req(&dir));
+        assert_eq!(loaded.environment.name, "my-project-2");
+        assert_eq!(loaded.environment.services.len(), 1, "{yaml}");
+        let command = loaded.environment.services[0].command.clone();
+        match (files.first().map(|f| f.1), kind) {
+            (Some(r#"{"scripts": {"dev": "vite"}}"#), _) => {
+                assert_eq!(command, Some(Command::Shell("npm run dev".into())))
+            }
+            (Some("{}"), _) => assert_eq!(command, Some(Command::Shell("npm start".into()))),
+            (_, "generic") => assert_eq!(
+                command,
+                Some(Command::Shell("python3 -m http.server 8000".into()))
+            ),
+            _ => assert!(command.is_some()),
+        }
+    }
+}
