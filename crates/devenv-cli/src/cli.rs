@@ -1,0 +1,289 @@
+//! Command-line arguments (clap derive). Parsing only; meaning lives in `commands/`.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "devenv",
+    version,
+    about = "Bring up a project's whole development environment with one command",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
+pub struct Global {
+    /// Run as if started in DIR
+    #[arg(short = 'C', long = "directory", value_name = "DIR", global = true)]
+    pub dir: Option<PathBuf>,
+    /// Use this config file instead of .devenv/config.yml
+    // Not global: `logs -f` is --follow. Commands that read the config take `-f` too.
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Environment to layer (.devenv/environments/NAME.yml)
+    #[arg(long = "env", value_name = "NAME", global = true)]
+    pub env: Option<String>,
+    /// Daemon socket path
+    #[arg(long, value_name = "PATH", env = "DEVENV_SOCKET", global = true)]
+    pub socket: Option<PathBuf>,
+    /// Print machine-readable JSON
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// More detail (repeat for more)
+    #[arg(short, long, action = ArgAction::Count, global = true, conflicts_with = "quiet")]
+    pub verbose: u8,
+    /// Print only what was asked for
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Disable colours (also: NO_COLOR, or output not a terminal)
+    #[arg(long, global = true)]
+    pub no_color: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Scaffold .devenv/config.yml (detects common project types)
+    Init(InitArgs),
+    /// Check the config; exit 2 with located errors
+    Validate(ValidateArgs),
+    /// Inspect the merged config
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Start services (and their dependencies) and wait until ready
+    Up(UpArgs),
+    /// Stop everything in reverse dependency order
+    Down(DownArgs),
+    /// Show services: runtime, state, ports, restarts, message
+    Status(StatusArgs),
+    /// Show and follow service logs
+    Logs(LogsArgs),
+    /// Restart services; dependents follow their restart policy
+    Restart(RestartArgs),
+    /// List environments known to the daemon
+    Ls,
+    /// Manage the devenvd daemon
+    #[command(subcommand)]
+    Daemon(DaemonCommand),
+    /// Print shell completions
+    Completion(CompletionArgs),
+}
+
+/// `-f FILE` after the command name.
+#[derive(Debug, Args)]
+pub struct FileOpt {
+    /// Use this config file instead of .devenv/config.yml
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    #[command(flatten)]
+    pub file: FileOpt,
+}
+
+impl Command {
+    /// `-f FILE` given after the command name, which wins over one given before it.
+    pub fn take_file(&mut self) -> Option<PathBuf> {
+        match self {
+            Command::Validate(a) => a.file.file.take(),
+            Command::Config(ConfigCommand::Show(a)) => a.file.file.take(),
+            Command::Up(a) => a.file.file.take(),
+            Command::Down(a) => a.file.file.take(),
+            Command::Status(a) => a.file.file.take(),
+            Command::Restart(a) => a.file.file.take(),
+            Command::Logs(a) => a.file.take(),
+            Command::Init(_) | Command::Ls | Command::Daemon(_) | Command::Completion(_) => None,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Overwrite an existing .devenv/config.yml
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the merged config
+    Show(ConfigShowArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigShowArgs {
+    #[command(flatten)]
+    pub file: FileOpt,
+    /// Show where each value came from
+    #[arg(long)]
+    pub origin: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub file: FileOpt,
+    /// Services to start (default: all)
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+    /// Keep what started even when a service fails
+    #[arg(long)]
+    pub keep_going: bool,
+    /// Start services in dev mode
+    #[arg(long)]
+    pub dev: bool,
+    /// Follow logs once everything is ready (Ctrl-C to detach)
+    #[arg(long)]
+    pub attach: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    #[command(flatten)]
+    pub file: FileOpt,
+    /// Also remove volumes
+    #[arg(long)]
+    pub volumes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub file: FileOpt,
+    /// Keep watching and re-render on every change
+    #[arg(short, long)]
+    pub watch: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Use this config file instead of .devenv/config.yml
+    #[arg(long = "file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Services to show (default: all)
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+    /// Keep following new lines
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Only the last N lines (default: every retained line)
+    #[arg(short = 'n', long, value_name = "N")]
+    pub tail: Option<u32>,
+    /// Only lines newer than this (10m, 1h, or an RFC 3339 time)
+    #[arg(long, value_name = "WHEN", value_parser = crate::since::parse_since)]
+    pub since: Option<std::time::SystemTime>,
+    /// Only lines matching this regular expression
+    #[arg(long, value_name = "RE")]
+    pub grep: Option<String>,
+    /// Prefix each line with its time
+    #[arg(short, long)]
+    pub timestamps: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RestartArgs {
+    #[command(flatten)]
+    pub file: FileOpt,
+    /// Services to restart
+    #[arg(value_name = "SERVICE", required = true)]
+    pub services: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DaemonCommand {
+    /// Start the daemon if it is not running
+    Start,
+    /// Stop the daemon gracefully (stops every environment)
+    Stop,
+    /// Show version, pid, socket, data dir, log and uptime
+    Status,
+    /// Print the daemon's log
+    Logs(DaemonLogsArgs),
+    /// Install a systemd user unit (Linux) or LaunchAgent (macOS)
+    Install(InstallArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DaemonLogsArgs {
+    /// Keep following new lines
+    #[arg(short, long)]
+    pub follow: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    /// Print the unit files instead of writing them
+    #[arg(long)]
+    pub print: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionArgs {
+    /// Shell to generate completions for
+    pub shell: Shell,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        super::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn file_before_or_after_the_command() {
+        use clap::Parser as _;
+        let mut cli = super::Cli::parse_from(["devenv", "-f", "a.yml", "validate"]);
+        assert_eq!(cli.command.take_file(), None);
+        assert_eq!(cli.global.file, Some("a.yml".into()));
+        let mut cli = super::Cli::parse_from(["devenv", "status", "-f", "b.yml", "--json"]);
+        assert_eq!(cli.command.take_file(), Some("b.yml".into()));
+        assert!(cli.global.json);
+        let mut cli = super::Cli::parse_from(["devenv", "logs", "-f", "--file", "c.yml", "api"]);
+        assert_eq!(cli.command.take_file(), Some("c.yml".into()));
+        assert!(matches!(cli.command, super::Command::Logs(ref l) if l.follow));
+    }
+
+    #[test]
+    fn every_command_and_flag_has_help() {
+        fn check(cmd: &clap::Command, path: &str) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                assert!(arg.get_help().is_some(), "{path} --{id} has no help");
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_name() == "help" {
+                    continue;
+                }
+                assert!(
+                    sub.get_about().is_some(),
+                    "{path} {} has no help",
+                    sub.get_name()
+                );
+                check(sub, &format!("{path} {}", sub.get_name()));
+            }
+        }
+        check(&super::Cli::command(), "devenv");
+    }
+}

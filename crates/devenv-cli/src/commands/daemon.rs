@@ -1,0 +1,265 @@
+//! `devenv daemon start|stop|status|logs|install`: managing devenvd itself. None of
+//! these start the daemon implicitly except `start`.
+
+use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{anyhow, Context as _};
+use devenv_api::pb::daemon_service_client::DaemonServiceClient;
+use devenv_api::pb::{ShutdownRequest, VersionRequest, VersionResponse};
+use devenv_api::ProcessEnv;
+use tokio::time::Instant;
+
+use crate::cli::{DaemonCommand, DaemonLogsArgs, InstallArgs};
+use crate::context::Ctx;
+use crate::daemon::{check_protocol, connect_running, find_devenvd, start};
+use crate::error::{CliError, Result};
+use crate::render::time::{short_duration, to_system_time};
+use crate::units;
+
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub async fn run(ctx: &Ctx, cmd: DaemonCommand) -> Result {
+    match cmd {
+        DaemonCommand::Start => start_cmd(ctx).await,
+        DaemonCommand::Stop => stop(ctx).await,
+        DaemonCommand::Status => status(ctx).await,
+        DaemonCommand::Logs(args) => logs(ctx, args).await,
+        DaemonCommand::Install(args) => install(ctx, args),
+    }
+}
+
+async fn start_cmd(ctx: &Ctx) -> Result {
+    let (version, already) = match connect_running(&ctx.paths).await? {
+        Some(ch) => {
+            let v = DaemonServiceClient::new(ch)
+                .version(VersionRequest {})
+                .await?
+                .into_inner();
+            check_protocol(&v, &ctx.paths)?;
+            (v, true)
+        }
+        None => (start(&ctx.paths, &ctx.out).await?.1, false),
+    };
+    if ctx.out.json {
+        println!("{}", version_json(&version, &ctx.paths.socket));
+    } else if !ctx.out.quiet {
+        let verb = if already {
+            "already running"
+        } else {
+            "started"
+        };
+        println!(
+            "devenvd {verb} (pid {}) on {}",
+            version.pid,
+            ctx.paths.socket.display()
+        );
+    }
+    Ok(())
+}
+
+async fn stop(ctx: &Ctx) -> Result {
+    let Some(channel) = connect_running(&ctx.paths).await? else {
+        if !ctx.out.quiet {
+            println!("devenvd is not running");
+        }
+        return Ok(());
+    };
+    let mut client = DaemonServiceClient::new(channel);
+    let pid = client.version(VersionRequest {}).await?.into_inner().pid;
+    match client.shutdown(ShutdownRequest {}).await {
+        Ok(_) => {}
+        // The daemon may close the connection before its reply makes it out.
+        Err(s) if matches!(s.code(), tonic::Code::Unavailable | tonic::Code::Unknown) => {}
+        Err(s) => return Err(s.into()),
+    }
+    drop(client);
+    if !ctx.out.quiet {
+        eprintln!("stopping devenvd (pid {pid})...");
+    }
+    let deadline = Instant::now() + STOP_TIMEOUT;
+    let mut pause = Duration::from_millis(1);
+    while ctx.paths.socket.exists() && process_alive(pid) {
+        if Instant::now() >= deadline {
+            return Err(anyhow!(
+                "devenvd (pid {pid}) did not stop within {}s; see its log: {}",
+                STOP_TIMEOUT.as_secs(),
+                ctx.paths.log_file().display()
+            )
+            .into());
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+    if !ctx.out.quiet {
+        println!("devenvd stopped");
+    }
+    Ok(())
+}
+
+fn process_alive(pid: u32) -> bool {
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
+    if pid <= 0 {
+        return false;
+    }
+    // Signal 0 only checks existence; EPERM still means it exists.
+    !matches!(
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+        Err(nix::errno::Errno::ESRCH)
+    )
+}
+
+async fn status(ctx: &Ctx) -> Result {
+    let Some(channel) = connect_running(&ctx.paths).await? else {
+        return Err(CliError::unreachable(anyhow!(
+            "devenvd is not running (socket {}); start it with `devenv daemon start`",
+            ctx.paths.socket.display()
+        )));
+    };
+    let v = DaemonServiceClient::new(channel)
+        .version(VersionRequest {})
+        .await?
+        .into_inner();
+    if ctx.out.json {
+        println!("{}", version_json(&v, &ctx.paths.socket));
+    } else {
+        let uptime = uptime(&v).map(short_duration).unwrap_or_else(|| "-".into());
+        let log = if v.log_file.is_empty() {
+            "-"
+        } else {
+            &v.log_file
+        };
+        println!("version   {}", v.daemon_version);
+        println!("protocol  {}", v.protocol_version);
+        println!("pid       {}", v.pid);
+        println!("socket    {}", ctx.paths.socket.display());
+        println!("data dir  {}", v.data_dir);
+        println!("log       {log}");
+        println!("uptime    {uptime}");
+    }
+    check_protocol(&v, &ctx.paths)
+}
+
+fn uptime(v: &VersionResponse) -> Option<Duration> {
+    let started = to_system_time(v.started_at.as_ref()?)?;
+    SystemTime::now().duration_since(started).ok()
+}
+
+fn version_json(v: &VersionResponse, socket: &Path) -> serde_json::Value {
+    serde_json::json!({
+        "version": v.daemon_version,
+        "protocol": v.protocol_version,
+        "pid": v.pid,
+        "socket": socket,
+        "data_dir": v.data_dir,
+        "log_file": v.log_file,
+        "uptime_seconds": uptime(v).map(|d| d.as_secs()),
+    })
+}
+
+async fn logs(ctx: &Ctx, args: DaemonLogsArgs) -> Result {
+    let path = ctx.paths.log_file();
+    let mut file = std::fs::File::open(&path).with_context(|| {
+        format!(
+            "cannot open the daemon log {} (a daemon run by systemd logs to the journal: \
+             journalctl --user -u devenvd)",
+            path.display()
+        )
+    })?;
+    let mut stdout = std::io::stdout().lock();
+    let mut offset = std::io::copy(&mut file, &mut stdout)?;
+    stdout.flush()?;
+    if !args.follow {
+        return Ok(());
+    }
+    // Like `tail -f`: the file is written by another process, so poll its size.
+    let mut buf = Vec::new();
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        if len < offset {
+            // Truncated or replaced: start over.
+            file = std::fs::File::open(&path)?;
+            offset = 0;
+        }
+        if len == offset {
+            continue;
+        }
+        file.seek(SeekFrom::Start(offset))?;
+        buf.clear();
+        offset += file.read_to_end(&mut buf)? as u64;
+        stdout.write_all(&buf)?;
+        stdout.flush()?;
+    }
+}
+
+fn install(ctx: &Ctx, args: InstallArgs) -> Result {
+    let devenvd = find_devenvd()?;
+    let devenvd = std::fs::canonicalize(&devenvd)
+        .with_context(|| format!("cannot resolve {}", devenvd.display()))?;
+    let files: Vec<units::UnitFile> = if cfg!(target_os = "macos") {
+        let home = std::env::var_os("HOME").ok_or_else(|| anyhow!("HOME is not set"))?;
+        let log = ctx.paths.log_file();
+        vec![units::launchd_agent(
+            Path::new(&home),
+            &devenvd,
+            &ctx.paths.socket,
+            &log,
+        )]
+    } else {
+        let dir = units::systemd_dir(&ProcessEnv)
+            .ok_or_else(|| anyhow!("neither XDG_CONFIG_HOME nor HOME is set"))?;
+        units::systemd_units(&dir, &devenvd).into()
+    };
+    if args.print {
+        for f in &files {
+            println!("# {}", f.path.display());
+            print!("{}", f.contents);
+        }
+        return Ok(());
+    }
+    for f in &files {
+        let dir = f.path.parent().expect("unit files live in a directory");
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::write(&f.path, &f.contents)
+            .with_context(|| format!("cannot write {}", f.path.display()))?;
+        if !ctx.out.quiet {
+            println!("wrote {}", f.path.display());
+        }
+    }
+    if ctx.out.quiet {
+        return Ok(());
+    }
+    if cfg!(target_os = "macos") {
+        println!(
+            "next: launchctl bootstrap gui/$(id -u) {}",
+            files[0].path.display()
+        );
+    } else {
+        println!(
+            "next: systemctl --user daemon-reload && systemctl --user enable --now devenvd.socket"
+        );
+        if let Some(note) = socket_mismatch(ctx) {
+            eprintln!("note: {note}");
+        }
+    }
+    Ok(())
+}
+
+/// The socket unit listens on `$XDG_RUNTIME_DIR/devenv/devenvd.sock`; say so when
+/// this client would look elsewhere.
+fn socket_mismatch(ctx: &Ctx) -> Option<String> {
+    let runtime = std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty());
+    let unit_socket = runtime.map(|r| Path::new(&r).join("devenv/devenvd.sock"));
+    if unit_socket.as_deref() == Some(ctx.paths.socket.as_path()) {
+        return None;
+    }
+    Some(format!(
+        "the socket unit listens on $XDG_RUNTIME_DIR/devenv/devenvd.sock, but this devenv \
+         uses {} (DEVENV_SOCKET or --socket)",
+        ctx.paths.socket.display()
+    ))
+}

@@ -1,0 +1,36 @@
+//! One file per command; each takes the shared context and its own arguments.
+
+pub mod completion;
+mod config;
+mod daemon;
+mod down;
+mod init;
+mod logs;
+mod ls;
+mod restart;
+mod status;
+mod up;
+mod validate;
+
+use crate::cli::{Command, ConfigCommand};
+use crate::context::Ctx;
+use crate::error::Result;
+
+pub async fn dispatch(command: Command, ctx: &Ctx) -> Result {
+    match command {
+        Command::Init(args) => init::run(ctx, args).await,
+        Command::Validate(_) => validate::run(ctx).await,
+        Command::Config(ConfigCommand::Show(args)) => config::show(ctx, args).await,
+        Command::Up(args) => up::run(ctx, args).await,
+        Command::Down(args) => down::run(ctx, args).await,
+        Command::Status(args) => status::run(ctx, args).await,
+        Command::Logs(args) => logs::run(ctx, args).await,
+        Command::Restart(args) => restart::run(ctx, args).await,
+        Command::Ls => ls::run(ctx).await,
+        Command::Daemon(cmd) => daemon::run(ctx, cmd).await,
+        Command::Completion(args) => {
+            completion::run(args.shell);
+            Ok(())
+        }
+    }
+}

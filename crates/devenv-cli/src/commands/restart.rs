@@ -1,0 +1,27 @@
+//! `devenv restart SERVICE...`.
+
+use devenv_api::pb::{service_service_client::ServiceServiceClient, RestartRequest};
+
+use crate::cli::RestartArgs;
+use crate::context::Ctx;
+use crate::error::Result;
+use crate::render::status::{self, ServiceJson};
+
+pub async fn run(ctx: &Ctx, args: RestartArgs) -> Result {
+    let environment = Some(ctx.env_ref()?);
+    let mut client = ServiceServiceClient::new(ctx.channel().await?);
+    let reply = client
+        .restart(RestartRequest {
+            environment,
+            services: args.services,
+        })
+        .await?
+        .into_inner();
+    if ctx.out.json {
+        let services: Vec<_> = reply.services.iter().map(ServiceJson::from).collect();
+        println!("{}", serde_json::json!({ "services": services }));
+    } else if !ctx.out.quiet {
+        print!("{}", status::table(&reply.services, ctx.out.color));
+    }
+    Ok(())
+}

@@ -1,0 +1,89 @@
+//! `devenv status [--watch]`. The one-shot path is the hot path: one RPC, no extras.
+
+use std::io::Write as _;
+
+use devenv_api::pb::{
+    self, environment_service_client::EnvironmentServiceClient, StatusRequest, WatchRequest,
+};
+
+use crate::cli::StatusArgs;
+use crate::context::Ctx;
+use crate::error::Result;
+use crate::render::status;
+use crate::stream::now_or_never;
+
+pub async fn run(ctx: &Ctx, args: StatusArgs) -> Result {
+    let environment = Some(ctx.env_ref()?);
+    let mut client = EnvironmentServiceClient::new(ctx.channel().await?);
+    if args.watch {
+        return watch(ctx, client, WatchRequest { environment }).await;
+    }
+    let reply = client
+        .status(StatusRequest { environment })
+        .await?
+        .into_inner();
+    let text = if ctx.out.json {
+        format!("{}\n", status::json(&reply))
+    } else if reply.services.is_empty() {
+        if ctx.out.quiet {
+            return Ok(());
+        }
+        let name = if reply.environment.is_empty() {
+            "this project"
+        } else {
+            &reply.environment
+        };
+        format!("{name}: nothing running (start it with `devenv up`)\n")
+    } else {
+        status::table(&reply.services, ctx.out.color)
+    };
+    std::io::stdout().lock().write_all(text.as_bytes())?;
+    Ok(())
+}
+
+async fn watch(
+    ctx: &Ctx,
+    mut client: EnvironmentServiceClient<tonic::transport::Channel>,
+    request: WatchRequest,
+) -> Result {
+    let mut changes = client.watch(request).await?.into_inner();
+    let redraw = ctx.out.stdout_tty && !ctx.out.json;
+    let mut services: Vec<pb::ServiceStatus> = Vec::new();
+    let mut dirty = false;
+    let mut stdout = std::io::stdout().lock();
+    loop {
+        let next = match now_or_never(changes.message()) {
+            Some(next) => next?,
+            None => {
+                if dirty {
+                    // Home, clear, then the whole table: one frame per burst of changes.
+                    let table = status::table(&services, ctx.out.color);
+                    write!(stdout, "\x1b[H\x1b[2J{table}")?;
+                    dirty = false;
+                }
+                stdout.flush()?;
+                changes.message().await?
+            }
+        };
+        let Some(change) = next else { break };
+        let width = services.iter().map(|s| s.name.len()).max().unwrap_or(0);
+        if ctx.out.json {
+            writeln!(stdout, "{}", status::json_line(&change))?;
+        } else if redraw {
+            dirty = true;
+        } else {
+            let width = width.max(change.name.len());
+            writeln!(
+                stdout,
+                "{}",
+                status::change_line(&change, width, ctx.out.color)
+            )?;
+        }
+        match services.iter_mut().find(|s| s.name == change.name) {
+            Some(slot) => *slot = change,
+            None => services.push(change),
+        }
+    }
+    stdout.flush()?;
+    Ok(())
+}

@@ -1,0 +1,78 @@
+//! `devenv up`: stream progress until everything requested is ready or something failed.
+
+use devenv_api::pb::{environment_service_client::EnvironmentServiceClient, up_event, UpRequest};
+
+use crate::cli::UpArgs;
+use crate::context::Ctx;
+use crate::error::{CliError, Exit, Result};
+use crate::render::config_errors;
+use crate::render::progress::{self, Mode, UpProgress};
+
+pub async fn run(ctx: &Ctx, args: UpArgs) -> Result {
+    let environment = Some(ctx.env_ref()?);
+    let channel = ctx.channel().await?;
+    let mut client = EnvironmentServiceClient::new(channel.clone());
+    let request = UpRequest {
+        environment: environment.clone(),
+        services: args.services.clone(),
+        keep_going: args.keep_going,
+        dev: args.dev,
+    };
+    let mut events = client.up(request).await?.into_inner();
+
+    let mode = if ctx.out.json {
+        Mode::Json
+    } else if ctx.out.stdout_tty && ctx.out.stderr_tty {
+        Mode::Tty
+    } else {
+        Mode::Plain
+    };
+    // Spinners draw on stderr; plain lines go to stdout.
+    let color = if mode == Mode::Tty {
+        ctx.out.err_color
+    } else {
+        ctx.out.color
+    };
+    let mut view = UpProgress::new(mode, color);
+    let result = loop {
+        let Some(event) = events.message().await? else {
+            view.finish();
+            return Err(anyhow::anyhow!("devenvd ended `up` without a result").into());
+        };
+        match event.event {
+            Some(up_event::Event::Service(s)) => view.service(&s),
+            Some(up_event::Event::Invalid(v)) => {
+                view.finish();
+                if mode == Mode::Json {
+                    view.invalid_json(&v);
+                } else {
+                    eprint!("{}", config_errors::located(&v.errors, ctx.out.err_color));
+                }
+                return Err(CliError::Silent(Exit::Usage));
+            }
+            Some(up_event::Event::Result(r)) => break r,
+            None => {}
+        }
+    };
+    view.finish();
+    if mode == Mode::Json {
+        view.result_json(&result);
+    }
+    if !result.ok {
+        if mode != Mode::Json {
+            eprint!(
+                "{}",
+                progress::failure_report(&result, &view, ctx.out.err_color)
+            );
+        }
+        return Err(CliError::Silent(Exit::Failed));
+    }
+    if mode != Mode::Json && !ctx.out.quiet {
+        println!("{}", progress::success_line(&view, ctx.out.color));
+    }
+    if args.attach {
+        let services = args.services;
+        return super::logs::follow(ctx, channel, environment, services).await;
+    }
+    Ok(())
+}

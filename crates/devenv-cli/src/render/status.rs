@@ -1,0 +1,193 @@
+//! `devenv status`: the table and the stable `--json` contract.
+
+use devenv_api::pb;
+use serde::Serialize;
+
+use super::color::{paint, state_code};
+use super::table;
+
+/// `devenv status --json`: a documented, stable shape. Add fields; never rename.
+#[derive(Debug, Serialize)]
+pub struct StatusJson<'a> {
+    pub environment: &'a str,
+    pub project: &'a str,
+    pub services: Vec<ServiceJson<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ServiceJson<'a> {
+    pub name: &'a str,
+    pub runtime: &'a str,
+    pub state: &'static str,
+    pub ready: bool,
+    /// `null` when there is no process.
+    pub pid: Option<u32>,
+    pub ports: &'a [u32],
+    pub restarts: u32,
+    pub message: &'a str,
+}
+
+impl<'a> From<&'a pb::ServiceStatus> for ServiceJson<'a> {
+    fn from(s: &'a pb::ServiceStatus) -> Self {
+        Self {
+            name: &s.name,
+            runtime: &s.runtime,
+            state: s.state().label(),
+            ready: s.ready,
+            pid: (s.pid != 0).then_some(s.pid),
+            ports: &s.ports,
+            restarts: s.restarts,
+            message: &s.message,
+        }
+    }
+}
+
+pub fn json(status: &pb::StatusResponse) -> String {
+    let doc = StatusJson {
+        environment: &status.environment,
+        project: &status.project,
+        services: status.services.iter().map(ServiceJson::from).collect(),
+    };
+    serde_json::to_string_pretty(&doc).expect("status JSON is always serialisable")
+}
+
+/// One service as a JSON line (`status --watch --json`).
+pub fn json_line(service: &pb::ServiceStatus) -> String {
+    serde_json::to_string(&ServiceJson::from(service)).expect("always serialisable")
+}
+
+pub fn table<'a>(services: impl IntoIterator<Item = &'a pb::ServiceStatus>, color: bool) -> String {
+    let rows: Vec<Vec<String>> = services
+        .into_iter()
+        .map(|s| {
+            let state = s.state().label();
+            vec![
+                s.name.clone(),
+                s.runtime.clone(),
+                paint(color, state_code(state), state),
+                pid(s.pid),
+                ports(&s.ports),
+                s.restarts.to_string(),
+                s.message.clone(),
+            ]
+        })
+        .collect();
+    table::render(
+        &[
+            "NAME", "RUNTIME", "STATE", "PID", "PORTS", "RESTARTS", "MESSAGE",
+        ],
+        &rows,
+    )
+}
+
+/// One line per change (`status --watch` when not a terminal).
+pub fn change_line(s: &pb::ServiceStatus, width: usize, color: bool) -> String {
+    let state = s.state().label();
+    let mut line = format!(
+        "{:width$}  {}",
+        s.name,
+        paint(color, state_code(state), state)
+    );
+    if s.pid != 0 {
+        line.push_str(&format!("  pid {}", s.pid));
+    }
+    if !s.ports.is_empty() {
+        line.push_str(&format!("  ports {}", ports(&s.ports)));
+    }
+    if s.restarts != 0 {
+        line.push_str(&format!("  restarts {}", s.restarts));
+    }
+    if !s.message.is_empty() {
+        line.push_str(&format!("  {}", s.message));
+    }
+    line
+}
+
+fn pid(pid: u32) -> String {
+    if pid == 0 {
+        "-".to_string()
+    } else {
+        pid.to_string()
+    }
+}
+
+fn ports(ports: &[u32]) -> String {
+    if ports.is_empty() {
+        return "-".to_string();
+    }
+    ports
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(name: &str, state: pb::ServiceState, pid: u32) -> pb::ServiceStatus {
+        pb::ServiceStatus {
+            name: name.into(),
+            runtime: "local".into(),
+            state: state as i32,
+            ready: state == pb::ServiceState::Ready,
+            pid,
+            ports: if pid != 0 { vec![8000] } else { vec![] },
+            restarts: 1,
+            message: if pid == 0 {
+                "exited with 1".into()
+            } else {
+                String::new()
+            },
+            ..Default::default()
+        }
+    }
+
+    fn sample() -> pb::StatusResponse {
+        pb::StatusResponse {
+            environment: "shop".into(),
+            project: "/src/shop".into(),
+            services: vec![
+                service("api", pb::ServiceState::Ready, 4242),
+                service("worker", pb::ServiceState::Failed, 0),
+            ],
+        }
+    }
+
+    #[test]
+    fn json_is_the_documented_contract() {
+        let v: serde_json::Value = serde_json::from_str(&json(&sample())).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "environment": "shop",
+                "project": "/src/shop",
+                "services": [
+                    {"name": "api", "runtime": "local", "state": "ready", "ready": true,
+                     "pid": 4242, "ports": [8000], "restarts": 1, "message": ""},
+                    {"name": "worker", "runtime": "local", "state": "failed", "ready": false,
+                     "pid": null, "ports": [], "restarts": 1, "message": "exited with 1"},
+                ]
+            })
+        );
+    }
+
+    #[test]
+    fn table_has_every_column() {
+        let out = table(&sample().services, false);
+        let mut lines = out.lines();
+        assert_eq!(
+            lines.next().unwrap(),
+            "NAME    RUNTIME  STATE   PID   PORTS  RESTARTS  MESSAGE"
+        );
+        assert_eq!(
+            lines.next().unwrap(),
+            "api     local    ready   4242  8000   1"
+        );
+        assert_eq!(
+            lines.next().unwrap(),
+            "worker  local    failed  -     -      1         exited with 1"
+        );
+    }
+}
