@@ -156,25 +156,48 @@ fn env_file(project: &Project, name: &str) -> Result<PathBuf, ConfigError> {
 }
 
 /// Reads and merges every file layer. The `DEVENV_*` layer is applied separately by
-/// [`apply_env_overrides`] because it comes after interpolation-free parsing of values.
+/// [`apply_env_overrides`] because it comes from variables, not files.
 pub(crate) fn file_layers(req: &LoadRequest, project: &Project) -> Result<Node, ConfigError> {
-    let mut merged = defaults();
+    let project_layer = read_layer(&project.config_file)?;
+    // Problems with the file as a whole (no apiVersion) belong to the project file even
+    // when a user config was merged first.
+    let root_origin = project_layer.origin.clone();
+    let mut merged = Node::empty_map(root_origin.clone());
     if let Some(user) = &req.user_config {
         if user.is_file() {
             merge(&mut merged, read_layer(user)?, "");
         }
     }
-    let project_layer = read_layer(&project.config_file)?;
-    // Problems with the file as a whole (no apiVersion) belong to the project file even
-    // when a user config was merged first.
-    let root_origin = project_layer.origin.clone();
     merge(&mut merged, project_layer, "");
-    merged.origin = root_origin;
     if let Some(name) = &req.env_name {
         let file = env_file(project, name)?;
         merge(&mut merged, read_layer(&file)?, "");
     }
+    // Filling in afterwards is the same as merging the defaults first (they never
+    // override anything), but keeps the person's key order in `config show`.
+    fill(&mut merged, defaults());
+    merged.origin = root_origin;
+    if let Value::Map(entries) = &mut merged.value {
+        entries.sort_by_key(|e| {
+            ["apiVersion", "kind", "metadata", "spec"]
+                .iter()
+                .position(|k| *k == e.key)
+                .unwrap_or(usize::MAX)
+        });
+    }
     Ok(merged)
+}
+
+/// Adds the keys of `defaults` that `base` lacks, recursively through mappings.
+fn fill(base: &mut Node, defaults: Node) {
+    if let (Value::Map(entries), Value::Map(defaults)) = (&mut base.value, defaults.value) {
+        for d in defaults {
+            match entries.iter_mut().find(|e| e.key == d.key) {
+                Some(existing) => fill(&mut existing.value, d.value),
+                None => entries.push(d),
+            }
+        }
+    }
 }
 
 fn join(path: &str, key: &str) -> String {
