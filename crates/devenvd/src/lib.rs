@@ -21,6 +21,7 @@ pub fn main() -> ExitCode {
         eprintln!("devenvd: {e:#}");
         return ExitCode::from(1);
     }
+    let args_log_file = args.log_file.is_some();
     let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -31,7 +32,10 @@ pub fn main() -> ExitCode {
     match rt.block_on(server::run(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
+            // With a log file, the error goes there too; stderr gets it once either way.
+            if args_log_file {
+                tracing::error!("{e:#}");
+            }
             eprintln!("devenvd: {e:#}");
             ExitCode::from(1)
         }
