@@ -6,7 +6,8 @@
 # Idempotent: anything already present is left alone.
 set -euo pipefail
 
-GRPCURL_VERSION="${GRPCURL_VERSION:-v1.9.3}"
+# v1.9.2 and v1.9.3 cannot dial -unix sockets (grpcurl issue #546); v1.9.1 can.
+GRPCURL_VERSION="${GRPCURL_VERSION:-v1.9.1}"
 TOOLS_DIR="${DEVENV_TOOLS_DIR:-$HOME/.cache/devenv-tools}"
 OTHER_USER="${DEVENV_TEST_OTHER_USER:-devenv-test-other}"
 
