@@ -4,7 +4,8 @@
 use std::io::BufWriter;
 use std::time::SystemTime;
 
-use devenv_api::pb::{self, log_service_client::LogServiceClient, LogRequest};
+use devenv_api::pb::environment_service_client::EnvironmentServiceClient;
+use devenv_api::pb::{self, log_service_client::LogServiceClient, LogRequest, StatusRequest};
 use tonic::transport::Channel;
 
 use crate::cli::LogsArgs;
@@ -50,7 +51,11 @@ pub async fn follow(
 }
 
 async fn print(ctx: &Ctx, channel: Channel, request: LogRequest, timestamps: bool) -> Result {
-    let names = request.services.clone();
+    let names = if request.services.is_empty() && !ctx.out.json {
+        service_names(channel.clone(), request.environment.clone()).await
+    } else {
+        request.services.clone()
+    };
     let mut entries = LogServiceClient::new(channel)
         .stream(request)
         .await?
@@ -62,6 +67,21 @@ async fn print(ctx: &Ctx, channel: Channel, request: LogRequest, timestamps: boo
     }
     out.flush()?;
     Ok(())
+}
+
+/// Every service of the environment, so that columns line up from the first line.
+/// Best effort: on failure, columns widen as names appear.
+async fn service_names(channel: Channel, environment: Option<pb::EnvironmentRef>) -> Vec<String> {
+    let mut client = EnvironmentServiceClient::new(channel);
+    match client.status(StatusRequest { environment }).await {
+        Ok(reply) => reply
+            .into_inner()
+            .services
+            .into_iter()
+            .map(|s| s.name)
+            .collect(),
+        Err(_) => Vec::new(),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

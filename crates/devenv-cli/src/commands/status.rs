@@ -12,6 +12,9 @@ use crate::error::Result;
 use crate::render::status;
 use crate::stream::now_or_never;
 
+/// Name column width for a line per change, so early lines line up with later ones.
+const MIN_WIDTH: usize = 8;
+
 pub async fn run(ctx: &Ctx, args: StatusArgs) -> Result {
     let environment = Some(ctx.env_ref()?);
     let mut client = EnvironmentServiceClient::new(ctx.channel().await?);
@@ -66,7 +69,12 @@ async fn watch(
             }
         };
         let Some(change) = next else { break };
-        let width = services.iter().map(|s| s.name.len()).max().unwrap_or(0);
+        let width = services
+            .iter()
+            .map(|s| s.name.len())
+            .max()
+            .unwrap_or(0)
+            .max(MIN_WIDTH);
         if ctx.out.json {
             writeln!(stdout, "{}", status::json_line(&change))?;
         } else if redraw {

@@ -22,6 +22,8 @@ pub async fn run(ctx: &Ctx, args: UpArgs) -> Result {
 
     let mode = if ctx.out.json {
         Mode::Json
+    } else if ctx.out.quiet {
+        Mode::Quiet
     } else if ctx.out.stdout_tty && ctx.out.stderr_tty {
         Mode::Tty
     } else {

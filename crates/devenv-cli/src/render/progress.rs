@@ -20,6 +20,8 @@ pub enum Mode {
     Tty,
     Plain,
     Json,
+    /// `-q`: only the outcome.
+    Quiet,
 }
 
 /// What the renderer remembers per service.
@@ -109,6 +111,7 @@ impl UpProgress {
         let took = now - seen.started.unwrap_or(seen.first);
         let text = describe(s, took, self.color);
         match self.mode {
+            Mode::Quiet => {}
             Mode::Plain => println!("{:w$} {text}", s.name, w = self.width),
             Mode::Tty => {
                 let multi = self.multi.as_ref().expect("tty mode has a MultiProgress");
@@ -198,37 +201,48 @@ pub fn describe(s: &pb::ServiceStatus, took: Duration, color: bool) -> String {
         }
         _ => {}
     }
-    if !s.message.is_empty() {
-        let _ = write!(out, "  {}", s.message);
+    let detail = super::status::detail(s);
+    if !detail.is_empty() {
+        let _ = write!(out, "  {detail}");
     }
     out
 }
 
 /// Final report of a failed `up`, for stderr: each failed service, its message and
-/// the last lines of its output, indented.
+/// the last lines of its output, indented; then whatever else the daemon said.
 pub fn failure_report(r: &pb::UpResult, progress: &UpProgress, color: bool) -> String {
     let mut out = String::new();
-    let headline = if r.message.is_empty() {
-        "up failed"
+    let error = paint(color, RED, "error");
+    if r.failed.is_empty() {
+        let _ = writeln!(out, "{error}: up failed");
     } else {
-        r.message.as_str()
-    };
-    let _ = writeln!(out, "{}: {headline}", paint(color, RED, "error"));
+        let _ = writeln!(out, "{error}: up failed: {}", r.failed.join(", "));
+    }
     for name in &r.failed {
         let status = progress.last_of(name);
         let message = status.map(|s| s.message.as_str()).filter(|m| !m.is_empty());
-        let exit = status
-            .and_then(|s| s.exit_code)
-            .map(|c| format!(" (exit code {c})"));
+        let message = match (message, status.and_then(|s| s.exit_code)) {
+            (Some(m), _) => m.to_string(),
+            (None, Some(code)) => format!("exited with code {code}"),
+            (None, None) => "failed".to_string(),
+        };
         let _ = writeln!(
             out,
-            "  {}: {}{}",
-            paint(color, super::color::BOLD, name),
-            message.unwrap_or("failed"),
-            exit.unwrap_or_default()
+            "  {}: {message}",
+            paint(color, super::color::BOLD, name)
         );
         for line in status.map(|s| s.last_lines.as_slice()).unwrap_or_default() {
             let _ = writeln!(out, "      {line}");
+        }
+    }
+    // The daemon's message repeats `name: why` per failed service; keep the rest.
+    for line in r.message.lines() {
+        let repeated = r.failed.iter().any(|n| {
+            line.strip_prefix(n.as_str())
+                .is_some_and(|rest| rest.starts_with(": "))
+        });
+        if !repeated && !line.trim().is_empty() {
+            let _ = writeln!(out, "{line}");
         }
     }
     out
@@ -333,11 +347,12 @@ mod tests {
         let r = pb::UpResult {
             ok: false,
             failed: vec!["db".into()],
-            message: String::new(),
+            message: "db: exited with 1\nstopped what this up started".into(),
         };
         assert_eq!(
             failure_report(&r, &p, false),
-            "error: up failed\n  db: exited with 1 (exit code 1)\n      FATAL: bad config\n"
+            "error: up failed: db\n  db: exited with 1\n      FATAL: bad config\n\
+             stopped what this up started\n"
         );
     }
 

@@ -68,7 +68,7 @@ pub fn table<'a>(services: impl IntoIterator<Item = &'a pb::ServiceStatus>, colo
                 pid(s.pid),
                 ports(&s.ports),
                 s.restarts.to_string(),
-                s.message.clone(),
+                detail(s).to_string(),
             ]
         })
         .collect();
@@ -97,10 +97,20 @@ pub fn change_line(s: &pb::ServiceStatus, width: usize, color: bool) -> String {
     if s.restarts != 0 {
         line.push_str(&format!("  restarts {}", s.restarts));
     }
-    if !s.message.is_empty() {
-        line.push_str(&format!("  {}", s.message));
+    let detail = detail(s);
+    if !detail.is_empty() {
+        line.push_str(&format!("  {detail}"));
     }
     line
+}
+
+/// The message, unless it only repeats the state ("starting: starting").
+pub fn detail(s: &pb::ServiceStatus) -> &str {
+    if s.message.eq_ignore_ascii_case(s.state().label()) {
+        ""
+    } else {
+        &s.message
+    }
 }
 
 fn pid(pid: u32) -> String {
