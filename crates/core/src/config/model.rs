@@ -55,6 +55,8 @@ pub struct Service {
     pub dependencies: Vec<String>,
     pub readiness: Option<Readiness>,
     pub restart: RestartPolicy,
+    /// Runs to completion (migrations, seeds): dependents wait until it exited 0.
+    pub oneshot: bool,
     pub watch: Option<Watch>,
     /// Kubernetes sources; at most one of image/manifests/chart, or a preset.
     pub image: Option<String>,

@@ -102,6 +102,7 @@ pub(crate) struct RawService {
     pub dependencies: Option<Strings>,
     pub readiness: Option<RawReadiness>,
     pub restart: Option<RawRestart>,
+    pub oneshot: Option<bool>,
     pub watch: Option<RawWatch>,
     pub image: Option<String>,
     pub build: Option<RawBuild>,

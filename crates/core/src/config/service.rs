@@ -100,6 +100,14 @@ pub(crate) fn check(
         Some(RawRestart::OnFailure) => RestartPolicy::OnFailure,
         Some(RawRestart::Always) => RestartPolicy::Always,
     };
+    let oneshot = raw.oneshot.unwrap_or(false);
+    if oneshot && restart == RestartPolicy::Always {
+        c.error(
+            &at("restart"),
+            "a oneshot service cannot use `restart: always`".into(),
+            Some("use `restart: never` or `restart: on-failure` (retry until it succeeds)".into()),
+        );
+    }
     let watch = raw.watch.map(|w| {
         let paths = match w.paths {
             Some(paths) => paths.0.iter().map(|p| c.resolve(p)).collect(),
@@ -139,6 +147,7 @@ pub(crate) fn check(
         dependencies: raw.dependencies.unwrap_or_default().0,
         readiness,
         restart,
+        oneshot,
         watch,
         image: raw.image,
         manifests: raw.manifests.as_deref().map(|m| c.resolve(m)),

@@ -258,8 +258,9 @@ impl EnvRuntime {
             }
             let this = self.clone();
             let vars = vars.clone();
+            let env = env.clone();
             tasks.spawn(async move {
-                let res = this.start_when_ready(&svc, plan, vars).await;
+                let res = this.start_when_ready(&env, &svc, plan, vars).await;
                 (svc.name.clone(), res)
             });
         }
@@ -328,18 +329,20 @@ impl EnvRuntime {
 
     async fn start_when_ready(
         &self,
+        env: &Environment,
         svc: &Service,
         plan: Plan,
         vars: Arc<BTreeMap<String, String>>,
     ) -> Result<(), StartError> {
         for dep in &svc.dependencies {
             let Some(mut rx) = self.shared.watch_of(dep) else { continue };
+            let oneshot = env.service(dep).is_some_and(|d| d.oneshot);
             let st = rx
-                .wait_for(|s| s.state.satisfies_dependents() || matches!(s.state, ServiceState::Failed | ServiceState::Stopped))
+                .wait_for(|s| satisfied(oneshot, s.state) || matches!(s.state, ServiceState::Failed | ServiceState::Stopped))
                 .await
                 .map(|s| s.state)
                 .unwrap_or(ServiceState::Stopped);
-            if !st.satisfies_dependents() {
+            if !satisfied(oneshot, st) {
                 let why = if st == ServiceState::Failed { "failed" } else { "stopped" };
                 self.shared.update(&svc.name, |s| {
                     s.state = ServiceState::Stopped;
@@ -379,11 +382,11 @@ impl EnvRuntime {
             return Err(StartError::Failed("service disappeared".into()));
         };
         let st = rx
-            .wait_for(|s| s.state.satisfies_dependents() || matches!(s.state, ServiceState::Failed | ServiceState::Stopped))
+            .wait_for(|s| satisfied(svc.oneshot, s.state) || matches!(s.state, ServiceState::Failed | ServiceState::Stopped))
             .await
             .map(|s| s.clone())
             .map_err(|_| StartError::Failed("supervisor ended".into()))?;
-        if st.state.satisfies_dependents() {
+        if satisfied(svc.oneshot, st.state) {
             Ok(())
         } else {
             Err(StartError::Failed(st.message))
@@ -477,6 +480,16 @@ impl EnvRuntime {
             }
         }
         Ok(())
+    }
+}
+
+/// Whether a dependency in `state` lets its dependents start: a oneshot must have
+/// finished, anything else must be ready.
+fn satisfied(oneshot: bool, state: ServiceState) -> bool {
+    match state {
+        ServiceState::Completed => true,
+        ServiceState::Ready => !oneshot,
+        _ => false,
     }
 }
 

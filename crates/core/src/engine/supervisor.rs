@@ -233,10 +233,23 @@ impl Run {
 
         let readiness = self.svc.readiness.clone();
         let exec_ctx = ExecContext { workdir: self.svc.workdir.clone(), env };
-        let ready_fut = wait_ready(readiness.clone(), exec_ctx.clone(), log_follower, svc_name.clone());
+        let health_ctx = exec_ctx.clone();
+        let oneshot = self.svc.oneshot;
+        if oneshot {
+            self.shared.update(&name, |s| s.message = "running (oneshot: dependents wait for it to finish)".into());
+        }
+        let probe_name = svc_name.clone();
+        let probe_ctx = exec_ctx.clone();
+        let ready_fut = async move {
+            if oneshot {
+                // Done means exited 0, which the child branch sees.
+                std::future::pending::<()>().await;
+            }
+            wait_ready(readiness, probe_ctx, log_follower, probe_name).await
+        };
         tokio::pin!(ready_fut);
         let mut ready = false;
-        let mut health = HealthMonitor::new(readiness.as_ref());
+        let mut health = HealthMonitor::new(self.svc.readiness.as_ref());
 
         let outcome = loop {
             tokio::select! {
@@ -257,7 +270,7 @@ impl Run {
                         Err(msg) => break Outcome::ProbeFailed(msg),
                     }
                 }
-                h = health.next(&exec_ctx), if ready && health.enabled() => {
+                h = health.next(&health_ctx), if ready && health.enabled() => {
                     match h {
                         Some(reason) => self.shared.update(&name, |s| { s.state = ServiceState::Unhealthy; s.message = reason; }),
                         None => self.shared.update(&name, |s| { s.state = ServiceState::Ready; s.message = String::new(); }),
