@@ -85,7 +85,10 @@ fn another_user_is_refused_by_peer_uid() {
         uid_gid: Some((uid, gid)),
         ..RunOpts::default()
     };
-    let other = env.run(&grpcurl, &args, as_other);
+    // grpcurl retries a refused connection until its connect timeout (default 10 s).
+    let mut other_args = vec!["-connect-timeout", "3"];
+    other_args.extend(args);
+    let other = env.run(&grpcurl, &other_args, as_other);
     assert_ne!(
         other.code,
         Some(0),

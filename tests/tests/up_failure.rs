@@ -27,8 +27,9 @@ fn readiness_that_never_passes_fails_up_after_its_timeout() {
     let env = TestEnv::new();
     let port = free_ports(1)[0];
     env.write_config(&format!(
-        "{HEAD}\
-    - name: stuck
+        "{HEAD}{}",
+        format_args!(
+            "    - name: stuck
       command: echo stuck is up but never listens; exec sleep 300
       readiness:
         tcp:
@@ -36,6 +37,7 @@ fn readiness_that_never_passes_fails_up_after_its_timeout() {
         periodSeconds: 1
         timeoutSeconds: 2
 "
+        )
     ));
     let up = env.devenv(&["up"]);
     assert_eq!(up.code, Some(1), "up should fail\n{up}");
@@ -46,9 +48,15 @@ fn readiness_that_never_passes_fails_up_after_its_timeout() {
     );
     let lower = text.to_lowercase();
     assert!(
-        ["timed out", "timeout", "not ready", "did not become ready"]
-            .iter()
-            .any(|w| lower.contains(w)),
+        [
+            "timed out",
+            "timeout",
+            "within 2s",
+            "within 2 s",
+            "did not become ready"
+        ]
+        .iter()
+        .any(|w| lower.contains(w)),
         "up does not say the readiness timed out\n{up}"
     );
     // Gave up at the configured 2 s, not at some default.
@@ -74,9 +82,10 @@ fn service_exiting_before_ready_reports_exit_code_and_last_lines() {
     let env = TestEnv::new();
     let port = free_ports(1)[0];
     env.write_config(&format!(
-        "{HEAD}\
-    - name: crashy
-      command: echo crashy booting; echo 'crashy: cannot open database' >&2; exit 3
+        "{HEAD}{}",
+        format_args!(
+            "    - name: crashy
+      command: \"echo crashy booting; echo 'crashy: cannot open database' >&2; exit 3\"
       readiness:
         tcp:
           port: {port}
@@ -86,6 +95,7 @@ fn service_exiting_before_ready_reports_exit_code_and_last_lines() {
       command: touch started-after && exec sleep 300
       dependencies: [crashy]
 "
+        )
     ));
     let up = env.devenv(&["up"]);
     assert_eq!(up.code, Some(1), "up should fail\n{up}");
