@@ -55,12 +55,18 @@ pub struct ServiceRecord {
 }
 
 /// A cheap handle to the store (sled trees are reference counted).
+///
+/// Writes land in sled at once and reach the disk through [`StateStore::run_flusher`],
+/// which coalesces bursts (an `up` of 50 services changes state hundreds of times)
+/// into few fsyncs. A crash can lose the last few milliseconds of observed state;
+/// recovery does not depend on it (service markers find our processes regardless).
 #[derive(Debug, Clone)]
 pub struct StateStore {
     path: PathBuf,
     db: sled::Db,
     envs: sled::Tree,
     services: sled::Tree,
+    dirty: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl StateStore {
@@ -75,7 +81,13 @@ impl StateStore {
             .open()
             .map_err(|e| classify(&path, e))?;
         let tree = |name: &str| db.open_tree(name).map_err(|e| classify(&path, e));
-        let store = Self { envs: tree("environments")?, services: tree("services")?, db, path };
+        let store = Self {
+            envs: tree("environments")?,
+            services: tree("services")?,
+            db,
+            path,
+            dirty: Default::default(),
+        };
         store.check_schema()?;
         Ok(store)
     }
@@ -125,7 +137,19 @@ impl StateStore {
     fn put<T: Serialize>(&self, tree: &sled::Tree, key: &str, value: &T) -> Result<(), StateError> {
         let bytes = serde_json::to_vec(value).map_err(|source| StateError::Decode { key: key.into(), source })?;
         tree.insert(key.as_bytes(), bytes).map_err(|e| classify(&self.path, e))?;
-        self.flush()
+        self.dirty.notify_one();
+        Ok(())
+    }
+
+    /// Flushes after each burst of writes; runs until the task is dropped. Idle, it
+    /// waits on a notification and costs nothing.
+    pub async fn run_flusher(self) {
+        loop {
+            self.dirty.notified().await;
+            if let Err(e) = self.db.flush_async().await {
+                tracing::error!(path = %self.path.display(), error = %e, "flushing state");
+            }
+        }
     }
 
     fn scan<T: DeserializeOwned>(&self, tree: &sled::Tree, prefix: &str) -> Result<Vec<T>, StateError> {

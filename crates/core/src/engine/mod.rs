@@ -72,6 +72,7 @@ pub struct Engine {
     /// Where a request's start dir led last time, for when its config has since broken.
     resolved: Mutex<HashMap<ResolveKey, String>>,
     tasks: TaskTracker,
+    flusher: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Engine {
@@ -91,8 +92,11 @@ impl Engine {
             envs: Mutex::default(),
             resolved: Mutex::default(),
             tasks: TaskTracker::new(),
+            flusher: Mutex::default(),
         };
         engine.recover()?;
+        let flusher = tokio::spawn(engine.state.clone().run_flusher());
+        *engine.flusher.lock().unwrap_or_else(|p| p.into_inner()) = Some(flusher);
         Ok(Arc::new(engine))
     }
 
@@ -266,7 +270,12 @@ impl Engine {
         let all = futures::future::join_all(envs.into_iter().map(|rt| rt.down()));
         let clean = tokio::time::timeout(deadline, all).await.is_ok();
         self.tasks.close();
+        // Ups still waiting on readiness end with the process; the final flush below
+        // makes the state durable.
         let _ = tokio::time::timeout(Duration::from_secs(1), self.tasks.wait()).await;
+        if let Some(f) = self.flusher.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            f.abort();
+        }
         if let Err(e) = self.state.flush() {
             tracing::error!(error = %e, "flushing state on shutdown");
         }
