@@ -1,7 +1,8 @@
 //! ANSI colours, off when NO_COLOR, --no-color or not a terminal.
 
-/// Colours a service name can get; chosen to stay readable on dark and light themes.
-const SERVICE_COLORS: [u8; 6] = [36, 33, 32, 35, 34, 31];
+/// Colours a service name can get; readable on dark and light themes. No red: that
+/// marks errors.
+const SERVICE_COLORS: [u8; 10] = [36, 33, 32, 35, 34, 96, 93, 92, 95, 94];
 
 pub const BOLD: &str = "1";
 pub const DIM: &str = "2";
@@ -48,7 +49,7 @@ mod tests {
         // Pinned: a service keeps its colour from one release to the next.
         assert_eq!(
             service_color(""),
-            SERVICE_COLORS[(0x811c_9dc5u32 % 6) as usize]
+            SERVICE_COLORS[(0x811c_9dc5u32 % 10) as usize]
         );
         let names = [
             "api", "web", "db", "cache", "worker", "queue", "auth", "search",
