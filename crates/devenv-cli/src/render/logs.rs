@@ -61,8 +61,14 @@ impl<W: Write> LogWriter<W> {
         if self.json {
             return self.write_json(e);
         }
-        if e.service.len() > self.width {
-            self.width = e.service.len();
+        // A marker for lines dropped across services carries no service name.
+        let service = if e.service.is_empty() {
+            "devenv"
+        } else {
+            e.service.as_str()
+        };
+        if service.len() > self.width {
+            self.width = service.len();
             self.prefixes.clear();
         }
         if self.timestamps {
@@ -76,14 +82,11 @@ impl<W: Write> LogWriter<W> {
         }
         let stream = e.stream();
         let is_err = stream == LogStream::Stderr;
-        if !self.prefixes.contains_key(&e.service) {
-            let p = [
-                self.prefix(&e.service, false),
-                self.prefix(&e.service, true),
-            ];
-            self.prefixes.insert(e.service.clone(), p);
+        if !self.prefixes.contains_key(service) {
+            let p = [self.prefix(service, false), self.prefix(service, true)];
+            self.prefixes.insert(service.to_string(), p);
         }
-        let prefix = &self.prefixes[&e.service][usize::from(is_err)];
+        let prefix = &self.prefixes[service][usize::from(is_err)];
         self.out.write_all(prefix)?;
         if e.missed > 0 {
             let note = format!("... {} lines skipped (client too slow)", e.missed);
@@ -163,12 +166,17 @@ mod tests {
                     missed: 42,
                     ..entry("api", LogStream::System, "")
                 },
+                pb::LogEntry {
+                    missed: 7,
+                    ..entry("", LogStream::System, "")
+                },
             ],
         );
         assert_eq!(
             out,
             "api | listening\nworker | boom\napi    | GET /\n\
-             api    | ... 42 lines skipped (client too slow)\n"
+             api    | ... 42 lines skipped (client too slow)\n\
+             devenv | ... 7 lines skipped (client too slow)\n"
         );
     }
 
