@@ -11,8 +11,8 @@ const GUIDE: &str = "\
 # `manifests`); `dependencies` order them and `readiness` gates their dependents.
 ";
 
-const EXAMPLES: &str = "\
-      # restart: on-failure          # never | on-failure | always
+// No line continuation here: `\` at a line end would eat the next line's indentation.
+const EXAMPLES: &str = "      # restart: on-failure          # never | on-failure | always
       # watch: { paths: [.], ignore: [\"*.log\"], action: restart }
     # - name: cache                   # a preset; runs on Kubernetes when spec.cluster is set
     #   type: redis

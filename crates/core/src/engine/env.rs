@@ -59,6 +59,10 @@ impl Shared {
                 if s.state != before {
                     s.since = std::time::SystemTime::now();
                 }
+                // Only a live process has a pid worth showing.
+                if !s.state.is_active() {
+                    s.pid = None;
+                }
             });
             let snap = tx.borrow().clone();
             snap
@@ -422,6 +426,7 @@ impl EnvRuntime {
         let dependents = graph::dependents(env);
         let mut tasks = JoinSet::new();
         let mut was_running = Vec::new();
+        let stop_order = Arc::new(Mutex::new(Vec::new()));
         for name in names {
             let sup = self.supervisors.lock().unwrap_or_else(|p| p.into_inner()).remove(name);
             let waits: Vec<watch::Receiver<ServiceStatus>> = dependents
@@ -436,6 +441,7 @@ impl EnvRuntime {
             if sup.as_ref().is_some_and(|s| !s.task.is_finished()) {
                 was_running.push(name.clone());
             }
+            let stop_order = stop_order.clone();
             tasks.spawn(async move {
                 for mut w in waits {
                     let _ = w.wait_for(|s| !s.state.is_active() && s.state != ServiceState::Pending).await;
@@ -444,6 +450,7 @@ impl EnvRuntime {
                     Some(sup) if !sup.task.is_finished() => {
                         sup.stop().await;
                         let _ = sup.task.await;
+                        stop_order.lock().unwrap_or_else(|p| p.into_inner()).push(name.clone());
                     }
                     _ => shared.update(&name, |s| {
                         if s.state != ServiceState::Stopped {
@@ -456,15 +463,28 @@ impl EnvRuntime {
             });
         }
         while tasks.join_next().await.is_some() {}
-        was_running
+        let mut order = std::mem::take(&mut *stop_order.lock().unwrap_or_else(|p| p.into_inner()));
+        // Services whose supervisor had already ended (failed, completed) come last.
+        order.extend(was_running.into_iter().filter(|n| !order.contains(n)).collect::<Vec<_>>());
+        order
     }
 
-    /// Restarts the named services (they must be configured).
+    /// Restarts the named services (they must be configured) and waits until each
+    /// is ready again, or failed.
     pub async fn restart(self: Arc<Self>, names: &[String], vars: Arc<BTreeMap<String, String>>) -> Result<(), String> {
         let _op = self.ops.lock().await;
         let env = self.config().ok_or("environment is not up")?;
+        if let Some(unknown) = names.iter().find(|n| env.service(n).is_none()) {
+            let known: Vec<&str> = env.services.iter().map(|s| s.name.as_str()).collect();
+            return Err(format!("unknown service `{unknown}`; services are: {}", known.join(", ")));
+        }
+        let mut waits = Vec::new();
         for name in names {
-            let svc = env.service(name).ok_or_else(|| format!("unknown service `{name}`"))?.clone();
+            let Some(svc) = env.service(name).cloned() else { continue };
+            let before = self.shared.status_of(name).map(|s| (s.restarts, s.pid));
+            if let Some(rx) = self.shared.watch_of(name) {
+                waits.push((svc.oneshot, before, rx));
+            }
             let live = {
                 let sups = self.supervisors.lock().unwrap_or_else(|p| p.into_inner());
                 sups.get(name).filter(|s| !s.task.is_finished()).map(|s| s.ctl.clone())
@@ -478,6 +498,14 @@ impl EnvRuntime {
                     self.supervisors.lock().unwrap_or_else(|p| p.into_inner()).insert(name.clone(), sup);
                 }
             }
+        }
+        for (oneshot, before, mut rx) in waits {
+            let _ = rx
+                .wait_for(|s| {
+                    let moved = before.is_none_or(|(r, pid)| s.restarts > r || s.pid != pid);
+                    moved && (satisfied(oneshot, s.state) || matches!(s.state, ServiceState::Failed | ServiceState::Stopped))
+                })
+                .await;
         }
         Ok(())
     }
