@@ -1,0 +1,302 @@
+//! Log throughput of the release binaries: services printing as fast as they can,
+//! `devenv logs -f` consuming, lines/s end to end, and the daemon's peak RSS.
+//! See docs/benchmarks.md.
+//!
+//!   cargo run --release -p devenv-e2e --bin bench-logs -- [single|merged|all]
+//!       [--lines N] [--services N] [--runs N]
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use devenv_e2e::{Bins, Profile, TestEnv};
+
+/// What every service prints: a log line of realistic length.
+const LINE: &str = "2024-05-01T12:00:00Z INFO request handled path=/api/items status=200 0123456789";
+
+struct Opts {
+    what: String,
+    /// Lines of the single service.
+    lines: u64,
+    /// Services of the merged run; each prints `merged_lines`.
+    services: usize,
+    merged_lines: u64,
+    runs: usize,
+}
+
+fn parse_args() -> Result<Opts, String> {
+    let mut opts = Opts {
+        what: "all".into(),
+        lines: 2_000_000,
+        services: 50,
+        merged_lines: 40_000,
+        runs: 3,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut num = |name: &str| -> Result<u64, String> {
+            args.next()
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| format!("{name} needs a number"))
+        };
+        match a.as_str() {
+            "single" | "merged" | "all" => opts.what = a,
+            "--lines" => opts.lines = num("--lines")?.max(1),
+            "--services" => opts.services = num("--services")?.max(1) as usize,
+            "--merged-lines" => opts.merged_lines = num("--merged-lines")?.max(1),
+            "--runs" => opts.runs = num("--runs")?.max(1) as usize,
+            "-h" | "--help" => {
+                return Err("usage: bench-logs [single|merged|all] [--lines N] [--services N] \
+                     [--merged-lines N] [--runs N]"
+                    .into())
+            }
+            other => return Err(format!("unknown argument {other:?} (try --help)")),
+        }
+    }
+    Ok(opts)
+}
+
+fn main() {
+    let opts = match parse_args() {
+        Ok(o) => o,
+        Err(msg) => {
+            eprintln!("{msg}");
+            std::process::exit(2);
+        }
+    };
+    let bins = Bins::get(Profile::Release);
+    let mut rows: Vec<(String, String, String)> = Vec::new();
+    if opts.what == "single" || opts.what == "all" {
+        run_case(bins, 1, opts.lines, opts.runs, ">= 500k lines/s", &mut rows);
+    }
+    if opts.what == "merged" || opts.what == "all" {
+        let target = ">= 200k lines/s";
+        run_case(bins, opts.services, opts.merged_lines, opts.runs, target, &mut rows);
+    }
+    println!();
+    println!("bench-logs (release binaries, {} cores)", cores());
+    println!("{:<44} {:>16}  target", "metric", "value");
+    println!("{}", "-".repeat(78));
+    for (metric, value, target) in rows {
+        println!("{metric:<44} {value:>16}  {target}");
+    }
+}
+
+struct RunResult {
+    lines: u64,
+    missed: u64,
+    elapsed: Duration,
+    hwm_kib: u64,
+}
+
+fn run_case(
+    bins: &'static Bins,
+    services: usize,
+    lines: u64,
+    runs: usize,
+    target: &str,
+    rows: &mut Vec<(String, String, String)>,
+) {
+    let mut results = Vec::new();
+    for run in 0..runs {
+        // A fresh daemon each run: peak RSS belongs to this run alone.
+        let r = one_run(bins, services, lines);
+        eprintln!(
+            "run {}: {services} service(s) x {lines} lines: {} lines in {:.3} s = {:.0} lines/s, \
+             {} missed, daemon VmHWM {:.1} MiB",
+            run + 1,
+            r.lines,
+            r.elapsed.as_secs_f64(),
+            rate(&r),
+            r.missed,
+            r.hwm_kib as f64 / 1024.0
+        );
+        results.push(r);
+    }
+    results.sort_by(|a, b| rate(a).total_cmp(&rate(b)));
+    let median = &results[results.len() / 2];
+    let what = if services == 1 {
+        format!("1 service x {lines} lines")
+    } else {
+        format!("{services} services x {lines} lines, merged")
+    };
+    rows.push((
+        format!("{what}, median of {runs}"),
+        format!("{:.0} lines/s", rate(median)),
+        target.into(),
+    ));
+    let missed: u64 = results.iter().map(|r| r.missed).max().unwrap_or(0);
+    rows.push(("  lines missed by the client (worst run)".into(), missed.to_string(), String::new()));
+    let hwm = results.iter().map(|r| r.hwm_kib).max().unwrap_or(0);
+    rows.push((
+        "  daemon peak RSS (VmHWM, worst run)".into(),
+        format!("{:.1} MiB", hwm as f64 / 1024.0),
+        String::new(),
+    ));
+}
+
+fn rate(r: &RunResult) -> f64 {
+    r.lines as f64 / r.elapsed.as_secs_f64().max(1e-9)
+}
+
+fn one_run(bins: &'static Bins, services: usize, lines: u64) -> RunResult {
+    let env = TestEnv::with_bins(bins);
+    let gates: Vec<PathBuf> = (0..services).map(|i| env.root().join(format!("gate-{i}"))).collect();
+    for g in &gates {
+        nix::unistd::mkfifo(g, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+    }
+    env.write_config(&config(&gates, lines));
+    env.devenv_ok(&["up"]);
+    let pid = env.daemon_pid();
+    let names: Vec<String> = (0..services).map(name).collect();
+
+    // The client, following only new lines of every generator.
+    // Not `--tail 0`: the snapshot's "started" lines show that it is subscribed.
+    let mut args: Vec<&str> = vec!["logs", "-f"];
+    args.extend(names.iter().map(String::as_str));
+    let mut client = Command::new(&env.bins.devenv)
+        .args(&args)
+        .current_dir(&env.project)
+        .env_clear()
+        .envs(env.env_vars())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn devenv logs -f");
+    let stdout = client.stdout.take().expect("piped stdout");
+    let (tx, rx) = mpsc::channel();
+    let counter = std::thread::spawn(move || count_lines(stdout, tx));
+    // The daemon subscribes a follower before it sends the snapshot.
+    let mut got = Progress::default();
+    while got.other == 0 {
+        got = rx.recv_timeout(Duration::from_secs(30)).expect("devenv logs -f prints the snapshot");
+    }
+
+    // Open every gate (each open waits for its service to be waiting), then release
+    // all services at once.
+    let opened: Vec<std::fs::File> = gates
+        .iter()
+        .map(|g| std::fs::OpenOptions::new().write(true).open(g).expect("open gate"))
+        .collect();
+    drop(opened);
+
+    let expected = lines * services as u64;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        match rx.recv_timeout(Duration::from_secs(5)) {
+            Ok(p) => {
+                got = p;
+                if got.lines + got.missed >= expected {
+                    break;
+                }
+            }
+            // Nothing new for a while: whatever was missed will not come.
+            Err(_) if got.lines > 0 => break,
+            Err(_) if Instant::now() > deadline => break,
+            Err(_) => {}
+        }
+    }
+    let hwm_kib = read_hwm_kib(pid).unwrap_or(0);
+    let _ = client.kill();
+    let _ = client.wait();
+    let _ = counter.join();
+    RunResult {
+        lines: got.lines,
+        missed: got.missed,
+        elapsed: got.last.saturating_duration_since(got.first.unwrap_or(got.last)),
+        hwm_kib,
+    }
+}
+
+fn name(i: usize) -> String {
+    format!("gen{i:02}")
+}
+
+fn config(gates: &[PathBuf], lines: u64) -> String {
+    let mut yaml = String::from(
+        "apiVersion: devenv/v1\nkind: Environment\nmetadata:\n  name: benchlogs\nspec:\n  services:\n",
+    );
+    for (i, gate) in gates.iter().enumerate() {
+        // Waits at its gate (a fifo) until the bench opens it, then floods stdout.
+        yaml.push_str(&format!(
+            "    - name: {}\n      command: \"cat {} >/dev/null; yes '{LINE}' | head -n {lines}\"\n",
+            name(i),
+            gate.display()
+        ));
+    }
+    yaml
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Progress {
+    lines: u64,
+    missed: u64,
+    /// Other lines (the snapshot's, devenv's own).
+    other: u64,
+    first: Option<Instant>,
+    last: Instant,
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Self { lines: 0, missed: 0, other: 0, first: None, last: Instant::now() }
+    }
+}
+
+/// Counts generator lines arriving at the client, and the lines that its missed
+/// markers say it skipped; reports progress at most every 10 ms and at the end.
+fn count_lines(mut out: impl Read, tx: mpsc::Sender<Progress>) {
+    let mut buf = vec![0u8; 1 << 20];
+    let mut p = Progress::default();
+    let mut reported = Instant::now();
+    let mut partial: Vec<u8> = Vec::new();
+    loop {
+        let n = match out.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let now = Instant::now();
+        partial.extend_from_slice(&buf[..n]);
+        let end = partial.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        let before = p.lines + p.other;
+        for line in partial[..end].split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            if line.ends_with(b"0123456789") {
+                p.lines += 1;
+                p.first.get_or_insert(now);
+                p.last = now;
+            } else if let Some(n) = skipped(line) {
+                p.missed += n;
+            } else {
+                p.other += 1;
+            }
+        }
+        partial.drain(..end);
+        let first_other = before == 0 && p.other > 0;
+        if first_other || now.duration_since(reported) > Duration::from_millis(10) {
+            reported = now;
+            if tx.send(p).is_err() {
+                return;
+            }
+        }
+    }
+    let _ = tx.send(p);
+}
+
+/// `N` of a `... N lines skipped` marker line.
+fn skipped(line: &[u8]) -> Option<u64> {
+    let s = std::str::from_utf8(line).ok()?;
+    let i = s.find(" lines skipped")?;
+    s[..i].rsplit(' ').next()?.parse().ok()
+}
+
+fn read_hwm_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
