@@ -8,7 +8,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fds = protox::compile([&file], [&root])?;
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
     // The descriptor set is also served by gRPC reflection.
-    std::fs::write(out.join("devenv_descriptor.bin"), prost::Message::encode_to_vec(&fds))?;
+    std::fs::write(
+        out.join("devenv_descriptor.bin"),
+        prost::Message::encode_to_vec(&fds),
+    )?;
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)

@@ -28,7 +28,10 @@ pub async fn connect(socket: &Path) -> Result<Channel, ConnectError> {
     // then hand that stream to tonic; reconnects dial the path again.
     let first = tokio::net::UnixStream::connect(socket)
         .await
-        .map_err(|source| ConnectError::NotRunning { socket: socket.to_path_buf(), source })?;
+        .map_err(|source| ConnectError::NotRunning {
+            socket: socket.to_path_buf(),
+            source,
+        })?;
     let first = std::sync::Mutex::new(Some(first));
     let path = socket.to_path_buf();
     // The URI is required by tonic but never used for routing over a Unix socket.
@@ -45,5 +48,8 @@ pub async fn connect(socket: &Path) -> Result<Channel, ConnectError> {
             }
         }))
         .await
-        .map_err(|source| ConnectError::Transport { socket: socket.to_path_buf(), source })
+        .map_err(|source| ConnectError::Transport {
+            socket: socket.to_path_buf(),
+            source,
+        })
 }

@@ -107,7 +107,10 @@ fn default_socket_dir(env: &impl Env, uid: u32) -> PathBuf {
 /// Creates `dir` (and parents) as 0700 if missing; refuses a directory owned by
 /// someone else, and tightens the mode of our own if it is looser.
 pub fn ensure_private_dir(dir: &Path) -> Result<(), PathsError> {
-    let create = |source| PathsError::Create { path: dir.to_path_buf(), source };
+    let create = |source| PathsError::Create {
+        path: dir.to_path_buf(),
+        source,
+    };
     if !dir.exists() {
         std::fs::create_dir_all(dir).map_err(create)?;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(create)?;
@@ -115,7 +118,11 @@ pub fn ensure_private_dir(dir: &Path) -> Result<(), PathsError> {
     let meta = std::fs::metadata(dir).map_err(create)?;
     let uid = nix::unistd::getuid().as_raw();
     if meta.uid() != uid {
-        return Err(PathsError::NotOwned { path: dir.to_path_buf(), owner: meta.uid(), uid });
+        return Err(PathsError::NotOwned {
+            path: dir.to_path_buf(),
+            owner: meta.uid(),
+            uid,
+        });
     }
     if meta.mode() & 0o077 != 0 {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(create)?;
@@ -128,7 +135,12 @@ mod tests {
     use super::*;
 
     fn env(pairs: &'static [(&'static str, &'static str)]) -> impl Env {
-        move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+        move |k: &str| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
     }
 
     #[test]
@@ -146,13 +158,19 @@ mod tests {
 
     #[test]
     fn xdg_runtime_dir_then_tmp() {
-        let p = Paths::resolve(&env(&[("XDG_RUNTIME_DIR", "/run/user/1"), ("DEVENV_DATA_DIR", "/d")]))
-            .unwrap();
+        let p = Paths::resolve(&env(&[
+            ("XDG_RUNTIME_DIR", "/run/user/1"),
+            ("DEVENV_DATA_DIR", "/d"),
+        ]))
+        .unwrap();
         assert_eq!(p.socket, PathBuf::from("/run/user/1/devenv/devenvd.sock"));
         let p = Paths::resolve(&env(&[("DEVENV_DATA_DIR", "/d")])).unwrap();
         let uid = nix::unistd::getuid().as_raw();
         if !cfg!(target_os = "macos") {
-            assert_eq!(p.socket, PathBuf::from(format!("/tmp/devenv-{uid}/devenvd.sock")));
+            assert_eq!(
+                p.socket,
+                PathBuf::from(format!("/tmp/devenv-{uid}/devenvd.sock"))
+            );
         }
     }
 

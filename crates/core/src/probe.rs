@@ -27,12 +27,10 @@ pub async fn check(probe: &Probe, ctx: &ExecContext, limit: Duration) -> Result<
 
 async fn attempt(probe: &Probe, ctx: &ExecContext) -> Result<(), String> {
     match probe {
-        Probe::Tcp { host, port } => {
-            TcpStream::connect((host.as_str(), *port))
-                .await
-                .map(drop)
-                .map_err(|e| format!("tcp {host}:{port}: {e}"))
-        }
+        Probe::Tcp { host, port } => TcpStream::connect((host.as_str(), *port))
+            .await
+            .map(drop)
+            .map_err(|e| format!("tcp {host}:{port}: {e}")),
         Probe::Http { host, port, path } => http_get(host, *port, path).await,
         Probe::Exec { command } => exec(command, ctx).await,
         // Log probes are event driven: the supervisor watches the output instead.
@@ -44,15 +42,23 @@ async fn attempt(probe: &Probe, ctx: &ExecContext) -> Result<(), String> {
 /// daemon free of an HTTP client stack.
 async fn http_get(host: &str, port: u16, path: &str) -> Result<(), String> {
     let url = format!("http://{host}:{port}{path}");
-    let mut stream = TcpStream::connect((host, port)).await.map_err(|e| format!("GET {url}: {e}"))?;
+    let mut stream = TcpStream::connect((host, port))
+        .await
+        .map_err(|e| format!("GET {url}: {e}"))?;
     let req = format!(
         "GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: devenv-probe\r\nAccept: */*\r\nConnection: close\r\n\r\n"
     );
-    stream.write_all(req.as_bytes()).await.map_err(|e| format!("GET {url}: {e}"))?;
+    stream
+        .write_all(req.as_bytes())
+        .await
+        .map_err(|e| format!("GET {url}: {e}"))?;
     let mut buf = Vec::with_capacity(256);
     let mut chunk = [0u8; 256];
     while !buf.contains(&b'\n') && buf.len() < 4096 {
-        let n = stream.read(&mut chunk).await.map_err(|e| format!("GET {url}: {e}"))?;
+        let n = stream
+            .read(&mut chunk)
+            .await
+            .map_err(|e| format!("GET {url}: {e}"))?;
         if n == 0 {
             break;
         }
@@ -117,13 +123,21 @@ impl Backoff {
     const FAST_CAP: Duration = Duration::from_millis(50);
 
     pub fn new(period: Duration) -> Self {
-        Self { next: Duration::from_millis(5).min(period), elapsed: Duration::ZERO, period }
+        Self {
+            next: Duration::from_millis(5).min(period),
+            elapsed: Duration::ZERO,
+            period,
+        }
     }
 
     pub fn next_delay(&mut self) -> Duration {
         let d = self.next;
         self.elapsed += d;
-        let cap = if self.elapsed < Self::FAST_PHASE { Self::FAST_CAP.min(self.period) } else { self.period };
+        let cap = if self.elapsed < Self::FAST_PHASE {
+            Self::FAST_CAP.min(self.period)
+        } else {
+            self.period
+        };
         self.next = (self.next * 2).min(cap).max(d.min(cap));
         d
     }
@@ -157,20 +171,39 @@ mod tests {
             }
         });
         let ctx = ExecContext::default();
-        let http = Probe::Http { host: "127.0.0.1".into(), port, path: "/".into() };
+        let http = Probe::Http {
+            host: "127.0.0.1".into(),
+            port,
+            path: "/".into(),
+        };
         assert_eq!(check(&http, &ctx, Duration::from_secs(2)).await, Ok(()));
-        let err = check(&http, &ctx, Duration::from_secs(2)).await.unwrap_err();
+        let err = check(&http, &ctx, Duration::from_secs(2))
+            .await
+            .unwrap_err();
         assert!(err.contains("status 503"), "{err}");
         server.await.unwrap();
-        let tcp = Probe::Tcp { host: "127.0.0.1".into(), port };
-        assert!(check(&tcp, &ctx, Duration::from_secs(2)).await.is_err(), "listener is closed");
+        let tcp = Probe::Tcp {
+            host: "127.0.0.1".into(),
+            port,
+        };
+        assert!(
+            check(&tcp, &ctx, Duration::from_secs(2)).await.is_err(),
+            "listener is closed"
+        );
     }
 
     #[tokio::test]
     async fn exec_probe_uses_exit_status() {
-        let ctx = ExecContext { workdir: std::env::temp_dir(), ..Default::default() };
-        let ok = Probe::Exec { command: Command::Shell("exit 0".into()) };
-        let bad = Probe::Exec { command: Command::Exec(vec!["false".into()]) };
+        let ctx = ExecContext {
+            workdir: std::env::temp_dir(),
+            ..Default::default()
+        };
+        let ok = Probe::Exec {
+            command: Command::Shell("exit 0".into()),
+        };
+        let bad = Probe::Exec {
+            command: Command::Exec(vec!["false".into()]),
+        };
         assert_eq!(check(&ok, &ctx, Duration::from_secs(5)).await, Ok(()));
         assert!(check(&bad, &ctx, Duration::from_secs(5)).await.is_err());
     }

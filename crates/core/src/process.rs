@@ -23,7 +23,10 @@ use tokio::sync::oneshot;
 /// Environment variable holding the marker of a service's processes.
 pub const MARKER_VAR: &str = "DEVENV_MARKER";
 
-type Job = (tokio::process::Command, oneshot::Sender<std::io::Result<tokio::process::Child>>);
+type Job = (
+    tokio::process::Command,
+    oneshot::Sender<std::io::Result<tokio::process::Child>>,
+);
 
 /// Spawns processes from one dedicated thread (see the module docs).
 #[derive(Debug)]
@@ -37,41 +40,59 @@ impl Spawner {
     pub fn start() -> std::io::Result<Self> {
         let handle = tokio::runtime::Handle::current();
         let (tx, rx) = std::sync::mpsc::channel::<Job>();
-        std::thread::Builder::new().name("devenv-spawner".into()).spawn(move || {
-            let _guard = handle.enter();
-            for (mut cmd, reply) in rx {
-                let _ = reply.send(cmd.spawn());
-            }
-        })?;
+        std::thread::Builder::new()
+            .name("devenv-spawner".into())
+            .spawn(move || {
+                let _guard = handle.enter();
+                for (mut cmd, reply) in rx {
+                    let _ = reply.send(cmd.spawn());
+                }
+            })?;
         Ok(Self { jobs: tx })
     }
 
     /// Spawns `cmd` in a new process group that dies with the daemon.
-    pub async fn spawn(&self, mut cmd: tokio::process::Command) -> std::io::Result<tokio::process::Child> {
+    pub async fn spawn(
+        &self,
+        mut cmd: tokio::process::Command,
+    ) -> std::io::Result<tokio::process::Child> {
         cmd.process_group(0).kill_on_drop(false);
         die_with_parent(&mut cmd);
         let (tx, rx) = oneshot::channel();
         self.jobs
             .send((cmd, tx))
             .map_err(|_| std::io::Error::other("spawner thread is gone"))?;
-        rx.await.map_err(|_| std::io::Error::other("spawner thread is gone"))?
+        rx.await
+            .map_err(|_| std::io::Error::other("spawner thread is gone"))?
     }
 }
 
 #[cfg(target_os = "linux")]
-#[allow(unsafe_code, reason = "pre_exec is the only way to set PDEATHSIG in the child")]
+#[allow(
+    unsafe_code,
+    reason = "pre_exec is the only way to set PDEATHSIG in the child"
+)]
 fn die_with_parent(cmd: &mut tokio::process::Command) {
     let parent = std::process::id() as libc::pid_t;
     // SAFETY: the closure runs between fork and exec and only calls
     // async-signal-safe functions (prctl, getppid).
     unsafe {
         cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) != 0
+            {
                 return Err(std::io::Error::last_os_error());
             }
             // The daemon may have died between fork and prctl.
             if libc::getppid() != parent {
-                return Err(std::io::Error::other("devenvd exited while starting the service"));
+                return Err(std::io::Error::other(
+                    "devenvd exited while starting the service",
+                ));
             }
             Ok(())
         });
@@ -137,7 +158,10 @@ impl Guardian {
             .process_group(0)
             .spawn()?;
         let stdin = child.stdin.take();
-        Ok(Self { stdin: Mutex::new(stdin), child: Mutex::new(child) })
+        Ok(Self {
+            stdin: Mutex::new(stdin),
+            child: Mutex::new(child),
+        })
     }
 
     pub fn watch(&self, pgid: i32) {
@@ -193,7 +217,10 @@ pub fn run_guardian(input: impl BufRead) {
     for &g in &groups {
         signal_group(g, Signal::SIGTERM);
     }
-    wait_gone(|| groups.iter().any(|&g| group_alive(g)), Duration::from_secs(3));
+    wait_gone(
+        || groups.iter().any(|&g| group_alive(g)),
+        Duration::from_secs(3),
+    );
     for &g in &groups {
         signal_group(g, Signal::SIGKILL);
     }
@@ -202,7 +229,9 @@ pub fn run_guardian(input: impl BufRead) {
 /// Pids of live processes whose environment holds `DEVENV_MARKER=<marker>`.
 pub fn find_marked(marker: &str) -> Vec<i32> {
     let needle = format!("{MARKER_VAR}={marker}\0").into_bytes();
-    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
     dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
         .filter(|pid| {
             std::fs::read(format!("/proc/{pid}/environ"))
@@ -233,7 +262,12 @@ mod tests {
         cmd.arg("30").env(MARKER_VAR, &marker);
         let mut child = spawner.spawn(cmd).await.unwrap();
         let pid = child.id().unwrap() as i32;
-        assert_eq!(nix::unistd::getpgid(Some(Pid::from_raw(pid))).unwrap().as_raw(), pid);
+        assert_eq!(
+            nix::unistd::getpgid(Some(Pid::from_raw(pid)))
+                .unwrap()
+                .as_raw(),
+            pid
+        );
         assert_eq!(find_marked(&marker), vec![pid]);
         assert_eq!(kill_marked(&marker), 1);
         let status = child.wait().await.unwrap();
@@ -243,7 +277,11 @@ mod tests {
     #[test]
     fn guardian_kills_remembered_groups_on_eof() {
         use std::os::unix::process::CommandExt;
-        let mut child = std::process::Command::new("sleep").arg("30").process_group(0).spawn().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .process_group(0)
+            .spawn()
+            .unwrap();
         let pgid = child.id() as i32;
         run_guardian(std::io::Cursor::new(format!("+{pgid}\n+999999\n-999999\n")));
         let status = child.wait().unwrap();
@@ -253,7 +291,11 @@ mod tests {
     #[test]
     fn guardian_exit_leaves_groups_alone() {
         use std::os::unix::process::CommandExt;
-        let mut child = std::process::Command::new("sleep").arg("30").process_group(0).spawn().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .process_group(0)
+            .spawn()
+            .unwrap();
         let pgid = child.id() as i32;
         run_guardian(std::io::Cursor::new(format!("+{pgid}\nexit\n")));
         assert!(group_alive(pgid));

@@ -16,8 +16,14 @@ pub enum StateError {
     Locked { path: PathBuf },
     #[error("state database {path} is corrupt: {detail}; move it aside to start fresh")]
     Corrupt { path: PathBuf, detail: String },
-    #[error("state database {path} has schema version {found}, this devenvd understands {expected}")]
-    Schema { path: PathBuf, found: u32, expected: u32 },
+    #[error(
+        "state database {path} has schema version {found}, this devenvd understands {expected}"
+    )]
+    Schema {
+        path: PathBuf,
+        found: u32,
+        expected: u32,
+    },
     #[error("state database {path}: {source}")]
     Db {
         path: PathBuf,
@@ -102,13 +108,20 @@ impl StateStore {
                 self.flush()
             }
             Some(v) => {
-                let found = <[u8; 4]>::try_from(v.as_ref()).map(u32::from_be_bytes).map_err(|_| {
-                    StateError::Corrupt { path: self.path.clone(), detail: "bad schema version".into() }
-                })?;
+                let found = <[u8; 4]>::try_from(v.as_ref())
+                    .map(u32::from_be_bytes)
+                    .map_err(|_| StateError::Corrupt {
+                        path: self.path.clone(),
+                        detail: "bad schema version".into(),
+                    })?;
                 if found == SCHEMA_VERSION {
                     Ok(())
                 } else {
-                    Err(StateError::Schema { path: self.path.clone(), found, expected: SCHEMA_VERSION })
+                    Err(StateError::Schema {
+                        path: self.path.clone(),
+                        found,
+                        expected: SCHEMA_VERSION,
+                    })
                 }
             }
         }
@@ -131,12 +144,19 @@ impl StateStore {
     }
 
     pub fn flush(&self) -> Result<(), StateError> {
-        self.db.flush().map(|_| ()).map_err(|e| classify(&self.path, e))
+        self.db
+            .flush()
+            .map(|_| ())
+            .map_err(|e| classify(&self.path, e))
     }
 
     fn put<T: Serialize>(&self, tree: &sled::Tree, key: &str, value: &T) -> Result<(), StateError> {
-        let bytes = serde_json::to_vec(value).map_err(|source| StateError::Decode { key: key.into(), source })?;
-        tree.insert(key.as_bytes(), bytes).map_err(|e| classify(&self.path, e))?;
+        let bytes = serde_json::to_vec(value).map_err(|source| StateError::Decode {
+            key: key.into(),
+            source,
+        })?;
+        tree.insert(key.as_bytes(), bytes)
+            .map_err(|e| classify(&self.path, e))?;
         self.dirty.notify_one();
         Ok(())
     }
@@ -152,7 +172,11 @@ impl StateStore {
         }
     }
 
-    fn scan<T: DeserializeOwned>(&self, tree: &sled::Tree, prefix: &str) -> Result<Vec<T>, StateError> {
+    fn scan<T: DeserializeOwned>(
+        &self,
+        tree: &sled::Tree,
+        prefix: &str,
+    ) -> Result<Vec<T>, StateError> {
         tree.scan_prefix(prefix.as_bytes())
             .map(|kv| {
                 let (k, v) = kv.map_err(|e| classify(&self.path, e))?;
@@ -172,9 +196,14 @@ fn service_key(env_id: &str, service: &str) -> String {
 fn classify(path: &Path, e: sled::Error) -> StateError {
     let path = path.to_path_buf();
     match e {
-        sled::Error::Io(ref io) if io.kind() == std::io::ErrorKind::WouldBlock => StateError::Locked { path },
+        sled::Error::Io(ref io) if io.kind() == std::io::ErrorKind::WouldBlock => {
+            StateError::Locked { path }
+        }
         sled::Error::Io(ref io) if io.to_string().contains("lock") => StateError::Locked { path },
-        sled::Error::Corruption { .. } => StateError::Corrupt { path, detail: e.to_string() },
+        sled::Error::Corruption { .. } => StateError::Corrupt {
+            path,
+            detail: e.to_string(),
+        },
         sled::Error::Unsupported(detail) => StateError::Corrupt { path, detail },
         source => StateError::Db { path, source },
     }
@@ -202,15 +231,25 @@ mod tests {
             .unwrap();
             let mut status = ServiceStatus::new("api", "local", vec![8000]);
             status.state = ServiceState::Ready;
-            s.put_service("e1", &ServiceRecord { status, pgid: Some(42), marker: Some("m".into()) })
-                .unwrap();
+            s.put_service(
+                "e1",
+                &ServiceRecord {
+                    status,
+                    pgid: Some(42),
+                    marker: Some("m".into()),
+                },
+            )
+            .unwrap();
         }
         let s = StateStore::open(&path).unwrap();
         assert_eq!(s.envs().unwrap()[0].name, "shop");
         let svcs = s.services("e1").unwrap();
         assert_eq!(svcs.len(), 1);
         assert_eq!(svcs[0].pgid, Some(42));
-        assert!(s.services("e").unwrap().is_empty(), "prefix must not match other envs");
+        assert!(
+            s.services("e").unwrap().is_empty(),
+            "prefix must not match other envs"
+        );
     }
 
     #[test]

@@ -20,7 +20,10 @@ pub enum ServiceState {
 impl ServiceState {
     /// A process may be alive in this state.
     pub fn is_active(self) -> bool {
-        matches!(self, Self::Starting | Self::Ready | Self::Unhealthy | Self::Stopping)
+        matches!(
+            self,
+            Self::Starting | Self::Ready | Self::Unhealthy | Self::Stopping
+        )
     }
 
     /// Dependents may start.

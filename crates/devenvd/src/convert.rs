@@ -14,7 +14,10 @@ pub fn env_request(r: Option<pb::EnvironmentRef>) -> Result<EnvRequest, Status> 
     let r = r.ok_or_else(|| Status::invalid_argument("missing `environment`"))?;
     let start_dir = PathBuf::from(&r.project_dir);
     if !start_dir.is_absolute() {
-        return Err(Status::invalid_argument(format!("project_dir must be absolute, got {:?}", r.project_dir)));
+        return Err(Status::invalid_argument(format!(
+            "project_dir must be absolute, got {:?}",
+            r.project_dir
+        )));
     }
     let config_file = (!r.config_file.is_empty()).then(|| start_dir.join(&r.config_file));
     Ok(EnvRequest {
@@ -37,7 +40,11 @@ pub fn config_error(e: &ConfigError) -> pb::ConfigError {
 }
 
 pub fn invalid(errors: &ConfigErrors) -> pb::ValidateResponse {
-    pb::ValidateResponse { valid: false, errors: errors.0.iter().map(config_error).collect(), ..Default::default() }
+    pb::ValidateResponse {
+        valid: false,
+        errors: errors.0.iter().map(config_error).collect(),
+        ..Default::default()
+    }
 }
 
 /// Engine errors as gRPC statuses with a message a person can act on. Config
@@ -53,7 +60,10 @@ pub fn status(e: EngineError) -> Status {
 
 pub fn timestamp(t: SystemTime) -> prost_types::Timestamp {
     let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-    prost_types::Timestamp { seconds: d.as_secs() as i64, nanos: d.subsec_nanos() as i32 }
+    prost_types::Timestamp {
+        seconds: d.as_secs() as i64,
+        nanos: d.subsec_nanos() as i32,
+    }
 }
 
 pub fn system_time(t: &prost_types::Timestamp) -> SystemTime {

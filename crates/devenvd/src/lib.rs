@@ -22,7 +22,11 @@ pub fn main() -> ExitCode {
         return ExitCode::from(1);
     }
     let args_log_file = args.log_file.is_some();
-    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("devenvd: cannot start the async runtime: {e}");

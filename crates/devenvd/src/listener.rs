@@ -44,18 +44,34 @@ pub fn bind(paths: &Paths) -> anyhow::Result<(UnixListener, SocketGuard)> {
     let lock = lock(paths)?;
     if let Some(l) = activated {
         tracing::info!("using the socket passed by the service manager (LISTEN_FDS)");
-        return Ok((l, SocketGuard { socket: None, _lock: lock }));
+        return Ok((
+            l,
+            SocketGuard {
+                socket: None,
+                _lock: lock,
+            },
+        ));
     }
     // We hold the lock, so a socket file left here is stale.
     match std::fs::remove_file(&paths.socket) {
         Ok(()) => tracing::info!(socket = %paths.socket.display(), "removed a stale socket"),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("removing stale socket {}", paths.socket.display())),
+        Err(e) => {
+            return Err(e)
+                .with_context(|| format!("removing stale socket {}", paths.socket.display()))
+        }
     }
-    let listener = UnixListener::bind(&paths.socket).with_context(|| format!("binding {}", paths.socket.display()))?;
+    let listener = UnixListener::bind(&paths.socket)
+        .with_context(|| format!("binding {}", paths.socket.display()))?;
     std::fs::set_permissions(&paths.socket, std::fs::Permissions::from_mode(0o600))
         .with_context(|| format!("chmod 0600 {}", paths.socket.display()))?;
-    Ok((listener, SocketGuard { socket: Some(paths.socket.clone()), _lock: lock }))
+    Ok((
+        listener,
+        SocketGuard {
+            socket: Some(paths.socket.clone()),
+            _lock: lock,
+        },
+    ))
 }
 
 fn lock(paths: &Paths) -> anyhow::Result<Flock<File>> {
@@ -73,7 +89,11 @@ fn lock(paths: &Paths) -> anyhow::Result<Flock<File>> {
         Err((mut file, _)) => {
             let mut pid = String::new();
             let _ = file.read_to_string(&mut pid);
-            return Err(AlreadyRunning { socket: paths.socket.clone(), pid: pid.trim().parse().ok() }.into());
+            return Err(AlreadyRunning {
+                socket: paths.socket.clone(),
+                pid: pid.trim().parse().ok(),
+            }
+            .into());
         }
     };
     lock.set_len(0)?;
@@ -85,8 +105,14 @@ fn lock(paths: &Paths) -> anyhow::Result<Flock<File>> {
 
 /// The listening socket passed by systemd (LISTEN_PID/LISTEN_FDS, fd 3), if any.
 fn activated_listener() -> anyhow::Result<Option<UnixListener>> {
-    let for_us = std::env::var("LISTEN_PID").ok().and_then(|p| p.parse::<u32>().ok()) == Some(std::process::id());
-    let fds = std::env::var("LISTEN_FDS").ok().and_then(|n| n.parse::<i32>().ok()).unwrap_or(0);
+    let for_us = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+        == Some(std::process::id());
+    let fds = std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|n| n.parse::<i32>().ok())
+        .unwrap_or(0);
     if !for_us || fds < 1 {
         return Ok(None);
     }
@@ -102,7 +128,10 @@ fn activated_listener() -> anyhow::Result<Option<UnixListener>> {
     Ok(Some(UnixListener::from_std(std_listener)?))
 }
 
-#[allow(unsafe_code, reason = "adopting the inherited socket fd 3 requires FromRawFd")]
+#[allow(
+    unsafe_code,
+    reason = "adopting the inherited socket fd 3 requires FromRawFd"
+)]
 fn fd3_listener() -> std::os::unix::net::UnixListener {
     use std::os::fd::FromRawFd;
     // SAFETY: LISTEN_PID names this process, so fd 3 is the listening socket the
@@ -123,7 +152,9 @@ pub fn incoming(
                     Ok(cred) => {
                         tracing::warn!(peer_uid = cred.uid(), peer_pid = ?cred.pid(), "refused a connection from another user");
                     }
-                    Err(e) => tracing::warn!(error = %e, "refused a connection: cannot read peer credentials"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "refused a connection: cannot read peer credentials")
+                    }
                 },
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.

@@ -25,7 +25,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let (listener, socket_guard) = listener::bind(&paths)?;
 
     let exe = std::env::current_exe().context("locating the devenvd binary")?;
-    let engine = Engine::start(EngineOptions { state_dir: paths.state_dir(), guardian_exe: exe })?;
+    let engine = Engine::start(EngineOptions {
+        state_dir: paths.state_dir(),
+        guardian_exe: exe,
+    })?;
 
     let shutdown = CancellationToken::new();
     let signals = tokio::spawn(watch_signals(shutdown.clone()));
@@ -43,30 +46,52 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let daemon = rpc::daemon::Daemon {
         started_at: SystemTime::now(),
         data_dir: paths.data_dir.display().to_string(),
-        log_file: args.log_file.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+        log_file: args
+            .log_file
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
         shutdown: shutdown.clone(),
     };
     use pb::daemon_service_server::DaemonServiceServer;
     use pb::environment_service_server::EnvironmentServiceServer;
     use pb::log_service_server::LogServiceServer;
     use pb::service_service_server::ServiceServiceServer;
-    health.set_serving::<DaemonServiceServer<rpc::daemon::Daemon>>().await;
-    health.set_serving::<EnvironmentServiceServer<rpc::environment::Environments>>().await;
-    health.set_serving::<ServiceServiceServer<rpc::service::Services>>().await;
-    health.set_serving::<LogServiceServer<rpc::logs::Logs>>().await;
+    health
+        .set_serving::<DaemonServiceServer<rpc::daemon::Daemon>>()
+        .await;
+    health
+        .set_serving::<EnvironmentServiceServer<rpc::environment::Environments>>()
+        .await;
+    health
+        .set_serving::<ServiceServiceServer<rpc::service::Services>>()
+        .await;
+    health
+        .set_serving::<LogServiceServer<rpc::logs::Logs>>()
+        .await;
 
     let router = Server::builder()
         .add_service(health_service)
         .add_service(reflection)
         .add_service(reflection_alpha)
         .add_service(DaemonServiceServer::new(daemon))
-        .add_service(EnvironmentServiceServer::new(rpc::environment::Environments { engine: engine.clone() }))
-        .add_service(ServiceServiceServer::new(rpc::service::Services { engine: engine.clone() }))
-        .add_service(LogServiceServer::new(rpc::logs::Logs { engine: engine.clone() }));
+        .add_service(EnvironmentServiceServer::new(
+            rpc::environment::Environments {
+                engine: engine.clone(),
+            },
+        ))
+        .add_service(ServiceServiceServer::new(rpc::service::Services {
+            engine: engine.clone(),
+        }))
+        .add_service(LogServiceServer::new(rpc::logs::Logs {
+            engine: engine.clone(),
+        }));
 
     tracing::info!(socket = %paths.socket.display(), pid = std::process::id(), version = devenv_api::VERSION, "devenvd serving");
     let stop = shutdown.clone();
-    let serve = router.serve_with_incoming_shutdown(listener::incoming(listener), async move { stop.cancelled().await });
+    let serve = router.serve_with_incoming_shutdown(listener::incoming(listener), async move {
+        stop.cancelled().await
+    });
     tokio::pin!(serve);
     let drained = shutdown.clone();
     tokio::select! {
@@ -75,7 +100,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             tracing::info!("closing streams still open after {DRAIN:?}");
         }
     }
-    health.set_not_serving::<DaemonServiceServer<rpc::daemon::Daemon>>().await;
+    health
+        .set_not_serving::<DaemonServiceServer<rpc::daemon::Daemon>>()
+        .await;
     stop_everything(&engine, Duration::from_secs(args.shutdown_timeout)).await;
     drop(socket_guard);
     signals.abort();
@@ -92,7 +119,10 @@ async fn stop_everything(engine: &Arc<Engine>, deadline: Duration) {
 /// (the guardian then kills what is still running).
 async fn watch_signals(shutdown: CancellationToken) {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         tracing::error!("cannot install signal handlers");
         return;
     };

@@ -16,7 +16,10 @@ pub struct Daemon {
 
 #[tonic::async_trait]
 impl DaemonService for Daemon {
-    async fn version(&self, _: Request<pb::VersionRequest>) -> Result<Response<pb::VersionResponse>, Status> {
+    async fn version(
+        &self,
+        _: Request<pb::VersionRequest>,
+    ) -> Result<Response<pb::VersionResponse>, Status> {
         Ok(Response::new(pb::VersionResponse {
             daemon_version: devenv_api::VERSION.into(),
             protocol_version: devenv_api::PROTOCOL_VERSION,
@@ -27,7 +30,10 @@ impl DaemonService for Daemon {
         }))
     }
 
-    async fn shutdown(&self, _: Request<pb::ShutdownRequest>) -> Result<Response<pb::ShutdownResponse>, Status> {
+    async fn shutdown(
+        &self,
+        _: Request<pb::ShutdownRequest>,
+    ) -> Result<Response<pb::ShutdownResponse>, Status> {
         tracing::info!("shutdown requested over the API");
         self.shutdown.cancel();
         Ok(Response::new(pb::ShutdownResponse {}))

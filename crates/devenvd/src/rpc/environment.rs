@@ -16,28 +16,46 @@ pub struct Environments {
 
 #[tonic::async_trait]
 impl EnvironmentService for Environments {
-    async fn validate(&self, req: Request<pb::ValidateRequest>) -> Result<Response<pb::ValidateResponse>, Status> {
+    async fn validate(
+        &self,
+        req: Request<pb::ValidateRequest>,
+    ) -> Result<Response<pb::ValidateResponse>, Status> {
         let env = convert::env_request(req.into_inner().environment)?;
         Ok(Response::new(match self.engine.load(&env) {
             Ok(loaded) => pb::ValidateResponse {
                 valid: true,
                 errors: Vec::new(),
                 name: loaded.environment.name.clone(),
-                services: loaded.environment.services.iter().map(|s| s.name.clone()).collect(),
+                services: loaded
+                    .environment
+                    .services
+                    .iter()
+                    .map(|s| s.name.clone())
+                    .collect(),
             },
             Err(errors) => convert::invalid(&errors),
         }))
     }
 
-    async fn show_config(&self, req: Request<pb::ShowConfigRequest>) -> Result<Response<pb::ShowConfigResponse>, Status> {
+    async fn show_config(
+        &self,
+        req: Request<pb::ShowConfigRequest>,
+    ) -> Result<Response<pb::ShowConfigResponse>, Status> {
         let env = convert::env_request(req.into_inner().environment)?;
-        let loaded = self.engine.load(&env).map_err(|e| convert::status(e.into()))?;
+        let loaded = self
+            .engine
+            .load(&env)
+            .map_err(|e| convert::status(e.into()))?;
         Ok(Response::new(pb::ShowConfigResponse {
             yaml: loaded.merged_yaml,
             values: loaded
                 .values
                 .into_iter()
-                .map(|(path, value, origin)| pb::ConfigValue { path, value, origin: origin.to_string() })
+                .map(|(path, value, origin)| pb::ConfigValue {
+                    path,
+                    value,
+                    origin: origin.to_string(),
+                })
                 .collect(),
         }))
     }
@@ -47,26 +65,43 @@ impl EnvironmentService for Environments {
     async fn up(&self, req: Request<pb::UpRequest>) -> Result<Response<Self::UpStream>, Status> {
         let req = req.into_inner();
         let env = convert::env_request(req.environment)?;
-        let opts = UpOptions { services: req.services, keep_going: req.keep_going };
+        let opts = UpOptions {
+            services: req.services,
+            keep_going: req.keep_going,
+        };
         let (tx, rx) = mpsc::channel(64);
         match self.engine.up(env, opts) {
             Ok(mut events) => {
                 tokio::spawn(async move {
                     while let Some(ev) = events.recv().await {
                         let event = match ev {
-                            UpEvent::Service(s) => pb::up_event::Event::Service(convert::service_status(&s)),
-                            UpEvent::Done { ok, failed, message } => {
-                                pb::up_event::Event::Result(pb::UpResult { ok, failed, message })
+                            UpEvent::Service(s) => {
+                                pb::up_event::Event::Service(convert::service_status(&s))
                             }
+                            UpEvent::Done {
+                                ok,
+                                failed,
+                                message,
+                            } => pb::up_event::Event::Result(pb::UpResult {
+                                ok,
+                                failed,
+                                message,
+                            }),
                         };
-                        if tx.send(Ok(pb::UpEvent { event: Some(event) })).await.is_err() {
+                        if tx
+                            .send(Ok(pb::UpEvent { event: Some(event) }))
+                            .await
+                            .is_err()
+                        {
                             return;
                         }
                     }
                 });
             }
             Err(EngineError::Config(errors)) => {
-                let ev = pb::UpEvent { event: Some(pb::up_event::Event::Invalid(convert::invalid(&errors))) };
+                let ev = pb::UpEvent {
+                    event: Some(pb::up_event::Event::Invalid(convert::invalid(&errors))),
+                };
                 let _ = tx.send(Ok(ev)).await;
             }
             Err(e) => return Err(convert::status(e)),
@@ -74,13 +109,19 @@ impl EnvironmentService for Environments {
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
-    async fn down(&self, req: Request<pb::DownRequest>) -> Result<Response<pb::DownResponse>, Status> {
+    async fn down(
+        &self,
+        req: Request<pb::DownRequest>,
+    ) -> Result<Response<pb::DownResponse>, Status> {
         let env = convert::env_request(req.into_inner().environment)?;
         let stopped = self.engine.down(&env).await.map_err(convert::status)?;
         Ok(Response::new(pb::DownResponse { stopped }))
     }
 
-    async fn status(&self, req: Request<pb::StatusRequest>) -> Result<Response<pb::StatusResponse>, Status> {
+    async fn status(
+        &self,
+        req: Request<pb::StatusRequest>,
+    ) -> Result<Response<pb::StatusResponse>, Status> {
         let env = convert::env_request(req.into_inner().environment)?;
         let rt = self.engine.find(&env).map_err(convert::status)?;
         Ok(Response::new(pb::StatusResponse {
@@ -92,7 +133,10 @@ impl EnvironmentService for Environments {
 
     type WatchStream = ResponseStream<pb::ServiceStatus>;
 
-    async fn watch(&self, req: Request<pb::WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
+    async fn watch(
+        &self,
+        req: Request<pb::WatchRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
         let env = convert::env_request(req.into_inner().environment)?;
         let rt = self.engine.find(&env).map_err(convert::status)?;
         let (snapshot, mut events) = rt.watch();
@@ -118,7 +162,10 @@ impl EnvironmentService for Environments {
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
-    async fn list(&self, _: Request<pb::ListRequest>) -> Result<Response<pb::ListResponse>, Status> {
+    async fn list(
+        &self,
+        _: Request<pb::ListRequest>,
+    ) -> Result<Response<pb::ListResponse>, Status> {
         let environments = self
             .engine
             .list()
@@ -135,12 +182,18 @@ impl EnvironmentService for Environments {
         Ok(Response::new(pb::ListResponse { environments }))
     }
 
-    async fn init(&self, req: Request<pb::InitRequest>) -> Result<Response<pb::InitResponse>, Status> {
+    async fn init(
+        &self,
+        req: Request<pb::InitRequest>,
+    ) -> Result<Response<pb::InitResponse>, Status> {
         let dir = std::path::PathBuf::from(req.into_inner().dir);
         if !dir.is_absolute() {
             return Err(Status::invalid_argument("dir must be an absolute path"));
         }
         let (yaml, detected) = devenv_core::config::init_template(&dir);
-        Ok(Response::new(pb::InitResponse { yaml, detected: detected.to_string() }))
+        Ok(Response::new(pb::InitResponse {
+            yaml,
+            detected: detected.to_string(),
+        }))
     }
 }

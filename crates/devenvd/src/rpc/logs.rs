@@ -23,23 +23,36 @@ pub struct Logs {
 impl LogService for Logs {
     type StreamStream = ResponseStream<pb::LogEntry>;
 
-    async fn stream(&self, req: Request<pb::LogRequest>) -> Result<Response<Self::StreamStream>, Status> {
+    async fn stream(
+        &self,
+        req: Request<pb::LogRequest>,
+    ) -> Result<Response<Self::StreamStream>, Status> {
         let req = req.into_inner();
         let env = convert::env_request(req.environment)?;
         let rt = self.engine.find(&env).map_err(convert::status)?;
         let grep = if req.grep.is_empty() {
             None
         } else {
-            Some(regex::Regex::new(&req.grep).map_err(|e| Status::invalid_argument(format!("--grep: {e}")))?)
+            Some(
+                regex::Regex::new(&req.grep)
+                    .map_err(|e| Status::invalid_argument(format!("--grep: {e}")))?,
+            )
         };
         let services = req.services;
         if let Some(cfg) = rt.config() {
-            let unknown: Vec<&String> = services.iter().filter(|s| cfg.service(s).is_none()).collect();
+            let unknown: Vec<&String> = services
+                .iter()
+                .filter(|s| cfg.service(s).is_none())
+                .collect();
             if !unknown.is_empty() {
                 let known: Vec<&str> = cfg.services.iter().map(|s| s.name.as_str()).collect();
                 return Err(Status::not_found(format!(
                     "unknown service `{}`; services are: {}",
-                    unknown.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("`, `"),
+                    unknown
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join("`, `"),
                     known.join(", ")
                 )));
             }
@@ -52,9 +65,18 @@ impl LogService for Logs {
         };
         // Subscribe before the snapshot so nothing falls between them.
         let mut follower = req.follow.then(|| rt.shared.logs.follow());
-        let snapshot: Vec<Arc<LogLine>> =
-            rt.shared.logs.snapshot(&[], since, 0).into_iter().filter(|l| wanted(l)).collect();
-        let skip = snapshot.len().saturating_sub(if req.tail == 0 { usize::MAX } else { req.tail as usize });
+        let snapshot: Vec<Arc<LogLine>> = rt
+            .shared
+            .logs
+            .snapshot(&[], since, 0)
+            .into_iter()
+            .filter(|l| wanted(l))
+            .collect();
+        let skip = snapshot.len().saturating_sub(if req.tail == 0 {
+            usize::MAX
+        } else {
+            req.tail as usize
+        });
         let last = snapshot.last().cloned();
         let (tx, rx) = mpsc::channel(CLIENT_BUFFER);
         tokio::spawn(async move {
@@ -63,7 +85,9 @@ impl LogService for Logs {
                     return;
                 }
             }
-            let Some(follower) = follower.as_mut() else { return };
+            let Some(follower) = follower.as_mut() else {
+                return;
+            };
             // Lines pushed between subscribe and snapshot arrive twice: skip up to the
             // snapshot's last line.
             let mut catching_up = last.is_some();
@@ -84,7 +108,10 @@ impl LogService for Logs {
                         }
                         convert::log_entry(&l)
                     }
-                    Received::Missed(n) => pb::LogEntry { missed: n, ..Default::default() },
+                    Received::Missed(n) => pb::LogEntry {
+                        missed: n,
+                        ..Default::default()
+                    },
                 };
                 if tx.send(Ok(entry)).await.is_err() {
                     return;

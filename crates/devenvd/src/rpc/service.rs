@@ -13,13 +13,22 @@ pub struct Services {
 
 #[tonic::async_trait]
 impl ServiceService for Services {
-    async fn restart(&self, req: Request<pb::RestartRequest>) -> Result<Response<pb::RestartResponse>, Status> {
+    async fn restart(
+        &self,
+        req: Request<pb::RestartRequest>,
+    ) -> Result<Response<pb::RestartResponse>, Status> {
         let req = req.into_inner();
         if req.services.is_empty() {
-            return Err(Status::invalid_argument("name at least one service to restart"));
+            return Err(Status::invalid_argument(
+                "name at least one service to restart",
+            ));
         }
         let env = convert::env_request(req.environment)?;
-        let rt = self.engine.restart(&env, &req.services).await.map_err(convert::status)?;
+        let rt = self
+            .engine
+            .restart(&env, &req.services)
+            .await
+            .map_err(convert::status)?;
         let services = rt
             .statuses()
             .iter()
