@@ -3,6 +3,7 @@
 #   - grpcurl (go install, pinned), into a cache dir outside the repo
 #   - python3 (apt-get, only when missing): the example's services are python scripts
 #   - a second local user, for the socket peer-uid test (root only)
+#   - systemd-socket-activate, for the socket activation test
 # Idempotent: anything already present is left alone.
 set -euo pipefail
 
@@ -35,6 +36,8 @@ apt_install() {
 command -v python3 >/dev/null || apt_install python3
 command -v setpriv >/dev/null || apt_install util-linux
 command -v useradd >/dev/null || apt_install passwd
+# systemd-socket-activate passes a listening socket the way systemd does (LISTEN_FDS).
+[ -x /usr/bin/systemd-socket-activate ] || [ -x /lib/systemd/systemd-socket-activate ] || apt_install systemd
 
 # --- grpcurl
 mkdir -p "$TOOLS_DIR/bin"
