@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use devenv_api::pb;
 use devenv_core::config::{ConfigError, ConfigErrors};
 use devenv_core::engine::{EngineError, EnvRequest};
-use devenv_core::logs::{LogLine, Stream};
+use devenv_core::logs::{LineRef, LogLine, Stream};
 use devenv_core::status::{ServiceState, ServiceStatus};
 use tonic::Status;
 
@@ -104,12 +104,30 @@ pub fn log_entry(l: &LogLine) -> pb::LogEntry {
     pb::LogEntry {
         time: Some(timestamp(l.time)),
         service: l.service.to_string(),
-        stream: match l.stream {
-            Stream::Stdout => pb::LogStream::Stdout,
-            Stream::Stderr => pb::LogStream::Stderr,
-            Stream::System => pb::LogStream::System,
-        } as i32,
+        stream: log_stream(l.stream) as i32,
         line: l.text.clone(),
         missed: 0,
+    }
+}
+
+pub fn log_entry_ref(l: &LineRef<'_>) -> pb::LogEntry {
+    let nanos = l.time_nanos.max(0);
+    pb::LogEntry {
+        time: Some(prost_types::Timestamp {
+            seconds: nanos / 1_000_000_000,
+            nanos: (nanos % 1_000_000_000) as i32,
+        }),
+        service: l.service.to_string(),
+        stream: log_stream(l.stream) as i32,
+        line: l.text.to_string(),
+        missed: 0,
+    }
+}
+
+fn log_stream(s: Stream) -> pb::LogStream {
+    match s {
+        Stream::Stdout => pb::LogStream::Stdout,
+        Stream::Stderr => pb::LogStream::Stderr,
+        Stream::System => pb::LogStream::System,
     }
 }

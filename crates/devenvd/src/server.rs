@@ -28,6 +28,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let engine = Engine::start(EngineOptions {
         state_dir: paths.state_dir(),
         guardian_exe: exe,
+        log_dir: paths.data_dir.join("logs"),
     })?;
 
     let shutdown = CancellationToken::new();

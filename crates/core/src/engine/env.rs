@@ -41,11 +41,19 @@ impl Shared {
     }
 
     pub fn status_of(&self, name: &str) -> Option<ServiceStatus> {
-        self.statuses.lock().unwrap_or_else(|p| p.into_inner()).get(name).map(|s| s.borrow().clone())
+        self.statuses
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .map(|s| s.borrow().clone())
     }
 
     fn watch_of(&self, name: &str) -> Option<watch::Receiver<ServiceStatus>> {
-        self.statuses.lock().unwrap_or_else(|p| p.into_inner()).get(name).map(|s| s.subscribe())
+        self.statuses
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .map(|s| s.subscribe())
     }
 
     /// Changes a service's status, then publishes and persists it.
@@ -85,9 +93,21 @@ impl Shared {
     }
 
     fn persist(&self, status: ServiceStatus) {
-        let pgid = self.pgids.lock().unwrap_or_else(|p| p.into_inner()).get(&status.name).copied();
+        let pgid = self
+            .pgids
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&status.name)
+            .copied();
         let marker = pgid.map(|_| self.marker(&status.name));
-        if let Err(e) = self.state.put_service(&self.id, &ServiceRecord { status, pgid, marker }) {
+        if let Err(e) = self.state.put_service(
+            &self.id,
+            &ServiceRecord {
+                status,
+                pgid,
+                marker,
+            },
+        ) {
             tracing::error!(error = %e, "cannot persist service state");
         }
     }
@@ -100,7 +120,11 @@ impl Shared {
                 s.runtime = svc.runtime.as_str().into();
             }),
             None => {
-                let (tx, _) = watch::channel(ServiceStatus::new(&svc.name, svc.runtime.as_str(), svc.ports.clone()));
+                let (tx, _) = watch::channel(ServiceStatus::new(
+                    &svc.name,
+                    svc.runtime.as_str(),
+                    svc.ports.clone(),
+                ));
                 map.insert(svc.name.clone(), tx);
             }
         }
@@ -111,7 +135,11 @@ impl Shared {
 #[derive(Debug, Clone)]
 pub enum UpEvent {
     Service(ServiceStatus),
-    Done { ok: bool, failed: Vec<String>, message: String },
+    Done {
+        ok: bool,
+        failed: Vec<String>,
+        message: String,
+    },
 }
 
 #[derive(Debug, Clone, Default)]
@@ -132,7 +160,10 @@ pub struct EnvRuntime {
 }
 
 impl EnvRuntime {
-    #[allow(clippy::too_many_arguments, reason = "plain constructor of the shared parts")]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "plain constructor of the shared parts"
+    )]
     pub fn new(
         id: String,
         name: String,
@@ -142,12 +173,13 @@ impl EnvRuntime {
         guardian: Arc<Guardian>,
         state: StateStore,
         instance: String,
+        logs: LogHub,
     ) -> Self {
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let shared = Shared {
             id,
             name,
-            logs: LogHub::new(),
+            logs,
             spawner,
             guardian,
             state,
@@ -168,7 +200,11 @@ impl EnvRuntime {
 
     /// Restores statuses recorded by an earlier daemon (already reconciled).
     pub fn restore(&self, statuses: Vec<ServiceStatus>) {
-        let mut map = self.shared.statuses.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = self
+            .shared
+            .statuses
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         for s in statuses {
             map.insert(s.name.clone(), watch::channel(s).0);
         }
@@ -183,19 +219,33 @@ impl EnvRuntime {
     }
 
     pub fn config(&self) -> Option<Arc<Environment>> {
-        self.config.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.config
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Statuses in config order (services no longer configured but still known last).
     pub fn statuses(&self) -> Vec<ServiceStatus> {
-        let map = self.shared.statuses.lock().unwrap_or_else(|p| p.into_inner());
+        let map = self
+            .shared
+            .statuses
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         let order: Vec<String> = match self.config() {
             Some(c) => c.services.iter().map(|s| s.name.clone()).collect(),
             None => Vec::new(),
         };
-        let mut out: Vec<ServiceStatus> = order.iter().filter_map(|n| map.get(n)).map(|t| t.borrow().clone()).collect();
-        let mut rest: Vec<ServiceStatus> =
-            map.iter().filter(|(n, _)| !order.contains(n)).map(|(_, t)| t.borrow().clone()).collect();
+        let mut out: Vec<ServiceStatus> = order
+            .iter()
+            .filter_map(|n| map.get(n))
+            .map(|t| t.borrow().clone())
+            .collect();
+        let mut rest: Vec<ServiceStatus> = map
+            .iter()
+            .filter(|(n, _)| !order.contains(n))
+            .map(|(_, t)| t.borrow().clone())
+            .collect();
         rest.sort_by(|a, b| a.name.cmp(&b.name));
         out.extend(rest);
         out
@@ -226,7 +276,11 @@ impl EnvRuntime {
                     .send(UpEvent::Done {
                         ok: false,
                         failed: unknown.clone(),
-                        message: format!("unknown service(s): {}; known: {}", unknown.join(", "), known.join(", ")),
+                        message: format!(
+                            "unknown service(s): {}; known: {}",
+                            unknown.join(", "),
+                            known.join(", ")
+                        ),
                     })
                     .await;
                 return;
@@ -255,7 +309,9 @@ impl EnvRuntime {
         let mut started_now = Vec::new();
         let mut tasks = JoinSet::new();
         for name in &set {
-            let Some(svc) = env.service(name).cloned() else { continue };
+            let Some(svc) = env.service(name).cloned() else {
+                continue;
+            };
             let plan = self.plan(&svc);
             if plan != Plan::Keep {
                 started_now.push(name.clone());
@@ -286,7 +342,11 @@ impl EnvRuntime {
         let ok = failed.is_empty() && reasons.is_empty();
         if !ok && !opts.keep_going {
             // Nothing half-started stays behind: stop what this request started.
-            let started: Vec<String> = started_now.iter().filter(|n| !failed.contains(n)).cloned().collect();
+            let started: Vec<String> = started_now
+                .iter()
+                .filter(|n| !failed.contains(n))
+                .cloned()
+                .collect();
             self.stop_services(&env, &started).await;
         }
         // Let the forwarder drain what is already queued, then end it.
@@ -302,11 +362,19 @@ impl EnvRuntime {
         } else {
             let mut m = reasons.join("\n");
             if !opts.keep_going && !started_now.is_empty() {
-                m.push_str("\nstopped the services this `up` had started (use --keep-going to keep them)");
+                m.push_str(
+                    "\nstopped the services this `up` had started (use --keep-going to keep them)",
+                );
             }
             m
         };
-        let _ = events.send(UpEvent::Done { ok, failed, message }).await;
+        let _ = events
+            .send(UpEvent::Done {
+                ok,
+                failed,
+                message,
+            })
+            .await;
     }
 
     /// Decides what `up` does with `svc`, and marks it pending unless kept.
@@ -339,15 +407,24 @@ impl EnvRuntime {
         vars: Arc<BTreeMap<String, String>>,
     ) -> Result<(), StartError> {
         for dep in &svc.dependencies {
-            let Some(mut rx) = self.shared.watch_of(dep) else { continue };
+            let Some(mut rx) = self.shared.watch_of(dep) else {
+                continue;
+            };
             let oneshot = env.service(dep).is_some_and(|d| d.oneshot);
             let st = rx
-                .wait_for(|s| satisfied(oneshot, s.state) || matches!(s.state, ServiceState::Failed | ServiceState::Stopped))
+                .wait_for(|s| {
+                    satisfied(oneshot, s.state)
+                        || matches!(s.state, ServiceState::Failed | ServiceState::Stopped)
+                })
                 .await
                 .map(|s| s.state)
                 .unwrap_or(ServiceState::Stopped);
             if !satisfied(oneshot, st) {
-                let why = if st == ServiceState::Failed { "failed" } else { "stopped" };
+                let why = if st == ServiceState::Failed {
+                    "failed"
+                } else {
+                    "stopped"
+                };
                 self.shared.update(&svc.name, |s| {
                     s.state = ServiceState::Stopped;
                     s.message = format!("not started: dependency `{dep}` {why}");
@@ -366,27 +443,43 @@ impl EnvRuntime {
         match plan {
             Plan::Keep => {}
             Plan::Retry => {
-                let ctl = self.supervisors.lock().unwrap_or_else(|p| p.into_inner()).get(&svc.name).map(|s| s.ctl.clone());
+                let ctl = self
+                    .supervisors
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(&svc.name)
+                    .map(|s| s.ctl.clone());
                 if let Some(ctl) = ctl {
                     let _ = ctl.send(Ctl::Restart).await;
                 }
             }
             Plan::Replace | Plan::Start => {
-                let old = self.supervisors.lock().unwrap_or_else(|p| p.into_inner()).remove(&svc.name);
+                let old = self
+                    .supervisors
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&svc.name);
                 if let Some(old) = old {
                     old.stop().await;
                     let _ = old.task.await;
-                    self.shared.update(&svc.name, |s| s.state = ServiceState::Pending);
+                    self.shared
+                        .update(&svc.name, |s| s.state = ServiceState::Pending);
                 }
                 let sup = Supervisor::start(self.shared.clone(), svc.clone(), vars);
-                self.supervisors.lock().unwrap_or_else(|p| p.into_inner()).insert(svc.name.clone(), sup);
+                self.supervisors
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(svc.name.clone(), sup);
             }
         }
         let Some(mut rx) = self.shared.watch_of(&svc.name) else {
             return Err(StartError::Failed("service disappeared".into()));
         };
         let st = rx
-            .wait_for(|s| satisfied(svc.oneshot, s.state) || matches!(s.state, ServiceState::Failed | ServiceState::Stopped))
+            .wait_for(|s| {
+                satisfied(svc.oneshot, s.state)
+                    || matches!(s.state, ServiceState::Failed | ServiceState::Stopped)
+            })
             .await
             .map(|s| s.clone())
             .map_err(|_| StartError::Failed("supervisor ended".into()))?;
@@ -412,7 +505,12 @@ impl EnvRuntime {
 
     /// Supervisors of services no longer in the config.
     async fn stop_orphans(&self) -> Vec<String> {
-        let sups: Vec<(String, Supervisor)> = self.supervisors.lock().unwrap_or_else(|p| p.into_inner()).drain().collect();
+        let sups: Vec<(String, Supervisor)> = self
+            .supervisors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+            .collect();
         let mut names = Vec::new();
         for (name, sup) in sups {
             sup.stop().await;
@@ -428,7 +526,11 @@ impl EnvRuntime {
         let mut was_running = Vec::new();
         let stop_order = Arc::new(Mutex::new(Vec::new()));
         for name in names {
-            let sup = self.supervisors.lock().unwrap_or_else(|p| p.into_inner()).remove(name);
+            let sup = self
+                .supervisors
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(name);
             let waits: Vec<watch::Receiver<ServiceStatus>> = dependents
                 .get(name)
                 .into_iter()
@@ -444,13 +546,18 @@ impl EnvRuntime {
             let stop_order = stop_order.clone();
             tasks.spawn(async move {
                 for mut w in waits {
-                    let _ = w.wait_for(|s| !s.state.is_active() && s.state != ServiceState::Pending).await;
+                    let _ = w
+                        .wait_for(|s| !s.state.is_active() && s.state != ServiceState::Pending)
+                        .await;
                 }
                 match sup {
                     Some(sup) if !sup.task.is_finished() => {
                         sup.stop().await;
                         let _ = sup.task.await;
-                        stop_order.lock().unwrap_or_else(|p| p.into_inner()).push(name.clone());
+                        stop_order
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push(name.clone());
                     }
                     _ => shared.update(&name, |s| {
                         if s.state != ServiceState::Stopped {
@@ -465,29 +572,45 @@ impl EnvRuntime {
         while tasks.join_next().await.is_some() {}
         let mut order = std::mem::take(&mut *stop_order.lock().unwrap_or_else(|p| p.into_inner()));
         // Services whose supervisor had already ended (failed, completed) come last.
-        order.extend(was_running.into_iter().filter(|n| !order.contains(n)).collect::<Vec<_>>());
+        order.extend(
+            was_running
+                .into_iter()
+                .filter(|n| !order.contains(n))
+                .collect::<Vec<_>>(),
+        );
         order
     }
 
     /// Restarts the named services (they must be configured) and waits until each
     /// is ready again, or failed.
-    pub async fn restart(self: Arc<Self>, names: &[String], vars: Arc<BTreeMap<String, String>>) -> Result<(), String> {
+    pub async fn restart(
+        self: Arc<Self>,
+        names: &[String],
+        vars: Arc<BTreeMap<String, String>>,
+    ) -> Result<(), String> {
         let _op = self.ops.lock().await;
         let env = self.config().ok_or("environment is not up")?;
         if let Some(unknown) = names.iter().find(|n| env.service(n).is_none()) {
             let known: Vec<&str> = env.services.iter().map(|s| s.name.as_str()).collect();
-            return Err(format!("unknown service `{unknown}`; services are: {}", known.join(", ")));
+            return Err(format!(
+                "unknown service `{unknown}`; services are: {}",
+                known.join(", ")
+            ));
         }
         let mut waits = Vec::new();
         for name in names {
-            let Some(svc) = env.service(name).cloned() else { continue };
+            let Some(svc) = env.service(name).cloned() else {
+                continue;
+            };
             let before = self.shared.status_of(name).map(|s| (s.restarts, s.pid));
             if let Some(rx) = self.shared.watch_of(name) {
                 waits.push((svc.oneshot, before, rx));
             }
             let live = {
                 let sups = self.supervisors.lock().unwrap_or_else(|p| p.into_inner());
-                sups.get(name).filter(|s| !s.task.is_finished()).map(|s| s.ctl.clone())
+                sups.get(name)
+                    .filter(|s| !s.task.is_finished())
+                    .map(|s| s.ctl.clone())
             };
             match live {
                 Some(ctl) => {
@@ -495,7 +618,10 @@ impl EnvRuntime {
                 }
                 None => {
                     let sup = Supervisor::start(self.shared.clone(), svc, vars.clone());
-                    self.supervisors.lock().unwrap_or_else(|p| p.into_inner()).insert(name.clone(), sup);
+                    self.supervisors
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(name.clone(), sup);
                 }
             }
         }
@@ -503,7 +629,9 @@ impl EnvRuntime {
             let _ = rx
                 .wait_for(|s| {
                     let moved = before.is_none_or(|(r, pid)| s.restarts > r || s.pid != pid);
-                    moved && (satisfied(oneshot, s.state) || matches!(s.state, ServiceState::Failed | ServiceState::Stopped))
+                    moved
+                        && (satisfied(oneshot, s.state)
+                            || matches!(s.state, ServiceState::Failed | ServiceState::Stopped))
                 })
                 .await;
         }

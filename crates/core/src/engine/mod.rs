@@ -16,7 +16,8 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{self, ConfigErrors, Loaded, LoadRequest};
+use crate::config::{self, ConfigErrors, LoadRequest, Loaded};
+use crate::logs::{LogHub, SegmentLimits};
 use crate::process::{self, Guardian, Spawner};
 use crate::state::{EnvRecord, StateError, StateStore};
 use crate::status::ServiceState;
@@ -38,6 +39,8 @@ pub struct EngineOptions {
     pub state_dir: PathBuf,
     /// The devenvd binary, run as `__guardian`.
     pub guardian_exe: PathBuf,
+    /// Service logs on disk, a directory per environment.
+    pub log_dir: PathBuf,
 }
 
 /// What a client asks about: where to find the project, and its environment.
@@ -68,6 +71,7 @@ pub struct Engine {
     spawner: Arc<Spawner>,
     guardian: Arc<Guardian>,
     instance: String,
+    log_dir: PathBuf,
     envs: Mutex<HashMap<String, Arc<EnvRuntime>>>,
     /// Where a request's start dir led last time, for when its config has since broken.
     resolved: Mutex<HashMap<ResolveKey, String>>,
@@ -81,14 +85,19 @@ impl Engine {
     pub fn start(opts: EngineOptions) -> Result<Arc<Self>, EngineError> {
         let state = StateStore::open(&opts.state_dir)?;
         let spawner = Arc::new(Spawner::start().map_err(EngineError::Guardian)?);
-        let guardian = Arc::new(Guardian::start(&opts.guardian_exe).map_err(EngineError::Guardian)?);
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
+        let guardian =
+            Arc::new(Guardian::start(&opts.guardian_exe).map_err(EngineError::Guardian)?);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
         let instance = format!("{}-{nanos:x}", std::process::id());
         let engine = Self {
             state,
             spawner,
             guardian,
             instance,
+            log_dir: opts.log_dir,
             envs: Mutex::default(),
             resolved: Mutex::default(),
             tasks: TaskTracker::new(),
@@ -102,7 +111,12 @@ impl Engine {
 
     fn recover(&self) -> Result<(), StateError> {
         for rec in self.state.envs()? {
-            let rt = self.new_runtime(&rec.id, &rec.name, rec.project_dir.clone(), rec.env_name.clone());
+            let rt = self.new_runtime(
+                &rec.id,
+                &rec.name,
+                rec.project_dir.clone(),
+                rec.env_name.clone(),
+            );
             let mut statuses = Vec::new();
             for mut svc in self.state.services(&rec.id)? {
                 if let Some(marker) = &svc.marker {
@@ -112,7 +126,9 @@ impl Engine {
                     }
                 }
                 if svc.status.state.is_active() || svc.status.state == ServiceState::Pending {
-                    svc.status.message = format!("stopped: devenvd restarted (was {:?})", svc.status.state).to_lowercase();
+                    svc.status.message =
+                        format!("stopped: devenvd restarted (was {:?})", svc.status.state)
+                            .to_lowercase();
                     svc.status.state = ServiceState::Stopped;
                     svc.status.pid = None;
                 }
@@ -122,12 +138,25 @@ impl Engine {
                 statuses.push(svc.status);
             }
             rt.restore(statuses);
-            self.envs.lock().unwrap_or_else(|p| p.into_inner()).insert(rec.id.clone(), Arc::new(rt));
+            self.envs
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(rec.id.clone(), Arc::new(rt));
         }
         self.state.flush()
     }
 
-    fn new_runtime(&self, id: &str, name: &str, project_dir: PathBuf, env_name: Option<String>) -> EnvRuntime {
+    fn new_runtime(
+        &self,
+        id: &str,
+        name: &str,
+        project_dir: PathBuf,
+        env_name: Option<String>,
+    ) -> EnvRuntime {
+        let logs = LogHub::open(&self.log_dir, id, SegmentLimits::default()).unwrap_or_else(|e| {
+            tracing::warn!(environment = %id, error = %e, "keeping logs in memory only");
+            LogHub::new()
+        });
         EnvRuntime::new(
             id.to_string(),
             name.to_string(),
@@ -137,12 +166,16 @@ impl Engine {
             self.guardian.clone(),
             self.state.clone(),
             self.instance.clone(),
+            logs,
         )
     }
 
     /// Loads and checks the config a request points at.
     pub fn load(&self, req: &EnvRequest) -> Result<Loaded, ConfigErrors> {
-        let user_config = req.vars.get("HOME").map(|h| PathBuf::from(h).join(".devenv/config.yml"));
+        let user_config = req
+            .vars
+            .get("HOME")
+            .map(|h| PathBuf::from(h).join(".devenv/config.yml"));
         config::load(&LoadRequest {
             start_dir: req.start_dir.clone(),
             config_file: req.config_file.clone(),
@@ -153,7 +186,11 @@ impl Engine {
     }
 
     fn env_id(loaded: &Loaded, env_name: &Option<String>) -> String {
-        format!("{}#{}", loaded.environment.project_dir.display(), env_name.as_deref().unwrap_or(""))
+        format!(
+            "{}#{}",
+            loaded.environment.project_dir.display(),
+            env_name.as_deref().unwrap_or("")
+        )
     }
 
     /// The runtime for a loaded config, registered (and persisted) if new.
@@ -174,15 +211,29 @@ impl Engine {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .entry(id.clone())
-            .or_insert_with(|| Arc::new(self.new_runtime(&id, &env.name, env.project_dir.clone(), req.env_name.clone())))
+            .or_insert_with(|| {
+                Arc::new(self.new_runtime(
+                    &id,
+                    &env.name,
+                    env.project_dir.clone(),
+                    req.env_name.clone(),
+                ))
+            })
             .clone();
         rt.set_config(Arc::new(env.clone()));
         Ok(rt)
     }
 
     fn remember(&self, req: &EnvRequest, id: &str) {
-        let key = (req.start_dir.clone(), req.config_file.clone(), req.env_name.clone());
-        self.resolved.lock().unwrap_or_else(|p| p.into_inner()).insert(key, id.to_string());
+        let key = (
+            req.start_dir.clone(),
+            req.config_file.clone(),
+            req.env_name.clone(),
+        );
+        self.resolved
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, id.to_string());
     }
 
     /// The environment a request refers to, for reading (status, logs, watch).
@@ -192,29 +243,59 @@ impl Engine {
         match self.load(req) {
             Ok(loaded) => {
                 let id = Self::env_id(&loaded, &req.env_name);
-                if let Some(rt) = self.envs.lock().unwrap_or_else(|p| p.into_inner()).get(&id).cloned() {
+                if let Some(rt) = self
+                    .envs
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(&id)
+                    .cloned()
+                {
                     if rt.config().is_none() {
                         rt.set_config(Arc::new(loaded.environment));
                     }
                     return Ok(rt);
                 }
                 let env = &loaded.environment;
-                let rt = self.new_runtime(&id, &env.name, env.project_dir.clone(), req.env_name.clone());
+                let rt = self.new_runtime(
+                    &id,
+                    &env.name,
+                    env.project_dir.clone(),
+                    req.env_name.clone(),
+                );
                 rt.set_config(Arc::new(loaded.environment));
                 Ok(Arc::new(rt))
             }
             Err(errors) => {
-                let key = (req.start_dir.clone(), req.config_file.clone(), req.env_name.clone());
-                let id = self.resolved.lock().unwrap_or_else(|p| p.into_inner()).get(&key).cloned();
-                id.and_then(|id| self.envs.lock().unwrap_or_else(|p| p.into_inner()).get(&id).cloned())
-                    .ok_or(EngineError::Config(errors))
+                let key = (
+                    req.start_dir.clone(),
+                    req.config_file.clone(),
+                    req.env_name.clone(),
+                );
+                let id = self
+                    .resolved
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(&key)
+                    .cloned();
+                id.and_then(|id| {
+                    self.envs
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .get(&id)
+                        .cloned()
+                })
+                .ok_or(EngineError::Config(errors))
             }
         }
     }
 
     /// Starts services; progress arrives on the returned channel, ending with
     /// [`UpEvent::Done`]. Invalid config: an error, and nothing starts.
-    pub fn up(&self, req: EnvRequest, opts: UpOptions) -> Result<mpsc::Receiver<UpEvent>, EngineError> {
+    pub fn up(
+        &self,
+        req: EnvRequest,
+        opts: UpOptions,
+    ) -> Result<mpsc::Receiver<UpEvent>, EngineError> {
         let loaded = self.load(&req)?;
         let rt = self.register(&loaded, &req)?;
         let (tx, rx) = mpsc::channel(256);
@@ -234,10 +315,17 @@ impl Engine {
         Ok(self.tasks.track_future(rt.down()).await)
     }
 
-    pub async fn restart(&self, req: &EnvRequest, services: &[String]) -> Result<Arc<EnvRuntime>, EngineError> {
+    pub async fn restart(
+        &self,
+        req: &EnvRequest,
+        services: &[String],
+    ) -> Result<Arc<EnvRuntime>, EngineError> {
         let loaded = self.load(req)?;
         let rt = self.register(&loaded, req)?;
-        rt.clone().restart(services, Arc::new(req.vars.clone())).await.map_err(EngineError::Invalid)?;
+        rt.clone()
+            .restart(services, Arc::new(req.vars.clone()))
+            .await
+            .map_err(EngineError::Invalid)?;
         Ok(rt)
     }
 
@@ -266,14 +354,28 @@ impl Engine {
     /// still running after the deadline is left to the guardian, which kills it
     /// when this process exits.
     pub async fn shutdown(&self, deadline: Duration) {
-        let envs: Vec<Arc<EnvRuntime>> = self.envs.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+        let envs: Vec<Arc<EnvRuntime>> = self
+            .envs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
         let all = futures::future::join_all(envs.into_iter().map(|rt| rt.down()));
         let clean = tokio::time::timeout(deadline, all).await.is_ok();
         self.tasks.close();
         // Ups still waiting on readiness end with the process; the final flush below
         // makes the state durable.
         let _ = tokio::time::timeout(Duration::from_secs(1), self.tasks.wait()).await;
-        if let Some(f) = self.flusher.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        for rt in self.envs.lock().unwrap_or_else(|p| p.into_inner()).values() {
+            rt.shared.logs.flush();
+        }
+        if let Some(f) = self
+            .flusher
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
             f.abort();
         }
         if let Err(e) = self.state.flush() {
@@ -282,7 +384,9 @@ impl Engine {
         if clean {
             self.guardian.dismiss();
         } else {
-            tracing::warn!("services did not stop within {deadline:?}; the guardian will kill them");
+            tracing::warn!(
+                "services did not stop within {deadline:?}; the guardian will kill them"
+            );
         }
     }
 }

@@ -7,13 +7,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use nix::sys::signal::Signal;
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
 use super::env::Shared;
 use crate::config::{Probe, Readiness, RestartPolicy, Service};
-use crate::logs::{Received, Stream};
+use crate::logs::{self, Received, Stream};
 use crate::probe::{self, Backoff, ExecContext};
 use crate::process;
 use crate::status::ServiceState;
@@ -42,11 +41,28 @@ pub struct Supervisor {
 }
 
 impl Supervisor {
-    pub fn start(shared: Arc<Shared>, service: Service, vars: Arc<std::collections::BTreeMap<String, String>>) -> Self {
+    pub fn start(
+        shared: Arc<Shared>,
+        service: Service,
+        vars: Arc<std::collections::BTreeMap<String, String>>,
+    ) -> Self {
         let (tx, rx) = mpsc::channel(8);
         let svc = service.clone();
-        let task = tokio::spawn(async move { Run { shared, svc, vars, ctl: rx }.main().await });
-        Self { ctl: tx, task, service }
+        let task = tokio::spawn(async move {
+            Run {
+                shared,
+                svc,
+                vars,
+                ctl: rx,
+            }
+            .main()
+            .await
+        });
+        Self {
+            ctl: tx,
+            task,
+            service,
+        }
     }
 
     /// Asks the supervisor to stop and waits until the process group is gone.
@@ -76,7 +92,11 @@ impl Run {
     async fn main(mut self) {
         let name = self.svc.name.clone();
         let mut failures: u32 = 0;
-        let mut restarts = self.shared.status_of(&name).map(|s| s.restarts).unwrap_or(0);
+        let mut restarts = self
+            .shared
+            .status_of(&name)
+            .map(|s| s.restarts)
+            .unwrap_or(0);
         loop {
             let started = Instant::now();
             let outcome = self.run_once(restarts).await;
@@ -119,10 +139,18 @@ impl Run {
                 RestartPolicy::OnFailure => !success,
                 RestartPolicy::Never => false,
             };
-            let lines = if success { Vec::new() } else { self.shared.logs.last_lines(&name, FAILURE_LINES) };
+            let lines = if success {
+                Vec::new()
+            } else {
+                self.shared.logs.last_lines(&name, FAILURE_LINES)
+            };
             if !again {
                 self.shared.update(&name, |s| {
-                    s.state = if success { ServiceState::Completed } else { ServiceState::Failed };
+                    s.state = if success {
+                        ServiceState::Completed
+                    } else {
+                        ServiceState::Failed
+                    };
                     s.pid = None;
                     s.exit_code = code;
                     s.message = why;
@@ -134,7 +162,11 @@ impl Run {
                 }
                 return;
             }
-            failures = if started.elapsed() > STABLE_RUN { 0 } else { failures + 1 };
+            failures = if started.elapsed() > STABLE_RUN {
+                0
+            } else {
+                failures + 1
+            };
             let delay = backoff(failures);
             restarts += 1;
             self.shared.update(&name, |s| {
@@ -142,7 +174,10 @@ impl Run {
                 s.pid = None;
                 s.exit_code = code;
                 s.restarts = restarts;
-                s.message = format!("{why}; restarting in {:.1}s (restart {restarts})", delay.as_secs_f64());
+                s.message = format!(
+                    "{why}; restarting in {:.1}s (restart {restarts})",
+                    delay.as_secs_f64()
+                );
                 s.last_lines = lines;
             });
             tokio::select! {
@@ -202,7 +237,10 @@ impl Run {
             .stderr(Stdio::piped());
         // Subscribe before spawning so a log probe cannot miss an early line.
         let log_follower = match &self.svc.readiness {
-            Some(Readiness { probe: Probe::Log { .. }, .. }) => Some(self.shared.logs.follow()),
+            Some(Readiness {
+                probe: Probe::Log { .. },
+                ..
+            }) => Some(self.shared.logs.follow()),
             _ => None,
         };
         let mut child = match self.shared.spawner.spawn(cmd).await {
@@ -212,7 +250,10 @@ impl Run {
                     crate::config::Command::Shell(_) => "sh".to_string(),
                     crate::config::Command::Exec(argv) => argv[0].clone(),
                 };
-                let msg = format!("cannot start `{what}` in {}: {e}", self.svc.workdir.display());
+                let msg = format!(
+                    "cannot start `{what}` in {}: {e}",
+                    self.svc.workdir.display()
+                );
                 self.shared.logs.push(&svc_name, Stream::System, &msg);
                 return Outcome::Exited(None, msg);
             }
@@ -221,22 +262,39 @@ impl Run {
         self.shared.guardian.watch(pid);
         self.shared.record_pgid(&name, Some(pid));
         self.shared.update(&name, |s| s.pid = Some(pid as u32));
-        self.shared.logs.push(&svc_name, Stream::System, &format!("started (pid {pid})"));
+        self.shared
+            .logs
+            .push(&svc_name, Stream::System, &format!("started (pid {pid})"));
 
         let mut readers = JoinSet::new();
         if let Some(out) = child.stdout.take() {
-            readers.spawn(pipe_lines(out, self.shared.clone(), svc_name.clone(), Stream::Stdout));
+            readers.spawn(logs::copy_pipe(
+                self.shared.logs.clone(),
+                out,
+                svc_name.clone(),
+                Stream::Stdout,
+            ));
         }
         if let Some(err) = child.stderr.take() {
-            readers.spawn(pipe_lines(err, self.shared.clone(), svc_name.clone(), Stream::Stderr));
+            readers.spawn(logs::copy_pipe(
+                self.shared.logs.clone(),
+                err,
+                svc_name.clone(),
+                Stream::Stderr,
+            ));
         }
 
         let readiness = self.svc.readiness.clone();
-        let exec_ctx = ExecContext { workdir: self.svc.workdir.clone(), env };
+        let exec_ctx = ExecContext {
+            workdir: self.svc.workdir.clone(),
+            env,
+        };
         let health_ctx = exec_ctx.clone();
         let oneshot = self.svc.oneshot;
         if oneshot {
-            self.shared.update(&name, |s| s.message = "running (oneshot: dependents wait for it to finish)".into());
+            self.shared.update(&name, |s| {
+                s.message = "running (oneshot: dependents wait for it to finish)".into()
+            });
         }
         let probe_name = svc_name.clone();
         let probe_ctx = exec_ctx.clone();
@@ -286,7 +344,10 @@ impl Run {
             }
         };
 
-        if matches!(outcome, Outcome::Stop(_) | Outcome::Restart | Outcome::ProbeFailed(_)) {
+        if matches!(
+            outcome,
+            Outcome::Stop(_) | Outcome::Restart | Outcome::ProbeFailed(_)
+        ) {
             self.shared.update(&name, |s| {
                 s.state = ServiceState::Stopping;
                 s.message = "stopping".into();
@@ -300,7 +361,10 @@ impl Run {
         self.shared.guardian.forget(pid);
         self.shared.record_pgid(&name, None);
         // Output still in the pipes belongs to this run; bounded, since the group is gone.
-        let _ = tokio::time::timeout(Duration::from_secs(1), async { while readers.join_next().await.is_some() {} }).await;
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            while readers.join_next().await.is_some() {}
+        })
+        .await;
         readers.abort_all();
         if let Outcome::Exited(_, why) = &outcome {
             self.shared.logs.push(&svc_name, Stream::System, why);
@@ -311,12 +375,19 @@ impl Run {
     /// The service's environment: the client's environment (what the user's shell
     /// has), the service's own `env`, and devenv's markers.
     fn process_env(&self) -> std::collections::BTreeMap<String, String> {
-        let mut env: std::collections::BTreeMap<String, String> =
-            self.vars.iter().filter(|(k, _)| k.as_str() != process::MARKER_VAR).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let mut env: std::collections::BTreeMap<String, String> = self
+            .vars
+            .iter()
+            .filter(|(k, _)| k.as_str() != process::MARKER_VAR)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         env.extend(self.svc.env.iter().map(|(k, v)| (k.clone(), v.clone())));
         env.insert("DEVENV_SERVICE".into(), self.svc.name.clone());
         env.insert("DEVENV_ENVIRONMENT".into(), self.shared.name.clone());
-        env.insert(process::MARKER_VAR.into(), self.shared.marker(&self.svc.name));
+        env.insert(
+            process::MARKER_VAR.into(),
+            self.shared.marker(&self.svc.name),
+        );
         env
     }
 }
@@ -326,7 +397,10 @@ async fn terminate(pgid: i32, child: &mut tokio::process::Child) {
         let _ = child.wait().await;
         return;
     }
-    if tokio::time::timeout(STOP_GRACE, child.wait()).await.is_err() {
+    if tokio::time::timeout(STOP_GRACE, child.wait())
+        .await
+        .is_err()
+    {
         process::signal_group(pgid, Signal::SIGKILL);
         let _ = child.wait().await;
     }
@@ -341,7 +415,9 @@ fn describe_exit(st: std::process::ExitStatus) -> (Option<i32>, String) {
     match (st.code(), st.signal()) {
         (Some(c), _) => (Some(c), format!("exited with code {c}")),
         (None, Some(sig)) => {
-            let name = Signal::try_from(sig).map(|s| s.as_str().to_string()).unwrap_or_else(|_| sig.to_string());
+            let name = Signal::try_from(sig)
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_else(|_| sig.to_string());
             (None, format!("killed by {name}"))
         }
         _ => (None, "exited".into()),
@@ -351,23 +427,6 @@ fn describe_exit(st: std::process::ExitStatus) -> (Option<i32>, String) {
 fn backoff(failures: u32) -> Duration {
     let ms = 100u64.saturating_mul(1u64 << failures.min(16));
     Duration::from_millis(ms).min(MAX_BACKOFF)
-}
-
-async fn pipe_lines(pipe: impl AsyncRead + Unpin, shared: Arc<Shared>, service: Arc<str>, stream: Stream) {
-    let mut reader = BufReader::with_capacity(64 * 1024, pipe);
-    let mut buf = Vec::with_capacity(256);
-    loop {
-        buf.clear();
-        match reader.read_until(b'\n', &mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {
-                while matches!(buf.last(), Some(b'\n' | b'\r')) {
-                    buf.pop();
-                }
-                shared.logs.push(&service, stream, &String::from_utf8_lossy(&buf));
-            }
-        }
-    }
 }
 
 /// Resolves when the readiness probe first passes; `Err` with the reason when it
@@ -385,8 +444,10 @@ async fn wait_ready(
         let re = regex::Regex::new(pattern).map_err(|e| format!("bad log pattern: {e}"))?;
         let seen = async {
             while let Some(item) = follower.recv().await {
-                if let Received::Line(l) = item {
-                    if l.service == service && l.stream != Stream::System && re.is_match(&l.text) {
+                if let Received::Lines(lines) = item {
+                    if *lines.service() == service
+                        && lines.iter().any(|l| l.stream != Stream::System && re.is_match(l.text))
+                    {
                         return Ok(());
                     }
                 }
@@ -395,7 +456,10 @@ async fn wait_ready(
         };
         return match tokio::time::timeout_at(deadline, seen).await {
             Ok(r) => r,
-            Err(_) => Err(format!("no output line matched /{pattern}/ within {}s", r.timeout.as_secs_f64())),
+            Err(_) => Err(format!(
+                "no output line matched /{pattern}/ within {}s",
+                r.timeout.as_secs_f64()
+            )),
         };
     }
     let mut backoff = Backoff::new(r.period);
@@ -408,7 +472,10 @@ async fn wait_ready(
         }
         let next = tokio::time::Instant::now() + backoff.next_delay();
         if next >= deadline {
-            return Err(format!("readiness probe did not pass within {}s: {last_err}", r.timeout.as_secs_f64()));
+            return Err(format!(
+                "readiness probe did not pass within {}s: {last_err}",
+                r.timeout.as_secs_f64()
+            ));
         }
         tokio::time::sleep_until(next).await;
     }
@@ -424,8 +491,14 @@ struct HealthMonitor {
 
 impl HealthMonitor {
     fn new(readiness: Option<&Readiness>) -> Self {
-        let readiness = readiness.filter(|r| !matches!(r.probe, Probe::Log { .. })).cloned();
-        Self { readiness, failures: 0, unhealthy: false }
+        let readiness = readiness
+            .filter(|r| !matches!(r.probe, Probe::Log { .. }))
+            .cloned();
+        Self {
+            readiness,
+            failures: 0,
+            unhealthy: false,
+        }
     }
 
     fn enabled(&self) -> bool {
@@ -434,7 +507,9 @@ impl HealthMonitor {
 
     /// Waits for the next change of health: `Some(reason)` unhealthy, `None` healthy again.
     async fn next(&mut self, ctx: &ExecContext) -> Option<String> {
-        let Some(r) = self.readiness.clone() else { return std::future::pending().await };
+        let Some(r) = self.readiness.clone() else {
+            return std::future::pending().await;
+        };
         loop {
             tokio::time::sleep(r.period).await;
             match probe::check(&r.probe, ctx, r.period.max(Duration::from_secs(1))).await {

@@ -1,45 +1,20 @@
-//! The log hub: every service writes lines here, every client reads from here.
-//!
-//! Memory is bounded: each service keeps a ring of recent lines, and followers get
-//! lines through a bounded broadcast channel. A follower that falls behind is told
-//! how many lines it missed instead of slowing the producer down.
+//! One environment's logs: a ring per service in memory, the segment store on disk,
+//! and a broadcast of batches to followers. Every line gets a sequence number under
+//! one lock, so a snapshot and a follow started together neither miss nor repeat a
+//! line, and a follower that lagged knows exactly how many lines it missed.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
 use tokio::sync::broadcast;
 
-/// Lines kept in memory per service.
-pub const RING_LINES: usize = 10_000;
-/// Lines buffered for each follower before it starts missing lines.
-pub const FOLLOW_BUFFER: usize = 16_384;
-/// Longer lines are split: one runaway line must not hold unbounded memory.
-pub const MAX_LINE_BYTES: usize = 64 * 1024;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stream {
-    Stdout,
-    Stderr,
-    /// Written by devenv about the service (started, exited, ...).
-    System,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct LogLine {
-    pub time: SystemTime,
-    pub service: Arc<str>,
-    pub stream: Stream,
-    pub text: String,
-}
-
-/// What a follower receives.
-#[derive(Debug, Clone)]
-pub enum Received {
-    Line(Arc<LogLine>),
-    /// The follower was too slow and this many lines went past it.
-    Missed(u64),
-}
+use super::segments::{env_dir_name, ReadPlan, SegmentStore};
+use super::{
+    unix_nanos, Batch, LineRef, LogError, LogLine, Query, SegmentLimits, Stream, FOLLOW_BATCHES,
+    RING_BYTES, RING_LINES, SNAPSHOT_LINES,
+};
 
 /// One environment's logs. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -49,8 +24,60 @@ pub struct LogHub {
 
 #[derive(Debug)]
 struct Inner {
-    rings: Mutex<HashMap<Arc<str>, VecDeque<Arc<LogLine>>>>,
-    tx: broadcast::Sender<Arc<LogLine>>,
+    state: Mutex<State>,
+    tx: broadcast::Sender<Arc<Batch>>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    next_seq: u64,
+    rings: HashMap<Arc<str>, Ring>,
+    store: Option<SegmentStore>,
+}
+
+/// Recent lines of one service: whole batches, the first `skip` lines of the front
+/// one already evicted.
+#[derive(Debug, Default)]
+struct Ring {
+    batches: VecDeque<Arc<Batch>>,
+    skip: usize,
+    lines: usize,
+    bytes: usize,
+}
+
+impl Ring {
+    fn push(&mut self, batch: Arc<Batch>) {
+        self.lines += batch.len();
+        self.bytes += batch.bytes();
+        self.batches.push_back(batch);
+        while self.lines > RING_LINES || (self.bytes > RING_BYTES && self.batches.len() > 1) {
+            let Some(front) = self.batches.front() else {
+                break;
+            };
+            let left = front.len() - self.skip;
+            let excess = self.lines.saturating_sub(RING_LINES);
+            if self.bytes > RING_BYTES || excess >= left {
+                self.bytes -= front.bytes();
+                self.lines -= left;
+                self.skip = 0;
+                self.batches.pop_front();
+            } else {
+                self.skip += excess;
+                self.lines -= excess;
+            }
+        }
+    }
+
+    fn iter(&self) -> impl DoubleEndedIterator<Item = LineRef<'_>> + '_ {
+        self.batches.iter().enumerate().flat_map(move |(i, b)| {
+            let from = if i == 0 { self.skip } else { 0 };
+            (from..b.len()).map(move |j| b.get(j))
+        })
+    }
+
+    fn oldest_time(&self) -> Option<i64> {
+        self.batches.front().and_then(|b| b.first_time(self.skip))
+    }
 }
 
 impl Default for LogHub {
@@ -60,106 +87,338 @@ impl Default for LogHub {
 }
 
 impl LogHub {
+    /// Logs in memory only.
     pub fn new() -> Self {
-        let (tx, _) = broadcast::channel(FOLLOW_BUFFER);
-        Self { inner: Arc::new(Inner { rings: Mutex::default(), tx }) }
+        Self::with_store(None)
     }
 
-    /// Appends a line (split if over [`MAX_LINE_BYTES`]). Never blocks on readers.
-    pub fn push(&self, service: &Arc<str>, stream: Stream, text: &str) {
-        let mut rest = text;
-        loop {
-            let cut = floor_char_boundary(rest, MAX_LINE_BYTES);
-            let (head, tail) = rest.split_at(cut);
-            self.push_one(service, stream, head.to_string());
-            if tail.is_empty() {
-                break;
-            }
-            rest = tail;
-        }
-    }
-
-    fn push_one(&self, service: &Arc<str>, stream: Stream, text: String) {
-        let line = Arc::new(LogLine { time: SystemTime::now(), service: service.clone(), stream, text });
-        {
-            let mut rings = self.inner.rings.lock().unwrap_or_else(|p| p.into_inner());
-            let ring = rings.entry(service.clone()).or_default();
-            if ring.len() == RING_LINES {
-                ring.pop_front();
-            }
-            ring.push_back(line.clone());
-        }
-        // No receivers is fine: nobody is following.
-        let _ = self.inner.tx.send(line);
-    }
-
-    /// Retained lines of the given services (all when empty), merged in time order,
-    /// newer than `since`, the last `tail` of them (0 = all).
-    pub fn snapshot(&self, services: &[String], since: Option<SystemTime>, tail: usize) -> Vec<Arc<LogLine>> {
-        let rings = self.inner.rings.lock().unwrap_or_else(|p| p.into_inner());
-        let mut lines: Vec<Arc<LogLine>> = rings
+    /// Logs of environment `env_id`, persisted under `log_dir`; recent lines of an
+    /// earlier run are loaded back.
+    pub fn open(log_dir: &Path, env_id: &str, limits: SegmentLimits) -> Result<Self, LogError> {
+        let dir = log_dir.join(env_dir_name(env_id));
+        let store = SegmentStore::open(&dir, limits)?;
+        // For people looking at the directory: whose logs these are.
+        let _ = std::fs::write(dir.join("environment"), format!("{env_id}\n"));
+        let mut store = store;
+        let plans: Vec<ReadPlan> = store
+            .services()
             .iter()
-            .filter(|(name, _)| services.is_empty() || services.iter().any(|s| s.as_str() == &***name))
-            .flat_map(|(_, ring)| ring.iter())
-            .filter(|l| since.is_none_or(|s| l.time >= s))
-            .cloned()
+            .filter_map(|s| store.plan(s))
             .collect();
-        drop(rings);
-        lines.sort_by_key(|l| l.time);
-        if tail > 0 && lines.len() > tail {
-            lines.drain(..lines.len() - tail);
+        let hub = Self::with_store(Some(store));
+        for plan in plans {
+            hub.preload(&plan);
         }
-        lines
+        Ok(hub)
+    }
+
+    fn with_store(store: Option<SegmentStore>) -> Self {
+        let (tx, _) = broadcast::channel(FOLLOW_BATCHES);
+        Self {
+            inner: Arc::new(Inner {
+                state: Mutex::new(State {
+                    store,
+                    ..State::default()
+                }),
+                tx,
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The last lines on disk of one service into its ring.
+    fn preload(&self, plan: &ReadPlan) {
+        let mut segs: Vec<Vec<LogLine>> = Vec::new();
+        let mut n = 0;
+        plan.read_back(RING_BYTES as u64, |lines| {
+            n += lines.len();
+            segs.push(lines);
+            n < RING_LINES
+        });
+        let lines: Vec<LogLine> = segs.into_iter().rev().flatten().collect();
+        let lines = &lines[lines.len().saturating_sub(RING_LINES)..];
+        let Some(first) = lines.first() else { return };
+        let mut batch = Batch::with_capacity(first.service.clone(), 0, lines.len());
+        for l in lines {
+            batch.push(unix_nanos(l.time), l.stream, &l.text);
+        }
+        let mut st = self.lock();
+        batch.first_seq = st.next_seq;
+        st.next_seq = batch.end_seq();
+        st.rings
+            .entry(batch.service.clone())
+            .or_default()
+            .push(Arc::new(batch));
+    }
+
+    /// Appends a line written by devenv or a test; it reaches disk at once.
+    pub fn push(&self, service: &Arc<str>, stream: Stream, text: &str) {
+        let mut batch = Batch::new(service.clone());
+        for line in text.split('\n') {
+            batch.push(unix_nanos(SystemTime::now()), stream, line);
+        }
+        self.push_batch(batch);
+        if stream == Stream::System {
+            self.flush_service(service);
+        }
+    }
+
+    /// Appends lines of one service. Never waits for readers; the disk write is
+    /// buffered (see [`LogHub::flush_service`]).
+    pub fn push_batch(&self, mut batch: Batch) {
+        if batch.is_empty() {
+            return;
+        }
+        let mut st = self.lock();
+        batch.first_seq = st.next_seq;
+        st.next_seq = batch.end_seq();
+        if let Some(store) = st.store.as_mut() {
+            store.append(&batch);
+            store.flush_if_stale(&batch.service);
+        }
+        let batch = Arc::new(batch);
+        st.rings
+            .entry(batch.service.clone())
+            .or_default()
+            .push(batch.clone());
+        // Sent under the lock: followers see batches in sequence order. No receivers
+        // is fine: nobody is following.
+        let _ = self.inner.tx.send(batch);
+    }
+
+    /// Writes buffered lines of `service` to disk: when its producer goes idle.
+    pub fn flush_service(&self, service: &str) {
+        if let Some(store) = self.lock().store.as_mut() {
+            store.flush_service(service);
+        }
+    }
+
+    /// Writes every buffered line to disk (shutdown).
+    pub fn flush(&self) {
+        if let Some(store) = self.lock().store.as_mut() {
+            store.flush();
+        }
+    }
+
+    /// Lines matching `query`, merged in time order, the last `query.tail` of them.
+    /// Reads disk when the rings do not reach back far enough: call from a context
+    /// that may block.
+    pub fn snapshot(&self, query: &Query) -> Vec<LogLine> {
+        self.snapshot_and_follow(query, false).0
+    }
+
+    /// [`LogHub::snapshot`] and, when `follow`, a follower that starts exactly after
+    /// the snapshot's lines.
+    pub fn snapshot_and_follow(
+        &self,
+        query: &Query,
+        follow: bool,
+    ) -> (Vec<LogLine>, Option<Follower>) {
+        let limit = if query.tail > 0 {
+            query.tail
+        } else {
+            SNAPSHOT_LINES
+        };
+        let since = query.since.map(unix_nanos);
+        let mut per_service: Vec<Vec<LogLine>> = Vec::new();
+        // Services whose ring lacks lines the query wants: (index in per_service,
+        // plan, lines of the ring, lines had from it).
+        let mut from_disk: Vec<(usize, ReadPlan, usize, usize)> = Vec::new();
+        let follower;
+        {
+            let mut st = self.lock();
+            follower = follow.then(|| Follower::new(self.inner.tx.subscribe(), st.next_seq));
+            let State { rings, store, .. } = &mut *st;
+            let mut names: Vec<Arc<str>> = rings.keys().cloned().collect();
+            if let Some(store) = store.as_ref() {
+                names.extend(
+                    store
+                        .services()
+                        .into_iter()
+                        .filter(|s| !rings.contains_key(s)),
+                );
+            }
+            for name in names.into_iter().filter(|n| query.wants_service(n)) {
+                let empty = Ring::default();
+                let ring = rings.get(&name).unwrap_or(&empty);
+                let mut lines: Vec<LogLine> = ring
+                    .iter()
+                    .rev()
+                    .filter(|l| query.wants(l.time(), l.text))
+                    .take(limit)
+                    .map(|l| l.to_line())
+                    .collect();
+                lines.reverse();
+                let ring_reaches_since =
+                    since.is_some_and(|s| ring.oldest_time().is_some_and(|t| t <= s));
+                if lines.len() < limit && !ring_reaches_since {
+                    if let Some(plan) = store.as_mut().and_then(|s| s.plan(&name)) {
+                        from_disk.push((per_service.len(), plan, ring.lines, lines.len()));
+                    }
+                }
+                per_service.push(lines);
+            }
+        }
+        // Older lines from disk, without the lock: producers keep going.
+        for (i, plan, ring_lines, have) in from_disk {
+            let mut older = read_older(&plan, query, ring_lines, limit - have);
+            older.append(&mut per_service[i]);
+            per_service[i] = older;
+        }
+        let mut lines: Vec<LogLine> = per_service.into_iter().flatten().collect();
+        lines.sort_by_key(|l| l.time);
+        if query.tail > 0 && lines.len() > query.tail {
+            lines.drain(..lines.len() - query.tail);
+        }
+        (lines, follower)
     }
 
     /// The last `n` output lines of one service (for failure reports).
     pub fn last_lines(&self, service: &str, n: usize) -> Vec<String> {
-        let lines: Vec<String> = self
-            .snapshot(&[service.to_string()], None, 0)
+        let st = self.lock();
+        let Some(ring) = st.rings.get(service) else {
+            return Vec::new();
+        };
+        let mut lines: Vec<String> = ring
             .iter()
+            .rev()
             .filter(|l| l.stream != Stream::System)
-            .map(|l| l.text.clone())
+            .take(n)
+            .map(|l| l.text.to_string())
             .collect();
-        lines[lines.len().saturating_sub(n)..].to_vec()
+        lines.reverse();
+        lines
     }
 
-    /// Lines pushed from now on. Subscribe before taking a snapshot to miss nothing
-    /// (and drop lines older than the snapshot's last one).
+    /// Lines pushed from now on.
     pub fn follow(&self) -> Follower {
-        Follower { rx: self.inner.tx.subscribe() }
+        let st = self.lock();
+        Follower::new(self.inner.tx.subscribe(), st.next_seq)
     }
 }
 
+/// Lines on disk older than the ring's `ring_lines` (which are the newest ones on
+/// disk), matching `query`, the last `want` of them.
+fn read_older(plan: &ReadPlan, query: &Query, ring_lines: usize, want: usize) -> Vec<LogLine> {
+    let mut skip = ring_lines;
+    let mut segs: Vec<Vec<LogLine>> = Vec::new();
+    let mut have = 0;
+    plan.read_back(u64::MAX, |mut lines| {
+        let drop_newest = skip.min(lines.len());
+        lines.truncate(lines.len() - drop_newest);
+        skip -= drop_newest;
+        let reached_since = query
+            .since
+            .is_some_and(|s| lines.first().is_some_and(|l| l.time < s));
+        lines.retain(|l| query.wants(l.time, &l.text));
+        have += lines.len();
+        segs.push(lines);
+        have < want && !reached_since
+    });
+    let lines: Vec<LogLine> = segs.into_iter().rev().flatten().collect();
+    let cut = lines.len().saturating_sub(want);
+    lines.into_iter().skip(cut).collect()
+}
+
+/// What a follower receives.
+#[derive(Debug, Clone)]
+pub enum Received {
+    Lines(LinesView),
+    /// The follower was too slow and this many lines went past it.
+    Missed(u64),
+}
+
+/// Lines of a batch from some index on.
+#[derive(Debug, Clone)]
+pub struct LinesView {
+    batch: Arc<Batch>,
+    from: usize,
+}
+
+impl LinesView {
+    pub fn service(&self) -> &Arc<str> {
+        &self.batch.service
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = LineRef<'_>> + '_ {
+        self.batch.iter_from(self.from)
+    }
+
+    pub fn len(&self) -> usize {
+        self.batch.len() - self.from
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Lines pushed after it was created, batch by batch.
 #[derive(Debug)]
 pub struct Follower {
-    rx: broadcast::Receiver<Arc<LogLine>>,
+    rx: broadcast::Receiver<Arc<Batch>>,
+    /// Sequence number of the next line it should see.
+    next: u64,
+    /// Received after a gap, handed out after the missed marker.
+    pending: Option<Arc<Batch>>,
 }
 
 impl Follower {
-    /// Next line or a missed-lines marker; `None` when the hub is gone.
-    pub async fn recv(&mut self) -> Option<Received> {
-        match self.rx.recv().await {
-            Ok(line) => Some(Received::Line(line)),
-            Err(broadcast::error::RecvError::Lagged(n)) => Some(Received::Missed(n)),
-            Err(broadcast::error::RecvError::Closed) => None,
+    fn new(rx: broadcast::Receiver<Arc<Batch>>, next: u64) -> Self {
+        Self {
+            rx,
+            next,
+            pending: None,
         }
     }
-}
 
-fn floor_char_boundary(s: &str, max: usize) -> usize {
-    if s.len() <= max {
-        return s.len();
+    /// Next lines or a missed-lines marker; `None` when the hub is gone.
+    pub async fn recv(&mut self) -> Option<Received> {
+        loop {
+            let batch = match self.pending.take() {
+                Some(b) => b,
+                None => match self.rx.recv().await {
+                    Ok(b) => b,
+                    // The gap shows in the next batch's sequence numbers.
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                },
+            };
+            if batch.end_seq() <= self.next {
+                continue;
+            }
+            if batch.first_seq > self.next {
+                let missed = batch.first_seq - self.next;
+                self.next = batch.first_seq;
+                self.pending = Some(batch);
+                return Some(Received::Missed(missed));
+            }
+            let from = (self.next - batch.first_seq) as usize;
+            self.next = batch.end_seq();
+            return Some(Received::Lines(LinesView { batch, from }));
+        }
     }
-    let mut i = max;
-    while !s.is_char_boundary(i) {
-        i -= 1;
-    }
-    i
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::logs::{LineSplitter, FOLLOW_BATCHES};
+
+    fn texts(lines: &[LogLine]) -> Vec<&str> {
+        lines.iter().map(|l| l.text.as_str()).collect()
+    }
+
+    fn query(services: &[&str], tail: usize) -> Query {
+        Query {
+            services: services.iter().map(|s| s.to_string()).collect(),
+            tail,
+            ..Query::default()
+        }
+    }
 
     #[test]
     fn ring_is_bounded_and_tail_works() {
@@ -168,21 +427,66 @@ mod tests {
         for i in 0..RING_LINES + 10 {
             hub.push(&svc, Stream::Stdout, &format!("line {i}"));
         }
-        let all = hub.snapshot(&[], None, 0);
+        let all = hub.snapshot(&Query::default());
         assert_eq!(all.len(), RING_LINES);
         assert_eq!(all[0].text, "line 10");
-        let tail = hub.snapshot(&["api".into()], None, 3);
-        assert_eq!(tail.iter().map(|l| l.text.as_str()).collect::<Vec<_>>(), ["line 10007", "line 10008", "line 10009"]);
+        let tail = hub.snapshot(&query(&["api"], 3));
+        assert_eq!(texts(&tail), ["line 10007", "line 10008", "line 10009"]);
+        assert_eq!(hub.last_lines("api", 2), ["line 10008", "line 10009"]);
     }
 
     #[test]
-    fn long_lines_are_split() {
+    fn ring_is_bounded_in_bytes() {
+        let hub = LogHub::new();
+        let svc: Arc<str> = Arc::from("big");
+        let line = "x".repeat(10_000);
+        for _ in 0..1_000 {
+            hub.push(&svc, Stream::Stdout, &line);
+        }
+        let st = hub.lock();
+        let ring = &st.rings["big"];
+        assert!(ring.bytes <= RING_BYTES + 20_000, "{} bytes", ring.bytes);
+        assert_eq!(ring.lines, ring.iter().count());
+    }
+
+    #[test]
+    fn snapshot_merges_services_in_time_order_and_filters() {
+        let hub = LogHub::new();
+        let (a, b): (Arc<str>, Arc<str>) = ("a".into(), "b".into());
+        for i in 0..6 {
+            hub.push(
+                if i % 2 == 0 { &a } else { &b },
+                Stream::Stdout,
+                &format!("{i}"),
+            );
+        }
+        assert_eq!(
+            texts(&hub.snapshot(&Query::default())),
+            ["0", "1", "2", "3", "4", "5"]
+        );
+        assert_eq!(texts(&hub.snapshot(&query(&["b"], 0))), ["1", "3", "5"]);
+        let grep = Query {
+            grep: Some(regex::Regex::new("[34]").unwrap()),
+            ..Query::default()
+        };
+        assert_eq!(texts(&hub.snapshot(&grep)), ["3", "4"]);
+    }
+
+    #[tokio::test]
+    async fn snapshot_and_follow_neither_miss_nor_repeat() {
         let hub = LogHub::new();
         let svc: Arc<str> = Arc::from("a");
-        hub.push(&svc, Stream::Stdout, &"é".repeat(MAX_LINE_BYTES));
-        let lines = hub.snapshot(&[], None, 0);
-        assert_eq!(lines.len(), 2);
-        assert!(lines.iter().all(|l| l.text.len() <= MAX_LINE_BYTES));
+        hub.push(&svc, Stream::Stdout, "old");
+        let (snap, f) = hub.snapshot_and_follow(&Query::default(), true);
+        let mut f = f.unwrap();
+        hub.push(&svc, Stream::Stdout, "new");
+        assert_eq!(texts(&snap), ["old"]);
+        match f.recv().await {
+            Some(Received::Lines(v)) => {
+                assert_eq!(v.iter().map(|l| l.text).collect::<Vec<_>>(), ["new"])
+            }
+            other => panic!("expected the new line, got {other:?}"),
+        }
     }
 
     #[tokio::test]
@@ -190,16 +494,72 @@ mod tests {
         let hub = LogHub::new();
         let svc: Arc<str> = Arc::from("a");
         let mut f = hub.follow();
-        for i in 0..FOLLOW_BUFFER + 5 {
-            hub.push(&svc, Stream::Stdout, &i.to_string());
+        // Batches of 3 lines; 5 batches more than the follower buffers.
+        for i in 0..FOLLOW_BATCHES + 5 {
+            let mut b = Batch::new(svc.clone());
+            let mut s = LineSplitter::default();
+            s.feed(
+                format!("{i}a\n{i}b\n{i}c\n").as_bytes(),
+                0,
+                Stream::Stdout,
+                &mut b,
+            );
+            hub.push_batch(b);
         }
         match f.recv().await {
-            Some(Received::Missed(n)) => assert_eq!(n, 5),
+            Some(Received::Missed(n)) => assert_eq!(n, 15),
             other => panic!("expected a missed marker, got {other:?}"),
         }
         match f.recv().await {
-            Some(Received::Line(l)) => assert_eq!(l.text, "5"),
-            other => panic!("expected line 5, got {other:?}"),
+            Some(Received::Lines(v)) => assert_eq!(v.iter().next().unwrap().text, "5a"),
+            other => panic!("expected batch 5, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn persisted_logs_come_back_after_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = SegmentLimits::default();
+        let svc: Arc<str> = Arc::from("api");
+        let first = {
+            let hub = LogHub::open(dir.path(), "/p#", limits).unwrap();
+            for i in 0..RING_LINES * 3 {
+                hub.push_batch({
+                    let mut b = Batch::new(svc.clone());
+                    b.push(1_000_000 + i as i64, Stream::Stdout, &format!("line {i}"));
+                    b
+                });
+            }
+            hub.push(&svc, Stream::System, "exited");
+            hub.flush();
+            hub.snapshot(&query(&["api"], 2))
+        };
+        assert_eq!(texts(&first), ["line 29999", "exited"]);
+
+        let hub = LogHub::open(dir.path(), "/p#", limits).unwrap();
+        // The ring came back from disk...
+        assert_eq!(
+            texts(&hub.snapshot(&query(&["api"], 2))),
+            ["line 29999", "exited"]
+        );
+        assert_eq!(hub.last_lines("api", 1), ["line 29999"]);
+        // ...and older lines are read from the segments.
+        let all = hub.snapshot(&query(&["api"], 0));
+        assert_eq!(all.len(), RING_LINES * 3 + 1);
+        assert_eq!(all[0].text, "line 0");
+        let tail = hub.snapshot(&query(&["api"], 25_000));
+        assert_eq!(tail.len(), 25_000);
+        assert_eq!(tail[0].text, "line 5001");
+        assert!(tail.windows(2).all(|w| w[0].time <= w[1].time));
+        let since = Query {
+            since: Some(super::super::from_unix_nanos(1_000_000 + 100)),
+            ..query(&["api"], 0)
+        };
+        let got = hub.snapshot(&since);
+        assert_eq!(got.len(), RING_LINES * 3 - 100 + 1);
+        assert_eq!(got[0].text, "line 100");
+        // A different environment sees none of it.
+        let other = LogHub::open(dir.path(), "/q#", limits).unwrap();
+        assert!(other.snapshot(&Query::default()).is_empty());
     }
 }

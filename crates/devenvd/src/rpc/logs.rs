@@ -1,8 +1,13 @@
+//! `LogService.Stream`: a snapshot (from memory, or disk when it reaches further
+//! back), then, with `follow`, new lines batch by batch. A slow client never slows a
+//! service: its follower lags and it is told how many lines it missed.
+
 use std::sync::Arc;
 
 use devenv_api::pb::{self, log_service_server::LogService};
 use devenv_core::engine::Engine;
-use devenv_core::logs::{LogLine, Received};
+use devenv_core::logs::{Query, Received};
+use futures::StreamExt as _;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
@@ -10,9 +15,12 @@ use tonic::{Request, Response, Status};
 use super::ResponseStream;
 use crate::convert;
 
-/// Entries queued per client; past this the client's follower lags and it gets a
-/// missed-lines marker, while services keep writing at full speed.
-const CLIENT_BUFFER: usize = 1024;
+/// Batches of entries queued per client; past this the client's follower lags.
+const CLIENT_BATCHES: usize = 8;
+/// Entries per queued batch (snapshots are cut into batches of this size).
+const BATCH_ENTRIES: usize = 2048;
+
+type Entries = Vec<Result<pb::LogEntry, Status>>;
 
 #[derive(Debug)]
 pub struct Logs {
@@ -57,67 +65,54 @@ impl LogService for Logs {
                 )));
             }
         }
-        let since = req.since.as_ref().map(convert::system_time);
-        let wanted = move |l: &LogLine| {
-            (services.is_empty() || services.iter().any(|s| s.as_str() == &*l.service))
-                && since.is_none_or(|s| l.time >= s)
-                && grep.as_ref().is_none_or(|g| g.is_match(&l.text))
+        let query = Query {
+            services,
+            since: req.since.as_ref().map(convert::system_time),
+            tail: req.tail as usize,
+            grep,
         };
-        // Subscribe before the snapshot so nothing falls between them.
-        let mut follower = req.follow.then(|| rt.shared.logs.follow());
-        let snapshot: Vec<Arc<LogLine>> = rt
-            .shared
-            .logs
-            .snapshot(&[], since, 0)
-            .into_iter()
-            .filter(|l| wanted(l))
-            .collect();
-        let skip = snapshot.len().saturating_sub(if req.tail == 0 {
-            usize::MAX
-        } else {
-            req.tail as usize
-        });
-        let last = snapshot.last().cloned();
-        let (tx, rx) = mpsc::channel(CLIENT_BUFFER);
+        let hub = rt.shared.logs.clone();
+        let follow = req.follow;
+        // May read segment files.
+        let (snapshot, follower) = tokio::task::spawn_blocking({
+            let query = query.clone();
+            move || hub.snapshot_and_follow(&query, follow)
+        })
+        .await
+        .map_err(|e| Status::internal(format!("reading logs: {e}")))?;
+
+        let (tx, rx) = mpsc::channel::<Entries>(CLIENT_BATCHES);
         tokio::spawn(async move {
-            for l in &snapshot[skip..] {
-                if tx.send(Ok(convert::log_entry(l))).await.is_err() {
+            for chunk in snapshot.chunks(BATCH_ENTRIES) {
+                let entries = chunk.iter().map(|l| Ok(convert::log_entry(l))).collect();
+                if tx.send(entries).await.is_err() {
                     return;
                 }
             }
-            let Some(follower) = follower.as_mut() else {
-                return;
-            };
-            // Lines pushed between subscribe and snapshot arrive twice: skip up to the
-            // snapshot's last line.
-            let mut catching_up = last.is_some();
+            let Some(mut follower) = follower else { return };
             while let Some(item) = follower.recv().await {
-                let entry = match item {
-                    Received::Line(l) => {
-                        if catching_up {
-                            if let Some(last) = &last {
-                                if l.time < last.time || Arc::ptr_eq(&l, last) {
-                                    catching_up = !Arc::ptr_eq(&l, last);
-                                    continue;
-                                }
-                            }
-                            catching_up = false;
-                        }
-                        if !wanted(&l) {
+                let entries: Entries = match item {
+                    Received::Lines(lines) => {
+                        if !query.wants_service(lines.service()) {
                             continue;
                         }
-                        convert::log_entry(&l)
+                        lines
+                            .iter()
+                            .filter(|l| query.wants(l.time(), l.text))
+                            .map(|l| Ok(convert::log_entry_ref(&l)))
+                            .collect()
                     }
-                    Received::Missed(n) => pb::LogEntry {
+                    Received::Missed(n) => vec![Ok(pb::LogEntry {
                         missed: n,
                         ..Default::default()
-                    },
+                    })],
                 };
-                if tx.send(Ok(entry)).await.is_err() {
+                if !entries.is_empty() && tx.send(entries).await.is_err() {
                     return;
                 }
             }
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        let stream = ReceiverStream::new(rx).flat_map(futures::stream::iter);
+        Ok(Response::new(Box::pin(stream)))
     }
 }

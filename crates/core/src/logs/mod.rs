@@ -1,0 +1,103 @@
+//! The log hub: every service writes lines here, every client reads from here.
+//!
+//! - [`hub`]: per-service rings in memory, followers, snapshots.
+//! - [`batch`]: lines travel in batches (one pipe read each), split on `\n`.
+//! - [`segments`]: per-service segment files on disk, rotated and capped, so that
+//!   logs outlive the daemon.
+//! - [`pipe`]: copying a service's stdout/stderr into the hub.
+//!
+//! Memory is bounded: each service keeps a ring of recent lines (bounded in lines
+//! and bytes), and followers get batches through a bounded broadcast channel. A
+//! follower that falls behind is told how many lines it missed instead of slowing
+//! the producer down.
+
+mod batch;
+mod hub;
+mod pipe;
+mod segments;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+pub use batch::{Batch, LineRef, LineSplitter};
+pub use hub::{Follower, LinesView, LogHub, Received};
+pub use pipe::copy_pipe;
+pub use segments::{LogError, SegmentLimits};
+
+/// Lines kept in memory per service.
+pub const RING_LINES: usize = 10_000;
+/// Bytes of text kept in memory per service (whole batches are counted).
+pub const RING_BYTES: usize = 2 * 1024 * 1024;
+/// Batches buffered for each follower before it starts missing lines. A batch is one
+/// pipe read: at most [`pipe::READ_BYTES`] of text.
+pub const FOLLOW_BATCHES: usize = 256;
+/// Longer lines are split: one runaway line must not hold unbounded memory.
+pub const MAX_LINE_BYTES: usize = 64 * 1024;
+/// Lines a snapshot without `tail` returns at most per service: the rest stays on disk.
+pub const SNAPSHOT_LINES: usize = 200_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+    /// Written by devenv about the service (started, exited, ...).
+    System,
+}
+
+impl Stream {
+    fn code(self) -> u8 {
+        match self {
+            Stream::Stdout => b'o',
+            Stream::Stderr => b'e',
+            Stream::System => b's',
+        }
+    }
+
+    fn from_code(c: u8) -> Option<Self> {
+        match c {
+            b'o' => Some(Stream::Stdout),
+            b'e' => Some(Stream::Stderr),
+            b's' => Some(Stream::System),
+            _ => None,
+        }
+    }
+}
+
+/// One line, owned: what snapshots return.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogLine {
+    pub time: SystemTime,
+    pub service: Arc<str>,
+    pub stream: Stream,
+    pub text: String,
+}
+
+/// What snapshots select; lines must match every part.
+#[derive(Debug, Clone, Default)]
+pub struct Query {
+    /// Empty: every service.
+    pub services: Vec<String>,
+    pub since: Option<SystemTime>,
+    /// The last `tail` lines (0: up to [`SNAPSHOT_LINES`] per service).
+    pub tail: usize,
+    pub grep: Option<regex::Regex>,
+}
+
+impl Query {
+    pub fn wants_service(&self, service: &str) -> bool {
+        self.services.is_empty() || self.services.iter().any(|s| s == service)
+    }
+
+    pub fn wants(&self, time: SystemTime, text: &str) -> bool {
+        self.since.is_none_or(|s| time >= s) && self.grep.as_ref().is_none_or(|g| g.is_match(text))
+    }
+}
+
+pub(crate) fn unix_nanos(t: SystemTime) -> i64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+pub(crate) fn from_unix_nanos(n: i64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_nanos(u64::try_from(n).unwrap_or(0))
+}
