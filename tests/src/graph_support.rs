@@ -17,7 +17,9 @@ use serde_json::Value;
 
 /// The YAML head of a test project's config; services follow, indented by four.
 pub fn config_head(name: &str) -> String {
-    format!("apiVersion: devenv/v1\nkind: Environment\nmetadata:\n  name: {name}\nspec:\n  services:\n")
+    format!(
+        "apiVersion: devenv/v1\nkind: Environment\nmetadata:\n  name: {name}\nspec:\n  services:\n"
+    )
 }
 
 /// One system log line of the daemon (`started (pid N)`, `ready`, `exited with ...`),
@@ -54,8 +56,14 @@ pub fn system_events(env: &TestEnv) -> Vec<Event> {
 }
 
 /// The first event of `service` whose line satisfies `pred`.
-pub fn first<'a>(events: &'a [Event], service: &str, pred: impl Fn(&str) -> bool) -> Option<&'a Event> {
-    events.iter().find(|e| e.service == service && pred(&e.line))
+pub fn first<'a>(
+    events: &'a [Event],
+    service: &str,
+    pred: impl Fn(&str) -> bool,
+) -> Option<&'a Event> {
+    events
+        .iter()
+        .find(|e| e.service == service && pred(&e.line))
 }
 
 pub fn is_started(line: &str) -> bool {

@@ -61,7 +61,11 @@ fn sigkill_of_the_daemon_during_up_leaves_nothing_and_up_recovers() {
     });
     assert!(half, "up did not get half way: {states:?}\n{}", up.output());
     let service_pids = env.service_pids();
-    assert_eq!(service_pids.len(), 20, "service processes: {service_pids:?}");
+    assert_eq!(
+        service_pids.len(),
+        20,
+        "service processes: {service_pids:?}"
+    );
 
     let daemon = env.daemon_pid();
     nix::sys::signal::kill(
@@ -98,11 +102,17 @@ fn sigkill_of_the_daemon_during_up_leaves_nothing_and_up_recovers() {
     let new_daemon = env.daemon_pid();
     assert_ne!(new_daemon, daemon, "status did not start a new daemon");
     let states = devenv_e2e::service_states(&status);
-    assert_eq!(states.len(), 20, "the new daemon forgot services: {status:#}");
+    assert_eq!(
+        states.len(),
+        20,
+        "the new daemon forgot services: {status:#}"
+    );
     for s in status["services"].as_array().expect("services") {
         assert!(
-            !matches!(s["state"].as_str(), Some("ready" | "starting" | "pending" | "unhealthy"))
-                && s["ready"] == false
+            !matches!(
+                s["state"].as_str(),
+                Some("ready" | "starting" | "pending" | "unhealthy")
+            ) && s["ready"] == false
                 && s["pid"].as_u64().unwrap_or(0) == 0,
             "after the crash, a service is not stopped: {s}\n{status:#}"
         );

@@ -86,26 +86,106 @@ fn gated() -> String {
 /// ```
 fn twenty(ports: &[u16]) -> Vec<Svc> {
     vec![
-        Svc { name: "root", deps: &[], body: tcp(ports[0]) },
-        Svc { name: "a1", deps: &["root"], body: http(ports[1]) },
-        Svc { name: "a2", deps: &["root"], body: log("a2") },
-        Svc { name: "a3", deps: &["root"], body: exec("a3") },
-        Svc { name: "a4", deps: &["root"], body: plain() },
-        Svc { name: "slow", deps: &["root"], body: gated() },
-        Svc { name: "e1", deps: &["root"], body: log("e1") },
-        Svc { name: "b1", deps: &["a1", "a2"], body: tcp(ports[2]) },
-        Svc { name: "b2", deps: &["a2", "a3"], body: exec("b2") },
-        Svc { name: "b3", deps: &["a3", "a4"], body: http(ports[3]) },
-        Svc { name: "b4", deps: &["a1", "a4"], body: log("b4") },
-        Svc { name: "slow-child", deps: &["slow"], body: plain() },
-        Svc { name: "e2", deps: &["e1", "a4"], body: exec("e2") },
-        Svc { name: "c1", deps: &["b1", "b2"], body: plain() },
-        Svc { name: "c2", deps: &["b2", "b3"], body: log("c2") },
-        Svc { name: "c3", deps: &["b3", "b4"], body: exec("c3") },
-        Svc { name: "d1", deps: &["c1"], body: http(ports[4]) },
-        Svc { name: "d2", deps: &["c2", "c3"], body: tcp(ports[5]) },
-        Svc { name: "d3", deps: &["c1", "c3"], body: plain() },
-        Svc { name: "top", deps: &["d1", "d2", "d3", "slow-child", "e2"], body: exec("top") },
+        Svc {
+            name: "root",
+            deps: &[],
+            body: tcp(ports[0]),
+        },
+        Svc {
+            name: "a1",
+            deps: &["root"],
+            body: http(ports[1]),
+        },
+        Svc {
+            name: "a2",
+            deps: &["root"],
+            body: log("a2"),
+        },
+        Svc {
+            name: "a3",
+            deps: &["root"],
+            body: exec("a3"),
+        },
+        Svc {
+            name: "a4",
+            deps: &["root"],
+            body: plain(),
+        },
+        Svc {
+            name: "slow",
+            deps: &["root"],
+            body: gated(),
+        },
+        Svc {
+            name: "e1",
+            deps: &["root"],
+            body: log("e1"),
+        },
+        Svc {
+            name: "b1",
+            deps: &["a1", "a2"],
+            body: tcp(ports[2]),
+        },
+        Svc {
+            name: "b2",
+            deps: &["a2", "a3"],
+            body: exec("b2"),
+        },
+        Svc {
+            name: "b3",
+            deps: &["a3", "a4"],
+            body: http(ports[3]),
+        },
+        Svc {
+            name: "b4",
+            deps: &["a1", "a4"],
+            body: log("b4"),
+        },
+        Svc {
+            name: "slow-child",
+            deps: &["slow"],
+            body: plain(),
+        },
+        Svc {
+            name: "e2",
+            deps: &["e1", "a4"],
+            body: exec("e2"),
+        },
+        Svc {
+            name: "c1",
+            deps: &["b1", "b2"],
+            body: plain(),
+        },
+        Svc {
+            name: "c2",
+            deps: &["b2", "b3"],
+            body: log("c2"),
+        },
+        Svc {
+            name: "c3",
+            deps: &["b3", "b4"],
+            body: exec("c3"),
+        },
+        Svc {
+            name: "d1",
+            deps: &["c1"],
+            body: http(ports[4]),
+        },
+        Svc {
+            name: "d2",
+            deps: &["c2", "c3"],
+            body: tcp(ports[5]),
+        },
+        Svc {
+            name: "d3",
+            deps: &["c1", "c3"],
+            body: plain(),
+        },
+        Svc {
+            name: "top",
+            deps: &["d1", "d2", "d3", "slow-child", "e2"],
+            body: exec("top"),
+        },
     ]
 }
 
@@ -147,7 +227,11 @@ fn assert_dependency_order(env: &TestEnv, services: &[Svc], started: &BTreeSet<S
             .unwrap_or_else(|| panic!("{} has no `started` line\n{}", s.name, dump()));
         for dep in s.deps {
             let ready = first(&events, dep, is_ready_or_done).unwrap_or_else(|| {
-                panic!("{dep} (a dependency of {}) never got ready\n{}", s.name, dump())
+                panic!(
+                    "{dep} (a dependency of {}) never got ready\n{}",
+                    s.name,
+                    dump()
+                )
             });
             assert!(
                 ready.index < start.index && ready.millis <= start.millis,
@@ -187,7 +271,9 @@ fn twenty_services_start_in_dependency_order_and_in_parallel() {
     let mut last = BTreeMap::new();
     let got_there = wait_until(Duration::from_secs(60), || {
         last = env.states();
-        others.iter().all(|n| last.get(*n).map(String::as_str) == Some("ready"))
+        others
+            .iter()
+            .all(|n| last.get(*n).map(String::as_str) == Some("ready"))
             || up.child.try_wait().ok().flatten().is_some()
     });
     assert!(
@@ -196,10 +282,17 @@ fn twenty_services_start_in_dependency_order_and_in_parallel() {
          waited: {last:?}\n{}",
         up.output()
     );
-    assert_eq!(last["slow"], "starting", "slow should still wait for its gate: {last:?}");
+    assert_eq!(
+        last["slow"], "starting",
+        "slow should still wait for its gate: {last:?}"
+    );
     assert_eq!(last["slow-child"], "pending", "{last:?}");
     assert_eq!(last["top"], "pending", "{last:?}");
-    assert!(up.child.try_wait().expect("try_wait").is_none(), "up ended early\n{}", up.output());
+    assert!(
+        up.child.try_wait().expect("try_wait").is_none(),
+        "up ended early\n{}",
+        up.output()
+    );
 
     std::fs::write(env.project.join("gate"), "").expect("open the gate");
     let code = up.wait_exit(Duration::from_secs(60));
@@ -211,7 +304,10 @@ fn twenty_services_start_in_dependency_order_and_in_parallel() {
     );
     let states = env.states();
     assert_eq!(states.len(), 20, "{states:?}");
-    assert!(states.values().all(|s| s == "ready"), "after up: {states:?}");
+    assert!(
+        states.values().all(|s| s == "ready"),
+        "after up: {states:?}"
+    );
 
     let all: BTreeSet<String> = services.iter().map(|s| s.name.to_string()).collect();
     assert_dependency_order(&env, &services, &all);
@@ -241,9 +337,16 @@ fn up_service_starts_only_it_and_its_transitive_dependencies() {
     assert_eq!(wanted, expected, "the test's own closure is off");
     let status = env.status_json();
     for s in &services {
-        let state = service(&status, s.name)["state"].as_str().unwrap_or_default().to_string();
+        let state = service(&status, s.name)["state"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         if wanted.contains(s.name) {
-            assert_eq!(state, "ready", "{} is needed by d2 or e2:\n{status:#}", s.name);
+            assert_eq!(
+                state, "ready",
+                "{} is needed by d2 or e2:\n{status:#}",
+                s.name
+            );
         } else {
             assert!(
                 matches!(state.as_str(), "pending" | "stopped"),
@@ -288,8 +391,16 @@ fn oneshot_dependency_completes_before_its_dependent_starts() {
     ));
     let up = env.devenv_ok(&["up"]);
     let status = env.status_json();
-    assert_eq!(service(&status, "migrate")["state"], "completed", "{status:#}\n{up}");
-    assert_eq!(service(&status, "app")["state"], "ready", "{status:#}\n{up}");
+    assert_eq!(
+        service(&status, "migrate")["state"],
+        "completed",
+        "{status:#}\n{up}"
+    );
+    assert_eq!(
+        service(&status, "app")["state"],
+        "ready",
+        "{status:#}\n{up}"
+    );
     assert!(env.project.join("migrated").is_file());
 
     let events = system_events(&env);
@@ -318,8 +429,14 @@ fn failing_oneshot_keeps_its_dependent_from_starting() {
     ));
     let up = env.devenv(&["up"]);
     assert_eq!(up.code, Some(1), "up should fail\n{up}");
-    assert!(up.combined().contains("migrate"), "up does not name migrate\n{up}");
-    assert!(!env.project.join("app-started").exists(), "app started after a failed one-shot");
+    assert!(
+        up.combined().contains("migrate"),
+        "up does not name migrate\n{up}"
+    );
+    assert!(
+        !env.project.join("app-started").exists(),
+        "app started after a failed one-shot"
+    );
     let status = env.status_json();
     assert_eq!(service(&status, "migrate")["state"], "failed", "{status:#}");
 }
@@ -352,8 +469,15 @@ fn assert_names_timeout(up: &devenv_e2e::CmdOutput) {
     assert_eq!(up.code, Some(1), "up should fail\n{up}");
     let text = up.combined();
     assert!(text.contains("stuck"), "up does not name stuck\n{up}");
-    assert!(text.contains("did not pass"), "up does not say the probe did not pass\n{up}");
-    assert!(up.elapsed < Duration::from_secs(20), "up took {:?}\n{up}", up.elapsed);
+    assert!(
+        text.contains("did not pass"),
+        "up does not say the probe did not pass\n{up}"
+    );
+    assert!(
+        up.elapsed < Duration::from_secs(20),
+        "up took {:?}\n{up}",
+        up.elapsed
+    );
 }
 
 #[test]
@@ -362,10 +486,17 @@ fn probe_timeout_fails_up_and_stops_what_it_started() {
     timeout_config(&env, free_ports(1)[0]);
     let up = env.devenv(&["up"]);
     assert_names_timeout(&up);
-    assert!(!env.project.join("after-started").exists(), "after started\n{up}");
+    assert!(
+        !env.project.join("after-started").exists(),
+        "after started\n{up}"
+    );
 
     let gone = wait_until(Duration::from_secs(15), || env.service_pids().is_empty());
-    assert!(gone, "services still running after the failed up: {:?}", env.service_pids());
+    assert!(
+        gone,
+        "services still running after the failed up: {:?}",
+        env.service_pids()
+    );
     let states = env.states();
     for (name, state) in &states {
         assert!(
@@ -374,7 +505,10 @@ fn probe_timeout_fails_up_and_stops_what_it_started() {
         );
     }
     assert!(
-        matches!(states.get("stuck").map(String::as_str), Some("failed" | "stopped")),
+        matches!(
+            states.get("stuck").map(String::as_str),
+            Some("failed" | "stopped")
+        ),
         "{states:?}"
     );
 }
@@ -385,20 +519,34 @@ fn probe_timeout_with_keep_going_keeps_the_rest_running() {
     timeout_config(&env, free_ports(1)[0]);
     let up = env.devenv(&["up", "--keep-going"]);
     assert_names_timeout(&up);
-    assert!(!env.project.join("after-started").exists(), "after started\n{up}");
+    assert!(
+        !env.project.join("after-started").exists(),
+        "after started\n{up}"
+    );
 
     let status = env.status_json();
     for name in ["base", "side"] {
         let s = service(&status, name);
-        assert_eq!(s["state"], "ready", "{name} should keep running:\n{status:#}");
+        assert_eq!(
+            s["state"], "ready",
+            "{name} should keep running:\n{status:#}"
+        );
         let pid = s["pid"].as_u64().unwrap_or(0) as u32;
         assert!(devenv_e2e::alive(pid), "{name}'s pid {pid} is not alive");
     }
     assert_eq!(service(&status, "stuck")["state"], "failed", "{status:#}");
     assert!(
-        matches!(service(&status, "after")["state"].as_str(), Some("pending" | "stopped")),
+        matches!(
+            service(&status, "after")["state"].as_str(),
+            Some("pending" | "stopped")
+        ),
         "{status:#}"
     );
-    assert_eq!(env.service_pids().len(), 2, "{:?}\n{status:#}", env.service_pids());
+    assert_eq!(
+        env.service_pids().len(),
+        2,
+        "{:?}\n{status:#}",
+        env.service_pids()
+    );
     env.devenv_ok(&["down"]);
 }

@@ -86,8 +86,10 @@ fn crash_loop_restarts_with_growing_backoff() {
     env.devenv_ok(&["down"]);
     let (restarts, _) = restarts_and_message(&env, "flappy").expect("status");
     assert!(
-        wait_until(Duration::from_secs(2), || restarts_and_message(&env, "flappy")
-            .is_some_and(|(r, _)| r == restarts)),
+        wait_until(Duration::from_secs(2), || restarts_and_message(
+            &env, "flappy"
+        )
+        .is_some_and(|(r, _)| r == restarts)),
         "still restarting after down"
     );
     assert!(env.service_pids().is_empty(), "{:?}", env.service_pids());
@@ -113,7 +115,9 @@ fn restart_replaces_the_process_and_counts_it() {
     let before = env.status_json();
     let pid = |s: &serde_json::Value, n: &str| service(s, n)["pid"].as_u64().unwrap_or(0) as u32;
     let (old_web, old_other) = (pid(&before, "web"), pid(&before, "other"));
-    let old_restarts = service(&before, "web")["restarts"].as_u64().expect("restarts");
+    let old_restarts = service(&before, "web")["restarts"]
+        .as_u64()
+        .expect("restarts");
     assert!(alive(old_web) && alive(old_other), "{before:#}");
 
     env.devenv_ok(&["restart", "web"]);
@@ -122,7 +126,10 @@ fn restart_replaces_the_process_and_counts_it() {
         after = env.status_json();
         service(&after, "web")["state"] == "ready" && pid(&after, "web") != old_web
     });
-    assert!(ok, "web was not restarted to ready with a new pid:\n{after:#}");
+    assert!(
+        ok,
+        "web was not restarted to ready with a new pid:\n{after:#}"
+    );
     let new_web = pid(&after, "web");
     assert!(new_web > 0 && alive(new_web), "{after:#}");
     assert!(
@@ -140,7 +147,11 @@ fn restart_replaces_the_process_and_counts_it() {
     );
     // The other service was left alone.
     assert_eq!(pid(&after, "other"), old_other, "{after:#}");
-    assert_eq!(service(&after, "other")["restarts"].as_u64(), Some(0), "{after:#}");
+    assert_eq!(
+        service(&after, "other")["restarts"].as_u64(),
+        Some(0),
+        "{after:#}"
+    );
     env.devenv_ok(&["down"]);
 }
 
@@ -181,7 +192,10 @@ fn probe_failing_after_ready_makes_the_service_unhealthy() {
         api["message"].as_str().is_some_and(|m| !m.is_empty()),
         "no message says why:\n{status:#}"
     );
-    assert!(alive(api["pid"].as_u64().unwrap_or(0) as u32), "unhealthy is not dead: {status:#}");
+    assert!(
+        alive(api["pid"].as_u64().unwrap_or(0) as u32),
+        "unhealthy is not dead: {status:#}"
+    );
 
     // And back: one passing probe makes it ready again.
     std::fs::write(www.join("health"), "ok").expect("restore health");
