@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use devenv_e2e::{Bins, Profile, TestEnv};
 
 /// What every service prints: a log line of realistic length.
-const LINE: &str = "2024-05-01T12:00:00Z INFO request handled path=/api/items status=200 0123456789";
+const LINE: &str =
+    "2024-05-01T12:00:00Z INFO request handled path=/api/items status=200 0123456789";
 
 struct Opts {
     what: String,
@@ -48,9 +49,11 @@ fn parse_args() -> Result<Opts, String> {
             "--merged-lines" => opts.merged_lines = num("--merged-lines")?.max(1),
             "--runs" => opts.runs = num("--runs")?.max(1) as usize,
             "-h" | "--help" => {
-                return Err("usage: bench-logs [single|merged|all] [--lines N] [--services N] \
+                return Err(
+                    "usage: bench-logs [single|merged|all] [--lines N] [--services N] \
                      [--merged-lines N] [--runs N]"
-                    .into())
+                        .into(),
+                )
             }
             other => return Err(format!("unknown argument {other:?} (try --help)")),
         }
@@ -73,7 +76,14 @@ fn main() {
     }
     if opts.what == "merged" || opts.what == "all" {
         let target = ">= 200k lines/s";
-        run_case(bins, opts.services, opts.merged_lines, opts.runs, target, &mut rows);
+        run_case(
+            bins,
+            opts.services,
+            opts.merged_lines,
+            opts.runs,
+            target,
+            &mut rows,
+        );
     }
     println!();
     println!("bench-logs (release binaries, {} cores)", cores());
@@ -128,7 +138,11 @@ fn run_case(
         target.into(),
     ));
     let missed: u64 = results.iter().map(|r| r.missed).max().unwrap_or(0);
-    rows.push(("  lines missed by the client (worst run)".into(), missed.to_string(), String::new()));
+    rows.push((
+        "  lines missed by the client (worst run)".into(),
+        missed.to_string(),
+        String::new(),
+    ));
     let hwm = results.iter().map(|r| r.hwm_kib).max().unwrap_or(0);
     rows.push((
         "  daemon peak RSS (VmHWM, worst run)".into(),
@@ -143,7 +157,9 @@ fn rate(r: &RunResult) -> f64 {
 
 fn one_run(bins: &'static Bins, services: usize, lines: u64) -> RunResult {
     let env = TestEnv::with_bins(bins);
-    let gates: Vec<PathBuf> = (0..services).map(|i| env.root().join(format!("gate-{i}"))).collect();
+    let gates: Vec<PathBuf> = (0..services)
+        .map(|i| env.root().join(format!("gate-{i}")))
+        .collect();
     for g in &gates {
         nix::unistd::mkfifo(g, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
     }
@@ -171,14 +187,21 @@ fn one_run(bins: &'static Bins, services: usize, lines: u64) -> RunResult {
     // The daemon subscribes a follower before it sends the snapshot.
     let mut got = Progress::default();
     while got.other == 0 {
-        got = rx.recv_timeout(Duration::from_secs(30)).expect("devenv logs -f prints the snapshot");
+        got = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("devenv logs -f prints the snapshot");
     }
 
     // Open every gate (each open waits for its service to be waiting), then release
     // all services at once.
     let opened: Vec<std::fs::File> = gates
         .iter()
-        .map(|g| std::fs::OpenOptions::new().write(true).open(g).expect("open gate"))
+        .map(|g| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(g)
+                .expect("open gate")
+        })
         .collect();
     drop(opened);
 
@@ -205,7 +228,9 @@ fn one_run(bins: &'static Bins, services: usize, lines: u64) -> RunResult {
     RunResult {
         lines: got.lines,
         missed: got.missed,
-        elapsed: got.last.saturating_duration_since(got.first.unwrap_or(got.last)),
+        elapsed: got
+            .last
+            .saturating_duration_since(got.first.unwrap_or(got.last)),
         hwm_kib,
     }
 }
@@ -241,7 +266,13 @@ struct Progress {
 
 impl Default for Progress {
     fn default() -> Self {
-        Self { lines: 0, missed: 0, other: 0, first: None, last: Instant::now() }
+        Self {
+            lines: 0,
+            missed: 0,
+            other: 0,
+            first: None,
+            last: Instant::now(),
+        }
     }
 }
 
@@ -259,9 +290,15 @@ fn count_lines(mut out: impl Read, tx: mpsc::Sender<Progress>) {
         };
         let now = Instant::now();
         partial.extend_from_slice(&buf[..n]);
-        let end = partial.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        let end = partial
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map_or(0, |i| i + 1);
         let before = p.lines + p.other;
-        for line in partial[..end].split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        for line in partial[..end]
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+        {
             if line.ends_with(b"0123456789") {
                 p.lines += 1;
                 p.first.get_or_insert(now);
@@ -298,5 +335,7 @@ fn read_hwm_kib(pid: u32) -> Option<u64> {
 }
 
 fn cores() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }

@@ -27,7 +27,7 @@ pub use segments::{LogError, SegmentLimits};
 /// Lines kept in memory per service.
 pub const RING_LINES: usize = 10_000;
 /// Bytes of text kept in memory per service (whole batches are counted).
-pub const RING_BYTES: usize = 2 * 1024 * 1024;
+pub const RING_BYTES: usize = 1024 * 1024;
 /// Batches buffered for each follower before it starts missing lines. A batch is one
 /// pipe read: at most [`pipe::READ_BYTES`] of text.
 pub const FOLLOW_BATCHES: usize = 256;
