@@ -81,7 +81,7 @@ kill_cgroup_procs
 stop containerd 20
 # containerd's shims outlive it: end the ones serving this cluster's containerd.
 for p in /proc/[0-9]*; do
-  if tr '\0' ' ' < "$p/cmdline" 2>/dev/null | grep -q -- "-address $CONTAINERD_SOCK "; then
+  if tr '\0' ' ' 2>/dev/null < "$p/cmdline" | grep -q -- "-address $CONTAINERD_SOCK "; then
     kill -KILL "${p#/proc/}" 2>/dev/null && log "killed leftover shim ${p#/proc/}"
   fi
 done

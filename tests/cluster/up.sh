@@ -259,6 +259,10 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   sandbox_image = "$PAUSE_IMAGE"
   enable_selinux = false
   netns_mounts_under_state_dir = true
+  # Pods of Guaranteed QoS or critical priority get a negative oom_score_adj,
+  # which needs CAP_SYS_RESOURCE; sandboxes (CI VMs, containers) may not have
+  # it. Clamp to containerd's own score instead of failing the pod.
+  restrict_oom_score_adj = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"
@@ -360,7 +364,7 @@ EOF
 start kube-proxy "$BIN/kube-proxy" --config "$STATE/config/kube-proxy.yaml" --v=1
 
 node_ready() {
-  [[ "$(kubectl_admin get node "$NODE_NAME" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}')" == True ]]
+  [[ "$(kubectl_admin get node "$NODE_NAME" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" == True ]]
 }
 all_running() { local c; for c in "${COMPONENTS[@]}"; do running "$c" || return 1; done; }
 deadline=$((SECONDS + 120))
@@ -469,7 +473,7 @@ spec:
 EOF
 kubectl_admin apply -f "$STATE/config/coredns.yaml" > /dev/null
 coredns_available() {
-  [[ "$(kubectl_admin -n kube-system get deployment coredns -o 'jsonpath={.status.availableReplicas}')" == 1 ]]
+  [[ "$(kubectl_admin -n kube-system get deployment coredns -o 'jsonpath={.status.availableReplicas}' 2>/dev/null)" == 1 ]]
 }
 deadline=$((SECONDS + 120))
 until coredns_available; do
