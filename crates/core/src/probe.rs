@@ -78,7 +78,7 @@ async fn http_get(host: &str, port: u16, path: &str) -> Result<(), String> {
 }
 
 async fn exec(command: &Command, ctx: &ExecContext) -> Result<(), String> {
-    let mut cmd = build_command(command);
+    let mut cmd = build_command(command, ctx.env.get("PATH").map(String::as_str));
     cmd.current_dir(&ctx.workdir)
         .envs(&ctx.env)
         .stdin(std::process::Stdio::null())
@@ -93,16 +93,18 @@ async fn exec(command: &Command, ctx: &ExecContext) -> Result<(), String> {
     }
 }
 
-/// `sh -c` for a string, direct exec for a list.
-pub fn build_command(command: &Command) -> tokio::process::Command {
+/// `sh -c` for a string, direct exec for a list; the program is resolved against
+/// `path_var`, the PATH the child will have (see [`crate::process::resolve_program`]).
+pub fn build_command(command: &Command, path_var: Option<&str>) -> tokio::process::Command {
+    use crate::process::resolve_program;
     match command {
         Command::Shell(s) => {
-            let mut c = tokio::process::Command::new("sh");
+            let mut c = tokio::process::Command::new(resolve_program("sh", path_var));
             c.arg("-c").arg(s);
             c
         }
         Command::Exec(argv) => {
-            let mut c = tokio::process::Command::new(&argv[0]);
+            let mut c = tokio::process::Command::new(resolve_program(&argv[0], path_var));
             c.args(&argv[1..]);
             c
         }

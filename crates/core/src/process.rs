@@ -1,106 +1,70 @@
 //! Host processes that never outlive the daemon.
 //!
-//! Three layers, because each alone has a hole:
-//! 1. Every service runs in its own process group, spawned from one long-lived
-//!    thread with `PR_SET_PDEATHSIG` (the signal fires when the *spawning thread*
-//!    exits, so it must not be a pool thread that retires when idle).
-//! 2. A guardian process (`devenvd __guardian`) is told every live process group
-//!    over a pipe; when the daemon dies, even by SIGKILL, the pipe closes and the
-//!    guardian kills those groups, grandchildren included.
-//! 3. Each service's environment carries a marker; a restarted daemon finds and
+//! Two layers:
+//! 1. Every service runs in its own process group. A guardian process
+//!    (`devenvd __guardian`, named `devenv-guardian`) is told every live group over a
+//!    pipe; when the daemon dies, even by SIGKILL, the pipe closes and the guardian
+//!    kills those groups, grandchildren included. It ignores the signals a
+//!    `pkill devenvd` or a terminal would send, and exits only when told or on EOF.
+//! 2. Each service's environment carries a marker; a restarted daemon finds and
 //!    kills anything still carrying a marker of a service it had running.
+//!
+//! `PR_SET_PDEATHSIG` is deliberately not used: it needs a `pre_exec` hook, which
+//! forces a full `fork()` of the daemon for every service (page tables copied, cost
+//! growing with the daemon's memory) instead of `posix_spawn`, and it would only
+//! reach the direct child anyway.
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
-use tokio::sync::oneshot;
 
 /// Environment variable holding the marker of a service's processes.
 pub const MARKER_VAR: &str = "DEVENV_MARKER";
 
-type Job = (
-    tokio::process::Command,
-    oneshot::Sender<std::io::Result<tokio::process::Child>>,
-);
-
-/// Spawns processes from one dedicated thread (see the module docs).
-#[derive(Debug)]
-pub struct Spawner {
-    jobs: std::sync::mpsc::Sender<Job>,
-}
+/// Spawns service processes, each in a new process group.
+#[derive(Debug, Default)]
+pub struct Spawner;
 
 impl Spawner {
-    /// Starts the spawner thread. Must be called inside a tokio runtime, whose
-    /// handle the thread uses to register children.
     pub fn start() -> std::io::Result<Self> {
-        let handle = tokio::runtime::Handle::current();
-        let (tx, rx) = std::sync::mpsc::channel::<Job>();
-        std::thread::Builder::new()
-            .name("devenv-spawner".into())
-            .spawn(move || {
-                let _guard = handle.enter();
-                for (mut cmd, reply) in rx {
-                    let _ = reply.send(cmd.spawn());
-                }
-            })?;
-        Ok(Self { jobs: tx })
+        Ok(Self)
     }
 
-    /// Spawns `cmd` in a new process group that dies with the daemon.
+    /// Spawns `cmd` in a new process group. Give it an absolute program path (see
+    /// [`resolve_program`]) so std can use `posix_spawn`.
     pub async fn spawn(
         &self,
         mut cmd: tokio::process::Command,
     ) -> std::io::Result<tokio::process::Child> {
         cmd.process_group(0).kill_on_drop(false);
-        die_with_parent(&mut cmd);
-        let (tx, rx) = oneshot::channel();
-        self.jobs
-            .send((cmd, tx))
-            .map_err(|_| std::io::Error::other("spawner thread is gone"))?;
-        rx.await
-            .map_err(|_| std::io::Error::other("spawner thread is gone"))?
+        cmd.spawn()
     }
 }
 
-#[cfg(target_os = "linux")]
-#[allow(
-    unsafe_code,
-    reason = "pre_exec is the only way to set PDEATHSIG in the child"
-)]
-fn die_with_parent(cmd: &mut tokio::process::Command) {
-    let parent = std::process::id() as libc::pid_t;
-    // SAFETY: the closure runs between fork and exec and only calls
-    // async-signal-safe functions (prctl, getppid).
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::prctl(
-                libc::PR_SET_PDEATHSIG,
-                libc::SIGKILL as libc::c_ulong,
-                0,
-                0,
-                0,
-            ) != 0
-            {
-                return Err(std::io::Error::last_os_error());
-            }
-            // The daemon may have died between fork and prctl.
-            if libc::getppid() != parent {
-                return Err(std::io::Error::other(
-                    "devenvd exited while starting the service",
-                ));
-            }
-            Ok(())
-        });
+/// `program` as an absolute path, looked up in `path_var` (the PATH the child gets)
+/// when it has no slash. std falls back from `posix_spawn` to a full `fork()` when
+/// the child's PATH is set and the program still needs a lookup. Not found: the
+/// name as given, so the spawn fails with a clear "not found".
+pub fn resolve_program(program: &str, path_var: Option<&str>) -> PathBuf {
+    if program.contains('/') {
+        return PathBuf::from(program);
     }
+    let default_path = "/usr/local/bin:/usr/bin:/bin";
+    std::env::split_paths(path_var.unwrap_or(default_path))
+        .map(|dir| dir.join(program))
+        .find(|p| is_executable(p))
+        .unwrap_or_else(|| PathBuf::from(program))
 }
 
-#[cfg(not(target_os = "linux"))]
-fn die_with_parent(_cmd: &mut tokio::process::Command) {}
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
 
 /// Sends `sig` to a process group; false when the group no longer exists.
 pub fn signal_group(pgid: i32, sig: Signal) -> bool {
@@ -199,6 +163,22 @@ impl Guardian {
     }
 }
 
+/// Makes this process a guardian: a distinct name (so `pkill devenvd` does not hit
+/// it) and deaf to the signals meant for the daemon. It ends on EOF or `exit`.
+pub fn become_guardian() {
+    let _ = nix::sys::prctl::set_name(c"devenv-guardian");
+    for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        ignore(sig);
+    }
+}
+
+#[allow(unsafe_code, reason = "installing SIG_IGN is the only way to ignore a signal")]
+fn ignore(sig: Signal) {
+    use nix::sys::signal::{signal, SigHandler};
+    // SAFETY: SIG_IGN runs no code in the signal context.
+    let _ = unsafe { signal(sig, SigHandler::SigIgn) };
+}
+
 /// The guardian's main loop: remember groups until stdin closes, then kill them.
 pub fn run_guardian(input: impl BufRead) {
     let mut groups = BTreeSet::new();
@@ -254,11 +234,19 @@ pub fn kill_marked(marker: &str) -> usize {
 mod tests {
     use super::*;
 
+    #[test]
+    fn programs_resolve_against_the_given_path() {
+        assert_eq!(resolve_program("/x/y", None), PathBuf::from("/x/y"));
+        let sh = resolve_program("sh", Some("/nonexistent:/bin:/usr/bin"));
+        assert!(sh.is_absolute() && sh.ends_with("sh"), "{}", sh.display());
+        assert_eq!(resolve_program("no-such-tool-xyz", Some("/bin")), PathBuf::from("no-such-tool-xyz"));
+    }
+
     #[tokio::test]
     async fn spawned_child_gets_own_group_and_marker_is_found() {
         let spawner = Spawner::start().unwrap();
         let marker = format!("test-{}", std::process::id());
-        let mut cmd = tokio::process::Command::new("sleep");
+        let mut cmd = tokio::process::Command::new(resolve_program("sleep", None));
         cmd.arg("30").env(MARKER_VAR, &marker);
         let mut child = spawner.spawn(cmd).await.unwrap();
         let pid = child.id().unwrap() as i32;

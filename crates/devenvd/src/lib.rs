@@ -13,6 +13,7 @@ use clap::Parser;
 pub fn main() -> ExitCode {
     // The guardian is this binary in another role; it needs no runtime or logging.
     if std::env::args().nth(1).as_deref() == Some("__guardian") {
+        devenv_core::process::become_guardian();
         devenv_core::process::run_guardian(std::io::stdin().lock());
         return ExitCode::SUCCESS;
     }

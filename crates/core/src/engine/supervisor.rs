@@ -228,7 +228,7 @@ impl Run {
             return Outcome::Exited(None, "no command to run".into());
         };
         let env = self.process_env();
-        let mut cmd = probe::build_command(&command);
+        let mut cmd = probe::build_command(&command, env.get("PATH").map(String::as_str));
         cmd.current_dir(&self.svc.workdir)
             .env_clear()
             .envs(&env)
