@@ -23,10 +23,13 @@ fn daemon_serves_an_inherited_socket() {
     let env = TestEnv::new();
     let sock_dir = env.socket.parent().expect("socket dir");
     std::fs::create_dir_all(sock_dir).expect("create socket dir");
-    std::fs::set_permissions(sock_dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
-        .expect("chmod socket dir");
+    std::fs::set_permissions(
+        sock_dir,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .expect("chmod socket dir");
 
-    let mut activator = Command::new(activator())
+    let activator = Command::new(activator())
         .arg("-l")
         .arg(&env.socket)
         .arg(&env.bins.devenvd)
@@ -39,6 +42,14 @@ fn daemon_serves_an_inherited_socket() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start systemd-socket-activate");
+    let activator_pid = activator.id();
+    // We are the daemon's parent: reap it as a service manager would, or its zombie
+    // would look alive to `daemon stop`.
+    let (exited_tx, exited_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut activator = activator;
+        let _ = exited_tx.send(activator.wait());
+    });
     assert!(
         wait_until(Duration::from_secs(10), || env.socket.exists()),
         "the activator did not create {}",
@@ -51,7 +62,7 @@ fn daemon_serves_an_inherited_socket() {
     let v: serde_json::Value = serde_json::from_str(&status.stdout).expect("daemon status --json");
     assert_eq!(
         v.get("pid").and_then(|p| p.as_u64()),
-        Some(u64::from(activator.id())),
+        Some(u64::from(activator_pid)),
         "devenvd should run as the activated process\n{status}"
     );
 
@@ -63,10 +74,11 @@ fn daemon_serves_an_inherited_socket() {
     assert_eq!(env.states().get("s").map(String::as_str), Some("ready"));
 
     env.devenv_ok(&["daemon", "stop"]);
-    let exited = wait_until(Duration::from_secs(30), || {
-        matches!(activator.try_wait(), Ok(Some(_)))
-    });
-    assert!(exited, "devenvd did not exit after daemon stop");
+    let status = exited_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("devenvd did not exit after daemon stop")
+        .expect("wait for devenvd");
+    assert!(status.success(), "devenvd exited with {status}");
     assert!(
         env.socket.exists(),
         "an activated daemon must leave the service manager's socket in place"

@@ -172,7 +172,10 @@ pub fn become_guardian() {
     }
 }
 
-#[allow(unsafe_code, reason = "installing SIG_IGN is the only way to ignore a signal")]
+#[allow(
+    unsafe_code,
+    reason = "installing SIG_IGN is the only way to ignore a signal"
+)]
 fn ignore(sig: Signal) {
     use nix::sys::signal::{signal, SigHandler};
     // SAFETY: SIG_IGN runs no code in the signal context.
@@ -239,7 +242,10 @@ mod tests {
         assert_eq!(resolve_program("/x/y", None), PathBuf::from("/x/y"));
         let sh = resolve_program("sh", Some("/nonexistent:/bin:/usr/bin"));
         assert!(sh.is_absolute() && sh.ends_with("sh"), "{}", sh.display());
-        assert_eq!(resolve_program("no-such-tool-xyz", Some("/bin")), PathBuf::from("no-such-tool-xyz"));
+        assert_eq!(
+            resolve_program("no-such-tool-xyz", Some("/bin")),
+            PathBuf::from("no-such-tool-xyz")
+        );
     }
 
     #[tokio::test]
