@@ -85,6 +85,8 @@ for p in /proc/[0-9]*; do
     kill -KILL "${p#/proc/}" 2>/dev/null && log "killed leftover shim ${p#/proc/}"
   fi
 done
+# Shim socket dir of containerd 1.6 (fixed path); removed only if empty.
+rmdir /run/containerd/s 2>/dev/null && rmdir /run/containerd 2>/dev/null
 stop kube-apiserver 20
 stop etcd 20
 
