@@ -12,8 +12,8 @@ use tokio::sync::broadcast;
 
 use super::segments::{env_dir_name, ReadPlan, SegmentStore};
 use super::{
-    unix_nanos, Batch, LineRef, LogError, LogLine, Query, SegmentLimits, Stream, FOLLOW_BATCHES,
-    RING_BYTES, RING_LINES, SNAPSHOT_LINES,
+    unix_nanos, Batch, LineRef, LogError, LogLine, Query, SegmentLimits, Stream, ENV_RING_BYTES,
+    FOLLOW_BATCHES, MIN_RING_BYTES, RING_BYTES, RING_LINES, SNAPSHOT_LINES,
 };
 
 /// One environment's logs. Cheap to clone.
@@ -46,17 +46,18 @@ struct Ring {
 }
 
 impl Ring {
-    fn push(&mut self, batch: Arc<Batch>) {
+    /// Appends, then evicts the oldest lines past [`RING_LINES`] or `max_bytes`.
+    fn push(&mut self, batch: Arc<Batch>, max_bytes: usize) {
         self.lines += batch.len();
         self.bytes += batch.bytes();
         self.batches.push_back(batch);
-        while self.lines > RING_LINES || (self.bytes > RING_BYTES && self.batches.len() > 1) {
+        while self.lines > RING_LINES || (self.bytes > max_bytes && self.batches.len() > 1) {
             let Some(front) = self.batches.front() else {
                 break;
             };
             let left = front.len() - self.skip;
             let excess = self.lines.saturating_sub(RING_LINES);
-            if self.bytes > RING_BYTES || excess >= left {
+            if self.bytes > max_bytes || excess >= left {
                 self.bytes -= front.bytes();
                 self.lines -= left;
                 self.skip = 0;
@@ -148,10 +149,11 @@ impl LogHub {
         let mut st = self.lock();
         batch.first_seq = st.next_seq;
         st.next_seq = batch.end_seq();
+        let max_bytes = ring_budget(st.rings.len() + 1);
         st.rings
             .entry(batch.service.clone())
             .or_default()
-            .push(Arc::new(batch));
+            .push(Arc::new(batch), max_bytes);
     }
 
     /// Appends a line written by devenv or a test; it reaches disk at once.
@@ -180,10 +182,11 @@ impl LogHub {
             store.flush_if_stale(&batch.service);
         }
         let batch = Arc::new(batch);
+        let max_bytes = ring_budget(st.rings.len() + 1);
         st.rings
             .entry(batch.service.clone())
             .or_default()
-            .push(batch.clone());
+            .push(batch.clone(), max_bytes);
         // Sent under the lock: followers see batches in sequence order. No receivers
         // is fine: nobody is following.
         let _ = self.inner.tx.send(batch);
@@ -298,6 +301,12 @@ impl LogHub {
         let st = self.lock();
         Follower::new(self.inner.tx.subscribe(), st.next_seq)
     }
+}
+
+/// Bytes each ring may hold when there are `rings` of them: [`RING_BYTES`], less
+/// when many services share [`ENV_RING_BYTES`] (disk keeps the rest).
+fn ring_budget(rings: usize) -> usize {
+    (ENV_RING_BYTES / rings.max(1)).clamp(MIN_RING_BYTES, RING_BYTES)
 }
 
 /// Lines on disk older than the ring's `ring_lines` (which are the newest ones on
@@ -424,8 +433,13 @@ mod tests {
     fn ring_is_bounded_and_tail_works() {
         let hub = LogHub::new();
         let svc: Arc<str> = Arc::from("api");
-        for i in 0..RING_LINES + 10 {
-            hub.push(&svc, Stream::Stdout, &format!("line {i}"));
+        // In batches of 10 lines, as pipe reads deliver them (one-line batches would
+        // hit the byte bound first).
+        for batch in 0..(RING_LINES + 10) / 10 {
+            let text: Vec<String> = (batch * 10..batch * 10 + 10)
+                .map(|i| format!("line {i}"))
+                .collect();
+            hub.push(&svc, Stream::Stdout, &text.join("\n"));
         }
         let all = hub.snapshot(&Query::default());
         assert_eq!(all.len(), RING_LINES);

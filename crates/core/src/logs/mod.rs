@@ -28,6 +28,10 @@ pub use segments::{LogError, SegmentLimits};
 pub const RING_LINES: usize = 10_000;
 /// Bytes of text kept in memory per service (whole batches are counted).
 pub const RING_BYTES: usize = 1024 * 1024;
+/// Bytes of text kept in memory by all rings of an environment together: with many
+/// services each ring gets a share (but at least [`MIN_RING_BYTES`]).
+pub const ENV_RING_BYTES: usize = 16 * 1024 * 1024;
+pub const MIN_RING_BYTES: usize = 128 * 1024;
 /// Batches buffered for each follower before it starts missing lines. A batch is one
 /// pipe read: at most [`pipe::READ_BYTES`] of text.
 pub const FOLLOW_BATCHES: usize = 256;
