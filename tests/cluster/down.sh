@@ -21,23 +21,35 @@ if [[ ! -e "$STATE" ]] && ! ip link show "$NODE_LINK" >/dev/null 2>&1; then
   exit 0
 fi
 
-# stop NAME [TIMEOUT]: SIGTERM by pid, SIGKILL after the timeout.
+# stop [-t TIMEOUT] NAME...: SIGTERM by pid to all of them at once, SIGKILL
+# to those still alive after the timeout (default 10s).
 stop() {
-  local name="$1" timeout="${2:-10}" pid
-  pid="$(pid_of "$name")" || return 0
-  [[ -n "$pid" ]] || return 0
-  if kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid" 2>/dev/null
-    local deadline=$((SECONDS + timeout))
-    while kill -0 "$pid" 2>/dev/null && (( SECONDS < deadline )); do sleep 0.2; done
-    if kill -0 "$pid" 2>/dev/null; then
-      log "$name (pid $pid) did not stop in ${timeout}s: SIGKILL"
-      kill -KILL "$pid" 2>/dev/null
-      while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+  local timeout=10
+  if [[ "$1" == -t ]]; then timeout="$2"; shift 2; fi
+  local name pid names=() pids=()
+  for name in "$@"; do
+    pid="$(pid_of "$name")" || continue
+    if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
+      kill -TERM "$pid" 2>/dev/null
+      names+=("$name"); pids+=("$pid")
     fi
-    log "stopped $name (pid $pid)"
-  fi
-  rm -f "$STATE/pids/$name.pid"
+  done
+  local deadline=$((SECONDS + timeout)) i left
+  while :; do
+    left=0
+    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && left=1; done
+    (( left && SECONDS < deadline )) || break
+    sleep 0.1
+  done
+  for i in "${!pids[@]}"; do
+    if kill -0 "${pids[$i]}" 2>/dev/null; then
+      log "${names[$i]} (pid ${pids[$i]}) did not stop in ${timeout}s: SIGKILL"
+      kill -KILL "${pids[$i]}" 2>/dev/null
+      while kill -0 "${pids[$i]}" 2>/dev/null; do sleep 0.1; done
+    fi
+    log "stopped ${names[$i]} (pid ${pids[$i]})"
+  done
+  for name in "$@"; do rm -f "$STATE/pids/$name.pid"; done
 }
 
 running_tasks() { "${CTR[@]}" tasks ls -q 2>/dev/null | grep -c . ; }
@@ -45,20 +57,16 @@ running_tasks() { "${CTR[@]}" tasks ls -q 2>/dev/null | grep -c . ; }
 # 1. Pods: with the control plane and kubelet still up, delete every pod so
 #    the kubelet stops its containers and tears down its sandboxes (CNI DEL).
 if alive kube-apiserver && alive kubelet && alive containerd && [[ -x "$KB/kubectl" ]]; then
-  stop kube-controller-manager
-  stop kube-scheduler
+  stop kube-controller-manager kube-scheduler kube-proxy
   K=("$KB/kubectl" --kubeconfig "$STATE/kubeconfig/admin.conf" --request-timeout=10s)
   "${K[@]}" delete pods --all-namespaces --all --grace-period=0 --force --wait=false >/dev/null 2>&1
   deadline=$((SECONDS + 30))
-  while (( $(running_tasks) > 0 && SECONDS < deadline )); do sleep 0.5; done
+  while (( $(running_tasks) > 0 && SECONDS < deadline )); do sleep 0.2; done
   (( $(running_tasks) > 0 )) && log "pods still running after 30s; killing them directly"
 fi
 
 # 2. Node components.
-stop kube-proxy
-stop kubelet
-stop kube-controller-manager
-stop kube-scheduler
+stop kube-proxy kubelet kube-controller-manager kube-scheduler
 
 # 3. Whatever containers are left: kill and delete them through containerd,
 #    then any process still in the pods' cgroups.
@@ -78,7 +86,7 @@ kill_cgroup_procs() {
   return 0
 }
 kill_cgroup_procs
-stop containerd 20
+stop -t 20 containerd
 # containerd's shims outlive it: end the ones serving this cluster's containerd.
 for p in /proc/[0-9]*; do
   if tr '\0' ' ' 2>/dev/null < "$p/cmdline" | grep -q -- "-address $CONTAINERD_SOCK "; then
@@ -87,8 +95,8 @@ for p in /proc/[0-9]*; do
 done
 # Shim socket dir of containerd 1.6 (fixed path); removed only if empty.
 rmdir /run/containerd/s 2>/dev/null && rmdir /run/containerd 2>/dev/null
-stop kube-apiserver 20
-stop etcd 20
+stop -t 20 kube-apiserver
+stop -t 20 etcd
 
 # 4. Mounts under the state dir (overlay rootfs, netns, secret tmpfs), deepest first.
 unmount_state() {
