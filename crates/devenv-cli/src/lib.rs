@@ -1,5 +1,16 @@
 //! The `devenv` command-line client: a thin client of devenvd's gRPC API.
 
+/// `println!` that ends the program quietly (exit 0) when stdout is a closed pipe,
+/// as in `devenv up --json | head -1`, instead of panicking.
+macro_rules! outln {
+    () => {
+        $crate::render::write_line(format_args!(""))
+    };
+    ($($t:tt)*) => {
+        $crate::render::write_line(format_args!($($t)*))
+    };
+}
+
 mod cli;
 mod commands;
 mod context;

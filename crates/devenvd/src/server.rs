@@ -94,17 +94,29 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         stop.cancelled().await
     });
     tokio::pin!(serve);
-    let drained = shutdown.clone();
+    // Once shutdown starts, the server stops accepting while services stop (in
+    // reverse dependency order), so an `up` still streaming gets its final word.
+    // Streams that never end on their own (`logs -f`) get DRAIN after that.
+    let deadline = Duration::from_secs(args.shutdown_timeout);
+    let stopping = async {
+        shutdown.cancelled().await;
+        health
+            .set_not_serving::<DaemonServiceServer<rpc::daemon::Daemon>>()
+            .await;
+        stop_everything(&engine, deadline).await;
+    };
+    tokio::pin!(stopping);
     tokio::select! {
-        r = &mut serve => r.context("serving the API")?,
-        _ = async { drained.cancelled().await; tokio::time::sleep(DRAIN).await } => {
-            tracing::info!("closing streams still open after {DRAIN:?}");
+        r = &mut serve => {
+            r.context("serving the API")?;
+            stopping.await;
+        }
+        () = &mut stopping => {
+            if tokio::time::timeout(DRAIN, &mut serve).await.is_err() {
+                tracing::info!("closing streams still open after {DRAIN:?}");
+            }
         }
     }
-    health
-        .set_not_serving::<DaemonServiceServer<rpc::daemon::Daemon>>()
-        .await;
-    stop_everything(&engine, Duration::from_secs(args.shutdown_timeout)).await;
     drop(socket_guard);
     signals.abort();
     tracing::info!("devenvd stopped");

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinSet;
@@ -15,6 +16,10 @@ use crate::logs::LogHub;
 use crate::process::{Guardian, Spawner};
 use crate::state::{ServiceRecord, StateStore};
 use crate::status::{ServiceState, ServiceStatus};
+
+/// How long `up` waits for a service without a readiness probe (a oneshot, or one
+/// restarting before it ever started) before it reports it as failed.
+const NO_PROBE_LIMIT: Duration = Duration::from_secs(600);
 
 /// Events buffered per watcher before it is told it lagged.
 const EVENT_BUFFER: usize = 1024;
@@ -157,6 +162,8 @@ pub struct EnvRuntime {
     supervisors: Mutex<HashMap<String, Supervisor>>,
     /// Serializes up/down/restart of this environment.
     ops: tokio::sync::Mutex<()>,
+    /// Cancelled when the daemon shuts down: an `up` still waiting gives way to `down`.
+    closing: tokio_util::sync::CancellationToken,
 }
 
 impl EnvRuntime {
@@ -195,6 +202,7 @@ impl EnvRuntime {
             config: Mutex::default(),
             supervisors: Mutex::default(),
             ops: tokio::sync::Mutex::new(()),
+            closing: Default::default(),
         }
     }
 
@@ -326,7 +334,15 @@ impl EnvRuntime {
         }
         let mut failed = Vec::new();
         let mut reasons = Vec::new();
-        while let Some(joined) = tasks.join_next().await {
+        loop {
+            let joined = tokio::select! {
+                j = tasks.join_next() => match j { Some(j) => j, None => break },
+                _ = self.closing.cancelled() => {
+                    tasks.abort_all();
+                    reasons.push("cancelled: devenvd is shutting down".to_string());
+                    break;
+                }
+            };
             match joined {
                 Ok((name, Err(StartError::Failed(msg)))) => {
                     reasons.push(format!("{name}: {msg}"));
@@ -475,14 +491,56 @@ impl EnvRuntime {
         let Some(mut rx) = self.shared.watch_of(&svc.name) else {
             return Err(StartError::Failed("service disappeared".into()));
         };
-        let st = rx
-            .wait_for(|s| {
+        // A crash-looping service gets a fresh probe deadline on every restart; `up`
+        // gives up after one readiness timeout (plus the last backoff) all the same.
+        let limit = svc
+            .readiness
+            .as_ref()
+            .map(|r| r.initial_delay + r.timeout)
+            .unwrap_or(NO_PROBE_LIMIT)
+            + Duration::from_secs(1);
+        let waited: Option<Result<ServiceStatus, StartError>> = match tokio::time::timeout(
+            limit,
+            rx.wait_for(|s| {
                 satisfied(svc.oneshot, s.state)
                     || matches!(s.state, ServiceState::Failed | ServiceState::Stopped)
-            })
-            .await
-            .map(|s| s.clone())
-            .map_err(|_| StartError::Failed("supervisor ended".into()))?;
+            }),
+        )
+        .await
+        {
+            Ok(r) => Some(
+                r.map(|s| s.clone())
+                    .map_err(|_| StartError::Failed("supervisor ended".into())),
+            ),
+            Err(_) => None,
+        };
+        let st = match waited {
+            Some(r) => r?,
+            None => {
+                let why = self
+                    .shared
+                    .status_of(&svc.name)
+                    .map(|s| s.message)
+                    .unwrap_or_default();
+                let sup = self
+                    .supervisors
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&svc.name);
+                if let Some(sup) = sup {
+                    sup.stop().await;
+                    let _ = sup.task.await;
+                }
+                let msg = format!("not ready within {}s; last: {why}", limit.as_secs());
+                let lines = self.shared.logs.last_lines(&svc.name, 10);
+                self.shared.update(&svc.name, |s| {
+                    s.state = ServiceState::Failed;
+                    s.message = msg.clone();
+                    s.last_lines = lines;
+                });
+                return Err(StartError::Failed(msg));
+            }
+        };
         if satisfied(svc.oneshot, st.state) {
             Ok(())
         } else {
@@ -492,6 +550,11 @@ impl EnvRuntime {
 
     /// Stops the named services (all when empty) in reverse dependency order, in
     /// parallel where the graph allows. Returns the names that were running.
+    /// Ends any `up` in progress; the daemon is going away.
+    pub fn close(&self) {
+        self.closing.cancel();
+    }
+
     pub async fn down(self: Arc<Self>) -> Vec<String> {
         let _op = self.ops.lock().await;
         let Some(env) = self.config() else {

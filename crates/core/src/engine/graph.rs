@@ -10,7 +10,11 @@ pub fn closure(env: &Environment, requested: &[String]) -> Result<Vec<String>, V
     if requested.is_empty() {
         return Ok(env.services.iter().map(|s| s.name.clone()).collect());
     }
-    let unknown: Vec<String> = requested.iter().filter(|r| env.service(r).is_none()).cloned().collect();
+    let unknown: Vec<String> = requested
+        .iter()
+        .filter(|r| env.service(r).is_none())
+        .cloned()
+        .collect();
     if !unknown.is_empty() {
         return Err(unknown);
     }
@@ -23,7 +27,12 @@ pub fn closure(env: &Environment, requested: &[String]) -> Result<Vec<String>, V
             }
         }
     }
-    Ok(env.services.iter().filter(|s| seen.contains(&s.name)).map(|s| s.name.clone()).collect())
+    Ok(env
+        .services
+        .iter()
+        .filter(|s| seen.contains(&s.name))
+        .map(|s| s.name.clone())
+        .collect())
 }
 
 /// Who depends on each service (reverse edges).

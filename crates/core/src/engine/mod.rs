@@ -361,6 +361,9 @@ impl Engine {
             .values()
             .cloned()
             .collect();
+        for rt in &envs {
+            rt.close();
+        }
         let all = futures::future::join_all(envs.into_iter().map(|rt| rt.down()));
         let clean = tokio::time::timeout(deadline, all).await.is_ok();
         self.tasks.close();

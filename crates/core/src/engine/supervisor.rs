@@ -446,7 +446,9 @@ async fn wait_ready(
             while let Some(item) = follower.recv().await {
                 if let Received::Lines(lines) = item {
                     if *lines.service() == service
-                        && lines.iter().any(|l| l.stream != Stream::System && re.is_match(l.text))
+                        && lines
+                            .iter()
+                            .any(|l| l.stream != Stream::System && re.is_match(l.text))
                     {
                         return Ok(());
                     }

@@ -33,7 +33,7 @@ pub async fn show(ctx: &Ctx, args: ConfigShowArgs) -> Result {
             })
             .collect();
         let doc = serde_json::json!({ "yaml": reply.yaml, "values": values });
-        println!("{doc:#}");
+        outln!("{doc:#}");
     } else if args.origin {
         let rows: Vec<(String, &str)> = reply
             .values
@@ -52,12 +52,12 @@ pub async fn show(ctx: &Ctx, args: ConfigShowArgs) -> Result {
             .unwrap_or(0);
         for (left, origin) in rows {
             let comment = paint(ctx.out.color, DIM, &format!("# {origin}"));
-            println!("{left:width$}  {comment}");
+            outln!("{left:width$}  {comment}");
         }
     } else {
         print!("{}", reply.yaml);
         if !reply.yaml.ends_with('\n') {
-            println!();
+            outln!();
         }
     }
     Ok(())

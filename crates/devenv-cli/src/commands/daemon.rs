@@ -43,14 +43,14 @@ async fn start_cmd(ctx: &Ctx) -> Result {
         None => (start(&ctx.paths, &ctx.out).await?.1, false),
     };
     if ctx.out.json {
-        println!("{}", version_json(&version, &ctx.paths.socket));
+        outln!("{}", version_json(&version, &ctx.paths.socket));
     } else if !ctx.out.quiet {
         let verb = if already {
             "already running"
         } else {
             "started"
         };
-        println!(
+        outln!(
             "devenvd {verb} (pid {}) on {}",
             version.pid,
             ctx.paths.socket.display()
@@ -62,7 +62,7 @@ async fn start_cmd(ctx: &Ctx) -> Result {
 async fn stop(ctx: &Ctx) -> Result {
     let Some(channel) = connect_running(&ctx.paths).await? else {
         if !ctx.out.quiet {
-            println!("devenvd is not running");
+            outln!("devenvd is not running");
         }
         return Ok(());
     };
@@ -93,7 +93,7 @@ async fn stop(ctx: &Ctx) -> Result {
         pause = (pause * 2).min(Duration::from_millis(50));
     }
     if !ctx.out.quiet {
-        println!("devenvd stopped");
+        outln!("devenvd stopped");
     }
     Ok(())
 }
@@ -124,7 +124,7 @@ async fn status(ctx: &Ctx) -> Result {
         .await?
         .into_inner();
     if ctx.out.json {
-        println!("{}", version_json(&v, &ctx.paths.socket));
+        outln!("{}", version_json(&v, &ctx.paths.socket));
     } else {
         let uptime = uptime(&v).map(short_duration).unwrap_or_else(|| "-".into());
         let log = if v.log_file.is_empty() {
@@ -132,13 +132,13 @@ async fn status(ctx: &Ctx) -> Result {
         } else {
             &v.log_file
         };
-        println!("version   {}", v.daemon_version);
-        println!("protocol  {}", v.protocol_version);
-        println!("pid       {}", v.pid);
-        println!("socket    {}", ctx.paths.socket.display());
-        println!("data dir  {}", v.data_dir);
-        println!("log       {log}");
-        println!("uptime    {uptime}");
+        outln!("version   {}", v.daemon_version);
+        outln!("protocol  {}", v.protocol_version);
+        outln!("pid       {}", v.pid);
+        outln!("socket    {}", ctx.paths.socket.display());
+        outln!("data dir  {}", v.data_dir);
+        outln!("log       {log}");
+        outln!("uptime    {uptime}");
     }
     check_protocol(&v, &ctx.paths)
 }
@@ -216,7 +216,7 @@ fn install(ctx: &Ctx, args: InstallArgs) -> Result {
     };
     if args.print {
         for f in &files {
-            println!("# {}", f.path.display());
+            outln!("# {}", f.path.display());
             print!("{}", f.contents);
         }
         return Ok(());
@@ -227,19 +227,19 @@ fn install(ctx: &Ctx, args: InstallArgs) -> Result {
         std::fs::write(&f.path, &f.contents)
             .with_context(|| format!("cannot write {}", f.path.display()))?;
         if !ctx.out.quiet {
-            println!("wrote {}", f.path.display());
+            outln!("wrote {}", f.path.display());
         }
     }
     if ctx.out.quiet {
         return Ok(());
     }
     if cfg!(target_os = "macos") {
-        println!(
+        outln!(
             "next: launchctl bootstrap gui/$(id -u) {}",
             files[0].path.display()
         );
     } else {
-        println!(
+        outln!(
             "next: systemctl --user daemon-reload && systemctl --user enable --now devenvd.socket"
         );
         if let Some(note) = socket_mismatch(ctx) {

@@ -17,13 +17,13 @@ pub async fn run(ctx: &Ctx, args: DownArgs) -> Result {
         .await?
         .into_inner();
     if ctx.out.json {
-        println!("{}", serde_json::json!({ "stopped": reply.stopped }));
+        outln!("{}", serde_json::json!({ "stopped": reply.stopped }));
     } else if ctx.out.quiet {
     } else if reply.stopped.is_empty() {
-        println!("nothing was running");
+        outln!("nothing was running");
     } else {
         for name in &reply.stopped {
-            println!("stopped {name}");
+            outln!("stopped {name}");
         }
     }
     Ok(())

@@ -31,20 +31,20 @@ pub async fn run(ctx: &Ctx, args: InitArgs) -> Result {
 
     if ctx.out.json {
         let doc = serde_json::json!({ "path": target, "detected": reply.detected });
-        println!("{doc}");
+        outln!("{doc}");
     } else if !ctx.out.quiet {
         let detected = if reply.detected.is_empty() {
             "generic"
         } else {
             &reply.detected
         };
-        println!("detected: {detected} project");
-        println!("wrote {}", target.display());
-        println!();
-        println!("next steps:");
-        println!("  edit .devenv/config.yml to describe your services");
-        println!("  devenv validate    check it");
-        println!("  devenv up          start everything");
+        outln!("detected: {detected} project");
+        outln!("wrote {}", target.display());
+        outln!();
+        outln!("next steps:");
+        outln!("  edit .devenv/config.yml to describe your services");
+        outln!("  devenv validate    check it");
+        outln!("  devenv up          start everything");
     }
     Ok(())
 }

@@ -20,12 +20,12 @@ pub async fn run(ctx: &Ctx) -> Result {
                 })
             })
             .collect();
-        println!("{:#}", serde_json::json!({ "environments": envs }));
+        outln!("{:#}", serde_json::json!({ "environments": envs }));
         return Ok(());
     }
     if reply.environments.is_empty() {
         if !ctx.out.quiet {
-            println!("no environments (start one with `devenv up`)");
+            outln!("no environments (start one with `devenv up`)");
         }
         return Ok(());
     }

@@ -19,7 +19,7 @@ pub async fn run(ctx: &Ctx, args: RestartArgs) -> Result {
         .into_inner();
     if ctx.out.json {
         let services: Vec<_> = reply.services.iter().map(ServiceJson::from).collect();
-        println!("{}", serde_json::json!({ "services": services }));
+        outln!("{}", serde_json::json!({ "services": services }));
     } else if !ctx.out.quiet {
         print!("{}", status::table(&reply.services, ctx.out.color));
     }

@@ -70,7 +70,7 @@ pub async fn run(ctx: &Ctx, args: UpArgs) -> Result {
         return Err(CliError::Silent(Exit::Failed));
     }
     if mode != Mode::Json && !ctx.out.quiet {
-        println!("{}", progress::success_line(&view, ctx.out.color));
+        outln!("{}", progress::success_line(&view, ctx.out.color));
     }
     if args.attach {
         let services = args.services;

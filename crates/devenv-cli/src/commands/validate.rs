@@ -14,11 +14,11 @@ pub async fn run(ctx: &Ctx) -> Result {
         .await?
         .into_inner();
     if ctx.out.json {
-        println!("{}", config_errors::json(&reply));
+        outln!("{}", config_errors::json(&reply));
     } else if reply.valid {
         if !ctx.out.quiet {
             let n = reply.services.len();
-            println!(
+            outln!(
                 "ok: {} ({n} service{})",
                 reply.name,
                 if n == 1 { "" } else { "s" }

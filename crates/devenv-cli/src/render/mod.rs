@@ -7,3 +7,14 @@ pub mod progress;
 pub mod status;
 pub mod table;
 pub mod time;
+
+/// Writes one line to stdout; a closed pipe ends the program quietly.
+pub fn write_line(args: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = writeln!(out, "{args}").and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+    }
+}

@@ -75,7 +75,7 @@ impl UpProgress {
 
     pub fn service(&mut self, s: &pb::ServiceStatus) {
         if self.mode == Mode::Json {
-            println!(
+            outln!(
                 "{}",
                 event_json(&EventJson::Service(ServiceEventJson::from(s)))
             );
@@ -112,7 +112,7 @@ impl UpProgress {
         let text = describe(s, took, self.color);
         match self.mode {
             Mode::Quiet => {}
-            Mode::Plain => println!("{:w$} {text}", s.name, w = self.width),
+            Mode::Plain => outln!("{:w$} {text}", s.name, w = self.width),
             Mode::Tty => {
                 let multi = self.multi.as_ref().expect("tty mode has a MultiProgress");
                 let bar = seen.bar.get_or_insert_with(|| {
@@ -154,7 +154,7 @@ impl UpProgress {
     }
 
     pub fn result_json(&self, r: &pb::UpResult) {
-        println!(
+        outln!(
             "{}",
             event_json(&EventJson::Result {
                 ok: r.ok,
@@ -170,7 +170,7 @@ impl UpProgress {
             .iter()
             .map(super::config_errors::ErrorJson::from)
             .collect();
-        println!("{}", event_json(&EventJson::Invalid { errors }));
+        outln!("{}", event_json(&EventJson::Invalid { errors }));
     }
 }
 
