@@ -268,15 +268,21 @@ mod tests {
         assert!(!status.success());
     }
 
-    #[test]
-    fn guardian_kills_remembered_groups_on_eof() {
+    /// A `sleep` leading its own process group.
+    fn group_leader() -> (std::process::Child, i32) {
         use std::os::unix::process::CommandExt;
-        let mut child = std::process::Command::new("sleep")
+        let child = std::process::Command::new("sleep")
             .arg("30")
             .process_group(0)
             .spawn()
             .unwrap();
         let pgid = child.id() as i32;
+        (child, pgid)
+    }
+
+    #[test]
+    fn guardian_kills_remembered_groups_on_eof() {
+        let (mut child, pgid) = group_leader();
         run_guardian(std::io::Cursor::new(format!("+{pgid}\n+999999\n-999999\n")));
         let status = child.wait().unwrap();
         assert!(!status.success(), "guardian must have killed the group");
@@ -284,13 +290,7 @@ mod tests {
 
     #[test]
     fn guardian_exit_leaves_groups_alone() {
-        use std::os::unix::process::CommandExt;
-        let mut child = std::process::Command::new("sleep")
-            .arg("30")
-            .process_group(0)
-            .spawn()
-            .unwrap();
-        let pgid = child.id() as i32;
+        let (mut child, pgid) = group_leader();
         run_guardian(std::io::Cursor::new(format!("+{pgid}\nexit\n")));
         assert!(group_alive(pgid));
         child.kill().unwrap();

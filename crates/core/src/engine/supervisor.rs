@@ -289,15 +289,13 @@ impl Run {
             workdir: self.svc.workdir.clone(),
             env,
         };
-        let health_ctx = exec_ctx.clone();
         let oneshot = self.svc.oneshot;
         if oneshot {
             self.shared.update(&name, |s| {
                 s.message = "running (oneshot: dependents wait for it to finish)".into()
             });
         }
-        let probe_name = svc_name.clone();
-        let probe_ctx = exec_ctx.clone();
+        let (probe_name, probe_ctx) = (svc_name.clone(), exec_ctx.clone());
         let ready_fut = async move {
             if oneshot {
                 // Done means exited 0, which the child branch sees.
@@ -328,7 +326,7 @@ impl Run {
                         Err(msg) => break Outcome::ProbeFailed(msg),
                     }
                 }
-                h = health.next(&health_ctx), if ready && health.enabled() => {
+                h = health.next(&exec_ctx), if ready && health.enabled() => {
                     match h {
                         Some(reason) => self.shared.update(&name, |s| { s.state = ServiceState::Unhealthy; s.message = reason; }),
                         None => self.shared.update(&name, |s| { s.state = ServiceState::Ready; s.message = String::new(); }),
