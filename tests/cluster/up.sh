@@ -307,7 +307,7 @@ for image in pause busybox coredns; do
 done
 "${CTR[@]}" images ls -q | grep -qx "$PAUSE_IMAGE" || die "pause image $PAUSE_IMAGE missing after import"
 "${CTR[@]}" images ls -q | grep -qx "$BUSYBOX_IMAGE" || die "busybox image $BUSYBOX_IMAGE missing after import"
-log "imported images: $("${CTR[@]}" images ls -q | tr '\n' ' ')"
+log "imported images: $("${CTR[@]}" images ls -q | grep -v "^sha256:" | tr "\n" " ")"
 
 # --- kubelet ---------------------------------------------------------------------------
 cat > "$STATE/config/kubelet.yaml" <<EOF
@@ -360,6 +360,7 @@ healthzBindAddress: 127.0.0.1:10256
 metricsBindAddress: 127.0.0.1:10249
 conntrack: {maxPerCore: 0, min: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}
 iptables: {localhostNodePorts: false}
+nodePortAddresses: ["$NODE_IP/32"]
 EOF
 start kube-proxy "$BIN/kube-proxy" --config "$STATE/config/kube-proxy.yaml" --v=1
 
