@@ -42,7 +42,10 @@ fn busybox_image() -> String {
 }
 
 async fn client() -> Result<Client> {
-    let (var, path) = match (std::env::var("DEVENV_TEST_KUBECONFIG"), std::env::var("KUBECONFIG")) {
+    let (var, path) = match (
+        std::env::var("DEVENV_TEST_KUBECONFIG"),
+        std::env::var("KUBECONFIG"),
+    ) {
         (Ok(p), _) if !p.is_empty() => ("DEVENV_TEST_KUBECONFIG", p),
         (_, Ok(p)) if !p.is_empty() => ("KUBECONFIG", p),
         _ => panic!(
@@ -51,7 +54,8 @@ async fn client() -> Result<Client> {
              or run tests/cluster/test.sh which starts and stops it."
         ),
     };
-    let kubeconfig = Kubeconfig::read_from(&path).with_context(|| format!("reading {var}={path}"))?;
+    let kubeconfig =
+        Kubeconfig::read_from(&path).with_context(|| format!("reading {var}={path}"))?;
     let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
         .with_context(|| format!("loading {var}={path}"))?;
@@ -68,7 +72,10 @@ where
     let client = client().await?;
     let name = format!(
         "smoke-{prefix}-{:x}",
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_micros() & 0xffffff
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_micros()
+            & 0xffffff
     );
     let ns: Namespace = serde_json::from_value(json!({
         "metadata": {"name": name, "labels": {"devenv.test/smoke": "true"}}
@@ -79,15 +86,21 @@ where
         // Pods can be created only once the namespace's default service account exists.
         let sa: Api<ServiceAccount> = Api::namespaced(client.clone(), &name);
         let sa = &sa;
-        poll("the namespace's default service account", Duration::from_secs(30), || async move {
-            Ok(sa.get_opt("default").await?.is_some())
-        })
+        poll(
+            "the namespace's default service account",
+            Duration::from_secs(30),
+            || async move { Ok(sa.get_opt("default").await?.is_some()) },
+        )
         .await?;
         body(client.clone(), name.clone()).await
     })
     .catch_unwind()
     .await;
-    let _ = tokio::time::timeout(Duration::from_secs(10), namespaces.delete(&name, &DeleteParams::background())).await;
+    let _ = tokio::time::timeout(
+        Duration::from_secs(10),
+        namespaces.delete(&name, &DeleteParams::background()),
+    )
+    .await;
     match result {
         Ok(r) => r,
         Err(panic) => std::panic::resume_unwind(panic),
@@ -95,8 +108,14 @@ where
 }
 
 /// Awaits `fut` for at most `limit`; a timeout is an error naming `what`.
-async fn within<T>(what: &str, limit: Duration, fut: impl std::future::Future<Output = T>) -> Result<T> {
-    tokio::time::timeout(limit, fut).await.map_err(|_| anyhow::anyhow!("{what}: no result within {limit:?}"))
+async fn within<T>(
+    what: &str,
+    limit: Duration,
+    fut: impl std::future::Future<Output = T>,
+) -> Result<T> {
+    tokio::time::timeout(limit, fut)
+        .await
+        .map_err(|_| anyhow::anyhow!("{what}: no result within {limit:?}"))
 }
 
 /// Polls `check` until it returns true or `timeout` passes.
@@ -115,7 +134,9 @@ where
         }
         if Instant::now() >= deadline {
             match last_err {
-                Some(e) => bail!("timed out after {timeout:?} waiting for {what} (last error: {e:#})"),
+                Some(e) => {
+                    bail!("timed out after {timeout:?} waiting for {what} (last error: {e:#})")
+                }
                 None => bail!("timed out after {timeout:?} waiting for {what}"),
             }
         }
@@ -155,22 +176,37 @@ async fn busybox_deployment(client: &Client, ns: &str, name: &str) -> Result<Pod
         }
     }))?;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
-    deployments.create(&PostParams::default(), &deployment).await?;
+    deployments
+        .create(&PostParams::default(), &deployment)
+        .await?;
     let deployments = &deployments;
-    poll(&format!("deployment {ns}/{name} to become available"), Duration::from_secs(120), || async move {
-        let d = deployments.get(name).await?;
-        let available = d.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0);
-        let condition = d
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .map(|cs| cs.iter().any(|c| c.type_ == "Available" && c.status == "True"))
-            .unwrap_or(false);
-        Ok(available == 1 && condition)
-    })
+    poll(
+        &format!("deployment {ns}/{name} to become available"),
+        Duration::from_secs(120),
+        || async move {
+            let d = deployments.get(name).await?;
+            let available = d
+                .status
+                .as_ref()
+                .and_then(|s| s.available_replicas)
+                .unwrap_or(0);
+            let condition = d
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .map(|cs| {
+                    cs.iter()
+                        .any(|c| c.type_ == "Available" && c.status == "True")
+                })
+                .unwrap_or(false);
+            Ok(available == 1 && condition)
+        },
+    )
     .await?;
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-    let list = pods.list(&kube::api::ListParams::default().labels(&format!("app={name}"))).await?;
+    let list = pods
+        .list(&kube::api::ListParams::default().labels(&format!("app={name}")))
+        .await?;
     let pod = list
         .items
         .into_iter()
@@ -191,7 +227,12 @@ async fn node_is_ready() -> Result<()> {
             .and_then(|s| s.conditions.as_ref())
             .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
             .map(|c| c.status.clone());
-        assert_eq!(ready.as_deref(), Some("True"), "node {:?} is not Ready", node.metadata.name);
+        assert_eq!(
+            ready.as_deref(),
+            Some("True"),
+            "node {:?} is not Ready",
+            node.metadata.name
+        );
     }
     Ok(())
 }
@@ -205,34 +246,63 @@ async fn deployment_becomes_available_and_logs_stream() -> Result<()> {
 
         // Follow the log from its last line on: new lines must keep arriving on
         // the open stream.
-        let params = LogParams { follow: true, tail_lines: Some(1), ..Default::default() };
-        let stream = within("opening the log stream", Duration::from_secs(30), pods.log_stream(&pod_name, &params)).await??;
+        let params = LogParams {
+            follow: true,
+            tail_lines: Some(1),
+            ..Default::default()
+        };
+        let stream = within(
+            "opening the log stream",
+            Duration::from_secs(30),
+            pods.log_stream(&pod_name, &params),
+        )
+        .await??;
         let mut lines = stream.lines();
         let started = Instant::now();
         let mut ticks = Vec::new();
         while ticks.len() < 11 {
-            let line = within("the next line of a followed log", Duration::from_secs(10), lines.try_next())
-                .await??
-                .context("log stream ended while following")?;
+            let line = within(
+                "the next line of a followed log",
+                Duration::from_secs(10),
+                lines.try_next(),
+            )
+            .await??
+            .context("log stream ended while following")?;
             if let Some(n) = line.strip_prefix("tick ") {
-                ticks.push(n.parse::<u64>().with_context(|| format!("bad log line {line:?}"))?);
+                ticks.push(
+                    n.parse::<u64>()
+                        .with_context(|| format!("bad log line {line:?}"))?,
+                );
             }
         }
         // 10 new lines at 5 lines/s (about 2s): they arrived over time while the
         // stream was open, not as one stored chunk.
-        assert!(started.elapsed() >= Duration::from_millis(1200), "log lines did not stream: {ticks:?} in {:?}", started.elapsed());
-        assert!(ticks.windows(2).all(|w| w[1] == w[0] + 1), "log lines out of order: {ticks:?}");
+        assert!(
+            started.elapsed() >= Duration::from_millis(1200),
+            "log lines did not stream: {ticks:?} in {:?}",
+            started.elapsed()
+        );
+        assert!(
+            ticks.windows(2).all(|w| w[1] == w[0] + 1),
+            "log lines out of order: {ticks:?}"
+        );
         Ok(())
     })
     .await
 }
 
-fn sample_archive() -> Result<(Vec<u8>, BTreeMap<String, Vec<u8>>)> {
+/// Path -> content of the regular files in an archive.
+type Files = BTreeMap<String, Vec<u8>>;
+
+fn sample_archive() -> Result<(Vec<u8>, Files)> {
     let mut files = BTreeMap::new();
     files.insert("hello.txt".to_string(), b"hello, devenv\n".to_vec());
     files.insert("dir/nested.txt".to_string(), b"nested file\n".to_vec());
     // Binary content of every byte value, larger than one websocket frame.
-    files.insert("dir/binary.bin".to_string(), (0..300_000u32).map(|i| (i * 7 % 256) as u8).collect());
+    files.insert(
+        "dir/binary.bin".to_string(),
+        (0..300_000u32).map(|i| (i * 7 % 256) as u8).collect(),
+    );
     let mut builder = tar::Builder::new(Vec::new());
     for (path, data) in &files {
         let mut header = tar::Header::new_gnu();
@@ -244,13 +314,17 @@ fn sample_archive() -> Result<(Vec<u8>, BTreeMap<String, Vec<u8>>)> {
     Ok((builder.into_inner()?, files))
 }
 
-fn read_archive(bytes: &[u8]) -> Result<BTreeMap<String, Vec<u8>>> {
+fn read_archive(bytes: &[u8]) -> Result<Files> {
     let mut files = BTreeMap::new();
     let mut archive = tar::Archive::new(bytes);
     for entry in archive.entries()? {
         let mut entry = entry?;
         if entry.header().entry_type().is_file() {
-            let path = entry.path()?.to_string_lossy().trim_start_matches("./").to_string();
+            let path = entry
+                .path()?
+                .to_string_lossy()
+                .trim_start_matches("./")
+                .to_string();
             let mut data = Vec::new();
             std::io::Read::read_to_end(&mut entry, &mut data)?;
             files.insert(path, data);
@@ -273,8 +347,15 @@ async fn exec_with_stdin_round_trips_a_tar_archive() -> Result<()> {
             Duration::from_secs(30),
             pods.exec(
                 &pod_name,
-                ["sh", "-c", "mkdir -p /tmp/rt && tar -x -C /tmp/rt && echo extracted"],
-                &AttachParams::default().stdin(true).stdout(true).stderr(true),
+                [
+                    "sh",
+                    "-c",
+                    "mkdir -p /tmp/rt && tar -x -C /tmp/rt && echo extracted",
+                ],
+                &AttachParams::default()
+                    .stdin(true)
+                    .stdout(true)
+                    .stderr(true),
             ),
         )
         .await??;
@@ -291,18 +372,35 @@ async fn exec_with_stdin_round_trips_a_tar_archive() -> Result<()> {
         let (w, o, e) = within(
             "the upload exec (stdin -> tar -x)",
             Duration::from_secs(60),
-            futures::future::join3(write, stdout.read_to_string(&mut out), stderr.read_to_string(&mut err)),
+            futures::future::join3(
+                write,
+                stdout.read_to_string(&mut out),
+                stderr.read_to_string(&mut err),
+            ),
         )
         .await?;
         w?;
         o?;
         e?;
         let status = within("the upload exec's status", Duration::from_secs(30), status).await?;
-        assert_eq!(out.trim(), "extracted", "upload stdout {out:?}, stderr {err:?}, status {status:?}");
+        assert_eq!(
+            out.trim(),
+            "extracted",
+            "upload stdout {out:?}, stderr {err:?}, status {status:?}"
+        );
         if let Some(s) = status {
-            assert_eq!(s.status.as_deref(), Some("Success"), "upload failed: {s:?} stderr {err:?}");
+            assert_eq!(
+                s.status.as_deref(),
+                Some("Success"),
+                "upload failed: {s:?} stderr {err:?}"
+            );
         }
-        within("closing the upload exec", Duration::from_secs(30), upload.join()).await??;
+        within(
+            "closing the upload exec",
+            Duration::from_secs(30),
+            upload.join(),
+        )
+        .await??;
 
         // Download: tar of the extracted tree on stdout, compared byte for byte.
         let mut download = within(
@@ -311,7 +409,10 @@ async fn exec_with_stdin_round_trips_a_tar_archive() -> Result<()> {
             pods.exec(
                 &pod_name,
                 ["tar", "-c", "-C", "/tmp/rt", "."],
-                &AttachParams::default().stdin(false).stdout(true).stderr(true),
+                &AttachParams::default()
+                    .stdin(false)
+                    .stdout(true)
+                    .stderr(true),
             ),
         )
         .await??;
@@ -321,17 +422,31 @@ async fn exec_with_stdin_round_trips_a_tar_archive() -> Result<()> {
         let (o, e) = within(
             "the download exec (tar -c -> stdout)",
             Duration::from_secs(60),
-            futures::future::join(stdout.read_to_end(&mut bytes), stderr.read_to_string(&mut err)),
+            futures::future::join(
+                stdout.read_to_end(&mut bytes),
+                stderr.read_to_string(&mut err),
+            ),
         )
         .await?;
         o?;
         e?;
-        within("closing the download exec", Duration::from_secs(30), download.join()).await??;
-        let round_tripped =
-            read_archive(&bytes).with_context(|| format!("reading the downloaded archive (stderr {err:?})"))?;
-        assert_eq!(round_tripped.keys().collect::<Vec<_>>(), files.keys().collect::<Vec<_>>());
+        within(
+            "closing the download exec",
+            Duration::from_secs(30),
+            download.join(),
+        )
+        .await??;
+        let round_tripped = read_archive(&bytes)
+            .with_context(|| format!("reading the downloaded archive (stderr {err:?})"))?;
+        assert_eq!(
+            round_tripped.keys().collect::<Vec<_>>(),
+            files.keys().collect::<Vec<_>>()
+        );
         for (path, data) in &files {
-            assert!(round_tripped[path] == *data, "{path} differs after the round trip");
+            assert!(
+                round_tripped[path] == *data,
+                "{path} differs after the round trip"
+            );
         }
         Ok(())
     })
@@ -341,9 +456,15 @@ async fn exec_with_stdin_round_trips_a_tar_archive() -> Result<()> {
 /// One HTTP/1.0 request over `stream`; reads until the whole body (per
 /// Content-Length) is there. (A port-forward stream does not signal EOF when
 /// the pod side closes, so reading to EOF is not an option.)
-async fn http_get(stream: &mut (impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin), host: &str) -> Result<String> {
+async fn http_get(
+    stream: &mut (impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin),
+    host: &str,
+) -> Result<String> {
     stream
-        .write_all(format!("GET /index.html HTTP/1.0\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes())
+        .write_all(
+            format!("GET /index.html HTTP/1.0\r\nHost: {host}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
         .await?;
     let mut response = Vec::new();
     let mut buf = [0u8; 4096];
@@ -357,7 +478,11 @@ async fn http_get(stream: &mut (impl tokio::io::AsyncRead + tokio::io::AsyncWrit
         if let Some(end) = text.find("\r\n\r\n") {
             let length = text[..end]
                 .lines()
-                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string()))
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().to_string())
+                })
                 .and_then(|v| v.parse::<usize>().ok());
             if let Some(length) = length {
                 if response.len() >= end + 4 + length {
@@ -378,14 +503,29 @@ async fn port_forward_reaches_busybox_httpd() -> Result<()> {
 
         // Two requests over two port-forward sessions: each is a real stream.
         for attempt in 0..2 {
-            let mut pf = within("opening the port-forward", Duration::from_secs(30), pods.portforward(&pod_name, &[HTTP_PORT])).await??;
-            let mut stream = pf.take_stream(HTTP_PORT).context("no port-forward stream")?;
-            let response = within("an HTTP request through the port-forward", Duration::from_secs(30), http_get(&mut stream, "localhost")).await??;
+            let mut pf = within(
+                "opening the port-forward",
+                Duration::from_secs(30),
+                pods.portforward(&pod_name, &[HTTP_PORT]),
+            )
+            .await??;
+            let mut stream = pf
+                .take_stream(HTTP_PORT)
+                .context("no port-forward stream")?;
+            let response = within(
+                "an HTTP request through the port-forward",
+                Duration::from_secs(30),
+                http_get(&mut stream, "localhost"),
+            )
+            .await??;
             assert!(
                 response.starts_with("HTTP/1.0 200") || response.starts_with("HTTP/1.1 200"),
                 "attempt {attempt}: {response:?}"
             );
-            assert!(response.contains(INDEX_BODY), "attempt {attempt}: {response:?}");
+            assert!(
+                response.contains(INDEX_BODY),
+                "attempt {attempt}: {response:?}"
+            );
             drop(stream);
             pf.abort();
         }
