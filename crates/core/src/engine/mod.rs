@@ -157,6 +157,17 @@ impl Engine {
             tracing::warn!(environment = %id, error = %e, "keeping logs in memory only");
             LogHub::new()
         });
+        self.runtime_with(id, name, project_dir, env_name, logs)
+    }
+
+    fn runtime_with(
+        &self,
+        id: &str,
+        name: &str,
+        project_dir: PathBuf,
+        env_name: Option<String>,
+        logs: LogHub,
+    ) -> EnvRuntime {
         EnvRuntime::new(
             id.to_string(),
             name.to_string(),
@@ -255,12 +266,14 @@ impl Engine {
                     }
                     return Ok(rt);
                 }
+                // Never started here: nothing on disk to show, and nothing to create.
                 let env = &loaded.environment;
-                let rt = self.new_runtime(
+                let rt = self.runtime_with(
                     &id,
                     &env.name,
                     env.project_dir.clone(),
                     req.env_name.clone(),
+                    LogHub::new(),
                 );
                 rt.set_config(Arc::new(loaded.environment));
                 Ok(Arc::new(rt))
