@@ -209,18 +209,29 @@ pub fn run_guardian(input: impl BufRead) {
     }
 }
 
-/// Pids of live processes whose environment holds `DEVENV_MARKER=<marker>`.
-pub fn find_marked(marker: &str) -> Vec<i32> {
-    let needle = format!("{MARKER_VAR}={marker}\0").into_bytes();
+/// `(pid, marker)` of every live process whose environment holds a marker.
+fn marked_processes() -> Vec<(i32, String)> {
+    let needle = format!("{MARKER_VAR}=");
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
     dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/environ"))
-                .map(|env| env.windows(needle.len()).any(|w| w == needle.as_slice()))
-                .unwrap_or(false)
+        .filter_map(|pid| {
+            let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+            let marker = env
+                .split(|&b| b == 0)
+                .find_map(|kv| kv.strip_prefix(needle.as_bytes()))?;
+            Some((pid, String::from_utf8_lossy(marker).into_owned()))
         })
+        .collect()
+}
+
+/// Pids of live processes whose environment holds `DEVENV_MARKER=<marker>`.
+pub fn find_marked(marker: &str) -> Vec<i32> {
+    marked_processes()
+        .into_iter()
+        .filter(|(_, m)| m == marker)
+        .map(|(pid, _)| pid)
         .collect()
 }
 
@@ -231,6 +242,25 @@ pub fn kill_marked(marker: &str) -> usize {
         let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
     }
     pids.len()
+}
+
+/// Crash recovery: kills processes whose marker (`instance/env-id/service`) names
+/// one of `env_ids` and an instance other than `current`. Returns how many.
+pub fn kill_stale_markers(current: &str, env_ids: &[&str]) -> usize {
+    let mut killed = 0;
+    for (pid, marker) in marked_processes() {
+        let Some((instance, rest)) = marker.split_once('/') else {
+            continue;
+        };
+        let Some((env_id, _service)) = rest.rsplit_once('/') else {
+            continue;
+        };
+        if instance != current && env_ids.contains(&env_id) {
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+            killed += 1;
+        }
+    }
+    killed
 }
 
 #[cfg(test)]

@@ -240,6 +240,8 @@ mod tests {
                 },
             )
             .unwrap();
+            // Writes reach the disk through the flusher; a test has none running.
+            s.flush().unwrap();
         }
         let s = StateStore::open(&path).unwrap();
         assert_eq!(s.envs().unwrap()[0].name, "shop");

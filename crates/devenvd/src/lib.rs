@@ -18,6 +18,7 @@ pub fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let args = args::Args::parse();
+    let activation_fds = listener::take_activation();
     if let Err(e) = args::init_logging(&args) {
         eprintln!("devenvd: {e:#}");
         return ExitCode::from(1);
@@ -34,7 +35,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match rt.block_on(server::run(args)) {
+    match rt.block_on(server::run(args, activation_fds)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // With a log file, the error goes there too; stderr gets it once either way.

@@ -34,8 +34,8 @@ pub struct AlreadyRunning {
 
 /// Takes the per-socket lock and returns the listener: the inherited one under
 /// socket activation, else a freshly bound socket.
-pub fn bind(paths: &Paths) -> anyhow::Result<(UnixListener, SocketGuard)> {
-    let activated = activated_listener()?;
+pub fn bind(paths: &Paths, activation_fds: i32) -> anyhow::Result<(UnixListener, SocketGuard)> {
+    let activated = activated_listener(activation_fds)?;
     if activated.is_none() {
         if let Some(dir) = paths.socket.parent() {
             devenv_api::ensure_private_dir(dir)?;
@@ -104,7 +104,10 @@ fn lock(paths: &Paths) -> anyhow::Result<Flock<File>> {
 }
 
 /// The listening socket passed by systemd (LISTEN_PID/LISTEN_FDS, fd 3), if any.
-fn activated_listener() -> anyhow::Result<Option<UnixListener>> {
+/// How many sockets the service manager passed us (LISTEN_PID/LISTEN_FDS). Reads
+/// and removes the variables, so services never see them; call it before any other
+/// thread exists, since changing the environment races with readers.
+pub fn take_activation() -> i32 {
     let for_us = std::env::var("LISTEN_PID")
         .ok()
         .and_then(|p| p.parse::<u32>().ok())
@@ -113,7 +116,18 @@ fn activated_listener() -> anyhow::Result<Option<UnixListener>> {
         .ok()
         .and_then(|n| n.parse::<i32>().ok())
         .unwrap_or(0);
-    if !for_us || fds < 1 {
+    for var in ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"] {
+        std::env::remove_var(var);
+    }
+    if for_us {
+        fds
+    } else {
+        0
+    }
+}
+
+fn activated_listener(fds: i32) -> anyhow::Result<Option<UnixListener>> {
+    if fds < 1 {
         return Ok(None);
     }
     if fds > 1 {
@@ -121,10 +135,11 @@ fn activated_listener() -> anyhow::Result<Option<UnixListener>> {
     }
     let std_listener = fd3_listener();
     std_listener.set_nonblocking(true)?;
-    // Children must not see the activation variables.
-    for var in ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"] {
-        std::env::remove_var(var);
-    }
+    // Inherited fds lack close-on-exec: services must not hold our socket.
+    nix::fcntl::fcntl(
+        &std_listener,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    )?;
     Ok(Some(UnixListener::from_std(std_listener)?))
 }
 

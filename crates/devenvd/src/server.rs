@@ -16,13 +16,13 @@ use crate::{listener, rpc};
 /// How long open streams (e.g. `logs -f`) get to end after shutdown starts.
 const DRAIN: Duration = Duration::from_secs(2);
 
-pub async fn run(args: Args) -> anyhow::Result<()> {
+pub async fn run(args: Args, activation_fds: i32) -> anyhow::Result<()> {
     let mut paths = Paths::resolve_with(&ProcessEnv, args.socket.clone())?;
     if let Some(d) = &args.data_dir {
         paths.data_dir = d.clone();
     }
     devenv_api::ensure_private_dir(&paths.data_dir)?;
-    let (listener, socket_guard) = listener::bind(&paths)?;
+    let (listener, socket_guard) = listener::bind(&paths, activation_fds)?;
 
     let exe = std::env::current_exe().context("locating the devenvd binary")?;
     let engine = Engine::start(EngineOptions {
@@ -108,8 +108,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     tokio::pin!(stopping);
     tokio::select! {
         r = &mut serve => {
-            r.context("serving the API")?;
+            if r.is_err() {
+                // The server failed on its own: still stop everything before exiting.
+                shutdown.cancel();
+            }
             stopping.await;
+            r.context("serving the API")?;
         }
         () = &mut stopping => {
             if tokio::time::timeout(DRAIN, &mut serve).await.is_err() {

@@ -164,6 +164,10 @@ pub struct EnvRuntime {
     ops: tokio::sync::Mutex<()>,
     /// Cancelled when the daemon shuts down: an `up` still waiting gives way to `down`.
     closing: tokio_util::sync::CancellationToken,
+    /// Cancels the `up` in progress, if any: `down` must not wait out its probes.
+    current_up: Mutex<Option<tokio_util::sync::CancellationToken>>,
+    /// Started or stopped through `up`/`down` (not only looked at by `status`).
+    pub registered: std::sync::atomic::AtomicBool,
 }
 
 impl EnvRuntime {
@@ -203,6 +207,8 @@ impl EnvRuntime {
             supervisors: Mutex::default(),
             ops: tokio::sync::Mutex::new(()),
             closing: Default::default(),
+            current_up: Mutex::default(),
+            registered: Default::default(),
         }
     }
 
@@ -275,6 +281,18 @@ impl EnvRuntime {
         events: mpsc::Sender<UpEvent>,
     ) {
         let _op = self.ops.lock().await;
+        if self.closing.is_cancelled() {
+            let _ = events
+                .send(UpEvent::Done {
+                    ok: false,
+                    failed: Vec::new(),
+                    message: "devenvd is shutting down".into(),
+                })
+                .await;
+            return;
+        }
+        let cancel = self.closing.child_token();
+        *self.current_up.lock().unwrap_or_else(|p| p.into_inner()) = Some(cancel.clone());
         self.set_config(env.clone());
         let set = match graph::closure(&env, &opts.services) {
             Ok(s) => s,
@@ -314,6 +332,13 @@ impl EnvRuntime {
             }
         });
 
+        // Each service's result in this `up`, which its dependents wait for (a
+        // dependency's live state can pass through `stopped` while it is replaced).
+        let outcomes: Arc<HashMap<String, watch::Sender<Option<bool>>>> = Arc::new(
+            set.iter()
+                .map(|n| (n.clone(), watch::channel(None).0))
+                .collect(),
+        );
         let mut started_now = Vec::new();
         let mut tasks = JoinSet::new();
         for name in &set {
@@ -326,9 +351,12 @@ impl EnvRuntime {
             }
             let this = self.clone();
             let vars = vars.clone();
-            let env = env.clone();
+            let outcomes = outcomes.clone();
             tasks.spawn(async move {
-                let res = this.start_when_ready(&env, &svc, plan, vars).await;
+                let res = this.start_when_ready(&svc, plan, vars, &outcomes).await;
+                if let Some(tx) = outcomes.get(&svc.name) {
+                    tx.send_replace(Some(res.is_ok()));
+                }
                 (svc.name.clone(), res)
             });
         }
@@ -337,9 +365,10 @@ impl EnvRuntime {
         loop {
             let joined = tokio::select! {
                 j = tasks.join_next() => match j { Some(j) => j, None => break },
-                _ = self.closing.cancelled() => {
+                _ = cancel.cancelled() => {
                     tasks.abort_all();
-                    reasons.push("cancelled: devenvd is shutting down".to_string());
+                    let why = if self.closing.is_cancelled() { "devenvd is shutting down" } else { "`devenv down` was requested" };
+                    reasons.push(format!("cancelled: {why}"));
                     break;
                 }
             };
@@ -417,33 +446,31 @@ impl EnvRuntime {
 
     async fn start_when_ready(
         &self,
-        env: &Environment,
         svc: &Service,
         plan: Plan,
         vars: Arc<BTreeMap<String, String>>,
+        outcomes: &HashMap<String, watch::Sender<Option<bool>>>,
     ) -> Result<(), StartError> {
-        for dep in &svc.dependencies {
-            let Some(mut rx) = self.shared.watch_of(dep) else {
+        // A running service with an unchanged config is left alone, whatever its
+        // dependencies go through.
+        let deps = if plan == Plan::Keep {
+            &[][..]
+        } else {
+            &svc.dependencies[..]
+        };
+        for dep in deps {
+            let Some(mut rx) = outcomes.get(dep).map(|tx| tx.subscribe()) else {
                 continue;
             };
-            let oneshot = env.service(dep).is_some_and(|d| d.oneshot);
-            let st = rx
-                .wait_for(|s| {
-                    satisfied(oneshot, s.state)
-                        || matches!(s.state, ServiceState::Failed | ServiceState::Stopped)
-                })
+            let ok = rx
+                .wait_for(Option::is_some)
                 .await
-                .map(|s| s.state)
-                .unwrap_or(ServiceState::Stopped);
-            if !satisfied(oneshot, st) {
-                let why = if st == ServiceState::Failed {
-                    "failed"
-                } else {
-                    "stopped"
-                };
+                .map(|o| *o == Some(true))
+                .unwrap_or(false);
+            if !ok {
                 self.shared.update(&svc.name, |s| {
                     s.state = ServiceState::Stopped;
-                    s.message = format!("not started: dependency `{dep}` {why}");
+                    s.message = format!("not started: dependency `{dep}` did not become ready");
                 });
                 return Err(StartError::DependencyFailed);
             }
@@ -556,6 +583,14 @@ impl EnvRuntime {
     }
 
     pub async fn down(self: Arc<Self>) -> Vec<String> {
+        let running_up = self
+            .current_up
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(up) = running_up {
+            up.cancel();
+        }
         let _op = self.ops.lock().await;
         let Some(env) = self.config() else {
             return self.stop_orphans().await;
@@ -665,9 +700,17 @@ impl EnvRuntime {
             let Some(svc) = env.service(name).cloned() else {
                 continue;
             };
-            let before = self.shared.status_of(name).map(|s| (s.restarts, s.pid));
+            let before = self
+                .shared
+                .status_of(name)
+                .map(|s| (s.restarts, s.pid, s.since));
+            let limit = svc
+                .readiness
+                .as_ref()
+                .map(|r| r.initial_delay + r.timeout)
+                .unwrap_or(NO_PROBE_LIMIT);
             if let Some(rx) = self.shared.watch_of(name) {
-                waits.push((svc.oneshot, before, rx));
+                waits.push((svc.oneshot, before, rx, limit));
             }
             let live = {
                 let sups = self.supervisors.lock().unwrap_or_else(|p| p.into_inner());
@@ -688,15 +731,20 @@ impl EnvRuntime {
                 }
             }
         }
-        for (oneshot, before, mut rx) in waits {
-            let _ = rx
-                .wait_for(|s| {
-                    let moved = before.is_none_or(|(r, pid)| s.restarts > r || s.pid != pid);
-                    moved
-                        && (satisfied(oneshot, s.state)
-                            || matches!(s.state, ServiceState::Failed | ServiceState::Stopped))
-                })
-                .await;
+        for (oneshot, before, mut rx, limit) in waits {
+            let done = rx.wait_for(|s| {
+                // Any state change since the request counts as movement: a restart
+                // that fails before it has a pid still passes through `starting`.
+                let moved = before.is_none_or(|(r, pid, since)| {
+                    s.restarts > r || s.pid != pid || s.since != since
+                });
+                let ended = matches!(s.state, ServiceState::Failed | ServiceState::Stopped);
+                moved && (ended || satisfied(oneshot, s.state))
+            });
+            tokio::select! {
+                _ = tokio::time::timeout(limit, done) => {}
+                _ = self.closing.cancelled() => break,
+            }
         }
         Ok(())
     }

@@ -110,7 +110,16 @@ impl Engine {
     }
 
     fn recover(&self) -> Result<(), StateError> {
-        for rec in self.state.envs()? {
+        let records = self.state.envs()?;
+        // One pass over /proc: anything carrying a marker of one of our environments
+        // from another daemon instance is left over (the state may not have recorded
+        // a service spawned just before a crash, so markers are matched by env).
+        let ours: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
+        let killed = process::kill_stale_markers(&self.instance, &ours);
+        if killed > 0 {
+            tracing::warn!(killed, "killed processes left by an earlier devenvd");
+        }
+        for rec in records {
             let rt = self.new_runtime(
                 &rec.id,
                 &rec.name,
@@ -119,12 +128,6 @@ impl Engine {
             );
             let mut statuses = Vec::new();
             for mut svc in self.state.services(&rec.id)? {
-                if let Some(marker) = &svc.marker {
-                    let killed = process::kill_marked(marker);
-                    if killed > 0 {
-                        tracing::warn!(service = %svc.status.name, killed, "killed processes left by an earlier devenvd");
-                    }
-                }
                 if svc.status.state.is_active() || svc.status.state == ServiceState::Pending {
                     svc.status.message =
                         format!("stopped: devenvd restarted (was {:?})", svc.status.state)
@@ -138,6 +141,8 @@ impl Engine {
                 statuses.push(svc.status);
             }
             rt.restore(statuses);
+            rt.registered
+                .store(true, std::sync::atomic::Ordering::Relaxed);
             self.envs
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
@@ -232,6 +237,8 @@ impl Engine {
             })
             .clone();
         rt.set_config(Arc::new(env.clone()));
+        rt.registered
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         Ok(rt)
     }
 
@@ -266,17 +273,24 @@ impl Engine {
                     }
                     return Ok(rt);
                 }
-                // Never started here: nothing on disk to show, and nothing to create.
+                // Not started yet: kept (not persisted) so that a `logs -f` or a
+                // Watch opened now sees the `up` that comes later.
                 let env = &loaded.environment;
-                let rt = self.runtime_with(
+                let rt = Arc::new(self.new_runtime(
                     &id,
                     &env.name,
                     env.project_dir.clone(),
                     req.env_name.clone(),
-                    LogHub::new(),
-                );
+                ));
                 rt.set_config(Arc::new(loaded.environment));
-                Ok(Arc::new(rt))
+                let rt = self
+                    .envs
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .entry(id)
+                    .or_insert(rt)
+                    .clone();
+                Ok(rt)
             }
             Err(errors) => {
                 let key = (
@@ -346,6 +360,7 @@ impl Engine {
         let envs = self.envs.lock().unwrap_or_else(|p| p.into_inner());
         let mut out: Vec<EnvSummary> = envs
             .values()
+            .filter(|rt| rt.registered.load(std::sync::atomic::Ordering::Relaxed))
             .map(|rt| {
                 let st = rt.statuses();
                 EnvSummary {

@@ -296,12 +296,13 @@ impl Run {
             });
         }
         let (probe_name, probe_ctx) = (svc_name.clone(), exec_ctx.clone());
+        let probe_logs = self.shared.logs.clone();
         let ready_fut = async move {
             if oneshot {
                 // Done means exited 0, which the child branch sees.
                 std::future::pending::<()>().await;
             }
-            wait_ready(readiness, probe_ctx, log_follower, probe_name).await
+            wait_ready(readiness, probe_ctx, log_follower, probe_name, probe_logs).await
         };
         tokio::pin!(ready_fut);
         let mut ready = false;
@@ -395,14 +396,23 @@ async fn terminate(pgid: i32, child: &mut tokio::process::Child) {
         let _ = child.wait().await;
         return;
     }
-    if tokio::time::timeout(STOP_GRACE, child.wait())
+    let deadline = tokio::time::Instant::now() + STOP_GRACE;
+    if tokio::time::timeout_at(deadline, child.wait())
         .await
         .is_err()
     {
         process::signal_group(pgid, Signal::SIGKILL);
         let _ = child.wait().await;
+        return;
     }
-    // Children of the main process that ignored SIGTERM.
+    // The leader may be a wrapper (`sh -c`, `npm run`) that exits at once while the
+    // real server is still shutting down: it gets the rest of the grace too. There is
+    // no event for a non-child's exit, so this polls, bounded, with backoff.
+    let mut step = Duration::from_millis(1);
+    while process::group_alive(pgid) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(step).await;
+        step = (step * 2).min(Duration::from_millis(100));
+    }
     if process::group_alive(pgid) {
         process::signal_group(pgid, Signal::SIGKILL);
     }
@@ -434,6 +444,7 @@ async fn wait_ready(
     ctx: ExecContext,
     follower: Option<crate::logs::Follower>,
     service: Arc<str>,
+    logs: crate::logs::LogHub,
 ) -> Result<(), String> {
     let Some(r) = readiness else { return Ok(()) };
     let deadline = tokio::time::Instant::now() + r.initial_delay + r.timeout;
@@ -442,13 +453,25 @@ async fn wait_ready(
         let re = regex::Regex::new(pattern).map_err(|e| format!("bad log pattern: {e}"))?;
         let seen = async {
             while let Some(item) = follower.recv().await {
-                if let Received::Lines(lines) = item {
-                    if *lines.service() == service
-                        && lines
+                match item {
+                    Received::Lines(lines) => {
+                        if *lines.service() == service
+                            && lines
+                                .iter()
+                                .any(|l| l.stream != Stream::System && re.is_match(l.text))
+                        {
+                            return Ok(());
+                        }
+                    }
+                    // Fell behind other services' output: the line may have gone by.
+                    Received::Missed(_) => {
+                        if logs
+                            .last_lines(&service, 1000)
                             .iter()
-                            .any(|l| l.stream != Stream::System && re.is_match(l.text))
-                    {
-                        return Ok(());
+                            .any(|l| re.is_match(l))
+                        {
+                            return Ok(());
+                        }
                     }
                 }
             }

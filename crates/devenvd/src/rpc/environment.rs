@@ -148,14 +148,17 @@ impl EnvironmentService for Environments {
                 }
             }
             loop {
-                let s = match events.recv().await {
-                    Ok(s) => s,
-                    // A slow watcher skips intermediate states; the next event is current.
-                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                let batch = match events.recv().await {
+                    Ok(s) => vec![s],
+                    // Events carry one service each, so a skipped one may have been
+                    // some service's last: send everything current again.
+                    Err(broadcast::error::RecvError::Lagged(_)) => rt.statuses(),
                     Err(broadcast::error::RecvError::Closed) => return,
                 };
-                if tx.send(Ok(convert::service_status(&s))).await.is_err() {
-                    return;
+                for s in &batch {
+                    if tx.send(Ok(convert::service_status(s))).await.is_err() {
+                        return;
+                    }
                 }
             }
         });
