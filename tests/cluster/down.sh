@@ -12,6 +12,7 @@ if [[ $EUID -ne 0 ]]; then
   exec sudo --preserve-env=DEVENV_CLUSTER_CACHE,DEVENV_CLUSTER_STATE,HOME "$0" "$@"
 fi
 
+cluster_lock
 START=$SECONDS
 KB="$STATE/bin"
 CTR=(ctr --address "$CONTAINERD_SOCK" --namespace k8s.io)

@@ -75,3 +75,18 @@ pid_of() { local f="$STATE/pids/$1.pid"; [[ -f "$f" ]] && cat "$f"; }
 alive() { local p; p="$(pid_of "$1")" && [[ -n "$p" ]] && kill -0 "$p" 2>/dev/null; }
 
 kubectl_admin() { "$BIN/kubectl" --kubeconfig "$STATE/kubeconfig/admin.conf" "$@"; }
+
+# cluster_lock: serializes up.sh, down.sh and test.sh runs on this machine
+# (they share one state dir, one devenv0 link, one set of ports). test.sh holds
+# it for its whole run, so concurrent test runs queue instead of tearing down
+# each other's cluster. Started daemons must not inherit fd 9.
+cluster_lock() {
+  [[ -n "${DEVENV_CLUSTER_LOCK_HELD:-}" ]] && return 0
+  mkdir -p "$(dirname "$STATE")"
+  exec 9>"$STATE.lock"
+  if ! flock -n 9; then
+    log "another up/down/test run holds $STATE.lock: waiting for it"
+    flock 9
+  fi
+  export DEVENV_CLUSTER_LOCK_HELD=1
+}

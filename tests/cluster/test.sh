@@ -25,6 +25,14 @@ if [[ -n "${DEVENV_TEST_KUBECONFIG:-}" ]]; then
   exit $?
 fi
 
+source "$HERE/lib.sh"
+if [[ $EUID -ne 0 ]]; then
+  command -v sudo >/dev/null || die "must run as root (up.sh/down.sh need it)"
+fi
+# Hold the cluster lock for the whole run (up, tests, down); as root, since
+# the lock file lives beside the state dir.
+[[ $EUID -eq 0 ]] && cluster_lock
+
 down() {
   local rc=$?
   trap - EXIT

@@ -21,6 +21,7 @@ if [[ $EUID -ne 0 ]]; then
   exec sudo --preserve-env=DEVENV_CLUSTER_CACHE,DEVENV_CLUSTER_STATE,DEVENV_CLUSTER_KEEP_ON_FAILURE,HOME "$0" "$@"
 fi
 
+cluster_lock
 START=$SECONDS
 KUBECONFIG_OUT="$STATE/kubeconfig/admin.conf"
 
@@ -48,13 +49,16 @@ on_failure() {
   local rc=$?
   trap - ERR EXIT
   [[ $rc -eq 0 ]] && return
-  log "up.sh failed (exit $rc); last log lines of each component:"
+  log "up.sh failed (exit $rc) at line ${FAILED_LINE:-?}; last log lines of each component:"
   local f
   for f in "$STATE"/logs/*.log; do
     [[ -f "$f" ]] || continue
     printf '\n===== %s =====\n' "$f" >&2
     tail -n 15 "$f" >&2
   done
+  # Keep the logs of the failed start: down.sh deletes the state dir.
+  rm -rf "$STATE.failed-logs"
+  cp -r "$STATE/logs" "$STATE.failed-logs" 2>/dev/null && log "logs of this failed start: $STATE.failed-logs"
   if [[ "${DEVENV_CLUSTER_KEEP_ON_FAILURE:-0}" == 1 ]]; then
     log "DEVENV_CLUSTER_KEEP_ON_FAILURE=1: leaving the cluster as it is; run down.sh to clean up"
   else
@@ -62,6 +66,7 @@ on_failure() {
   fi
   exit "$rc"
 }
+trap 'FAILED_LINE=$LINENO' ERR
 trap on_failure EXIT
 
 # --- host packages -------------------------------------------------------------
@@ -153,7 +158,7 @@ chmod 644 "$STATE/kubeconfig/admin.conf"
 # start NAME CMD...: a detached background process with a pid file and a log.
 start() {
   local name="$1"; shift
-  setsid "$@" > "$STATE/logs/$name.log" 2>&1 < /dev/null &
+  setsid "$@" > "$STATE/logs/$name.log" 2>&1 < /dev/null 9>&- &
   echo $! > "$STATE/pids/$name.pid"
   log "started $name (pid $!)"
 }
