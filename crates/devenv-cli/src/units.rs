@@ -102,7 +102,7 @@ mod tests {
             "Type=simple",
             "Restart=on-failure",
             "KillMode=mixed",
-            "TimeoutStopSec=30",
+            "TimeoutStopSec=45",
         ] {
             assert!(
                 service.contents.contains(&format!("\n{line}\n")),
