@@ -138,7 +138,7 @@ pub struct UpArgs {
     /// Keep what started even when a service fails
     #[arg(long)]
     pub keep_going: bool,
-    /// Start services in dev mode
+    /// Start services in dev mode (not available yet: the daemon refuses it)
     #[arg(long)]
     pub dev: bool,
     /// Follow logs once everything is ready (Ctrl-C to detach)

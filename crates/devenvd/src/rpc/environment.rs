@@ -64,6 +64,13 @@ impl EnvironmentService for Environments {
 
     async fn up(&self, req: Request<pb::UpRequest>) -> Result<Response<Self::UpStream>, Status> {
         let req = req.into_inner();
+        if req.dev {
+            // Say so rather than start the normal workloads as if dev mode were on.
+            return Err(Status::unimplemented(
+                "dev mode (replacing workloads with their `dev` version) is not available in \
+                 this devenvd yet; run `devenv up` without --dev",
+            ));
+        }
         let env = convert::env_request(req.environment)?;
         let opts = UpOptions {
             services: req.services,
