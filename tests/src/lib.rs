@@ -199,6 +199,35 @@ impl TestEnv {
 
     /// The daemon's pid, from `devenv daemon status --json` (starts nothing: panics
     /// when no daemon runs).
+    /// SIGKILLs the daemon and waits (bounded) until it is gone; returns its pid.
+    pub fn kill_daemon_hard(&self) -> u32 {
+        let daemon = self.daemon_pid();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(daemon as i32),
+            nix::sys::signal::SIGKILL,
+        )
+        .expect("kill -9 the daemon");
+        assert!(
+            wait_until(Duration::from_secs(5), || !alive(daemon)),
+            "daemon {daemon} survived kill -9"
+        );
+        daemon
+    }
+
+    /// Starts `devenv ARGS` in the background with this env's environment, stdout
+    /// piped, stderr discarded (e.g. a `logs -f` client).
+    pub fn spawn_devenv(&self, args: &[&str]) -> std::process::Child {
+        std::process::Command::new(&self.bins.devenv)
+            .args(args)
+            .current_dir(&self.project)
+            .env_clear()
+            .envs(self.env_vars())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn devenv {}: {e}", args.join(" ")))
+    }
+
     pub fn daemon_pid(&self) -> u32 {
         let out = self.devenv_ok(&["daemon", "status", "--json"]);
         let v: Value = serde_json::from_str(&out.stdout)

@@ -67,16 +67,7 @@ fn sigkill_of_the_daemon_during_up_leaves_nothing_and_up_recovers() {
         "service processes: {service_pids:?}"
     );
 
-    let daemon = env.daemon_pid();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(daemon as i32),
-        nix::sys::signal::SIGKILL,
-    )
-    .expect("kill -9 the daemon");
-    assert!(
-        wait_until(Duration::from_secs(5), || !alive(daemon)),
-        "daemon {daemon} survived kill -9"
-    );
+    let daemon = env.kill_daemon_hard();
 
     // The CLI waiting in `up` notices.
     let exit = up.wait_exit(Duration::from_secs(10));

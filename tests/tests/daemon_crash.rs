@@ -27,15 +27,7 @@ fn sigkill_of_the_daemon_leaves_no_service_behind() {
         "daemon pid {daemon} is a service pid?"
     );
 
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(daemon as i32),
-        nix::sys::signal::SIGKILL,
-    )
-    .expect("kill -9 the daemon");
-    assert!(
-        wait_until(Duration::from_secs(5), || !alive(daemon)),
-        "daemon {daemon} survived kill -9"
-    );
+    assert_eq!(env.kill_daemon_hard(), daemon);
 
     let clean = wait_until(Duration::from_secs(10), || {
         pids.iter().all(|p| !alive(*p))

@@ -4,7 +4,7 @@
 
 use std::io::Read;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -117,15 +117,7 @@ fn stalled_follower_gets_a_missed_marker_while_the_service_runs_on() {
     env.devenv_ok(&["up"]);
 
     // A follower whose output nobody reads: its pipe fills and it stalls.
-    let mut follower = Command::new(&env.bins.devenv)
-        .args(["logs", "-f", "counter"])
-        .current_dir(&env.project)
-        .env_clear()
-        .envs(env.env_vars())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn devenv logs -f");
+    let mut follower = env.spawn_devenv(&["logs", "-f", "counter"]);
 
     // The service keeps writing at full speed regardless.
     let start = latest(&env, "counter");

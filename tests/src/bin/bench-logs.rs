@@ -7,7 +7,6 @@
 
 use std::io::Read;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -172,15 +171,7 @@ fn one_run(bins: &'static Bins, services: usize, lines: u64) -> RunResult {
     // Not `--tail 0`: the snapshot's "started" lines show that it is subscribed.
     let mut args: Vec<&str> = vec!["logs", "-f"];
     args.extend(names.iter().map(String::as_str));
-    let mut client = Command::new(&env.bins.devenv)
-        .args(&args)
-        .current_dir(&env.project)
-        .env_clear()
-        .envs(env.env_vars())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn devenv logs -f");
+    let mut client = env.spawn_devenv(&args);
     let stdout = client.stdout.take().expect("piped stdout");
     let (tx, rx) = mpsc::channel();
     let counter = std::thread::spawn(move || count_lines(stdout, tx));
