@@ -5,14 +5,15 @@
 //! under a deadline. Dropping a [`TestEnv`] stops its daemon and kills anything that
 //! still carries the env's id, so a failing test leaves no process behind.
 
+pub mod bench;
 mod bins;
 mod procs;
 mod run;
 
 pub use bins::{workspace_root, Bins, Profile};
 pub use procs::{
-    alive, env_pids, find_grpcurl, free_ports, http_get, port_open, read_cpu_ticks, read_rss_kib,
-    wait_until, HttpResponse,
+    alive, env_pids, find_grpcurl, free_ports, http_get, port_open, read_cpu_ticks, read_hwm_kib,
+    read_rss_kib, wait_until, HttpResponse,
 };
 pub use run::{CmdOutput, RunOpts};
 

@@ -110,8 +110,19 @@ pub fn env_pids(id: &str, also_var: Option<&str>) -> Vec<u32> {
 
 /// Resident set size in KiB (`VmRSS` of /proc/PID/status).
 pub fn read_rss_kib(pid: u32) -> Option<u64> {
+    read_status_kib(pid, "VmRSS")
+}
+
+/// Peak resident set size in KiB (`VmHWM` of /proc/PID/status).
+pub fn read_hwm_kib(pid: u32) -> Option<u64> {
+    read_status_kib(pid, "VmHWM")
+}
+
+fn read_status_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let line = status
+        .lines()
+        .find(|l| l.strip_prefix(field).is_some_and(|r| r.starts_with(':')))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }
 

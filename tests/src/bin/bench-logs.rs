@@ -10,7 +10,8 @@ use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use devenv_e2e::{Bins, Profile, TestEnv};
+use devenv_e2e::bench::print_table;
+use devenv_e2e::{read_hwm_kib, Bins, Profile, TestEnv};
 
 /// What every service prints: a log line of realistic length.
 const LINE: &str =
@@ -84,13 +85,7 @@ fn main() {
             &mut rows,
         );
     }
-    println!();
-    println!("bench-logs (release binaries, {} cores)", cores());
-    println!("{:<44} {:>16}  target", "metric", "value");
-    println!("{}", "-".repeat(78));
-    for (metric, value, target) in rows {
-        println!("{metric:<44} {value:>16}  {target}");
-    }
+    print_table("bench-logs", &rows);
 }
 
 struct RunResult {
@@ -317,16 +312,4 @@ fn skipped(line: &[u8]) -> Option<u64> {
     let s = std::str::from_utf8(line).ok()?;
     let i = s.find(" lines skipped")?;
     s[..i].rsplit(' ').next()?.parse().ok()
-}
-
-fn read_hwm_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
-fn cores() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
 }

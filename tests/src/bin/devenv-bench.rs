@@ -6,6 +6,7 @@
 
 use std::time::{Duration, Instant};
 
+use devenv_e2e::bench::print_table;
 use devenv_e2e::{read_cpu_ticks, read_rss_kib, Bins, Profile, TestEnv};
 
 struct Opts {
@@ -73,13 +74,7 @@ fn main() {
         eprintln!("warning: down failed:\n{down}");
     }
 
-    println!();
-    println!("devenv-bench (release binaries, {} cores)", cores());
-    println!("{:<34} {:>14}  target", "metric", "value");
-    println!("{}", "-".repeat(64));
-    for (metric, value, target) in rows {
-        println!("{metric:<34} {value:>14}  {target}");
-    }
+    print_table("devenv-bench", &rows);
 }
 
 fn bench_status(env: &TestEnv, runs: usize, rows: &mut Vec<(String, String, String)>) {
@@ -141,10 +136,4 @@ fn bench_idle(pid: u32, idle_seconds: u64, rows: &mut Vec<(String, String, Strin
         format!("{:.3} %", 100.0 * cpu / wall),
         format!("({cpu:.2} s CPU)"),
     ));
-}
-
-fn cores() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
 }
