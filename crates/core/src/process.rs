@@ -75,21 +75,9 @@ pub fn group_alive(pgid: i32) -> bool {
     killpg(Pid::from_raw(pgid), None).is_ok()
 }
 
-/// SIGTERM, then SIGKILL after `grace`, waiting (bounded) until the group is gone.
-pub fn terminate_group_blocking(pgid: i32, grace: Duration) {
-    if !signal_group(pgid, Signal::SIGTERM) {
-        return;
-    }
-    if wait_gone(|| group_alive(pgid), grace) {
-        return;
-    }
-    signal_group(pgid, Signal::SIGKILL);
-    wait_gone(|| group_alive(pgid), Duration::from_secs(2));
-}
-
 /// Polls `alive` with a short backoff until it is false or `limit` passes. There is
-/// no event for "a process that is not our child exited", so this is the one place
-/// that polls, bounded, only during teardown.
+/// no event for "a process that is not our child exited"; the guardian uses this
+/// once, when the daemon is gone (the supervisor has an async twin for its stops).
 fn wait_gone(alive: impl Fn() -> bool, limit: Duration) -> bool {
     let deadline = Instant::now() + limit;
     let mut step = Duration::from_millis(1);
@@ -226,24 +214,6 @@ fn marked_processes() -> Vec<(i32, String)> {
         .collect()
 }
 
-/// Pids of live processes whose environment holds `DEVENV_MARKER=<marker>`.
-pub fn find_marked(marker: &str) -> Vec<i32> {
-    marked_processes()
-        .into_iter()
-        .filter(|(_, m)| m == marker)
-        .map(|(pid, _)| pid)
-        .collect()
-}
-
-/// Kills every process carrying `marker` (crash recovery). Returns how many.
-pub fn kill_marked(marker: &str) -> usize {
-    let pids = find_marked(marker);
-    for &pid in &pids {
-        let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
-    }
-    pids.len()
-}
-
 /// Crash recovery: kills processes whose marker (`instance/env-id/service`) names
 /// one of `env_ids` and an instance other than `current`. Returns how many.
 pub fn kill_stale_markers(current: &str, env_ids: &[&str]) -> usize {
@@ -281,7 +251,10 @@ mod tests {
     #[tokio::test]
     async fn spawned_child_gets_own_group_and_marker_is_found() {
         let spawner = Spawner::start().unwrap();
-        let marker = format!("test-{}", std::process::id());
+        // instance/env-id/service, as the engine writes it; the env id is unique to
+        // this test run so no other process can match.
+        let env_id = format!("/tmp/test-env-{}#", std::process::id());
+        let marker = format!("test/{env_id}/svc");
         let mut cmd = tokio::process::Command::new(resolve_program("sleep", None));
         cmd.arg("30").env(MARKER_VAR, &marker);
         let mut child = spawner.spawn(cmd).await.unwrap();
@@ -292,8 +265,10 @@ mod tests {
                 .as_raw(),
             pid
         );
-        assert_eq!(find_marked(&marker), vec![pid]);
-        assert_eq!(kill_marked(&marker), 1);
+        assert!(marked_processes().contains(&(pid, marker.clone())));
+        // Our own instance's processes are left alone, another's are killed.
+        assert_eq!(kill_stale_markers("test", &[&env_id]), 0);
+        assert_eq!(kill_stale_markers("other", &[&env_id]), 1);
         let status = child.wait().await.unwrap();
         assert!(!status.success());
     }

@@ -50,14 +50,11 @@ pub struct EnvRecord {
     pub services: Vec<String>,
 }
 
-/// What the daemon knows of one service, including the process group it owns.
+/// What the daemon last observed of one service. Its processes are found after a
+/// crash by the marker in their environment, not from here.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServiceRecord {
     pub status: ServiceStatus,
-    /// Process group of the running service, for crash recovery.
-    pub pgid: Option<i32>,
-    /// Marker set in the service's environment: identifies our processes.
-    pub marker: Option<String>,
 }
 
 /// A cheap handle to the store (sled trees are reference counted).
@@ -231,15 +228,7 @@ mod tests {
             .unwrap();
             let mut status = ServiceStatus::new("api", "local", vec![8000]);
             status.state = ServiceState::Ready;
-            s.put_service(
-                "e1",
-                &ServiceRecord {
-                    status,
-                    pgid: Some(42),
-                    marker: Some("m".into()),
-                },
-            )
-            .unwrap();
+            s.put_service("e1", &ServiceRecord { status }).unwrap();
             // Writes reach the disk through the flusher; a test has none running.
             s.flush().unwrap();
         }
@@ -247,7 +236,7 @@ mod tests {
         assert_eq!(s.envs().unwrap()[0].name, "shop");
         let svcs = s.services("e1").unwrap();
         assert_eq!(svcs.len(), 1);
-        assert_eq!(svcs[0].pgid, Some(42));
+        assert_eq!(svcs[0].status.state, ServiceState::Ready);
         assert!(
             s.services("e").unwrap().is_empty(),
             "prefix must not match other envs"

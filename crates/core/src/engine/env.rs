@@ -36,7 +36,6 @@ pub struct Shared {
     /// Identifies this daemon instance in service markers.
     pub instance: String,
     statuses: Mutex<HashMap<String, watch::Sender<ServiceStatus>>>,
-    pgids: Mutex<HashMap<String, i32>>,
     events: broadcast::Sender<ServiceStatus>,
 }
 
@@ -84,35 +83,8 @@ impl Shared {
         self.persist(snapshot);
     }
 
-    pub fn record_pgid(&self, name: &str, pgid: Option<i32>) {
-        {
-            let mut pg = self.pgids.lock().unwrap_or_else(|p| p.into_inner());
-            match pgid {
-                Some(p) => pg.insert(name.to_string(), p),
-                None => pg.remove(name),
-            };
-        }
-        if let Some(s) = self.status_of(name) {
-            self.persist(s);
-        }
-    }
-
     fn persist(&self, status: ServiceStatus) {
-        let pgid = self
-            .pgids
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&status.name)
-            .copied();
-        let marker = pgid.map(|_| self.marker(&status.name));
-        if let Err(e) = self.state.put_service(
-            &self.id,
-            &ServiceRecord {
-                status,
-                pgid,
-                marker,
-            },
-        ) {
+        if let Err(e) = self.state.put_service(&self.id, &ServiceRecord { status }) {
             tracing::error!(error = %e, "cannot persist service state");
         }
     }
@@ -196,7 +168,6 @@ impl EnvRuntime {
             state,
             instance,
             statuses: Mutex::default(),
-            pgids: Mutex::default(),
             events,
         };
         Self {

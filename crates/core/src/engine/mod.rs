@@ -135,8 +135,6 @@ impl Engine {
                     svc.status.state = ServiceState::Stopped;
                     svc.status.pid = None;
                 }
-                svc.pgid = None;
-                svc.marker = None;
                 self.state.put_service(&rec.id, &svc)?;
                 statuses.push(svc.status);
             }

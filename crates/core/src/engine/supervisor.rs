@@ -260,7 +260,6 @@ impl Run {
         };
         let pid = child.id().unwrap_or(0) as i32;
         self.shared.guardian.watch(pid);
-        self.shared.record_pgid(&name, Some(pid));
         self.shared.update(&name, |s| s.pid = Some(pid as u32));
         self.shared
             .logs
@@ -358,7 +357,6 @@ impl Run {
             process::signal_group(pid, Signal::SIGKILL);
         }
         self.shared.guardian.forget(pid);
-        self.shared.record_pgid(&name, None);
         // Output still in the pipes belongs to this run; bounded, since the group is gone.
         let _ = tokio::time::timeout(Duration::from_secs(1), async {
             while readers.join_next().await.is_some() {}
