@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod engine;
+pub mod kube;
 pub mod logs;
 pub mod probe;
 pub mod process;

@@ -8,7 +8,10 @@ use super::de::from_node;
 use super::index::Index;
 use super::model::*;
 use super::names::{is_label, label_hint};
-use super::raw::{RawCluster, RawCommand, RawConfig, RawHooks, RawProvider, RawSecret, RawService};
+use super::raw::{
+    RawCluster, RawCommand, RawConfig, RawHooks, RawProvider, RawSecret, RawService, RawVolume,
+    RawVolumeKind,
+};
 use super::yaml::{Node, Value};
 use super::{graph, service, ConfigError};
 
@@ -92,14 +95,15 @@ pub(crate) fn environment(
     };
     let name = metadata_name(&mut c, &raw);
     let spec = raw.spec;
-    let (cluster, secrets, hooks) = match spec {
+    let (cluster, volumes, secrets, hooks) = match spec {
         Some(spec) => (
             spec.cluster
                 .and_then(|cl| cluster(&mut c, cl, name.as_deref())),
+            volumes(&mut c, spec.volumes.unwrap_or_default()),
             secrets(&mut c, spec.secrets.unwrap_or_default()),
             hooks(&mut c, spec.hooks),
         ),
-        None => (None, Vec::new(), Hooks::default()),
+        None => (None, Vec::new(), Vec::new(), Hooks::default()),
     };
 
     let has_cluster = tree
@@ -118,6 +122,7 @@ pub(crate) fn environment(
     // every service using it; graph errors only make sense once each service is sound.
     if all_parsed {
         graph::check(&mut c, &services);
+        references(&mut c, &services, &volumes, &secrets);
     }
 
     match (name, c.errors.is_empty()) {
@@ -126,6 +131,7 @@ pub(crate) fn environment(
             project_dir: project_dir.to_path_buf(),
             services: services.into_iter().map(|(_, s)| s).collect(),
             cluster,
+            volumes,
             secrets,
             hooks,
         }),
@@ -221,6 +227,15 @@ fn cluster(c: &mut Checker<'_>, raw: RawCluster, env_name: Option<&str>) -> Opti
         None | Some(RawProvider::K3d) => ClusterProvider::K3d,
         Some(RawProvider::Kubeconfig) => ClusterProvider::Kubeconfig,
     };
+    let k3d = K3d {
+        agents: raw.k3d.as_ref().and_then(|k| k.agents).unwrap_or(0),
+        ports: raw
+            .k3d
+            .as_ref()
+            .and_then(|k| k.ports.as_ref())
+            .map(|p| p.0.clone())
+            .unwrap_or_default(),
+    };
     if let Some(k3d) = &raw.k3d {
         if provider != ClusterProvider::K3d {
             c.error(
@@ -256,7 +271,95 @@ fn cluster(c: &mut Checker<'_>, raw: RawCluster, env_name: Option<&str>) -> Opti
         name: raw.name,
         context: raw.context,
         namespace,
+        k3d,
     })
+}
+
+fn volumes(c: &mut Checker<'_>, raw: Vec<RawVolume>) -> Vec<Volume> {
+    let mut out: Vec<Volume> = Vec::new();
+    for (i, vol) in raw.into_iter().enumerate() {
+        let path = format!("spec.volumes[{i}]");
+        let Some(name) = vol.name else {
+            c.error(&path, "volume has no `name`".into(), None);
+            continue;
+        };
+        if !is_label(&name) {
+            c.error(
+                &format!("{path}.name"),
+                format!("`{name}` is not a valid volume name"),
+                Some(label_hint(&name)),
+            );
+            continue;
+        }
+        if out.iter().any(|v| v.name == name) {
+            c.error(
+                &format!("{path}.name"),
+                format!("volume `{name}` is defined twice"),
+                None,
+            );
+            continue;
+        }
+        let size = vol.size.unwrap_or_else(|| "1Gi".into());
+        if !is_quantity(&size) {
+            c.error(
+                &format!("{path}.size"),
+                format!("`{size}` is not a size"),
+                Some("use a Kubernetes quantity such as `512Mi` or `1Gi`".into()),
+            );
+            continue;
+        }
+        out.push(Volume {
+            name,
+            persistent: !matches!(vol.kind, Some(RawVolumeKind::Ephemeral)),
+            size,
+        });
+    }
+    out
+}
+
+/// A Kubernetes quantity: a number with an optional binary or decimal suffix.
+pub(crate) fn is_quantity(s: &str) -> bool {
+    let digits = s.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let suffix = &s[digits.len()..];
+    !digits.is_empty()
+        && digits.parse::<f64>().is_ok_and(|n| n >= 0.0)
+        && matches!(
+            suffix,
+            "" | "m" | "k" | "M" | "G" | "T" | "P" | "E" | "Ki" | "Mi" | "Gi" | "Ti" | "Pi" | "Ei"
+        )
+}
+
+/// Service references to environment-level volumes and secrets.
+fn references(
+    c: &mut Checker<'_>,
+    services: &[(usize, Service)],
+    volumes: &[Volume],
+    secrets: &[Secret],
+) {
+    for (i, svc) in services {
+        for (j, m) in svc.volumes.iter().enumerate() {
+            if !volumes.iter().any(|v| v.name == m.name) {
+                let known: Vec<&str> = volumes.iter().map(|v| v.name.as_str()).collect();
+                c.error(
+                    &format!("spec.services[{i}].volumes[{j}]"),
+                    format!("service `{}` mounts unknown volume `{}`", svc.name, m.name),
+                    Some(match super::suggest::closest(&m.name, known) {
+                        Some(s) => format!("did you mean `{s}`?"),
+                        None => "declare it under `spec.volumes`".into(),
+                    }),
+                );
+            }
+        }
+        for (j, name) in svc.secrets.iter().enumerate() {
+            if !secrets.iter().any(|s| &s.name == name) {
+                c.error(
+                    &format!("spec.services[{i}].secrets[{j}]"),
+                    format!("service `{}` uses unknown secret `{name}`", svc.name),
+                    Some("declare it under `spec.secrets`".into()),
+                );
+            }
+        }
+    }
 }
 
 fn secrets(c: &mut Checker<'_>, raw: Vec<RawSecret>) -> Vec<Secret> {

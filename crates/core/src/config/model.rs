@@ -16,6 +16,7 @@ pub struct Environment {
     /// another service of this list; the dependency graph is acyclic.
     pub services: Vec<Service>,
     pub cluster: Option<Cluster>,
+    pub volumes: Vec<Volume>,
     pub secrets: Vec<Secret>,
     pub hooks: Hooks,
 }
@@ -65,6 +66,76 @@ pub struct Service {
     pub preset: Option<Preset>,
     /// `"LOCAL:REMOTE"` forward rules, parsed.
     pub forward: Vec<(u16, u16)>,
+    /// Image build (kubernetes): the built image replaces `image`.
+    pub build: Option<Build>,
+    /// Helm values for `chart` (a YAML mapping, kept as JSON).
+    pub values: Option<serde_json::Value>,
+    /// Pods of the Deployment (`image` services). Default 1.
+    pub replicas: u32,
+    pub resources: Option<Resources>,
+    /// Environment-level volumes mounted into the container.
+    pub volumes: Vec<VolumeMount>,
+    /// Environment-level secrets whose keys become environment variables.
+    pub secrets: Vec<String>,
+    pub dev: Option<Dev>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Build {
+    /// Absolute build context.
+    pub context: PathBuf,
+    /// Absolute Dockerfile path, when not `<context>/Dockerfile`.
+    pub dockerfile: Option<PathBuf>,
+}
+
+/// Kubernetes resource requests and limits, e.g. `cpu: 100m`, `memory: 128Mi`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Resources {
+    pub requests: BTreeMap<String, String>,
+    pub limits: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct VolumeMount {
+    /// A `spec.volumes` name.
+    pub name: String,
+    /// Absolute path in the container.
+    pub path: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Volume {
+    pub name: String,
+    /// Persistent volumes are PersistentVolumeClaims kept by `down` unless
+    /// `--volumes`; ephemeral ones are `emptyDir`.
+    pub persistent: bool,
+    /// Requested size, a Kubernetes quantity (default `1Gi`).
+    pub size: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dev {
+    pub command: Option<Command>,
+    pub image: Option<String>,
+    pub sync: Vec<SyncRule>,
+    pub on_sync: OnSync,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncRule {
+    /// Absolute local directory.
+    pub from: PathBuf,
+    /// Absolute directory in the container.
+    pub to: String,
+    pub exclude: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum OnSync {
+    #[default]
+    None,
+    Restart,
+    Exec(Command),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,6 +213,15 @@ pub struct Cluster {
     pub name: Option<String>,
     pub context: Option<String>,
     pub namespace: String,
+    pub k3d: K3d,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct K3d {
+    /// Agent (worker) nodes besides the server.
+    pub agents: u32,
+    /// `HOST:CONTAINER[@NODE]` port mappings, passed to `k3d cluster create --port`.
+    pub ports: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

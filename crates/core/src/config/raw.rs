@@ -37,11 +37,7 @@ pub(crate) struct RawSpec {
         reason = "services are deserialized one by one from the tree"
     )]
     pub services: Option<de::IgnoredAny>,
-    #[allow(
-        dead_code,
-        reason = "accepted for the kubernetes runtime, not checked yet"
-    )]
-    pub volumes: Option<Vec<serde_yaml::Value>>,
+    pub volumes: Option<Vec<RawVolume>>,
     pub secrets: Option<Vec<RawSecret>>,
     pub hooks: Option<RawHooks>,
 }
@@ -66,10 +62,6 @@ pub(crate) enum RawProvider {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(crate) struct RawK3d {
-    #[allow(
-        dead_code,
-        reason = "read by the k3d cluster provider from the merged config"
-    )]
     pub agents: Option<u32>,
     pub ports: Option<Strings>,
 }
@@ -107,27 +99,14 @@ pub(crate) struct RawService {
     pub image: Option<String>,
     pub build: Option<RawBuild>,
     pub chart: Option<String>,
-    #[allow(
-        dead_code,
-        reason = "helm values are passed through by the kubernetes runtime"
-    )]
     pub values: Option<serde_yaml::Value>,
     pub manifests: Option<String>,
-    #[allow(
-        dead_code,
-        reason = "passed through to the workload by the kubernetes runtime"
-    )]
     pub replicas: Option<u32>,
-    #[allow(
-        dead_code,
-        reason = "passed through to the workload by the kubernetes runtime"
-    )]
-    pub resources: Option<serde_yaml::Value>,
-    #[allow(
-        dead_code,
-        reason = "passed through to the workload by the kubernetes runtime"
-    )]
-    pub volumes: Option<serde_yaml::Value>,
+    pub resources: Option<RawResources>,
+    /// `"VOLUME:/mount/path"`, naming a `spec.volumes` entry.
+    pub volumes: Option<Strings>,
+    /// Names of `spec.secrets` whose keys become environment variables.
+    pub secrets: Option<Strings>,
     pub dev: Option<RawDev>,
 }
 
@@ -148,7 +127,29 @@ pub(crate) enum RawRestart {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-#[allow(dead_code, reason = "read by the image builder from the merged config")]
+pub(crate) struct RawVolume {
+    pub name: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: Option<RawVolumeKind>,
+    pub size: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum RawVolumeKind {
+    Persistent,
+    Ephemeral,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct RawResources {
+    pub requests: Option<BTreeMap<String, Text>>,
+    pub limits: Option<BTreeMap<String, Text>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(crate) struct RawBuild {
     pub context: Option<String>,
     pub dockerfile: Option<String>,
@@ -216,17 +217,13 @@ pub(crate) enum RawAction {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(crate) struct RawDev {
     pub command: Option<RawCommand>,
-    #[allow(dead_code, reason = "read by dev mode from the merged config")]
     pub image: Option<String>,
-    #[allow(dead_code, reason = "read by dev mode from the merged config")]
     pub sync: Option<Vec<RawSync>>,
-    #[allow(dead_code, reason = "read by dev mode from the merged config")]
     pub on_sync: Option<RawOnSync>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-#[allow(dead_code, reason = "read by dev mode from the merged config")]
 pub(crate) struct RawSync {
     pub from: String,
     pub to: String,
@@ -235,7 +232,6 @@ pub(crate) struct RawSync {
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "lowercase")]
-#[allow(dead_code, reason = "read by dev mode from the merged config")]
 pub(crate) enum RawOnSync {
     None,
     Restart,

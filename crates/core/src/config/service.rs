@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use super::check::Checker;
 use super::model::*;
 use super::names::{is_label, label_hint};
-use super::raw::{RawAction, RawPreset, RawRestart, RawService};
+use super::raw::{RawAction, RawOnSync, RawPreset, RawRestart, RawService};
 use super::readiness;
 
 pub(crate) fn port(c: &mut Checker<'_>, path: &str, n: i64) -> Option<u16> {
@@ -126,8 +126,103 @@ pub(crate) fn check(
             action,
         }
     });
-    if let Some(cmd) = raw.dev.and_then(|d| d.command) {
-        let _ = c.command(&at("dev.command"), cmd);
+    let dev = raw.dev.map(|d| Dev {
+        command: d.command.and_then(|cmd| c.command(&at("dev.command"), cmd)),
+        image: d.image,
+        sync: d
+            .sync
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, rule)| {
+                if !rule.to.starts_with('/') {
+                    c.error(
+                        &at(&format!("dev.sync[{i}].to")),
+                        format!("sync target `{}` is not an absolute path", rule.to),
+                        Some("give the directory in the container, e.g. `/app`".into()),
+                    );
+                    return None;
+                }
+                Some(SyncRule {
+                    from: c.resolve(&rule.from),
+                    to: rule.to,
+                    exclude: rule.exclude.unwrap_or_default().0,
+                })
+            })
+            .collect(),
+        on_sync: match d.on_sync {
+            None | Some(RawOnSync::None) => OnSync::None,
+            Some(RawOnSync::Restart) => OnSync::Restart,
+            Some(RawOnSync::Exec(cmd)) => c
+                .command(&at("dev.onSync.exec"), cmd)
+                .map(OnSync::Exec)
+                .unwrap_or_default(),
+        },
+    });
+    let build = raw.build.map(|b| Build {
+        context: c.resolve(b.context.as_deref().unwrap_or(".")),
+        dockerfile: b.dockerfile.as_deref().map(|d| c.resolve(d)),
+    });
+    let values = raw.values.and_then(|v| match serde_json::to_value(&v) {
+        Ok(j @ serde_json::Value::Object(_)) => Some(j),
+        Ok(serde_json::Value::Null) => None,
+        _ => {
+            c.error(
+                &at("values"),
+                "helm `values` must be a mapping".into(),
+                Some("e.g. `values: { replicaCount: 1 }`".into()),
+            );
+            None
+        }
+    });
+    if values.is_some() && raw.chart.is_none() {
+        c.error(
+            &at("values"),
+            "`values` only applies to a `chart` service".into(),
+            None,
+        );
+    }
+    let resources = raw.resources.map(|r| {
+        let mut out = Resources::default();
+        for (kind, map, into) in [
+            ("requests", r.requests, &mut out.requests),
+            ("limits", r.limits, &mut out.limits),
+        ] {
+            for (k, v) in map.unwrap_or_default() {
+                if !super::check::is_quantity(&v.0) {
+                    c.error(
+                        &at(&format!("resources.{kind}.{k}")),
+                        format!("`{}` is not a quantity", v.0),
+                        Some("e.g. `cpu: 250m`, `memory: 256Mi`".into()),
+                    );
+                }
+                into.insert(k, v.0);
+            }
+        }
+        out
+    });
+    let mut volumes = Vec::new();
+    for (i, rule) in raw.volumes.unwrap_or_default().0.into_iter().enumerate() {
+        match rule.split_once(':') {
+            Some((name, path)) if !name.is_empty() && path.starts_with('/') => {
+                volumes.push(VolumeMount {
+                    name: name.to_owned(),
+                    path: path.to_owned(),
+                })
+            }
+            _ => c.error(
+                &at(&format!("volumes[{i}]")),
+                format!("volume mount `{rule}` is not `VOLUME:/path`"),
+                Some("e.g. `db-data:/var/lib/postgresql/data`".into()),
+            ),
+        }
+    }
+    if raw.replicas == Some(0) {
+        c.error(
+            &at("replicas"),
+            "`replicas: 0` would never become ready".into(),
+            Some("leave the service out of `devenv up` instead".into()),
+        );
     }
     let preset = raw.preset.map(|p| match p {
         RawPreset::Postgresql => Preset::Postgresql,
@@ -154,6 +249,13 @@ pub(crate) fn check(
         chart: raw.chart,
         preset,
         forward,
+        build,
+        values,
+        replicas: raw.replicas.unwrap_or(1),
+        resources,
+        volumes,
+        secrets: raw.secrets.unwrap_or_default().0,
+        dev,
     })
 }
 

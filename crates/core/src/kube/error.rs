@@ -1,0 +1,189 @@
+//! Kubernetes errors as one line of cause plus a hint. kube-rs reports transport
+//! failures as a chain of wrapped errors; users need the bottom of the chain and what
+//! to do about it, never the stack.
+
+use std::error::Error as StdError;
+use std::fmt;
+
+/// A cluster problem, already explained for a person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KubeError {
+    pub message: String,
+    pub hint: Option<String>,
+    /// The API server answered with this HTTP status (0 when it did not answer).
+    pub code: u16,
+}
+
+impl KubeError {
+    pub fn new(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            hint: Some(hint.into()).filter(|h: &String| !h.is_empty()),
+            code: 0,
+        }
+    }
+
+    /// The API server was not reached at all (as opposed to refusing a request).
+    pub fn is_unreachable(&self) -> bool {
+        self.code == 0
+    }
+}
+
+impl fmt::Display for KubeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.hint {
+            Some(h) => write!(f, "{} (hint: {h})", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl StdError for KubeError {}
+
+/// Explains an error talking to the cluster of `context`.
+pub fn explain(e: &kube::Error, context: &str) -> KubeError {
+    explain_in(e, context, "")
+}
+
+/// Explains an error about `what` (e.g. "Deployment api"), for messages.
+pub fn explain_in(e: &kube::Error, context: &str, what: &str) -> KubeError {
+    let about = if what.is_empty() {
+        String::new()
+    } else {
+        format!("{what}: ")
+    };
+    match e {
+        kube::Error::Api(status) => {
+            let code = status.code;
+            let msg = status.message.clone();
+            let (message, hint) = match code {
+                401 => (
+                    format!("the API server of context `{context}` rejected the credentials (401 Unauthorized)"),
+                    "they may have expired: log in again or refresh the kubeconfig (k3d: `k3d kubeconfig merge`)".to_owned(),
+                ),
+                403 => (
+                    format!("{about}permission denied: {msg}"),
+                    "ask a cluster admin for this RBAC permission, or use a context that has it".to_owned(),
+                ),
+                404 => (format!("{about}not found: {msg}"), String::new()),
+                409 => (
+                    format!("{about}conflict: {msg}"),
+                    "another field manager owns these fields; remove them from the other tool or delete the object".to_owned(),
+                ),
+                422 | 400 => (format!("{about}rejected by the API server: {msg}"), String::new()),
+                _ => (format!("{about}API server error {code}: {msg}"), String::new()),
+            };
+            KubeError {
+                message,
+                hint: Some(hint).filter(|h| !h.is_empty()),
+                code,
+            }
+        }
+        kube::Error::Auth(inner) => KubeError::new(
+            format!(
+                "cannot get credentials for context `{context}`: {}",
+                bottom(inner)
+            ),
+            "log in again, or check the kubeconfig's user (exec plugin, token file)",
+        ),
+        _ => transport(e, context),
+    }
+}
+
+/// Connection-level failures: find the innermost cause and say it plainly.
+fn transport(e: &kube::Error, context: &str) -> KubeError {
+    let mut io_kind = None;
+    let mut text = Vec::new();
+    let mut cur: Option<&(dyn StdError + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            io_kind = Some(io.kind());
+        }
+        text.push(err.to_string().to_lowercase());
+        cur = err.source();
+    }
+    let all = text.join(" | ");
+    let cause = if io_kind == Some(std::io::ErrorKind::ConnectionRefused)
+        || all.contains("connection refused")
+    {
+        "connection refused".to_owned()
+    } else if io_kind == Some(std::io::ErrorKind::TimedOut)
+        || all.contains("timed out")
+        || all.contains("elapsed")
+    {
+        "timed out".to_owned()
+    } else if all.contains("dns error") || all.contains("failed to lookup") {
+        "the server's host name does not resolve".to_owned()
+    } else if all.contains("certificate") && all.contains("expired") {
+        return KubeError::new(
+            format!("the TLS certificate of context `{context}` has expired"),
+            "refresh the kubeconfig (k3d: `k3d kubeconfig merge`)",
+        );
+    } else if all.contains("certificate") || all.contains("tls") {
+        return KubeError::new(
+            format!(
+                "TLS with the API server of context `{context}` failed: {}",
+                text.last().cloned().unwrap_or_default()
+            ),
+            "check the kubeconfig's certificate-authority data",
+        );
+    } else {
+        text.last().cloned().unwrap_or_else(|| e.to_string())
+    };
+    KubeError::new(
+        format!("cannot reach the API server of context `{context}`: {cause}"),
+        "is the cluster running? check with `devenv cluster status`",
+    )
+}
+
+fn bottom(e: &(dyn StdError + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(code: u16, message: &str) -> kube::Error {
+        kube::Error::Api(Box::new(kube::core::Status {
+            code,
+            message: message.into(),
+            ..Default::default()
+        }))
+    }
+
+    #[test]
+    fn api_errors_are_one_line_with_a_hint() {
+        let e = explain(&status(401, "Unauthorized"), "dev");
+        assert!(e.message.contains("rejected the credentials"), "{e}");
+        assert!(e.hint.as_deref().unwrap().contains("log in again"));
+        let e = explain_in(
+            &status(403, "deployments.apps is forbidden: User \"bob\" cannot create resource \"deployments\""),
+            "dev",
+            "Deployment web",
+        );
+        assert!(
+            e.message
+                .starts_with("Deployment web: permission denied: deployments.apps is forbidden"),
+            "{e}"
+        );
+        assert!(e.hint.as_deref().unwrap().contains("RBAC"));
+        assert!(!e.to_string().contains('\n'));
+        assert!(!e.is_unreachable());
+    }
+
+    #[test]
+    fn transport_errors_name_the_cause() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let e = explain(&kube::Error::Service(Box::new(io)), "dev");
+        assert_eq!(
+            e.message,
+            "cannot reach the API server of context `dev`: connection refused"
+        );
+        assert!(e.is_unreachable());
+    }
+}
