@@ -237,6 +237,11 @@ impl EnvRuntime {
     }
 
     /// Snapshot plus subsequent changes.
+    /// Port forwards of this environment's kubernetes services, with their health.
+    pub fn forwards(&self) -> Vec<crate::kube::forward::ForwardStatus> {
+        Vec::new()
+    }
+
     pub fn watch(&self) -> (Vec<ServiceStatus>, broadcast::Receiver<ServiceStatus>) {
         let rx = self.shared.events.subscribe();
         (self.statuses(), rx)
