@@ -1,7 +1,9 @@
 //! Persistent state in sled: which environments the daemon knows and what it last
 //! observed of their services, so a restarted daemon can tell the truth and clean up.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
@@ -57,6 +59,27 @@ pub struct ServiceRecord {
     pub status: ServiceStatus,
 }
 
+/// A cluster devenv created (`devenv cluster create`), so that `cluster ls` can show
+/// it after the environment is gone. Lives in its own tree, which daemons that do not
+/// know it never open: no schema bump.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClusterRecord {
+    pub name: String,
+    /// `k3d`.
+    pub provider: String,
+    /// The kubeconfig context that reaches it.
+    pub context: String,
+    /// Namespace of the environment that created it.
+    pub namespace: String,
+    /// Project directory of the environment that created it.
+    pub project_dir: PathBuf,
+    pub created: SystemTime,
+    /// Variables of the client that created it (KUBECONFIG, HOME, PATH, DOCKER_HOST,
+    /// ...): how to reach it again later, when no client asks.
+    #[serde(default)]
+    pub vars: BTreeMap<String, String>,
+}
+
 /// A cheap handle to the store (sled trees are reference counted).
 ///
 /// Writes land in sled at once and reach the disk through [`StateStore::run_flusher`],
@@ -69,6 +92,7 @@ pub struct StateStore {
     db: sled::Db,
     envs: sled::Tree,
     services: sled::Tree,
+    clusters: sled::Tree,
     dirty: std::sync::Arc<tokio::sync::Notify>,
 }
 
@@ -87,6 +111,7 @@ impl StateStore {
         let store = Self {
             envs: tree("environments")?,
             services: tree("services")?,
+            clusters: tree("clusters")?,
             db,
             path,
             dirty: Default::default(),
@@ -124,6 +149,11 @@ impl StateStore {
         }
     }
 
+    /// The state directory (sled lives here; devenv's scratch files beside it).
+    pub fn dir(&self) -> &Path {
+        &self.path
+    }
+
     pub fn put_env(&self, rec: &EnvRecord) -> Result<(), StateError> {
         self.put(&self.envs, &rec.id, rec)
     }
@@ -138,6 +168,25 @@ impl StateStore {
 
     pub fn services(&self, env_id: &str) -> Result<Vec<ServiceRecord>, StateError> {
         self.scan(&self.services, &service_key(env_id, ""))
+    }
+
+    pub fn put_cluster(&self, rec: &ClusterRecord) -> Result<(), StateError> {
+        self.put(&self.clusters, &cluster_key(&rec.provider, &rec.name), rec)
+    }
+
+    /// Forgets a cluster; true when it was recorded.
+    pub fn remove_cluster(&self, provider: &str, name: &str) -> Result<bool, StateError> {
+        let old = self
+            .clusters
+            .remove(cluster_key(provider, name).as_bytes())
+            .map_err(|e| classify(&self.path, e))?;
+        self.dirty.notify_one();
+        Ok(old.is_some())
+    }
+
+    /// Recorded clusters, ordered by provider and name.
+    pub fn clusters(&self) -> Result<Vec<ClusterRecord>, StateError> {
+        self.scan(&self.clusters, "")
     }
 
     pub fn flush(&self) -> Result<(), StateError> {
@@ -188,6 +237,10 @@ impl StateStore {
 
 fn service_key(env_id: &str, service: &str) -> String {
     format!("{env_id}\u{0}{service}")
+}
+
+fn cluster_key(provider: &str, name: &str) -> String {
+    format!("{provider}\u{0}{name}")
 }
 
 fn classify(path: &Path, e: sled::Error) -> StateError {
@@ -241,6 +294,34 @@ mod tests {
             s.services("e").unwrap().is_empty(),
             "prefix must not match other envs"
         );
+    }
+
+    #[test]
+    fn clusters_are_recorded_and_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let rec = |name: &str| ClusterRecord {
+            name: name.into(),
+            provider: "k3d".into(),
+            context: format!("k3d-{name}"),
+            namespace: "devenv-shop".into(),
+            project_dir: "/p".into(),
+            created: SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000),
+            vars: BTreeMap::from([("HOME".into(), "/home/u".into())]),
+        };
+        {
+            let s = StateStore::open(dir.path()).unwrap();
+            s.put_cluster(&rec("shop")).unwrap();
+            s.put_cluster(&rec("blog")).unwrap();
+            s.put_cluster(&rec("shop")).unwrap();
+            s.flush().unwrap();
+        }
+        let s = StateStore::open(dir.path()).unwrap();
+        assert_eq!(s.clusters().unwrap(), vec![rec("blog"), rec("shop")]);
+        assert!(s.remove_cluster("k3d", "shop").unwrap());
+        assert!(!s.remove_cluster("k3d", "shop").unwrap());
+        assert_eq!(s.clusters().unwrap(), vec![rec("blog")]);
+        // Environments are a different tree.
+        assert!(s.envs().unwrap().is_empty());
     }
 
     #[test]

@@ -6,6 +6,8 @@ use std::time::SystemTime;
 use devenv_api::pb;
 use devenv_core::config::{ConfigError, ConfigErrors};
 use devenv_core::engine::{EngineError, EnvRequest};
+use devenv_core::kube::forward::{ForwardState, ForwardStatus};
+use devenv_core::kube::KubeError;
 use devenv_core::logs::{LineRef, LogLine, Stream};
 use devenv_core::status::{ServiceState, ServiceStatus};
 use tonic::Status;
@@ -53,8 +55,38 @@ pub fn status(e: EngineError) -> Status {
     match e {
         EngineError::Config(errors) => Status::invalid_argument(errors.to_string()),
         EngineError::Invalid(m) => Status::failed_precondition(m),
+        EngineError::Cluster(m) => Status::unknown(m),
         EngineError::State(e) => Status::internal(e.to_string()),
         EngineError::Guardian(e) => Status::internal(e.to_string()),
+    }
+}
+
+/// A cluster or external-tool failure (k3d, docker, the API server), already one line
+/// with its hint. UNKNOWN: the operation failed (exit 1 in the CLI), which is neither
+/// a config error nor an unreachable daemon.
+pub fn kube_status(e: &KubeError) -> Status {
+    Status::unknown(e.to_string())
+}
+
+pub fn forward(f: &ForwardStatus) -> pb::Forward {
+    let state = match f.state {
+        ForwardState::Active => pb::ForwardState::Active,
+        ForwardState::Waiting => pb::ForwardState::Waiting,
+        ForwardState::Error => pb::ForwardState::Error,
+        ForwardState::Stopped => pb::ForwardState::Stopped,
+    };
+    pb::Forward {
+        service: f.service.clone(),
+        local_port: u32::from(f.local_port),
+        remote_port: u32::from(f.remote_port),
+        state: state as i32,
+        pod: f.pod.clone().unwrap_or_default(),
+        connections: f.connections,
+        active_connections: f.active_connections,
+        bytes_in: f.bytes_in,
+        bytes_out: f.bytes_out,
+        reconnects: f.reconnects,
+        last_error: f.last_error.clone().unwrap_or_default(),
     }
 }
 

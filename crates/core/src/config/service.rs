@@ -287,7 +287,8 @@ fn runtime(
         );
         return None;
     }
-    if let (Some(_), Some(source)) = (raw.preset, sources.first()) {
+    // A preset's image may be overridden (`type: redis` + `image: my/redis:7`).
+    if let (Some(_), Some(source)) = (raw.preset, sources.first().filter(|s| **s != "image")) {
         c.error(
             &format!("spec.services[{index}].{source}"),
             format!("service `{name}` has `type` (a preset) and `{source}`; use one of them"),

@@ -11,7 +11,10 @@ use tokio::task::JoinSet;
 
 use super::graph;
 use super::supervisor::{Ctl, Supervisor};
-use crate::config::{Environment, RuntimeKind, Service};
+use crate::config::{Cluster, ClusterProvider, Environment, RuntimeKind, Service};
+use crate::kube::apply::Kinds;
+use crate::kube::forward::{ForwardState, ForwardStatus, Forwarder};
+use crate::kube::{KubeEnv, KubeError};
 use crate::logs::LogHub;
 use crate::process::{Guardian, Spawner};
 use crate::state::{ServiceRecord, StateStore};
@@ -37,9 +40,41 @@ pub struct Shared {
     pub instance: String,
     statuses: Mutex<HashMap<String, watch::Sender<ServiceStatus>>>,
     events: broadcast::Sender<ServiceStatus>,
+    /// Port forwards of kubernetes services that are up, by service.
+    forwards: Mutex<BTreeMap<String, Vec<Forwarder>>>,
 }
 
 impl Shared {
+    /// Scratch files of this environment (e.g. helm values) live under here.
+    pub fn state_dir(&self) -> PathBuf {
+        self.state.dir().to_path_buf()
+    }
+
+    pub fn add_forward(&self, service: &str, f: Forwarder) {
+        self.forwards
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(service.to_owned())
+            .or_default()
+            .push(f);
+    }
+
+    pub fn has_forwards(&self, service: &str) -> bool {
+        self.forwards
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(service)
+            .is_some_and(|v| !v.is_empty())
+    }
+
+    pub fn take_forwards(&self, service: &str) -> Vec<Forwarder> {
+        self.forwards
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(service)
+            .unwrap_or_default()
+    }
+
     pub fn marker(&self, service: &str) -> String {
         format!("{}/{}/{}", self.instance, self.id, service)
     }
@@ -119,6 +154,19 @@ pub enum UpEvent {
     },
 }
 
+/// What `devenv down` did.
+#[derive(Debug, Clone, Default)]
+pub struct DownReport {
+    /// Services that were running and were stopped, in stop order.
+    pub stopped: Vec<String>,
+    /// Cluster objects deleted (`Kind/name`).
+    pub deleted: Vec<String>,
+    /// Persistent volume claims kept (no `--volumes`).
+    pub kept_volumes: Vec<String>,
+    /// The namespace removed, when devenv had created it.
+    pub namespace_removed: Option<String>,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct UpOptions {
     pub services: Vec<String>,
@@ -140,6 +188,9 @@ pub struct EnvRuntime {
     current_up: Mutex<Option<tokio_util::sync::CancellationToken>>,
     /// Started or stopped through `up`/`down` (not only looked at by `status`).
     pub registered: std::sync::atomic::AtomicBool,
+    /// The cluster connection, made by the first kubernetes service of an `up`.
+    kube: tokio::sync::Mutex<Option<KubeEnv>>,
+    kinds: Arc<Kinds>,
 }
 
 impl EnvRuntime {
@@ -169,6 +220,7 @@ impl EnvRuntime {
             instance,
             statuses: Mutex::default(),
             events,
+            forwards: Mutex::default(),
         };
         Self {
             shared: Arc::new(shared),
@@ -180,7 +232,42 @@ impl EnvRuntime {
             closing: Default::default(),
             current_up: Mutex::default(),
             registered: Default::default(),
+            kube: tokio::sync::Mutex::new(None),
+            kinds: Arc::default(),
         }
+    }
+
+    /// The environment's cluster connection: connects, checks the server and makes
+    /// sure the namespace exists, once; later calls reuse it.
+    async fn kube_env(
+        &self,
+        env: &Environment,
+        vars: &BTreeMap<String, String>,
+    ) -> Result<KubeEnv, KubeError> {
+        let mut slot = self.kube.lock().await;
+        if let Some(k) = slot.as_ref() {
+            if k.namespace
+                == env
+                    .cluster
+                    .as_ref()
+                    .map(|c| c.namespace.as_str())
+                    .unwrap_or("")
+            {
+                return Ok(k.clone());
+            }
+        }
+        let cluster = env.cluster.clone().unwrap_or_else(|| Cluster {
+            provider: ClusterProvider::Kubeconfig,
+            name: None,
+            context: None,
+            namespace: format!("devenv-{}", env.name),
+            k3d: Default::default(),
+        });
+        let k = KubeEnv::connect(&cluster, &env.name, vars).await?;
+        k.check().await?;
+        k.ensure_namespace().await?;
+        *slot = Some(k.clone());
+        Ok(k)
     }
 
     /// Restores statuses recorded by an earlier daemon (already reconciled).
@@ -237,9 +324,50 @@ impl EnvRuntime {
     }
 
     /// Snapshot plus subsequent changes.
-    /// Port forwards of this environment's kubernetes services, with their health.
-    pub fn forwards(&self) -> Vec<crate::kube::forward::ForwardStatus> {
-        Vec::new()
+    /// Port forwards of this environment's kubernetes services, with their health;
+    /// configured forwards of services that are not up show as stopped.
+    pub fn forwards(&self) -> Vec<ForwardStatus> {
+        let live = self
+            .shared
+            .forwards
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .flatten()
+            .map(Forwarder::status)
+            .collect::<Vec<_>>();
+        let mut out = Vec::new();
+        if let Some(env) = self.config() {
+            for svc in env
+                .services
+                .iter()
+                .filter(|s| s.runtime == RuntimeKind::Kubernetes)
+            {
+                for (local, remote) in &svc.forward {
+                    match live
+                        .iter()
+                        .find(|f| f.service == svc.name && f.local_port == *local)
+                    {
+                        Some(f) => out.push(f.clone()),
+                        None => out.push(ForwardStatus {
+                            service: svc.name.clone(),
+                            local_port: *local,
+                            remote_port: *remote,
+                            state: ForwardState::Stopped,
+                            pod: None,
+                            connections: 0,
+                            active_connections: 0,
+                            bytes_in: 0,
+                            bytes_out: 0,
+                            reconnects: 0,
+                            last_error: None,
+                            since: std::time::SystemTime::now(),
+                        }),
+                    }
+                }
+            }
+        }
+        out
     }
 
     pub fn watch(&self) -> (Vec<ServiceStatus>, broadcast::Receiver<ServiceStatus>) {
@@ -451,14 +579,28 @@ impl EnvRuntime {
                 return Err(StartError::DependencyFailed);
             }
         }
-        if svc.runtime == RuntimeKind::Kubernetes {
-            let msg = "kubernetes services are not supported by this devenvd yet".to_string();
+        let kube = if svc.runtime == RuntimeKind::Kubernetes && plan != Plan::Keep {
+            let Some(env) = self.config() else {
+                return Err(StartError::Failed("environment has no config".into()));
+            };
             self.shared.update(&svc.name, |s| {
-                s.state = ServiceState::Failed;
-                s.message = msg.clone();
+                s.state = ServiceState::Starting;
+                s.message = "connecting to the cluster".into();
             });
-            return Err(StartError::Failed(msg));
-        }
+            match self.kube_env(&env, &vars).await {
+                Ok(k) => Some((env, k)),
+                Err(e) => {
+                    let msg = e.to_string();
+                    self.shared.update(&svc.name, |s| {
+                        s.state = ServiceState::Failed;
+                        s.message = msg.clone();
+                    });
+                    return Err(StartError::Failed(msg));
+                }
+            }
+        } else {
+            None
+        };
         match plan {
             Plan::Keep => {}
             Plan::Retry => {
@@ -484,7 +626,17 @@ impl EnvRuntime {
                     self.shared
                         .update(&svc.name, |s| s.state = ServiceState::Pending);
                 }
-                let sup = Supervisor::start(self.shared.clone(), svc.clone(), vars);
+                let sup = match kube {
+                    Some((env, kenv)) => Supervisor::start_kube(
+                        self.shared.clone(),
+                        svc.clone(),
+                        env,
+                        kenv,
+                        self.kinds.clone(),
+                        vars,
+                    ),
+                    None => Supervisor::start(self.shared.clone(), svc.clone(), vars),
+                };
                 self.supervisors
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
@@ -575,6 +727,84 @@ impl EnvRuntime {
         let mut stopped = self.stop_services(&env, &all).await;
         stopped.extend(self.stop_orphans().await);
         stopped
+    }
+
+    /// `devenv down`: stops every service, then deletes what devenv created in the
+    /// cluster (when the environment has kubernetes services). An unreachable cluster
+    /// is an error after the local part is done; a later `down` retries the cluster.
+    pub async fn down_all(
+        self: Arc<Self>,
+        volumes: bool,
+        vars: Arc<BTreeMap<String, String>>,
+    ) -> Result<DownReport, String> {
+        let stopped = self.clone().down().await;
+        let mut report = DownReport {
+            stopped,
+            ..Default::default()
+        };
+        let Some(env) = self.config() else {
+            return Ok(report);
+        };
+        let kube_services: Vec<&Service> = env
+            .services
+            .iter()
+            .filter(|s| s.runtime == RuntimeKind::Kubernetes)
+            .collect();
+        if kube_services.is_empty() {
+            return Ok(report);
+        }
+        let _op = self.ops.lock().await;
+        let kenv = self.kube_env(&env, &vars).await.map_err(|e| {
+            format!("{e}; the cluster's objects were left in place, run `devenv down` again once it is reachable")
+        })?;
+        // Helm releases first (their objects don't carry devenv's labels).
+        for svc in kube_services.iter().filter(|s| s.chart.is_some()) {
+            let bin = crate::kube::helm::binary(&vars).map_err(|e| e.to_string())?;
+            let mut args = vec![
+                "uninstall".to_owned(),
+                crate::kube::helm::release(&svc.name),
+                "--namespace".to_owned(),
+                kenv.namespace.clone(),
+                "--ignore-not-found".to_owned(),
+                "--wait".to_owned(),
+            ];
+            if let Some(ctx) = env.cluster.as_ref().and_then(crate::kube::context_name) {
+                args.push("--kube-context".into());
+                args.push(ctx);
+            }
+            crate::kube::helm::run(&bin, &args, &vars, &env.project_dir)
+                .await
+                .map_err(|e| e.to_string())?;
+            report.deleted.push(format!("helm release {}", svc.name));
+        }
+        // Kinds named by manifests, so custom resources are found too.
+        let mut extra = Vec::new();
+        for svc in &kube_services {
+            if let Some(dir) = &svc.manifests {
+                if let Ok(docs) = crate::kube::manifests::load(dir, &env.project_dir) {
+                    for d in docs {
+                        if let Some(t) = crate::kube::apply::type_of(&d.object) {
+                            if !extra.contains(&t) {
+                                extra.push(t);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let r = crate::kube::teardown::teardown(&kenv, &self.kinds, &extra, volumes)
+            .await
+            .map_err(|e| {
+                format!("{e}; run `devenv down` again to finish removing the cluster's objects")
+            })?;
+        report.deleted.extend(r.deleted);
+        report.kept_volumes = r.kept_volumes;
+        report.namespace_removed = r.namespace_removed.then(|| kenv.namespace.clone());
+        if r.namespace_removed {
+            // The next `up` creates it again.
+            *self.kube.lock().await = None;
+        }
+        Ok(report)
     }
 
     /// Supervisors of services no longer in the config.

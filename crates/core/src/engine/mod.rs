@@ -4,9 +4,10 @@
 
 mod env;
 mod graph;
+mod kubesvc;
 mod supervisor;
 
-pub use env::{EnvRuntime, UpEvent, UpOptions};
+pub use env::{DownReport, EnvRuntime, UpEvent, UpOptions};
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -32,6 +33,9 @@ pub enum EngineError {
     Guardian(#[source] std::io::Error),
     #[error("{0}")]
     Invalid(String),
+    /// The cluster side of an operation failed (one line, with a hint).
+    #[error("{0}")]
+    Cluster(String),
 }
 
 #[derive(Debug, Clone)]
@@ -184,6 +188,11 @@ impl Engine {
         )
     }
 
+    /// The state store, for records that belong to no environment (clusters).
+    pub fn state(&self) -> &StateStore {
+        &self.state
+    }
+
     /// Loads and checks the config a request points at.
     pub fn load(&self, req: &EnvRequest) -> Result<Loaded, ConfigErrors> {
         let user_config = req
@@ -332,12 +341,15 @@ impl Engine {
 
     /// Stops everything of the environment. Works on a known environment even when
     /// its config has since broken.
-    pub async fn down(&self, req: &EnvRequest) -> Result<Vec<String>, EngineError> {
+    pub async fn down(&self, req: &EnvRequest, volumes: bool) -> Result<DownReport, EngineError> {
         let rt = match self.load(req) {
             Ok(loaded) => self.register(&loaded, req)?,
             Err(e) => self.find(req).map_err(|_| EngineError::Config(e))?,
         };
-        Ok(self.tasks.track_future(rt.down()).await)
+        self.tasks
+            .track_future(rt.down_all(volumes, Arc::new(req.vars.clone())))
+            .await
+            .map_err(EngineError::Cluster)
     }
 
     pub async fn restart(

@@ -65,6 +65,37 @@ impl Supervisor {
         }
     }
 
+    /// A supervisor for a kubernetes service (see [`super::kubesvc`]).
+    pub fn start_kube(
+        shared: Arc<Shared>,
+        service: Service,
+        env: Arc<crate::config::Environment>,
+        kenv: crate::kube::KubeEnv,
+        kinds: Arc<crate::kube::apply::Kinds>,
+        vars: Arc<std::collections::BTreeMap<String, String>>,
+    ) -> Self {
+        let (tx, rx) = mpsc::channel(8);
+        let svc = service.clone();
+        let task = tokio::spawn(async move {
+            super::kubesvc::KubeRun {
+                shared,
+                svc,
+                env,
+                kenv,
+                kinds,
+                vars,
+                ctl: rx,
+            }
+            .main()
+            .await
+        });
+        Self {
+            ctl: tx,
+            task,
+            service,
+        }
+    }
+
     /// Asks the supervisor to stop and waits until the process group is gone.
     pub async fn stop(&self) {
         let (tx, rx) = oneshot::channel();

@@ -5,13 +5,17 @@
 //! `down` can find it by label and a re-apply only touches the fields devenv owns.
 
 pub mod apply;
+pub mod build;
 pub mod error;
 pub mod forward;
+pub mod helm;
+pub mod k3d;
 pub mod manifests;
 pub mod podlogs;
 pub mod render;
 pub mod rollout;
 pub mod teardown;
+pub mod tools;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

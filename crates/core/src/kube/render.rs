@@ -1,1 +1,338 @@
-//! TODO
+//! Objects devenv writes for an `image` service or a preset: Deployment, Service,
+//! PersistentVolumeClaims and Secrets, as plain JSON ready for server-side apply.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+
+use super::{labels, ENV_LABEL, MANAGED_BY, MANAGED_BY_VALUE, SERVICE_LABEL};
+use crate::config::{Command, Environment, Preset, Probe, Readiness, Service};
+
+/// Annotation on the pod template changed by `devenv restart` (like `kubectl rollout
+/// restart`).
+pub const RESTARTED_AT: &str = "devenv.dev/restartedAt";
+
+/// What a preset brings: image, port, environment, data directory and probe.
+struct PresetSpec {
+    image: &'static str,
+    port: u16,
+    env: &'static [(&'static str, &'static str)],
+    args: &'static [&'static str],
+    data_dir: &'static str,
+    ready: &'static [&'static str],
+}
+
+fn preset_spec(p: Preset) -> PresetSpec {
+    match p {
+        Preset::Postgresql => PresetSpec {
+            image: "postgres:16",
+            port: 5432,
+            env: &[
+                ("POSTGRES_USER", "postgres"),
+                ("POSTGRES_PASSWORD", "postgres"),
+                ("POSTGRES_DB", "postgres"),
+                ("PGDATA", "/var/lib/postgresql/data/pgdata"),
+            ],
+            args: &[],
+            data_dir: "/var/lib/postgresql/data",
+            ready: &["pg_isready", "-h", "127.0.0.1", "-U", "postgres"],
+        },
+        Preset::Redis => PresetSpec {
+            image: "redis:7",
+            port: 6379,
+            env: &[],
+            args: &["redis-server", "--appendonly", "yes", "--dir", "/data"],
+            data_dir: "/data",
+            ready: &["redis-cli", "ping"],
+        },
+    }
+}
+
+/// The image a service runs: its own `image`, else the preset's.
+pub fn image_of(svc: &Service) -> Option<String> {
+    svc.image
+        .clone()
+        .or_else(|| svc.preset.map(|p| preset_spec(p).image.to_owned()))
+}
+
+/// Ports of the Service object: the configured ones, else the preset's.
+pub fn ports_of(svc: &Service) -> Vec<u16> {
+    if !svc.ports.is_empty() {
+        return svc.ports.clone();
+    }
+    svc.preset
+        .map(|p| vec![preset_spec(p).port])
+        .unwrap_or_default()
+}
+
+/// Objects for a service that runs an image (or a preset), in apply order.
+pub fn objects(env: &Environment, svc: &Service, image: &str) -> Vec<Value> {
+    let ns_labels = labels(&env.name, &svc.name);
+    let shared_labels = json!({ MANAGED_BY: MANAGED_BY_VALUE, ENV_LABEL: env.name });
+    let preset = svc.preset.map(preset_spec);
+    let mut out = Vec::new();
+
+    // Secrets the service uses (shared by services of the environment).
+    for name in &svc.secrets {
+        if let Some(secret) = env.secrets.iter().find(|s| &s.name == name) {
+            out.push(json!({
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": { "name": secret.name, "labels": shared_labels },
+                "type": "Opaque",
+                "stringData": secret.data,
+            }));
+        }
+    }
+
+    // Volumes: declared mounts, plus the preset's data volume.
+    let mut volumes = Vec::new();
+    let mut mounts = Vec::new();
+    for m in &svc.volumes {
+        let Some(vol) = env.volumes.iter().find(|v| v.name == m.name) else {
+            continue;
+        };
+        if vol.persistent {
+            out.push(pvc(&vol.name, &vol.size, &shared_labels));
+            volumes.push(
+                json!({ "name": vol.name, "persistentVolumeClaim": { "claimName": vol.name } }),
+            );
+        } else {
+            volumes.push(json!({ "name": vol.name, "emptyDir": {} }));
+        }
+        mounts.push(json!({ "name": vol.name, "mountPath": m.path }));
+    }
+    if let Some(p) = &preset {
+        if !mounts.iter().any(|m| m["mountPath"] == p.data_dir) {
+            let claim = format!("{}-data", svc.name);
+            out.push(pvc(&claim, "1Gi", &json!(ns_labels)));
+            volumes
+                .push(json!({ "name": "data", "persistentVolumeClaim": { "claimName": claim } }));
+            mounts.push(json!({ "name": "data", "mountPath": p.data_dir }));
+        }
+    }
+
+    let ports = ports_of(svc);
+    let mut env_vars: BTreeMap<String, String> = preset
+        .as_ref()
+        .map(|p| {
+            p.env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    env_vars.extend(svc.env.clone());
+    let mut container = json!({
+        "name": svc.name,
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "env": env_vars.iter().map(|(k, v)| json!({ "name": k, "value": v })).collect::<Vec<_>>(),
+        "ports": ports.iter().map(|p| json!({ "containerPort": p, "protocol": "TCP" })).collect::<Vec<_>>(),
+        "volumeMounts": mounts,
+    });
+    match &svc.command {
+        Some(Command::Shell(s)) => container["command"] = json!(["sh", "-c", s]),
+        Some(Command::Exec(argv)) => container["command"] = json!(argv),
+        None => {
+            if let Some(p) = preset.as_ref().filter(|p| !p.args.is_empty()) {
+                container["command"] = json!(p.args);
+            }
+        }
+    }
+    if !svc.secrets.is_empty() {
+        container["envFrom"] = json!(svc
+            .secrets
+            .iter()
+            .map(|s| json!({ "secretRef": { "name": s } }))
+            .collect::<Vec<_>>());
+    }
+    if let Some(r) = &svc.resources {
+        container["resources"] = json!({ "requests": r.requests, "limits": r.limits });
+    }
+    let probe = svc
+        .readiness
+        .as_ref()
+        .and_then(readiness_probe)
+        .or_else(|| {
+            preset.as_ref().map(|p| {
+                json!({ "exec": { "command": p.ready }, "periodSeconds": 1, "failureThreshold": 3, "timeoutSeconds": 5 })
+            })
+        });
+    if let Some(p) = probe {
+        container["readinessProbe"] = p;
+    }
+
+    let has_claims = volumes
+        .iter()
+        .any(|v| v.get("persistentVolumeClaim").is_some());
+    let selector = json!({ ENV_LABEL: env.name, SERVICE_LABEL: svc.name });
+    out.push(json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": { "name": svc.name, "labels": ns_labels },
+        "spec": {
+            "replicas": svc.replicas,
+            "selector": { "matchLabels": selector },
+            // A volume claimed ReadWriteOnce can't be mounted by old and new pods at once.
+            "strategy": if has_claims { json!({ "type": "Recreate" }) } else { json!({ "type": "RollingUpdate" }) },
+            "template": {
+                "metadata": { "labels": ns_labels },
+                "spec": {
+                    "containers": [container],
+                    "volumes": volumes,
+                    "terminationGracePeriodSeconds": 10,
+                    "enableServiceLinks": false,
+                }
+            }
+        }
+    }));
+    if !ports.is_empty() {
+        out.push(json!({
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": { "name": svc.name, "labels": ns_labels },
+            "spec": {
+                "selector": selector,
+                "ports": ports.iter().map(|p| json!({ "name": format!("p{p}"), "port": p, "targetPort": p, "protocol": "TCP" })).collect::<Vec<_>>(),
+            }
+        }));
+    }
+    out
+}
+
+fn pvc(name: &str, size: &str, labels: &Value) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": { "name": name, "labels": labels },
+        "spec": {
+            "accessModes": ["ReadWriteOnce"],
+            "resources": { "requests": { "storage": size } },
+        }
+    })
+}
+
+/// The container readiness probe for a configured `readiness` (log probes have no
+/// kubernetes equivalent: the rollout alone gates those).
+fn readiness_probe(r: &Readiness) -> Option<Value> {
+    let mut p = match &r.probe {
+        Probe::Http { port, path, .. } => json!({ "httpGet": { "path": path, "port": port } }),
+        Probe::Tcp { port, .. } => json!({ "tcpSocket": { "port": port } }),
+        Probe::Exec { command } => json!({ "exec": { "command": match command {
+            Command::Shell(s) => vec!["sh".to_owned(), "-c".to_owned(), s.clone()],
+            Command::Exec(v) => v.clone(),
+        } } }),
+        Probe::Log { .. } => return None,
+    };
+    p["initialDelaySeconds"] = json!(r.initial_delay.as_secs());
+    p["periodSeconds"] = json!(r.period.as_secs().max(1));
+    p["failureThreshold"] = json!(r.failure_threshold.max(1));
+    Some(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Secret, Volume, VolumeMount};
+
+    fn env_with(svc: Service) -> Environment {
+        Environment {
+            name: "shop".into(),
+            project_dir: "/p".into(),
+            services: vec![svc],
+            cluster: None,
+            volumes: vec![Volume {
+                name: "db-data".into(),
+                persistent: true,
+                size: "2Gi".into(),
+            }],
+            secrets: vec![Secret {
+                name: "creds".into(),
+                data: BTreeMap::from([("PASSWORD".into(), "s3cret".into())]),
+            }],
+            hooks: Default::default(),
+        }
+    }
+
+    fn service(name: &str) -> Service {
+        Service {
+            name: name.into(),
+            runtime: crate::config::RuntimeKind::Kubernetes,
+            command: None,
+            workdir: "/p".into(),
+            env: BTreeMap::new(),
+            ports: vec![],
+            dependencies: vec![],
+            readiness: None,
+            restart: Default::default(),
+            oneshot: false,
+            watch: None,
+            image: None,
+            manifests: None,
+            chart: None,
+            preset: None,
+            forward: vec![],
+            build: None,
+            values: None,
+            replicas: 1,
+            resources: None,
+            volumes: vec![],
+            secrets: vec![],
+            dev: None,
+        }
+    }
+
+    #[test]
+    fn image_service_gets_deployment_service_secret_and_claim() {
+        let mut svc = service("web");
+        svc.image = Some("nginx:1.27".into());
+        svc.ports = vec![80];
+        svc.replicas = 2;
+        svc.command = Some(Command::Shell("nginx -g 'daemon off;'".into()));
+        svc.secrets = vec!["creds".into()];
+        svc.volumes = vec![VolumeMount {
+            name: "db-data".into(),
+            path: "/data".into(),
+        }];
+        let env = env_with(svc.clone());
+        let objs = objects(&env, &svc, "nginx:1.27");
+        let kinds: Vec<&str> = objs.iter().map(|o| o["kind"].as_str().unwrap()).collect();
+        assert_eq!(
+            kinds,
+            ["Secret", "PersistentVolumeClaim", "Deployment", "Service"]
+        );
+        let dep = &objs[2];
+        assert_eq!(dep["spec"]["replicas"], 2);
+        assert_eq!(dep["spec"]["strategy"]["type"], "Recreate");
+        assert_eq!(dep["metadata"]["labels"][MANAGED_BY], "devenv");
+        assert_eq!(
+            dep["spec"]["template"]["metadata"]["labels"][SERVICE_LABEL],
+            "web"
+        );
+        let c = &dep["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(c["command"][0], "sh");
+        assert_eq!(c["envFrom"][0]["secretRef"]["name"], "creds");
+        assert_eq!(objs[1]["spec"]["resources"]["requests"]["storage"], "2Gi");
+        assert_eq!(objs[3]["spec"]["ports"][0]["port"], 80);
+    }
+
+    #[test]
+    fn presets_bring_image_probe_and_data_claim() {
+        let mut svc = service("cache");
+        svc.preset = Some(Preset::Redis);
+        let env = env_with(svc.clone());
+        let image = image_of(&svc).unwrap();
+        assert_eq!(image, "redis:7");
+        let objs = objects(&env, &svc, &image);
+        assert_eq!(objs[0]["kind"], "PersistentVolumeClaim");
+        assert_eq!(objs[0]["metadata"]["name"], "cache-data");
+        let c = &objs[1]["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(c["readinessProbe"]["exec"]["command"][0], "redis-cli");
+        assert_eq!(c["volumeMounts"][0]["mountPath"], "/data");
+        assert_eq!(objs[2]["spec"]["ports"][0]["port"], 6379);
+
+        svc.image = Some("devenv.test/redis:7".into());
+        assert_eq!(image_of(&svc).unwrap(), "devenv.test/redis:7");
+    }
+}

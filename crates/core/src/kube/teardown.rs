@@ -1,1 +1,173 @@
-//! TODO
+//! `devenv down` for the cluster side: delete everything labelled as this
+//! environment's, wait until it is gone, keep volumes unless asked, and remove the
+//! namespace when devenv created it.
+
+use std::time::Duration;
+
+use futures::FutureExt;
+use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams};
+use kube::core::ApiResource;
+use kube::discovery::Scope;
+use kube::runtime::wait::{await_condition, conditions};
+
+use super::apply::Kinds;
+use super::{error, selector, KubeEnv, KubeError, CREATED_ANNOTATION};
+
+/// How long `down` waits for deleted objects to disappear.
+const GONE_DEADLINE: Duration = Duration::from_secs(90);
+
+/// Kinds devenv may create in a namespace besides those named by manifests.
+const SWEPT: &[(&str, &str)] = &[
+    ("apps/v1", "Deployment"),
+    ("apps/v1", "StatefulSet"),
+    ("apps/v1", "DaemonSet"),
+    ("batch/v1", "Job"),
+    ("v1", "Service"),
+    ("v1", "ConfigMap"),
+    ("v1", "Secret"),
+    ("v1", "ServiceAccount"),
+    ("v1", "Pod"),
+];
+
+#[derive(Debug, Default, Clone)]
+pub struct Report {
+    /// `Kind/name` of what was deleted.
+    pub deleted: Vec<String>,
+    /// Persistent volume claims kept (no `--volumes`).
+    pub kept_volumes: Vec<String>,
+    pub namespace_removed: bool,
+}
+
+/// Deletes the environment's objects; `extra` are kinds its manifests used.
+pub async fn teardown(
+    kenv: &KubeEnv,
+    kinds: &Kinds,
+    extra: &[(String, String)],
+    volumes: bool,
+) -> Result<Report, KubeError> {
+    let sel = selector(&kenv.env, None);
+    let mut todo: Vec<(String, String)> = SWEPT
+        .iter()
+        .map(|(a, k)| ((*a).to_owned(), (*k).to_owned()))
+        .collect();
+    for e in extra {
+        if !todo.contains(e) {
+            todo.push(e.clone());
+        }
+    }
+    if volumes {
+        todo.push(("v1".into(), "PersistentVolumeClaim".into()));
+    }
+    let mut report = Report::default();
+    let mut waits = Vec::new();
+    for (api_version, kind) in &todo {
+        let (ar, scope) = match kinds.resolve(kenv, api_version, kind).await {
+            Ok(r) => r,
+            // A CRD removed meanwhile has nothing left to delete.
+            Err(e) if !e.is_unreachable() && e.code == 0 => continue,
+            Err(e) => return Err(e),
+        };
+        let api = api_for(kenv, &ar, scope);
+        let list = api
+            .list(&ListParams::default().labels(&sel))
+            .await
+            .map_err(|e| error::explain_in(&e, &kenv.context, &format!("listing {kind}s")))?;
+        for obj in list.items {
+            let name = obj.metadata.name.clone().unwrap_or_default();
+            let uid = obj.metadata.uid.clone().unwrap_or_default();
+            match api.delete(&name, &DeleteParams::background()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if s.code == 404 => continue,
+                Err(e) => {
+                    return Err(error::explain_in(
+                        &e,
+                        &kenv.context,
+                        &format!("deleting {kind} {name}"),
+                    ))
+                }
+            }
+            report.deleted.push(format!("{kind}/{name}"));
+            let api = api.clone();
+            waits.push(
+                async move {
+                    let _ = await_condition(api, &name, conditions::is_deleted(&uid)).await;
+                }
+                .boxed(),
+            );
+        }
+    }
+    // Pods go with their owners; wait for them too, so nothing keeps running.
+    let pods: Api<DynamicObject> = Api::namespaced_with(
+        kenv.client.clone(),
+        &kenv.namespace,
+        &ApiResource::erase::<k8s_openapi::api::core::v1::Pod>(&()),
+    );
+    if let Ok(list) = pods.list(&ListParams::default().labels(&sel)).await {
+        for pod in list.items {
+            let name = pod.metadata.name.clone().unwrap_or_default();
+            let uid = pod.metadata.uid.clone().unwrap_or_default();
+            let api = pods.clone();
+            waits.push(
+                async move {
+                    let _ = await_condition(api, &name, conditions::is_deleted(&uid)).await;
+                }
+                .boxed(),
+            );
+        }
+    }
+    let _ = tokio::time::timeout(GONE_DEADLINE, futures::future::join_all(waits)).await;
+
+    if !volumes {
+        let pvcs: Api<PersistentVolumeClaim> =
+            Api::namespaced(kenv.client.clone(), &kenv.namespace);
+        if let Ok(list) = pvcs.list(&ListParams::default().labels(&sel)).await {
+            report.kept_volumes = list
+                .items
+                .into_iter()
+                .filter_map(|p| p.metadata.name)
+                .collect();
+        }
+    }
+    let nss: Api<Namespace> = Api::all(kenv.client.clone());
+    if let Ok(Some(ns)) = nss.get_opt(&kenv.namespace).await {
+        let created = ns
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(CREATED_ANNOTATION))
+            .is_some();
+        if created && report.kept_volumes.is_empty() && ns.metadata.deletion_timestamp.is_none() {
+            let uid = ns.metadata.uid.clone().unwrap_or_default();
+            match nss
+                .delete(&kenv.namespace, &DeleteParams::background())
+                .await
+            {
+                Ok(_) => {
+                    let _ = tokio::time::timeout(
+                        GONE_DEADLINE,
+                        await_condition(nss, &kenv.namespace, conditions::is_deleted(&uid)),
+                    )
+                    .await;
+                    report.namespace_removed = true;
+                }
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(e) => {
+                    return Err(error::explain_in(
+                        &e,
+                        &kenv.context,
+                        &format!("deleting namespace {}", kenv.namespace),
+                    ))
+                }
+            }
+        }
+    }
+    Ok(report)
+}
+
+fn api_for(kenv: &KubeEnv, ar: &ApiResource, scope: Scope) -> Api<DynamicObject> {
+    match scope {
+        Scope::Namespaced => Api::namespaced_with(kenv.client.clone(), &kenv.namespace, ar),
+        Scope::Cluster => Api::all_with(kenv.client.clone(), ar),
+    }
+}

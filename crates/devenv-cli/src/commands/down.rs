@@ -17,13 +17,34 @@ pub async fn run(ctx: &Ctx, args: DownArgs) -> Result {
         .await?
         .into_inner();
     if ctx.out.json {
-        outln!("{}", serde_json::json!({ "stopped": reply.stopped }));
+        outln!(
+            "{}",
+            serde_json::json!({
+                "stopped": reply.stopped,
+                "deleted": reply.deleted,
+                "keptVolumes": reply.kept_volumes,
+                "namespaceRemoved": (!reply.namespace_removed.is_empty()).then_some(&reply.namespace_removed),
+            })
+        );
     } else if ctx.out.quiet {
-    } else if reply.stopped.is_empty() {
-        outln!("nothing was running");
     } else {
+        if reply.stopped.is_empty() && reply.deleted.is_empty() {
+            outln!("nothing was running");
+        }
         for name in &reply.stopped {
             outln!("stopped {name}");
+        }
+        if !reply.deleted.is_empty() {
+            outln!("deleted {} cluster object(s)", reply.deleted.len());
+        }
+        if !reply.namespace_removed.is_empty() {
+            outln!("removed namespace {}", reply.namespace_removed);
+        }
+        if !reply.kept_volumes.is_empty() {
+            outln!(
+                "kept volume(s) {} (use `devenv down --volumes` to delete them)",
+                reply.kept_volumes.join(", ")
+            );
         }
     }
     Ok(())

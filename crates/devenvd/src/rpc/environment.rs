@@ -120,9 +120,19 @@ impl EnvironmentService for Environments {
         &self,
         req: Request<pb::DownRequest>,
     ) -> Result<Response<pb::DownResponse>, Status> {
-        let env = convert::env_request(req.into_inner().environment)?;
-        let stopped = self.engine.down(&env).await.map_err(convert::status)?;
-        Ok(Response::new(pb::DownResponse { stopped }))
+        let req = req.into_inner();
+        let env = convert::env_request(req.environment)?;
+        let r = self
+            .engine
+            .down(&env, req.volumes)
+            .await
+            .map_err(convert::status)?;
+        Ok(Response::new(pb::DownResponse {
+            stopped: r.stopped,
+            deleted: r.deleted,
+            kept_volumes: r.kept_volumes,
+            namespace_removed: r.namespace_removed.unwrap_or_default(),
+        }))
     }
 
     async fn status(

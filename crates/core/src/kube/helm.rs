@@ -1,0 +1,140 @@
+//! `chart` services through the helm CLI: `helm upgrade --install` with the service's
+//! values into the environment's namespace; `helm uninstall` on `down`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use tokio::process::Command;
+
+use super::KubeError;
+
+/// The helm binary on the client's PATH, or an error saying how to get it.
+pub fn binary(vars: &BTreeMap<String, String>) -> Result<PathBuf, KubeError> {
+    let path = vars
+        .get("PATH")
+        .cloned()
+        .or_else(|| std::env::var("PATH").ok())
+        .unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join("helm"))
+        .find(|p| is_executable(p))
+        .ok_or_else(|| {
+            KubeError::new(
+                "helm is not installed (needed for `chart` services)",
+                "install helm 3 (https://helm.sh/docs/intro/install/, or `go install helm.sh/helm/v3/cmd/helm@latest`) and make sure it is on PATH",
+            )
+        })
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// The release name of a chart service: the service name (unique per namespace).
+pub fn release(service: &str) -> String {
+    service.to_owned()
+}
+
+/// Arguments of `helm upgrade --install` (pure, for tests).
+pub fn install_args(
+    release: &str,
+    chart: &str,
+    namespace: &str,
+    context: Option<&str>,
+    values_file: Option<&Path>,
+) -> Vec<String> {
+    let mut args: Vec<String> = vec![
+        "upgrade".into(),
+        "--install".into(),
+        release.into(),
+        chart.into(),
+        "--namespace".into(),
+        namespace.into(),
+        "--labels".into(),
+        "app.kubernetes.io/managed-by-devenv=true".into(),
+    ];
+    if let Some(ctx) = context {
+        args.push("--kube-context".into());
+        args.push(ctx.into());
+    }
+    if let Some(f) = values_file {
+        args.push("--values".into());
+        args.push(f.display().to_string());
+    }
+    args
+}
+
+/// Runs helm; on failure returns its last meaningful stderr line.
+pub async fn run(
+    bin: &Path,
+    args: &[String],
+    vars: &BTreeMap<String, String>,
+    cwd: &Path,
+) -> Result<String, KubeError> {
+    let mut cmd = Command::new(bin);
+    cmd.args(args).current_dir(cwd).kill_on_drop(true);
+    for key in [
+        "KUBECONFIG",
+        "HOME",
+        "PATH",
+        "HELM_CACHE_HOME",
+        "HELM_CONFIG_HOME",
+        "HELM_DATA_HOME",
+    ] {
+        if let Some(v) = vars.get(key) {
+            cmd.env(key, v);
+        }
+    }
+    let out = cmd
+        .output()
+        .await
+        .map_err(|e| KubeError::new(format!("cannot run {}: {e}", bin.display()), ""))?;
+    if out.status.success() {
+        return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = stderr
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("helm failed")
+        .trim()
+        .trim_start_matches("Error: ")
+        .to_owned();
+    Err(KubeError::new(
+        format!(
+            "helm {}: {line}",
+            args.first().map(String::as_str).unwrap_or("")
+        ),
+        "",
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn install_command() {
+        let args = install_args(
+            "monitoring",
+            "./charts/monitoring",
+            "devenv-shop",
+            Some("kind-dev"),
+            Some(Path::new("/tmp/v.json")),
+        );
+        assert_eq!(
+            args.join(" "),
+            "upgrade --install monitoring ./charts/monitoring --namespace devenv-shop --labels app.kubernetes.io/managed-by-devenv=true --kube-context kind-dev --values /tmp/v.json"
+        );
+    }
+
+    #[test]
+    fn missing_helm_says_so() {
+        let vars = BTreeMap::from([("PATH".to_owned(), "/nonexistent".to_owned())]);
+        let e = binary(&vars).unwrap_err();
+        assert!(e.message.starts_with("helm is not installed"), "{e}");
+        assert!(e.hint.unwrap().contains("helm.sh"));
+    }
+}
