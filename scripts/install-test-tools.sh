@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the tools the end-to-end tests need that are not Rust crates:
 #   - grpcurl (go install, pinned), into a cache dir outside the repo
+#   - helm v3 (go install, pinned), same place: for the Kubernetes runtime tests
 #   - python3 (apt-get, only when missing): the example's services are python scripts
 #   - a second local user, for the socket peer-uid test (root only)
 #   - systemd-socket-activate, for the socket activation test
@@ -9,6 +10,10 @@ set -euo pipefail
 
 # v1.9.2 and v1.9.3 cannot dial -unix sockets (grpcurl issue #546); v1.9.1 can.
 GRPCURL_VERSION="${GRPCURL_VERSION:-v1.9.1}"
+# v3.19.x: the newest helm v3 line that builds with Go 1.24 (v3.20 needs 1.25,
+# v3.21+ needs 1.26); built against client-go v0.34, one minor from the test
+# cluster's v1.33.
+HELM_VERSION="${HELM_VERSION:-v3.19.5}"
 TOOLS_DIR="${DEVENV_TOOLS_DIR:-$HOME/.cache/devenv-tools}"
 OTHER_USER="${DEVENV_TEST_OTHER_USER:-devenv-test-other}"
 
@@ -39,13 +44,7 @@ command -v useradd >/dev/null || apt_install passwd
 # systemd-socket-activate passes a listening socket the way systemd does (LISTEN_FDS).
 [ -x /usr/bin/systemd-socket-activate ] || [ -x /lib/systemd/systemd-socket-activate ] || apt_install systemd
 
-# --- grpcurl
-mkdir -p "$TOOLS_DIR/bin"
-want="$TOOLS_DIR/bin/grpcurl"
-stamp="$TOOLS_DIR/bin/.grpcurl-version"
-if [ -x "$want" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$GRPCURL_VERSION" ]; then
-    log "grpcurl $GRPCURL_VERSION already in $want"
-else
+ensure_go() {
     if ! command -v go >/dev/null; then
         if [ -x /usr/local/go/bin/go ]; then
             export PATH="/usr/local/go/bin:$PATH"
@@ -53,10 +52,44 @@ else
             apt_install golang-go
         fi
     fi
+}
+
+# --- grpcurl
+mkdir -p "$TOOLS_DIR/bin"
+want="$TOOLS_DIR/bin/grpcurl"
+stamp="$TOOLS_DIR/bin/.grpcurl-version"
+if [ -x "$want" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$GRPCURL_VERSION" ]; then
+    log "grpcurl $GRPCURL_VERSION already in $want"
+else
+    ensure_go
     log "go install grpcurl@$GRPCURL_VERSION -> $want"
     GOBIN="$TOOLS_DIR/bin" GOFLAGS="${GOFLAGS:-} -buildvcs=false" \
         go install "github.com/fullstorydev/grpcurl/cmd/grpcurl@$GRPCURL_VERSION"
     echo "$GRPCURL_VERSION" >"$stamp"
+fi
+
+# --- helm (v3), from its Go module, with the version stamps its Makefile sets
+helm_bin="$TOOLS_DIR/bin/helm"
+helm_stamp="$TOOLS_DIR/bin/.helm-version"
+if [ -x "$helm_bin" ] && [ "$(cat "$helm_stamp" 2>/dev/null)" = "$HELM_VERSION" ]; then
+    log "helm $HELM_VERSION already in $helm_bin"
+else
+    ensure_go
+    log "go install helm.sh/helm/v3/cmd/helm@$HELM_VERSION -> $helm_bin (cold: several minutes)"
+    # The Kubernetes version helm assumes without a cluster (helm template,
+    # lint): client-go v0.N -> 1.N, as helm's Makefile derives it.
+    helm_gomod="$(cd / && go mod download -json "helm.sh/helm/v3@$HELM_VERSION" | sed -n 's/^\s*"GoMod": "\(.*\)",$/\1/p')"
+    k8s_minor="$(sed -n 's#^\s*k8s.io/client-go v0\.\([0-9]*\)\..*#\1#p' "$helm_gomod" | head -1)"
+    ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+    ldflags="$ldflags -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+    if [ -n "$k8s_minor" ]; then
+        for pkg in pkg/lint/rules pkg/chartutil; do
+            ldflags="$ldflags -X helm.sh/helm/v3/$pkg.k8sVersionMajor=1 -X helm.sh/helm/v3/$pkg.k8sVersionMinor=$k8s_minor"
+        done
+    fi
+    GOBIN="$TOOLS_DIR/bin" GOFLAGS="${GOFLAGS:-} -buildvcs=false" CGO_ENABLED=0 \
+        nice -n 19 go install -trimpath -ldflags "$ldflags" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+    echo "$HELM_VERSION" >"$helm_stamp"
 fi
 
 # --- a second user for the peer-uid test
@@ -69,4 +102,4 @@ else
     id -u "$OTHER_USER" >/dev/null 2>&1 || log "not root: user $OTHER_USER not created; the peer-uid test will fail"
 fi
 
-log "done (grpcurl: $want)"
+log "done (grpcurl: $want, helm: $helm_bin)"

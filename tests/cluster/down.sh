@@ -2,7 +2,8 @@
 # Stops the devenv test cluster started by up.sh and removes everything it
 # left on the host: pods and their containers, mounts, the cni0 and devenv0
 # links, the cluster's iptables chains and rules, cgroups, sysctls, and the
-# state directory (certs, etcd data, logs, pids, kubeconfig). The build cache
+# state directory (certs, etcd data, logs, pids, kubeconfig, the
+# local-path volumes). The build cache
 # stays. Idempotent: safe to run when the cluster is down or half-started.
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -58,7 +59,7 @@ running_tasks() { "${CTR[@]}" tasks ls -q 2>/dev/null | grep -c . ; }
 # 1. Pods: with the control plane and kubelet still up, delete every pod so
 #    the kubelet stops its containers and tears down its sandboxes (CNI DEL).
 if alive kube-apiserver && alive kubelet && alive containerd && [[ -x "$KB/kubectl" ]]; then
-  stop kube-controller-manager kube-scheduler kube-proxy
+  stop local-path-provisioner kube-controller-manager kube-scheduler kube-proxy
   K=("$KB/kubectl" --kubeconfig "$STATE/kubeconfig/admin.conf" --request-timeout=10s)
   "${K[@]}" delete pods --all-namespaces --all --grace-period=0 --force --wait=false >/dev/null 2>&1
   deadline=$((SECONDS + 30))
@@ -66,8 +67,8 @@ if alive kube-apiserver && alive kubelet && alive containerd && [[ -x "$KB/kubec
   (( $(running_tasks) > 0 )) && log "pods still running after 30s; killing them directly"
 fi
 
-# 2. Node components.
-stop kube-proxy kubelet kube-controller-manager kube-scheduler
+# 2. Node components (and the provisioner, if step 1 did not run).
+stop local-path-provisioner kube-proxy kubelet kube-controller-manager kube-scheduler
 
 # 3. Whatever containers are left: kill and delete them through containerd,
 #    then any process still in the pods' cgroups.

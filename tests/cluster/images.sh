@@ -8,6 +8,8 @@
 #   pause:   the pod sandbox image (containerd's sandbox_image); its
 #            entrypoint /pause only waits for a signal (src/pause)
 #   coredns: the cluster DNS server built by build.sh (src/coredns)
+#   redis:   Debian's redis-server and redis-cli with the shared libraries they
+#            need, laid out like the official `redis` image (see redis_image)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -100,10 +102,89 @@ coredns_image() {
   rm -rf "$root"
 }
 
+# copy_with_libs ROOT BINARY DEST: copies BINARY to ROOT/DEST, and every
+# shared library it loads (ldd), the dynamic loader included, to the same path
+# under ROOT.
+copy_with_libs() {
+  local root="$1" bin="$2" dest="$3" lib
+  install -D -m 0755 "$(readlink -f "$bin")" "$root$dest"
+  for lib in $(ldd "$bin" | grep -o '/[^ ]*'); do
+    [[ -e "$root$lib" ]] || install -D -m 0755 "$(readlink -f "$lib")" "$root$lib"
+  done
+}
+
+# redis: what the official `redis` image offers a test, from Debian packages:
+# redis-server, redis-cli (and redis-benchmark, redis-check-aof,
+# redis-check-rdb, redis-sentinel) on PATH in /usr/local/bin, the
+# docker-entrypoint.sh that prefixes redis-server to an argument list that
+# starts with an option or a .conf file, workdir /data (writable, a volume),
+# and protected mode off by default (the official image compiles it off), so
+# pods can connect without a password. Debian's build is dynamically linked:
+# its libraries and the loader go in at their host paths. busybox provides sh
+# and the usual tools. Runs as root (the official image drops to uid 999).
+redis_image() {
+  [[ -f "$IMAGES/redis.tar" ]] && return 0
+  local server cli bench
+  server="$(command -v redis-server)" || die "redis-server is not installed (Debian package redis-server)"
+  cli="$(command -v redis-cli)" || die "redis-cli is not installed (Debian package redis-tools)"
+  bench="$(command -v redis-benchmark || true)"
+  local version; version="$("$server" --version | sed -n 's/.* v=\([0-9.]*\) .*/\1/p')"
+  [[ "${version%%.*}" == "${REDIS_IMAGE##*:}" ]] \
+    || log "warning: Debian's redis-server is $version; the image is still tagged $REDIS_IMAGE"
+  local root; root="$(mktemp -d)"
+  base_rootfs "$root"
+  printf 'redis:x:999:999::/home/redis:/bin/sh\n' >> "$root/etc/passwd"
+  printf 'redis:x:999:\n' >> "$root/etc/group"
+  cp /bin/busybox "$root/bin/busybox"
+  local applet
+  for applet in $(/bin/busybox --list); do
+    [[ "$applet" == busybox ]] || ln -s busybox "$root/bin/$applet"
+  done
+  copy_with_libs "$root" "$server" /usr/local/libexec/redis-server
+  copy_with_libs "$root" "$cli" /usr/local/bin/redis-cli
+  [[ -n "$bench" ]] && copy_with_libs "$root" "$bench" /usr/local/bin/redis-benchmark
+  # The server binary picks its mode from argv[0], as in the official image.
+  local tool
+  for tool in redis-check-aof redis-check-rdb redis-sentinel; do
+    ln -s ../libexec/redis-server "$root/usr/local/bin/$tool"
+  done
+  cat > "$root/usr/local/bin/redis-server" <<'SH'
+#!/bin/sh
+# Debian's redis-server with the official image's default of protected mode
+# off; an explicit --protected-mode, or one in the config file, still wins.
+real=/usr/local/libexec/redis-server
+case "${1-}" in
+  -v|--version|-h|--help|--test-memory|--check-system) exec "$real" "$@" ;;
+  ''|-?*) exec "$real" --protected-mode no "$@" ;;
+esac
+conf="$1"; shift
+if [ "$conf" != - ] && grep -qs '^[[:space:]]*protected-mode' "$conf"; then
+  exec "$real" "$conf" "$@"
+fi
+exec "$real" "$conf" --protected-mode no "$@"
+SH
+  cat > "$root/usr/local/bin/docker-entrypoint.sh" <<'SH'
+#!/bin/sh
+set -e
+# As the official image: an argument list that starts with an option or a
+# .conf file is for redis-server.
+if [ "${1#-}" != "$1" ] || [ "${1%.conf}" != "$1" ]; then
+  set -- redis-server "$@"
+fi
+exec "$@"
+SH
+  chmod 0755 "$root/usr/local/bin/redis-server" "$root/usr/local/bin/docker-entrypoint.sh"
+  install -d -m 0777 "$root/data"
+  make_image redis "$REDIS_IMAGE" "$root" \
+    '{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Entrypoint":["docker-entrypoint.sh"],"Cmd":["redis-server"],"ExposedPorts":{"6379/tcp":{}},"Volumes":{"/data":{}},"WorkingDir":"/data"}'
+  rm -rf "$root"
+}
+
 case "${1:-all}" in
   busybox) busybox_image ;;
   pause) pause_image ;;
   coredns) coredns_image ;;
-  all) busybox_image; pause_image; coredns_image ;;
+  redis) redis_image ;;
+  all) busybox_image; pause_image; coredns_image; redis_image ;;
   *) die "unknown image: $1" ;;
 esac

@@ -21,6 +21,18 @@ BIN="$BIN_CACHE/bin"
 # Images depend on the binaries and on images.sh.
 IMAGES="$BIN_CACHE/images/$(cat "$CLUSTER_DIR/images.sh" | sha256sum | cut -c1-12)"
 
+# rancher's local-path-provisioner (github.com/rancher/local-path-provisioner):
+# its own cache entry, keyed by its version and build-provisioner.sh, so
+# neither invalidates the other's. v0.0.30: the newest release the Go module
+# proxy served when this was written (v0.0.31 and v0.0.32 were not available
+# from it, v0.0.33 had no checksum database entry).
+LOCAL_PATH_PROVISIONER_VERSION="${DEVENV_CLUSTER_LPP_VERSION:-v0.0.30}"
+provisioner_recipe_hash() {
+  (cd "$CLUSTER_DIR" && cat build-provisioner.sh && echo "$LOCAL_PATH_PROVISIONER_VERSION") | sha256sum | cut -c1-12
+}
+PROVISIONER_CACHE="$CACHE_ROOT/local-path-provisioner-$LOCAL_PATH_PROVISIONER_VERSION-$(provisioner_recipe_hash)"
+PROVISIONER_BIN="$PROVISIONER_CACHE/bin/local-path-provisioner"
+
 # Go toolchain caches, outside the repository, shared between recipe versions.
 export GOCACHE="${GOCACHE_OVERRIDE:-$CACHE_ROOT/go-build}"
 export GOMODCACHE="${GOMODCACHE_OVERRIDE:-$CACHE_ROOT/go-mod}"
@@ -42,6 +54,17 @@ ETCD_PEER_PORT=23800
 BUSYBOX_IMAGE="devenv.test/busybox:1.35.0"
 PAUSE_IMAGE="devenv.test/pause:3.10"
 COREDNS_IMAGE="devenv.test/coredns:${COREDNS_VERSION#v}"
+# Debian's redis-server (bookworm: 7.0.15), tagged by major version like the
+# official image's `redis:7`.
+REDIS_IMAGE="devenv.test/redis:7"
+
+# Dynamic PersistentVolumes: the local-path-provisioner (a host process) and
+# the default StorageClass that names it; volumes are directories under
+# $LOCAL_PATH_DIR, created and removed by helper pods (busybox).
+STORAGE_CLASS="local-path"
+PROVISIONER_NAME="rancher.io/local-path"
+PROVISIONER_NAMESPACE="local-path-storage"
+LOCAL_PATH_DIR="$STATE/local-path"
 
 CONTAINERD_ROOT="$STATE/containerd"
 CONTAINERD_SOCK="$STATE/run/containerd/containerd.sock"
@@ -69,7 +92,7 @@ POD_SUBNET="10.244.0.0/24"   # this node's slice of POD_CIDR (CNI host-local)
 POD_GATEWAY="10.244.0.1"
 
 # Components in start order; down.sh stops them in reverse.
-COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy)
+COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy local-path-provisioner)
 
 pid_of() { local f="$STATE/pids/$1.pid"; [[ -f "$f" ]] && cat "$f"; }
 alive() { local p; p="$(pid_of "$1")" && [[ -n "$p" ]] && kill -0 "$p" 2>/dev/null; }

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Starts the devenv single-node test cluster (etcd, kube-apiserver,
 # kube-controller-manager, kube-scheduler, containerd + runc, kubelet,
-# kube-proxy, CoreDNS), building its binaries and images first if they are not
-# in the cache yet. Prints `export KUBECONFIG=...` on stdout (progress goes to
+# kube-proxy, local-path-provisioner with the default StorageClass
+# `local-path`, CoreDNS), building its binaries and images first if they are
+# not in the cache yet. Prints `export KUBECONFIG=...` on stdout (progress goes to
 # stderr), so `eval "$(tests/cluster/up.sh)"` works.
 #
 # Idempotent: if the cluster is already up it says so and exits 0. A cluster
@@ -80,6 +81,9 @@ command -v conntrack >/dev/null || need_pkgs+=(conntrack)
 [[ -x /bin/busybox ]] && /bin/busybox --list 2>/dev/null | grep -qx httpd || need_pkgs+=(busybox-static)
 command -v ip >/dev/null || need_pkgs+=(iproute2)
 command -v nsenter >/dev/null || need_pkgs+=(util-linux)
+# For the image devenv.test/redis:7 (images.sh); not run on the host.
+command -v redis-server >/dev/null || need_pkgs+=(redis-server)
+command -v redis-cli >/dev/null || need_pkgs+=(redis-tools)
 if (( ${#need_pkgs[@]} )); then
   log "installing host packages: ${need_pkgs[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -98,6 +102,7 @@ if [[ ! -x "$BIN/k8s" || ! -x "$BIN/coredns" || ! -x "$BIN/pause" ]]; then
   log "building cluster binaries into $BIN_CACHE (cold build: 20-40 minutes on 2 cores)"
 fi
 "$CLUSTER_DIR/build.sh" all
+"$CLUSTER_DIR/build-provisioner.sh"
 "$CLUSTER_DIR/images.sh" all
 
 # --- state, network, certificates ----------------------------------------------------
@@ -307,12 +312,14 @@ start containerd containerd --config "$STATE/config/containerd.toml" --log-level
 CTR=(ctr --address "$CONTAINERD_SOCK" --namespace k8s.io)
 wait_component containerd 60 "${CTR[@]}" version
 
-for image in pause busybox coredns; do
+for image in pause busybox coredns redis; do
   "${CTR[@]}" images import --snapshotter overlayfs "$IMAGES/$image.tar" > /dev/null
 done
-"${CTR[@]}" images ls -q | grep -qx "$PAUSE_IMAGE" || die "pause image $PAUSE_IMAGE missing after import"
-"${CTR[@]}" images ls -q | grep -qx "$BUSYBOX_IMAGE" || die "busybox image $BUSYBOX_IMAGE missing after import"
-log "imported images: $("${CTR[@]}" images ls -q | grep -v "^sha256:" | tr "\n" " ")"
+imported="$("${CTR[@]}" images ls -q)"
+for image in "$PAUSE_IMAGE" "$BUSYBOX_IMAGE" "$COREDNS_IMAGE" "$REDIS_IMAGE"; do
+  grep -qxF "$image" <<<"$imported" || die "image $image missing after import"
+done
+log "imported images: $(grep -v "^sha256:" <<<"$imported" | tr "\n" " ")"
 
 # --- kubelet ---------------------------------------------------------------------------
 cat > "$STATE/config/kubelet.yaml" <<EOF
@@ -368,6 +375,67 @@ iptables: {localhostNodePorts: false}
 nodePortAddresses: ["$NODE_IP/32"]
 EOF
 start kube-proxy "$BIN/kube-proxy" --config "$STATE/config/kube-proxy.yaml" --v=1
+
+# --- local-path-provisioner ------------------------------------------------------------------
+# rancher's dynamic provisioner, out of cluster with the admin kubeconfig; the
+# objects its in-cluster deployment would have (namespace, helper pods'
+# service account, its ConfigMap), and the default StorageClass. Each volume is
+# a directory $LOCAL_PATH_DIR/pvc-<uid>_<namespace>_<claim>, made and removed
+# by a busybox helper pod on the node; the PV is a hostPath volume pinned to
+# the node. WaitForFirstConsumer: a claim binds when a pod using it is
+# scheduled.
+mkdir -p "$LOCAL_PATH_DIR"
+cat > "$STATE/config/local-path-storage.yaml" <<EOF
+apiVersion: v1
+kind: Namespace
+metadata: {name: $PROVISIONER_NAMESPACE}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: local-path-provisioner-service-account, namespace: $PROVISIONER_NAMESPACE}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: local-path-config, namespace: $PROVISIONER_NAMESPACE}
+data:
+  config.json: |-
+    {"nodePathMap": [{"node": "DEFAULT_PATH_FOR_NON_LISTED_NODES", "paths": ["$LOCAL_PATH_DIR"]}]}
+  setup: |-
+    set -eu
+    mkdir -m 0777 -p "\$VOL_DIR"
+  teardown: |-
+    set -eu
+    rm -rf "\$VOL_DIR"
+  helperPod.yaml: |-
+    apiVersion: v1
+    kind: Pod
+    metadata:
+      name: helper-pod
+    spec:
+      priorityClassName: system-node-critical
+      tolerations:
+      - {key: node.kubernetes.io/disk-pressure, operator: Exists, effect: NoSchedule}
+      containers:
+      - name: helper-pod
+        image: $BUSYBOX_IMAGE
+        imagePullPolicy: Never
+---
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: $STORAGE_CLASS
+  annotations: {storageclass.kubernetes.io/is-default-class: "true"}
+provisioner: $PROVISIONER_NAME
+volumeBindingMode: WaitForFirstConsumer
+reclaimPolicy: Delete
+EOF
+kubectl_admin apply -f "$STATE/config/local-path-storage.yaml" > /dev/null
+start local-path-provisioner "$PROVISIONER_BIN" --debug start \
+  --kubeconfig "$KC/admin.conf" --namespace "$PROVISIONER_NAMESPACE" \
+  --configmap-name local-path-config --service-account-name local-path-provisioner-service-account \
+  --provisioner-name "$PROVISIONER_NAME" --helper-image "$BUSYBOX_IMAGE"
+provisioner_started() { grep -q "Started provisioner controller" "$STATE/logs/local-path-provisioner.log"; }
+wait_component local-path-provisioner 60 provisioner_started
 
 node_ready() {
   [[ "$(kubectl_admin get node "$NODE_NAME" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" == True ]]
@@ -488,7 +556,15 @@ until coredns_available; do
   sleep 0.5
 done
 
+# Final check of what runs outside the pods: every component, and the
+# provisioner behind the default StorageClass.
+all_running || exit 1
+provisioner_started || die "local-path-provisioner is running but its controller did not start"
+[[ "$(kubectl_admin get storageclass "$STORAGE_CLASS" \
+      -o 'jsonpath={.metadata.annotations.storageclass\.kubernetes\.io/is-default-class}' 2>/dev/null)" == true ]] \
+  || die "StorageClass $STORAGE_CLASS is missing or not the default"
+
 trap - EXIT
-log "cluster is up in $((SECONDS - START))s: $("$BIN/kubectl" version --client -o json 2>/dev/null | sed -n 's/.*"gitVersion": "\(.*\)".*/\1/p' | head -1), node $NODE_NAME Ready, CoreDNS available"
+log "cluster is up in $((SECONDS - START))s: $("$BIN/kubectl" version --client -o json 2>/dev/null | sed -n 's/.*"gitVersion": "\(.*\)".*/\1/p' | head -1), node $NODE_NAME Ready, CoreDNS available, default StorageClass $STORAGE_CLASS"
 log "kubectl: $STATE/bin/kubectl (or any kubectl) with the KUBECONFIG below; stop with tests/cluster/down.sh"
 print_export
