@@ -133,9 +133,16 @@ impl Engine {
             let mut statuses = Vec::new();
             for mut svc in self.state.services(&rec.id)? {
                 if svc.status.state.is_active() || svc.status.state == ServiceState::Pending {
-                    svc.status.message =
+                    svc.status.message = if svc.status.runtime == "kubernetes" {
+                        // Its objects are still in the cluster; only the watch ended.
+                        format!(
+                            "stopped: devenvd restarted (was {:?}); its workload is still in the cluster, `devenv up` re-attaches",
+                            svc.status.state
+                        )
+                    } else {
                         format!("stopped: devenvd restarted (was {:?})", svc.status.state)
-                            .to_lowercase();
+                    }
+                    .to_lowercase();
                     svc.status.state = ServiceState::Stopped;
                     svc.status.pid = None;
                 }

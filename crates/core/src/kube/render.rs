@@ -41,7 +41,7 @@ fn preset_spec(p: Preset) -> PresetSpec {
             image: "redis:7",
             port: 6379,
             env: &[],
-            args: &["redis-server", "--appendonly", "yes", "--dir", "/data"],
+            args: &["redis-server", "--appendonly", "yes"],
             data_dir: "/data",
             ready: &["redis-cli", "ping"],
         },
@@ -134,9 +134,11 @@ pub fn objects(env: &Environment, svc: &Service, image: &str) -> Vec<Value> {
     match &svc.command {
         Some(Command::Shell(s)) => container["command"] = json!(["sh", "-c", s]),
         Some(Command::Exec(argv)) => container["command"] = json!(argv),
+        // `args`, not `command`: the image's entrypoint (which initialises data
+        // directories in the official images) still runs.
         None => {
             if let Some(p) = preset.as_ref().filter(|p| !p.args.is_empty()) {
-                container["command"] = json!(p.args);
+                container["args"] = json!(p.args);
             }
         }
     }

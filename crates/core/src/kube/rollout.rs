@@ -273,6 +273,29 @@ fn pod_failure(
             .flatten()
             .chain(status.container_statuses.iter().flatten());
         for cs in statuses {
+            // A container that exited with an error will crash-loop (restartPolicy
+            // Always): report it now rather than after the back-off.
+            if let Some(t) = cs.state.as_ref().and_then(|s| s.terminated.as_ref()) {
+                if t.exit_code != 0
+                    && pod.spec.as_ref().and_then(|s| s.restart_policy.as_deref()) != Some("Never")
+                {
+                    return Some(Failure {
+                        reason: format!(
+                            "pod {name}: container {} exited with code {}{}",
+                            cs.name,
+                            t.exit_code,
+                            t.reason
+                                .as_deref()
+                                .filter(|r| *r != "Error")
+                                .map(|r| format!(" ({r})"))
+                                .unwrap_or_default()
+                        ),
+                        pod: Some(name.clone()),
+                        container: Some(cs.name.clone()),
+                        previous: false,
+                    });
+                }
+            }
             let Some(waiting) = cs.state.as_ref().and_then(|s| s.waiting.as_ref()) else {
                 continue;
             };
