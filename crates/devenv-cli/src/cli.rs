@@ -69,6 +69,12 @@ pub enum Command {
     Restart(RestartArgs),
     /// List environments known to the daemon
     Ls,
+    /// Port forwards of kubernetes services
+    #[command(subcommand)]
+    Forward(ForwardCommand),
+    /// Create, delete, list and check clusters (k3d, or one from your kubeconfig)
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
     /// Manage the devenvd daemon
     #[command(subcommand)]
     Daemon(DaemonCommand),
@@ -101,6 +107,11 @@ impl Command {
             Command::Status(a) => a.file.file.take(),
             Command::Restart(a) => a.file.file.take(),
             Command::Logs(a) => a.file.take(),
+            Command::Forward(ForwardCommand::Ls(a)) => a.file.file.take(),
+            Command::Cluster(
+                ClusterCommand::Create(a) | ClusterCommand::Delete(a) | ClusterCommand::Status(a),
+            ) => a.file.file.take(),
+            Command::Cluster(ClusterCommand::Ls) => None,
             Command::Init(_) | Command::Ls | Command::Daemon(_) | Command::Completion(_) => None,
         }
     }
@@ -199,6 +210,36 @@ pub struct RestartArgs {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum ForwardCommand {
+    /// List port forwards with their health
+    Ls(ForwardLsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ForwardLsArgs {
+    #[command(flatten)]
+    pub file: FileOpt,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Create the environment's k3d cluster from spec.cluster
+    Create(ClusterArgs),
+    /// Delete the environment's k3d cluster
+    Delete(ClusterArgs),
+    /// List the clusters devenv created, and whether they answer
+    Ls,
+    /// Whether the environment's cluster answers, and why not (exit 1 when it does not)
+    Status(ClusterArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ClusterArgs {
+    #[command(flatten)]
+    pub file: FileOpt,
+}
+
+#[derive(Debug, Subcommand)]
 pub enum DaemonCommand {
     /// Start the daemon if it is not running
     Start,
@@ -256,6 +297,11 @@ mod tests {
         assert_eq!(cli.global.file, Some("a.yml".into()));
         let mut cli = super::Cli::parse_from(["devenv", "status", "-f", "b.yml", "--json"]);
         assert_eq!(cli.command.take_file(), Some("b.yml".into()));
+        assert!(cli.global.json);
+        let mut cli = super::Cli::parse_from(["devenv", "cluster", "status", "-f", "d.yml"]);
+        assert_eq!(cli.command.take_file(), Some("d.yml".into()));
+        let mut cli = super::Cli::parse_from(["devenv", "forward", "ls", "--json"]);
+        assert_eq!(cli.command.take_file(), None);
         assert!(cli.global.json);
         let mut cli = super::Cli::parse_from(["devenv", "logs", "-f", "--file", "c.yml", "api"]);
         assert_eq!(cli.command.take_file(), Some("c.yml".into()));

@@ -54,8 +54,10 @@ pub async fn run(args: Args, activation_fds: i32) -> anyhow::Result<()> {
             .unwrap_or_default(),
         shutdown: shutdown.clone(),
     };
+    use pb::cluster_service_server::ClusterServiceServer;
     use pb::daemon_service_server::DaemonServiceServer;
     use pb::environment_service_server::EnvironmentServiceServer;
+    use pb::forward_service_server::ForwardServiceServer;
     use pb::log_service_server::LogServiceServer;
     use pb::service_service_server::ServiceServiceServer;
     health
@@ -69,6 +71,12 @@ pub async fn run(args: Args, activation_fds: i32) -> anyhow::Result<()> {
         .await;
     health
         .set_serving::<LogServiceServer<rpc::logs::Logs>>()
+        .await;
+    health
+        .set_serving::<ForwardServiceServer<rpc::forward::Forwards>>()
+        .await;
+    health
+        .set_serving::<ClusterServiceServer<rpc::cluster::Clusters>>()
         .await;
 
     let router = Server::builder()
@@ -86,7 +94,13 @@ pub async fn run(args: Args, activation_fds: i32) -> anyhow::Result<()> {
         }))
         .add_service(LogServiceServer::new(rpc::logs::Logs {
             engine: engine.clone(),
-        }));
+        }))
+        .add_service(ForwardServiceServer::new(rpc::forward::Forwards {
+            engine: engine.clone(),
+        }))
+        .add_service(ClusterServiceServer::new(rpc::cluster::Clusters::new(
+            engine.clone(),
+        )));
 
     tracing::info!(socket = %paths.socket.display(), pid = std::process::id(), version = devenv_api::VERSION, "devenvd serving");
     let stop = shutdown.clone();

@@ -1,9 +1,11 @@
 //! One file per command; each takes the shared context and its own arguments.
 
+mod cluster;
 pub mod completion;
 mod config;
 mod daemon;
 mod down;
+mod forward;
 mod init;
 mod logs;
 mod ls;
@@ -12,7 +14,7 @@ mod status;
 mod up;
 mod validate;
 
-use crate::cli::{Command, ConfigCommand};
+use crate::cli::{Command, ConfigCommand, ForwardCommand};
 use crate::context::Ctx;
 use crate::error::Result;
 
@@ -27,6 +29,8 @@ pub async fn dispatch(command: Command, ctx: &Ctx) -> Result {
         Command::Logs(args) => logs::run(ctx, args).await,
         Command::Restart(args) => restart::run(ctx, args).await,
         Command::Ls => ls::run(ctx).await,
+        Command::Forward(ForwardCommand::Ls(_)) => forward::ls(ctx).await,
+        Command::Cluster(cmd) => cluster::run(ctx, cmd).await,
         Command::Daemon(cmd) => daemon::run(ctx, cmd).await,
         Command::Completion(args) => {
             completion::run(args.shell);

@@ -1,9 +1,12 @@
 //! Turning API messages into text and JSON for people and scripts.
 
+pub mod cluster;
 pub mod color;
 pub mod config_errors;
+pub mod forward;
 pub mod logs;
 pub mod progress;
+pub mod spinner;
 pub mod status;
 pub mod table;
 pub mod time;

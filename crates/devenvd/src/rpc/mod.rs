@@ -1,7 +1,9 @@
 //! gRPC handlers: thin mappings from the API onto the engine.
 
+pub mod cluster;
 pub mod daemon;
 pub mod environment;
+pub mod forward;
 pub mod logs;
 pub mod service;
 

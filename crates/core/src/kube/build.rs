@@ -1,0 +1,438 @@
+//! Image builds for services with `build:`: pick a builder on the client's PATH
+//! (docker when its engine answers, else buildah, else nerdctl), build under a tag
+//! derived from the build context's content, and for a k3d cluster import the image
+//! into the cluster's nodes.
+//!
+//! Other clusters (`provider: kubeconfig`) get the image reference only: getting the
+//! image into such a cluster (a registry push) is not done here.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::tools::{self, DockerProblem};
+use super::{k3d, KubeError};
+use crate::config::{Build, Cluster, ClusterProvider};
+
+/// Registry part of every tag devenv builds; never pushed anywhere.
+pub const REGISTRY: &str = "devenv.local";
+
+const BUILD_DEADLINE: Duration = Duration::from_secs(30 * 60);
+const SAVE_DEADLINE: Duration = Duration::from_secs(10 * 60);
+
+/// Hex digits of the content hash in a tag.
+const HASH_LEN: usize = 12;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Builder {
+    Docker,
+    Buildah,
+    Nerdctl,
+}
+
+impl Builder {
+    /// In the order they are tried.
+    pub const ALL: [Builder; 3] = [Builder::Docker, Builder::Buildah, Builder::Nerdctl];
+
+    pub fn program(self) -> &'static str {
+        match self {
+            Self::Docker => "docker",
+            Self::Buildah => "buildah",
+            Self::Nerdctl => "nerdctl",
+        }
+    }
+}
+
+/// A builder and its binary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub builder: Builder,
+    pub program: PathBuf,
+}
+
+/// The first usable builder: docker only when its engine answers (a docker client
+/// without an engine cannot build), buildah and nerdctl when on PATH.
+pub async fn detect(vars: &BTreeMap<String, String>) -> Result<Found, KubeError> {
+    let docker = match tools::docker_engine(vars).await {
+        Ok(program) => {
+            return Ok(Found {
+                builder: Builder::Docker,
+                program,
+            })
+        }
+        Err(problem) => problem,
+    };
+    for builder in [Builder::Buildah, Builder::Nerdctl] {
+        if let Some(program) = tools::find_program(builder.program(), vars) {
+            return Ok(Found { builder, program });
+        }
+    }
+    let docker_note = match docker {
+        DockerProblem::NotInstalled => String::new(),
+        DockerProblem::Unreachable(reason) => format!(" (docker is installed, but: {reason})"),
+    };
+    Err(KubeError::new(
+        format!(
+            "no image builder found: building images needs docker with a running engine, buildah or nerdctl on PATH{docker_note}"
+        ),
+        "install one: Docker (https://docs.docker.com/engine/install/), buildah \
+         (https://buildah.io) or nerdctl (https://github.com/containerd/nerdctl)",
+    ))
+}
+
+/// The Dockerfile of a build: `dockerfile:` or `<context>/Dockerfile`.
+pub fn dockerfile(build: &Build) -> PathBuf {
+    build
+        .dockerfile
+        .clone()
+        .unwrap_or_else(|| build.context.join("Dockerfile"))
+}
+
+/// `devenv.local/<env>-<service>:<id>` (env and service names are DNS-1123 labels,
+/// so the reference is valid).
+pub fn tag(env: &str, service: &str, id: &str) -> String {
+    format!("{REGISTRY}/{env}-{service}:{id}")
+}
+
+/// `docker build -t TAG -f DOCKERFILE CONTEXT` and its equivalents.
+pub fn build_args(builder: Builder, tag: &str, build: &Build) -> Vec<String> {
+    let verb = match builder {
+        Builder::Docker | Builder::Nerdctl => "build",
+        Builder::Buildah => "bud",
+    };
+    vec![
+        verb.into(),
+        "-t".into(),
+        tag.into(),
+        "-f".into(),
+        dockerfile(build).display().to_string(),
+        build.context.display().to_string(),
+    ]
+}
+
+/// Writes the image to a tarball `k3d image import` can read. None for docker: k3d
+/// imports straight from the Docker engine.
+pub fn save_args(builder: Builder, tag: &str, tarball: &Path) -> Option<Vec<String>> {
+    let tar = tarball.display().to_string();
+    match builder {
+        Builder::Docker => None,
+        Builder::Buildah => Some(vec![
+            "push".into(),
+            tag.into(),
+            format!("docker-archive:{tar}:{tag}"),
+        ]),
+        Builder::Nerdctl => Some(vec!["save".into(), "-o".into(), tar, tag.into()]),
+    }
+}
+
+/// A short hash of the build's inputs: every file's path and bytes under the context
+/// (`.git` aside), plus the Dockerfile. Same inputs, same tag, so an unchanged service
+/// keeps its image and its pods. (`.dockerignore` is not read: an ignored change only
+/// costs a rebuild.)
+pub fn content_hash(build: &Build) -> std::io::Result<String> {
+    let mut files = Vec::new();
+    collect_files(&build.context, &build.context, &mut files)?;
+    files.sort();
+    let mut h = Fnv::new();
+    for rel in &files {
+        h.write(rel.as_os_str().as_encoded_bytes());
+        h.write(&[0]);
+        hash_file(&mut h, &build.context.join(rel))?;
+    }
+    let df = dockerfile(build);
+    if !df.starts_with(&build.context) {
+        h.write(b"\0dockerfile\0");
+        hash_file(&mut h, &df)?;
+    }
+    Ok(format!("{:016x}", h.0)[..HASH_LEN].to_owned())
+}
+
+fn collect_files(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            if entry.file_name() != ".git" {
+                collect_files(root, &path, out)?;
+            }
+        } else if kind.is_file() || kind.is_symlink() {
+            out.push(path.strip_prefix(root).unwrap_or(&path).to_path_buf());
+        }
+    }
+    Ok(())
+}
+
+fn hash_file(h: &mut Fnv, path: &Path) -> std::io::Result<()> {
+    use std::io::Read as _;
+    let meta = std::fs::symlink_metadata(path)?;
+    if meta.file_type().is_symlink() {
+        h.write(std::fs::read_link(path)?.as_os_str().as_encoded_bytes());
+        return Ok(());
+    }
+    let mut f = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        h.write(&buf[..n]);
+    }
+}
+
+/// FNV-1a, 64 bit: stable across Rust releases (a tag must not change with the
+/// compiler), and this is not a security boundary.
+struct Fnv(u64);
+
+impl Fnv {
+    fn new() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= u64::from(b);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+}
+
+/// Builds the image of `service` and, for a k3d cluster, imports it into the
+/// cluster. Every line the builder (and k3d) prints goes to `on_line`, for the log
+/// hub. Returns the image reference to deploy.
+pub async fn build_image(
+    env: &str,
+    service: &str,
+    build: &Build,
+    cluster: Option<&Cluster>,
+    vars: &BTreeMap<String, String>,
+    on_line: &mut (dyn FnMut(&str) + Send),
+) -> Result<String, KubeError> {
+    let input = build.clone();
+    let hash = tokio::task::spawn_blocking(move || content_hash(&input))
+        .await
+        .map_err(|e| KubeError::new(format!("hashing the build context: {e}"), ""))?
+        .map_err(|e| {
+            KubeError::new(
+                format!(
+                    "cannot read the build context {}: {e}",
+                    build.context.display()
+                ),
+                "check spec.services[].build.context",
+            )
+        })?;
+    let image = tag(env, service, &hash);
+    let found = detect(vars).await?;
+    run_builder(
+        &found,
+        &build_args(found.builder, &image, build),
+        vars,
+        on_line,
+    )
+    .await?;
+    if let Some(cluster) = cluster.filter(|c| c.provider == ClusterProvider::K3d) {
+        let name = k3d::name(cluster);
+        match save_args(found.builder, &image, &tarball(env, service, &hash)) {
+            None => {
+                k3d::import_images(name, std::slice::from_ref(&image), vars, on_line).await?;
+            }
+            Some(args) => {
+                let tar = tarball(env, service, &hash);
+                let result = async {
+                    run_builder(&found, &args, vars, on_line).await?;
+                    let images = [tar.display().to_string()];
+                    k3d::import_images(name, &images, vars, on_line).await
+                }
+                .await;
+                let _ = std::fs::remove_file(&tar);
+                result?;
+            }
+        }
+    }
+    Ok(image)
+}
+
+fn tarball(env: &str, service: &str, hash: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("devenv-image-{env}-{service}-{hash}.tar"))
+}
+
+async fn run_builder(
+    found: &Found,
+    args: &[String],
+    vars: &BTreeMap<String, String>,
+    on_line: &mut (dyn FnMut(&str) + Send),
+) -> Result<(), KubeError> {
+    let shown = format!("{} {}", found.builder.program(), args[0]);
+    let out = tools::run(
+        &found.program,
+        args,
+        vars,
+        if args[0] == "push" || args[0] == "save" {
+            SAVE_DEADLINE
+        } else {
+            BUILD_DEADLINE
+        },
+        on_line,
+    )
+    .await
+    .map_err(|e| KubeError::new(format!("`{shown}` failed: {e}"), ""))?;
+    if out.success() {
+        Ok(())
+    } else {
+        Err(KubeError::new(
+            format!("`{shown}` failed: {}", out.failure()),
+            "the build output is in the service's logs (`devenv logs SERVICE`)",
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kube::tools::tests::{path_vars, script};
+
+    fn build(context: &Path, dockerfile: Option<&Path>) -> Build {
+        Build {
+            context: context.to_path_buf(),
+            dockerfile: dockerfile.map(Path::to_path_buf),
+        }
+    }
+
+    #[test]
+    fn build_commands() {
+        let b = build(Path::new("/p/web"), None);
+        let t = tag("shop", "web", "0123456789ab");
+        assert_eq!(t, "devenv.local/shop-web:0123456789ab");
+        assert_eq!(
+            build_args(Builder::Docker, &t, &b).join(" "),
+            "build -t devenv.local/shop-web:0123456789ab -f /p/web/Dockerfile /p/web"
+        );
+        let b = build(
+            Path::new("/p/web"),
+            Some(Path::new("/p/docker/web.Dockerfile")),
+        );
+        assert_eq!(
+            build_args(Builder::Buildah, &t, &b).join(" "),
+            "bud -t devenv.local/shop-web:0123456789ab -f /p/docker/web.Dockerfile /p/web"
+        );
+        assert_eq!(
+            build_args(Builder::Nerdctl, &t, &b)[0..3].join(" "),
+            "build -t devenv.local/shop-web:0123456789ab"
+        );
+    }
+
+    #[test]
+    fn save_commands_for_k3d_import() {
+        let tar = Path::new("/tmp/x.tar");
+        assert_eq!(save_args(Builder::Docker, "i:1", tar), None);
+        assert_eq!(
+            save_args(Builder::Buildah, "i:1", tar).unwrap().join(" "),
+            "push i:1 docker-archive:/tmp/x.tar:i:1"
+        );
+        assert_eq!(
+            save_args(Builder::Nerdctl, "i:1", tar).unwrap().join(" "),
+            "save -o /tmp/x.tar i:1"
+        );
+    }
+
+    #[test]
+    fn content_hash_follows_the_content() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\n").unwrap();
+        std::fs::create_dir_all(dir.path().join("src")).unwrap();
+        std::fs::write(dir.path().join("src/a.txt"), "a").unwrap();
+        let b = build(dir.path(), None);
+        let first = content_hash(&b).unwrap();
+        assert_eq!(first.len(), HASH_LEN);
+        assert_eq!(content_hash(&b).unwrap(), first, "stable");
+        // .git does not count.
+        std::fs::create_dir_all(dir.path().join(".git")).unwrap();
+        std::fs::write(dir.path().join(".git/HEAD"), "ref").unwrap();
+        assert_eq!(content_hash(&b).unwrap(), first);
+        std::fs::write(dir.path().join("src/a.txt"), "b").unwrap();
+        let second = content_hash(&b).unwrap();
+        assert_ne!(second, first, "content changed");
+        std::fs::rename(dir.path().join("src/a.txt"), dir.path().join("src/b.txt")).unwrap();
+        assert_ne!(content_hash(&b).unwrap(), second, "name changed");
+    }
+
+    #[tokio::test]
+    async fn detect_prefers_docker_only_with_an_engine() {
+        let dir = tempfile::tempdir().unwrap();
+        let vars = path_vars(dir.path());
+        let e = detect(&vars).await.unwrap_err();
+        assert!(e.message.starts_with("no image builder found"), "{e}");
+        assert!(e.to_string().contains("buildah"), "{e}");
+
+        script(
+            dir.path(),
+            "docker",
+            "echo 'Cannot connect to the Docker daemon' >&2; exit 1",
+        );
+        let e = detect(&vars).await.unwrap_err();
+        assert!(
+            e.message
+                .ends_with("(docker is installed, but: Cannot connect to the Docker daemon)"),
+            "{e}"
+        );
+        script(dir.path(), "nerdctl", "exit 0");
+        assert_eq!(detect(&vars).await.unwrap().builder, Builder::Nerdctl);
+        script(dir.path(), "buildah", "exit 0");
+        assert_eq!(detect(&vars).await.unwrap().builder, Builder::Buildah);
+        script(dir.path(), "docker", "echo 27.1.1");
+        assert_eq!(detect(&vars).await.unwrap().builder, Builder::Docker);
+    }
+
+    #[tokio::test]
+    async fn build_image_runs_the_builder_and_imports_into_k3d() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        let ctx = dir.path().join("web");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::create_dir_all(&ctx).unwrap();
+        std::fs::write(ctx.join("Dockerfile"), "FROM scratch\n").unwrap();
+        let argv = dir.path().join("argv");
+        // Fakes that record their arguments: this checks the commands devenv runs,
+        // not that an image gets built.
+        let record = format!("echo \"$0 $*\" >> {}", argv.display());
+        script(
+            &bin,
+            "docker",
+            &format!("case \"$1\" in info) echo 27.1.1 ;; *) {record}; echo step 1/1 ;; esac"),
+        );
+        script(
+            &bin,
+            "k3d",
+            &format!("case \"$2\" in list) echo '[]' ;; *) {record} ;; esac"),
+        );
+        let vars = path_vars(&bin);
+        let cluster = Cluster {
+            provider: ClusterProvider::K3d,
+            name: Some("shop-local".into()),
+            context: None,
+            namespace: "devenv-shop".into(),
+            k3d: Default::default(),
+        };
+        let b = build(&ctx, None);
+        let mut lines = Vec::new();
+        let image = build_image("shop", "web", &b, Some(&cluster), &vars, &mut |l| {
+            lines.push(l.to_owned())
+        })
+        .await
+        .unwrap();
+        let hash = content_hash(&b).unwrap();
+        assert_eq!(image, format!("devenv.local/shop-web:{hash}"));
+        let recorded = std::fs::read_to_string(&argv).unwrap();
+        let d = bin.display();
+        assert_eq!(
+            recorded,
+            format!(
+                "{d}/docker build -t {image} -f {c}/Dockerfile {c}\n\
+                 {d}/k3d image import {image} -c shop-local\n",
+                c = ctx.display()
+            )
+        );
+        assert_eq!(lines, ["step 1/1"]);
+    }
+}
