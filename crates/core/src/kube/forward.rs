@@ -1,8 +1,48 @@
 //! Port forwards from localhost to a kubernetes service's pods that survive pod
 //! restarts and rollouts: the local listener stays up, and every new connection goes
 //! to a currently ready pod of the workload (re-resolved from a pod watch).
+//!
+//! One task per forward owns the listener, the pod watch and the connections (a
+//! `JoinSet`); the watch publishes the pod set on a `tokio::sync::watch` channel, from
+//! which connections pick their pod, wait for one, and learn that theirs is gone.
 
-use std::time::SystemTime;
+use std::collections::BTreeMap;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use futures::{FutureExt, StreamExt};
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, Portforwarder};
+use kube::runtime::watcher::{self, watcher};
+use kube::runtime::WatchStreamExt;
+use kube::Client;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn, Instrument};
+
+/// Connections served at once; further ones wait in the listen backlog.
+const MAX_CONNECTIONS: usize = 256;
+/// How long a connection waits for a ready pod before it is closed.
+const WAIT_FOR_POD: Duration = Duration::from_secs(30);
+/// How long the second attempt waits for another pod than the one that failed.
+const RETRY_WAIT: Duration = Duration::from_secs(2);
+/// Bound on opening one port-forward through the API server.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+/// After the local client half-closes, how long the pod may stay silent before the
+/// connection is closed (the port-forward protocol cannot pass a half-close on).
+const HALF_CLOSE_LINGER: Duration = Duration::from_secs(15);
+/// How long stopping waits for connections to end before aborting them.
+const STOP_GRACE: Duration = Duration::from_secs(2);
+/// Copy buffer per direction of a connection.
+const COPY_BUFFER: usize = 16 * 1024;
 
 /// Health of one forward, as `devenv forward ls` shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,12 +65,1148 @@ pub struct ForwardStatus {
     pub state: ForwardState,
     /// The pod new connections go to now.
     pub pod: Option<String>,
+    /// Connections accepted since the start.
     pub connections: u64,
+    /// Local connections open now, including those waiting for a pod.
     pub active_connections: u32,
+    /// Bytes from the pods to local clients.
     pub bytes_in: u64,
+    /// Bytes from local clients to the pods.
     pub bytes_out: u64,
     /// Times the forward moved to another pod.
     pub reconnects: u32,
     pub last_error: Option<String>,
+    /// When `state` last changed.
     pub since: SystemTime,
+}
+
+/// What to forward: `localhost:local_port` to `remote_port` of the pods matching
+/// `selector` in `namespace`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardSpec {
+    pub service: String,
+    /// 0 picks a free port (see [`ForwardStatus::local_port`]).
+    pub local_port: u16,
+    pub remote_port: u16,
+    pub namespace: String,
+    /// Label selector of the workload's pods, e.g.
+    /// `devenv.dev/service=web,devenv.dev/environment=shop`.
+    pub selector: String,
+}
+
+/// Starting a forward failed; nothing is left running.
+#[derive(Debug, thiserror::Error)]
+pub enum ForwardError {
+    #[error("localhost:{port} is already in use{} (hint: stop it, or forward {service} from another local port)", by(.holder))]
+    PortInUse {
+        port: u16,
+        service: String,
+        /// The process listening there, when it can be found ("pid 42 (python3)").
+        holder: Option<String>,
+    },
+    #[error("cannot listen on localhost:{port}: {source}")]
+    Listen {
+        port: u16,
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn by(holder: &Option<String>) -> String {
+    holder
+        .as_ref()
+        .map(|h| format!(" by {h}"))
+        .unwrap_or_default()
+}
+
+/// A running forward. [`Forwarder::stop`] ends it and waits; dropping it ends it in
+/// the background.
+pub struct Forwarder {
+    shared: Arc<Shared>,
+    cancel: CancellationToken,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Forwarder {
+    /// Binds 127.0.0.1:local_port now, then serves in a background task until stopped.
+    pub async fn start(client: Client, spec: ForwardSpec) -> Result<Forwarder, ForwardError> {
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, spec.local_port));
+        let listener = match TcpListener::bind(addr).await {
+            Ok(l) => l,
+            Err(e) => return Err(bind_error(&spec, e).await),
+        };
+        let local_port = listener
+            .local_addr()
+            .map(|a| a.port())
+            .unwrap_or(spec.local_port);
+        let shared = Arc::new(Shared::new(&spec, local_port));
+        let cancel = CancellationToken::new();
+        let span = tracing::info_span!(
+            "forward",
+            forward.service = %spec.service,
+            forward.local_port = local_port,
+            forward.remote_port = spec.remote_port,
+        );
+        let task = tokio::spawn(
+            run(listener, client, spec, shared.clone(), cancel.clone()).instrument(span),
+        );
+        Ok(Forwarder {
+            shared,
+            cancel,
+            task: Some(task),
+        })
+    }
+
+    /// A snapshot of the forward's health and counters (no I/O, no waiting).
+    pub fn status(&self) -> ForwardStatus {
+        self.shared.status()
+    }
+
+    /// Closes the listener and all connections, and waits for that: the local port is
+    /// free when this returns.
+    pub async fn stop(mut self) {
+        self.cancel.cancel();
+        if let Some(task) = self.task.take() {
+            if let Err(e) = task.await {
+                warn!(error = %e, "forward task failed");
+            }
+        }
+    }
+}
+
+impl Drop for Forwarder {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+impl std::fmt::Debug for Forwarder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Forwarder")
+            .field("status", &self.status())
+            .finish()
+    }
+}
+
+async fn bind_error(spec: &ForwardSpec, e: io::Error) -> ForwardError {
+    if e.kind() != io::ErrorKind::AddrInUse {
+        return ForwardError::Listen {
+            port: spec.local_port,
+            source: e,
+        };
+    }
+    let port = spec.local_port;
+    let holder = tokio::task::spawn_blocking(move || port_holder(port))
+        .await
+        .ok()
+        .flatten();
+    ForwardError::PortInUse {
+        port,
+        service: spec.service.clone(),
+        holder,
+    }
+}
+
+/// The process listening on TCP `port` ("pid 42 (python3)"), from /proc; None when it
+/// cannot be told (another user's process, or not Linux).
+fn port_holder(port: u16) -> Option<String> {
+    let inodes: Vec<String> = ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .flat_map(|table| listening_inodes(&table, port))
+        .collect();
+    if inodes.is_empty() {
+        return None;
+    }
+    let targets: Vec<String> = inodes.iter().map(|i| format!("socket:[{i}]")).collect();
+    for proc_entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let pid = proc_entry.file_name().to_string_lossy().into_owned();
+        if !pid.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(fds) = std::fs::read_dir(proc_entry.path().join("fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            let Ok(link) = std::fs::read_link(fd.path()) else {
+                continue;
+            };
+            if targets.iter().any(|t| link.as_os_str() == t.as_str()) {
+                let comm = std::fs::read_to_string(proc_entry.path().join("comm"))
+                    .map(|c| c.trim().to_owned())
+                    .unwrap_or_default();
+                return Some(format!("pid {pid} ({comm})"));
+            }
+        }
+    }
+    None
+}
+
+/// Socket inodes of the listening sockets on `port` in a /proc/net/tcp{,6} table.
+fn listening_inodes(table: &str, port: u16) -> Vec<String> {
+    const LISTEN: &str = "0A";
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let local = fields.get(1)?;
+            let hex_port = local.rsplit(':').next()?;
+            let listening = *fields.get(3)? == LISTEN;
+            (listening && u16::from_str_radix(hex_port, 16).ok()? == port)
+                .then(|| fields.get(9).map(|s| (*s).to_owned()))
+                .flatten()
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------
+// Pods
+// ---------------------------------------------------------------------------------
+
+/// What the forward needs to know of one pod.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PodInfo {
+    name: String,
+    uid: String,
+    running: bool,
+    ready: bool,
+    terminating: bool,
+    /// Container restarts: a change means the process behind a connection is gone.
+    restarts: i32,
+    created: Option<Time>,
+}
+
+impl PodInfo {
+    fn of(pod: &Pod) -> Option<Self> {
+        let meta = &pod.metadata;
+        let status = pod.status.as_ref();
+        let ready = status
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
+            .is_some_and(|c| c.status == "True");
+        let restarts = status
+            .and_then(|s| s.container_statuses.as_ref())
+            .map(|cs| cs.iter().map(|c| c.restart_count).sum())
+            .unwrap_or(0);
+        Some(Self {
+            name: meta.name.clone()?,
+            uid: meta.uid.clone()?,
+            running: status.and_then(|s| s.phase.as_deref()) == Some("Running"),
+            ready,
+            terminating: meta.deletion_timestamp.is_some(),
+            restarts,
+            created: meta.creation_timestamp.clone(),
+        })
+    }
+
+    /// New connections may go here.
+    fn is_candidate(&self) -> bool {
+        self.running && self.ready && !self.terminating
+    }
+
+    /// Open connections may stay here: a terminating pod keeps serving them during its
+    /// grace period, until its containers stop.
+    fn keeps_connections(&self) -> bool {
+        self.running && (self.ready || !self.terminating)
+    }
+}
+
+/// The pods matching the selector, as the watch last reported them.
+#[derive(Debug, Default, Clone)]
+struct PodSet {
+    pods: BTreeMap<String, PodInfo>,
+    /// Pods of a relist in progress; they replace `pods` when it completes.
+    relist: Option<BTreeMap<String, PodInfo>>,
+}
+
+impl PodSet {
+    /// Applies one watch event; true if the set of pods changed.
+    fn apply(&mut self, event: watcher::Event<Pod>) -> bool {
+        match event {
+            watcher::Event::Init => {
+                self.relist = Some(BTreeMap::new());
+                false
+            }
+            watcher::Event::InitApply(pod) => {
+                if let (Some(relist), Some(info)) = (self.relist.as_mut(), PodInfo::of(&pod)) {
+                    relist.insert(info.name.clone(), info);
+                }
+                false
+            }
+            watcher::Event::InitDone => {
+                let listed = self.relist.take().unwrap_or_default();
+                let changed = listed != self.pods;
+                self.pods = listed;
+                changed
+            }
+            watcher::Event::Apply(pod) => {
+                let Some(info) = PodInfo::of(&pod) else {
+                    return false;
+                };
+                let old = self.pods.insert(info.name.clone(), info.clone());
+                old.as_ref() != Some(&info)
+            }
+            watcher::Event::Delete(pod) => pod
+                .metadata
+                .name
+                .as_ref()
+                .is_some_and(|name| self.pods.remove(name).is_some()),
+        }
+    }
+
+    /// The pod a new connection should go to: `prefer` (the one used last) while it is
+    /// ready, else the newest ready pod (in a rollout, the new version), never `avoid`
+    /// (a uid that just failed).
+    fn pick(&self, prefer: Option<&str>, avoid: Option<&str>) -> Option<&PodInfo> {
+        let mut candidates = self
+            .pods
+            .values()
+            .filter(|p| p.is_candidate() && Some(p.uid.as_str()) != avoid);
+        if let Some(p) = prefer.and_then(|name| self.pods.get(name)) {
+            if p.is_candidate() && Some(p.uid.as_str()) != avoid {
+                return Some(p);
+            }
+        }
+        let first = candidates.next()?;
+        Some(candidates.fold(first, |best, p| {
+            if (&p.created, &p.name) > (&best.created, &best.name) {
+                p
+            } else {
+                best
+            }
+        }))
+    }
+
+    fn has_candidates(&self) -> bool {
+        self.pods.values().any(PodInfo::is_candidate)
+    }
+
+    /// A connection opened to pod `uid` when it had `restarts` may go on.
+    fn keeps(&self, uid: &str, restarts: i32) -> bool {
+        self.pods
+            .values()
+            .find(|p| p.uid == uid)
+            .is_some_and(|p| p.keeps_connections() && p.restarts == restarts)
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Shared status
+// ---------------------------------------------------------------------------------
+
+/// Counters and state of one forward; written by its task and connections, read by
+/// [`Forwarder::status`]. The mutex is held only to copy or set a few fields.
+struct Shared {
+    service: String,
+    local_port: u16,
+    remote_port: u16,
+    connections: AtomicU64,
+    active: AtomicU32,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+    reconnects: AtomicU32,
+    inner: Mutex<Inner>,
+}
+
+/// The facts the state is derived from.
+struct Inner {
+    state: ForwardState,
+    since: SystemTime,
+    /// The pod new connections go to now.
+    pod: Option<String>,
+    /// The pod the last successful connection went to.
+    last_used: Option<String>,
+    last_error: Option<String>,
+    stopped: bool,
+    has_candidates: bool,
+    watch_failing: bool,
+    attempt_failed: bool,
+}
+
+impl Inner {
+    fn refresh(&mut self) {
+        let state = if self.stopped {
+            ForwardState::Stopped
+        } else if self.watch_failing && !self.has_candidates {
+            ForwardState::Error
+        } else if !self.has_candidates {
+            ForwardState::Waiting
+        } else if self.attempt_failed {
+            ForwardState::Error
+        } else {
+            ForwardState::Active
+        };
+        if state != self.state {
+            self.state = state;
+            self.since = SystemTime::now();
+        }
+    }
+}
+
+impl Shared {
+    fn new(spec: &ForwardSpec, local_port: u16) -> Self {
+        Self {
+            service: spec.service.clone(),
+            local_port,
+            remote_port: spec.remote_port,
+            connections: AtomicU64::new(0),
+            active: AtomicU32::new(0),
+            bytes_in: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
+            reconnects: AtomicU32::new(0),
+            inner: Mutex::new(Inner {
+                state: ForwardState::Waiting,
+                since: SystemTime::now(),
+                pod: None,
+                last_used: None,
+                last_error: None,
+                stopped: false,
+                has_candidates: false,
+                watch_failing: false,
+                attempt_failed: false,
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic elsewhere cannot leave these plain fields inconsistent.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn status(&self) -> ForwardStatus {
+        let inner = self.lock();
+        ForwardStatus {
+            service: self.service.clone(),
+            local_port: self.local_port,
+            remote_port: self.remote_port,
+            state: inner.state,
+            pod: inner.pod.clone(),
+            connections: self.connections.load(Ordering::Relaxed),
+            active_connections: self.active.load(Ordering::Relaxed),
+            bytes_in: self.bytes_in.load(Ordering::Relaxed),
+            bytes_out: self.bytes_out.load(Ordering::Relaxed),
+            reconnects: self.reconnects.load(Ordering::Relaxed),
+            last_error: inner.last_error.clone(),
+            since: inner.since,
+        }
+    }
+
+    fn last_used(&self) -> Option<String> {
+        self.lock().last_used.clone()
+    }
+
+    fn pods_seen(&self, pods: &PodSet) {
+        let mut inner = self.lock();
+        inner.watch_failing = false;
+        inner.has_candidates = pods.has_candidates();
+        inner.pod = pods
+            .pick(inner.last_used.as_deref(), None)
+            .map(|p| p.name.clone());
+        inner.refresh();
+    }
+
+    fn watch_failed(&self, message: String) {
+        let message = one_line(message);
+        warn!(error = %message, "pod watch failed");
+        let mut inner = self.lock();
+        inner.watch_failing = true;
+        inner.last_error = Some(message);
+        inner.refresh();
+    }
+
+    /// A connection reached `pod`.
+    fn connected(&self, pod: &str) {
+        let mut inner = self.lock();
+        if inner.last_used.as_deref().is_some_and(|last| last != pod) {
+            self.reconnects.fetch_add(1, Ordering::Relaxed);
+        }
+        inner.last_used = Some(pod.to_owned());
+        inner.pod = Some(pod.to_owned());
+        inner.attempt_failed = false;
+        inner.refresh();
+    }
+
+    /// Reaching a pod failed.
+    fn attempt_failed(&self, message: String) {
+        let message = one_line(message);
+        debug!(error = %message, "connection failed");
+        let mut inner = self.lock();
+        inner.attempt_failed = true;
+        inner.last_error = Some(message);
+        inner.refresh();
+    }
+
+    /// A connection gave up waiting for a pod (the state already says Waiting).
+    fn gave_up(&self, message: String) {
+        let message = one_line(message);
+        debug!(error = %message, "connection closed");
+        self.lock().last_error = Some(message);
+    }
+
+    fn stopped(&self) {
+        let mut inner = self.lock();
+        inner.stopped = true;
+        inner.refresh();
+    }
+}
+
+fn one_line(message: String) -> String {
+    if message.contains(['\n', '\r']) {
+        message
+            .split(['\n', '\r'])
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    } else {
+        message
+    }
+}
+
+/// Counts a connection as active while it lives.
+struct ActiveGuard(Arc<Shared>);
+
+impl ActiveGuard {
+    fn new(shared: Arc<Shared>) -> Self {
+        shared.active.fetch_add(1, Ordering::Relaxed);
+        Self(shared)
+    }
+}
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// The forward's task
+// ---------------------------------------------------------------------------------
+
+async fn run(
+    listener: TcpListener,
+    client: Client,
+    spec: ForwardSpec,
+    shared: Arc<Shared>,
+    cancel: CancellationToken,
+) {
+    let api: Api<Pod> = Api::namespaced(client, &spec.namespace);
+    let config = watcher::Config::default().labels(&spec.selector);
+    let mut events = std::pin::pin!(watcher(api.clone(), config).default_backoff());
+    let (pods_tx, pods_rx) = watch::channel(PodSet::default());
+    let mut conns = JoinSet::new();
+    loop {
+        tokio::select! {
+            biased;
+            () = cancel.cancelled() => break,
+            Some(joined) = conns.join_next() => {
+                if let Err(e) = joined {
+                    if e.is_panic() {
+                        warn!(error = %e, "a forwarded connection panicked");
+                    }
+                }
+            }
+            event = events.next() => match event {
+                Some(Ok(event)) => {
+                    pods_tx.send_if_modified(|pods| pods.apply(event));
+                    shared.pods_seen(&pods_tx.borrow());
+                }
+                Some(Err(e)) => shared.watch_failed(format!(
+                    "watching pods ({}) in {}: {}",
+                    spec.selector,
+                    spec.namespace,
+                    bottom(&e)
+                )),
+                None => {
+                    shared.watch_failed("the pod watch ended; the forward stops".to_owned());
+                    break;
+                }
+            },
+            accepted = listener.accept(), if conns.len() < MAX_CONNECTIONS => match accepted {
+                Ok((socket, peer)) => {
+                    shared.connections.fetch_add(1, Ordering::Relaxed);
+                    let conn = Conn {
+                        api: api.clone(),
+                        remote_port: spec.remote_port,
+                        service: spec.service.clone(),
+                        shared: shared.clone(),
+                        pods: pods_rx.clone(),
+                    };
+                    let span = tracing::debug_span!("forward.conn", conn.peer = %peer);
+                    conns.spawn(conn.serve(socket, cancel.child_token()).instrument(span));
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: say so and do not spin.
+                    let port = shared.local_port;
+                    shared.attempt_failed(format!("accepting on localhost:{port}: {e}"));
+                    tokio::select! {
+                        () = cancel.cancelled() => break,
+                        () = tokio::time::sleep(Duration::from_millis(100)) => {}
+                    }
+                }
+            },
+        }
+    }
+    drop(listener);
+    // The connections saw the cancellation; give them a moment to close cleanly.
+    let drained = tokio::time::timeout(STOP_GRACE, async {
+        while conns.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        conns.shutdown().await;
+    }
+    shared.stopped();
+}
+
+/// The innermost cause of an error, on one line.
+fn bottom(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn describe(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(status) => format!("{} ({})", status.message, status.code),
+        other => bottom(other),
+    }
+}
+
+/// The kubelet's port-forward error names netns paths and container ids; the cause is
+/// at the end of its IPv4 part ("... dial tcp4 127.0.0.1:80: connect: connection refused").
+fn summarize_pod_error(message: &str) -> String {
+    let ipv4 = message
+        .split_once("IPv4: ")
+        .map(|(_, rest)| rest.split(" IPv6").next().unwrap_or(rest));
+    let text = match ipv4.and_then(|part| part.rsplit(": ").next()) {
+        Some(cause) if !cause.trim().is_empty() => cause.trim(),
+        _ => message.lines().next().unwrap_or_default().trim(),
+    };
+    text.chars().take(200).collect()
+}
+
+/// Aborts the port-forward's websocket task when the connection ends.
+struct OpenForward(Portforwarder);
+
+impl Drop for OpenForward {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// One accepted local connection.
+struct Conn {
+    api: Api<Pod>,
+    remote_port: u16,
+    service: String,
+    shared: Arc<Shared>,
+    pods: watch::Receiver<PodSet>,
+}
+
+impl Conn {
+    async fn serve(mut self, socket: TcpStream, cancel: CancellationToken) {
+        let _active = ActiveGuard::new(self.shared.clone());
+        let _ = socket.set_nodelay(true);
+        tokio::select! {
+            () = cancel.cancelled() => debug!("closed: the forward stops"),
+            () = self.forward(socket) => {}
+        }
+    }
+
+    async fn forward(&mut self, socket: TcpStream) {
+        let waited_until = Instant::now() + WAIT_FOR_POD;
+        let Some(first) = self.wait_for_pod(None, WAIT_FOR_POD).await else {
+            self.shared.gave_up(format!(
+                "no ready pod of {} within {}s; the connection was closed",
+                self.service,
+                WAIT_FOR_POD.as_secs()
+            ));
+            return;
+        };
+        let (pod, mut forward) = match self.open(&first).await {
+            Ok(f) => (first, f),
+            Err(e) => {
+                self.shared.attempt_failed(e);
+                let Some(second) = self.retry_target(&first, waited_until).await else {
+                    return;
+                };
+                match self.open(&second).await {
+                    Ok(f) => (second, f),
+                    Err(e) => return self.shared.attempt_failed(e),
+                }
+            }
+        };
+        let (Some(stream), Some(port_error)) = (
+            forward.0.take_stream(self.remote_port),
+            forward.0.take_error(self.remote_port),
+        ) else {
+            return self
+                .shared
+                .attempt_failed(format!("pod {}: port-forward has no stream", pod.name));
+        };
+        self.shared.connected(&pod.name);
+        debug!(conn.pod = %pod.name, "connected");
+        let mut port_error = std::pin::pin!(port_error);
+        let mut pods = self.pods.clone();
+        tokio::select! {
+            // The pod's error precedes the end of the stream it causes: report it first.
+            biased;
+            Some(message) = &mut port_error => return self.port_failed(&pod, &message),
+            result = relay(socket, stream, &self.shared, HALF_CLOSE_LINGER) => {
+                if let Err(e) = result {
+                    debug!(error = %e, "connection ended");
+                }
+            }
+            // The stream does not always end when the pod dies: the watch decides.
+            _ = pods.wait_for(|set| !set.keeps(&pod.uid, pod.restarts)) => {
+                debug!(conn.pod = %pod.name, "closed: the pod is gone");
+            }
+        }
+        if let Some(Some(message)) = port_error.now_or_never() {
+            self.port_failed(&pod, &message);
+        }
+    }
+
+    fn port_failed(&self, pod: &PodInfo, message: &str) {
+        self.shared.attempt_failed(format!(
+            "pod {} port {}: {}",
+            pod.name,
+            self.remote_port,
+            summarize_pod_error(message)
+        ));
+    }
+
+    /// A ready pod other than `avoid` (preferring the one used last), waiting up to
+    /// `limit` for the watch to report one.
+    async fn wait_for_pod(&mut self, avoid: Option<&str>, limit: Duration) -> Option<PodInfo> {
+        let prefer = self.shared.last_used();
+        let found = tokio::time::timeout(
+            limit,
+            self.pods
+                .wait_for(|set| set.pick(prefer.as_deref(), avoid).is_some()),
+        )
+        .await;
+        match found {
+            Ok(Ok(set)) => set.pick(prefer.as_deref(), avoid).cloned(),
+            _ => None,
+        }
+    }
+
+    /// Where the second attempt goes: another ready pod if one comes within RETRY_WAIT,
+    /// else any ready pod (by then the watch has dropped the failed one if it is gone)
+    /// until the connection's wait for a pod is over.
+    async fn retry_target(&mut self, failed: &PodInfo, waited_until: Instant) -> Option<PodInfo> {
+        if let Some(other) = self.wait_for_pod(Some(&failed.uid), RETRY_WAIT).await {
+            return Some(other);
+        }
+        let rest = waited_until.saturating_duration_since(Instant::now());
+        let found = self.wait_for_pod(None, rest.max(RETRY_WAIT)).await;
+        if found.is_none() {
+            self.shared.gave_up(format!(
+                "no ready pod of {} to retry on; the connection was closed",
+                self.service
+            ));
+        }
+        found
+    }
+
+    async fn open(&self, pod: &PodInfo) -> Result<OpenForward, String> {
+        match tokio::time::timeout(
+            OPEN_TIMEOUT,
+            self.api.portforward(&pod.name, &[self.remote_port]),
+        )
+        .await
+        {
+            Ok(Ok(forward)) => Ok(OpenForward(forward)),
+            Ok(Err(e)) => Err(format!(
+                "pod {}: cannot open a port-forward: {}",
+                pod.name,
+                describe(&e)
+            )),
+            Err(_) => Err(format!(
+                "pod {}: opening a port-forward took over {}s",
+                pod.name,
+                OPEN_TIMEOUT.as_secs()
+            )),
+        }
+    }
+}
+
+/// Copies between the local client and the pod until the pod's side ends, the client
+/// goes away, or the client has half-closed and the pod stayed silent for `linger`.
+///
+/// The client's half-close is not passed on: kube's port-forward ends the whole stream
+/// on a shutdown, which would lose the reply a half-closing client waits for.
+async fn relay(
+    client: impl AsyncRead + AsyncWrite,
+    pod: impl AsyncRead + AsyncWrite,
+    shared: &Shared,
+    linger: Duration,
+) -> io::Result<()> {
+    let (mut client_rx, mut client_tx) = tokio::io::split(client);
+    let (mut pod_rx, mut pod_tx) = tokio::io::split(pod);
+    let received = AtomicU64::new(0);
+    let up = async {
+        pump(&mut client_rx, &mut pod_tx, &[&shared.bytes_out]).await?;
+        loop {
+            let before = received.load(Ordering::Relaxed);
+            tokio::time::sleep(linger).await;
+            if received.load(Ordering::Relaxed) == before {
+                return io::Result::Ok(());
+            }
+        }
+    };
+    let down = async {
+        pump(&mut pod_rx, &mut client_tx, &[&shared.bytes_in, &received]).await?;
+        client_tx.shutdown().await
+    };
+    tokio::select! {
+        r = up => r,
+        r = down => r,
+    }
+}
+
+/// Copies `from` to `to` until end of stream, adding the bytes to `counters`.
+async fn pump(
+    from: &mut (impl AsyncRead + Unpin),
+    to: &mut (impl AsyncWrite + Unpin),
+    counters: &[&AtomicU64],
+) -> io::Result<()> {
+    let mut buf = vec![0u8; COPY_BUFFER];
+    loop {
+        let n = from.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        to.write_all(&buf[..n]).await?;
+        to.flush().await?;
+        for c in counters {
+            c.fetch_add(n as u64, Ordering::Relaxed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{ContainerStatus, PodCondition, PodStatus};
+    use kube::api::ObjectMeta;
+
+    fn pod(name: &str, created_secs: i64, phase: &str, ready: bool) -> Pod {
+        Pod {
+            metadata: ObjectMeta {
+                name: Some(name.to_owned()),
+                uid: Some(format!("uid-{name}")),
+                creation_timestamp: Some(Time(
+                    k8s_openapi::jiff::Timestamp::from_second(created_secs).unwrap(),
+                )),
+                ..Default::default()
+            },
+            spec: None,
+            status: Some(PodStatus {
+                phase: Some(phase.to_owned()),
+                conditions: Some(vec![PodCondition {
+                    type_: "Ready".to_owned(),
+                    status: if ready { "True" } else { "False" }.to_owned(),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+        }
+    }
+
+    fn deleting(mut p: Pod) -> Pod {
+        p.metadata.deletion_timestamp = p.metadata.creation_timestamp.clone();
+        p
+    }
+
+    fn restarted(mut p: Pod, count: i32) -> Pod {
+        p.status.as_mut().unwrap().container_statuses = Some(vec![ContainerStatus {
+            restart_count: count,
+            ..Default::default()
+        }]);
+        p
+    }
+
+    fn set_of(pods: Vec<Pod>) -> PodSet {
+        let mut set = PodSet::default();
+        set.apply(watcher::Event::Init);
+        for p in pods {
+            set.apply(watcher::Event::InitApply(p));
+        }
+        set.apply(watcher::Event::InitDone);
+        set
+    }
+
+    fn picked(set: &PodSet, prefer: Option<&str>, avoid: Option<&str>) -> Option<String> {
+        set.pick(prefer, avoid).map(|p| p.name.clone())
+    }
+
+    #[test]
+    fn only_running_ready_live_pods_are_candidates() {
+        let set = set_of(vec![
+            pod("pending", 1, "Pending", false),
+            pod("unready", 2, "Running", false),
+            deleting(pod("terminating", 3, "Running", true)),
+            pod("failed", 4, "Failed", false),
+        ]);
+        assert!(!set.has_candidates());
+        assert_eq!(picked(&set, None, None), None);
+        let set = set_of(vec![pod("a", 1, "Running", true)]);
+        assert_eq!(picked(&set, None, None).as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn pick_prefers_the_last_pod_then_the_newest() {
+        let set = set_of(vec![
+            pod("old", 1, "Running", true),
+            pod("new", 5, "Running", true),
+            pod("mid", 3, "Running", true),
+        ]);
+        assert_eq!(picked(&set, None, None).as_deref(), Some("new"));
+        assert_eq!(picked(&set, Some("old"), None).as_deref(), Some("old"));
+        assert_eq!(picked(&set, Some("gone"), None).as_deref(), Some("new"));
+        assert_eq!(
+            picked(&set, Some("old"), Some("uid-old")).as_deref(),
+            Some("new")
+        );
+        assert_eq!(picked(&set, None, Some("uid-new")).as_deref(), Some("mid"));
+    }
+
+    #[test]
+    fn a_rollout_moves_new_connections_to_the_new_pod() {
+        let mut set = set_of(vec![pod("v1", 1, "Running", true)]);
+        assert!(set.apply(watcher::Event::Apply(pod("v2", 9, "Running", false))));
+        assert_eq!(picked(&set, Some("v1"), None).as_deref(), Some("v1"));
+        assert!(set.apply(watcher::Event::Apply(pod("v2", 9, "Running", true))));
+        // Still sticky while v1 is ready...
+        assert_eq!(picked(&set, Some("v1"), None).as_deref(), Some("v1"));
+        // ...until it starts terminating.
+        assert!(set.apply(watcher::Event::Apply(deleting(pod(
+            "v1", 1, "Running", true
+        )))));
+        assert_eq!(picked(&set, Some("v1"), None).as_deref(), Some("v2"));
+        assert!(set.apply(watcher::Event::Delete(pod("v1", 1, "Running", true))));
+        assert!(!set.apply(watcher::Event::Delete(pod("v1", 1, "Running", true))));
+        assert_eq!(set.pods.len(), 1);
+    }
+
+    #[test]
+    fn open_connections_end_when_their_pod_stops_serving() {
+        let mut set = set_of(vec![pod("a", 1, "Running", true)]);
+        assert!(set.keeps("uid-a", 0));
+        // A readiness blip keeps connections; so does the grace period of a deletion.
+        set.apply(watcher::Event::Apply(pod("a", 1, "Running", false)));
+        assert!(set.keeps("uid-a", 0));
+        set.apply(watcher::Event::Apply(deleting(pod(
+            "a", 1, "Running", true,
+        ))));
+        assert!(set.keeps("uid-a", 0));
+        // Terminating and no longer ready, failed, restarted, or gone: the process behind
+        // the connection is gone.
+        set.apply(watcher::Event::Apply(deleting(pod(
+            "a", 1, "Running", false,
+        ))));
+        assert!(!set.keeps("uid-a", 0));
+        set.apply(watcher::Event::Apply(pod("a", 1, "Failed", false)));
+        assert!(!set.keeps("uid-a", 0));
+        set.apply(watcher::Event::Apply(restarted(
+            pod("a", 1, "Running", true),
+            1,
+        )));
+        assert!(!set.keeps("uid-a", 0));
+        assert!(set.keeps("uid-a", 1));
+        set.apply(watcher::Event::Delete(pod("a", 1, "Running", true)));
+        assert!(!set.keeps("uid-a", 1));
+    }
+
+    #[test]
+    fn a_relist_replaces_the_set_and_unchanged_events_are_quiet() {
+        let mut set = set_of(vec![pod("a", 1, "Running", true)]);
+        assert!(!set.apply(watcher::Event::Apply(pod("a", 1, "Running", true))));
+        set.apply(watcher::Event::Init);
+        set.apply(watcher::Event::InitApply(pod("b", 2, "Running", true)));
+        // Until the relist completes, the old set stands.
+        assert_eq!(picked(&set, None, None).as_deref(), Some("a"));
+        assert!(set.apply(watcher::Event::InitDone));
+        assert_eq!(set.pods.keys().collect::<Vec<_>>(), ["b"]);
+        set.apply(watcher::Event::Init);
+        set.apply(watcher::Event::InitApply(pod("b", 2, "Running", true)));
+        assert!(!set.apply(watcher::Event::InitDone));
+    }
+
+    #[test]
+    fn state_follows_pods_attempts_and_the_watch() {
+        let spec = ForwardSpec {
+            service: "web".into(),
+            local_port: 8080,
+            remote_port: 80,
+            namespace: "ns".into(),
+            selector: "app=web".into(),
+        };
+        let shared = Shared::new(&spec, 8080);
+        assert_eq!(shared.status().state, ForwardState::Waiting);
+        let mut set = set_of(vec![pod("a", 1, "Running", true)]);
+        shared.pods_seen(&set);
+        let s = shared.status();
+        assert_eq!(
+            (s.state, s.pod.as_deref()),
+            (ForwardState::Active, Some("a"))
+        );
+        shared.connected("a");
+        shared.attempt_failed("pod a: boom".into());
+        assert_eq!(shared.status().state, ForwardState::Error);
+        set.apply(watcher::Event::Apply(pod("b", 2, "Running", true)));
+        set.apply(watcher::Event::Delete(pod("a", 1, "Running", true)));
+        shared.pods_seen(&set);
+        assert_eq!(shared.status().pod.as_deref(), Some("b"));
+        shared.connected("b");
+        let s = shared.status();
+        assert_eq!((s.state, s.reconnects), (ForwardState::Active, 1));
+        assert_eq!(s.last_error.as_deref(), Some("pod a: boom"));
+        shared.watch_failed("watching pods: forbidden".into());
+        assert_eq!(shared.status().state, ForwardState::Active);
+        shared.pods_seen(&set_of(vec![]));
+        assert_eq!(shared.status().state, ForwardState::Waiting);
+        shared.stopped();
+        assert_eq!(shared.status().state, ForwardState::Stopped);
+    }
+
+    #[test]
+    fn pod_errors_are_one_short_line() {
+        let kubelet = "error forwarding port 9999 to pod 7e26, uid : failed to execute portforward in network namespace \"/run/netns/cni-2e\": failed to connect to localhost:9999 inside namespace \"7e26\", IPv4: dial tcp4 127.0.0.1:9999: connect: connection refused IPv6 dial tcp6: address localhost: no suitable address found ";
+        assert_eq!(summarize_pod_error(kubelet), "connection refused");
+        assert_eq!(summarize_pod_error("something odd\nmore"), "something odd");
+    }
+
+    #[test]
+    fn listening_sockets_are_found_in_proc_net_tcp() {
+        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 4242 1 0 100 0 0 10 0\n   1: 0100007F:1F90 0100007F:D431 01 00000000:00000000 00:00000000 00000000  1000        0 4343 1 0 100 0 0 10 0\n";
+        assert_eq!(listening_inodes(table, 8080), ["4242"]);
+        assert!(listening_inodes(table, 8081).is_empty());
+    }
+
+    fn offline_client() -> Client {
+        let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+        Client::try_from(config).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_taken_port_is_named_with_its_holder() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = taken.local_addr().unwrap().port();
+        let spec = ForwardSpec {
+            service: "web".into(),
+            local_port: port,
+            remote_port: 80,
+            namespace: "ns".into(),
+            selector: "app=web".into(),
+        };
+        let err = Forwarder::start(offline_client(), spec).await.unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.starts_with(&format!("localhost:{port} is already in use")),
+            "{message}"
+        );
+        assert!(matches!(err, ForwardError::PortInUse { .. }));
+        if cfg!(target_os = "linux") {
+            assert!(
+                message.contains(&format!("by pid {} (", std::process::id())),
+                "{message}"
+            );
+        }
+        assert!(!message.contains('\n'));
+    }
+
+    #[tokio::test]
+    async fn stop_frees_the_port_and_reports_waiting_meanwhile() {
+        let spec = ForwardSpec {
+            service: "web".into(),
+            local_port: 0,
+            remote_port: 80,
+            namespace: "ns".into(),
+            selector: "app=web".into(),
+        };
+        let forwarder = Forwarder::start(offline_client(), spec).await.unwrap();
+        let status = forwarder.status();
+        assert_ne!(status.local_port, 0);
+        assert!(matches!(
+            status.state,
+            ForwardState::Waiting | ForwardState::Error
+        ));
+        // A connection waits for a pod (none will come from an unreachable API server).
+        let mut pending = TcpStream::connect(("127.0.0.1", status.local_port))
+            .await
+            .unwrap();
+        forwarder.stop().await;
+        let mut buf = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_secs(5), pending.read(&mut buf))
+            .await
+            .expect("a waiting connection closes on stop");
+        assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+        std::net::TcpListener::bind(("127.0.0.1", status.local_port))
+            .expect("the port is free after stop");
+    }
+
+    /// A pod side that reads the request to its end marker, answers and closes.
+    async fn echo_pod(mut side: tokio::io::DuplexStream, answer_after: Duration) {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 64];
+        while !got.ends_with(b"\n\n") {
+            let n = side.read(&mut buf).await.unwrap();
+            assert_ne!(n, 0, "the client's half-close must not reach the pod");
+            got.extend_from_slice(&buf[..n]);
+        }
+        tokio::time::sleep(answer_after).await;
+        side.write_all(b"answer").await.unwrap();
+    }
+
+    async fn relayed(answer_after: Duration, linger: Duration) -> Vec<u8> {
+        let spec = ForwardSpec {
+            service: "web".into(),
+            local_port: 0,
+            remote_port: 80,
+            namespace: "ns".into(),
+            selector: "".into(),
+        };
+        let shared = Shared::new(&spec, 0);
+        let (mut local, ours_local) = tokio::io::duplex(1024);
+        let client = async {
+            local.write_all(b"request\n\n").await.unwrap();
+            local.shutdown().await.unwrap();
+            let mut answer = Vec::new();
+            local.read_to_end(&mut answer).await.unwrap();
+            answer
+        };
+        let server = async {
+            let (ours, theirs) = tokio::io::duplex(1024);
+            let pod = tokio::spawn(echo_pod(theirs, answer_after));
+            relay(ours_local, ours, &shared, linger).await.unwrap();
+            pod.abort();
+        };
+        let (answer, ()) = tokio::join!(client, server);
+        assert_eq!(shared.bytes_out.load(Ordering::Relaxed), 9);
+        answer
+    }
+
+    #[tokio::test]
+    async fn a_half_closing_client_still_gets_its_answer() {
+        let answer = relayed(Duration::from_millis(300), Duration::from_secs(30)).await;
+        assert_eq!(answer, b"answer");
+    }
+
+    #[tokio::test]
+    async fn a_silent_pod_after_a_half_close_is_let_go() {
+        let started = std::time::Instant::now();
+        let answer = relayed(Duration::from_secs(60), Duration::from_millis(200)).await;
+        assert_eq!(answer, b"");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
 }
