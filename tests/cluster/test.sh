@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Runs the Kubernetes smoke test (tests/k8s-smoke, kube-rs) against the
-# project's test cluster: up.sh, cargo test, down.sh (always). Exits non-zero
-# if the cluster does not start, a test fails, or down.sh cannot clean up.
+# Runs the Kubernetes suites against the project's test cluster: up.sh, then
+# the kube-rs smoke test (tests/k8s-smoke), the port-forward tests of
+# devenv-core and the end-to-end tests of devenv's kubernetes runtime (the
+# `k8s_*` tests, #[ignore]d in a plain `cargo test`), then down.sh (always).
+# Exits non-zero if the cluster does not start, a test fails, or down.sh
+# cannot clean up.
 #
 # With DEVENV_TEST_KUBECONFIG set, the tests run against that cluster instead
 # (e.g. a kind/k3d cluster on a machine with Docker) and the project's cluster
@@ -11,17 +14,36 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 SMOKE="$HERE/../k8s-smoke"
 export CARGO_TARGET_DIR="${DEVENV_K8S_SMOKE_TARGET:-$HOME/.cache/devenv-k8s-smoke-target}"
 
+ROOT="$(cd "$HERE/../.." && pwd)"
+
 cargo_test() {
   (cd "$SMOKE" && cargo test --locked "$@")
 }
 
+# devenv's own cluster tests, in the main workspace (its own target dir).
+devenv_tests() {
+  (
+    cd "$ROOT"
+    unset CARGO_TARGET_DIR
+    cargo test -p devenv-core --test kube_forward "$@" -- --ignored
+    cargo test -p devenv-e2e --test kube "$@" -- --ignored
+  )
+}
+
+run_all() {
+  cargo_test "$@"
+  KUBECONFIG="$DEVENV_TEST_KUBECONFIG" devenv_tests
+}
+
 # Compile first: a compile error should not cost a cluster start.
 cargo_test --no-run
+(cd "$ROOT" && env -u CARGO_TARGET_DIR cargo test -p devenv-core --test kube_forward --no-run \
+  && env -u CARGO_TARGET_DIR cargo test -p devenv-e2e --test kube --no-run)
 
 if [[ -n "${DEVENV_TEST_KUBECONFIG:-}" ]]; then
   echo "[test.sh] DEVENV_TEST_KUBECONFIG=$DEVENV_TEST_KUBECONFIG is set: testing that cluster;" \
        "not starting or stopping the project's test cluster" >&2
-  cargo_test "$@"
+  run_all "$@"
   exit $?
 fi
 
@@ -47,4 +69,4 @@ trap down EXIT
 exports="$("$HERE/up.sh")"
 eval "$exports"
 export DEVENV_TEST_KUBECONFIG="$KUBECONFIG"
-cargo_test "$@"
+run_all "$@"

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use devenv_e2e::bench::Sample;
 use devenv_e2e::{free_ports, http_get, wait_until, Bins, Profile, TestEnv};
 
 const LAYERS: usize = 5;
@@ -128,32 +129,6 @@ fn process_compose_yaml(stack: &Stack) -> String {
         }
     }
     y
-}
-
-/// Milliseconds of a sorted sample at quantile `q` (nearest rank).
-fn quantile(sorted: &[f64], q: f64) -> f64 {
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
-}
-
-#[derive(Default)]
-struct Sample(Vec<f64>);
-
-impl Sample {
-    fn push(&mut self, d: Duration) {
-        self.0.push(d.as_secs_f64() * 1000.0);
-    }
-    fn sorted(&self) -> Vec<f64> {
-        let mut v = self.0.clone();
-        v.sort_by(f64::total_cmp);
-        v
-    }
-    fn median(&self) -> f64 {
-        quantile(&self.sorted(), 0.5)
-    }
-    fn p99(&self) -> f64 {
-        quantile(&self.sorted(), 0.99)
-    }
 }
 
 /// Per-run `(wide - chain) / 45` in ms.

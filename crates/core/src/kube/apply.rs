@@ -31,7 +31,7 @@ pub fn type_of(obj: &Value) -> Option<(String, String)> {
     ))
 }
 
-/// Apply order: what others refer to goes first, workloads last.
+/// Apply order: what others refer to goes first.
 pub fn rank(kind: &str) -> u8 {
     match kind {
         "Namespace" => 0,
@@ -44,9 +44,10 @@ pub fn rank(kind: &str) -> u8 {
         | "PersistentVolume" => 2,
         "ClusterRole" | "Role" => 3,
         "ClusterRoleBinding" | "RoleBinding" => 4,
-        "Service" => 5,
-        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job" | "CronJob" | "Pod" => 7,
-        _ => 6,
+        // Services, workloads and the rest go together: nothing among them needs
+        // another to exist first (service links are off), and one round trip of
+        // parallel requests is the latency floor.
+        _ => 5,
     }
 }
 
