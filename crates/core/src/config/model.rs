@@ -138,6 +138,38 @@ pub enum OnSync {
     Exec(Command),
 }
 
+#[cfg(test)]
+impl Service {
+    /// A kubernetes service with nothing set, for tests to fill in.
+    pub(crate) fn test(name: &str) -> Self {
+        Self {
+            name: name.into(),
+            runtime: RuntimeKind::Kubernetes,
+            command: None,
+            workdir: "/p".into(),
+            env: BTreeMap::new(),
+            ports: vec![],
+            dependencies: vec![],
+            readiness: None,
+            restart: Default::default(),
+            oneshot: false,
+            watch: None,
+            image: None,
+            manifests: None,
+            chart: None,
+            preset: None,
+            forward: vec![],
+            build: None,
+            values: None,
+            replicas: 1,
+            resources: None,
+            volumes: vec![],
+            secrets: vec![],
+            dev: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// A string: run through `sh -c`.

@@ -5,6 +5,7 @@
 mod env;
 mod graph;
 mod kubesvc;
+mod presets;
 mod supervisor;
 
 pub use env::{DownReport, EnvRuntime, UpEvent, UpOptions};

@@ -47,8 +47,25 @@ impl Supervisor {
         vars: Arc<std::collections::BTreeMap<String, String>>,
     ) -> Self {
         let (tx, rx) = mpsc::channel(8);
-        let svc = service.clone();
+        let task_shared = shared.clone();
+        let name = service.name.clone();
+        let preset = super::presets::localize(
+            &service,
+            &shared.state_dir().join("presets").join(&shared.id),
+            vars.get("PATH").map(String::as_str),
+        );
         let task = tokio::spawn(async move {
+            let shared = task_shared;
+            let svc = match preset {
+                Ok(svc) => svc,
+                Err(msg) => {
+                    shared.update(&name, |s| {
+                        s.state = ServiceState::Failed;
+                        s.message = msg;
+                    });
+                    return;
+                }
+            };
             Run {
                 shared,
                 svc,

@@ -257,37 +257,9 @@ mod tests {
         }
     }
 
-    fn service(name: &str) -> Service {
-        Service {
-            name: name.into(),
-            runtime: crate::config::RuntimeKind::Kubernetes,
-            command: None,
-            workdir: "/p".into(),
-            env: BTreeMap::new(),
-            ports: vec![],
-            dependencies: vec![],
-            readiness: None,
-            restart: Default::default(),
-            oneshot: false,
-            watch: None,
-            image: None,
-            manifests: None,
-            chart: None,
-            preset: None,
-            forward: vec![],
-            build: None,
-            values: None,
-            replicas: 1,
-            resources: None,
-            volumes: vec![],
-            secrets: vec![],
-            dev: None,
-        }
-    }
-
     #[test]
     fn image_service_gets_deployment_service_secret_and_claim() {
-        let mut svc = service("web");
+        let mut svc = Service::test("web");
         svc.image = Some("nginx:1.27".into());
         svc.ports = vec![80];
         svc.replicas = 2;
@@ -321,7 +293,7 @@ mod tests {
 
     #[test]
     fn presets_bring_image_probe_and_data_claim() {
-        let mut svc = service("cache");
+        let mut svc = Service::test("cache");
         svc.preset = Some(Preset::Redis);
         let env = env_with(svc.clone());
         let image = image_of(&svc).unwrap();
