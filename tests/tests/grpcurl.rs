@@ -52,6 +52,8 @@ fn reflection_lists_every_service() {
         "devenv.v1.EnvironmentService",
         "devenv.v1.ServiceService",
         "devenv.v1.LogService",
+        "devenv.v1.ForwardService",
+        "devenv.v1.ClusterService",
         "grpc.health.v1.Health",
     ] {
         assert!(services.contains(&want), "`list` lacks {want}\n{out}");
