@@ -74,6 +74,7 @@ fn kc(kubeconfig: &str, args: &[&str]) -> bool {
         .args(args)
         .env("KUBECONFIG", kubeconfig)
         .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
         .status()
         .map(|s| s.success())
         .unwrap_or(false)
