@@ -12,8 +12,8 @@ mod run;
 
 pub use bins::{workspace_root, Bins, Profile};
 pub use procs::{
-    alive, env_pids, find_grpcurl, free_ports, http_get, port_open, read_cpu_ticks, read_hwm_kib,
-    read_rss_kib, wait_until, HttpResponse,
+    alive, env_pids, find_grpcurl, find_helm, free_ports, http_get, port_open, read_cpu_ticks,
+    read_hwm_kib, read_rss_kib, wait_until, HttpResponse,
 };
 pub use run::{CmdOutput, RunOpts};
 

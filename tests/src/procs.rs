@@ -166,3 +166,33 @@ pub fn find_grpcurl() -> Result<PathBuf, String> {
                 .to_string()
         })
 }
+
+/// helm: `$HELM`, else `~/.cache/devenv-tools/bin/helm` (where
+/// scripts/install-test-tools.sh puts it), else on `PATH`. The error says how to get it.
+pub fn find_helm() -> Result<PathBuf, String> {
+    if let Some(p) = std::env::var_os("HELM").filter(|v| !v.is_empty()) {
+        let p = PathBuf::from(p);
+        return if p.is_file() {
+            Ok(p)
+        } else {
+            Err(format!("HELM={} does not exist", p.display()))
+        };
+    }
+    let cached = std::env::var_os("HOME")
+        .map(|h| PathBuf::from(h).join(".cache/devenv-tools/bin/helm"))
+        .filter(|p| p.is_file());
+    if let Some(p) = cached {
+        return Ok(p);
+    }
+    std::env::var_os("PATH")
+        .and_then(|path| {
+            std::env::split_paths(&path)
+                .map(|d| d.join("helm"))
+                .find(|p| p.is_file())
+        })
+        .ok_or_else(|| {
+            "helm not found ($HELM, ~/.cache/devenv-tools/bin, PATH); \
+             install it with scripts/install-test-tools.sh"
+                .to_string()
+        })
+}

@@ -759,7 +759,20 @@ impl EnvRuntime {
         })?;
         // Helm releases first (their objects don't carry devenv's labels).
         for svc in kube_services.iter().filter(|s| s.chart.is_some()) {
-            let bin = crate::kube::helm::binary(&vars).map_err(|e| e.to_string())?;
+            let bin = match crate::kube::helm::binary(&vars) {
+                Ok(b) => b,
+                // Without helm, down can still finish when there is no release to remove.
+                Err(e) => match crate::kube::helm::has_release(
+                    &kenv,
+                    &crate::kube::helm::release(&svc.name),
+                )
+                .await
+                {
+                    Ok(false) => continue,
+                    Ok(true) => return Err(e.to_string()),
+                    Err(k) => return Err(k.to_string()),
+                },
+            };
             let mut args = vec![
                 "uninstall".to_owned(),
                 crate::kube::helm::release(&svc.name),

@@ -65,6 +65,37 @@ pub fn install_args(
     args
 }
 
+/// Whether helm's storage (Secrets, or ConfigMaps with `HELM_DRIVER=configmap`) holds
+/// any revision of `release` in `kenv`'s namespace. Lets `down` without helm go on when
+/// no release was ever installed (e.g. `up` failed because helm was missing).
+pub async fn has_release(kenv: &super::KubeEnv, release: &str) -> Result<bool, KubeError> {
+    use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+    use kube::api::{Api, ListParams};
+    let lp = ListParams::default()
+        .labels(&format!("owner=helm,name={release}"))
+        .limit(1);
+    let explain = |e: kube::Error| {
+        super::error::explain_in(&e, &kenv.context, &format!("helm release {release}"))
+    };
+    let secrets: Api<Secret> = Api::namespaced(kenv.client.clone(), &kenv.namespace);
+    if !secrets
+        .list_metadata(&lp)
+        .await
+        .map_err(explain)?
+        .items
+        .is_empty()
+    {
+        return Ok(true);
+    }
+    let maps: Api<ConfigMap> = Api::namespaced(kenv.client.clone(), &kenv.namespace);
+    Ok(!maps
+        .list_metadata(&lp)
+        .await
+        .map_err(explain)?
+        .items
+        .is_empty())
+}
+
 /// Runs helm; on failure returns its last meaningful stderr line.
 pub async fn run(
     bin: &Path,
