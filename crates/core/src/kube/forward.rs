@@ -43,6 +43,10 @@ const HALF_CLOSE_LINGER: Duration = Duration::from_secs(15);
 const STOP_GRACE: Duration = Duration::from_secs(2);
 /// Copy buffer per direction of a connection.
 const COPY_BUFFER: usize = 16 * 1024;
+/// A warm port-forward older than this is replaced (idle streams may be cut).
+const SPARE_MAX_AGE: Duration = Duration::from_secs(300);
+/// Pause after a failed attempt to open a warm port-forward.
+const SPARE_RETRY: Duration = Duration::from_secs(1);
 
 /// Health of one forward, as `devenv forward ls` shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -595,6 +599,15 @@ async fn run(
     let mut events = std::pin::pin!(watcher(api.clone(), config).default_backoff());
     let (pods_tx, pods_rx) = watch::channel(PodSet::default());
     let mut conns = JoinSet::new();
+    let spare = Arc::new(Spare::default());
+    let spare_task = tokio::spawn(keep_spare(
+        api.clone(),
+        spec.remote_port,
+        shared.clone(),
+        spare.clone(),
+        pods_rx.clone(),
+        cancel.child_token(),
+    ));
     loop {
         tokio::select! {
             biased;
@@ -627,6 +640,7 @@ async fn run(
                     shared.connections.fetch_add(1, Ordering::Relaxed);
                     let conn = Conn {
                         api: api.clone(),
+                        spare: spare.clone(),
                         remote_port: spec.remote_port,
                         service: spec.service.clone(),
                         shared: shared.clone(),
@@ -648,6 +662,9 @@ async fn run(
         }
     }
     drop(listener);
+    spare_task.abort();
+    let _ = spare_task.await;
+    spare.slot.lock().unwrap_or_else(|p| p.into_inner()).take();
     // The connections saw the cancellation; give them a moment to close cleanly.
     let drained = tokio::time::timeout(STOP_GRACE, async {
         while conns.join_next().await.is_some() {}
@@ -701,9 +718,98 @@ impl Drop for OpenForward {
     }
 }
 
+/// One port-forward opened ahead of need to the pod new connections go to: opening
+/// one costs a TLS connection and a websocket upgrade through the API server to the
+/// kubelet (tens of ms), so a connection that finds one ready skips that wait. The next
+/// one is opened as soon as it is taken.
+struct Warm {
+    pod: PodInfo,
+    forward: OpenForward,
+    opened: Instant,
+}
+
+#[derive(Default)]
+struct Spare {
+    slot: Mutex<Option<Warm>>,
+    taken: tokio::sync::Notify,
+}
+
+impl Spare {
+    /// The warm port-forward, if its pod is still where new connections should go.
+    fn take(&self, pods: &PodSet, prefer: Option<&str>) -> Option<(PodInfo, OpenForward)> {
+        let warm = self.slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+        self.taken.notify_one();
+        let warm = warm?;
+        let target = pods.pick(prefer, None)?;
+        (target.uid == warm.pod.uid
+            && target.restarts == warm.pod.restarts
+            && warm.opened.elapsed() < SPARE_MAX_AGE)
+            .then_some((warm.pod, warm.forward))
+    }
+}
+
+/// Keeps [`Spare`] filled with a port-forward to the pod new connections go to.
+async fn keep_spare(
+    api: Api<Pod>,
+    remote_port: u16,
+    shared: Arc<Shared>,
+    spare: Arc<Spare>,
+    mut pods: watch::Receiver<PodSet>,
+    cancel: CancellationToken,
+) {
+    loop {
+        let prefer = shared.last_used();
+        let target = tokio::select! {
+            () = cancel.cancelled() => return,
+            set = pods.wait_for(|s| s.pick(prefer.as_deref(), None).is_some()) => match set {
+                Ok(set) => set.pick(prefer.as_deref(), None).cloned(),
+                Err(_) => return,
+            },
+        };
+        let Some(pod) = target else { continue };
+        let ports = [remote_port];
+        let opened = tokio::select! {
+            () = cancel.cancelled() => return,
+            r = tokio::time::timeout(OPEN_TIMEOUT, api.portforward(&pod.name, &ports)) => r,
+        };
+        match opened {
+            Ok(Ok(forward)) => {
+                *spare.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(Warm {
+                    pod: pod.clone(),
+                    forward: OpenForward(forward),
+                    opened: Instant::now(),
+                });
+            }
+            _ => {
+                // The connection path reports errors; here just don't spin.
+                tokio::select! {
+                    () = cancel.cancelled() => return,
+                    () = tokio::time::sleep(SPARE_RETRY) => {}
+                }
+                continue;
+            }
+        }
+        // Wait until it is taken, its pod stops being the target, or it gets old.
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = spare.taken.notified() => {}
+            _ = pods.wait_for(|s| {
+                s.pick(prefer.as_deref(), None)
+                    .is_none_or(|p| p.uid != pod.uid || p.restarts != pod.restarts)
+            }) => {
+                spare.slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+            }
+            () = tokio::time::sleep(SPARE_MAX_AGE) => {
+                spare.slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+            }
+        }
+    }
+}
+
 /// One accepted local connection.
 struct Conn {
     api: Api<Pod>,
+    spare: Arc<Spare>,
     remote_port: u16,
     service: String,
     shared: Arc<Shared>,
@@ -730,8 +836,15 @@ impl Conn {
             ));
             return;
         };
-        let (pod, mut forward) = match self.open(&first).await {
-            Ok(f) => (first, f),
+        let warm = self
+            .spare
+            .take(&self.pods.borrow(), self.shared.last_used().as_deref());
+        let opened = match warm {
+            Some((pod, forward)) => Ok((pod, forward)),
+            None => self.open(&first).await.map(|f| (first.clone(), f)),
+        };
+        let (pod, mut forward) = match opened {
+            Ok(pf) => pf,
             Err(e) => {
                 self.shared.attempt_failed(e);
                 let Some(second) = self.retry_target(&first, waited_until).await else {
