@@ -137,7 +137,13 @@ pub async fn teardown(
             .as_ref()
             .and_then(|a| a.get(CREATED_ANNOTATION))
             .is_some();
-        if created && report.kept_volumes.is_empty() && ns.metadata.deletion_timestamp.is_none() {
+        // Another environment may share the namespace: its objects keep it alive.
+        let others = other_environments_in(kenv).await;
+        if created
+            && report.kept_volumes.is_empty()
+            && !others
+            && ns.metadata.deletion_timestamp.is_none()
+        {
             let uid = ns.metadata.uid.clone().unwrap_or_default();
             match nss
                 .delete(&kenv.namespace, &DeleteParams::background())
@@ -163,6 +169,33 @@ pub async fn teardown(
         }
     }
     Ok(report)
+}
+
+/// Whether objects of another devenv environment live in this namespace.
+async fn other_environments_in(kenv: &KubeEnv) -> bool {
+    let sel = format!(
+        "{}={},{}!={}",
+        super::MANAGED_BY,
+        super::MANAGED_BY_VALUE,
+        super::ENV_LABEL,
+        kenv.env
+    );
+    let lp = ListParams::default().labels(&sel).limit(1);
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(kenv.client.clone(), &kenv.namespace);
+    let services: Api<k8s_openapi::api::core::v1::Service> =
+        Api::namespaced(kenv.client.clone(), &kenv.namespace);
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(kenv.client.clone(), &kenv.namespace);
+    // On an error, keep the namespace: removing it is the irreversible choice.
+    deployments
+        .list(&lp)
+        .await
+        .map_or(true, |l| !l.items.is_empty())
+        || services
+            .list(&lp)
+            .await
+            .map_or(true, |l| !l.items.is_empty())
+        || pvcs.list(&lp).await.map_or(true, |l| !l.items.is_empty())
 }
 
 fn api_for(kenv: &KubeEnv, ar: &ApiResource, scope: Scope) -> Api<DynamicObject> {
