@@ -27,6 +27,9 @@ const NO_PROBE_LIMIT: Duration = Duration::from_secs(600);
 /// Events buffered per watcher before it is told it lagged.
 const EVENT_BUFFER: usize = 1024;
 
+/// How long `up` waits for the file watcher to be set up before it reports.
+const WATCH_SETUP_LIMIT: Duration = Duration::from_secs(10);
+
 /// What supervisors of one environment share.
 #[derive(Debug)]
 pub struct Shared {
@@ -191,6 +194,8 @@ pub struct EnvRuntime {
     /// The cluster connection, made by the first kubernetes service of an `up`.
     kube: tokio::sync::Mutex<Option<KubeEnv>>,
     kinds: Arc<Kinds>,
+    /// The file watcher of the services' `watch` rules, while they are up.
+    watcher: tokio::sync::Mutex<Option<crate::watch::EnvWatcher>>,
 }
 
 impl EnvRuntime {
@@ -234,6 +239,7 @@ impl EnvRuntime {
             registered: Default::default(),
             kube: tokio::sync::Mutex::new(None),
             kinds: Arc::default(),
+            watcher: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -416,6 +422,7 @@ impl EnvRuntime {
                 return;
             }
         };
+        self.ensure_watcher(&env, &set, &vars).await;
 
         // Forward status changes of the services in this request.
         let mut rx = self.shared.events.subscribe();
@@ -505,6 +512,10 @@ impl EnvRuntime {
             if let Some(s) = self.shared.status_of(name) {
                 let _ = events.send(UpEvent::Service(s)).await;
             }
+        }
+        // Once `up` is done, a save is seen.
+        if let Some(w) = self.watcher.lock().await.as_ref() {
+            w.ready(WATCH_SETUP_LIMIT).await;
         }
         let message = if ok {
             format!("{} service(s) ready", set.len())
@@ -720,6 +731,10 @@ impl EnvRuntime {
             up.cancel();
         }
         let _op = self.ops.lock().await;
+        // First, so that nothing restarts what is being stopped.
+        if let Some(w) = self.watcher.lock().await.take() {
+            w.stop().await;
+        }
         let Some(env) = self.config() else {
             return self.stop_orphans().await;
         };
@@ -966,6 +981,84 @@ impl EnvRuntime {
             }
         }
         Ok(())
+    }
+}
+
+impl EnvRuntime {
+    /// Starts the file watcher for the `watch` rules of local services in `names` or
+    /// running already, replacing one that watches something else.
+    async fn ensure_watcher(
+        self: &Arc<Self>,
+        env: &Environment,
+        names: &[String],
+        vars: &BTreeMap<String, String>,
+    ) {
+        let running: Vec<String> = {
+            let sups = self.supervisors.lock().unwrap_or_else(|p| p.into_inner());
+            sups.iter()
+                .filter(|(_, s)| !s.task.is_finished())
+                .map(|(n, _)| n.clone())
+                .collect()
+        };
+        let targets: Vec<crate::watch::Target> = env
+            .services
+            .iter()
+            .filter(|s| s.runtime == RuntimeKind::Local)
+            .filter(|s| names.contains(&s.name) || running.contains(&s.name))
+            .filter_map(|s| crate::watch::Target::of(s, &self.shared.name, vars))
+            .collect();
+        let mut slot = self.watcher.lock().await;
+        if let Some(w) = slot.as_ref() {
+            if w.watches_same(&targets) {
+                w.set_targets(targets);
+                return;
+            }
+        }
+        if let Some(old) = slot.take() {
+            old.stop().await;
+        }
+        if targets.is_empty() {
+            return;
+        }
+        let ctx = crate::watch::Context {
+            logs: self.shared.logs.clone(),
+            guardian: Some(self.shared.guardian.clone()),
+            services: Arc::new(WatchedServices(Arc::downgrade(self))),
+            options: crate::watch::Options::from_env(),
+        };
+        match crate::watch::EnvWatcher::start(&env.project_dir, targets, ctx) {
+            Ok(w) => *slot = Some(w),
+            Err(e) => tracing::error!(error = %e, env = %self.shared.name, "no file watching"),
+        }
+    }
+}
+
+/// The watcher's view of the environment's services: it restarts them through
+/// their supervisors, like `devenv restart`.
+struct WatchedServices(std::sync::Weak<EnvRuntime>);
+
+impl WatchedServices {
+    fn ctl(&self, service: &str) -> Option<mpsc::Sender<Ctl>> {
+        let rt = self.0.upgrade()?;
+        let sups = rt.supervisors.lock().unwrap_or_else(|p| p.into_inner());
+        sups.get(service)
+            .filter(|s| !s.task.is_finished())
+            .map(|s| s.ctl.clone())
+    }
+}
+
+impl crate::watch::Services for WatchedServices {
+    fn restart(&self, service: &str) -> bool {
+        self.ctl(service)
+            .is_some_and(|c| c.try_send(Ctl::Restart).is_ok())
+    }
+
+    fn running(&self, service: &str) -> bool {
+        self.ctl(service).is_some()
+    }
+
+    fn status(&self, service: &str) -> Option<ServiceStatus> {
+        self.0.upgrade()?.shared.status_of(service)
     }
 }
 

@@ -1,0 +1,797 @@
+//! The watcher's thread: owns the notify watchers and the set of watched directories,
+//! sets them up, follows directories as they are created and removed, waits out each
+//! burst of events and hands the batch, already matched against the rules, to the
+//! dispatcher.
+//!
+//! A thread rather than a task: the walks and the watch calls are blocking file
+//! system work, and an idle thread blocked on a channel costs nothing (no timers run
+//! between bursts).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind, RemoveKind, RenameMode};
+use notify::{EventKind, INotifyWatcher, RecursiveMode, Watcher as _};
+
+use super::debounce::Window;
+use super::filter::{is_ignore_file, Base, Chain, RuleFilter};
+use super::poll::Poller;
+use super::tree::{DirInfo, Rules, Walker};
+use super::{Batch, Hit, Options, Target};
+use crate::logs::{LogHub, Stream};
+
+/// Paths collected per burst before the burst counts as "everything changed".
+pub(crate) const MAX_PENDING: usize = 8192;
+/// Paths named per rule in a batch (the count covers the rest).
+const SAMPLE: usize = 3;
+/// Errors reported in the log when setting up, at most.
+const MAX_REPORTED_ERRORS: usize = 5;
+
+/// inotify watches held by every watcher of this daemon.
+static INOTIFY_IN_USE: AtomicUsize = AtomicUsize::new(0);
+
+/// Where notify's callbacks leave events for the thread: a bounded, coalescing set
+/// and a one-slot wake-up.
+#[derive(Debug)]
+pub(crate) struct Inbox {
+    pending: Mutex<Pending>,
+    wake: SyncSender<()>,
+    pub(crate) stop: Arc<AtomicBool>,
+}
+
+#[derive(Debug, Default)]
+struct Pending {
+    /// Changed paths, with whether each is a directory when the event says so.
+    changed: HashMap<PathBuf, Option<bool>>,
+    /// Paths that may be new directories to watch.
+    created: Vec<PathBuf>,
+    /// Paths that may be watched directories that went away.
+    gone: Vec<PathBuf>,
+    /// More changes than [`MAX_PENDING`], or the kernel's queue overflowed.
+    overflow: bool,
+    /// Directory events were lost: walk everything again.
+    rescan: bool,
+}
+
+impl Inbox {
+    pub(crate) fn new() -> (Arc<Self>, Receiver<()>) {
+        let (wake, rx) = std::sync::mpsc::sync_channel(1);
+        let inbox = Self {
+            pending: Mutex::default(),
+            wake,
+            stop: Arc::default(),
+        };
+        (Arc::new(inbox), rx)
+    }
+
+    pub(crate) fn wake(&self) {
+        // Full: a wake-up is already due.
+        let _ = self.wake.try_send(());
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// notify's callback: runs on notify's threads, so it only records.
+    fn handle(&self, res: notify::Result<notify::Event>) {
+        let ev = match res {
+            Ok(ev) => ev,
+            Err(e) => {
+                tracing::debug!(error = %e, "watch error event");
+                return;
+            }
+        };
+        if ev.need_rescan() {
+            let mut p = self.lock();
+            p.overflow = true;
+            p.rescan = true;
+            drop(p);
+            self.wake();
+            return;
+        }
+        let (is_dir, created, gone) = match ev.kind {
+            // A write ends with the close: it extends the burst.
+            EventKind::Access(AccessKind::Close(AccessMode::Write)) => (None, false, false),
+            // Reads (the restarted service opening its files) are not changes.
+            EventKind::Access(_) => return,
+            EventKind::Create(CreateKind::Folder) => (Some(true), true, false),
+            EventKind::Create(CreateKind::File) => (Some(false), false, false),
+            EventKind::Create(_) => (None, true, false),
+            EventKind::Remove(RemoveKind::Folder) => (Some(true), false, true),
+            EventKind::Remove(RemoveKind::File) => (Some(false), false, false),
+            EventKind::Remove(_) => (None, false, true),
+            EventKind::Modify(ModifyKind::Name(RenameMode::From)) => (None, false, true),
+            EventKind::Modify(ModifyKind::Name(RenameMode::To)) => (None, true, false),
+            // The pair of From and To, already reported one by one.
+            EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => return,
+            EventKind::Modify(ModifyKind::Name(_)) => (None, true, true),
+            EventKind::Modify(_) | EventKind::Any | EventKind::Other => (None, false, false),
+        };
+        let mut p = self.lock();
+        for path in ev.paths {
+            p.record(path, is_dir, created, gone);
+        }
+        drop(p);
+        self.wake();
+    }
+
+    /// Records one changed path; the caller wakes the thread.
+    pub(crate) fn record(&self, path: PathBuf, is_dir: Option<bool>, created: bool, gone: bool) {
+        self.lock().record(path, is_dir, created, gone);
+    }
+}
+
+impl Pending {
+    fn record(&mut self, path: PathBuf, is_dir: Option<bool>, created: bool, gone: bool) {
+        if created {
+            if self.created.len() < MAX_PENDING {
+                self.created.push(path.clone());
+            } else {
+                self.rescan = true;
+            }
+        }
+        if gone {
+            if self.gone.len() < MAX_PENDING {
+                self.gone.push(path.clone());
+            } else {
+                self.rescan = true;
+            }
+        }
+        if self.overflow {
+            return;
+        }
+        if self.changed.len() >= MAX_PENDING && !self.changed.contains_key(&path) {
+            // Past this, the paths tell nothing a rescan would not.
+            self.overflow = true;
+            self.changed = HashMap::new();
+            return;
+        }
+        let slot = self.changed.entry(path).or_insert(is_dir);
+        if is_dir.is_some() {
+            *slot = is_dir;
+        }
+    }
+}
+
+/// What set-up found, for the log and for `ready`.
+#[derive(Debug, Clone, Default)]
+pub struct SetupReport {
+    pub directories: usize,
+    pub inotify: usize,
+    pub polled: usize,
+    pub elapsed: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Inotify,
+    Poll,
+}
+
+#[derive(Debug)]
+struct Watched {
+    info: DirInfo,
+    mode: Mode,
+}
+
+pub(crate) struct Worker {
+    pub(crate) targets: Vec<Target>,
+    pub(crate) project_dir: PathBuf,
+    pub(crate) options: Options,
+    pub(crate) logs: LogHub,
+    pub(crate) inbox: Arc<Inbox>,
+    pub(crate) wake: Receiver<()>,
+    pub(crate) batches: tokio::sync::mpsc::Sender<Batch>,
+    pub(crate) ready: tokio::sync::watch::Sender<Option<SetupReport>>,
+}
+
+/// The thread's state once started.
+struct State {
+    targets: Vec<Target>,
+    project_dir: PathBuf,
+    options: Options,
+    logs: LogHub,
+    inbox: Arc<Inbox>,
+    filters: Vec<RuleFilter>,
+    /// Directories named by rules, and the rules naming each.
+    roots: HashMap<PathBuf, Vec<u16>>,
+    /// Files named by rules: their directory is watched, only they count.
+    file_roots: HashMap<PathBuf, Vec<u16>>,
+    bases: HashMap<PathBuf, Arc<Base>>,
+    watched: BTreeMap<PathBuf, Watched>,
+    inotify: Option<INotifyWatcher>,
+    poll: Option<Poller>,
+    budget: usize,
+    limit: Option<usize>,
+    inotify_used: usize,
+    polled: usize,
+    said_polling: bool,
+    /// Set-up is over: later fallbacks to polling are reported as they happen.
+    set_up: bool,
+}
+
+impl Worker {
+    pub(crate) fn run(self) {
+        let Worker {
+            targets,
+            project_dir,
+            options,
+            logs,
+            inbox,
+            wake,
+            batches,
+            ready,
+        } = self;
+        let started = Instant::now();
+        let mut errors = Vec::new();
+        let handler_inbox = inbox.clone();
+        let inotify = match INotifyWatcher::new(
+            move |ev| handler_inbox.handle(ev),
+            notify::Config::default(),
+        ) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                errors.push(format!("cannot use inotify ({e}): polling instead"));
+                None
+            }
+        };
+        let limit = max_user_watches();
+        let budget = match (options.inotify_budget, limit) {
+            (Some(b), _) => b,
+            (None, Some(l)) => (l / 2).saturating_sub(INOTIFY_IN_USE.load(Ordering::Relaxed)),
+            (None, None) => 4096,
+        };
+        let mut state = State {
+            filters: Vec::new(),
+            roots: HashMap::new(),
+            file_roots: HashMap::new(),
+            bases: HashMap::new(),
+            watched: BTreeMap::new(),
+            inotify,
+            poll: None,
+            budget,
+            limit,
+            inotify_used: 0,
+            polled: 0,
+            said_polling: false,
+            set_up: false,
+            targets,
+            project_dir,
+            options,
+            logs,
+            inbox,
+        };
+        state.index_rules(&mut errors);
+        let desired = state.desired_all(&mut errors);
+        state.reconcile(desired, None);
+        let report = SetupReport {
+            directories: state.watched.len(),
+            inotify: state.inotify_used,
+            polled: state.polled,
+            elapsed: started.elapsed(),
+        };
+        state.report_setup(&report, &errors);
+        state.set_up = true;
+        ready.send_replace(Some(report));
+        state.event_loop(&wake, &batches);
+        state.release();
+    }
+}
+
+impl State {
+    fn stopped(&self) -> bool {
+        self.inbox.stop.load(Ordering::Relaxed)
+    }
+
+    fn index_rules(&mut self, errors: &mut Vec<String>) {
+        for (i, t) in self.targets.iter().enumerate() {
+            let i = u16::try_from(i).unwrap_or(u16::MAX);
+            let mut dirs = Vec::new();
+            for p in &t.paths {
+                match std::fs::metadata(p) {
+                    Ok(m) if m.is_dir() => {
+                        dirs.push(p.clone());
+                        self.roots.entry(p.clone()).or_default().push(i);
+                    }
+                    Ok(_) => self.file_roots.entry(p.clone()).or_default().push(i),
+                    Err(e) => {
+                        errors.push(format!("{}: cannot watch {}: {e}", t.service, self.rel(p)))
+                    }
+                }
+            }
+            let mut errs = Vec::new();
+            self.filters
+                .push(RuleFilter::new(&dirs, &t.ignore, &mut errs));
+            errors.extend(errs.into_iter().map(|e| format!("{}: {e}", t.service)));
+        }
+    }
+
+    fn walker(&self) -> Walker<'_> {
+        Walker {
+            filters: &self.filters,
+            roots: &self.roots,
+            stop: &self.inbox.stop,
+        }
+    }
+
+    /// The ignore files that apply to `dir` itself: those of its ancestors up to the
+    /// repository root (or the project directory, outside a repository).
+    fn chain_above(&mut self, dir: &Path, errors: &mut Vec<String>) -> Arc<Chain> {
+        let top = self.top_of(dir);
+        let base = match self.bases.get(&top) {
+            Some(b) => b.clone(),
+            None => {
+                let (b, errs) = Base::load(&top);
+                errors.extend(errs);
+                let b = Arc::new(b);
+                self.bases.insert(top.clone(), b.clone());
+                b
+            }
+        };
+        let mut chain = Chain::top(base);
+        if let Some(parent) = dir.parent().filter(|p| p.starts_with(&top)) {
+            let mut ancestors: Vec<&Path> = parent
+                .ancestors()
+                .take_while(|a| a.starts_with(&top))
+                .collect();
+            ancestors.reverse();
+            for a in ancestors {
+                chain = chain.descend_probe(a, errors);
+            }
+        }
+        chain
+    }
+
+    fn top_of(&self, dir: &Path) -> PathBuf {
+        if let Some(repo) = dir.ancestors().find(|a| a.join(".git").exists()) {
+            return repo.to_path_buf();
+        }
+        if dir.starts_with(&self.project_dir) {
+            return self.project_dir.clone();
+        }
+        dir.to_path_buf()
+    }
+
+    /// Every directory the rules want watched.
+    fn desired_all(&mut self, errors: &mut Vec<String>) -> BTreeMap<PathBuf, DirInfo> {
+        let mut out = BTreeMap::new();
+        let mut starts: Vec<(PathBuf, Vec<u16>)> = self
+            .roots
+            .iter()
+            .map(|(p, r)| (p.clone(), r.clone()))
+            .collect();
+        // Outer roots first: a root inside another is reached by that walk.
+        starts.sort_by_key(|(p, _)| p.components().count());
+        for (dir, rules) in starts {
+            if out.contains_key(&dir) {
+                continue;
+            }
+            let above = self.chain_above(&dir, errors);
+            let mut rules = rules;
+            rules.sort_unstable();
+            rules.dedup();
+            self.walker()
+                .walk(dir, above, rules.into(), &mut out, errors);
+        }
+        let files: Vec<PathBuf> = self.file_roots.keys().cloned().collect();
+        for f in files {
+            let Some(dir) = f.parent() else { continue };
+            if out.contains_key(dir) {
+                continue;
+            }
+            let above = self.chain_above(dir, errors);
+            let chain = above.descend_probe(dir, errors);
+            out.insert(
+                dir.to_path_buf(),
+                DirInfo {
+                    above,
+                    chain,
+                    rules: Rules::from(Vec::new()),
+                },
+            );
+        }
+        out
+    }
+
+    /// Makes the watched set under `scope` (everything when `None`) equal `desired`.
+    fn reconcile(&mut self, desired: BTreeMap<PathBuf, DirInfo>, scope: Option<&Path>) {
+        let stale: Vec<PathBuf> = match scope {
+            None => self
+                .watched
+                .keys()
+                .filter(|p| !desired.contains_key(*p))
+                .cloned()
+                .collect(),
+            Some(s) => self
+                .watched
+                .range(s.to_path_buf()..)
+                .take_while(|(p, _)| p.starts_with(s))
+                .filter(|(p, _)| !desired.contains_key(*p))
+                .map(|(p, _)| p.clone())
+                .collect(),
+        };
+        for p in stale {
+            self.unwatch(&p);
+        }
+        let mut newly_polled = 0;
+        for (dir, info) in desired {
+            if let Some(w) = self.watched.get_mut(&dir) {
+                w.info = info;
+                continue;
+            }
+            if self.stopped() {
+                return;
+            }
+            if let Some(mode) = self.watch(&dir) {
+                if mode == Mode::Poll {
+                    newly_polled += 1;
+                }
+                self.watched.insert(dir, Watched { info, mode });
+            }
+        }
+        if newly_polled > 0 && self.set_up && !self.said_polling {
+            self.say_polling();
+        }
+    }
+
+    fn watch(&mut self, dir: &Path) -> Option<Mode> {
+        if self.inotify_used < self.budget {
+            if let Some(w) = self.inotify.as_mut() {
+                match w.watch(dir, RecursiveMode::NonRecursive) {
+                    Ok(()) => {
+                        self.inotify_used += 1;
+                        INOTIFY_IN_USE.fetch_add(1, Ordering::Relaxed);
+                        return Some(Mode::Inotify);
+                    }
+                    Err(e) => match e.kind {
+                        // The user's limit, shared with every other program: poll the rest.
+                        notify::ErrorKind::MaxFilesWatch => self.budget = self.inotify_used,
+                        notify::ErrorKind::PathNotFound => return None,
+                        _ => {
+                            tracing::debug!(error = %e, dir = %dir.display(), "cannot watch");
+                            return None;
+                        }
+                    },
+                }
+            }
+        }
+        if self.poll.is_none() {
+            match Poller::start(self.inbox.clone(), self.options.poll_interval) {
+                Ok(p) => self.poll = Some(p),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot start polling");
+                    return None;
+                }
+            }
+        }
+        if !self.poll.as_ref()?.watch(dir) {
+            return None;
+        }
+        self.polled += 1;
+        Some(Mode::Poll)
+    }
+
+    fn unwatch(&mut self, dir: &Path) {
+        let Some(w) = self.watched.remove(dir) else {
+            return;
+        };
+        match w.mode {
+            Mode::Inotify => {
+                if let Some(i) = self.inotify.as_mut() {
+                    // Not found: the kernel dropped it with the directory.
+                    let _ = i.unwatch(dir);
+                }
+                self.inotify_used -= 1;
+                INOTIFY_IN_USE.fetch_sub(1, Ordering::Relaxed);
+            }
+            Mode::Poll => {
+                if let Some(p) = self.poll.as_ref() {
+                    p.unwatch(dir);
+                }
+                self.polled -= 1;
+            }
+        }
+    }
+
+    fn release(&mut self) {
+        INOTIFY_IN_USE.fetch_sub(self.inotify_used, Ordering::Relaxed);
+        self.inotify_used = 0;
+        // Dropping the watchers ends their threads.
+        self.inotify = None;
+        self.poll = None;
+    }
+
+    fn event_loop(&mut self, wake: &Receiver<()>, batches: &tokio::sync::mpsc::Sender<Batch>) {
+        loop {
+            // Idle: blocked without a timer until notify has something.
+            if wake.recv().is_err() || self.stopped() {
+                return;
+            }
+            let mut window = Window::start(Instant::now());
+            self.follow_dirs();
+            loop {
+                let now = Instant::now();
+                let deadline = window.deadline(&self.options.debounce);
+                if now >= deadline {
+                    break;
+                }
+                match wake.recv_timeout(deadline - now) {
+                    Ok(()) => {
+                        if self.stopped() {
+                            return;
+                        }
+                        window.event(Instant::now());
+                        self.follow_dirs();
+                    }
+                    Err(RecvTimeoutError::Timeout) => break,
+                    Err(RecvTimeoutError::Disconnected) => return,
+                }
+            }
+            self.follow_dirs();
+            let (changed, overflow) = {
+                let mut p = self.inbox.lock();
+                (
+                    std::mem::take(&mut p.changed),
+                    std::mem::take(&mut p.overflow),
+                )
+            };
+            if changed.is_empty() && !overflow {
+                continue;
+            }
+            let batch = self.classify(changed, overflow);
+            if batch.hits.is_empty() {
+                continue;
+            }
+            if batches.blocking_send(batch).is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Watches directories created since the last look and drops those removed, at
+    /// once (not after the burst): files written into a new directory right away
+    /// should be seen.
+    fn follow_dirs(&mut self) {
+        let (created, gone, rescan) = {
+            let mut p = self.inbox.lock();
+            (
+                std::mem::take(&mut p.created),
+                std::mem::take(&mut p.gone),
+                std::mem::take(&mut p.rescan),
+            )
+        };
+        let mut errors = Vec::new();
+        if rescan {
+            let desired = self.desired_all(&mut errors);
+            self.reconcile(desired, None);
+        } else {
+            for path in gone {
+                if self.watched.contains_key(&path) && !is_real_dir(&path) {
+                    self.reconcile(BTreeMap::new(), Some(&path));
+                }
+            }
+            for path in created {
+                if !self.watched.contains_key(&path) && is_real_dir(&path) {
+                    self.add_subtree(&path, &mut errors);
+                }
+            }
+        }
+        for e in errors {
+            tracing::debug!(error = %e, "watch");
+        }
+    }
+
+    /// Watches `dir`, a new directory, and what is below it, if the rules want it.
+    fn add_subtree(&mut self, dir: &Path, errors: &mut Vec<String>) {
+        let Some(parent) = dir.parent().and_then(|p| self.watched.get(p)) else {
+            return;
+        };
+        if parent.info.chain.is_ignored(dir, true) && !self.roots.contains_key(dir) {
+            return;
+        }
+        let above = parent.info.chain.clone();
+        let rules = self.walker().rules_for(dir, &parent.info.rules);
+        if rules.is_empty() {
+            return;
+        }
+        let mut desired = BTreeMap::new();
+        self.walker()
+            .walk(dir.to_path_buf(), above, rules, &mut desired, errors);
+        self.reconcile(desired, Some(dir));
+    }
+
+    /// An ignore file changed: what is watched below its directory may change.
+    fn rescan_dir(&mut self, dir: &Path) {
+        let Some(w) = self.watched.get(dir) else {
+            return;
+        };
+        let (above, rules) = (w.info.above.clone(), w.info.rules.clone());
+        let mut errors = Vec::new();
+        let mut desired = BTreeMap::new();
+        self.walker()
+            .walk(dir.to_path_buf(), above, rules, &mut desired, &mut errors);
+        self.reconcile(desired, Some(dir));
+    }
+
+    /// The rules each changed path triggers.
+    fn classify(&mut self, changed: HashMap<PathBuf, Option<bool>>, overflow: bool) -> Batch {
+        let mut hits: BTreeMap<u16, Hit> = BTreeMap::new();
+        if overflow {
+            let mut errors = Vec::new();
+            let desired = self.desired_all(&mut errors);
+            self.reconcile(desired, None);
+            for i in 0..self.targets.len() {
+                let rule = u16::try_from(i).unwrap_or(u16::MAX);
+                hits.insert(
+                    rule,
+                    Hit {
+                        rule,
+                        count: 0,
+                        sample: Vec::new(),
+                        overflow: true,
+                    },
+                );
+            }
+            return Batch {
+                hits: hits.into_values().collect(),
+            };
+        }
+        let mut ignore_dirs = BTreeSet::new();
+        for (path, is_dir) in &changed {
+            let rules = self.rules_hit(path, *is_dir);
+            if rules.is_empty() {
+                continue;
+            }
+            if is_ignore_file(path) {
+                if let Some(dir) = path.parent() {
+                    ignore_dirs.insert(dir.to_path_buf());
+                }
+            }
+            for rule in rules {
+                let hit = hits.entry(rule).or_insert_with(|| Hit {
+                    rule,
+                    count: 0,
+                    sample: Vec::new(),
+                    overflow: false,
+                });
+                hit.count += 1;
+                if hit.sample.len() < SAMPLE {
+                    hit.sample.push(path.clone());
+                }
+            }
+        }
+        for dir in ignore_dirs {
+            self.rescan_dir(&dir);
+        }
+        for hit in hits.values_mut() {
+            hit.sample.sort();
+        }
+        Batch {
+            hits: hits.into_values().collect(),
+        }
+    }
+
+    fn rules_hit(&self, path: &Path, is_dir: Option<bool>) -> BTreeSet<u16> {
+        let mut out = BTreeSet::new();
+        // A file a rule names counts whatever the ignore files say.
+        if let Some(r) = self.file_roots.get(path) {
+            out.extend(r.iter().copied());
+        }
+        let Some(parent) = path.parent() else {
+            return out;
+        };
+        let Some(dir) = self.watched.get(parent) else {
+            // A watched directory's event about itself, when its parent is not
+            // watched: a rule's own directory.
+            if let Some(r) = self.roots.get(path) {
+                out.extend(r.iter().copied());
+            }
+            return out;
+        };
+        if dir.info.rules.is_empty() {
+            return out;
+        }
+        let is_dir = is_dir.unwrap_or_else(|| {
+            self.watched.contains_key(path)
+                || std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir())
+        });
+        if dir.info.chain.is_ignored(path, is_dir) {
+            return out;
+        }
+        for r in dir.info.rules.iter() {
+            if !self.filters[usize::from(*r)].is_ignored(path, is_dir) {
+                out.insert(*r);
+            }
+        }
+        out
+    }
+
+    fn rel(&self, p: &Path) -> String {
+        rel(&self.project_dir, p)
+    }
+
+    fn say(&self, service: &str, line: &str) {
+        self.logs.push(&Arc::from(service), Stream::System, line);
+    }
+
+    fn report_setup(&mut self, report: &SetupReport, errors: &[String]) {
+        let mut per_rule = vec![0usize; self.targets.len()];
+        for w in self.watched.values() {
+            for r in w.info.rules.iter() {
+                if let Some(n) = per_rule.get_mut(usize::from(*r)) {
+                    *n += 1;
+                }
+            }
+        }
+        for (i, t) in self.targets.iter().enumerate() {
+            let paths: Vec<String> = t.paths.iter().map(|p| self.rel(p)).collect();
+            self.say(
+                &t.service,
+                &format!(
+                    "watching {} for changes ({} directories, set up in {} ms)",
+                    paths.join(", "),
+                    per_rule[i],
+                    report.elapsed.as_millis()
+                ),
+            );
+            for e in errors.iter().take(MAX_REPORTED_ERRORS) {
+                self.say(&t.service, &format!("watch: {e}"));
+            }
+        }
+        tracing::info!(
+            directories = report.directories,
+            inotify = report.inotify,
+            polled = report.polled,
+            elapsed_ms = report.elapsed.as_millis() as u64,
+            "watcher set up"
+        );
+        if report.polled > 0 {
+            self.say_polling();
+        }
+    }
+
+    fn say_polling(&mut self) {
+        self.said_polling = true;
+        let limit = self
+            .limit
+            .map(|l| format!(" (fs.inotify.max_user_watches is {l})"))
+            .unwrap_or_default();
+        let line = format!(
+            "watch: inotify budget of {} watches reached{limit}: polling {} directories every {:.1}s; raise the limit to watch them all by events",
+            self.budget,
+            self.polled,
+            self.options.poll_interval.as_secs_f64()
+        );
+        tracing::warn!("{line}");
+        for t in &self.targets {
+            self.say(&t.service, &line);
+        }
+    }
+}
+
+fn is_real_dir(p: &Path) -> bool {
+    std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir())
+}
+
+/// `p` relative to the project, `./`-prefixed, or as it is outside the project.
+pub(crate) fn rel(project: &Path, p: &Path) -> String {
+    match p.strip_prefix(project) {
+        Ok(r) if r.as_os_str().is_empty() => ".".to_string(),
+        Ok(r) => format!("./{}", r.display()),
+        Err(_) => p.display().to_string(),
+    }
+}
+
+/// The user's inotify watch limit, when the kernel tells it.
+fn max_user_watches() -> Option<usize> {
+    std::fs::read_to_string("/proc/sys/fs/inotify/max_user_watches")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
