@@ -15,4 +15,5 @@ pub mod probe;
 pub mod process;
 pub mod state;
 pub mod status;
+pub mod sync;
 pub mod watch;

@@ -1,0 +1,37 @@
+//! File sync into running containers (`dev.sync`), designed for latency.
+//!
+//! One [`Session`] per container holds ONE long-lived exec stream running a small
+//! busybox/POSIX receiver (`receiver.rs`): opening an exec costs tens of milliseconds, a
+//! request on an open stream costs a round trip. Changes go as batches — a tar of the
+//! created or changed files, directories and symlinks (content, mode, mtime) plus the
+//! paths to delete — applied in order and acknowledged one by one, so batches are
+//! pipelined with a bound on unacknowledged bytes and file contents are streamed
+//! from disk, never held whole in memory.
+//!
+//! - [`Session::initial_sync`] lists the container's tree (types, sizes, modes, MD5s)
+//!   in one round trip, compares it with the local tree and sends only what differs,
+//!   deleting what the container has in excess (excluded paths are left alone).
+//! - [`Session::apply`] sends [`Change`]s as read from the local disk at send time.
+//! - [`Session::verify`] compares both trees by checksum: empty means in sync.
+//! - [`Session::status`] is what `devenv sync status` shows per pod.
+//!
+//! Confinement: paths are [`RelPath`]s (relative, no `..`, no NUL or newline), refused
+//! before sending; local symlinks are synced as symlinks, never followed; in the
+//! container the receiver refuses a batch that would write or delete through a symlink
+//! (or a non-directory) below the target, so nothing lands outside it.
+
+mod error;
+mod exclude;
+mod path;
+mod plan;
+mod receiver;
+mod session;
+mod tar;
+mod tree;
+
+pub use error::SyncError;
+pub use exclude::Excludes;
+pub use path::RelPath;
+pub use plan::{DiffKind, Difference};
+pub use session::{Change, Session, SessionStatus, SyncStats, SyncTarget};
+pub use tree::{md5_file, Entry, Kind};

@@ -1,0 +1,163 @@
+//! The receiver: a POSIX sh script run once per pod as `sh -c SCRIPT devenv-sync TARGET`
+//! on a long-lived exec stream, with only busybox tools (sh, dd, tar, find, stat,
+//! md5sum, sed, rm, mkdir).
+//!
+//! Protocol (client -> receiver, on stdin; paths are lines, validated as [`RelPath`]):
+//!
+//! ```text
+//! B <id> <ndeletes> <nchecks> <bytes>   a batch, then:
+//!   <ndeletes> paths    removed (rm -rf) first
+//!   <nchecks> dirs      every directory a tar entry goes into or is
+//!   <bytes> bytes       a tar archive (none when 0), extracted into the target
+//! L <id> <0|1>          list the target (with MD5s when 1)
+//! P <id>                ping
+//! ```
+//!
+//! Replies (stdout): `R <resolved target>` once at start, `A <id>` when a request is done,
+//! `E <id> <message>` when a batch was refused or failed, listing lines (`S`, `N`, `M`)
+//! before a listing's `A`. Requests are handled in order, so batches can be pipelined.
+//!
+//! Confinement, the part that must hold whatever the container holds: every checked
+//! directory and the parent of every delete is walked component by component from the
+//! resolved target; a component that is a symlink (or not a directory) refuses the
+//! whole batch before anything is deleted or extracted. `tar` itself replaces a symlink
+//! in the last component (it unlinks, then creates with O_EXCL) instead of writing
+//! through it, and strips `..`. Stdin is read with `read` (a byte at a time, so never
+//! past a line) and `dd iflag=count_bytes,fullblock` (exactly N bytes; busybox
+//! `head -c` reads ahead and would eat the next request), and a refused batch's bytes
+//! are still consumed so the stream stays in step.
+
+/// The script; `$1` is the target directory.
+pub const SCRIPT: &str = r#"set -f
+T=$1
+NL='
+'
+mkdir -p -- "$T" || exit 1
+R=$(cd -- "$T" && pwd -P) || exit 1
+echo "R $R"
+# Refuses (sets err) if a component of $1 below $R is a symlink or not a directory.
+check() {
+  case "/$1/" in //|*//*|*/./*|*/../*) err="unsafe path: $1"; return 1;; esac
+  _p=$R; _rest=$1
+  while [ -n "$_rest" ]; do
+    _c=${_rest%%/*}
+    if [ "$_c" = "$_rest" ]; then _rest=; else _rest=${_rest#*/}; fi
+    _p=$_p/$_c
+    if [ -L "$_p" ]; then err="refusing to write through symlink $_p"; return 1; fi
+    [ -e "$_p" ] || return 0
+    if [ ! -d "$_p" ]; then err="not a directory: $_p"; return 1; fi
+  done
+}
+drain() {
+  [ "$1" -gt 0 ] && dd bs=65536 count="$1" iflag=count_bytes,fullblock of=/dev/null 2>/dev/null
+}
+while IFS= read -r line; do
+  set -- $line
+  case $1 in
+  B)
+    id=$2; ndel=$3; nchk=$4; size=$5; err=
+    set --
+    i=0
+    while [ "$i" -lt "$ndel" ]; do
+      IFS= read -r p || exit 1
+      i=$((i+1))
+      [ -n "$err" ] && continue
+      case "/$p/" in //|*//*|*/./*|*/../*) err="unsafe path: $p"; continue;; esac
+      case $p in */*) check "${p%/*}" || continue;; esac
+      set -- "$@" "$R/$p"
+    done
+    if [ -z "$err" ] && [ "$#" -gt 0 ]; then
+      out=$(rm -rf -- "$@" 2>&1) || err="rm: $out"
+    fi
+    i=0
+    while [ "$i" -lt "$nchk" ]; do
+      IFS= read -r p || exit 1
+      i=$((i+1))
+      [ -z "$err" ] && check "$p"
+    done
+    if [ -n "$err" ]; then
+      drain "$size"
+    elif [ "$size" -gt 0 ]; then
+      out=$(dd bs=65536 count="$size" iflag=count_bytes,fullblock 2>/dev/null |
+        { tar -x -o -f - -C "$R" 2>&1; rc=$?; cat >/dev/null; exit $rc; }) || err="tar: $out"
+    fi
+    if [ -z "$err" ]; then echo "A $id"; else echo "E $id" $err; fi
+    ;;
+  L)
+    (
+      cd -- "$R" || exit 1
+      find . -mindepth 1 -name "*$NL*" -prune -o -exec stat -c 'S %f %s %Y %n' {} +
+      find . -mindepth 1 -name "*$NL*" -prune -o -type l -exec stat -c 'N %N' {} +
+      if [ "$3" = 1 ]; then
+        find . -mindepth 1 -name "*$NL*" -prune -o -type f -exec md5sum {} + | sed 's/^/M /'
+      fi
+    )
+    echo "A $2"
+    ;;
+  P) echo "A $2" ;;
+  Q) exit 0 ;;
+  *) echo "E 0 unknown request"; exit 1 ;;
+  esac
+done
+"#;
+
+/// A reply line from the receiver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    Ready(String),
+    Ack(u64),
+    Error(u64, String),
+    /// A line of a listing.
+    Listing(String),
+}
+
+impl Reply {
+    pub fn parse(line: &str) -> Option<Reply> {
+        let (tag, rest) = line.split_once(' ')?;
+        match tag {
+            "R" => Some(Reply::Ready(rest.to_owned())),
+            "A" => rest.parse().ok().map(Reply::Ack),
+            "E" => {
+                let (id, msg) = rest.split_once(' ').unwrap_or((rest, ""));
+                Some(Reply::Error(id.parse().ok()?, msg.to_owned()))
+            }
+            "S" | "N" | "M" => Some(Reply::Listing(line.to_owned())),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_replies() {
+        assert_eq!(Reply::parse("R /app"), Some(Reply::Ready("/app".into())));
+        assert_eq!(Reply::parse("A 12"), Some(Reply::Ack(12)));
+        assert_eq!(
+            Reply::parse("E 3 refusing to write through symlink /app/evil"),
+            Some(Reply::Error(
+                3,
+                "refusing to write through symlink /app/evil".into()
+            ))
+        );
+        assert!(matches!(
+            Reply::parse("S 81a4 1 2 ./x"),
+            Some(Reply::Listing(_))
+        ));
+        assert_eq!(Reply::parse("A x"), None);
+        assert_eq!(Reply::parse("hello"), None);
+    }
+
+    /// The script runs under the host's sh too (dash or bash): a quick check of the
+    /// confinement logic without a cluster, when the host has busybox-compatible tools.
+    #[test]
+    fn script_is_valid_sh() {
+        let status = std::process::Command::new("sh")
+            .args(["-n", "-c", SCRIPT])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}

@@ -1,0 +1,866 @@
+//! A sync session: one long-lived receiver stream into one container, and what we know
+//! of the tree it holds.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, AttachParams};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::error::SyncError;
+use super::exclude::Excludes;
+use super::path::RelPath;
+use super::plan::{compare, Batch, Difference, Limits, Plan};
+use super::receiver::{Reply, SCRIPT};
+use super::tar;
+use super::tree::{self, Kind, Tree};
+
+/// Unacknowledged bytes on the stream before the sender waits for acks.
+const MAX_IN_FLIGHT: u64 = 16 << 20;
+/// Bytes handed to the stream per write.
+const CHUNK: usize = 256 * 1024;
+/// Without any reply for this long, the stream is considered dead.
+const PROGRESS_LIMIT: Duration = Duration::from_secs(60);
+/// The receiver must answer its first line within this.
+const START_LIMIT: Duration = Duration::from_secs(30);
+/// How often `apply` retries paths that changed while they were being sent.
+const STALE_ROUNDS: usize = 3;
+/// Last receiver stderr lines kept for error messages.
+const STDERR_LINES: usize = 20;
+
+/// The container a session syncs into.
+#[derive(Clone)]
+pub struct SyncTarget {
+    pub client: kube::Client,
+    pub namespace: String,
+    pub pod: String,
+    /// Default: the pod's default container.
+    pub container: Option<String>,
+    /// Absolute directory in the container; created if missing.
+    pub remote_dir: String,
+}
+
+impl std::fmt::Debug for SyncTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncTarget")
+            .field("namespace", &self.namespace)
+            .field("pod", &self.pod)
+            .field("container", &self.container)
+            .field("remote_dir", &self.remote_dir)
+            .finish()
+    }
+}
+
+/// A local change, by path relative to the local directory. Both kinds mean "make the
+/// container match the local disk at this path now": the disk is read when the change
+/// is sent, so a stale or reordered event can't put old content in place. A directory
+/// is synced with everything below it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    Write(PathBuf),
+    Remove(PathBuf),
+}
+
+impl Change {
+    fn path(&self) -> &Path {
+        match self {
+            Change::Write(p) | Change::Remove(p) => p,
+        }
+    }
+}
+
+/// What one operation did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncStats {
+    /// Files, symlinks and directories written.
+    pub written: u64,
+    /// Paths removed (a directory counts once).
+    pub deleted: u64,
+    /// Content bytes of the files written.
+    pub bytes: u64,
+    /// Entries found identical and not sent (initial sync).
+    pub unchanged: u64,
+    pub batches: u64,
+    pub duration: Duration,
+}
+
+/// A session's health, for `devenv sync status`.
+#[derive(Debug, Clone, Default)]
+pub struct SessionStatus {
+    pub pod: String,
+    pub container: Option<String>,
+    pub remote_dir: String,
+    pub local_dir: PathBuf,
+    /// False once the stream broke: the session must be reopened.
+    pub connected: bool,
+    pub last_sync: Option<SystemTime>,
+    /// Time from sending the last batch to its acknowledgement.
+    pub last_latency: Option<Duration>,
+    /// Totals over the session.
+    pub files: u64,
+    pub bytes: u64,
+    pub deleted: u64,
+    pub errors: u64,
+    pub last_error: Option<String>,
+}
+
+enum Event {
+    Reply(Reply),
+    Garbage(String),
+    Closed,
+}
+
+enum Frame {
+    Data(Vec<u8>),
+    End(Sent),
+    Failed(SyncError),
+}
+
+/// A batch as handed to the stream, waiting for its ack.
+struct Sent {
+    id: u64,
+    deletes: Vec<RelPath>,
+    written: Vec<(RelPath, Kind)>,
+    content_bytes: u64,
+    /// Paths whose content changed while they were being sent.
+    stale: Vec<RelPath>,
+    wire_bytes: u64,
+    at: Instant,
+}
+
+/// One container's sync stream. Not `Sync`: one owner drives it (a task per pod).
+pub struct Session {
+    name: String,
+    local_dir: PathBuf,
+    excludes: Excludes,
+    stdin: Box<dyn AsyncWrite + Send + Unpin>,
+    events: mpsc::UnboundedReceiver<Event>,
+    stderr: Arc<Mutex<VecDeque<String>>>,
+    readers: Vec<JoinHandle<()>>,
+    /// Keeps the exec (or child process) alive; dropping it ends the stream.
+    _process: Box<dyn std::any::Any + Send>,
+    next_id: u64,
+    /// What the container holds, as far as this session knows: kept to turn a change
+    /// of type (file -> directory) into a delete first.
+    model: BTreeMap<RelPath, Kind>,
+    limits: Limits,
+    status: SessionStatus,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        for r in &self.readers {
+            r.abort();
+        }
+    }
+}
+
+impl Session {
+    /// Starts the receiver in the target container over one exec stream.
+    pub async fn open(
+        target: SyncTarget,
+        local_dir: PathBuf,
+        excludes: Vec<String>,
+    ) -> Result<Session, SyncError> {
+        let excludes = Excludes::new(&excludes)?;
+        let pods: Api<Pod> = Api::namespaced(target.client.clone(), &target.namespace);
+        let mut params = AttachParams::default()
+            .stdin(true)
+            .stdout(true)
+            .stderr(true)
+            .max_stdin_buf_size(CHUNK)
+            .max_stdout_buf_size(64 * 1024);
+        if let Some(c) = &target.container {
+            params = params.container(c.clone());
+        }
+        let command = [
+            "sh",
+            "-c",
+            SCRIPT,
+            "devenv-sync",
+            target.remote_dir.as_str(),
+        ];
+        let mut process = pods
+            .exec(&target.pod, command, &params)
+            .await
+            .map_err(|source| SyncError::Exec {
+                pod: target.pod.clone(),
+                source,
+            })?;
+        let missing = |what: &str| SyncError::Start {
+            pod: target.pod.clone(),
+            message: format!("the exec has no {what}"),
+        };
+        let stdin = process.stdin().ok_or_else(|| missing("stdin"))?;
+        let stdout = process.stdout().ok_or_else(|| missing("stdout"))?;
+        let stderr = process.stderr().ok_or_else(|| missing("stderr"))?;
+        let mut session = Session::start(
+            target.pod.clone(),
+            local_dir,
+            excludes,
+            Box::new(stdin),
+            Box::new(stdout),
+            Box::new(stderr),
+            Box::new(process),
+        )
+        .await?;
+        session.status.container = target.container;
+        Ok(session)
+    }
+
+    /// Runs the receiver as a local `sh` process syncing into `remote_dir` on this
+    /// machine: the same protocol without a cluster (tests, and local targets).
+    pub async fn open_local(
+        remote_dir: &Path,
+        local_dir: PathBuf,
+        excludes: Vec<String>,
+    ) -> Result<Session, SyncError> {
+        let excludes = Excludes::new(&excludes)?;
+        let name = format!("local:{}", remote_dir.display());
+        let mut child = tokio::process::Command::new("sh")
+            .arg("-c")
+            .arg(SCRIPT)
+            .arg("devenv-sync")
+            .arg(remote_dir)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| SyncError::Start {
+                pod: name.clone(),
+                message: format!("sh: {e}"),
+            })?;
+        let (Some(stdin), Some(stdout), Some(stderr)) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
+            unreachable!("all three are piped");
+        };
+        Session::start(
+            name,
+            local_dir,
+            excludes,
+            Box::new(stdin),
+            Box::new(stdout),
+            Box::new(stderr),
+            Box::new(child),
+        )
+        .await
+    }
+
+    async fn start(
+        name: String,
+        local_dir: PathBuf,
+        excludes: Excludes,
+        stdin: Box<dyn AsyncWrite + Send + Unpin>,
+        stdout: Box<dyn AsyncRead + Send + Unpin>,
+        stderr: Box<dyn AsyncRead + Send + Unpin>,
+        process: Box<dyn std::any::Any + Send>,
+    ) -> Result<Session, SyncError> {
+        let (tx, events) = mpsc::unbounded_channel();
+        let stderr_lines = Arc::new(Mutex::new(VecDeque::new()));
+        let readers = vec![
+            tokio::spawn(read_replies(stdout, tx)),
+            tokio::spawn(read_stderr(stderr, name.clone(), stderr_lines.clone())),
+        ];
+        let mut session = Session {
+            status: SessionStatus {
+                pod: name.clone(),
+                local_dir: local_dir.clone(),
+                connected: true,
+                ..Default::default()
+            },
+            name,
+            local_dir,
+            excludes,
+            stdin,
+            events,
+            stderr: stderr_lines,
+            readers,
+            _process: process,
+            next_id: 1,
+            model: BTreeMap::new(),
+            limits: Limits::default(),
+        };
+        match tokio::time::timeout(START_LIMIT, session.events.recv()).await {
+            Ok(Some(Event::Reply(Reply::Ready(dir)))) => {
+                session.status.remote_dir = dir;
+                Ok(session)
+            }
+            Ok(Some(Event::Reply(other))) => Err(SyncError::Start {
+                pod: session.name.clone(),
+                message: format!("unexpected first reply {other:?}"),
+            }),
+            Ok(Some(Event::Garbage(line))) => Err(SyncError::Start {
+                pod: session.name.clone(),
+                message: format!("unexpected output {line:?}"),
+            }),
+            Ok(Some(Event::Closed) | None) => {
+                let message = session.stderr_tail();
+                Err(SyncError::Start {
+                    pod: session.name.clone(),
+                    message: if message.is_empty() {
+                        "the receiver exited".into()
+                    } else {
+                        message
+                    },
+                })
+            }
+            Err(_) => Err(SyncError::Start {
+                pod: session.name.clone(),
+                message: format!("no answer within {START_LIMIT:?}"),
+            }),
+        }
+    }
+
+    /// Makes the container's target equal the local tree, sending only what differs
+    /// (by type, size, MD5, mode, symlink target) and deleting what is only in the
+    /// container (excluded paths excepted).
+    pub async fn initial_sync(&mut self) -> Result<SyncStats, SyncError> {
+        let started = Instant::now();
+        let (local, remote) = self.both_trees().await?;
+        let diffs = compare(&local, &remote, &self.excludes);
+        let plan = Plan::from_differences(&diffs, &local, &remote, &self.excludes);
+        let unchanged = local.len() as u64 - plan.sends.len() as u64;
+        self.model = remote.iter().map(|(p, e)| (p.clone(), e.kind)).collect();
+        let mut stats = self.send_plan(plan).await?;
+        stats.unchanged = unchanged;
+        stats.duration = started.elapsed();
+        Ok(stats)
+    }
+
+    /// Applies local changes, reading the local disk now. Every path is checked first:
+    /// one that could leave the directory (`..`, absolute, NUL, newline) fails the call
+    /// before anything is sent.
+    pub async fn apply(&mut self, changes: &[Change]) -> Result<SyncStats, SyncError> {
+        let started = Instant::now();
+        let mut paths = Vec::with_capacity(changes.len());
+        for c in changes {
+            paths.push(RelPath::from_path(c.path())?);
+        }
+        paths.sort();
+        paths.dedup();
+        let mut total = SyncStats::default();
+        for _ in 0..STALE_ROUNDS {
+            let root = self.local_dir.clone();
+            let excludes = self.excludes.clone();
+            let model = std::mem::take(&mut self.model);
+            let (plan, model) = tokio::task::spawn_blocking(move || {
+                let plan = plan_changes(&root, &excludes, &model, &paths);
+                (plan, model)
+            })
+            .await
+            .expect("planning does not panic");
+            self.model = model;
+            let (stats, stale) = self.send_plan_inner(plan?).await?;
+            total.add(&stats);
+            if stale.is_empty() {
+                break;
+            }
+            paths = stale;
+        }
+        total.duration = started.elapsed();
+        Ok(total)
+    }
+
+    /// Compares the local tree with the container's by MD5, mode, type and symlink
+    /// target; empty when they are equal.
+    pub async fn verify(&mut self) -> Result<Vec<Difference>, SyncError> {
+        let (local, remote) = self.both_trees().await?;
+        Ok(compare(&local, &remote, &self.excludes))
+    }
+
+    pub fn status(&self) -> SessionStatus {
+        self.status.clone()
+    }
+
+    /// The directory the receiver writes into, symlinks resolved.
+    pub fn remote_dir(&self) -> &str {
+        &self.status.remote_dir
+    }
+
+    /// One round trip on the stream (no work in the container).
+    pub async fn ping(&mut self) -> Result<Duration, SyncError> {
+        let started = Instant::now();
+        let id = self.take_id();
+        self.write(format!("P {id}\n").as_bytes()).await?;
+        self.wait_ack(id, &mut Vec::new()).await?;
+        Ok(started.elapsed())
+    }
+
+    /// Ends the receiver and waits for the stream to close.
+    pub async fn close(mut self) -> Result<(), SyncError> {
+        let _ = self.stdin.write_all(b"Q\n").await;
+        let _ = self.stdin.shutdown().await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            while let Some(e) = self.events.recv().await {
+                if matches!(e, Event::Closed) {
+                    break;
+                }
+            }
+        })
+        .await;
+        Ok(())
+    }
+
+    /// The local tree (hashing only files whose size matches the container's) and
+    /// the container's, listed concurrently.
+    async fn both_trees(&mut self) -> Result<(Tree, Tree), SyncError> {
+        let root = self.local_dir.clone();
+        let excludes = self.excludes.clone();
+        let scan = tokio::task::spawn_blocking(move || tree::scan_local(&root, None, &excludes));
+        let remote = self.list(true).await;
+        let (mut local, skipped) = scan.await.expect("the scan does not panic")?;
+        let remote = remote?;
+        for path in skipped {
+            tracing::warn!(path = %path.display(), "sync: name can't be synced (not UTF-8 or has a newline)");
+        }
+        let root = self.local_dir.clone();
+        let sizes: BTreeMap<RelPath, u64> = remote
+            .iter()
+            .filter(|(_, e)| e.kind == Kind::File)
+            .map(|(p, e)| (p.clone(), e.size))
+            .collect();
+        let local = tokio::task::spawn_blocking(move || {
+            tree::hash_local(&root, &mut local, |p, e| sizes.get(p) == Some(&e.size))
+                .map(|()| local)
+        })
+        .await
+        .expect("hashing does not panic")?;
+        Ok((local, remote))
+    }
+
+    async fn list(&mut self, sums: bool) -> Result<Tree, SyncError> {
+        let id = self.take_id();
+        self.write(format!("L {id} {}\n", u8::from(sums)).as_bytes())
+            .await?;
+        let mut lines = Vec::new();
+        self.wait_ack(id, &mut lines).await?;
+        let (tree, bad) = tree::parse_listing(&lines);
+        for line in bad.iter().take(5) {
+            tracing::warn!(pod = %self.name, line, "sync: listing line not understood");
+        }
+        Ok(tree)
+    }
+
+    async fn wait_ack(&mut self, id: u64, lines: &mut Vec<String>) -> Result<(), SyncError> {
+        loop {
+            match self.next_event().await? {
+                Reply::Ack(a) if a == id => return Ok(()),
+                Reply::Error(e, message) if e == id => {
+                    return Err(self.note_error(SyncError::Refused {
+                        pod: self.name.clone(),
+                        count: 1,
+                        message,
+                    }))
+                }
+                Reply::Listing(line) => lines.push(line),
+                other => return Err(self.protocol(format!("{other:?}"))),
+            }
+        }
+    }
+
+    async fn next_event(&mut self) -> Result<Reply, SyncError> {
+        match tokio::time::timeout(PROGRESS_LIMIT, self.events.recv()).await {
+            Ok(Some(Event::Reply(r))) => Ok(r),
+            Ok(Some(Event::Garbage(line))) => Err(self.protocol(line)),
+            Ok(Some(Event::Closed) | None) => Err(self.broken("the receiver exited".into())),
+            Err(_) => Err(self.broken(format!("no reply within {PROGRESS_LIMIT:?}"))),
+        }
+    }
+
+    async fn send_plan(&mut self, plan: Plan) -> Result<SyncStats, SyncError> {
+        let (mut stats, mut stale) = self.send_plan_inner(plan).await?;
+        // Files that changed while being sent: once more, from the disk as it is now.
+        for _ in 1..STALE_ROUNDS {
+            if stale.is_empty() {
+                break;
+            }
+            let changes: Vec<Change> = stale
+                .iter()
+                .map(|p| Change::Write(PathBuf::from(p.as_str())))
+                .collect();
+            let more = self.apply(&changes).await?;
+            stats.add(&more);
+            stale.clear();
+        }
+        Ok(stats)
+    }
+
+    /// Streams the plan's batches, pipelined, with at most MAX_IN_FLIGHT bytes
+    /// unacknowledged; returns the stats and the paths that changed while being sent.
+    async fn send_plan_inner(
+        &mut self,
+        plan: Plan,
+    ) -> Result<(SyncStats, Vec<RelPath>), SyncError> {
+        let mut stats = SyncStats::default();
+        if plan.is_empty() {
+            return Ok((stats, Vec::new()));
+        }
+        let batches = plan.into_batches(self.limits);
+        let first_id = self.next_id;
+        self.next_id += batches.len() as u64;
+        let (tx, mut rx) = mpsc::channel(8);
+        let root = self.local_dir.clone();
+        let producer = tokio::task::spawn_blocking(move || produce(&root, batches, first_id, &tx));
+
+        let mut pending: VecDeque<Sent> = VecDeque::new();
+        let mut in_flight = 0u64;
+        let mut batch_bytes = 0u64;
+        let mut produced_all = false;
+        let mut stale = Vec::new();
+        let mut refused: Vec<String> = Vec::new();
+        let result: Result<(), SyncError> = async {
+            while !(produced_all && pending.is_empty()) {
+                let can_send = !produced_all && in_flight < MAX_IN_FLIGHT;
+                tokio::select! {
+                    frame = rx.recv(), if can_send => match frame {
+                        Some(Frame::Data(data)) => {
+                            self.write(&data).await?;
+                            in_flight += data.len() as u64;
+                            batch_bytes += data.len() as u64;
+                        }
+                        Some(Frame::End(mut sent)) => {
+                            sent.wire_bytes = std::mem::take(&mut batch_bytes);
+                            sent.at = Instant::now();
+                            pending.push_back(sent);
+                        }
+                        Some(Frame::Failed(e)) => return Err(e),
+                        None => produced_all = true,
+                    },
+                    reply = self.next_event() => {
+                        let reply = reply?;
+                        let (id, error) = match reply {
+                            Reply::Ack(id) => (id, None),
+                            Reply::Error(id, m) => (id, Some(m)),
+                            other => return Err(self.protocol(format!("{other:?}"))),
+                        };
+                        let Some(sent) = pending.pop_front().filter(|s| s.id == id) else {
+                            return Err(self.protocol(format!("ack for unknown batch {id}")));
+                        };
+                        in_flight -= sent.wire_bytes;
+                        self.status.last_latency = Some(sent.at.elapsed());
+                        stats.batches += 1;
+                        match error {
+                            None => self.applied(sent, &mut stats, &mut stale),
+                            Some(m) => {
+                                // Unknown state in the container for these paths.
+                                for (p, _) in &sent.written {
+                                    self.model.remove(p);
+                                }
+                                refused.push(m);
+                            }
+                        }
+                    }
+                }
+            }
+            Ok(())
+        }
+        .await;
+        drop(rx);
+        let _ = producer.await;
+        result?;
+        self.status.last_sync = Some(SystemTime::now());
+        if !refused.is_empty() {
+            return Err(self.note_error(SyncError::Refused {
+                pod: self.name.clone(),
+                count: refused.len(),
+                message: refused.join("; "),
+            }));
+        }
+        Ok((stats, stale))
+    }
+
+    fn applied(&mut self, sent: Sent, stats: &mut SyncStats, stale: &mut Vec<RelPath>) {
+        for p in &sent.deletes {
+            let under: Vec<RelPath> = self
+                .model
+                .range(p.clone()..)
+                .take_while(|(k, _)| k.as_str().starts_with(p.as_str()))
+                .filter(|(k, _)| k.starts_with(p))
+                .map(|(k, _)| k.clone())
+                .collect();
+            for k in under {
+                self.model.remove(&k);
+            }
+        }
+        for (p, kind) in &sent.written {
+            self.model.insert(p.clone(), *kind);
+        }
+        stats.deleted += sent.deletes.len() as u64;
+        stats.written += sent.written.len() as u64;
+        stats.bytes += sent.content_bytes;
+        self.status.deleted += sent.deletes.len() as u64;
+        self.status.files += sent.written.len() as u64;
+        self.status.bytes += sent.content_bytes;
+        stale.extend(sent.stale);
+    }
+
+    async fn write(&mut self, data: &[u8]) -> Result<(), SyncError> {
+        let r = async {
+            self.stdin.write_all(data).await?;
+            self.stdin.flush().await
+        }
+        .await;
+        r.map_err(|e| self.broken(format!("writing: {e}")))
+    }
+
+    fn take_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    fn stderr_tail(&self) -> String {
+        let lines = self.stderr.lock().unwrap_or_else(|p| p.into_inner());
+        lines.iter().cloned().collect::<Vec<_>>().join("; ")
+    }
+
+    fn broken(&mut self, message: String) -> SyncError {
+        self.status.connected = false;
+        let tail = self.stderr_tail();
+        let message = if tail.is_empty() {
+            message
+        } else {
+            format!("{message} (stderr: {tail})")
+        };
+        self.note_error(SyncError::Stream {
+            pod: self.name.clone(),
+            message,
+        })
+    }
+
+    fn protocol(&mut self, line: String) -> SyncError {
+        self.status.connected = false;
+        self.note_error(SyncError::Protocol {
+            pod: self.name.clone(),
+            line,
+        })
+    }
+
+    fn note_error(&mut self, e: SyncError) -> SyncError {
+        self.status.errors += 1;
+        self.status.last_error = Some(e.to_string());
+        e
+    }
+}
+
+impl SyncStats {
+    fn add(&mut self, other: &SyncStats) {
+        self.written += other.written;
+        self.deleted += other.deleted;
+        self.bytes += other.bytes;
+        self.unchanged += other.unchanged;
+        self.batches += other.batches;
+    }
+}
+
+/// The plan for changed `paths`, given what the container holds (`model`).
+fn plan_changes(
+    root: &Path,
+    excludes: &Excludes,
+    model: &BTreeMap<RelPath, Kind>,
+    paths: &[RelPath],
+) -> Result<Plan, SyncError> {
+    let mut plan = Plan::default();
+    let mut deletes = std::collections::BTreeSet::new();
+    for path in paths {
+        let local = tree::local_entry(root, path)?;
+        let is_dir = local.as_ref().is_some_and(|e| e.kind == Kind::Dir);
+        if excludes.excludes_within(path, is_dir) {
+            continue;
+        }
+        let Some(entry) = local else {
+            deletes.insert(path.clone());
+            continue;
+        };
+        // Parents the container lacks (or holds as something else) come along.
+        for a in path.ancestors() {
+            match model.get(&a) {
+                Some(Kind::Dir) => {}
+                other => {
+                    if other.is_some() {
+                        deletes.insert(a.clone());
+                    }
+                    if let Some(e) = tree::local_entry(root, &a)? {
+                        plan.sends.insert(a, e);
+                    }
+                }
+            }
+        }
+        if model.get(path).is_some_and(|k| *k != entry.kind) {
+            deletes.insert(path.clone());
+        }
+        if entry.kind == Kind::Dir {
+            // Everything below, and removal of what the container has there but the
+            // local disk no longer does.
+            let (below, _) = tree::scan_local(root, Some(path), excludes)?;
+            for (p, k) in model
+                .range(path.clone()..)
+                .take_while(|(k, _)| k.as_str().starts_with(path.as_str()))
+                .filter(|(k, _)| k.starts_with(path) && *k != path)
+            {
+                match below.get(p) {
+                    Some(e) if e.kind == *k => {}
+                    Some(_) => {
+                        deletes.insert(p.clone());
+                    }
+                    None if !excludes.excludes_within(p, *k == Kind::Dir) => {
+                        deletes.insert(p.clone());
+                    }
+                    None => {}
+                }
+            }
+            plan.sends.extend(below);
+        }
+        plan.sends.insert(path.clone(), entry);
+    }
+    // A delete inside another delete is redundant.
+    let all = deletes.clone();
+    plan.deletes = deletes
+        .into_iter()
+        .filter(|d| !d.ancestors().any(|a| all.contains(&a)))
+        .collect();
+    Ok(plan)
+}
+
+/// Builds the batches' bytes in a blocking thread, reading files as it goes; at most
+/// the channel's capacity of chunks is buffered.
+fn produce(root: &Path, batches: Vec<Batch>, first_id: u64, tx: &mpsc::Sender<Frame>) {
+    for (i, batch) in batches.into_iter().enumerate() {
+        let id = first_id + i as u64;
+        match produce_batch(root, &batch, id, tx) {
+            Ok(Some(sent)) => {
+                if tx.blocking_send(Frame::End(sent)).is_err() {
+                    return;
+                }
+            }
+            Ok(None) => return,
+            Err(e) => {
+                let _ = tx.blocking_send(Frame::Failed(e));
+                return;
+            }
+        }
+    }
+}
+
+/// `Ok(None)` when the receiving side went away.
+fn produce_batch(
+    root: &Path,
+    batch: &Batch,
+    id: u64,
+    tx: &mpsc::Sender<Frame>,
+) -> Result<Option<Sent>, SyncError> {
+    let mut buf = batch.head(id);
+    let mut stale = Vec::new();
+    let mut content_bytes = 0;
+    let mut chunk = vec![0u8; CHUNK];
+    for (path, entry) in &batch.entries {
+        tar::append_header(&mut buf, path, entry);
+        if entry.kind != Kind::File {
+            continue;
+        }
+        // Exactly entry.size bytes, whatever the file holds now: the receiver reads the
+        // size announced. A file that changed meanwhile is sent again afterwards.
+        let full = root.join(path.as_str());
+        let mut left = entry.size;
+        match std::fs::File::open(&full) {
+            Ok(mut file) => {
+                while left > 0 {
+                    let want = chunk.len().min(left as usize);
+                    let n = match file.read(&mut chunk[..want]) {
+                        Ok(n) => n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                        Err(_) => 0,
+                    };
+                    if n == 0 {
+                        break;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    left -= n as u64;
+                    if buf.len() >= CHUNK
+                        && tx
+                            .blocking_send(Frame::Data(std::mem::take(&mut buf)))
+                            .is_err()
+                    {
+                        return Ok(None);
+                    }
+                }
+                let grew = file.read(&mut chunk[..1]).is_ok_and(|n| n > 0);
+                if left > 0 || grew {
+                    stale.push(path.clone());
+                }
+            }
+            Err(_) => stale.push(path.clone()),
+        }
+        buf.resize(buf.len() + left as usize, 0);
+        buf.resize(buf.len() + tar::padding(entry.size), 0);
+        content_bytes += entry.size;
+    }
+    if !batch.entries.is_empty() {
+        buf.extend_from_slice(&tar::END);
+    }
+    if tx.blocking_send(Frame::Data(buf)).is_err() {
+        return Ok(None);
+    }
+    Ok(Some(Sent {
+        id,
+        deletes: batch.deletes.clone(),
+        written: batch
+            .entries
+            .iter()
+            .map(|(p, e)| (p.clone(), e.kind))
+            .collect(),
+        content_bytes,
+        stale,
+        wire_bytes: 0,
+        at: Instant::now(),
+    }))
+}
+
+async fn read_replies(stdout: Box<dyn AsyncRead + Send + Unpin>, tx: mpsc::UnboundedSender<Event>) {
+    let mut lines = BufReader::with_capacity(64 * 1024, stdout).lines();
+    loop {
+        let event = match lines.next_line().await {
+            Ok(Some(line)) => match Reply::parse(&line) {
+                Some(r) => Event::Reply(r),
+                None => Event::Garbage(line),
+            },
+            Ok(None) | Err(_) => Event::Closed,
+        };
+        let closed = matches!(event, Event::Closed);
+        if tx.send(event).is_err() || closed {
+            return;
+        }
+    }
+}
+
+async fn read_stderr(
+    stderr: Box<dyn AsyncRead + Send + Unpin>,
+    pod: String,
+    keep: Arc<Mutex<VecDeque<String>>>,
+) {
+    let mut lines = BufReader::new(stderr).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        tracing::warn!(pod = %pod, "sync receiver: {line}");
+        let mut keep = keep.lock().unwrap_or_else(|p| p.into_inner());
+        if keep.len() == STDERR_LINES {
+            keep.pop_front();
+        }
+        keep.push_back(line);
+    }
+}
