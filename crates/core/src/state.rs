@@ -285,7 +285,7 @@ mod tests {
             // Writes reach the disk through the flusher; a test has none running.
             s.flush().unwrap();
         }
-        let s = StateStore::open(&path).unwrap();
+        let s = reopen(&path);
         assert_eq!(s.envs().unwrap()[0].name, "shop");
         let svcs = s.services("e1").unwrap();
         assert_eq!(svcs.len(), 1);
@@ -294,6 +294,20 @@ mod tests {
             s.services("e").unwrap().is_empty(),
             "prefix must not match other envs"
         );
+    }
+
+    /// Opens a store another handle just closed: sled's background flusher may hold
+    /// the lock file for a moment after the drop.
+    fn reopen(dir: &Path) -> StateStore {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match StateStore::open(dir) {
+                Err(StateError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                    std::thread::yield_now();
+                }
+                other => return other.unwrap(),
+            }
+        }
     }
 
     #[test]
@@ -315,7 +329,7 @@ mod tests {
             s.put_cluster(&rec("shop")).unwrap();
             s.flush().unwrap();
         }
-        let s = StateStore::open(dir.path()).unwrap();
+        let s = reopen(dir.path());
         assert_eq!(s.clusters().unwrap(), vec![rec("blog"), rec("shop")]);
         assert!(s.remove_cluster("k3d", "shop").unwrap());
         assert!(!s.remove_cluster("k3d", "shop").unwrap());
