@@ -26,6 +26,7 @@ devenv_tests() {
     cd "$ROOT"
     unset CARGO_TARGET_DIR
     cargo test -p devenv-core --test kube_forward "$@" -- --ignored
+    cargo test -p devenv-core --test sync "$@" -- --ignored
     cargo test -p devenv-e2e --test kube --test kube_more "$@" -- --ignored
   )
 }
@@ -37,7 +38,7 @@ run_all() {
 
 # Compile first: a compile error should not cost a cluster start.
 cargo_test --no-run
-(cd "$ROOT" && env -u CARGO_TARGET_DIR cargo test -p devenv-core --test kube_forward --no-run \
+(cd "$ROOT" && env -u CARGO_TARGET_DIR cargo test -p devenv-core --test kube_forward --test sync --no-run \
   && env -u CARGO_TARGET_DIR cargo test -p devenv-e2e --test kube --test kube_more --no-run)
 
 if [[ -n "${DEVENV_TEST_KUBECONFIG:-}" ]]; then
