@@ -192,7 +192,13 @@ spec:
     let cs: Value = serde_json::from_str(&t.devenv_ok(&["cluster", "status", "--json"]).stdout)
         .expect("cluster status --json");
     assert_eq!(cs["cluster"]["reachable"], true, "{cs}");
-    assert!(cs["cluster"]["message"].as_str().unwrap_or("").contains("v1.33"), "{cs}");
+    assert!(
+        cs["cluster"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("v1.33"),
+        "{cs}"
+    );
 
     let states = t.states();
     for s in ["cache", "web", "platform", "api"] {
