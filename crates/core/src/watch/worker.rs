@@ -547,6 +547,9 @@ impl State {
             if batch.hits.is_empty() {
                 continue;
             }
+            if self.stopped() {
+                return;
+            }
             if batches.blocking_send(batch).is_err() {
                 return;
             }
