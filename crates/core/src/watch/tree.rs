@@ -3,7 +3,7 @@
 //! ignored tree. Breadth first, so that when the inotify budget runs out it is the
 //! deepest directories that are polled.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -21,6 +21,38 @@ pub(crate) struct DirInfo {
     pub chain: Arc<Chain>,
     /// Rules watching it (empty: watched only for a rule naming one of its files).
     pub rules: Rules,
+}
+
+/// Where a walk puts the directories it finds.
+pub(crate) trait Sink {
+    fn contains(&self, dir: &Path) -> bool;
+    fn put(&mut self, dir: PathBuf, info: DirInfo);
+}
+
+impl Sink for BTreeMap<PathBuf, DirInfo> {
+    fn contains(&self, dir: &Path) -> bool {
+        self.contains_key(dir)
+    }
+    fn put(&mut self, dir: PathBuf, info: DirInfo) {
+        self.insert(dir, info);
+    }
+}
+
+/// Hands each directory on as soon as it is found (to the thread adding watches).
+pub(crate) struct Forward {
+    pub seen: HashSet<PathBuf>,
+    pub tx: std::sync::mpsc::SyncSender<(PathBuf, DirInfo)>,
+}
+
+impl Sink for Forward {
+    fn contains(&self, dir: &Path) -> bool {
+        self.seen.contains(dir)
+    }
+    fn put(&mut self, dir: PathBuf, info: DirInfo) {
+        self.seen.insert(dir.clone());
+        // The receiver gone: the watcher is stopping.
+        let _ = self.tx.send((dir, info));
+    }
 }
 
 /// What the walk decides by.
@@ -62,7 +94,7 @@ impl Walker<'_> {
         dir: PathBuf,
         above: Arc<Chain>,
         rules: Rules,
-        out: &mut BTreeMap<PathBuf, DirInfo>,
+        out: &mut impl Sink,
         errors: &mut Vec<String>,
     ) {
         let mut queue = VecDeque::from([(dir, above, rules)]);
@@ -70,7 +102,7 @@ impl Walker<'_> {
             if self.stop.load(Ordering::Relaxed) {
                 return;
             }
-            if out.contains_key(&dir) {
+            if out.contains(&dir) {
                 continue;
             }
             let entries = match std::fs::read_dir(&dir) {
@@ -111,7 +143,7 @@ impl Walker<'_> {
                     queue.push_back((child, chain.clone(), child_rules));
                 }
             }
-            out.insert(
+            out.put(
                 dir,
                 DirInfo {
                     above,

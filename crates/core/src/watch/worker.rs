@@ -7,7 +7,7 @@
 //! system work, and an idle thread blocked on a channel costs nothing (no timers run
 //! between bursts).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
@@ -20,7 +20,7 @@ use notify::{EventKind, INotifyWatcher, RecursiveMode, Watcher as _};
 use super::debounce::Window;
 use super::filter::{is_ignore_file, Base, Chain, RuleFilter};
 use super::poll::Poller;
-use super::tree::{DirInfo, Rules, Walker};
+use super::tree::{DirInfo, Forward, Rules, Sink as _, Walker};
 use super::{Batch, Hit, Options, Target};
 use crate::logs::{LogHub, Stream};
 
@@ -28,6 +28,8 @@ use crate::logs::{LogHub, Stream};
 pub(crate) const MAX_PENDING: usize = 8192;
 /// Paths named per rule in a batch (the count covers the rest).
 const SAMPLE: usize = 3;
+/// Directories found by the set-up walk waiting for their watch.
+const WALK_QUEUE: usize = 1024;
 /// Errors reported in the log when setting up, at most.
 const MAX_REPORTED_ERRORS: usize = 5;
 
@@ -179,6 +181,104 @@ struct Watched {
     mode: Mode,
 }
 
+/// The watches themselves: inotify within the budget, polling past it.
+struct Watches {
+    inotify: Option<INotifyWatcher>,
+    poll: Option<Poller>,
+    inbox: Arc<Inbox>,
+    poll_interval: Duration,
+    budget: usize,
+    limit: Option<usize>,
+    inotify_used: usize,
+    polled: usize,
+}
+
+impl Watches {
+    fn add(&mut self, dir: &Path) -> Option<Mode> {
+        if self.inotify_used < self.budget {
+            if let Some(w) = self.inotify.as_mut() {
+                match w.watch(dir, RecursiveMode::NonRecursive) {
+                    Ok(()) => {
+                        self.inotify_used += 1;
+                        INOTIFY_IN_USE.fetch_add(1, Ordering::Relaxed);
+                        return Some(Mode::Inotify);
+                    }
+                    Err(e) => match e.kind {
+                        // The user's limit, shared with every other program: poll the rest.
+                        notify::ErrorKind::MaxFilesWatch => self.budget = self.inotify_used,
+                        notify::ErrorKind::PathNotFound => return None,
+                        _ => {
+                            tracing::debug!(error = %e, dir = %dir.display(), "cannot watch");
+                            return None;
+                        }
+                    },
+                }
+            }
+        }
+        if self.poll.is_none() {
+            match Poller::start(self.inbox.clone(), self.poll_interval) {
+                Ok(p) => self.poll = Some(p),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot start polling");
+                    return None;
+                }
+            }
+        }
+        if !self.poll.as_ref()?.watch(dir) {
+            return None;
+        }
+        self.polled += 1;
+        Some(Mode::Poll)
+    }
+
+    fn remove(&mut self, dir: &Path, mode: Mode) {
+        match mode {
+            Mode::Inotify => {
+                if let Some(i) = self.inotify.as_mut() {
+                    // Not found: the kernel dropped it with the directory.
+                    let _ = i.unwatch(dir);
+                }
+                self.inotify_used -= 1;
+                INOTIFY_IN_USE.fetch_sub(1, Ordering::Relaxed);
+            }
+            Mode::Poll => {
+                if let Some(p) = self.poll.as_ref() {
+                    p.unwatch(dir);
+                }
+                self.polled -= 1;
+            }
+        }
+    }
+
+    /// Watches `dir` unless it is; returns whether it went to polling.
+    fn ensure(
+        watched: &mut BTreeMap<PathBuf, Watched>,
+        this: &mut Self,
+        dir: PathBuf,
+        info: DirInfo,
+    ) -> bool {
+        if let Some(w) = watched.get_mut(&dir) {
+            w.info = info;
+            return false;
+        }
+        match this.add(&dir) {
+            Some(mode) => {
+                watched.insert(dir, Watched { info, mode });
+                mode == Mode::Poll
+            }
+            None => false,
+        }
+    }
+
+    fn release(&mut self) {
+        INOTIFY_IN_USE.fetch_sub(self.inotify_used, Ordering::Relaxed);
+        self.inotify_used = 0;
+        // Dropping the watchers ends their threads.
+        self.inotify = None;
+        self.poll = None;
+    }
+}
+
 pub(crate) struct Worker {
     pub(crate) targets: Vec<Target>,
     pub(crate) project_dir: PathBuf,
@@ -204,12 +304,7 @@ struct State {
     file_roots: HashMap<PathBuf, Vec<u16>>,
     bases: HashMap<PathBuf, Arc<Base>>,
     watched: BTreeMap<PathBuf, Watched>,
-    inotify: Option<INotifyWatcher>,
-    poll: Option<Poller>,
-    budget: usize,
-    limit: Option<usize>,
-    inotify_used: usize,
-    polled: usize,
+    watches: Watches,
     said_polling: bool,
     /// Set-up is over: later fallbacks to polling are reported as they happen.
     set_up: bool,
@@ -246,18 +341,23 @@ impl Worker {
             (None, Some(l)) => (l / 2).saturating_sub(INOTIFY_IN_USE.load(Ordering::Relaxed)),
             (None, None) => 4096,
         };
+        let watches = Watches {
+            inotify,
+            poll: None,
+            inbox: inbox.clone(),
+            poll_interval: options.poll_interval,
+            budget,
+            limit,
+            inotify_used: 0,
+            polled: 0,
+        };
         let mut state = State {
             filters: Vec::new(),
             roots: HashMap::new(),
             file_roots: HashMap::new(),
             bases: HashMap::new(),
             watched: BTreeMap::new(),
-            inotify,
-            poll: None,
-            budget,
-            limit,
-            inotify_used: 0,
-            polled: 0,
+            watches,
             said_polling: false,
             set_up: false,
             targets,
@@ -267,19 +367,18 @@ impl Worker {
             inbox,
         };
         state.index_rules(&mut errors);
-        let desired = state.desired_all(&mut errors);
-        state.reconcile(desired, None);
+        state.watch_all(&mut errors);
         let report = SetupReport {
             directories: state.watched.len(),
-            inotify: state.inotify_used,
-            polled: state.polled,
+            inotify: state.watches.inotify_used,
+            polled: state.watches.polled,
             elapsed: started.elapsed(),
         };
         state.report_setup(&report, &errors);
         state.set_up = true;
         ready.send_replace(Some(report));
         state.event_loop(&wake, &batches);
-        state.release();
+        state.watches.release();
     }
 }
 
@@ -357,9 +456,10 @@ impl State {
         dir.to_path_buf()
     }
 
-    /// Every directory the rules want watched.
-    fn desired_all(&mut self, errors: &mut Vec<String>) -> BTreeMap<PathBuf, DirInfo> {
-        let mut out = BTreeMap::new();
+    /// Watches every directory the rules want, and only those. The walk runs on a
+    /// second thread and hands each directory over as it finds it, so that reading
+    /// the tree and adding watches (a round trip to notify's thread each) overlap.
+    fn watch_all(&mut self, errors: &mut Vec<String>) {
         let mut starts: Vec<(PathBuf, Vec<u16>)> = self
             .roots
             .iter()
@@ -367,143 +467,119 @@ impl State {
             .collect();
         // Outer roots first: a root inside another is reached by that walk.
         starts.sort_by_key(|(p, _)| p.components().count());
-        for (dir, rules) in starts {
-            if out.contains_key(&dir) {
-                continue;
-            }
+        let starts: Vec<(PathBuf, Arc<Chain>, Rules)> = starts
+            .into_iter()
+            .map(|(dir, mut rules)| {
+                rules.sort_unstable();
+                rules.dedup();
+                let above = self.chain_above(&dir, errors);
+                (dir, above, rules.into())
+            })
+            .collect();
+        // Directories of rules naming single files: watched, not walked.
+        let mut file_dirs = Vec::new();
+        let parents: Vec<PathBuf> = self
+            .file_roots
+            .keys()
+            .filter_map(|f| f.parent().map(Path::to_path_buf))
+            .collect();
+        for dir in parents {
             let above = self.chain_above(&dir, errors);
-            let mut rules = rules;
-            rules.sort_unstable();
-            rules.dedup();
-            self.walker()
-                .walk(dir, above, rules.into(), &mut out, errors);
-        }
-        let files: Vec<PathBuf> = self.file_roots.keys().cloned().collect();
-        for f in files {
-            let Some(dir) = f.parent() else { continue };
-            if out.contains_key(dir) {
-                continue;
-            }
-            let above = self.chain_above(dir, errors);
-            let chain = above.descend_probe(dir, errors);
-            out.insert(
-                dir.to_path_buf(),
+            let chain = above.descend_probe(&dir, errors);
+            let rules = Rules::from(Vec::new());
+            file_dirs.push((
+                dir,
                 DirInfo {
                     above,
                     chain,
-                    rules: Rules::from(Vec::new()),
+                    rules,
                 },
-            );
+            ));
         }
-        out
-    }
 
-    /// Makes the watched set under `scope` (everything when `None`) equal `desired`.
-    fn reconcile(&mut self, desired: BTreeMap<PathBuf, DirInfo>, scope: Option<&Path>) {
-        let stale: Vec<PathBuf> = match scope {
-            None => self
-                .watched
-                .keys()
-                .filter(|p| !desired.contains_key(*p))
-                .cloned()
-                .collect(),
-            Some(s) => self
-                .watched
-                .range(s.to_path_buf()..)
-                .take_while(|(p, _)| p.starts_with(s))
-                .filter(|(p, _)| !desired.contains_key(*p))
-                .map(|(p, _)| p.clone())
-                .collect(),
+        let walker = Walker {
+            filters: &self.filters,
+            roots: &self.roots,
+            stop: &self.inbox.stop,
         };
+        let watched = &mut self.watched;
+        let watches = &mut self.watches;
+        let mut wanted: HashSet<PathBuf> = HashSet::new();
+        let mut polled = 0;
+        let walk_errors = std::thread::scope(|s| {
+            let (tx, rx) = std::sync::mpsc::sync_channel(WALK_QUEUE);
+            let walking = s.spawn(move || {
+                let mut errors = Vec::new();
+                let mut sink = Forward {
+                    seen: HashSet::new(),
+                    tx,
+                };
+                for (dir, above, rules) in starts {
+                    if !sink.contains(&dir) {
+                        walker.walk(dir, above, rules, &mut sink, &mut errors);
+                    }
+                }
+                errors
+            });
+            for (dir, info) in rx {
+                wanted.insert(dir.clone());
+                polled += usize::from(Watches::ensure(watched, watches, dir, info));
+            }
+            walking.join().unwrap_or_default()
+        });
+        errors.extend(walk_errors);
+        for (dir, info) in file_dirs {
+            if wanted.insert(dir.clone()) {
+                polled += usize::from(Watches::ensure(watched, watches, dir, info));
+            }
+        }
+        let stale: Vec<PathBuf> = self
+            .watched
+            .keys()
+            .filter(|p| !wanted.contains(*p))
+            .cloned()
+            .collect();
         for p in stale {
             self.unwatch(&p);
         }
-        let mut newly_polled = 0;
-        for (dir, info) in desired {
-            if let Some(w) = self.watched.get_mut(&dir) {
-                w.info = info;
-                continue;
-            }
-            if self.stopped() {
-                return;
-            }
-            if let Some(mode) = self.watch(&dir) {
-                if mode == Mode::Poll {
-                    newly_polled += 1;
-                }
-                self.watched.insert(dir, Watched { info, mode });
-            }
-        }
-        if newly_polled > 0 && self.set_up && !self.said_polling {
+        if polled > 0 && self.set_up && !self.said_polling {
             self.say_polling();
         }
     }
 
-    fn watch(&mut self, dir: &Path) -> Option<Mode> {
-        if self.inotify_used < self.budget {
-            if let Some(w) = self.inotify.as_mut() {
-                match w.watch(dir, RecursiveMode::NonRecursive) {
-                    Ok(()) => {
-                        self.inotify_used += 1;
-                        INOTIFY_IN_USE.fetch_add(1, Ordering::Relaxed);
-                        return Some(Mode::Inotify);
-                    }
-                    Err(e) => match e.kind {
-                        // The user's limit, shared with every other program: poll the rest.
-                        notify::ErrorKind::MaxFilesWatch => self.budget = self.inotify_used,
-                        notify::ErrorKind::PathNotFound => return None,
-                        _ => {
-                            tracing::debug!(error = %e, dir = %dir.display(), "cannot watch");
-                            return None;
-                        }
-                    },
-                }
+    /// Makes the watched set under `scope` equal `desired`.
+    fn reconcile(&mut self, desired: BTreeMap<PathBuf, DirInfo>, scope: &Path) {
+        let stale: Vec<PathBuf> = self
+            .watched
+            .range(scope.to_path_buf()..)
+            .take_while(|(p, _)| p.starts_with(scope))
+            .filter(|(p, _)| !desired.contains_key(*p))
+            .map(|(p, _)| p.clone())
+            .collect();
+        for p in stale {
+            self.unwatch(&p);
+        }
+        let mut polled = 0;
+        for (dir, info) in desired {
+            if self.stopped() {
+                return;
             }
+            polled += usize::from(Watches::ensure(
+                &mut self.watched,
+                &mut self.watches,
+                dir,
+                info,
+            ));
         }
-        if self.poll.is_none() {
-            match Poller::start(self.inbox.clone(), self.options.poll_interval) {
-                Ok(p) => self.poll = Some(p),
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot start polling");
-                    return None;
-                }
-            }
+        if polled > 0 && self.set_up && !self.said_polling {
+            self.say_polling();
         }
-        if !self.poll.as_ref()?.watch(dir) {
-            return None;
-        }
-        self.polled += 1;
-        Some(Mode::Poll)
     }
 
     fn unwatch(&mut self, dir: &Path) {
-        let Some(w) = self.watched.remove(dir) else {
-            return;
-        };
-        match w.mode {
-            Mode::Inotify => {
-                if let Some(i) = self.inotify.as_mut() {
-                    // Not found: the kernel dropped it with the directory.
-                    let _ = i.unwatch(dir);
-                }
-                self.inotify_used -= 1;
-                INOTIFY_IN_USE.fetch_sub(1, Ordering::Relaxed);
-            }
-            Mode::Poll => {
-                if let Some(p) = self.poll.as_ref() {
-                    p.unwatch(dir);
-                }
-                self.polled -= 1;
-            }
+        if let Some(w) = self.watched.remove(dir) {
+            self.watches.remove(dir, w.mode);
         }
-    }
-
-    fn release(&mut self) {
-        INOTIFY_IN_USE.fetch_sub(self.inotify_used, Ordering::Relaxed);
-        self.inotify_used = 0;
-        // Dropping the watchers ends their threads.
-        self.inotify = None;
-        self.poll = None;
     }
 
     fn event_loop(&mut self, wake: &Receiver<()>, batches: &tokio::sync::mpsc::Sender<Batch>) {
@@ -570,12 +646,11 @@ impl State {
         };
         let mut errors = Vec::new();
         if rescan {
-            let desired = self.desired_all(&mut errors);
-            self.reconcile(desired, None);
+            self.watch_all(&mut errors);
         } else {
             for path in gone {
                 if self.watched.contains_key(&path) && !is_real_dir(&path) {
-                    self.reconcile(BTreeMap::new(), Some(&path));
+                    self.reconcile(BTreeMap::new(), &path);
                 }
             }
             for path in created {
@@ -605,7 +680,7 @@ impl State {
         let mut desired = BTreeMap::new();
         self.walker()
             .walk(dir.to_path_buf(), above, rules, &mut desired, errors);
-        self.reconcile(desired, Some(dir));
+        self.reconcile(desired, dir);
     }
 
     /// An ignore file changed: what is watched below its directory may change.
@@ -618,7 +693,7 @@ impl State {
         let mut desired = BTreeMap::new();
         self.walker()
             .walk(dir.to_path_buf(), above, rules, &mut desired, &mut errors);
-        self.reconcile(desired, Some(dir));
+        self.reconcile(desired, dir);
     }
 
     /// The rules each changed path triggers.
@@ -626,8 +701,7 @@ impl State {
         let mut hits: BTreeMap<u16, Hit> = BTreeMap::new();
         if overflow {
             let mut errors = Vec::new();
-            let desired = self.desired_all(&mut errors);
-            self.reconcile(desired, None);
+            self.watch_all(&mut errors);
             for i in 0..self.targets.len() {
                 let rule = u16::try_from(i).unwrap_or(u16::MAX);
                 hits.insert(
@@ -761,13 +835,14 @@ impl State {
     fn say_polling(&mut self) {
         self.said_polling = true;
         let limit = self
+            .watches
             .limit
             .map(|l| format!(" (fs.inotify.max_user_watches is {l})"))
             .unwrap_or_default();
         let line = format!(
             "watch: inotify budget of {} watches reached{limit}: polling {} directories every {:.1}s; raise the limit to watch them all by events",
-            self.budget,
-            self.polled,
+            self.watches.budget,
+            self.watches.polled,
             self.options.poll_interval.as_secs_f64()
         );
         tracing::warn!("{line}");
