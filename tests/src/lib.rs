@@ -208,8 +208,14 @@ impl TestEnv {
             nix::sys::signal::SIGKILL,
         )
         .expect("kill -9 the daemon");
+        // A killed multi-threaded process shows as a zombie while its other threads
+        // are still exiting, and its files (the listening socket) close only when the
+        // last one is gone: wait for the leader to be its only task, or a client could
+        // still connect to the dying daemon.
         assert!(
-            wait_until(Duration::from_secs(5), || !alive(daemon)),
+            wait_until(Duration::from_secs(5), || !alive(daemon)
+                && std::fs::read_dir(format!("/proc/{daemon}/task"))
+                    .map_or(true, |d| d.count() <= 1)),
             "daemon {daemon} survived kill -9"
         );
         daemon
