@@ -526,7 +526,12 @@ impl Session {
         let mut refused: Vec<String> = Vec::new();
         let result: Result<(), SyncError> = async {
             while !(produced_all && pending.is_empty()) {
-                let can_send = !produced_all && in_flight < MAX_IN_FLIGHT;
+                // A reply can only be matched once its batch is in `pending` (its End
+                // frame read): the receiver may ack a batch before the producer's End
+                // arrives here, so replies are read only while something is pending,
+                // and sending never stalls while nothing is.
+                let can_send =
+                    !produced_all && (in_flight < MAX_IN_FLIGHT || pending.is_empty());
                 tokio::select! {
                     frame = rx.recv(), if can_send => match frame {
                         Some(Frame::Data(data)) => {
@@ -542,7 +547,7 @@ impl Session {
                         Some(Frame::Failed(e)) => return Err(e),
                         None => produced_all = true,
                     },
-                    reply = self.next_event() => {
+                    reply = self.next_event(), if !pending.is_empty() => {
                         let reply = reply?;
                         let (id, error) = match reply {
                             Reply::Ack(id) => (id, None),
