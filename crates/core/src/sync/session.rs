@@ -530,8 +530,7 @@ impl Session {
                 // frame read): the receiver may ack a batch before the producer's End
                 // arrives here, so replies are read only while something is pending,
                 // and sending never stalls while nothing is.
-                let can_send =
-                    !produced_all && (in_flight < MAX_IN_FLIGHT || pending.is_empty());
+                let can_send = !produced_all && (in_flight < MAX_IN_FLIGHT || pending.is_empty());
                 tokio::select! {
                     frame = rx.recv(), if can_send => match frame {
                         Some(Frame::Data(data)) => {
