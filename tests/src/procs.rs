@@ -140,46 +140,26 @@ pub fn read_cpu_ticks(pid: u32) -> Option<u64> {
 /// grpcurl: `$GRPCURL`, else `~/.cache/devenv-tools/bin/grpcurl` (where
 /// scripts/install-test-tools.sh puts it), else on `PATH`. The error says how to get it.
 pub fn find_grpcurl() -> Result<PathBuf, String> {
-    if let Some(p) = std::env::var_os("GRPCURL").filter(|v| !v.is_empty()) {
-        let p = PathBuf::from(p);
-        return if p.is_file() {
-            Ok(p)
-        } else {
-            Err(format!("GRPCURL={} does not exist", p.display()))
-        };
-    }
-    let cached = std::env::var_os("HOME")
-        .map(|h| PathBuf::from(h).join(".cache/devenv-tools/bin/grpcurl"))
-        .filter(|p| p.is_file());
-    if let Some(p) = cached {
-        return Ok(p);
-    }
-    std::env::var_os("PATH")
-        .and_then(|path| {
-            std::env::split_paths(&path)
-                .map(|d| d.join("grpcurl"))
-                .find(|p| p.is_file())
-        })
-        .ok_or_else(|| {
-            "grpcurl not found ($GRPCURL, ~/.cache/devenv-tools/bin, PATH); \
-             install it with scripts/install-test-tools.sh"
-                .to_string()
-        })
+    find_tool("grpcurl", "GRPCURL")
 }
 
-/// helm: `$HELM`, else `~/.cache/devenv-tools/bin/helm` (where
-/// scripts/install-test-tools.sh puts it), else on `PATH`. The error says how to get it.
+/// helm, looked up like [`find_grpcurl`] (`$HELM` first).
 pub fn find_helm() -> Result<PathBuf, String> {
-    if let Some(p) = std::env::var_os("HELM").filter(|v| !v.is_empty()) {
+    find_tool("helm", "HELM")
+}
+
+/// A test tool: `$VAR`, else `~/.cache/devenv-tools/bin/NAME`, else on `PATH`.
+fn find_tool(name: &str, var: &str) -> Result<PathBuf, String> {
+    if let Some(p) = std::env::var_os(var).filter(|v| !v.is_empty()) {
         let p = PathBuf::from(p);
         return if p.is_file() {
             Ok(p)
         } else {
-            Err(format!("HELM={} does not exist", p.display()))
+            Err(format!("{var}={} does not exist", p.display()))
         };
     }
     let cached = std::env::var_os("HOME")
-        .map(|h| PathBuf::from(h).join(".cache/devenv-tools/bin/helm"))
+        .map(|h| PathBuf::from(h).join(".cache/devenv-tools/bin").join(name))
         .filter(|p| p.is_file());
     if let Some(p) = cached {
         return Ok(p);
@@ -187,12 +167,13 @@ pub fn find_helm() -> Result<PathBuf, String> {
     std::env::var_os("PATH")
         .and_then(|path| {
             std::env::split_paths(&path)
-                .map(|d| d.join("helm"))
+                .map(|d| d.join(name))
                 .find(|p| p.is_file())
         })
         .ok_or_else(|| {
-            "helm not found ($HELM, ~/.cache/devenv-tools/bin, PATH); \
-             install it with scripts/install-test-tools.sh"
-                .to_string()
+            format!(
+                "{name} not found (${var}, ~/.cache/devenv-tools/bin, PATH); \
+                 install it with scripts/install-test-tools.sh"
+            )
         })
 }
