@@ -7,6 +7,7 @@
 
 pub mod bench;
 mod bins;
+pub mod kube;
 mod procs;
 mod run;
 

@@ -6,83 +6,14 @@
 //! Needs KUBECONFIG pointing at the test cluster; `tests/cluster/test.sh` runs these
 //! with `--ignored`. Without a cluster they fail with that reason.
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
-use devenv_e2e::{free_ports, http_get, wait_until, TestEnv};
+use devenv_e2e::kube::{env_for, kc, labelled, namespace_exists};
+use devenv_e2e::{free_ports, http_get, wait_until};
 use serde_json::Value;
 
 const BUSYBOX: &str = "devenv.test/busybox:1.35.0";
 const REDIS: &str = "devenv.test/redis:7";
-
-fn kubeconfig() -> String {
-    match std::env::var("KUBECONFIG") {
-        Ok(k) if !k.is_empty() && std::path::Path::new(&k).exists() => k,
-        _ => panic!(
-            "KUBECONFIG must point at the test cluster: run `bash tests/cluster/up.sh` and export the KUBECONFIG it prints (tests/cluster/test.sh does both)"
-        ),
-    }
-}
-
-fn kubectl() -> PathBuf {
-    let state = std::env::var("DEVENV_CLUSTER_STATE")
-        .unwrap_or_else(|_| "/var/tmp/devenv-test-cluster".into());
-    let local = PathBuf::from(state).join("bin/kubectl");
-    if local.exists() {
-        return local;
-    }
-    PathBuf::from("kubectl")
-}
-
-/// Runs kubectl against the test cluster; returns stdout (panics on failure).
-fn kc(args: &[&str]) -> String {
-    let out = Command::new(kubectl())
-        .args(args)
-        .env("KUBECONFIG", kubeconfig())
-        .output()
-        .expect("run kubectl");
-    assert!(
-        out.status.success(),
-        "kubectl {} failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Every object labelled as devenv's environment `env`, as `kind/name` lines.
-fn labelled(env: &str) -> Vec<String> {
-    kc(&[
-        "get",
-        "deployments,statefulsets,services,configmaps,secrets,pvc,pods",
-        "--all-namespaces",
-        "-l",
-        &format!("app.kubernetes.io/managed-by=devenv,devenv.dev/environment={env}"),
-        "-o",
-        "name",
-    ])
-    .lines()
-    .map(str::to_owned)
-    .collect()
-}
-
-fn namespace_exists(ns: &str) -> bool {
-    let out = Command::new(kubectl())
-        .args(["get", "namespace", ns, "-o", "name"])
-        .env("KUBECONFIG", kubeconfig())
-        .output()
-        .expect("run kubectl");
-    out.status.success()
-}
-
-fn env_for(name: &str) -> (TestEnv, String) {
-    let mut t = TestEnv::new();
-    t.set_var("KUBECONFIG", kubeconfig());
-    // A namespace per test run, so runs never meet.
-    let env = format!("{name}-{}", std::process::id());
-    (t, env)
-}
 
 fn redis_ping(port: u16) -> Option<String> {
     use std::io::{Read, Write};
