@@ -429,7 +429,16 @@ async fn k8s_forward_reports_a_port_nobody_listens_on() -> Result<()> {
             .await
             .expect_err("nothing listens on 9999 in the pod");
         assert!(err.to_string().contains("connection closed"), "{err:#}");
-        let status = forwarder.status();
+        // The kubelet's error frame can trail the end of the data stream the client saw
+        // close: the status reflects it shortly after, not necessarily before.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let status = loop {
+            let status = forwarder.status();
+            if status.state == ForwardState::Error || Instant::now() >= deadline {
+                break status;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
         assert_eq!(status.state, ForwardState::Error, "{status:?}");
         assert_eq!(
             status.last_error.as_deref(),
