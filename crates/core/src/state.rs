@@ -80,6 +80,37 @@ pub struct ClusterRecord {
     pub vars: BTreeMap<String, String>,
 }
 
+/// A workload in dev mode: how to reach it and what to put back. Written before the
+/// workload changes, removed once it is restored; a daemon that starts and finds one
+/// restores the workload. Its own tree: no schema bump.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DevRecord {
+    pub env_id: String,
+    /// The environment's name (for the kube client's labels and messages).
+    pub env_name: String,
+    pub service: String,
+    /// Kubeconfig context (`None`: the kubeconfig's current one).
+    pub context: Option<String>,
+    /// KUBECONFIG and HOME of the client that asked: where the kubeconfig is.
+    pub vars: BTreeMap<String, String>,
+    pub backup: crate::kube::devmode::Backup,
+}
+
+impl DevRecord {
+    fn key(&self) -> String {
+        dev_key(
+            &self.env_id,
+            &self.service,
+            &self.backup.kind,
+            &self.backup.name,
+        )
+    }
+}
+
+fn dev_key(env_id: &str, service: &str, kind: &str, name: &str) -> String {
+    format!("{env_id}/{service}/{kind}/{name}")
+}
+
 /// A cheap handle to the store (sled trees are reference counted).
 ///
 /// Writes land in sled at once and reach the disk through [`StateStore::run_flusher`],
@@ -93,6 +124,7 @@ pub struct StateStore {
     envs: sled::Tree,
     services: sled::Tree,
     clusters: sled::Tree,
+    devmode: sled::Tree,
     dirty: std::sync::Arc<tokio::sync::Notify>,
 }
 
@@ -112,6 +144,7 @@ impl StateStore {
             envs: tree("environments")?,
             services: tree("services")?,
             clusters: tree("clusters")?,
+            devmode: tree("devmode")?,
             db,
             path,
             dirty: Default::default(),
@@ -187,6 +220,32 @@ impl StateStore {
     /// Recorded clusters, ordered by provider and name.
     pub fn clusters(&self) -> Result<Vec<ClusterRecord>, StateError> {
         self.scan(&self.clusters, "")
+    }
+
+    /// Records a dev-mode backup and flushes it to disk before returning: the
+    /// workload changes right after.
+    pub fn put_dev(&self, rec: &DevRecord) -> Result<(), StateError> {
+        self.put(&self.devmode, &rec.key(), rec)?;
+        self.flush()
+    }
+
+    /// Forgets a dev-mode backup (the workload is restored or gone).
+    pub fn remove_dev(&self, rec: &DevRecord) -> Result<(), StateError> {
+        self.devmode
+            .remove(rec.key().as_bytes())
+            .map_err(|e| classify(&self.path, e))?;
+        self.dirty.notify_one();
+        Ok(())
+    }
+
+    /// Dev-mode backups, of one environment or (`""`) all.
+    pub fn devs(&self, env_id: &str) -> Result<Vec<DevRecord>, StateError> {
+        let prefix = if env_id.is_empty() {
+            String::new()
+        } else {
+            format!("{env_id}/")
+        };
+        self.scan(&self.devmode, &prefix)
     }
 
     pub fn flush(&self) -> Result<(), StateError> {

@@ -45,6 +45,9 @@ pub struct ServiceStatus {
     pub since: SystemTime,
     /// Last output lines, kept when the service failed.
     pub last_lines: Vec<String>,
+    /// Its workload runs the dev version (dev mode).
+    #[serde(default)]
+    pub dev: bool,
 }
 
 impl ServiceStatus {
@@ -60,6 +63,7 @@ impl ServiceStatus {
             exit_code: None,
             since: SystemTime::now(),
             last_lines: Vec::new(),
+            dev: false,
         }
     }
 }

@@ -69,6 +69,11 @@ pub enum Command {
     Restart(RestartArgs),
     /// List environments known to the daemon
     Ls,
+    /// Run kubernetes services in dev mode until Ctrl-C, which restores them
+    Dev(DevArgs),
+    /// File sync of services in dev mode: sessions per pod, and checks
+    #[command(subcommand)]
+    Sync(SyncCommand),
     /// Port forwards of kubernetes services
     #[command(subcommand)]
     Forward(ForwardCommand),
@@ -108,6 +113,9 @@ impl Command {
             Command::Restart(a) => a.file.file.take(),
             Command::Logs(a) => a.file.take(),
             Command::Forward(ForwardCommand::Ls(a)) => a.file.file.take(),
+            Command::Dev(a) => a.file.file.take(),
+            Command::Sync(SyncCommand::Status(a)) => a.file.file.take(),
+            Command::Sync(SyncCommand::Verify(a)) => a.file.file.take(),
             Command::Cluster(
                 ClusterCommand::Create(a) | ClusterCommand::Delete(a) | ClusterCommand::Status(a),
             ) => a.file.file.take(),
@@ -149,7 +157,8 @@ pub struct UpArgs {
     /// Keep what started even when a service fails
     #[arg(long)]
     pub keep_going: bool,
-    /// Start services in dev mode (not available yet: the daemon refuses it)
+    /// Run the kubernetes services that have a `dev` section in dev mode (until
+    /// `down`, or an `up` without --dev)
     #[arg(long)]
     pub dev: bool,
     /// Follow logs once everything is ready (Ctrl-C to detach)
@@ -206,6 +215,32 @@ pub struct RestartArgs {
     pub file: FileOpt,
     /// Services to restart
     #[arg(value_name = "SERVICE", required = true)]
+    pub services: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    #[command(flatten)]
+    pub file: FileOpt,
+    /// Services to run in dev mode (their dependencies start normally)
+    #[arg(value_name = "SERVICE", required = true)]
+    pub services: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SyncCommand {
+    /// Sync sessions per pod: last sync, files, bytes, errors
+    Status(ForwardLsArgs),
+    /// Compare the pods' files with the local ones by checksum (exit 1 when they differ)
+    Verify(SyncVerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SyncVerifyArgs {
+    #[command(flatten)]
+    pub file: FileOpt,
+    /// Services to check (default: every service in dev mode)
+    #[arg(value_name = "SERVICE")]
     pub services: Vec<String>,
 }
 

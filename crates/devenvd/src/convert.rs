@@ -129,6 +129,7 @@ pub fn service_status(s: &ServiceStatus) -> pb::ServiceStatus {
         exit_code: s.exit_code,
         since: Some(timestamp(s.since)),
         last_lines: s.last_lines.clone(),
+        dev: s.dev,
     }
 }
 

@@ -60,6 +60,7 @@ pub async fn run(args: Args, activation_fds: i32) -> anyhow::Result<()> {
     use pb::forward_service_server::ForwardServiceServer;
     use pb::log_service_server::LogServiceServer;
     use pb::service_service_server::ServiceServiceServer;
+    use pb::sync_service_server::SyncServiceServer;
     health
         .set_serving::<DaemonServiceServer<rpc::daemon::Daemon>>()
         .await;
@@ -77,6 +78,9 @@ pub async fn run(args: Args, activation_fds: i32) -> anyhow::Result<()> {
         .await;
     health
         .set_serving::<ClusterServiceServer<rpc::cluster::Clusters>>()
+        .await;
+    health
+        .set_serving::<SyncServiceServer<rpc::sync::Syncs>>()
         .await;
 
     let router = Server::builder()
@@ -96,6 +100,9 @@ pub async fn run(args: Args, activation_fds: i32) -> anyhow::Result<()> {
             engine: engine.clone(),
         }))
         .add_service(ForwardServiceServer::new(rpc::forward::Forwards {
+            engine: engine.clone(),
+        }))
+        .add_service(SyncServiceServer::new(rpc::sync::Syncs {
             engine: engine.clone(),
         }))
         .add_service(ClusterServiceServer::new(rpc::cluster::Clusters::new(

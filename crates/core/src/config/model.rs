@@ -63,6 +63,9 @@ pub struct Service {
     pub image: Option<String>,
     pub manifests: Option<PathBuf>,
     pub chart: Option<String>,
+    /// A workload that exists in the namespace already: devenv gates on it, follows
+    /// its logs, forwards to it and puts it in dev mode, but never creates or deletes it.
+    pub workload: Option<WorkloadRef>,
     pub preset: Option<Preset>,
     /// `"LOCAL:REMOTE"` forward rules, parsed.
     pub forward: Vec<(u16, u16)>,
@@ -121,6 +124,38 @@ pub struct Dev {
     pub on_sync: OnSync,
 }
 
+/// `deployment/api`: a workload by kind and name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkloadRef {
+    /// `Deployment`, `StatefulSet` or `DaemonSet`.
+    pub kind: String,
+    pub name: String,
+}
+
+impl WorkloadRef {
+    /// Parses `deployment/api` (kind case-insensitive, `deploy`/`sts`/`ds` too).
+    pub fn parse(s: &str) -> Option<Self> {
+        let (kind, name) = s.split_once('/')?;
+        let kind = match kind.to_ascii_lowercase().as_str() {
+            "deployment" | "deployments" | "deploy" => "Deployment",
+            "statefulset" | "statefulsets" | "sts" => "StatefulSet",
+            "daemonset" | "daemonsets" | "ds" => "DaemonSet",
+            _ => return None,
+        };
+        let subdomain = name.len() <= 253 && name.split('.').all(super::names::is_label);
+        subdomain.then(|| Self {
+            kind: kind.into(),
+            name: name.into(),
+        })
+    }
+}
+
+impl std::fmt::Display for WorkloadRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.kind.to_ascii_lowercase(), self.name)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct SyncRule {
     /// Absolute local directory.
@@ -157,6 +192,7 @@ impl Service {
             image: None,
             manifests: None,
             chart: None,
+            workload: None,
             preset: None,
             forward: vec![],
             build: None,

@@ -101,6 +101,8 @@ pub(crate) struct RawService {
     pub chart: Option<String>,
     pub values: Option<serde_yaml::Value>,
     pub manifests: Option<String>,
+    /// `KIND/NAME` of a workload that exists already (devenv does not create it).
+    pub workload: Option<String>,
     pub replicas: Option<u32>,
     pub resources: Option<RawResources>,
     /// `"VOLUME:/mount/path"`, naming a `spec.volumes` entry.

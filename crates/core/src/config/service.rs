@@ -224,6 +224,27 @@ pub(crate) fn check(
             Some("leave the service out of `devenv up` instead".into()),
         );
     }
+    let workload = raw.workload.as_deref().and_then(|w| {
+        let parsed = WorkloadRef::parse(w);
+        if parsed.is_none() {
+            c.error(
+                &at("workload"),
+                format!("`{w}` is not `KIND/NAME` of a workload"),
+                Some("e.g. `deployment/api` (deployment, statefulset or daemonset)".into()),
+            );
+        }
+        parsed
+    });
+    if let Some(d) = &dev {
+        let has_command = d.command.is_some() || (command.is_some() && raw.image.is_some());
+        if d.on_sync == OnSync::Restart && !has_command {
+            c.error(
+                &at("dev.onSync"),
+                "`onSync: restart` needs the command to restart".into(),
+                Some("set `dev.command` (devenv runs it under a small supervisor in the container so it can restart it without a new pod)".into()),
+            );
+        }
+    }
     let preset = raw.preset.map(|p| match p {
         RawPreset::Postgresql => Preset::Postgresql,
         RawPreset::Redis => Preset::Redis,
@@ -247,6 +268,7 @@ pub(crate) fn check(
         image: raw.image,
         manifests: raw.manifests.as_deref().map(|m| c.resolve(m)),
         chart: raw.chart,
+        workload,
         preset,
         forward,
         build,
@@ -272,6 +294,7 @@ fn runtime(
         ("image", raw.image.is_some() || raw.build.is_some()),
         ("chart", raw.chart.is_some()),
         ("manifests", raw.manifests.is_some()),
+        ("workload", raw.workload.is_some()),
     ]
     .into_iter()
     .filter_map(|(key, set)| set.then_some(key))
@@ -280,7 +303,7 @@ fn runtime(
         c.error(
             &format!("spec.services[{index}].{}", sources[1]),
             format!(
-                "service `{name}` sets both `{}` and `{}`; a service runs from one of `image`/`build`, `chart` or `manifests`",
+                "service `{name}` sets both `{}` and `{}`; a service runs from one of `image`/`build`, `chart`, `manifests` or `workload`",
                 sources[0], sources[1]
             ),
             Some("split it into two services".into()),

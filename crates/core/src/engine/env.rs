@@ -1,7 +1,7 @@
 //! One environment at run time: its services' statuses, supervisors, log hub and
 //! event stream, and the up/down orchestration over its dependency graph.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -45,6 +45,25 @@ pub struct Shared {
     events: broadcast::Sender<ServiceStatus>,
     /// Port forwards of kubernetes services that are up, by service.
     forwards: Mutex<BTreeMap<String, Vec<Forwarder>>>,
+    /// Services asked to run in dev mode, and by whom.
+    dev_wanted: Mutex<BTreeMap<String, DevOwner>>,
+    /// Services whose workload is in dev mode now.
+    dev_active: Mutex<BTreeSet<String>>,
+    /// Sync sessions of services in dev mode.
+    syncs: Mutex<BTreeMap<String, Arc<crate::engine::devsync::SyncState>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Who asked for a service's dev mode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DevOwner {
+    /// `up --dev`: until `down` or an `up` without `--dev`.
+    Up,
+    /// A `devenv dev SERVICE` session (its id): until the client goes away.
+    Session(u64),
 }
 
 impl Shared {
@@ -60,6 +79,42 @@ impl Shared {
             .entry(service.to_owned())
             .or_default()
             .push(f);
+    }
+
+    pub fn dev_wanted(&self, service: &str) -> bool {
+        lock(&self.dev_wanted).contains_key(service)
+    }
+
+    pub fn set_dev_active(&self, service: &str, on: bool) {
+        {
+            let mut a = lock(&self.dev_active);
+            if on {
+                a.insert(service.to_owned());
+            } else {
+                a.remove(service);
+            }
+        }
+        self.update(service, |s| s.dev = on);
+    }
+
+    pub fn dev_active(&self, service: &str) -> bool {
+        lock(&self.dev_active).contains(service)
+    }
+
+    pub fn set_sync(&self, service: &str, s: Option<Arc<crate::engine::devsync::SyncState>>) {
+        let mut m = lock(&self.syncs);
+        match s {
+            Some(s) => m.insert(service.to_owned(), s),
+            None => m.remove(service),
+        };
+    }
+
+    /// Sync states of the services in dev mode, by service.
+    pub fn syncs(&self) -> Vec<(String, Arc<crate::engine::devsync::SyncState>)> {
+        lock(&self.syncs)
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
 
     pub fn has_forwards(&self, service: &str) -> bool {
@@ -168,12 +223,18 @@ pub struct DownReport {
     pub kept_volumes: Vec<String>,
     /// The namespace removed, when devenv had created it.
     pub namespace_removed: Option<String>,
+    /// Workloads put back from an earlier dev mode (`kind/name`).
+    pub restored: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct UpOptions {
     pub services: Vec<String>,
     pub keep_going: bool,
+    /// `up --dev`: the services of this up that have a `dev` section run in dev mode.
+    pub dev: bool,
+    /// A `devenv dev` session: these services run in dev mode while it lasts.
+    pub dev_session: Option<(u64, Vec<String>)>,
 }
 
 #[derive(Debug)]
@@ -226,6 +287,9 @@ impl EnvRuntime {
             statuses: Mutex::default(),
             events,
             forwards: Mutex::default(),
+            dev_wanted: Mutex::default(),
+            dev_active: Mutex::default(),
+            syncs: Mutex::default(),
         };
         Self {
             shared: Arc::new(shared),
@@ -422,6 +486,16 @@ impl EnvRuntime {
                 return;
             }
         };
+        if let Err(message) = self.want_dev(&env, &set, &opts) {
+            let _ = events
+                .send(UpEvent::Done {
+                    ok: false,
+                    failed: Vec::new(),
+                    message,
+                })
+                .await;
+            return;
+        }
         self.ensure_watcher(&env, &set, &vars).await;
 
         // Forward status changes of the services in this request.
@@ -538,13 +612,77 @@ impl EnvRuntime {
     }
 
     /// Decides what `up` does with `svc`, and marks it pending unless kept.
+    /// Records which services of this `up` run in dev mode.
+    fn want_dev(&self, env: &Environment, set: &[String], opts: &UpOptions) -> Result<(), String> {
+        let mut wanted = lock(&self.shared.dev_wanted);
+        if let Some((id, names)) = &opts.dev_session {
+            for n in names {
+                let svc = env
+                    .service(n)
+                    .ok_or_else(|| format!("unknown service `{n}`"))?;
+                if svc.runtime != RuntimeKind::Kubernetes {
+                    return Err(format!(
+                        "`{n}` is a local process: dev mode replaces kubernetes workloads (local services restart on change with `watch`)"
+                    ));
+                }
+                if svc.dev.is_none() {
+                    return Err(format!(
+                        "service `{n}` has no `dev` section; add `dev: {{ sync: [...], command: ... }}`"
+                    ));
+                }
+                if let Some(DevOwner::Session(other)) = wanted.get(n) {
+                    if other != id {
+                        return Err(format!(
+                            "`{n}` is in dev mode in another `devenv dev` session"
+                        ));
+                    }
+                }
+            }
+            for n in names {
+                wanted.insert(n.clone(), DevOwner::Session(*id));
+            }
+            return Ok(());
+        }
+        for n in set {
+            let Some(svc) = env.service(n) else { continue };
+            let eligible = svc.runtime == RuntimeKind::Kubernetes && svc.dev.is_some();
+            match wanted.get(n) {
+                Some(DevOwner::Session(_)) => {}
+                _ if opts.dev && eligible => {
+                    wanted.insert(n.clone(), DevOwner::Up);
+                }
+                Some(DevOwner::Up) => {
+                    wanted.remove(n);
+                }
+                None => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends a `devenv dev` session's claim on its services; true when it held any.
+    pub fn end_dev_session(&self, id: u64) -> Vec<String> {
+        let mut wanted = lock(&self.shared.dev_wanted);
+        let mine: Vec<String> = wanted
+            .iter()
+            .filter(|(_, o)| **o == DevOwner::Session(id))
+            .map(|(n, _)| n.clone())
+            .collect();
+        for n in &mine {
+            wanted.remove(n);
+        }
+        mine
+    }
+
     fn plan(&self, svc: &Service) -> Plan {
         let plan = {
             let sups = self.supervisors.lock().unwrap_or_else(|p| p.into_inner());
             let state = self.shared.status_of(&svc.name).map(|s| s.state);
             match sups.get(&svc.name).filter(|s| !s.task.is_finished()) {
                 None => Plan::Start,
-                Some(s) if s.service != *svc => Plan::Replace,
+                Some(s) if s.service != *svc || s.dev != self.shared.dev_wanted(&svc.name) => {
+                    Plan::Replace
+                }
                 Some(_) if state == Some(ServiceState::Failed) => Plan::Retry,
                 Some(_) => Plan::Keep,
             }
@@ -645,6 +783,7 @@ impl EnvRuntime {
                         kenv,
                         self.kinds.clone(),
                         vars,
+                        self.shared.dev_wanted(&svc.name),
                     ),
                     None => Supervisor::start(self.shared.clone(), svc.clone(), vars),
                 };
@@ -731,6 +870,7 @@ impl EnvRuntime {
             up.cancel();
         }
         let _op = self.ops.lock().await;
+        lock(&self.shared.dev_wanted).clear();
         // First, so that nothing restarts what is being stopped.
         if let Some(w) = self.watcher.lock().await.take() {
             w.stop().await;
@@ -772,6 +912,22 @@ impl EnvRuntime {
         let kenv = self.kube_env(&env, &vars).await.map_err(|e| {
             format!("{e}; the cluster's objects were left in place, run `devenv down` again once it is reachable")
         })?;
+        // Workloads an earlier dev mode left replaced (the daemon was killed, or the
+        // cluster was unreachable when it ended): put them back before deleting, so a
+        // workload devenv did not create is left as it was.
+        for rec in self.shared.state.devs(&self.shared.id).unwrap_or_default() {
+            let w = crate::kube::devmode::workload_of(&rec.backup);
+            crate::kube::devmode::restore(&kenv.client, &kenv.context, &w, Some(&rec.backup))
+                .await
+                .map_err(|e| {
+                    format!(
+                        "cannot restore {} after dev mode: {e}; nothing was deleted, run `devenv down` again",
+                        rec.backup.display()
+                    )
+                })?;
+            let _ = self.shared.state.remove_dev(&rec);
+            report.restored.push(rec.backup.display());
+        }
         // Helm releases first (their objects don't carry devenv's labels).
         for svc in kube_services.iter().filter(|s| s.chart.is_some()) {
             let bin = match crate::kube::helm::binary(&vars) {

@@ -11,19 +11,24 @@ use serde_json::{json, Value};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+use super::devsync::DevSync;
 use super::env::Shared;
 use super::supervisor::Ctl;
 use crate::config::{Environment, Service};
 use crate::kube::apply::{self, Kinds};
+use crate::kube::devmode::{self, DevSpec, Restored};
 use crate::kube::forward::{ForwardSpec, Forwarder};
 use crate::kube::rollout::{self, Health, Workload};
 use crate::kube::{helm, manifests, podlogs, render, selector, KubeEnv};
 use crate::logs::Stream;
+use crate::state::DevRecord;
 use crate::status::ServiceState;
 
 /// Readiness deadline when the service sets none: image pulls can be slow.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 const FAILURE_LINES: i64 = 10;
+/// Restoring a workload after dev mode gives up after this (and is retried later).
+const RESTORE_LIMIT: Duration = Duration::from_secs(20);
 
 pub(super) struct KubeRun {
     pub shared: Arc<Shared>,
@@ -33,6 +38,16 @@ pub(super) struct KubeRun {
     pub kinds: Arc<Kinds>,
     pub vars: Arc<BTreeMap<String, String>>,
     pub ctl: mpsc::Receiver<Ctl>,
+    /// Run the dev version of the workload (dev mode).
+    pub dev: bool,
+    pub active_dev: Option<DevActive>,
+}
+
+/// A workload this run put in dev mode.
+pub(super) struct DevActive {
+    workload: Workload,
+    record: DevRecord,
+    sync: Option<DevSync>,
 }
 
 enum Waited {
@@ -68,7 +83,11 @@ impl KubeRun {
                     s.last_lines.clear();
                     s.restarts = restarts;
                 });
-                match self.deploy().await {
+                let deployed = match self.deploy().await {
+                    Ok(w) if self.dev => self.enter_dev(&w).await.map(|()| w),
+                    other => other,
+                };
+                match deployed {
                     Ok(w) => workloads = w,
                     Err(msg) => {
                         self.system(&msg);
@@ -120,6 +139,7 @@ impl KubeRun {
                         s.message = ready_message(&workloads);
                     });
                     self.start_forwards(&workloads).await;
+                    self.start_sync().await;
                     // Watch health until told otherwise.
                     let next = self.monitor(&mut rxs, &workloads).await;
                     for (_, task) in &watches {
@@ -187,7 +207,8 @@ impl KubeRun {
     }
 
     /// Stops logs and forwards; the service is `stopped` (its objects stay until `down`).
-    async fn finish(&self, detach: &CancellationToken, logs: Vec<tokio::task::JoinHandle<()>>) {
+    async fn finish(&mut self, detach: &CancellationToken, logs: Vec<tokio::task::JoinHandle<()>>) {
+        self.leave_dev().await;
         detach.cancel();
         for t in logs {
             let _ = t.await;
@@ -337,11 +358,15 @@ impl KubeRun {
             }
             objs
         } else if let Some(chart) = &svc.chart {
+            self.restore_pending(&[]).await?;
             return self.helm_install(chart).await;
+        } else if let Some(w) = &svc.workload {
+            return self.existing_workload(w).await;
         } else {
             let image = self.image().await?;
             render::objects(&self.env, svc, &image)
         };
+        self.restore_pending(&objects).await?;
         apply::apply_all(&self.kinds, &self.kenv, &objects)
             .await
             .map_err(|e| e.to_string())?;
@@ -472,6 +497,245 @@ impl KubeRun {
                 Err(e) => self.system(&format!("cannot forward localhost:{local}: {e}")),
             }
         }
+    }
+
+    /// The record of a dev-mode backup of `w` by this service.
+    fn dev_record(&self, backup: devmode::Backup) -> DevRecord {
+        let vars = ["KUBECONFIG", "HOME"]
+            .into_iter()
+            .filter_map(|k| self.vars.get(k).map(|v| (k.to_owned(), v.clone())))
+            .collect();
+        DevRecord {
+            env_id: self.shared.id.clone(),
+            env_name: self.env.name.clone(),
+            service: self.svc.name.clone(),
+            context: self
+                .env
+                .cluster
+                .as_ref()
+                .and_then(crate::kube::context_name),
+            vars,
+            backup,
+        }
+    }
+
+    /// Puts the service's workload in dev mode (backup first, in state and on the
+    /// object).
+    async fn enter_dev(&mut self, workloads: &[Workload]) -> Result<(), String> {
+        let Some(dev) = self.svc.dev.clone() else {
+            return Err(format!("service `{}` has no `dev` section", self.svc.name));
+        };
+        let w = match workloads {
+            [w] => w.clone(),
+            [] => return Err("dev mode needs a workload, and this service has none".into()),
+            many => {
+                let names: Vec<String> = many
+                    .iter()
+                    .map(|w| format!("{}/{}", w.kind.to_ascii_lowercase(), w.name))
+                    .collect();
+                return Err(format!(
+                    "dev mode replaces one workload; this service has {} ({}): give it its own service",
+                    many.len(),
+                    names.join(", ")
+                ));
+            }
+        };
+        let command = dev.command.clone().or_else(|| {
+            (dev.on_sync == crate::config::OnSync::Restart)
+                .then(|| self.svc.command.clone())
+                .flatten()
+        });
+        let spec = DevSpec {
+            image: dev.image.clone(),
+            restartable: dev.on_sync == crate::config::OnSync::Restart && command.is_some(),
+            command,
+            owner: format!("{}/{}", self.env.name, self.svc.name),
+        };
+        let state = self.shared.state.clone();
+        let make = |b: &devmode::Backup| self.dev_record(b.clone());
+        let backup = devmode::enter(&self.kenv.client, &self.kenv.context, &w, &spec, |b| {
+            state.put_dev(&make(b)).map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        self.system(&format!(
+            "dev mode: {}/{} now runs the dev version (original saved; restored when dev mode ends)",
+            w.kind.to_ascii_lowercase(),
+            w.name
+        ));
+        self.shared.set_dev_active(&self.svc.name, true);
+        self.active_dev = Some(DevActive {
+            workload: w,
+            record: self.dev_record(backup),
+            sync: None,
+        });
+        Ok(())
+    }
+
+    /// Starts syncing into the dev pods (once per dev mode).
+    async fn start_sync(&mut self) {
+        let Some(active) = self.active_dev.as_mut() else {
+            return;
+        };
+        let Some(dev) = self.svc.dev.as_ref().filter(|d| !d.sync.is_empty()) else {
+            return;
+        };
+        if active.sync.is_some() {
+            return;
+        }
+        match DevSync::start(
+            self.kenv.clone(),
+            &self.svc.name,
+            dev,
+            active.workload.pods.clone(),
+            self.shared.logs.clone(),
+            &self.env.project_dir,
+        ) {
+            Ok(sync) => {
+                sync.ready(Duration::from_secs(10)).await;
+                self.shared
+                    .set_sync(&self.svc.name, Some(sync.state.clone()));
+                for rule in &dev.sync {
+                    let from = rule
+                        .from
+                        .strip_prefix(&self.env.project_dir)
+                        .map(|p| format!("./{}", p.display()))
+                        .unwrap_or_else(|_| rule.from.display().to_string());
+                    let name: Arc<str> = Arc::from(self.svc.name.as_str());
+                    self.shared.logs.push(
+                        &name,
+                        Stream::System,
+                        &format!("sync: {from} -> {}", rule.to),
+                    );
+                }
+                active.sync = Some(sync);
+            }
+            Err(e) => self.system(&format!("sync: cannot watch the files: {e}")),
+        }
+    }
+
+    /// Ends dev mode: stops the sync and puts the original workload back.
+    async fn leave_dev(&mut self) {
+        let Some(mut active) = self.active_dev.take() else {
+            return;
+        };
+        self.shared.set_sync(&self.svc.name, None);
+        if let Some(sync) = active.sync.take() {
+            sync.stop().await;
+        }
+        let what = format!(
+            "{}/{}",
+            active.workload.kind.to_ascii_lowercase(),
+            active.workload.name
+        );
+        let restored = tokio::time::timeout(
+            RESTORE_LIMIT,
+            devmode::restore(
+                &self.kenv.client,
+                &self.kenv.context,
+                &active.workload,
+                Some(&active.record.backup),
+            ),
+        )
+        .await;
+        match restored {
+            Ok(Ok(r)) => {
+                let _ = self.shared.state.remove_dev(&active.record);
+                self.shared.set_dev_active(&self.svc.name, false);
+                if r == Restored::Restored {
+                    self.system(&format!("dev mode ended: {what} restored"));
+                }
+            }
+            Ok(Err(e)) => {
+                self.shared.set_dev_active(&self.svc.name, false);
+                self.system(&format!(
+                "dev mode ended but {what} could not be restored yet: {e}; devenv restores it at the next `up`, `down` or daemon start"
+            ));
+            }
+            Err(_) => {
+                self.shared.set_dev_active(&self.svc.name, false);
+                self.system(&format!(
+                "dev mode ended but restoring {what} timed out; devenv restores it at the next `up`, `down` or daemon start"
+            ));
+            }
+        }
+    }
+
+    /// Restores what an earlier dev mode of this service left (a daemon killed in
+    /// dev mode, a cluster unreachable when it ended), before applying anything.
+    async fn restore_pending(&self, objects: &[Value]) -> Result<(), String> {
+        let records = self
+            .shared
+            .state
+            .devs(&self.shared.id)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| r.service == self.svc.name);
+        for rec in records {
+            let w = devmode::workload_of(&rec.backup);
+            let r = devmode::restore(&self.kenv.client, &self.kenv.context, &w, Some(&rec.backup))
+                .await
+                .map_err(|e| {
+                    format!(
+                        "cannot restore {} after dev mode: {e}",
+                        rec.backup.display()
+                    )
+                })?;
+            let _ = self.shared.state.remove_dev(&rec);
+            if r == Restored::Restored {
+                self.system(&format!(
+                    "restored {} from an earlier dev mode",
+                    rec.backup.display()
+                ));
+            }
+        }
+        // A backup only on the object (the daemon's state was lost).
+        for w in self.workloads_of(objects).await.unwrap_or_default() {
+            if let Ok(Restored::Restored) =
+                devmode::restore(&self.kenv.client, &self.kenv.context, &w, None).await
+            {
+                self.system(&format!(
+                    "restored {}/{} from an earlier dev mode",
+                    w.kind.to_ascii_lowercase(),
+                    w.name
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// A `workload:` service: the existing workload, never created or changed here.
+    async fn existing_workload(
+        &self,
+        r: &crate::config::WorkloadRef,
+    ) -> Result<Vec<Workload>, String> {
+        let obj = json!({
+            "apiVersion": "apps/v1",
+            "kind": r.kind,
+            "metadata": { "name": r.name, "namespace": self.kenv.namespace },
+        });
+        let (ar, _) = self
+            .kinds
+            .resolve(&self.kenv, "apps/v1", &r.kind)
+            .await
+            .map_err(|e| e.to_string())?;
+        let api: kube::Api<kube::api::DynamicObject> =
+            kube::Api::namespaced_with(self.kenv.client.clone(), &self.kenv.namespace, &ar);
+        let found = api
+            .get_opt(&r.name)
+            .await
+            .map_err(|e| crate::kube::error::explain(&e, &self.kenv.context).to_string())?;
+        let Some(found) = found else {
+            return Err(format!(
+                "{r} not found in namespace {}: devenv does not create a `workload:` service's workload",
+                self.kenv.namespace
+            ));
+        };
+        let value = serde_json::to_value(&found).unwrap_or(obj);
+        self.restore_pending(std::slice::from_ref(&value)).await?;
+        Workload::from_object(&value, ar, &self.kenv.namespace)
+            .map(|w| vec![w])
+            .ok_or_else(|| format!("{r} has no pod selector"))
     }
 
     /// `kubectl rollout restart`: a new pod template annotation.

@@ -38,6 +38,8 @@ pub struct Supervisor {
     pub task: tokio::task::JoinHandle<()>,
     /// The config it runs, to notice changes on the next `up`.
     pub service: Service,
+    /// Runs the dev version (dev mode).
+    pub dev: bool,
 }
 
 impl Supervisor {
@@ -79,6 +81,7 @@ impl Supervisor {
             ctl: tx,
             task,
             service,
+            dev: false,
         }
     }
 
@@ -90,11 +93,14 @@ impl Supervisor {
         kenv: crate::kube::KubeEnv,
         kinds: Arc<crate::kube::apply::Kinds>,
         vars: Arc<std::collections::BTreeMap<String, String>>,
+        dev: bool,
     ) -> Self {
         let (tx, rx) = mpsc::channel(8);
         let svc = service.clone();
         let task = tokio::spawn(async move {
             super::kubesvc::KubeRun {
+                dev,
+                active_dev: None,
                 shared,
                 svc,
                 env,
@@ -110,6 +116,7 @@ impl Supervisor {
             ctl: tx,
             task,
             service,
+            dev,
         }
     }
 

@@ -6,6 +6,7 @@
 
 pub mod apply;
 pub mod build;
+pub mod devmode;
 pub mod error;
 pub mod forward;
 pub mod helm;

@@ -73,6 +73,10 @@ impl Dispatcher {
                         let Some(t) = targets.get(usize::from(hit.rule)) else { continue };
                         let what = describe(&hit, &self.project_dir);
                         match &t.action {
+                            Action::Sync(sink) => (sink.0)(super::SyncHit {
+                                paths: hit.paths,
+                                overflow: hit.overflow,
+                            }),
                             Action::Restart => self.restart(&t.service, &what, &mut restarts),
                             Action::Exec { .. } => {
                                 if let Some(again) = execs.get_mut(&t.service) {
@@ -264,12 +268,20 @@ impl Drop for Group {
     }
 }
 
+/// Paths named in a log line about a batch (the count covers the rest).
+const NAMED: usize = 3;
+
 /// "./api/app.py changed", "3 files changed (...)", for the log.
 fn describe(hit: &Hit, project: &Path) -> String {
     if hit.overflow {
         return "many files changed".into();
     }
-    let names: Vec<String> = hit.sample.iter().map(|p| rel(project, p)).collect();
+    let names: Vec<String> = hit
+        .paths
+        .iter()
+        .take(NAMED)
+        .map(|p| rel(project, p))
+        .collect();
     if hit.count <= names.len() {
         format!("{} changed", names.join(", "))
     } else {
@@ -287,7 +299,7 @@ mod tests {
         let hit = |count, sample: &[&str], overflow| Hit {
             rule: 0,
             count,
-            sample: sample.iter().map(PathBuf::from).collect(),
+            paths: sample.iter().map(PathBuf::from).collect(),
             overflow,
         };
         assert_eq!(

@@ -33,6 +33,8 @@ pub(crate) fn is_ignore_file(path: &Path) -> bool {
 /// Excludes that apply to a whole repository, below every ignore file.
 #[derive(Debug, Default)]
 pub(crate) struct Base {
+    /// No ignore files at all (sync rules: only their own excludes apply).
+    off: bool,
     /// `.git/info/exclude` of the repository, if any.
     exclude: Option<Gitignore>,
     /// `core.excludesFile` or `~/.config/git/ignore`.
@@ -54,7 +56,22 @@ impl Base {
             errors.push(format!("global git excludes: {e}"));
         }
         let global = (!global.is_empty()).then_some(global);
-        (Self { exclude, global }, errors)
+        (
+            Self {
+                off: false,
+                exclude,
+                global,
+            },
+            errors,
+        )
+    }
+
+    /// A base under which no ignore file applies.
+    pub(crate) fn off() -> Self {
+        Self {
+            off: true,
+            ..Self::default()
+        }
     }
 }
 
@@ -90,6 +107,9 @@ impl Chain {
         has_gitignore: bool,
         errors: &mut Vec<String>,
     ) -> Arc<Self> {
+        if self.base.off {
+            return self.clone();
+        }
         let ignore = if has_ignore {
             build(dir, &dir.join(IGNORE_FILE), errors)
         } else {

@@ -73,6 +73,33 @@ pub enum Action {
         workdir: PathBuf,
         env: BTreeMap<String, String>,
     },
+    /// Hands the changed paths to a sync (dev mode's `dev.sync` rules).
+    Sync(SyncSink),
+}
+
+/// Where a sync rule's changes go: called on the dispatcher task, so it must not block.
+#[derive(Clone)]
+pub struct SyncSink(pub Arc<dyn Fn(SyncHit) + Send + Sync>);
+
+/// One debounced batch of a sync rule.
+#[derive(Debug, Clone)]
+pub struct SyncHit {
+    /// Absolute paths, sorted.
+    pub paths: Vec<PathBuf>,
+    /// Too many changes to list (or events lost): compare everything.
+    pub overflow: bool,
+}
+
+impl std::fmt::Debug for SyncSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SyncSink")
+    }
+}
+
+impl PartialEq for SyncSink {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 impl Target {
@@ -119,6 +146,9 @@ pub struct Options {
     /// How often polled directories are scanned.
     pub poll_interval: Duration,
     pub debounce: Debounce,
+    /// Whether `.gitignore`/`.ignore` files and git's excludes apply (false for sync
+    /// rules, whose own excludes say what is left out, as in the initial sync).
+    pub ignore_files: bool,
 }
 
 impl Default for Options {
@@ -127,6 +157,7 @@ impl Default for Options {
             inotify_budget: None,
             poll_interval: Duration::from_secs(1),
             debounce: Debounce::default(),
+            ignore_files: true,
         }
     }
 }
@@ -170,8 +201,8 @@ pub(crate) struct Hit {
     /// Index into the watcher's targets.
     pub rule: u16,
     pub count: usize,
-    /// A few of the paths, sorted.
-    pub sample: Vec<PathBuf>,
+    /// The changed paths (absolute), sorted; at most the pending cap.
+    pub paths: Vec<PathBuf>,
     /// Too many changes to list (or events lost): everything may have changed.
     pub overflow: bool,
 }

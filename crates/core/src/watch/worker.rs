@@ -26,8 +26,6 @@ use crate::logs::{LogHub, Stream};
 
 /// Paths collected per burst before the burst counts as "everything changed".
 pub(crate) const MAX_PENDING: usize = 8192;
-/// Paths named per rule in a batch (the count covers the rest).
-const SAMPLE: usize = 3;
 /// Directories found by the set-up walk waiting for their watch.
 const WALK_QUEUE: usize = 1024;
 /// Errors reported in the log when setting up, at most.
@@ -425,8 +423,13 @@ impl State {
         let base = match self.bases.get(&top) {
             Some(b) => b.clone(),
             None => {
-                let (b, errs) = Base::load(&top);
-                errors.extend(errs);
+                let b = if self.options.ignore_files {
+                    let (b, errs) = Base::load(&top);
+                    errors.extend(errs);
+                    b
+                } else {
+                    Base::off()
+                };
                 let b = Arc::new(b);
                 self.bases.insert(top.clone(), b.clone());
                 b
@@ -709,7 +712,7 @@ impl State {
                     Hit {
                         rule,
                         count: 0,
-                        sample: Vec::new(),
+                        paths: Vec::new(),
                         overflow: true,
                     },
                 );
@@ -733,20 +736,18 @@ impl State {
                 let hit = hits.entry(rule).or_insert_with(|| Hit {
                     rule,
                     count: 0,
-                    sample: Vec::new(),
+                    paths: Vec::new(),
                     overflow: false,
                 });
                 hit.count += 1;
-                if hit.sample.len() < SAMPLE {
-                    hit.sample.push(path.clone());
-                }
+                hit.paths.push(path.clone());
             }
         }
         for dir in ignore_dirs {
             self.rescan_dir(&dir);
         }
         for hit in hits.values_mut() {
-            hit.sample.sort();
+            hit.paths.sort();
         }
         Batch {
             hits: hits.into_values().collect(),

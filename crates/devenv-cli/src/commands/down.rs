@@ -23,6 +23,7 @@ pub async fn run(ctx: &Ctx, args: DownArgs) -> Result {
                 "stopped": reply.stopped,
                 "deleted": reply.deleted,
                 "keptVolumes": reply.kept_volumes,
+                "restored": reply.restored,
                 "namespaceRemoved": (!reply.namespace_removed.is_empty()).then_some(&reply.namespace_removed),
             })
         );
@@ -33,6 +34,9 @@ pub async fn run(ctx: &Ctx, args: DownArgs) -> Result {
         }
         for name in &reply.stopped {
             outln!("stopped {name}");
+        }
+        for w in &reply.restored {
+            outln!("restored {w} from dev mode");
         }
         if !reply.deleted.is_empty() {
             outln!("deleted {} cluster object(s)", reply.deleted.len());

@@ -4,6 +4,7 @@ mod cluster;
 pub mod completion;
 mod config;
 mod daemon;
+mod dev;
 mod down;
 mod forward;
 mod init;
@@ -11,10 +12,11 @@ mod logs;
 mod ls;
 mod restart;
 mod status;
+mod sync;
 mod up;
 mod validate;
 
-use crate::cli::{Command, ConfigCommand, ForwardCommand};
+use crate::cli::{Command, ConfigCommand, ForwardCommand, SyncCommand};
 use crate::context::Ctx;
 use crate::error::Result;
 
@@ -30,6 +32,9 @@ pub async fn dispatch(command: Command, ctx: &Ctx) -> Result {
         Command::Restart(args) => restart::run(ctx, args).await,
         Command::Ls => ls::run(ctx).await,
         Command::Forward(ForwardCommand::Ls(_)) => forward::ls(ctx).await,
+        Command::Dev(args) => dev::run(ctx, args).await,
+        Command::Sync(SyncCommand::Status(_)) => sync::status(ctx).await,
+        Command::Sync(SyncCommand::Verify(args)) => sync::verify(ctx, args).await,
         Command::Cluster(cmd) => cluster::run(ctx, cmd).await,
         Command::Daemon(cmd) => daemon::run(ctx, cmd).await,
         Command::Completion(args) => {

@@ -64,42 +64,19 @@ impl EnvironmentService for Environments {
 
     async fn up(&self, req: Request<pb::UpRequest>) -> Result<Response<Self::UpStream>, Status> {
         let req = req.into_inner();
-        if req.dev {
-            // Say so rather than start the normal workloads as if dev mode were on.
-            return Err(Status::unimplemented(
-                "dev mode (replacing workloads with their `dev` version) is not available in \
-                 this devenvd yet; run `devenv up` without --dev",
-            ));
-        }
         let env = convert::env_request(req.environment)?;
         let opts = UpOptions {
             services: req.services,
             keep_going: req.keep_going,
+            dev: req.dev,
+            dev_session: None,
         };
         let (tx, rx) = mpsc::channel(64);
         match self.engine.up(env, opts) {
             Ok(mut events) => {
                 tokio::spawn(async move {
                     while let Some(ev) = events.recv().await {
-                        let event = match ev {
-                            UpEvent::Service(s) => {
-                                pb::up_event::Event::Service(convert::service_status(&s))
-                            }
-                            UpEvent::Done {
-                                ok,
-                                failed,
-                                message,
-                            } => pb::up_event::Event::Result(pb::UpResult {
-                                ok,
-                                failed,
-                                message,
-                            }),
-                        };
-                        if tx
-                            .send(Ok(pb::UpEvent { event: Some(event) }))
-                            .await
-                            .is_err()
-                        {
+                        if tx.send(Ok(up_event(ev))).await.is_err() {
                             return;
                         }
                     }
@@ -132,6 +109,7 @@ impl EnvironmentService for Environments {
             deleted: r.deleted,
             kept_volumes: r.kept_volumes,
             namespace_removed: r.namespace_removed.unwrap_or_default(),
+            restored: r.restored,
         }))
     }
 
@@ -216,4 +194,21 @@ impl EnvironmentService for Environments {
             detected: detected.to_string(),
         }))
     }
+}
+
+/// An engine `up` event on the wire.
+pub(crate) fn up_event(ev: UpEvent) -> pb::UpEvent {
+    let event = match ev {
+        UpEvent::Service(s) => pb::up_event::Event::Service(convert::service_status(&s)),
+        UpEvent::Done {
+            ok,
+            failed,
+            message,
+        } => pb::up_event::Event::Result(pb::UpResult {
+            ok,
+            failed,
+            message,
+        }),
+    };
+    pb::UpEvent { event: Some(event) }
 }

@@ -6,6 +6,7 @@ pub mod environment;
 pub mod forward;
 pub mod logs;
 pub mod service;
+pub mod sync;
 
 use std::pin::Pin;
 

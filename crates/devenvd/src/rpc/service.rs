@@ -1,9 +1,13 @@
 use std::sync::Arc;
 
 use devenv_api::pb::{self, service_service_server::ServiceService};
-use devenv_core::engine::Engine;
+use devenv_core::engine::{Engine, EngineError};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
+use super::environment::up_event;
+use super::ResponseStream;
 use crate::convert;
 
 #[derive(Debug)]
@@ -36,5 +40,42 @@ impl ServiceService for Services {
             .map(convert::service_status)
             .collect();
         Ok(Response::new(pb::RestartResponse { services }))
+    }
+
+    type DevStream = ResponseStream<pb::UpEvent>;
+
+    async fn dev(&self, req: Request<pb::DevRequest>) -> Result<Response<Self::DevStream>, Status> {
+        let req = req.into_inner();
+        if req.services.is_empty() {
+            return Err(Status::invalid_argument(
+                "name the service(s) to run in dev mode",
+            ));
+        }
+        let env = convert::env_request(req.environment)?;
+        let (tx, rx) = mpsc::channel(64);
+        match self.engine.dev(env.clone(), req.services) {
+            Ok((id, mut events)) => {
+                let engine = self.engine.clone();
+                tokio::spawn(async move {
+                    let mut client_gone = false;
+                    while let Some(ev) = events.recv().await {
+                        if !client_gone && tx.send(Ok(up_event(ev))).await.is_err() {
+                            client_gone = true;
+                        }
+                    }
+                    // Dev mode lasts while the client listens (Ctrl-C ends it).
+                    tx.closed().await;
+                    engine.end_dev(env, id).await;
+                });
+            }
+            Err(EngineError::Config(errors)) => {
+                let ev = pb::UpEvent {
+                    event: Some(pb::up_event::Event::Invalid(convert::invalid(&errors))),
+                };
+                let _ = tx.send(Ok(ev)).await;
+            }
+            Err(e) => return Err(convert::status(e)),
+        }
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 }

@@ -1,0 +1,750 @@
+//! Dev mode's file sync for one service: a watcher on its `dev.sync` directories and
+//! a task per running dev pod holding one long-lived sync session per rule.
+//!
+//! New pods (restarts, scale-up, a rollout) get an initial sync that sends only what
+//! differs; after that every debounced batch of changes goes to every pod, then the
+//! service's `onSync` runs in that pod. A pod's changes wait in its own bounded set
+//! (past the cap: "compare everything"), so a slow pod never holds back the others
+//! nor the watcher. A broken stream is reopened with a fresh initial sync.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::TryStreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, AttachParams};
+use kube::runtime::{watcher, WatchStreamExt};
+use tokio::io::AsyncReadExt;
+use tokio::sync::{mpsc, oneshot, Notify};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Command, Dev, OnSync};
+use crate::kube::devmode::DEV_ANNOTATION;
+use crate::kube::KubeEnv;
+use crate::logs::{LogHub, Stream};
+use crate::status::ServiceStatus;
+use crate::sync::{Change, Difference, Session, SessionStatus, SyncError, SyncTarget};
+use crate::watch::{self, EnvWatcher, SyncHit, SyncSink, Target};
+
+/// Changed paths kept per pod and rule before the pod gets a full comparison instead.
+const MAX_PENDING: usize = 16 * 1024;
+/// Reconnect back-off after a broken session: first and last.
+const RETRY_FIRST: Duration = Duration::from_millis(500);
+const RETRY_MAX: Duration = Duration::from_secs(15);
+/// An `onSync` command running longer is abandoned (its output stops being read).
+const ON_SYNC_LIMIT: Duration = Duration::from_secs(300);
+
+/// What `devenv sync status` shows for one rule in one pod.
+#[derive(Debug, Clone)]
+pub struct PodSync {
+    pub service: String,
+    pub phase: String,
+    pub session: SessionStatus,
+}
+
+/// Result of `devenv sync verify`: per pod and rule, what differs.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    pub pod: String,
+    pub remote_dir: String,
+    pub local_dir: PathBuf,
+    pub differences: Result<Vec<String>, String>,
+}
+
+type VerifyReply = oneshot::Sender<Vec<Verified>>;
+
+#[derive(Default)]
+struct Pending {
+    paths: BTreeSet<PathBuf>,
+    overflow: bool,
+}
+
+struct Inbox {
+    /// Per rule.
+    pending: Mutex<Vec<Pending>>,
+    notify: Notify,
+}
+
+impl Inbox {
+    fn new(rules: usize) -> Self {
+        Self {
+            pending: Mutex::new((0..rules).map(|_| Pending::default()).collect()),
+            notify: Notify::new(),
+        }
+    }
+
+    fn push(&self, rule: usize, hit: &SyncHit) {
+        let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(slot) = p.get_mut(rule) else { return };
+        if hit.overflow || slot.overflow || slot.paths.len() + hit.paths.len() > MAX_PENDING {
+            slot.overflow = true;
+            slot.paths.clear();
+        } else {
+            slot.paths.extend(hit.paths.iter().cloned());
+        }
+        drop(p);
+        self.notify.notify_one();
+    }
+
+    fn take(&self) -> Vec<Pending> {
+        let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        p.iter_mut().map(std::mem::take).collect()
+    }
+}
+
+struct PodEntry {
+    /// The pod's uid and its first container's restart count: a new value is a new
+    /// filesystem, which needs an initial sync.
+    generation: (String, i32),
+    inbox: Arc<Inbox>,
+    verify: mpsc::Sender<VerifyReply>,
+    status: Arc<Mutex<Vec<PodSync>>>,
+    cancel: CancellationToken,
+}
+
+/// The shared view of a service's sync sessions.
+#[derive(Default)]
+pub struct SyncState {
+    pods: Mutex<BTreeMap<String, PodEntry>>,
+}
+
+impl std::fmt::Debug for SyncState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let pods: Vec<String> = self.lock().keys().cloned().collect();
+        f.debug_struct("SyncState").field("pods", &pods).finish()
+    }
+}
+
+impl SyncState {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, PodEntry>> {
+        self.pods.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Every pod's sessions, by pod name.
+    pub fn status(&self) -> Vec<PodSync> {
+        self.lock()
+            .values()
+            .flat_map(|e| e.status.lock().unwrap_or_else(|p| p.into_inner()).clone())
+            .collect()
+    }
+
+    /// Compares each pod's tree with the local one.
+    pub async fn verify(&self) -> Vec<Verified> {
+        let asks: Vec<(String, mpsc::Sender<VerifyReply>)> = self
+            .lock()
+            .iter()
+            .map(|(name, e)| (name.clone(), e.verify.clone()))
+            .collect();
+        let mut out = Vec::new();
+        for (pod, ask) in asks {
+            let (tx, rx) = oneshot::channel();
+            let answer = match ask.send(tx).await {
+                Ok(()) => rx.await.ok(),
+                Err(_) => None,
+            };
+            match answer {
+                Some(v) => out.extend(v),
+                None => out.push(Verified {
+                    pod,
+                    remote_dir: String::new(),
+                    local_dir: PathBuf::new(),
+                    differences: Err("the pod's sync ended".into()),
+                }),
+            }
+        }
+        out
+    }
+}
+
+/// One service's sync, running while it is in dev mode.
+pub struct DevSync {
+    cancel: CancellationToken,
+    watcher: Option<EnvWatcher>,
+    pods_task: tokio::task::JoinHandle<()>,
+    pub state: Arc<SyncState>,
+}
+
+impl DevSync {
+    /// Starts watching the rules' directories and syncing into the pods matching
+    /// `selector` that run the dev version.
+    pub fn start(
+        kenv: KubeEnv,
+        service: &str,
+        dev: &Dev,
+        selector: String,
+        logs: LogHub,
+        project_dir: &Path,
+    ) -> Result<Self, String> {
+        let state = Arc::new(SyncState::default());
+        let cancel = CancellationToken::new();
+        let targets: Vec<Target> = dev
+            .sync
+            .iter()
+            .enumerate()
+            .map(|(i, rule)| {
+                let state = state.clone();
+                let sink = SyncSink(Arc::new(move |hit: SyncHit| {
+                    for e in state.lock().values() {
+                        e.inbox.push(i, &hit);
+                    }
+                }));
+                Target {
+                    service: service.to_owned(),
+                    paths: vec![rule.from.clone()],
+                    ignore: rule.exclude.clone(),
+                    action: watch::Action::Sync(sink),
+                }
+            })
+            .collect();
+        let ctx = watch::Context {
+            logs: logs.clone(),
+            guardian: None,
+            services: Arc::new(NoServices),
+            options: watch::Options {
+                ignore_files: false,
+                ..watch::Options::from_env()
+            },
+        };
+        let watcher = EnvWatcher::start(project_dir, targets, ctx).map_err(|e| e.to_string())?;
+        let ctx = PodsCtx {
+            kenv,
+            service: Arc::from(service),
+            dev: dev.clone(),
+            logs,
+            state: state.clone(),
+        };
+        let pods_task = tokio::spawn(follow_pods(ctx, selector, cancel.clone()));
+        Ok(Self {
+            cancel,
+            watcher: Some(watcher),
+            pods_task,
+            state,
+        })
+    }
+
+    /// Waits (bounded) until the watcher has its directories.
+    pub async fn ready(&self, limit: Duration) {
+        if let Some(w) = &self.watcher {
+            w.ready(limit).await;
+        }
+    }
+
+    pub async fn stop(mut self) {
+        self.cancel.cancel();
+        if let Some(w) = self.watcher.take() {
+            w.stop().await;
+        }
+        let _ = (&mut self.pods_task).await;
+        let entries: Vec<PodEntry> = std::mem::take(&mut *self.state.lock())
+            .into_values()
+            .collect();
+        for e in entries {
+            e.cancel.cancel();
+        }
+    }
+}
+
+struct NoServices;
+
+impl watch::Services for NoServices {
+    fn restart(&self, _: &str) -> bool {
+        false
+    }
+    fn running(&self, _: &str) -> bool {
+        false
+    }
+    fn status(&self, _: &str) -> Option<ServiceStatus> {
+        None
+    }
+}
+
+#[derive(Clone)]
+struct PodsCtx {
+    kenv: KubeEnv,
+    service: Arc<str>,
+    dev: Dev,
+    logs: LogHub,
+    state: Arc<SyncState>,
+}
+
+impl PodsCtx {
+    fn system(&self, msg: &str) {
+        self.logs.push(&self.service, Stream::System, msg);
+    }
+}
+
+/// Follows the service's pods: a sync task per running dev pod.
+async fn follow_pods(ctx: PodsCtx, selector: String, cancel: CancellationToken) {
+    let api: Api<Pod> = Api::namespaced(ctx.kenv.client.clone(), &ctx.kenv.namespace);
+    let config = watcher::Config::default().labels(&selector);
+    let mut stream = std::pin::pin!(watcher(api, config).default_backoff());
+    let mut known: BTreeMap<String, Pod> = BTreeMap::new();
+    let mut init: BTreeMap<String, Pod> = BTreeMap::new();
+    loop {
+        let ev = tokio::select! {
+            _ = cancel.cancelled() => break,
+            ev = stream.try_next() => ev,
+        };
+        match ev {
+            Ok(Some(watcher::Event::Apply(p))) => {
+                known.insert(p.metadata.name.clone().unwrap_or_default(), p);
+            }
+            Ok(Some(watcher::Event::Delete(p))) => {
+                known.remove(p.metadata.name.as_deref().unwrap_or_default());
+            }
+            Ok(Some(watcher::Event::Init)) => init.clear(),
+            Ok(Some(watcher::Event::InitApply(p))) => {
+                init.insert(p.metadata.name.clone().unwrap_or_default(), p);
+            }
+            Ok(Some(watcher::Event::InitDone)) => known = std::mem::take(&mut init),
+            Ok(None) => break,
+            Err(e) => {
+                tracing::debug!(error = %e, "sync pod watch");
+                continue;
+            }
+        }
+        reconcile(&ctx, &known);
+    }
+    for e in std::mem::take(&mut *ctx.state.lock()).into_values() {
+        e.cancel.cancel();
+    }
+}
+
+/// The pod's sync generation when it runs the dev version and can take files.
+fn syncable(p: &Pod) -> Option<(String, i32)> {
+    if p.metadata.deletion_timestamp.is_some() {
+        return None;
+    }
+    let dev = p
+        .metadata
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.contains_key(DEV_ANNOTATION));
+    if !dev {
+        return None;
+    }
+    let first = p.spec.as_ref()?.containers.first()?.name.clone();
+    let st = p
+        .status
+        .as_ref()?
+        .container_statuses
+        .as_ref()?
+        .iter()
+        .find(|c| c.name == first)?;
+    st.state.as_ref()?.running.as_ref()?;
+    Some((p.metadata.uid.clone().unwrap_or_default(), st.restart_count))
+}
+
+fn reconcile(ctx: &PodsCtx, pods: &BTreeMap<String, Pod>) {
+    let mut entries = ctx.state.lock();
+    let wanted: BTreeMap<&String, (String, i32)> = pods
+        .iter()
+        .filter_map(|(name, p)| syncable(p).map(|g| (name, g)))
+        .collect();
+    entries.retain(|name, e| {
+        let keep = wanted.get(name) == Some(&e.generation);
+        if !keep {
+            e.cancel.cancel();
+        }
+        keep
+    });
+    for (name, generation) in wanted {
+        if entries.contains_key(name) {
+            continue;
+        }
+        let container = pods[name]
+            .spec
+            .as_ref()
+            .and_then(|s| s.containers.first())
+            .map(|c| c.name.clone())
+            .unwrap_or_default();
+        let inbox = Arc::new(Inbox::new(ctx.dev.sync.len()));
+        let (verify_tx, verify_rx) = mpsc::channel(4);
+        let status = Arc::new(Mutex::new(Vec::new()));
+        let cancel = CancellationToken::new();
+        let pod = PodTask {
+            ctx: ctx.clone(),
+            pod: name.clone(),
+            container,
+            inbox: inbox.clone(),
+            status: status.clone(),
+        };
+        tokio::spawn(pod.run(verify_rx, cancel.clone()));
+        entries.insert(
+            name.clone(),
+            PodEntry {
+                generation,
+                inbox,
+                verify: verify_tx,
+                status,
+                cancel,
+            },
+        );
+    }
+}
+
+/// The sync of one pod.
+struct PodTask {
+    ctx: PodsCtx,
+    pod: String,
+    container: String,
+    inbox: Arc<Inbox>,
+    status: Arc<Mutex<Vec<PodSync>>>,
+}
+
+impl PodTask {
+    fn publish(&self, sessions: &[Session], phase: &str, error: Option<&str>) {
+        let mut out: Vec<PodSync> = sessions
+            .iter()
+            .map(|s| PodSync {
+                service: self.ctx.service.to_string(),
+                phase: phase.to_owned(),
+                session: s.status(),
+            })
+            .collect();
+        if out.is_empty() {
+            out = self
+                .ctx
+                .dev
+                .sync
+                .iter()
+                .map(|r| PodSync {
+                    service: self.ctx.service.to_string(),
+                    phase: phase.to_owned(),
+                    session: SessionStatus {
+                        pod: self.pod.clone(),
+                        container: Some(self.container.clone()),
+                        remote_dir: r.to.clone(),
+                        local_dir: r.from.clone(),
+                        last_error: error.map(str::to_owned),
+                        ..SessionStatus::default()
+                    },
+                })
+                .collect();
+        } else if let Some(e) = error {
+            for s in &mut out {
+                s.session.last_error = Some(e.to_owned());
+            }
+        }
+        *self.status.lock().unwrap_or_else(|p| p.into_inner()) = out;
+    }
+
+    async fn run(self, mut verify: mpsc::Receiver<VerifyReply>, cancel: CancellationToken) {
+        let mut retry = RETRY_FIRST;
+        loop {
+            self.publish(&[], "connecting", None);
+            let opened = tokio::select! {
+                _ = cancel.cancelled() => return,
+                r = self.open_all() => r,
+            };
+            let mut sessions = match opened {
+                Ok(s) => s,
+                Err(e) => {
+                    let msg = e.to_string();
+                    self.ctx
+                        .system(&format!("sync into pod {}: {msg}", self.pod));
+                    self.publish(&[], "retrying", Some(&msg));
+                    tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        _ = tokio::time::sleep(retry) => {}
+                    }
+                    retry = (retry * 2).min(RETRY_MAX);
+                    continue;
+                }
+            };
+            retry = RETRY_FIRST;
+            self.publish(&sessions, "watching", None);
+            let end = self.serve(&mut sessions, &mut verify, &cancel).await;
+            for s in sessions {
+                let _ = s.close().await;
+            }
+            match end {
+                None => return,
+                Some(msg) => {
+                    self.ctx
+                        .system(&format!("sync into pod {}: {msg}; reconnecting", self.pod));
+                    self.publish(&[], "retrying", Some(&msg));
+                    tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        _ = tokio::time::sleep(retry) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Opens a session per rule and brings each tree in line.
+    async fn open_all(&self) -> Result<Vec<Session>, SyncError> {
+        let started = Instant::now();
+        let mut sessions = Vec::new();
+        let (mut files, mut bytes, mut deleted, mut same) = (0, 0, 0, 0);
+        for rule in &self.ctx.dev.sync {
+            let target = SyncTarget {
+                client: self.ctx.kenv.client.clone(),
+                namespace: self.ctx.kenv.namespace.clone(),
+                pod: self.pod.clone(),
+                container: Some(self.container.clone()),
+                remote_dir: rule.to.clone(),
+            };
+            let mut s = Session::open(target, rule.from.clone(), rule.exclude.clone()).await?;
+            let st = s.initial_sync().await?;
+            files += st.written;
+            bytes += st.bytes;
+            deleted += st.deleted;
+            same += st.unchanged;
+            sessions.push(s);
+        }
+        self.ctx.system(&format!(
+            "sync: pod {} in sync in {} ms ({files} sent, {} bytes, {deleted} deleted, {same} unchanged)",
+            self.pod,
+            started.elapsed().as_millis(),
+            bytes
+        ));
+        Ok(sessions)
+    }
+
+    /// Applies changes until cancelled (`None`) or a session breaks (the reason).
+    async fn serve(
+        &self,
+        sessions: &mut [Session],
+        verify: &mut mpsc::Receiver<VerifyReply>,
+        cancel: &CancellationToken,
+    ) -> Option<String> {
+        loop {
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => return None,
+                _ = self.inbox.notify.notified() => {
+                    let pending = self.inbox.take();
+                    let started = Instant::now();
+                    let (mut written, mut deleted, mut bytes) = (0, 0, 0);
+                    let mut errors = Vec::new();
+                    for ((rule, p), session) in self.ctx.dev.sync.iter().zip(pending).zip(sessions.iter_mut()) {
+                        let result = if p.overflow {
+                            session.initial_sync().await
+                        } else if p.paths.is_empty() {
+                            continue;
+                        } else {
+                            let changes = changes(&rule.from, p.paths);
+                            if changes.is_empty() {
+                                continue;
+                            }
+                            session.apply(&changes).await
+                        };
+                        match result {
+                            Ok(st) => {
+                                written += st.written;
+                                deleted += st.deleted;
+                                bytes += st.bytes;
+                            }
+                            Err(e) if e.is_fatal() => {
+                                self.publish(sessions, "broken", Some(&e.to_string()));
+                                return Some(e.to_string());
+                            }
+                            Err(e) => errors.push(e.to_string()),
+                        }
+                    }
+                    if written + deleted == 0 && errors.is_empty() {
+                        continue;
+                    }
+                    let ms = started.elapsed().as_secs_f64() * 1000.0;
+                    let mut line = format!(
+                        "sync: pod {}: {written} written ({bytes} bytes), {deleted} deleted in {ms:.0} ms",
+                        self.pod
+                    );
+                    for e in &errors {
+                        line.push_str("; ");
+                        line.push_str(e);
+                    }
+                    self.ctx.system(&line);
+                    self.publish(sessions, "watching", errors.first().map(String::as_str));
+                    if written + deleted > 0 {
+                        self.on_sync().await;
+                    }
+                }
+                ask = verify.recv() => {
+                    let Some(reply) = ask else { return None };
+                    let mut out = Vec::new();
+                    let mut broken = None;
+                    for s in sessions.iter_mut() {
+                        let st = s.status();
+                        let r = s.verify().await;
+                        if let Err(e) = &r {
+                            if e.is_fatal() {
+                                broken = Some(e.to_string());
+                            }
+                        }
+                        out.push(Verified {
+                            pod: self.pod.clone(),
+                            remote_dir: st.remote_dir,
+                            local_dir: st.local_dir,
+                            differences: r
+                                .map(|d| d.iter().map(Difference::to_string).collect())
+                                .map_err(|e| e.to_string()),
+                        });
+                    }
+                    let _ = reply.send(out);
+                    if let Some(b) = broken {
+                        return Some(b);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs the service's `onSync` in the pod after a batch landed.
+    async fn on_sync(&self) {
+        let argv: Vec<String> = match &self.ctx.dev.on_sync {
+            OnSync::None => return,
+            // The dev command runs under devmode::SUPERVISOR as PID 1: HUP restarts it.
+            OnSync::Restart => vec!["kill".into(), "-HUP".into(), "1".into()],
+            OnSync::Exec(Command::Shell(s)) => vec!["sh".into(), "-c".into(), s.clone()],
+            OnSync::Exec(Command::Exec(v)) => v.clone(),
+        };
+        let started = Instant::now();
+        let r = tokio::time::timeout(
+            ON_SYNC_LIMIT,
+            exec_in(&self.ctx.kenv, &self.pod, &self.container, argv),
+        )
+        .await;
+        let what = match &self.ctx.dev.on_sync {
+            OnSync::Restart => "restart",
+            _ => "onSync",
+        };
+        match r {
+            Ok(Ok((output, ok))) => {
+                for line in output.lines().filter(|l| !l.is_empty()) {
+                    self.ctx.logs.push(&self.ctx.service, Stream::Stdout, line);
+                }
+                let ms = started.elapsed().as_millis();
+                if ok {
+                    self.ctx
+                        .system(&format!("sync: pod {}: {what} done in {ms} ms", self.pod));
+                } else {
+                    self.ctx.system(&format!(
+                        "sync: pod {}: {what} failed after {ms} ms",
+                        self.pod
+                    ));
+                }
+            }
+            Ok(Err(e)) => self
+                .ctx
+                .system(&format!("sync: pod {}: {what}: {e}", self.pod)),
+            Err(_) => self.ctx.system(&format!(
+                "sync: pod {}: {what} still running after {}s; no longer waiting",
+                self.pod,
+                ON_SYNC_LIMIT.as_secs()
+            )),
+        }
+    }
+}
+
+/// The changes of one rule, relative to its directory, from what is on disk now.
+fn changes(root: &Path, paths: BTreeSet<PathBuf>) -> Vec<Change> {
+    paths
+        .into_iter()
+        .filter_map(|abs| {
+            let rel = abs.strip_prefix(root).ok()?.to_path_buf();
+            if rel.as_os_str().is_empty() {
+                return None;
+            }
+            Some(if std::fs::symlink_metadata(&abs).is_ok() {
+                Change::Write(rel)
+            } else {
+                Change::Remove(rel)
+            })
+        })
+        .collect()
+}
+
+/// Runs `argv` in the pod's container; its combined output and whether it exited 0.
+async fn exec_in(
+    kenv: &KubeEnv,
+    pod: &str,
+    container: &str,
+    argv: Vec<String>,
+) -> Result<(String, bool), String> {
+    let api: Api<Pod> = Api::namespaced(kenv.client.clone(), &kenv.namespace);
+    let params = AttachParams::default()
+        .container(container)
+        .stdin(false)
+        .stdout(true)
+        .stderr(true);
+    let mut proc = api
+        .exec(pod, argv, &params)
+        .await
+        .map_err(|e| crate::kube::error::explain(&e, &kenv.context).to_string())?;
+    let mut out = String::new();
+    let read = |r: Option<Box<dyn tokio::io::AsyncRead + Send + Unpin>>| async move {
+        let mut s = String::new();
+        if let Some(mut r) = r {
+            let mut buf = Vec::new();
+            let _ = r.read_to_end(&mut buf).await;
+            s = String::from_utf8_lossy(&buf).into_owned();
+        }
+        s
+    };
+    let stdout = proc
+        .stdout()
+        .map(|r| Box::new(r) as Box<dyn tokio::io::AsyncRead + Send + Unpin>);
+    let stderr = proc
+        .stderr()
+        .map(|r| Box::new(r) as Box<dyn tokio::io::AsyncRead + Send + Unpin>);
+    let status = proc.take_status();
+    let (o, e) = tokio::join!(read(stdout), read(stderr));
+    out.push_str(&o);
+    out.push_str(&e);
+    let ok = match status {
+        Some(s) => s
+            .await
+            .is_none_or(|s| s.status.as_deref() == Some("Success")),
+        None => true,
+    };
+    let _ = proc.join().await;
+    Ok((out, ok))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_are_relative_and_read_from_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a"), "x").unwrap();
+        let paths: BTreeSet<PathBuf> = [
+            dir.path().join("a"),
+            dir.path().join("gone"),
+            dir.path().to_path_buf(),
+            PathBuf::from("/elsewhere/x"),
+        ]
+        .into_iter()
+        .collect();
+        let c = changes(dir.path(), paths);
+        assert_eq!(
+            c,
+            vec![Change::Write("a".into()), Change::Remove("gone".into())]
+        );
+    }
+
+    #[test]
+    fn a_full_inbox_turns_into_a_full_comparison() {
+        let inbox = Inbox::new(1);
+        let many: Vec<PathBuf> = (0..MAX_PENDING + 1)
+            .map(|i| PathBuf::from(format!("/p/{i}")))
+            .collect();
+        inbox.push(
+            0,
+            &SyncHit {
+                paths: many,
+                overflow: false,
+            },
+        );
+        let p = inbox.take();
+        assert!(p[0].overflow && p[0].paths.is_empty());
+        let p = inbox.take();
+        assert!(!p[0].overflow, "taken once");
+    }
+}
