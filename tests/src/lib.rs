@@ -236,6 +236,22 @@ impl TestEnv {
             .unwrap_or_else(|e| panic!("spawn devenv {}: {e}", args.join(" ")))
     }
 
+    /// Like [`TestEnv::spawn_devenv`], with stdout and stderr going to `log` (a
+    /// long-running client whose output nobody reads must not fill a pipe).
+    pub fn spawn_devenv_logged(&self, args: &[&str], log: &Path) -> std::process::Child {
+        let out = std::fs::File::create(log).expect("create the client's log");
+        let err = out.try_clone().expect("clone the log file");
+        std::process::Command::new(&self.bins.devenv)
+            .args(args)
+            .current_dir(&self.project)
+            .env_clear()
+            .envs(self.env_vars())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn devenv {}: {e}", args.join(" ")))
+    }
+
     pub fn daemon_pid(&self) -> u32 {
         let out = self.devenv_ok(&["daemon", "status", "--json"]);
         let v: Value = serde_json::from_str(&out.stdout)

@@ -565,7 +565,7 @@ impl PodTask {
                     }
                 }
                 ask = verify.recv() => {
-                    let Some(reply) = ask else { return None };
+                    let reply = ask?;
                     let mut out = Vec::new();
                     let mut broken = None;
                     for s in sessions.iter_mut() {

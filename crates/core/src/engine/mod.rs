@@ -148,6 +148,8 @@ impl Engine {
                     .to_lowercase();
                     svc.status.state = ServiceState::Stopped;
                     svc.status.pid = None;
+                    // Its dev mode ended with the daemon; the workload is restored below.
+                    svc.status.dev = false;
                 }
                 self.state.put_service(&rec.id, &svc)?;
                 statuses.push(svc.status);

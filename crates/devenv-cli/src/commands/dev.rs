@@ -115,7 +115,8 @@ pub async fn run(ctx: &Ctx, args: DevArgs) -> Result {
     }
 }
 
-/// Waits until none of `services` is in dev mode any more (or the deadline).
+/// Waits until none of `services` is in dev mode any more and each has settled
+/// (the original running again, or stopped), or the deadline.
 async fn wait_restored(
     channel: tonic::transport::Channel,
     environment: Option<pb::EnvironmentRef>,
@@ -139,7 +140,11 @@ async fn wait_restored(
         let pending: Vec<&str> = status
             .services
             .iter()
-            .filter(|s| services.contains(&s.name) && s.dev)
+            .filter(|s| {
+                use pb::ServiceState as S;
+                let settling = matches!(s.state(), S::Pending | S::Starting | S::Stopping);
+                services.contains(&s.name) && (s.dev || settling)
+            })
             .map(|s| s.name.as_str())
             .collect();
         if pending.is_empty() {

@@ -25,6 +25,8 @@ pub struct ServiceJson<'a> {
     pub ports: &'a [u32],
     pub restarts: u32,
     pub message: &'a str,
+    /// Its workload runs the dev version (dev mode).
+    pub dev: bool,
 }
 
 impl<'a> From<&'a pb::ServiceStatus> for ServiceJson<'a> {
@@ -38,6 +40,7 @@ impl<'a> From<&'a pb::ServiceStatus> for ServiceJson<'a> {
             ports: &s.ports,
             restarts: s.restarts,
             message: &s.message,
+            dev: s.dev,
         }
     }
 }
@@ -61,10 +64,15 @@ pub fn table<'a>(services: impl IntoIterator<Item = &'a pb::ServiceStatus>, colo
         .into_iter()
         .map(|s| {
             let state = s.state().label();
+            let shown = if s.dev {
+                format!("{} (dev)", paint(color, state_code(state), state))
+            } else {
+                paint(color, state_code(state), state)
+            };
             vec![
                 s.name.clone(),
                 s.runtime.clone(),
-                paint(color, state_code(state), state),
+                shown,
                 pid(s.pid),
                 ports(&s.ports),
                 s.restarts.to_string(),
@@ -175,9 +183,9 @@ mod tests {
                 "project": "/src/shop",
                 "services": [
                     {"name": "api", "runtime": "local", "state": "ready", "ready": true,
-                     "pid": 4242, "ports": [8000], "restarts": 1, "message": ""},
+                     "pid": 4242, "ports": [8000], "restarts": 1, "message": "", "dev": false},
                     {"name": "worker", "runtime": "local", "state": "failed", "ready": false,
-                     "pid": null, "ports": [], "restarts": 1, "message": "exited with 1"},
+                     "pid": null, "ports": [], "restarts": 1, "message": "exited with 1", "dev": false},
                 ]
             })
         );
