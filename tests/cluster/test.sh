@@ -27,7 +27,9 @@ devenv_tests() {
     unset CARGO_TARGET_DIR
     cargo test -p devenv-core --test kube_forward "$@" -- --ignored
     cargo test -p devenv-core --test sync "$@" -- --ignored
-    cargo test -p devenv-e2e --test kube --test kube_more --test dev "$@" -- --ignored
+    cargo test -p devenv-e2e --test kube --test kube_more "$@" -- --ignored
+    # One at a time: each brings up pods and syncs trees on this small machine.
+    cargo test -p devenv-e2e --test dev "$@" -- --ignored --test-threads=1
   )
 }
 

@@ -83,12 +83,17 @@ fn sync_session(t: &TestEnv) -> Option<Value> {
 
 fn wait_syncing(t: &TestEnv) -> Value {
     let mut last = None;
-    let ok = wait_until(Duration::from_secs(120), || {
+    let ok = wait_until(Duration::from_secs(300), || {
         last = sync_session(t);
         last.as_ref()
             .is_some_and(|s| s["phase"] == "watching" && s["connected"] == true)
     });
-    assert!(ok, "no sync session watching: {last:?}");
+    assert!(
+        ok,
+        "no sync session watching: {last:?}\nstatus: {}\nlogs:\n{}",
+        t.devenv(&["status"]),
+        t.devenv(&["logs", "--tail", "40"])
+    );
     last.expect("session")
 }
 
