@@ -676,7 +676,6 @@ async fn exec_in(
         .exec(pod, argv, &params)
         .await
         .map_err(|e| crate::kube::error::explain(&e, &kenv.context).to_string())?;
-    let mut out = String::new();
     let read = |r: Option<Box<dyn tokio::io::AsyncRead + Send + Unpin>>| async move {
         let mut s = String::new();
         if let Some(mut r) = r {
@@ -693,8 +692,7 @@ async fn exec_in(
         .stderr()
         .map(|r| Box::new(r) as Box<dyn tokio::io::AsyncRead + Send + Unpin>);
     let status = proc.take_status();
-    let (o, e) = tokio::join!(read(stdout), read(stderr));
-    out.push_str(&o);
+    let (mut out, e) = tokio::join!(read(stdout), read(stderr));
     out.push_str(&e);
     let ok = match status {
         Some(s) => s

@@ -709,11 +709,6 @@ impl KubeRun {
         &self,
         r: &crate::config::WorkloadRef,
     ) -> Result<Vec<Workload>, String> {
-        let obj = json!({
-            "apiVersion": "apps/v1",
-            "kind": r.kind,
-            "metadata": { "name": r.name, "namespace": self.kenv.namespace },
-        });
         let (ar, _) = self
             .kinds
             .resolve(&self.kenv, "apps/v1", &r.kind)
@@ -731,7 +726,7 @@ impl KubeRun {
                 self.kenv.namespace
             ));
         };
-        let value = serde_json::to_value(&found).unwrap_or(obj);
+        let value = serde_json::to_value(&found).map_err(|e| format!("{r}: {e}"))?;
         self.restore_pending(std::slice::from_ref(&value)).await?;
         Workload::from_object(&value, ar, &self.kenv.namespace)
             .map(|w| vec![w])

@@ -6,14 +6,13 @@ use std::time::{Duration, Instant};
 
 use devenv_api::pb::{
     self, environment_service_client::EnvironmentServiceClient,
-    service_service_client::ServiceServiceClient, up_event, DevRequest, StatusRequest,
+    service_service_client::ServiceServiceClient, DevRequest, StatusRequest,
 };
 
 use crate::cli::DevArgs;
 use crate::context::Ctx;
 use crate::error::{CliError, Exit, Result};
-use crate::render::config_errors;
-use crate::render::progress::{self, Mode, UpProgress};
+use crate::render::progress::{self, Mode};
 
 /// How long to wait for the daemon to put the workloads back after Ctrl-C.
 const RESTORE_LIMIT: Duration = Duration::from_secs(120);
@@ -29,45 +28,8 @@ pub async fn run(ctx: &Ctx, args: DevArgs) -> Result {
         .dev(request)
         .await?
         .into_inner();
-    let mode = if ctx.out.json {
-        Mode::Json
-    } else if ctx.out.quiet {
-        Mode::Quiet
-    } else if ctx.out.stdout_tty && ctx.out.stderr_tty {
-        Mode::Tty
-    } else {
-        Mode::Plain
-    };
-    let color = if mode == Mode::Tty {
-        ctx.out.err_color
-    } else {
-        ctx.out.color
-    };
-    let mut view = UpProgress::new(mode, color);
-    let result = loop {
-        let Some(event) = events.message().await? else {
-            view.finish();
-            return Err(anyhow::anyhow!("devenvd ended dev mode without a result").into());
-        };
-        match event.event {
-            Some(up_event::Event::Service(s)) => view.service(&s),
-            Some(up_event::Event::Invalid(v)) => {
-                view.finish();
-                if mode == Mode::Json {
-                    view.invalid_json(&v);
-                } else {
-                    eprint!("{}", config_errors::located(&v.errors, ctx.out.err_color));
-                }
-                return Err(CliError::Silent(Exit::Usage));
-            }
-            Some(up_event::Event::Result(r)) => break r,
-            None => {}
-        }
-    };
-    view.finish();
-    if mode == Mode::Json {
-        view.result_json(&result);
-    }
+    let (result, view, mode) =
+        super::up::progress_until_result(ctx, &mut events, "dev mode").await?;
     let outcome = if result.ok {
         if mode != Mode::Json && !ctx.out.quiet {
             eprintln!(

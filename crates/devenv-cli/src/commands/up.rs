@@ -20,6 +20,34 @@ pub async fn run(ctx: &Ctx, args: UpArgs) -> Result {
     };
     let mut events = client.up(request).await?.into_inner();
 
+    let (result, view, mode) = progress_until_result(ctx, &mut events, "`up`").await?;
+    if !result.ok {
+        if mode != Mode::Json {
+            eprint!(
+                "{}",
+                progress::failure_report(&result, &view, ctx.out.err_color)
+            );
+        }
+        return Err(CliError::Silent(Exit::Failed));
+    }
+    if mode != Mode::Json && !ctx.out.quiet {
+        outln!("{}", progress::success_line(&view, ctx.out.color));
+    }
+    if args.attach {
+        let services = args.services;
+        return super::logs::follow(ctx, channel, environment, services).await;
+    }
+    Ok(())
+}
+
+/// Shows an `Up`-style event stream (progress per service) until its result, which it
+/// returns with the view (for the failure report) and the output mode. Invalid config
+/// is reported here and ends the command with the usage exit code.
+pub(super) async fn progress_until_result(
+    ctx: &Ctx,
+    events: &mut tonic::Streaming<devenv_api::pb::UpEvent>,
+    what: &str,
+) -> Result<(devenv_api::pb::UpResult, UpProgress, Mode)> {
     let mode = if ctx.out.json {
         Mode::Json
     } else if ctx.out.quiet {
@@ -39,7 +67,7 @@ pub async fn run(ctx: &Ctx, args: UpArgs) -> Result {
     let result = loop {
         let Some(event) = events.message().await? else {
             view.finish();
-            return Err(anyhow::anyhow!("devenvd ended `up` without a result").into());
+            return Err(anyhow::anyhow!("devenvd ended {what} without a result").into());
         };
         match event.event {
             Some(up_event::Event::Service(s)) => view.service(&s),
@@ -60,21 +88,5 @@ pub async fn run(ctx: &Ctx, args: UpArgs) -> Result {
     if mode == Mode::Json {
         view.result_json(&result);
     }
-    if !result.ok {
-        if mode != Mode::Json {
-            eprint!(
-                "{}",
-                progress::failure_report(&result, &view, ctx.out.err_color)
-            );
-        }
-        return Err(CliError::Silent(Exit::Failed));
-    }
-    if mode != Mode::Json && !ctx.out.quiet {
-        outln!("{}", progress::success_line(&view, ctx.out.color));
-    }
-    if args.attach {
-        let services = args.services;
-        return super::logs::follow(ctx, channel, environment, services).await;
-    }
-    Ok(())
+    Ok((result, view, mode))
 }
