@@ -36,9 +36,8 @@ async fn client() -> Result<Client> {
              cluster with `eval \"$(tests/cluster/up.sh)\"` (or point KUBECONFIG at one)"
         ),
     }
-    Client::try_default()
-        .await
-        .context("building a client from KUBECONFIG")
+    let config = kube::Config::infer().await.context("reading KUBECONFIG")?;
+    devenv_core::kube::client_for(config).context("building a client from KUBECONFIG")
 }
 
 /// Runs `body` in a fresh namespace, deleted afterwards whether it passed, failed or

@@ -268,3 +268,58 @@ fn burst(root: &Path, n: usize) -> Vec<Change> {
     }
     changes
 }
+
+/// The initial sync's quick check: equal size and mtime are trusted unless the
+/// receiver wrote the file within a couple of seconds of its mtime (it may have been
+/// edited again in the same second); `full_sync` and `verify` compare by content.
+#[tokio::test]
+async fn the_quick_check_hashes_racy_files_and_full_sync_hashes_all() {
+    use std::time::{Duration, SystemTime};
+    let d = dirs();
+    let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
+    let set_mtime = |p: &Path, t: SystemTime| {
+        std::fs::File::options()
+            .write(true)
+            .open(p)
+            .unwrap()
+            .set_modified(t)
+            .unwrap();
+    };
+    let mtime = |p: &Path| std::fs::metadata(p).unwrap().modified().unwrap();
+    write(&d.local, "old.txt", "aaaa");
+    set_mtime(&d.local.join("old.txt"), an_hour_ago);
+    write(&d.local, "fresh.txt", "bbbb");
+    let mut s = Session::open_local(&d.remote, d.local.clone(), vec![])
+        .await
+        .unwrap();
+    assert_eq!(s.initial_sync().await.unwrap().written, 2);
+    assert_eq!(s.initial_sync().await.unwrap().written, 0);
+
+    // Same size, same mtime, different content in the container.
+    for (name, content) in [("old.txt", "AAAA"), ("fresh.txt", "BBBB")] {
+        let remote = d.remote.join(name);
+        let local_mtime = mtime(&d.local.join(name));
+        std::fs::write(&remote, content).unwrap();
+        set_mtime(&remote, local_mtime);
+    }
+    // fresh.txt was written right after its mtime: hashed, found, sent again.
+    // old.txt was written an hour after its mtime: trusted, like rsync does.
+    let quick = s.initial_sync().await.unwrap();
+    assert_eq!((quick.written, quick.unchanged), (1, 1), "{quick:?}");
+    assert_eq!(
+        std::fs::read_to_string(d.remote.join("fresh.txt")).unwrap(),
+        "bbbb"
+    );
+    let diffs = s.verify().await.unwrap();
+    assert_eq!(diffs.len(), 1, "{diffs:?}");
+    assert_eq!(
+        (diffs[0].path.as_str(), diffs[0].kind),
+        ("old.txt", DiffKind::Content)
+    );
+    assert_eq!(s.full_sync().await.unwrap().written, 1);
+    assert_eq!(
+        std::fs::read_to_string(d.remote.join("old.txt")).unwrap(),
+        "aaaa"
+    );
+    assert_eq!(s.verify().await.unwrap(), vec![]);
+}

@@ -88,6 +88,17 @@ impl Inbox {
         self.notify.notify_one();
     }
 
+    /// Returns what could not be applied (the stream broke): it is applied after the
+    /// reconnection's initial sync, which alone could miss an edit made in the same
+    /// second as the previous one.
+    fn put_back(&self, rule: usize, back: Pending) {
+        let hit = SyncHit {
+            paths: back.paths.into_iter().collect(),
+            overflow: back.overflow,
+        };
+        self.push(rule, &hit);
+    }
+
     fn take(&self) -> Vec<Pending> {
         let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         p.iter_mut().map(std::mem::take).collect()
@@ -512,22 +523,33 @@ impl PodTask {
         verify: &mut mpsc::Receiver<VerifyReply>,
         cancel: &CancellationToken,
     ) -> Option<String> {
+        let closed: Vec<CancellationToken> = sessions.iter().map(Session::closed).collect();
         loop {
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => return None,
+                _ = any_cancelled(&closed) => {
+                    let msg = "the receiver's stream ended".to_owned();
+                    self.publish(sessions, "broken", Some(&msg));
+                    return Some(msg);
+                }
                 _ = self.inbox.notify.notified() => {
                     let pending = self.inbox.take();
                     let started = Instant::now();
                     let (mut written, mut deleted, mut bytes) = (0, 0, 0);
                     let mut errors = Vec::new();
-                    for ((rule, p), session) in self.ctx.dev.sync.iter().zip(pending).zip(sessions.iter_mut()) {
+                    let mut pending = pending.into_iter().enumerate();
+                    while let Some((i, p)) = pending.next() {
+                        let (Some(rule), Some(session)) = (self.ctx.dev.sync.get(i), sessions.get_mut(i)) else {
+                            break;
+                        };
                         let result = if p.overflow {
-                            session.initial_sync().await
+                            // Changes were dropped: compare every file by content.
+                            session.full_sync().await
                         } else if p.paths.is_empty() {
                             continue;
                         } else {
-                            let changes = changes(&rule.from, p.paths);
+                            let changes = changes(&rule.from, p.paths.clone());
                             if changes.is_empty() {
                                 continue;
                             }
@@ -540,6 +562,10 @@ impl PodTask {
                                 bytes += st.bytes;
                             }
                             Err(e) if e.is_fatal() => {
+                                self.inbox.put_back(i, p);
+                                for (j, rest) in pending {
+                                    self.inbox.put_back(j, rest);
+                                }
                                 self.publish(sessions, "broken", Some(&e.to_string()));
                                 return Some(e.to_string());
                             }
@@ -639,6 +665,14 @@ impl PodTask {
             )),
         }
     }
+}
+
+/// Resolves when any of `tokens` is cancelled (never, when there are none).
+async fn any_cancelled(tokens: &[CancellationToken]) {
+    if tokens.is_empty() {
+        return std::future::pending().await;
+    }
+    futures::future::select_all(tokens.iter().map(|t| Box::pin(t.cancelled()))).await;
 }
 
 /// The changes of one rule, relative to its directory, from what is on disk now.

@@ -30,6 +30,35 @@ pub use error::KubeError;
 
 use crate::config::{Cluster, ClusterProvider};
 
+/// A client for `config` like `Client::try_from` builds, except that its connections
+/// set TCP_NODELAY: a sync batch or a port-forward packet is a small write on a
+/// long-lived stream, and Nagle's algorithm would hold it until the previous one is
+/// acknowledged (up to the peer's 40 ms delayed ACK).
+pub fn client_for(config: kube::Config) -> Result<Client, kube::Error> {
+    use hyper_util::client::legacy::connect::HttpConnector;
+    use hyper_util::rt::TokioExecutor;
+    use kube::client::retry::RetryPolicy;
+    use kube::client::ConfigExt;
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(config.connect_timeout);
+    let https = config.rustls_https_connector_with_connector(http)?;
+    let hyper = hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build(https);
+    let service = tower::ServiceBuilder::new()
+        .layer(config.base_uri_layer())
+        .option_layer(
+            config
+                .default_retry
+                .then(|| tower::retry::RetryLayer::new(RetryPolicy::server_retry())),
+        )
+        .option_layer(config.auth_layer()?)
+        .layer(config.extra_headers_layer()?)
+        .map_err(tower::BoxError::from)
+        .service(hyper);
+    Ok(Client::new(service, config.default_namespace))
+}
+
 pub const FIELD_MANAGER: &str = "devenv";
 pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 pub const MANAGED_BY_VALUE: &str = "devenv";
@@ -193,7 +222,7 @@ impl KubeEnv {
                     "check its cluster, user and credentials",
                 )
             })?;
-        let client = Client::try_from(config).map_err(|e| error::explain(&e, &shown_ctx))?;
+        let client = client_for(config).map_err(|e| error::explain(&e, &shown_ctx))?;
         Ok(Self {
             client,
             namespace: cluster.namespace.clone(),

@@ -8,9 +8,13 @@
 //! pipelined with a bound on unacknowledged bytes and file contents are streamed
 //! from disk, never held whole in memory.
 //!
-//! - [`Session::initial_sync`] lists the container's tree (types, sizes, modes, MD5s)
+//! - [`Session::initial_sync`] lists the container's tree (types, modes, sizes, times)
 //!   in one round trip, compares it with the local tree and sends only what differs,
-//!   deleting what the container has in excess (excluded paths are left alone).
+//!   deleting what the container has in excess (excluded paths are left alone). Files
+//!   of equal size and mtime are equal unless the mtime can't be trusted (written
+//!   within a second or two of it): those, and equal sizes with different mtimes, are
+//!   hashed on both sides in one more round trip. [`Session::full_sync`] hashes every
+//!   file of equal size (after changes were lost, e.g. an overflowing queue).
 //! - [`Session::apply`] sends [`Change`]s as read from the local disk at send time.
 //! - [`Session::verify`] compares both trees by checksum: empty means in sync.
 //! - [`Session::status`] is what `devenv sync status` shows per pod.

@@ -42,7 +42,9 @@ impl std::fmt::Display for Difference {
 }
 
 /// Differences between `local` and `remote`, ignoring excluded remote paths. A file's
-/// content is equal when both MD5s are known and equal (sizes differing short-cut it).
+/// content is equal when the sizes are and either both MD5s are known and equal, or
+/// neither was computed and the mtimes are equal (the quick check: the caller hashes
+/// every file whose mtime it does not trust).
 pub fn compare(local: &Tree, remote: &Tree, excludes: &Excludes) -> Vec<Difference> {
     let keep = holding_excluded(remote, excludes);
     let mut out = Vec::new();
@@ -51,7 +53,11 @@ pub fn compare(local: &Tree, remote: &Tree, excludes: &Excludes) -> Vec<Differen
             None => Some(DiffKind::Missing),
             Some(r) if r.kind != l.kind => Some(DiffKind::Type),
             Some(r) => match l.kind {
-                Kind::File if l.size != r.size || l.md5.is_none() || l.md5 != r.md5 => {
+                Kind::File
+                    if l.size != r.size
+                        || l.md5 != r.md5
+                        || (l.md5.is_none() && l.mtime != r.mtime) =>
+                {
                     Some(DiffKind::Content)
                 }
                 Kind::Symlink if l.target != r.target => Some(DiffKind::LinkTarget),
@@ -240,6 +246,7 @@ mod tests {
             mode,
             size: content.len() as u64,
             mtime: 0,
+            ctime: 0,
             md5: Some(Md5::digest(content).into()),
             target: None,
         }
@@ -251,6 +258,7 @@ mod tests {
             mode: 0o755,
             size: 0,
             mtime: 0,
+            ctime: 0,
             md5: None,
             target: None,
         }
@@ -262,6 +270,7 @@ mod tests {
             mode: 0o777,
             size: 0,
             mtime: 0,
+            ctime: 0,
             md5: None,
             target: Some(t.into()),
         }
@@ -358,5 +367,36 @@ mod tests {
         let head = String::from_utf8(batches[0].head(7)).unwrap();
         assert!(head.starts_with("B 7 1 2 "), "{head}");
         assert!(head.ends_with("\nold\na\na/b\n"), "{head}");
+    }
+
+    #[test]
+    fn the_quick_check_trusts_equal_mtimes_only_when_nothing_was_hashed() {
+        let unhashed = |mtime| Entry {
+            md5: None,
+            mtime,
+            ..file(b"abc", 0o644)
+        };
+        let none = Excludes::new(&[]).unwrap();
+        let local = Tree::from([
+            (p("same"), unhashed(100)),
+            (p("touched"), unhashed(200)),
+            (p("hashed-one-side"), file(b"abc", 0o644)),
+        ]);
+        let remote = Tree::from([
+            (p("same"), unhashed(100)),
+            (p("touched"), unhashed(100)),
+            (p("hashed-one-side"), unhashed(0)),
+        ]);
+        let kinds: Vec<_> = compare(&local, &remote, &none)
+            .into_iter()
+            .map(|d| (d.path.as_str().to_owned(), d.kind))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("hashed-one-side".to_owned(), DiffKind::Content),
+                ("touched".to_owned(), DiffKind::Content),
+            ]
+        );
     }
 }

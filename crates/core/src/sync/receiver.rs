@@ -10,12 +10,15 @@
 //!   <nchecks> dirs      every directory a tar entry goes into or is
 //!   <bytes> bytes       a tar archive (none when 0), extracted into the target
 //! L <id> <0|1>          list the target (with MD5s when 1)
+//! H <id> <n>            the MD5s of these <n> files (paths follow, a line each)
 //! P <id>                ping
 //! ```
 //!
 //! Replies (stdout): `R <resolved target>` once at start, `A <id>` when a request is done,
 //! `E <id> <message>` when a batch was refused or failed, listing lines (`S`, `N`, `M`)
-//! before a listing's `A`. Requests are handled in order, so batches can be pipelined.
+//! before a listing's (or checksum request's) `A`. `S` lines carry the mode, size,
+//! mtime and ctime: the ctime says when the receiver wrote the file, which tells the
+//! quick check whether the mtime can be trusted (see `session.rs`). Requests are handled in order, so batches can be pipelined.
 //!
 //! Confinement, the part that must hold whatever the container holds: every checked
 //! directory and the parent of every delete is walked component by component from the
@@ -86,13 +89,29 @@ while IFS= read -r line; do
   L)
     (
       cd -- "$R" || exit 1
-      find . -mindepth 1 -name "*$NL*" -prune -o -exec stat -c 'S %f %s %Y %n' {} +
+      find . -mindepth 1 -name "*$NL*" -prune -o -exec stat -c 'S %f %s %Y %Z %n' {} +
       find . -mindepth 1 -name "*$NL*" -prune -o -type l -exec stat -c 'N %N' {} +
       if [ "$3" = 1 ]; then
         find . -mindepth 1 -name "*$NL*" -prune -o -type f -exec md5sum {} + | sed 's/^/M /'
       fi
     )
     echo "A $2"
+    ;;
+  H)
+    id=$2; n=$3; i=0
+    set --
+    while [ "$i" -lt "$n" ]; do
+      IFS= read -r p || exit 1
+      i=$((i+1))
+      case "/$p/" in //|*//*|*/./*|*/../*) continue;; esac
+      set -- "$@" "./$p"
+      if [ "$#" -ge 256 ]; then
+        (cd -- "$R" && md5sum -- "$@" 2>/dev/null) | sed 's/^/M /'
+        set --
+      fi
+    done
+    [ "$#" -gt 0 ] && (cd -- "$R" && md5sum -- "$@" 2>/dev/null) | sed 's/^/M /'
+    echo "A $id"
     ;;
   P) echo "A $2" ;;
   Q) exit 0 ;;

@@ -1,7 +1,7 @@
 //! A sync session: one long-lived receiver stream into one container, and what we know
 //! of the tree it holds.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -12,6 +12,7 @@ use kube::api::{Api, AttachParams};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use super::error::SyncError;
 use super::exclude::Excludes;
@@ -33,6 +34,18 @@ const START_LIMIT: Duration = Duration::from_secs(30);
 const STALE_ROUNDS: usize = 3;
 /// Last receiver stderr lines kept for error messages.
 const STDERR_LINES: usize = 20;
+/// Seconds within which an mtime is not trusted by the quick check (it has a
+/// resolution of a second, and clocks differ a little).
+const RACY_WINDOW: i64 = 2;
+
+/// How files of equal size are compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Check {
+    /// By mtime, hashing the files whose mtime can't be trusted.
+    Quick,
+    /// By MD5.
+    Checksums,
+}
 
 /// The container a session syncs into.
 #[derive(Clone)]
@@ -143,6 +156,8 @@ pub struct Session {
     events: mpsc::UnboundedReceiver<Event>,
     stderr: Arc<Mutex<VecDeque<String>>>,
     readers: Vec<JoinHandle<()>>,
+    /// Cancelled when the receiver's output ends (it exited, or the stream broke).
+    closed: CancellationToken,
     /// Keeps the exec (or child process) alive; dropping it ends the stream.
     _process: Box<dyn std::any::Any + Send>,
     next_id: u64,
@@ -273,8 +288,9 @@ impl Session {
     ) -> Result<Session, SyncError> {
         let (tx, events) = mpsc::unbounded_channel();
         let stderr_lines = Arc::new(Mutex::new(VecDeque::new()));
+        let closed = CancellationToken::new();
         let readers = vec![
-            tokio::spawn(read_replies(stdout, tx)),
+            tokio::spawn(read_replies(stdout, tx, closed.clone())),
             tokio::spawn(read_stderr(stderr, name.clone(), stderr_lines.clone())),
         ];
         let mut session = Session {
@@ -291,6 +307,7 @@ impl Session {
             events,
             stderr: stderr_lines,
             readers,
+            closed,
             _process: process,
             next_id: 1,
             model: BTreeMap::new(),
@@ -328,11 +345,24 @@ impl Session {
     }
 
     /// Makes the container's target equal the local tree, sending only what differs
-    /// (by type, size, MD5, mode, symlink target) and deleting what is only in the
-    /// container (excluded paths excepted).
+    /// and deleting what is only in the container (excluded paths excepted). Files are
+    /// compared like rsync's quick check: equal size and mtime means equal, except that
+    /// a file is hashed on both sides when its mtime can't be trusted — the receiver
+    /// wrote it within [`RACY_WINDOW`] of that mtime (it may have changed again in the
+    /// same second), or it changed locally within the window. For a new pod or a
+    /// reconnect; after lost changes use [`Session::full_sync`].
     pub async fn initial_sync(&mut self) -> Result<SyncStats, SyncError> {
+        self.sync_tree(Check::Quick).await
+    }
+
+    /// Like [`Session::initial_sync`], comparing every file of equal size by MD5.
+    pub async fn full_sync(&mut self) -> Result<SyncStats, SyncError> {
+        self.sync_tree(Check::Checksums).await
+    }
+
+    async fn sync_tree(&mut self, check: Check) -> Result<SyncStats, SyncError> {
         let started = Instant::now();
-        let (local, remote) = self.both_trees().await?;
+        let (local, remote) = self.both_trees(check).await?;
         let diffs = compare(&local, &remote, &self.excludes);
         let plan = Plan::from_differences(&diffs, &local, &remote, &self.excludes);
         let unchanged = local.len() as u64 - plan.sends.len() as u64;
@@ -380,12 +410,18 @@ impl Session {
     /// Compares the local tree with the container's by MD5, mode, type and symlink
     /// target; empty when they are equal.
     pub async fn verify(&mut self) -> Result<Vec<Difference>, SyncError> {
-        let (local, remote) = self.both_trees().await?;
+        let (local, remote) = self.both_trees(Check::Checksums).await?;
         Ok(compare(&local, &remote, &self.excludes))
     }
 
     pub fn status(&self) -> SessionStatus {
         self.status.clone()
+    }
+
+    /// Cancelled as soon as the stream ends, even while the session is idle: the owner
+    /// reopens it then rather than when the next change fails to go through.
+    pub fn closed(&self) -> CancellationToken {
+        self.closed.clone()
     }
 
     /// The directory the receiver writes into, symlinks resolved.
@@ -417,31 +453,70 @@ impl Session {
         Ok(())
     }
 
-    /// The local tree (hashing only files whose size matches the container's) and
-    /// the container's, listed concurrently.
-    async fn both_trees(&mut self) -> Result<(Tree, Tree), SyncError> {
+    /// The local tree and the container's, listed concurrently, with the MD5s on both
+    /// sides of the files `check` wants compared by content.
+    async fn both_trees(&mut self, check: Check) -> Result<(Tree, Tree), SyncError> {
         let root = self.local_dir.clone();
         let excludes = self.excludes.clone();
         let scan = tokio::task::spawn_blocking(move || tree::scan_local(&root, None, &excludes));
-        let remote = self.list(true).await;
+        let remote = self.list(check == Check::Checksums).await;
         let (mut local, skipped) = scan.await.expect("the scan does not panic")?;
-        let remote = remote?;
+        let mut remote = remote?;
         for path in skipped {
             tracing::warn!(path = %path.display(), "sync: name can't be synced (not UTF-8 or has a newline)");
         }
-        let root = self.local_dir.clone();
-        let sizes: BTreeMap<RelPath, u64> = remote
+        // Only files of equal size can be equal; which of those to hash.
+        let racy_since = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64)
+            - RACY_WINDOW;
+        let wanted: BTreeSet<RelPath> = local
             .iter()
-            .filter(|(_, e)| e.kind == Kind::File)
-            .map(|(p, e)| (p.clone(), e.size))
+            .filter(|(p, l)| {
+                remote.get(*p).is_some_and(|r| {
+                    l.kind == Kind::File
+                        && r.kind == Kind::File
+                        && l.size == r.size
+                        && match check {
+                            Check::Checksums => true,
+                            Check::Quick => {
+                                l.mtime != r.mtime
+                                    || r.ctime - r.mtime <= RACY_WINDOW
+                                    || l.mtime >= racy_since
+                            }
+                        }
+                })
+            })
+            .map(|(p, _)| p.clone())
             .collect();
-        let local = tokio::task::spawn_blocking(move || {
-            tree::hash_local(&root, &mut local, |p, e| sizes.get(p) == Some(&e.size))
-                .map(|()| local)
-        })
-        .await
-        .expect("hashing does not panic")?;
+        let root = self.local_dir.clone();
+        let to_hash = wanted.clone();
+        let hashing = tokio::task::spawn_blocking(move || {
+            tree::hash_local(&root, &mut local, |p, _| to_hash.contains(p)).map(|()| local)
+        });
+        if check == Check::Quick && !wanted.is_empty() {
+            let paths: Vec<RelPath> = wanted.into_iter().collect();
+            let lines = self.checksums(&paths).await?;
+            for line in tree::add_listing(&mut remote, &lines).iter().take(5) {
+                tracing::warn!(pod = %self.name, line, "sync: checksum line not understood");
+            }
+        }
+        let local = hashing.await.expect("hashing does not panic")?;
         Ok((local, remote))
+    }
+
+    /// The container's MD5s of `paths` (files), as `M` listing lines.
+    async fn checksums(&mut self, paths: &[RelPath]) -> Result<Vec<String>, SyncError> {
+        let id = self.take_id();
+        let mut request = format!("H {id} {}\n", paths.len());
+        for p in paths {
+            request.push_str(p.as_str());
+            request.push('\n');
+        }
+        self.write(request.as_bytes()).await?;
+        let mut lines = Vec::new();
+        self.wait_ack(id, &mut lines).await?;
+        Ok(lines)
     }
 
     async fn list(&mut self, sums: bool) -> Result<Tree, SyncError> {
@@ -836,7 +911,12 @@ fn produce_batch(
     }))
 }
 
-async fn read_replies(stdout: Box<dyn AsyncRead + Send + Unpin>, tx: mpsc::UnboundedSender<Event>) {
+async fn read_replies(
+    stdout: Box<dyn AsyncRead + Send + Unpin>,
+    tx: mpsc::UnboundedSender<Event>,
+    closed: CancellationToken,
+) {
+    let _closed = closed.drop_guard();
     let mut lines = BufReader::with_capacity(64 * 1024, stdout).lines();
     loop {
         let event = match lines.next_line().await {

@@ -121,6 +121,7 @@ mod tests {
             mode: 0o755,
             size,
             mtime: 1_700_000_000,
+            ctime: 0,
             md5: None,
             target: None,
         }
@@ -135,6 +136,7 @@ mod tests {
             mode: 0o777,
             size: 0,
             mtime: 0,
+            ctime: 0,
             md5: None,
             target: Some("t".repeat(200)),
         };

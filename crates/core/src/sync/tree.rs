@@ -28,6 +28,9 @@ pub struct Entry {
     pub size: u64,
     /// Seconds since the epoch.
     pub mtime: i64,
+    /// Seconds since the epoch: when the inode last changed (in the container: when
+    /// the receiver wrote it).
+    pub ctime: i64,
     /// Files: the content's MD5, when computed.
     pub md5: Option<[u8; 16]>,
     /// Symlinks: the target, as stored (never followed).
@@ -84,6 +87,7 @@ fn entry_of(full: &Path, meta: &std::fs::Metadata) -> Result<Option<Entry>, Sync
         mode: meta.permissions().mode() & 0o7777,
         size: if kind == Kind::File { meta.len() } else { 0 },
         mtime: meta.mtime(),
+        ctime: meta.ctime(),
         md5: None,
         target,
     }))
@@ -184,17 +188,22 @@ pub fn hash_local(
 }
 
 /// Builds the remote tree from the receiver's listing lines (see `receiver.rs`):
-/// `S <hex st_mode> <size> <mtime> ./path`, `N './path' -> 'target'` and
+/// `S <hex st_mode> <size> <mtime> <ctime> ./path`, `N './path' -> 'target'` and
 /// `M <md5>  ./path`. Returns the lines it could not use.
 pub fn parse_listing(lines: &[String]) -> (Tree, Vec<String>) {
     let mut tree = Tree::new();
-    let mut bad = Vec::new();
-    for line in lines {
-        if !apply_listing_line(&mut tree, line) {
-            bad.push(line.clone());
-        }
-    }
+    let bad = add_listing(&mut tree, lines);
     (tree, bad)
+}
+
+/// Applies more listing lines (e.g. the `M` lines of a checksum request) to `tree`;
+/// returns the lines it could not use.
+pub fn add_listing(tree: &mut Tree, lines: &[String]) -> Vec<String> {
+    lines
+        .iter()
+        .filter(|line| !apply_listing_line(tree, line))
+        .cloned()
+        .collect()
 }
 
 fn rel_of(listed: &str) -> Option<RelPath> {
@@ -203,16 +212,21 @@ fn rel_of(listed: &str) -> Option<RelPath> {
 
 fn apply_listing_line(tree: &mut Tree, line: &str) -> bool {
     if let Some(rest) = line.strip_prefix("S ") {
-        let mut fields = rest.splitn(4, ' ');
-        let (Some(mode), Some(size), Some(mtime), Some(name)) =
-            (fields.next(), fields.next(), fields.next(), fields.next())
-        else {
+        let mut fields = rest.splitn(5, ' ');
+        let (Some(mode), Some(size), Some(mtime), Some(ctime), Some(name)) = (
+            fields.next(),
+            fields.next(),
+            fields.next(),
+            fields.next(),
+            fields.next(),
+        ) else {
             return false;
         };
-        let (Ok(mode), Ok(size), Ok(mtime), Some(path)) = (
+        let (Ok(mode), Ok(size), Ok(mtime), Ok(ctime), Some(path)) = (
             u32::from_str_radix(mode, 16),
             size.parse::<u64>(),
             mtime.parse::<i64>(),
+            ctime.parse::<i64>(),
             rel_of(name),
         ) else {
             return false;
@@ -230,6 +244,7 @@ fn apply_listing_line(tree: &mut Tree, line: &str) -> bool {
             mode: 0,
             size: 0,
             mtime: 0,
+            ctime: 0,
             md5: None,
             target: None,
         });
@@ -237,6 +252,7 @@ fn apply_listing_line(tree: &mut Tree, line: &str) -> bool {
         entry.mode = mode & 0o7777;
         entry.size = if kind == Kind::File { size } else { 0 };
         entry.mtime = mtime;
+        entry.ctime = ctime;
         true
     } else if let Some(rest) = line.strip_prefix("N '") {
         // `./path' -> 'target'`; neither part is escaped by busybox stat, so split at
@@ -298,10 +314,10 @@ mod tests {
     #[test]
     fn parses_a_busybox_listing() {
         let lines: Vec<String> = [
-            "S 81a4 5 1795394642 ./a b.txt",
-            "S 41ed 4096 1795394643 ./sub",
-            "S 81e1 3 1795394642 ./sub/f",
-            "S a1ff 12 1795394643 ./sub/ln",
+            "S 81a4 5 1795394642 1795394650 ./a b.txt",
+            "S 41ed 4096 1795394643 1795394643 ./sub",
+            "S 81e1 3 1795394642 1795394642 ./sub/f",
+            "S a1ff 12 1795394643 1795394643 ./sub/ln",
             "N './sub/ln' -> '/tmp/out side'",
             "M 6137cde4893c59f76f005a8123d8e8e6  ./a b.txt",
             "M 764efa883dda1e11db47671c4a3bbd9e  ./sub/f",
@@ -314,6 +330,7 @@ mod tests {
         assert_eq!(bad, ["garbage"]);
         let a = &tree[&p("a b.txt")];
         assert_eq!((a.kind, a.mode, a.size), (Kind::File, 0o644, 5));
+        assert_eq!((a.mtime, a.ctime), (1795394642, 1795394650));
         assert_eq!(a.md5, parse_md5("6137cde4893c59f76f005a8123d8e8e6"));
         assert_eq!(tree[&p("sub")].kind, Kind::Dir);
         assert_eq!(tree[&p("sub")].size, 0);
