@@ -404,6 +404,35 @@ fn k8s_on_sync_restart_in_place_and_restore_after_daemon_sigkill() {
         "v2",
     );
 
+    // The receiver dies in the pod while nothing is being sent: the daemon notices the
+    // stream end at once, reopens it and compares (nothing to send), and the next
+    // save goes through the new stream.
+    let killed = in_pod(
+        &ns,
+        &pod,
+        "for p in /proc/[0-9]*; do grep -q 'devenv-sy[n]c' $p/cmdline 2>/dev/null && kill ${p#/proc/} && echo killed; done",
+    );
+    assert!(
+        killed.as_deref().is_some_and(|k| k.contains("killed")),
+        "no receiver to kill in {pod}: {killed:?}"
+    );
+    let logs = || t.devenv(&["logs", "web"]).stdout;
+    assert!(
+        wait_until(LIMIT, || {
+            let l = logs();
+            l.contains("stream ended; reconnecting") && l.matches("in sync in").count() >= 2
+        }),
+        "the dead receiver was not noticed and replaced:\n{}",
+        logs()
+    );
+    assert!(
+        logs().contains("(0 sent, 0 bytes, 0 deleted, 1 unchanged)"),
+        "the re-sync sent something:\n{}",
+        logs()
+    );
+    write(&t.root().join("project/site"), "index.html", "v3\n");
+    pod_shows(&ns, &pod, "cat /app/index.html", "v3");
+
     // SIGKILL the daemon in dev mode: the next daemon restores the workload.
     t.kill_daemon_hard();
     assert!(in_dev_mode(&ns, "web"), "nothing to restore?");

@@ -33,6 +33,8 @@ const MAX_PENDING: usize = 16 * 1024;
 /// Reconnect back-off after a broken session: first and last.
 const RETRY_FIRST: Duration = Duration::from_millis(500);
 const RETRY_MAX: Duration = Duration::from_secs(15);
+/// A session that lasted this long is reopened without waiting when it breaks.
+const STABLE: Duration = Duration::from_secs(10);
 /// An `onSync` command running longer is abandoned (its output stops being read).
 const ON_SYNC_LIMIT: Duration = Duration::from_secs(300);
 
@@ -465,8 +467,8 @@ impl PodTask {
                     continue;
                 }
             };
-            retry = RETRY_FIRST;
             self.publish(&sessions, "watching", None);
+            let served = Instant::now();
             let end = self.serve(&mut sessions, &mut verify, &cancel).await;
             for s in sessions {
                 let _ = s.close().await;
@@ -477,10 +479,17 @@ impl PodTask {
                     self.ctx
                         .system(&format!("sync into pod {}: {msg}; reconnecting", self.pod));
                     self.publish(&[], "retrying", Some(&msg));
+                    // A stream that worked for a while is reopened at once; one that
+                    // keeps breaking soon after opening backs off.
+                    if served.elapsed() >= STABLE {
+                        retry = RETRY_FIRST;
+                        continue;
+                    }
                     tokio::select! {
                         _ = cancel.cancelled() => return,
                         _ = tokio::time::sleep(retry) => {}
                     }
+                    retry = (retry * 2).min(RETRY_MAX);
                 }
             }
         }
