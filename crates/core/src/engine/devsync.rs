@@ -508,7 +508,8 @@ impl PodTask {
                 container: Some(self.container.clone()),
                 remote_dir: rule.to.clone(),
             };
-            let mut s = Session::open(target, rule.from.clone(), rule.exclude.clone()).await?;
+            let mut s =
+                Session::open(target, rule.from.clone(), sync_excludes(&rule.exclude)).await?;
             let st = s.initial_sync().await?;
             files += st.written;
             bytes += st.bytes;
@@ -676,6 +677,16 @@ impl PodTask {
     }
 }
 
+/// A rule's excludes, after the version-control directories the watcher never watches
+/// either (so they are not half-synced: sent once, then never updated).
+fn sync_excludes(rule: &[String]) -> Vec<String> {
+    crate::watch::VCS_DIRS
+        .iter()
+        .map(|d| format!("{d}/"))
+        .chain(rule.iter().cloned())
+        .collect()
+}
+
 /// Resolves when any of `tokens` is cancelled (never, when there are none).
 async fn any_cancelled(tokens: &[CancellationToken]) {
     if tokens.is_empty() {
@@ -768,6 +779,19 @@ mod tests {
             c,
             vec![Change::Write("a".into()), Change::Remove("gone".into())]
         );
+    }
+
+    #[test]
+    fn version_control_directories_are_not_synced() {
+        use crate::sync::{Excludes, RelPath};
+        let ex = Excludes::new(&sync_excludes(&["*.tmp".into()])).unwrap();
+        let p = |s: &str| RelPath::new(s).unwrap();
+        assert!(ex.excludes_within(&p(".git"), true));
+        assert!(ex.excludes_within(&p(".git/objects/ab/cdef"), false));
+        assert!(ex.excludes_within(&p("vendor/lib/.hg"), true));
+        assert!(ex.excludes_within(&p("a.tmp"), false));
+        assert!(!ex.excludes_within(&p("src/main.rs"), false));
+        assert!(!ex.excludes_within(&p(".gitignore"), false));
     }
 
     #[test]

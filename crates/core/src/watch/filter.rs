@@ -14,7 +14,7 @@ use ignore::Match;
 
 /// Directories never watched nor reported: version-control internals change on every
 /// `git status` and are not the project's sources.
-const VCS_DIRS: [&str; 4] = [".git", ".hg", ".svn", ".jj"];
+pub(crate) const VCS_DIRS: [&str; 4] = [".git", ".hg", ".svn", ".jj"];
 
 pub(crate) const IGNORE_FILE: &str = ".ignore";
 pub(crate) const GITIGNORE_FILE: &str = ".gitignore";

@@ -28,6 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use debounce::Debounce;
+pub(crate) use filter::VCS_DIRS;
 pub use worker::SetupReport;
 
 use crate::config::{Command, Service, WatchAction};
