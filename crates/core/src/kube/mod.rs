@@ -30,7 +30,8 @@ pub use error::KubeError;
 
 use crate::config::{Cluster, ClusterProvider};
 
-/// A client for `config` like `Client::try_from` builds, except that its connections
+/// A client for `config` like `Client::try_from` builds (timeouts, retries, auth,
+/// headers; not its tracing spans), except that its connections
 /// set TCP_NODELAY: a sync batch or a port-forward packet is a small write on a
 /// long-lived stream, and Nagle's algorithm would hold it until the previous one is
 /// acknowledged (up to the peer's 40 ms delayed ACK).
@@ -42,9 +43,14 @@ pub fn client_for(config: kube::Config) -> Result<Client, kube::Error> {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
-    http.set_connect_timeout(config.connect_timeout);
     let https = config.rustls_https_connector_with_connector(http)?;
-    let hyper = hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build(https);
+    // The same timeouts as kube's own builder.
+    let mut timeouts = hyper_timeout::TimeoutConnector::new(https);
+    timeouts.set_connect_timeout(config.connect_timeout);
+    timeouts.set_read_timeout(config.read_timeout);
+    timeouts.set_write_timeout(config.write_timeout);
+    timeouts.set_reset_reader_on_write(config.reset_reader_on_write);
+    let hyper = hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build(timeouts);
     let service = tower::ServiceBuilder::new()
         .layer(config.base_uri_layer())
         .option_layer(
