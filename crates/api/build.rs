@@ -1,7 +1,10 @@
 //! Compiles proto/devenv/v1 with protox (pure Rust): a fresh machine needs only cargo.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    // Read when the script runs (not baked in when it is compiled), so a build script
+    // compiled for another checkout sharing the target directory still finds this one.
+    let manifest = std::env::var("CARGO_MANIFEST_DIR")?;
+    let root = std::path::Path::new(&manifest).join("../../proto");
     let file = root.join("devenv/v1/devenv.proto");
     println!("cargo:rerun-if-changed={}", file.display());
 

@@ -510,6 +510,7 @@ impl PodTask {
             };
             let mut s =
                 Session::open(target, rule.from.clone(), sync_excludes(&rule.exclude)).await?;
+            self.publish(&[], "syncing", None);
             let st = s.initial_sync().await?;
             files += st.written;
             bytes += st.bytes;

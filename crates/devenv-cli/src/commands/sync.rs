@@ -59,7 +59,7 @@ pub async fn status(ctx: &Ctx) -> Result {
         .map(|s| {
             let phase = match s.phase.as_str() {
                 "watching" if s.connected => paint(ctx.out.color, GREEN, "watching"),
-                "watching" | "connecting" => paint(ctx.out.color, YELLOW, &s.phase),
+                "watching" | "connecting" | "syncing" => paint(ctx.out.color, YELLOW, &s.phase),
                 other => paint(ctx.out.color, RED, other),
             };
             let last = s
