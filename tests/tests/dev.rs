@@ -410,7 +410,7 @@ fn k8s_on_sync_restart_in_place_and_restore_after_daemon_sigkill() {
     let killed = in_pod(
         &ns,
         &pod,
-        "for p in /proc/[0-9]*; do grep -q 'devenv-sy[n]c' $p/cmdline 2>/dev/null && kill ${p#/proc/} && echo killed; done",
+        "for p in /proc/[0-9]*; do if grep -q 'devenv-sy[n]c' $p/cmdline 2>/dev/null; then kill ${p#/proc/} && echo killed; fi; done",
     );
     assert!(
         killed.as_deref().is_some_and(|k| k.contains("killed")),

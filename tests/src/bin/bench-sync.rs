@@ -325,7 +325,7 @@ spec:
                 "--",
                 "sh",
                 "-c",
-                "for p in /proc/[0-9]*; do grep -q 'devenv-sy[n]c' $p/cmdline 2>/dev/null && kill ${p#/proc/} && echo killed $p; done; ps",
+                "for p in /proc/[0-9]*; do if grep -q 'devenv-sy[n]c' $p/cmdline 2>/dev/null; then kill ${p#/proc/} && echo killed $p; fi; done",
             ],
         );
         let killed_one = killed_one.unwrap_or_default();
