@@ -433,6 +433,28 @@ fn k8s_on_sync_restart_in_place_and_restore_after_daemon_sigkill() {
     write(&t.root().join("project/site"), "index.html", "v3\n");
     pod_shows(&ns, &pod, "cat /app/index.html", "v3");
 
+    // A receiver that stops answering without its stream ending (SIGSTOP) is caught by
+    // the keepalive after 30 s of quiet, and replaced.
+    let stopped = in_pod(
+        &ns,
+        &pod,
+        "for p in /proc/[0-9]*; do if grep -q 'devenv-sy[n]c' $p/cmdline 2>/dev/null; then kill -STOP ${p#/proc/} && echo stopped; fi; done",
+    );
+    assert!(
+        stopped.as_deref().is_some_and(|k| k.contains("stopped")),
+        "no receiver to stop in {pod}: {stopped:?}"
+    );
+    assert!(
+        wait_until(Duration::from_secs(90), || {
+            let l = logs();
+            l.contains("keepalive") && l.matches("in sync in").count() >= 3
+        }),
+        "the silent receiver was not replaced:\n{}",
+        logs()
+    );
+    write(&t.root().join("project/site"), "index.html", "v4\n");
+    pod_shows(&ns, &pod, "cat /app/index.html", "v4");
+
     // SIGKILL the daemon in dev mode: the next daemon restores the workload.
     t.kill_daemon_hard();
     assert!(in_dev_mode(&ns, "web"), "nothing to restore?");

@@ -33,6 +33,9 @@ const MAX_PENDING: usize = 16 * 1024;
 /// Reconnect back-off after a broken session: first and last.
 const RETRY_FIRST: Duration = Duration::from_millis(500);
 const RETRY_MAX: Duration = Duration::from_secs(15);
+/// Quiet time after which every session is pinged, and how long the answer may take.
+const KEEPALIVE: Duration = Duration::from_secs(30);
+const KEEPALIVE_LIMIT: Duration = Duration::from_secs(10);
 /// A session that lasted this long is reopened without waiting when it breaks.
 const STABLE: Duration = Duration::from_secs(10);
 /// An `onSync` command running longer is abandoned (its output stops being read).
@@ -543,6 +546,19 @@ impl PodTask {
                     let msg = "the receiver's stream ended".to_owned();
                     self.publish(sessions, "broken", Some(&msg));
                     return Some(msg);
+                }
+                // The stream's end is the event for a receiver that died; a ping after
+                // a quiet spell also catches one that stopped answering without it.
+                _ = tokio::time::sleep(KEEPALIVE) => {
+                    for s in sessions.iter_mut() {
+                        let failed = match tokio::time::timeout(KEEPALIVE_LIMIT, s.ping()).await {
+                            Ok(Ok(_)) => continue,
+                            Ok(Err(e)) => e.to_string(),
+                            Err(_) => format!("no answer to a keepalive within {KEEPALIVE_LIMIT:?}"),
+                        };
+                        self.publish(sessions, "broken", Some(&failed));
+                        return Some(failed);
+                    }
                 }
                 _ = self.inbox.notify.notified() => {
                     let pending = self.inbox.take();
