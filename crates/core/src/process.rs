@@ -265,7 +265,17 @@ mod tests {
                 .as_raw(),
             pid
         );
-        assert!(marked_processes().contains(&(pid, marker.clone())));
+        // The spawn returns once the child's exec has replaced its memory, which is
+        // a moment before the kernel records where the new environment lies: until
+        // then /proc/PID/environ reads empty (seen under load), so poll.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !marked_processes().contains(&(pid, marker.clone())) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the child's marker never showed in /proc/{pid}/environ"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
         // Our own instance's processes are left alone, another's are killed.
         assert_eq!(kill_stale_markers("test", &[&env_id]), 0);
         assert_eq!(kill_stale_markers("other", &[&env_id]), 1);
