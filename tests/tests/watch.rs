@@ -190,9 +190,11 @@ fn a_burst_of_writes_is_one_restart() {
     let (_, pid, _) = snapshot(&env.status_json(), "web");
 
     // A code generator: 500 files in 10 new directories, as fast as it can.
+    let writing = std::time::Instant::now();
     for i in 0..500 {
         write(&env, &format!("app/gen/d{}/f{i}.py", i % 10), "x = 1\n");
     }
+    let writing = writing.elapsed();
     let mut last = Value::Null;
     let ok = wait_until(WAIT, || {
         let Some(s) = try_status(&env) else {
@@ -224,9 +226,13 @@ fn a_burst_of_writes_is_one_restart() {
         .iter()
         .filter(|l| l.ends_with(": restarting"))
         .collect();
+    // One batch (two when the burst straddles a quiet window); a burst that lasts
+    // longer than the debounce's latency cap (300 ms) is cut every 300 ms by design, as
+    // happens when a loaded machine slows the writes down.
+    let allowed = 2 + (writing.as_millis() / 300) as usize;
     assert!(
-        (1..=2).contains(&burst.len()),
-        "500 writes made {} restarts: {lines:#?}",
+        (1..=allowed).contains(&burst.len()),
+        "500 writes in {writing:?} made {} restarts (at most {allowed}): {lines:#?}",
         burst.len()
     );
     assert!(burst[0].contains("files changed"), "{lines:#?}");
