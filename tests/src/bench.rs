@@ -48,3 +48,16 @@ impl Sample {
         quantile(&self.sorted(), 0.99)
     }
 }
+
+/// The value after `flag` as a positive number; anything else ends the program through
+/// `usage` (which prints what is wrong and exits).
+pub fn positive_arg(
+    args: &mut impl Iterator<Item = String>,
+    flag: &str,
+    usage: fn(&str) -> !,
+) -> usize {
+    args.next()
+        .and_then(|v| v.parse().ok())
+        .filter(|n: &usize| *n > 0)
+        .unwrap_or_else(|| usage(&format!("{flag} needs a positive number")))
+}

@@ -12,11 +12,12 @@
 //! probe, one pod each, a Service each. kubectl runs `rollout status` per Deployment
 //! one after another, as a deploy script does. See docs/benchmarks.md.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use devenv_e2e::bench::Sample;
+use devenv_e2e::bench::{positive_arg, Sample};
+use devenv_e2e::kube::kubectl;
 use devenv_e2e::{Bins, Profile, TestEnv};
 
 const IMAGE: &str = "devenv.test/busybox:1.35.0";
@@ -34,15 +35,9 @@ fn parse_args() -> Opts {
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
-        let mut num = |what: &str| {
-            args.next()
-                .and_then(|v| v.parse().ok())
-                .filter(|n: &usize| *n > 0)
-                .unwrap_or_else(|| usage(&format!("{what} needs a positive number")))
-        };
         match a.as_str() {
-            "--runs" => o.runs = num("--runs"),
-            "--services" => o.services = num("--services"),
+            "--runs" => o.runs = positive_arg(&mut args, "--runs", usage),
+            "--services" => o.services = positive_arg(&mut args, "--services", usage),
             "-h" | "--help" => usage(""),
             other => usage(&format!("unknown argument {other}")),
         }
@@ -58,15 +53,6 @@ fn usage(err: &str) -> ! {
         "usage: bench-kube [--runs N] [--services N]   (needs KUBECONFIG: tests/cluster/up.sh)"
     );
     std::process::exit(if err.is_empty() { 0 } else { 2 });
-}
-
-fn kubectl() -> PathBuf {
-    let local = PathBuf::from("/var/tmp/devenv-test-cluster/bin/kubectl");
-    if local.exists() {
-        local
-    } else {
-        PathBuf::from("kubectl")
-    }
 }
 
 fn kc(kubeconfig: &str, args: &[&str]) -> bool {

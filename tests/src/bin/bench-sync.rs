@@ -17,12 +17,13 @@
 //! See docs/benchmarks.md.
 
 use std::io::BufRead;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use devenv_e2e::bench::Sample;
+use devenv_e2e::bench::{positive_arg, Sample};
+use devenv_e2e::kube::kubectl;
 use devenv_e2e::{wait_until, Bins, Profile, TestEnv};
 use serde_json::Value;
 
@@ -52,31 +53,16 @@ fn parse_args() -> Opts {
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
-        let mut num = |what: &str| {
-            args.next()
-                .and_then(|v| v.parse().ok())
-                .filter(|n: &usize| *n > 0)
-                .unwrap_or_else(|| usage(&format!("{what} needs a positive number")))
-        };
         match a.as_str() {
-            "--saves" => o.saves = num("--saves"),
-            "--files" => o.files = num("--files"),
-            "--size" => o.size = num("--size"),
-            "--resyncs" => o.resyncs = num("--resyncs"),
+            "--saves" => o.saves = positive_arg(&mut args, "--saves", usage),
+            "--files" => o.files = positive_arg(&mut args, "--files", usage),
+            "--size" => o.size = positive_arg(&mut args, "--size", usage),
+            "--resyncs" => o.resyncs = positive_arg(&mut args, "--resyncs", usage),
             "-h" | "--help" => usage(""),
             other => usage(&format!("unknown argument {other}")),
         }
     }
     o
-}
-
-fn kubectl() -> PathBuf {
-    let local = PathBuf::from("/var/tmp/devenv-test-cluster/bin/kubectl");
-    if local.exists() {
-        local
-    } else {
-        PathBuf::from("kubectl")
-    }
 }
 
 fn kc(kubeconfig: &str, args: &[&str]) -> Option<String> {
