@@ -2,14 +2,19 @@
 //! environment name. A cheap shared handle; each environment's services are owned
 //! by their supervisors.
 
-pub mod devsync;
-mod env;
+mod board;
+pub mod dev;
+mod down;
 mod graph;
-mod kubesvc;
+mod kuberun;
 mod presets;
+mod runtime;
 mod supervisor;
+mod up;
 
-pub use env::{DownReport, EnvRuntime, UpEvent, UpOptions};
+pub use down::DownReport;
+pub use runtime::EnvRuntime;
+pub use up::{UpEvent, UpOptions};
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -163,64 +168,6 @@ impl Engine {
                 .insert(rec.id.clone(), Arc::new(rt));
         }
         self.state.flush()
-    }
-
-    /// Workloads left in dev mode by an earlier daemon (killed while a `devenv dev`
-    /// or `up --dev` ran) are restored in the background, retried with back-off while
-    /// their cluster is unreachable; `up` and `down` of their environment also restore.
-    fn restore_dev_workloads(&self) {
-        let records = match self.state.devs("") {
-            Ok(r) if !r.is_empty() => r,
-            Ok(_) => return,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read dev-mode backups");
-                return;
-            }
-        };
-        let envs = self.envs.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        for rec in records {
-            let state = self.state.clone();
-            let rt = envs.get(&rec.env_id).cloned();
-            // Not tracked: shutdown must not wait for an unreachable cluster.
-            tokio::spawn(async move {
-                let mut wait = Duration::from_secs(1);
-                loop {
-                    match restore_record(&rec).await {
-                        Ok(restored) => {
-                            let _ = state.remove_dev(&rec);
-                            if let Some(rt) = &rt {
-                                if restored {
-                                    let name: Arc<str> = Arc::from(rec.service.as_str());
-                                    rt.shared.logs.push(
-                                        &name,
-                                        crate::logs::Stream::System,
-                                        &format!(
-                                            "dev mode ended by a daemon restart: {} restored",
-                                            rec.backup.display()
-                                        ),
-                                    );
-                                }
-                            }
-                            tracing::info!(workload = %rec.backup.display(), restored, "dev mode backup handled");
-                            return;
-                        }
-                        Err(e) => {
-                            tracing::warn!(workload = %rec.backup.display(), error = %e, "cannot restore after dev mode yet");
-                            // Someone else (an `up` or `down`) may have restored it meanwhile.
-                            let still = state
-                                .devs(&rec.env_id)
-                                .map(|all| all.contains(&rec))
-                                .unwrap_or(false);
-                            if !still {
-                                return;
-                            }
-                            tokio::time::sleep(wait).await;
-                            wait = (wait * 2).min(Duration::from_secs(60));
-                        }
-                    }
-                }
-            });
-        }
     }
 
     fn new_runtime(
@@ -409,86 +356,6 @@ impl Engine {
         Ok(rx)
     }
 
-    /// Starts a `devenv dev` session: `services` in dev mode (their dependencies up)
-    /// until [`Engine::end_dev`]. Returns the session id and the up's progress.
-    pub fn dev(
-        &self,
-        req: EnvRequest,
-        services: Vec<String>,
-    ) -> Result<(u64, mpsc::Receiver<UpEvent>), EngineError> {
-        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-        let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let opts = UpOptions {
-            services: services.clone(),
-            keep_going: true,
-            dev: false,
-            dev_session: Some((id, services)),
-        };
-        Ok((id, self.up(req, opts)?))
-    }
-
-    /// Ends a `devenv dev` session: its services go back to their original workload
-    /// (restored, and running again if they were running). Waits until they are.
-    pub async fn end_dev(&self, req: EnvRequest, id: u64) {
-        let Ok(rt) = self.find(&req) else { return };
-        let names = rt.end_dev_session(id);
-        let running: Vec<String> = names
-            .into_iter()
-            .filter(|n| rt.shared.status_of(n).is_some_and(|s| s.state.is_active()))
-            .collect();
-        if running.is_empty() {
-            return;
-        }
-        let opts = UpOptions {
-            services: running,
-            keep_going: true,
-            dev: false,
-            dev_session: None,
-        };
-        if let Ok(mut events) = self.up(req, opts) {
-            while events.recv().await.is_some() {}
-        }
-    }
-
-    /// Sync sessions of the environment's services in dev mode.
-    pub fn sync_status(&self, req: &EnvRequest) -> Result<Vec<devsync::PodSync>, EngineError> {
-        let rt = self.find(req)?;
-        Ok(rt
-            .shared
-            .syncs()
-            .into_iter()
-            .flat_map(|(_, s)| s.status())
-            .collect())
-    }
-
-    /// Compares the pods' trees with the local ones.
-    pub async fn sync_verify(
-        &self,
-        req: &EnvRequest,
-        services: &[String],
-    ) -> Result<Vec<(String, devsync::Verified)>, EngineError> {
-        let rt = self.find(req)?;
-        let syncs = rt.shared.syncs();
-        if let Some(missing) = services
-            .iter()
-            .find(|n| !syncs.iter().any(|(s, _)| s == *n))
-        {
-            return Err(EngineError::Invalid(format!(
-                "`{missing}` is not syncing: it is not in dev mode (`devenv dev {missing}` or `devenv up --dev`), or has no `dev.sync` rules"
-            )));
-        }
-        let mut out = Vec::new();
-        for (name, s) in syncs {
-            if !services.is_empty() && !services.contains(&name) {
-                continue;
-            }
-            for v in s.verify().await {
-                out.push((name.clone(), v));
-            }
-        }
-        Ok(out)
-    }
-
     /// Stops everything of the environment. Works on a known environment even when
     /// its config has since broken.
     pub async fn down(&self, req: &EnvRequest, volumes: bool) -> Result<DownReport, EngineError> {
@@ -580,25 +447,4 @@ impl Engine {
             );
         }
     }
-}
-
-/// Restores one dev-mode backup; true when the workload was changed back.
-async fn restore_record(rec: &crate::state::DevRecord) -> Result<bool, String> {
-    use crate::config::{Cluster, ClusterProvider};
-    use crate::kube::devmode::{self, Restored};
-    let cluster = Cluster {
-        provider: ClusterProvider::Kubeconfig,
-        name: None,
-        context: rec.context.clone(),
-        namespace: rec.backup.namespace.clone(),
-        k3d: Default::default(),
-    };
-    let kenv = crate::kube::KubeEnv::connect(&cluster, &rec.env_name, &rec.vars)
-        .await
-        .map_err(|e| e.to_string())?;
-    let w = devmode::workload_of(&rec.backup);
-    let r = devmode::restore(&kenv.client, &kenv.context, &w, Some(&rec.backup))
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(r == Restored::Restored)
 }

@@ -10,7 +10,7 @@ use nix::sys::signal::Signal;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
-use super::env::Shared;
+use super::board::Shared;
 use crate::config::{Probe, Readiness, RestartPolicy, Service};
 use crate::logs::{self, Received, Stream};
 use crate::probe::{self, Backoff, ExecContext};
@@ -82,41 +82,6 @@ impl Supervisor {
             task,
             service,
             dev: false,
-        }
-    }
-
-    /// A supervisor for a kubernetes service (see [`super::kubesvc`]).
-    pub fn start_kube(
-        shared: Arc<Shared>,
-        service: Service,
-        env: Arc<crate::config::Environment>,
-        kenv: crate::kube::KubeEnv,
-        kinds: Arc<crate::kube::apply::Kinds>,
-        vars: Arc<std::collections::BTreeMap<String, String>>,
-        dev: bool,
-    ) -> Self {
-        let (tx, rx) = mpsc::channel(8);
-        let svc = service.clone();
-        let task = tokio::spawn(async move {
-            super::kubesvc::KubeRun {
-                dev,
-                active_dev: None,
-                shared,
-                svc,
-                env,
-                kenv,
-                kinds,
-                vars,
-                ctl: rx,
-            }
-            .main()
-            .await
-        });
-        Self {
-            ctl: tx,
-            task,
-            service,
-            dev,
         }
     }
 

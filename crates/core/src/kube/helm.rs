@@ -65,6 +65,23 @@ pub fn install_args(
     args
 }
 
+/// Arguments of `helm uninstall` (pure, for tests).
+pub fn uninstall_args(release: &str, namespace: &str, context: Option<&str>) -> Vec<String> {
+    let mut args: Vec<String> = vec![
+        "uninstall".into(),
+        release.into(),
+        "--namespace".into(),
+        namespace.into(),
+        "--ignore-not-found".into(),
+        "--wait".into(),
+    ];
+    if let Some(ctx) = context {
+        args.push("--kube-context".into());
+        args.push(ctx.into());
+    }
+    args
+}
+
 /// Whether helm's storage (Secrets, or ConfigMaps with `HELM_DRIVER=configmap`) holds
 /// any revision of `release` in `kenv`'s namespace. Lets `down` without helm go on when
 /// no release was ever installed (e.g. `up` failed because helm was missing).

@@ -2,6 +2,7 @@
 //! environment's, wait until it is gone, keep volumes unless asked, and remove the
 //! namespace when devenv created it.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures::FutureExt;
@@ -12,7 +13,9 @@ use kube::discovery::Scope;
 use kube::runtime::wait::{await_condition, conditions};
 
 use super::apply::Kinds;
+use super::helm;
 use super::{error, selector, KubeEnv, KubeError, CREATED_ANNOTATION};
+use crate::config::{Environment, RuntimeKind, Service};
 
 /// How long `down` waits for deleted objects to disappear.
 const GONE_DEADLINE: Duration = Duration::from_secs(90);
@@ -37,6 +40,67 @@ pub struct Report {
     /// Persistent volume claims kept (no `--volumes`).
     pub kept_volumes: Vec<String>,
     pub namespace_removed: bool,
+}
+
+/// The cluster half of `devenv down`: the environment's helm releases first (their
+/// objects don't carry devenv's labels), then everything labelled as its own. The
+/// error is one line with what to do next.
+pub async fn down(
+    kenv: &KubeEnv,
+    env: &Environment,
+    kinds: &Kinds,
+    vars: &BTreeMap<String, String>,
+    volumes: bool,
+) -> Result<Report, String> {
+    let kube_services: Vec<&Service> = env
+        .services
+        .iter()
+        .filter(|s| s.runtime == RuntimeKind::Kubernetes)
+        .collect();
+    let mut helm_deleted = Vec::new();
+    // Helm releases first (their objects don't carry devenv's labels).
+    for svc in kube_services.iter().filter(|s| s.chart.is_some()) {
+        let bin = match helm::binary(vars) {
+            Ok(b) => b,
+            // Without helm, down can still finish when there is no release to remove.
+            Err(e) => match helm::has_release(kenv, &helm::release(&svc.name)).await {
+                Ok(false) => continue,
+                Ok(true) => return Err(e.to_string()),
+                Err(k) => return Err(k.to_string()),
+            },
+        };
+        let context = env.cluster.as_ref().and_then(super::context_name);
+        let args = helm::uninstall_args(
+            &helm::release(&svc.name),
+            &kenv.namespace,
+            context.as_deref(),
+        );
+        helm::run(&bin, &args, vars, &env.project_dir)
+            .await
+            .map_err(|e| e.to_string())?;
+        helm_deleted.push(format!("helm release {}", svc.name));
+    }
+    // Kinds named by manifests, so custom resources are found too.
+    let mut extra = Vec::new();
+    for svc in &kube_services {
+        if let Some(dir) = &svc.manifests {
+            if let Ok(docs) = super::manifests::load(dir, &env.project_dir) {
+                for d in docs {
+                    if let Some(t) = super::apply::type_of(&d.object) {
+                        if !extra.contains(&t) {
+                            extra.push(t);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let mut r = teardown(kenv, kinds, &extra, volumes).await.map_err(|e| {
+        format!("{e}; run `devenv down` again to finish removing the cluster's objects")
+    })?;
+    helm_deleted.extend(r.deleted);
+    r.deleted = helm_deleted;
+    Ok(r)
 }
 
 /// Deletes the environment's objects; `extra` are kinds its manifests used.

@@ -1,0 +1,181 @@
+//! The status board of one environment: every service's status (watched, broadcast
+//! and persisted on change), its port forwards, and what of it is in dev mode. The
+//! lowest piece of the engine: supervisors, the kube runner, up and down all write
+//! here, and it depends on none of them.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{broadcast, watch};
+
+use super::dev::sync::SyncState;
+use super::dev::DevOwner;
+use crate::config::Service;
+use crate::kube::forward::Forwarder;
+use crate::logs::LogHub;
+use crate::process::{Guardian, Spawner};
+use crate::state::{ServiceRecord, StateStore};
+use crate::status::ServiceStatus;
+
+/// What supervisors of one environment share.
+#[derive(Debug)]
+pub struct Shared {
+    pub id: String,
+    pub name: String,
+    pub logs: LogHub,
+    pub spawner: Arc<Spawner>,
+    pub guardian: Arc<Guardian>,
+    pub state: StateStore,
+    /// Identifies this daemon instance in service markers.
+    pub instance: String,
+    pub(super) statuses: Mutex<HashMap<String, watch::Sender<ServiceStatus>>>,
+    pub(super) events: broadcast::Sender<ServiceStatus>,
+    /// Port forwards of kubernetes services that are up, by service.
+    pub(super) forwards: Mutex<BTreeMap<String, Vec<Forwarder>>>,
+    /// Services asked to run in dev mode, and by whom.
+    pub(super) dev_wanted: Mutex<BTreeMap<String, DevOwner>>,
+    /// Services whose workload is in dev mode now.
+    pub(super) dev_active: Mutex<BTreeSet<String>>,
+    /// Sync sessions of services in dev mode.
+    pub(super) syncs: Mutex<BTreeMap<String, Arc<SyncState>>>,
+}
+
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Shared {
+    /// Scratch files of this environment (e.g. helm values) live under here.
+    pub fn state_dir(&self) -> PathBuf {
+        self.state.dir().to_path_buf()
+    }
+
+    pub fn add_forward(&self, service: &str, f: Forwarder) {
+        self.forwards
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(service.to_owned())
+            .or_default()
+            .push(f);
+    }
+
+    pub fn dev_wanted(&self, service: &str) -> bool {
+        lock(&self.dev_wanted).contains_key(service)
+    }
+
+    pub fn set_dev_active(&self, service: &str, on: bool) {
+        {
+            let mut a = lock(&self.dev_active);
+            if on {
+                a.insert(service.to_owned());
+            } else {
+                a.remove(service);
+            }
+        }
+        self.update(service, |s| s.dev = on);
+    }
+
+    pub fn dev_active(&self, service: &str) -> bool {
+        lock(&self.dev_active).contains(service)
+    }
+
+    pub fn set_sync(&self, service: &str, s: Option<Arc<SyncState>>) {
+        let mut m = lock(&self.syncs);
+        match s {
+            Some(s) => m.insert(service.to_owned(), s),
+            None => m.remove(service),
+        };
+    }
+
+    /// Sync states of the services in dev mode, by service.
+    pub fn syncs(&self) -> Vec<(String, Arc<SyncState>)> {
+        lock(&self.syncs)
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    pub fn has_forwards(&self, service: &str) -> bool {
+        self.forwards
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(service)
+            .is_some_and(|v| !v.is_empty())
+    }
+
+    pub fn take_forwards(&self, service: &str) -> Vec<Forwarder> {
+        self.forwards
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(service)
+            .unwrap_or_default()
+    }
+
+    pub fn marker(&self, service: &str) -> String {
+        format!("{}/{}/{}", self.instance, self.id, service)
+    }
+
+    pub fn status_of(&self, name: &str) -> Option<ServiceStatus> {
+        self.statuses
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .map(|s| s.borrow().clone())
+    }
+
+    pub(super) fn watch_of(&self, name: &str) -> Option<watch::Receiver<ServiceStatus>> {
+        self.statuses
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .map(|s| s.subscribe())
+    }
+
+    /// Changes a service's status, then publishes and persists it.
+    pub fn update(&self, name: &str, f: impl FnOnce(&mut ServiceStatus)) {
+        let snapshot = {
+            let map = self.statuses.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(tx) = map.get(name) else { return };
+            let before = tx.borrow().state;
+            tx.send_modify(|s| {
+                f(s);
+                if s.state != before {
+                    s.since = std::time::SystemTime::now();
+                }
+                // Only a live process has a pid worth showing.
+                if !s.state.is_active() {
+                    s.pid = None;
+                }
+            });
+            let snap = tx.borrow().clone();
+            snap
+        };
+        let _ = self.events.send(snapshot.clone());
+        self.persist(snapshot);
+    }
+
+    pub(super) fn persist(&self, status: ServiceStatus) {
+        if let Err(e) = self.state.put_service(&self.id, &ServiceRecord { status }) {
+            tracing::error!(error = %e, "cannot persist service state");
+        }
+    }
+
+    pub(super) fn ensure_status(&self, svc: &Service) {
+        let mut map = self.statuses.lock().unwrap_or_else(|p| p.into_inner());
+        match map.get(&svc.name) {
+            Some(tx) => tx.send_modify(|s| {
+                s.ports = svc.ports.clone();
+                s.runtime = svc.runtime.as_str().into();
+            }),
+            None => {
+                let (tx, _) = watch::channel(ServiceStatus::new(
+                    &svc.name,
+                    svc.runtime.as_str(),
+                    svc.ports.clone(),
+                ));
+                map.insert(svc.name.clone(), tx);
+            }
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! Dev mode, all of it: who wants a service in dev mode (wanting.rs, `up --dev` and
+//! `devenv dev` sessions), the engine's dev API (here), the kube runner's dev steps
+//! (workload.rs: enter, sync, leave), restoring workloads an earlier dev mode left
+//! replaced (restore.rs), and the file sync into dev pods (sync.rs). The cluster
+//! mechanics of replacing and restoring a workload stay in `kube::devmode` (the
+//! state store keeps its `Backup`s, and kube/ depends on nothing in the engine).
+
+mod restore;
+pub mod sync;
+mod wanting;
+mod workload;
+
+pub use wanting::DevOwner;
+pub(in crate::engine) use workload::DevActive;
+
+use tokio::sync::mpsc;
+
+use super::board::lock;
+use super::runtime::EnvRuntime;
+use super::up::{UpEvent, UpOptions};
+use super::{Engine, EngineError, EnvRequest};
+use crate::config::{Environment, RuntimeKind};
+
+impl EnvRuntime {
+    /// Records which services of this `up` run in dev mode.
+    pub(super) fn want_dev(
+        &self,
+        env: &Environment,
+        set: &[String],
+        opts: &UpOptions,
+    ) -> Result<(), String> {
+        let mut wanted = lock(&self.shared.dev_wanted);
+        if let Some((id, names)) = &opts.dev_session {
+            for n in names {
+                let svc = env
+                    .service(n)
+                    .ok_or_else(|| format!("unknown service `{n}`"))?;
+                if svc.runtime != RuntimeKind::Kubernetes {
+                    return Err(format!(
+                        "`{n}` is a local process: dev mode replaces kubernetes workloads (local services restart on change with `watch`)"
+                    ));
+                }
+                if svc.dev.is_none() {
+                    return Err(format!(
+                        "service `{n}` has no `dev` section; add `dev: {{ sync: [...], command: ... }}`"
+                    ));
+                }
+                if let Some(DevOwner::Session(other)) = wanted.get(n) {
+                    if other != id {
+                        return Err(format!(
+                            "`{n}` is in dev mode in another `devenv dev` session"
+                        ));
+                    }
+                }
+            }
+            for n in names {
+                wanted.insert(n.clone(), DevOwner::Session(*id));
+            }
+            return Ok(());
+        }
+        for n in set {
+            let Some(svc) = env.service(n) else { continue };
+            let eligible = svc.runtime == RuntimeKind::Kubernetes && svc.dev.is_some();
+            match wanted.get(n) {
+                Some(DevOwner::Session(_)) => {}
+                _ if opts.dev && eligible => {
+                    wanted.insert(n.clone(), DevOwner::Up);
+                }
+                Some(DevOwner::Up) => {
+                    wanted.remove(n);
+                }
+                None => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends a `devenv dev` session's claim on its services; returns the ones it held.
+    pub fn end_dev_session(&self, id: u64) -> Vec<String> {
+        let mut wanted = lock(&self.shared.dev_wanted);
+        let mine: Vec<String> = wanted
+            .iter()
+            .filter(|(_, o)| **o == DevOwner::Session(id))
+            .map(|(n, _)| n.clone())
+            .collect();
+        for n in &mine {
+            wanted.remove(n);
+        }
+        mine
+    }
+}
+
+impl Engine {
+    /// Starts a `devenv dev` session: `services` in dev mode (their dependencies up)
+    /// until [`Engine::end_dev`]. Returns the session id and the up's progress.
+    pub fn dev(
+        &self,
+        req: EnvRequest,
+        services: Vec<String>,
+    ) -> Result<(u64, mpsc::Receiver<UpEvent>), EngineError> {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let opts = UpOptions {
+            services: services.clone(),
+            keep_going: true,
+            dev: false,
+            dev_session: Some((id, services)),
+        };
+        Ok((id, self.up(req, opts)?))
+    }
+
+    /// Ends a `devenv dev` session: its services go back to their original workload
+    /// (restored, and running again if they were running). Waits until they are.
+    pub async fn end_dev(&self, req: EnvRequest, id: u64) {
+        let Ok(rt) = self.find(&req) else { return };
+        let names = rt.end_dev_session(id);
+        let running: Vec<String> = names
+            .into_iter()
+            .filter(|n| rt.shared.status_of(n).is_some_and(|s| s.state.is_active()))
+            .collect();
+        if running.is_empty() {
+            return;
+        }
+        let opts = UpOptions {
+            services: running,
+            keep_going: true,
+            dev: false,
+            dev_session: None,
+        };
+        if let Ok(mut events) = self.up(req, opts) {
+            while events.recv().await.is_some() {}
+        }
+    }
+
+    /// Sync sessions of the environment's services in dev mode.
+    pub fn sync_status(&self, req: &EnvRequest) -> Result<Vec<sync::PodSync>, EngineError> {
+        let rt = self.find(req)?;
+        Ok(rt
+            .shared
+            .syncs()
+            .into_iter()
+            .flat_map(|(_, s)| s.status())
+            .collect())
+    }
+
+    /// Compares the pods' trees with the local ones.
+    pub async fn sync_verify(
+        &self,
+        req: &EnvRequest,
+        services: &[String],
+    ) -> Result<Vec<(String, sync::Verified)>, EngineError> {
+        let rt = self.find(req)?;
+        let syncs = rt.shared.syncs();
+        if let Some(missing) = services
+            .iter()
+            .find(|n| !syncs.iter().any(|(s, _)| s == *n))
+        {
+            return Err(EngineError::Invalid(format!(
+                "`{missing}` is not syncing: it is not in dev mode (`devenv dev {missing}` or `devenv up --dev`), or has no `dev.sync` rules"
+            )));
+        }
+        let mut out = Vec::new();
+        for (name, s) in syncs {
+            if !services.is_empty() && !services.contains(&name) {
+                continue;
+            }
+            for v in s.verify().await {
+                out.push((name.clone(), v));
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,234 @@
+//! The kube runner's dev-mode steps: put the service's workload in dev mode (backup
+//! first), start the file sync into its pods, and put it back when dev mode ends.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::sync::DevSync;
+use crate::engine::kuberun::KubeRun;
+use crate::kube::devmode::{self, DevSpec, Restored};
+use crate::kube::rollout::Workload;
+use crate::logs::Stream;
+use crate::state::DevRecord;
+
+/// Restoring a workload after dev mode gives up after this (and is retried later).
+const RESTORE_LIMIT: Duration = Duration::from_secs(20);
+
+/// A workload this run put in dev mode.
+pub(in crate::engine) struct DevActive {
+    workload: Workload,
+    record: DevRecord,
+    sync: Option<DevSync>,
+}
+
+impl KubeRun {
+    /// The record of a dev-mode backup of `w` by this service.
+    pub(in crate::engine) fn dev_record(&self, backup: devmode::Backup) -> DevRecord {
+        let vars = ["KUBECONFIG", "HOME"]
+            .into_iter()
+            .filter_map(|k| self.vars.get(k).map(|v| (k.to_owned(), v.clone())))
+            .collect();
+        DevRecord {
+            env_id: self.shared.id.clone(),
+            env_name: self.env.name.clone(),
+            service: self.svc.name.clone(),
+            context: self
+                .env
+                .cluster
+                .as_ref()
+                .and_then(crate::kube::context_name),
+            vars,
+            backup,
+        }
+    }
+
+    /// Puts the service's workload in dev mode (backup first, in state and on the
+    /// object).
+    pub(in crate::engine) async fn enter_dev(
+        &mut self,
+        workloads: &[Workload],
+    ) -> Result<(), String> {
+        let Some(dev) = self.svc.dev.clone() else {
+            return Err(format!("service `{}` has no `dev` section", self.svc.name));
+        };
+        let w = match workloads {
+            [w] => w.clone(),
+            [] => return Err("dev mode needs a workload, and this service has none".into()),
+            many => {
+                let names: Vec<String> = many
+                    .iter()
+                    .map(|w| format!("{}/{}", w.kind.to_ascii_lowercase(), w.name))
+                    .collect();
+                return Err(format!(
+                    "dev mode replaces one workload; this service has {} ({}): give it its own service",
+                    many.len(),
+                    names.join(", ")
+                ));
+            }
+        };
+        let command = dev.command.clone().or_else(|| {
+            (dev.on_sync == crate::config::OnSync::Restart)
+                .then(|| self.svc.command.clone())
+                .flatten()
+        });
+        let spec = DevSpec {
+            image: dev.image.clone(),
+            restartable: dev.on_sync == crate::config::OnSync::Restart && command.is_some(),
+            command,
+            owner: format!("{}/{}", self.env.name, self.svc.name),
+        };
+        let state = self.shared.state.clone();
+        let make = |b: &devmode::Backup| self.dev_record(b.clone());
+        let backup = devmode::enter(&self.kenv.client, &self.kenv.context, &w, &spec, |b| {
+            state.put_dev(&make(b)).map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        self.system(&format!(
+            "dev mode: {}/{} now runs the dev version (original saved; restored when dev mode ends)",
+            w.kind.to_ascii_lowercase(),
+            w.name
+        ));
+        self.shared.set_dev_active(&self.svc.name, true);
+        self.active_dev = Some(DevActive {
+            workload: w,
+            record: self.dev_record(backup),
+            sync: None,
+        });
+        Ok(())
+    }
+
+    /// Starts syncing into the dev pods (once per dev mode).
+    pub(in crate::engine) async fn start_sync(&mut self) {
+        let Some(active) = self.active_dev.as_mut() else {
+            return;
+        };
+        let Some(dev) = self.svc.dev.as_ref().filter(|d| !d.sync.is_empty()) else {
+            return;
+        };
+        if active.sync.is_some() {
+            return;
+        }
+        match DevSync::start(
+            self.kenv.clone(),
+            &self.svc.name,
+            dev,
+            active.workload.pods.clone(),
+            self.shared.logs.clone(),
+            &self.env.project_dir,
+        ) {
+            Ok(sync) => {
+                sync.ready(Duration::from_secs(10)).await;
+                self.shared
+                    .set_sync(&self.svc.name, Some(sync.state.clone()));
+                for rule in &dev.sync {
+                    let from = rule
+                        .from
+                        .strip_prefix(&self.env.project_dir)
+                        .map(|p| format!("./{}", p.display()))
+                        .unwrap_or_else(|_| rule.from.display().to_string());
+                    let name: Arc<str> = Arc::from(self.svc.name.as_str());
+                    self.shared.logs.push(
+                        &name,
+                        Stream::System,
+                        &format!("sync: {from} -> {}", rule.to),
+                    );
+                }
+                active.sync = Some(sync);
+            }
+            Err(e) => self.system(&format!("sync: cannot watch the files: {e}")),
+        }
+    }
+
+    /// Ends dev mode: stops the sync and puts the original workload back.
+    pub(in crate::engine) async fn leave_dev(&mut self) {
+        let Some(mut active) = self.active_dev.take() else {
+            return;
+        };
+        self.shared.set_sync(&self.svc.name, None);
+        if let Some(sync) = active.sync.take() {
+            sync.stop().await;
+        }
+        let what = format!(
+            "{}/{}",
+            active.workload.kind.to_ascii_lowercase(),
+            active.workload.name
+        );
+        let restored = tokio::time::timeout(
+            RESTORE_LIMIT,
+            devmode::restore(
+                &self.kenv.client,
+                &self.kenv.context,
+                &active.workload,
+                Some(&active.record.backup),
+            ),
+        )
+        .await;
+        match restored {
+            Ok(Ok(r)) => {
+                let _ = self.shared.state.remove_dev(&active.record);
+                self.shared.set_dev_active(&self.svc.name, false);
+                if r == Restored::Restored {
+                    self.system(&format!("dev mode ended: {what} restored"));
+                }
+            }
+            Ok(Err(e)) => {
+                self.shared.set_dev_active(&self.svc.name, false);
+                self.system(&format!(
+                "dev mode ended but {what} could not be restored yet: {e}; devenv restores it at the next `up`, `down` or daemon start"
+            ));
+            }
+            Err(_) => {
+                self.shared.set_dev_active(&self.svc.name, false);
+                self.system(&format!(
+                "dev mode ended but restoring {what} timed out; devenv restores it at the next `up`, `down` or daemon start"
+            ));
+            }
+        }
+    }
+
+    /// Restores what an earlier dev mode of this service left (a daemon killed in
+    /// dev mode, a cluster unreachable when it ended), before applying anything.
+    pub(in crate::engine) async fn restore_pending(&self, objects: &[Value]) -> Result<(), String> {
+        let records = self
+            .shared
+            .state
+            .devs(&self.shared.id)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| r.service == self.svc.name);
+        for rec in records {
+            let w = devmode::workload_of(&rec.backup);
+            let r = devmode::restore(&self.kenv.client, &self.kenv.context, &w, Some(&rec.backup))
+                .await
+                .map_err(|e| {
+                    format!(
+                        "cannot restore {} after dev mode: {e}",
+                        rec.backup.display()
+                    )
+                })?;
+            let _ = self.shared.state.remove_dev(&rec);
+            if r == Restored::Restored {
+                self.system(&format!(
+                    "restored {} from an earlier dev mode",
+                    rec.backup.display()
+                ));
+            }
+        }
+        // A backup only on the object (the daemon's state was lost).
+        for w in self.workloads_of(objects).await.unwrap_or_default() {
+            if let Ok(Restored::Restored) =
+                devmode::restore(&self.kenv.client, &self.kenv.context, &w, None).await
+            {
+                self.system(&format!(
+                    "restored {}/{} from an earlier dev mode",
+                    w.kind.to_ascii_lowercase(),
+                    w.name
+                ));
+            }
+        }
+        Ok(())
+    }
+}

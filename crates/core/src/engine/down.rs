@@ -1,0 +1,271 @@
+//! `down` and `restart`: stops services in reverse dependency order, removes what
+//! devenv created in the cluster, and restarts services in place.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use super::board::lock;
+use super::graph;
+use super::runtime::EnvRuntime;
+use super::supervisor::{Ctl, Supervisor};
+use super::up::{satisfied, NO_PROBE_LIMIT};
+use crate::config::{Environment, RuntimeKind, Service};
+use crate::status::{ServiceState, ServiceStatus};
+
+/// What `devenv down` did.
+#[derive(Debug, Clone, Default)]
+pub struct DownReport {
+    /// Services that were running and were stopped, in stop order.
+    pub stopped: Vec<String>,
+    /// Cluster objects deleted (`Kind/name`).
+    pub deleted: Vec<String>,
+    /// Persistent volume claims kept (no `--volumes`).
+    pub kept_volumes: Vec<String>,
+    /// The namespace removed, when devenv had created it.
+    pub namespace_removed: Option<String>,
+    /// Workloads put back from an earlier dev mode (`kind/name`).
+    pub restored: Vec<String>,
+}
+
+impl EnvRuntime {
+    /// Ends any `up` in progress; the daemon is going away.
+    pub fn close(&self) {
+        self.closing.cancel();
+    }
+
+    /// Stops every service (ending an `up` in progress and the file watcher first),
+    /// and the supervisors of services no longer configured. Returns the names that
+    /// were running, in stop order. The cluster's objects stay: see [`Self::down_all`].
+    pub async fn down(self: Arc<Self>) -> Vec<String> {
+        let running_up = self
+            .current_up
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(up) = running_up {
+            up.cancel();
+        }
+        let _op = self.ops.lock().await;
+        lock(&self.shared.dev_wanted).clear();
+        // First, so that nothing restarts what is being stopped.
+        if let Some(w) = self.watcher.lock().await.take() {
+            w.stop().await;
+        }
+        let Some(env) = self.config() else {
+            return self.stop_orphans().await;
+        };
+        let all: Vec<String> = env.services.iter().map(|s| s.name.clone()).collect();
+        let mut stopped = self.stop_services(&env, &all).await;
+        stopped.extend(self.stop_orphans().await);
+        stopped
+    }
+
+    /// `devenv down`: stops every service, then deletes what devenv created in the
+    /// cluster (when the environment has kubernetes services). An unreachable cluster
+    /// is an error after the local part is done; a later `down` retries the cluster.
+    pub async fn down_all(
+        self: Arc<Self>,
+        volumes: bool,
+        vars: Arc<BTreeMap<String, String>>,
+    ) -> Result<DownReport, String> {
+        let stopped = self.clone().down().await;
+        let mut report = DownReport {
+            stopped,
+            ..Default::default()
+        };
+        let Some(env) = self.config() else {
+            return Ok(report);
+        };
+        let kube_services: Vec<&Service> = env
+            .services
+            .iter()
+            .filter(|s| s.runtime == RuntimeKind::Kubernetes)
+            .collect();
+        if kube_services.is_empty() {
+            return Ok(report);
+        }
+        let _op = self.ops.lock().await;
+        let kenv = self.kube_env(&env, &vars).await.map_err(|e| {
+            format!("{e}; the cluster's objects were left in place, run `devenv down` again once it is reachable")
+        })?;
+        // Workloads an earlier dev mode left replaced (the daemon was killed, or the
+        // cluster was unreachable when it ended): put them back before deleting, so a
+        // workload devenv did not create is left as it was.
+        for rec in self.shared.state.devs(&self.shared.id).unwrap_or_default() {
+            let w = crate::kube::devmode::workload_of(&rec.backup);
+            crate::kube::devmode::restore(&kenv.client, &kenv.context, &w, Some(&rec.backup))
+                .await
+                .map_err(|e| {
+                    format!(
+                        "cannot restore {} after dev mode: {e}; nothing was deleted, run `devenv down` again",
+                        rec.backup.display()
+                    )
+                })?;
+            let _ = self.shared.state.remove_dev(&rec);
+            report.restored.push(rec.backup.display());
+        }
+        let r = crate::kube::teardown::down(&kenv, &env, &self.kinds, &vars, volumes).await?;
+        report.deleted.extend(r.deleted);
+        report.kept_volumes = r.kept_volumes;
+        report.namespace_removed = r.namespace_removed.then(|| kenv.namespace.clone());
+        if r.namespace_removed {
+            // The next `up` creates it again.
+            *self.kube.lock().await = None;
+        }
+        Ok(report)
+    }
+
+    /// Supervisors of services no longer in the config.
+    async fn stop_orphans(&self) -> Vec<String> {
+        let sups: Vec<(String, Supervisor)> = self
+            .supervisors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+            .collect();
+        let mut names = Vec::new();
+        for (name, sup) in sups {
+            sup.stop().await;
+            let _ = sup.task.await;
+            names.push(name);
+        }
+        names
+    }
+
+    /// Stops the named services in reverse dependency order (each waits for its
+    /// dependents among `names`), in parallel where the graph allows. Returns the
+    /// names that were running, in stop order.
+    pub(super) async fn stop_services(&self, env: &Environment, names: &[String]) -> Vec<String> {
+        let dependents = graph::dependents(env);
+        let mut tasks = JoinSet::new();
+        let mut was_running = Vec::new();
+        let stop_order = Arc::new(Mutex::new(Vec::new()));
+        for name in names {
+            let sup = self
+                .supervisors
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(name);
+            let waits: Vec<watch::Receiver<ServiceStatus>> = dependents
+                .get(name)
+                .into_iter()
+                .flatten()
+                .filter(|d| names.contains(d))
+                .filter_map(|d| self.shared.watch_of(d))
+                .collect();
+            let shared = self.shared.clone();
+            let name = name.clone();
+            if sup.as_ref().is_some_and(|s| !s.task.is_finished()) {
+                was_running.push(name.clone());
+            }
+            let stop_order = stop_order.clone();
+            tasks.spawn(async move {
+                for mut w in waits {
+                    let _ = w
+                        .wait_for(|s| !s.state.is_active() && s.state != ServiceState::Pending)
+                        .await;
+                }
+                match sup {
+                    Some(sup) if !sup.task.is_finished() => {
+                        sup.stop().await;
+                        let _ = sup.task.await;
+                        stop_order
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push(name.clone());
+                    }
+                    _ => shared.update(&name, |s| {
+                        if s.state != ServiceState::Stopped {
+                            s.state = ServiceState::Stopped;
+                            s.pid = None;
+                            s.message = "stopped".into();
+                        }
+                    }),
+                }
+            });
+        }
+        while tasks.join_next().await.is_some() {}
+        let mut order = std::mem::take(&mut *stop_order.lock().unwrap_or_else(|p| p.into_inner()));
+        // Services whose supervisor had already ended (failed, completed) come last.
+        order.extend(
+            was_running
+                .into_iter()
+                .filter(|n| !order.contains(n))
+                .collect::<Vec<_>>(),
+        );
+        order
+    }
+
+    /// Restarts the named services (they must be configured) and waits until each
+    /// is ready again, or failed.
+    pub async fn restart(
+        self: Arc<Self>,
+        names: &[String],
+        vars: Arc<BTreeMap<String, String>>,
+    ) -> Result<(), String> {
+        let _op = self.ops.lock().await;
+        let env = self.config().ok_or("environment is not up")?;
+        if let Some(unknown) = names.iter().find(|n| env.service(n).is_none()) {
+            let known: Vec<&str> = env.services.iter().map(|s| s.name.as_str()).collect();
+            return Err(format!(
+                "unknown service `{unknown}`; services are: {}",
+                known.join(", ")
+            ));
+        }
+        let mut waits = Vec::new();
+        for name in names {
+            let Some(svc) = env.service(name).cloned() else {
+                continue;
+            };
+            let before = self
+                .shared
+                .status_of(name)
+                .map(|s| (s.restarts, s.pid, s.since));
+            let limit = svc
+                .readiness
+                .as_ref()
+                .map(|r| r.initial_delay + r.timeout)
+                .unwrap_or(NO_PROBE_LIMIT);
+            if let Some(rx) = self.shared.watch_of(name) {
+                waits.push((svc.oneshot, before, rx, limit));
+            }
+            let live = {
+                let sups = self.supervisors.lock().unwrap_or_else(|p| p.into_inner());
+                sups.get(name)
+                    .filter(|s| !s.task.is_finished())
+                    .map(|s| s.ctl.clone())
+            };
+            match live {
+                Some(ctl) => {
+                    let _ = ctl.send(Ctl::Restart).await;
+                }
+                None => {
+                    let sup = Supervisor::start(self.shared.clone(), svc, vars.clone());
+                    self.supervisors
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(name.clone(), sup);
+                }
+            }
+        }
+        for (oneshot, before, mut rx, limit) in waits {
+            let done = rx.wait_for(|s| {
+                // Any state change since the request counts as movement: a restart
+                // that fails before it has a pid still passes through `starting`.
+                let moved = before.is_none_or(|(r, pid, since)| {
+                    s.restarts > r || s.pid != pid || s.since != since
+                });
+                let ended = matches!(s.state, ServiceState::Failed | ServiceState::Stopped);
+                moved && (ended || satisfied(oneshot, s.state))
+            });
+            tokio::select! {
+                _ = tokio::time::timeout(limit, done) => {}
+                _ = self.closing.cancelled() => break,
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,212 @@
+//! Deploy strategies of a kubernetes service, in one place: an `image` (rendered
+//! into a Deployment, built first when it has a `build`), `manifests`, a helm
+//! `chart`, or an existing `workload`. Each returns the workloads that gate
+//! readiness.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::Value;
+
+use super::KubeRun;
+use crate::kube::apply;
+use crate::kube::rollout::Workload;
+use crate::kube::{helm, manifests, render};
+use crate::logs::Stream;
+
+impl KubeRun {
+    /// Applies the service's objects; returns the workloads that gate readiness.
+    pub(in crate::engine) async fn deploy(&self) -> Result<Vec<Workload>, String> {
+        let started = Instant::now();
+        let svc = &self.svc;
+        let objects: Vec<Value> = if let Some(dir) = &svc.manifests {
+            let docs = manifests::load(dir, &self.env.project_dir)?;
+            let mut objs = Vec::with_capacity(docs.len());
+            for d in &docs {
+                let mut o = d.object.clone();
+                manifests::label(&mut o, &self.env.name, &svc.name);
+                objs.push(o);
+            }
+            // Validate every document first: nothing is applied when one is invalid.
+            let checks = futures::future::join_all(
+                objs.iter().map(|o| self.kinds.apply(&self.kenv, o, true)),
+            )
+            .await;
+            let errors: Vec<String> = checks
+                .into_iter()
+                .zip(&docs)
+                .filter_map(|(r, d)| {
+                    r.err()
+                        .map(|e| format!("{}: {e}", d.location(&self.env.project_dir)))
+                })
+                .collect();
+            if !errors.is_empty() {
+                return Err(format!(
+                    "invalid manifests, nothing applied: {}",
+                    errors.join("; ")
+                ));
+            }
+            objs
+        } else if let Some(chart) = &svc.chart {
+            self.restore_pending(&[]).await?;
+            return self.helm_install(chart).await;
+        } else if let Some(w) = &svc.workload {
+            return self.existing_workload(w).await;
+        } else {
+            let image = self.image().await?;
+            render::objects(&self.env, svc, &image)
+        };
+        self.restore_pending(&objects).await?;
+        apply::apply_all(&self.kinds, &self.kenv, &objects)
+            .await
+            .map_err(|e| e.to_string())?;
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        self.system(&format!(
+            "applied {} object(s) to namespace {} in {ms:.0} ms",
+            objects.len(),
+            self.kenv.namespace
+        ));
+        self.workloads_of(&objects).await
+    }
+
+    pub(in crate::engine) async fn image(&self) -> Result<String, String> {
+        if let Some(b) = &self.svc.build {
+            let name: Arc<str> = Arc::from(self.svc.name.as_str());
+            let hub = self.shared.logs.clone();
+            let cluster = self.env.cluster.clone();
+            return crate::kube::build::build_image(
+                &self.env.name,
+                &self.svc.name,
+                b,
+                cluster.as_ref(),
+                &self.vars,
+                &mut move |line: &str| hub.push(&name, Stream::System, line),
+            )
+            .await
+            .map_err(|e| e.to_string());
+        }
+        render::image_of(&self.svc).ok_or_else(|| "service has no image".to_owned())
+    }
+
+    pub(in crate::engine) async fn workloads_of(
+        &self,
+        objects: &[Value],
+    ) -> Result<Vec<Workload>, String> {
+        let mut out = Vec::new();
+        for o in objects.iter().filter(|o| manifests::is_workload(o)) {
+            let (ar, _) = self
+                .kinds
+                .resolve(
+                    &self.kenv,
+                    o["apiVersion"].as_str().unwrap_or_default(),
+                    o["kind"].as_str().unwrap_or_default(),
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            if let Some(w) = Workload::from_object(o, ar, &self.kenv.namespace) {
+                out.push(w);
+            }
+        }
+        Ok(out)
+    }
+
+    pub(in crate::engine) async fn helm_install(
+        &self,
+        chart: &str,
+    ) -> Result<Vec<Workload>, String> {
+        let bin = helm::binary(&self.vars).map_err(|e| e.to_string())?;
+        let started = Instant::now();
+        let values_file = match &self.svc.values {
+            Some(v) => {
+                let dir = self.shared.state_dir().join("helm");
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| format!("cannot write helm values: {e}"))?;
+                let path = dir.join(format!("{}-{}.json", self.shared.id, self.svc.name));
+                write_private(&path, &serde_json::to_vec(v).unwrap_or_default())
+                    .map_err(|e| format!("cannot write helm values: {e}"))?;
+                Some(path)
+            }
+            None => None,
+        };
+        let release = helm::release(&self.svc.name);
+        let ctx = crate::kube::context_name(self.env.cluster.as_ref().ok_or("no cluster")?);
+        let args = helm::install_args(
+            &release,
+            chart,
+            &self.kenv.namespace,
+            ctx.as_deref(),
+            values_file.as_deref(),
+        );
+        let result = helm::run(&bin, &args, &self.vars, &self.env.project_dir).await;
+        if let Some(f) = &values_file {
+            let _ = std::fs::remove_file(f);
+        }
+        result.map_err(|e| e.to_string())?;
+        let mut get = vec![
+            "get".to_owned(),
+            "manifest".to_owned(),
+            release,
+            "--namespace".to_owned(),
+            self.kenv.namespace.clone(),
+        ];
+        if let Some(c) = &ctx {
+            get.push("--kube-context".into());
+            get.push(c.clone());
+        }
+        let manifest = helm::run(&bin, &get, &self.vars, &self.env.project_dir)
+            .await
+            .map_err(|e| e.to_string())?;
+        let objects: Vec<Value> = serde_yaml::Deserializer::from_str(&manifest)
+            .filter_map(|d| serde::Deserialize::deserialize(d).ok())
+            .filter(|v: &Value| !v.is_null())
+            .collect();
+        self.system(&format!(
+            "helm release {} installed ({} objects) in {:.0} ms",
+            self.svc.name,
+            objects.len(),
+            started.elapsed().as_secs_f64() * 1000.0
+        ));
+        self.workloads_of(&objects).await
+    }
+
+    /// A `workload:` service: the existing workload, never created or changed here.
+    pub(in crate::engine) async fn existing_workload(
+        &self,
+        r: &crate::config::WorkloadRef,
+    ) -> Result<Vec<Workload>, String> {
+        let (ar, _) = self
+            .kinds
+            .resolve(&self.kenv, "apps/v1", &r.kind)
+            .await
+            .map_err(|e| e.to_string())?;
+        let api: kube::Api<kube::api::DynamicObject> =
+            kube::Api::namespaced_with(self.kenv.client.clone(), &self.kenv.namespace, &ar);
+        let found = api
+            .get_opt(&r.name)
+            .await
+            .map_err(|e| crate::kube::error::explain(&e, &self.kenv.context).to_string())?;
+        let Some(found) = found else {
+            return Err(format!(
+                "{r} not found in namespace {}: devenv does not create a `workload:` service's workload",
+                self.kenv.namespace
+            ));
+        };
+        let value = serde_json::to_value(&found).map_err(|e| format!("{r}: {e}"))?;
+        self.restore_pending(std::slice::from_ref(&value)).await?;
+        Workload::from_object(&value, ar, &self.kenv.namespace)
+            .map(|w| vec![w])
+            .ok_or_else(|| format!("{r} has no pod selector"))
+    }
+}
+
+fn write_private(path: &std::path::Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(data)
+}

@@ -1,0 +1,419 @@
+//! `up`: starts the requested services and their dependencies over the graph, each
+//! as soon as its dependencies are ready, and reports progress as events.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::task::JoinSet;
+
+use super::graph;
+use super::kuberun::KubeRun;
+use super::runtime::EnvRuntime;
+use super::supervisor::{Ctl, Supervisor};
+use crate::config::{Environment, RuntimeKind, Service};
+use crate::status::{ServiceState, ServiceStatus};
+
+/// How long `up` waits for a service without a readiness probe (a oneshot, or one
+/// restarting before it ever started) before it reports it as failed.
+pub(super) const NO_PROBE_LIMIT: Duration = Duration::from_secs(600);
+
+/// How long `up` waits for the file watcher to be set up before it reports.
+const WATCH_SETUP_LIMIT: Duration = Duration::from_secs(10);
+
+/// A progress event of `up`.
+#[derive(Debug, Clone)]
+pub enum UpEvent {
+    Service(ServiceStatus),
+    Done {
+        ok: bool,
+        failed: Vec<String>,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct UpOptions {
+    pub services: Vec<String>,
+    pub keep_going: bool,
+    /// `up --dev`: the services of this up that have a `dev` section run in dev mode.
+    pub dev: bool,
+    /// A `devenv dev` session: these services run in dev mode while it lasts.
+    pub dev_session: Option<(u64, Vec<String>)>,
+}
+
+impl EnvRuntime {
+    /// Starts the requested services and their dependencies; each starts as soon as
+    /// all its dependencies are ready. Progress goes to `events`.
+    pub async fn up(
+        self: Arc<Self>,
+        env: Arc<Environment>,
+        vars: Arc<BTreeMap<String, String>>,
+        opts: UpOptions,
+        events: mpsc::Sender<UpEvent>,
+    ) {
+        let _op = self.ops.lock().await;
+        if self.closing.is_cancelled() {
+            let _ = events
+                .send(UpEvent::Done {
+                    ok: false,
+                    failed: Vec::new(),
+                    message: "devenvd is shutting down".into(),
+                })
+                .await;
+            return;
+        }
+        let cancel = self.closing.child_token();
+        *self.current_up.lock().unwrap_or_else(|p| p.into_inner()) = Some(cancel.clone());
+        self.set_config(env.clone());
+        let set = match graph::closure(&env, &opts.services) {
+            Ok(s) => s,
+            Err(unknown) => {
+                let known: Vec<&str> = env.services.iter().map(|s| s.name.as_str()).collect();
+                let _ = events
+                    .send(UpEvent::Done {
+                        ok: false,
+                        failed: unknown.clone(),
+                        message: format!(
+                            "unknown service(s): {}; known: {}",
+                            unknown.join(", "),
+                            known.join(", ")
+                        ),
+                    })
+                    .await;
+                return;
+            }
+        };
+        if let Err(message) = self.want_dev(&env, &set, &opts) {
+            let _ = events
+                .send(UpEvent::Done {
+                    ok: false,
+                    failed: Vec::new(),
+                    message,
+                })
+                .await;
+            return;
+        }
+        self.ensure_watcher(&env, &set, &vars).await;
+
+        // Forward status changes of the services in this request.
+        let mut rx = self.shared.events.subscribe();
+        let fwd_events = events.clone();
+        let fwd_set = set.clone();
+        let forwarder = tokio::spawn(async move {
+            loop {
+                match rx.recv().await {
+                    Ok(s) if fwd_set.contains(&s.name) => {
+                        if fwd_events.send(UpEvent::Service(s)).await.is_err() {
+                            // The client went away; the up itself goes on.
+                            return;
+                        }
+                    }
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+
+        // Each service's result in this `up`, which its dependents wait for (a
+        // dependency's live state can pass through `stopped` while it is replaced).
+        let outcomes: Arc<HashMap<String, watch::Sender<Option<bool>>>> = Arc::new(
+            set.iter()
+                .map(|n| (n.clone(), watch::channel(None).0))
+                .collect(),
+        );
+        let mut started_now = Vec::new();
+        let mut tasks = JoinSet::new();
+        for name in &set {
+            let Some(svc) = env.service(name).cloned() else {
+                continue;
+            };
+            let plan = self.plan(&svc);
+            if plan != Plan::Keep {
+                started_now.push(name.clone());
+            }
+            let this = self.clone();
+            let vars = vars.clone();
+            let outcomes = outcomes.clone();
+            tasks.spawn(async move {
+                let res = this.start_when_ready(&svc, plan, vars, &outcomes).await;
+                if let Some(tx) = outcomes.get(&svc.name) {
+                    tx.send_replace(Some(res.is_ok()));
+                }
+                (svc.name.clone(), res)
+            });
+        }
+        let mut failed = Vec::new();
+        let mut reasons = Vec::new();
+        loop {
+            let joined = tokio::select! {
+                j = tasks.join_next() => match j { Some(j) => j, None => break },
+                _ = cancel.cancelled() => {
+                    tasks.abort_all();
+                    let why = if self.closing.is_cancelled() { "devenvd is shutting down" } else { "`devenv down` was requested" };
+                    reasons.push(format!("cancelled: {why}"));
+                    break;
+                }
+            };
+            match joined {
+                Ok((name, Err(StartError::Failed(msg)))) => {
+                    reasons.push(format!("{name}: {msg}"));
+                    failed.push(name);
+                }
+                Ok((_, Err(StartError::DependencyFailed))) | Ok((_, Ok(()))) => {}
+                Err(e) => {
+                    reasons.push(format!("internal error: {e}"));
+                }
+            }
+        }
+
+        let ok = failed.is_empty() && reasons.is_empty();
+        if !ok && !opts.keep_going {
+            // Nothing half-started stays behind: stop what this request started.
+            let started: Vec<String> = started_now
+                .iter()
+                .filter(|n| !failed.contains(n))
+                .cloned()
+                .collect();
+            self.stop_services(&env, &started).await;
+        }
+        // Let the forwarder drain what is already queued, then end it.
+        tokio::task::yield_now().await;
+        forwarder.abort();
+        for name in &set {
+            if let Some(s) = self.shared.status_of(name) {
+                let _ = events.send(UpEvent::Service(s)).await;
+            }
+        }
+        // Once `up` is done, a save is seen.
+        if let Some(w) = self.watcher.lock().await.as_ref() {
+            w.ready(WATCH_SETUP_LIMIT).await;
+        }
+        let message = if ok {
+            format!("{} service(s) ready", set.len())
+        } else {
+            let mut m = reasons.join("\n");
+            if !opts.keep_going && !started_now.is_empty() {
+                m.push_str(
+                    "\nstopped the services this `up` had started (use --keep-going to keep them)",
+                );
+            }
+            m
+        };
+        let _ = events
+            .send(UpEvent::Done {
+                ok,
+                failed,
+                message,
+            })
+            .await;
+    }
+
+    /// Decides what `up` does with `svc`, and marks it pending unless kept.
+    fn plan(&self, svc: &Service) -> Plan {
+        let plan = {
+            let sups = self.supervisors.lock().unwrap_or_else(|p| p.into_inner());
+            let state = self.shared.status_of(&svc.name).map(|s| s.state);
+            match sups.get(&svc.name).filter(|s| !s.task.is_finished()) {
+                None => Plan::Start,
+                Some(s) if s.service != *svc || s.dev != self.shared.dev_wanted(&svc.name) => {
+                    Plan::Replace
+                }
+                Some(_) if state == Some(ServiceState::Failed) => Plan::Retry,
+                Some(_) => Plan::Keep,
+            }
+        };
+        if plan != Plan::Keep {
+            self.shared.update(&svc.name, |s| {
+                s.state = ServiceState::Pending;
+                s.message = "waiting for dependencies".into();
+                s.last_lines.clear();
+            });
+        }
+        plan
+    }
+
+    async fn start_when_ready(
+        &self,
+        svc: &Service,
+        plan: Plan,
+        vars: Arc<BTreeMap<String, String>>,
+        outcomes: &HashMap<String, watch::Sender<Option<bool>>>,
+    ) -> Result<(), StartError> {
+        // A running service with an unchanged config is left alone, whatever its
+        // dependencies go through.
+        let deps = if plan == Plan::Keep {
+            &[][..]
+        } else {
+            &svc.dependencies[..]
+        };
+        for dep in deps {
+            let Some(mut rx) = outcomes.get(dep).map(|tx| tx.subscribe()) else {
+                continue;
+            };
+            let ok = rx
+                .wait_for(Option::is_some)
+                .await
+                .map(|o| *o == Some(true))
+                .unwrap_or(false);
+            if !ok {
+                self.shared.update(&svc.name, |s| {
+                    s.state = ServiceState::Stopped;
+                    s.message = format!("not started: dependency `{dep}` did not become ready");
+                });
+                return Err(StartError::DependencyFailed);
+            }
+        }
+        let kube = if svc.runtime == RuntimeKind::Kubernetes && plan != Plan::Keep {
+            let Some(env) = self.config() else {
+                return Err(StartError::Failed("environment has no config".into()));
+            };
+            self.shared.update(&svc.name, |s| {
+                s.state = ServiceState::Starting;
+                s.message = "connecting to the cluster".into();
+            });
+            match self.kube_env(&env, &vars).await {
+                Ok(k) => Some((env, k)),
+                Err(e) => {
+                    let msg = e.to_string();
+                    self.shared.update(&svc.name, |s| {
+                        s.state = ServiceState::Failed;
+                        s.message = msg.clone();
+                    });
+                    return Err(StartError::Failed(msg));
+                }
+            }
+        } else {
+            None
+        };
+        match plan {
+            Plan::Keep => {}
+            Plan::Retry => {
+                let ctl = self
+                    .supervisors
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(&svc.name)
+                    .map(|s| s.ctl.clone());
+                if let Some(ctl) = ctl {
+                    let _ = ctl.send(Ctl::Restart).await;
+                }
+            }
+            Plan::Replace | Plan::Start => {
+                let old = self
+                    .supervisors
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&svc.name);
+                if let Some(old) = old {
+                    old.stop().await;
+                    let _ = old.task.await;
+                    self.shared
+                        .update(&svc.name, |s| s.state = ServiceState::Pending);
+                }
+                let sup = match kube {
+                    Some((env, kenv)) => KubeRun::start(
+                        self.shared.clone(),
+                        svc.clone(),
+                        env,
+                        kenv,
+                        self.kinds.clone(),
+                        vars,
+                        self.shared.dev_wanted(&svc.name),
+                    ),
+                    None => Supervisor::start(self.shared.clone(), svc.clone(), vars),
+                };
+                self.supervisors
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(svc.name.clone(), sup);
+            }
+        }
+        let Some(mut rx) = self.shared.watch_of(&svc.name) else {
+            return Err(StartError::Failed("service disappeared".into()));
+        };
+        // A crash-looping service gets a fresh probe deadline on every restart; `up`
+        // gives up after one readiness timeout (plus the last backoff) all the same.
+        let limit = svc
+            .readiness
+            .as_ref()
+            .map(|r| r.initial_delay + r.timeout)
+            .unwrap_or(NO_PROBE_LIMIT)
+            + Duration::from_secs(1);
+        let waited: Option<Result<ServiceStatus, StartError>> = match tokio::time::timeout(
+            limit,
+            rx.wait_for(|s| {
+                satisfied(svc.oneshot, s.state)
+                    || matches!(s.state, ServiceState::Failed | ServiceState::Stopped)
+            }),
+        )
+        .await
+        {
+            Ok(r) => Some(
+                r.map(|s| s.clone())
+                    .map_err(|_| StartError::Failed("supervisor ended".into())),
+            ),
+            Err(_) => None,
+        };
+        let st = match waited {
+            Some(r) => r?,
+            None => {
+                let why = self
+                    .shared
+                    .status_of(&svc.name)
+                    .map(|s| s.message)
+                    .unwrap_or_default();
+                let sup = self
+                    .supervisors
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&svc.name);
+                if let Some(sup) = sup {
+                    sup.stop().await;
+                    let _ = sup.task.await;
+                }
+                let msg = format!("not ready within {}s; last: {why}", limit.as_secs());
+                let lines = self.shared.logs.last_lines(&svc.name, 10);
+                self.shared.update(&svc.name, |s| {
+                    s.state = ServiceState::Failed;
+                    s.message = msg.clone();
+                    s.last_lines = lines;
+                });
+                return Err(StartError::Failed(msg));
+            }
+        };
+        if satisfied(svc.oneshot, st.state) {
+            Ok(())
+        } else {
+            Err(StartError::Failed(st.message))
+        }
+    }
+}
+
+/// Whether a dependency in `state` lets its dependents start: a oneshot must have
+/// finished, anything else must be ready.
+pub(super) fn satisfied(oneshot: bool, state: ServiceState) -> bool {
+    match state {
+        ServiceState::Completed => true,
+        ServiceState::Ready => !oneshot,
+        _ => false,
+    }
+}
+
+#[derive(Debug)]
+enum StartError {
+    Failed(String),
+    DependencyFailed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Plan {
+    /// Running with the same config: leave it.
+    Keep,
+    Start,
+    /// Running with an older config: stop it, start the new one.
+    Replace,
+    /// Its supervisor is idle after a failure: run it again.
+    Retry,
+}
