@@ -264,7 +264,23 @@ fn cluster(c: &mut Checker<'_>, raw: RawCluster, env_name: Option<&str>) -> Opti
             return None;
         }
         Some(ns) => ns,
-        None => format!("devenv-{}", env_name?),
+        None => {
+            let ns = format!("devenv-{}", env_name?);
+            if !is_label(&ns) {
+                c.error(
+                    "metadata.name",
+                    format!(
+                        "the cluster namespace `{ns}` derived from `metadata.name` is longer than 63 characters"
+                    ),
+                    Some(format!(
+                        "shorten `metadata.name` to at most {} characters, or set `spec.cluster.namespace`",
+                        63 - "devenv-".len()
+                    )),
+                );
+                return None;
+            }
+            ns
+        }
     };
     Some(Cluster {
         provider,

@@ -4,20 +4,21 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::{ConfigError, Origin};
+use super::{limits, ConfigError, Origin};
 
 /// Reads `.env` if it exists; a missing file is the common case and means "no variables".
+/// Read through [`limits::read_text`]: at most 1 MiB, and only a regular file.
 pub(crate) fn read(file: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
-    match std::fs::read_to_string(file) {
+    match limits::read_text(file) {
         Ok(text) => parse(file, &text),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+        Err(limits::ReadError::NotFound(_)) => Ok(BTreeMap::new()),
         Err(e) => Err(ConfigError {
             file: file.to_path_buf(),
             line: 0,
             column: 0,
             key: String::new(),
-            message: format!("cannot read {}: {e}", file.display()),
-            hint: None,
+            hint: matches!(e, limits::ReadError::TooLarge(_)).then(limits::size_hint),
+            message: e.to_string(),
         }),
     }
 }

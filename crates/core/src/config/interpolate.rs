@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use super::dotenv::is_var_name;
 use super::yaml::{resolve_plain, Node, Value};
-use super::{ConfigError, Origin};
+use super::{limits, ConfigError, Origin};
 
 /// Variable sources: the process environment wins over the project's `.env`, so a one-off
 /// `API_PORT=9000 devenv up` beats the checked-in default.
@@ -26,32 +26,85 @@ impl Vars<'_> {
     }
 }
 
-/// What went wrong in one string, phrased without the string itself (it may be a secret).
+/// What went wrong in one string. Holds no text of the string but a variable's name,
+/// because the string may be a secret; [`ExpandError::describe`] phrases it.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) struct ExpandError {
-    pub message: String,
-    pub hint: Option<String>,
+pub(crate) enum ExpandError {
+    /// A `${` at this character (counted from 1) has no closing `}`.
+    Unterminated { at: usize },
+    /// The `${...}` at this character does not hold a variable name.
+    InvalidReference { at: usize },
+    /// The variable is not set and the reference has no default.
+    Unset { at: usize, name: String },
+    /// The string would grow past the interpolation budget.
+    TooLarge,
+}
+
+impl ExpandError {
+    /// Message and hint. `secret` leaves out even the variable's name: a secret's value
+    /// is sometimes pasted where a reference was meant (`${hunter2}`).
+    pub(crate) fn describe(&self, secret: bool) -> (String, Option<String>) {
+        match self {
+            Self::Unterminated { at } => (
+                format!("unterminated `${{` at character {at}: missing the closing `}}`"),
+                Some("write `$${` for a literal `${`".into()),
+            ),
+            Self::InvalidReference { at } => (
+                format!("the `${{...}}` at character {at} is not a valid variable reference"),
+                Some("use ${NAME} or ${NAME:-default} (letters, digits and `_`); write `$$` for a literal `$`".into()),
+            ),
+            Self::Unset { at, .. } if secret => (
+                format!("the variable referenced at character {at} is not set"),
+                Some("set it in the environment or the project's .env file".into()),
+            ),
+            Self::Unset { name, .. } => (
+                format!("variable `{name}` is not set"),
+                Some(format!(
+                    "set it in the environment or the project's .env file, or use ${{{name}:-default}}"
+                )),
+            ),
+            Self::TooLarge => (
+                format!(
+                    "interpolation expands the config to more than {} KiB",
+                    limits::MAX_EXPANDED_BYTES / 1024
+                ),
+                Some("a variable is far larger than a config value should be".into()),
+            ),
+        }
+    }
 }
 
 /// Expands one string; `None` when it holds nothing to expand.
+#[cfg(test)]
 pub(crate) fn expand(text: &str, vars: &Vars<'_>) -> Result<Option<String>, ExpandError> {
+    expand_within(text, vars, limits::MAX_EXPANDED_BYTES)
+}
+
+/// [`expand`], failing once the result would exceed `room` bytes.
+fn expand_within(text: &str, vars: &Vars<'_>, room: usize) -> Result<Option<String>, ExpandError> {
     if !text.contains('$') {
         return Ok(None);
     }
-    let mut out = String::with_capacity(text.len());
+    let mut out = String::with_capacity(text.len().min(room));
     let mut rest = text;
+    let push = |out: &mut String, s: &str| {
+        if out.len().saturating_add(s.len()) > room {
+            return Err(ExpandError::TooLarge);
+        }
+        out.push_str(s);
+        Ok(())
+    };
     while let Some(dollar) = rest.find('$') {
-        out.push_str(&rest[..dollar]);
+        push(&mut out, &rest[..dollar])?;
+        // Counted in characters, the way an editor shows a column.
+        let at = text[..text.len() - rest.len() + dollar].chars().count() + 1;
         let after = &rest[dollar + 1..];
         if let Some(tail) = after.strip_prefix('$') {
-            out.push('$');
+            push(&mut out, "$")?;
             rest = tail;
         } else if let Some(inner) = after.strip_prefix('{') {
             let Some(close) = inner.find('}') else {
-                return Err(ExpandError {
-                    message: "unterminated `${`: missing the closing `}`".into(),
-                    hint: Some("write `$${` for a literal `${`".into()),
-                });
+                return Err(ExpandError::Unterminated { at });
             };
             let expr = &inner[..close];
             let (name, default) = match expr.split_once(":-") {
@@ -59,33 +112,26 @@ pub(crate) fn expand(text: &str, vars: &Vars<'_>) -> Result<Option<String>, Expa
                 None => (expr, None),
             };
             if !is_var_name(name) {
-                return Err(ExpandError {
-                    message: format!("`${{{name}}}` is not a valid variable reference"),
-                    hint: Some(
-                        "use ${NAME} or ${NAME:-default}; write `$$` for a literal `$`".into(),
-                    ),
-                });
+                return Err(ExpandError::InvalidReference { at });
             }
             match (vars.get(name), default) {
-                (Some(""), Some(default)) => out.push_str(default),
-                (Some(value), _) => out.push_str(value),
-                (None, Some(default)) => out.push_str(default),
+                (Some(""), Some(default)) => push(&mut out, default)?,
+                (Some(value), _) => push(&mut out, value)?,
+                (None, Some(default)) => push(&mut out, default)?,
                 (None, None) => {
-                    return Err(ExpandError {
-                        message: format!("variable `{name}` is not set"),
-                        hint: Some(format!(
-                            "set it in the environment or the project's .env file, or use ${{{name}:-default}}"
-                        )),
+                    return Err(ExpandError::Unset {
+                        at,
+                        name: name.to_owned(),
                     })
                 }
             }
             rest = &inner[close + 1..];
         } else {
-            out.push('$');
+            push(&mut out, "$")?;
             rest = after;
         }
     }
-    out.push_str(rest);
+    push(&mut out, rest)?;
     Ok(Some(out))
 }
 
@@ -98,20 +144,34 @@ fn child(path: &str, key: &str) -> String {
 }
 
 /// Expands every string scalar that came from a file, collecting one error per scalar.
+/// All expansions together may produce at most [`limits::MAX_EXPANDED_BYTES`]: a large
+/// variable referenced from many places must not multiply into gigabytes.
 pub(crate) fn interpolate(
     node: &mut Node,
     vars: &Vars<'_>,
     path: &str,
     errors: &mut Vec<ConfigError>,
 ) {
+    let mut room = limits::MAX_EXPANDED_BYTES;
+    walk(node, vars, path, errors, &mut room);
+}
+
+fn walk(
+    node: &mut Node,
+    vars: &Vars<'_>,
+    path: &str,
+    errors: &mut Vec<ConfigError>,
+    room: &mut usize,
+) {
     match &mut node.value {
         Value::Str { text, plain } => {
             if !matches!(node.origin, Origin::File { .. }) {
                 return;
             }
-            match expand(text, vars) {
+            match expand_within(text, vars, *room) {
                 Ok(None) => {}
                 Ok(Some(expanded)) => {
+                    *room -= expanded.len();
                     node.value = if *plain {
                         resolve_plain(&expanded)
                     } else {
@@ -121,18 +181,24 @@ pub(crate) fn interpolate(
                         }
                     };
                 }
-                Err(e) => errors.push(ConfigError::at(&node.origin, path, e.message, e.hint)),
+                Err(e) => {
+                    let (message, hint) = e.describe(path.starts_with("spec.secrets"));
+                    errors.push(ConfigError::at(&node.origin, path, message, hint));
+                    if e == ExpandError::TooLarge {
+                        *room = 0;
+                    }
+                }
             }
         }
         Value::Seq(items) => {
             for (i, item) in items.iter_mut().enumerate() {
-                interpolate(item, vars, &format!("{path}[{i}]"), errors);
+                walk(item, vars, &format!("{path}[{i}]"), errors, room);
             }
         }
         Value::Map(entries) => {
             for entry in entries {
                 let path = child(path, &entry.key);
-                interpolate(&mut entry.value, vars, &path, errors);
+                walk(&mut entry.value, vars, &path, errors, room);
             }
         }
         Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(_) => {}
@@ -178,12 +244,49 @@ mod tests {
             dotenv: &dotenv,
         };
         let e = expand("x ${NOPE} y", &v).expect_err("undefined");
-        assert_eq!(e.message, "variable `NOPE` is not set");
-        assert!(e
-            .hint
-            .as_deref()
-            .is_some_and(|h| h.contains("${NOPE:-default}")));
+        let (message, hint) = e.describe(false);
+        assert_eq!(message, "variable `NOPE` is not set");
+        assert!(hint.is_some_and(|h| h.contains("${NOPE:-default}")));
         let e = expand("x ${A", &v).expect_err("unterminated");
-        assert!(e.message.contains("unterminated"));
+        assert_eq!(e, ExpandError::Unterminated { at: 3 });
+        assert!(e.describe(false).0.contains("unterminated"));
+    }
+
+    #[test]
+    fn errors_never_echo_the_text_and_secrets_not_even_the_name() {
+        let (process, dotenv) = vars();
+        let v = Vars {
+            process: &process,
+            dotenv: &dotenv,
+        };
+        let e = expand("pw ${hunter2 secret}", &v).expect_err("invalid");
+        let (message, hint) = e.describe(false);
+        assert!(!message.contains("hunter2"), "{message}");
+        assert!(message.contains("character 4"), "{message}");
+        assert!(!hint.unwrap_or_default().contains("hunter2"));
+        let e = expand("${hunter2}", &v).expect_err("unset");
+        let (message, hint) = e.describe(true);
+        assert!(!message.contains("hunter2"), "{message}");
+        assert!(!hint.unwrap_or_default().contains("hunter2"));
+    }
+
+    #[test]
+    fn expansion_is_bounded_over_the_whole_tree() {
+        let big = "x".repeat(limits::MAX_EXPANDED_BYTES / 4 + 1);
+        let process = BTreeMap::from([("BIG".to_owned(), big)]);
+        let dotenv = BTreeMap::new();
+        let v = Vars {
+            process: &process,
+            dotenv: &dotenv,
+        };
+        // Each string fits; the four together do not.
+        let text = "[\"${BIG}\", \"${BIG}\", \"${BIG}\", \"${BIG}\"]";
+        let mut node =
+            super::super::yaml::parse(std::path::Path::new("f.yml"), &format!("a: {text}"))
+                .expect("parses");
+        let mut errors = Vec::new();
+        interpolate(&mut node, &v, "", &mut errors);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].message.contains("more than"), "{}", errors[0]);
     }
 }

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::yaml::{self, Entry, Node, Value};
-use super::{ConfigError, LoadRequest, Origin};
+use super::{limits, ConfigError, LoadRequest, Origin};
 
 /// Where the project lives and which file defined it.
 #[derive(Debug, Clone)]
@@ -80,8 +80,9 @@ pub(crate) fn discover(req: &LoadRequest) -> Result<Project, ConfigError> {
 }
 
 fn read_layer(file: &Path) -> Result<Node, ConfigError> {
-    let text = std::fs::read_to_string(file).map_err(|e| {
-        whole_file_error(file, format!("cannot read {}: {e}", file.display()), None)
+    let text = limits::read_text(file).map_err(|e| {
+        let hint = matches!(e, limits::ReadError::TooLarge(_)).then(limits::size_hint);
+        whole_file_error(file, e.to_string(), hint)
     })?;
     yaml::parse(file, &text)
 }
@@ -303,7 +304,13 @@ pub(crate) fn apply_env_overrides(
             ));
             continue;
         }
-        let value = yaml::parse_value(raw, &origin);
+        let value = match yaml::parse_value(raw, &origin) {
+            Ok(value) => value,
+            Err(message) => {
+                errors.push(ConfigError::at(&origin, "", message, None));
+                continue;
+            }
+        };
         if let Err(message) = set_path(root, &segments, value, &origin, String::new()) {
             errors.push(ConfigError::at(&origin, "", message, None));
         }

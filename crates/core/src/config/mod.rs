@@ -4,6 +4,8 @@
 //! came from), deserialized into a raw serde model, then checked into [`model`]
 //! types. Every error is located: file, line, column, key, and a hint.
 
+#[cfg(test)]
+mod bounds_tests;
 mod check;
 mod de;
 mod dotenv;
@@ -12,6 +14,7 @@ mod index;
 mod init;
 mod interpolate;
 mod layers;
+pub mod limits;
 mod model;
 mod names;
 mod raw;
@@ -149,7 +152,7 @@ pub fn load(req: &LoadRequest) -> Result<Loaded, ConfigErrors> {
     interpolate::interpolate(&mut tree, &vars, "", &mut errors);
     // Values that failed to interpolate would only produce confusing follow-up errors.
     if !errors.is_empty() {
-        return Err(finish(errors, &[]));
+        return Err(finish(errors, &secret_values(&tree)));
     }
 
     let index = index::Index::build(&tree);

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::check::Checker;
+use super::limits;
 use super::model::{Probe, Readiness};
 use super::raw::RawReadiness;
 use super::service::port;
@@ -42,7 +43,8 @@ fn seconds(
     let Some(v) = value else {
         return Duration::from_secs_f64(default);
     };
-    let ok = v.is_finite() && if allow_zero { v >= 0.0 } else { v > 0.0 };
+    let ok =
+        v.is_finite() && v <= limits::MAX_SECONDS && if allow_zero { v >= 0.0 } else { v > 0.0 };
     match (ok, Duration::try_from_secs_f64(v)) {
         (true, Ok(d)) => d,
         _ => {
@@ -51,7 +53,14 @@ fn seconds(
             } else {
                 "more than 0"
             };
-            c.error(path, format!("expected a number of seconds, {bound}"), None);
+            c.error(
+                path,
+                format!(
+                    "expected a number of seconds, {bound} and at most {} (one day)",
+                    limits::MAX_SECONDS
+                ),
+                None,
+            );
             Duration::from_secs_f64(default)
         }
     }

@@ -8,6 +8,9 @@ use super::names::{is_label, label_hint};
 use super::raw::{RawAction, RawOnSync, RawPreset, RawRestart, RawService};
 use super::readiness;
 
+/// Helm refuses release names longer than this (they become label values with a suffix).
+const MAX_RELEASE_NAME: usize = 53;
+
 pub(crate) fn port(c: &mut Checker<'_>, path: &str, n: i64) -> Option<u16> {
     match u16::try_from(n) {
         Ok(p) if p > 0 => Some(p),
@@ -217,11 +220,30 @@ pub(crate) fn check(
             ),
         }
     }
-    if raw.replicas == Some(0) {
-        c.error(
+    match raw.replicas {
+        Some(0) => c.error(
             &at("replicas"),
             "`replicas: 0` would never become ready".into(),
             Some("leave the service out of `devenv up` instead".into()),
+        ),
+        // Kubernetes counts replicas in a signed 32-bit integer.
+        Some(n) if i32::try_from(n).is_err() => c.error(
+            &at("replicas"),
+            format!("`replicas` must be at most {}", i32::MAX),
+            None,
+        ),
+        _ => {}
+    }
+    if raw.chart.is_some() && name.len() > MAX_RELEASE_NAME {
+        c.error(
+            &at("name"),
+            format!(
+                "service name `{name}` is too long for a helm release name ({} characters, helm allows {MAX_RELEASE_NAME})",
+                name.len()
+            ),
+            Some(format!(
+                "a chart service's name is its release name: shorten it to at most {MAX_RELEASE_NAME} characters"
+            )),
         );
     }
     let workload = raw.workload.as_deref().and_then(|w| {

@@ -12,7 +12,7 @@ use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser, Tag};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 use yaml_rust2::Yaml;
 
-use super::{ConfigError, Origin};
+use super::{limits, ConfigError, Origin};
 
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Node {
@@ -145,15 +145,23 @@ pub(crate) fn resolve_plain(text: &str) -> Value {
 /// Parses one YAML document. An empty file (or one holding only comments) is an empty
 /// mapping, so an empty environment file is harmless.
 pub(crate) fn parse(file: &Path, text: &str) -> Result<Node, ConfigError> {
-    let mut builder = Builder {
-        file,
-        stack: Vec::new(),
-        anchors: HashMap::new(),
-        root: None,
-        error: None,
-    };
-    let mut parser = Parser::new_from_str(text);
-    if let Err(e) = parser.load(&mut builder, false) {
+    if text.len() > limits::MAX_INPUT_BYTES {
+        return Err(ConfigError::at(
+            &Origin::File {
+                file: file.to_path_buf(),
+                line: 0,
+                column: 0,
+            },
+            "",
+            format!(
+                "the file is larger than {} KiB",
+                limits::MAX_INPUT_BYTES / 1024
+            ),
+            Some(limits::size_hint()),
+        ));
+    }
+    let mut builder = Builder::new(file);
+    if let Err(e) = builder.run(text) {
         let origin = builder.origin(e.marker());
         return Err(ConfigError::at(
             &origin,
@@ -194,16 +202,23 @@ pub(crate) fn parse(file: &Path, text: &str) -> Result<Node, ConfigError> {
 }
 
 /// Parses a value given outside a file (a `DEVENV_*` variable) as YAML, falling back to
-/// the literal text when it isn't valid YAML on its own.
-pub(crate) fn parse_value(text: &str, origin: &Origin) -> Node {
-    let mut builder = Builder {
-        file: Path::new(""),
-        stack: Vec::new(),
-        anchors: HashMap::new(),
-        root: None,
-        error: None,
-    };
-    let parsed = Parser::new_from_str(text).load(&mut builder, false);
+/// the literal text when it isn't valid YAML on its own. A value beyond the
+/// [`limits`] is an error (the message, never the value), not a literal.
+pub(crate) fn parse_value(text: &str, origin: &Origin) -> Result<Node, String> {
+    if text.len() > limits::MAX_INPUT_BYTES {
+        return Err(format!(
+            "the value is larger than {} KiB",
+            limits::MAX_INPUT_BYTES / 1024
+        ));
+    }
+    let mut builder = Builder::new(Path::new(""));
+    let parsed = builder.run(text);
+    if builder.over_limit {
+        return Err(builder
+            .error
+            .map(|e| e.message)
+            .unwrap_or_else(|| "the value is too large".into()));
+    }
     let mut node = match (parsed, builder.error, builder.root) {
         (Ok(()), None, Some(node)) => node,
         _ => Node::new(
@@ -215,7 +230,7 @@ pub(crate) fn parse_value(text: &str, origin: &Origin) -> Node {
         ),
     };
     node.set_origin_deep(origin);
-    node
+    Ok(node)
 }
 
 enum Frame {
@@ -223,24 +238,115 @@ enum Frame {
         origin: Origin,
         anchor: usize,
         items: Vec<Node>,
+        /// The builder's [`Weight`] when the list started, to weigh it for aliases.
+        start: Weight,
     },
     Map {
         origin: Origin,
         anchor: usize,
         entries: Vec<Entry>,
         key: Option<(String, Origin)>,
+        start: Weight,
     },
+}
+
+/// How much a document (or a subtree, as a difference) has materialised: what the
+/// [`limits`] count, so an alias is charged for everything it copies.
+#[derive(Debug, Clone, Copy, Default)]
+struct Weight {
+    nodes: usize,
+    text: usize,
 }
 
 struct Builder<'a> {
     file: &'a Path,
     stack: Vec<Frame>,
-    anchors: HashMap<usize, Node>,
+    /// Anchored nodes with their weight, charged again at each alias.
+    anchors: HashMap<usize, (Node, Weight)>,
     root: Option<Node>,
     error: Option<ConfigError>,
+    total: Weight,
+    alias_nodes: usize,
+    /// A limit was hit: parsing stopped and `error` says which.
+    over_limit: bool,
 }
 
-impl Builder<'_> {
+impl<'a> Builder<'a> {
+    fn new(file: &'a Path) -> Self {
+        Self {
+            file,
+            stack: Vec::new(),
+            anchors: HashMap::new(),
+            root: None,
+            error: None,
+            total: Weight::default(),
+            alias_nodes: 0,
+            over_limit: false,
+        }
+    }
+
+    /// Feeds the parser's events to the builder until the first document ends or a
+    /// limit is hit. The events are pulled one by one rather than through
+    /// `Parser::load`, whose recursion over nesting could overflow the stack before a
+    /// depth limit had a say, and which cannot be stopped half-way.
+    fn run(&mut self, text: &str) -> Result<(), yaml_rust2::ScanError> {
+        let mut parser = Parser::new_from_str(text);
+        loop {
+            let (ev, mark) = parser.next_token()?;
+            let last = matches!(ev, Event::StreamEnd | Event::DocumentEnd);
+            self.on_event(ev, mark);
+            if last || self.over_limit {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Records a limit error; parsing stops after the current event.
+    fn limit(&mut self, origin: &Origin, message: String) {
+        self.over_limit = true;
+        let hint = "devenv bounds what one config may expand to, so a runaway or hostile file cannot exhaust the daemon's memory";
+        // A limit error replaces any earlier one: it is the reason parsing stopped.
+        self.error = Some(ConfigError::at(origin, "", message, Some(hint.into())));
+    }
+
+    /// Charges `w` to the document; false (with the error recorded) past a limit.
+    fn charge(&mut self, w: Weight, origin: &Origin) -> bool {
+        self.total.nodes = self.total.nodes.saturating_add(w.nodes);
+        self.total.text = self.total.text.saturating_add(w.text);
+        if self.total.nodes > limits::MAX_NODES {
+            self.limit(
+                origin,
+                format!(
+                    "the document expands to more than {} values (aliases included)",
+                    limits::MAX_NODES
+                ),
+            );
+        } else if self.total.text > limits::MAX_TEXT_BYTES {
+            self.limit(
+                origin,
+                format!(
+                    "the document expands to more than {} KiB of text (aliases included)",
+                    limits::MAX_TEXT_BYTES / 1024
+                ),
+            );
+        }
+        !self.over_limit
+    }
+
+    fn open(&mut self, origin: &Origin) -> bool {
+        if self.stack.len() >= limits::MAX_DEPTH {
+            self.limit(
+                origin,
+                format!(
+                    "lists and mappings are nested more than {} levels deep",
+                    limits::MAX_DEPTH
+                ),
+            );
+            return false;
+        }
+        self.charge(Weight { nodes: 1, text: 0 }, origin)
+    }
+
     fn origin(&self, mark: &Marker) -> Origin {
         Origin::File {
             file: self.file.to_path_buf(),
@@ -256,9 +362,13 @@ impl Builder<'_> {
         }
     }
 
-    fn finish(&mut self, node: Node, anchor: usize) {
+    fn finish(&mut self, node: Node, anchor: usize, start: Weight) {
         if anchor > 0 {
-            self.anchors.insert(anchor, node.clone());
+            let weight = Weight {
+                nodes: self.total.nodes - start.nodes,
+                text: self.total.text - start.text,
+            };
+            self.anchors.insert(anchor, (node.clone(), weight));
         }
         self.push(node);
     }
@@ -266,9 +376,21 @@ impl Builder<'_> {
     fn push(&mut self, node: Node) {
         let mut dup = None;
         let mut bad_key = None;
+        let mut too_long = None;
         match self.stack.last_mut() {
             None => self.root = Some(node),
-            Some(Frame::Seq { items, .. }) => items.push(node),
+            Some(Frame::Seq { items, .. }) => {
+                if items.len() >= limits::MAX_ENTRIES {
+                    too_long = Some(node.origin);
+                } else {
+                    items.push(node);
+                }
+            }
+            Some(Frame::Map { entries, key, .. })
+                if key.is_none() && entries.len() >= limits::MAX_ENTRIES =>
+            {
+                too_long = Some(node.origin);
+            }
             Some(Frame::Map { entries, key, .. }) => match key.take() {
                 Some((key, key_origin)) => entries.push(Entry {
                     key,
@@ -303,6 +425,15 @@ impl Builder<'_> {
                 }
             },
         }
+        if let Some(origin) = too_long {
+            self.limit(
+                &origin,
+                format!(
+                    "a list or mapping has more than {} entries",
+                    limits::MAX_ENTRIES
+                ),
+            );
+        }
         if let Some(origin) = bad_key {
             self.fail(ConfigError::at(
                 &origin,
@@ -328,47 +459,86 @@ impl Builder<'_> {
 
 impl MarkedEventReceiver for Builder<'_> {
     fn on_event(&mut self, ev: Event, mark: Marker) {
+        if self.over_limit {
+            return;
+        }
         let origin = self.origin(&mark);
         match ev {
             Event::Scalar(text, style, anchor, tag) => {
-                let value = scalar_value(text, style, tag.as_ref());
-                self.finish(Node::new(value, origin), anchor);
+                let start = self.total;
+                let weight = Weight {
+                    nodes: 1,
+                    text: text.len(),
+                };
+                if self.charge(weight, &origin) {
+                    let value = scalar_value(text, style, tag.as_ref());
+                    self.finish(Node::new(value, origin), anchor, start);
+                }
             }
-            Event::SequenceStart(anchor, _) => self.stack.push(Frame::Seq {
-                origin,
-                anchor,
-                items: Vec::new(),
-            }),
-            Event::MappingStart(anchor, _) => self.stack.push(Frame::Map {
-                origin,
-                anchor,
-                entries: Vec::new(),
-                key: None,
-            }),
+            Event::SequenceStart(anchor, _) => {
+                let start = self.total;
+                if self.open(&origin) {
+                    self.stack.push(Frame::Seq {
+                        origin,
+                        anchor,
+                        items: Vec::new(),
+                        start,
+                    });
+                }
+            }
+            Event::MappingStart(anchor, _) => {
+                let start = self.total;
+                if self.open(&origin) {
+                    self.stack.push(Frame::Map {
+                        origin,
+                        anchor,
+                        entries: Vec::new(),
+                        key: None,
+                        start,
+                    });
+                }
+            }
             Event::SequenceEnd | Event::MappingEnd => match self.stack.pop() {
                 Some(Frame::Seq {
                     origin,
                     anchor,
                     items,
+                    start,
                 }) => {
                     let origin = earliest(origin, items.first().map(|n| &n.origin));
-                    self.finish(Node::new(Value::Seq(items), origin), anchor);
+                    self.finish(Node::new(Value::Seq(items), origin), anchor, start);
                 }
                 Some(Frame::Map {
                     origin,
                     anchor,
                     entries,
+                    start,
                     ..
                 }) => {
                     let origin = earliest(origin, entries.first().map(|e| &e.key_origin));
-                    self.finish(Node::new(Value::Map(entries), origin), anchor);
+                    self.finish(Node::new(Value::Map(entries), origin), anchor, start);
                 }
                 None => {}
             },
             Event::Alias(id) => match self.anchors.get(&id) {
-                Some(node) => {
-                    let node = node.clone();
-                    self.push(node);
+                Some((_, weight)) => {
+                    let weight = *weight;
+                    self.alias_nodes = self.alias_nodes.saturating_add(weight.nodes);
+                    if self.alias_nodes > limits::MAX_ALIAS_NODES {
+                        self.limit(
+                            &origin,
+                            format!(
+                                "aliases expand to more than {} values",
+                                limits::MAX_ALIAS_NODES
+                            ),
+                        );
+                    } else if self.charge(weight, &origin) {
+                        // Checked before cloning: a bomb is refused before it exists.
+                        if let Some((node, _)) = self.anchors.get(&id) {
+                            let node = node.clone();
+                            self.push(node);
+                        }
+                    }
                 }
                 None => {
                     self.fail(ConfigError::at(

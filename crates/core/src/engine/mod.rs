@@ -211,18 +211,35 @@ impl Engine {
     }
 
     /// Loads and checks the config a request points at.
+    ///
+    /// Reading and parsing is blocking work on input the daemon does not control, so it
+    /// runs off the async workers: every RPC that loads a config comes through here, and
+    /// `block_in_place` hands this worker's other tasks to a fresh thread for the
+    /// duration (the effect of `spawn_blocking`, for callers that are not async), so a
+    /// slow parse never stalls the other RPCs. Size and expansion are bounded by
+    /// [`config::limits`].
     pub fn load(&self, req: &EnvRequest) -> Result<Loaded, ConfigErrors> {
         let user_config = req
             .vars
             .get("HOME")
             .map(|h| PathBuf::from(h).join(".devenv/config.yml"));
-        config::load(&LoadRequest {
-            start_dir: req.start_dir.clone(),
-            config_file: req.config_file.clone(),
-            env_name: req.env_name.clone(),
-            vars: req.vars.clone(),
-            user_config,
-        })
+        let load = || {
+            config::load(&LoadRequest {
+                start_dir: req.start_dir.clone(),
+                config_file: req.config_file.clone(),
+                env_name: req.env_name.clone(),
+                vars: req.vars.clone(),
+                user_config,
+            })
+        };
+        let multi_thread = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if multi_thread {
+            tokio::task::block_in_place(load)
+        } else {
+            // A current-thread runtime (unit tests) cannot hand its tasks off.
+            load()
+        }
     }
 
     fn env_id(loaded: &Loaded, env_name: &Option<String>) -> String {

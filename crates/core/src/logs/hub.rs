@@ -220,11 +220,10 @@ impl LogHub {
         query: &Query,
         follow: bool,
     ) -> (Vec<LogLine>, Option<Follower>) {
-        let limit = if query.tail > 0 {
-            query.tail
-        } else {
-            SNAPSHOT_LINES
-        };
+        // `--tail N` comes from a client: clamped here, so no request can make the daemon
+        // read a whole log history into memory.
+        let tail = query.tail.min(SNAPSHOT_LINES);
+        let limit = if tail > 0 { tail } else { SNAPSHOT_LINES };
         let since = query.since.map(unix_nanos);
         let mut per_service: Vec<Vec<LogLine>> = Vec::new();
         // Services whose ring lacks lines the query wants: (index in per_service,
@@ -273,8 +272,8 @@ impl LogHub {
         }
         let mut lines: Vec<LogLine> = per_service.into_iter().flatten().collect();
         lines.sort_by_key(|l| l.time);
-        if query.tail > 0 && lines.len() > query.tail {
-            lines.drain(..lines.len() - query.tail);
+        if tail > 0 && lines.len() > tail {
+            lines.drain(..lines.len() - tail);
         }
         (lines, follower)
     }
@@ -561,6 +560,9 @@ mod tests {
         let all = hub.snapshot(&query(&["api"], 0));
         assert_eq!(all.len(), RING_LINES * 3 + 1);
         assert_eq!(all[0].text, "line 0");
+        // A client's huge `--tail` is clamped, not trusted as a size.
+        let huge = hub.snapshot(&query(&["api"], usize::MAX));
+        assert_eq!(huge.len(), all.len());
         let tail = hub.snapshot(&query(&["api"], 25_000));
         assert_eq!(tail.len(), 25_000);
         assert_eq!(tail[0].text, "line 5001");

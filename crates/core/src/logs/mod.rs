@@ -82,7 +82,8 @@ pub struct Query {
     /// Empty: every service.
     pub services: Vec<String>,
     pub since: Option<SystemTime>,
-    /// The last `tail` lines (0: up to [`SNAPSHOT_LINES`] per service).
+    /// The last `tail` lines (0: up to [`SNAPSHOT_LINES`] per service); larger figures
+    /// are clamped to [`SNAPSHOT_LINES`].
     pub tail: usize,
     pub grep: Option<regex::Regex>,
 }
