@@ -323,3 +323,296 @@ async fn the_quick_check_hashes_racy_files_and_full_sync_hashes_all() {
     );
     assert_eq!(s.verify().await.unwrap(), vec![]);
 }
+
+/// Every file below `root`, relative, sorted.
+fn files_in(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let e = e.unwrap();
+            let ft = e.file_type().unwrap();
+            if ft.is_dir() {
+                stack.push(e.path());
+            } else {
+                let rel = e.path().strip_prefix(root).unwrap().to_owned();
+                out.push(rel.to_string_lossy().into_owned());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn is_source_error(e: &SyncError) -> bool {
+    e.is_source() && !e.is_fatal()
+}
+
+/// The bug this guards against: after `mv site elsewhere` and a receiver restart the
+/// pod lost all 21 files of its target, because the initial sync compared it with an
+/// empty local tree. A source that vanished deletes nothing, in the running session and
+/// after a reconnect; when it is back, the rule resumes.
+#[tokio::test]
+async fn a_source_that_vanishes_deletes_nothing_also_after_a_reconnect() {
+    let d = dirs();
+    for i in 0..21 {
+        write(&d.local, &format!("page{}/f{i}.html", i % 3), "x");
+    }
+    let mut s = Session::open_local(&d.remote, d.local.clone(), vec![])
+        .await
+        .unwrap();
+    s.initial_sync().await.unwrap();
+    let before = files_in(&d.remote);
+    assert_eq!(before.len(), 21);
+
+    // `mv site elsewhere`: the watcher then reports every path as removed.
+    let elsewhere = d.outside.join("elsewhere");
+    std::fs::rename(&d.local, &elsewhere).unwrap();
+    let removed: Vec<Change> = before.iter().map(|p| rm(p)).collect();
+    let e = s.apply(&removed).await.unwrap_err();
+    assert!(is_source_error(&e), "{e}");
+    assert!(e.to_string().contains("does not exist"), "{e}");
+    let e = s.apply(&[rm("page0")]).await.unwrap_err();
+    assert!(is_source_error(&e), "{e}");
+    let e = s.initial_sync().await.unwrap_err();
+    assert!(is_source_error(&e), "{e}");
+    assert!(s.status().connected);
+    assert_eq!(files_in(&d.remote), before);
+
+    // The receiver restarts: a new session's initial sync deletes nothing either.
+    s.close().await.unwrap();
+    let mut s = Session::open_local(&d.remote, d.local.clone(), vec![])
+        .await
+        .unwrap();
+    let e = s.initial_sync().await.unwrap_err();
+    assert!(is_source_error(&e), "{e}");
+    let e = s.full_sync().await.unwrap_err();
+    assert!(is_source_error(&e), "{e}");
+    assert_eq!(files_in(&d.remote), before, "files deleted in the target");
+
+    // Not a directory: same.
+    std::fs::write(&d.local, "a file now").unwrap();
+    let e = s.initial_sync().await.unwrap_err();
+    assert!(e.to_string().contains("not a directory"), "{e}");
+    assert_eq!(files_in(&d.remote), before);
+    std::fs::remove_file(&d.local).unwrap();
+
+    // Back (one file edited meanwhile): the initial sync resumes, deleting nothing.
+    std::fs::rename(&elsewhere, &d.local).unwrap();
+    write(&d.local, "page0/f0.html", "edited");
+    let st = s.initial_sync().await.unwrap();
+    assert_eq!((st.written, st.deleted), (1, 0), "{st:?}");
+    assert_eq!(s.verify().await.unwrap(), vec![]);
+    s.apply(&[w("page0/f0.html")]).await.unwrap();
+    assert_eq!(files_in(&d.remote), before);
+}
+
+/// A directory replaced under a running session (a branch switch recreating it, `mv
+/// site old && mkdir site`) is not diffed change by change against the old one.
+#[tokio::test]
+async fn a_replaced_source_stops_changes_until_the_next_initial_sync() {
+    let d = dirs();
+    write(&d.local, "a.txt", "a");
+    write(&d.local, "b.txt", "b");
+    let mut s = Session::open_local(&d.remote, d.local.clone(), vec![])
+        .await
+        .unwrap();
+    s.initial_sync().await.unwrap();
+    std::fs::rename(&d.local, d.outside.join("old")).unwrap();
+    std::fs::create_dir(&d.local).unwrap();
+    write(&d.local, "a.txt", "new a");
+    let e = s.apply(&[w("a.txt"), rm("b.txt")]).await.unwrap_err();
+    assert!(is_source_error(&e), "{e}");
+    assert!(e.to_string().contains("moved or replaced"), "{e}");
+    assert_eq!(files_in(&d.remote), ["a.txt", "b.txt"]);
+    // The initial sync adopts the new directory.
+    let st = s.initial_sync().await.unwrap();
+    assert_eq!((st.written, st.deleted), (1, 1), "{st:?}");
+    assert_eq!(files_in(&d.remote), ["a.txt"]);
+    assert_eq!(s.status().notice, None);
+}
+
+/// Emptying a non-empty target needs a local directory that was read and found empty,
+/// and says so in the status.
+#[tokio::test]
+async fn emptying_the_target_needs_a_really_empty_source_and_is_reported() {
+    let d = dirs();
+    write(&d.local, "x/one", "1");
+    write(&d.local, "two", "2");
+    let mut s = Session::open_local(&d.remote, d.local.clone(), vec![])
+        .await
+        .unwrap();
+    s.initial_sync().await.unwrap();
+
+    // Unreadable: an error, nothing deleted (root can read anything: skip that part).
+    let euid = std::fs::metadata("/proc/self").map(|m| {
+        use std::os::unix::fs::MetadataExt;
+        m.uid()
+    });
+    if euid.ok() != Some(0) {
+        std::fs::set_permissions(&d.local, std::fs::Permissions::from_mode(0o000)).unwrap();
+        let e = s.initial_sync().await.unwrap_err();
+        std::fs::set_permissions(&d.local, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert!(e.is_source() || matches!(e, SyncError::Local { .. }), "{e}");
+        assert_eq!(files_in(&d.remote), ["two", "x/one"]);
+    }
+
+    // Really empty (`rm -rf site/*`): the deletes are applied, and reported.
+    std::fs::remove_dir_all(d.local.join("x")).unwrap();
+    std::fs::remove_file(d.local.join("two")).unwrap();
+    let st = s.apply(&[rm("x"), rm("two")]).await.unwrap();
+    assert_eq!(st.deleted, 2, "{st:?}");
+    assert!(files_in(&d.remote).is_empty());
+    let notice = s.status().notice.unwrap_or_default();
+    assert!(notice.contains("emptied"), "{notice}");
+
+    // The same through an initial sync.
+    write(&d.local, "three", "3");
+    s.initial_sync().await.unwrap();
+    std::fs::remove_file(d.local.join("three")).unwrap();
+    let mut s = Session::open_local(&d.remote, d.local.clone(), vec![])
+        .await
+        .unwrap();
+    assert_eq!(s.status().notice, None);
+    let st = s.initial_sync().await.unwrap();
+    assert_eq!(st.deleted, 1, "{st:?}");
+    assert!(s.status().notice.unwrap_or_default().contains("emptied"));
+}
+
+/// A synced directory replaced by a symlink to somewhere else: the link is synced as a
+/// link; nothing of what it points to is read or sent.
+#[tokio::test]
+async fn a_directory_replaced_by_a_symlink_sends_nothing_from_outside() {
+    let d = dirs();
+    write(&d.local, "sub/page.html", "mine");
+    write(&d.outside, "secret.txt", "s3cret");
+    write(&d.outside, "page.html", "s3cret");
+    let mut s = Session::open_local(&d.remote, d.local.clone(), vec![])
+        .await
+        .unwrap();
+    s.initial_sync().await.unwrap();
+    std::fs::remove_dir_all(d.local.join("sub")).unwrap();
+    symlink(&d.outside, d.local.join("sub")).unwrap();
+    // Stale and fresh events alike, as a watcher would report them.
+    s.apply(&[w("sub/page.html"), w("sub/secret.txt"), w("sub")])
+        .await
+        .unwrap();
+    let link = d.remote.join("sub");
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(std::fs::read_link(&link).unwrap(), d.outside);
+    // Nothing the link points to was copied into the target.
+    let copied = walk_no_follow(&d.remote);
+    assert_eq!(copied, ["sub"], "{copied:?}");
+    // A fresh initial sync does not walk through it either.
+    let st = s.initial_sync().await.unwrap();
+    assert_eq!(st.written, 0, "{st:?}");
+    assert_eq!(walk_no_follow(&d.remote), ["sub"]);
+    assert_eq!(files_in(&d.outside), ["page.html", "secret.txt"]);
+}
+
+/// Every path below `root`, without following symlinks.
+fn walk_no_follow(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            }
+            let rel = e.path().strip_prefix(root).unwrap().to_owned();
+            out.push(rel.to_string_lossy().into_owned());
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Names in the target that are not UTF-8 are left alone (also the directories that
+/// hold them), reported once, and the session keeps working.
+#[tokio::test]
+async fn names_that_are_not_utf8_are_left_alone_and_reported() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let d = dirs();
+    let latin1 = OsStr::from_bytes(b"caf\xe9.txt");
+    std::fs::create_dir_all(d.remote.join("old")).unwrap();
+    std::fs::write(d.remote.join("old").join(latin1), "legacy").unwrap();
+    std::fs::write(d.remote.join("old/plain.txt"), "plain").unwrap();
+    std::fs::write(d.remote.join(OsStr::from_bytes(b"\xff")), "top").unwrap();
+    std::fs::write(d.remote.join("extra.txt"), "extra").unwrap();
+    write(&d.local, "keep.txt", "keep");
+    let mut s = Session::open_local(&d.remote, d.local.clone(), vec![])
+        .await
+        .unwrap();
+    let st = s.initial_sync().await.unwrap();
+    assert_eq!((st.written, st.deleted), (1, 2), "{st:?}");
+    assert!(d.remote.join("old").join(latin1).exists());
+    assert!(d.remote.join(OsStr::from_bytes(b"\xff")).exists());
+    assert!(!d.remote.join("old/plain.txt").exists());
+    assert!(!d.remote.join("extra.txt").exists());
+    let status = s.status();
+    let notice = status.notice.clone().unwrap_or_default();
+    assert!(
+        notice.contains("2 name(s)") && notice.contains("UTF-8"),
+        "{notice}"
+    );
+    assert!(status.connected);
+    assert_eq!(status.errors, 0, "{status:?}");
+    // Again, and after a change: no error, nothing more deleted.
+    let again = s.initial_sync().await.unwrap();
+    assert_eq!((again.written, again.deleted), (0, 0), "{again:?}");
+    s.apply(&[rm("old")]).await.unwrap();
+    assert!(d.remote.join("old").join(latin1).exists());
+    s.ping().await.unwrap();
+    assert!(s.status().connected);
+}
+
+/// The peak resident memory of this process, in bytes.
+fn peak_rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib * 1024
+}
+
+/// A receiver that answers `L` with a 64 MiB listing line and `P` with a 64 MiB line of
+/// garbage, each without a newline until its end.
+const HOSTILE: &str = r#"echo "R $1"
+huge() { head -c 67108864 /dev/zero | tr '\0' x; }
+while read -r t id rest; do
+  case $t in
+  L) printf 'S 81a4 1 2 3 ./'; huge; printf '\n'; echo "A $id" ;;
+  P) huge; printf '\n'; echo "A $id" ;;
+  esac
+done
+"#;
+
+#[tokio::test]
+async fn a_receiver_sending_endless_lines_costs_bounded_memory() {
+    let d = dirs();
+    std::fs::create_dir_all(&d.remote).unwrap();
+    let mut command = tokio::process::Command::new("sh");
+    command.arg("-c").arg(HOSTILE).arg("hostile").arg(&d.remote);
+    let mut s = Session::open_command(command, "hostile".into(), d.local.clone(), vec![])
+        .await
+        .unwrap();
+    let before = peak_rss();
+    // A 64 MiB listing line is a name too long to keep: left alone, the sync goes on.
+    let st = s.initial_sync().await.unwrap();
+    assert_eq!((st.written, st.deleted), (0, 0), "{st:?}");
+    assert!(s.status().notice.is_some());
+    // A 64 MiB line of garbage is a protocol error, found within the first bytes.
+    let e = s.ping().await.unwrap_err();
+    assert!(matches!(e, SyncError::Protocol { .. }), "{e}");
+    assert!(e.is_fatal());
+    let grown = peak_rss().saturating_sub(before);
+    assert!(
+        grown < 24 << 20,
+        "peak RSS grew by {} MiB reading 64 MiB lines",
+        grown >> 20
+    );
+}

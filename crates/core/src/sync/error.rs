@@ -44,6 +44,30 @@ pub enum SyncError {
     /// The receiver's output could not be understood.
     #[error("unexpected output from the sync receiver in pod {pod}: {line:?}")]
     Protocol { pod: String, line: String },
+    /// The rule's local directory is missing, not a directory, unreadable, or was
+    /// replaced during the session: nothing was sent and nothing deleted. The session
+    /// stays usable; an initial sync resumes once the directory is back.
+    #[error("local directory {}: {problem}; nothing is synced or deleted until it is back", path.display())]
+    Source {
+        path: PathBuf,
+        #[source]
+        problem: SourceProblem,
+    },
+}
+
+/// What is wrong with a rule's local directory.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceProblem {
+    #[error("does not exist")]
+    Missing,
+    #[error("is not a directory")]
+    NotADirectory,
+    /// Moved away, or another directory now has its name (a `mv`, a branch switch):
+    /// the session's view of it no longer holds.
+    #[error("was moved or replaced")]
+    Replaced,
+    #[error("cannot be read")]
+    Unreadable(#[source] std::io::Error),
 }
 
 impl SyncError {
@@ -56,5 +80,10 @@ impl SyncError {
                 | SyncError::Start { .. }
                 | SyncError::Protocol { .. }
         )
+    }
+
+    /// The rule's local directory is not (or no longer) there to sync from.
+    pub fn is_source(&self) -> bool {
+        matches!(self, SyncError::Source { .. })
     }
 }

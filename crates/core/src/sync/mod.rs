@@ -19,13 +19,24 @@
 //! - [`Session::verify`] compares both trees by checksum: empty means in sync.
 //! - [`Session::status`] is what `devenv sync status` shows per pod.
 //!
+//! A missing source never deletes: the local directory is opened (and its identity
+//! kept) before each comparison, and checked again before anything is sent; a
+//! directory that is missing, not a directory, unreadable, moved away or replaced is a
+//! [`SyncError::Source`] and the container is left as it is. Deleting everything in a
+//! non-empty target needs the local directory read whole and found empty, and is
+//! reported ([`SessionStatus::notice`]). Names in the container that are not UTF-8 are
+//! left alone (their directories are never removed whole).
+//!
 //! Confinement: paths are [`RelPath`]s (relative, no `..`, no NUL or newline), refused
-//! before sending; local symlinks are synced as symlinks, never followed; in the
+//! before sending; local symlinks are synced as symlinks, never followed (everything
+//! below the root is opened with `O_NOFOLLOW`, see `local.rs`); in the
 //! container the receiver refuses a batch that would write or delete through a symlink
 //! (or a non-directory) below the target, so nothing lands outside it.
 
 mod error;
 mod exclude;
+pub(crate) mod lines;
+mod local;
 mod path;
 mod plan;
 mod receiver;
@@ -33,9 +44,11 @@ mod session;
 mod tar;
 mod tree;
 
-pub use error::SyncError;
+pub use error::{SourceProblem, SyncError};
 pub use exclude::Excludes;
-pub use path::RelPath;
+pub use local::RootState;
+pub use path::{refused_target, RelPath};
 pub use plan::{DiffKind, Difference};
+pub use receiver::Reply;
 pub use session::{Change, Session, SessionStatus, SyncStats, SyncTarget};
 pub use tree::{md5_file, Entry, Kind};

@@ -110,6 +110,50 @@ impl RelPath {
     }
 }
 
+/// Top-level directories of a container that a sync must never own: deleting what the
+/// local tree lacks there would take the system with it.
+const SYSTEM_DIRS: &[&str] = &[
+    "bin", "boot", "dev", "etc", "proc", "sbin", "sys", "usr", "var",
+];
+
+/// Why `dir` can't be a sync target (`to`), or `None` when it can: it must be absolute,
+/// free of control characters and `..`, and not `/` nor a system directory (`/etc`,
+/// `/usr`, `/lib*`, ... at the top level; below them is fine, e.g. `/usr/share/nginx/html`).
+pub fn refused_target(dir: &str) -> Option<String> {
+    if let Some(c) = dir.chars().find(|c| c.is_control()) {
+        return Some(format!(
+            "sync target {dir:?} contains a control character ({:?})",
+            c
+        ));
+    }
+    if !dir.starts_with('/') {
+        return Some(format!("sync target `{dir}` is not an absolute path"));
+    }
+    let parts: Vec<&str> = dir
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect();
+    if parts.contains(&"..") {
+        return Some(format!("sync target `{dir}` contains a `..` component"));
+    }
+    match parts.as_slice() {
+        [] => Some(format!(
+            "sync target `{dir}` is the container's root: a sync deletes what the local directory lacks"
+        )),
+        [top] if SYSTEM_DIRS.contains(top) || is_lib_dir(top) => Some(format!(
+            "sync target `{dir}` is a system directory: a sync deletes what the local directory lacks"
+        )),
+        _ => None,
+    }
+}
+
+/// `lib`, `lib32`, `lib64`, `libx32`, `libexec` (not `library`).
+fn is_lib_dir(name: &str) -> bool {
+    name.strip_prefix("lib").is_some_and(|rest| {
+        rest.chars().all(|c| c.is_ascii_digit()) || rest == "x32" || rest == "exec"
+    })
+}
+
 impl fmt::Display for RelPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -176,6 +220,48 @@ mod tests {
                 RelPath::from_path(&PathBuf::from(p)).is_err(),
                 "{p:?} should be refused"
             );
+        }
+    }
+
+    #[test]
+    fn system_directories_and_odd_targets_are_refused() {
+        for ok in [
+            "/app",
+            "/usr/share/nginx/html",
+            "/var/www/html",
+            "/srv/site/",
+            "/home/dev/src",
+            "/library",
+        ] {
+            assert_eq!(refused_target(ok), None, "{ok}");
+        }
+        for bad in [
+            "/",
+            "//",
+            "/.",
+            "/etc",
+            "/etc/",
+            "/usr",
+            "/lib",
+            "/lib64",
+            "/libx32",
+            "/proc",
+            "/sys",
+            "/dev",
+            "/boot",
+            "/sbin",
+            "/var",
+            "/bin",
+            "//usr/./",
+            "/app/../etc",
+            "app",
+            "",
+            "/app\n",
+            "/app\tx",
+            "/a\u{7f}",
+            "/a\u{85}b",
+        ] {
+            assert!(refused_target(bad).is_some(), "{bad:?} should be refused");
         }
     }
 

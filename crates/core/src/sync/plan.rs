@@ -41,12 +41,18 @@ impl std::fmt::Display for Difference {
     }
 }
 
-/// Differences between `local` and `remote`, ignoring excluded remote paths. A file's
-/// content is equal when the sizes are and either both MD5s are known and equal, or
-/// neither was computed and the mtimes are equal (the quick check: the caller hashes
-/// every file whose mtime it does not trust).
-pub fn compare(local: &Tree, remote: &Tree, excludes: &Excludes) -> Vec<Difference> {
-    let keep = holding_excluded(remote, excludes);
+/// Differences between `local` and `remote`, ignoring excluded remote paths and the
+/// `pinned` directories (those holding a name sync can't handle, see
+/// [`super::tree::opaque_ancestors`]). A file's content is equal when the sizes are and
+/// either both MD5s are known and equal, or neither was computed and the mtimes are
+/// equal (the quick check: the caller hashes every file whose mtime it does not trust).
+pub fn compare(
+    local: &Tree,
+    remote: &Tree,
+    excludes: &Excludes,
+    pinned: &BTreeSet<RelPath>,
+) -> Vec<Difference> {
+    let keep = holding_excluded(remote, excludes, pinned);
     let mut out = Vec::new();
     for (path, l) in local {
         let kind = match remote.get(path) {
@@ -87,9 +93,14 @@ pub fn compare(local: &Tree, remote: &Tree, excludes: &Excludes) -> Vec<Differen
     out
 }
 
-/// The directories of `remote` with an excluded path inside: never removed whole.
-fn holding_excluded(remote: &Tree, excludes: &Excludes) -> BTreeSet<RelPath> {
-    let mut keep = BTreeSet::new();
+/// The directories of `remote` with an excluded path inside, and the pinned ones: never
+/// removed whole.
+fn holding_excluded(
+    remote: &Tree,
+    excludes: &Excludes,
+    pinned: &BTreeSet<RelPath>,
+) -> BTreeSet<RelPath> {
+    let mut keep = pinned.clone();
     for (path, r) in remote {
         if excludes.excludes_within(path, r.kind == Kind::Dir) {
             keep.extend(path.ancestors());
@@ -113,9 +124,10 @@ impl Plan {
         local: &Tree,
         remote: &Tree,
         excludes: &Excludes,
+        pinned: &BTreeSet<RelPath>,
     ) -> Plan {
         let mut plan = Plan::default();
-        let keep = holding_excluded(remote, excludes);
+        let keep = holding_excluded(remote, excludes, pinned);
         let mut whole = BTreeSet::new();
         for d in differences {
             match d.kind {
@@ -129,6 +141,8 @@ impl Plan {
                         plan.deletes.push(d.path.clone());
                     }
                 }
+                // Replacing it would delete what it holds that sync can't name.
+                DiffKind::Type if pinned.contains(&d.path) => {}
                 DiffKind::Type => {
                     plan.deletes.push(d.path.clone());
                     plan.send(local, &d.path);
@@ -149,8 +163,27 @@ impl Plan {
         self.deletes.is_empty() && self.sends.is_empty()
     }
 
-    /// Splits the plan into batches of bounded size, deletes first.
-    pub fn into_batches(self, limits: Limits) -> Vec<Batch> {
+    /// Drops the entries below a symlink the plan sends: the local tree can't have both
+    /// (they were read at different moments, around a directory being replaced by a
+    /// link), and in one tar the link would be created first and the entry written
+    /// through it, outside the target.
+    fn drop_beneath_symlinks(&mut self) {
+        let links: BTreeSet<RelPath> = self
+            .sends
+            .iter()
+            .filter(|(_, e)| e.kind == Kind::Symlink)
+            .map(|(p, _)| p.clone())
+            .collect();
+        if !links.is_empty() {
+            self.sends
+                .retain(|p, _| !p.ancestors().any(|a| links.contains(&a)));
+        }
+    }
+
+    /// Splits the plan into batches of bounded size, deletes first; never a symlink and
+    /// a path beneath it.
+    pub fn into_batches(mut self, limits: Limits) -> Vec<Batch> {
+        self.drop_beneath_symlinks();
         let mut out = Vec::new();
         let mut cur = Batch::default();
         for path in self.deletes {
@@ -299,7 +332,7 @@ mod tests {
             (p("x.map"), file(b"x", 0o644)),
         ]);
         let ex = Excludes::new(&["*.map".into()]).unwrap();
-        let diffs: Vec<_> = compare(&local, &remote, &ex)
+        let diffs: Vec<_> = compare(&local, &remote, &ex, &BTreeSet::new())
             .into_iter()
             .map(|d| (d.path.to_string(), d.kind))
             .collect();
@@ -330,10 +363,51 @@ mod tests {
             (p("kept/a.map"), file(b"", 0o644)),
         ]);
         let ex = Excludes::new(&["*.map".into()]).unwrap();
-        let diffs = compare(&local, &remote, &ex);
-        let plan = Plan::from_differences(&diffs, &local, &remote, &ex);
+        let diffs = compare(&local, &remote, &ex, &BTreeSet::new());
+        let plan = Plan::from_differences(&diffs, &local, &remote, &ex, &BTreeSet::new());
         let deletes: Vec<_> = plan.deletes.iter().map(|d| d.as_str()).collect();
         assert_eq!(deletes, ["gone", "kept/a"]);
+    }
+
+    #[test]
+    fn directories_holding_opaque_names_are_not_removed_whole() {
+        let local = Tree::from([(p("site"), dir())]);
+        let remote = Tree::from([
+            (p("site"), dir()),
+            (p("old"), dir()),
+            (p("old/a"), file(b"", 0o644)),
+            (p("old/b"), dir()),
+            (p("old/b/c"), file(b"", 0o644)),
+            (p("was-dir"), dir()),
+        ]);
+        let local = {
+            let mut l = local;
+            l.insert(p("was-dir"), file(b"x", 0o644));
+            l
+        };
+        // `old/b` and `was-dir` hold a name that is not UTF-8.
+        let pinned = BTreeSet::from([p("old"), p("old/b"), p("was-dir")]);
+        let ex = Excludes::none();
+        let diffs = compare(&local, &remote, &ex, &pinned);
+        let plan = Plan::from_differences(&diffs, &local, &remote, &ex, &pinned);
+        let deletes: Vec<_> = plan.deletes.iter().map(|d| d.as_str()).collect();
+        assert_eq!(deletes, ["old/a", "old/b/c"]);
+        assert!(plan.sends.is_empty(), "{:?}", plan.sends);
+    }
+
+    #[test]
+    fn a_symlink_and_a_path_beneath_it_are_never_sent_together() {
+        let mut plan = Plan::default();
+        plan.sends.insert(p("a"), link("/etc"));
+        plan.sends.insert(p("a/passwd"), file(b"x", 0o644));
+        plan.sends.insert(p("a/b/c"), file(b"x", 0o644));
+        plan.sends.insert(p("ab"), file(b"x", 0o644));
+        let batches = plan.into_batches(Limits::default());
+        let sent: Vec<_> = batches
+            .iter()
+            .flat_map(|b| b.entries.iter().map(|(p, _)| p.as_str()))
+            .collect();
+        assert_eq!(sent, ["a", "ab"]);
     }
 
     #[test]
@@ -387,7 +461,7 @@ mod tests {
             (p("touched"), unhashed(100)),
             (p("hashed-one-side"), unhashed(0)),
         ]);
-        let kinds: Vec<_> = compare(&local, &remote, &none)
+        let kinds: Vec<_> = compare(&local, &remote, &none, &BTreeSet::new())
             .into_iter()
             .map(|d| (d.path.as_str().to_owned(), d.kind))
             .collect();

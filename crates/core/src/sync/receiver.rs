@@ -84,7 +84,8 @@ while IFS= read -r line; do
       out=$(dd bs=65536 count="$size" iflag=count_bytes,fullblock 2>/dev/null |
         { tar -x -o -f - -C "$R" 2>&1; rc=$?; cat >/dev/null; exit $rc; }) || err="tar: $out"
     fi
-    if [ -z "$err" ]; then echo "A $id"; else echo "E $id" $err; fi
+    # One line, of bounded length, whatever rm or tar said.
+    if [ -z "$err" ]; then echo "A $id"; else printf 'E %s %.2000s\n' "$id" "$(printf '%s ' $err)"; fi
     ;;
   L)
     (
@@ -128,9 +129,27 @@ pub enum Reply {
     Error(u64, String),
     /// A line of a listing.
     Listing(String),
+    /// A listing line naming a path that is not UTF-8 (or too long to keep whole): its
+    /// bytes, as far as kept. Such a path is left alone, never deleted.
+    Opaque(Vec<u8>),
 }
 
 impl Reply {
+    /// Parses a line as read from the stream (without its newline). Pure and total:
+    /// any bytes give a reply or `None` (not a reply: a protocol error).
+    pub fn parse_bytes(line: &[u8]) -> Option<Reply> {
+        if let Ok(line) = std::str::from_utf8(line) {
+            return Reply::parse(line);
+        }
+        match line.get(..2)? {
+            b"S " | b"N " | b"M " => Some(Reply::Opaque(line.to_vec())),
+            // rm's or tar's words about a name that is not UTF-8.
+            b"E " => Reply::parse(&String::from_utf8_lossy(line)),
+            _ => None,
+        }
+    }
+
+    /// Parses a UTF-8 line.
     pub fn parse(line: &str) -> Option<Reply> {
         let (tag, rest) = line.split_once(' ')?;
         match tag {
@@ -167,6 +186,20 @@ mod tests {
         ));
         assert_eq!(Reply::parse("A x"), None);
         assert_eq!(Reply::parse("hello"), None);
+    }
+
+    #[test]
+    fn names_that_are_not_utf8_are_opaque() {
+        let line = b"S 81a4 1 2 3 ./caf\xe9";
+        assert_eq!(Reply::parse_bytes(line), Some(Reply::Opaque(line.to_vec())));
+        assert_eq!(
+            Reply::parse_bytes(b"E 4 rm: can't remove '\xff'"),
+            Some(Reply::Error(4, "rm: can't remove '\u{fffd}'".into()))
+        );
+        assert_eq!(Reply::parse_bytes(b"A \xff"), None);
+        assert_eq!(Reply::parse_bytes(b"\xff\xfe"), None);
+        assert_eq!(Reply::parse_bytes(b""), None);
+        assert_eq!(Reply::parse_bytes(b"A 7"), Some(Reply::Ack(7)));
     }
 
     /// The script runs under the host's sh too (dash or bash): a quick check of the

@@ -9,14 +9,16 @@ use std::time::{Duration, Instant, SystemTime};
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, AttachParams};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::error::SyncError;
 use super::exclude::Excludes;
-use super::path::RelPath;
+use super::lines::{read_line, skip_line, Line};
+use super::local::LocalRoot;
+use super::path::{refused_target, RelPath};
 use super::plan::{compare, Batch, Difference, Limits, Plan};
 use super::receiver::{Reply, SCRIPT};
 use super::tar;
@@ -34,6 +36,17 @@ const START_LIMIT: Duration = Duration::from_secs(30);
 const STALE_ROUNDS: usize = 3;
 /// Last receiver stderr lines kept for error messages.
 const STDERR_LINES: usize = 20;
+/// The longest reply line kept: a listing line holds a path and a symlink target (a
+/// few KiB at most); a longer line is cut (and its rest skipped unread) whatever the
+/// pod sends.
+pub(crate) const LINE_MAX: usize = 16 * 1024;
+/// The longest stderr line kept for messages.
+const STDERR_LINE_MAX: usize = 1024;
+/// Replies read ahead of the session: the reader waits (and so does the pod) beyond.
+const EVENTS: usize = 1024;
+/// Batches sent and not yet acknowledged, at most: fewer than [`EVENTS`], so that the
+/// replies to them always fit while the session is busy writing.
+const MAX_PENDING_BATCHES: usize = 512;
 /// Seconds within which an mtime is not trusted by the quick check (it has a
 /// resolution of a second, and clocks differ a little).
 const RACY_WINDOW: i64 = 2;
@@ -121,11 +134,17 @@ pub struct SessionStatus {
     pub deleted: u64,
     pub errors: u64,
     pub last_error: Option<String>,
+    /// Something sync decided that the user should know, though nothing failed: the
+    /// target was emptied because the local directory is empty, or names in the
+    /// container are not UTF-8 and are left alone.
+    pub notice: Option<String>,
 }
 
 enum Event {
     Reply(Reply),
     Garbage(String),
+    /// A reply line longer than [`LINE_MAX`] that is not a listing line.
+    TooLong(String),
     Closed,
 }
 
@@ -151,9 +170,12 @@ struct Sent {
 pub struct Session {
     name: String,
     local_dir: PathBuf,
+    /// The local directory as opened by the last comparison: changes are read through
+    /// it, and only while its path still names it.
+    root: Option<Arc<LocalRoot>>,
     excludes: Excludes,
     stdin: Box<dyn AsyncWrite + Send + Unpin>,
-    events: mpsc::UnboundedReceiver<Event>,
+    events: mpsc::Receiver<Event>,
     stderr: Arc<Mutex<VecDeque<String>>>,
     readers: Vec<JoinHandle<()>>,
     /// Cancelled when the receiver's output ends (it exited, or the stream broke).
@@ -164,6 +186,12 @@ pub struct Session {
     /// What the container holds, as far as this session knows: kept to turn a change
     /// of type (file -> directory) into a delete first.
     model: BTreeMap<RelPath, Kind>,
+    /// Directories in the container that hold names sync can't handle (not UTF-8):
+    /// never removed whole.
+    pinned: BTreeSet<RelPath>,
+    /// Such names seen in the last listing: how many, and one of them.
+    opaque: (u64, Option<String>),
+    opaque_reported: bool,
     limits: Limits,
     status: SessionStatus,
 }
@@ -244,13 +272,26 @@ impl Session {
         local_dir: PathBuf,
         excludes: Vec<String>,
     ) -> Result<Session, SyncError> {
-        let excludes = Excludes::new(&excludes)?;
-        let name = format!("local:{}", remote_dir.display());
-        let mut child = tokio::process::Command::new("sh")
+        let mut command = tokio::process::Command::new("sh");
+        command
             .arg("-c")
             .arg(SCRIPT)
             .arg("devenv-sync")
-            .arg(remote_dir)
+            .arg(remote_dir);
+        let name = format!("local:{}", remote_dir.display());
+        Session::open_command(command, name, local_dir, excludes).await
+    }
+
+    /// Runs `command` as the receiver (it must speak the protocol of `receiver.rs` on
+    /// its stdin and stdout): a local container's exec, or a test's impostor.
+    pub async fn open_command(
+        mut command: tokio::process::Command,
+        name: String,
+        local_dir: PathBuf,
+        excludes: Vec<String>,
+    ) -> Result<Session, SyncError> {
+        let excludes = Excludes::new(&excludes)?;
+        let mut child = command
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
@@ -258,7 +299,7 @@ impl Session {
             .spawn()
             .map_err(|e| SyncError::Start {
                 pod: name.clone(),
-                message: format!("sh: {e}"),
+                message: format!("{:?}: {e}", command.as_std().get_program()),
             })?;
         let (Some(stdin), Some(stdout), Some(stderr)) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take())
@@ -286,7 +327,7 @@ impl Session {
         stderr: Box<dyn AsyncRead + Send + Unpin>,
         process: Box<dyn std::any::Any + Send>,
     ) -> Result<Session, SyncError> {
-        let (tx, events) = mpsc::unbounded_channel();
+        let (tx, events) = mpsc::channel(EVENTS);
         let stderr_lines = Arc::new(Mutex::new(VecDeque::new()));
         let closed = CancellationToken::new();
         let readers = vec![
@@ -302,6 +343,7 @@ impl Session {
             },
             name,
             local_dir,
+            root: None,
             excludes,
             stdin,
             events,
@@ -311,10 +353,20 @@ impl Session {
             _process: process,
             next_id: 1,
             model: BTreeMap::new(),
+            pinned: BTreeSet::new(),
+            opaque: (0, None),
+            opaque_reported: false,
             limits: Limits::default(),
         };
         match tokio::time::timeout(START_LIMIT, session.events.recv()).await {
             Ok(Some(Event::Reply(Reply::Ready(dir)))) => {
+                // The target may be a symlink in the container (to `/`, to `/etc`).
+                if let Some(why) = refused_target(&dir) {
+                    return Err(SyncError::Start {
+                        pod: session.name.clone(),
+                        message: format!("the target resolves to {dir}: {why}"),
+                    });
+                }
                 session.status.remote_dir = dir;
                 Ok(session)
             }
@@ -322,7 +374,7 @@ impl Session {
                 pod: session.name.clone(),
                 message: format!("unexpected first reply {other:?}"),
             }),
-            Ok(Some(Event::Garbage(line))) => Err(SyncError::Start {
+            Ok(Some(Event::Garbage(line) | Event::TooLong(line))) => Err(SyncError::Start {
                 pod: session.name.clone(),
                 message: format!("unexpected output {line:?}"),
             }),
@@ -360,17 +412,52 @@ impl Session {
         self.sync_tree(Check::Checksums).await
     }
 
+    /// A missing, non-directory or unreadable local directory is a [`SyncError::Source`]
+    /// and nothing is sent or deleted: an empty tree is only ever one read successfully.
     async fn sync_tree(&mut self, check: Check) -> Result<SyncStats, SyncError> {
         let started = Instant::now();
-        let (local, remote) = self.both_trees(check).await?;
-        let diffs = compare(&local, &remote, &self.excludes);
-        let plan = Plan::from_differences(&diffs, &local, &remote, &self.excludes);
+        let root = Arc::new(self.source(LocalRoot::open(&self.local_dir))?);
+        self.root = Some(root.clone());
+        let (local, remote) = self.both_trees(&root, check).await?;
+        let diffs = compare(&local, &remote, &self.excludes, &self.pinned);
+        let plan = Plan::from_differences(&diffs, &local, &remote, &self.excludes, &self.pinned);
         let unchanged = local.len() as u64 - plan.sends.len() as u64;
         self.model = remote.iter().map(|(p, e)| (p.clone(), e.kind)).collect();
+        // Read as the directory was; still the directory the rule names?
+        self.source(root.check())?;
+        let empties = local.is_empty() && plan.sends.is_empty() && self.empties(&plan.deletes);
         let mut stats = self.send_plan(plan).await?;
+        if empties {
+            self.emptied(stats.deleted);
+        }
         stats.unchanged = unchanged;
         stats.duration = started.elapsed();
         Ok(stats)
+    }
+
+    /// Whether deleting `deletes` leaves the container's target empty (and it is not).
+    fn empties(&self, deletes: &[RelPath]) -> bool {
+        if deletes.is_empty() || self.model.is_empty() || !self.pinned.is_empty() {
+            return false;
+        }
+        let deletes: BTreeSet<&RelPath> = deletes.iter().collect();
+        self.model
+            .keys()
+            .all(|k| deletes.contains(k) || k.ancestors().any(|a| deletes.contains(&a)))
+    }
+
+    fn emptied(&mut self, deleted: u64) {
+        let message = format!(
+            "emptied {}: the local directory {} is empty ({deleted} deleted)",
+            self.status.remote_dir,
+            self.local_dir.display()
+        );
+        tracing::warn!(pod = %self.name, "sync: {message}");
+        self.status.notice = Some(message);
+    }
+
+    fn source<T>(&mut self, r: Result<T, SyncError>) -> Result<T, SyncError> {
+        r.map_err(|e| self.note_error(e))
     }
 
     /// Applies local changes, reading the local disk now. Every path is checked first:
@@ -384,19 +471,56 @@ impl Session {
         }
         paths.sort();
         paths.dedup();
+        let root = match &self.root {
+            Some(r) => r.clone(),
+            None => {
+                let r = Arc::new(self.source(LocalRoot::open(&self.local_dir))?);
+                self.root = Some(r.clone());
+                r
+            }
+        };
         let mut total = SyncStats::default();
         for _ in 0..STALE_ROUNDS {
-            let root = self.local_dir.clone();
+            // A directory moved away or replaced (a `git clean`, a branch switch)
+            // reads as "everything deleted": nothing is planned from it.
+            self.source(root.check())?;
+            let local = root.clone();
             let excludes = self.excludes.clone();
             let model = std::mem::take(&mut self.model);
-            let (plan, model) = tokio::task::spawn_blocking(move || {
-                let plan = plan_changes(&root, &excludes, &model, &paths);
-                (plan, model)
+            let pinned = std::mem::take(&mut self.pinned);
+            let (plan, model, pinned) = tokio::task::spawn_blocking(move || {
+                let plan = plan_changes(&local, &excludes, &model, &pinned, &paths);
+                (plan, model, pinned)
             })
             .await
             .expect("planning does not panic");
             self.model = model;
-            let (stats, stale) = self.send_plan_inner(plan?).await?;
+            self.pinned = pinned;
+            let plan = plan?;
+            self.source(root.check())?;
+            let mut empties = false;
+            if plan.sends.is_empty() && self.empties(&plan.deletes) {
+                // Deleting everything needs the directory read whole, and empty.
+                let local = root.clone();
+                let excludes = self.excludes.clone();
+                let scan = tokio::task::spawn_blocking(move || local.scan(None, &excludes))
+                    .await
+                    .expect("the scan does not panic");
+                let (tree, _) = self.source(scan)?;
+                self.source(root.check())?;
+                if !tree.is_empty() {
+                    // Events and disk disagree: compare everything instead.
+                    let mut stats = Box::pin(self.sync_tree(Check::Quick)).await?;
+                    stats.add(&total);
+                    stats.duration = started.elapsed();
+                    return Ok(stats);
+                }
+                empties = true;
+            }
+            let (stats, stale) = self.send_plan_inner(plan).await?;
+            if empties {
+                self.emptied(stats.deleted);
+            }
             total.add(&stats);
             if stale.is_empty() {
                 break;
@@ -410,8 +534,9 @@ impl Session {
     /// Compares the local tree with the container's by MD5, mode, type and symlink
     /// target; empty when they are equal.
     pub async fn verify(&mut self) -> Result<Vec<Difference>, SyncError> {
-        let (local, remote) = self.both_trees(Check::Checksums).await?;
-        Ok(compare(&local, &remote, &self.excludes))
+        let root = Arc::new(self.source(LocalRoot::open(&self.local_dir))?);
+        let (local, remote) = self.both_trees(&root, Check::Checksums).await?;
+        Ok(compare(&local, &remote, &self.excludes, &self.pinned))
     }
 
     pub fn status(&self) -> SessionStatus {
@@ -455,12 +580,16 @@ impl Session {
 
     /// The local tree and the container's, listed concurrently, with the MD5s on both
     /// sides of the files `check` wants compared by content.
-    async fn both_trees(&mut self, check: Check) -> Result<(Tree, Tree), SyncError> {
-        let root = self.local_dir.clone();
+    async fn both_trees(
+        &mut self,
+        root: &Arc<LocalRoot>,
+        check: Check,
+    ) -> Result<(Tree, Tree), SyncError> {
+        let local = root.clone();
         let excludes = self.excludes.clone();
-        let scan = tokio::task::spawn_blocking(move || tree::scan_local(&root, None, &excludes));
+        let scan = tokio::task::spawn_blocking(move || local.scan(None, &excludes));
         let remote = self.list(check == Check::Checksums).await;
-        let (mut local, skipped) = scan.await.expect("the scan does not panic")?;
+        let (mut local, skipped) = self.source(scan.await.expect("the scan does not panic"))?;
         let mut remote = remote?;
         for path in skipped {
             tracing::warn!(path = %path.display(), "sync: name can't be synced (not UTF-8 or has a newline)");
@@ -489,10 +618,12 @@ impl Session {
             })
             .map(|(p, _)| p.clone())
             .collect();
-        let root = self.local_dir.clone();
+        let hasher = root.clone();
         let to_hash = wanted.clone();
         let hashing = tokio::task::spawn_blocking(move || {
-            tree::hash_local(&root, &mut local, |p, _| to_hash.contains(p)).map(|()| local)
+            hasher
+                .hash(&mut local, |p, _| to_hash.contains(p))
+                .map(|()| local)
         });
         if check == Check::Quick && !wanted.is_empty() {
             let paths: Vec<RelPath> = wanted.into_iter().collect();
@@ -524,12 +655,48 @@ impl Session {
         self.write(format!("L {id} {}\n", u8::from(sums)).as_bytes())
             .await?;
         let mut lines = Vec::new();
+        self.pinned.clear();
+        self.opaque = (0, None);
         self.wait_ack(id, &mut lines).await?;
         let (tree, bad) = tree::parse_listing(&lines);
         for line in bad.iter().take(5) {
             tracing::warn!(pod = %self.name, line, "sync: listing line not understood");
         }
+        self.report_opaque();
         Ok(tree)
+    }
+
+    /// A listing line naming a path sync can't handle: its directories are kept.
+    fn opaque_line(&mut self, line: &[u8]) {
+        self.pinned.extend(tree::opaque_ancestors(line));
+        self.opaque.0 += 1;
+        if self.opaque.1.is_none() {
+            let shown = String::from_utf8_lossy(line);
+            let name = shown
+                .find("./")
+                .map_or(&shown[..], |i| &shown[i + 2..])
+                .chars()
+                .take(200)
+                .collect();
+            self.opaque.1 = Some(name);
+        }
+    }
+
+    /// Says once per session that names were left alone.
+    fn report_opaque(&mut self) {
+        let (count, Some(example)) = &self.opaque else {
+            return;
+        };
+        if self.opaque_reported {
+            return;
+        }
+        self.opaque_reported = true;
+        let message = format!(
+            "{count} name(s) in {} are not UTF-8 or too long (e.g. {example:?}): left alone, never deleted",
+            self.status.remote_dir
+        );
+        tracing::warn!(pod = %self.name, "sync: {message}");
+        self.status.notice = Some(message);
     }
 
     async fn wait_ack(&mut self, id: u64, lines: &mut Vec<String>) -> Result<(), SyncError> {
@@ -544,6 +711,7 @@ impl Session {
                     }))
                 }
                 Reply::Listing(line) => lines.push(line),
+                Reply::Opaque(line) => self.opaque_line(&line),
                 other => return Err(self.protocol(format!("{other:?}"))),
             }
         }
@@ -553,6 +721,9 @@ impl Session {
         match tokio::time::timeout(PROGRESS_LIMIT, self.events.recv()).await {
             Ok(Some(Event::Reply(r))) => Ok(r),
             Ok(Some(Event::Garbage(line))) => Err(self.protocol(line)),
+            Ok(Some(Event::TooLong(start))) => Err(self.protocol(format!(
+                "a line longer than {LINE_MAX} bytes, starting {start:?}"
+            ))),
             Ok(Some(Event::Closed) | None) => Err(self.broken("the receiver exited".into())),
             Err(_) => Err(self.broken(format!("no reply within {PROGRESS_LIMIT:?}"))),
         }
@@ -590,7 +761,10 @@ impl Session {
         let first_id = self.next_id;
         self.next_id += batches.len() as u64;
         let (tx, mut rx) = mpsc::channel(8);
-        let root = self.local_dir.clone();
+        let root = match &self.root {
+            Some(r) => r.clone(),
+            None => Arc::new(self.source(LocalRoot::open(&self.local_dir))?),
+        };
         let producer = tokio::task::spawn_blocking(move || produce(&root, batches, first_id, &tx));
 
         let mut pending: VecDeque<Sent> = VecDeque::new();
@@ -605,7 +779,9 @@ impl Session {
                 // frame read): the receiver may ack a batch before the producer's End
                 // arrives here, so replies are read only while something is pending,
                 // and sending never stalls while nothing is.
-                let can_send = !produced_all && (in_flight < MAX_IN_FLIGHT || pending.is_empty());
+                let can_send = !produced_all
+                    && ((in_flight < MAX_IN_FLIGHT && pending.len() < MAX_PENDING_BATCHES)
+                        || pending.is_empty());
                 tokio::select! {
                     frame = rx.recv(), if can_send => match frame {
                         Some(Frame::Data(data)) => {
@@ -750,15 +926,20 @@ impl SyncStats {
 
 /// The plan for changed `paths`, given what the container holds (`model`).
 fn plan_changes(
-    root: &Path,
+    root: &LocalRoot,
     excludes: &Excludes,
     model: &BTreeMap<RelPath, Kind>,
+    pinned: &BTreeSet<RelPath>,
     paths: &[RelPath],
 ) -> Result<Plan, SyncError> {
     let mut plan = Plan::default();
     let mut deletes = std::collections::BTreeSet::new();
     for path in paths {
-        let local = tree::local_entry(root, path)?;
+        let local = root.entry(path)?;
+        if pinned.contains(path) && local.as_ref().is_some_and(|e| e.kind != Kind::Dir) {
+            // It holds names sync can't handle: not replaced by a file or a link.
+            continue;
+        }
         let is_dir = local.as_ref().is_some_and(|e| e.kind == Kind::Dir);
         if excludes.excludes_within(path, is_dir) {
             continue;
@@ -775,7 +956,7 @@ fn plan_changes(
                     if other.is_some() {
                         deletes.insert(a.clone());
                     }
-                    if let Some(e) = tree::local_entry(root, &a)? {
+                    if let Some(e) = root.entry(&a)? {
                         plan.sends.insert(a, e);
                     }
                 }
@@ -787,7 +968,7 @@ fn plan_changes(
         if entry.kind == Kind::Dir {
             // Everything below, and removal of what the container has there but the
             // local disk no longer does.
-            let (below, _) = tree::scan_local(root, Some(path), excludes)?;
+            let (below, _) = root.scan(Some(path), excludes)?;
             for (p, k) in model
                 .range(path.clone()..)
                 .take_while(|(k, _)| k.as_str().starts_with(path.as_str()))
@@ -808,6 +989,18 @@ fn plan_changes(
         }
         plan.sends.insert(path.clone(), entry);
     }
+    // A directory holding names sync can't handle goes child by child, never whole.
+    for p in pinned {
+        if deletes.remove(p) {
+            deletes.extend(
+                model
+                    .range(p.clone()..)
+                    .take_while(|(k, _)| k.as_str().starts_with(p.as_str()))
+                    .filter(|(k, _)| k.starts_with(p) && *k != p && !pinned.contains(*k))
+                    .map(|(k, _)| k.clone()),
+            );
+        }
+    }
     // A delete inside another delete is redundant.
     let all = deletes.clone();
     plan.deletes = deletes
@@ -819,7 +1012,7 @@ fn plan_changes(
 
 /// Builds the batches' bytes in a blocking thread, reading files as it goes; at most
 /// the channel's capacity of chunks is buffered.
-fn produce(root: &Path, batches: Vec<Batch>, first_id: u64, tx: &mpsc::Sender<Frame>) {
+fn produce(root: &LocalRoot, batches: Vec<Batch>, first_id: u64, tx: &mpsc::Sender<Frame>) {
     for (i, batch) in batches.into_iter().enumerate() {
         let id = first_id + i as u64;
         match produce_batch(root, &batch, id, tx) {
@@ -839,7 +1032,7 @@ fn produce(root: &Path, batches: Vec<Batch>, first_id: u64, tx: &mpsc::Sender<Fr
 
 /// `Ok(None)` when the receiving side went away.
 fn produce_batch(
-    root: &Path,
+    root: &LocalRoot,
     batch: &Batch,
     id: u64,
     tx: &mpsc::Sender<Frame>,
@@ -855,9 +1048,11 @@ fn produce_batch(
         }
         // Exactly entry.size bytes, whatever the file holds now: the receiver reads the
         // size announced. A file that changed meanwhile is sent again afterwards.
-        let full = root.join(path.as_str());
+        // Opened below the root without following a symlink: a file or directory
+        // replaced by a link since the plan sends zeros (and again later), never
+        // what the link points to.
         let mut left = entry.size;
-        match std::fs::File::open(&full) {
+        match root.open_file(path) {
             Ok(mut file) => {
                 while left > 0 {
                     let want = chunk.len().min(left as usize);
@@ -911,26 +1106,46 @@ fn produce_batch(
     }))
 }
 
+/// Reads the receiver's replies, each line at most [`LINE_MAX`] bytes kept, into a
+/// bounded channel (a flood waits in the pod, not in the daemon's memory).
 async fn read_replies(
     stdout: Box<dyn AsyncRead + Send + Unpin>,
-    tx: mpsc::UnboundedSender<Event>,
+    tx: mpsc::Sender<Event>,
     closed: CancellationToken,
 ) {
     let _closed = closed.drop_guard();
-    let mut lines = BufReader::with_capacity(64 * 1024, stdout).lines();
+    let mut reader = BufReader::with_capacity(64 * 1024, stdout);
     loop {
-        let event = match lines.next_line().await {
-            Ok(Some(line)) => match Reply::parse(&line) {
+        let event = match read_line(&mut reader, LINE_MAX).await {
+            Ok(Some(Line::Full(line))) => match Reply::parse_bytes(&line) {
                 Some(r) => Event::Reply(r),
-                None => Event::Garbage(line),
+                None => Event::Garbage(shown(&line)),
             },
+            Ok(Some(Line::Long(start))) => {
+                let event = match Reply::parse_bytes(&start) {
+                    // A path too long to keep: left alone like one that is not UTF-8.
+                    Some(Reply::Listing(_) | Reply::Opaque(_)) => {
+                        Event::Reply(Reply::Opaque(start))
+                    }
+                    _ => Event::TooLong(shown(&start)),
+                };
+                match skip_line(&mut reader).await {
+                    Ok(_) => event,
+                    Err(_) => Event::Closed,
+                }
+            }
             Ok(None) | Err(_) => Event::Closed,
         };
         let closed = matches!(event, Event::Closed);
-        if tx.send(event).is_err() || closed {
+        if tx.send(event).await.is_err() || closed {
             return;
         }
     }
+}
+
+/// The start of a line, for a message.
+fn shown(line: &[u8]) -> String {
+    String::from_utf8_lossy(&line[..line.len().min(200)]).into_owned()
 }
 
 async fn read_stderr(
@@ -938,8 +1153,18 @@ async fn read_stderr(
     pod: String,
     keep: Arc<Mutex<VecDeque<String>>>,
 ) {
-    let mut lines = BufReader::new(stderr).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
+    let mut reader = BufReader::new(stderr);
+    loop {
+        let line = match read_line(&mut reader, STDERR_LINE_MAX).await {
+            Ok(Some(Line::Full(line))) => String::from_utf8_lossy(&line).into_owned(),
+            Ok(Some(Line::Long(start))) => {
+                if skip_line(&mut reader).await.is_err() {
+                    return;
+                }
+                format!("{}...", String::from_utf8_lossy(&start))
+            }
+            Ok(None) | Err(_) => return,
+        };
         tracing::warn!(pod = %pod, "sync receiver: {line}");
         let mut keep = keep.lock().unwrap_or_else(|p| p.into_inner());
         if keep.len() == STDERR_LINES {

@@ -2,14 +2,8 @@
 //! container's target (parsed from the receiver's listing).
 
 use std::collections::BTreeMap;
-use std::io::Read;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use md5::{Digest, Md5};
-
-use super::error::SyncError;
-use super::exclude::Excludes;
 use super::path::RelPath;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,152 +33,9 @@ pub struct Entry {
 
 pub type Tree = BTreeMap<RelPath, Entry>;
 
-/// An entry of the local tree, or `None` if `path` is gone or is neither a file, a
-/// directory nor a symlink.
-pub fn local_entry(root: &Path, path: &RelPath) -> Result<Option<Entry>, SyncError> {
-    let full = root.join(path.as_str());
-    let meta = match std::fs::symlink_metadata(&full) {
-        Ok(m) => m,
-        Err(e) if gone(&e) => return Ok(None),
-        Err(source) => return Err(SyncError::Local { path: full, source }),
-    };
-    entry_of(&full, &meta)
-}
-
-/// The path does not exist (any more), e.g. a parent was replaced by a file.
-fn gone(e: &std::io::Error) -> bool {
-    matches!(
-        e.kind(),
-        std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
-    )
-}
-
-fn entry_of(full: &Path, meta: &std::fs::Metadata) -> Result<Option<Entry>, SyncError> {
-    let ft = meta.file_type();
-    let kind = if ft.is_symlink() {
-        Kind::Symlink
-    } else if ft.is_dir() {
-        Kind::Dir
-    } else if ft.is_file() {
-        Kind::File
-    } else {
-        return Ok(None);
-    };
-    let target = if kind == Kind::Symlink {
-        let t = std::fs::read_link(full).map_err(|source| SyncError::Local {
-            path: full.to_owned(),
-            source,
-        })?;
-        match t.into_os_string().into_string() {
-            Ok(t) => Some(t),
-            Err(_) => return Ok(None),
-        }
-    } else {
-        None
-    };
-    Ok(Some(Entry {
-        kind,
-        mode: meta.permissions().mode() & 0o7777,
-        size: if kind == Kind::File { meta.len() } else { 0 },
-        mtime: meta.mtime(),
-        ctime: meta.ctime(),
-        md5: None,
-        target,
-    }))
-}
-
-/// Walks `root/start` (or the whole root), never following symlinks and pruning
-/// excluded directories. Names that can't be synced (not UTF-8, newline) are skipped
-/// and returned separately.
-pub fn scan_local(
-    root: &Path,
-    start: Option<&RelPath>,
-    excludes: &Excludes,
-) -> Result<(Tree, Vec<PathBuf>), SyncError> {
-    let mut tree = Tree::new();
-    let mut skipped = Vec::new();
-    let mut stack: Vec<(PathBuf, Option<RelPath>)> = vec![(
-        start.map_or_else(|| root.to_owned(), |s| root.join(s.as_str())),
-        start.cloned(),
-    )];
-    while let Some((dir, rel)) = stack.pop() {
-        let read = match std::fs::read_dir(&dir) {
-            Ok(r) => r,
-            // Deleted while walking: the watcher reports it.
-            Err(e) if gone(&e) => continue,
-            Err(source) => return Err(SyncError::Local { path: dir, source }),
-        };
-        for item in read {
-            let item = item.map_err(|source| SyncError::Local {
-                path: dir.clone(),
-                source,
-            })?;
-            let full = item.path();
-            let Some(name) = item.file_name().to_str().map(str::to_owned) else {
-                skipped.push(full);
-                continue;
-            };
-            let path = match &rel {
-                Some(r) => r.join(&name),
-                None => RelPath::new(&name),
-            };
-            let Ok(path) = path else {
-                skipped.push(full);
-                continue;
-            };
-            let meta = match std::fs::symlink_metadata(&full) {
-                Ok(m) => m,
-                Err(e) if gone(&e) => continue,
-                Err(source) => return Err(SyncError::Local { path: full, source }),
-            };
-            let Some(entry) = entry_of(&full, &meta)? else {
-                continue;
-            };
-            if excludes.excludes(&path, entry.kind == Kind::Dir) {
-                continue;
-            }
-            if entry.kind == Kind::Dir {
-                stack.push((full, Some(path.clone())));
-            }
-            tree.insert(path, entry);
-        }
-    }
-    Ok((tree, skipped))
-}
-
 /// The MD5 of a local file, streamed.
 pub fn md5_file(path: &Path) -> std::io::Result<[u8; 16]> {
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = Md5::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hasher.finalize().into())
-}
-
-/// Fills in the MD5 of the local files for which `wanted` says so.
-pub fn hash_local(
-    root: &Path,
-    tree: &mut Tree,
-    wanted: impl Fn(&RelPath, &Entry) -> bool,
-) -> Result<(), SyncError> {
-    for (path, entry) in tree.iter_mut() {
-        if entry.kind == Kind::File && entry.md5.is_none() && wanted(path, entry) {
-            let full = root.join(path.as_str());
-            match md5_file(&full) {
-                Ok(sum) => entry.md5 = Some(sum),
-                // Gone since the walk: left unhashed, so it compares as different.
-                Err(e) if gone(&e) => {}
-                Err(source) => return Err(SyncError::Local { path: full, source }),
-            }
-        }
-    }
-    Ok(())
+    super::local::md5_of(std::fs::File::open(path)?)
 }
 
 /// Builds the remote tree from the receiver's listing lines (see `receiver.rs`):
@@ -292,6 +143,32 @@ fn apply_listing_line(tree: &mut Tree, line: &str) -> bool {
     }
 }
 
+/// The directories above a path the listing names in a line that is not UTF-8 (or
+/// was cut short): the ones whose names can be read, outermost first. They hold
+/// something sync can't name, so they are never removed whole.
+pub fn opaque_ancestors(line: &[u8]) -> Vec<RelPath> {
+    let Some(start) = line.windows(2).position(|w| w == b"./") else {
+        return Vec::new();
+    };
+    let mut components: Vec<&[u8]> = line[start + 2..].split(|b| *b == b'/').collect();
+    // The last component is the name itself (possibly cut, or followed by a link's
+    // target in an `N` line): never a directory to keep.
+    components.pop();
+    let mut out = Vec::new();
+    let mut path: Option<RelPath> = None;
+    for c in components {
+        let Ok(c) = std::str::from_utf8(c) else { break };
+        let next = match &path {
+            Some(p) => p.join(c),
+            None => RelPath::new(c),
+        };
+        let Ok(next) = next else { break };
+        out.push(next.clone());
+        path = Some(next);
+    }
+    out
+}
+
 pub fn parse_md5(hex: &str) -> Option<[u8; 16]> {
     if hex.len() != 32 {
         return None;
@@ -341,24 +218,17 @@ mod tests {
     }
 
     #[test]
-    fn scans_without_following_symlinks_and_prunes_excludes() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
-        std::fs::create_dir_all(root.join("src/deep")).unwrap();
-        std::fs::create_dir_all(root.join("node_modules/x")).unwrap();
-        std::fs::write(root.join("src/deep/a.rs"), "fn main() {}").unwrap();
-        std::fs::write(root.join("src/a.map"), "{}").unwrap();
-        std::fs::write(root.join("node_modules/x/i.js"), "").unwrap();
-        std::os::unix::fs::symlink("/etc", root.join("etc-link")).unwrap();
-        let ex = Excludes::new(&["*.map".into(), "node_modules/".into()]).unwrap();
-        let (mut tree, skipped) = scan_local(root, None, &ex).unwrap();
-        assert!(skipped.is_empty());
-        let names: Vec<_> = tree.keys().map(|k| k.as_str().to_owned()).collect();
-        assert_eq!(names, ["etc-link", "src", "src/deep", "src/deep/a.rs"]);
-        assert_eq!(tree[&p("etc-link")].target.as_deref(), Some("/etc"));
-        hash_local(root, &mut tree, |_, _| true).unwrap();
-        let sum = tree[&p("src/deep/a.rs")].md5.unwrap();
-        let want: [u8; 16] = Md5::digest(b"fn main() {}").into();
-        assert_eq!(sum, want);
+    fn the_readable_parents_of_an_opaque_name_are_kept() {
+        let names = |line: &[u8]| -> Vec<String> {
+            opaque_ancestors(line)
+                .iter()
+                .map(|p| p.as_str().to_owned())
+                .collect()
+        };
+        assert_eq!(names(b"S 81a4 1 2 3 ./a/b/caf\xe9"), ["a", "a/b"]);
+        assert_eq!(names(b"S 41ed 1 2 3 ./a/\xff/c/d"), ["a"]);
+        assert_eq!(names(b"S 81a4 1 2 3 ./top\xff"), Vec::<String>::new());
+        assert_eq!(names(b"M 0123  ./x/y\xff"), ["x"]);
+        assert_eq!(names(b"garbage"), Vec::<String>::new());
     }
 }
