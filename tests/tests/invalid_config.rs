@@ -182,3 +182,27 @@ fn port_out_of_range() {
         extra: |_| {},
     });
 }
+
+/// A sync deletes in its target what the local directory lacks: the container's root
+/// and its system directories are refused before anything starts, and so are control
+/// characters.
+#[test]
+fn sync_targets_at_system_directories_are_refused() {
+    let cases: [(&str, &'static [&'static str]); 5] = [
+        ("/", &["dev.sync[0].to", "container's root"]),
+        ("/etc/", &["dev.sync[0].to", "system directory"]),
+        ("//usr/.", &["dev.sync[0].to", "system directory"]),
+        ("/lib64", &["dev.sync[0].to", "system directory"]),
+        ("\"/app\\tx\"", &["dev.sync[0].to", "control character"]),
+    ];
+    for (to, needles) in cases {
+        let dev = format!("      dev:\n        sync:\n          - {{ from: ., to: {to} }}\n");
+        check(Case {
+            yaml: format!("{HEAD}{}", service("a", &dev)),
+            line: 11..=11,
+            column: None,
+            needles,
+            extra: |_| {},
+        });
+    }
+}

@@ -138,11 +138,11 @@ pub(crate) fn check(
             .into_iter()
             .enumerate()
             .filter_map(|(i, rule)| {
-                if !rule.to.starts_with('/') {
+                if let Some(why) = crate::sync::refused_target(&rule.to) {
                     c.error(
                         &at(&format!("dev.sync[{i}].to")),
-                        format!("sync target `{}` is not an absolute path", rule.to),
-                        Some("give the directory in the container, e.g. `/app`".into()),
+                        why,
+                        Some("give the app's own directory in the container, e.g. `/app`".into()),
                     );
                     return None;
                 }

@@ -3,7 +3,7 @@
 //! `--json` contracts (add fields, never rename):
 //! status: `{"sessions": [{"service", "pod", "container", "local_dir", "remote_dir",
 //! "phase", "connected", "last_sync" (RFC 3339 or null), "last_latency_ms", "files",
-//! "bytes", "deleted", "errors", "last_error" (or null)}]}`;
+//! "bytes", "deleted", "errors", "last_error" (or null), "notice" (or null)}]}`;
 //! verify: `{"in_sync": bool, "results": [{"service", "pod", "local_dir", "remote_dir",
 //! "in_sync", "difference_count", "differences": [..], "error" (or null)}]}`.
 
@@ -40,6 +40,7 @@ pub async fn status(ctx: &Ctx) -> Result {
                     "last_sync": s.last_sync.as_ref().map(|t| time::rfc3339(Some(t))),
                     "last_latency_ms": s.last_latency_ms, "files": s.files, "bytes": s.bytes,
                     "deleted": s.deleted, "errors": s.errors, "last_error": opt(&s.last_error),
+                    "notice": opt(&s.notice),
                 })
             })
             .collect();
@@ -80,7 +81,12 @@ pub async fn status(ctx: &Ctx) -> Result {
                 s.bytes.to_string(),
                 s.deleted.to_string(),
                 s.errors.to_string(),
-                s.last_error.clone(),
+                [&s.last_error, &s.notice]
+                    .into_iter()
+                    .filter(|m| !m.is_empty())
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("; "),
             ]
         })
         .collect();
@@ -98,7 +104,7 @@ pub async fn status(ctx: &Ctx) -> Result {
                 "BYTES",
                 "DELETED",
                 "ERRORS",
-                "LAST ERROR"
+                "LAST ERROR / NOTICE"
             ],
             &rows
         )

@@ -46,6 +46,7 @@ impl SyncService for Syncs {
                     deleted: s.deleted,
                     errors: s.errors,
                     last_error: s.last_error.unwrap_or_default(),
+                    notice: s.notice.unwrap_or_default(),
                 }
             })
             .collect();
