@@ -43,6 +43,8 @@ pub struct RunOpts {
     pub env: Vec<(String, String)>,
     /// Run as another uid/gid (root only).
     pub uid_gid: Option<(u32, u32)>,
+    /// Variables of the env's to leave out (e.g. to exercise a default path).
+    pub unset: Vec<String>,
 }
 
 impl Default for RunOpts {
@@ -51,6 +53,7 @@ impl Default for RunOpts {
             timeout: crate::CMD_TIMEOUT,
             env: Vec::new(),
             uid_gid: None,
+            unset: Vec::new(),
         }
     }
 }
@@ -71,7 +74,11 @@ pub fn run(
     cmd.args(args)
         .current_dir(dir)
         .env_clear()
-        .envs(vars.iter().map(|(k, v)| (k, v)))
+        .envs(
+            vars.iter()
+                .filter(|(k, _)| !opts.unset.iter().any(|u| k == u.as_str()))
+                .map(|(k, v)| (k, v)),
+        )
         .envs(opts.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

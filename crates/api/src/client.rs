@@ -1,9 +1,13 @@
-//! Connecting to the daemon over its Unix socket.
+//! Connecting to the daemon over its Unix socket. Every connection is checked before
+//! a byte is sent: the socket's directory must be ours and private, and the process
+//! listening must run as us (see [`crate::trust`]).
 
 use std::path::{Path, PathBuf};
 
 use hyper_util::rt::TokioIo;
 use tonic::transport::{Channel, Endpoint, Uri};
+
+use crate::trust::{self, TrustError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
@@ -13,6 +17,10 @@ pub enum ConnectError {
         #[source]
         source: std::io::Error,
     },
+    /// The socket may belong to someone else: nothing was sent to it. (`reason` is in
+    /// the message, not a `#[source]`, so that a report prints it once.)
+    #[error("refusing to talk to {socket}: {reason}; it may be another user's impostor, so nothing was sent")]
+    Untrusted { socket: PathBuf, reason: TrustError },
     #[error("cannot connect to the daemon on {socket}: {source}")]
     Transport {
         socket: PathBuf,
@@ -24,14 +32,9 @@ pub enum ConnectError {
 /// Opens a channel to the daemon at `socket`. Fails fast (no retries) when nothing
 /// listens there, so callers can decide whether to start the daemon.
 pub async fn connect(socket: &Path) -> Result<Channel, ConnectError> {
-    // Connect once eagerly so "not running" is an io error we can classify,
-    // then hand that stream to tonic; reconnects dial the path again.
-    let first = tokio::net::UnixStream::connect(socket)
-        .await
-        .map_err(|source| ConnectError::NotRunning {
-            socket: socket.to_path_buf(),
-            source,
-        })?;
+    // Connect once eagerly so "not running" and "not trusted" are errors we can
+    // classify, then hand that stream to tonic; reconnects dial and check again.
+    let first = dial(socket).await?;
     let first = std::sync::Mutex::new(Some(first));
     let path = socket.to_path_buf();
     // The URI is required by tonic but never used for routing over a Unix socket.
@@ -42,7 +45,7 @@ pub async fn connect(socket: &Path) -> Result<Channel, ConnectError> {
             async move {
                 let stream = match reuse {
                     Some(s) => s,
-                    None => tokio::net::UnixStream::connect(&path).await?,
+                    None => dial(&path).await.map_err(std::io::Error::other)?,
                 };
                 Ok::<_, std::io::Error>(TokioIo::new(stream))
             }
@@ -52,4 +55,22 @@ pub async fn connect(socket: &Path) -> Result<Channel, ConnectError> {
             socket: socket.to_path_buf(),
             source,
         })
+}
+
+/// Connects to `socket` and checks it, sending nothing.
+async fn dial(socket: &Path) -> Result<tokio::net::UnixStream, ConnectError> {
+    let untrusted = |reason| ConnectError::Untrusted {
+        socket: socket.to_path_buf(),
+        reason,
+    };
+    // A missing directory falls through to the connect, which reports "not running".
+    trust::check_socket_dir(socket).map_err(untrusted)?;
+    let stream = tokio::net::UnixStream::connect(socket)
+        .await
+        .map_err(|source| ConnectError::NotRunning {
+            socket: socket.to_path_buf(),
+            source,
+        })?;
+    trust::check_peer(&stream).map_err(untrusted)?;
+    Ok(stream)
 }

@@ -3,9 +3,11 @@
 
 mod client;
 mod paths;
+pub mod trust;
 
 pub use client::{connect, ConnectError};
 pub use paths::{ensure_private_dir, Env, Paths, PathsError, ProcessEnv};
+pub use trust::TrustError;
 
 /// Bumped on incompatible API changes. Clients compare it with `VersionResponse`.
 pub const PROTOCOL_VERSION: u32 = 1;

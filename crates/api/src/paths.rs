@@ -1,8 +1,10 @@
 //! Where the daemon's socket, data and log live: resolved in this one place for the
 //! daemon and every client.
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt as _, MetadataExt, OpenOptionsExt as _, PermissionsExt};
 use std::path::{Path, PathBuf};
+
+use crate::trust::{self, TrustError};
 
 /// Environment lookups, injectable so that tests need not touch the process env.
 pub trait Env {
@@ -33,8 +35,12 @@ pub enum PathsError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{path} is owned by uid {owner}, not by you (uid {uid}); refusing to use it")]
-    NotOwned { path: PathBuf, owner: u32, uid: u32 },
+    /// Not a private directory of ours (owner, type or mode); the reason is in the
+    /// message, so it is not a `#[source]` too.
+    #[error("{0}; refusing to use it")]
+    NotPrivate(TrustError),
+    #[error("{path} was replaced while it was being checked; refusing to use it")]
+    Replaced { path: PathBuf },
     #[error("no home directory found; set DEVENV_DATA_DIR")]
     NoDataDir,
 }
@@ -104,28 +110,50 @@ fn default_socket_dir(env: &impl Env, uid: u32) -> PathBuf {
     PathBuf::from(format!("/tmp/devenv-{uid}"))
 }
 
-/// Creates `dir` (and parents) as 0700 if missing; refuses a directory owned by
-/// someone else, and tightens the mode of our own if it is looser.
+/// Makes `dir` a private directory of ours: created with mode 0700 (parents as
+/// usual) when missing, then what is there (made or found) is verified through a
+/// handle that cannot follow a symlink: a directory, owned by us, not writable by
+/// group or others (refused: someone else may have planted entries). Read/search bits
+/// for group/others on our own directory are taken away. No check-then-create race:
+/// the mkdir is attempted first, and the checks apply to the object actually opened.
 pub fn ensure_private_dir(dir: &Path) -> Result<(), PathsError> {
     let create = |source| PathsError::Create {
         path: dir.to_path_buf(),
         source,
     };
-    if !dir.exists() {
-        std::fs::create_dir_all(dir).map_err(create)?;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(create)?;
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(create)?;
     }
-    let meta = std::fs::metadata(dir).map_err(create)?;
-    let uid = nix::unistd::getuid().as_raw();
-    if meta.uid() != uid {
-        return Err(PathsError::NotOwned {
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(create(e)),
+    }
+    let linked = std::fs::symlink_metadata(dir).map_err(create)?;
+    trust::check_dir_owner(dir, &linked).map_err(PathsError::NotPrivate)?;
+    let handle = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_DIRECTORY | nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+        .open(dir)
+        .map_err(create)?;
+    let meta = handle.metadata().map_err(create)?;
+    if (meta.dev(), meta.ino()) != (linked.dev(), linked.ino()) {
+        return Err(PathsError::Replaced {
             path: dir.to_path_buf(),
-            owner: meta.uid(),
-            uid,
         });
     }
-    if meta.mode() & 0o077 != 0 {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(create)?;
+    trust::check_dir_owner(dir, &meta).map_err(PathsError::NotPrivate)?;
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(PathsError::NotPrivate(TrustError::DirMode {
+            dir: dir.to_path_buf(),
+            mode,
+        }));
+    }
+    if mode & 0o077 != 0 {
+        handle
+            .set_permissions(std::fs::Permissions::from_mode(0o700))
+            .map_err(create)?;
     }
     Ok(())
 }
@@ -183,5 +211,45 @@ mod tests {
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
         ensure_private_dir(&dir).unwrap();
         assert_eq!(std::fs::metadata(&dir).unwrap().mode() & 0o777, 0o700);
+    }
+
+    #[test]
+    fn private_dir_refuses_group_writable_symlink_and_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("shared");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o770)).unwrap();
+        let err = ensure_private_dir(&dir).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                PathsError::NotPrivate(TrustError::DirMode { mode: 0o770, .. })
+            ),
+            "{err}"
+        );
+        // Left as it was: we do not take over a directory others could write to.
+        assert_eq!(std::fs::metadata(&dir).unwrap().mode() & 0o777, 0o770);
+
+        let real = tmp.path().join("real");
+        std::fs::create_dir(&real).unwrap();
+        let link = tmp.path().join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let err = ensure_private_dir(&link).unwrap_err();
+        assert!(
+            matches!(err, PathsError::NotPrivate(TrustError::DirSymlink { .. })),
+            "{err}"
+        );
+
+        let file = tmp.path().join("file");
+        std::fs::write(&file, "keep").unwrap();
+        let err = ensure_private_dir(&file).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                PathsError::NotPrivate(TrustError::NotADirectory { .. })
+            ),
+            "{err}"
+        );
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep");
     }
 }

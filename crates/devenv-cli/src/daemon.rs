@@ -56,6 +56,10 @@ pub async fn start(paths: &Paths, out: &Output) -> Result<(Channel, VersionRespo
     loop {
         let remaining = deadline.saturating_duration_since(Instant::now());
         let attempt = tokio::time::timeout(remaining, try_version(&paths.socket)).await;
+        if let Ok(Err(VersionError::Connect(err @ ConnectError::Untrusted { .. }))) = attempt {
+            // Another user's socket appeared: no point waiting for ours.
+            return Err(CliError::unreachable(err));
+        }
         if let Ok(Ok((ch, version))) = attempt {
             check_protocol(&version, paths)?;
             if out.verbose > 0 {
@@ -90,7 +94,15 @@ pub async fn start(paths: &Paths, out: &Output) -> Result<(Channel, VersionRespo
     }
 }
 
-async fn try_version(socket: &Path) -> anyhow::Result<(Channel, VersionResponse)> {
+#[derive(Debug, thiserror::Error)]
+enum VersionError {
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    #[error(transparent)]
+    Rpc(#[from] tonic::Status),
+}
+
+async fn try_version(socket: &Path) -> Result<(Channel, VersionResponse), VersionError> {
     let ch = devenv_api::connect(socket).await?;
     let version = DaemonServiceClient::new(ch.clone())
         .version(VersionRequest {})
@@ -187,6 +199,8 @@ fn is_executable(p: &Path) -> bool {
 /// A transport failure that isn't "nothing listens".
 fn unreachable(paths: &Paths, err: ConnectError) -> CliError {
     let cause = match &err {
+        // Says itself what is wrong and where; "is the daemon running?" would mislead.
+        ConnectError::Untrusted { .. } => return CliError::unreachable(err),
         ConnectError::NotRunning { source, .. } => source.to_string(),
         ConnectError::Transport { source, .. } => source.to_string(),
     };

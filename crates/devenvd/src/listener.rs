@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
 use devenv_api::Paths;
@@ -52,15 +52,7 @@ pub fn bind(paths: &Paths, activation_fds: i32) -> anyhow::Result<(UnixListener,
             },
         ));
     }
-    // We hold the lock, so a socket file left here is stale.
-    match std::fs::remove_file(&paths.socket) {
-        Ok(()) => tracing::info!(socket = %paths.socket.display(), "removed a stale socket"),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => {
-            return Err(e)
-                .with_context(|| format!("removing stale socket {}", paths.socket.display()))
-        }
-    }
+    remove_stale_socket(&paths.socket)?;
     let listener = UnixListener::bind(&paths.socket)
         .with_context(|| format!("binding {}", paths.socket.display()))?;
     std::fs::set_permissions(&paths.socket, std::fs::Permissions::from_mode(0o600))
@@ -74,14 +66,63 @@ pub fn bind(paths: &Paths, activation_fds: i32) -> anyhow::Result<(UnixListener,
     ))
 }
 
+/// Something at the socket path that devenvd will not remove.
+#[derive(Debug, thiserror::Error)]
+#[error("{} exists and is {kind}, not a socket; devenvd only replaces a stale socket of its own, so it leaves it alone and does not start. Move it away, or choose another path with --socket or DEVENV_SOCKET", path.display())]
+pub struct NotASocket {
+    pub path: PathBuf,
+    pub kind: &'static str,
+}
+
+/// We hold the lock, so a socket left at `path` is stale: remove it. Anything else
+/// (a regular file, a directory, a symlink) is refused, never deleted.
+fn remove_stale_socket(path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::FileTypeExt as _;
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("checking {}", path.display())),
+    };
+    let t = meta.file_type();
+    if !t.is_socket() {
+        let kind = if t.is_file() {
+            "a regular file"
+        } else if t.is_dir() {
+            "a directory"
+        } else if t.is_symlink() {
+            "a symbolic link"
+        } else {
+            "a special file"
+        };
+        return Err(NotASocket {
+            path: path.to_path_buf(),
+            kind,
+        }
+        .into());
+    }
+    // The directory is private to us (checked above), so nothing can swap the socket
+    // for another file between the check and the unlink.
+    match std::fs::remove_file(path) {
+        Ok(()) => tracing::info!(socket = %path.display(), "removed a stale socket"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(e).with_context(|| format!("removing stale socket {}", path.display()))
+        }
+    }
+    Ok(())
+}
+
 fn lock(paths: &Paths) -> anyhow::Result<Flock<File>> {
     use std::io::{Read, Seek, Write};
+    use std::os::unix::fs::OpenOptionsExt as _;
     let path = paths.lock_file();
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .read(true)
         .write(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(&path)
         .with_context(|| format!("opening lock file {}", path.display()))?;
     let mut lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
