@@ -95,8 +95,7 @@ impl EnvRuntime {
         // cluster was unreachable when it ended): put them back before deleting, so a
         // workload devenv did not create is left as it was.
         for rec in self.shared.state.devs(&self.shared.id).unwrap_or_default() {
-            let w = crate::kube::devmode::workload_of(&rec.backup);
-            crate::kube::devmode::restore(&kenv.client, &kenv.context, &w, Some(&rec.backup))
+            super::dev::put_back(&kenv, &self.shared.state, &rec, None)
                 .await
                 .map_err(|e| {
                     format!(
@@ -104,7 +103,6 @@ impl EnvRuntime {
                         rec.backup.display()
                     )
                 })?;
-            let _ = self.shared.state.remove_dev(&rec);
             report.restored.push(rec.backup.display());
         }
         let r = crate::kube::teardown::down(&kenv, &env, &self.kinds, &vars, volumes).await?;

@@ -12,6 +12,7 @@ mod runtime;
 mod supervisor;
 mod up;
 
+pub use dev::DevSession;
 pub use down::DownReport;
 pub use runtime::EnvRuntime;
 pub use up::{UpEvent, UpOptions};
@@ -22,6 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{self, ConfigErrors, LoadRequest, Loaded};
@@ -86,7 +88,10 @@ pub struct Engine {
     envs: Mutex<HashMap<String, Arc<EnvRuntime>>>,
     /// Where a request's start dir led last time, for when its config has since broken.
     resolved: Mutex<HashMap<ResolveKey, String>>,
+    /// Every task the engine spawns (ups, dev sessions, restores); joined on shutdown.
     tasks: TaskTracker,
+    /// Cancelled when shutdown starts: background work gives way.
+    closing: CancellationToken,
     flusher: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -112,6 +117,7 @@ impl Engine {
             envs: Mutex::default(),
             resolved: Mutex::default(),
             tasks: TaskTracker::new(),
+            closing: CancellationToken::new(),
             flusher: Mutex::default(),
         };
         engine.recover()?;
@@ -433,6 +439,7 @@ impl Engine {
             .values()
             .cloned()
             .collect();
+        self.closing.cancel();
         for rt in &envs {
             rt.close();
         }
@@ -445,13 +452,14 @@ impl Engine {
         for rt in self.envs.lock().unwrap_or_else(|p| p.into_inner()).values() {
             rt.shared.logs.flush();
         }
-        if let Some(f) = self
+        let flusher = self
             .flusher
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .take()
-        {
+            .take();
+        if let Some(f) = flusher {
             f.abort();
+            let _ = f.await;
         }
         if let Err(e) = self.state.flush() {
             tracing::error!(error = %e, "flushing state on shutdown");

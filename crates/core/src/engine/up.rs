@@ -181,6 +181,7 @@ impl EnvRuntime {
         // Let the forwarder drain what is already queued, then end it.
         tokio::task::yield_now().await;
         forwarder.abort();
+        let _ = forwarder.await;
         for name in &set {
             if let Some(s) = self.shared.status_of(name) {
                 let _ = events.send(UpEvent::Service(s)).await;

@@ -53,19 +53,19 @@ impl ServiceService for Services {
         }
         let env = convert::env_request(req.environment)?;
         let (tx, rx) = mpsc::channel(64);
-        match self.engine.dev(env.clone(), req.services) {
-            Ok((id, mut events)) => {
-                let engine = self.engine.clone();
+        match self.engine.dev(env, req.services) {
+            Ok(mut session) => {
                 tokio::spawn(async move {
                     let mut client_gone = false;
-                    while let Some(ev) = events.recv().await {
+                    while let Some(ev) = session.events.recv().await {
                         if !client_gone && tx.send(Ok(up_event(ev))).await.is_err() {
                             client_gone = true;
                         }
                     }
-                    // Dev mode lasts while the client listens (Ctrl-C ends it).
+                    // Dev mode lasts while the client listens (Ctrl-C ends it):
+                    // dropping the session hands its end to the engine.
                     tx.closed().await;
-                    engine.end_dev(env, id).await;
+                    drop(session);
                 });
             }
             Err(EngineError::Config(errors)) => {

@@ -10,10 +10,13 @@ pub mod sync;
 mod wanting;
 mod workload;
 
+pub(in crate::engine) use restore::put_back;
 pub use wanting::DevOwner;
 pub(in crate::engine) use workload::DevActive;
 
-use tokio::sync::mpsc;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
 
 use super::board::lock;
 use super::runtime::EnvRuntime;
@@ -90,14 +93,24 @@ impl EnvRuntime {
     }
 }
 
+/// A `devenv dev` session: its services stay in dev mode while this is held; the
+/// holder (the RPC handler) drops it when the client goes away.
+#[derive(Debug)]
+pub struct DevSession {
+    /// The session's `up` progress, ending with [`UpEvent::Done`].
+    pub events: mpsc::Receiver<UpEvent>,
+    _held: oneshot::Sender<()>,
+}
+
 impl Engine {
     /// Starts a `devenv dev` session: `services` in dev mode (their dependencies up)
-    /// until [`Engine::end_dev`]. Returns the session id and the up's progress.
+    /// while the returned [`DevSession`] is held. Dropping it ends the session in a
+    /// task of the engine's (joined on shutdown, where `down` restores instead).
     pub fn dev(
-        &self,
+        self: &Arc<Self>,
         req: EnvRequest,
         services: Vec<String>,
-    ) -> Result<(u64, mpsc::Receiver<UpEvent>), EngineError> {
+    ) -> Result<DevSession, EngineError> {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let opts = UpOptions {
@@ -106,12 +119,28 @@ impl Engine {
             dev: false,
             dev_session: Some((id, services)),
         };
-        Ok((id, self.up(req, opts)?))
+        let events = self.up(req.clone(), opts)?;
+        let (held, released) = oneshot::channel::<()>();
+        let engine = Arc::downgrade(self);
+        let closing = self.closing.clone();
+        self.tasks.spawn(async move {
+            tokio::select! {
+                _ = released => {}
+                _ = closing.cancelled() => return,
+            }
+            if let Some(engine) = engine.upgrade() {
+                engine.end_dev(req, id).await;
+            }
+        });
+        Ok(DevSession {
+            events,
+            _held: held,
+        })
     }
 
     /// Ends a `devenv dev` session: its services go back to their original workload
     /// (restored, and running again if they were running). Waits until they are.
-    pub async fn end_dev(&self, req: EnvRequest, id: u64) {
+    async fn end_dev(&self, req: EnvRequest, id: u64) {
         let Ok(rt) = self.find(&req) else { return };
         let names = rt.end_dev_session(id);
         let running: Vec<String> = names

@@ -1,15 +1,47 @@
-//! Workloads an earlier dev mode left replaced (the daemon was killed while a
-//! `devenv dev` or `up --dev` ran) are put back from their backups.
+//! Putting workloads back after dev mode. [`put_back`] is the one routine every
+//! path uses (a dev mode ending, `up` and `down` finding a backup, a daemon start);
+//! [`Engine::restore_dev_workloads`] retries what an earlier daemon left.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::super::Engine;
+use crate::config::{Cluster, ClusterProvider};
+use crate::kube::devmode::{self, Restored};
+use crate::kube::rollout::Workload;
+use crate::kube::{KubeEnv, KubeError};
+use crate::state::{DevRecord, StateStore};
+
+/// Restores a workload from its dev-mode backup (the copy on the object wins, see
+/// [`devmode::restore`]) and forgets the backup once that worked. `workload` is the
+/// live workload when the caller has it, else the one the backup names.
+pub(in crate::engine) async fn put_back(
+    kenv: &KubeEnv,
+    state: &StateStore,
+    rec: &DevRecord,
+    workload: Option<&Workload>,
+) -> Result<Restored, KubeError> {
+    let named;
+    let w = match workload {
+        Some(w) => w,
+        None => {
+            named = devmode::workload_of(&rec.backup);
+            &named
+        }
+    };
+    let r = devmode::restore(&kenv.client, &kenv.context, w, Some(&rec.backup)).await?;
+    if let Err(e) = state.remove_dev(rec) {
+        tracing::warn!(workload = %rec.backup.display(), error = %e, "cannot forget a dev-mode backup");
+    }
+    Ok(r)
+}
 
 impl Engine {
     /// Workloads left in dev mode by an earlier daemon (killed while a `devenv dev`
     /// or `up --dev` ran) are restored in the background, retried with back-off while
     /// their cluster is unreachable; `up` and `down` of their environment also restore.
+    /// The tasks are the engine's: shutdown cancels them (an unreachable cluster must
+    /// not hold it up) and joins them.
     pub(in crate::engine) fn restore_dev_workloads(&self) {
         let records = match self.state.devs("") {
             Ok(r) if !r.is_empty() => r,
@@ -23,13 +55,16 @@ impl Engine {
         for rec in records {
             let state = self.state.clone();
             let rt = envs.get(&rec.env_id).cloned();
-            // Not tracked: shutdown must not wait for an unreachable cluster.
-            tokio::spawn(async move {
+            let closing = self.closing.clone();
+            self.tasks.spawn(async move {
                 let mut wait = Duration::from_secs(1);
                 loop {
-                    match restore_record(&rec).await {
+                    let attempt = tokio::select! {
+                        r = restore_record(&state, &rec) => r,
+                        _ = closing.cancelled() => return,
+                    };
+                    match attempt {
                         Ok(restored) => {
-                            let _ = state.remove_dev(&rec);
                             if let Some(rt) = &rt {
                                 if restored {
                                     let name: Arc<str> = Arc::from(rec.service.as_str());
@@ -56,7 +91,10 @@ impl Engine {
                             if !still {
                                 return;
                             }
-                            tokio::time::sleep(wait).await;
+                            tokio::select! {
+                                _ = tokio::time::sleep(wait) => {}
+                                _ = closing.cancelled() => return,
+                            }
                             wait = (wait * 2).min(Duration::from_secs(60));
                         }
                     }
@@ -66,10 +104,9 @@ impl Engine {
     }
 }
 
-/// Restores one dev-mode backup; true when the workload was changed back.
-async fn restore_record(rec: &crate::state::DevRecord) -> Result<bool, String> {
-    use crate::config::{Cluster, ClusterProvider};
-    use crate::kube::devmode::{self, Restored};
+/// Restores one dev-mode backup through its recorded cluster; true when the
+/// workload was changed back.
+async fn restore_record(state: &StateStore, rec: &DevRecord) -> Result<bool, KubeError> {
     let cluster = Cluster {
         provider: ClusterProvider::Kubeconfig,
         name: None,
@@ -77,12 +114,7 @@ async fn restore_record(rec: &crate::state::DevRecord) -> Result<bool, String> {
         namespace: rec.backup.namespace.clone(),
         k3d: Default::default(),
     };
-    let kenv = crate::kube::KubeEnv::connect(&cluster, &rec.env_name, &rec.vars)
-        .await
-        .map_err(|e| e.to_string())?;
-    let w = devmode::workload_of(&rec.backup);
-    let r = devmode::restore(&kenv.client, &kenv.context, &w, Some(&rec.backup))
-        .await
-        .map_err(|e| e.to_string())?;
+    let kenv = KubeEnv::connect(&cluster, &rec.env_name, &rec.vars).await?;
+    let r = put_back(&kenv, state, rec, None).await?;
     Ok(r == Restored::Restored)
 }

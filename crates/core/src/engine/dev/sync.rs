@@ -19,6 +19,7 @@ use kube::runtime::{watcher, WatchStreamExt};
 use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::config::{Command, Dev, OnSync};
 use crate::kube::devmode::DEV_ANNOTATION;
@@ -38,6 +39,8 @@ const KEEPALIVE: Duration = Duration::from_secs(30);
 const KEEPALIVE_LIMIT: Duration = Duration::from_secs(10);
 /// A session that lasted this long is reopened without waiting when it breaks.
 const STABLE: Duration = Duration::from_secs(10);
+/// How long stopping a sync waits for its pod tasks to close their sessions.
+const POD_STOP_LIMIT: Duration = Duration::from_secs(5);
 /// An `onSync` command running longer is abandoned (its output stops being read).
 const ON_SYNC_LIMIT: Duration = Duration::from_secs(300);
 
@@ -124,6 +127,8 @@ struct PodEntry {
 #[derive(Default)]
 pub struct SyncState {
     pods: Mutex<BTreeMap<String, PodEntry>>,
+    /// The pod tasks, joined (bounded) when the sync stops.
+    tasks: TaskTracker,
 }
 
 impl std::fmt::Debug for SyncState {
@@ -259,6 +264,16 @@ impl DevSync {
         for e in entries {
             e.cancel.cancel();
         }
+        // Pods already replaced were cancelled by `reconcile`; all end here.
+        self.state.tasks.close();
+        if tokio::time::timeout(POD_STOP_LIMIT, self.state.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "sync tasks did not end within {POD_STOP_LIMIT:?}; they end with the process"
+            );
+        }
     }
 }
 
@@ -387,7 +402,7 @@ fn reconcile(ctx: &PodsCtx, pods: &BTreeMap<String, Pod>) {
             inbox: inbox.clone(),
             status: status.clone(),
         };
-        tokio::spawn(pod.run(verify_rx, cancel.clone()));
+        ctx.state.tasks.spawn(pod.run(verify_rx, cancel.clone()));
         entries.insert(
             name.clone(),
             PodEntry {

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use super::restore::put_back;
 use super::sync::DevSync;
 use crate::engine::kuberun::KubeRun;
 use crate::kube::devmode::{self, DevSpec, Restored};
@@ -158,17 +159,16 @@ impl KubeRun {
         );
         let restored = tokio::time::timeout(
             RESTORE_LIMIT,
-            devmode::restore(
-                &self.kenv.client,
-                &self.kenv.context,
-                &active.workload,
-                Some(&active.record.backup),
+            put_back(
+                &self.kenv,
+                &self.shared.state,
+                &active.record,
+                Some(&active.workload),
             ),
         )
         .await;
         match restored {
             Ok(Ok(r)) => {
-                let _ = self.shared.state.remove_dev(&active.record);
                 self.shared.set_dev_active(&self.svc.name, false);
                 if r == Restored::Restored {
                     self.system(&format!("dev mode ended: {what} restored"));
@@ -200,8 +200,7 @@ impl KubeRun {
             .into_iter()
             .filter(|r| r.service == self.svc.name);
         for rec in records {
-            let w = devmode::workload_of(&rec.backup);
-            let r = devmode::restore(&self.kenv.client, &self.kenv.context, &w, Some(&rec.backup))
+            let r = put_back(&self.kenv, &self.shared.state, &rec, None)
                 .await
                 .map_err(|e| {
                     format!(
@@ -209,7 +208,6 @@ impl KubeRun {
                         rec.backup.display()
                     )
                 })?;
-            let _ = self.shared.state.remove_dev(&rec);
             if r == Restored::Restored {
                 self.system(&format!(
                     "restored {} from an earlier dev mode",
