@@ -560,3 +560,78 @@ fn k8s_burst_of_5000_changes_ends_identical() {
     assert_eq!(dirs_remote, dirs_local.stdout, "directories differ");
     t.devenv_ok(&["down", "--volumes"]);
 }
+
+/// Issue 11: `mv site elsewhere` during dev mode, then the receiver restarts: the pod's
+/// files stay (the bug was: all 21 deleted by the reconnection's initial sync), `sync
+/// status` says `source-missing`; moved back, the rule resumes and the next save lands.
+#[test]
+#[ignore = "needs the test cluster (tests/cluster/test.sh runs it)"]
+fn k8s_dev_sync_source_moved_away_deletes_nothing_and_resumes() {
+    let (t, env) = env_for("devvanish");
+    let ns = format!("devenv-{env}");
+    let site = t.root().join("project/site");
+    for i in 0..21 {
+        write(
+            &site,
+            &format!("p{}/f{i}.html", i % 3),
+            &format!("page {i}\n"),
+        );
+    }
+    t.write_config(&config(&env, ""));
+    t.devenv_ok(&["up", "--dev"]);
+    let session = wait_syncing(&t);
+    let pod = session["pod"].as_str().expect("pod").to_owned();
+    let count = "find /app -type f | wc -l";
+    pod_shows(&ns, &pod, count, "21");
+
+    let elsewhere = t.root().join("project/elsewhere");
+    std::fs::rename(&site, &elsewhere).expect("mv site elsewhere");
+    let mut last = None;
+    let missing = wait_until(LIMIT, || {
+        last = sync_session(&t);
+        last.as_ref().is_some_and(|s| {
+            s["phase"] == "source-missing"
+                && s["last_error"].as_str().is_some_and(|e| e.contains("site"))
+        })
+    });
+    assert!(missing, "sync status does not say source-missing: {last:?}");
+    assert_eq!(
+        in_pod(&ns, &pod, count).as_deref().map(str::trim),
+        Some("21")
+    );
+
+    // The receiver restarts: the reconnection's initial sync deletes nothing either.
+    let killed = in_pod(
+        &ns,
+        &pod,
+        "for p in /proc/[0-9]*; do if grep -q 'devenv-sy[n]c' $p/cmdline 2>/dev/null; then kill ${p#/proc/} && echo killed; fi; done",
+    );
+    assert!(
+        killed.as_deref().is_some_and(|k| k.contains("killed")),
+        "no receiver to kill in {pod}: {killed:?}"
+    );
+    let logs = || t.devenv(&["logs", "web"]).stdout;
+    assert!(
+        wait_until(LIMIT, || logs().contains("stream ended; reconnecting")
+            && sync_session(&t).is_some_and(
+                |s| s["phase"] == "source-missing" && s["connected"] == true
+            )),
+        "no reconnection into source-missing:\n{}",
+        logs()
+    );
+    assert_eq!(
+        in_pod(&ns, &pod, count).as_deref().map(str::trim),
+        Some("21"),
+        "files deleted in the pod after the reconnection"
+    );
+
+    // Back in place, one page edited: the rule resumes; the next save lands too.
+    std::fs::rename(&elsewhere, &site).expect("mv elsewhere site");
+    write(&site, "p0/f0.html", "edited\n");
+    wait_syncing(&t);
+    pod_shows(&ns, &pod, "cat /app/p0/f0.html", "edited");
+    write(&site, "p1/f1.html", "saved after\n");
+    pod_shows(&ns, &pod, "cat /app/p1/f1.html", "saved after");
+    pod_shows(&ns, &pod, count, "21");
+    t.devenv_ok(&["down", "--volumes"]);
+}

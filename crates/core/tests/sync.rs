@@ -307,6 +307,62 @@ async fn k8s_confinement() -> Result<()> {
     .await
 }
 
+/// `mv site elsewhere` mid-session, then a new session (a receiver restart): nothing is
+/// deleted in the pod; back in place, the rule resumes. Names in the pod that are not
+/// UTF-8 are left alone and the session keeps working.
+#[tokio::test]
+#[ignore = "needs the test cluster (tests/cluster/test.sh runs it)"]
+async fn k8s_a_vanished_source_deletes_nothing_also_after_a_reconnect() -> Result<()> {
+    with_pod("sync-vanish", |client, ns, pod| async move {
+        let tmp = tempfile::tempdir()?;
+        let site = tmp.path().join("site");
+        for i in 0..21 {
+            write(&site, &format!("p{}/f{i}.html", i % 3), b"x");
+        }
+        let mut s = open(&client, &ns, &pod, &site).await?;
+        s.initial_sync().await?;
+        let before = remote_sums(&client, &ns, &pod).await?;
+        assert_eq!(before.len(), 21);
+
+        let elsewhere = tmp.path().join("elsewhere");
+        std::fs::rename(&site, &elsewhere)?;
+        let removed: Vec<Change> = before.keys().map(|p| rm(p)).collect();
+        let e = s.apply(&removed).await.unwrap_err();
+        assert!(e.is_source(), "{e}");
+        s.close().await?;
+        let mut s = open(&client, &ns, &pod, &site).await?;
+        let e = s.initial_sync().await.unwrap_err();
+        assert!(e.is_source(), "{e}");
+        assert_eq!(
+            remote_sums(&client, &ns, &pod).await?,
+            before,
+            "files deleted in the pod"
+        );
+
+        std::fs::rename(&elsewhere, &site)?;
+        let st = s.initial_sync().await?;
+        assert_eq!((st.written, st.deleted), (0, 0), "{st:?}");
+
+        // A name that is not UTF-8, in a directory the local tree lacks.
+        sh(
+            &client,
+            &ns,
+            &pod,
+            "mkdir -p /app/old && touch \"$(printf '/app/old/caf\\351')\" /app/old/plain",
+        )
+        .await?;
+        let st = s.initial_sync().await?;
+        assert_eq!(st.deleted, 1, "{st:?}");
+        let left = sh(&client, &ns, &pod, "ls /app/old | wc -l").await?;
+        assert_eq!(left.trim(), "1", "the non-UTF-8 name was deleted");
+        assert!(s.status().notice.is_some());
+        s.ping().await?;
+        s.close().await?;
+        Ok(())
+    })
+    .await
+}
+
 #[tokio::test]
 #[ignore = "needs the test cluster (tests/cluster/test.sh runs it)"]
 async fn k8s_burst_of_5000_changes_matches_by_checksum() -> Result<()> {

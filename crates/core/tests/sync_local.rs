@@ -400,8 +400,14 @@ async fn a_source_that_vanishes_deletes_nothing_also_after_a_reconnect() {
     // Back (one file edited meanwhile): the initial sync resumes, deleting nothing.
     std::fs::rename(&elsewhere, &d.local).unwrap();
     write(&d.local, "page0/f0.html", "edited");
+    assert!(s.status().last_error.is_some());
     let st = s.initial_sync().await.unwrap();
     assert_eq!((st.written, st.deleted), (1, 0), "{st:?}");
+    assert_eq!(
+        s.status().last_error,
+        None,
+        "cleared once the directory is back"
+    );
     assert_eq!(s.verify().await.unwrap(), vec![]);
     s.apply(&[w("page0/f0.html")]).await.unwrap();
     assert_eq!(files_in(&d.remote), before);

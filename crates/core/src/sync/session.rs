@@ -192,6 +192,8 @@ pub struct Session {
     /// Such names seen in the last listing: how many, and one of them.
     opaque: (u64, Option<String>),
     opaque_reported: bool,
+    /// The last error was about the local directory: cleared once it is back.
+    source_error: bool,
     limits: Limits,
     status: SessionStatus,
 }
@@ -356,6 +358,7 @@ impl Session {
             pinned: BTreeSet::new(),
             opaque: (0, None),
             opaque_reported: false,
+            source_error: false,
             limits: Limits::default(),
         };
         match tokio::time::timeout(START_LIMIT, session.events.recv()).await {
@@ -432,6 +435,9 @@ impl Session {
         }
         stats.unchanged = unchanged;
         stats.duration = started.elapsed();
+        if std::mem::take(&mut self.source_error) {
+            self.status.last_error = None;
+        }
         Ok(stats)
     }
 
@@ -457,7 +463,11 @@ impl Session {
     }
 
     fn source<T>(&mut self, r: Result<T, SyncError>) -> Result<T, SyncError> {
-        r.map_err(|e| self.note_error(e))
+        r.map_err(|e| {
+            let e = self.note_error(e);
+            self.source_error = e.is_source();
+            e
+        })
     }
 
     /// Applies local changes, reading the local disk now. Every path is checked first:
@@ -908,6 +918,7 @@ impl Session {
     }
 
     fn note_error(&mut self, e: SyncError) -> SyncError {
+        self.source_error = false;
         self.status.errors += 1;
         self.status.last_error = Some(e.to_string());
         e

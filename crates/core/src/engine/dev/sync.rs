@@ -6,6 +6,14 @@
 //! service's `onSync` runs in that pod. A pod's changes wait in its own bounded set
 //! (past the cap: "compare everything"), so a slow pod never holds back the others
 //! nor the watcher. A broken stream is reopened with a fresh initial sync.
+//!
+//! A rule whose local directory is missing, not a directory, unreadable or replaced
+//! stops (phase `source-missing`, nothing deleted in the pod) while the other rules go
+//! on; when the directory is back, the rule resumes with an initial sync. The roots
+//! are looked at once a second ([`SOURCE_CHECK`]): the watcher has no event for a
+//! root coming back (its parent is not watched) nor for one moved away (inotify
+//! follows the inode). A root that comes back, or is another directory now, gets a
+//! new watcher.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -16,7 +24,7 @@ use futures::TryStreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, AttachParams};
 use kube::runtime::{watcher, WatchStreamExt};
-use tokio::io::AsyncReadExt;
+use tokio::io::BufReader;
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -26,7 +34,8 @@ use crate::kube::devmode::DEV_ANNOTATION;
 use crate::kube::KubeEnv;
 use crate::logs::{LogHub, Stream};
 use crate::status::ServiceStatus;
-use crate::sync::{Change, Difference, Session, SessionStatus, SyncError, SyncTarget};
+use crate::sync::lines::{read_line, skip_line, Line};
+use crate::sync::{Change, Difference, RootState, Session, SessionStatus, SyncError, SyncTarget};
 use crate::watch::{self, EnvWatcher, SyncHit, SyncSink, Target};
 
 /// Changed paths kept per pod and rule before the pod gets a full comparison instead.
@@ -43,6 +52,15 @@ const STABLE: Duration = Duration::from_secs(10);
 const POD_STOP_LIMIT: Duration = Duration::from_secs(5);
 /// An `onSync` command running longer is abandoned (its output stops being read).
 const ON_SYNC_LIMIT: Duration = Duration::from_secs(300);
+/// Of an `onSync` command's output, the lines kept (per stream) and their length.
+const ON_SYNC_LINES: usize = 200;
+const ON_SYNC_LINE_MAX: usize = 4096;
+/// How often the rules' local directories are looked at.
+pub const SOURCE_CHECK: Duration = Duration::from_secs(1);
+/// How long a restarted watcher may take to set up its watches.
+const WATCH_SETUP_LIMIT: Duration = Duration::from_secs(30);
+/// The phase of a rule whose local directory is not there to sync from.
+const SOURCE_MISSING: &str = "source-missing";
 
 /// What `devenv sync status` shows for one rule in one pod.
 #[derive(Debug, Clone)]
@@ -67,6 +85,9 @@ type VerifyReply = oneshot::Sender<Vec<Verified>>;
 struct Pending {
     paths: BTreeSet<PathBuf>,
     overflow: bool,
+    /// The rule's local directory changed state (gone, back, replaced): compare the
+    /// trees again.
+    resync: bool,
 }
 
 struct Inbox {
@@ -100,11 +121,22 @@ impl Inbox {
     /// reconnection's initial sync, which alone could miss an edit made in the same
     /// second as the previous one.
     fn put_back(&self, rule: usize, back: Pending) {
+        if back.resync {
+            self.resync(rule);
+        }
         let hit = SyncHit {
             paths: back.paths.into_iter().collect(),
             overflow: back.overflow,
         };
         self.push(rule, &hit);
+    }
+
+    fn resync(&self, rule: usize) {
+        let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(slot) = p.get_mut(rule) else { return };
+        slot.resync = true;
+        drop(p);
+        self.notify.notify_one();
     }
 
     fn take(&self) -> Vec<Pending> {
@@ -182,9 +214,25 @@ impl SyncState {
 /// One service's sync, running while it is in dev mode.
 pub struct DevSync {
     cancel: CancellationToken,
-    watcher: Option<EnvWatcher>,
+    /// Replaced by the sources task when a rule's directory comes back.
+    watcher: Arc<tokio::sync::Mutex<Option<EnvWatcher>>>,
     pods_task: tokio::task::JoinHandle<()>,
+    sources_task: tokio::task::JoinHandle<()>,
     pub state: Arc<SyncState>,
+}
+
+/// What it takes to start the rules' watcher (again).
+struct WatchSetup {
+    project_dir: PathBuf,
+    targets: Vec<Target>,
+    ctx: watch::Context,
+}
+
+impl WatchSetup {
+    fn start(&self) -> Result<EnvWatcher, String> {
+        EnvWatcher::start(&self.project_dir, self.targets.clone(), self.ctx.clone())
+            .map_err(|e| e.to_string())
+    }
 }
 
 impl DevSync {
@@ -228,7 +276,14 @@ impl DevSync {
                 ..watch::Options::from_env()
             },
         };
-        let watcher = EnvWatcher::start(project_dir, targets, ctx).map_err(|e| e.to_string())?;
+        let setup = WatchSetup {
+            project_dir: project_dir.to_owned(),
+            targets,
+            ctx,
+        };
+        let roots: Vec<PathBuf> = dev.sync.iter().map(|r| r.from.clone()).collect();
+        let seen: Vec<RootState> = roots.iter().map(|r| RootState::probe(r)).collect();
+        let watcher = Arc::new(tokio::sync::Mutex::new(Some(setup.start()?)));
         let ctx = PodsCtx {
             kenv,
             service: Arc::from(service),
@@ -236,25 +291,35 @@ impl DevSync {
             logs,
             state: state.clone(),
         };
+        let sources_task = tokio::spawn(follow_sources(
+            ctx.clone(),
+            roots,
+            seen,
+            setup,
+            watcher.clone(),
+            cancel.clone(),
+        ));
         let pods_task = tokio::spawn(follow_pods(ctx, selector, cancel.clone()));
         Ok(Self {
             cancel,
-            watcher: Some(watcher),
+            watcher,
             pods_task,
+            sources_task,
             state,
         })
     }
 
     /// Waits (bounded) until the watcher has its directories.
     pub async fn ready(&self, limit: Duration) {
-        if let Some(w) = &self.watcher {
+        if let Some(w) = &*self.watcher.lock().await {
             w.ready(limit).await;
         }
     }
 
     pub async fn stop(mut self) {
         self.cancel.cancel();
-        if let Some(w) = self.watcher.take() {
+        let _ = (&mut self.sources_task).await;
+        if let Some(w) = self.watcher.lock().await.take() {
             w.stop().await;
         }
         let _ = (&mut self.pods_task).await;
@@ -273,6 +338,83 @@ impl DevSync {
             tracing::warn!(
                 "sync tasks did not end within {POD_STOP_LIMIT:?}; they end with the process"
             );
+        }
+    }
+}
+
+/// Looks at the rules' local directories every [`SOURCE_CHECK`]: when one changes
+/// state (gone, back, replaced, unreadable) every pod compares that rule's trees again
+/// (an initial sync, which deletes nothing while the directory is not there); when one
+/// is a directory again, or another one, the watcher starts over to watch it.
+async fn follow_sources(
+    ctx: PodsCtx,
+    roots: Vec<PathBuf>,
+    mut seen: Vec<RootState>,
+    setup: WatchSetup,
+    watcher: Arc<tokio::sync::Mutex<Option<EnvWatcher>>>,
+    cancel: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(SOURCE_CHECK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let roots2 = roots.clone();
+        let Ok(now) = tokio::task::spawn_blocking(move || {
+            roots2
+                .iter()
+                .map(|r| RootState::probe(r))
+                .collect::<Vec<_>>()
+        })
+        .await
+        else {
+            continue;
+        };
+        let mut rewatch = false;
+        for (i, (before, after)) in seen.iter().zip(&now).enumerate() {
+            if before == after {
+                continue;
+            }
+            rewatch |= matches!(after, RootState::Dir(..));
+            let what = match after {
+                RootState::Dir(..) if matches!(before, RootState::Dir(..)) => "was replaced",
+                RootState::Dir(..) => "is back",
+                RootState::Missing => "is gone",
+                RootState::NotADirectory => "is not a directory any more",
+                RootState::Unreadable => "cannot be read",
+            };
+            ctx.system(&format!(
+                "sync: {} {what}; comparing again",
+                roots[i].display()
+            ));
+            for e in ctx.state.lock().values() {
+                e.inbox.resync(i);
+            }
+        }
+        seen = now;
+        if rewatch {
+            let mut w = watcher.lock().await;
+            if let Some(old) = w.take() {
+                old.stop().await;
+            }
+            match setup.start() {
+                Ok(new) => {
+                    // Watching before comparing: a change made meanwhile is in one or
+                    // the other.
+                    new.ready(WATCH_SETUP_LIMIT).await;
+                    *w = Some(new);
+                }
+                Err(e) => ctx.system(&format!("sync: restarting the file watcher: {e}")),
+            }
+            drop(w);
+            // Changes made while no watcher was looking: compared again.
+            for e in ctx.state.lock().values() {
+                for i in 0..roots.len() {
+                    e.inbox.resync(i);
+                }
+            }
         }
     }
 }
@@ -425,16 +567,46 @@ struct PodTask {
     status: Arc<Mutex<Vec<PodSync>>>,
 }
 
+/// A pod's open sessions, one per rule, and the rules stopped because their local
+/// directory is not there.
+struct Live {
+    sessions: Vec<Session>,
+    /// Per rule: why it is stopped, if it is.
+    paused: Vec<Option<String>>,
+    /// Per rule: the last notice written to the log.
+    noticed: Vec<Option<String>>,
+}
+
 impl PodTask {
-    fn publish(&self, sessions: &[Session], phase: &str, error: Option<&str>) {
-        let mut out: Vec<PodSync> = sessions
-            .iter()
-            .map(|s| PodSync {
-                service: self.ctx.service.to_string(),
-                phase: phase.to_owned(),
-                session: s.status(),
+    fn publish(&self, live: Option<&Live>, phase: &str, error: Option<&str>) {
+        let mut out: Vec<PodSync> = live
+            .map(|l| {
+                l.sessions
+                    .iter()
+                    .zip(&l.paused)
+                    .map(|(s, paused)| {
+                        let mut session = s.status();
+                        let phase = match paused {
+                            Some(why) => {
+                                session.last_error = Some(why.clone());
+                                SOURCE_MISSING
+                            }
+                            None => {
+                                if let Some(e) = error {
+                                    session.last_error = Some(e.to_owned());
+                                }
+                                phase
+                            }
+                        };
+                        PodSync {
+                            service: self.ctx.service.to_string(),
+                            phase: phase.to_owned(),
+                            session,
+                        }
+                    })
+                    .collect()
             })
-            .collect();
+            .unwrap_or_default();
         if out.is_empty() {
             out = self
                 .ctx
@@ -454,10 +626,6 @@ impl PodTask {
                     },
                 })
                 .collect();
-        } else if let Some(e) = error {
-            for s in &mut out {
-                s.session.last_error = Some(e.to_owned());
-            }
         }
         *self.status.lock().unwrap_or_else(|p| p.into_inner()) = out;
     }
@@ -465,18 +633,18 @@ impl PodTask {
     async fn run(self, mut verify: mpsc::Receiver<VerifyReply>, cancel: CancellationToken) {
         let mut retry = RETRY_FIRST;
         loop {
-            self.publish(&[], "connecting", None);
+            self.publish(None, "connecting", None);
             let opened = tokio::select! {
                 _ = cancel.cancelled() => return,
                 r = self.open_all() => r,
             };
-            let mut sessions = match opened {
-                Ok(s) => s,
+            let mut live = match opened {
+                Ok(l) => l,
                 Err(e) => {
                     let msg = e.to_string();
                     self.ctx
                         .system(&format!("sync into pod {}: {msg}", self.pod));
-                    self.publish(&[], "retrying", Some(&msg));
+                    self.publish(None, "retrying", Some(&msg));
                     tokio::select! {
                         _ = cancel.cancelled() => return,
                         _ = tokio::time::sleep(retry) => {}
@@ -485,10 +653,10 @@ impl PodTask {
                     continue;
                 }
             };
-            self.publish(&sessions, "watching", None);
+            self.publish(Some(&live), "watching", None);
             let served = Instant::now();
-            let end = self.serve(&mut sessions, &mut verify, &cancel).await;
-            for s in sessions {
+            let end = self.serve(&mut live, &mut verify, &cancel).await;
+            for s in live.sessions {
                 let _ = s.close().await;
             }
             match end {
@@ -496,7 +664,7 @@ impl PodTask {
                 Some(msg) => {
                     self.ctx
                         .system(&format!("sync into pod {}: {msg}; reconnecting", self.pod));
-                    self.publish(&[], "retrying", Some(&msg));
+                    self.publish(None, "retrying", Some(&msg));
                     // A stream that worked for a while is reopened at once; one that
                     // keeps breaking soon after opening backs off.
                     if served.elapsed() >= STABLE {
@@ -513,10 +681,15 @@ impl PodTask {
         }
     }
 
-    /// Opens a session per rule and brings each tree in line.
-    async fn open_all(&self) -> Result<Vec<Session>, SyncError> {
+    /// Opens a session per rule and brings each tree in line; a rule whose local
+    /// directory is not there starts stopped (nothing deleted in the pod).
+    async fn open_all(&self) -> Result<Live, SyncError> {
         let started = Instant::now();
-        let mut sessions = Vec::new();
+        let mut live = Live {
+            sessions: Vec::new(),
+            paused: Vec::new(),
+            noticed: Vec::new(),
+        };
         let (mut files, mut bytes, mut deleted, mut same) = (0, 0, 0, 0);
         for rule in &self.ctx.dev.sync {
             let target = SyncTarget {
@@ -528,13 +701,27 @@ impl PodTask {
             };
             let mut s =
                 Session::open(target, rule.from.clone(), sync_excludes(&rule.exclude)).await?;
-            self.publish(&[], "syncing", None);
-            let st = s.initial_sync().await?;
-            files += st.written;
-            bytes += st.bytes;
-            deleted += st.deleted;
-            same += st.unchanged;
-            sessions.push(s);
+            self.publish(None, "syncing", None);
+            let paused = match s.initial_sync().await {
+                Ok(st) => {
+                    files += st.written;
+                    bytes += st.bytes;
+                    deleted += st.deleted;
+                    same += st.unchanged;
+                    None
+                }
+                Err(e) if e.is_source() => {
+                    self.ctx.system(&format!(
+                        "sync: pod {}: {e}; {} is left as it is",
+                        self.pod, rule.to
+                    ));
+                    Some(e.to_string())
+                }
+                Err(e) => return Err(e),
+            };
+            live.sessions.push(s);
+            live.paused.push(paused);
+            live.noticed.push(None);
         }
         self.ctx.system(&format!(
             "sync: pod {} in sync in {} ms ({files} sent, {} bytes, {deleted} deleted, {same} unchanged)",
@@ -542,36 +729,105 @@ impl PodTask {
             started.elapsed().as_millis(),
             bytes
         ));
-        Ok(sessions)
+        self.log_notices(&mut live);
+        Ok(live)
+    }
+
+    /// Writes each session's new notice (target emptied, names left alone) to the log.
+    fn log_notices(&self, live: &mut Live) {
+        for (s, noticed) in live.sessions.iter().zip(&mut live.noticed) {
+            let notice = s.status().notice;
+            if notice.is_some() && notice != *noticed {
+                if let Some(n) = &notice {
+                    self.ctx.system(&format!("sync: pod {}: {n}", self.pod));
+                }
+                *noticed = notice;
+            }
+        }
+    }
+
+    /// One rule's pending work. `Ok(None)` when there was nothing to do.
+    async fn sync_rule(
+        &self,
+        live: &mut Live,
+        i: usize,
+        p: &Pending,
+    ) -> Result<Option<crate::sync::SyncStats>, SyncError> {
+        let (Some(rule), Some(session)) = (self.ctx.dev.sync.get(i), live.sessions.get_mut(i))
+        else {
+            return Ok(None);
+        };
+        let paused = live.paused[i].is_some();
+        let result = if p.resync || (paused && (p.overflow || !p.paths.is_empty())) {
+            // The directory changed state (or the rule is stopped and something
+            // moved there): compare the trees; deletes nothing while it is missing.
+            session.initial_sync().await
+        } else if paused {
+            return Ok(None);
+        } else if p.overflow {
+            // Changes were dropped: compare every file by content.
+            session.full_sync().await
+        } else if p.paths.is_empty() {
+            return Ok(None);
+        } else {
+            let changes = changes(&rule.from, p.paths.clone());
+            if changes.is_empty() {
+                return Ok(None);
+            }
+            session.apply(&changes).await
+        };
+        match &result {
+            Ok(_) if paused => {
+                live.paused[i] = None;
+                self.ctx.system(&format!(
+                    "sync: pod {}: {} is back; syncing into {} again",
+                    self.pod,
+                    rule.from.display(),
+                    rule.to
+                ));
+            }
+            Err(e) if e.is_source() => {
+                if !paused {
+                    self.ctx.system(&format!(
+                        "sync: pod {}: {e}; {} is left as it is",
+                        self.pod, rule.to
+                    ));
+                }
+                live.paused[i] = Some(e.to_string());
+                return Ok(None);
+            }
+            _ => {}
+        }
+        result.map(Some)
     }
 
     /// Applies changes until cancelled (`None`) or a session breaks (the reason).
     async fn serve(
         &self,
-        sessions: &mut [Session],
+        live: &mut Live,
         verify: &mut mpsc::Receiver<VerifyReply>,
         cancel: &CancellationToken,
     ) -> Option<String> {
-        let closed: Vec<CancellationToken> = sessions.iter().map(Session::closed).collect();
+        let closed: Vec<CancellationToken> = live.sessions.iter().map(Session::closed).collect();
         loop {
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => return None,
                 _ = any_cancelled(&closed) => {
                     let msg = "the receiver's stream ended".to_owned();
-                    self.publish(sessions, "broken", Some(&msg));
+                    self.publish(Some(live), "broken", Some(&msg));
                     return Some(msg);
                 }
                 // The stream's end is the event for a receiver that died; a ping after
                 // a quiet spell also catches one that stopped answering without it.
                 _ = tokio::time::sleep(KEEPALIVE) => {
-                    for s in sessions.iter_mut() {
+                    for s in live.sessions.iter_mut() {
                         let failed = match tokio::time::timeout(KEEPALIVE_LIMIT, s.ping()).await {
                             Ok(Ok(_)) => continue,
                             Ok(Err(e)) => e.to_string(),
                             Err(_) => format!("no answer to a keepalive within {KEEPALIVE_LIMIT:?}"),
                         };
-                        self.publish(sessions, "broken", Some(&failed));
+                        self.publish(Some(live), "broken", Some(&failed));
                         return Some(failed);
                     }
                 }
@@ -580,39 +836,30 @@ impl PodTask {
                     let started = Instant::now();
                     let (mut written, mut deleted, mut bytes) = (0, 0, 0);
                     let mut errors = Vec::new();
+                    let was_paused = live.paused.clone();
                     let mut pending = pending.into_iter().enumerate();
                     while let Some((i, p)) = pending.next() {
-                        let (Some(rule), Some(session)) = (self.ctx.dev.sync.get(i), sessions.get_mut(i)) else {
-                            break;
-                        };
-                        let result = if p.overflow {
-                            // Changes were dropped: compare every file by content.
-                            session.full_sync().await
-                        } else if p.paths.is_empty() {
-                            continue;
-                        } else {
-                            let changes = changes(&rule.from, p.paths.clone());
-                            if changes.is_empty() {
-                                continue;
-                            }
-                            session.apply(&changes).await
-                        };
-                        match result {
-                            Ok(st) => {
+                        match self.sync_rule(live, i, &p).await {
+                            Ok(Some(st)) => {
                                 written += st.written;
                                 deleted += st.deleted;
                                 bytes += st.bytes;
                             }
+                            Ok(None) => {}
                             Err(e) if e.is_fatal() => {
                                 self.inbox.put_back(i, p);
                                 for (j, rest) in pending {
                                     self.inbox.put_back(j, rest);
                                 }
-                                self.publish(sessions, "broken", Some(&e.to_string()));
+                                self.publish(Some(live), "broken", Some(&e.to_string()));
                                 return Some(e.to_string());
                             }
                             Err(e) => errors.push(e.to_string()),
                         }
+                    }
+                    self.log_notices(live);
+                    if was_paused != live.paused {
+                        self.publish(Some(live), "watching", None);
                     }
                     if written + deleted == 0 && errors.is_empty() {
                         continue;
@@ -627,7 +874,7 @@ impl PodTask {
                         line.push_str(e);
                     }
                     self.ctx.system(&line);
-                    self.publish(sessions, "watching", errors.first().map(String::as_str));
+                    self.publish(Some(live), "watching", errors.first().map(String::as_str));
                     if written + deleted > 0 {
                         self.on_sync().await;
                     }
@@ -636,7 +883,7 @@ impl PodTask {
                     let reply = ask?;
                     let mut out = Vec::new();
                     let mut broken = None;
-                    for s in sessions.iter_mut() {
+                    for s in live.sessions.iter_mut() {
                         let st = s.status();
                         let r = s.verify().await;
                         if let Err(e) = &r {
@@ -762,14 +1009,37 @@ async fn exec_in(
         .exec(pod, argv, &params)
         .await
         .map_err(|e| crate::kube::error::explain(&e, &kenv.context).to_string())?;
+    // At most ON_SYNC_LINES lines of ON_SYNC_LINE_MAX bytes kept per stream; the rest
+    // is read (so the command is not blocked) and counted.
     let read = |r: Option<Box<dyn tokio::io::AsyncRead + Send + Unpin>>| async move {
-        let mut s = String::new();
-        if let Some(mut r) = r {
-            let mut buf = Vec::new();
-            let _ = r.read_to_end(&mut buf).await;
-            s = String::from_utf8_lossy(&buf).into_owned();
+        let mut kept = String::new();
+        let Some(r) = r else { return kept };
+        let mut reader = BufReader::new(r);
+        let (mut lines, mut dropped) = (0usize, 0u64);
+        loop {
+            let line = match read_line(&mut reader, ON_SYNC_LINE_MAX).await {
+                Ok(Some(Line::Full(l))) => l,
+                Ok(Some(Line::Long(mut l))) => {
+                    if skip_line(&mut reader).await.is_err() {
+                        break;
+                    }
+                    l.extend_from_slice(" [cut]".as_bytes());
+                    l
+                }
+                Ok(None) | Err(_) => break,
+            };
+            if lines == ON_SYNC_LINES {
+                dropped += 1;
+                continue;
+            }
+            lines += 1;
+            kept.push_str(&String::from_utf8_lossy(&line));
+            kept.push('\n');
         }
-        s
+        if dropped > 0 {
+            kept.push_str(&format!("[{dropped} more line(s) not kept]\n"));
+        }
+        kept
     };
     let stdout = proc
         .stdout()
@@ -843,5 +1113,20 @@ mod tests {
         assert!(p[0].overflow && p[0].paths.is_empty());
         let p = inbox.take();
         assert!(!p[0].overflow, "taken once");
+    }
+
+    #[test]
+    fn a_resync_survives_being_put_back() {
+        let inbox = Inbox::new(2);
+        inbox.resync(1);
+        let mut p = inbox.take();
+        assert!(!p[0].resync && p[1].resync);
+        inbox.put_back(1, std::mem::take(&mut p[1]));
+        let p = inbox.take();
+        assert!(
+            p[1].resync,
+            "a stream that broke mid-resync resyncs after reconnecting"
+        );
+        assert!(!inbox.take()[1].resync);
     }
 }
