@@ -438,6 +438,33 @@ async fn a_replaced_source_stops_changes_until_the_next_initial_sync() {
     assert_eq!(s.status().notice, None);
 }
 
+/// `rm -rf site` empties the directory before removing it: the events say "everything
+/// deleted" while the directory still exists for a moment. That reads as a missing
+/// source (nothing deleted), whichever comes first.
+#[tokio::test]
+async fn a_source_emptied_then_removed_deletes_nothing() {
+    let d = dirs();
+    for i in 0..21 {
+        write(&d.local, &format!("f{i}.html"), "x");
+    }
+    let mut s = Session::open_local(&d.remote, d.local.clone(), vec![])
+        .await
+        .unwrap();
+    s.initial_sync().await.unwrap();
+    let before = files_in(&d.remote);
+    let removed: Vec<Change> = before.iter().map(|p| rm(p)).collect();
+    for f in &before {
+        std::fs::remove_file(d.local.join(f)).unwrap();
+    }
+    // The last step of the `rm -rf`, while the session plans the deletes.
+    let root = d.local.clone();
+    let rmdir = std::thread::spawn(move || std::fs::remove_dir(root).unwrap());
+    let e = s.apply(&removed).await.unwrap_err();
+    rmdir.join().unwrap();
+    assert!(is_source_error(&e), "{e}");
+    assert_eq!(files_in(&d.remote), before, "files deleted in the target");
+}
+
 /// Emptying a non-empty target needs a local directory that was read and found empty,
 /// and says so in the status.
 #[tokio::test]

@@ -47,6 +47,9 @@ const EVENTS: usize = 1024;
 /// Batches sent and not yet acknowledged, at most: fewer than [`EVENTS`], so that the
 /// replies to them always fit while the session is busy writing.
 const MAX_PENDING_BATCHES: usize = 512;
+/// How long a local directory must stay empty before everything in a non-empty target
+/// is deleted.
+const WIPE_SETTLE: Duration = Duration::from_millis(500);
 /// Seconds within which an mtime is not trusted by the quick check (it has a
 /// resolution of a second, and clocks differ a little).
 const RACY_WINDOW: i64 = 2;
@@ -429,6 +432,10 @@ impl Session {
         // Read as the directory was; still the directory the rule names?
         self.source(root.check())?;
         let empties = local.is_empty() && plan.sends.is_empty() && self.empties(&plan.deletes);
+        if empties && !self.still_empty(&root).await? {
+            // Something appeared meanwhile: compare again.
+            return Box::pin(self.sync_tree(check)).await;
+        }
         let mut stats = self.send_plan(plan).await?;
         if empties {
             self.emptied(stats.deleted);
@@ -450,6 +457,23 @@ impl Session {
         self.model
             .keys()
             .all(|k| deletes.contains(k) || k.ancestors().any(|a| deletes.contains(&a)))
+    }
+
+    /// Before everything in the target is deleted: after [`WIPE_SETTLE`] the directory
+    /// is still the same, still there, and read whole it is empty. A `rm -rf` or `git
+    /// clean` in progress empties a directory before removing it: that must read as a
+    /// missing source (nothing deleted), not as an empty one.
+    async fn still_empty(&mut self, root: &Arc<LocalRoot>) -> Result<bool, SyncError> {
+        tokio::time::sleep(WIPE_SETTLE).await;
+        self.source(root.check())?;
+        let local = root.clone();
+        let excludes = self.excludes.clone();
+        let scan = tokio::task::spawn_blocking(move || local.scan(None, &excludes))
+            .await
+            .expect("the scan does not panic");
+        let (tree, _) = self.source(scan)?;
+        self.source(root.check())?;
+        Ok(tree.is_empty())
     }
 
     fn emptied(&mut self, deleted: u64) {
@@ -511,14 +535,7 @@ impl Session {
             let mut empties = false;
             if plan.sends.is_empty() && self.empties(&plan.deletes) {
                 // Deleting everything needs the directory read whole, and empty.
-                let local = root.clone();
-                let excludes = self.excludes.clone();
-                let scan = tokio::task::spawn_blocking(move || local.scan(None, &excludes))
-                    .await
-                    .expect("the scan does not panic");
-                let (tree, _) = self.source(scan)?;
-                self.source(root.check())?;
-                if !tree.is_empty() {
+                if !self.still_empty(&root).await? {
                     // Events and disk disagree: compare everything instead.
                     let mut stats = Box::pin(self.sync_tree(Check::Quick)).await?;
                     stats.add(&total);
