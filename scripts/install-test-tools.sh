@@ -5,6 +5,8 @@
 #   - python3 (apt-get, only when missing): the example's services are python scripts
 #   - a second local user, for the socket peer-uid test (root only)
 #   - systemd-socket-activate, for the socket activation test
+#   - PostgreSQL (initdb, postgres, psql) and redis-server (apt-get, only when
+#     missing; their system daemons are not started): the presets' e2e tests
 # Idempotent: anything already present is left alone.
 set -euo pipefail
 
@@ -43,6 +45,28 @@ command -v setpriv >/dev/null || apt_install util-linux
 command -v useradd >/dev/null || apt_install passwd
 # systemd-socket-activate passes a listening socket the way systemd does (LISTEN_FDS).
 [ -x /usr/bin/systemd-socket-activate ] || [ -x /lib/systemd/systemd-socket-activate ] || apt_install systemd
+
+# --- PostgreSQL and Redis for the presets' tests. The tests run their own servers:
+# the packages' daemons are kept from starting (policy-rc.d) and no default cluster
+# is created.
+have_initdb() { command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; }
+if ! have_initdb || ! command -v psql >/dev/null || ! command -v redis-server >/dev/null; then
+    policy=/usr/sbin/policy-rc.d
+    placed_policy=0
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null
+        as_root chmod 755 "$policy"
+        placed_policy=1
+    fi
+    as_root mkdir -p /etc/postgresql-common/createcluster.d
+    echo 'create_main_cluster = false' | as_root tee /etc/postgresql-common/createcluster.d/devenv-tests.conf >/dev/null
+    pkgs=()
+    have_initdb || pkgs+=(postgresql)
+    command -v psql >/dev/null || pkgs+=(postgresql-client)
+    command -v redis-server >/dev/null || pkgs+=(redis-server)
+    apt_install "${pkgs[@]}"
+    [ "$placed_policy" -eq 0 ] || as_root rm -f "$policy"
+fi
 
 ensure_go() {
     if ! command -v go >/dev/null; then

@@ -5,12 +5,14 @@
 //! - [`logs`]: the log hub every service writes into and every client reads from.
 //! - [`process`]: spawning host processes that never outlive the daemon.
 //! - [`probe`]: readiness probes.
+//! - [`presets`]: `type: postgresql|redis` as local processes, and their contract.
 //! - [`state`]: what the daemon knows, persisted in sled.
 
 pub mod config;
 pub mod engine;
 pub mod kube;
 pub mod logs;
+pub mod presets;
 pub mod probe;
 pub mod process;
 pub mod state;

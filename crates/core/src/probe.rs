@@ -35,7 +35,141 @@ async fn attempt(probe: &Probe, ctx: &ExecContext) -> Result<(), String> {
         Probe::Exec { command } => exec(command, ctx).await,
         // Log probes are event driven: the supervisor watches the output instead.
         Probe::Log { pattern } => Err(format!("waiting for a line matching /{pattern}/")),
+        Probe::Postgres {
+            host,
+            port,
+            user,
+            database,
+        } => postgres(host, *port, user, database).await,
+        Probe::Redis {
+            host,
+            port,
+            password,
+        } => redis(host, *port, password.as_deref()).await,
     }
+}
+
+/// SQLSTATE 57P03 `cannot_connect_now`: starting up, in recovery, shutting down.
+const PG_CANNOT_CONNECT_NOW: &str = "57P03";
+/// Longest server message a probe reads; real ones are a few hundred bytes.
+const REPLY_LIMIT: usize = 8 * 1024;
+
+/// pg_isready without libpq: send a protocol 3.0 StartupMessage and read the first
+/// reply. An authentication request means the server accepts connections (the probe
+/// then hangs up, which the server does not log); so does any error but 57P03, as
+/// pg_isready has it (a refused user or database is the client's problem, not a server
+/// that isn't up). A TCP connect alone passes while postgres still replays its WAL.
+async fn postgres(host: &str, port: u16, user: &str, database: &str) -> Result<(), String> {
+    let at = format!("postgres {host}:{port}");
+    let mut stream = TcpStream::connect((host, port))
+        .await
+        .map_err(|e| format!("{at}: {e}"))?;
+    let mut body = 196_608u32.to_be_bytes().to_vec(); // protocol 3.0
+    for (k, v) in [
+        ("user", user),
+        ("database", database),
+        ("application_name", "devenv-probe"),
+    ] {
+        body.extend_from_slice(k.as_bytes());
+        body.push(0);
+        body.extend_from_slice(v.as_bytes());
+        body.push(0);
+    }
+    body.push(0);
+    let mut msg = u32::try_from(body.len() + 4)
+        .map_err(|_| format!("{at}: startup message too long"))?
+        .to_be_bytes()
+        .to_vec();
+    msg.extend_from_slice(&body);
+    stream
+        .write_all(&msg)
+        .await
+        .map_err(|e| format!("{at}: {e}"))?;
+    let mut head = [0u8; 5];
+    stream
+        .read_exact(&mut head)
+        .await
+        .map_err(|e| format!("{at}: no reply to the startup message ({e})"))?;
+    match head[0] {
+        b'R' => Ok(()),
+        b'E' => {
+            let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+            let mut fields = vec![0u8; len.saturating_sub(4).min(REPLY_LIMIT)];
+            stream
+                .read_exact(&mut fields)
+                .await
+                .map_err(|e| format!("{at}: truncated error reply ({e})"))?;
+            let (code, message) = pg_error_fields(&fields);
+            if code == PG_CANNOT_CONNECT_NOW {
+                Err(format!("{at}: {message}"))
+            } else {
+                Ok(())
+            }
+        }
+        other => Err(format!(
+            "{at}: not a PostgreSQL server (its reply starts with byte 0x{other:02x})"
+        )),
+    }
+}
+
+/// The SQLSTATE (`C`) and message (`M`) fields of an ErrorResponse body.
+fn pg_error_fields(body: &[u8]) -> (String, String) {
+    let (mut code, mut message) = (String::new(), String::new());
+    for field in body.split(|&b| b == 0) {
+        match field.split_first() {
+            Some((b'C', v)) => code = String::from_utf8_lossy(v).into_owned(),
+            Some((b'M', v)) => message = String::from_utf8_lossy(v).into_owned(),
+            _ => {}
+        }
+    }
+    (code, message)
+}
+
+/// `PING` -> `+PONG`, after `AUTH` when the service has a password. A server still
+/// loading its dataset answers `-LOADING`, which is not ready.
+async fn redis(host: &str, port: u16, password: Option<&str>) -> Result<(), String> {
+    let at = format!("redis {host}:{port}");
+    let stream = TcpStream::connect((host, port))
+        .await
+        .map_err(|e| format!("{at}: {e}"))?;
+    let mut stream = tokio::io::BufReader::new(stream);
+    if let Some(pw) = password {
+        let auth = format!("*2\r\n$4\r\nAUTH\r\n${}\r\n{pw}\r\n", pw.len());
+        let reply = redis_call(&mut stream, auth.as_bytes(), &at).await?;
+        if reply != "+OK" {
+            // The reply names the problem (WRONGPASS ...), never the password.
+            return Err(format!("{at}: AUTH refused: {reply}"));
+        }
+    }
+    let reply = redis_call(&mut stream, b"*1\r\n$4\r\nPING\r\n", &at).await?;
+    if reply == "+PONG" {
+        Ok(())
+    } else {
+        Err(format!("{at}: PING answered {reply}"))
+    }
+}
+
+async fn redis_call(
+    stream: &mut tokio::io::BufReader<TcpStream>,
+    request: &[u8],
+    at: &str,
+) -> Result<String, String> {
+    use tokio::io::AsyncBufReadExt;
+    stream
+        .get_mut()
+        .write_all(request)
+        .await
+        .map_err(|e| format!("{at}: {e}"))?;
+    let mut line = Vec::new();
+    let n = (&mut *stream)
+        .take(REPLY_LIMIT as u64)
+        .read_until(b'\n', &mut line)
+        .await
+        .map_err(|e| format!("{at}: {e}"))?;
+    if n == 0 {
+        return Err(format!("{at}: the server closed the connection"));
+    }
+    Ok(String::from_utf8_lossy(&line).trim_end().to_owned())
 }
 
 /// A minimal HTTP/1.1 GET: the status line is all a probe needs, and it keeps the
@@ -208,5 +342,117 @@ mod tests {
         };
         assert_eq!(check(&ok, &ctx, Duration::from_secs(5)).await, Ok(()));
         assert!(check(&bad, &ctx, Duration::from_secs(5)).await.is_err());
+    }
+}
+
+#[cfg(test)]
+mod protocol_tests {
+    //! The protocol probes against canned server replies: the states a real server is
+    //! in only for moments (starting up, loading) are hard to catch on demand. The
+    //! presets' e2e tests run them against real postgres and redis.
+    use super::*;
+
+    /// A one-connection server that reads what the client sends and answers `reply`.
+    async fn server(replies: Vec<Vec<u8>>) -> (u16, tokio::task::JoinHandle<Vec<u8>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let task = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut seen = Vec::new();
+            for reply in replies {
+                let mut buf = [0u8; 1024];
+                let n = s.read(&mut buf).await.unwrap();
+                seen.extend_from_slice(&buf[..n]);
+                s.write_all(&reply).await.unwrap();
+            }
+            seen
+        });
+        (port, task)
+    }
+
+    fn pg_error(code: &str, message: &str) -> Vec<u8> {
+        let mut body = Vec::new();
+        for (k, v) in [(b'S', "FATAL"), (b'C', code), (b'M', message)] {
+            body.push(k);
+            body.extend_from_slice(v.as_bytes());
+            body.push(0);
+        }
+        body.push(0);
+        let mut msg = vec![b'E'];
+        msg.extend_from_slice(&((body.len() + 4) as u32).to_be_bytes());
+        msg.extend_from_slice(&body);
+        msg
+    }
+
+    fn pg(port: u16) -> Probe {
+        Probe::Postgres {
+            host: "127.0.0.1".into(),
+            port,
+            user: "app".into(),
+            database: "shop".into(),
+        }
+    }
+
+    const LIMIT: Duration = Duration::from_secs(5);
+
+    #[tokio::test]
+    async fn postgres_starting_up_is_not_ready_an_auth_request_is() {
+        let ctx = ExecContext::default();
+        let (port, task) = server(vec![pg_error(
+            "57P03",
+            "the database system is starting up",
+        )])
+        .await;
+        let err = check(&pg(port), &ctx, LIMIT).await.unwrap_err();
+        assert!(err.contains("the database system is starting up"), "{err}");
+        let sent = task.await.unwrap();
+        assert_eq!(&sent[4..8], &196_608u32.to_be_bytes(), "protocol 3.0");
+        assert!(sent.windows(9).any(|w| w == b"user\0app\0"), "{sent:?}");
+
+        // AuthenticationSASL: the server is up and asks for a password.
+        let (port, _) = server(vec![b"R\0\0\0\x17\0\0\0\x0aSCRAM-SHA-256\0\0".to_vec()]).await;
+        assert_eq!(check(&pg(port), &ctx, LIMIT).await, Ok(()));
+        // Refusing this user is still a server accepting connections (pg_isready).
+        let (port, _) = server(vec![pg_error("28000", "no pg_hba.conf entry")]).await;
+        assert_eq!(check(&pg(port), &ctx, LIMIT).await, Ok(()));
+        let (port, _) = server(vec![b"HTTP/1.1 400 Bad Request\r\n\r\n".to_vec()]).await;
+        let err = check(&pg(port), &ctx, LIMIT).await.unwrap_err();
+        assert!(err.contains("not a PostgreSQL server"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn redis_needs_pong_after_auth() {
+        let ctx = ExecContext::default();
+        let probe = |port, password: Option<&str>| Probe::Redis {
+            host: "127.0.0.1".into(),
+            port,
+            password: password.map(str::to_owned),
+        };
+        let (port, task) = server(vec![b"+OK\r\n".to_vec(), b"+PONG\r\n".to_vec()]).await;
+        assert_eq!(
+            check(&probe(port, Some("s3cret")), &ctx, LIMIT).await,
+            Ok(())
+        );
+        let sent = String::from_utf8(task.await.unwrap()).unwrap();
+        assert_eq!(
+            sent,
+            "*2\r\n$4\r\nAUTH\r\n$6\r\ns3cret\r\n*1\r\n$4\r\nPING\r\n"
+        );
+
+        let (port, _) = server(vec![
+            b"-LOADING Redis is loading the dataset in memory\r\n".to_vec()
+        ])
+        .await;
+        let err = check(&probe(port, None), &ctx, LIMIT).await.unwrap_err();
+        assert!(err.contains("-LOADING"), "{err}");
+        let (port, _) = server(vec![
+            b"-WRONGPASS invalid username-password pair or user is disabled.\r\n".to_vec(),
+        ])
+        .await;
+        let err = check(&probe(port, Some("s3cret")), &ctx, LIMIT)
+            .await
+            .unwrap_err();
+        assert!(err.contains("AUTH refused: -WRONGPASS"), "{err}");
+        assert!(!err.contains("s3cret"), "{err}");
     }
 }

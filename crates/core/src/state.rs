@@ -40,6 +40,43 @@ pub enum StateError {
     },
 }
 
+/// A stable, filesystem-safe directory name for an environment id
+/// (`/abs/project#env`, which is a path and must never be joined onto one): the
+/// project directory's name and the environment name, for people, then a hash of the
+/// whole id, for uniqueness: `shop-staging-3f2a9c0d1e5b7a86`.
+pub fn env_key(env_id: &str) -> String {
+    use md5::{Digest, Md5};
+    let (project, env) = env_id.rsplit_once('#').unwrap_or((env_id, ""));
+    let base = Path::new(project)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let readable: String = [base.as_str(), env]
+        .iter()
+        .filter(|s| !s.is_empty())
+        .copied()
+        .collect::<Vec<_>>()
+        .join("-")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(40)
+        .collect();
+    let digest = Md5::digest(env_id.as_bytes());
+    let hash: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    let readable = readable.trim_start_matches('.');
+    if readable.is_empty() {
+        hash
+    } else {
+        format!("{readable}-{hash}")
+    }
+}
+
 /// An environment the daemon has seen.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EnvRecord {
@@ -187,6 +224,14 @@ impl StateStore {
         &self.path
     }
 
+    /// Files devenv keeps for one environment outside the database (preset data,
+    /// helm values): `<data dir>/envs/<key>`, the data dir being the one that holds
+    /// this database (`<data dir>/state`). See [`env_key`].
+    pub fn env_dir(&self, env_id: &str) -> PathBuf {
+        let data_dir = self.path.parent().unwrap_or(&self.path);
+        data_dir.join("envs").join(env_key(env_id))
+    }
+
     pub fn put_env(&self, rec: &EnvRecord) -> Result<(), StateError> {
         self.put(&self.envs, &rec.id, rec)
     }
@@ -322,6 +367,35 @@ fn classify(path: &Path, e: sled::Error) -> StateError {
 mod tests {
     use super::*;
     use crate::status::ServiceState;
+
+    #[test]
+    fn env_keys_are_safe_stable_and_distinct() {
+        let a = env_key("/home/me/shop#");
+        assert!(
+            a.starts_with("shop-") && a.len() == "shop-".len() + 16,
+            "{a}"
+        );
+        assert_eq!(a, env_key("/home/me/shop#"), "stable");
+        assert_ne!(a, env_key("/home/you/shop#"), "same name, other project");
+        let b = env_key("/home/me/shop#staging");
+        assert!(b.starts_with("shop-staging-"), "{b}");
+        for id in ["/x/a b/..#../../etc", "/#", "/p/\u{e9}t\u{e9}#x/y"] {
+            let k = env_key(id);
+            assert!(
+                k.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+                    && !k.starts_with('.'),
+                "{id} -> {k}"
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let s = StateStore::open(&dir.path().join("state")).unwrap();
+        assert_eq!(
+            s.env_dir("/home/me/shop#"),
+            dir.path().join("envs").join(&a),
+            "beside the database, under the data dir"
+        );
+    }
 
     #[test]
     fn roundtrip_and_reopen() {

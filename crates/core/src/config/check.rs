@@ -124,6 +124,7 @@ pub(crate) fn environment(
         graph::check(&mut c, &services);
         references(&mut c, &services, &volumes, &secrets);
     }
+    preset_auth(&mut c, &services, &secrets);
 
     match (name, c.errors.is_empty()) {
         (Some(name), true) => Ok(Environment {
@@ -343,6 +344,40 @@ pub(crate) fn is_quantity(s: &str) -> bool {
             suffix,
             "" | "m" | "k" | "M" | "G" | "T" | "P" | "E" | "Ki" | "Mi" | "Gi" | "Ti" | "Pi" | "Ei"
         )
+}
+
+/// A postgresql preset without a password does not start (the official image refuses
+/// to, and so does the local preset): say so now, not when `up` gets there. On
+/// Kubernetes the password may come from one of the service's secrets.
+fn preset_auth(c: &mut Checker<'_>, services: &[(usize, Service)], secrets: &[Secret]) {
+    use crate::presets::{postgres_has_auth, vars};
+    for (i, svc) in services {
+        if svc.preset != Some(Preset::Postgresql) || svc.command.is_some() {
+            continue;
+        }
+        let from_secret = svc.runtime == RuntimeKind::Kubernetes
+            && svc.secrets.iter().any(|name| {
+                secrets
+                    .iter()
+                    .any(|s| &s.name == name && s.data.contains_key(vars::POSTGRES_PASSWORD))
+            });
+        if postgres_has_auth(&svc.env) || from_secret {
+            continue;
+        }
+        let hint = if svc.runtime == RuntimeKind::Local && !svc.secrets.is_empty() {
+            "without a cluster the preset reads env only: set `env: { POSTGRES_PASSWORD: \"${DB_PASSWORD}\" }`"
+        } else {
+            "set `env: { POSTGRES_PASSWORD: \"${DB_PASSWORD}\" }` (the value from .env or your shell), or `POSTGRES_HOST_AUTH_METHOD: trust` to allow connections without a password"
+        };
+        c.error(
+            &format!("spec.services[{i}].type"),
+            format!(
+                "service `{}` (postgresql) has no POSTGRES_PASSWORD; the official image refuses to start without one, and so does devenv",
+                svc.name
+            ),
+            Some(hint.into()),
+        );
+    }
 }
 
 /// Service references to environment-level volumes and secrets.

@@ -259,6 +259,22 @@ pub enum Probe {
     Log {
         pattern: String,
     },
+    /// The server accepts connections (pg_isready's meaning): a PostgreSQL startup
+    /// exchange gets an authentication request or an error other than "starting up",
+    /// "in recovery" or "shutting down". Used by the postgresql preset.
+    Postgres {
+        host: String,
+        port: u16,
+        user: String,
+        database: String,
+    },
+    /// `PING` answered with `PONG` (after `AUTH` when a password is set). Used by the
+    /// redis preset.
+    Redis {
+        host: String,
+        port: u16,
+        password: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -99,6 +99,8 @@ pub(crate) fn check(
         .readiness
         .and_then(|r| readiness::check(c, &at("readiness"), r, &ports));
     let restart = match raw.restart {
+        // A preset is a database: one that crashed comes back, as in the cluster.
+        None if raw.preset.is_some() => RestartPolicy::OnFailure,
         None | Some(RawRestart::Never) => RestartPolicy::Never,
         Some(RawRestart::OnFailure) => RestartPolicy::OnFailure,
         Some(RawRestart::Always) => RestartPolicy::Always,

@@ -367,6 +367,7 @@ fn environment_file_merges_services_by_name() {
   services:
     - name: db
       type: postgresql
+      env: {{ POSTGRES_PASSWORD: pw }}
     - name: api
       command: ./serve
       ports: [8000, 8001]
@@ -409,7 +410,7 @@ fn environment_file_merges_services_by_name() {
     assert_eq!(api.env["B"], "ci");
     assert_eq!(
         value(&loaded, "spec.services[1].command"),
-        ("./serve", &at(&file, 10, 16))
+        ("./serve", &at(&file, 11, 16))
     );
     assert_eq!(
         value(&loaded, "spec.services[1].ports[0]"),
@@ -524,6 +525,34 @@ fn unknown_key_suggests_the_close_name() {
             file.display()
         )
     );
+}
+
+#[test]
+fn postgresql_preset_without_password_is_located_with_a_hint() {
+    let (dir, file) = project(&format!(
+        "{HEAD}spec:\n  services:\n    - name: db\n      type: postgresql\n      env: {{ POSTGRES_DB: shop }}\n"
+    ));
+    let e = one(&req(dir.path()));
+    assert_at(&e, &file, 8, 13);
+    assert_eq!(e.key, "spec.services[0].type");
+    assert!(e.message.contains("has no POSTGRES_PASSWORD"), "{e}");
+    assert!(
+        e.hint
+            .as_deref()
+            .is_some_and(|h| h.contains("POSTGRES_HOST_AUTH_METHOD: trust")),
+        "{e}"
+    );
+    // The image's escape hatch, and a password; both load, and presets restart on failure.
+    for env in ["POSTGRES_HOST_AUTH_METHOD: trust", "POSTGRES_PASSWORD: pw"] {
+        let (dir, _) = project(&format!(
+            "{HEAD}spec:\n  services:\n    - name: db\n      type: postgresql\n      env: {{ {env} }}\n"
+        ));
+        let loaded = ok(&req(dir.path()));
+        assert_eq!(
+            loaded.environment.services[0].restart,
+            RestartPolicy::OnFailure
+        );
+    }
 }
 
 #[test]

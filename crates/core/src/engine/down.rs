@@ -28,6 +28,8 @@ pub struct DownReport {
     pub namespace_removed: Option<String>,
     /// Workloads put back from an earlier dev mode (`kind/name`).
     pub restored: Vec<String>,
+    /// Services whose local preset data `--volumes` removed.
+    pub removed_data: Vec<String>,
 }
 
 impl EnvRuntime {
@@ -76,6 +78,22 @@ impl EnvRuntime {
             stopped,
             ..Default::default()
         };
+        // Local presets' data, the local twin of their volume claims.
+        let env_dir = self.shared.state.env_dir(&self.shared.id);
+        if volumes {
+            report.removed_data = crate::presets::remove_data(&env_dir).await.map_err(|e| {
+                format!(
+                    "cannot remove the presets' data under {}: {e}",
+                    env_dir.display()
+                )
+            })?;
+        } else {
+            report.kept_volumes.extend(
+                crate::presets::kept_data(&env_dir)
+                    .into_iter()
+                    .map(|s| format!("{s} (local data)")),
+            );
+        }
         let Some(env) = self.config() else {
             return Ok(report);
         };

@@ -7,7 +7,6 @@ pub mod dev;
 mod down;
 mod graph;
 mod kuberun;
-mod presets;
 mod runtime;
 mod supervisor;
 mod up;

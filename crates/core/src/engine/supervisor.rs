@@ -51,16 +51,28 @@ impl Supervisor {
         let (tx, rx) = mpsc::channel(8);
         let task_shared = shared.clone();
         let name = service.name.clone();
-        let preset = super::presets::localize(
-            &service,
-            &shared.state_dir().join("presets").join(&shared.id),
-            vars.get("PATH").map(String::as_str),
-        );
+        let site = crate::presets::Site {
+            env_dir: shared.state.env_dir(&shared.id),
+            state_dir: shared.state_dir(),
+            env_id: shared.id.clone(),
+            path_var: vars.get("PATH").cloned(),
+        };
+        let configured = service.clone();
         let task = tokio::spawn(async move {
             let shared = task_shared;
-            let svc = match preset {
-                Ok(svc) => svc,
-                Err(msg) => {
+            let svc = match crate::presets::prepare(&configured, &site).await {
+                Ok((svc, notes)) => {
+                    let log_name: Arc<str> = Arc::from(name.as_str());
+                    for note in notes {
+                        shared.logs.push(&log_name, Stream::System, &note);
+                    }
+                    svc
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    shared
+                        .logs
+                        .push(&Arc::from(name.as_str()), Stream::System, &msg);
                     shared.update(&name, |s| {
                         s.state = ServiceState::Failed;
                         s.message = msg;

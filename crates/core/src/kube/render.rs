@@ -7,19 +7,21 @@ use serde_json::{json, Value};
 
 use super::{labels, ENV_LABEL, MANAGED_BY, MANAGED_BY_VALUE, SERVICE_LABEL};
 use crate::config::{Command, Environment, Preset, Probe, Readiness, Service};
+use crate::presets::vars;
 
 /// Annotation on the pod template changed by `devenv restart` (like `kubectl rollout
 /// restart`).
 pub const RESTARTED_AT: &str = "devenv.dev/restartedAt";
 
-/// What a preset brings: image, port, environment, data directory and probe.
+/// What a preset brings: image, port, environment, data directory. Its environment
+/// contract (POSTGRES_*, REDIS_PASSWORD) is the one the local preset honours too
+/// (`crate::presets`): the image reads POSTGRES_*; REDIS_PASSWORD becomes
+/// `--requirepass` here, as locally.
 struct PresetSpec {
     image: &'static str,
     port: u16,
     env: &'static [(&'static str, &'static str)],
-    args: &'static [&'static str],
     data_dir: &'static str,
-    ready: &'static [&'static str],
 }
 
 fn preset_spec(p: Preset) -> PresetSpec {
@@ -27,25 +29,92 @@ fn preset_spec(p: Preset) -> PresetSpec {
         Preset::Postgresql => PresetSpec {
             image: "postgres:16",
             port: 5432,
-            env: &[
-                ("POSTGRES_USER", "postgres"),
-                ("POSTGRES_PASSWORD", "postgres"),
-                ("POSTGRES_DB", "postgres"),
-                ("PGDATA", "/var/lib/postgresql/data/pgdata"),
-            ],
-            args: &[],
+            // No default user, password or database: the image's own defaults
+            // (postgres, none -> refuse to start, the user's name) are the contract,
+            // and the config check insists on a password.
+            env: &[("PGDATA", "/var/lib/postgresql/data/pgdata")],
             data_dir: "/var/lib/postgresql/data",
-            ready: &["pg_isready", "-h", "127.0.0.1", "-U", "postgres"],
         },
         Preset::Redis => PresetSpec {
             image: "redis:7",
             port: 6379,
             env: &[],
-            args: &["redis-server", "--appendonly", "yes"],
             data_dir: "/data",
-            ready: &["redis-cli", "ping"],
         },
     }
+}
+
+/// Whether the service sets `name`, in `env` or through one of its secrets.
+fn sets_var(env: &Environment, svc: &Service, name: &str) -> bool {
+    svc.env.get(name).is_some_and(|v| !v.is_empty())
+        || svc.secrets.iter().any(|s| {
+            env.secrets
+                .iter()
+                .any(|d| &d.name == s && d.data.contains_key(name))
+        })
+}
+
+/// The container arguments of a preset (`args`, so the image's entrypoint, which
+/// initialises data directories, still runs).
+fn preset_args(env: &Environment, svc: &Service) -> Vec<String> {
+    match svc.preset {
+        Some(Preset::Redis) => {
+            let mut a: Vec<String> = ["redis-server", "--appendonly", "yes"]
+                .map(String::from)
+                .to_vec();
+            if sets_var(env, svc, vars::REDIS_PASSWORD) {
+                // Expanded by the kubelet from the container's environment.
+                a.extend([
+                    "--requirepass".into(),
+                    format!("$({})", vars::REDIS_PASSWORD),
+                ]);
+            }
+            a
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// The preset's readiness on Kubernetes: the same protocol checks as locally, through
+/// the image's own clients.
+fn preset_probe(svc: &Service, port: u16) -> Option<Value> {
+    let var = |k: &str, default: &str| {
+        svc.env
+            .get(k)
+            .filter(|v| !v.is_empty())
+            .cloned()
+            .unwrap_or_else(|| default.to_owned())
+    };
+    let command: Vec<String> = match svc.preset? {
+        Preset::Postgresql => {
+            let user = var(vars::POSTGRES_USER, "postgres");
+            let db = var(vars::POSTGRES_DB, &user);
+            [
+                "pg_isready",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-U",
+                &user,
+                "-d",
+                &db,
+            ]
+            .map(String::from)
+            .to_vec()
+        }
+        Preset::Redis => vec![
+            "sh".into(),
+            "-c".into(),
+            format!(
+                "REDISCLI_AUTH=\"${}\" redis-cli -p {port} ping | grep -q PONG",
+                vars::REDIS_PASSWORD
+            ),
+        ],
+    };
+    Some(
+        json!({ "exec": { "command": command }, "periodSeconds": 1, "failureThreshold": 3, "timeoutSeconds": 5 }),
+    )
 }
 
 /// The image a service runs: its own `image`, else the preset's.
@@ -137,8 +206,9 @@ pub fn objects(env: &Environment, svc: &Service, image: &str) -> Vec<Value> {
         // `args`, not `command`: the image's entrypoint (which initialises data
         // directories in the official images) still runs.
         None => {
-            if let Some(p) = preset.as_ref().filter(|p| !p.args.is_empty()) {
-                container["args"] = json!(p.args);
+            let args = preset_args(env, svc);
+            if !args.is_empty() {
+                container["args"] = json!(args);
             }
         }
     }
@@ -156,11 +226,7 @@ pub fn objects(env: &Environment, svc: &Service, image: &str) -> Vec<Value> {
         .readiness
         .as_ref()
         .and_then(readiness_probe)
-        .or_else(|| {
-            preset.as_ref().map(|p| {
-                json!({ "exec": { "command": p.ready }, "periodSeconds": 1, "failureThreshold": 3, "timeoutSeconds": 5 })
-            })
-        });
+        .or_else(|| preset_probe(svc, ports.first().copied().unwrap_or(0)));
     if let Some(p) = probe {
         container["readinessProbe"] = p;
     }
@@ -226,6 +292,17 @@ fn readiness_probe(r: &Readiness) -> Option<Value> {
             Command::Exec(v) => v.clone(),
         } } }),
         Probe::Log { .. } => return None,
+        Probe::Postgres {
+            port,
+            user,
+            database,
+            ..
+        } => json!({ "exec": { "command": [
+            "pg_isready", "-h", "127.0.0.1", "-p", port.to_string(), "-U", user, "-d", database
+        ] } }),
+        Probe::Redis { port, .. } => json!({ "exec": { "command": [
+            "sh", "-c", format!("REDISCLI_AUTH=\"${}\" redis-cli -p {port} ping | grep -q PONG", vars::REDIS_PASSWORD)
+        ] } }),
     };
     p["initialDelaySeconds"] = json!(r.initial_delay.as_secs());
     p["periodSeconds"] = json!(r.period.as_secs().max(1));
@@ -302,11 +379,46 @@ mod tests {
         assert_eq!(objs[0]["kind"], "PersistentVolumeClaim");
         assert_eq!(objs[0]["metadata"]["name"], "cache-data");
         let c = &objs[1]["spec"]["template"]["spec"]["containers"][0];
-        assert_eq!(c["readinessProbe"]["exec"]["command"][0], "redis-cli");
+        assert_eq!(c["readinessProbe"]["exec"]["command"][0], "sh");
+        assert!(
+            c["args"].as_array().unwrap().len() == 3,
+            "no password, no --requirepass"
+        );
         assert_eq!(c["volumeMounts"][0]["mountPath"], "/data");
         assert_eq!(objs[2]["spec"]["ports"][0]["port"], 6379);
 
         svc.image = Some("devenv.test/redis:7".into());
         assert_eq!(image_of(&svc).unwrap(), "devenv.test/redis:7");
+    }
+
+    #[test]
+    fn preset_contract_is_the_local_one() {
+        let mut cache = Service::test("cache");
+        cache.preset = Some(Preset::Redis);
+        cache.env.insert("REDIS_PASSWORD".into(), "pw".into());
+        let objs = objects(&env_with(cache.clone()), &cache, "redis:7");
+        let c = &objs[1]["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(c["args"][3], "--requirepass");
+        assert_eq!(c["args"][4], "$(REDIS_PASSWORD)", "expanded by the kubelet");
+
+        let mut db = Service::test("db");
+        db.preset = Some(Preset::Postgresql);
+        db.env.insert("POSTGRES_USER".into(), "app".into());
+        db.env.insert("POSTGRES_PASSWORD".into(), "pw".into());
+        let objs = objects(&env_with(db.clone()), &db, "postgres:16");
+        let c = &objs[1]["spec"]["template"]["spec"]["containers"][0];
+        let env: Vec<&str> = c["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(env, ["PGDATA", "POSTGRES_PASSWORD", "POSTGRES_USER"]);
+        let probe = &c["readinessProbe"]["exec"]["command"];
+        assert_eq!(probe[6], "app");
+        assert_eq!(
+            probe[8], "app",
+            "the database defaults to the user's name, as in the image"
+        );
     }
 }

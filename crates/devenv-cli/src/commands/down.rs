@@ -24,12 +24,13 @@ pub async fn run(ctx: &Ctx, args: DownArgs) -> Result {
                 "deleted": reply.deleted,
                 "keptVolumes": reply.kept_volumes,
                 "restored": reply.restored,
+                "removedData": reply.removed_data,
                 "namespaceRemoved": (!reply.namespace_removed.is_empty()).then_some(&reply.namespace_removed),
             })
         );
     } else if ctx.out.quiet {
     } else {
-        if reply.stopped.is_empty() && reply.deleted.is_empty() {
+        if reply.stopped.is_empty() && reply.deleted.is_empty() && reply.removed_data.is_empty() {
             outln!("nothing was running");
         }
         for name in &reply.stopped {
@@ -40,6 +41,12 @@ pub async fn run(ctx: &Ctx, args: DownArgs) -> Result {
         }
         if !reply.deleted.is_empty() {
             outln!("deleted {} cluster object(s)", reply.deleted.len());
+        }
+        if !reply.removed_data.is_empty() {
+            outln!(
+                "removed the local data of {}",
+                reply.removed_data.join(", ")
+            );
         }
         if !reply.namespace_removed.is_empty() {
             outln!("removed namespace {}", reply.namespace_removed);

@@ -110,6 +110,7 @@ impl EnvironmentService for Environments {
             kept_volumes: r.kept_volumes,
             namespace_removed: r.namespace_removed.unwrap_or_default(),
             restored: r.restored,
+            removed_data: r.removed_data,
         }))
     }
 
