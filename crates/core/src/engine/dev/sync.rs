@@ -291,14 +291,21 @@ impl DevSync {
             logs,
             state: state.clone(),
         };
-        let sources_task = tokio::spawn(follow_sources(
-            ctx.clone(),
+        let resync_state = state.clone();
+        let say_ctx = ctx.clone();
+        let sources = Sources {
             roots,
             seen,
             setup,
-            watcher.clone(),
-            cancel.clone(),
-        ));
+            watcher: watcher.clone(),
+            resync: Box::new(move |rule| {
+                for e in resync_state.lock().values() {
+                    e.inbox.resync(rule);
+                }
+            }),
+            say: Box::new(move |line| say_ctx.system(line)),
+        };
+        let sources_task = tokio::spawn(follow_sources(sources, cancel.clone()));
         let pods_task = tokio::spawn(follow_pods(ctx, selector, cancel.clone()));
         Ok(Self {
             cancel,
@@ -342,18 +349,32 @@ impl DevSync {
     }
 }
 
+/// The rules' local directories, as the sources task follows them.
+struct Sources {
+    roots: Vec<PathBuf>,
+    /// Their state when last looked at.
+    seen: Vec<RootState>,
+    setup: WatchSetup,
+    watcher: Arc<tokio::sync::Mutex<Option<EnvWatcher>>>,
+    /// Makes every pod compare this rule's trees again.
+    resync: Box<dyn Fn(usize) + Send>,
+    /// A line for the service's log.
+    say: Box<dyn Fn(&str) + Send>,
+}
+
 /// Looks at the rules' local directories every [`SOURCE_CHECK`]: when one changes
 /// state (gone, back, replaced, unreadable) every pod compares that rule's trees again
 /// (an initial sync, which deletes nothing while the directory is not there); when one
 /// is a directory again, or another one, the watcher starts over to watch it.
-async fn follow_sources(
-    ctx: PodsCtx,
-    roots: Vec<PathBuf>,
-    mut seen: Vec<RootState>,
-    setup: WatchSetup,
-    watcher: Arc<tokio::sync::Mutex<Option<EnvWatcher>>>,
-    cancel: CancellationToken,
-) {
+async fn follow_sources(sources: Sources, cancel: CancellationToken) {
+    let Sources {
+        roots,
+        mut seen,
+        setup,
+        watcher,
+        resync,
+        say,
+    } = sources;
     let mut tick = tokio::time::interval(SOURCE_CHECK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -385,13 +406,11 @@ async fn follow_sources(
                 RootState::NotADirectory => "is not a directory any more",
                 RootState::Unreadable => "cannot be read",
             };
-            ctx.system(&format!(
+            say(&format!(
                 "sync: {} {what}; comparing again",
                 roots[i].display()
             ));
-            for e in ctx.state.lock().values() {
-                e.inbox.resync(i);
-            }
+            resync(i);
         }
         seen = now;
         if rewatch {
@@ -406,14 +425,12 @@ async fn follow_sources(
                     new.ready(WATCH_SETUP_LIMIT).await;
                     *w = Some(new);
                 }
-                Err(e) => ctx.system(&format!("sync: restarting the file watcher: {e}")),
+                Err(e) => say(&format!("sync: restarting the file watcher: {e}")),
             }
             drop(w);
             // Changes made while no watcher was looking: compared again.
-            for e in ctx.state.lock().values() {
-                for i in 0..roots.len() {
-                    e.inbox.resync(i);
-                }
+            for i in 0..roots.len() {
+                resync(i);
             }
         }
     }
@@ -1113,6 +1130,91 @@ mod tests {
         assert!(p[0].overflow && p[0].paths.is_empty());
         let p = inbox.take();
         assert!(!p[0].overflow, "taken once");
+    }
+
+    /// A rule's directory removed, then created again: each change of state asks for
+    /// a resync, and the new directory is watched (a write into it reaches the rule).
+    #[tokio::test]
+    async fn a_source_that_comes_back_is_resynced_and_watched_again() {
+        use std::sync::mpsc as std_mpsc;
+        let tmp = tempfile::tempdir().unwrap();
+        let site = tmp.path().join("site");
+        std::fs::create_dir(&site).unwrap();
+        let (hits_tx, hits) = std_mpsc::channel::<SyncHit>();
+        let hits_tx = Mutex::new(hits_tx);
+        let target = Target {
+            service: "web".into(),
+            paths: vec![site.clone()],
+            ignore: Vec::new(),
+            action: watch::Action::Sync(SyncSink(Arc::new(move |hit| {
+                let _ = hits_tx.lock().unwrap().send(hit);
+            }))),
+        };
+        let setup = WatchSetup {
+            project_dir: tmp.path().to_owned(),
+            targets: vec![target],
+            ctx: watch::Context {
+                logs: LogHub::new(),
+                guardian: None,
+                services: Arc::new(NoServices),
+                options: watch::Options {
+                    ignore_files: false,
+                    ..watch::Options::default()
+                },
+            },
+        };
+        let first = setup.start().unwrap();
+        first.ready(Duration::from_secs(30)).await;
+        let watcher = Arc::new(tokio::sync::Mutex::new(Some(first)));
+        let (resync_tx, mut resyncs) = mpsc::unbounded_channel::<usize>();
+        let sources = Sources {
+            roots: vec![site.clone()],
+            seen: vec![RootState::probe(&site)],
+            setup,
+            watcher: watcher.clone(),
+            resync: Box::new(move |rule| {
+                let _ = resync_tx.send(rule);
+            }),
+            say: Box::new(|_| {}),
+        };
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(follow_sources(sources, cancel.clone()));
+
+        std::fs::remove_dir(&site).unwrap();
+        assert_eq!(next_resync(&mut resyncs).await, Some(0), "gone");
+        std::fs::create_dir(&site).unwrap();
+        assert_eq!(next_resync(&mut resyncs).await, Some(0), "back");
+        // After the watcher restarted, every rule is resynced once more.
+        assert_eq!(next_resync(&mut resyncs).await, Some(0), "rewatched");
+        while hits.try_recv().is_ok() {}
+        std::fs::write(site.join("index.html"), "new").unwrap();
+        let want = site.join("index.html");
+        let seen = tokio::task::spawn_blocking(move || {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+                match hits.recv_timeout(left) {
+                    Ok(hit) if hit.paths.contains(&want) => return true,
+                    Ok(_) => {}
+                    Err(_) => return false,
+                }
+            }
+            false
+        })
+        .await
+        .unwrap();
+        assert!(seen, "a write into the re-created directory was not seen");
+        cancel.cancel();
+        task.await.unwrap();
+        let last = watcher.lock().await.take();
+        if let Some(w) = last {
+            w.stop().await;
+        }
+    }
+
+    async fn next_resync(r: &mut mpsc::UnboundedReceiver<usize>) -> Option<usize> {
+        tokio::time::timeout(Duration::from_secs(10), r.recv())
+            .await
+            .expect("a resync within 10 s")
     }
 
     #[test]
