@@ -635,3 +635,97 @@ fn k8s_dev_sync_source_moved_away_deletes_nothing_and_resumes() {
     pod_shows(&ns, &pod, count, "21");
     t.devenv_ok(&["down", "--volumes"]);
 }
+
+/// The daemon's peak resident memory (VmHWM), in bytes.
+fn daemon_peak_rss(t: &TestEnv) -> u64 {
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", t.daemon_pid())).expect("daemon status");
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .expect("VmHWM");
+    let kib: u64 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|k| k.parse().ok())
+        .expect("VmHWM in kB");
+    kib * 1024
+}
+
+/// Issue 11: a pod that answers with a 1 GiB line (here: an `onSync` command's output
+/// without a newline) and holds a file name that is not UTF-8 costs the daemon bounded
+/// memory, deletes nothing it can't name, and causes no reconnection.
+#[test]
+#[ignore = "needs the test cluster (tests/cluster/test.sh runs it)"]
+fn k8s_dev_sync_huge_output_and_invalid_names_leave_the_daemon_bounded() {
+    let (t, env) = env_for("devhostile");
+    let ns = format!("devenv-{env}");
+    let site = t.root().join("project/site");
+    write(&site, "index.html", "v1\n");
+    t.write_config(&config(
+        &env,
+        "        onSync: { exec: \"head -c 1073741824 /dev/zero | tr '\\\\0' x\" }",
+    ));
+    t.devenv_ok(&["up", "--dev"]);
+    let session = wait_syncing(&t);
+    let pod = session["pod"].as_str().expect("pod").to_owned();
+    let before = daemon_peak_rss(&t);
+
+    // A name that is not UTF-8 in a directory the local tree lacks, then a save.
+    in_pod(
+        &ns,
+        &pod,
+        "mkdir -p /app/old && touch \"$(printf '/app/old/caf\\351')\" /app/old/plain",
+    )
+    .expect("create a latin-1 name in the pod");
+    write(&site, "index.html", "v2\n");
+    pod_shows(&ns, &pod, "cat /app/index.html", "v2");
+    let logs = || t.devenv(&["logs", "web"]).stdout;
+    assert!(
+        wait_until(Duration::from_secs(330), || {
+            let l = logs();
+            l.contains("onSync done")
+                || l.contains("onSync failed")
+                || l.contains("no longer waiting")
+        }),
+        "onSync did not finish:\n{}",
+        logs()
+    );
+    // The receiver is killed: the reconnection's listing meets the name.
+    in_pod(
+        &ns,
+        &pod,
+        "for p in /proc/[0-9]*; do if grep -q 'devenv-sy[n]c' $p/cmdline 2>/dev/null; then kill ${p#/proc/}; fi; done",
+    );
+    let mut last = None;
+    let noticed = wait_until(LIMIT, || {
+        last = sync_session(&t);
+        last.as_ref().is_some_and(|s| {
+            s["phase"] == "watching" && s["notice"].as_str().is_some_and(|n| n.contains("UTF-8"))
+        })
+    });
+    assert!(noticed, "no notice about the name: {last:?}");
+    assert_eq!(
+        in_pod(&ns, &pod, "ls /app/old | wc -l")
+            .as_deref()
+            .map(str::trim),
+        Some("1"),
+        "the name that is not UTF-8 was deleted (or `plain` was not)"
+    );
+    write(&site, "index.html", "v3\n");
+    pod_shows(&ns, &pod, "cat /app/index.html", "v3");
+    assert_eq!(
+        logs().matches("reconnecting").count(),
+        1,
+        "reconnections other than the one caused:\n{}",
+        logs()
+    );
+    let grown = daemon_peak_rss(&t).saturating_sub(before);
+    eprintln!("devhostile: daemon peak RSS grew by {} MiB", grown >> 20);
+    assert!(
+        grown < 64 << 20,
+        "daemon peak RSS grew by {} MiB",
+        grown >> 20
+    );
+    t.devenv_ok(&["down", "--volumes"]);
+}
