@@ -283,3 +283,52 @@ fn interpolation_errors_in_secrets_echo_nothing_of_the_value() {
         assert!(!shown.contains("s3cr3t"), "{shown}");
     }
 }
+
+#[test]
+fn a_secret_in_a_command_line_or_probe_url_is_a_warning_that_names_only_the_secret() {
+    let dir = project(&format!(
+        "{HEAD}spec:\n  secrets:\n    - name: db\n      data: {{ password: \"${{PW}}\", short: \"1\" }}\n  services:\n    - name: api\n      command: \"psql --password=${{PW}} -c 1\"\n      env: {{ DB_PASSWORD: \"${{PW}}\" }}\n      ports: [8000]\n      readiness: {{ http: {{ path: \"/health?key=${{PW}}\", port: 8000 }} }}\n    - name: ok\n      command: [\"run\", \"1\"]\n"
+    ));
+    let loaded = load(&LoadRequest {
+        vars: BTreeMap::from([("PW".to_owned(), "hunter2hunter2".to_owned())]),
+        ..req(dir.path())
+    })
+    .expect("a warning does not make the config invalid");
+    let shown: Vec<String> = loaded.warnings.iter().map(|w| w.to_string()).collect();
+    assert_eq!(loaded.warnings.len(), 2, "{shown:#?}");
+    let command = &loaded.warnings[0];
+    assert_eq!(command.key, "spec.services[0].command");
+    assert_eq!(command.line, 11, "{command}");
+    assert!(
+        command.message.contains("secret `db.password`"),
+        "{command}"
+    );
+    assert!(command.message.contains("a command line"), "{command}");
+    assert!(command
+        .hint
+        .as_deref()
+        .is_some_and(|h| h.contains("secrets:")));
+    let probe = &loaded.warnings[1];
+    assert_eq!(probe.key, "spec.services[0].readiness.http.path");
+    assert!(probe.message.contains("a probe URL"), "{probe}");
+    for w in &shown {
+        assert!(!w.contains("hunter2"), "{w}");
+    }
+}
+
+#[test]
+fn load_str_checks_a_document_alone() {
+    let file = Path::new("/nowhere/.devenv/config.yml");
+    let loaded = load_str(
+        file,
+        &format!("{HEAD}spec:\n  services:\n    - name: a\n      command: run\n"),
+    )
+    .expect("loads");
+    assert_eq!(loaded.environment.name, "shop");
+    assert_eq!(
+        loaded.environment.project_dir,
+        Path::new("/nowhere/.devenv")
+    );
+    let e = load_str(file, &billion_laughs()).expect_err("bomb");
+    has(&e.0, "aliases expand");
+}

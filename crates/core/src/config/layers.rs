@@ -174,6 +174,18 @@ pub(crate) fn file_layers(req: &LoadRequest, project: &Project) -> Result<Node, 
         let file = env_file(project, name)?;
         merge(&mut merged, read_layer(&file)?, "");
     }
+    Ok(finish_layers(merged, root_origin))
+}
+
+/// The tree of a project file read alone (no other layer), as [`file_layers`] builds it.
+pub(crate) fn single_layer(layer: Node) -> Node {
+    let root_origin = layer.origin.clone();
+    let mut merged = Node::empty_map(root_origin.clone());
+    merge(&mut merged, layer, "");
+    finish_layers(merged, root_origin)
+}
+
+fn finish_layers(mut merged: Node, root_origin: Origin) -> Node {
     // Filling in afterwards is the same as merging the defaults first (they never
     // override anything), but keeps the person's key order in `config show`.
     fill(&mut merged, defaults());
@@ -186,7 +198,7 @@ pub(crate) fn file_layers(req: &LoadRequest, project: &Project) -> Result<Node, 
                 .unwrap_or(usize::MAX)
         });
     }
-    Ok(merged)
+    merged
 }
 
 /// Adds the keys of `defaults` that `base` lacks, recursively through mappings.

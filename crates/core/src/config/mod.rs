@@ -9,6 +9,7 @@ mod bounds_tests;
 mod check;
 mod de;
 mod dotenv;
+mod exposure;
 mod graph;
 mod index;
 mod init;
@@ -131,6 +132,9 @@ pub struct Loaded {
     pub merged_yaml: String,
     /// Every leaf value (dotted path, YAML value, origin), secrets redacted.
     pub values: Vec<(String, String, Origin)>,
+    /// Located problems that do not stop the config from loading (a secret's value in
+    /// a command line). Never hold a secret's value.
+    pub warnings: Vec<ConfigError>,
 }
 
 /// Finds, layers, interpolates and checks the config. Nothing may start from an invalid
@@ -138,15 +142,39 @@ pub struct Loaded {
 pub fn load(req: &LoadRequest) -> Result<Loaded, ConfigErrors> {
     let one = |e: ConfigError| ConfigErrors(vec![e]);
     let project = layers::discover(req).map_err(one)?;
-    let mut tree = layers::file_layers(req, &project).map_err(one)?;
-    let mut errors = layers::apply_env_overrides(&mut tree, &req.vars);
+    let tree = layers::file_layers(req, &project).map_err(one)?;
+    let dotenv = dotenv::read(&project.dir.join(".env"));
+    load_tree(tree, project, &req.vars, dotenv)
+}
 
-    let dotenv = dotenv::read(&project.dir.join(".env")).unwrap_or_else(|e| {
+/// Checks one config document given as text, as if it were the project file `file`
+/// alone: no user config, environment file, `.env` or variables. The entry point of
+/// the config fuzz target (`fuzz/`); not a supported API.
+#[doc(hidden)]
+pub fn load_str(file: &std::path::Path, text: &str) -> Result<Loaded, ConfigErrors> {
+    let one = |e: ConfigError| ConfigErrors(vec![e]);
+    let tree = layers::single_layer(yaml::parse(file, text).map_err(one)?);
+    let project = layers::Project {
+        dir: file.parent().map(PathBuf::from).unwrap_or_default(),
+        config_file: file.to_path_buf(),
+    };
+    load_tree(tree, project, &BTreeMap::new(), Ok(BTreeMap::new()))
+}
+
+/// Everything after the files are read: `DEVENV_*` overrides, interpolation, checks.
+fn load_tree(
+    mut tree: yaml::Node,
+    project: layers::Project,
+    process_vars: &BTreeMap<String, String>,
+    dotenv: Result<BTreeMap<String, String>, ConfigError>,
+) -> Result<Loaded, ConfigErrors> {
+    let mut errors = layers::apply_env_overrides(&mut tree, process_vars);
+    let dotenv = dotenv.unwrap_or_else(|e| {
         errors.push(e);
         BTreeMap::new()
     });
     let vars = interpolate::Vars {
-        process: &req.vars,
+        process: process_vars,
         dotenv: &dotenv,
     };
     interpolate::interpolate(&mut tree, &vars, "", &mut errors);
@@ -159,6 +187,7 @@ pub fn load(req: &LoadRequest) -> Result<Loaded, ConfigErrors> {
     let environment = check::environment(&tree, &index, &project.dir);
     let secret_values = secret_values(&tree);
     let environment = environment.map_err(|e| finish(e, &secret_values))?;
+    let warnings = exposure::secrets_in_argv(&tree, &index);
 
     show::redact(&mut tree, &secret_values);
     let merged_yaml = serde_yaml::to_string(&tree.to_serde()).unwrap_or_default();
@@ -169,6 +198,7 @@ pub fn load(req: &LoadRequest) -> Result<Loaded, ConfigErrors> {
         config_file: project.config_file,
         merged_yaml,
         values,
+        warnings,
     })
 }
 

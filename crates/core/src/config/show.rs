@@ -8,7 +8,7 @@ pub(crate) const REDACTED: &str = "<redacted>";
 
 /// Shorter secret values are only redacted where they are defined: blanking every `1` or
 /// `true` elsewhere would make the output useless while protecting nothing.
-const MIN_SCRUB_LEN: usize = 4;
+pub(crate) const MIN_SCRUB_LEN: usize = 4;
 
 /// Replaces `spec.secrets[].data` values, and any copy of a secret value interpolated
 /// elsewhere (e.g. into a `DATABASE_URL`), with `<redacted>`.

@@ -5,7 +5,7 @@
 //! Every later stage (merge, interpolation, deserialization, checks) reports through the
 //! origins kept here.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser, Tag};
@@ -246,6 +246,8 @@ enum Frame {
         anchor: usize,
         entries: Vec<Entry>,
         key: Option<(String, Origin)>,
+        /// The keys in `entries`, to find duplicates without comparing every pair.
+        keys: HashSet<String>,
         start: Weight,
     },
 }
@@ -391,7 +393,9 @@ impl<'a> Builder<'a> {
             {
                 too_long = Some(node.origin);
             }
-            Some(Frame::Map { entries, key, .. }) => match key.take() {
+            Some(Frame::Map {
+                entries, key, keys, ..
+            }) => match key.take() {
                 Some((key, key_origin)) => entries.push(Entry {
                     key,
                     key_origin,
@@ -408,12 +412,16 @@ impl<'a> Builder<'a> {
                     };
                     match text {
                         Some(text) => {
-                            if let Some(first) = entries.iter().find(|e| e.key == text) {
-                                dup = Some((
-                                    text.clone(),
-                                    first.key_origin.clone(),
-                                    node.origin.clone(),
-                                ));
+                            // The set keeps a wide mapping linear; the scan runs only
+                            // for a duplicate, to say where the first one was.
+                            if !keys.insert(text.clone()) {
+                                if let Some(first) = entries.iter().find(|e| e.key == text) {
+                                    dup = Some((
+                                        text.clone(),
+                                        first.key_origin.clone(),
+                                        node.origin.clone(),
+                                    ));
+                                }
                             }
                             *key = Some((text, node.origin));
                         }
@@ -494,6 +502,7 @@ impl MarkedEventReceiver for Builder<'_> {
                         anchor,
                         entries: Vec::new(),
                         key: None,
+                        keys: HashSet::new(),
                         start,
                     });
                 }

@@ -52,3 +52,21 @@ pub use plan::{DiffKind, Difference};
 pub use receiver::Reply;
 pub use session::{Change, Session, SessionStatus, SyncStats, SyncTarget};
 pub use tree::{md5_file, Entry, Kind};
+
+/// The receiver's reply parser as a session applies it: each line as a reply, the
+/// listing lines into a tree. Returns (replies, tree entries, unusable listing lines).
+/// The entry point of the reply fuzz target (`fuzz/`); not a supported API.
+#[doc(hidden)]
+pub fn parse_receiver_output(text: &str) -> (usize, usize, usize) {
+    let mut replies = 0;
+    let mut listing = Vec::new();
+    for line in text.lines() {
+        match receiver::Reply::parse(line) {
+            Some(receiver::Reply::Listing(line)) => listing.push(line),
+            Some(_) => replies += 1,
+            None => {}
+        }
+    }
+    let (tree, bad) = tree::parse_listing(&listing);
+    (replies, tree.len(), bad.len())
+}

@@ -16,6 +16,12 @@ pub async fn run(ctx: &Ctx) -> Result {
     if ctx.out.json {
         outln!("{}", config_errors::json(&reply));
     } else if reply.valid {
+        if !reply.warnings.is_empty() {
+            eprint!(
+                "{}",
+                config_errors::warnings(&reply.warnings, ctx.out.err_color)
+            );
+        }
         if !ctx.out.quiet {
             let n = reply.services.len();
             outln!(

@@ -8,13 +8,22 @@ use serde::Serialize;
 use super::color::{paint, BOLD, DIM, RED};
 
 pub fn located(errors: &[pb::ConfigError], color: bool) -> String {
+    render(errors, color, "")
+}
+
+/// Warnings: located like errors, each line marked `warning:`.
+pub fn warnings(warnings: &[pb::ConfigError], color: bool) -> String {
+    render(warnings, color, "warning: ")
+}
+
+fn render(errors: &[pb::ConfigError], color: bool, mark: &str) -> String {
     let mut out = String::new();
     for e in errors {
         let mut place = e.file.clone();
         if e.line != 0 {
             let _ = write!(place, ":{}:{}", e.line, e.column);
         }
-        let mut head = String::new();
+        let mut head = mark.to_owned();
         if !place.is_empty() {
             let _ = write!(head, "{}: ", paint(color, BOLD, &place));
         }
@@ -35,6 +44,7 @@ struct ValidateJson<'a> {
     name: &'a str,
     services: &'a [String],
     errors: Vec<ErrorJson<'a>>,
+    warnings: Vec<ErrorJson<'a>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -66,6 +76,7 @@ pub fn json(v: &pb::ValidateResponse) -> String {
         name: &v.name,
         services: &v.services,
         errors: v.errors.iter().map(ErrorJson::from).collect(),
+        warnings: v.warnings.iter().map(ErrorJson::from).collect(),
     };
     serde_json::to_string_pretty(&doc).expect("always serialisable")
 }

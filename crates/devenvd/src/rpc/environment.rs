@@ -32,6 +32,7 @@ impl EnvironmentService for Environments {
                     .iter()
                     .map(|s| s.name.clone())
                     .collect(),
+                warnings: loaded.warnings.iter().map(convert::config_error).collect(),
             },
             Err(errors) => convert::invalid(&errors),
         }))
