@@ -40,6 +40,8 @@ const STDERR_LINES: usize = 20;
 /// few KiB at most); a longer line is cut (and its rest skipped unread) whatever the
 /// pod sends.
 pub(crate) const LINE_MAX: usize = 16 * 1024;
+/// Receiver stderr lines written to the daemon's log per session, at most.
+const STDERR_LOGGED: usize = 100;
 /// The longest stderr line kept for messages.
 const STDERR_LINE_MAX: usize = 1024;
 /// Replies read ahead of the session: the reader waits (and so does the pod) beyond.
@@ -1182,6 +1184,9 @@ async fn read_stderr(
     keep: Arc<Mutex<VecDeque<String>>>,
 ) {
     let mut reader = BufReader::new(stderr);
+    // The daemon's log gets the first lines; a receiver that keeps talking does not
+    // fill the disk (the last lines are still kept for error messages).
+    let mut logged = 0usize;
     loop {
         let line = match read_line(&mut reader, STDERR_LINE_MAX).await {
             Ok(Some(Line::Full(line))) => String::from_utf8_lossy(&line).into_owned(),
@@ -1193,7 +1198,13 @@ async fn read_stderr(
             }
             Ok(None) | Err(_) => return,
         };
-        tracing::warn!(pod = %pod, "sync receiver: {line}");
+        if logged < STDERR_LOGGED {
+            logged += 1;
+            tracing::warn!(pod = %pod, "sync receiver: {line}");
+        } else if logged == STDERR_LOGGED {
+            logged += 1;
+            tracing::warn!(pod = %pod, "sync receiver: more stderr lines, not logged");
+        }
         let mut keep = keep.lock().unwrap_or_else(|p| p.into_inner());
         if keep.len() == STDERR_LINES {
             keep.pop_front();
