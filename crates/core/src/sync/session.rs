@@ -52,6 +52,8 @@ const MAX_PENDING_BATCHES: usize = 512;
 /// How long a local directory must stay empty before everything in a non-empty target
 /// is deleted.
 const WIPE_SETTLE: Duration = Duration::from_millis(500);
+/// Comparisons tried while the local directory reads empty, then not.
+const WIPE_ROUNDS: usize = 3;
 /// Seconds within which an mtime is not trusted by the quick check (it has a
 /// resolution of a second, and clocks differ a little).
 const RACY_WINDOW: i64 = 2;
@@ -424,6 +426,25 @@ impl Session {
     /// and nothing is sent or deleted: an empty tree is only ever one read successfully.
     async fn sync_tree(&mut self, check: Check) -> Result<SyncStats, SyncError> {
         let started = Instant::now();
+        // A directory that is empty, then not, then empty again... is compared a few
+        // times, then left to the next change.
+        for _ in 1..WIPE_ROUNDS {
+            if let Some(stats) = self.sync_tree_once(check, started, false).await? {
+                return Ok(stats);
+            }
+        }
+        let stats = self.sync_tree_once(check, started, true).await?;
+        Ok(stats.unwrap_or_default())
+    }
+
+    /// `None` when the local directory read empty and then was not: compare again.
+    /// With `last`, an empty local directory that does not stay empty deletes nothing.
+    async fn sync_tree_once(
+        &mut self,
+        check: Check,
+        started: Instant,
+        last: bool,
+    ) -> Result<Option<SyncStats>, SyncError> {
         let root = Arc::new(self.source(LocalRoot::open(&self.local_dir))?);
         self.root = Some(root.clone());
         let (local, remote) = self.both_trees(&root, check).await?;
@@ -436,7 +457,11 @@ impl Session {
         let empties = local.is_empty() && plan.sends.is_empty() && self.empties(&plan.deletes);
         if empties && !self.still_empty(&root).await? {
             // Something appeared meanwhile: compare again.
-            return Box::pin(self.sync_tree(check)).await;
+            return Ok(if last {
+                Some(SyncStats::default())
+            } else {
+                None
+            });
         }
         let mut stats = self.send_plan(plan).await?;
         if empties {
@@ -447,7 +472,7 @@ impl Session {
         if std::mem::take(&mut self.source_error) {
             self.status.last_error = None;
         }
-        Ok(stats)
+        Ok(Some(stats))
     }
 
     /// Whether deleting `deletes` leaves the container's target empty (and it is not).
