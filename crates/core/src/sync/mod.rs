@@ -70,3 +70,25 @@ pub fn parse_receiver_output(text: &str) -> (usize, usize, usize) {
     let (tree, bad) = tree::parse_listing(&listing);
     (replies, tree.len(), bad.len())
 }
+
+/// Like [`parse_receiver_output`] on raw bytes, as the session reads them: lines that
+/// are not UTF-8 included (opaque listing lines and the directories they pin). Returns
+/// (replies, tree entries, unusable listing lines, pinned directories). A fuzz entry
+/// point; not a supported API.
+#[doc(hidden)]
+pub fn parse_receiver_bytes(bytes: &[u8]) -> (usize, usize, usize, usize) {
+    let mut replies = 0;
+    let mut listing = Vec::new();
+    let mut pinned = std::collections::BTreeSet::new();
+    for line in bytes.split(|b| *b == b'\n') {
+        let line = &line[..line.len().min(session::LINE_MAX)];
+        match receiver::Reply::parse_bytes(line) {
+            Some(receiver::Reply::Listing(line)) => listing.push(line),
+            Some(receiver::Reply::Opaque(line)) => pinned.extend(tree::opaque_ancestors(&line)),
+            Some(_) => replies += 1,
+            None => {}
+        }
+    }
+    let (tree, bad) = tree::parse_listing(&listing);
+    (replies, tree.len(), bad.len(), pinned.len())
+}

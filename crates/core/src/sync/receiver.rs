@@ -200,6 +200,10 @@ mod tests {
         assert_eq!(Reply::parse_bytes(b"\xff\xfe"), None);
         assert_eq!(Reply::parse_bytes(b""), None);
         assert_eq!(Reply::parse_bytes(b"A 7"), Some(Reply::Ack(7)));
+        let (replies, entries, bad, pinned) = crate::sync::parse_receiver_bytes(
+            b"R /app\nS 41ed 1 2 3 ./d\nS 81a4 1 2 3 ./d/caf\xe9\nS 81a4 1 2 3 ./ok\nA 1\n\xff\n",
+        );
+        assert_eq!((replies, entries, bad, pinned), (2, 2, 0, 1));
     }
 
     /// The script runs under the host's sh too (dash or bash): a quick check of the
