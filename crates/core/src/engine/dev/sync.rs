@@ -422,7 +422,10 @@ async fn follow_sources(sources: Sources, cancel: CancellationToken) {
                 Ok(new) => {
                     // Watching before comparing: a change made meanwhile is in one or
                     // the other.
-                    new.ready(WATCH_SETUP_LIMIT).await;
+                    tokio::select! {
+                        _ = cancel.cancelled() => {}
+                        _ = new.ready(WATCH_SETUP_LIMIT) => {}
+                    }
                     *w = Some(new);
                 }
                 Err(e) => say(&format!("sync: restarting the file watcher: {e}")),
