@@ -428,3 +428,32 @@ fn a_regular_file_at_the_socket_path_is_left_alone() {
         precious
     );
 }
+
+#[test]
+fn temp_files_left_by_a_crash_are_swept_on_start() {
+    let env = TestEnv::new();
+    let tmp = env.data_dir.join("tmp");
+    std::fs::create_dir_all(tmp.join("half-written")).expect("mkdir data/tmp");
+    chmod(&env.data_dir, 0o700);
+    chmod(&tmp, 0o700);
+    let values = tmp.join("helm-values-0123456789abcdef-db-1-0-00000000.json");
+    std::fs::write(&values, "{\"password\": \"hunter2\"}").expect("write leftover");
+    std::fs::write(tmp.join("half-written/part"), "x").expect("write leftover");
+    // A leftover symlink is removed, never followed.
+    let outside = env.root().join("outside");
+    std::fs::write(&outside, "keep").expect("write");
+    std::os::unix::fs::symlink(&outside, tmp.join("link.tar")).expect("symlink");
+
+    env.devenv_ok(&["daemon", "start"]);
+    let left: Vec<_> = std::fs::read_dir(&tmp)
+        .expect("data/tmp still exists")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert!(left.is_empty(), "temp files survived the start: {left:?}");
+    let mode = std::fs::symlink_metadata(&tmp)
+        .expect("stat")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700, "data/tmp mode {:o}", mode & 0o777);
+    assert_eq!(std::fs::read_to_string(&outside).expect("outside"), "keep");
+}

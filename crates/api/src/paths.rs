@@ -96,6 +96,11 @@ impl Paths {
     pub fn state_dir(&self) -> PathBuf {
         self.data_dir.join("state")
     }
+
+    /// Private temp files (helm values, image tarballs): 0700, swept on daemon start.
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.data_dir.join("tmp")
+    }
 }
 
 fn default_socket_dir(env: &impl Env, uid: u32) -> PathBuf {

@@ -7,6 +7,7 @@
 //! - [`probe`]: readiness probes.
 //! - [`presets`]: `type: postgresql|redis` as local processes, and their contract.
 //! - [`state`]: what the daemon knows, persisted in sled.
+//! - [`scratch`]: private temp files under the data dir.
 
 pub mod config;
 pub mod engine;
@@ -15,6 +16,7 @@ pub mod logs;
 pub mod presets;
 pub mod probe;
 pub mod process;
+pub mod scratch;
 pub mod state;
 pub mod status;
 pub mod sync;

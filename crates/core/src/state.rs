@@ -224,8 +224,8 @@ impl StateStore {
         &self.path
     }
 
-    /// Files devenv keeps for one environment outside the database (preset data,
-    /// helm values): `<data dir>/envs/<key>`, the data dir being the one that holds
+    /// Files devenv keeps for one environment outside the database (preset data;
+    /// temp files such as helm values go to the scratch dir, [`crate::scratch`]): `<data dir>/envs/<key>`, the data dir being the one that holds
     /// this database (`<data dir>/state`). See [`env_key`].
     pub fn env_dir(&self, env_id: &str) -> PathBuf {
         let data_dir = self.path.parent().unwrap_or(&self.path);

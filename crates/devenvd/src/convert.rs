@@ -58,6 +58,7 @@ pub fn status(e: EngineError) -> Status {
         EngineError::Cluster(m) => Status::unknown(m),
         EngineError::State(e) => Status::internal(e.to_string()),
         EngineError::Guardian(e) => Status::internal(e.to_string()),
+        e @ EngineError::Scratch { .. } => Status::internal(e.to_string()),
     }
 }
 

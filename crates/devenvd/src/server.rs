@@ -22,6 +22,7 @@ pub async fn run(args: Args, activation_fds: i32) -> anyhow::Result<()> {
         paths.data_dir = d.clone();
     }
     devenv_api::ensure_private_dir(&paths.data_dir)?;
+    devenv_api::ensure_private_dir(&paths.tmp_dir())?;
     let (listener, socket_guard) = listener::bind(&paths, activation_fds)?;
 
     let exe = std::env::current_exe().context("locating the devenvd binary")?;
@@ -29,6 +30,7 @@ pub async fn run(args: Args, activation_fds: i32) -> anyhow::Result<()> {
         state_dir: paths.state_dir(),
         guardian_exe: exe,
         log_dir: paths.data_dir.join("logs"),
+        tmp_dir: paths.tmp_dir(),
     })?;
 
     let shutdown = CancellationToken::new();

@@ -29,6 +29,8 @@ pub struct Shared {
     pub state: StateStore,
     /// Identifies this daemon instance in service markers.
     pub instance: String,
+    /// Private temp files (helm values, image tarballs).
+    pub scratch: crate::scratch::Scratch,
     pub(super) statuses: Mutex<HashMap<String, watch::Sender<ServiceStatus>>>,
     pub(super) events: broadcast::Sender<ServiceStatus>,
     /// Port forwards of kubernetes services that are up, by service.
@@ -46,7 +48,7 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Shared {
-    /// Scratch files of this environment (e.g. helm values) live under here.
+    /// The state store's directory.
     pub fn state_dir(&self) -> PathBuf {
         self.state.dir().to_path_buf()
     }

@@ -28,6 +28,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::{self, ConfigErrors, LoadRequest, Loaded};
 use crate::logs::{LogHub, SegmentLimits};
 use crate::process::{self, Guardian, Spawner};
+use crate::scratch::Scratch;
 use crate::state::{EnvRecord, StateError, StateStore};
 use crate::status::ServiceState;
 
@@ -37,6 +38,12 @@ pub enum EngineError {
     Config(#[from] ConfigErrors),
     #[error(transparent)]
     State(#[from] StateError),
+    #[error("cannot clear the temp dir {path}: {source}")]
+    Scratch {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot start the process guardian: {0}")]
     Guardian(#[source] std::io::Error),
     #[error("{0}")]
@@ -53,6 +60,9 @@ pub struct EngineOptions {
     pub guardian_exe: PathBuf,
     /// Service logs on disk, a directory per environment.
     pub log_dir: PathBuf,
+    /// Private temp files (helm values, image tarballs): a 0700 directory the caller
+    /// has made; swept on start.
+    pub tmp_dir: PathBuf,
 }
 
 /// What a client asks about: where to find the project, and its environment.
@@ -84,6 +94,7 @@ pub struct Engine {
     guardian: Arc<Guardian>,
     instance: String,
     log_dir: PathBuf,
+    scratch: Scratch,
     envs: Mutex<HashMap<String, Arc<EnvRuntime>>>,
     /// Where a request's start dir led last time, for when its config has since broken.
     resolved: Mutex<HashMap<ResolveKey, String>>,
@@ -99,6 +110,16 @@ impl Engine {
     /// daemon left: processes it started are killed, their services reported stopped.
     pub fn start(opts: EngineOptions) -> Result<Arc<Self>, EngineError> {
         let state = StateStore::open(&opts.state_dir)?;
+        // After the state store's lock: no other daemon uses this data dir now.
+        let (scratch, swept) = Scratch::open_and_sweep(opts.tmp_dir.clone()).map_err(|source| {
+            EngineError::Scratch {
+                path: opts.tmp_dir.clone(),
+                source,
+            }
+        })?;
+        if swept > 0 {
+            tracing::info!(swept, dir = %opts.tmp_dir.display(), "removed temp files left by an earlier devenvd");
+        }
         let spawner = Arc::new(Spawner::start().map_err(EngineError::Guardian)?);
         let guardian =
             Arc::new(Guardian::start(&opts.guardian_exe).map_err(EngineError::Guardian)?);
@@ -113,6 +134,7 @@ impl Engine {
             guardian,
             instance,
             log_dir: opts.log_dir,
+            scratch,
             envs: Mutex::default(),
             resolved: Mutex::default(),
             tasks: TaskTracker::new(),
@@ -207,6 +229,7 @@ impl Engine {
             self.state.clone(),
             self.instance.clone(),
             logs,
+            self.scratch.clone(),
         )
     }
 

@@ -59,6 +59,7 @@ impl EnvRuntime {
         state: StateStore,
         instance: String,
         logs: LogHub,
+        scratch: crate::scratch::Scratch,
     ) -> Self {
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let shared = Shared {
@@ -69,6 +70,7 @@ impl EnvRuntime {
             guardian,
             state,
             instance,
+            scratch,
             statuses: Mutex::default(),
             events,
             forwards: Mutex::default(),

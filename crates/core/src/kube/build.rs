@@ -13,6 +13,7 @@ use std::time::Duration;
 use super::tools::{self, DockerProblem};
 use super::{k3d, KubeError};
 use crate::config::{Build, Cluster, ClusterProvider};
+use crate::scratch::Scratch;
 
 /// Registry part of every tag devenv builds; never pushed anywhere.
 pub const REGISTRY: &str = "devenv.local";
@@ -207,6 +208,7 @@ pub async fn build_image(
     build: &Build,
     cluster: Option<&Cluster>,
     vars: &BTreeMap<String, String>,
+    scratch: &Scratch,
     on_line: &mut (dyn FnMut(&str) + Send),
 ) -> Result<String, KubeError> {
     let input = build.clone();
@@ -233,28 +235,30 @@ pub async fn build_image(
     .await?;
     if let Some(cluster) = cluster.filter(|c| c.provider == ClusterProvider::K3d) {
         let name = k3d::name(cluster);
-        match save_args(found.builder, &image, &tarball(env, service, &hash)) {
-            None => {
-                k3d::import_images(name, std::slice::from_ref(&image), vars, on_line).await?;
+        if found.builder == Builder::Docker {
+            k3d::import_images(name, std::slice::from_ref(&image), vars, on_line).await?;
+        } else {
+            // An empty private file made by us (0600, exclusively) that the builder
+            // overwrites; removed when `tar` drops, after the import or on error.
+            let (tar, _) = scratch
+                .create(&format!("image-{env}-{service}-{hash}"), "tar")
+                .map_err(|e| {
+                    KubeError::new(
+                        format!(
+                            "cannot create the image tarball in {}: {e}",
+                            scratch.dir().display()
+                        ),
+                        "",
+                    )
+                })?;
+            if let Some(args) = save_args(found.builder, &image, tar.path()) {
+                run_builder(&found, &args, vars, on_line).await?;
             }
-            Some(args) => {
-                let tar = tarball(env, service, &hash);
-                let result = async {
-                    run_builder(&found, &args, vars, on_line).await?;
-                    let images = [tar.display().to_string()];
-                    k3d::import_images(name, &images, vars, on_line).await
-                }
-                .await;
-                let _ = std::fs::remove_file(&tar);
-                result?;
-            }
+            let images = [tar.path().display().to_string()];
+            k3d::import_images(name, &images, vars, on_line).await?;
         }
     }
     Ok(image)
-}
-
-fn tarball(env: &str, service: &str, hash: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("devenv-image-{env}-{service}-{hash}.tar"))
 }
 
 async fn run_builder(
@@ -416,9 +420,16 @@ mod tests {
         };
         let b = build(&ctx, None);
         let mut lines = Vec::new();
-        let image = build_image("shop", "web", &b, Some(&cluster), &vars, &mut |l| {
-            lines.push(l.to_owned())
-        })
+        let (_tmp, scratch) = scratch();
+        let image = build_image(
+            "shop",
+            "web",
+            &b,
+            Some(&cluster),
+            &vars,
+            &scratch,
+            &mut |l| lines.push(l.to_owned()),
+        )
         .await
         .unwrap();
         let hash = content_hash(&b).unwrap();
@@ -434,5 +445,94 @@ mod tests {
             )
         );
         assert_eq!(lines, ["step 1/1"]);
+    }
+
+    fn scratch() -> (tempfile::TempDir, Scratch) {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("tmp");
+        std::fs::create_dir(&dir).unwrap();
+        let (s, _) = Scratch::open_and_sweep(dir).unwrap();
+        (tmp, s)
+    }
+
+    #[tokio::test]
+    async fn image_tarball_is_a_private_temp_file_removed_after_import() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        let ctx = dir.path().join("web");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::create_dir_all(&ctx).unwrap();
+        std::fs::write(ctx.join("Dockerfile"), "FROM scratch\n").unwrap();
+        let argv = dir.path().join("argv");
+        let record = format!("echo \"$0 $*\" >> {}", argv.display());
+        // buildah writes the archive into the file we made (it must exist, empty).
+        script(
+            &bin,
+            "buildah",
+            &format!(
+                "{record}; case \"$1\" in push) p=${{3#docker-archive:}}; p=${{p%%:*}}; \
+                 [ -f \"$p\" ] && [ ! -s \"$p\" ] && echo \"empty file ready\" >> {a}; \
+                 echo archive > \"$p\" ;; esac",
+                a = argv.display()
+            ),
+        );
+        script(
+            &bin,
+            "k3d",
+            &format!(
+                "case \"$2\" in list) echo '[]' ;; *) {record}; read l < \"$3\"; echo \"read $l\" >> {a} ;; esac",
+                a = argv.display()
+            ),
+        );
+        // No engine when the builder is picked (so buildah builds), one by the time
+        // k3d's preflight asks.
+        let up = dir.path().join("engine-up");
+        script(
+            &bin,
+            "docker",
+            &format!(
+                "if [ -f {u} ]; then echo 27.1.1; else : > {u}; exit 1; fi",
+                u = up.display()
+            ),
+        );
+        let vars = path_vars(&bin);
+        let cluster = Cluster {
+            provider: ClusterProvider::K3d,
+            name: Some("shop-local".into()),
+            context: None,
+            namespace: "devenv-shop".into(),
+            k3d: Default::default(),
+        };
+        let (_tmp, scratch) = scratch();
+        let image = build_image(
+            "shop",
+            "web",
+            &build(&ctx, None),
+            Some(&cluster),
+            &vars,
+            &scratch,
+            &mut |_| {},
+        )
+        .await
+        .unwrap();
+        let recorded = std::fs::read_to_string(&argv).unwrap();
+        let lines: Vec<&str> = recorded.lines().collect();
+        assert_eq!(lines.len(), 5, "{recorded}");
+        let import = lines[3];
+        let tar = import.rsplit(' ').nth(2).unwrap();
+        assert!(
+            std::path::Path::new(tar).parent() == Some(scratch.dir()),
+            "the tarball should be in the scratch dir: {recorded}"
+        );
+        assert_eq!(
+            lines[1],
+            format!(
+                "{}/buildah push {image} docker-archive:{tar}:{image}",
+                bin.display()
+            )
+        );
+        assert_eq!(lines[2], "empty file ready");
+        assert_eq!(lines[4], "read archive");
+        assert_eq!(std::fs::read_dir(scratch.dir()).unwrap().count(), 0);
     }
 }

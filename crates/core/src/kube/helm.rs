@@ -36,6 +36,13 @@ pub fn release(service: &str) -> String {
     service.to_owned()
 }
 
+/// How the temp file of a chart service's values is named (in the scratch dir under
+/// the data dir, see [`crate::scratch`]): one path component, whatever the
+/// environment id (an absolute path) holds.
+pub fn values_file_prefix(env_id: &str, service: &str) -> String {
+    format!("helm-values-{}-{service}", crate::state::env_key(env_id))
+}
+
 /// Arguments of `helm upgrade --install` (pure, for tests).
 pub fn install_args(
     release: &str,
@@ -176,6 +183,32 @@ mod tests {
             args.join(" "),
             "upgrade --install monitoring ./charts/monitoring --namespace devenv-shop --labels app.kubernetes.io/managed-by-devenv=true --kube-context kind-dev --values /tmp/v.json"
         );
+    }
+
+    #[test]
+    fn values_file_is_under_the_data_dir_not_beside_the_project() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data/tmp");
+        std::fs::create_dir_all(&dir).unwrap();
+        let (scratch, _) = crate::scratch::Scratch::open_and_sweep(dir.clone()).unwrap();
+        let project = tmp.path().join("proj");
+        let id = format!("{}#", project.display());
+        let prefix = values_file_prefix(&id, "monitoring");
+        assert!(!prefix.contains('/'), "{prefix}");
+        let file = scratch.write(&prefix, "json", b"{}").unwrap();
+        assert_eq!(file.path().parent(), Some(dir.as_path()));
+        assert!(
+            file.path()
+                .file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with(&prefix),
+            "{}",
+            file.path().display()
+        );
+        // Nothing beside the project (where joining the id used to put it).
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1);
     }
 
     #[test]

@@ -228,7 +228,8 @@ impl LocalRoot {
         };
         Ok(Some(Entry {
             kind,
-            mode: st.st_mode as u32 & 0o7777,
+            // As sent (tar.rs), so the plan never sees a setuid bit as a difference.
+            mode: st.st_mode as u32 & super::tar::MODE_BITS,
             size: if kind == Kind::File {
                 st.st_size as u64
             } else {

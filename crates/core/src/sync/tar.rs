@@ -7,6 +7,9 @@ use super::path::RelPath;
 use super::tree::{Entry, Kind};
 
 pub const BLOCK: u64 = 512;
+/// Permission bits a synced file keeps: setuid and setgid (0o6000) are never copied
+/// into a pod, where they could hand a process the file owner's rights.
+pub const MODE_BITS: u32 = 0o1777;
 /// Two zero blocks end an archive.
 pub const END: [u8; 1024] = [0; 1024];
 
@@ -82,7 +85,7 @@ fn header(out: &mut Vec<u8>, name: &[u8], mode: u32, size: u64, mtime: i64, flag
     let mut h = [0u8; 512];
     let cut = |s: &[u8], n: usize| s[..s.len().min(n)].to_vec();
     h[..name.len().min(100)].copy_from_slice(&cut(name, 100));
-    octal(&mut h[100..108], u64::from(mode & 0o7777));
+    octal(&mut h[100..108], u64::from(mode & MODE_BITS));
     octal(&mut h[108..116], 0);
     octal(&mut h[116..124], 0);
     if size < 0o77777777777 {
@@ -165,5 +168,20 @@ mod tests {
         h[148..156].fill(b' ');
         let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
         assert_eq!(u32::from_str_radix(stored, 8).unwrap(), sum);
+    }
+
+    #[test]
+    fn setuid_and_setgid_are_never_written() {
+        let mut out = Vec::new();
+        let mut entry = file(0);
+        entry.mode = 0o6755;
+        append_header(&mut out, &RelPath::new("su").unwrap(), &entry);
+        assert_eq!(&out[100..108], b"0000755\0");
+        // The sticky bit (on a dir) is harmless and kept.
+        let mut out = Vec::new();
+        entry.kind = Kind::Dir;
+        entry.mode = 0o3777;
+        append_header(&mut out, &RelPath::new("tmp").unwrap(), &entry);
+        assert_eq!(&out[100..108], b"0001777\0");
     }
 }

@@ -80,6 +80,7 @@ impl KubeRun {
                 b,
                 cluster.as_ref(),
                 &self.vars,
+                &self.shared.scratch,
                 &mut move |line: &str| hub.push(&name, Stream::System, line),
             )
             .await
@@ -117,15 +118,22 @@ impl KubeRun {
         let bin = helm::binary(&self.vars).map_err(|e| e.to_string())?;
         let started = Instant::now();
         let values_file = match &self.svc.values {
-            Some(v) => {
-                let dir = self.shared.state_dir().join("helm");
-                std::fs::create_dir_all(&dir)
-                    .map_err(|e| format!("cannot write helm values: {e}"))?;
-                let path = dir.join(format!("{}-{}.json", self.shared.id, self.svc.name));
-                write_private(&path, &serde_json::to_vec(v).unwrap_or_default())
-                    .map_err(|e| format!("cannot write helm values: {e}"))?;
-                Some(path)
-            }
+            // Private (they may hold secrets), removed when dropped below.
+            Some(v) => Some(
+                self.shared
+                    .scratch
+                    .write(
+                        &helm::values_file_prefix(&self.shared.id, &self.svc.name),
+                        "json",
+                        &serde_json::to_vec(v).unwrap_or_default(),
+                    )
+                    .map_err(|e| {
+                        format!(
+                            "cannot write helm values in {}: {e}",
+                            self.shared.scratch.dir().display()
+                        )
+                    })?,
+            ),
             None => None,
         };
         let release = helm::release(&self.svc.name);
@@ -135,12 +143,10 @@ impl KubeRun {
             chart,
             &self.kenv.namespace,
             ctx.as_deref(),
-            values_file.as_deref(),
+            values_file.as_ref().map(|f| f.path()),
         );
         let result = helm::run(&bin, &args, &self.vars, &self.env.project_dir).await;
-        if let Some(f) = &values_file {
-            let _ = std::fs::remove_file(f);
-        }
+        drop(values_file);
         result.map_err(|e| e.to_string())?;
         let mut get = vec![
             "get".to_owned(),
@@ -197,16 +203,4 @@ impl KubeRun {
             .map(|w| vec![w])
             .ok_or_else(|| format!("{r} has no pod selector"))
     }
-}
-
-fn write_private(path: &std::path::Path, data: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(data)
 }
