@@ -477,19 +477,6 @@ async fn emptying_the_target_needs_a_really_empty_source_and_is_reported() {
         .unwrap();
     s.initial_sync().await.unwrap();
 
-    // Unreadable: an error, nothing deleted (root can read anything: skip that part).
-    let euid = std::fs::metadata("/proc/self").map(|m| {
-        use std::os::unix::fs::MetadataExt;
-        m.uid()
-    });
-    if euid.ok() != Some(0) {
-        std::fs::set_permissions(&d.local, std::fs::Permissions::from_mode(0o000)).unwrap();
-        let e = s.initial_sync().await.unwrap_err();
-        std::fs::set_permissions(&d.local, std::fs::Permissions::from_mode(0o755)).unwrap();
-        assert!(e.is_source() || matches!(e, SyncError::Local { .. }), "{e}");
-        assert_eq!(files_in(&d.remote), ["two", "x/one"]);
-    }
-
     // Really empty (`rm -rf site/*`): the deletes are applied, and reported.
     std::fs::remove_dir_all(d.local.join("x")).unwrap();
     std::fs::remove_file(d.local.join("two")).unwrap();
@@ -510,6 +497,49 @@ async fn emptying_the_target_needs_a_really_empty_source_and_is_reported() {
     let st = s.initial_sync().await.unwrap();
     assert_eq!(st.deleted, 1, "{st:?}");
     assert!(s.status().notice.unwrap_or_default().contains("emptied"));
+}
+
+/// An unreadable source is an error and deletes nothing. Root reads anything, so as root
+/// the test runs itself again as `nobody` (from a copy of this binary that user can
+/// execute) and passes only if that run passed.
+#[tokio::test]
+async fn an_unreadable_source_is_an_error_and_deletes_nothing() {
+    const NAME: &str = "an_unreadable_source_is_an_error_and_deletes_nothing";
+    if nix::unistd::geteuid().is_root() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let exe = tmp.path().join("sync_local");
+        std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
+        let out = std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(&exe)
+            .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
+            .env("TMPDIR", "/tmp")
+            .output()
+            .expect("setpriv (util-linux) is needed to run this test as nobody when root");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.status.success() && text.contains("1 passed"),
+            "the run as nobody failed:\n{text}"
+        );
+        return;
+    }
+    let d = dirs();
+    write(&d.local, "x/one", "1");
+    write(&d.local, "two", "2");
+    let mut s = Session::open_local(&d.remote, d.local.clone(), vec![])
+        .await
+        .unwrap();
+    s.initial_sync().await.unwrap();
+    std::fs::set_permissions(&d.local, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let e = s.initial_sync().await.unwrap_err();
+    std::fs::set_permissions(&d.local, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert!(e.is_source() || matches!(e, SyncError::Local { .. }), "{e}");
+    assert_eq!(files_in(&d.remote), ["two", "x/one"]);
 }
 
 /// A synced directory replaced by a symlink to somewhere else: the link is synced as a
