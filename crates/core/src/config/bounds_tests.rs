@@ -332,3 +332,20 @@ fn load_str_checks_a_document_alone() {
     let e = load_str(file, &billion_laughs()).expect_err("bomb");
     has(&e.0, "aliases expand");
 }
+
+#[test]
+fn many_secrets_against_many_values_stay_fast() {
+    let n = limits::MAX_ENTRIES;
+    let data: Vec<String> = (0..n).map(|i| format!("k{i}: secret-value-{i}")).collect();
+    let env: Vec<String> = (0..n).map(|i| format!("V{i}: plain-value-{i}")).collect();
+    let dir = project(&format!(
+        "{HEAD}spec:\n  secrets:\n    - name: s\n      data: {{ {} }}\n  services:\n    - name: api\n      command: run\n      env: {{ {} }}\n",
+        data.join(", "),
+        env.join(", ")
+    ));
+    let started = Instant::now();
+    let loaded = load(&req(dir.path())).expect("loads");
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(5), "load took {took:?}");
+    assert!(!loaded.merged_yaml.contains("secret-value-"));
+}

@@ -230,9 +230,10 @@ fn secret_values(tree: &yaml::Node) -> Vec<String> {
 
 /// Orders errors by position and makes sure no secret value leaks into one.
 fn finish(mut errors: Vec<ConfigError>, secrets: &[String]) -> ConfigErrors {
+    let scrubber = show::Scrubber::new(secrets);
     for e in &mut errors {
-        e.message = show::scrub(&e.message, secrets);
-        e.hint = e.hint.as_deref().map(|h| show::scrub(h, secrets));
+        e.message = scrubber.scrub(&e.message);
+        e.hint = e.hint.as_deref().map(|h| scrubber.scrub(h));
     }
     errors.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
     errors.dedup();

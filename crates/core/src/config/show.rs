@@ -24,7 +24,7 @@ pub(crate) fn redact(root: &mut Node, secret_values: &[String]) {
             }
         }
     }
-    scrub_node(root, secret_values);
+    scrub_node(root, &Scrubber::new(secret_values));
 }
 
 fn blank(node: &mut Node) {
@@ -40,26 +40,61 @@ fn blank(node: &mut Node) {
     }
 }
 
-fn scrub_node(node: &mut Node, secrets: &[String]) {
+fn scrub_node(node: &mut Node, scrubber: &Scrubber) {
     match &mut node.value {
-        Value::Str { text, .. } => *text = scrub(text, secrets),
+        Value::Str { text, .. } => *text = scrubber.scrub(text),
         Value::Map(entries) => entries
             .iter_mut()
-            .for_each(|e| scrub_node(&mut e.value, secrets)),
-        Value::Seq(items) => items.iter_mut().for_each(|n| scrub_node(n, secrets)),
+            .for_each(|e| scrub_node(&mut e.value, scrubber)),
+        Value::Seq(items) => items.iter_mut().for_each(|n| scrub_node(n, scrubber)),
         _ => {}
     }
 }
 
-/// Removes every occurrence of a (long enough) secret value from `text`.
-pub(crate) fn scrub(text: &str, secrets: &[String]) -> String {
-    let mut out = text.to_owned();
-    for secret in secrets.iter().filter(|s| s.len() >= MIN_SCRUB_LEN) {
-        if out.contains(secret.as_str()) {
-            out = out.replace(secret.as_str(), REDACTED);
+/// Removes every occurrence of a (long enough) secret value from texts. One automaton
+/// for all secrets: a config may hold thousands of secret values and of other values,
+/// and comparing each pair took half a minute (aho-corasick is already in the build,
+/// through regex).
+pub(crate) enum Scrubber {
+    Nothing,
+    Secrets(aho_corasick::AhoCorasick),
+    /// The automaton could not be built (past its size limits): every text is hidden.
+    Everything,
+}
+
+impl Scrubber {
+    pub(crate) fn new(secrets: &[String]) -> Self {
+        let patterns: Vec<&str> = secrets
+            .iter()
+            .map(String::as_str)
+            .filter(|s| s.len() >= MIN_SCRUB_LEN)
+            .collect();
+        if patterns.is_empty() {
+            return Self::Nothing;
+        }
+        match aho_corasick::AhoCorasick::builder()
+            .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+            .build(&patterns)
+        {
+            Ok(automaton) => Self::Secrets(automaton),
+            Err(_) => Self::Everything,
         }
     }
-    out
+
+    pub(crate) fn scrub(&self, text: &str) -> String {
+        match self {
+            Self::Nothing => text.to_owned(),
+            Self::Everything => REDACTED.to_owned(),
+            Self::Secrets(automaton) => {
+                let mut out = String::with_capacity(text.len());
+                automaton.replace_all_with(text, &mut out, |_, _, dst| {
+                    dst.push_str(REDACTED);
+                    true
+                });
+                out
+            }
+        }
+    }
 }
 
 /// Renders one scalar the way it would appear in YAML (quoted when needed).
