@@ -415,9 +415,15 @@ fn a_regular_file_at_the_socket_path_is_left_alone() {
         precious
     );
 
-    // Through the CLI, which starts the daemon: same refusal, the reason in its log.
+    // Through the CLI, which starts the daemon: same refusal, the reason shown and in
+    // the daemon's log.
     let out = env.devenv(&["daemon", "start"]);
     assert_eq!(out.code, Some(3), "{out}");
+    assert!(
+        out.stderr
+            .contains("exists and is a regular file, not a socket"),
+        "the CLI should show the daemon's reason\n{out}"
+    );
     let log = std::fs::read_to_string(env.data_dir.join("devenvd.log")).unwrap_or_default();
     assert!(
         log.contains("not a socket"),

@@ -76,8 +76,11 @@ pub async fn start(paths: &Paths, out: &Output) -> Result<(Channel, VersionRespo
         }
         if let Some((status, at)) = exited {
             if now >= at + AFTER_EXIT_GRACE {
+                let why = last_fatal_line(&log)
+                    .map(|l| format!(": {l}"))
+                    .unwrap_or_default();
                 return Err(CliError::unreachable(anyhow!(
-                    "devenvd exited ({status}) before it became ready; see its log: {}",
+                    "devenvd exited ({status}) before it became ready{why}; see its log: {}",
                     log.display()
                 )));
             }
@@ -108,6 +111,23 @@ async fn try_version(socket: &Path) -> Result<(Channel, VersionResponse), Versio
         .version(VersionRequest {})
         .await?;
     Ok((ch, version.into_inner()))
+}
+
+/// The reason devenvd gave for exiting (`devenvd: ...`, its last such line), read from
+/// the end of its log only: the log is appended to across runs.
+fn last_fatal_line(log: &Path) -> Option<String> {
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    const TAIL: u64 = 16 * 1024;
+    let mut f = std::fs::File::open(log).ok()?;
+    let len = f.metadata().ok()?.len();
+    f.seek(SeekFrom::Start(len.saturating_sub(TAIL))).ok()?;
+    let mut tail = Vec::new();
+    f.take(TAIL).read_to_end(&mut tail).ok()?;
+    String::from_utf8_lossy(&tail)
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("devenvd: "))
+        .map(|l| l.chars().take(500).collect())
 }
 
 fn child_exit(child: &mut Child) -> Option<std::process::ExitStatus> {
@@ -226,6 +246,22 @@ mod tests {
         std::fs::write(&p, "#!/bin/sh\n").unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
         p
+    }
+
+    #[test]
+    fn the_daemons_reason_is_its_last_fatal_line() {
+        let tmp = crate::testutil::TempDir::new("fatal");
+        let log = tmp.path().join("devenvd.log");
+        assert_eq!(last_fatal_line(&log), None);
+        std::fs::write(
+            &log,
+            "devenvd: an older run\n2026-12-05 INFO serving\ndevenvd: /s exists and is a regular file, not a socket\n",
+        )
+        .unwrap();
+        assert_eq!(
+            last_fatal_line(&log).as_deref(),
+            Some("/s exists and is a regular file, not a socket")
+        );
     }
 
     #[test]
