@@ -90,10 +90,18 @@ async fn postgres(host: &str, port: u16, user: &str, database: &str) -> Result<(
         .read_exact(&mut head)
         .await
         .map_err(|e| format!("{at}: no reply to the startup message ({e})"))?;
+    let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
     match head[0] {
-        b'R' => Ok(()),
+        b'R' => {
+            // Read the whole request before hanging up: a socket closed with unread
+            // data sends a reset, which the server logs ("could not receive data from
+            // client") on every probe; a clean end during authentication it does not.
+            let mut rest = vec![0u8; len.saturating_sub(4).min(REPLY_LIMIT)];
+            let _ = stream.read_exact(&mut rest).await;
+            let _ = stream.shutdown().await;
+            Ok(())
+        }
         b'E' => {
-            let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
             let mut fields = vec![0u8; len.saturating_sub(4).min(REPLY_LIMIT)];
             stream
                 .read_exact(&mut fields)
