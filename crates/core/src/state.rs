@@ -175,7 +175,11 @@ impl StateStore {
             // Flush explicitly after each change instead of waking up every 500 ms.
             .flush_every_ms(None)
             .open()
-            .map_err(|e| classify(&path, e))?;
+            .map_err(|e| match e {
+                // sled reports a held lock as an untyped I/O error: ask the lock itself.
+                sled::Error::Io(_) if lock_held(&path) => StateError::Locked { path: path.clone() },
+                e => classify(&path, e),
+            })?;
         let tree = |name: &str| db.open_tree(name).map_err(|e| classify(&path, e));
         let store = Self {
             envs: tree("environments")?,
@@ -347,13 +351,19 @@ fn cluster_key(provider: &str, name: &str) -> String {
     format!("{provider}\u{0}{name}")
 }
 
+/// Whether another handle (another daemon) holds the lock sled takes on its `db`
+/// file: an exclusive `flock` of our own would block.
+fn lock_held(dir: &Path) -> bool {
+    std::fs::File::open(dir.join("db"))
+        .is_ok_and(|f| matches!(f.try_lock(), Err(std::fs::TryLockError::WouldBlock)))
+}
+
 fn classify(path: &Path, e: sled::Error) -> StateError {
     let path = path.to_path_buf();
     match e {
         sled::Error::Io(ref io) if io.kind() == std::io::ErrorKind::WouldBlock => {
             StateError::Locked { path }
         }
-        sled::Error::Io(ref io) if io.to_string().contains("lock") => StateError::Locked { path },
         sled::Error::Corruption { .. } => StateError::Corrupt {
             path,
             detail: e.to_string(),

@@ -49,17 +49,20 @@ pub fn invalid(errors: &ConfigErrors) -> pb::ValidateResponse {
     }
 }
 
-/// Engine errors as gRPC statuses with a message a person can act on. Config
-/// errors are INVALID_ARGUMENT with one located error per line.
+/// Engine errors as gRPC statuses with a message a person can act on: the one
+/// table, decided by type. The CLI turns INVALID_ARGUMENT and FAILED_PRECONDITION
+/// into exit 2 (the request or config is wrong), UNKNOWN into 1 (it failed).
 pub fn status(e: EngineError) -> Status {
-    match e {
-        EngineError::Config(errors) => Status::invalid_argument(errors.to_string()),
-        EngineError::Invalid(m) => Status::failed_precondition(m),
-        EngineError::Cluster(m) => Status::unknown(m),
-        EngineError::State(e) => Status::internal(e.to_string()),
-        EngineError::Guardian(e) => Status::internal(e.to_string()),
-        e @ EngineError::Scratch { .. } => Status::internal(e.to_string()),
-    }
+    let code = match &e {
+        // One located error per line.
+        EngineError::Config(_) | EngineError::UnknownService(_) => tonic::Code::InvalidArgument,
+        EngineError::NotUp | EngineError::Dev(_) => tonic::Code::FailedPrecondition,
+        EngineError::Down(_) => tonic::Code::Unknown,
+        EngineError::State(_) | EngineError::Guardian(_) | EngineError::Scratch { .. } => {
+            tonic::Code::Internal
+        }
+    };
+    Status::new(code, e.to_string())
 }
 
 /// A cluster or external-tool failure (k3d, docker, the API server), already one line
@@ -163,5 +166,48 @@ fn log_stream(s: Stream) -> pb::LogStream {
         Stream::Stdout => pb::LogStream::Stdout,
         Stream::Stderr => pb::LogStream::Stderr,
         Stream::System => pb::LogStream::System,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use devenv_core::engine::{DevError, UnknownService};
+    use tonic::Code;
+
+    use super::*;
+
+    #[test]
+    fn engine_errors_map_to_statuses_by_type() {
+        let unknown = EngineError::UnknownService(UnknownService {
+            unknown: vec!["nosuch".into()],
+            known: vec!["api".into(), "web".into()],
+        });
+        let s = status(unknown);
+        assert_eq!(s.code(), Code::InvalidArgument);
+        assert_eq!(
+            s.message(),
+            "unknown service `nosuch`; services are: api, web"
+        );
+        let cases = [
+            (
+                EngineError::Config(ConfigErrors(Vec::new())),
+                Code::InvalidArgument,
+            ),
+            (EngineError::NotUp, Code::FailedPrecondition),
+            (
+                EngineError::Dev(DevError::NoDevSection("api".into())),
+                Code::FailedPrecondition,
+            ),
+            (
+                EngineError::Guardian(std::io::Error::other("gone")),
+                Code::Internal,
+            ),
+        ];
+        for (e, code) in cases {
+            let text = e.to_string();
+            let s = status(e);
+            assert_eq!(s.code(), code, "{text}");
+            assert_eq!(s.message(), text);
+        }
     }
 }

@@ -8,6 +8,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::board::lock;
+use super::error::{DownError, EngineError, UnknownService};
 use super::graph;
 use super::runtime::EnvRuntime;
 use super::supervisor::{Ctl, Supervisor};
@@ -72,7 +73,7 @@ impl EnvRuntime {
         self: Arc<Self>,
         volumes: bool,
         vars: Arc<BTreeMap<String, String>>,
-    ) -> Result<DownReport, String> {
+    ) -> Result<DownReport, DownError> {
         let stopped = self.clone().down().await;
         let mut report = DownReport {
             stopped,
@@ -81,12 +82,13 @@ impl EnvRuntime {
         // Local presets' data, the local twin of their volume claims.
         let env_dir = self.shared.state.env_dir(&self.shared.id);
         if volumes {
-            report.removed_data = crate::presets::remove_data(&env_dir).await.map_err(|e| {
-                format!(
-                    "cannot remove the presets' data under {}: {e}",
-                    env_dir.display()
-                )
-            })?;
+            report.removed_data =
+                crate::presets::remove_data(&env_dir)
+                    .await
+                    .map_err(|source| DownError::PresetData {
+                        dir: env_dir.clone(),
+                        source,
+                    })?;
         } else {
             report.kept_volumes.extend(
                 crate::presets::kept_data(&env_dir)
@@ -106,24 +108,25 @@ impl EnvRuntime {
             return Ok(report);
         }
         let _op = self.ops.lock().await;
-        let kenv = self.kube_env(&env, &vars).await.map_err(|e| {
-            format!("{e}; the cluster's objects were left in place, run `devenv down` again once it is reachable")
-        })?;
+        let kenv = self
+            .kube_env(&env, &vars)
+            .await
+            .map_err(DownError::Unreachable)?;
         // Workloads an earlier dev mode left replaced (the daemon was killed, or the
         // cluster was unreachable when it ended): put them back before deleting, so a
         // workload devenv did not create is left as it was.
         for rec in self.shared.state.devs(&self.shared.id).unwrap_or_default() {
             super::dev::put_back(&kenv, &self.shared.state, &rec, None)
                 .await
-                .map_err(|e| {
-                    format!(
-                        "cannot restore {} after dev mode: {e}; nothing was deleted, run `devenv down` again",
-                        rec.backup.display()
-                    )
+                .map_err(|source| DownError::DevRestore {
+                    workload: rec.backup.display(),
+                    source,
                 })?;
             report.restored.push(rec.backup.display());
         }
-        let r = crate::kube::teardown::down(&kenv, &env, &self.kinds, &vars, volumes).await?;
+        let r = crate::kube::teardown::down(&kenv, &env, &self.kinds, &vars, volumes)
+            .await
+            .map_err(DownError::Teardown)?;
         report.deleted.extend(r.deleted);
         report.kept_volumes = r.kept_volumes;
         report.namespace_removed = r.namespace_removed.then(|| kenv.namespace.clone());
@@ -221,16 +224,10 @@ impl EnvRuntime {
         self: Arc<Self>,
         names: &[String],
         vars: Arc<BTreeMap<String, String>>,
-    ) -> Result<(), String> {
+    ) -> Result<(), EngineError> {
         let _op = self.ops.lock().await;
-        let env = self.config().ok_or("environment is not up")?;
-        if let Some(unknown) = names.iter().find(|n| env.service(n).is_none()) {
-            let known: Vec<&str> = env.services.iter().map(|s| s.name.as_str()).collect();
-            return Err(format!(
-                "unknown service `{unknown}`; services are: {}",
-                known.join(", ")
-            ));
-        }
+        let env = self.config().ok_or(EngineError::NotUp)?;
+        UnknownService::check(&env, names)?;
         let mut waits = Vec::new();
         for name in names {
             let Some(svc) = env.service(name).cloned() else {

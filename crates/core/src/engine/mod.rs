@@ -5,6 +5,7 @@
 mod board;
 pub mod dev;
 mod down;
+mod error;
 mod graph;
 mod kuberun;
 mod runtime;
@@ -13,6 +14,7 @@ mod up;
 
 pub use dev::DevSession;
 pub use down::DownReport;
+pub use error::{DevError, DownError, EngineError, UnknownService};
 pub use runtime::EnvRuntime;
 pub use up::{UpEvent, UpOptions};
 
@@ -31,27 +33,6 @@ use crate::process::{self, Guardian, Spawner};
 use crate::scratch::Scratch;
 use crate::state::{EnvRecord, StateError, StateStore};
 use crate::status::ServiceState;
-
-#[derive(Debug, thiserror::Error)]
-pub enum EngineError {
-    #[error("{0}")]
-    Config(#[from] ConfigErrors),
-    #[error(transparent)]
-    State(#[from] StateError),
-    #[error("cannot clear the temp dir {path}: {source}")]
-    Scratch {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("cannot start the process guardian: {0}")]
-    Guardian(#[source] std::io::Error),
-    #[error("{0}")]
-    Invalid(String),
-    /// The cluster side of an operation failed (one line, with a hint).
-    #[error("{0}")]
-    Cluster(String),
-}
 
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
@@ -385,6 +366,16 @@ impl Engine {
         }
     }
 
+    /// The logs of the environment `req` refers to, for reading `services` (all when
+    /// empty); naming a service the config does not have is an error.
+    pub fn logs(&self, req: &EnvRequest, services: &[String]) -> Result<LogHub, EngineError> {
+        let rt = self.find(req)?;
+        if let Some(cfg) = rt.config() {
+            UnknownService::check(&cfg, services)?;
+        }
+        Ok(rt.shared.logs.clone())
+    }
+
     /// Starts services; progress arrives on the returned channel, ending with
     /// [`UpEvent::Done`]. Invalid config: an error, and nothing starts.
     pub fn up(
@@ -393,6 +384,7 @@ impl Engine {
         opts: UpOptions,
     ) -> Result<mpsc::Receiver<UpEvent>, EngineError> {
         let loaded = self.load(&req)?;
+        UnknownService::check(&loaded.environment, &opts.services)?;
         let rt = self.register(&loaded, &req)?;
         let (tx, rx) = mpsc::channel(256);
         let env = Arc::new(loaded.environment);
@@ -411,7 +403,7 @@ impl Engine {
         self.tasks
             .track_future(rt.down_all(volumes, Arc::new(req.vars.clone())))
             .await
-            .map_err(EngineError::Cluster)
+            .map_err(EngineError::from)
     }
 
     pub async fn restart(
@@ -423,8 +415,7 @@ impl Engine {
         let rt = self.register(&loaded, req)?;
         rt.clone()
             .restart(services, Arc::new(req.vars.clone()))
-            .await
-            .map_err(EngineError::Invalid)?;
+            .await?;
         Ok(rt)
     }
 

@@ -127,6 +127,11 @@ impl EnvRuntime {
         Ok(k)
     }
 
+    /// The environment's name (its config's `metadata.name`).
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
     /// Restores statuses recorded by an earlier daemon (already reconciled).
     pub fn restore(&self, statuses: Vec<ServiceStatus>) {
         let mut map = self

@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinSet;
 
+use super::error::UnknownService;
 use super::graph;
 use super::kuberun::KubeRun;
 use super::runtime::EnvRuntime;
@@ -69,28 +70,29 @@ impl EnvRuntime {
         self.set_config(env.clone());
         let set = match graph::closure(&env, &opts.services) {
             Ok(s) => s,
+            // `Engine::up` checked the names already; kept for other callers.
             Err(unknown) => {
-                let known: Vec<&str> = env.services.iter().map(|s| s.name.as_str()).collect();
+                let message = UnknownService {
+                    unknown: unknown.clone(),
+                    known: env.services.iter().map(|s| s.name.clone()).collect(),
+                }
+                .to_string();
                 let _ = events
                     .send(UpEvent::Done {
                         ok: false,
-                        failed: unknown.clone(),
-                        message: format!(
-                            "unknown service(s): {}; known: {}",
-                            unknown.join(", "),
-                            known.join(", ")
-                        ),
+                        failed: unknown,
+                        message,
                     })
                     .await;
                 return;
             }
         };
-        if let Err(message) = self.want_dev(&env, &set, &opts) {
+        if let Err(e) = self.want_dev(&env, &set, &opts) {
             let _ = events
                 .send(UpEvent::Done {
                     ok: false,
                     failed: Vec::new(),
-                    message,
+                    message: e.to_string(),
                 })
                 .await;
             return;

@@ -42,16 +42,25 @@ pub struct Report {
     pub namespace_removed: bool,
 }
 
+/// Why the cluster half of `down` stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum TeardownError {
+    /// Removing a helm release failed (or helm is missing while one is installed).
+    #[error("{0}")]
+    Helm(#[source] KubeError),
+    #[error("{0}; run `devenv down` again to finish removing the cluster's objects")]
+    Objects(#[source] KubeError),
+}
+
 /// The cluster half of `devenv down`: the environment's helm releases first (their
-/// objects don't carry devenv's labels), then everything labelled as its own. The
-/// error is one line with what to do next.
+/// objects don't carry devenv's labels), then everything labelled as its own.
 pub async fn down(
     kenv: &KubeEnv,
     env: &Environment,
     kinds: &Kinds,
     vars: &BTreeMap<String, String>,
     volumes: bool,
-) -> Result<Report, String> {
+) -> Result<Report, TeardownError> {
     let kube_services: Vec<&Service> = env
         .services
         .iter()
@@ -65,8 +74,8 @@ pub async fn down(
             // Without helm, down can still finish when there is no release to remove.
             Err(e) => match helm::has_release(kenv, &helm::release(&svc.name)).await {
                 Ok(false) => continue,
-                Ok(true) => return Err(e.to_string()),
-                Err(k) => return Err(k.to_string()),
+                Ok(true) => return Err(TeardownError::Helm(e)),
+                Err(k) => return Err(TeardownError::Helm(k)),
             },
         };
         let context = env.cluster.as_ref().and_then(super::context_name);
@@ -77,7 +86,7 @@ pub async fn down(
         );
         helm::run(&bin, &args, vars, &env.project_dir)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(TeardownError::Helm)?;
         helm_deleted.push(format!("helm release {}", svc.name));
     }
     // Kinds named by manifests, so custom resources are found too.
@@ -95,9 +104,9 @@ pub async fn down(
             }
         }
     }
-    let mut r = teardown(kenv, kinds, &extra, volumes).await.map_err(|e| {
-        format!("{e}; run `devenv down` again to finish removing the cluster's objects")
-    })?;
+    let mut r = teardown(kenv, kinds, &extra, volumes)
+        .await
+        .map_err(TeardownError::Objects)?;
     helm_deleted.extend(r.deleted);
     r.deleted = helm_deleted;
     Ok(r)

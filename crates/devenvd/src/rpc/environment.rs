@@ -122,7 +122,7 @@ impl EnvironmentService for Environments {
         let env = convert::env_request(req.into_inner().environment)?;
         let rt = self.engine.find(&env).map_err(convert::status)?;
         Ok(Response::new(pb::StatusResponse {
-            environment: rt.shared.name.clone(),
+            environment: rt.name().to_owned(),
             project: rt.project_dir.display().to_string(),
             services: rt.statuses().iter().map(convert::service_status).collect(),
         }))

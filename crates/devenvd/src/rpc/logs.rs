@@ -37,7 +37,8 @@ impl LogService for Logs {
     ) -> Result<Response<Self::StreamStream>, Status> {
         let req = req.into_inner();
         let env = convert::env_request(req.environment)?;
-        let rt = self.engine.find(&env).map_err(convert::status)?;
+        let services = req.services;
+        let hub = self.engine.logs(&env, &services).map_err(convert::status)?;
         let grep = if req.grep.is_empty() {
             None
         } else {
@@ -46,32 +47,12 @@ impl LogService for Logs {
                     .map_err(|e| Status::invalid_argument(format!("--grep: {e}")))?,
             )
         };
-        let services = req.services;
-        if let Some(cfg) = rt.config() {
-            let unknown: Vec<&String> = services
-                .iter()
-                .filter(|s| cfg.service(s).is_none())
-                .collect();
-            if !unknown.is_empty() {
-                let known: Vec<&str> = cfg.services.iter().map(|s| s.name.as_str()).collect();
-                return Err(Status::not_found(format!(
-                    "unknown service `{}`; services are: {}",
-                    unknown
-                        .iter()
-                        .map(|s| s.as_str())
-                        .collect::<Vec<_>>()
-                        .join("`, `"),
-                    known.join(", ")
-                )));
-            }
-        }
         let query = Query {
             services,
             since: req.since.as_ref().map(convert::system_time),
             tail: req.tail as usize,
             grep,
         };
-        let hub = rt.shared.logs.clone();
         let follow = req.follow;
         // May read segment files.
         let (snapshot, follower) = tokio::task::spawn_blocking({

@@ -19,10 +19,11 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 use super::board::lock;
+use super::error::DevError;
 use super::runtime::EnvRuntime;
 use super::up::{UpEvent, UpOptions};
 use super::{Engine, EngineError, EnvRequest};
-use crate::config::{Environment, RuntimeKind};
+use crate::config::Environment;
 
 impl EnvRuntime {
     /// Records which services of this `up` run in dev mode.
@@ -31,51 +32,18 @@ impl EnvRuntime {
         env: &Environment,
         set: &[String],
         opts: &UpOptions,
-    ) -> Result<(), String> {
-        let mut wanted = lock(&self.shared.dev_wanted);
-        if let Some((id, names)) = &opts.dev_session {
-            for n in names {
-                let svc = env
-                    .service(n)
-                    .ok_or_else(|| format!("unknown service `{n}`"))?;
-                if svc.runtime != RuntimeKind::Kubernetes {
-                    return Err(format!(
-                        "`{n}` is a local process: dev mode replaces kubernetes workloads (local services restart on change with `watch`)"
-                    ));
-                }
-                if svc.dev.is_none() {
-                    return Err(format!(
-                        "service `{n}` has no `dev` section; add `dev: {{ sync: [...], command: ... }}`"
-                    ));
-                }
-                if let Some(DevOwner::Session(other)) = wanted.get(n) {
-                    if other != id {
-                        return Err(format!(
-                            "`{n}` is in dev mode in another `devenv dev` session"
-                        ));
-                    }
-                }
-            }
-            for n in names {
-                wanted.insert(n.clone(), DevOwner::Session(*id));
-            }
-            return Ok(());
-        }
-        for n in set {
-            let Some(svc) = env.service(n) else { continue };
-            let eligible = svc.runtime == RuntimeKind::Kubernetes && svc.dev.is_some();
-            match wanted.get(n) {
-                Some(DevOwner::Session(_)) => {}
-                _ if opts.dev && eligible => {
-                    wanted.insert(n.clone(), DevOwner::Up);
-                }
-                Some(DevOwner::Up) => {
-                    wanted.remove(n);
-                }
-                None => {}
-            }
-        }
-        Ok(())
+    ) -> Result<(), EngineError> {
+        let session = opts
+            .dev_session
+            .as_ref()
+            .map(|(id, names)| (*id, names.as_slice()));
+        wanting::want(
+            &mut lock(&self.shared.dev_wanted),
+            env,
+            set,
+            opts.dev,
+            session,
+        )
     }
 
     /// Ends a `devenv dev` session's claim on its services; returns the ones it held.
@@ -184,9 +152,7 @@ impl Engine {
             .iter()
             .find(|n| !syncs.iter().any(|(s, _)| s == *n))
         {
-            return Err(EngineError::Invalid(format!(
-                "`{missing}` is not syncing: it is not in dev mode (`devenv dev {missing}` or `devenv up --dev`), or has no `dev.sync` rules"
-            )));
+            return Err(DevError::NotSyncing(missing.clone()).into());
         }
         let mut out = Vec::new();
         for (name, s) in syncs {

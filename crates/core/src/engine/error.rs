@@ -1,0 +1,97 @@
+//! The engine's errors, by type: what a caller decides on (the daemon maps each
+//! variant to a gRPC status in one table, `devenvd::convert::status`), never by the
+//! text. Messages are one line, with what to do next where there is something.
+
+use crate::config::ConfigErrors;
+use crate::kube::teardown::TeardownError;
+use crate::kube::KubeError;
+use crate::state::StateError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The config does not load or check; nothing was started.
+    #[error("{0}")]
+    Config(#[from] ConfigErrors),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("cannot clear the temp dir {path}: {source}")]
+    Scratch {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot start the process guardian: {0}")]
+    Guardian(#[source] std::io::Error),
+    /// A request named services the config does not have.
+    #[error(transparent)]
+    UnknownService(#[from] UnknownService),
+    /// `restart` of an environment whose config was never loaded.
+    #[error("environment is not up")]
+    NotUp,
+    #[error(transparent)]
+    Dev(#[from] DevError),
+    /// `down` stopped the local services but not all of the rest (one line, with
+    /// what to do).
+    #[error(transparent)]
+    Down(#[from] DownError),
+}
+
+/// Services a request named that the config does not have; lists the known ones.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown service `{}`; services are: {}", .unknown.join("`, `"), .known.join(", "))]
+pub struct UnknownService {
+    pub unknown: Vec<String>,
+    pub known: Vec<String>,
+}
+
+impl UnknownService {
+    /// `Err` naming those of `requested` that `env` lacks.
+    pub fn check(env: &crate::config::Environment, requested: &[String]) -> Result<(), Self> {
+        let unknown: Vec<String> = requested
+            .iter()
+            .filter(|n| env.service(n).is_none())
+            .cloned()
+            .collect();
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        Err(Self {
+            unknown,
+            known: env.services.iter().map(|s| s.name.clone()).collect(),
+        })
+    }
+}
+
+/// Why a service cannot run in dev mode (or sync) as asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DevError {
+    #[error("`{0}` is a local process: dev mode replaces kubernetes workloads (local services restart on change with `watch`)")]
+    LocalProcess(String),
+    #[error("service `{0}` has no `dev` section; add `dev: {{ sync: [...], command: ... }}`")]
+    NoDevSection(String),
+    #[error("`{0}` is in dev mode in another `devenv dev` session")]
+    OtherSession(String),
+    #[error("`{0}` is not syncing: it is not in dev mode (`devenv dev {0}` or `devenv up --dev`), or has no `dev.sync` rules")]
+    NotSyncing(String),
+}
+
+/// What `down` could not finish; the local services are stopped already.
+#[derive(Debug, thiserror::Error)]
+pub enum DownError {
+    #[error("cannot remove the presets' data under {}: {source}", .dir.display())]
+    PresetData {
+        dir: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}; the cluster's objects were left in place, run `devenv down` again once it is reachable")]
+    Unreachable(#[source] KubeError),
+    #[error("cannot restore {workload} after dev mode: {source}; nothing was deleted, run `devenv down` again")]
+    DevRestore {
+        workload: String,
+        #[source]
+        source: KubeError,
+    },
+    #[error(transparent)]
+    Teardown(#[from] TeardownError),
+}
