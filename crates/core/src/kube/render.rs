@@ -75,6 +75,15 @@ fn preset_args(env: &Environment, svc: &Service) -> Vec<String> {
     }
 }
 
+/// `PING` -> `PONG` with the image's redis-cli, authenticating only when the container
+/// has a password (an empty one would make redis-cli warn on every probe).
+fn redis_ping(port: u16) -> String {
+    format!(
+        "if [ -n \"${pw}\" ]; then export REDISCLI_AUTH=\"${pw}\"; fi; redis-cli -p {port} ping | grep -q PONG",
+        pw = vars::REDIS_PASSWORD
+    )
+}
+
 /// The preset's readiness on Kubernetes: the same protocol checks as locally, through
 /// the image's own clients.
 fn preset_probe(svc: &Service, port: u16) -> Option<Value> {
@@ -103,14 +112,7 @@ fn preset_probe(svc: &Service, port: u16) -> Option<Value> {
             .map(String::from)
             .to_vec()
         }
-        Preset::Redis => vec![
-            "sh".into(),
-            "-c".into(),
-            format!(
-                "REDISCLI_AUTH=\"${}\" redis-cli -p {port} ping | grep -q PONG",
-                vars::REDIS_PASSWORD
-            ),
-        ],
+        Preset::Redis => vec!["sh".into(), "-c".into(), redis_ping(port)],
     };
     Some(
         json!({ "exec": { "command": command }, "periodSeconds": 1, "failureThreshold": 3, "timeoutSeconds": 5 }),
@@ -301,7 +303,7 @@ fn readiness_probe(r: &Readiness) -> Option<Value> {
             "pg_isready", "-h", "127.0.0.1", "-p", port.to_string(), "-U", user, "-d", database
         ] } }),
         Probe::Redis { port, .. } => json!({ "exec": { "command": [
-            "sh", "-c", format!("REDISCLI_AUTH=\"${}\" redis-cli -p {port} ping | grep -q PONG", vars::REDIS_PASSWORD)
+            "sh", "-c", redis_ping(*port)
         ] } }),
     };
     p["initialDelaySeconds"] = json!(r.initial_delay.as_secs());
