@@ -239,6 +239,35 @@ pub struct Readiness {
     pub failure_threshold: u32,
 }
 
+impl Readiness {
+    /// How long a start may take to become ready: the initial delay plus the
+    /// timeout. The one place this is computed (supervisor, kube runner, `up`,
+    /// `restart`).
+    pub fn deadline(&self) -> Duration {
+        self.initial_delay + self.timeout
+    }
+}
+
+#[cfg(test)]
+mod readiness_tests {
+    use super::*;
+
+    #[test]
+    fn the_deadline_is_the_initial_delay_plus_the_timeout() {
+        let r = Readiness {
+            probe: Probe::Tcp {
+                host: "127.0.0.1".into(),
+                port: 1,
+            },
+            initial_delay: Duration::from_secs(2),
+            period: Duration::from_millis(100),
+            timeout: Duration::from_secs(60),
+            failure_threshold: 3,
+        };
+        assert_eq!(r.deadline(), Duration::from_secs(62));
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Probe {
     /// 2xx/3xx from `GET http://host:port/path`.

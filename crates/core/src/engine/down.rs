@@ -13,7 +13,7 @@ use super::graph;
 use super::runtime::EnvRuntime;
 use super::supervisor::{Ctl, Supervisor};
 use super::up::{satisfied, NO_PROBE_LIMIT};
-use crate::config::{Environment, RuntimeKind, Service};
+use crate::config::{Environment, Readiness, RuntimeKind, Service};
 use crate::status::{ServiceState, ServiceStatus};
 
 /// What `devenv down` did.
@@ -240,7 +240,7 @@ impl EnvRuntime {
             let limit = svc
                 .readiness
                 .as_ref()
-                .map(|r| r.initial_delay + r.timeout)
+                .map(Readiness::deadline)
                 .unwrap_or(NO_PROBE_LIMIT);
             if let Some(rx) = self.shared.watch_of(name) {
                 waits.push((svc.oneshot, before, rx, limit));

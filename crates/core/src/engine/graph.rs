@@ -45,3 +45,64 @@ pub fn dependents(env: &Environment) -> HashMap<String, Vec<String>> {
     }
     map
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::testing::env;
+
+    const DIAMOND: &str = "    - name: db
+      command: run db
+    - name: cache
+      command: run cache
+    - name: api
+      command: run api
+      dependencies: [db, cache]
+    - name: web
+      command: run web
+      dependencies: [api]
+    - name: lone
+      command: run lone
+";
+
+    fn names(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn closure_adds_dependencies_transitively_in_declaration_order() {
+        let env = env(DIAMOND);
+        assert_eq!(
+            closure(&env, &names(&["web"])).unwrap(),
+            names(&["db", "cache", "api", "web"])
+        );
+        assert_eq!(
+            closure(&env, &names(&["cache"])).unwrap(),
+            names(&["cache"])
+        );
+        assert_eq!(
+            closure(&env, &[]).unwrap(),
+            names(&["db", "cache", "api", "web", "lone"])
+        );
+    }
+
+    #[test]
+    fn closure_returns_the_unknown_names() {
+        let env = env(DIAMOND);
+        assert_eq!(
+            closure(&env, &names(&["web", "nosuch"])).unwrap_err(),
+            names(&["nosuch"])
+        );
+    }
+
+    #[test]
+    fn dependents_are_the_reverse_edges() {
+        let env = env(DIAMOND);
+        let d = dependents(&env);
+        assert_eq!(d["db"], names(&["api"]));
+        assert_eq!(d["cache"], names(&["api"]));
+        assert_eq!(d["api"], names(&["web"]));
+        assert!(!d.contains_key("web"));
+        assert!(!d.contains_key("lone"));
+    }
+}

@@ -10,6 +10,8 @@ mod graph;
 mod kuberun;
 mod runtime;
 mod supervisor;
+#[cfg(test)]
+mod testing;
 mod up;
 
 pub use dev::DevSession;

@@ -477,7 +477,7 @@ async fn wait_ready(
     logs: crate::logs::LogHub,
 ) -> Result<(), String> {
     let Some(r) = readiness else { return Ok(()) };
-    let deadline = tokio::time::Instant::now() + r.initial_delay + r.timeout;
+    let deadline = tokio::time::Instant::now() + r.deadline();
     tokio::time::sleep(r.initial_delay).await;
     if let (Probe::Log { pattern }, Some(mut follower)) = (&r.probe, follower) {
         let re = regex::Regex::new(pattern).map_err(|e| format!("bad log pattern: {e}"))?;

@@ -13,7 +13,7 @@ use super::graph;
 use super::kuberun::KubeRun;
 use super::runtime::EnvRuntime;
 use super::supervisor::{Ctl, Supervisor};
-use crate::config::{Environment, RuntimeKind, Service};
+use crate::config::{Environment, Readiness, RuntimeKind, Service};
 use crate::status::{ServiceState, ServiceStatus};
 
 /// How long `up` waits for a service without a readiness probe (a oneshot, or one
@@ -341,7 +341,7 @@ impl EnvRuntime {
         let limit = svc
             .readiness
             .as_ref()
-            .map(|r| r.initial_delay + r.timeout)
+            .map(Readiness::deadline)
             .unwrap_or(NO_PROBE_LIMIT)
             + Duration::from_secs(1);
         let waited: Option<Result<ServiceStatus, StartError>> = match tokio::time::timeout(

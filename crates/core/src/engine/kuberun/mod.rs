@@ -155,7 +155,7 @@ impl KubeRun {
                     .svc
                     .readiness
                     .as_ref()
-                    .map(|r| r.initial_delay + r.timeout)
+                    .map(crate::config::Readiness::deadline)
                     .unwrap_or(DEFAULT_TIMEOUT);
             let waited = self.wait_ready(&mut rxs, deadline).await;
             match waited {
