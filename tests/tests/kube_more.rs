@@ -1,7 +1,7 @@
 //! More of the kubernetes runtime against the real test cluster (tests/cluster): a
 //! local helm chart installed and uninstalled through the helm CLI, RBAC denials and
 //! rejected credentials as one line, `devenv restart` as a rollout restart and
-//! re-attaching after the daemon was killed, and secrets, persistent volumes, resources
+//! re-attaching by itself (logs, forward) after the daemon was killed, and secrets, persistent volumes, resources
 //! and replicas of an image service.
 //!
 //! Needs KUBECONFIG pointing at the test cluster (and helm for the chart test, from
@@ -455,6 +455,7 @@ fn k8s_rbac_denial_and_bad_credentials_are_one_line() {
 #[ignore = "needs the test cluster (tests/cluster/test.sh runs it)"]
 fn k8s_restart_and_daemon_crash_recovery() {
     let (t, env) = env_for("restart");
+    let fwd = devenv_e2e::free_ports(1)[0];
     let ns = format!("devenv-{env}");
     let sel = format!("devenv.dev/environment={env},devenv.dev/service=web");
     t.write_config(&format!(
@@ -469,12 +470,16 @@ spec:
       image: {BUSYBOX}
       command: "mkdir -p /www && hostname > /www/index.html && echo web serving && exec httpd -f -v -p 8080 -h /www"
       ports: [8080]
+      forward: ["{fwd}:8080"]
       readiness: {{ path: /, port: 8080 }}
 "#
     ));
     let started = Instant::now();
     t.devenv_ok(&["up"]);
     eprintln!("restart: up -> ready in {:?}", started.elapsed());
+    let served = |pod: &str| {
+        devenv_e2e::http_get(fwd, "/").is_some_and(|r| r.status == 200 && r.body.trim() == pod)
+    };
     let first = live_pods(&ns, &sel);
     assert_eq!(first.len(), 1, "{first:?}");
     let first = first[0].clone();
@@ -515,31 +520,45 @@ spec:
     ]);
     assert!(annotated.contains("devenv.dev/restartedAt"), "{annotated}");
 
-    // The daemon dies; a new one knows the service, stopped, still in the cluster.
+    assert!(
+        wait_until(Duration::from_secs(20), || served(&second)),
+        "the forward does not serve {second} before the crash"
+    );
+
+    // The daemon dies; the next one (started by any command) re-attaches by itself:
+    // the same pod, its logs and its forward, with no `up`.
     let dead = t.kill_daemon_hard();
+    let started = Instant::now();
     let st = service(&t, "web");
     assert_ne!(t.daemon_pid(), dead);
-    assert_eq!(st["state"], "stopped", "{st}");
-    let msg = st["message"].as_str().unwrap_or("");
-    assert!(msg.contains("still in the cluster"), "{st}");
-    assert!(msg.contains("devenv up"), "{st}");
-    assert_eq!(
-        kc(&["get", "deployment", "web", "-n", &ns, "-o", "name"]).trim(),
-        "deployment.apps/web"
+    assert!(
+        wait_until(Duration::from_secs(60), || served(&second)),
+        "the forward does not serve again after the crash: {st}\n{}",
+        t.devenv(&["status"]).stdout
     );
-    assert_eq!(live_pods(&ns, &sel), vec![second.clone()]);
-
-    // Up again: nothing changed, so it re-attaches to the same pod.
-    let started = Instant::now();
-    t.devenv_ok(&["up"]);
-    let took = started.elapsed();
-    eprintln!("restart: re-up after daemon crash in {took:?}");
-    assert_eq!(service(&t, "web")["state"], "ready");
+    eprintln!(
+        "restart: forward serving again {:?} after the new daemon's first command",
+        started.elapsed()
+    );
+    let mut st = Value::Null;
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            st = service(&t, "web");
+            st["state"] == "ready"
+                && st["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("recovered after a daemon restart"))
+        }),
+        "status does not say web was recovered: {st}"
+    );
     assert_eq!(
         live_pods(&ns, &sel),
         vec![second.clone()],
-        "re-up after the crash replaced the pod"
+        "re-attaching after the crash replaced the pod"
     );
+    // `up` now has nothing to do.
+    t.devenv_ok(&["up"]);
+    assert_eq!(live_pods(&ns, &sel), vec![second.clone()]);
     // And it follows the pod's logs again.
     let served = kc(&[
         "exec",

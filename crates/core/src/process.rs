@@ -215,9 +215,11 @@ fn marked_processes() -> Vec<(i32, String)> {
 }
 
 /// Crash recovery: kills processes whose marker (`instance/env-id/service`) names
-/// one of `env_ids` and an instance other than `current`. Returns how many.
+/// one of `env_ids` and an instance other than `current`, and waits (a few seconds
+/// at most) until they have exited, so that the ports they held are free for the
+/// services started again. Returns how many.
 pub fn kill_stale_markers(current: &str, env_ids: &[&str]) -> usize {
-    let mut killed = 0;
+    let mut killed = Vec::new();
     for (pid, marker) in marked_processes() {
         let Some((instance, rest)) = marker.split_once('/') else {
             continue;
@@ -227,10 +229,29 @@ pub fn kill_stale_markers(current: &str, env_ids: &[&str]) -> usize {
         };
         if instance != current && env_ids.contains(&env_id) {
             let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
-            killed += 1;
+            killed.push(pid);
         }
     }
-    killed
+    if !wait_gone(
+        || killed.iter().any(|&p| running(p)),
+        Duration::from_secs(5),
+    ) {
+        tracing::warn!(pids = ?killed, "processes left by an earlier devenvd outlived SIGKILL for 5 s");
+    }
+    killed.len()
+}
+
+/// Whether `pid` is a process that has not exited yet (a zombie has: its sockets
+/// are closed, only its parent has not collected it).
+fn running(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command name, which is in parentheses.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next())
+            .is_some_and(|state| state != 'Z' && state != 'X'),
+        Err(_) => false,
+    }
 }
 
 #[cfg(test)]

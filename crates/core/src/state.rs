@@ -144,6 +144,40 @@ impl DevRecord {
     }
 }
 
+/// An environment the user asked up and has not taken down: a daemon that starts
+/// and finds one brings it up again (see `engine::recovery`). Written (and flushed)
+/// when `up` is asked, removed when `down` is. Its own tree: no schema bump.
+///
+/// `vars` is the client's environment, which the services inherit and the config
+/// interpolates; it is kept in the state database under the private (0700) data dir.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WantedRecord {
+    pub env_id: String,
+    /// Where the client was, and what it named: enough to load the config again.
+    pub start_dir: PathBuf,
+    pub config_file: Option<PathBuf>,
+    pub env_name: Option<String>,
+    pub vars: BTreeMap<String, String>,
+    /// The services asked for (their dependencies come with them); empty: all.
+    pub services: Vec<String>,
+}
+
+impl WantedRecord {
+    /// The services wanted after another `up` of `more` (empty: all).
+    pub fn merged(&self, more: &[String]) -> Vec<String> {
+        if self.services.is_empty() || more.is_empty() {
+            return Vec::new();
+        }
+        let mut all = self.services.clone();
+        for s in more {
+            if !all.contains(s) {
+                all.push(s.clone());
+            }
+        }
+        all
+    }
+}
+
 fn dev_key(env_id: &str, service: &str, kind: &str, name: &str) -> String {
     format!("{env_id}/{service}/{kind}/{name}")
 }
@@ -162,6 +196,7 @@ pub struct StateStore {
     services: sled::Tree,
     clusters: sled::Tree,
     devmode: sled::Tree,
+    wanted: sled::Tree,
     dirty: std::sync::Arc<tokio::sync::Notify>,
 }
 
@@ -186,6 +221,7 @@ impl StateStore {
             services: tree("services")?,
             clusters: tree("clusters")?,
             devmode: tree("devmode")?,
+            wanted: tree("wanted")?,
             db,
             path,
             dirty: Default::default(),
@@ -295,6 +331,33 @@ impl StateStore {
             format!("{env_id}/")
         };
         self.scan(&self.devmode, &prefix)
+    }
+
+    /// Records that an environment is wanted up, durably: a crash right after the
+    /// `up` was asked still brings it back.
+    pub fn put_wanted(&self, rec: &WantedRecord) -> Result<(), StateError> {
+        self.put(&self.wanted, &rec.env_id, rec)?;
+        self.flush()
+    }
+
+    pub fn wanted_of(&self, env_id: &str) -> Result<Option<WantedRecord>, StateError> {
+        Ok(self
+            .scan::<WantedRecord>(&self.wanted, env_id)?
+            .into_iter()
+            .find(|r| r.env_id == env_id))
+    }
+
+    /// Forgets that an environment is wanted up (`down`), durably.
+    pub fn remove_wanted(&self, env_id: &str) -> Result<(), StateError> {
+        self.wanted
+            .remove(env_id.as_bytes())
+            .map_err(|e| classify(&self.path, e))?;
+        self.flush()
+    }
+
+    /// Every environment wanted up.
+    pub fn wanted(&self) -> Result<Vec<WantedRecord>, StateError> {
+        self.scan(&self.wanted, "")
     }
 
     pub fn flush(&self) -> Result<(), StateError> {
@@ -479,6 +542,39 @@ mod tests {
         assert_eq!(s.clusters().unwrap(), vec![rec("blog")]);
         // Environments are a different tree.
         assert!(s.envs().unwrap().is_empty());
+    }
+
+    #[test]
+    fn wanted_environments_survive_a_reopen_until_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let rec = |id: &str, services: &[&str]| WantedRecord {
+            env_id: id.into(),
+            start_dir: "/p".into(),
+            config_file: None,
+            env_name: None,
+            vars: BTreeMap::from([("PATH".into(), "/bin".into())]),
+            services: services.iter().map(|s| s.to_string()).collect(),
+        };
+        {
+            let s = StateStore::open(dir.path()).unwrap();
+            s.put_wanted(&rec("/p#", &["api"])).unwrap();
+            s.put_wanted(&rec("/p#x", &[])).unwrap();
+        }
+        let s = reopen(dir.path());
+        assert_eq!(
+            s.wanted().unwrap(),
+            vec![rec("/p#", &["api"]), rec("/p#x", &[])]
+        );
+        assert_eq!(s.wanted_of("/p#").unwrap(), Some(rec("/p#", &["api"])));
+        assert_eq!(s.wanted_of("/p").unwrap(), None, "an id, not a prefix");
+        s.remove_wanted("/p#").unwrap();
+        assert_eq!(s.wanted().unwrap(), vec![rec("/p#x", &[])]);
+        // Another up widens what is wanted; an up of everything wants everything.
+        let r = rec("/p#", &["api"]);
+        assert_eq!(r.merged(&["web".into()]), vec!["api", "web"]);
+        assert_eq!(r.merged(&["api".into()]), vec!["api"]);
+        assert!(r.merged(&[]).is_empty());
+        assert!(rec("/p#", &[]).merged(&["web".into()]).is_empty());
     }
 
     #[test]

@@ -55,6 +55,7 @@ pub async fn run(args: Args, activation_fds: i32) -> anyhow::Result<()> {
             .map(|p| p.display().to_string())
             .unwrap_or_default(),
         shutdown: shutdown.clone(),
+        engine: engine.clone(),
     };
     use pb::cluster_service_server::ClusterServiceServer;
     use pb::daemon_service_server::DaemonServiceServer;

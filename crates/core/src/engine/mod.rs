@@ -8,6 +8,7 @@ mod down;
 mod error;
 mod graph;
 mod kuberun;
+mod recovery;
 mod runtime;
 mod supervisor;
 #[cfg(test)]
@@ -17,6 +18,7 @@ mod up;
 pub use dev::DevSession;
 pub use down::DownReport;
 pub use error::{DevError, DownError, EngineError, UnknownService};
+pub use recovery::RECOVERED;
 pub use runtime::EnvRuntime;
 pub use up::{UpEvent, UpOptions};
 
@@ -90,7 +92,9 @@ pub struct Engine {
 
 impl Engine {
     /// Opens state, starts the spawner and guardian, and reconciles what an earlier
-    /// daemon left: processes it started are killed, their services reported stopped.
+    /// daemon left: processes it started are killed, their services reported stopped,
+    /// then environments that were up (and not taken down) are brought back up in the
+    /// background (see `recovery`).
     pub fn start(opts: EngineOptions) -> Result<Arc<Self>, EngineError> {
         let state = StateStore::open(&opts.state_dir)?;
         // After the state store's lock: no other daemon uses this data dir now.
@@ -128,7 +132,9 @@ impl Engine {
         engine.restore_dev_workloads();
         let flusher = tokio::spawn(engine.state.clone().run_flusher());
         *engine.flusher.lock().unwrap_or_else(|p| p.into_inner()) = Some(flusher);
-        Ok(Arc::new(engine))
+        let engine = Arc::new(engine);
+        engine.resume_wanted();
+        Ok(engine)
     }
 
     fn recover(&self) -> Result<(), StateError> {
@@ -137,6 +143,7 @@ impl Engine {
         // from another daemon instance is left over (the state may not have recorded
         // a service spawned just before a crash, so markers are matched by env).
         let ours: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
+        let wanted: Vec<String> = self.state.wanted()?.into_iter().map(|w| w.env_id).collect();
         let killed = process::kill_stale_markers(&self.instance, &ours);
         if killed > 0 {
             tracing::warn!(killed, "killed processes left by an earlier devenvd");
@@ -151,7 +158,13 @@ impl Engine {
             let mut statuses = Vec::new();
             for mut svc in self.state.services(&rec.id)? {
                 if svc.status.state.is_active() || svc.status.state == ServiceState::Pending {
-                    svc.status.message = if svc.status.runtime == "kubernetes" {
+                    svc.status.message = if wanted.contains(&rec.id) {
+                        // Brought back up right after this (recovery.rs).
+                        format!(
+                            "stopped: devenvd restarted (was {:?}); bringing it back up",
+                            svc.status.state
+                        )
+                    } else if svc.status.runtime == "kubernetes" {
                         // Its objects are still in the cluster; only the watch ended.
                         format!(
                             "stopped: devenvd restarted (was {:?}); its workload is still in the cluster, `devenv up` re-attaches",
@@ -388,6 +401,10 @@ impl Engine {
         let loaded = self.load(&req)?;
         UnknownService::check(&loaded.environment, &opts.services)?;
         let rt = self.register(&loaded, &req)?;
+        if opts.dev_session.is_none() {
+            // Wanted up until `down`, across daemon restarts.
+            self.want_up(&rt.shared.id, &req, &opts.services)?;
+        }
         let (tx, rx) = mpsc::channel(256);
         let env = Arc::new(loaded.environment);
         let vars = Arc::new(req.vars);
@@ -402,6 +419,8 @@ impl Engine {
             Ok(loaded) => self.register(&loaded, req)?,
             Err(e) => self.find(req).map_err(|_| EngineError::Config(e))?,
         };
+        // First: a crash during the down must not bring the environment back.
+        self.state.remove_wanted(&rt.shared.id)?;
         self.tasks
             .track_future(rt.down_all(volumes, Arc::new(req.vars.clone())))
             .await

@@ -12,6 +12,7 @@ pub struct Daemon {
     pub data_dir: String,
     pub log_file: String,
     pub shutdown: CancellationToken,
+    pub engine: std::sync::Arc<devenv_core::engine::Engine>,
 }
 
 #[tonic::async_trait]
@@ -35,6 +36,11 @@ impl DaemonService for Daemon {
         _: Request<pb::ShutdownRequest>,
     ) -> Result<Response<pb::ShutdownResponse>, Status> {
         tracing::info!("shutdown requested over the API");
+        // `devenv daemon stop` takes everything down, for good: the next daemon starts
+        // nothing (a SIGTERM from a service manager keeps what is wanted up).
+        if let Err(e) = self.engine.forget_wanted() {
+            tracing::error!(error = %e, "cannot forget which environments were up");
+        }
         self.shutdown.cancel();
         Ok(Response::new(pb::ShutdownResponse {}))
     }
