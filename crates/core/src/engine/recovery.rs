@@ -133,10 +133,21 @@ async fn resume(engine: Weak<Engine>, rec: WantedRecord) {
     };
     drop(this);
     let env = Arc::new(loaded.environment);
-    let set = graph::closure(&env, &rec.services).unwrap_or_default();
+    // Services since removed from the config are not asked for again.
+    let services: Vec<String> = rec
+        .services
+        .iter()
+        .filter(|s| env.service(s).is_some())
+        .cloned()
+        .collect();
+    if services.is_empty() && !rec.services.is_empty() {
+        tracing::info!(environment = %rec.env_id, "the services that were up are no longer configured");
+        return;
+    }
+    let set = graph::closure(&env, &services).unwrap_or_default();
     let (tx, mut rx) = mpsc::channel(64);
     let opts = UpOptions {
-        services: rec.services.clone(),
+        services,
         // Bring back as much as comes back; what fails says why.
         keep_going: true,
         dev: false,
