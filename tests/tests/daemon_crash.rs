@@ -97,6 +97,11 @@ fn sigkill_of_the_daemon_brings_the_environment_back_up_by_itself() {
         );
     }
     assert_eq!(http_get(api, "/greeting").map(|r| r.status), Some(200));
+    let text = env.devenv_ok(&["status"]).stdout;
+    assert!(
+        text.contains("recovered after a daemon restart"),
+        "status text does not say so:\n{text}"
+    );
 
     // In dependency order: each started after its dependency was ready again.
     let events = system_events(&env);
