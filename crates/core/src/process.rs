@@ -55,13 +55,23 @@ pub fn resolve_program(program: &str, path_var: Option<&str>) -> PathBuf {
         return PathBuf::from(program);
     }
     let default_path = "/usr/local/bin:/usr/bin:/bin";
-    std::env::split_paths(path_var.unwrap_or(default_path))
-        .map(|dir| dir.join(program))
-        .find(|p| is_executable(p))
-        .unwrap_or_else(|| PathBuf::from(program))
+    find_program(
+        &[program],
+        std::env::split_paths(path_var.unwrap_or(default_path)),
+    )
+    .unwrap_or_else(|| PathBuf::from(program))
 }
 
-fn is_executable(p: &Path) -> bool {
+/// The one program finder: the first of `dirs` (in order) holding one of `names` (in
+/// order) as an executable file. Callers decide the directories (the client's PATH,
+/// a default, extra places) and what a miss means.
+pub fn find_program(names: &[&str], dirs: impl IntoIterator<Item = PathBuf>) -> Option<PathBuf> {
+    dirs.into_iter()
+        .find_map(|dir| names.iter().map(|n| dir.join(n)).find(|p| is_executable(p)))
+}
+
+/// A regular file with an execute bit.
+pub fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
@@ -257,6 +267,30 @@ fn running(pid: i32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_finder_takes_the_first_dir_with_an_executable_of_the_names() {
+        use std::os::unix::fs::PermissionsExt;
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        let exe = |p: &Path| {
+            std::fs::write(p, "#!/bin/sh\n").unwrap();
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        };
+        std::fs::write(a.path().join("redis-server"), "not executable").unwrap();
+        exe(&b.path().join("redis-server"));
+        exe(&b.path().join("valkey-server"));
+        let dirs = || vec![a.path().to_path_buf(), b.path().to_path_buf()];
+        assert_eq!(
+            find_program(&["valkey-server", "redis-server"], dirs()),
+            Some(b.path().join("valkey-server"))
+        );
+        assert_eq!(
+            find_program(&["redis-server"], dirs()),
+            Some(b.path().join("redis-server"))
+        );
+        assert_eq!(find_program(&["nosuch"], dirs()), None);
+    }
 
     #[test]
     fn programs_resolve_against_the_given_path() {

@@ -15,20 +15,12 @@ pub fn binary(vars: &BTreeMap<String, String>) -> Result<PathBuf, KubeError> {
         .cloned()
         .or_else(|| std::env::var("PATH").ok())
         .unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|d| d.join("helm"))
-        .find(|p| is_executable(p))
-        .ok_or_else(|| {
+    crate::process::find_program(&["helm"], std::env::split_paths(&path)).ok_or_else(|| {
             KubeError::new(
                 "helm is not installed (needed for `chart` services)",
                 "install helm 3 (https://helm.sh/docs/intro/install/, or `go install helm.sh/helm/v3/cmd/helm@latest`) and make sure it is on PATH",
             )
         })
-}
-
-fn is_executable(p: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 /// The release name of a chart service: the service name (unique per namespace).

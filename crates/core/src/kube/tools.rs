@@ -22,15 +22,10 @@ pub fn find_program(program: &str, vars: &BTreeMap<String, String>) -> Option<Pa
         .get("PATH")
         .cloned()
         .or_else(|| std::env::var("PATH").ok())?;
-    std::env::split_paths(&path)
-        .filter(|dir| dir.is_absolute())
-        .map(|dir| dir.join(program))
-        .find(|p| is_executable(p))
-}
-
-fn is_executable(p: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt as _;
-    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    crate::process::find_program(
+        &[program],
+        std::env::split_paths(&path).filter(|dir| dir.is_absolute()),
+    )
 }
 
 /// What a finished program printed.
