@@ -143,7 +143,17 @@ impl Engine {
         // from another daemon instance is left over (the state may not have recorded
         // a service spawned just before a crash, so markers are matched by env).
         let ours: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
-        let wanted: Vec<String> = self.state.wanted()?.into_iter().map(|w| w.env_id).collect();
+        // An unreadable record must not keep the daemon from starting.
+        let wanted: Vec<String> = self
+            .state
+            .wanted()
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "cannot read which environments were up");
+                Vec::new()
+            })
+            .into_iter()
+            .map(|w| w.env_id)
+            .collect();
         let killed = process::kill_stale_markers(&self.instance, &ours);
         if killed > 0 {
             tracing::warn!(killed, "killed processes left by an earlier devenvd");
