@@ -1,6 +1,7 @@
 //! The engine: environments the daemon runs, keyed by project directory and
 //! environment name. A cheap shared handle; each environment's services are owned
-//! by their supervisors.
+//! by their supervisors. The rooms (board, runtime, up, down, dev, kube runner) are
+//! mapped in docs/architecture.md.
 
 mod board;
 pub mod dev;

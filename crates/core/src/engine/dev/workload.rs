@@ -25,7 +25,8 @@ pub(in crate::engine) struct DevActive {
 }
 
 impl KubeRun {
-    /// The record of a dev-mode backup of `w` by this service.
+    /// The state record of `backup`, taken by this service: with the cluster context
+    /// and the kubeconfig variables a later daemon needs to restore it.
     pub(in crate::engine) fn dev_record(&self, backup: devmode::Backup) -> DevRecord {
         let vars = ["KUBECONFIG", "HOME"]
             .into_iter()
