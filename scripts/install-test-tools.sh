@@ -7,6 +7,7 @@
 #   - systemd-socket-activate, for the socket activation test
 #   - PostgreSQL (initdb, postgres, psql) and redis-server (apt-get, only when
 #     missing; their system daemons are not started): the presets' e2e tests
+#   - cargo-fuzz (cargo install --locked, pinned), same cache dir: for scripts/fuzz.sh
 # Idempotent: anything already present is left alone.
 set -euo pipefail
 
@@ -16,6 +17,7 @@ GRPCURL_VERSION="${GRPCURL_VERSION:-v1.9.1}"
 # v3.21+ needs 1.26); built against client-go v0.34, one minor from the test
 # cluster's v1.33.
 HELM_VERSION="${HELM_VERSION:-v3.19.5}"
+CARGO_FUZZ_VERSION="${CARGO_FUZZ_VERSION:-0.13.2}"
 TOOLS_DIR="${DEVENV_TOOLS_DIR:-$HOME/.cache/devenv-tools}"
 OTHER_USER="${DEVENV_TEST_OTHER_USER:-devenv-test-other}"
 
@@ -116,6 +118,19 @@ else
     echo "$HELM_VERSION" >"$helm_stamp"
 fi
 
+# --- cargo-fuzz, for the fuzz targets in fuzz/ (scripts/fuzz.sh); built from crates.io
+cargo_fuzz_bin="$TOOLS_DIR/bin/cargo-fuzz"
+cargo_fuzz_stamp="$TOOLS_DIR/bin/.cargo-fuzz-version"
+if [ -x "$cargo_fuzz_bin" ] && [ "$(cat "$cargo_fuzz_stamp" 2>/dev/null)" = "$CARGO_FUZZ_VERSION" ]; then
+    log "cargo-fuzz $CARGO_FUZZ_VERSION already in $cargo_fuzz_bin"
+else
+    log "cargo install cargo-fuzz@$CARGO_FUZZ_VERSION -> $cargo_fuzz_bin"
+    nice -n 19 cargo install --locked --quiet --version "$CARGO_FUZZ_VERSION" \
+        --root "$TOOLS_DIR/cargo-fuzz-$CARGO_FUZZ_VERSION" cargo-fuzz
+    ln -sf "$TOOLS_DIR/cargo-fuzz-$CARGO_FUZZ_VERSION/bin/cargo-fuzz" "$cargo_fuzz_bin"
+    echo "$CARGO_FUZZ_VERSION" >"$cargo_fuzz_stamp"
+fi
+
 # --- a second user for the peer-uid test
 if [ "$(id -u)" -eq 0 ]; then
     if ! id -u "$OTHER_USER" >/dev/null 2>&1; then
@@ -126,4 +141,4 @@ else
     id -u "$OTHER_USER" >/dev/null 2>&1 || log "not root: user $OTHER_USER not created; the peer-uid test will fail"
 fi
 
-log "done (grpcurl: $want, helm: $helm_bin)"
+log "done (grpcurl: $want, helm: $helm_bin, cargo-fuzz: $cargo_fuzz_bin)"

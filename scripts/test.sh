@@ -5,7 +5,8 @@
 #   2. cargo fmt --check, cargo clippy -D warnings
 #   3. builds devenvd and devenv, runs the whole workspace's tests, then the ignored
 #      ones (they need root / the second user, which step 1 provides)
-#   4. the Kubernetes suite, tests/cluster/test.sh, when present
+#   4. the cargo-fuzz targets in fuzz/, about a minute each (scripts/fuzz.sh)
+#   5. the Kubernetes suite, tests/cluster/test.sh, when present
 # Exits non-zero on the first failure.
 set -euo pipefail
 
@@ -44,6 +45,9 @@ cargo test --workspace
 step "cargo test --workspace -- --ignored (root-only tests)"
 # The k8s_* tests need the test cluster: tests/cluster/test.sh runs them below.
 cargo test --workspace -- --ignored --skip k8s_
+
+step "fuzz targets (scripts/fuzz.sh: ${DEVENV_FUZZ_SECONDS:-60}s each)"
+bash "$root/scripts/fuzz.sh"
 
 if [ -n "${DEVENV_TEST_SKIP_CLUSTER:-}" ]; then
     step "SKIPPING the Kubernetes suite (DEVENV_TEST_SKIP_CLUSTER is set; CI never sets it)"
