@@ -164,6 +164,15 @@ pub struct UpArgs {
     /// Follow logs once everything is ready (Ctrl-C to detach)
     #[arg(long)]
     pub attach: bool,
+    /// Activate a profile: its services start too (repeatable; services without
+    /// `profiles:` always start, a service named as SERVICE starts whatever its profiles)
+    #[arg(
+        long = "profile",
+        value_name = "PROFILE",
+        env = "DEVENV_PROFILES",
+        value_delimiter = ','
+    )]
+    pub profiles: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -182,6 +191,9 @@ pub struct StatusArgs {
     /// Keep watching and re-render on every change
     #[arg(short, long)]
     pub watch: bool,
+    /// Every environment the daemon knows (the default outside a project)
+    #[arg(short, long, conflicts_with = "watch")]
+    pub all: bool,
 }
 
 #[derive(Debug, Args)]

@@ -83,6 +83,33 @@ impl Ctx {
         })
     }
 
+    /// Whether a config is in reach: `-f`, or a `.devenv/config.yml` at or above the
+    /// project dir (the daemon's search, repeated here so that `status` outside a
+    /// project can show every environment instead of an error).
+    pub fn in_project(&self) -> bool {
+        if self.global.file.is_some() {
+            return true;
+        }
+        let Ok(dir) = self.project_dir() else {
+            return true;
+        };
+        dir.ancestors().any(|d| {
+            ["config.yml", "config.yaml"]
+                .iter()
+                .any(|n| d.join(".devenv").join(n).is_file())
+        })
+    }
+
+    /// The reference to an environment the daemon listed (`status --all`).
+    pub fn env_ref_at(&self, project: &str, env: &str) -> pb::EnvironmentRef {
+        pb::EnvironmentRef {
+            project_dir: project.to_owned(),
+            env: env.to_owned(),
+            config_file: String::new(),
+            client_env: client_env(),
+        }
+    }
+
     /// A channel to the daemon, starting it when nothing listens.
     pub async fn channel(&self) -> Result<Channel> {
         crate::daemon::connect_or_start(&self.paths, &self.out).await

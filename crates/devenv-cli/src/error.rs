@@ -12,6 +12,8 @@ pub enum Exit {
     Usage = 2,
     /// The daemon is unreachable.
     Unreachable = 3,
+    /// Interrupted by Ctrl-C (128 + SIGINT, as shells report it).
+    Interrupted = 130,
 }
 
 impl From<Exit> for ExitCode {

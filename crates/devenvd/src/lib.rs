@@ -17,6 +17,18 @@ pub fn main() -> ExitCode {
         devenv_core::process::run_guardian(std::io::stdin().lock());
         return ExitCode::SUCCESS;
     }
+    // `devenv init` needs the project detection of core, not a daemon: this binary
+    // answers once on stdout (`yaml`, then a line with the detected kind) and exits.
+    if std::env::args().nth(1).as_deref() == Some("__init-template") {
+        let Some(dir) = std::env::args_os().nth(2) else {
+            eprintln!("devenvd __init-template: missing DIR");
+            return ExitCode::from(2);
+        };
+        let (yaml, detected) = devenv_core::config::init_template(std::path::Path::new(&dir));
+        println!("{detected}");
+        print!("{yaml}");
+        return ExitCode::SUCCESS;
+    }
     let args = args::Args::parse();
     let activation_fds = listener::take_activation();
     if let Err(e) = args::init_logging(&args) {

@@ -78,8 +78,13 @@ impl DeError {
             ),
             Kind::MissingField(field) => (format!("missing required key `{field}`"), None),
             Kind::InvalidType { found, expected } => {
-                let hint = (expected.starts_with("a list") && found == "a string")
-                    .then(|| "write a list, e.g. `[value]` or one `- value` per line".to_owned());
+                let hint = if expected.starts_with("a list") && found == "a string" {
+                    Some("write a list, e.g. `[value]` or one `- value` per line".to_owned())
+                } else if expected == "a mapping" && found != "a list" {
+                    mapping_hint(&path)
+                } else {
+                    None
+                };
                 (format!("expected {expected}, found {found}"), hint)
             }
             Kind::InvalidValue { expected } => (format!("expected {expected}"), None),
@@ -87,6 +92,22 @@ impl DeError {
         };
         ConfigError::at(&origin, &path, message, hint)
     }
+}
+
+/// The mapping a shorthand value should have been, for the places people write one.
+fn mapping_hint(path: &str) -> Option<String> {
+    let last = path.rsplit('.').next().unwrap_or(path);
+    let example = match last {
+        "exec" if path.contains(".readiness.") => "exec: {command: \"...\"}",
+        "http" => "http: {path: /, port: 8000}",
+        "tcp" => "tcp: {port: 5432}",
+        "log" => "log: {pattern: \"listening\"}",
+        "readiness" => "readiness: {http: {path: /, port: 8000}}",
+        "watch" => "watch: {paths: [./src]}",
+        "build" => "build: {context: ./web}",
+        _ => return None,
+    };
+    Some(format!("this key takes a mapping, e.g. `{example}`"))
 }
 
 impl fmt::Display for DeError {

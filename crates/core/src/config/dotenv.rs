@@ -4,14 +4,23 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use super::interpolate::{expand, Vars};
 use super::{limits, ConfigError, Origin};
+
+/// The variables of one `.env`-format file, with the line each came from.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct DotEnv {
+    pub vars: BTreeMap<String, String>,
+    /// Where each variable was (last) set.
+    pub lines: BTreeMap<String, Origin>,
+}
 
 /// Reads `.env` if it exists; a missing file is the common case and means "no variables".
 /// Read through [`limits::read_text`]: at most 1 MiB, and only a regular file.
-pub(crate) fn read(file: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
+pub(crate) fn read(file: &Path, process: &BTreeMap<String, String>) -> Result<DotEnv, ConfigError> {
     match limits::read_text(file) {
-        Ok(text) => parse(file, &text),
-        Err(limits::ReadError::NotFound(_)) => Ok(BTreeMap::new()),
+        Ok(text) => parse(file, &text, process),
+        Err(limits::ReadError::NotFound(_)) => Ok(DotEnv::default()),
         Err(e) => Err(ConfigError {
             file: file.to_path_buf(),
             line: 0,
@@ -31,9 +40,15 @@ pub(crate) fn is_var_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// Parses `.env` text. Lines never appear in errors: they usually hold secrets.
-pub(crate) fn parse(file: &Path, text: &str) -> Result<BTreeMap<String, String>, ConfigError> {
-    let mut vars = BTreeMap::new();
+/// Parses `.env` text. `${VAR}` in unquoted and double-quoted values is expanded from the
+/// process environment, then from earlier lines (single quotes keep it literal), as docker
+/// compose does. Lines never appear in errors: they usually hold secrets.
+pub(crate) fn parse(
+    file: &Path,
+    text: &str,
+    process: &BTreeMap<String, String>,
+) -> Result<DotEnv, ConfigError> {
+    let mut out = DotEnv::default();
     for (index, line) in text.lines().enumerate() {
         let trimmed = line.trim();
         if trimmed.is_empty() || trimmed.starts_with('#') {
@@ -62,12 +77,37 @@ pub(crate) fn parse(file: &Path, text: &str) -> Result<BTreeMap<String, String>,
                 Some("use letters, digits and `_`, not starting with a digit".into()),
             ));
         }
-        vars.insert(key.to_owned(), unquote(value.trim()));
+        let (value, literal) = unquote(value.trim());
+        let value = if literal {
+            value
+        } else {
+            let vars = Vars {
+                process,
+                dotenv: &out.vars,
+            };
+            match expand(&value, &vars) {
+                Ok(expanded) => expanded.unwrap_or(value),
+                Err(e) => {
+                    // Values here are often secrets, and a secret pasted where a
+                    // reference was meant would be the "name": it is left out.
+                    let (message, hint) = e.describe(true);
+                    return Err(ConfigError::at(
+                        &origin,
+                        key,
+                        message,
+                        hint.map(|h| format!("{h} (or on an earlier line of this file)")),
+                    ));
+                }
+            }
+        };
+        out.vars.insert(key.to_owned(), value);
+        out.lines.insert(key.to_owned(), origin);
     }
-    Ok(vars)
+    Ok(out)
 }
 
-fn unquote(value: &str) -> String {
+/// The value and whether it is literal (single-quoted: no `${VAR}` expansion).
+fn unquote(value: &str) -> (String, bool) {
     if value.len() >= 2 && value.starts_with('"') && value.ends_with('"') {
         let inner = &value[1..value.len() - 1];
         let mut out = String::with_capacity(inner.len());
@@ -84,15 +124,16 @@ fn unquote(value: &str) -> String {
                 None => out.push('\\'),
             }
         }
-        out
+        (out, false)
     } else if value.len() >= 2 && value.starts_with('\'') && value.ends_with('\'') {
-        value[1..value.len() - 1].to_owned()
+        (value[1..value.len() - 1].to_owned(), true)
     } else {
         // An unquoted value ends at a ` #` comment, as in shells.
-        match value.find(" #") {
+        let value = match value.find(" #") {
             Some(i) => value[..i].trim_end().to_owned(),
             None => value.to_owned(),
-        }
+        };
+        (value, false)
     }
 }
 
@@ -104,7 +145,9 @@ mod tests {
     fn parses_comments_exports_and_quotes() {
         let text =
             "# comment\n\nA=1\nexport B = two words # trailing\nC=\"q \\\"x\\\"\"\nD='$lit'\nE=\n";
-        let vars = parse(Path::new(".env"), text).expect("parses");
+        let vars = parse(Path::new(".env"), text, &BTreeMap::new())
+            .expect("parses")
+            .vars;
         assert_eq!(vars["A"], "1");
         assert_eq!(vars["B"], "two words");
         assert_eq!(vars["C"], "q \"x\"");
@@ -114,8 +157,40 @@ mod tests {
 
     #[test]
     fn bad_line_is_located_without_echoing_it() {
-        let err = parse(Path::new(".env"), "A=1\nhunter2\n").expect_err("no =");
+        let err = parse(Path::new(".env"), "A=1\nhunter2\n", &BTreeMap::new()).expect_err("no =");
         assert_eq!((err.line, err.column), (2, 1));
         assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn expands_from_the_process_then_earlier_lines() {
+        let process = BTreeMap::from([("HOST".to_owned(), "db.local".to_owned())]);
+        let text = "USER=app\nURL=postgres://${USER}@${HOST}:${PORT:-5432}/x\nLIT='${USER}'\nQ=\"${USER}s\"\n";
+        let env = parse(Path::new("/p/.env"), text, &process).expect("parses");
+        assert_eq!(env.vars["URL"], "postgres://app@db.local:5432/x");
+        assert_eq!(env.vars["LIT"], "${USER}");
+        assert_eq!(env.vars["Q"], "apps");
+        assert_eq!(
+            env.lines["URL"],
+            Origin::File {
+                file: "/p/.env".into(),
+                line: 2,
+                column: 1
+            }
+        );
+    }
+
+    #[test]
+    fn unset_variable_in_a_value_is_located_without_the_value() {
+        let err = parse(
+            Path::new(".env"),
+            "A=1\nB=s3cret-${NOPE}\n",
+            &BTreeMap::new(),
+        )
+        .expect_err("unset");
+        assert_eq!((err.line, err.key.as_str()), (2, "B"));
+        assert!(err.message.contains("is not set"), "{err}");
+        assert!(!err.to_string().contains("NOPE"), "{err}");
+        assert!(!err.to_string().contains("s3cret"), "{err}");
     }
 }

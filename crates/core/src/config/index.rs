@@ -67,6 +67,11 @@ impl Index {
         &self.root
     }
 
+    /// Whether a value was written at exactly `path`.
+    pub fn has(&self, path: &str) -> bool {
+        self.values.contains_key(path)
+    }
+
     pub fn error(&self, path: &str, message: String, hint: Option<String>) -> ConfigError {
         ConfigError::at(self.origin(path), path, message, hint)
     }

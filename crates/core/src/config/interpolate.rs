@@ -75,7 +75,6 @@ impl ExpandError {
 }
 
 /// Expands one string; `None` when it holds nothing to expand.
-#[cfg(test)]
 pub(crate) fn expand(text: &str, vars: &Vars<'_>) -> Result<Option<String>, ExpandError> {
     expand_within(text, vars, limits::MAX_EXPANDED_BYTES)
 }

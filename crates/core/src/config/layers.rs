@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use super::schema;
 use super::yaml::{self, Entry, Node, Value};
 use super::{limits, ConfigError, LoadRequest, Origin};
 
@@ -289,6 +290,26 @@ fn camel(segment: &str) -> String {
     out
 }
 
+/// The key a `DEVENV_*` path segment names in the mapping at `path`: a key already there
+/// or one the schema allows, matched regardless of case and `_` (`TIMEOUTSECONDS` and
+/// `TIMEOUT_SECONDS` both name `timeoutSeconds`); otherwise, in a mapping of free keys
+/// (`env`), the segment as written; else its camelCase form, which the checker reports
+/// as an unknown key with a suggestion.
+fn map_key(node: &Node, raw: &str, path: &str) -> String {
+    if let Value::Map(entries) = &node.value {
+        if let Some(e) = entries.iter().find(|e| schema::segment_names(raw, &e.key)) {
+            return e.key.clone();
+        }
+    }
+    match schema::keys_at(&schema::shape(path)) {
+        Some(keys) => keys
+            .iter()
+            .find(|k| schema::segment_names(raw, k))
+            .map_or_else(|| camel(raw), |k| (*k).to_owned()),
+        None => raw.to_owned(),
+    }
+}
+
 /// Applies `DEVENV_A__B__C=value` as `a.b.c: value`. Only names with `__` are config
 /// paths: the others (`DEVENV_SOCKET`, `DEVENV_DATA_DIR`) configure the tools themselves.
 pub(crate) fn apply_env_overrides(
@@ -356,7 +377,7 @@ fn set_path(
         let child = format!("{path}[{index}]");
         return set_path(&mut items[index], rest, value, origin, child);
     }
-    let key = camel(raw);
+    let key = map_key(node, raw, &path);
     let child = join(&path, &key);
     if !matches!(node.value, Value::Map(_)) {
         *node = Node::empty_map(origin.clone());
@@ -446,5 +467,38 @@ mod tests {
             "{}",
             errors[0]
         );
+    }
+
+    #[test]
+    fn env_override_segments_match_camel_case_keys_case_insensitively() {
+        let mut root = yaml::parse(
+            Path::new("a"),
+            "spec: {services: [{name: api, readiness: {tcp: {port: 1}, periodSeconds: 1}, env: {Mixed_Case: a}}]}",
+        )
+        .expect("a");
+        let vars = BTreeMap::from([
+            (
+                "DEVENV_SPEC__SERVICES__API__READINESS__TIMEOUTSECONDS".to_owned(),
+                "9".to_owned(),
+            ),
+            (
+                "DEVENV_SPEC__SERVICES__API__READINESS__PERIODSECONDS".to_owned(),
+                "2".to_owned(),
+            ),
+            (
+                "DEVENV_SPEC__SERVICES__API__ENV__LOG_LEVEL".to_owned(),
+                "debug".to_owned(),
+            ),
+            (
+                "DEVENV_SPEC__SERVICES__API__ENV__MIXED_CASE".to_owned(),
+                "b".to_owned(),
+            ),
+        ]);
+        assert_eq!(apply_env_overrides(&mut root, &vars), Vec::new());
+        let expected: serde_yaml::Value = serde_yaml::from_str(
+            "spec: {services: [{name: api, readiness: {tcp: {port: 1}, periodSeconds: 2, timeoutSeconds: 9}, env: {Mixed_Case: b, LOG_LEVEL: debug}}]}",
+        )
+        .expect("yaml");
+        assert_eq!(root.to_serde(), expected);
     }
 }

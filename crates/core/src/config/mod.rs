@@ -9,6 +9,7 @@ mod bounds_tests;
 mod check;
 mod de;
 mod dotenv;
+mod envfile;
 mod exposure;
 mod graph;
 mod index;
@@ -16,10 +17,13 @@ mod init;
 mod interpolate;
 mod layers;
 pub mod limits;
+mod lint;
 mod model;
 mod names;
+mod profiles;
 mod raw;
 mod readiness;
+mod schema;
 mod service;
 mod show;
 mod suggest;
@@ -29,6 +33,7 @@ mod yaml;
 
 pub use init::init_template;
 pub use model::*;
+pub use profiles::select as select_profiles;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -69,6 +74,7 @@ impl ConfigError {
             Origin::File { file, line, column } => (file.clone(), *line, *column),
             Origin::EnvVar(name) => (PathBuf::from(format!("${name}")), 0, 0),
             Origin::Default => (PathBuf::from("<built-in defaults>"), 0, 0),
+            Origin::Via { at, .. } => return Self::at(at, key, message, hint),
         };
         Self {
             file,
@@ -110,6 +116,11 @@ pub enum Origin {
     },
     EnvVar(String),
     Default,
+    /// A value written at `at` whose `${VAR}`s were set in a `.env` file, at these lines.
+    Via {
+        at: Box<Origin>,
+        vars: Vec<(String, Origin)>,
+    },
 }
 
 impl std::fmt::Display for Origin {
@@ -118,6 +129,13 @@ impl std::fmt::Display for Origin {
             Origin::File { file, line, column } => write!(f, "{}:{line}:{column}", file.display()),
             Origin::EnvVar(v) => write!(f, "env {v}"),
             Origin::Default => f.write_str("default"),
+            Origin::Via { at, vars } => {
+                write!(f, "{at}")?;
+                for (name, origin) in vars {
+                    write!(f, ", ${{{name}}} from {origin}")?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -132,8 +150,9 @@ pub struct Loaded {
     pub merged_yaml: String,
     /// Every leaf value (dotted path, YAML value, origin), secrets redacted.
     pub values: Vec<(String, String, Origin)>,
-    /// Located problems that do not stop the config from loading (a secret's value in
-    /// a command line). Never hold a secret's value.
+    /// Located problems that do not stop the config from loading (`devenv validate` shows
+    /// them): a secret's value in a command line, a readiness port the service doesn't
+    /// list. Never hold a secret's value.
     pub warnings: Vec<ConfigError>,
 }
 
@@ -143,7 +162,7 @@ pub fn load(req: &LoadRequest) -> Result<Loaded, ConfigErrors> {
     let one = |e: ConfigError| ConfigErrors(vec![e]);
     let project = layers::discover(req).map_err(one)?;
     let tree = layers::file_layers(req, &project).map_err(one)?;
-    let dotenv = dotenv::read(&project.dir.join(".env"));
+    let dotenv = dotenv::read(&project.dir.join(".env"), &req.vars);
     load_tree(tree, project, &req.vars, dotenv)
 }
 
@@ -158,7 +177,12 @@ pub fn load_str(file: &std::path::Path, text: &str) -> Result<Loaded, ConfigErro
         dir: file.parent().map(PathBuf::from).unwrap_or_default(),
         config_file: file.to_path_buf(),
     };
-    load_tree(tree, project, &BTreeMap::new(), Ok(BTreeMap::new()))
+    load_tree(
+        tree,
+        project,
+        &BTreeMap::new(),
+        Ok(dotenv::DotEnv::default()),
+    )
 }
 
 /// Everything after the files are read: `DEVENV_*` overrides, interpolation, checks.
@@ -166,16 +190,17 @@ fn load_tree(
     mut tree: yaml::Node,
     project: layers::Project,
     process_vars: &BTreeMap<String, String>,
-    dotenv: Result<BTreeMap<String, String>, ConfigError>,
+    dotenv: Result<dotenv::DotEnv, ConfigError>,
 ) -> Result<Loaded, ConfigErrors> {
     let mut errors = layers::apply_env_overrides(&mut tree, process_vars);
     let dotenv = dotenv.unwrap_or_else(|e| {
         errors.push(e);
-        BTreeMap::new()
+        dotenv::DotEnv::default()
     });
+    let via_dotenv = show::dotenv_refs(&tree, process_vars, &dotenv);
     let vars = interpolate::Vars {
         process: process_vars,
-        dotenv: &dotenv,
+        dotenv: &dotenv.vars,
     };
     interpolate::interpolate(&mut tree, &vars, "", &mut errors);
     // Values that failed to interpolate would only produce confusing follow-up errors.
@@ -186,13 +211,26 @@ fn load_tree(
     let index = index::Index::build(&tree);
     let environment = check::environment(&tree, &index, &project.dir);
     let secret_values = secret_values(&tree);
-    let environment = environment.map_err(|e| finish(e, &secret_values))?;
-    let warnings = exposure::secrets_in_argv(&tree, &index);
+    let mut environment = environment.map_err(|e| finish(e, &secret_values))?;
+    let errors = envfile::apply(&mut environment, &index, process_vars);
+    if !errors.is_empty() {
+        return Err(finish(errors, &secret_values));
+    }
+    let mut warnings = exposure::secrets_in_argv(&tree, &index);
+    warnings.extend(finish(lint::warnings(&environment, &index), &secret_values).0);
 
     show::redact(&mut tree, &secret_values);
     let merged_yaml = serde_yaml::to_string(&tree.to_serde()).unwrap_or_default();
     let mut values = Vec::new();
     show::leaves(&tree, "", &mut values);
+    for (path, _, origin) in &mut values {
+        if let Some(vars) = via_dotenv.get(path.as_str()) {
+            *origin = Origin::Via {
+                at: Box::new(origin.clone()),
+                vars: vars.clone(),
+            };
+        }
+    }
     Ok(Loaded {
         environment,
         config_file: project.config_file,

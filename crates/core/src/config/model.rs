@@ -50,8 +50,13 @@ pub struct Service {
     pub command: Option<Command>,
     /// Absolute working directory (relative paths resolved against the project dir).
     pub workdir: PathBuf,
-    /// Interpolated environment for the process / container.
+    /// Environment for the process / container: the `envFile` files' variables (later
+    /// files win), then `env` (which wins over them).
     pub env: BTreeMap<String, String>,
+    /// Absolute `envFile` paths, already read into `env`.
+    pub env_files: Vec<PathBuf>,
+    /// Profiles the service belongs to; empty: it always runs.
+    pub profiles: Vec<String>,
     pub ports: Vec<u16>,
     pub dependencies: Vec<String>,
     pub readiness: Option<Readiness>,
@@ -183,6 +188,8 @@ impl Service {
             command: None,
             workdir: "/p".into(),
             env: BTreeMap::new(),
+            env_files: vec![],
+            profiles: vec![],
             ports: vec![],
             dependencies: vec![],
             readiness: None,

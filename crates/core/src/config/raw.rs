@@ -89,6 +89,10 @@ pub(crate) struct RawService {
     pub command: Option<RawCommand>,
     pub workdir: Option<String>,
     pub env: Option<BTreeMap<String, Text>>,
+    /// `.env`-format files whose variables the process gets (compose's `env_file`).
+    pub env_file: Option<OneOrMore>,
+    /// Profiles the service belongs to; none: it always runs (compose's `profiles`).
+    pub profiles: Option<Strings>,
     pub ports: Option<Numbers>,
     pub forward: Option<Strings>,
     pub dependencies: Option<Strings>,
@@ -357,6 +361,33 @@ impl<'de> Deserialize<'de> for Strings {
             }
         }
         d.deserialize_seq(V)
+    }
+}
+
+/// One string or a list of them: `envFile: ./api.env` or `envFile: [a.env, b.env]`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct OneOrMore(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for OneOrMore {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = OneOrMore;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or a list of strings")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<OneOrMore, E> {
+                Ok(OneOrMore(vec![v.to_owned()]))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<OneOrMore, A::Error> {
+                let mut all = Vec::new();
+                while let Some(s) = seq.next_element::<String>()? {
+                    all.push(s);
+                }
+                Ok(OneOrMore(all))
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 

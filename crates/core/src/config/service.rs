@@ -67,9 +67,41 @@ pub(crate) fn check(
     let runtime = runtime(c, index, &shown, &raw, has_cluster);
     let command = raw.command.and_then(|cmd| c.command(&at("command"), cmd));
     let workdir = match &raw.workdir {
-        Some(dir) => c.resolve(dir),
+        Some(dir) => {
+            let resolved = c.resolve(dir);
+            if runtime == Some(RuntimeKind::Local) && !resolved.is_dir() {
+                c.error(
+                    &at("workdir"),
+                    format!(
+                        "workdir `{dir}` does not exist ({}); relative paths start at the project directory",
+                        resolved.display()
+                    ),
+                    Some("create the directory or correct the path".into()),
+                );
+            }
+            resolved
+        }
         None => c.project_dir.to_path_buf(),
     };
+    let env_files: Vec<std::path::PathBuf> = raw
+        .env_file
+        .unwrap_or_default()
+        .0
+        .iter()
+        .map(|f| c.resolve(f))
+        .collect();
+    let mut profiles: Vec<String> = Vec::new();
+    for (i, p) in raw.profiles.unwrap_or_default().0.into_iter().enumerate() {
+        if !is_label(&p) {
+            c.error(
+                &at(&format!("profiles[{i}]")),
+                format!("`{p}` is not a valid profile name"),
+                Some(label_hint(&p)),
+            );
+        } else if !profiles.contains(&p) {
+            profiles.push(p);
+        }
+    }
     let env: BTreeMap<String, String> = raw
         .env
         .unwrap_or_default()
@@ -115,7 +147,24 @@ pub(crate) fn check(
     }
     let watch = raw.watch.map(|w| {
         let paths = match w.paths {
-            Some(paths) => paths.0.iter().map(|p| c.resolve(p)).collect(),
+            Some(paths) => paths
+                .0
+                .iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    let resolved = c.resolve(p);
+                    if !resolved.exists() {
+                        missing_watch_path(
+                            c,
+                            &at(&format!("watch.paths[{i}]")),
+                            p,
+                            &resolved,
+                            &workdir,
+                        );
+                    }
+                    resolved
+                })
+                .collect(),
             None => vec![workdir.clone()],
         };
         let action = match w.action {
@@ -148,8 +197,21 @@ pub(crate) fn check(
                     );
                     return None;
                 }
+                let from = c.resolve(&rule.from);
+                if !from.exists() {
+                    c.error(
+                        &at(&format!("dev.sync[{i}].from")),
+                        format!(
+                            "sync source `{}` does not exist ({}); relative paths start at the project directory",
+                            rule.from,
+                            from.display()
+                        ),
+                        Some("create it or correct the path".into()),
+                    );
+                    return None;
+                }
                 Some(SyncRule {
-                    from: c.resolve(&rule.from),
+                    from,
                     to: rule.to,
                     exclude: rule.exclude.unwrap_or_default().0,
                 })
@@ -283,6 +345,8 @@ pub(crate) fn check(
         command,
         workdir,
         env,
+        env_files,
+        profiles,
         ports,
         dependencies: raw.dependencies.unwrap_or_default().0,
         readiness,
@@ -303,6 +367,35 @@ pub(crate) fn check(
         secrets: raw.secrets.unwrap_or_default().0,
         dev,
     })
+}
+
+/// A watch path that isn't there watches nothing, silently; the usual cause is a path
+/// written relative to `workdir`, so that is offered when it exists.
+fn missing_watch_path(
+    c: &mut Checker<'_>,
+    path: &str,
+    written: &str,
+    resolved: &std::path::Path,
+    workdir: &std::path::Path,
+) {
+    let from_workdir = c.resolve(&workdir.join(written).to_string_lossy());
+    let hint = if from_workdir.exists() && workdir != c.project_dir {
+        let shown = from_workdir
+            .strip_prefix(c.project_dir)
+            .map(|p| format!("./{}", p.display()))
+            .unwrap_or_else(|_| from_workdir.display().to_string());
+        format!("it exists relative to `workdir`: write `{shown}`")
+    } else {
+        "create it or correct the path".to_owned()
+    };
+    c.error(
+        path,
+        format!(
+            "watch path `{written}` does not exist ({}); relative watch paths start at the project directory, not at `workdir`",
+            resolved.display()
+        ),
+        Some(hint),
+    );
 }
 
 /// The runtime follows from what the service says it runs; combinations that name two

@@ -1,5 +1,8 @@
 //! What `devenv config show [--origin]` prints: the merged tree with secrets redacted.
 
+use std::collections::{BTreeMap, HashMap};
+
+use super::dotenv::DotEnv;
 use super::index::child;
 use super::yaml::{Node, Value};
 use super::Origin;
@@ -121,6 +124,76 @@ pub(crate) fn leaves(node: &Node, path: &str, out: &mut Vec<(String, String, Ori
     }
 }
 
+/// The names of the `${NAME}` / `${NAME:-default}` references in `text` (not `$${...}`).
+fn references(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(dollar) = rest.find('$') {
+        let after = &rest[dollar + 1..];
+        if let Some(tail) = after.strip_prefix('$') {
+            rest = tail;
+        } else if let Some(inner) = after.strip_prefix('{') {
+            let end = inner.find('}').unwrap_or(inner.len());
+            let expr = &inner[..end];
+            out.push(expr.split_once(":-").map_or(expr, |(name, _)| name));
+            rest = &inner[end..];
+        } else {
+            rest = after;
+        }
+    }
+    out
+}
+
+/// Before interpolation: for each string value written in a file, the `${VAR}`s it uses
+/// that the project's `.env` supplies (the process environment wins over `.env`, so
+/// those are left out), with the `.env` line of each, for `config show --origin`.
+pub(crate) fn dotenv_refs(
+    root: &Node,
+    process: &BTreeMap<String, String>,
+    dotenv: &DotEnv,
+) -> HashMap<String, Vec<(String, Origin)>> {
+    fn walk(
+        node: &Node,
+        path: String,
+        process: &BTreeMap<String, String>,
+        dotenv: &DotEnv,
+        out: &mut HashMap<String, Vec<(String, Origin)>>,
+    ) {
+        match &node.value {
+            Value::Str { text, .. } if matches!(node.origin, Origin::File { .. }) => {
+                let mut found: Vec<(String, Origin)> = Vec::new();
+                for name in references(text) {
+                    if process.contains_key(name) || found.iter().any(|(n, _)| n == name) {
+                        continue;
+                    }
+                    if let Some(line) = dotenv.lines.get(name) {
+                        found.push((name.to_owned(), line.clone()));
+                    }
+                }
+                if !found.is_empty() {
+                    out.insert(path, found);
+                }
+            }
+            Value::Seq(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    walk(item, format!("{path}[{i}]"), process, dotenv, out);
+                }
+            }
+            Value::Map(entries) => {
+                for e in entries {
+                    walk(&e.value, child(&path, &e.key), process, dotenv, out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = HashMap::new();
+    if !dotenv.lines.is_empty() {
+        walk(root, String::new(), process, dotenv, &mut out);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,5 +214,10 @@ mod tests {
                 ("a.c".to_owned(), "{}".to_owned()),
             ]
         );
+    }
+
+    #[test]
+    fn references_skip_escapes() {
+        assert_eq!(references("${A}-$${B}-${C:-x}-$D-${E"), vec!["A", "C", "E"]);
     }
 }

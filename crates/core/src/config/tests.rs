@@ -129,6 +129,10 @@ fn seed_example_loads_into_the_model() {
 "
     );
     let (dir, file) = project(&config);
+    // Paths the config names must exist (validate checks them).
+    for d in ["api", "web/dist"] {
+        std::fs::create_dir_all(dir.path().join(d)).expect("mkdir");
+    }
     let loaded = ok(&req(dir.path()));
     let env = &loaded.environment;
     assert_eq!(loaded.config_file, file);
@@ -895,4 +899,205 @@ fn init_templates_load() {
             _ => assert!(command.is_some()),
         }
     }
+}
+
+#[test]
+fn env_files_merge_in_order_and_env_wins() {
+    let (dir, file) = project(&format!(
+        "{HEAD}spec:\n  services:\n    - name: api\n      command: run\n      envFile: [./a.env, conf/b.env]\n      env: {{ C: from-env }}\n    - name: one\n      command: run\n      envFile: ./a.env\n"
+    ));
+    write(dir.path(), "a.env", "A=a1\nB=a2\nC=a3\n");
+    write(
+        dir.path(),
+        "conf/b.env",
+        "B=b2\nC=b3\nD=${HOME_DIR:-/h}/x\n",
+    );
+    let loaded = ok(&req(dir.path()));
+    let api = loaded.environment.service("api").expect("api");
+    let got: Vec<(&str, &str)> = api
+        .env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [("A", "a1"), ("B", "b2"), ("C", "from-env"), ("D", "/h/x")]
+    );
+    assert_eq!(
+        loaded.environment.service("one").expect("one").env["B"],
+        "a2"
+    );
+
+    std::fs::remove_file(dir.path().join("conf/b.env")).expect("rm");
+    let e = one(&req(dir.path()));
+    assert_eq!(
+        (e.file.as_path(), e.line, e.column),
+        (file.as_path(), 9, 26)
+    );
+    assert_eq!(e.key, "spec.services[0].envFile[1]");
+    assert!(e.message.contains("conf/b.env does not exist"), "{e}");
+}
+
+#[test]
+fn dotenv_values_expand_and_show_their_line() {
+    let (dir, file) = project(&format!(
+        "{HEAD}spec:\n  services:\n    - name: api\n      command: run ${{URL}}\n      ports: [\"${{PORT}}\"]\n"
+    ));
+    let dotenv = write(
+        dir.path(),
+        ".env",
+        "USER=app\nPORT=8001\nURL=http://${USER}@${HOST}:${PORT}\n",
+    );
+    let loaded = ok(&LoadRequest {
+        vars: BTreeMap::from([("HOST".to_owned(), "h".to_owned())]),
+        ..req(dir.path())
+    });
+    let api = loaded.environment.service("api").expect("api");
+    assert_eq!(
+        api.command,
+        Some(Command::Shell("run http://app@h:8001".into()))
+    );
+    let (_, origin) = value(&loaded, "spec.services[0].command");
+    assert_eq!(
+        origin,
+        &Origin::Via {
+            at: Box::new(at(&file, 8, 16)),
+            vars: vec![("URL".into(), at(&dotenv, 3, 1))],
+        }
+    );
+    assert!(
+        origin
+            .to_string()
+            .ends_with(&format!("${{URL}} from {}:3:1", dotenv.display())),
+        "{origin}"
+    );
+    assert_eq!(api.ports, [8001]);
+}
+
+#[test]
+fn camel_case_override_without_the_key_in_any_file() {
+    let (dir, _) = project(&format!(
+        "{HEAD}spec:\n  services:\n    - name: api\n      command: run\n      ports: [8000]\n      readiness: {{ tcp: {{}} }}\n"
+    ));
+    let loaded = ok(&LoadRequest {
+        vars: BTreeMap::from([(
+            "DEVENV_SPEC__SERVICES__API__READINESS__TIMEOUTSECONDS".to_owned(),
+            "7".to_owned(),
+        )]),
+        ..req(dir.path())
+    });
+    let api = loaded.environment.service("api").expect("api");
+    assert_eq!(
+        api.readiness.as_ref().map(|r| r.timeout),
+        Some(Duration::from_secs(7))
+    );
+    let (_, origin) = value(&loaded, "spec.services[0].readiness.timeoutSeconds");
+    assert_eq!(
+        origin,
+        &Origin::EnvVar("DEVENV_SPEC__SERVICES__API__READINESS__TIMEOUTSECONDS".into())
+    );
+}
+
+#[test]
+fn missing_paths_are_located_and_watch_paths_say_their_base() {
+    let (dir, file) = project(&format!(
+        "{HEAD}spec:\n  services:\n    - name: api\n      command: run\n      workdir: ./backend\n      watch: {{ paths: [./src] }}\n    - name: gone\n      command: run\n      workdir: ./nowhere\n    - name: web\n      image: nginx\n      dev: {{ sync: [{{ from: ./dist, to: /app }}] }}\n"
+    ));
+    std::fs::create_dir_all(dir.path().join("backend/src")).expect("mkdir");
+    let e = errs(&req(dir.path()));
+    assert_eq!(e.len(), 3, "{}", ConfigErrors(e.clone()));
+    assert_eq!(
+        (e[0].line, e[0].key.as_str()),
+        (10, "spec.services[0].watch.paths[0]")
+    );
+    assert!(e[0]
+        .message
+        .contains("relative watch paths start at the project directory"));
+    assert_eq!(
+        e[0].hint.as_deref(),
+        Some("it exists relative to `workdir`: write `./backend/src`")
+    );
+    assert_eq!(
+        (e[1].line, e[1].key.as_str()),
+        (13, "spec.services[1].workdir")
+    );
+    assert!(
+        e[1].message.contains("workdir `./nowhere` does not exist"),
+        "{}",
+        e[1]
+    );
+    assert_eq!(
+        (e[2].line, e[2].key.as_str()),
+        (16, "spec.services[2].dev.sync[0].from")
+    );
+    assert!(e.iter().all(|e| e.file == file));
+}
+
+#[test]
+fn shorthand_where_a_mapping_is_expected_gets_an_example() {
+    let (dir, _) = project(&format!(
+        "{HEAD}spec:\n  services:\n    - name: api\n      command: run\n      readiness: {{ exec: \"pg_isready\" }}\n"
+    ));
+    let e = one(&req(dir.path()));
+    assert_eq!(
+        (e.line, e.key.as_str()),
+        (9, "spec.services[0].readiness.exec")
+    );
+    assert_eq!(e.message, "expected a mapping, found a string");
+    assert_eq!(
+        e.hint.as_deref(),
+        Some("this key takes a mapping, e.g. `exec: {command: \"...\"}`")
+    );
+}
+
+#[test]
+fn readiness_port_outside_ports_is_a_located_warning() {
+    let (dir, file) = project(&format!(
+        "{HEAD}spec:\n  services:\n    - name: api\n      command: run\n      ports: [8000]\n      readiness: {{ http: {{ path: /, port: 8001 }} }}\n"
+    ));
+    let loaded = ok(&req(dir.path()));
+    assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
+    let w = &loaded.warnings[0];
+    assert_eq!((w.file.as_path(), w.line), (file.as_path(), 10));
+    assert_eq!(w.key, "spec.services[0].readiness.http.port");
+    assert!(
+        w.message
+            .contains("port 8001, which is not among its ports (8000)"),
+        "{w}"
+    );
+}
+
+#[test]
+fn profiles_select_like_compose() {
+    let (dir, file) = project(&format!(
+        "{HEAD}spec:\n  services:\n    - name: db\n      command: run\n    - name: debugger\n      command: run\n      profiles: [debug]\n    - name: api\n      command: run\n      dependencies: [db]\n    - name: probe\n      command: run\n      profiles: [debug, tools]\n      dependencies: [debugger]\n    - name: uses-debugger\n      command: run\n      profiles: [extra]\n      dependencies: [debugger]\n"
+    ));
+    let loaded = ok(&req(dir.path()));
+    let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let select = |requested: &[&str], profiles: &[&str]| {
+        select_profiles(&loaded, &s(requested), &s(profiles))
+    };
+    assert_eq!(select(&[], &[]).expect("default"), s(&["db", "api"]));
+    assert_eq!(
+        select(&[], &["debug"]).expect("debug"),
+        s(&["db", "debugger", "api", "probe"])
+    );
+    // Named: runs whatever its profiles; its dependencies must be active or named too.
+    assert_eq!(select(&["debugger"], &[]).expect("named"), s(&["debugger"]));
+    let e = select(&["uses-debugger"], &[])
+        .expect_err("inactive dependency")
+        .0;
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!((e[0].file.as_path(), e[0].line), (file.as_path(), 22));
+    assert!(
+        e[0].message.contains(
+            "`uses-debugger` depends on `debugger`, which runs only with profile `debug`"
+        ),
+        "{}",
+        e[0]
+    );
+    assert!(select(&["uses-debugger", "debugger"], &[]).is_ok());
+    let e = select(&[], &["tool"]).expect_err("unknown profile").0;
+    assert_eq!(e[0].message, "no service has profile `tool`");
+    assert_eq!(e[0].hint.as_deref(), Some("did you mean `tools`?"));
 }

@@ -411,6 +411,8 @@ impl Engine {
     ) -> Result<mpsc::Receiver<UpEvent>, EngineError> {
         let loaded = self.load(&req)?;
         UnknownService::check(&loaded.environment, &opts.services)?;
+        let services = config::select_profiles(&loaded, &opts.services, &opts.profiles)?;
+        let opts = UpOptions { services, ..opts };
         let rt = self.register(&loaded, &req)?;
         if opts.dev_session.is_none() {
             // Wanted up until `down`, across daemon restarts.

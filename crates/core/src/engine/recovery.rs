@@ -152,6 +152,8 @@ async fn resume(engine: Weak<Engine>, rec: WantedRecord) {
         keep_going: true,
         dev: false,
         dev_session: None,
+        // The recorded services are the up's selection, profiles already applied.
+        profiles: Vec::new(),
     };
     let up = rt.clone().up(env.clone(), Arc::new(rec.vars), opts, tx);
     let done = async {

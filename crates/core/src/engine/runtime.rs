@@ -17,7 +17,7 @@ use crate::kube::{KubeEnv, KubeError};
 use crate::logs::LogHub;
 use crate::process::{Guardian, Spawner};
 use crate::state::StateStore;
-use crate::status::ServiceStatus;
+use crate::status::{ServiceState, ServiceStatus};
 
 /// Events buffered per watcher before it is told it lagged.
 const EVENT_BUFFER: usize = 1024;
@@ -166,14 +166,23 @@ impl EnvRuntime {
             .statuses
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        let order: Vec<String> = match self.config() {
+        let config = self.config();
+        let order: Vec<String> = match &config {
             Some(c) => c.services.iter().map(|s| s.name.clone()).collect(),
             None => Vec::new(),
+        };
+        // A service of an inactive profile is not shown unless it runs (or failed).
+        let in_profile = |n: &str| {
+            config
+                .as_ref()
+                .and_then(|c| c.service(n))
+                .is_some_and(|s| !s.profiles.is_empty())
         };
         let mut out: Vec<ServiceStatus> = order
             .iter()
             .filter_map(|n| map.get(n))
             .map(|t| t.borrow().clone())
+            .filter(|s| !(s.state == ServiceState::Stopped && in_profile(&s.name)))
             .collect();
         let mut rest: Vec<ServiceStatus> = map
             .iter()

@@ -115,6 +115,9 @@ struct Run {
 
 enum Outcome {
     Exited(Option<i32>, String),
+    /// The process could not be spawned (no such program or workdir, not executable):
+    /// retrying can't help, so the service fails at once.
+    CannotStart(String),
     ProbeFailed(String),
     Stop(Option<oneshot::Sender<()>>),
     Restart,
@@ -163,14 +166,37 @@ impl Run {
                     }
                     return;
                 }
+                Outcome::CannotStart(msg) => {
+                    self.shared.update(&name, |s| {
+                        s.state = ServiceState::Failed;
+                        s.pid = None;
+                        s.message = msg;
+                        s.last_lines.clear();
+                    });
+                    if self.idle_until_told().await {
+                        restarts += 1;
+                        continue;
+                    }
+                    return;
+                }
                 Outcome::Exited(code, why) => (code, why),
             };
             let success = code == Some(0);
-            let again = match self.svc.restart {
-                RestartPolicy::Always => true,
-                RestartPolicy::OnFailure => !success,
-                RestartPolicy::Never => false,
+            // `sh -c` exits 127 when the program isn't found and 126 when it can't be
+            // run: the same on every retry.
+            let unrunnable = matches!(self.svc.command, Some(crate::config::Command::Shell(_)))
+                && matches!(code, Some(126 | 127));
+            let why = if unrunnable {
+                format!("{why}: the shell could not find or run the command; not restarting (fix `command` or PATH, then `devenv restart {name}`)")
+            } else {
+                why
             };
+            let again = !unrunnable
+                && match self.svc.restart {
+                    RestartPolicy::Always => true,
+                    RestartPolicy::OnFailure => !success,
+                    RestartPolicy::Never => false,
+                };
             let lines = if success {
                 Vec::new()
             } else {
@@ -282,12 +308,30 @@ impl Run {
                     crate::config::Command::Shell(_) => "sh".to_string(),
                     crate::config::Command::Exec(argv) => argv[0].clone(),
                 };
-                let msg = format!(
-                    "cannot start `{what}` in {}: {e}",
-                    self.svc.workdir.display()
-                );
+                let workdir = &self.svc.workdir;
+                let msg = if !workdir.is_dir() {
+                    format!(
+                        "cannot start: workdir {} does not exist; create it or fix `workdir`",
+                        workdir.display()
+                    )
+                } else if e.kind() == std::io::ErrorKind::NotFound {
+                    format!(
+                        "cannot start: `{what}` was not found on PATH; install it or fix `command`"
+                    )
+                } else {
+                    format!("cannot start `{what}` in {}: {e}", workdir.display())
+                };
                 self.shared.logs.push(&svc_name, Stream::System, &msg);
-                return Outcome::Exited(None, msg);
+                let permanent = !workdir.is_dir()
+                    || matches!(
+                        e.kind(),
+                        std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
+                    );
+                return if permanent {
+                    Outcome::CannotStart(msg)
+                } else {
+                    Outcome::Exited(None, msg)
+                };
             }
         };
         let pid = child.id().unwrap_or(0) as i32;

@@ -42,6 +42,8 @@ pub struct UpOptions {
     pub dev: bool,
     /// A `devenv dev` session: these services run in dev mode while it lasts.
     pub dev_session: Option<(u64, Vec<String>)>,
+    /// Active profiles (`up --profile`); see [`crate::config::select_profiles`].
+    pub profiles: Vec<String>,
 }
 
 impl EnvRuntime {

@@ -24,6 +24,29 @@ pub(crate) fn is_vcs_dir(name: &std::ffi::OsStr) -> bool {
     VCS_DIRS.iter().any(|d| name == *d)
 }
 
+/// Whether `name` is a file editors write beside the one being edited and then remove
+/// (vim's swap files, its `4913` write test and `~` backups, emacs's `.#` locks and
+/// `#..#` autosaves, JetBrains' safe-write copies). A save is seen on the real file; these
+/// would only cause a second, spurious restart.
+pub(crate) fn is_editor_temp(name: &std::ffi::OsStr) -> bool {
+    let Some(name) = name.to_str() else {
+        return false;
+    };
+    const SUFFIXES: [&str; 7] = [
+        ".swp",
+        ".swo",
+        ".swx",
+        ".swn",
+        "~",
+        "___jb_tmp___",
+        "___jb_old___",
+    ];
+    name == "4913"
+        || name.starts_with(".#")
+        || (name.len() > 2 && name.starts_with('#') && name.ends_with('#'))
+        || SUFFIXES.iter().any(|s| name.ends_with(s))
+}
+
 /// Whether a change of this file changes what is ignored.
 pub(crate) fn is_ignore_file(path: &Path) -> bool {
     path.file_name()
@@ -149,6 +172,9 @@ impl Chain {
     /// Its ancestors are not looked at: the walk never enters an ignored directory.
     pub(crate) fn is_ignored(&self, path: &Path, is_dir: bool) -> bool {
         if path.file_name().is_some_and(is_vcs_dir) {
+            return true;
+        }
+        if !is_dir && path.file_name().is_some_and(is_editor_temp) {
             return true;
         }
         let pick: [fn(&Chain) -> Option<&Gitignore>; 2] =
@@ -298,6 +324,28 @@ mod tests {
         assert!(c.is_ignored(Path::new("/p/.hg"), true));
         assert!(!c.is_ignored(Path::new("/p/.github"), true));
         assert!(!c.is_ignored(Path::new("/p/.env"), false));
+    }
+
+    #[test]
+    fn editor_temp_files_are_always_ignored() {
+        let c = Chain::top(Arc::default());
+        for name in [
+            ".main.py.swp",
+            ".main.py.swx",
+            "main.py~",
+            ".#main.py",
+            "#main.py#",
+            "4913",
+            "main.py___jb_tmp___",
+            "main.py___jb_old___",
+        ] {
+            assert!(c.is_ignored(&Path::new("/p").join(name), false), "{name}");
+        }
+        for name in ["main.py", "swp.py", "4914", "#", "a#b"] {
+            assert!(!c.is_ignored(&Path::new("/p").join(name), false), "{name}");
+        }
+        // A directory of such a name is somebody's real directory.
+        assert!(!c.is_ignored(Path::new("/p/backup~"), true));
     }
 
     #[test]

@@ -17,10 +17,21 @@ pub async fn run(ctx: &Ctx, args: UpArgs) -> Result {
         services: args.services.clone(),
         keep_going: args.keep_going,
         dev: args.dev,
+        profiles: args.profiles.clone(),
     };
     let mut events = client.up(request).await?.into_inner();
 
-    let (result, view, mode) = progress_until_result(ctx, &mut events, "`up`").await?;
+    // Ctrl-C ends only this client: devenvd goes on starting what was asked for, which
+    // a user can't guess, so say it and how to stop them.
+    let (result, view, mode) = tokio::select! {
+        r = progress_until_result(ctx, &mut events, "`up`") => r?,
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!(
+                "\ninterrupted: the services keep starting in the background (devenvd runs them)\n  devenv status   see how far they got\n  devenv down     stop them"
+            );
+            return Err(CliError::Silent(Exit::Interrupted));
+        }
+    };
     if !result.ok {
         if mode != Mode::Json {
             eprint!(

@@ -71,6 +71,7 @@ impl EnvironmentService for Environments {
             keep_going: req.keep_going,
             dev: req.dev,
             dev_session: None,
+            profiles: req.profiles,
         };
         let (tx, rx) = mpsc::channel(64);
         match self.engine.up(env, opts) {

@@ -86,6 +86,7 @@ impl Engine {
             keep_going: true,
             dev: false,
             dev_session: Some((id, services)),
+            profiles: Vec::new(),
         };
         let events = self.up(req.clone(), opts)?;
         let (held, released) = oneshot::channel::<()>();
@@ -123,6 +124,7 @@ impl Engine {
             keep_going: true,
             dev: false,
             dev_session: None,
+            profiles: Vec::new(),
         };
         if let Ok(mut events) = self.up(req, opts) {
             while events.recv().await.is_some() {}
