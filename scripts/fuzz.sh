@@ -3,6 +3,7 @@
 # corpus (fuzz/corpus/TARGET), and fails on the first crash, panic, timeout or memory
 # blow-up (libFuzzer exits non-zero and leaves the input in fuzz/artifacts/TARGET/).
 #   DEVENV_FUZZ_SECONDS   time per target (default 60)
+#   DEVENV_FUZZ_TARGET    build dir (default ~/.cache/devenv-fuzz-target)
 # cargo-fuzz comes from scripts/install-test-tools.sh. It needs nightly rustc flags: the
 # nightly toolchain when rustup has one installed, else the installed stable toolchain
 # with RUSTC_BOOTSTRAP=1 (nothing is downloaded here).
@@ -12,6 +13,9 @@ cd "$(dirname "$0")/.."
 TOOLS_DIR="${DEVENV_TOOLS_DIR:-$HOME/.cache/devenv-tools}"
 export PATH="$TOOLS_DIR/bin:$HOME/.cargo/bin:$PATH"
 seconds="${DEVENV_FUZZ_SECONDS:-60}"
+# The instrumented build of devenv-core and its dependencies takes many minutes cold:
+# keep it outside the repo, so a fresh clone (CI) reuses it.
+target_dir="${DEVENV_FUZZ_TARGET:-$HOME/.cache/devenv-fuzz-target}"
 
 if ! command -v cargo-fuzz >/dev/null; then
     echo "fuzz: cargo-fuzz not found in $TOOLS_DIR/bin: run scripts/install-test-tools.sh" >&2
@@ -35,7 +39,7 @@ for target in config receiver_reply; do
     log="fuzz/corpus-work/$target.log"
     echo "fuzz: $target for ${seconds}s" >&2
     status=0
-    cargo "${toolchain[@]}" fuzz run --debug-assertions "$target" "$work" "fuzz/corpus/$target" -- \
+    cargo "${toolchain[@]}" fuzz run --debug-assertions --target-dir "$target_dir" "$target" "$work" "fuzz/corpus/$target" -- \
         -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
         >"$log" 2>&1 || status=$?
     runs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)"

@@ -178,17 +178,24 @@ async fn a_burst_is_one_batch() {
         Options::default(),
     )
     .await;
+    let writing = std::time::Instant::now();
     for i in 0..500 {
         f.write(&format!("src/gen/m{}/f{i}.rs", i % 10), "generated");
     }
+    let writing = writing.elapsed();
     f.wait_for("a restart", |f| f.rec.count("app") >= 1).await;
-    // Settled: one more save is one more restart, and the burst was one (or, on a
-    // very slow machine, two) batches.
+    // Settled: one more save is one more restart, and the burst was one batch, or, when
+    // the writes took longer than the debounce's 300 ms latency cap (a loaded machine),
+    // at most one batch per 300 ms of writing, by design.
     let after_burst = f.rec.count("app");
     f.write("src/main.rs", "y");
     f.wait_for("the next restart", |f| f.rec.count("app") > after_burst)
         .await;
-    assert!(after_burst <= 2, "{after_burst} restarts for one burst");
+    let allowed = 2 + (writing.as_millis() / 300) as usize;
+    assert!(
+        after_burst <= allowed,
+        "{after_burst} restarts for one burst written in {writing:?} (allowed {allowed})"
+    );
     let lines = f.restart_lines("app");
     assert!(
         lines[0].contains("files changed"),
