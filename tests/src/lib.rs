@@ -10,6 +10,7 @@ mod bins;
 pub mod kube;
 mod procs;
 mod run;
+mod users;
 
 pub use bins::{workspace_root, Bins, Profile};
 pub use procs::{
@@ -17,6 +18,7 @@ pub use procs::{
     read_hwm_kib, read_rss_kib, wait_until, HttpResponse,
 };
 pub use run::{CmdOutput, RunOpts};
+pub use users::{chmod, other_user, OTHER_USER};
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;

@@ -15,31 +15,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use devenv_e2e::{CmdOutput, RunOpts, TestEnv};
+use devenv_e2e::{chmod, other_user, CmdOutput, RunOpts, TestEnv, OTHER_USER};
 
-const OTHER_USER: &str = "devenv-test-other";
 const CANARY_VAR: &str = "DEVENV_TEST_CANARY_SECRET";
 const CANARY: &str = "canary-5f1e-must-never-leave-this-process";
 const IMPOSTOR: &str = env!("CARGO_BIN_EXE_impostor");
-
-/// (uid, gid) of the second test user; panics with what to do when it can't be had.
-fn other_user() -> (u32, u32) {
-    assert!(
-        nix::unistd::getuid().is_root(),
-        "this test must run as root (it runs a process as {OTHER_USER}); run scripts/test.sh"
-    );
-    let user = nix::unistd::User::from_name(OTHER_USER)
-        .expect("look up user")
-        .unwrap_or_else(|| {
-            panic!("user {OTHER_USER} does not exist; create it with scripts/install-test-tools.sh")
-        });
-    (user.uid.as_raw(), user.gid.as_raw())
-}
-
-fn chmod(path: &Path, mode: u32) {
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .unwrap_or_else(|e| panic!("chmod {mode:o} {}: {e}", path.display()));
-}
 
 fn chown(path: &Path, uid: u32, gid: u32) {
     nix::unistd::chown(path, Some(uid.into()), Some(gid.into()))
@@ -229,7 +209,7 @@ impl Drop for Impostor {
 #[test]
 #[ignore = "needs root and the devenv-test-other user (scripts/install-test-tools.sh)"]
 fn impostor_in_another_users_dir_gets_zero_bytes() {
-    let (uid, gid) = other_user();
+    let (uid, gid) = other_user("a process");
     let env = env_with_canary();
     let impostor = executable_for_all(&env, Path::new(IMPOSTOR));
     let foreign = dir_owned_by(&env, "foreign", uid, gid);
@@ -261,7 +241,7 @@ fn impostor_in_another_users_dir_gets_zero_bytes() {
 #[test]
 #[ignore = "needs root and the devenv-test-other user (scripts/install-test-tools.sh)"]
 fn impostor_peer_in_our_own_dir_gets_zero_bytes() {
-    let (uid, gid) = other_user();
+    let (uid, gid) = other_user("a process");
     let env = env_with_canary();
     let impostor = executable_for_all(&env, Path::new(IMPOSTOR));
     let foreign = dir_owned_by(&env, "foreign", uid, gid);
@@ -289,7 +269,7 @@ fn impostor_peer_in_our_own_dir_gets_zero_bytes() {
 #[test]
 #[ignore = "needs root and the devenv-test-other user (scripts/install-test-tools.sh)"]
 fn tmp_fallback_dir_made_by_another_user_is_refused() {
-    let (uid, gid) = other_user();
+    let (uid, gid) = other_user("a process");
     let env = env_with_canary();
     // The CLI runs as the test user, whose fallback dir root (here the other user)
     // creates first and listens in.

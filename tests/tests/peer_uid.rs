@@ -2,32 +2,10 @@
 //! Needs root (to run a client as someone else) and the user that
 //! scripts/install-test-tools.sh creates; scripts/test.sh runs these.
 
-use std::os::unix::fs::PermissionsExt as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use devenv_e2e::{find_grpcurl, RunOpts, TestEnv};
-
-const OTHER_USER: &str = "devenv-test-other";
-
-/// (uid, gid) of the second test user; panics with what to do when it can't be had.
-fn other_user() -> (u32, u32) {
-    assert!(
-        nix::unistd::getuid().is_root(),
-        "this test must run as root (it runs a client as {OTHER_USER}); run scripts/test.sh"
-    );
-    let user = nix::unistd::User::from_name(OTHER_USER)
-        .expect("look up user")
-        .unwrap_or_else(|| {
-            panic!("user {OTHER_USER} does not exist; create it with scripts/install-test-tools.sh")
-        });
-    (user.uid.as_raw(), user.gid.as_raw())
-}
-
-fn chmod(path: &Path, mode: u32) {
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .unwrap_or_else(|e| panic!("chmod {mode:o} {}: {e}", path.display()));
-}
+use devenv_e2e::{chmod, find_grpcurl, other_user, RunOpts, TestEnv, OTHER_USER};
 
 /// A copy of grpcurl the other user can execute (the cache under /root is private).
 fn grpcurl_for_all(env: &TestEnv) -> PathBuf {
@@ -41,7 +19,7 @@ fn grpcurl_for_all(env: &TestEnv) -> PathBuf {
 #[test]
 #[ignore = "needs root and a second user; run by scripts/test.sh"]
 fn another_user_is_refused_by_peer_uid() {
-    let (uid, gid) = other_user();
+    let (uid, gid) = other_user("a client");
     let env = TestEnv::new();
     env.devenv_ok(&["daemon", "start"]);
     let grpcurl = grpcurl_for_all(&env);
@@ -120,7 +98,7 @@ fn another_user_is_refused_by_peer_uid() {
 #[test]
 #[ignore = "needs root and a second user; run by scripts/test.sh"]
 fn socket_dir_owned_by_another_user_is_refused() {
-    let (uid, gid) = other_user();
+    let (uid, gid) = other_user("a client");
     let env = TestEnv::new();
     let foreign = env.runtime_dir.join("foreign");
     std::fs::create_dir(&foreign).expect("mkdir");

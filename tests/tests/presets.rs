@@ -9,11 +9,10 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use devenv_e2e::{free_ports, http_get, CmdOutput, RunOpts, TestEnv};
+use devenv_e2e::{free_ports, http_get, other_user, CmdOutput, RunOpts, TestEnv, OTHER_USER};
 
 const DB_PASSWORD: &str = "pg-S3cret \"q\" 1";
 const REDIS_PASSWORD: &str = "redis-S3cret \"x\\y";
-const OTHER_USER: &str = "devenv-test-other";
 
 /// The app: a migration that creates a table through psql, an API that reads it back
 /// through psql and counts hits in redis (speaking RESP itself: no client libraries).
@@ -352,16 +351,7 @@ fn app_with_postgres_and_redis_presets() {
 #[test]
 #[ignore = "needs root to switch to devenv-test-other"]
 fn app_with_presets_as_an_unprivileged_user() {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "this test must run as root (it runs devenv as {OTHER_USER}); run scripts/test.sh"
-    );
-    let user = nix::unistd::User::from_name(OTHER_USER)
-        .expect("look up user")
-        .unwrap_or_else(|| {
-            panic!("user {OTHER_USER} does not exist; create it with scripts/install-test-tools.sh")
-        });
-    let (uid, gid) = (user.uid.as_raw(), user.gid.as_raw());
+    let (uid, gid) = other_user("devenv");
     let env = TestEnv::new();
     let ports = write_project(&env);
     // Everything of this env (home, runtime dir, data dir, project) belongs to the user.
