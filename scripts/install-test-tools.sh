@@ -8,6 +8,8 @@
 #   - PostgreSQL (initdb, postgres, psql) and redis-server (apt-get, only when
 #     missing; their system daemons are not started): the presets' e2e tests
 #   - cargo-fuzz (cargo install --locked, pinned), same cache dir: for scripts/fuzz.sh
+#   - Node.js and npm, protoc (protobuf-compiler): the TypeScript clients' checks
+#     (clients/ts is generated with Debian's protoc)
 # Idempotent: anything already present is left alone.
 set -euo pipefail
 
@@ -47,6 +49,10 @@ command -v setpriv >/dev/null || apt_install util-linux
 command -v useradd >/dev/null || apt_install passwd
 # systemd-socket-activate passes a listening socket the way systemd does (LISTEN_FDS).
 [ -x /usr/bin/systemd-socket-activate ] || [ -x /lib/systemd/systemd-socket-activate ] || apt_install systemd
+
+# --- the TypeScript clients: node + npm, and protoc with the well-known types
+command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm
+{ command -v protoc >/dev/null && [ -f /usr/include/google/protobuf/timestamp.proto ]; } || apt_install protobuf-compiler
 
 # --- PostgreSQL and Redis for the presets' tests. The tests run their own servers:
 # the packages' daemons are kept from starting (policy-rc.d) and no default cluster

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Checks of the TypeScript clients (run by scripts/test.sh; runnable alone):
+#   clients/ts: npm ci, generated code fresh (check-gen), tsc --noEmit, eslint, node --test
+# npm installs come from the npm registry only; each package's .npmrc sets
+# ignore-scripts, so nothing downloads anything at install time.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+root="$(pwd)"
+
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    echo "test-ts: node and npm are needed (Node.js >= 20): install them (scripts/install-test-tools.sh)" >&2
+    exit 1
+fi
+node_major="$(node -p 'process.versions.node.split(".")[0]')"
+if [ "$node_major" -lt 20 ]; then
+    echo "test-ts: Node.js >= 20 needed, found $(node --version)" >&2
+    exit 1
+fi
+
+npm_ci() { (cd "$1" && npm ci --no-audit --no-fund --loglevel=error); }
+
+echo "--- clients/ts"
+npm_ci "$root/clients/ts"
+(cd "$root/clients/ts" && npm run --silent check-gen && npm run --silent typecheck && npm run --silent lint && npm test --silent)
