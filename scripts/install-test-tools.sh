@@ -10,6 +10,10 @@
 #   - cargo-fuzz (cargo install --locked, pinned), same cache dir: for scripts/fuzz.sh
 #   - Node.js and npm, protoc (protobuf-compiler): the TypeScript clients' checks
 #     (clients/ts is generated with Debian's protoc)
+#   - jq: the grpcurl recipes of docs/grpcurl.md build their requests with it
+#   - code-server (VS Code in the browser) and Debian's chromium, for the VS Code
+#     extension's tests: scripts/install-code-server.sh, cached by version in the same
+#     cache dir
 # Idempotent: anything already present is left alone.
 set -euo pipefail
 
@@ -47,6 +51,7 @@ apt_install() {
 command -v python3 >/dev/null || apt_install python3
 command -v setpriv >/dev/null || apt_install util-linux
 command -v useradd >/dev/null || apt_install passwd
+command -v jq >/dev/null || apt_install jq
 # systemd-socket-activate passes a listening socket the way systemd does (LISTEN_FDS).
 [ -x /usr/bin/systemd-socket-activate ] || [ -x /lib/systemd/systemd-socket-activate ] || apt_install systemd
 
@@ -136,6 +141,9 @@ else
     ln -sf "$TOOLS_DIR/cargo-fuzz-$CARGO_FUZZ_VERSION/bin/cargo-fuzz" "$cargo_fuzz_bin"
     echo "$CARGO_FUZZ_VERSION" >"$cargo_fuzz_stamp"
 fi
+
+# --- code-server + chromium for the VS Code extension's tests (editors/vscode)
+DEVENV_TOOLS_DIR="$TOOLS_DIR" bash "$(dirname "$0")/install-code-server.sh"
 
 # --- a second user for the peer-uid test
 if [ "$(id -u)" -eq 0 ]; then
