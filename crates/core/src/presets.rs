@@ -8,10 +8,8 @@
 //! The same names mean the same on Kubernetes (see `kube/render.rs`), so a project
 //! moves between the two without changing its config.
 
+use crate::config::{preset, Command, Preset, Service};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
-
-use crate::config::{Command, Preset, Probe, Readiness, Service};
 
 /// Why a preset cannot run locally. Each names what to do about it.
 #[derive(Debug, thiserror::Error)]
@@ -40,26 +38,7 @@ pub enum PresetError {
 const PG_HINT: &str = "install PostgreSQL (e.g. `apt install postgresql`, `brew install postgresql`) or configure spec.cluster";
 const REDIS_HINT: &str = "install Redis (e.g. `apt install redis-server`, `brew install redis`) or configure spec.cluster";
 
-/// The environment variables of a preset, with the images' defaults: what a config
-/// check, the local runner and the Kubernetes renderer agree on.
-pub mod vars {
-    pub const POSTGRES_USER: &str = "POSTGRES_USER";
-    pub const POSTGRES_PASSWORD: &str = "POSTGRES_PASSWORD";
-    pub const POSTGRES_DB: &str = "POSTGRES_DB";
-    pub const POSTGRES_INITDB_ARGS: &str = "POSTGRES_INITDB_ARGS";
-    pub const POSTGRES_HOST_AUTH_METHOD: &str = "POSTGRES_HOST_AUTH_METHOD";
-    pub const REDIS_PASSWORD: &str = "REDIS_PASSWORD";
-}
-
-/// Whether a postgresql preset with this environment may start: it has a password, or
-/// says that connections need none (the official image's rule).
-pub fn postgres_has_auth(env: &std::collections::BTreeMap<String, String>) -> bool {
-    env.get(vars::POSTGRES_PASSWORD)
-        .is_some_and(|p| !p.is_empty())
-        || env
-            .get(vars::POSTGRES_HOST_AUTH_METHOD)
-            .is_some_and(|m| m == "trust")
-}
+pub use crate::config::preset::{postgres_has_auth, vars};
 
 /// Where a local preset keeps its data: `<env dir>/presets/<service>`.
 pub fn data_dir(env_dir: &Path, service: &str) -> PathBuf {
@@ -116,8 +95,9 @@ pub fn run_as(path_var: Option<&str>) -> Result<Option<RunAs>, PresetError> {
     }))
 }
 
-/// Fills in the command, port, readiness and restart policy a local preset service
-/// runs with. Errors name the missing binary and how to get it.
+/// Fills in the command a local preset service runs with; its port and readiness probe
+/// were filled in when the config was checked (`config::preset`). Errors name the
+/// missing binary and how to get it.
 pub fn localize(svc: &Service, at: &Placement<'_>) -> Result<Service, PresetError> {
     let Some(preset) = svc.preset else {
         return Ok(svc.clone());
@@ -125,39 +105,27 @@ pub fn localize(svc: &Service, at: &Placement<'_>) -> Result<Service, PresetErro
     if svc.command.is_some() {
         return Ok(svc.clone());
     }
-    let mut out = svc.clone();
-    let (port, command, probe) = match preset {
-        Preset::Redis => redis(svc, at)?,
-        Preset::Postgresql => postgres(svc, at)?,
+    let port = svc
+        .ports
+        .first()
+        .copied()
+        .unwrap_or_else(|| preset::default_port(preset));
+    let command = match preset {
+        Preset::Redis => redis(svc, port, at)?,
+        Preset::Postgresql => postgres(svc, port, at)?,
     };
+    let mut out = svc.clone();
     out.command = Some(Command::Shell(command));
-    if out.ports.is_empty() {
-        out.ports = vec![port];
-    }
-    if out.readiness.is_none() {
-        out.readiness = Some(Readiness {
-            probe,
-            initial_delay: Duration::ZERO,
-            period: Duration::from_secs(1),
-            timeout: Duration::from_secs(60),
-            failure_threshold: 3,
-        });
-    }
     Ok(out)
 }
 
-fn redis(svc: &Service, at: &Placement<'_>) -> Result<(u16, String, Probe), PresetError> {
-    let port = svc.ports.first().copied().unwrap_or(6379);
+fn redis(svc: &Service, port: u16, at: &Placement<'_>) -> Result<String, PresetError> {
     let bin = find(&["redis-server"], at.path_var).ok_or(PresetError::MissingBinary {
         binary: "redis-server",
         preset: "redis",
         hint: REDIS_HINT,
     })?;
-    let password = svc
-        .env
-        .get(vars::REDIS_PASSWORD)
-        .filter(|p| !p.is_empty())
-        .cloned();
+    let password = svc.env.get(vars::REDIS_PASSWORD).filter(|p| !p.is_empty());
     // The password goes in on stdin (redis-server's `-` config source), never on the
     // command line where `ps` shows it. Without one, protected mode stays on and the
     // server listens on loopback only.
@@ -171,16 +139,10 @@ fn redis(svc: &Service, at: &Placement<'_>) -> Result<(u16, String, Probe), Pres
         d = q(at.data),
         bin = q(&bin),
     );
-    let probe = Probe::Redis {
-        host: "127.0.0.1".into(),
-        port,
-        password,
-    };
-    Ok((port, command, probe))
+    Ok(command)
 }
 
-fn postgres(svc: &Service, at: &Placement<'_>) -> Result<(u16, String, Probe), PresetError> {
-    let port = svc.ports.first().copied().unwrap_or(5432);
+fn postgres(svc: &Service, port: u16, at: &Placement<'_>) -> Result<String, PresetError> {
     let missing = |binary| PresetError::MissingBinary {
         binary,
         preset: "postgresql",
@@ -310,13 +272,7 @@ fn postgres(svc: &Service, at: &Placement<'_>) -> Result<(u16, String, Probe), P
         "exec {wrap}{pg} -D {pgdata} -p {port} -c listen_addresses=localhost -c unix_socket_directories=''",
         pg = q(&postgres),
     );
-    let probe = Probe::Postgres {
-        host: "127.0.0.1".into(),
-        port,
-        user,
-        database: db,
-    };
-    Ok((port, s, probe))
+    Ok(s)
 }
 
 /// Where an environment's local presets live and how to reach their binaries.
@@ -465,6 +421,7 @@ fn shell_quote(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Probe;
 
     fn place<'a>(data: &'a Path, path_var: Option<&'a str>) -> Placement<'a> {
         Placement {
@@ -508,6 +465,8 @@ mod tests {
         db.env
             .insert("POSTGRES_PASSWORD".into(), "pg-s3cret".into());
         db.env.insert("POSTGRES_DB".into(), "shop".into());
+        db.runtime = crate::config::RuntimeKind::Local;
+        preset::apply(&mut db);
         let out = localize(&db, &place(Path::new("/d/db"), Some(&path_var))).unwrap();
         let Some(Command::Shell(cmd)) = &out.command else {
             panic!("{:?}", out.command)
@@ -529,6 +488,8 @@ mod tests {
         cache
             .env
             .insert("REDIS_PASSWORD".into(), "redis-s3cret".into());
+        cache.runtime = crate::config::RuntimeKind::Local;
+        preset::apply(&mut cache);
         let out = localize(&cache, &place(Path::new("/d/cache"), Some(&path_var))).unwrap();
         let Some(Command::Shell(cmd)) = &out.command else {
             panic!()

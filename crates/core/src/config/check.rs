@@ -350,7 +350,7 @@ pub(crate) fn is_quantity(s: &str) -> bool {
 /// to, and so does the local preset): say so now, not when `up` gets there. On
 /// Kubernetes the password may come from one of the service's secrets.
 fn preset_auth(c: &mut Checker<'_>, services: &[(usize, Service)], secrets: &[Secret]) {
-    use crate::presets::{postgres_has_auth, vars};
+    use super::preset::{postgres_has_auth, vars};
     for (i, svc) in services {
         if svc.preset != Some(Preset::Postgresql) || svc.command.is_some() {
             continue;

@@ -20,6 +20,7 @@ pub mod limits;
 mod lint;
 mod model;
 mod names;
+pub mod preset;
 mod profiles;
 mod raw;
 mod readiness;
@@ -216,6 +217,7 @@ fn load_tree(
     if !errors.is_empty() {
         return Err(finish(errors, &secret_values));
     }
+    preset::apply_all(&mut environment, &mut tree);
     let mut warnings = exposure::secrets_in_argv(&tree, &index);
     warnings.extend(finish(lint::warnings(&environment, &index), &secret_values).0);
 

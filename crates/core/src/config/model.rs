@@ -21,6 +21,16 @@ pub struct Environment {
     pub hooks: Hooks,
 }
 
+impl Service {
+    /// How long one start of this service may take: its readiness deadline, else
+    /// [`DEFAULT_START_DEADLINE`].
+    pub fn start_deadline(&self) -> Duration {
+        self.readiness
+            .as_ref()
+            .map_or(DEFAULT_START_DEADLINE, Readiness::deadline)
+    }
+}
+
 impl Environment {
     pub fn service(&self, name: &str) -> Option<&Service> {
         self.services.iter().find(|s| s.name == name)
@@ -245,6 +255,16 @@ pub struct Readiness {
     /// Consecutive failures after ready before the service is `unhealthy` (default 3).
     pub failure_threshold: u32,
 }
+
+/// How long a service may take to start when it sets no readiness probe: `up` waits
+/// this long for a one-shot task or a local service that keeps restarting, and a
+/// kubernetes workload this long for its rollout. Ten minutes, Kubernetes' own default
+/// `progressDeadlineSeconds`: a rollout the cluster still calls progressing is not
+/// failed earlier by devenv. Failures that need no waiting (an image that can't be
+/// pulled, a crash loop, an unschedulable pod, a process that exits) are reported at
+/// once, so the long deadline only bounds work that is still going on (image pulls
+/// over slow links, migrations, seeds).
+pub const DEFAULT_START_DEADLINE: Duration = Duration::from_secs(600);
 
 impl Readiness {
     /// How long a start may take to become ready: the initial delay plus the

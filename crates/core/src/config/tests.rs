@@ -1101,3 +1101,61 @@ fn profiles_select_like_compose() {
     assert_eq!(e[0].message, "no service has profile `tool`");
     assert_eq!(e[0].hint.as_deref(), Some("did you mean `tools`?"));
 }
+
+#[test]
+fn a_presets_port_and_probe_are_in_the_checked_config_and_in_config_show() {
+    let (dir, _) = project(&format!(
+        "{HEAD}spec:\n  services:\n    - name: db\n      type: postgresql\n      envFile: db.env\n      env: {{ POSTGRES_PASSWORD: s3cret-pw }}\n    - name: cache\n      type: redis\n      ports: [7000]\n      env: {{ REDIS_PASSWORD: r3dis-pw }}\n"
+    ));
+    write(dir.path(), "db.env", "POSTGRES_USER=app\n");
+    let loaded = ok(&req(dir.path()));
+    let db = loaded.environment.service("db").expect("db");
+    assert_eq!(db.ports, vec![5432]);
+    let r = db.readiness.as_ref().expect("the preset's probe");
+    assert_eq!(r.timeout, Duration::from_secs(60));
+    assert!(
+        matches!(&r.probe, Probe::Postgres { port: 5432, user, database, .. } if user == "app" && database == "app"),
+        "the user from the envFile: {:?}",
+        r.probe
+    );
+    let cache = loaded.environment.service("cache").expect("cache");
+    assert!(matches!(
+        cache.readiness.as_ref().map(|r| &r.probe),
+        Some(Probe::Redis { port: 7000, .. })
+    ));
+
+    let shown = |path: &str| {
+        loaded
+            .values
+            .iter()
+            .find(|(p, _, _)| p == path)
+            .map(|(_, v, o)| (v.clone(), o.clone()))
+    };
+    assert_eq!(
+        shown("spec.services[0].ports[0]"),
+        Some(("5432".into(), Origin::Default))
+    );
+    assert_eq!(
+        shown("spec.services[0].readiness.postgres.user"),
+        Some(("app".into(), Origin::Default))
+    );
+    assert_eq!(
+        shown("spec.services[0].readiness.timeoutSeconds"),
+        Some(("60".into(), Origin::Default))
+    );
+    assert!(matches!(
+        shown("spec.services[1].ports[0]"),
+        Some((v, Origin::File { .. })) if v == "7000"
+    ));
+    assert_eq!(
+        shown("spec.services[1].readiness.redis.port"),
+        Some(("7000".into(), Origin::Default))
+    );
+    // The password shows where it was written (env), never in the probe.
+    assert_eq!(
+        loaded.merged_yaml.matches("r3dis-pw").count(),
+        1,
+        "{}",
+        loaded.merged_yaml
+    );
+}

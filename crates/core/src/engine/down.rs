@@ -12,8 +12,8 @@ use super::error::{DownError, EngineError, UnknownService};
 use super::graph;
 use super::runtime::EnvRuntime;
 use super::supervisor::{Ctl, Supervisor};
-use super::up::{satisfied, NO_PROBE_LIMIT};
-use crate::config::{Environment, Readiness, RuntimeKind, Service};
+use super::up::satisfied;
+use crate::config::{Environment, RuntimeKind, Service};
 use crate::status::{ServiceState, ServiceStatus};
 
 /// What `devenv down` did.
@@ -237,11 +237,7 @@ impl EnvRuntime {
                 .shared
                 .status_of(name)
                 .map(|s| (s.restarts, s.pid, s.since));
-            let limit = svc
-                .readiness
-                .as_ref()
-                .map(Readiness::deadline)
-                .unwrap_or(NO_PROBE_LIMIT);
+            let limit = svc.start_deadline();
             if let Some(rx) = self.shared.watch_of(name) {
                 waits.push((svc.oneshot, before, rx, limit));
             }

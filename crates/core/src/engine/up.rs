@@ -13,12 +13,8 @@ use super::graph;
 use super::kuberun::KubeRun;
 use super::runtime::EnvRuntime;
 use super::supervisor::{Ctl, Supervisor};
-use crate::config::{Environment, Readiness, RuntimeKind, Service};
+use crate::config::{Environment, RuntimeKind, Service};
 use crate::status::{ServiceState, ServiceStatus};
-
-/// How long `up` waits for a service without a readiness probe (a oneshot, or one
-/// restarting before it ever started) before it reports it as failed.
-pub(super) const NO_PROBE_LIMIT: Duration = Duration::from_secs(600);
 
 /// How long `up` waits for the file watcher to be set up before it reports.
 const WATCH_SETUP_LIMIT: Duration = Duration::from_secs(10);
@@ -340,12 +336,7 @@ impl EnvRuntime {
         };
         // A crash-looping service gets a fresh probe deadline on every restart; `up`
         // gives up after one readiness timeout (plus the last backoff) all the same.
-        let limit = svc
-            .readiness
-            .as_ref()
-            .map(Readiness::deadline)
-            .unwrap_or(NO_PROBE_LIMIT)
-            + Duration::from_secs(1);
+        let limit = svc.start_deadline() + Duration::from_secs(1);
         let waited: Option<Result<ServiceStatus, StartError>> = match tokio::time::timeout(
             limit,
             rx.wait_for(|s| {

@@ -6,20 +6,20 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 
 use super::{labels, ENV_LABEL, MANAGED_BY, MANAGED_BY_VALUE, SERVICE_LABEL};
+use crate::config::preset::{self, vars};
 use crate::config::{Command, Environment, Preset, Probe, Readiness, Service};
-use crate::presets::vars;
 
 /// Annotation on the pod template changed by `devenv restart` (like `kubectl rollout
 /// restart`).
 pub const RESTARTED_AT: &str = "devenv.dev/restartedAt";
 
-/// What a preset brings: image, port, environment, data directory. Its environment
+/// What a preset brings on Kubernetes: image, environment, data directory (its port and
+/// probe are the config's, `config::preset`). Its environment
 /// contract (POSTGRES_*, REDIS_PASSWORD) is the one the local preset honours too
 /// (`crate::presets`): the image reads POSTGRES_*; REDIS_PASSWORD becomes
 /// `--requirepass` here, as locally.
 struct PresetSpec {
     image: &'static str,
-    port: u16,
     env: &'static [(&'static str, &'static str)],
     data_dir: &'static str,
 }
@@ -28,7 +28,6 @@ fn preset_spec(p: Preset) -> PresetSpec {
     match p {
         Preset::Postgresql => PresetSpec {
             image: "postgres:16",
-            port: 5432,
             // No default user, password or database: the image's own defaults
             // (postgres, none -> refuse to start, the user's name) are the contract,
             // and the config check insists on a password.
@@ -37,7 +36,6 @@ fn preset_spec(p: Preset) -> PresetSpec {
         },
         Preset::Redis => PresetSpec {
             image: "redis:7",
-            port: 6379,
             env: &[],
             data_dir: "/data",
         },
@@ -84,41 +82,6 @@ fn redis_ping(port: u16) -> String {
     )
 }
 
-/// The preset's readiness on Kubernetes: the same protocol checks as locally, through
-/// the image's own clients.
-fn preset_probe(svc: &Service, port: u16) -> Option<Value> {
-    let var = |k: &str, default: &str| {
-        svc.env
-            .get(k)
-            .filter(|v| !v.is_empty())
-            .cloned()
-            .unwrap_or_else(|| default.to_owned())
-    };
-    let command: Vec<String> = match svc.preset? {
-        Preset::Postgresql => {
-            let user = var(vars::POSTGRES_USER, "postgres");
-            let db = var(vars::POSTGRES_DB, &user);
-            [
-                "pg_isready",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-                "-U",
-                &user,
-                "-d",
-                &db,
-            ]
-            .map(String::from)
-            .to_vec()
-        }
-        Preset::Redis => vec!["sh".into(), "-c".into(), redis_ping(port)],
-    };
-    Some(
-        json!({ "exec": { "command": command }, "periodSeconds": 1, "failureThreshold": 3, "timeoutSeconds": 5 }),
-    )
-}
-
 /// The image a service runs: its own `image`, else the preset's.
 pub fn image_of(svc: &Service) -> Option<String> {
     svc.image
@@ -132,7 +95,7 @@ pub fn ports_of(svc: &Service) -> Vec<u16> {
         return svc.ports.clone();
     }
     svc.preset
-        .map(|p| vec![preset_spec(p).port])
+        .map(|p| vec![preset::default_port(p)])
         .unwrap_or_default()
 }
 
@@ -224,12 +187,8 @@ pub fn objects(env: &Environment, svc: &Service, image: &str) -> Vec<Value> {
     if let Some(r) = &svc.resources {
         container["resources"] = json!({ "requests": r.requests, "limits": r.limits });
     }
-    let probe = svc
-        .readiness
-        .as_ref()
-        .and_then(readiness_probe)
-        .or_else(|| preset_probe(svc, ports.first().copied().unwrap_or(0)));
-    if let Some(p) = probe {
+    // A preset's probe was filled in when the config was checked (`config::preset`).
+    if let Some(p) = svc.readiness.as_ref().and_then(readiness_probe) {
         container["readinessProbe"] = p;
     }
 
@@ -294,6 +253,7 @@ fn readiness_probe(r: &Readiness) -> Option<Value> {
             Command::Exec(v) => v.clone(),
         } } }),
         Probe::Log { .. } => return None,
+        // The preset's probes, through the image's own clients; one check may take 5 s.
         Probe::Postgres {
             port,
             user,
@@ -301,10 +261,10 @@ fn readiness_probe(r: &Readiness) -> Option<Value> {
             ..
         } => json!({ "exec": { "command": [
             "pg_isready", "-h", "127.0.0.1", "-p", port.to_string(), "-U", user, "-d", database
-        ] } }),
+        ] }, "timeoutSeconds": 5 }),
         Probe::Redis { port, .. } => json!({ "exec": { "command": [
             "sh", "-c", redis_ping(*port)
-        ] } }),
+        ] }, "timeoutSeconds": 5 }),
     };
     p["initialDelaySeconds"] = json!(r.initial_delay.as_secs());
     p["periodSeconds"] = json!(r.period.as_secs().max(1));
@@ -374,6 +334,7 @@ mod tests {
     fn presets_bring_image_probe_and_data_claim() {
         let mut svc = Service::test("cache");
         svc.preset = Some(Preset::Redis);
+        preset::apply(&mut svc);
         let env = env_with(svc.clone());
         let image = image_of(&svc).unwrap();
         assert_eq!(image, "redis:7");
@@ -407,6 +368,7 @@ mod tests {
         db.preset = Some(Preset::Postgresql);
         db.env.insert("POSTGRES_USER".into(), "app".into());
         db.env.insert("POSTGRES_PASSWORD".into(), "pw".into());
+        preset::apply(&mut db);
         let objs = objects(&env_with(db.clone()), &db, "postgres:16");
         let c = &objs[1]["spec"]["template"]["spec"]["containers"][0];
         let env: Vec<&str> = c["env"]

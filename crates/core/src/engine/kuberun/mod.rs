@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
@@ -24,8 +24,6 @@ use crate::kube::{podlogs, render, selector, KubeEnv};
 use crate::logs::Stream;
 use crate::status::ServiceState;
 
-/// Readiness deadline when the service sets none: image pulls can be slow.
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 const FAILURE_LINES: i64 = 10;
 
 pub(in crate::engine) struct KubeRun {
@@ -150,13 +148,7 @@ impl KubeRun {
                 .collect();
             let mut rxs: Vec<watch::Receiver<Health>> =
                 watches.iter().map(|(rx, _)| rx.clone()).collect();
-            let deadline = Instant::now()
-                + self
-                    .svc
-                    .readiness
-                    .as_ref()
-                    .map(crate::config::Readiness::deadline)
-                    .unwrap_or(DEFAULT_TIMEOUT);
+            let deadline = Instant::now() + self.svc.start_deadline();
             let waited = self.wait_ready(&mut rxs, deadline).await;
             match waited {
                 Waited::Ready => {
