@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::SystemTime;
 
 use devenv_api::pb;
-use devenv_core::config::{ConfigError, ConfigErrors};
+use devenv_core::config::{ConfigError, ConfigErrors, Environment};
 use devenv_core::engine::{EngineError, EnvRequest};
 use devenv_core::kube::forward::{ForwardState, ForwardStatus};
 use devenv_core::kube::KubeError;
@@ -134,7 +134,18 @@ pub fn service_status(s: &ServiceStatus) -> pb::ServiceStatus {
         since: Some(timestamp(s.since)),
         last_lines: s.last_lines.clone(),
         dev: s.dev,
+        dependencies: Vec::new(),
     }
+}
+
+/// A status with the service's dependencies from `config` (the environment's loaded
+/// config), for clients that draw the graph.
+pub fn service_status_in(s: &ServiceStatus, config: Option<&Environment>) -> pb::ServiceStatus {
+    let mut out = service_status(s);
+    if let Some(svc) = config.and_then(|c| c.service(&s.name)) {
+        out.dependencies = svc.dependencies.clone();
+    }
+    out
 }
 
 pub fn log_entry(l: &LogLine) -> pb::LogEntry {

@@ -125,7 +125,13 @@ impl EnvironmentService for Environments {
         Ok(Response::new(pb::StatusResponse {
             environment: rt.name().to_owned(),
             project: rt.project_dir.display().to_string(),
-            services: rt.statuses().iter().map(convert::service_status).collect(),
+            services: {
+                let config = rt.config();
+                rt.statuses()
+                    .iter()
+                    .map(|s| convert::service_status_in(s, config.as_deref()))
+                    .collect()
+            },
         }))
     }
 
@@ -140,8 +146,10 @@ impl EnvironmentService for Environments {
         let (snapshot, mut events) = rt.watch();
         let (tx, rx) = mpsc::channel(256);
         tokio::spawn(async move {
+            let config = rt.config();
             for s in &snapshot {
-                if tx.send(Ok(convert::service_status(s))).await.is_err() {
+                let s = convert::service_status_in(s, config.as_deref());
+                if tx.send(Ok(s)).await.is_err() {
                     return;
                 }
             }
@@ -153,8 +161,11 @@ impl EnvironmentService for Environments {
                     Err(broadcast::error::RecvError::Lagged(_)) => rt.statuses(),
                     Err(broadcast::error::RecvError::Closed) => return,
                 };
+                // A later `up` may have loaded a changed config.
+                let config = rt.config();
                 for s in &batch {
-                    if tx.send(Ok(convert::service_status(s))).await.is_err() {
+                    let s = convert::service_status_in(s, config.as_deref());
+                    if tx.send(Ok(s)).await.is_err() {
                         return;
                     }
                 }

@@ -327,6 +327,13 @@ export interface ServiceStatus {
      * @generated from protobuf field: bool dev = 12
      */
     dev: boolean;
+    /**
+     * The services it depends on (its config's `dependencies`), for graph views.
+     * Filled by Status and Watch; empty before the environment's config was loaded.
+     *
+     * @generated from protobuf field: repeated string dependencies = 13
+     */
+    dependencies: string[];
 }
 /**
  * @generated from protobuf message devenv.v1.UpEvent
@@ -1885,7 +1892,8 @@ class ServiceStatus$Type extends MessageType<ServiceStatus> {
             { no: 9, name: "exit_code", kind: "scalar", opt: true, T: 5 /*ScalarType.INT32*/ },
             { no: 10, name: "since", kind: "message", T: () => Timestamp },
             { no: 11, name: "last_lines", kind: "scalar", repeat: 2 /*RepeatType.UNPACKED*/, T: 9 /*ScalarType.STRING*/ },
-            { no: 12, name: "dev", kind: "scalar", T: 8 /*ScalarType.BOOL*/ }
+            { no: 12, name: "dev", kind: "scalar", T: 8 /*ScalarType.BOOL*/ },
+            { no: 13, name: "dependencies", kind: "scalar", repeat: 2 /*RepeatType.UNPACKED*/, T: 9 /*ScalarType.STRING*/ }
         ]);
     }
     create(value?: PartialMessage<ServiceStatus>): ServiceStatus {
@@ -1900,6 +1908,7 @@ class ServiceStatus$Type extends MessageType<ServiceStatus> {
         message.message = "";
         message.lastLines = [];
         message.dev = false;
+        message.dependencies = [];
         if (value !== undefined)
             reflectionMergePartial<ServiceStatus>(this, message, value);
         return message;
@@ -1948,6 +1957,9 @@ class ServiceStatus$Type extends MessageType<ServiceStatus> {
                     break;
                 case /* bool dev */ 12:
                     message.dev = reader.bool();
+                    break;
+                case /* repeated string dependencies */ 13:
+                    message.dependencies.push(reader.string());
                     break;
                 default:
                     let u = options.readUnknownField;
@@ -2001,6 +2013,9 @@ class ServiceStatus$Type extends MessageType<ServiceStatus> {
         /* bool dev = 12; */
         if (message.dev !== false)
             writer.tag(12, WireType.Varint).bool(message.dev);
+        /* repeated string dependencies = 13; */
+        for (let i = 0; i < message.dependencies.length; i++)
+            writer.tag(13, WireType.LengthDelimited).string(message.dependencies[i]);
         let u = options.writeUnknownFields;
         if (u !== false)
             (u == true ? UnknownFieldHandler.onWrite : u)(this.typeName, message, writer);

@@ -1,0 +1,280 @@
+// The logs panel: one LogService.Stream at a time (merged or one service, with the
+// filter evaluated by the daemon over everything it retained), a bounded buffer,
+// the virtualized view, and the toolbar (filter, service, since, follow, pause,
+// timestamps, clear, download). A stream that breaks is resumed from the last
+// line's time, without duplicating lines that share that timestamp.
+import { LogStream, logStreamName, type EnvironmentRef, type LogEntry, type LogRequest, Timestamp } from "@devenv/api";
+import { describe, isAbort, isAborted, type Api } from "./api";
+import { stripAnsi } from "./ansi";
+import type { Backoff } from "./backoff";
+import type { Connection } from "./connection";
+import { h } from "./dom";
+import { parseFilter, parseSince } from "./filter";
+import { EntryKind, LogBuffer, type Entry } from "./logbuffer";
+import { formatTime, LogView } from "./logview";
+
+/** Lines the page keeps; older ones are counted and searchable on the server. */
+export const BUFFER_LINES = 50_000;
+/** Lines asked for when the stream opens without a filter (the newest of them). */
+export const INITIAL_TAIL = 5_000;
+
+interface Cursor {
+  /** Timestamp of the newest line received, as seconds and nanos. */
+  seconds: number;
+  nanos: number;
+  /** service + line of the lines received at exactly that time. */
+  keys: Set<string>;
+}
+
+export class LogsPanel {
+  readonly el: HTMLElement;
+  readonly buffer = new LogBuffer(BUFFER_LINES);
+  readonly view: LogView;
+  private env: EnvironmentRef | null = null;
+  private abort: AbortController | null = null;
+  private cursor: Cursor | null = null;
+  private pendingRender = false;
+  private services: string[] = [];
+
+  private readonly filterInput: HTMLInputElement;
+  private readonly filterError: HTMLSpanElement;
+  private readonly serviceSelect: HTMLSelectElement;
+  private readonly sinceInput: HTMLInputElement;
+  private readonly followBox: HTMLInputElement;
+  private readonly timeBox: HTMLInputElement;
+  private readonly pauseButton: HTMLButtonElement;
+  private readonly status: HTMLSpanElement;
+  private paused = false;
+  private received = 0;
+
+  constructor(
+    private readonly api: Api,
+    private readonly conn: Connection,
+    private readonly backoff: Backoff,
+  ) {
+    this.view = new LogView(this.buffer, {
+      showTime: () => this.timeBox.checked,
+      onFollowChange: (follow) => {
+        this.followBox.checked = follow;
+      },
+    });
+    this.filterInput = h("input", {
+      class: "log-filter",
+      attrs: { type: "search", placeholder: "filter: text or /regex/ (searched on the daemon)", "aria-label": "log filter" },
+      on: { keydown: (e) => { if (e.key === "Enter") this.restart(); } },
+    });
+    this.filterError = h("span", { class: "error-text" });
+    this.serviceSelect = h("select", { attrs: { "aria-label": "log service" }, on: { change: () => { this.restart(); } } });
+    this.sinceInput = h("input", {
+      class: "log-since",
+      attrs: { type: "text", placeholder: "since: 10m, 2h", "aria-label": "logs since" },
+      on: { keydown: (e) => { if (e.key === "Enter") this.restart(); } },
+    });
+    this.followBox = h("input", {
+      attrs: { type: "checkbox", checked: "" },
+      on: { change: () => { this.view.setFollow(this.followBox.checked); } },
+    });
+    this.timeBox = h("input", {
+      attrs: { type: "checkbox", checked: "" },
+      on: { change: () => { this.view.reset(); } },
+    });
+    this.pauseButton = h("button", { attrs: { type: "button" }, on: { click: () => { this.togglePause(); } } }, "Pause");
+    this.status = h("span", { class: "log-status" });
+    const toolbar = h(
+      "div",
+      { class: "toolbar" },
+      this.filterInput,
+      h("button", { attrs: { type: "button" }, on: { click: () => { this.restart(); } } }, "Search"),
+      this.serviceSelect,
+      this.sinceInput,
+      h("label", null, this.followBox, " follow"),
+      this.pauseButton,
+      h("label", null, this.timeBox, " time"),
+      h("button", { attrs: { type: "button" }, on: { click: () => { this.clear(); } } }, "Clear"),
+      h("button", { attrs: { type: "button" }, on: { click: () => { this.download(); } } }, "Download"),
+      this.status,
+      this.filterError,
+    );
+    this.el = h("section", { class: "logs", attrs: { "aria-label": "logs" } }, toolbar, this.view.droppedNote, this.view.el);
+    this.setServices([]);
+  }
+
+  /** Shows the logs of another environment (or none). */
+  setEnvironment(env: EnvironmentRef | null): void {
+    this.env = env;
+    this.restart();
+  }
+
+  /** The service names for the service picker. */
+  setServices(names: string[]): void {
+    if (names.length === this.services.length && names.every((n, i) => n === this.services[i])) return;
+    this.services = [...names];
+    const current = this.serviceSelect.value;
+    this.serviceSelect.replaceChildren(
+      h("option", { attrs: { value: "" } }, "all services"),
+      ...names.map((n) => h("option", { attrs: { value: n } }, n)),
+    );
+    this.serviceSelect.value = names.includes(current) ? current : "";
+  }
+
+  /** Per-service logs (the services table's "logs" button). */
+  showService(name: string): void {
+    this.serviceSelect.value = name;
+    this.restart();
+  }
+
+  /** Sets the filter box and runs the search (used by tests and the URL). */
+  search(text: string): void {
+    this.filterInput.value = text;
+    this.restart();
+  }
+
+  private togglePause(): void {
+    this.paused = !this.paused;
+    this.pauseButton.textContent = this.paused ? "Resume" : "Pause";
+    this.pauseButton.classList.toggle("active", this.paused);
+    this.view.setPaused(this.paused);
+    if (!this.paused && this.followBox.checked) this.view.setFollow(true);
+  }
+
+  private clear(): void {
+    this.buffer.clear();
+    this.view.reset();
+  }
+
+  private download(): void {
+    const lines: string[] = [];
+    for (const e of this.buffer.entries()) {
+      if (e.kind === EntryKind.Line) {
+        lines.push(`${new Date(e.time).toISOString()} ${e.service} ${logStreamName(e.stream)} ${stripAnsi(e.text)}`);
+      } else if (e.kind === EntryKind.Skipped) {
+        lines.push(`# ${String(e.count)} lines skipped`);
+      }
+    }
+    const blob = new Blob([lines.join("\n") + "\n"], { type: "text/plain" });
+    const url = URL.createObjectURL(blob);
+    const a = h("a", { attrs: { href: url, download: `devenv-logs-${new Date().toISOString().replace(/[:.]/g, "-")}.txt` } });
+    document.body.appendChild(a);
+    a.click();
+    a.remove();
+    setTimeout(() => { URL.revokeObjectURL(url); }, 10_000);
+  }
+
+  /** Opens the stream again with the toolbar's current filter, from scratch. */
+  restart(): void {
+    this.abort?.abort();
+    this.abort = null;
+    this.buffer.clear();
+    this.cursor = null;
+    this.received = 0;
+    this.view.reset();
+    this.filterError.textContent = "";
+    const env = this.env;
+    if (!env) {
+      this.status.textContent = "";
+      return;
+    }
+    const filter = parseFilter(this.filterInput.value);
+    const since = parseSince(this.sinceInput.value, Date.now());
+    if (filter.error !== undefined || since.error !== undefined) {
+      this.filterError.textContent = filter.error ?? since.error ?? "";
+      return;
+    }
+    const service = this.serviceSelect.value;
+    const base: LogRequest = {
+      environment: env,
+      services: service === "" ? [] : [service],
+      follow: true,
+      // With a filter or a since, everything the daemon retained that matches (the
+      // page keeps the newest BUFFER_LINES); without, the newest INITIAL_TAIL.
+      tail: filter.grep !== "" || since.at !== undefined ? 0 : INITIAL_TAIL,
+      grep: filter.grep,
+      since: since.at !== undefined ? Timestamp.fromDate(new Date(since.at)) : undefined,
+    };
+    const abort = new AbortController();
+    this.abort = abort;
+    void this.run(base, abort.signal);
+  }
+
+  private async run(base: LogRequest, signal: AbortSignal): Promise<void> {
+    let first = true;
+    while (!signal.aborted) {
+      const req: LogRequest = first || !this.cursor
+        ? base
+        : { ...base, tail: 0, since: { seconds: this.cursor.seconds, nanos: this.cursor.nanos } };
+      this.status.textContent = first ? "loading\u2026" : "reconnecting\u2026";
+      try {
+        const call = this.api.logs.stream(req, { abort: signal });
+        let opened = false;
+        for await (const entry of call.responses) {
+          if (!opened) {
+            opened = true;
+            this.status.textContent = "";
+            if (!first) this.note("reconnected: lines since the last one shown follow");
+            first = false;
+            this.backoff.reset();
+          }
+          this.add(entry);
+        }
+        await call.status;
+        if (!opened) {
+          this.status.textContent = "";
+          first = false;
+        }
+        if (isAborted(signal)) return;
+        // A follow stream that ends: the daemon went away or the environment is gone.
+        this.note("log stream ended; reconnecting");
+      } catch (e) {
+        if (isAborted(signal) || isAbort(e)) return;
+        this.conn.lost(e);
+        this.status.textContent = `logs: ${describe(e)}`;
+      }
+      first = first && this.received === 0;
+      await this.backoff.wait(signal);
+    }
+  }
+
+  private add(e: LogEntry): void {
+    const ts = e.time ?? { seconds: 0, nanos: 0 };
+    const seconds = ts.seconds;
+    const nanos = ts.nanos;
+    const key = `${e.service}\u0000${e.line}`;
+    const c = this.cursor;
+    if (e.missed > 0) {
+      this.push({ kind: EntryKind.Skipped, time: Date.now(), service: e.service, stream: LogStream.SYSTEM, text: "", count: e.missed });
+      return;
+    }
+    if (c) {
+      const cmp = seconds - c.seconds || nanos - c.nanos;
+      if (cmp < 0 || (cmp === 0 && c.keys.has(key))) return; // seen before a reconnect
+      if (cmp === 0) c.keys.add(key);
+      else this.cursor = { seconds, nanos, keys: new Set([key]) };
+    } else {
+      this.cursor = { seconds, nanos, keys: new Set([key]) };
+    }
+    this.received++;
+    this.push({
+      kind: EntryKind.Line,
+      time: seconds * 1000 + Math.floor(nanos / 1e6),
+      service: e.service,
+      stream: e.stream,
+      text: e.line,
+      count: 0,
+    });
+  }
+
+  private note(text: string): void {
+    this.push({ kind: EntryKind.Note, time: Date.now(), service: "", stream: LogStream.SYSTEM, text: `${formatTime(Date.now())} ${text}`, count: 0 });
+  }
+
+  private push(entry: Entry): void {
+    this.buffer.push(entry);
+    if (!this.pendingRender) {
+      this.pendingRender = true;
+      queueMicrotask(() => {
+        this.pendingRender = false;
+        this.view.schedule();
+      });
+    }
+  }
+}

@@ -1,0 +1,230 @@
+// The virtualized log list: only the rows in (and just around) the viewport exist
+// in the DOM, positioned over a spacer as tall as all kept lines, so 50,000 lines
+// scroll like 50. Rows are fixed height (no wrapping; long lines scroll sideways)
+// and recycled; a row's content is rebuilt only when it shows another entry.
+import { LogStream } from "@devenv/api";
+import { parseAnsi, type Segment } from "./ansi";
+import { h, nameColor } from "./dom";
+import { EntryKind, type Entry, type LogBuffer } from "./logbuffer";
+
+export const ROW_HEIGHT = 18;
+const OVERSCAN = 20;
+
+const STREAM_CLASS: Readonly<Record<LogStream, string>> = {
+  [LogStream.UNSPECIFIED]: "",
+  [LogStream.STDOUT]: "s-out",
+  [LogStream.STDERR]: "s-err",
+  [LogStream.SYSTEM]: "s-sys",
+};
+
+interface PooledRow {
+  el: HTMLDivElement;
+  /** The entry it shows (-1: none). */
+  seq: number;
+  /** The position it is placed at (-1: none). */
+  idx: number;
+}
+
+export interface LogViewOptions {
+  showTime: () => boolean;
+  /** Called when the user scrolls away from the bottom (follow off) or back to it (on). */
+  onFollowChange: (follow: boolean) => void;
+}
+
+export class LogView {
+  readonly el: HTMLDivElement;
+  private readonly spacer: HTMLDivElement;
+  private readonly header: HTMLDivElement;
+  private pool: PooledRow[] = [];
+  private scheduled = false;
+  private follow = true;
+  /** Sequence number of the entry shown in row 0 of the spacer. */
+  private baseSeq = 0;
+  /** Last sequence number shown + 1 (the end while following; frozen while paused). */
+  private endSeq = 0;
+  private paused = false;
+  private programmaticScroll = false;
+  private rowsBuilt = 0;
+
+  constructor(
+    private readonly buffer: LogBuffer,
+    private readonly opts: LogViewOptions,
+  ) {
+    this.header = h("div", { class: "log-dropped", attrs: { hidden: "" } });
+    this.spacer = h("div", { class: "log-spacer" });
+    this.el = h("div", { class: "log-scroll", attrs: { tabindex: "0", role: "log", "aria-live": "off" } }, this.spacer);
+    this.el.addEventListener("scroll", () => {
+      this.onScroll();
+    });
+  }
+
+  /** A note above the list when lines fell off the page's buffer. */
+  get droppedNote(): HTMLDivElement {
+    return this.header;
+  }
+
+  /** Rows built from scratch since the page loaded (for the benchmark). */
+  get rowBuilds(): number {
+    return this.rowsBuilt;
+  }
+
+  setFollow(on: boolean): void {
+    this.follow = on;
+    if (on) {
+      this.paused = false;
+      this.schedule();
+    }
+  }
+
+  setPaused(on: boolean): void {
+    this.paused = on;
+    if (!on) this.schedule();
+  }
+
+  /** Everything changed (cleared, new filter): redraw from the buffer. */
+  reset(): void {
+    for (const r of this.pool) r.seq = -1;
+    this.baseSeq = this.buffer.first;
+    this.endSeq = this.buffer.end;
+    this.schedule();
+  }
+
+  /** New entries arrived (or old ones fell off): redraw on the next frame. */
+  schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    requestAnimationFrame(() => {
+      this.scheduled = false;
+      this.render();
+    });
+  }
+
+  private onScroll(): void {
+    if (this.programmaticScroll) {
+      this.programmaticScroll = false;
+    } else {
+      const atBottom = this.el.scrollTop + this.el.clientHeight >= this.el.scrollHeight - ROW_HEIGHT;
+      if (atBottom !== this.follow && !this.paused) {
+        this.follow = atBottom;
+        this.opts.onFollowChange(atBottom);
+      }
+    }
+    this.schedule();
+  }
+
+  render(): void {
+    const buf = this.buffer;
+    if (!this.paused) this.endSeq = buf.end;
+    // Lines that fell off the front: keep what the user looks at in place.
+    if (buf.first > this.baseSeq) {
+      const gone = buf.first - this.baseSeq;
+      this.baseSeq = buf.first;
+      if (!this.follow) {
+        this.programmaticScroll = true;
+        this.el.scrollTop = Math.max(0, this.el.scrollTop - gone * ROW_HEIGHT);
+      }
+    }
+    const count = Math.max(0, this.endSeq - this.baseSeq);
+    const height = count * ROW_HEIGHT;
+    if (this.spacer.style.height !== `${String(height)}px`) this.spacer.style.height = `${String(height)}px`;
+    if (this.follow && !this.paused) {
+      const target = Math.max(0, height - this.el.clientHeight);
+      if (Math.abs(this.el.scrollTop - target) > 1) {
+        this.programmaticScroll = true;
+        this.el.scrollTop = target;
+      }
+    }
+
+    const first = Math.max(0, Math.floor(this.el.scrollTop / ROW_HEIGHT) - OVERSCAN);
+    const visible = Math.ceil(this.el.clientHeight / ROW_HEIGHT) + 2 * OVERSCAN;
+    const last = Math.min(count, first + visible);
+    const needed = Math.max(0, last - first);
+    while (this.pool.length < needed) {
+      const el = h("div", { class: "log-row" });
+      this.spacer.appendChild(el);
+      this.pool.push({ el, seq: -1, idx: -1 });
+    }
+    for (const [i, row] of this.pool.entries()) {
+      const idx = first + i;
+      if (idx >= last) {
+        if (!row.el.hidden) row.el.hidden = true;
+        row.seq = -1;
+        row.idx = -1;
+        continue;
+      }
+      const seq = this.baseSeq + idx;
+      if (row.el.hidden) row.el.hidden = false;
+      if (row.idx !== idx) {
+        row.idx = idx;
+        row.el.style.transform = `translateY(${String(idx * ROW_HEIGHT)}px)`;
+      }
+      if (row.seq !== seq) {
+        row.seq = seq;
+        this.fill(row.el, buf.at(seq));
+      }
+    }
+    const dropped = buf.evicted;
+    if (dropped > 0) {
+      this.header.hidden = false;
+      this.header.textContent = `${dropped.toLocaleString("en-US")} older lines are no longer kept in this page (it keeps the last ${buf.capacity.toLocaleString("en-US")}); the filter searches everything the daemon retained.`;
+    } else if (!this.header.hidden) {
+      this.header.hidden = true;
+    }
+  }
+
+  private fill(el: HTMLDivElement, e: Entry | undefined): void {
+    this.rowsBuilt++;
+    el.replaceChildren();
+    if (!e) {
+      el.className = "log-row";
+      return;
+    }
+    if (e.kind === EntryKind.Skipped) {
+      el.className = "log-row log-marker";
+      el.textContent = `\u22ef ${e.count.toLocaleString("en-US")} lines skipped: this page read too slowly and the daemon dropped them (search or download to see all)`;
+      return;
+    }
+    if (e.kind === EntryKind.Note) {
+      el.className = "log-row log-note";
+      el.textContent = `\u2014 ${e.text}`;
+      return;
+    }
+    el.className = `log-row ${STREAM_CLASS[e.stream]}`;
+    if (this.opts.showTime()) el.appendChild(h("span", { class: "log-time" }, formatTime(e.time)));
+    const svc = h("span", { class: "log-svc", title: e.service }, e.service);
+    svc.style.color = nameColor(e.service);
+    el.appendChild(svc);
+    const text = h("span", { class: "log-text" });
+    for (const seg of parseAnsi(e.text)) text.appendChild(segmentNode(seg));
+    el.appendChild(text);
+  }
+}
+
+function segmentNode(seg: Segment): Node {
+  const s = seg.style;
+  if (s.fg === undefined && s.bg === undefined && !s.bold && !s.dim && !s.italic && !s.underline && !s.inverse) {
+    return document.createTextNode(seg.text);
+  }
+  const span = document.createElement("span");
+  span.textContent = seg.text;
+  const classes: string[] = [];
+  let fg = s.fg;
+  let bg = s.bg;
+  if (s.inverse) [fg, bg] = [bg ?? 0, fg ?? 7];
+  if (typeof fg === "number") classes.push(`fg${String(fg)}`);
+  else if (fg !== undefined) span.style.color = fg;
+  if (typeof bg === "number") classes.push(`bg${String(bg)}`);
+  else if (bg !== undefined) span.style.backgroundColor = bg;
+  if (s.bold) classes.push("b");
+  if (s.dim) classes.push("dim");
+  if (s.italic) classes.push("i");
+  if (s.underline) classes.push("u");
+  span.className = classes.join(" ");
+  return span;
+}
+
+export function formatTime(ms: number): string {
+  const d = new Date(ms);
+  const p = (n: number, w = 2): string => String(n).padStart(w, "0");
+  return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}`;
+}

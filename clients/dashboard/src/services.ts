@@ -1,0 +1,204 @@
+// The services table, fed by the Watch stream: a snapshot, then one ServiceStatus
+// per change. Each service has one row whose cells are updated in place, only where
+// a value changed, so a change costs a few text nodes however many services exist.
+import { ServiceState, stateStyle, type ServiceStatus } from "@devenv/api";
+import { h, replaceChildren, setText } from "./dom";
+
+export interface ServiceActions {
+  restart(name: string): void;
+  toggleDev(name: string): void;
+  showLogs(name: string): void;
+  /** Whether this page holds a dev session for the service (a Dev stream it opened). */
+  holdsDev(name: string): boolean;
+}
+
+interface Row {
+  tr: HTMLTableRowElement;
+  state: HTMLTableCellElement;
+  runtime: HTMLTableCellElement;
+  since: HTMLTableCellElement;
+  ports: HTMLTableCellElement;
+  restarts: HTMLTableCellElement;
+  exit: HTMLTableCellElement;
+  message: HTMLTableCellElement;
+  dev: HTMLTableCellElement;
+  devButton: HTMLButtonElement;
+  last: ServiceStatus | null;
+  sinceMs: number;
+}
+
+/** Latencies from a state change in the daemon to the row showing it (ms), newest last. */
+export const changeLatencies: number[] = [];
+const MAX_SAMPLES = 10_000;
+
+export class ServicesView {
+  readonly el: HTMLTableElement;
+  private readonly body: HTMLTableSectionElement;
+  private readonly rows = new Map<string, Row>();
+
+  constructor(private readonly actions: ServiceActions) {
+    this.body = h("tbody");
+    this.el = h(
+      "table",
+      { class: "services" },
+      h(
+        "thead",
+        null,
+        h(
+          "tr",
+          null,
+          h("th", null, "state"),
+          h("th", null, "service"),
+          h("th", null, "runtime"),
+          h("th", null, "since"),
+          h("th", null, "ports"),
+          h("th", { title: "restarts" }, "restarts"),
+          h("th", { title: "exit code of the last run" }, "exit"),
+          h("th", null, "message"),
+          h("th", null, "dev"),
+          h("th", null, ""),
+        ),
+      ),
+      this.body,
+    );
+  }
+
+  names(): string[] {
+    return [...this.rows.keys()];
+  }
+
+  statuses(): ServiceStatus[] {
+    return [...this.rows.values()].flatMap((r) => (r.last ? [r.last] : []));
+  }
+
+  /** A full snapshot (Status): rows for services not in it go. */
+  reset(list: readonly ServiceStatus[]): void {
+    const keep = new Set(list.map((s) => s.name));
+    for (const [name, row] of this.rows) {
+      if (!keep.has(name)) {
+        row.tr.remove();
+        this.rows.delete(name);
+      }
+    }
+    for (const s of list) this.update(s);
+    // Keep the daemon's order.
+    let prev: HTMLTableRowElement | null = null;
+    for (const s of list) {
+      const row = this.rows.get(s.name);
+      if (!row) continue;
+      const want: ChildNode | null = prev ? prev.nextSibling : this.body.firstChild;
+      if (want !== row.tr) this.body.insertBefore(row.tr, want);
+      prev = row.tr;
+    }
+  }
+
+  clear(): void {
+    this.rows.clear();
+    this.body.replaceChildren();
+  }
+
+  update(s: ServiceStatus): void {
+    let row = this.rows.get(s.name);
+    if (!row) {
+      row = this.createRow(s.name);
+      this.rows.set(s.name, row);
+      this.body.appendChild(row.tr);
+    }
+    const prev = row.last;
+    row.last = s;
+    if (!prev || prev.state !== s.state) {
+      const style = stateStyle(s.state);
+      row.tr.dataset.state = style.name;
+      replaceChildren(row.state, h("span", { class: "state-icon", attrs: { "aria-hidden": "true" } }, style.icon), " ", style.name);
+      row.state.style.color = style.color;
+      row.state.title = s.ready ? "ready" : style.name;
+      if (prev && s.since) {
+        const ms = Date.now() - (s.since.seconds * 1000 + s.since.nanos / 1e6);
+        if (changeLatencies.length >= MAX_SAMPLES) changeLatencies.shift();
+        changeLatencies.push(ms);
+      }
+    }
+    setText(row.runtime, s.runtime);
+    row.sinceMs = s.since ? s.since.seconds * 1000 + Math.floor(s.since.nanos / 1e6) : 0;
+    this.renderSince(row);
+    if (!prev || prev.ports.join(",") !== s.ports.join(",")) {
+      replaceChildren(
+        row.ports,
+        ...s.ports.flatMap((p, i) => {
+          const a = h("a", { attrs: { href: `http://127.0.0.1:${String(p)}/`, target: "_blank", rel: "noopener noreferrer" } }, String(p));
+          return i === 0 ? [a] : [" ", a];
+        }),
+      );
+    }
+    setText(row.restarts, s.restarts > 0 ? String(s.restarts) : "");
+    setText(row.exit, s.exitCode === undefined ? "" : String(s.exitCode));
+    row.exit.classList.toggle("bad", s.exitCode !== undefined && s.exitCode !== 0);
+    const message = s.lastLines.length > 0 ? `${s.message}\n\u2014 last lines:\n${s.lastLines.join("\n")}` : s.message;
+    setText(row.message, s.message);
+    row.message.title = message;
+    setText(row.dev, s.dev ? "dev" : "");
+    const holds = this.actions.holdsDev(s.name);
+    setText(row.devButton, holds ? "Dev off" : "Dev on");
+    row.devButton.classList.toggle("active", holds);
+  }
+
+  /** Refreshes the relative "since" texts (once a second, from a timer). */
+  tick(): void {
+    for (const row of this.rows.values()) this.renderSince(row);
+  }
+
+  private renderSince(row: Row): void {
+    if (row.sinceMs === 0) {
+      setText(row.since, "");
+      return;
+    }
+    setText(row.since, ago(Date.now() - row.sinceMs));
+    const title = new Date(row.sinceMs).toLocaleString();
+    if (row.since.title !== title) row.since.title = title;
+  }
+
+  private createRow(name: string): Row {
+    const cell = (cls?: string): HTMLTableCellElement => h("td", cls ? { class: cls } : null);
+    const devButton = h("button", { attrs: { type: "button", "data-action": "dev" }, on: { click: () => { this.actions.toggleDev(name); } } }, "Dev on");
+    const row: Row = {
+      tr: h("tr", { attrs: { "data-service": name } }),
+      state: cell("state"),
+      runtime: cell("runtime"),
+      since: cell("since"),
+      ports: cell("ports"),
+      restarts: cell("num"),
+      exit: cell("num"),
+      message: cell("message"),
+      dev: cell("dev"),
+      devButton,
+      last: null,
+      sinceMs: 0,
+    };
+    const nameCell = h("td", { class: "name" }, name);
+    const actions = h(
+      "td",
+      { class: "actions" },
+      h("button", { attrs: { type: "button", "data-action": "restart" }, on: { click: () => { this.actions.restart(name); } } }, "Restart"),
+      devButton,
+      h("button", { attrs: { type: "button", "data-action": "logs" }, on: { click: () => { this.actions.showLogs(name); } } }, "Logs"),
+    );
+    row.tr.append(row.state, nameCell, row.runtime, row.since, row.ports, row.restarts, row.exit, row.message, row.dev, actions);
+    return row;
+  }
+}
+
+export function ago(ms: number): string {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  if (s < 60) return `${String(s)}s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${String(m)}m${String(s % 60).padStart(2, "0")}s`;
+  const hr = Math.floor(m / 60);
+  if (hr < 48) return `${String(hr)}h${String(m % 60).padStart(2, "0")}m`;
+  return `${String(Math.floor(hr / 24))}d`;
+}
+
+/** "3/4 ready" for the header. */
+export function readyCount(list: readonly ServiceStatus[]): string {
+  const ok = list.filter((s) => s.state === ServiceState.READY || s.state === ServiceState.COMPLETED).length;
+  return `${String(ok)}/${String(list.length)} ready`;
+}
