@@ -5,6 +5,7 @@
 //! - [`logs`]: the log hub every service writes into and every client reads from.
 //! - [`process`]: spawning host processes that never outlive the daemon.
 //! - [`probe`]: readiness probes.
+//! - [`ports`]: who listens on a local port (from /proc).
 //! - [`presets`]: `type: postgresql|redis` as local processes, and their contract.
 //! - [`state`]: what the daemon knows, persisted in sled.
 //! - [`scratch`]: private temp files under the data dir.
@@ -13,6 +14,7 @@ pub mod config;
 pub mod engine;
 pub mod kube;
 pub mod logs;
+pub mod ports;
 pub mod presets;
 pub mod probe;
 pub mod process;

@@ -9,6 +9,7 @@ mod down;
 mod error;
 mod graph;
 mod kuberun;
+mod portcheck;
 mod recovery;
 mod runtime;
 mod supervisor;

@@ -285,6 +285,17 @@ impl Run {
         let Some(command) = self.svc.command.clone() else {
             return Outcome::Exited(None, "no command to run".into());
         };
+        let marker = self.shared.marker(&name);
+        if let Some(used) =
+            super::portcheck::check_free(super::portcheck::wanted_ports(&self.svc), marker.clone())
+                .await
+        {
+            let msg = format!(
+                "cannot start: {used}; stop it or change the service's port, then `devenv restart {name}`"
+            );
+            self.shared.logs.push(&svc_name, Stream::System, &msg);
+            return Outcome::CannotStart(msg);
+        }
         let env = self.process_env();
         let mut cmd = probe::build_command(&command, env.get("PATH").map(String::as_str));
         cmd.current_dir(&self.svc.workdir)
@@ -377,7 +388,16 @@ impl Run {
                 // Done means exited 0, which the child branch sees.
                 std::future::pending::<()>().await;
             }
-            wait_ready(readiness, probe_ctx, log_follower, probe_name, probe_logs).await
+            let owner = Owner { pgid: pid, marker };
+            wait_ready(
+                readiness,
+                probe_ctx,
+                log_follower,
+                probe_name,
+                probe_logs,
+                owner,
+            )
+            .await
         };
         tokio::pin!(ready_fut);
         let mut ready = false;
@@ -511,14 +531,22 @@ fn backoff(failures: u32) -> Duration {
     Duration::from_millis(ms).min(MAX_BACKOFF)
 }
 
-/// Resolves when the readiness probe first passes; `Err` with the reason when it
-/// does not pass within `timeoutSeconds`.
+/// Whose listener a probe's port must be: the service's process group, or a process
+/// carrying its marker.
+struct Owner {
+    pgid: i32,
+    marker: String,
+}
+
+/// Resolves when the readiness probe first passes, on a port served by the service
+/// itself; `Err` with the reason when it does not pass within `timeoutSeconds`.
 async fn wait_ready(
     readiness: Option<Readiness>,
     ctx: ExecContext,
     follower: Option<crate::logs::Follower>,
     service: Arc<str>,
     logs: crate::logs::LogHub,
+    owner: Owner,
 ) -> Result<(), String> {
     let Some(r) = readiness else { return Ok(()) };
     let deadline = tokio::time::Instant::now() + r.deadline();
@@ -564,7 +592,21 @@ async fn wait_ready(
     loop {
         let limit = r.period.max(Duration::from_secs(1));
         match probe::check(&r.probe, &ctx, limit).await {
-            Ok(()) => return Ok(()),
+            Ok(()) => match super::portcheck::probe_port(&r.probe) {
+                None => return Ok(()),
+                Some(port) => {
+                    match super::portcheck::served_by_service(
+                        port,
+                        owner.pgid,
+                        owner.marker.clone(),
+                    )
+                    .await
+                    {
+                        Ok(()) => return Ok(()),
+                        Err(e) => last_err = e,
+                    }
+                }
+            },
             Err(e) => last_err = e,
         }
         let next = tokio::time::Instant::now() + backoff.next_delay();

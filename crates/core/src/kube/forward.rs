@@ -200,7 +200,7 @@ async fn bind_error(spec: &ForwardSpec, e: io::Error) -> ForwardError {
         };
     }
     let port = spec.local_port;
-    let holder = tokio::task::spawn_blocking(move || port_holder(port))
+    let holder = tokio::task::spawn_blocking(move || crate::ports::holder(port))
         .await
         .ok()
         .flatten();
@@ -209,59 +209,6 @@ async fn bind_error(spec: &ForwardSpec, e: io::Error) -> ForwardError {
         service: spec.service.clone(),
         holder,
     }
-}
-
-/// The process listening on TCP `port` ("pid 42 (python3)"), from /proc; None when it
-/// cannot be told (another user's process, or not Linux).
-fn port_holder(port: u16) -> Option<String> {
-    let inodes: Vec<String> = ["/proc/net/tcp", "/proc/net/tcp6"]
-        .iter()
-        .filter_map(|p| std::fs::read_to_string(p).ok())
-        .flat_map(|table| listening_inodes(&table, port))
-        .collect();
-    if inodes.is_empty() {
-        return None;
-    }
-    let targets: Vec<String> = inodes.iter().map(|i| format!("socket:[{i}]")).collect();
-    for proc_entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let pid = proc_entry.file_name().to_string_lossy().into_owned();
-        if !pid.bytes().all(|b| b.is_ascii_digit()) {
-            continue;
-        }
-        let Ok(fds) = std::fs::read_dir(proc_entry.path().join("fd")) else {
-            continue;
-        };
-        for fd in fds.flatten() {
-            let Ok(link) = std::fs::read_link(fd.path()) else {
-                continue;
-            };
-            if targets.iter().any(|t| link.as_os_str() == t.as_str()) {
-                let comm = std::fs::read_to_string(proc_entry.path().join("comm"))
-                    .map(|c| c.trim().to_owned())
-                    .unwrap_or_default();
-                return Some(format!("pid {pid} ({comm})"));
-            }
-        }
-    }
-    None
-}
-
-/// Socket inodes of the listening sockets on `port` in a /proc/net/tcp{,6} table.
-fn listening_inodes(table: &str, port: u16) -> Vec<String> {
-    const LISTEN: &str = "0A";
-    table
-        .lines()
-        .skip(1)
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let local = fields.get(1)?;
-            let hex_port = local.rsplit(':').next()?;
-            let listening = *fields.get(3)? == LISTEN;
-            (listening && u16::from_str_radix(hex_port, 16).ok()? == port)
-                .then(|| fields.get(9).map(|s| (*s).to_owned()))
-                .flatten()
-        })
-        .collect()
 }
 
 // ---------------------------------------------------------------------------------
@@ -1197,13 +1144,6 @@ mod tests {
         let kubelet = "error forwarding port 9999 to pod 7e26, uid : failed to execute portforward in network namespace \"/run/netns/cni-2e\": failed to connect to localhost:9999 inside namespace \"7e26\", IPv4: dial tcp4 127.0.0.1:9999: connect: connection refused IPv6 dial tcp6: address localhost: no suitable address found ";
         assert_eq!(summarize_pod_error(kubelet), "connection refused");
         assert_eq!(summarize_pod_error("something odd\nmore"), "something odd");
-    }
-
-    #[test]
-    fn listening_sockets_are_found_in_proc_net_tcp() {
-        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 4242 1 0 100 0 0 10 0\n   1: 0100007F:1F90 0100007F:D431 01 00000000:00000000 00:00000000 00000000  1000        0 4343 1 0 100 0 0 10 0\n";
-        assert_eq!(listening_inodes(table, 8080), ["4242"]);
-        assert!(listening_inodes(table, 8081).is_empty());
     }
 
     fn offline_client() -> Client {
