@@ -9,7 +9,8 @@
 #     missing; their system daemons are not started): the presets' e2e tests
 #   - cargo-fuzz (cargo install --locked, pinned), same cache dir: for scripts/fuzz.sh
 #   - Node.js and npm, protoc (protobuf-compiler): the TypeScript clients' checks
-#     (clients/ts is generated with Debian's protoc)
+#     (clients/ts is generated with Debian's protoc); chromium for the dashboard's
+#     browser tests
 #   - jq: the grpcurl recipes of docs/grpcurl.md build their requests with it
 #   - code-server (VS Code in the browser) and Debian's chromium, for the VS Code
 #     extension's tests: scripts/install-code-server.sh, cached by version in the same
@@ -58,6 +59,9 @@ command -v jq >/dev/null || apt_install jq
 # --- the TypeScript clients: node + npm, and protoc with the well-known types
 command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm
 { command -v protoc >/dev/null && [ -f /usr/include/google/protobuf/timestamp.proto ]; } || apt_install protobuf-compiler
+# The dashboard's browser tests drive Debian's chromium with playwright-core (npm);
+# no browser is downloaded.
+[ -x /usr/bin/chromium ] || apt_install chromium
 
 # --- PostgreSQL and Redis for the presets' tests. The tests run their own servers:
 # the packages' daemons are kept from starting (policy-rc.d) and no default cluster

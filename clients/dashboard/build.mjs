@@ -59,6 +59,7 @@ async function build(outDir) {
   writeFileSync(join(outDir, "index.html"), html);
   writeFileSync(join(outDir, "assets", jsName), jsBytes);
   writeFileSync(join(outDir, "assets", cssName), cssBytes);
+  writeFileSync(join(outDir, "assets", "favicon.svg"), readFileSync(join(here, "src/favicon.svg")));
   return { jsName, jsBytes: jsBytes.length, cssBytes: cssBytes.length };
 }
 

@@ -147,9 +147,13 @@ export class LogView {
     for (const [i, row] of this.pool.entries()) {
       const idx = first + i;
       if (idx >= last) {
-        if (!row.el.hidden) row.el.hidden = true;
-        row.seq = -1;
-        row.idx = -1;
+        if (row.seq !== -1) {
+          // Nothing stale stays in the DOM (find-in-page, screen readers).
+          row.el.hidden = true;
+          row.el.replaceChildren();
+          row.seq = -1;
+          row.idx = -1;
+        }
         continue;
       }
       const seq = this.baseSeq + idx;
