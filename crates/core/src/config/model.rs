@@ -311,9 +311,9 @@ pub enum Probe {
     Exec {
         command: Command,
     },
-    /// A line of the service's output matching this regex (already checked to compile).
+    /// A line of the service's output matching this regex.
     Log {
-        pattern: String,
+        pattern: LogPattern,
     },
     /// The server accepts connections (pg_isready's meaning): a PostgreSQL startup
     /// exchange gets an authentication request or an error other than "starting up",
@@ -331,6 +331,37 @@ pub enum Probe {
         port: u16,
         password: Option<String>,
     },
+}
+
+/// A log probe's regex, compiled once when the config is checked; equal when written
+/// the same.
+#[derive(Debug, Clone)]
+pub struct LogPattern(regex::Regex);
+
+impl LogPattern {
+    pub fn new(pattern: &str) -> Result<Self, regex::Error> {
+        regex::Regex::new(pattern).map(Self)
+    }
+
+    pub fn is_match(&self, text: &str) -> bool {
+        self.0.is_match(text)
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl PartialEq for LogPattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl std::fmt::Display for LogPattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

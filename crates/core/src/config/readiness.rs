@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::check::Checker;
 use super::limits;
-use super::model::{Probe, Readiness};
+use super::model::{LogPattern, Probe, Readiness};
 use super::raw::RawReadiness;
 use super::service::port;
 
@@ -126,16 +126,16 @@ pub(crate) fn check(
             command: c.command(&format!("{path}.exec.command"), exec.command)?,
         }
     } else if let Some(log) = raw.log {
-        if let Err(e) = regex::Regex::new(&log.pattern) {
-            c.error(
-                &format!("{path}.log.pattern"),
-                format!("invalid regular expression: {}", regex_reason(&e)),
-                Some("the pattern is a Rust regex; escape special characters with `\\`".into()),
-            );
-            return None;
-        }
-        Probe::Log {
-            pattern: log.pattern,
+        match LogPattern::new(&log.pattern) {
+            Ok(pattern) => Probe::Log { pattern },
+            Err(e) => {
+                c.error(
+                    &format!("{path}.log.pattern"),
+                    format!("invalid regular expression: {}", regex_reason(&e)),
+                    Some("the pattern is a Rust regex; escape special characters with `\\`".into()),
+                );
+                return None;
+            }
         }
     } else if shorthand {
         Probe::Http {

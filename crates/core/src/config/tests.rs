@@ -1159,3 +1159,19 @@ fn a_presets_port_and_probe_are_in_the_checked_config_and_in_config_show() {
         loaded.merged_yaml
     );
 }
+
+#[test]
+fn a_log_probe_is_compiled_once_when_checked() {
+    let (dir, _) = project(&format!(
+        "{HEAD}spec:\n  services:\n    - name: api\n      command: run\n      readiness: {{ log: {{ pattern: \"listening on [0-9]+\" }} }}\n"
+    ));
+    let loaded = ok(&req(dir.path()));
+    let svc = loaded.environment.service("api").expect("api");
+    let Some(Probe::Log { pattern }) = svc.readiness.as_ref().map(|r| &r.probe) else {
+        panic!("{:?}", svc.readiness)
+    };
+    assert!(pattern.is_match("api: listening on 8000"));
+    assert!(!pattern.is_match("listening on port"));
+    assert_eq!(pattern.to_string(), "listening on [0-9]+");
+    assert_eq!(*pattern, LogPattern::new("listening on [0-9]+").unwrap());
+}

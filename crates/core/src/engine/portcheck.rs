@@ -125,7 +125,7 @@ mod tests {
         assert_eq!(probe_port(&tcp("db.example.com")), None);
         assert_eq!(
             probe_port(&Probe::Log {
-                pattern: "x".into()
+                pattern: crate::config::LogPattern::new("x").expect("a regex")
             }),
             None
         );

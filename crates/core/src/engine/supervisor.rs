@@ -551,8 +551,7 @@ async fn wait_ready(
     let Some(r) = readiness else { return Ok(()) };
     let deadline = tokio::time::Instant::now() + r.deadline();
     tokio::time::sleep(r.initial_delay).await;
-    if let (Probe::Log { pattern }, Some(mut follower)) = (&r.probe, follower) {
-        let re = regex::Regex::new(pattern).map_err(|e| format!("bad log pattern: {e}"))?;
+    if let (Probe::Log { pattern: re }, Some(mut follower)) = (&r.probe, follower) {
         let seen = async {
             while let Some(item) = follower.recv().await {
                 match item {
@@ -582,7 +581,7 @@ async fn wait_ready(
         return match tokio::time::timeout_at(deadline, seen).await {
             Ok(r) => r,
             Err(_) => Err(format!(
-                "no output line matched /{pattern}/ within {}s",
+                "no output line matched /{re}/ within {}s",
                 r.timeout.as_secs_f64()
             )),
         };
