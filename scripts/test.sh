@@ -46,6 +46,9 @@ export DEVENV_E2E_NO_BUILD=1
 step "grpcurl recipes of docs/grpcurl.md (scripts/test-grpcurl.sh)"
 bash "$root/scripts/test-grpcurl.sh"
 
+step "VS Code extension in code-server (scripts/test-vscode.sh)"
+bash "$root/scripts/test-vscode.sh"
+
 step "cargo test --workspace"
 cargo test --workspace
 

@@ -1,0 +1,123 @@
+// One LogOutputChannel per service, following the daemon's log stream while shown
+// (the last 200 lines, then live); re-opened with back-off when the daemon comes back.
+import { type LogEntry, LogStream } from "@devenv/api";
+import { RpcError } from "@protobuf-ts/runtime-rpc";
+import * as vscode from "vscode";
+
+import { Backoff, type Daemon } from "./daemon";
+import type { Environment } from "./model";
+
+const TAIL = 200;
+
+class ServiceLog implements vscode.Disposable {
+  readonly channel: vscode.LogOutputChannel;
+  private abort: AbortController | undefined;
+  private retry: NodeJS.Timeout | undefined;
+  private readonly backoff = new Backoff(500, 30_000);
+  private disposed = false;
+  private lastTime: Date | undefined;
+  /** Lines written to the channel; for the tests. */
+  readonly written: string[] = [];
+  private readonly wrote = new vscode.EventEmitter<string>();
+  readonly onDidWrite = this.wrote.event;
+
+  constructor(
+    private readonly daemon: Daemon,
+    private readonly env: Environment,
+    private readonly service: string,
+  ) {
+    this.channel = vscode.window.createOutputChannel(`devenv: ${service}`, { log: true });
+    void this.follow();
+  }
+
+  private async follow(): Promise<void> {
+    if (this.disposed) return;
+    const abort = new AbortController();
+    this.abort = abort;
+    try {
+      const conn = await this.daemon.connection();
+      const call = conn.logs.stream(
+        {
+          environment: this.env.ref(),
+          services: [this.service],
+          follow: true,
+          // After a reconnect, only what came since the last line shown.
+          tail: this.lastTime ? 0 : TAIL,
+          since: this.lastTime ? { seconds: Math.floor(this.lastTime.getTime() / 1000), nanos: 0 } : undefined,
+          grep: "",
+        },
+        { abort: abort.signal },
+      );
+      for await (const e of call.responses) {
+        this.backoff.reset();
+        this.write(e);
+      }
+    } catch (e) {
+      if (abort.signal.aborted || this.stopped()) return;
+      if (e instanceof RpcError && e.code === "INVALID_ARGUMENT") {
+        this.channel.error(`devenv: ${e.message}`);
+      }
+    }
+    if (this.stopped() || abort.signal.aborted) return;
+    this.retry = setTimeout(() => {
+      this.retry = undefined;
+      void this.follow();
+    }, this.backoff.delay());
+  }
+
+  /** Read through a call: `disposed` changes while a stream is awaited. */
+  private stopped(): boolean {
+    return this.disposed;
+  }
+
+  private write(e: LogEntry): void {
+    if (e.missed > 0) {
+      this.channel.warn(`devenv: ${String(e.missed)} lines missed (this view was too slow)`);
+      return;
+    }
+    if (e.time) this.lastTime = new Date(e.time.seconds * 1000 + Math.floor(e.time.nanos / 1e6));
+    switch (e.stream) {
+      case LogStream.STDERR:
+        this.channel.warn(e.line);
+        break;
+      case LogStream.SYSTEM:
+        this.channel.info(`[devenv] ${e.line}`);
+        break;
+      default:
+        this.channel.info(e.line);
+    }
+    if (this.written.length >= 1000) this.written.shift();
+    this.written.push(e.line);
+    this.wrote.fire(e.line);
+  }
+
+  dispose(): void {
+    this.disposed = true;
+    if (this.retry) clearTimeout(this.retry);
+    this.abort?.abort();
+    this.channel.dispose();
+    this.wrote.dispose();
+  }
+}
+
+export class Logs implements vscode.Disposable {
+  private readonly logs = new Map<string, ServiceLog>();
+
+  constructor(private readonly daemon: Daemon) {}
+
+  /** The service's channel, following; created on first use. */
+  open(env: Environment, service: string): ServiceLog {
+    const key = `${env.key}\0${service}`;
+    let log = this.logs.get(key);
+    if (!log) {
+      log = new ServiceLog(this.daemon, env, service);
+      this.logs.set(key, log);
+    }
+    return log;
+  }
+
+  dispose(): void {
+    for (const l of this.logs.values()) l.dispose();
+    this.logs.clear();
+  }
+}

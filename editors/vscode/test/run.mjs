@@ -1,0 +1,272 @@
+// Runs the extension in a real VS Code: code-server 4.96.4 (VS Code 1.96.4, its real
+// Node extension host) against a real devenvd serving a copy of the quickstart
+// example, driven by Debian's Chromium through playwright-core.
+//   1. the extension's own suite (dist/test/suite.js) inside the extension host, via
+//      the workbench URL's extensionDevelopmentPath/extensionTestsPath payload; the
+//      workbench reports its exit code through `codeAutomationExit`.
+//   2. a UI test: the devenv view in the workbench, a click on the inline "Restart
+//      Service" action of `api` (the daemon must report a new pid), a screenshot for
+//      the README (docs/img/vscode.png with --screenshot, else .test-out/).
+//   3. (`--bench`) the benchmark of docs/benchmarks.md instead of the suite.
+// Needs: dist/ built (npm run build), target/debug/devenvd and devenv (DEVENVD,
+// DEVENV_CLI override), code-server (scripts/install-code-server.sh; CODE_SERVER
+// overrides), /usr/bin/chromium (CHROMIUM overrides). Never downloads a browser.
+import { spawn, execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as net from "node:net";
+import * as os from "node:os";
+import * as path from "node:path";
+import { fileURLToPath } from "node:url";
+
+import { chromium } from "playwright-core";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const ext = path.resolve(here, "..");
+const repo = path.resolve(ext, "../..");
+const bench = process.argv.includes("--bench");
+const tools = process.env.DEVENV_TOOLS_DIR ?? path.join(os.homedir(), ".cache/devenv-tools");
+const codeServer =
+  process.env.CODE_SERVER ?? path.join(tools, "code-server-4.96.4/node_modules/code-server/out/node/entry.js");
+const devenvd = process.env.DEVENVD ?? path.join(repo, "target/debug/devenvd");
+const devenvCli = process.env.DEVENV_CLI ?? path.join(repo, "target/debug/devenv");
+const browser = process.env.CHROMIUM ?? "/usr/bin/chromium";
+// The README's screenshot is replaced only on request (--screenshot), so that a test
+// run leaves the tree clean; otherwise it goes to .test-out/.
+const screenshot = process.argv.includes("--screenshot")
+  ? path.join(repo, "docs/img/vscode.png")
+  : path.join(ext, ".test-out/vscode.png");
+
+for (const [what, p, fix] of [
+  ["code-server", codeServer, "bash scripts/install-code-server.sh"],
+  ["devenvd", devenvd, "cargo build -p devenvd"],
+  ["devenv", devenvCli, "cargo build -p devenv-cli"],
+  ["chromium", browser, "apt-get install chromium"],
+  ["the extension bundle", path.join(ext, "dist/extension.js"), "npm run build"],
+]) {
+  if (!fs.existsSync(p)) fail(`${what} not found at ${p} (${fix})`);
+}
+
+function fail(msg) {
+  console.error(`vscode-test: FAIL: ${msg}`);
+  process.exitCode = 1;
+  throw new Error(msg);
+}
+
+function log(msg) {
+  console.error(`vscode-test: ${msg}`);
+}
+
+/** Free TCP ports on 127.0.0.1 (held until all are picked, so they differ). */
+async function freePorts(n) {
+  const servers = await Promise.all(
+    Array.from({ length: n }, () => new Promise((res) => {
+      const s = net.createServer();
+      s.listen(0, "127.0.0.1", () => res(s));
+    })),
+  );
+  const ports = servers.map((s) => s.address().port);
+  await Promise.all(servers.map((s) => new Promise((res) => s.close(res))));
+  return ports;
+}
+
+/** Polls `check` until it returns a truthy value; fails after `ms`. */
+async function until(what, ms, check) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await check();
+    if (v) return v;
+    if (Date.now() > deadline) fail(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "devenv-vscode-"));
+const children = [];
+function cleanup() {
+  for (const c of children.reverse()) {
+    if (c.exitCode === null) {
+      try {
+        process.kill(-c.pid, "SIGTERM");
+      } catch {
+        // already gone
+      }
+    }
+  }
+}
+process.on("exit", () => {
+  cleanup();
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+const [dbPort, apiPort, webPort, csPort] = await freePorts(4);
+const home = path.join(tmp, "home");
+const runDir = path.join(tmp, "run");
+fs.mkdirSync(home, { recursive: true });
+fs.mkdirSync(runDir, { mode: 0o700 });
+const socketDir = path.join(tmp, "sock");
+fs.mkdirSync(socketDir, { mode: 0o700 });
+const socket = path.join(socketDir, "devenvd.sock");
+const project = path.join(tmp, "project");
+fs.cpSync(path.join(repo, "examples/quickstart"), project, { recursive: true });
+
+const env = {
+  ...process.env,
+  HOME: home,
+  XDG_RUNTIME_DIR: runDir,
+  XDG_CONFIG_HOME: path.join(home, ".config"),
+  XDG_DATA_HOME: path.join(home, ".local/share"),
+  XDG_CACHE_HOME: path.join(home, ".cache"),
+  DEVENV_SOCKET: socket,
+  DEVENV_DATA_DIR: path.join(tmp, "data"),
+  QUICKSTART_DB_PORT: String(dbPort),
+  QUICKSTART_API_PORT: String(apiPort),
+  QUICKSTART_WEB_PORT: String(webPort),
+  // For the suite: how to reach things from inside the extension host.
+  DEVENV_TEST_PROJECT: project,
+  DEVENV_TEST_API_PORT: String(apiPort),
+  DEVENV_TEST_BENCH: bench ? "1" : "",
+  DEVENV_TEST_BENCH_OUT: path.join(tmp, "bench.json"),
+};
+
+function start(name, cmd, args) {
+  const out = fs.openSync(path.join(tmp, `${name}.log`), "a");
+  const child = spawn(cmd, args, { env, stdio: ["ignore", out, out], detached: true });
+  children.push(child);
+  return child;
+}
+
+function tailLog(name) {
+  try {
+    return fs.readFileSync(path.join(tmp, `${name}.log`), "utf8").split("\n").slice(-30).join("\n");
+  } catch {
+    return "";
+  }
+}
+
+const daemon = start("devenvd", devenvd, ["--socket", socket, "--data-dir", env.DEVENV_DATA_DIR]);
+await until("devenvd's socket", 30_000, () => {
+  if (daemon.exitCode !== null) fail(`devenvd exited: ${tailLog("devenvd")}`);
+  return fs.existsSync(socket);
+});
+
+start("code-server", process.execPath, [
+  codeServer,
+  "--auth", "none",
+  "--bind-addr", `127.0.0.1:${csPort}`,
+  "--disable-telemetry",
+  "--disable-update-check",
+  "--disable-workspace-trust",
+  "--disable-getting-started-override",
+  "--user-data-dir", path.join(tmp, "cs-data"),
+  "--extensions-dir", path.join(tmp, "cs-extensions"),
+]);
+const base = `http://127.0.0.1:${csPort}`;
+await until("code-server to answer", 60_000, async () => {
+  try {
+    return (await fetch(`${base}/healthz`)).ok;
+  } catch {
+    return false;
+  }
+});
+// Quiet settings: no welcome page, no trust prompt, the devenv view visible.
+const userSettings = path.join(tmp, "cs-data/User/settings.json");
+fs.mkdirSync(path.dirname(userSettings), { recursive: true });
+fs.writeFileSync(
+  userSettings,
+  JSON.stringify({
+    "workbench.startupEditor": "none",
+    "workbench.tips.enabled": false,
+    "security.workspace.trust.enabled": false,
+    "telemetry.telemetryLevel": "off",
+    "devenv.cliPath": devenvCli,
+  }),
+);
+
+const remote = (p) => `vscode-remote://127.0.0.1:${csPort}${p}`;
+function workbenchUrl(withTests) {
+  const payload = [["extensionDevelopmentPath", remote(ext)]];
+  if (withTests) payload.push(["extensionTestsPath", remote(path.join(ext, "dist/test/suite.js"))]);
+  return `${base}/?folder=${encodeURIComponent(project)}&payload=${encodeURIComponent(JSON.stringify(payload))}`;
+}
+
+const b = await chromium.launch({
+  executablePath: browser,
+  headless: true,
+  args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+});
+let status = 0;
+try {
+  // --- 1. the suite (or the benchmark) inside the extension host
+  {
+    const page = await b.newPage({ viewport: { width: 1280, height: 800 } });
+    // The extension host's console (mocha's report, our lines) is forwarded to the
+    // page with a "%c INFO color: ..." prefix; the workbench's own chatter is left out.
+    const noise = /Resolving connection token|Resolved connection token|Creating a socket|Updating additional builtin|Service Worker|open-vsx|extensionquery|same-origin iframe|allow-same-origin|Failed to load resource|Long running operations during shutdown/;
+    page.on("console", (m) => {
+      const t = m.text().replace(/^%c\s+(INFO|ERR|WARN)\s+color: #[0-9a-f]+ /, "");
+      if (process.env.DEVENV_TEST_VERBOSE || !noise.test(t)) console.log(`  [host] ${t.replaceAll("%s%s", "").replace("%s (%dms) ", "")}`);
+    });
+    const exit = new Promise((resolve) => {
+      void page.exposeFunction("codeAutomationExit", (code) => resolve(code));
+    });
+    const started = Date.now();
+    await page.goto(workbenchUrl(true));
+    const code = await Promise.race([
+      exit,
+      new Promise((r) => setTimeout(() => r("timeout"), 300_000)),
+    ]);
+    log(`extension host suite finished with ${code} in ${Date.now() - started} ms`);
+    if (code !== 0) {
+      console.error(tailLog("code-server"));
+      fail(`the extension's suite in code-server failed (exit ${code})`);
+    }
+    await page.close();
+  }
+
+  if (bench) {
+    const r = JSON.parse(fs.readFileSync(env.DEVENV_TEST_BENCH_OUT, "utf8"));
+    console.log(JSON.stringify(r, null, 2));
+  } else {
+    // --- 2. UI: click the inline restart of `api` in the devenv view
+    const page = await b.newPage({ viewport: { width: 1280, height: 720 } });
+    await page.goto(workbenchUrl(false));
+    const cli = (args) =>
+      JSON.parse(execFileSync(devenvCli, ["-C", project, ...args, "--json"], { env, encoding: "utf8" }));
+    const pidOf = (name) => cli(["status"]).services.find((s) => s.name === name)?.pid;
+    await page.locator('.activitybar [aria-label^="devenv"]').first().click({ timeout: 60_000 });
+    const row = page.locator('.monaco-list-row[aria-label*="api"]').first();
+    await row.waitFor({ timeout: 60_000 });
+    await until("the view to show api ready", 60_000, async () =>
+      (await row.locator(".codicon-pass-filled").count()) > 0,
+    );
+    const before = pidOf("api");
+    await row.hover();
+    await row.locator('.action-label[aria-label="Restart Service"]').click();
+    const after = await until("api to run with a new pid after the click", 30_000, () => {
+      const s = cli(["status"]).services.find((x) => x.name === "api");
+      return s && s.pid !== before && s.state === "ready" ? s.pid : undefined;
+    });
+    // The row's accessible label carries state and pid: the view caught up.
+    await page.locator(`.monaco-list-row[aria-label^="api, ready, pid ${after},"]`).waitFor({ timeout: 30_000 });
+    log(`UI: clicking Restart Service on api: pid ${before} -> ${after}, shown in the view`);
+    // For the picture: the row hovered, with its inline actions.
+    await row.hover();
+    fs.mkdirSync(path.dirname(screenshot), { recursive: true });
+    await page.screenshot({ path: screenshot });
+    log(`screenshot: ${path.relative(repo, screenshot)}`);
+  }
+} catch (e) {
+  status = 1;
+  console.error(e instanceof Error ? e.stack : e);
+  console.error("--- devenvd log\n" + tailLog("devenvd"));
+} finally {
+  await b.close();
+  // Down the example so no service outlives the test.
+  try {
+    execFileSync(devenvCli, ["-C", project, "down"], { env, stdio: "ignore", timeout: 60_000 });
+  } catch {
+    // devenvd's SIGTERM below stops what is left
+  }
+  cleanup();
+}
+process.exit(status || process.exitCode || 0);

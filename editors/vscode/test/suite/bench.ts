@@ -1,0 +1,3 @@
+export async function benchmark(): Promise<void> {
+  await Promise.resolve();
+}

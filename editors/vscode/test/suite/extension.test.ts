@@ -1,0 +1,129 @@
+// The extension against a real devenvd with the quickstart example, inside
+// code-server's extension host (see test/run.mjs).
+import * as assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
+
+import { ServiceState } from "@devenv/api";
+import * as vscode from "vscode";
+
+import type { Api } from "../../src/extension";
+import type { ServiceNode } from "../../src/tree";
+import { extensionApi, project, theEnv, until } from "./helpers";
+
+function iconId(item: vscode.TreeItem): string | undefined {
+  return item.iconPath instanceof vscode.ThemeIcon ? item.iconPath.id : undefined;
+}
+
+export function defineTests(): void {
+  let api: Api;
+
+  describe("devenv extension", () => {
+    before(async () => {
+      api = await extensionApi();
+      console.log(`devenv: activation took ${api.activationMs.toFixed(1)} ms`);
+      await until("the daemon connection", 30_000, () => api.daemon.current.kind === "connected");
+    });
+
+    it("brings the example up with Up and lists the services with their states", async () => {
+      const ok = await vscode.commands.executeCommand<boolean>("devenv.up", api.tree.envNode(theEnv(api)));
+      assert.equal(ok, true);
+      const env = theEnv(api);
+      await until("db, api and web ready in the model", 30_000, () =>
+        ["db", "api", "web"].every((n) => env.services.get(n)?.state === ServiceState.READY),
+      );
+      const [envNode] = api.tree.getChildren();
+      assert.ok(envNode);
+      assert.equal(api.tree.getTreeItem(envNode).label, "quickstart");
+      const children = api.tree.getChildren(envNode) as ServiceNode[];
+      assert.deepEqual(children.map((c) => c.name), ["db", "api", "web"]);
+      for (const c of children) {
+        const item = api.tree.getTreeItem(c);
+        assert.equal(iconId(item), "pass-filled", `${c.name}'s icon`);
+        assert.match(String(item.description), /^local · :\d+/, `${c.name}'s description`);
+      }
+      const apiItem = api.tree.getTreeItem(children[1]);
+      assert.ok(String(apiItem.description).includes(`:${process.env.DEVENV_TEST_API_PORT ?? "?"}`));
+      assert.equal(apiItem.contextValue, "service.nodev.url");
+      assert.equal(api.statusBar.item.text, "devenv: 3/3 ready");
+    });
+
+    it("restarts a service from the view: a new pid", async () => {
+      const env = theEnv(api);
+      const before = env.services.get("api");
+      assert.ok(before?.pid);
+      await vscode.commands.executeCommand("devenv.restartService", api.tree.serviceNode(env, "api"));
+      const after = await until("api ready with a new pid", 30_000, () => {
+        const s = env.services.get("api");
+        return s && s.state === ServiceState.READY && s.pid !== before.pid ? s : undefined;
+      });
+      assert.notEqual(after.pid, before.pid);
+      const tooltip = api.tree.getTreeItem(api.tree.serviceNode(env, "api")).tooltip;
+      assert.ok(tooltip instanceof vscode.MarkdownString && tooltip.value.includes(`pid ${String(after.pid)}`));
+    });
+
+    it("shows a service's logs in its output channel, following", async () => {
+      const env = theEnv(api);
+      await vscode.commands.executeCommand("devenv.showLogs", api.tree.serviceNode(env, "api"));
+      const log = api.logs.open(env, "api");
+      const marker = `vscode-test-${String(Date.now())}`;
+      const res = await fetch(`http://127.0.0.1:${process.env.DEVENV_TEST_API_PORT ?? ""}/${marker}`);
+      assert.equal(res.status, 404);
+      await until("the request's log line in the channel", 15_000, () => log.written.some((l) => l.includes(marker)));
+      assert.equal(log.channel.name, "devenv: api");
+    });
+
+    it("turns the status bar red when a service fails, and back", async () => {
+      const env = theEnv(api);
+      const web = env.services.get("web");
+      assert.ok(web?.pid);
+      // web has no restart policy: killed, it stays failed.
+      process.kill(web.pid, "SIGKILL");
+      await until("web failed", 15_000, () => env.services.get("web")?.state === ServiceState.FAILED);
+      await until("the status bar to say 2/3", 5_000, () => api.statusBar.item.text.includes("devenv: 2/3 ready"));
+      assert.ok(api.statusBar.item.text.startsWith("$(error)"));
+      assert.ok(api.statusBar.item.backgroundColor instanceof vscode.ThemeColor);
+      assert.equal(api.statusBar.item.backgroundColor.id, "statusBarItem.errorBackground");
+      const item = api.tree.getTreeItem(api.tree.serviceNode(env, "web"));
+      assert.equal(iconId(item), "error");
+      await vscode.commands.executeCommand("devenv.restartService", api.tree.serviceNode(env, "web"));
+      await until("the status bar back to 3/3", 30_000, () => api.statusBar.item.text === "devenv: 3/3 ready");
+      assert.equal(api.statusBar.item.backgroundColor, undefined);
+    });
+
+    it("shows a config error as a Diagnostic at its line, refreshed on save", async () => {
+      const file = path.join(project(), ".devenv", "config.yml");
+      const original = fs.readFileSync(file, "utf8");
+      const doc = await vscode.workspace.openTextDocument(file);
+      await vscode.window.showTextDocument(doc);
+      // A misspelled key in api's service: an unknown key, located.
+      const line = doc.getText().split("\n").findIndex((l) => l.includes("dependencies: [db]"));
+      assert.ok(line > 0);
+      const col = doc.lineAt(line).firstNonWhitespaceCharacterIndex;
+      const edit = new vscode.WorkspaceEdit();
+      edit.replace(doc.uri, new vscode.Range(line, col, line, col + "dependencies".length), "dependncies");
+      assert.ok(await vscode.workspace.applyEdit(edit));
+      const validated = new Promise((r) => api.diagnostics.onDidValidate(r));
+      assert.ok(await doc.save());
+      await validated;
+      const diags = await until("a devenv diagnostic", 10_000, () => {
+        const d = vscode.languages.getDiagnostics(doc.uri).filter((x) => x.source === "devenv");
+        return d.length > 0 ? d : undefined;
+      });
+      const [d] = diags;
+      assert.ok(d);
+      assert.equal(d.severity, vscode.DiagnosticSeverity.Error);
+      assert.equal(d.range.start.line, line, `diagnostic at line ${String(d.range.start.line + 1)}: ${d.message}`);
+      assert.equal(d.range.start.character, col);
+      assert.match(d.message, /dependncies/);
+      // Fixed and saved: the diagnostic goes away.
+      const fix = new vscode.WorkspaceEdit();
+      fix.replace(doc.uri, new vscode.Range(0, 0, doc.lineCount, 0), original);
+      assert.ok(await vscode.workspace.applyEdit(fix));
+      const revalidated = new Promise((r) => api.diagnostics.onDidValidate(r));
+      assert.ok(await doc.save());
+      await revalidated;
+      assert.equal(vscode.languages.getDiagnostics(doc.uri).filter((x) => x.source === "devenv").length, 0);
+    });
+  });
+}
