@@ -83,7 +83,9 @@ pub fn run_as(path_var: Option<&str>) -> Result<Option<RunAs>, PresetError> {
         .find_map(|n| nix::unistd::User::from_name(n).ok().flatten())
         .ok_or(PresetError::NoUnprivilegedUser)?;
     let setpriv = find(&["setpriv"], path_var)
-        .or_else(|| Some(PathBuf::from("/usr/bin/setpriv")).filter(|p| p.is_file()))
+        .or_else(|| {
+            Some(PathBuf::from("/usr/bin/setpriv")).filter(|p| crate::process::is_executable(p))
+        })
         .ok_or_else(|| PresetError::NoSetpriv {
             user: user.name.clone(),
         })?;
@@ -152,7 +154,7 @@ fn postgres(svc: &Service, port: u16, at: &Placement<'_>) -> Result<String, Pres
     let initdb = postgres
         .parent()
         .map(|d| d.join("initdb"))
-        .filter(|p| p.exists())
+        .filter(|p| crate::process::is_executable(p))
         .or_else(|| find(&["initdb"], at.path_var))
         .ok_or(missing("initdb"))?;
     if !postgres_has_auth(&svc.env) {
@@ -387,27 +389,22 @@ pub fn migrate_legacy(old: &Path, new: &Path) -> Result<Option<String>, PresetEr
     )))
 }
 
-/// The first of `names` on PATH, then in Debian's versioned PostgreSQL directories.
+/// The first of `names` on PATH (its absolute directories, as the cluster tools are
+/// found), then in Debian's versioned PostgreSQL directories, newest first; through
+/// the one program finder, [`crate::process::find_program`].
 fn find(names: &[&str], path_var: Option<&str>) -> Option<PathBuf> {
     let path = path_var
         .map(str::to_owned)
         .or_else(|| std::env::var("PATH").ok())
         .unwrap_or_default();
-    let mut dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
-    if let Ok(rd) = std::fs::read_dir("/usr/lib/postgresql") {
-        let mut versions: Vec<PathBuf> = rd.flatten().map(|e| e.path().join("bin")).collect();
-        versions.sort();
-        dirs.extend(versions.into_iter().rev());
-    }
-    for d in dirs {
-        for n in names {
-            let p = d.join(n);
-            if p.is_file() {
-                return Some(p);
-            }
-        }
-    }
-    None
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|rd| rd.flatten().map(|e| e.path().join("bin")).collect())
+        .unwrap_or_default();
+    versions.sort();
+    let dirs = std::env::split_paths(&path)
+        .filter(|d| d.is_absolute())
+        .chain(versions.into_iter().rev());
+    crate::process::find_program(names, dirs)
 }
 
 fn q(p: &Path) -> String {
@@ -457,7 +454,10 @@ mod tests {
     fn secrets_stay_off_the_command_line() {
         let dir = tempfile::tempdir().unwrap();
         for bin in ["postgres", "initdb", "redis-server"] {
-            std::fs::write(dir.path().join(bin), "").unwrap();
+            let p = dir.path().join(bin);
+            std::fs::write(&p, "").unwrap();
+            std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .unwrap();
         }
         let path_var = dir.path().display().to_string();
         let mut db = Service::test("db");

@@ -8,19 +8,15 @@ use tokio::process::Command;
 
 use super::KubeError;
 
-/// The helm binary on the client's PATH, or an error saying how to get it.
+/// The helm binary on the client's PATH (as every cluster tool is found,
+/// [`super::tools::find_program`]), or an error saying how to get it.
 pub fn binary(vars: &BTreeMap<String, String>) -> Result<PathBuf, KubeError> {
-    let path = vars
-        .get("PATH")
-        .cloned()
-        .or_else(|| std::env::var("PATH").ok())
-        .unwrap_or_default();
-    crate::process::find_program(&["helm"], std::env::split_paths(&path)).ok_or_else(|| {
-            KubeError::new(
-                "helm is not installed (needed for `chart` services)",
-                "install helm 3 (https://helm.sh/docs/intro/install/, or `go install helm.sh/helm/v3/cmd/helm@latest`) and make sure it is on PATH",
-            )
-        })
+    super::tools::find_program("helm", vars).ok_or_else(|| {
+        KubeError::new(
+            "helm is not installed (needed for `chart` services)",
+            "install helm 3 (https://helm.sh/docs/intro/install/, or `go install helm.sh/helm/v3/cmd/helm@latest`) and make sure it is on PATH",
+        )
+    })
 }
 
 /// The release name of a chart service: the service name (unique per namespace).
@@ -60,6 +56,22 @@ pub fn install_args(
     if let Some(f) = values_file {
         args.push("--values".into());
         args.push(f.display().to_string());
+    }
+    args
+}
+
+/// Arguments of `helm get manifest`: the objects a release installed (pure, for tests).
+pub fn manifest_args(release: &str, namespace: &str, context: Option<&str>) -> Vec<String> {
+    let mut args: Vec<String> = vec![
+        "get".into(),
+        "manifest".into(),
+        release.into(),
+        "--namespace".into(),
+        namespace.into(),
+    ];
+    if let Some(ctx) = context {
+        args.push("--kube-context".into());
+        args.push(ctx.into());
     }
     args
 }
@@ -174,6 +186,18 @@ mod tests {
         assert_eq!(
             args.join(" "),
             "upgrade --install monitoring ./charts/monitoring --namespace devenv-shop --labels app.kubernetes.io/managed-by-devenv=true --kube-context kind-dev --values /tmp/v.json"
+        );
+    }
+
+    #[test]
+    fn manifest_and_uninstall_commands() {
+        assert_eq!(
+            manifest_args("monitoring", "devenv-shop", Some("kind-dev")).join(" "),
+            "get manifest monitoring --namespace devenv-shop --kube-context kind-dev"
+        );
+        assert_eq!(
+            uninstall_args("monitoring", "devenv-shop", None).join(" "),
+            "uninstall monitoring --namespace devenv-shop --ignore-not-found --wait"
         );
     }
 

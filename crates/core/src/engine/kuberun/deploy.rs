@@ -148,17 +148,7 @@ impl KubeRun {
         let result = helm::run(&bin, &args, &self.vars, &self.env.project_dir).await;
         drop(values_file);
         result.map_err(|e| e.to_string())?;
-        let mut get = vec![
-            "get".to_owned(),
-            "manifest".to_owned(),
-            release,
-            "--namespace".to_owned(),
-            self.kenv.namespace.clone(),
-        ];
-        if let Some(c) = &ctx {
-            get.push("--kube-context".into());
-            get.push(c.clone());
-        }
+        let get = helm::manifest_args(&release, &self.kenv.namespace, ctx.as_deref());
         let manifest = helm::run(&bin, &get, &self.vars, &self.env.project_dir)
             .await
             .map_err(|e| e.to_string())?;
