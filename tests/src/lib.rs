@@ -11,6 +11,7 @@ pub mod kube;
 mod procs;
 mod run;
 mod users;
+pub mod web;
 
 pub use bins::{workspace_root, Bins, Profile};
 pub use procs::{
@@ -132,6 +133,9 @@ impl TestEnv {
         set("DEVENV_DATA_DIR", &self.data_dir);
         set("DEVENVD_BIN", &self.bins.devenvd);
         vars.push(("NO_COLOR".into(), "1".into()));
+        // Many daemons run at once: each takes any free port for its dashboard
+        // (`TestEnv::dashboard` tells which); a test may override it with set_var.
+        vars.push(("DEVENV_DASHBOARD_PORT".into(), "0".into()));
         vars.push((ID_VAR.into(), self.id.clone().into()));
         for (k, v) in &self.vars {
             vars.push((k.into(), v.into()));

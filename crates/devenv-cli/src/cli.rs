@@ -80,6 +80,8 @@ pub enum Command {
     /// Create, delete, list and check clusters (k3d, or one from your kubeconfig)
     #[command(subcommand)]
     Cluster(ClusterCommand),
+    /// Print the web dashboard's URL and open it in the browser
+    Dashboard(DashboardArgs),
     /// Manage the devenvd daemon
     #[command(subcommand)]
     Daemon(DaemonCommand),
@@ -120,7 +122,11 @@ impl Command {
                 ClusterCommand::Create(a) | ClusterCommand::Delete(a) | ClusterCommand::Status(a),
             ) => a.file.file.take(),
             Command::Cluster(ClusterCommand::Ls) => None,
-            Command::Init(_) | Command::Ls | Command::Daemon(_) | Command::Completion(_) => None,
+            Command::Init(_)
+            | Command::Ls
+            | Command::Dashboard(_)
+            | Command::Daemon(_)
+            | Command::Completion(_) => None,
         }
     }
 }
@@ -284,6 +290,13 @@ pub enum ClusterCommand {
 pub struct ClusterArgs {
     #[command(flatten)]
     pub file: FileOpt,
+}
+
+#[derive(Debug, Args)]
+pub struct DashboardArgs {
+    /// Only print the URL; do not open a browser
+    #[arg(long)]
+    pub no_open: bool,
 }
 
 #[derive(Debug, Subcommand)]

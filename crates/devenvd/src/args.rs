@@ -22,6 +22,16 @@ pub struct Args {
     /// Seconds to let services stop on shutdown before they are killed.
     #[arg(long, default_value_t = 30)]
     pub shutdown_timeout: u64,
+    /// Port of the web dashboard on 127.0.0.1; 0 picks any free port
+    /// [default: `dashboard.port` of the config file, else 7420]
+    #[arg(long, value_name = "PORT", env = "DEVENV_DASHBOARD_PORT")]
+    pub dashboard_port: Option<u16>,
+    /// Do not serve the web dashboard.
+    #[arg(long)]
+    pub no_dashboard: bool,
+    /// devenvd's config file [default: $XDG_CONFIG_HOME/devenv/devenvd.yml, ~/.config/devenv/devenvd.yml]
+    #[arg(long, value_name = "FILE", env = "DEVENVD_CONFIG")]
+    pub config: Option<PathBuf>,
 }
 
 pub fn init_logging(args: &Args) -> anyhow::Result<()> {

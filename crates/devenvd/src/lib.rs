@@ -5,6 +5,8 @@ mod convert;
 mod listener;
 mod rpc;
 mod server;
+mod settings;
+mod web;
 
 use std::process::ExitCode;
 

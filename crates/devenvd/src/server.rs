@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::Server;
 
 use crate::args::Args;
-use crate::{listener, rpc};
+use crate::{listener, rpc, settings, web};
 
 /// How long open streams (e.g. `logs -f`) get to end after shutdown starts.
 const DRAIN: Duration = Duration::from_secs(2);
@@ -46,7 +46,13 @@ pub async fn run(args: Args, activation_fds: i32) -> anyhow::Result<()> {
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
 
-    let daemon = rpc::daemon::Daemon {
+    let (dashboard, dashboard_listener) = web::bind(&dashboard_wanted(&args));
+    if let web::Dashboard::Off(why) = &dashboard {
+        tracing::warn!("{why}");
+    }
+
+    // One instance of each service, shared by the socket and the dashboard.
+    let daemon = Arc::new(rpc::daemon::Daemon {
         started_at: SystemTime::now(),
         data_dir: paths.data_dir.display().to_string(),
         log_file: args
@@ -56,7 +62,24 @@ pub async fn run(args: Args, activation_fds: i32) -> anyhow::Result<()> {
             .unwrap_or_default(),
         shutdown: shutdown.clone(),
         engine: engine.clone(),
-    };
+        dashboard,
+    });
+    let environments = Arc::new(rpc::environment::Environments {
+        engine: engine.clone(),
+    });
+    let services = Arc::new(rpc::service::Services {
+        engine: engine.clone(),
+    });
+    let logs = Arc::new(rpc::logs::Logs {
+        engine: engine.clone(),
+    });
+    let forwards = Arc::new(rpc::forward::Forwards {
+        engine: engine.clone(),
+    });
+    let syncs = Arc::new(rpc::sync::Syncs {
+        engine: engine.clone(),
+    });
+    let clusters = Arc::new(rpc::cluster::Clusters::new(engine.clone()));
     use pb::cluster_service_server::ClusterServiceServer;
     use pb::daemon_service_server::DaemonServiceServer;
     use pb::environment_service_server::EnvironmentServiceServer;
@@ -90,27 +113,38 @@ pub async fn run(args: Args, activation_fds: i32) -> anyhow::Result<()> {
         .add_service(health_service)
         .add_service(reflection)
         .add_service(reflection_alpha)
-        .add_service(DaemonServiceServer::new(daemon))
-        .add_service(EnvironmentServiceServer::new(
-            rpc::environment::Environments {
-                engine: engine.clone(),
-            },
-        ))
-        .add_service(ServiceServiceServer::new(rpc::service::Services {
-            engine: engine.clone(),
-        }))
-        .add_service(LogServiceServer::new(rpc::logs::Logs {
-            engine: engine.clone(),
-        }))
-        .add_service(ForwardServiceServer::new(rpc::forward::Forwards {
-            engine: engine.clone(),
-        }))
-        .add_service(SyncServiceServer::new(rpc::sync::Syncs {
-            engine: engine.clone(),
-        }))
-        .add_service(ClusterServiceServer::new(rpc::cluster::Clusters::new(
-            engine.clone(),
-        )));
+        .add_service(DaemonServiceServer::from_arc(daemon.clone()))
+        .add_service(EnvironmentServiceServer::from_arc(environments.clone()))
+        .add_service(ServiceServiceServer::from_arc(services.clone()))
+        .add_service(LogServiceServer::from_arc(logs.clone()))
+        .add_service(ForwardServiceServer::from_arc(forwards.clone()))
+        .add_service(SyncServiceServer::from_arc(syncs.clone()))
+        .add_service(ClusterServiceServer::from_arc(clusters.clone()));
+
+    // The dashboard: every devenv.v1 service, but of DaemonService only Version
+    // (Dashboard hands out the token and Shutdown stops everything: socket only).
+    let web_server = dashboard_listener.map(|bound| {
+        use tonic::server::NamedService;
+        let api = web::Api {
+            grpc: tonic::service::Routes::new(DaemonServiceServer::from_arc(daemon))
+                .add_service(EnvironmentServiceServer::from_arc(environments))
+                .add_service(ServiceServiceServer::from_arc(services))
+                .add_service(LogServiceServer::from_arc(logs))
+                .add_service(ForwardServiceServer::from_arc(forwards))
+                .add_service(SyncServiceServer::from_arc(syncs))
+                .add_service(ClusterServiceServer::from_arc(clusters)),
+            services: vec![
+                EnvironmentServiceServer::<rpc::environment::Environments>::NAME,
+                ServiceServiceServer::<rpc::service::Services>::NAME,
+                LogServiceServer::<rpc::logs::Logs>::NAME,
+                ForwardServiceServer::<rpc::forward::Forwards>::NAME,
+                SyncServiceServer::<rpc::sync::Syncs>::NAME,
+                ClusterServiceServer::<rpc::cluster::Clusters>::NAME,
+            ],
+            methods: vec!["devenv.v1.DaemonService/Version"],
+        };
+        tokio::spawn(web::serve(bound, engine.clone(), api, shutdown.clone()))
+    });
 
     tracing::info!(socket = %paths.socket.display(), pid = std::process::id(), version = devenv_api::VERSION, "devenvd serving");
     let stop = shutdown.clone();
@@ -145,10 +179,30 @@ pub async fn run(args: Args, activation_fds: i32) -> anyhow::Result<()> {
             }
         }
     }
+    if let Some(mut web) = web_server {
+        // Stopped accepting when shutdown started; streams still open get DRAIN.
+        match tokio::time::timeout(DRAIN, &mut web).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => tracing::error!("dashboard: {e}"),
+            Ok(Err(e)) => tracing::error!("dashboard task: {e}"),
+            Err(_) => web.abort(),
+        }
+    }
     drop(socket_guard);
     signals.abort();
     tracing::info!("devenvd stopped");
     Ok(())
+}
+
+/// Whether and where to serve the dashboard, from the flags and devenvd's config file.
+fn dashboard_wanted(args: &Args) -> web::Wanted {
+    let file = settings::path(&ProcessEnv, args.config.as_deref());
+    let loaded = match &file {
+        Some(f) => settings::load(f, args.config.is_some()),
+        None => Ok(settings::Settings::default()),
+    };
+    let file = file.unwrap_or_else(|| "$XDG_CONFIG_HOME/devenv/devenvd.yml".into());
+    settings::dashboard(args.no_dashboard, args.dashboard_port, loaded, file)
 }
 
 async fn stop_everything(engine: &Arc<Engine>, deadline: Duration) {

@@ -454,6 +454,16 @@ impl Engine {
         Ok(rt)
     }
 
+    /// Every environment `list` shows, for readers of their services' states
+    /// (the dashboard's /readyz).
+    pub fn environments(&self) -> Vec<Arc<EnvRuntime>> {
+        let envs = self.envs.lock().unwrap_or_else(|p| p.into_inner());
+        envs.values()
+            .filter(|rt| rt.registered.load(std::sync::atomic::Ordering::Relaxed))
+            .cloned()
+            .collect()
+    }
+
     pub fn list(&self) -> Vec<EnvSummary> {
         let envs = self.envs.lock().unwrap_or_else(|p| p.into_inner());
         let mut out: Vec<EnvSummary> = envs

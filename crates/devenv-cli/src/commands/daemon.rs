@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{anyhow, Context as _};
 use devenv_api::pb::daemon_service_client::DaemonServiceClient;
-use devenv_api::pb::{ShutdownRequest, VersionRequest, VersionResponse};
+use devenv_api::pb::{DashboardRequest, ShutdownRequest, VersionRequest, VersionResponse};
 use devenv_api::ProcessEnv;
 use tokio::time::Instant;
 
@@ -119,12 +119,21 @@ async fn status(ctx: &Ctx) -> Result {
             ctx.paths.socket.display()
         )));
     };
-    let v = DaemonServiceClient::new(channel)
-        .version(VersionRequest {})
-        .await?
-        .into_inner();
+    let mut client = DaemonServiceClient::new(channel);
+    let v = client.version(VersionRequest {}).await?.into_inner();
+    // The address only: the token stays with `devenv dashboard`.
+    let dashboard = match client.dashboard(DashboardRequest {}).await {
+        Ok(d) if d.get_ref().port != 0 => Ok(format!("http://127.0.0.1:{}/", d.get_ref().port)),
+        Ok(d) => Err(d.into_inner().error),
+        Err(s) => Err(format!("unknown ({})", s.message())),
+    };
     if ctx.out.json {
-        outln!("{}", version_json(&v, &ctx.paths.socket));
+        let mut json = version_json(&v, &ctx.paths.socket);
+        json["dashboard"] = match &dashboard {
+            Ok(url) => serde_json::json!({ "url": url }),
+            Err(e) => serde_json::json!({ "error": e }),
+        };
+        outln!("{json}");
     } else {
         let uptime = uptime(&v).map(short_duration).unwrap_or_else(|| "-".into());
         let log = if v.log_file.is_empty() {
@@ -139,6 +148,10 @@ async fn status(ctx: &Ctx) -> Result {
         outln!("data dir  {}", v.data_dir);
         outln!("log       {log}");
         outln!("uptime    {uptime}");
+        match &dashboard {
+            Ok(url) => outln!("dashboard {url} (`devenv dashboard` opens it)"),
+            Err(e) => outln!("dashboard off: {e}"),
+        }
     }
     check_protocol(&v, &ctx.paths)
 }

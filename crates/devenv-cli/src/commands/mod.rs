@@ -4,6 +4,7 @@ mod cluster;
 pub mod completion;
 mod config;
 mod daemon;
+mod dashboard;
 mod dev;
 mod down;
 mod forward;
@@ -36,6 +37,7 @@ pub async fn dispatch(command: Command, ctx: &Ctx) -> Result {
         Command::Sync(SyncCommand::Status(_)) => sync::status(ctx).await,
         Command::Sync(SyncCommand::Verify(args)) => sync::verify(ctx, args).await,
         Command::Cluster(cmd) => cluster::run(ctx, cmd).await,
+        Command::Dashboard(args) => dashboard::run(ctx, args).await,
         Command::Daemon(cmd) => daemon::run(ctx, cmd).await,
         Command::Completion(args) => {
             completion::run(args.shell);

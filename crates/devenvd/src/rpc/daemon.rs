@@ -5,6 +5,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use crate::convert::timestamp;
+use crate::web::Dashboard;
 
 #[derive(Debug)]
 pub struct Daemon {
@@ -13,6 +14,7 @@ pub struct Daemon {
     pub log_file: String,
     pub shutdown: CancellationToken,
     pub engine: std::sync::Arc<devenv_core::engine::Engine>,
+    pub dashboard: crate::web::Dashboard,
 }
 
 #[tonic::async_trait]
@@ -43,5 +45,23 @@ impl DaemonService for Daemon {
         }
         self.shutdown.cancel();
         Ok(Response::new(pb::ShutdownResponse {}))
+    }
+
+    async fn dashboard(
+        &self,
+        _: Request<pb::DashboardRequest>,
+    ) -> Result<Response<pb::DashboardResponse>, Status> {
+        Ok(Response::new(match &self.dashboard {
+            Dashboard::Serving { port, .. } => pb::DashboardResponse {
+                url: self.dashboard.login_url().unwrap_or_default(),
+                port: u32::from(*port),
+                error: String::new(),
+            },
+            Dashboard::Off(why) => pb::DashboardResponse {
+                url: String::new(),
+                port: 0,
+                error: why.clone(),
+            },
+        }))
     }
 }

@@ -42,6 +42,8 @@ import type { ValidateRequest } from "./devenv";
 import type { RpcTransport } from "@protobuf-ts/runtime-rpc";
 import type { ServiceInfo } from "@protobuf-ts/runtime-rpc";
 import { DaemonService } from "./devenv";
+import type { DashboardResponse } from "./devenv";
+import type { DashboardRequest } from "./devenv";
 import type { ShutdownResponse } from "./devenv";
 import type { ShutdownRequest } from "./devenv";
 import { stackIntercept } from "@protobuf-ts/runtime-rpc";
@@ -68,6 +70,13 @@ export interface IDaemonServiceClient {
      * @generated from protobuf rpc: Shutdown
      */
     shutdown(input: ShutdownRequest, options?: RpcOptions): UnaryCall<ShutdownRequest, ShutdownResponse>;
+    /**
+     * The web dashboard's address, with this daemon's secret token. Served on the
+     * Unix socket only, never over HTTP: whoever can call it can open the page.
+     *
+     * @generated from protobuf rpc: Dashboard
+     */
+    dashboard(input: DashboardRequest, options?: RpcOptions): UnaryCall<DashboardRequest, DashboardResponse>;
 }
 // ---------------------------------------------------------------- daemon
 
@@ -98,6 +107,16 @@ export class DaemonServiceClient implements IDaemonServiceClient, ServiceInfo {
     shutdown(input: ShutdownRequest, options?: RpcOptions): UnaryCall<ShutdownRequest, ShutdownResponse> {
         const method = this.methods[1], opt = this._transport.mergeOptions(options);
         return stackIntercept<ShutdownRequest, ShutdownResponse>("unary", this._transport, method, opt, input);
+    }
+    /**
+     * The web dashboard's address, with this daemon's secret token. Served on the
+     * Unix socket only, never over HTTP: whoever can call it can open the page.
+     *
+     * @generated from protobuf rpc: Dashboard
+     */
+    dashboard(input: DashboardRequest, options?: RpcOptions): UnaryCall<DashboardRequest, DashboardResponse> {
+        const method = this.methods[2], opt = this._transport.mergeOptions(options);
+        return stackIntercept<DashboardRequest, DashboardResponse>("unary", this._transport, method, opt, input);
     }
 }
 /**

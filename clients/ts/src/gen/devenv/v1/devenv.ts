@@ -58,6 +58,34 @@ export interface ShutdownRequest {
  */
 export interface ShutdownResponse {
 }
+/**
+ * @generated from protobuf message devenv.v1.DashboardRequest
+ */
+export interface DashboardRequest {
+}
+/**
+ * @generated from protobuf message devenv.v1.DashboardResponse
+ */
+export interface DashboardResponse {
+    /**
+     * `http://127.0.0.1:PORT/auth?token=T`: opening it exchanges the token for a
+     * session cookie. Empty when the dashboard is not served (see `error`).
+     *
+     * @generated from protobuf field: string url = 1
+     */
+    url: string;
+    /**
+     * @generated from protobuf field: uint32 port = 2
+     */
+    port: number;
+    /**
+     * Why the dashboard is not served (disabled, or its port is taken: by whom and
+     * the fix); empty when it is.
+     *
+     * @generated from protobuf field: string error = 3
+     */
+    error: string;
+}
 // ---------------------------------------------------------------- environments
 
 /**
@@ -1234,6 +1262,107 @@ class ShutdownResponse$Type extends MessageType<ShutdownResponse> {
  * @generated MessageType for protobuf message devenv.v1.ShutdownResponse
  */
 export const ShutdownResponse = new ShutdownResponse$Type();
+// @generated message type with reflection information, may provide speed optimized methods
+class DashboardRequest$Type extends MessageType<DashboardRequest> {
+    constructor() {
+        super("devenv.v1.DashboardRequest", []);
+    }
+    create(value?: PartialMessage<DashboardRequest>): DashboardRequest {
+        const message = globalThis.Object.create((this.messagePrototype!));
+        if (value !== undefined)
+            reflectionMergePartial<DashboardRequest>(this, message, value);
+        return message;
+    }
+    internalBinaryRead(reader: IBinaryReader, length: number, options: BinaryReadOptions, target?: DashboardRequest): DashboardRequest {
+        let message = target ?? this.create(), end = reader.pos + length;
+        while (reader.pos < end) {
+            let [fieldNo, wireType] = reader.tag();
+            switch (fieldNo) {
+                default:
+                    let u = options.readUnknownField;
+                    if (u === "throw")
+                        throw new globalThis.Error(`Unknown field ${fieldNo} (wire type ${wireType}) for ${this.typeName}`);
+                    let d = reader.skip(wireType);
+                    if (u !== false)
+                        (u === true ? UnknownFieldHandler.onRead : u)(this.typeName, message, fieldNo, wireType, d);
+            }
+        }
+        return message;
+    }
+    internalBinaryWrite(message: DashboardRequest, writer: IBinaryWriter, options: BinaryWriteOptions): IBinaryWriter {
+        let u = options.writeUnknownFields;
+        if (u !== false)
+            (u == true ? UnknownFieldHandler.onWrite : u)(this.typeName, message, writer);
+        return writer;
+    }
+}
+/**
+ * @generated MessageType for protobuf message devenv.v1.DashboardRequest
+ */
+export const DashboardRequest = new DashboardRequest$Type();
+// @generated message type with reflection information, may provide speed optimized methods
+class DashboardResponse$Type extends MessageType<DashboardResponse> {
+    constructor() {
+        super("devenv.v1.DashboardResponse", [
+            { no: 1, name: "url", kind: "scalar", T: 9 /*ScalarType.STRING*/ },
+            { no: 2, name: "port", kind: "scalar", T: 13 /*ScalarType.UINT32*/ },
+            { no: 3, name: "error", kind: "scalar", T: 9 /*ScalarType.STRING*/ }
+        ]);
+    }
+    create(value?: PartialMessage<DashboardResponse>): DashboardResponse {
+        const message = globalThis.Object.create((this.messagePrototype!));
+        message.url = "";
+        message.port = 0;
+        message.error = "";
+        if (value !== undefined)
+            reflectionMergePartial<DashboardResponse>(this, message, value);
+        return message;
+    }
+    internalBinaryRead(reader: IBinaryReader, length: number, options: BinaryReadOptions, target?: DashboardResponse): DashboardResponse {
+        let message = target ?? this.create(), end = reader.pos + length;
+        while (reader.pos < end) {
+            let [fieldNo, wireType] = reader.tag();
+            switch (fieldNo) {
+                case /* string url */ 1:
+                    message.url = reader.string();
+                    break;
+                case /* uint32 port */ 2:
+                    message.port = reader.uint32();
+                    break;
+                case /* string error */ 3:
+                    message.error = reader.string();
+                    break;
+                default:
+                    let u = options.readUnknownField;
+                    if (u === "throw")
+                        throw new globalThis.Error(`Unknown field ${fieldNo} (wire type ${wireType}) for ${this.typeName}`);
+                    let d = reader.skip(wireType);
+                    if (u !== false)
+                        (u === true ? UnknownFieldHandler.onRead : u)(this.typeName, message, fieldNo, wireType, d);
+            }
+        }
+        return message;
+    }
+    internalBinaryWrite(message: DashboardResponse, writer: IBinaryWriter, options: BinaryWriteOptions): IBinaryWriter {
+        /* string url = 1; */
+        if (message.url !== "")
+            writer.tag(1, WireType.LengthDelimited).string(message.url);
+        /* uint32 port = 2; */
+        if (message.port !== 0)
+            writer.tag(2, WireType.Varint).uint32(message.port);
+        /* string error = 3; */
+        if (message.error !== "")
+            writer.tag(3, WireType.LengthDelimited).string(message.error);
+        let u = options.writeUnknownFields;
+        if (u !== false)
+            (u == true ? UnknownFieldHandler.onWrite : u)(this.typeName, message, writer);
+        return writer;
+    }
+}
+/**
+ * @generated MessageType for protobuf message devenv.v1.DashboardResponse
+ */
+export const DashboardResponse = new DashboardResponse$Type();
 // @generated message type with reflection information, may provide speed optimized methods
 class EnvironmentRef$Type extends MessageType<EnvironmentRef> {
     constructor() {
@@ -3912,7 +4041,8 @@ export const ClusterListResponse = new ClusterListResponse$Type();
  */
 export const DaemonService = new ServiceType("devenv.v1.DaemonService", [
     { name: "Version", options: {}, I: VersionRequest, O: VersionResponse },
-    { name: "Shutdown", options: {}, I: ShutdownRequest, O: ShutdownResponse }
+    { name: "Shutdown", options: {}, I: ShutdownRequest, O: ShutdownResponse },
+    { name: "Dashboard", options: {}, I: DashboardRequest, O: DashboardResponse }
 ]);
 /**
  * @generated ServiceType for protobuf service devenv.v1.EnvironmentService
