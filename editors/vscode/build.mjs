@@ -23,3 +23,5 @@ await esbuild.build({
   outfile: "dist/test/suite.js",
   external: ["vscode", "mocha"],
 });
+// Unit tests of the parts that need no VS Code (node --test).
+await esbuild.build({ ...common, entryPoints: ["test/unit/socket.test.ts"], outfile: "dist/test/unit.js" });

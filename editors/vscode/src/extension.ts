@@ -25,6 +25,8 @@ export interface Api {
   readonly diagnostics: ConfigDiagnostics;
   /** Milliseconds activate() took. */
   readonly activationMs: number;
+  /** From the start of activate() to the first connection to the daemon (ms). */
+  readonly timings: { connectedMs: number | undefined };
 }
 
 function setting<T>(key: string, fallback: T): T {
@@ -54,6 +56,7 @@ export function activate(ctx: vscode.ExtensionContext): Api {
 
   model.setProjects(projects());
   let autoUpDone = false;
+  const timings: { connectedMs: number | undefined } = { connectedMs: undefined };
   ctx.subscriptions.push(
     vscode.workspace.onDidChangeWorkspaceFolders(() => {
       model.setProjects(projects());
@@ -71,6 +74,7 @@ export function activate(ctx: vscode.ExtensionContext): Api {
     }),
     daemon.onDidChange((s) => {
       if (s.kind !== "connected") return;
+      timings.connectedMs ??= performance.now() - started;
       void diagnostics.validateAll();
       if (!autoUpDone && setting<boolean>("autoUp", false)) {
         autoUpDone = true;
@@ -84,7 +88,7 @@ export function activate(ctx: vscode.ExtensionContext): Api {
       await commands.reportError({ model, daemon, tree, logs, diagnostics, cliPath: () => setting("cliPath", "devenv") }, e);
     }
   });
-  return { model, daemon, tree, view, statusBar, logs, diagnostics, activationMs: performance.now() - started };
+  return { model, daemon, tree, view, statusBar, logs, diagnostics, activationMs: performance.now() - started, timings };
 }
 
 /** Forwards of kubernetes services, asked when one becomes ready (not polled). */
