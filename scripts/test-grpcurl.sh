@@ -119,7 +119,8 @@ printf %s "$SOCK"'; }
 [ "$(sock_of DEVENV_SOCKET= XDG_RUNTIME_DIR=)" = "/tmp/devenv-$(id -u)/devenvd.sock" ] || fail "socket: fallback (empty = unset)"
 check_done socket
 
-"$DEVENVD" --log-file "$tmp/devenvd.log" &
+# --dashboard-port 0: its web dashboard on any free port, not the user's 7420.
+"$DEVENVD" --log-file "$tmp/devenvd.log" --dashboard-port 0 &
 daemon_pid=$!
 sock="$XDG_RUNTIME_DIR/devenv/devenvd.sock"
 deadline=$((SECONDS + 30))

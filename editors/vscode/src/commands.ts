@@ -46,7 +46,7 @@ export function register(ctx: vscode.ExtensionContext, d: Deps): void {
   reg("devenv.showLogs", (node?: Node) => showLogs(d, node));
   reg("devenv.openUrl", (node?: Node) => openUrl(d, node));
   reg("devenv.syncVerify", (node?: Node) => syncVerify(d, node));
-  reg("devenv.openDashboard", () => openDashboard());
+  reg("devenv.openDashboard", () => openDashboard(d));
   reg("devenv.startDaemon", () => startDaemon(d));
   reg("devenv.validate", async (node?: Node) => {
     const env = await pickEnv(d, node);
@@ -244,11 +244,21 @@ async function syncVerify(d: Deps, node?: Node): Promise<void> {
   await vscode.window.showWarningMessage(`devenv: out of sync: ${lines.join(" | ")}`);
 }
 
-async function openDashboard(): Promise<void> {
-  // The daemon's Dashboard RPC (issue 13) is not in this protocol yet.
-  await vscode.window.showInformationMessage(
-    "devenv: this devenvd has no dashboard RPC yet; run `devenv dashboard` in a terminal when it has one",
-  );
+/**
+ * The daemon's dashboard (DaemonService.Dashboard: a one-time URL with the
+ * per-daemon token), opened in the browser. Returns the URL it opened.
+ */
+async function openDashboard(d: Deps): Promise<string | undefined> {
+  const conn = await d.daemon.connection();
+  const { response } = await conn.daemon.dashboard({}, { timeout: 10_000 });
+  if (response.url === "") {
+    await vscode.window.showErrorMessage(
+      `devenv: the dashboard is not served: ${response.error || "this devenvd does not say why"}`,
+    );
+    return undefined;
+  }
+  await vscode.env.openExternal(vscode.Uri.parse(response.url, true));
+  return response.url;
 }
 
 /** `devenv daemon start` with the socket this extension uses; then connect. */

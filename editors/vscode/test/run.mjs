@@ -143,7 +143,8 @@ function tailLog(name) {
   }
 }
 
-const daemon = start("devenvd", devenvd, ["--socket", socket, "--data-dir", env.DEVENV_DATA_DIR]);
+// --dashboard-port 0: its web dashboard on any free port, not the user's 7420.
+const daemon = start("devenvd", devenvd, ["--socket", socket, "--data-dir", env.DEVENV_DATA_DIR, "--dashboard-port", "0"]);
 await until("devenvd's socket", 30_000, () => {
   if (daemon.exitCode !== null) fail(`devenvd exited: ${tailLog("devenvd")}`);
   return fs.existsSync(socket);

@@ -2,6 +2,7 @@
 // code-server's extension host (see test/run.mjs).
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 
 import { ServiceState } from "@devenv/api";
@@ -91,6 +92,16 @@ export function defineTests(): void {
       assert.equal(api.statusBar.item.backgroundColor, undefined);
     });
 
+    it("opens the daemon's dashboard with its one-time URL", async () => {
+      const url = await vscode.commands.executeCommand<string | undefined>("devenv.openDashboard");
+      assert.ok(url, "the command opened no URL");
+      assert.match(url, /^http:\/\/127\.0\.0\.1:\d+\/auth\?token=/);
+      // The URL the browser got works: the token is exchanged for a session cookie.
+      const res = await fetch(url, { redirect: "manual" });
+      assert.equal(res.status, 303);
+      assert.match(res.headers.get("set-cookie") ?? "", /devenv_session=/);
+    });
+
     it("shows a config error as a Diagnostic at its line, refreshed on save", async () => {
       const file = path.join(project(), ".devenv", "config.yml");
       const original = fs.readFileSync(file, "utf8");
@@ -124,6 +135,38 @@ export function defineTests(): void {
       assert.ok(await doc.save());
       await revalidated;
       assert.equal(vscode.languages.getDiagnostics(doc.uri).filter((x) => x.source === "devenv").length, 0);
+    });
+
+    it("says when nothing listens or the socket is not trusted, and reconnects", async () => {
+      const config = vscode.workspace.getConfiguration("devenv");
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "devenv-vscode-sock-"));
+      try {
+        fs.chmodSync(dir, 0o700);
+        await config.update("socketPath", path.join(dir, "none.sock"), vscode.ConfigurationTarget.Global);
+        const down = await until("not connected", 10_000, () => {
+          const s = api.daemon.current;
+          return s.kind === "down" ? s.error : undefined;
+        });
+        assert.equal(down.name, "NotRunningError");
+        await until("the status bar to say so", 5_000, () => api.statusBar.item.text.includes("not connected"));
+        // A directory others can write to: refused before anything is sent.
+        fs.chmodSync(dir, 0o777);
+        fs.writeFileSync(path.join(dir, "planted.sock"), "");
+        await config.update("socketPath", path.join(dir, "planted.sock"), vscode.ConfigurationTarget.Global);
+        const refused = await until("refused", 10_000, () => {
+          const s = api.daemon.current;
+          return s.kind === "down" && s.error.name === "UntrustedSocketError" ? s.error : undefined;
+        });
+        assert.match(refused.message, /has mode 0777; it must be 0700/);
+      } finally {
+        await config.update("socketPath", undefined, vscode.ConfigurationTarget.Global);
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+      const env = theEnv(api);
+      await until("connected again with the services back", 15_000, () =>
+        api.daemon.current.kind === "connected" && env.services.get("api")?.state === ServiceState.READY,
+      );
+      assert.equal(api.statusBar.item.text, "devenv: 3/3 ready");
     });
   });
 }
