@@ -178,7 +178,7 @@ async function restart(d: Deps, node?: Node): Promise<ServiceStatus[] | undefine
 }
 
 async function devMode(d: Deps, node: Node | undefined, on: boolean): Promise<void> {
-  const target = await pickService(d, node, (s) => s.dev !== on);
+  const target = await pickService(d, node, (s) => s.dev !== on && (s.dev || s.runtime === "kubernetes"));
   if (!target) return;
   const key = `${target.env.key}\0${target.name}`;
   if (!on) {
@@ -201,7 +201,16 @@ async function devMode(d: Deps, node: Node | undefined, on: boolean): Promise<vo
   const settled = followUp(d, target.env, `devenv: dev mode for ${target.name}`, call);
   call.responses.onComplete(() => devSessions.delete(key));
   call.responses.onError(() => devSessions.delete(key));
-  await settled.catch(() => undefined);
+  await settled;
+  // The stream stays open while dev mode lasts: keep reading it (what it says is in
+  // the Watch stream too), so nothing piles up in its buffer.
+  const drain = async (): Promise<void> => {
+    const it = call.responses[Symbol.asyncIterator]();
+    while (!(await it.next()).done) {
+      // drained
+    }
+  };
+  drain().catch(() => undefined);
 }
 
 async function showLogs(d: Deps, node?: Node): Promise<void> {

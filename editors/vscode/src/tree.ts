@@ -170,7 +170,9 @@ export class ServicesTree implements vscode.TreeDataProvider<Node>, vscode.Dispo
         item.description = describe(s);
         item.iconPath = stateIcon(s.state);
         const url = serviceUrl(node.env, s);
-        item.contextValue = `service.${s.dev ? "dev" : "nodev"}${url !== undefined ? ".url" : ""}`;
+        // Dev mode replaces kubernetes workloads; the daemon refuses it for local processes.
+        const dev = s.dev ? "dev" : s.runtime === "kubernetes" ? "nodev" : "local";
+        item.contextValue = `service.${dev}${url !== undefined ? ".url" : ""}`;
         const md = new vscode.MarkdownString();
         md.appendMarkdown(`**${node.name}** — ${stateName(s.state)}`);
         if (s.pid) md.appendMarkdown(` (pid ${String(s.pid)})`);

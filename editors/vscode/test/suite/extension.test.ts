@@ -45,7 +45,8 @@ export function defineTests(): void {
       }
       const apiItem = api.tree.getTreeItem(children[1]);
       assert.ok(String(apiItem.description).includes(`:${process.env.DEVENV_TEST_API_PORT ?? "?"}`));
-      assert.equal(apiItem.contextValue, "service.nodev.url");
+      // Local: no dev mode action (the daemon refuses it), an URL to open.
+      assert.equal(apiItem.contextValue, "service.local.url");
       assert.equal(api.statusBar.item.text, "devenv: 3/3 ready");
     });
 
