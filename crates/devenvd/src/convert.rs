@@ -5,9 +5,8 @@ use std::time::SystemTime;
 
 use devenv_api::pb;
 use devenv_core::config::{ConfigError, ConfigErrors, Environment};
-use devenv_core::engine::{EngineError, EnvRequest};
+use devenv_core::engine::{ClusterError, EngineError, EnvRequest};
 use devenv_core::kube::forward::{ForwardState, ForwardStatus};
-use devenv_core::kube::KubeError;
 use devenv_core::logs::{LineRef, LogLine, Stream};
 use devenv_core::status::{ServiceState, ServiceStatus};
 use tonic::Status;
@@ -58,18 +57,20 @@ pub fn status(e: EngineError) -> Status {
         EngineError::Config(_) | EngineError::UnknownService(_) => tonic::Code::InvalidArgument,
         EngineError::NotUp | EngineError::Dev(_) => tonic::Code::FailedPrecondition,
         EngineError::Down(_) => tonic::Code::Unknown,
+        EngineError::Cluster(c) => match c {
+            ClusterError::NoCluster | ClusterError::NotK3d { .. } => {
+                tonic::Code::FailedPrecondition
+            }
+            ClusterError::Invalid(_) => tonic::Code::InvalidArgument,
+            // k3d or Docker failed (exit 1), as kube_status says.
+            ClusterError::Tool(_) => tonic::Code::Unknown,
+            ClusterError::Record(_) => tonic::Code::Internal,
+        },
         EngineError::State(_) | EngineError::Guardian(_) | EngineError::Scratch { .. } => {
             tonic::Code::Internal
         }
     };
     Status::new(code, e.to_string())
-}
-
-/// A cluster or external-tool failure (k3d, docker, the API server), already one line
-/// with its hint. UNKNOWN: the operation failed (exit 1 in the CLI), which is neither
-/// a config error nor an unreachable daemon.
-pub fn kube_status(e: &KubeError) -> Status {
-    Status::unknown(e.to_string())
 }
 
 pub fn forward(f: &ForwardStatus) -> pb::Forward {
@@ -186,6 +187,7 @@ mod tests {
     use tonic::Code;
 
     use super::*;
+    use devenv_core::kube::KubeError;
 
     #[test]
     fn engine_errors_map_to_statuses_by_type() {
@@ -212,6 +214,19 @@ mod tests {
             (
                 EngineError::Guardian(std::io::Error::other("gone")),
                 Code::Internal,
+            ),
+            (ClusterError::NoCluster.into(), Code::FailedPrecondition),
+            (
+                ClusterError::NotK3d { verb: "delete" }.into(),
+                Code::FailedPrecondition,
+            ),
+            (
+                ClusterError::Invalid("spec.cluster.name".into()).into(),
+                Code::InvalidArgument,
+            ),
+            (
+                ClusterError::Tool(KubeError::new("k3d failed", "")).into(),
+                Code::Unknown,
             ),
         ];
         for (e, code) in cases {

@@ -110,6 +110,7 @@ pub async fn run(args: Args, activation_fds: i32) -> anyhow::Result<()> {
         .await;
 
     let router = Server::builder()
+        .layer(rpc::span::RpcSpanLayer)
         .add_service(health_service)
         .add_service(reflection)
         .add_service(reflection_alpha)

@@ -34,6 +34,9 @@ pub enum EngineError {
     /// what to do).
     #[error(transparent)]
     Down(#[from] DownError),
+    /// A `cluster` command could not be done.
+    #[error(transparent)]
+    Cluster(#[from] super::cluster::ClusterError),
 }
 
 /// Services a request named that the config does not have; lists the known ones.

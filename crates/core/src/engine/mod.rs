@@ -4,6 +4,7 @@
 //! mapped in docs/architecture.md.
 
 mod board;
+mod cluster;
 pub mod dev;
 mod down;
 mod error;
@@ -17,6 +18,7 @@ mod supervisor;
 mod testing;
 mod up;
 
+pub use cluster::{ClusterError, ClusterInfo, ClusterReport};
 pub use dev::DevSession;
 pub use down::DownReport;
 pub use error::{DevError, DownError, EngineError, UnknownService};
@@ -32,6 +34,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 use crate::config::{self, ConfigErrors, LoadRequest, Loaded};
 use crate::logs::{LogHub, SegmentLimits};
@@ -90,6 +93,8 @@ pub struct Engine {
     /// Cancelled when shutdown starts: background work gives way.
     closing: CancellationToken,
     flusher: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// One cluster create/delete at a time: two k3d runs on one cluster name race.
+    cluster_ops: tokio::sync::Mutex<()>,
 }
 
 impl Engine {
@@ -129,6 +134,7 @@ impl Engine {
             tasks: TaskTracker::new(),
             closing: CancellationToken::new(),
             flusher: Mutex::default(),
+            cluster_ops: tokio::sync::Mutex::new(()),
         };
         engine.recover()?;
         engine.restore_dev_workloads();
@@ -422,7 +428,11 @@ impl Engine {
         let (tx, rx) = mpsc::channel(256);
         let env = Arc::new(loaded.environment);
         let vars = Arc::new(req.vars);
-        self.tasks.spawn(rt.up(env, vars, opts, tx));
+        // In the caller's span (the RPC's, naming the environment and services).
+        self.tasks.spawn(
+            rt.up(env, vars, opts, tx)
+                .instrument(tracing::Span::current()),
+        );
         Ok(rx)
     }
 

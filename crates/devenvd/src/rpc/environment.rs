@@ -21,6 +21,7 @@ impl EnvironmentService for Environments {
         req: Request<pb::ValidateRequest>,
     ) -> Result<Response<pb::ValidateResponse>, Status> {
         let env = convert::env_request(req.into_inner().environment)?;
+        super::record(&env, &[]);
         Ok(Response::new(match self.engine.load(&env) {
             Ok(loaded) => pb::ValidateResponse {
                 valid: true,
@@ -43,6 +44,7 @@ impl EnvironmentService for Environments {
         req: Request<pb::ShowConfigRequest>,
     ) -> Result<Response<pb::ShowConfigResponse>, Status> {
         let env = convert::env_request(req.into_inner().environment)?;
+        super::record(&env, &[]);
         let loaded = self
             .engine
             .load(&env)
@@ -66,6 +68,7 @@ impl EnvironmentService for Environments {
     async fn up(&self, req: Request<pb::UpRequest>) -> Result<Response<Self::UpStream>, Status> {
         let req = req.into_inner();
         let env = convert::env_request(req.environment)?;
+        super::record(&env, &req.services);
         let opts = UpOptions {
             services: req.services,
             keep_going: req.keep_going,
@@ -101,6 +104,7 @@ impl EnvironmentService for Environments {
     ) -> Result<Response<pb::DownResponse>, Status> {
         let req = req.into_inner();
         let env = convert::env_request(req.environment)?;
+        super::record(&env, &[]);
         let r = self
             .engine
             .down(&env, req.volumes)
@@ -121,6 +125,7 @@ impl EnvironmentService for Environments {
         req: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
         let env = convert::env_request(req.into_inner().environment)?;
+        super::record(&env, &[]);
         let rt = self.engine.find(&env).map_err(convert::status)?;
         Ok(Response::new(pb::StatusResponse {
             environment: rt.name().to_owned(),
@@ -142,6 +147,7 @@ impl EnvironmentService for Environments {
         req: Request<pb::WatchRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
         let env = convert::env_request(req.into_inner().environment)?;
+        super::record(&env, &[]);
         let rt = self.engine.find(&env).map_err(convert::status)?;
         let (snapshot, mut events) = rt.watch();
         let (tx, rx) = mpsc::channel(256);

@@ -37,6 +37,7 @@ impl LogService for Logs {
     ) -> Result<Response<Self::StreamStream>, Status> {
         let req = req.into_inner();
         let env = convert::env_request(req.environment)?;
+        super::record(&env, &req.services);
         let services = req.services;
         let hub = self.engine.logs(&env, &services).map_err(convert::status)?;
         let grep = if req.grep.is_empty() {

@@ -28,6 +28,7 @@ impl ServiceService for Services {
             ));
         }
         let env = convert::env_request(req.environment)?;
+        super::record(&env, &req.services);
         let rt = self
             .engine
             .restart(&env, &req.services)
@@ -52,6 +53,7 @@ impl ServiceService for Services {
             ));
         }
         let env = convert::env_request(req.environment)?;
+        super::record(&env, &req.services);
         let (tx, rx) = mpsc::channel(64);
         match self.engine.dev(env, req.services) {
             Ok(mut session) => {

@@ -21,6 +21,7 @@ impl SyncService for Syncs {
         req: Request<pb::SyncStatusRequest>,
     ) -> Result<Response<pb::SyncStatusResponse>, Status> {
         let env = convert::env_request(req.into_inner().environment)?;
+        super::record(&env, &[]);
         let sessions = self
             .engine
             .sync_status(&env)
@@ -59,6 +60,7 @@ impl SyncService for Syncs {
     ) -> Result<Response<pb::SyncVerifyResponse>, Status> {
         let req = req.into_inner();
         let env = convert::env_request(req.environment)?;
+        super::record(&env, &req.services);
         let results = self
             .engine
             .sync_verify(&env, &req.services)
