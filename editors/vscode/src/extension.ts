@@ -25,6 +25,8 @@ export interface Api {
   readonly diagnostics: ConfigDiagnostics;
   /** Milliseconds activate() took. */
   readonly activationMs: number;
+  /** Where VS Code writes the log output channels' files (one per channel). */
+  readonly logDir: string;
   /** From the start of activate() to the first connection to the daemon (ms). */
   readonly timings: { connectedMs: number | undefined };
 }
@@ -88,7 +90,7 @@ export function activate(ctx: vscode.ExtensionContext): Api {
       await commands.reportError({ model, daemon, tree, logs, diagnostics, cliPath: () => setting("cliPath", "devenv") }, e);
     }
   });
-  return { model, daemon, tree, view, statusBar, logs, diagnostics, activationMs: performance.now() - started, timings };
+  return { model, daemon, tree, view, statusBar, logs, diagnostics, logDir: ctx.logUri.fsPath, activationMs: performance.now() - started, timings };
 }
 
 /** Forwards of kubernetes services, asked when one becomes ready (not polled). */

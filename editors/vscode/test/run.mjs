@@ -255,6 +255,20 @@ try {
     fs.mkdirSync(path.dirname(screenshot), { recursive: true });
     await page.screenshot({ path: screenshot });
     log(`screenshot: ${path.relative(repo, screenshot)}`);
+    await page.close();
+
+    // --- 3. devenv.autoUp: a workbench opened on the project, down, brings it up
+    execFileSync(devenvCli, ["-C", project, "down"], { env, stdio: "ignore", timeout: 60_000 });
+    if (cli(["status"]).services.some((s) => s.state === "ready")) fail("down left services ready");
+    const settings = JSON.parse(fs.readFileSync(userSettings, "utf8"));
+    fs.writeFileSync(userSettings, JSON.stringify({ ...settings, "devenv.autoUp": true }));
+    const auto = await b.newPage();
+    await auto.goto(workbenchUrl(false));
+    await until("autoUp to bring db, api and web up", 60_000, () =>
+      cli(["status"]).services.filter((s) => s.state === "ready").length === 3,
+    );
+    log("autoUp: opening the workspace brought the environment up");
+    await auto.close();
   }
 } catch (e) {
   status = 1;

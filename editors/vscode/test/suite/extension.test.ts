@@ -73,6 +73,14 @@ export function defineTests(): void {
       assert.equal(res.status, 404);
       await until("the request's log line in the channel", 15_000, () => log.written.some((l) => l.includes(marker)));
       assert.equal(log.channel.name, "devenv: api");
+      // What the Output view shows is the channel's file, written by VS Code.
+      // (named after the channel, "devenv api.log", in the extension's log dir).
+      const file = await until(`the channel's file in ${api.logDir} with the line`, 15_000, () => {
+        const names = fs.existsSync(api.logDir) ? fs.readdirSync(api.logDir) : [];
+        const f = names.map((n) => path.join(api.logDir, n)).find((p) => /devenv\W+api\.log$/.test(p));
+        return f !== undefined && fs.readFileSync(f, "utf8").includes(marker) ? f : undefined;
+      });
+      assert.match(fs.readFileSync(file, "utf8"), new RegExp(`\\[info\\] api: GET /${marker} `));
     });
 
     it("turns the status bar red when a service fails, and back", async () => {
