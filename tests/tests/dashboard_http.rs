@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use devenv_api::pb;
 use devenv_e2e::web::{self, grpc_web_call, grpc_web_parse, login, request};
-use devenv_e2e::{wait_until, TestEnv};
+use devenv_e2e::{port_open, wait_until, TestEnv};
 use prost::Message as _;
 use serde_json::Value;
 
@@ -213,7 +213,7 @@ fn host_and_origin_are_checked_and_grpc_web_works_with_cookie_and_origin() {
 #[test]
 fn readyz_turns_200_when_the_quickstart_is_ready_and_tells_no_paths() {
     let mut env = TestEnv::new();
-    env.quickstart();
+    let (_, api_port, _) = env.quickstart();
     env.devenv_ok(&["daemon", "start"]);
     let d = env.dashboard();
     let host = d.host();
@@ -261,6 +261,51 @@ fn readyz_turns_200_when_the_quickstart_is_ready_and_tells_no_paths() {
     // Without `env`: every running environment, the same answer.
     assert_eq!(readyz("").status, 200);
     assert_eq!(readyz("?env=nope").status, 503);
+
+    // Down from the shell, up again from the page: its Up carries no client_env, so
+    // the daemon uses the shell's (the QUICKSTART_*_PORT variables pick the ports).
+    env.devenv_ok(&["down"]);
+    assert_eq!(readyz("?env=quickstart").status, 503);
+    assert!(!port_open(api_port));
+    let cookie = login(&d);
+    let list = grpc_web_call(&d, &cookie, "/devenv.v1.EnvironmentService/List", &[]);
+    let (messages, _) = grpc_web_parse(&list.body);
+    let listed = pb::ListResponse::decode(messages[0].as_slice()).expect("ListResponse");
+    let summary = listed
+        .environments
+        .iter()
+        .find(|e| e.name == "quickstart")
+        .expect("quickstart listed");
+    let up = pb::UpRequest {
+        environment: Some(pb::EnvironmentRef {
+            project_dir: summary.project.clone(),
+            env: summary.env.clone(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let r = grpc_web_call(
+        &d,
+        &cookie,
+        "/devenv.v1.EnvironmentService/Up",
+        &up.encode_to_vec(),
+    );
+    let (messages, trailers) = grpc_web_parse(&r.body);
+    assert!(
+        trailers.contains(&("grpc-status".into(), "0".into())),
+        "{trailers:?}"
+    );
+    let last =
+        pb::UpEvent::decode(messages.last().expect("Up events").as_slice()).expect("UpEvent");
+    match last.event {
+        Some(pb::up_event::Event::Result(res)) => assert!(res.ok, "{res:?}"),
+        other => panic!("Up from the page did not finish: {other:?}"),
+    }
+    assert_eq!(readyz("?env=quickstart").status, 200);
+    assert!(
+        port_open(api_port),
+        "api is not on the shell's QUICKSTART_API_PORT"
+    );
     env.devenv_ok(&["down"]);
 }
 

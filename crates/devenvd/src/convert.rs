@@ -11,7 +11,18 @@ use devenv_core::logs::{LineRef, LogLine, Stream};
 use devenv_core::status::{ServiceState, ServiceStatus};
 use tonic::Status;
 
-pub fn env_request(r: Option<pb::EnvironmentRef>) -> Result<EnvRequest, Status> {
+/// The engine's request for `r`. Without `client_env` (the dashboard page has none
+/// to send), the variables of the last request from a shell for that environment.
+pub fn env_request(
+    engine: &devenv_core::engine::Engine,
+    r: Option<pb::EnvironmentRef>,
+) -> Result<EnvRequest, Status> {
+    let mut req = env_request_as_sent(r)?;
+    engine.fill_client_env(&mut req);
+    Ok(req)
+}
+
+fn env_request_as_sent(r: Option<pb::EnvironmentRef>) -> Result<EnvRequest, Status> {
     let r = r.ok_or_else(|| Status::invalid_argument("missing `environment`"))?;
     let start_dir = PathBuf::from(&r.project_dir);
     if !start_dir.is_absolute() {

@@ -4,6 +4,7 @@
 //! mapped in docs/architecture.md.
 
 mod board;
+mod client_vars;
 mod cluster;
 pub mod dev;
 mod down;
@@ -88,6 +89,8 @@ pub struct Engine {
     envs: Mutex<HashMap<String, Arc<EnvRuntime>>>,
     /// Where a request's start dir led last time, for when its config has since broken.
     resolved: Mutex<HashMap<ResolveKey, String>>,
+    /// The last shell's variables per environment, for requests from the page.
+    clients: client_vars::ClientContexts,
     /// Every task the engine spawns (ups, dev sessions, restores); joined on shutdown.
     tasks: TaskTracker,
     /// Cancelled when shutdown starts: background work gives way.
@@ -131,6 +134,7 @@ impl Engine {
             scratch,
             envs: Mutex::default(),
             resolved: Mutex::default(),
+            clients: Default::default(),
             tasks: TaskTracker::new(),
             closing: CancellationToken::new(),
             flusher: Mutex::default(),
@@ -305,6 +309,7 @@ impl Engine {
             services: env.services.iter().map(|s| s.name.clone()).collect(),
         })?;
         self.remember(req, &id);
+        self.clients.remember(&env.project_dir, req);
         let rt = self
             .envs
             .lock()

@@ -47,7 +47,7 @@ impl ClusterService for Clusters {
         &self,
         req: Request<pb::ClusterRequest>,
     ) -> Result<Response<pb::ClusterResponse>, Status> {
-        let req = convert::env_request(req.into_inner().environment)?;
+        let req = convert::env_request(&self.engine, req.into_inner().environment)?;
         super::record(&req, &[]);
         let done = self.engine.cluster_create(&req).await;
         done.map(report).map_err(convert::status)
@@ -57,7 +57,7 @@ impl ClusterService for Clusters {
         &self,
         req: Request<pb::ClusterRequest>,
     ) -> Result<Response<pb::ClusterResponse>, Status> {
-        let req = convert::env_request(req.into_inner().environment)?;
+        let req = convert::env_request(&self.engine, req.into_inner().environment)?;
         super::record(&req, &[]);
         let done = self.engine.cluster_delete(&req).await;
         done.map(report).map_err(convert::status)
@@ -77,7 +77,7 @@ impl ClusterService for Clusters {
         &self,
         req: Request<pb::ClusterRequest>,
     ) -> Result<Response<pb::ClusterResponse>, Status> {
-        let req = convert::env_request(req.into_inner().environment)?;
+        let req = convert::env_request(&self.engine, req.into_inner().environment)?;
         super::record(&req, &[]);
         let cluster = self
             .engine

@@ -20,7 +20,7 @@ impl EnvironmentService for Environments {
         &self,
         req: Request<pb::ValidateRequest>,
     ) -> Result<Response<pb::ValidateResponse>, Status> {
-        let env = convert::env_request(req.into_inner().environment)?;
+        let env = convert::env_request(&self.engine, req.into_inner().environment)?;
         super::record(&env, &[]);
         Ok(Response::new(match self.engine.load(&env) {
             Ok(loaded) => pb::ValidateResponse {
@@ -43,7 +43,7 @@ impl EnvironmentService for Environments {
         &self,
         req: Request<pb::ShowConfigRequest>,
     ) -> Result<Response<pb::ShowConfigResponse>, Status> {
-        let env = convert::env_request(req.into_inner().environment)?;
+        let env = convert::env_request(&self.engine, req.into_inner().environment)?;
         super::record(&env, &[]);
         let loaded = self
             .engine
@@ -67,7 +67,7 @@ impl EnvironmentService for Environments {
 
     async fn up(&self, req: Request<pb::UpRequest>) -> Result<Response<Self::UpStream>, Status> {
         let req = req.into_inner();
-        let env = convert::env_request(req.environment)?;
+        let env = convert::env_request(&self.engine, req.environment)?;
         super::record(&env, &req.services);
         let opts = UpOptions {
             services: req.services,
@@ -103,7 +103,7 @@ impl EnvironmentService for Environments {
         req: Request<pb::DownRequest>,
     ) -> Result<Response<pb::DownResponse>, Status> {
         let req = req.into_inner();
-        let env = convert::env_request(req.environment)?;
+        let env = convert::env_request(&self.engine, req.environment)?;
         super::record(&env, &[]);
         let r = self
             .engine
@@ -124,7 +124,7 @@ impl EnvironmentService for Environments {
         &self,
         req: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
-        let env = convert::env_request(req.into_inner().environment)?;
+        let env = convert::env_request(&self.engine, req.into_inner().environment)?;
         super::record(&env, &[]);
         let rt = self.engine.find(&env).map_err(convert::status)?;
         Ok(Response::new(pb::StatusResponse {
@@ -146,7 +146,7 @@ impl EnvironmentService for Environments {
         &self,
         req: Request<pb::WatchRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
-        let env = convert::env_request(req.into_inner().environment)?;
+        let env = convert::env_request(&self.engine, req.into_inner().environment)?;
         super::record(&env, &[]);
         let rt = self.engine.find(&env).map_err(convert::status)?;
         let (snapshot, mut events) = rt.watch();

@@ -19,7 +19,7 @@ impl ForwardService for Forwards {
         &self,
         req: Request<pb::ForwardListRequest>,
     ) -> Result<Response<pb::ForwardListResponse>, Status> {
-        let env = convert::env_request(req.into_inner().environment)?;
+        let env = convert::env_request(&self.engine, req.into_inner().environment)?;
         super::record(&env, &[]);
         let rt = self.engine.find(&env).map_err(convert::status)?;
         let forwards = rt.forwards().iter().map(convert::forward).collect();

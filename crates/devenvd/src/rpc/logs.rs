@@ -36,7 +36,7 @@ impl LogService for Logs {
         req: Request<pb::LogRequest>,
     ) -> Result<Response<Self::StreamStream>, Status> {
         let req = req.into_inner();
-        let env = convert::env_request(req.environment)?;
+        let env = convert::env_request(&self.engine, req.environment)?;
         super::record(&env, &req.services);
         let services = req.services;
         let hub = self.engine.logs(&env, &services).map_err(convert::status)?;

@@ -27,7 +27,7 @@ impl ServiceService for Services {
                 "name at least one service to restart",
             ));
         }
-        let env = convert::env_request(req.environment)?;
+        let env = convert::env_request(&self.engine, req.environment)?;
         super::record(&env, &req.services);
         let rt = self
             .engine
@@ -52,7 +52,7 @@ impl ServiceService for Services {
                 "name the service(s) to run in dev mode",
             ));
         }
-        let env = convert::env_request(req.environment)?;
+        let env = convert::env_request(&self.engine, req.environment)?;
         super::record(&env, &req.services);
         let (tx, rx) = mpsc::channel(64);
         match self.engine.dev(env, req.services) {

@@ -20,7 +20,7 @@ impl SyncService for Syncs {
         &self,
         req: Request<pb::SyncStatusRequest>,
     ) -> Result<Response<pb::SyncStatusResponse>, Status> {
-        let env = convert::env_request(req.into_inner().environment)?;
+        let env = convert::env_request(&self.engine, req.into_inner().environment)?;
         super::record(&env, &[]);
         let sessions = self
             .engine
@@ -59,7 +59,7 @@ impl SyncService for Syncs {
         req: Request<pb::SyncVerifyRequest>,
     ) -> Result<Response<pb::SyncVerifyResponse>, Status> {
         let req = req.into_inner();
-        let env = convert::env_request(req.environment)?;
+        let env = convert::env_request(&self.engine, req.environment)?;
         super::record(&env, &req.services);
         let results = self
             .engine
