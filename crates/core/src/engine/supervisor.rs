@@ -345,7 +345,8 @@ impl Run {
                 };
             }
         };
-        let pid = child.id().unwrap_or(0) as i32;
+        let leader = process::Leader::of(&child);
+        let pid = leader.pid();
         self.shared.guardian.watch(pid);
         self.shared.update(&name, |s| s.pid = Some(pid as u32));
         self.shared
@@ -405,8 +406,12 @@ impl Run {
 
         let outcome = loop {
             tokio::select! {
-                status = child.wait() => {
-                    let (code, why) = match status {
+                () = leader.exited(&mut child) => {
+                    // Take down anything it left in its group while the unreaped
+                    // leader still holds the group id, then reap it.
+                    process::signal_group(pid, Signal::SIGKILL);
+                    self.shared.guardian.forget(pid);
+                    let (code, why) = match child.wait().await {
                         Ok(st) => describe_exit(st),
                         Err(e) => (None, format!("wait failed: {e}")),
                     };
@@ -447,12 +452,12 @@ impl Run {
                 s.message = "stopping".into();
             });
             self.shared.logs.push(&svc_name, Stream::System, "stopping");
-            terminate(pid, &mut child).await;
-        } else {
-            // The main process exited; take down anything it left in its group.
-            process::signal_group(pid, Signal::SIGKILL);
+            terminate(&leader, &mut child).await;
+            // Forgotten before the reap: the guardian must never hold a group id
+            // that may already belong to someone else.
+            self.shared.guardian.forget(pid);
+            let _ = child.wait().await;
         }
-        self.shared.guardian.forget(pid);
         // Output still in the pipes belongs to this run; bounded, since the group is gone.
         let _ = tokio::time::timeout(Duration::from_secs(1), async {
             while readers.join_next().await.is_some() {}
@@ -485,29 +490,26 @@ impl Run {
     }
 }
 
-async fn terminate(pgid: i32, child: &mut tokio::process::Child) {
+/// Stops the group of `leader` (SIGTERM, SIGKILL after the grace), signalling it
+/// only while the leader is unreaped (see [`process::group`]); leaves the reaping
+/// to the caller.
+async fn terminate(leader: &process::Leader, child: &mut tokio::process::Child) {
+    let pgid = leader.pid();
     if !process::signal_group(pgid, Signal::SIGTERM) {
-        let _ = child.wait().await;
         return;
     }
     let deadline = tokio::time::Instant::now() + STOP_GRACE;
-    if tokio::time::timeout_at(deadline, child.wait())
+    if tokio::time::timeout_at(deadline, leader.exited(child))
         .await
         .is_err()
     {
         process::signal_group(pgid, Signal::SIGKILL);
-        let _ = child.wait().await;
+        leader.exited(child).await;
         return;
     }
     // The leader may be a wrapper (`sh -c`, `npm run`) that exits at once while the
-    // real server is still shutting down: it gets the rest of the grace too. There is
-    // no event for a non-child's exit, so this polls, bounded, with backoff.
-    let mut step = Duration::from_millis(1);
-    while process::group_alive(pgid) && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(step).await;
-        step = (step * 2).min(Duration::from_millis(100));
-    }
-    if process::group_alive(pgid) {
+    // real server is still shutting down: it gets the rest of the grace too.
+    if !process::group_gone_by(pgid, deadline).await {
         process::signal_group(pgid, Signal::SIGKILL);
     }
 }

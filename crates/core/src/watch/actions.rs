@@ -196,9 +196,10 @@ impl Exec {
                 return;
             }
         };
-        let _group = child
-            .id()
-            .map(|pid| Group::new(pid as i32, self.guardian.clone()));
+        let leader = process::Leader::of(&child);
+        // Dropped before `child` if this run is cancelled: the group is killed while
+        // the leader is unreaped (kill_on_drop and tokio's reaper come after).
+        let mut group = Some(Group::new(leader.pid(), self.guardian.clone()));
         let mut pipes = JoinSet::new();
         if let Some(out) = child.stdout.take() {
             pipes.spawn(logs::copy_pipe(
@@ -216,7 +217,17 @@ impl Exec {
                 Stream::System,
             ));
         }
-        let status = tokio::time::timeout(EXEC_LIMIT, child.wait()).await;
+        let exited = tokio::time::timeout(EXEC_LIMIT, leader.exited(&mut child)).await;
+        // Kill what it left behind before reaping the leader (the group id is ours
+        // only until then).
+        drop(group.take());
+        let status = match exited {
+            Ok(()) => Ok(child.wait().await),
+            Err(elapsed) => {
+                let _ = child.wait().await;
+                Err(elapsed)
+            }
+        };
         let _ = tokio::time::timeout(DRAIN_LIMIT, async {
             while pipes.join_next().await.is_some() {}
         })

@@ -1,11 +1,9 @@
 //! Host processes that never outlive the daemon.
 //!
 //! Two layers:
-//! 1. Every service runs in its own process group. A guardian process
-//!    (`devenvd __guardian`, named `devenv-guardian`) is told every live group over a
-//!    pipe; when the daemon dies, even by SIGKILL, the pipe closes and the guardian
-//!    kills those groups, grandchildren included. It ignores the signals a
-//!    `pkill devenvd` or a terminal would send, and exits only when told or on EOF.
+//! 1. Every service runs in its own process group. A guardian process is told every
+//!    live group and kills them when the daemon dies ([`guardian`]); groups are only
+//!    signalled while their id is still theirs ([`group`]).
 //! 2. Each service's environment carries a marker; a restarted daemon finds and
 //!    kills anything still carrying a marker of a service it had running.
 //!
@@ -14,14 +12,17 @@
 //! growing with the daemon's memory) instead of `posix_spawn`, and it would only
 //! reach the direct child anyway.
 
-use std::collections::BTreeSet;
-use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
+
+pub mod group;
+pub mod guardian;
+
+pub use group::{group_gone_by, group_running, Leader};
+pub use guardian::{become_guardian, run_guardian, Guardian, GuardianInfo};
 
 /// Environment variable holding the marker of a service's processes.
 pub const MARKER_VAR: &str = "DEVENV_MARKER";
@@ -88,7 +89,7 @@ pub fn group_alive(pgid: i32) -> bool {
 /// Polls `alive` with a short backoff until it is false or `limit` passes. There is
 /// no event for "a process that is not our child exited"; the guardian uses this
 /// once, when the daemon is gone (the supervisor has an async twin for its stops).
-fn wait_gone(alive: impl Fn() -> bool, limit: Duration) -> bool {
+pub(crate) fn wait_gone(alive: impl Fn() -> bool, limit: Duration) -> bool {
     let deadline = Instant::now() + limit;
     let mut step = Duration::from_millis(1);
     while alive() {
@@ -99,112 +100,6 @@ fn wait_gone(alive: impl Fn() -> bool, limit: Duration) -> bool {
         step = (step * 2).min(Duration::from_millis(50));
     }
     true
-}
-
-/// Client side of the guardian process.
-#[derive(Debug)]
-pub struct Guardian {
-    stdin: Mutex<Option<std::process::ChildStdin>>,
-    child: Mutex<std::process::Child>,
-}
-
-impl Guardian {
-    /// Starts `exe __guardian` in its own process group (terminal signals meant for
-    /// the daemon must not reach it).
-    pub fn start(exe: &Path) -> std::io::Result<Self> {
-        use std::os::unix::process::CommandExt;
-        let mut child = std::process::Command::new(exe)
-            .arg("__guardian")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::null())
-            .process_group(0)
-            .spawn()?;
-        let stdin = child.stdin.take();
-        Ok(Self {
-            stdin: Mutex::new(stdin),
-            child: Mutex::new(child),
-        })
-    }
-
-    pub fn watch(&self, pgid: i32) {
-        self.send(&format!("+{pgid}\n"));
-    }
-
-    pub fn forget(&self, pgid: i32) {
-        self.send(&format!("-{pgid}\n"));
-    }
-
-    fn send(&self, msg: &str) {
-        let mut stdin = self.stdin.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(s) = stdin.as_mut() {
-            if let Err(e) = s.write_all(msg.as_bytes()) {
-                tracing::warn!(error = %e, "guardian is gone; crash cleanup relies on restart recovery");
-                *stdin = None;
-            }
-        }
-    }
-
-    /// Clean exit: the groups are already stopped; tell the guardian to leave.
-    pub fn dismiss(&self) {
-        self.send("exit\n");
-        self.stdin.lock().unwrap_or_else(|p| p.into_inner()).take();
-        let mut child = self.child.lock().unwrap_or_else(|p| p.into_inner());
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-}
-
-/// Makes this process a guardian: a distinct name (so `pkill devenvd` does not hit
-/// it) and deaf to the signals meant for the daemon. It ends on EOF or `exit`.
-pub fn become_guardian() {
-    let _ = nix::sys::prctl::set_name(c"devenv-guardian");
-    for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
-        ignore(sig);
-    }
-}
-
-#[allow(
-    unsafe_code,
-    reason = "installing SIG_IGN is the only way to ignore a signal"
-)]
-fn ignore(sig: Signal) {
-    use nix::sys::signal::{signal, SigHandler};
-    // SAFETY: SIG_IGN runs no code in the signal context.
-    let _ = unsafe { signal(sig, SigHandler::SigIgn) };
-}
-
-/// The guardian's main loop: remember groups until stdin closes, then kill them.
-pub fn run_guardian(input: impl BufRead) {
-    let mut groups = BTreeSet::new();
-    for line in input.lines() {
-        let Ok(line) = line else { break };
-        if line == "exit" {
-            return;
-        }
-        if let Some(n) = line.strip_prefix('+').and_then(|n| n.parse::<i32>().ok()) {
-            groups.insert(n);
-        } else if let Some(n) = line.strip_prefix('-').and_then(|n| n.parse::<i32>().ok()) {
-            groups.remove(&n);
-        }
-    }
-    // The daemon died without dismissing us: take its services down with it.
-    for &g in &groups {
-        signal_group(g, Signal::SIGTERM);
-    }
-    wait_gone(
-        || groups.iter().any(|&g| group_alive(g)),
-        Duration::from_secs(3),
-    );
-    for &g in &groups {
-        signal_group(g, Signal::SIGKILL);
-    }
 }
 
 /// `(pid, marker)` of every live process whose environment holds a marker.
@@ -336,34 +231,5 @@ mod tests {
         assert_eq!(kill_stale_markers("other", &[&env_id]), 1);
         let status = child.wait().await.unwrap();
         assert!(!status.success());
-    }
-
-    /// A `sleep` leading its own process group.
-    fn group_leader() -> (std::process::Child, i32) {
-        use std::os::unix::process::CommandExt;
-        let child = std::process::Command::new("sleep")
-            .arg("30")
-            .process_group(0)
-            .spawn()
-            .unwrap();
-        let pgid = child.id() as i32;
-        (child, pgid)
-    }
-
-    #[test]
-    fn guardian_kills_remembered_groups_on_eof() {
-        let (mut child, pgid) = group_leader();
-        run_guardian(std::io::Cursor::new(format!("+{pgid}\n+999999\n-999999\n")));
-        let status = child.wait().unwrap();
-        assert!(!status.success(), "guardian must have killed the group");
-    }
-
-    #[test]
-    fn guardian_exit_leaves_groups_alone() {
-        let (mut child, pgid) = group_leader();
-        run_guardian(std::io::Cursor::new(format!("+{pgid}\nexit\n")));
-        assert!(group_alive(pgid));
-        child.kill().unwrap();
-        child.wait().unwrap();
     }
 }
