@@ -148,8 +148,11 @@ impl DevRecord {
 /// and finds one brings it up again (see `engine::recovery`). Written (and flushed)
 /// when `up` is asked, removed when `down` is. Its own tree: no schema bump.
 ///
-/// `vars` is the client's environment, which the services inherit and the config
-/// interpolates; it is kept in the state database under the private (0700) data dir.
+/// `vars` is the part of the client's environment needed to bring it back: the
+/// variables the config references and a few basics (see
+/// `engine::recovery::recovery_vars`); never the whole environment, which holds
+/// whatever secrets the user's shell has. Records from before `vars_scoped` held the
+/// whole environment; a daemon that starts rewrites them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WantedRecord {
     pub env_id: String,
@@ -160,6 +163,10 @@ pub struct WantedRecord {
     pub vars: BTreeMap<String, String>,
     /// The services asked for (their dependencies come with them); empty: all.
     pub services: Vec<String>,
+    /// `vars` holds only what recovery needs (false: an old record, the whole
+    /// client environment, to be rewritten).
+    #[serde(default)]
+    pub vars_scoped: bool,
 }
 
 impl WantedRecord {
@@ -554,6 +561,7 @@ mod tests {
             env_name: None,
             vars: BTreeMap::from([("PATH".into(), "/bin".into())]),
             services: services.iter().map(|s| s.to_string()).collect(),
+            vars_scoped: true,
         };
         {
             let s = StateStore::open(dir.path()).unwrap();

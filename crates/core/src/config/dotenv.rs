@@ -13,6 +13,8 @@ pub(crate) struct DotEnv {
     pub vars: BTreeMap<String, String>,
     /// Where each variable was (last) set.
     pub lines: BTreeMap<String, Origin>,
+    /// The names its values reference (`${NAME}`), from the process or earlier lines.
+    pub refs: std::collections::BTreeSet<String>,
 }
 
 /// Reads `.env` if it exists; a missing file is the common case and means "no variables".
@@ -26,7 +28,7 @@ pub(crate) fn read(file: &Path, process: &BTreeMap<String, String>) -> Result<Do
             line: 0,
             column: 0,
             key: String::new(),
-            hint: matches!(e, limits::ReadError::TooLarge(_)).then(limits::size_hint),
+            hint: matches!(e, limits::ReadError::TooLarge(..)).then(limits::size_hint),
             message: e.to_string(),
         }),
     }
@@ -81,6 +83,11 @@ pub(crate) fn parse(
         let value = if literal {
             value
         } else {
+            out.refs.extend(
+                super::interpolate::references(&value)
+                    .into_iter()
+                    .map(str::to_owned),
+            );
             let vars = Vars {
                 process,
                 dotenv: &out.vars,

@@ -15,6 +15,7 @@ pub(crate) fn apply(
     env: &mut Environment,
     index: &Index,
     process: &BTreeMap<String, String>,
+    refs: &mut std::collections::BTreeSet<String>,
 ) -> Vec<ConfigError> {
     let mut errors = Vec::new();
     for (i, svc) in env.services.iter_mut().enumerate() {
@@ -33,7 +34,10 @@ pub(crate) fn apply(
             // Bounded like every config input: at most 1 MiB, a regular file.
             match limits::read_text(file) {
                 Ok(text) => match dotenv::parse(file, &text, process) {
-                    Ok(vars) => merged.extend(vars.vars),
+                    Ok(vars) => {
+                        refs.extend(vars.refs);
+                        merged.extend(vars.vars);
+                    }
                     Err(e) => errors.push(e),
                 },
                 Err(limits::ReadError::NotFound(_)) => errors.push(index.error(
@@ -44,7 +48,7 @@ pub(crate) fn apply(
                 Err(e) => errors.push(index.error(
                     &at,
                     format!("env file: {e}"),
-                    matches!(e, limits::ReadError::TooLarge(_)).then(limits::size_hint),
+                    matches!(e, limits::ReadError::TooLarge(..)).then(limits::size_hint),
                 )),
             }
         }

@@ -26,6 +26,42 @@ impl Vars<'_> {
     }
 }
 
+/// The names `text` references as `${NAME}` or `${NAME:-default}` (`$$` escapes), read
+/// the way [`expand`] reads them: what a config needs from the process environment.
+pub(crate) fn references(text: &str) -> Vec<&str> {
+    let mut names = Vec::new();
+    let mut rest = text;
+    while let Some(dollar) = rest.find('$') {
+        let after = &rest[dollar + 1..];
+        if let Some(tail) = after.strip_prefix('$') {
+            rest = tail;
+        } else if let Some(inner) = after.strip_prefix('{') {
+            let Some(close) = inner.find('}') else { break };
+            let expr = &inner[..close];
+            let name = expr.split_once(":-").map_or(expr, |(n, _)| n);
+            if is_var_name(name) {
+                names.push(name);
+            }
+            rest = &inner[close + 1..];
+        } else {
+            rest = after;
+        }
+    }
+    names
+}
+
+/// Every name the string scalars from files under `node` reference (see [`references`]).
+pub(crate) fn references_in(node: &Node, out: &mut std::collections::BTreeSet<String>) {
+    match &node.value {
+        Value::Str { text, .. } if matches!(node.origin, Origin::File { .. }) => {
+            out.extend(references(text).into_iter().map(str::to_owned));
+        }
+        Value::Seq(items) => items.iter().for_each(|i| references_in(i, out)),
+        Value::Map(entries) => entries.iter().for_each(|e| references_in(&e.value, out)),
+        _ => {}
+    }
+}
+
 /// What went wrong in one string. Holds no text of the string but a variable's name,
 /// because the string may be a secret; [`ExpandError::describe`] phrases it.
 #[derive(Debug, PartialEq, Eq)]

@@ -82,7 +82,7 @@ pub(crate) fn discover(req: &LoadRequest) -> Result<Project, ConfigError> {
 
 fn read_layer(file: &Path) -> Result<Node, ConfigError> {
     let text = limits::read_text(file).map_err(|e| {
-        let hint = matches!(e, limits::ReadError::TooLarge(_)).then(limits::size_hint);
+        let hint = matches!(e, limits::ReadError::TooLarge(..)).then(limits::size_hint);
         whole_file_error(file, e.to_string(), hint)
     })?;
     yaml::parse(file, &text)

@@ -36,8 +36,8 @@ pub(crate) enum ReadError {
     NotFound(std::path::PathBuf),
     #[error("{} is not a regular file", .0.display())]
     NotAFile(std::path::PathBuf),
-    #[error("{} is larger than {} KiB", .0.display(), MAX_INPUT_BYTES / 1024)]
-    TooLarge(std::path::PathBuf),
+    #[error("{} is larger than {} KiB", .0.display(), .1 / 1024)]
+    TooLarge(std::path::PathBuf, usize),
     #[error("{} is not UTF-8 text", .0.display())]
     NotUtf8(std::path::PathBuf),
     #[error("cannot read {}: {source}", .path.display())]
@@ -51,6 +51,12 @@ pub(crate) enum ReadError {
 /// Reads a text file of at most [`MAX_INPUT_BYTES`], never more than one byte past the
 /// cap, and never opens anything but a regular file (a FIFO would block the reader).
 pub(crate) fn read_text(path: &Path) -> Result<String, ReadError> {
+    read_text_within(path, MAX_INPUT_BYTES)
+}
+
+/// [`read_text`] with another cap (`manifests:` files, where CRD bundles of a few MiB
+/// are common).
+pub(crate) fn read_text_within(path: &Path, cap: usize) -> Result<String, ReadError> {
     let io = |source: std::io::Error| {
         if source.kind() == std::io::ErrorKind::NotFound {
             ReadError::NotFound(path.to_path_buf())
@@ -65,17 +71,17 @@ pub(crate) fn read_text(path: &Path) -> Result<String, ReadError> {
     if !meta.is_file() {
         return Err(ReadError::NotAFile(path.to_path_buf()));
     }
-    if meta.len() > MAX_INPUT_BYTES as u64 {
-        return Err(ReadError::TooLarge(path.to_path_buf()));
+    if meta.len() > cap as u64 {
+        return Err(ReadError::TooLarge(path.to_path_buf(), cap));
     }
     let file = std::fs::File::open(path).map_err(io)?;
     let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
     // The file may have grown since the metadata was read: the reader stops one byte past.
-    file.take(MAX_INPUT_BYTES as u64 + 1)
+    file.take(cap as u64 + 1)
         .read_to_end(&mut bytes)
         .map_err(io)?;
-    if bytes.len() > MAX_INPUT_BYTES {
-        return Err(ReadError::TooLarge(path.to_path_buf()));
+    if bytes.len() > cap {
+        return Err(ReadError::TooLarge(path.to_path_buf(), cap));
     }
     String::from_utf8(bytes).map_err(|_| ReadError::NotUtf8(path.to_path_buf()))
 }
@@ -100,7 +106,7 @@ mod tests {
         assert_eq!(read_text(&at_cap).expect("fits").len(), MAX_INPUT_BYTES);
         let over = dir.path().join("b");
         std::fs::write(&over, "a".repeat(MAX_INPUT_BYTES + 1)).expect("write");
-        assert!(matches!(read_text(&over), Err(ReadError::TooLarge(_))));
+        assert!(matches!(read_text(&over), Err(ReadError::TooLarge(..))));
         assert!(matches!(read_text(dir.path()), Err(ReadError::NotAFile(_))));
         assert!(matches!(
             read_text(&dir.path().join("missing")),

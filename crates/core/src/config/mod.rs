@@ -151,6 +151,10 @@ pub struct Loaded {
     pub merged_yaml: String,
     /// Every leaf value (dotted path, YAML value, origin), secrets redacted.
     pub values: Vec<(String, String, Origin)>,
+    /// The process variables this config depends on: every name its files (config
+    /// layers, `.env`, `envFile`s) reference as `${NAME}`, and the `DEVENV_*`
+    /// overrides given. What a crash recovery must keep to load it again.
+    pub referenced_vars: std::collections::BTreeSet<String>,
     /// Located problems that do not stop the config from loading (`devenv validate` shows
     /// them): a secret's value in a command line, a readiness port the service doesn't
     /// list. Never hold a secret's value.
@@ -198,6 +202,13 @@ fn load_tree(
         errors.push(e);
         dotenv::DotEnv::default()
     });
+    let mut referenced_vars: std::collections::BTreeSet<String> = process_vars
+        .keys()
+        .filter(|k| k.starts_with("DEVENV_"))
+        .cloned()
+        .collect();
+    interpolate::references_in(&tree, &mut referenced_vars);
+    referenced_vars.extend(dotenv.refs.iter().cloned());
     let via_dotenv = show::dotenv_refs(&tree, process_vars, &dotenv);
     let vars = interpolate::Vars {
         process: process_vars,
@@ -213,7 +224,7 @@ fn load_tree(
     let environment = check::environment(&tree, &index, &project.dir);
     let secret_values = secret_values(&tree);
     let mut environment = environment.map_err(|e| finish(e, &secret_values))?;
-    let errors = envfile::apply(&mut environment, &index, process_vars);
+    let errors = envfile::apply(&mut environment, &index, process_vars, &mut referenced_vars);
     if !errors.is_empty() {
         return Err(finish(errors, &secret_values));
     }
@@ -238,6 +249,7 @@ fn load_tree(
         config_file: project.config_file,
         merged_yaml,
         values,
+        referenced_vars,
         warnings,
     })
 }

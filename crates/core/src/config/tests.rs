@@ -1175,3 +1175,38 @@ fn a_log_probe_is_compiled_once_when_checked() {
     assert_eq!(pattern.to_string(), "listening on [0-9]+");
     assert_eq!(*pattern, LogPattern::new("listening on [0-9]+").unwrap());
 }
+
+#[test]
+fn referenced_vars_are_the_names_the_files_use_and_the_overrides() {
+    let (dir, _) = project(&format!(
+        "{HEAD}spec:\n  services:\n    - name: api\n      command: run ${{API_PORT:-8000}} $$NOT_A_REF\n      envFile: ./api.env\n      env: {{ URL: \"${{DB_URL}}\" }}\n"
+    ));
+    write(
+        dir.path(),
+        ".env",
+        "DB_URL=postgres://${DB_HOST}/x\nLIT='${NOT_EXPANDED}'\n",
+    );
+    write(dir.path(), "api.env", "TOKEN=${API_TOKEN:-none}\n");
+    let mut r = req(dir.path());
+    r.vars = [
+        ("API_TOKEN", "t"),
+        ("DB_HOST", "h"),
+        ("DEVENV_SPEC__SERVICES__0__RESTART", "always"),
+        ("AWS_SECRET_ACCESS_KEY", "never"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let loaded = ok(&r);
+    let names: Vec<&str> = loaded.referenced_vars.iter().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        [
+            "API_PORT",
+            "API_TOKEN",
+            "DB_HOST",
+            "DB_URL",
+            "DEVENV_SPEC__SERVICES__0__RESTART"
+        ]
+    );
+}

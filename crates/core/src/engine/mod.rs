@@ -428,7 +428,7 @@ impl Engine {
         let rt = self.register(&loaded, &req)?;
         if opts.dev_session.is_none() {
             // Wanted up until `down`, across daemon restarts.
-            self.want_up(&rt.shared.id, &req, &opts.services)?;
+            self.want_up(&rt.shared.id, &req, &loaded.referenced_vars, &opts.services)?;
         }
         let (tx, rx) = mpsc::channel(256);
         let env = Arc::new(loaded.environment);

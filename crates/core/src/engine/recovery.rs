@@ -3,6 +3,7 @@
 //! and a daemon that starts brings every wanted environment up again, in the
 //! background, through the same path as `up`.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Weak};
 
 use tokio::sync::mpsc;
@@ -18,6 +19,54 @@ use crate::status::ServiceState;
 /// What a recovered service's status and log say.
 pub const RECOVERED: &str = "recovered after a daemon restart";
 
+/// Client variables kept for a recovery whether the config names them or not: what
+/// devenv's own tools (kubectl, helm, k3d, docker, presets' binaries) and nearly
+/// every program need to run. None of them is meant to hold a secret.
+const BASICS: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "LANG",
+    "LANGUAGE",
+    "TZ",
+    "TERM",
+    "TMPDIR",
+    "KUBECONFIG",
+    "DOCKER_HOST",
+    "DOCKER_CONFIG",
+    "DOCKER_CONTEXT",
+    "CONTAINER_HOST",
+    "XDG_RUNTIME_DIR",
+    "XDG_CONFIG_HOME",
+    "XDG_DATA_HOME",
+    "XDG_CACHE_HOME",
+    "XDG_STATE_HOME",
+];
+
+/// The part of the client's environment `vars` a wanted record keeps: the names the
+/// config references (`${NAME}` in its files, `DEVENV_*` overrides; `None`: not
+/// known, the config did not load), [`BASICS`] and `LC_*`. A recovered service runs
+/// with these only: a variable it reads from the user's shell without the config
+/// naming it is not there after a daemon restart (naming it in `env:`, as
+/// `FOO: ${FOO}`, keeps it). The rest of the environment (tokens, cloud keys) never
+/// reaches the state database.
+pub(crate) fn recovery_vars(
+    vars: &BTreeMap<String, String>,
+    referenced: Option<&BTreeSet<String>>,
+) -> BTreeMap<String, String> {
+    vars.iter()
+        .filter(|(k, _)| {
+            BASICS.contains(&k.as_str())
+                || k.starts_with("LC_")
+                || k.starts_with("DEVENV_")
+                || referenced.is_some_and(|r| r.contains(k.as_str()))
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
 impl Engine {
     /// Records that the environment `env_id` is wanted up with `services` (empty:
     /// all), widening what an earlier `up` asked for. Durable before it returns.
@@ -25,6 +74,7 @@ impl Engine {
         &self,
         env_id: &str,
         req: &EnvRequest,
+        referenced: &BTreeSet<String>,
         services: &[String],
     ) -> Result<(), StateError> {
         let services = match self.state.wanted_of(env_id)? {
@@ -36,8 +86,9 @@ impl Engine {
             start_dir: req.start_dir.clone(),
             config_file: req.config_file.clone(),
             env_name: req.env_name.clone(),
-            vars: req.vars.clone(),
+            vars: recovery_vars(&req.vars, Some(referenced)),
             services,
+            vars_scoped: true,
         })
     }
 
@@ -90,7 +141,18 @@ async fn resume(engine: Weak<Engine>, rec: WantedRecord) {
     };
     tracing::info!(environment = %rec.env_id, "bringing back up an environment that was up before devenvd restarted");
     // Off the async workers, like every config load.
-    let loaded = match this.load(&req) {
+    let loaded = this.load(&req);
+    let mut rec = rec;
+    if !rec.vars_scoped {
+        // A record from before: it held the client's whole environment. Keep only
+        // what the config (if it loads) references.
+        rec.vars = recovery_vars(&rec.vars, loaded.as_ref().ok().map(|l| &l.referenced_vars));
+        rec.vars_scoped = true;
+        if let Err(e) = this.state.put_wanted(&rec) {
+            tracing::warn!(environment = %rec.env_id, error = %e, "cannot rewrite an old wanted record");
+        }
+    }
+    let loaded = match loaded {
         Ok(l) => l,
         Err(errors) => {
             // The user's `up` stands (a fixed config and `devenv up` bring it back);
@@ -197,4 +259,35 @@ async fn resume(engine: Weak<Engine>, rec: WantedRecord) {
 fn push_log(rt: &EnvRuntime, service: &str, line: &str) {
     let name: Arc<str> = Arc::from(service);
     rt.shared.logs.push(&name, Stream::System, line);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recovery_keeps_referenced_names_and_basics_only() {
+        let all: BTreeMap<String, String> = [
+            ("PATH", "/bin"),
+            ("HOME", "/home/u"),
+            ("LC_ALL", "C"),
+            ("DEVENV_E2E_ID", "x"),
+            ("API_PORT", "9000"),
+            ("AWS_SECRET_ACCESS_KEY", "s3cr3t"),
+            ("GITHUB_TOKEN", "ghp_x"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let referenced = BTreeSet::from(["API_PORT".to_string(), "UNSET".to_string()]);
+        let kept = recovery_vars(&all, Some(&referenced));
+        let names: Vec<&str> = kept.keys().map(String::as_str).collect();
+        assert_eq!(
+            names,
+            ["API_PORT", "DEVENV_E2E_ID", "HOME", "LC_ALL", "PATH"]
+        );
+        // A config that does not load references nothing known.
+        let kept = recovery_vars(&all, None);
+        assert!(!kept.contains_key("API_PORT") && !kept.contains_key("AWS_SECRET_ACCESS_KEY"));
+    }
 }

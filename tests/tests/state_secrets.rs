@@ -1,0 +1,65 @@
+//! What `up` records so a crash does not change what the user asked for holds only
+//! what the environment needs: an unrelated secret in the client's environment never
+//! reaches the state dir.
+
+use std::path::Path;
+use std::time::Duration;
+
+use devenv_e2e::{wait_until, TestEnv};
+
+/// Every file under `dir` whose bytes contain `needle`.
+fn files_containing(dir: &Path, needle: &[u8]) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if std::fs::read(&path)
+                .is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
+            {
+                found.push(path.display().to_string());
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn an_unrelated_client_secret_never_reaches_the_state_dir() {
+    let mut env = TestEnv::new();
+    let secret = format!("never-stored-{}", env.id);
+    let greeting = format!("kept-for-recovery-{}", env.id);
+    env.set_var("AWS_SECRET_ACCESS_KEY", &secret);
+    env.set_var("MY_GREETING", &greeting);
+    env.write_config(
+        "apiVersion: devenv/v1\nkind: Environment\nmetadata:\n  name: secrets\nspec:\n  services:\n    - name: app\n      command: sleep 300\n      env: { GREETING: \"${MY_GREETING}\" }\n",
+    );
+    env.devenv_ok(&["up"]);
+    let state = env.data_dir.join("state");
+    // The wanted record is flushed before `up` answers; the variable the config
+    // references is in it (so the search below does see sled's bytes)...
+    assert!(
+        wait_until(Duration::from_secs(10), || !files_containing(
+            &state,
+            greeting.as_bytes()
+        )
+        .is_empty()),
+        "the referenced variable's value is not in {}",
+        state.display()
+    );
+    // ...the unrelated secret is nowhere under the data dir, also after `down`.
+    let leaked = files_containing(&env.data_dir, secret.as_bytes());
+    assert!(
+        leaked.is_empty(),
+        "the client's secret was stored in {leaked:?}"
+    );
+    env.devenv_ok(&["down"]);
+    env.devenv_ok(&["daemon", "stop"]);
+    let leaked = files_containing(&env.data_dir, secret.as_bytes());
+    assert!(
+        leaked.is_empty(),
+        "the client's secret was stored in {leaked:?}"
+    );
+}
