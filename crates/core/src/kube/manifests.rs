@@ -38,7 +38,15 @@ impl Document {
     }
 }
 
-/// Reads a manifests directory (or a single file). Errors are located, one per line.
+/// Largest manifest file read (CRD bundles run to a few MiB; the config's own 1 MiB
+/// cap would refuse real ones).
+pub const MAX_FILE_BYTES: usize = 8 * 1024 * 1024;
+/// Most bytes read from all the files of one `manifests:` path together.
+pub const MAX_TOTAL_BYTES: usize = 32 * 1024 * 1024;
+
+/// Reads a manifests directory (or a single file) through the config's bounded reader
+/// (regular files only, [`MAX_FILE_BYTES`] each, [`MAX_TOTAL_BYTES`] in all; serde_yaml
+/// caps nesting and alias expansion). Errors are located, one per line.
 pub fn load(path: &Path, base: &Path) -> Result<Vec<Document>, String> {
     let mut files = Vec::new();
     if path.is_file() {
@@ -54,9 +62,32 @@ pub fn load(path: &Path, base: &Path) -> Result<Vec<Document>, String> {
     }
     let mut docs = Vec::new();
     let mut errors = Vec::new();
+    let mut total = 0usize;
     for file in files {
-        let text = std::fs::read_to_string(&file)
-            .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        let shown = file
+            .strip_prefix(base)
+            .unwrap_or(&file)
+            .display()
+            .to_string();
+        let room = MAX_FILE_BYTES.min(MAX_TOTAL_BYTES - total);
+        let text = match crate::config::limits::read_text_within(&file, room) {
+            Ok(text) => text,
+            Err(crate::config::limits::ReadError::TooLarge(..)) if room < MAX_FILE_BYTES => {
+                return Err(format!(
+                    "{shown}:1: the manifests under {} exceed {} MiB in all; apply large bundles with helm or split the service",
+                    path.strip_prefix(base).unwrap_or(path).display(),
+                    MAX_TOTAL_BYTES / (1024 * 1024)
+                ));
+            }
+            Err(crate::config::limits::ReadError::TooLarge(..)) => {
+                return Err(format!(
+                    "{shown}:1: larger than {} MiB; devenv reads manifest files of at most that size",
+                    MAX_FILE_BYTES / (1024 * 1024)
+                ));
+            }
+            Err(e) => return Err(format!("{shown}:1: {e}")),
+        };
+        total += text.len();
         for (index, (line, chunk)) in split_documents(&text).into_iter().enumerate() {
             let shown = Document {
                 file: file.clone(),
@@ -219,6 +250,33 @@ mod tests {
                 (3, "b: 2\nc: 3\n".to_owned()),
                 (8, "d: 4\n".to_owned())
             ]
+        );
+    }
+
+    #[test]
+    fn files_are_read_bounded_with_a_located_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let k8s = dir.path().join("k8s");
+        std::fs::create_dir(&k8s).unwrap();
+        std::fs::write(
+            k8s.join("a.yaml"),
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: one}\n",
+        )
+        .unwrap();
+        let big = std::fs::File::create(k8s.join("big.yaml")).unwrap();
+        big.set_len(MAX_FILE_BYTES as u64 + 1).unwrap();
+        let err = load(&k8s, dir.path()).unwrap_err();
+        assert!(
+            err.starts_with("k8s/big.yaml:1: larger than 8 MiB"),
+            "{err}"
+        );
+        // A FIFO would block the reader forever: refused, located.
+        std::fs::remove_file(k8s.join("big.yaml")).unwrap();
+        nix::unistd::mkfifo(&k8s.join("pipe.yaml"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let err = load(&k8s, dir.path()).unwrap_err();
+        assert!(
+            err.starts_with("k8s/pipe.yaml:1:") && err.contains("not a regular file"),
+            "{err}"
         );
     }
 

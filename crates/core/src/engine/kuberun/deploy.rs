@@ -20,7 +20,11 @@ impl KubeRun {
         let started = Instant::now();
         let svc = &self.svc;
         let objects: Vec<Value> = if let Some(dir) = &svc.manifests {
-            let docs = manifests::load(dir, &self.env.project_dir)?;
+            // Reading and parsing up to 32 MiB of YAML stays off the async workers.
+            let (dir, base) = (dir.clone(), self.env.project_dir.clone());
+            let docs = tokio::task::spawn_blocking(move || manifests::load(&dir, &base))
+                .await
+                .map_err(|e| format!("reading the manifests failed: {e}"))??;
             let mut objs = Vec::with_capacity(docs.len());
             for d in &docs {
                 let mut o = d.object.clone();
