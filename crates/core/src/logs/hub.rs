@@ -170,11 +170,37 @@ impl LogHub {
 
     /// Appends lines of one service. Never waits for readers; the disk write is
     /// buffered (see [`LogHub::flush_service`]).
-    pub fn push_batch(&self, mut batch: Batch) {
+    pub fn push_batch(&self, batch: Batch) {
         if batch.is_empty() {
             return;
         }
         let mut st = self.lock();
+        self.publish(&mut st, batch);
+        self.publish_notices(&mut st);
+    }
+
+    /// Lines about the disk log (not persisted, persisted again) go where the
+    /// service's own lines go. Appending one may produce another (a resumed disk that
+    /// fails again): bounded by two rounds.
+    fn publish_notices(&self, st: &mut State) {
+        for _ in 0..2 {
+            let notices = st
+                .store
+                .as_mut()
+                .map(SegmentStore::take_notices)
+                .unwrap_or_default();
+            if notices.is_empty() {
+                return;
+            }
+            for (service, text) in notices {
+                let mut batch = Batch::new(service);
+                batch.push(unix_nanos(SystemTime::now()), Stream::System, &text);
+                self.publish(st, batch);
+            }
+        }
+    }
+
+    fn publish(&self, st: &mut State, mut batch: Batch) {
         batch.first_seq = st.next_seq;
         st.next_seq = batch.end_seq();
         if let Some(store) = st.store.as_mut() {
@@ -194,16 +220,20 @@ impl LogHub {
 
     /// Writes buffered lines of `service` to disk: when its producer goes idle.
     pub fn flush_service(&self, service: &str) {
-        if let Some(store) = self.lock().store.as_mut() {
+        let mut st = self.lock();
+        if let Some(store) = st.store.as_mut() {
             store.flush_service(service);
         }
+        self.publish_notices(&mut st);
     }
 
     /// Writes every buffered line to disk (shutdown).
     pub fn flush(&self) {
-        if let Some(store) = self.lock().store.as_mut() {
+        let mut st = self.lock();
+        if let Some(store) = st.store.as_mut() {
             store.flush();
         }
+        self.publish_notices(&mut st);
     }
 
     /// Lines matching `query`, merged in time order, the last `query.tail` of them.

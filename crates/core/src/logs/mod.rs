@@ -12,8 +12,11 @@
 //! the producer down.
 
 mod batch;
+#[cfg(test)]
+mod disk_full_tests;
 mod hub;
 mod pipe;
+mod segment_format;
 mod segments;
 
 use std::sync::Arc;

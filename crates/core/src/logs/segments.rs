@@ -3,22 +3,33 @@
 //! segments are deleted to keep each service under `service_bytes` and the whole
 //! environment under `env_bytes`.
 //!
-//! A line is `<unix nanos> <o|e|s> <text>\n`: text never holds `\n` (lines are split
-//! on it), so any text survives. A torn last line (crash mid-write) is skipped.
+//! A line is `<unix nanos> <o|e|s> <text>\n` (see [`super::segment_format`]).
+//!
+//! A write that fails (a full disk, a directory gone or read-only) pauses that
+//! service's disk log: its lines still reach the ring and every live follower, one
+//! system line says they are not being persisted and why, and writing is tried again
+//! on the first batch after a back-off (1 s doubling to 60 s; a quiet service costs
+//! nothing meanwhile). When a retry succeeds it continues in a new segment (the old
+//! one may end in a torn line) and one system line says so.
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use super::{from_unix_nanos, Batch, LogLine, Stream};
+pub(super) use super::segment_format::{decode_name, env_dir_name, ReadPlan};
+use super::segment_format::{encode_name, format_i64, itoa_buf, segment_name};
+use super::{Batch, RING_LINES};
 
 /// Buffered bytes per service before a write reaches the file.
 const WRITE_BUFFER: usize = 256 * 1024;
 /// Buffered lines reach the file at least this often while a service keeps writing.
 pub(super) const MAX_UNFLUSHED: Duration = Duration::from_secs(1);
+/// First wait before writing again after a failed write; doubles up to [`MAX_RETRY`].
+const FIRST_RETRY: Duration = Duration::from_secs(1);
+const MAX_RETRY: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
@@ -64,6 +75,8 @@ pub(super) struct SegmentStore {
     limits: SegmentLimits,
     services: HashMap<Arc<str>, ServiceFiles>,
     total: u64,
+    /// System lines about persistence (paused, resumed) for the hub to append.
+    notices: Vec<(Arc<str>, String)>,
 }
 
 #[derive(Debug)]
@@ -74,8 +87,18 @@ struct ServiceFiles {
     writer: Option<BufWriter<File>>,
     /// When the oldest buffered line was written; `None`: nothing buffered.
     dirty_since: Option<Instant>,
-    /// Set after a write error: the service is kept in memory only.
-    failed: bool,
+    /// Lines in the write buffer: lost for the disk if writing it fails.
+    buffered: u64,
+    /// Set after a write error: lines are kept in memory only until a retry works.
+    paused: Option<Paused>,
+}
+
+#[derive(Debug)]
+struct Paused {
+    retry_at: Instant,
+    backoff: Duration,
+    /// Lines that reached memory but not the disk since the pause.
+    dropped: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -86,14 +109,6 @@ struct Segment {
     modified: SystemTime,
 }
 
-/// Segment files to read, oldest first, with how much of each: a snapshot of the
-/// store's state that can be read without its lock.
-#[derive(Debug, Clone)]
-pub(super) struct ReadPlan {
-    service: Arc<str>,
-    files: Vec<(PathBuf, u64)>,
-}
-
 impl SegmentStore {
     pub fn open(dir: &Path, limits: SegmentLimits) -> Result<Self, LogError> {
         fs::create_dir_all(dir).map_err(io_err(dir))?;
@@ -102,6 +117,7 @@ impl SegmentStore {
             limits,
             services: HashMap::new(),
             total: 0,
+            notices: Vec::new(),
         };
         for entry in fs::read_dir(dir).map_err(io_err(dir))? {
             let entry = entry.map_err(io_err(dir))?;
@@ -128,32 +144,71 @@ impl SegmentStore {
             .collect()
     }
 
-    /// Appends every line of `batch` (buffered).
+    /// Appends every line of `batch` (buffered). While the service's disk log is
+    /// paused the lines are only counted, until a retry is due.
     pub fn append(&mut self, batch: &Batch) {
         let limits = self.limits;
-        let files = self.files(&batch.service);
-        if files.failed {
-            return;
+        let service = batch.service.clone();
+        let files = self.files(&service);
+        let mut resumed = None;
+        if let Some(p) = &mut files.paused {
+            if Instant::now() < p.retry_at {
+                p.dropped += batch.len() as u64;
+                return;
+            }
+            match files.reopen() {
+                Ok(delta) => {
+                    resumed = files.paused.take().map(|p| p.dropped);
+                    self.total = self.total.saturating_add_signed(delta);
+                }
+                Err(e) => {
+                    let notice = self.files(&service).fail(&e, batch.len());
+                    self.note(&service, notice);
+                    return;
+                }
+            }
         }
+        let files = self.files(&service);
         let written = match files.write(batch, limits) {
             Ok(w) => w,
             Err(e) => {
-                tracing::warn!(service = %batch.service, error = %e, "cannot write logs to disk; keeping them in memory only");
-                files.failed = true;
-                files.writer = None;
+                let notice = files.fail(&e, batch.len());
+                self.note(&service, notice);
                 return;
             }
         };
+        if let Some(dropped) = resumed {
+            tracing::info!(service = %service, dropped, "logs are written to disk again");
+            self.notices.push((
+                service.clone(),
+                format!(
+                    "logs are written to disk again ({dropped} lines in between were kept in memory only)"
+                ),
+            ));
+        }
         self.total += written.bytes;
         if written.rotated {
             self.enforce_caps();
         }
     }
 
+    /// System lines about persistence since the last call, per service.
+    pub fn take_notices(&mut self) -> Vec<(Arc<str>, String)> {
+        std::mem::take(&mut self.notices)
+    }
+
+    fn note(&mut self, service: &Arc<str>, notice: Option<String>) {
+        if let Some(text) = notice {
+            self.notices.push((service.clone(), text));
+        }
+    }
+
     /// Writes what is buffered for `service` to its file.
     pub fn flush_service(&mut self, service: &str) {
         if let Some(files) = self.services.get_mut(service) {
-            files.flush();
+            if let Some(text) = files.flush() {
+                self.notices.push((Arc::from(service), text));
+            }
         }
     }
 
@@ -164,33 +219,35 @@ impl SegmentStore {
                 .dirty_since
                 .is_some_and(|t| t.elapsed() >= MAX_UNFLUSHED)
             {
-                files.flush();
+                self.flush_service(service);
             }
         }
     }
 
     pub fn flush(&mut self) {
-        for files in self.services.values_mut() {
-            files.flush();
+        let mut notices = Vec::new();
+        for (name, files) in &mut self.services {
+            if let Some(text) = files.flush() {
+                notices.push((name.clone(), text));
+            }
         }
+        self.notices.extend(notices);
     }
 
     /// What to read for lines of `service` written so far (flushed first).
     pub fn plan(&mut self, service: &Arc<str>) -> Option<ReadPlan> {
         let files = self.services.get_mut(service)?;
-        if files.failed {
-            return None;
+        // Paused: what reached the disk before is still there to read.
+        if let Some(text) = files.flush() {
+            self.notices.push((service.clone(), text));
         }
-        files.flush();
+        let files = self.services.get_mut(service)?;
         let paths = files
             .segments
             .iter()
             .map(|s| (files.dir.join(segment_name(s.index)), s.bytes))
             .collect::<Vec<_>>();
-        Some(ReadPlan {
-            service: service.clone(),
-            files: paths,
-        })
+        Some(ReadPlan::new(service.clone(), paths))
     }
 
     fn files(&mut self, service: &Arc<str>) -> &mut ServiceFiles {
@@ -231,7 +288,8 @@ impl ServiceFiles {
             segments: VecDeque::new(),
             writer: None,
             dirty_since: None,
-            failed: false,
+            buffered: 0,
+            paused: None,
         }
     }
 
@@ -322,171 +380,89 @@ impl ServiceFiles {
             last.bytes += bytes;
         }
         self.dirty_since.get_or_insert_with(Instant::now);
+        self.buffered += batch.len() as u64;
         Ok(Written { bytes, rotated })
     }
 
     fn flush_checked(&mut self) -> io::Result<()> {
         self.dirty_since = None;
         match self.writer.as_mut() {
-            Some(w) => w.flush(),
+            Some(w) => w.flush().map(|()| self.buffered = 0),
             None => Ok(()),
         }
     }
 
-    fn flush(&mut self) {
-        if self.dirty_since.is_none() {
-            return;
-        }
-        if let Err(e) = self.flush_checked() {
-            tracing::warn!(dir = %self.dir.display(), error = %e, "cannot write logs to disk; keeping them in memory only");
-            self.failed = true;
-            self.writer = None;
+    /// Writes what is buffered; a failure pauses the disk log (see [`Self::fail`]).
+    fn flush(&mut self) -> Option<String> {
+        self.dirty_since?;
+        match self.flush_checked() {
+            Ok(()) => None,
+            Err(e) => self.fail(&e, 0),
         }
     }
-}
 
-impl ReadPlan {
-    /// Reads lines back, newest segment first (each segment's lines in order), at
-    /// most `max_bytes` from the end; `visit` returns false to stop.
-    pub fn read_back(&self, max_bytes: u64, mut visit: impl FnMut(Vec<LogLine>) -> bool) {
-        let mut budget = max_bytes;
-        for (path, len) in self.files.iter().rev() {
-            if budget == 0 {
-                return;
-            }
-            let take = (*len).min(budget);
-            budget -= take;
-            let data = match read_range(path, len - take, take) {
-                Ok(d) => d,
-                // Deleted by rotation meanwhile: older lines are gone.
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return,
-                Err(e) => {
-                    tracing::warn!(path = %path.display(), error = %e, "reading a log segment");
-                    return;
-                }
-            };
-            // Started mid-file: the first (partial) line is not ours to parse.
-            let data = if take < *len {
-                match data.iter().position(|b| *b == b'\n') {
-                    Some(i) => &data[i + 1..],
-                    None => &[][..],
-                }
-            } else {
-                &data[..]
-            };
-            if !visit(parse(&self.service, data)) {
-                return;
-            }
+    /// A write failed: keep lines in memory only and retry after a back-off. Returns
+    /// the system line for the service's log at the start of a pause (not on a
+    /// failed retry: one line per outage).
+    fn fail(&mut self, e: &io::Error, lines: usize) -> Option<String> {
+        // What the buffer held is lost for the disk (it is in the ring).
+        self.writer = None;
+        self.dirty_since = None;
+        let lines = lines as u64 + std::mem::take(&mut self.buffered);
+        let now = Instant::now();
+        if let Some(p) = &mut self.paused {
+            p.backoff = (p.backoff * 2).min(MAX_RETRY);
+            p.retry_at = now + p.backoff;
+            p.dropped += lines;
+            return None;
         }
+        self.paused = Some(Paused {
+            retry_at: now + FIRST_RETRY,
+            backoff: FIRST_RETRY,
+            dropped: lines,
+        });
+        tracing::warn!(dir = %self.dir.display(), error = %e, "cannot write logs to disk; keeping them in memory only and retrying");
+        Some(format!(
+            "logs are not being written to disk: {e} ({}); the last {RING_LINES} lines are kept in memory and live followers miss nothing; retrying",
+            self.dir.display()
+        ))
     }
-}
 
-fn read_range(path: &Path, offset: u64, len: u64) -> io::Result<Vec<u8>> {
-    let mut f = File::open(path)?;
-    f.seek(SeekFrom::Start(offset))?;
-    let mut data = Vec::with_capacity(len as usize);
-    f.take(len).read_to_end(&mut data)?;
-    Ok(data)
-}
-
-fn parse(service: &Arc<str>, data: &[u8]) -> Vec<LogLine> {
-    let mut lines = Vec::new();
-    // Only complete lines: a torn last line has no '\n'.
-    let complete = data
-        .iter()
-        .rposition(|b| *b == b'\n')
-        .map_or(&[][..], |i| &data[..i]);
-    for raw in complete.split(|b| *b == b'\n') {
-        if let Some(line) = parse_line(service, raw) {
-            lines.push(line);
+    /// After a pause: continues in a new segment (the last one may end in a torn
+    /// line, which readers skip) and opens it. Returns by how much the recorded size
+    /// of the last segment changed (what a failed write left in it).
+    fn reopen(&mut self) -> io::Result<i64> {
+        let mut delta = 0i64;
+        if let Some(last) = self.segments.back_mut() {
+            let on_disk = fs::metadata(self.dir.join(segment_name(last.index)))
+                .map_or(last.bytes, |m| m.len());
+            delta = on_disk as i64 - last.bytes as i64;
+            last.bytes = on_disk;
         }
-    }
-    lines
-}
-
-fn parse_line(service: &Arc<str>, raw: &[u8]) -> Option<LogLine> {
-    let sp = raw.iter().position(|b| *b == b' ')?;
-    let time: i64 = std::str::from_utf8(&raw[..sp]).ok()?.parse().ok()?;
-    let rest = &raw[sp + 1..];
-    let stream = Stream::from_code(*rest.first()?)?;
-    if rest.get(1) != Some(&b' ') {
-        return None;
-    }
-    let text = String::from_utf8_lossy(&rest[2..]).into_owned();
-    Some(LogLine {
-        time: from_unix_nanos(time),
-        service: service.clone(),
-        stream,
-        text,
-    })
-}
-
-fn segment_name(index: u64) -> String {
-    format!("{index:08}.log")
-}
-
-/// Service names are DNS labels; anything else is escaped to stay one path component.
-fn encode_name(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    for b in name.bytes() {
-        if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02x}"));
+        // An empty last segment (a failed retry's) is reused.
+        if self.segments.back().is_none_or(|s| s.bytes > 0) {
+            let index = self.segments.back().map_or(1, |s| s.index + 1);
+            self.segments.push_back(Segment {
+                index,
+                bytes: 0,
+                modified: SystemTime::now(),
+            });
         }
+        fs::create_dir_all(&self.dir)?;
+        let index = self.segments.back().map_or(1, |s| s.index);
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(segment_name(index)))?;
+        self.writer = Some(BufWriter::with_capacity(WRITE_BUFFER, file));
+        Ok(delta)
     }
-    out
-}
-
-fn decode_name(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-/// A stable directory name for an environment id (FNV-1a, 64 bits).
-pub(super) fn env_dir_name(id: &str) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in id.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{h:016x}")
-}
-
-fn itoa_buf() -> [u8; 20] {
-    [0; 20]
-}
-
-/// Decimal digits of a non-negative `n` (negative times are written as 0).
-fn format_i64(buf: &mut [u8; 20], n: i64) -> &[u8] {
-    let mut n = u64::try_from(n).unwrap_or(0);
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    &buf[i..]
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::logs::{from_unix_nanos, LogLine, Stream};
 
     fn batch(service: &str, from: usize, n: usize, text_len: usize) -> Batch {
         let mut b = Batch::new(service.into());
