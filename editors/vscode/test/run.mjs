@@ -16,6 +16,7 @@ import * as fs from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
+import * as util from "node:util";
 import { fileURLToPath } from "node:url";
 
 import { chromium } from "playwright-core";
@@ -203,9 +204,16 @@ try {
     // The extension host's console (mocha's report, our lines) is forwarded to the
     // page with a "%c INFO color: ..." prefix; the workbench's own chatter is left out.
     const noise = /Resolving connection token|Resolved connection token|Creating a socket|Updating additional builtin|Service Worker|open-vsx|extensionquery|same-origin iframe|allow-same-origin|Failed to load resource|Long running operations during shutdown/;
+    // Printed in order, with mocha's printf-style arguments put in their places.
+    let printing = Promise.resolve();
     page.on("console", (m) => {
-      const t = m.text().replace(/^%c\s+(INFO|ERR|WARN)\s+color: #[0-9a-f]+ /, "");
-      if (process.env.DEVENV_TEST_VERBOSE || !noise.test(t)) console.log(`  [host] ${t.replaceAll("%s%s", "").replace("%s (%dms) ", "")}`);
+      const args = Promise.all(m.args().map((a) => a.jsonValue().catch(() => "?")));
+      printing = printing.then(async () => {
+        let vals = await args;
+        if (typeof vals[0] === "string" && vals[0].startsWith("%c")) vals = vals.slice(2);
+        const t = vals.length > 0 && typeof vals[0] === "string" ? util.format(...vals) : m.text();
+        if (process.env.DEVENV_TEST_VERBOSE || !noise.test(t)) console.log(`  [host] ${t}`);
+      });
     });
     const exit = new Promise((resolve) => {
       void page.exposeFunction("codeAutomationExit", (code) => resolve(code));
@@ -216,6 +224,7 @@ try {
       exit,
       new Promise((r) => setTimeout(() => r("timeout"), 300_000)),
     ]);
+    await printing;
     log(`extension host suite finished with ${code} in ${Date.now() - started} ms`);
     if (code !== 0) {
       console.error(tailLog("code-server"));
