@@ -119,6 +119,8 @@ const env = {
   XDG_CACHE_HOME: path.join(home, ".cache"),
   DEVENV_SOCKET: socket,
   DEVENV_DATA_DIR: path.join(tmp, "data"),
+  // A daemon the extension starts (Start Daemon) serves its dashboard on a free port.
+  DEVENV_DASHBOARD_PORT: "0",
   QUICKSTART_DB_PORT: String(dbPort),
   QUICKSTART_API_PORT: String(apiPort),
   QUICKSTART_WEB_PORT: String(webPort),
@@ -212,6 +214,7 @@ try {
         let vals = await args;
         if (typeof vals[0] === "string" && vals[0].startsWith("%c")) vals = vals.slice(2);
         const t = vals.length > 0 && typeof vals[0] === "string" ? util.format(...vals) : m.text();
+        if (/^[?\s]*$/.test(t)) return; // arguments that could not be read
         if (process.env.DEVENV_TEST_VERBOSE || !noise.test(t)) console.log(`  [host] ${t}`);
       });
     });
@@ -285,11 +288,14 @@ try {
   console.error("--- devenvd log\n" + tailLog("devenvd"));
 } finally {
   await b.close();
-  // Down the example so no service outlives the test.
-  try {
-    execFileSync(devenvCli, ["-C", project, "down"], { env, stdio: "ignore", timeout: 60_000 });
-  } catch {
-    // devenvd's SIGTERM below stops what is left
+  // Down the example and stop the daemon on the socket (the suite's Start Daemon
+  // started one that is not our child), so nothing outlives the test.
+  for (const args of [["-C", project, "down"], ["daemon", "stop"]]) {
+    try {
+      execFileSync(devenvCli, args, { env, stdio: "ignore", timeout: 60_000 });
+    } catch {
+      // our own devenvd's SIGTERM below stops what is left
+    }
   }
   cleanup();
 }

@@ -177,5 +177,24 @@ export function defineTests(): void {
       );
       assert.equal(api.statusBar.item.text, "devenv: 3/3 ready");
     });
+
+    it("starts the daemon with Start Daemon after it stopped, and reconnects", async () => {
+      const before = api.daemon.current;
+      assert.ok(before.kind === "connected");
+      const oldPid = before.connection.version.pid;
+      await before.connection.daemon.shutdown({});
+      await until("not connected", 30_000, () => api.daemon.current.kind === "down");
+      await until("the status bar to say so", 5_000, () => api.statusBar.item.text.includes("not connected"));
+      // `devenv daemon start` (devenv.cliPath) on the socket the extension uses.
+      await vscode.commands.executeCommand("devenv.startDaemon");
+      const after = await until("connected to a new daemon", 30_000, () => {
+        const s = api.daemon.current;
+        return s.kind === "connected" ? s.connection : undefined;
+      });
+      assert.notEqual(after.version.pid, oldPid);
+      const ok = await vscode.commands.executeCommand<boolean>("devenv.up", api.tree.envNode(theEnv(api)));
+      assert.equal(ok, true);
+      await until("3/3 ready again", 30_000, () => api.statusBar.item.text === "devenv: 3/3 ready");
+    });
   });
 }
