@@ -18,7 +18,7 @@ npm run --silent lint
 echo "--- editors/vscode: bundle and .vsix"
 npm run --silent build
 npm test --silent
-npx --no-install vsce package --no-dependencies --skip-license -o dist/devenv.vsix >/dev/null
+npm run --silent package >/dev/null
 echo "extension bundle: $(stat -c %s dist/extension.js) bytes; vsix: $(stat -c %s dist/devenv.vsix) bytes"
 echo "--- editors/vscode: tests in code-server + chromium"
 node test/run.mjs

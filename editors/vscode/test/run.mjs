@@ -4,7 +4,7 @@
 //   1. the extension's own suite (dist/test/suite.js) inside the extension host, via
 //      the workbench URL's extensionDevelopmentPath/extensionTestsPath payload; the
 //      workbench reports its exit code through `codeAutomationExit`.
-//   2. a UI test: the devenv view in the workbench, a click on the inline "Restart
+//   2. a UI test with the packaged .vsix installed: the devenv view in the workbench, a click on the inline "Restart
 //      Service" action of `api` (the daemon must report a new pid), a screenshot for
 //      the README (docs/img/vscode.png with --screenshot, else .test-out/).
 //   3. (`--bench`) the benchmark of docs/benchmarks.md instead of the suite.
@@ -43,6 +43,7 @@ for (const [what, p, fix] of [
   ["devenv", devenvCli, "cargo build -p devenv-cli"],
   ["chromium", browser, "apt-get install chromium"],
   ["the extension bundle", path.join(ext, "dist/extension.js"), "npm run build"],
+  ["the .vsix", path.join(ext, "dist/devenv.vsix"), "npm run package"],
 ]) {
   if (!fs.existsSync(p)) fail(`${what} not found at ${p} (${fix})`);
 }
@@ -153,6 +154,18 @@ await until("devenvd's socket", 30_000, () => {
   return fs.existsSync(socket);
 });
 
+// The packaged .vsix, installed as a user would: the UI test and the autoUp test run
+// it (the suite runs the development copy, which takes precedence over it).
+const csArgs = ["--user-data-dir", path.join(tmp, "cs-data"), "--extensions-dir", path.join(tmp, "cs-extensions")];
+execFileSync(process.execPath, [codeServer, ...csArgs, "--install-extension", path.join(ext, "dist/devenv.vsix")], {
+  env,
+  stdio: "ignore",
+  timeout: 120_000,
+});
+if (!fs.readdirSync(path.join(tmp, "cs-extensions")).some((d) => d.startsWith("devenv.devenv-"))) {
+  fail("code-server --install-extension dist/devenv.vsix installed nothing");
+}
+
 start("code-server", process.execPath, [
   codeServer,
   "--auth", "none",
@@ -161,8 +174,7 @@ start("code-server", process.execPath, [
   "--disable-update-check",
   "--disable-workspace-trust",
   "--disable-getting-started-override",
-  "--user-data-dir", path.join(tmp, "cs-data"),
-  "--extensions-dir", path.join(tmp, "cs-extensions"),
+  ...csArgs,
 ]);
 const base = `http://127.0.0.1:${csPort}`;
 await until("code-server to answer", 60_000, async () => {
@@ -187,10 +199,15 @@ fs.writeFileSync(
 );
 
 const remote = (p) => `vscode-remote://127.0.0.1:${csPort}${p}`;
+/** The workbench on the project: with the development copy and its suite, or plain (the installed .vsix). */
 function workbenchUrl(withTests) {
-  const payload = [["extensionDevelopmentPath", remote(ext)]];
-  if (withTests) payload.push(["extensionTestsPath", remote(path.join(ext, "dist/test/suite.js"))]);
-  return `${base}/?folder=${encodeURIComponent(project)}&payload=${encodeURIComponent(JSON.stringify(payload))}`;
+  const folder = `${base}/?folder=${encodeURIComponent(project)}`;
+  if (!withTests) return folder;
+  const payload = [
+    ["extensionDevelopmentPath", remote(ext)],
+    ["extensionTestsPath", remote(path.join(ext, "dist/test/suite.js"))],
+  ];
+  return `${folder}&payload=${encodeURIComponent(JSON.stringify(payload))}`;
 }
 
 const b = await chromium.launch({
