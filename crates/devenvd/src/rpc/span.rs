@@ -67,3 +67,26 @@ pub fn record(env: &EnvRequest, services: &[String]) {
         span.record("service", tracing::field::display(services.join(",")));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_handler_runs_in_the_rpc_span() {
+        let _default = tracing::subscriber::set_default(tracing_subscriber::registry());
+        let handler = tower::service_fn(|_: Request<()>| async {
+            let current = tracing::Span::current();
+            Ok::<_, std::convert::Infallible>(current.metadata().map(|m| m.name()))
+        });
+        let svc = tower::Layer::layer(&RpcSpanLayer, handler);
+        let req = Request::builder()
+            .uri("/devenv.v1.EnvironmentService/Up")
+            .body(())
+            .expect("a request");
+        let seen = tower::ServiceExt::oneshot(svc, req)
+            .await
+            .expect("infallible");
+        assert_eq!(seen, Some("rpc"));
+    }
+}

@@ -160,6 +160,8 @@ pub struct Api {
 pub fn router(port: u16, state: Arc<WebState>, api: Api) -> axum::Router {
     let grpc_web = tower::ServiceBuilder::new()
         .layer(tonic_web::GrpcWebLayer::new())
+        // The same span per RPC as on the socket.
+        .layer(crate::rpc::span::RpcSpanLayer)
         .service(api.grpc);
     let mut router = axum::Router::new()
         .route("/auth", get(auth::exchange))
