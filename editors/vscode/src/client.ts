@@ -35,16 +35,8 @@ export class ProtocolMismatchError extends Error {
   }
 }
 
-export interface Clients {
-  readonly daemon: DaemonServiceClient;
-  readonly environments: EnvironmentServiceClient;
-  readonly services: ServiceServiceClient;
-  readonly logs: LogServiceClient;
-  readonly forwards: ForwardServiceClient;
-  readonly sync: SyncServiceClient;
-}
-
-export class Connection implements Clients {
+/** The daemon's services over one checked channel, and what Version said. */
+export class Connection {
   readonly daemon: DaemonServiceClient;
   readonly environments: EnvironmentServiceClient;
   readonly services: ServiceServiceClient;

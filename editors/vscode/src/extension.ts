@@ -54,7 +54,8 @@ export function activate(ctx: vscode.ExtensionContext): Api {
   const watches = new Watches(model, daemon, (env) => { refreshForwards(daemon, model, env); });
   ctx.subscriptions.push(model, daemon, tree, view, statusBar, logs, diagnostics, watches);
 
-  commands.register(ctx, { model, daemon, tree, logs, diagnostics, cliPath: () => setting("cliPath", "devenv") });
+  const deps: commands.Deps = { model, daemon, tree, logs, diagnostics, cliPath: () => setting("cliPath", "devenv") };
+  commands.register(ctx, deps);
 
   model.setProjects(projects());
   let autoUpDone = false;
@@ -87,7 +88,7 @@ export function activate(ctx: vscode.ExtensionContext): Api {
   daemon.connection().catch(async (e: unknown) => {
     // One message at start when nothing listens; later losses show in the status bar.
     if (model.environments.length > 0) {
-      await commands.reportError({ model, daemon, tree, logs, diagnostics, cliPath: () => setting("cliPath", "devenv") }, e);
+      await commands.reportError(deps, e);
     }
   });
   return { model, daemon, tree, view, statusBar, logs, diagnostics, logDir: ctx.logUri.fsPath, activationMs: performance.now() - started, timings };
