@@ -6,7 +6,9 @@ import * as path from "node:path";
 
 import * as vscode from "vscode";
 
-import { Connection } from "./client";
+// Loaded on the first connect, not at activation: @grpc/grpc-js takes most of the
+// bundle's load time (docs/benchmarks.md), and activation blocks the extension host.
+import type { Connection } from "./client";
 import { resolveSocket } from "./socket";
 
 export type DaemonState =
@@ -61,7 +63,7 @@ export class Daemon implements vscode.Disposable {
     this.clearRetry();
     const socket = this.socket;
     this.set({ kind: "connecting" });
-    const attempt = Connection.open(socket).then(
+    const attempt = import("./client").then(({ Connection }) => Connection.open(socket)).then(
       (c) => {
         this.connecting = undefined;
         if (this.disposed) {
