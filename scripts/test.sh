@@ -43,6 +43,9 @@ cargo build -p devenvd -p devenv-cli
 # The e2e harness would build them itself; they are fresh now.
 export DEVENV_E2E_NO_BUILD=1
 
+step "dashboard in Chromium (scripts/test-dashboard-browser.sh)"
+bash "$root/scripts/test-dashboard-browser.sh"
+
 step "grpcurl recipes of docs/grpcurl.md (scripts/test-grpcurl.sh)"
 bash "$root/scripts/test-grpcurl.sh"
 

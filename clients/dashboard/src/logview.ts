@@ -147,7 +147,7 @@ export class LogView {
     for (const [i, row] of this.pool.entries()) {
       const idx = first + i;
       if (idx >= last) {
-        if (row.seq !== -1) {
+        if (!row.el.hidden || row.el.firstChild) {
           // Nothing stale stays in the DOM (find-in-page, screen readers).
           row.el.hidden = true;
           row.el.replaceChildren();

@@ -2,7 +2,7 @@
 // devenvd itself. Layout: a header (environment switcher, connection, environment
 // actions), a disconnected banner, tabs (services, dependency graph, sync and
 // forwards), the logs panel and the activity panel.
-import { environmentKey, environmentRef, type EnvironmentRef, type EnvironmentSummary } from "@devenv/api";
+import { environmentKey, environmentRef, ServiceState, type EnvironmentRef, type EnvironmentSummary } from "@devenv/api";
 import { Activity } from "./activity";
 import { Actions } from "./actions";
 import { connect, describe, isAbort, isAborted, isTransportError, type Api } from "./api";
@@ -139,7 +139,7 @@ class App {
     const keys = list.map((e) => environmentKey(environmentRef(e)));
     replaceChildren(
       this.envSelect,
-      ...list.map((e, i) => h("option", { attrs: { value: keys[i] ?? "" } }, `${e.name}${e.env !== "" ? ` (${e.env})` : ""} \u2014 ${String(e.ready)}/${String(e.services)} ready${e.running ? "" : ", stopped"} \u2014 ${e.project}`)),
+      ...list.map((e, i) => h("option", { attrs: { value: keys[i] ?? "" } }, envLabel(e))),
     );
     this.empty.hidden = list.length > 0;
     const want = this.current ? environmentKey(this.current) : decodeURIComponent(/^#env=(.*)$/.exec(location.hash)?.[1] ?? "");
@@ -200,10 +200,24 @@ class App {
   private afterServicesChange(): void {
     const list = this.services.statuses();
     this.summary.textContent = this.current ? readyCount(list) : "";
+    // The switcher's line for this environment follows the live table, not the last List.
+    const current = this.current ? environmentKey(this.current) : "";
+    const summary = this.environments.find((e) => environmentKey(environmentRef(e)) === current);
+    const option = [...this.envSelect.options].find((o) => o.value === current);
+    if (summary && option && list.length > 0) {
+      const ready = list.filter((s) => s.state === ServiceState.READY || s.state === ServiceState.COMPLETED).length;
+      const running = list.some((s) => s.state !== ServiceState.STOPPED && s.state !== ServiceState.UNSPECIFIED);
+      option.textContent = envLabel({ ...summary, ready, services: list.length, running });
+    }
     this.logs.setServices(this.services.names());
     if (this.tab === "graph") this.graph.render(list);
     this.syncfwd.poke();
   }
+}
+
+function envLabel(e: EnvironmentSummary): string {
+  const name = e.env !== "" ? `${e.name} (${e.env})` : e.name;
+  return `${name} \u2014 ${String(e.ready)}/${String(e.services)} ready${e.running ? "" : ", stopped"} \u2014 ${e.project}`;
 }
 
 const root = document.getElementById("app");

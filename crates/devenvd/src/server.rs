@@ -46,7 +46,10 @@ pub async fn run(args: Args, activation_fds: i32) -> anyhow::Result<()> {
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
 
-    let (dashboard, dashboard_listener) = web::bind(&dashboard_wanted(&args));
+    let (dashboard, dashboard_listener) = web::bind(
+        &dashboard_wanted(&args),
+        &paths.data_dir.join(web::auth::SESSION_FILE),
+    );
     if let web::Dashboard::Off(why) = &dashboard {
         tracing::warn!("{why}");
     }

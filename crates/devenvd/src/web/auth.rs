@@ -5,6 +5,7 @@
 //! reads it) and SameSite=Strict (no other site's page sends it). Both are random,
 //! held in memory only, and new with every daemon start.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use axum::extract::rejection::QueryRejection;
@@ -38,6 +39,54 @@ impl Secret {
         let (a, b) = (self.0.as_bytes(), given.as_bytes());
         a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
     }
+}
+
+/// File name of the stored session secret, in the data dir.
+pub const SESSION_FILE: &str = "dashboard-session";
+
+/// The session secret kept in `path` (0600, in the private data dir), so that an open
+/// page stays logged in when devenvd restarts (issue 13: the page resumes after a
+/// restart by itself). The login URL's token is still new with every start. A missing
+/// or malformed file gets a new secret; a symlink there is refused (O_NOFOLLOW).
+/// Deleting the file logs every browser out at the next start.
+pub fn stored_session(path: &Path) -> std::io::Result<Secret> {
+    use std::io::{Read as _, Write as _};
+    use std::os::unix::fs::OpenOptionsExt as _;
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+    {
+        Ok(f) => {
+            let mut text = String::new();
+            f.take(128).read_to_string(&mut text)?;
+            let text = text.trim();
+            if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Ok(Secret(text.to_owned()));
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let secret = Secret::random()
+        .map_err(|_| std::io::Error::other("no randomness from the OS for the session"))?;
+    // Written whole under another name, then renamed: a crash never leaves half a secret.
+    let tmp = path.with_extension("new");
+    match std::fs::remove_file(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&tmp)?;
+    f.write_all(secret.0.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    Ok(secret)
 }
 
 impl std::fmt::Debug for Secret {
@@ -101,5 +150,37 @@ mod tests {
         assert!(!a.matches(""));
         assert!(!a.matches(&a.expose()[..63]));
         assert_eq!(format!("{a:?}"), "Secret(..)");
+    }
+
+    #[test]
+    fn the_session_is_kept_across_starts_in_a_private_file() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(SESSION_FILE);
+        let first = stored_session(&path).unwrap();
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let again = stored_session(&path).unwrap();
+        assert!(again.matches(first.expose()), "the next start reuses it");
+        std::fs::write(&path, "not a secret").unwrap();
+        let fresh = stored_session(&path).unwrap();
+        assert!(
+            !fresh.matches(first.expose()),
+            "a malformed file is replaced"
+        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), fresh.expose());
+    }
+
+    #[test]
+    fn a_symlink_at_the_session_path_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("elsewhere");
+        std::fs::write(&target, "a".repeat(64)).unwrap();
+        let path = dir.path().join(SESSION_FILE);
+        std::os::unix::fs::symlink(&target, &path).unwrap();
+        assert!(stored_session(&path).is_err());
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "a".repeat(64));
     }
 }

@@ -4,12 +4,12 @@
 //! checks) is in `guard` and `auth`, and described in docs/dashboard.md.
 
 mod assets;
-mod auth;
+pub mod auth;
 mod guard;
 mod health;
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -72,9 +72,10 @@ pub struct Bound {
     session: Secret,
 }
 
-/// Binds 127.0.0.1:PORT as `wanted` says. Never fails the daemon: a taken port or a
-/// missing source of randomness leaves the dashboard off, saying why.
-pub fn bind(wanted: &Wanted) -> (Dashboard, Option<Bound>) {
+/// Binds 127.0.0.1:PORT as `wanted` says, with the session secret kept in
+/// `session_file` (see [`auth::stored_session`]). Never fails the daemon: a taken port
+/// or a missing source of randomness leaves the dashboard off, saying why.
+pub fn bind(wanted: &Wanted, session_file: &Path) -> (Dashboard, Option<Bound>) {
     let (port, from, config_file) = match wanted {
         Wanted::Disabled(why) => return (Dashboard::Off(why.clone()), None),
         Wanted::Port {
@@ -117,10 +118,20 @@ pub fn bind(wanted: &Wanted) -> (Dashboard, Option<Bound>) {
         listener.set_nonblocking(true)?;
         let port = listener.local_addr()?.port();
         let secret = |_| std::io::Error::other("no randomness from the OS for the dashboard token");
+        let session = match auth::stored_session(session_file) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(
+                    "dashboard session file {}: {e}; open pages will need `devenv dashboard` again after a restart",
+                    session_file.display()
+                );
+                Secret::random().map_err(secret)?
+            }
+        };
         Ok::<_, std::io::Error>(Bound {
             port,
             token: Secret::random().map_err(secret)?,
-            session: Secret::random().map_err(secret)?,
+            session,
             listener,
         })
     })();
