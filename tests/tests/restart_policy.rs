@@ -4,10 +4,10 @@
 #[path = "../src/graph_support.rs"]
 mod graph_support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use devenv_e2e::{alive, free_ports, wait_until, TestEnv};
-use graph_support::{config_head, service, try_status, Background};
+use graph_support::{config_head, is_started, service, system_events, try_status, Background};
 
 fn restarts_and_message(env: &TestEnv, name: &str) -> Option<(u64, String)> {
     let status = try_status(env)?;
@@ -16,6 +16,16 @@ fn restarts_and_message(env: &TestEnv, name: &str) -> Option<(u64, String)> {
         s["restarts"].as_u64()?,
         s["message"].as_str().unwrap_or_default().to_string(),
     ))
+}
+
+/// When each run of `service` started, from the daemon's log (`started (pid N)`), in
+/// milliseconds since the epoch: the daemon's clock, not this test's sampling.
+fn starts(env: &TestEnv, service: &str) -> Vec<u64> {
+    system_events(env)
+        .into_iter()
+        .filter(|e| e.service == service && is_started(&e.line))
+        .map(|e| e.millis)
+        .collect()
 }
 
 #[test]
@@ -29,70 +39,162 @@ fn crash_loop_restarts_with_growing_backoff() {
       restart: on-failure
 "
     ));
-    // In the background, so that sampling starts with the first run.
+    // In the background: with no probe, `up` is over at the first start.
     let mut up = Background::spawn(&env, &["up"]);
-
-    // Record when the restart count went up, sampling as fast as `status` answers.
-    let t0 = Instant::now();
-    let mut seen: Vec<(u64, Duration)> = Vec::new();
     let mut messages = Vec::new();
-    let mut at_3s = None;
-    let got = wait_until(Duration::from_secs(30), || {
+    let got = wait_until(Duration::from_secs(40), || {
         let Some((restarts, message)) = restarts_and_message(&env, "flappy") else {
             return false;
         };
-        let now = t0.elapsed();
-        if at_3s.is_none() && now >= Duration::from_secs(3) {
-            at_3s = Some(restarts);
-        }
-        if seen.last().is_none_or(|(r, _)| restarts > *r) {
-            seen.push((restarts, now));
+        if messages.last() != Some(&message) {
             messages.push(message);
         }
-        restarts >= 5 && at_3s.is_some()
+        restarts >= 5
     });
     assert!(
         got,
-        "flappy did not reach 5 restarts in 30 s: {seen:?} {messages:?}\n{}",
+        "flappy did not reach 5 restarts in 40 s: {messages:?}\n{}",
         up.output()
     );
-    assert!(
-        messages.iter().any(|m| m.contains("restarting")),
-        "no status message says it is restarting: {messages:?}"
+    let status = env.status_json();
+    let flappy = service(&status, "flappy");
+    assert_eq!(
+        flappy["crashes"], flappy["restarts"],
+        "every restart of flappy followed a crash\n{status:#}"
     );
-    // Exits every few ms; without backoff it would restart hundreds of times in 3 s.
-    let at_3s = at_3s.expect("sampled at 3 s");
+    // The message of a restart in waiting says so; sampled, so only when one was seen.
+    if let Some(m) = messages.iter().find(|m| m.contains("restart")) {
+        assert!(m.contains("restarting in "), "{messages:?}");
+    }
+    // Timings from the daemon's own log, so that a slow `status` under load can't
+    // blur them. Runs exit at once; without back-off there would be hundreds of them
+    // in a few seconds. Back-off: 0.2 s, 0.4 s, 0.8 s, 1.6 s, ... between runs.
+    // The 5th restart is counted when the 5th run exits; its start comes after the wait.
+    let mut t = Vec::new();
     assert!(
-        (1..6).contains(&at_3s),
-        "{at_3s} restarts after 3 s (backoff should allow ~3): {seen:?}"
+        wait_until(Duration::from_secs(20), || {
+            t = starts(&env, "flappy");
+            t.len() >= 6
+        }),
+        "fewer than 6 starts logged: {t:?}"
     );
-    // The gaps between restarts grow: compare the latest with the first we saw.
-    let when = |n: u64| seen.iter().find(|(r, _)| *r >= n).map(|(_, t)| *t);
-    let (Some(t1), Some(t2), Some(t4), Some(t5)) = (when(1), when(2), when(4), when(5)) else {
-        panic!("missed restarts: {seen:?}");
-    };
+    let gaps: Vec<u64> = t.windows(2).map(|w| w[1] - w[0]).collect();
     assert!(
-        t5 - t4 > (t2 - t1) * 3 / 2,
-        "backoff does not grow: restart 1->2 took {:?}, 4->5 took {:?} ({seen:?})",
-        t2 - t1,
-        t5 - t4
+        gaps[0] >= 150,
+        "the first restart came after {} ms, without back-off ({gaps:?})",
+        gaps[0]
     );
+    for (i, w) in gaps.windows(2).take(4).enumerate() {
+        assert!(
+            w[1] > w[0] * 3 / 2,
+            "back-off does not grow between restarts {} and {}: gaps {gaps:?} ms",
+            i + 1,
+            i + 2
+        );
+    }
 
-    // With no probe, flappy counted as ready when it first started: `up` is over.
     let exit = up.wait_exit(Duration::from_secs(20));
     assert!(exit.is_some(), "up did not end\n{}", up.output());
 
     // `down` stops the loop.
     env.devenv_ok(&["down"]);
     let (restarts, _) = restarts_and_message(&env, "flappy").expect("status");
+    let logged = starts(&env, "flappy").len();
     assert!(
-        wait_until(Duration::from_secs(2), || restarts_and_message(
-            &env, "flappy"
-        )
-        .is_some_and(|(r, _)| r == restarts)),
+        !wait_until(Duration::from_secs(2), || {
+            restarts_and_message(&env, "flappy").is_some_and(|(r, _)| r != restarts)
+                || starts(&env, "flappy").len() != logged
+        }),
         "still restarting after down"
     );
     assert!(env.service_pids().is_empty(), "{:?}", env.service_pids());
+}
+
+#[test]
+fn a_manual_restart_is_counted_apart_from_crashes_and_resets_the_backoff() {
+    let env = TestEnv::new();
+    // Crashes until the file `fixed` exists, then runs.
+    env.write_config(&format!(
+        "{}{}",
+        config_head("resets"),
+        "    - name: flappy
+      command: if [ -e fixed ]; then exec sleep 1000; fi; exit 1
+      restart: on-failure
+"
+    ));
+    let mut up = Background::spawn(&env, &["up"]);
+    // Let the back-off grow past 3 s (crashes 1..5: 0.2 + 0.4 + 0.8 + 1.6 s, next 3.2 s).
+    assert!(
+        wait_until(Duration::from_secs(40), || {
+            restarts_and_message(&env, "flappy").is_some_and(|(r, _)| r >= 5)
+        }),
+        "flappy did not crash 5 times\n{}",
+        up.output()
+    );
+    // Fixed during the 3.2 s wait: the next run stays up.
+    std::fs::write(env.project.join("fixed"), "").expect("write fixed");
+    let mut before = env.status_json();
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            before = env.status_json();
+            service(&before, "flappy")["pid"]
+                .as_u64()
+                .is_some_and(|p| alive(p as u32))
+        }),
+        "flappy does not run after the fix\n{before:#}"
+    );
+    let crashes = service(&before, "flappy")["crashes"]
+        .as_u64()
+        .expect("crashes");
+    assert!(crashes >= 5, "{before:#}");
+    assert_eq!(
+        service(&before, "flappy")["restarts"].as_u64(),
+        Some(crashes)
+    );
+    env.devenv_ok(&["restart", "flappy"]);
+    let after = env.status_json();
+    let f = service(&after, "flappy");
+    assert_eq!(f["crashes"].as_u64(), Some(crashes), "{after:#}");
+    assert_eq!(
+        f["restarts"].as_u64(),
+        Some(crashes + 1),
+        "the manual restart is counted, apart from the crashes\n{after:#}"
+    );
+    let text = env.devenv_ok(&["status"]).stdout;
+    assert!(
+        text.contains(&format!("{} ({crashes} crashes)", crashes + 1)),
+        "status does not show restarts and crashes apart:\n{text}"
+    );
+    // The back-off starts over: a crash after the manual restart waits 0.2 s, not 6.4 s.
+    assert!(alive(f["pid"].as_u64().unwrap_or(0) as u32), "{after:#}");
+    std::fs::remove_file(env.project.join("fixed")).expect("remove fixed");
+    let pid = f["pid"].as_u64().expect("pid") as i32;
+    let logged = starts(&env, "flappy").len();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL)
+        .expect("kill flappy");
+    assert!(
+        wait_until(Duration::from_secs(10), || starts(&env, "flappy").len()
+            > logged),
+        "flappy did not start again after a crash"
+    );
+    let t = starts(&env, "flappy");
+    let killed_at = system_events(&env)
+        .into_iter()
+        .rev()
+        .find(|e| e.service == "flappy" && e.line.starts_with("killed by"))
+        .map(|e| e.millis)
+        .expect("the kill is logged");
+    let gap = t[logged] - killed_at;
+    assert!(
+        gap < 1500,
+        "after a manual restart the next crash waited {gap} ms: the back-off was not reset"
+    );
+    assert!(
+        up.wait_exit(Duration::from_secs(20)).is_some(),
+        "{}",
+        up.output()
+    );
+    env.devenv_ok(&["down"]);
 }
 
 #[test]

@@ -48,6 +48,14 @@ pub struct ServiceStatus {
     /// Its workload runs the dev version (dev mode).
     #[serde(default)]
     pub dev: bool,
+    /// Of `restarts`, how many followed a crash (the process exited or failed on its
+    /// own); the rest were asked for (`devenv restart`, a watch rule, a dependency).
+    #[serde(default)]
+    pub crashes: u32,
+    /// While it runs: why it can't work fully although its own probe passes
+    /// ("dependency db is down"); None when its dependencies are fine.
+    #[serde(default)]
+    pub degraded: Option<String>,
 }
 
 impl ServiceStatus {
@@ -64,6 +72,8 @@ impl ServiceStatus {
             since: SystemTime::now(),
             last_lines: Vec::new(),
             dev: false,
+            crashes: 0,
+            degraded: None,
         }
     }
 }

@@ -147,6 +147,8 @@ pub fn service_status(s: &ServiceStatus) -> pb::ServiceStatus {
         last_lines: s.last_lines.clone(),
         dev: s.dev,
         dependencies: Vec::new(),
+        crashes: s.crashes,
+        degraded: s.degraded.clone().unwrap_or_default(),
     }
 }
 

@@ -37,7 +37,7 @@ pub(crate) fn check(c: &mut Checker<'_>, services: &[(usize, Service)]) {
     let mut edges: Vec<Vec<(usize, usize)>> = vec![Vec::new(); services.len()];
     for (pos, (index, s)) in services.iter().enumerate() {
         for (k, dep) in s.dependencies.iter().enumerate() {
-            let path = format!("spec.services[{index}].dependencies[{k}]");
+            let path = dependency_path(c, *index, k, dep);
             if *dep == s.name {
                 c.error(
                     &path,
@@ -66,11 +66,23 @@ pub(crate) fn check(c: &mut Checker<'_>, services: &[(usize, Service)]) {
     for (from, dep_index, cycle) in cycles(&edges) {
         let names: Vec<&str> = cycle.iter().map(|&p| services[p].1.name.as_str()).collect();
         let index = services[from].0;
+        let dep = &services[from].1.dependencies[dep_index];
         c.error(
-            &format!("spec.services[{index}].dependencies[{dep_index}]"),
+            &dependency_path(c, index, dep_index, dep),
             format!("dependency cycle: {}", names.join(" -> ")),
             Some("services must not depend on each other in a loop; remove one of these dependencies".into()),
         );
+    }
+}
+
+/// The key path of a service's `k`th dependency: `dependencies[k]` in the list form,
+/// `dependencies.NAME` in the mapping form.
+fn dependency_path(c: &Checker<'_>, index: usize, k: usize, dep: &str) -> String {
+    let mapped = format!("spec.services[{index}].dependencies.{dep}");
+    if c.index.has(&mapped) {
+        mapped
+    } else {
+        format!("spec.services[{index}].dependencies[{k}]")
     }
 }
 

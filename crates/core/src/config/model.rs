@@ -69,6 +69,8 @@ pub struct Service {
     pub profiles: Vec<String>,
     pub ports: Vec<u16>,
     pub dependencies: Vec<String>,
+    /// Dependencies whose restart restarts this service too (`{db: {restart: true}}`).
+    pub restart_with: Vec<String>,
     pub readiness: Option<Readiness>,
     pub restart: RestartPolicy,
     /// Runs to completion (migrations, seeds): dependents wait until it exited 0.
@@ -202,6 +204,7 @@ impl Service {
             profiles: vec![],
             ports: vec![],
             dependencies: vec![],
+            restart_with: vec![],
             readiness: None,
             restart: Default::default(),
             oneshot: false,

@@ -95,7 +95,8 @@ pub(crate) struct RawService {
     pub profiles: Option<Strings>,
     pub ports: Option<Numbers>,
     pub forward: Option<Strings>,
-    pub dependencies: Option<Strings>,
+    /// `[db, cache]`, or `{db: {restart: true}, cache: {}}` (compose's `depends_on`).
+    pub dependencies: Option<RawDependencies>,
     pub readiness: Option<RawReadiness>,
     pub restart: Option<RawRestart>,
     pub oneshot: Option<bool>,
@@ -361,6 +362,51 @@ impl<'de> Deserialize<'de> for Strings {
             }
         }
         d.deserialize_seq(V)
+    }
+}
+
+/// `dependencies`: a list of service names, or a mapping of service name to options
+/// (compose's long `depends_on` form), kept in the order written.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct RawDependencies(pub Vec<(String, RawDependency)>);
+
+/// Options of one dependency in the mapping form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct RawDependency {
+    /// Restart this service when the dependency restarts (compose's `restart: true`).
+    pub restart: Option<bool>,
+}
+
+impl<'de> Deserialize<'de> for RawDependencies {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawDependencies;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(
+                    "a list of service names, or a mapping of service name to `{restart: true}`",
+                )
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawDependencies, A::Error> {
+                let mut all = Vec::new();
+                while let Some(s) = seq.next_element::<String>()? {
+                    all.push((s, RawDependency::default()));
+                }
+                Ok(RawDependencies(all))
+            }
+            fn visit_map<A: de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RawDependencies, A::Error> {
+                let mut all = Vec::new();
+                while let Some((name, opts)) = map.next_entry::<String, Option<RawDependency>>()? {
+                    all.push((name, opts.unwrap_or_default()));
+                }
+                Ok(RawDependencies(all))
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 

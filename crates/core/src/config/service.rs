@@ -339,6 +339,7 @@ pub(crate) fn check(
     if c.errors.len() > errors_before {
         return None;
     }
+    let deps = raw.dependencies.clone().unwrap_or_default().0;
     Some(Service {
         name,
         runtime: runtime?,
@@ -348,7 +349,12 @@ pub(crate) fn check(
         env_files,
         profiles,
         ports,
-        dependencies: raw.dependencies.unwrap_or_default().0,
+        dependencies: deps.iter().map(|(n, _)| n.clone()).collect(),
+        restart_with: deps
+            .iter()
+            .filter(|(_, o)| o.restart == Some(true))
+            .map(|(n, _)| n.clone())
+            .collect(),
         readiness,
         restart,
         oneshot,

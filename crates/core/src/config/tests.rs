@@ -588,7 +588,10 @@ fn wrong_type_says_what_was_expected_and_found() {
     let e = one(&req(dir.path()));
     assert_at(&e, &file, 9, 21);
     assert_eq!(e.key, "spec.services[0].dependencies");
-    assert_eq!(e.message, "expected a list of strings, found a string");
+    assert_eq!(
+        e.message,
+        "expected a list of service names, or a mapping of service name to `{restart: true}`, found a string"
+    );
 
     let (dir, file) = project(&format!("{HEAD}spec:\n  cluster: [k3d]\n"));
     let e = one(&req(dir.path()));
@@ -654,6 +657,30 @@ fn dependency_cycle_prints_its_path() {
     assert_eq!(e.message, "dependency cycle: a -> b -> c -> a");
     assert_eq!(e.key, "spec.services[2].dependencies[1]");
     assert_at(&e, &file, 15, 28);
+}
+
+#[test]
+fn dependencies_in_the_mapping_form_say_which_restart_their_dependent() {
+    let (dir, _) = project(&graph_config(
+        "    - name: db\n      command: run\n    - name: cache\n      command: run\n    - name: api\n      command: run\n      dependencies:\n        db: { restart: true }\n        cache:\n",
+    ));
+    let loaded = ok(&req(dir.path()));
+    let api = loaded.environment.service("api").unwrap();
+    assert_eq!(api.dependencies, ["db", "cache"]);
+    assert_eq!(api.restart_with, ["db"]);
+
+    // A wrong name is located at its key; an unknown option is refused.
+    let (dir, file) = project(&graph_config(
+        "    - name: db\n      command: run\n    - name: api\n      command: run\n      dependencies:\n        dv: { restart: true }\n",
+    ));
+    let e = one(&req(dir.path()));
+    assert_eq!(e.key, "spec.services[1].dependencies.dv");
+    assert_at(&e, &file, 12, 13);
+    let (dir, _) = project(&graph_config(
+        "    - name: db\n      command: run\n    - name: api\n      command: run\n      dependencies:\n        db: { condition: service_healthy }\n",
+    ));
+    let e = one(&req(dir.path()));
+    assert!(e.message.contains("unknown key `condition`"), "{e}");
 }
 
 #[test]

@@ -145,9 +145,10 @@ impl Shared {
                 if s.state != before {
                     s.since = std::time::SystemTime::now();
                 }
-                // Only a live process has a pid worth showing.
+                // Only a live process has a pid worth showing, or is degraded.
                 if !s.state.is_active() {
                     s.pid = None;
+                    s.degraded = None;
                 }
             });
             let snap = tx.borrow().clone();

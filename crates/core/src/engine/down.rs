@@ -57,6 +57,9 @@ impl EnvRuntime {
         if let Some(w) = self.watcher.lock().await.take() {
             w.stop().await;
         }
+        if let Some(h) = self.health.lock().await.take() {
+            h.stop().await;
+        }
         let Some(env) = self.config() else {
             return self.stop_orphans().await;
         };

@@ -10,6 +10,7 @@ pub mod dev;
 mod down;
 mod error;
 mod graph;
+mod health;
 mod kuberun;
 mod portcheck;
 mod recovery;

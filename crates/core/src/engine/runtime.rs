@@ -42,6 +42,8 @@ pub struct EnvRuntime {
     pub(super) kinds: Arc<Kinds>,
     /// The file watcher of the services' `watch` rules, while they are up.
     pub(super) watcher: tokio::sync::Mutex<Option<crate::watch::EnvWatcher>>,
+    /// Makes dependents follow their dependencies' health, while it is up.
+    pub(super) health: tokio::sync::Mutex<Option<super::health::HealthFollower>>,
 }
 
 impl EnvRuntime {
@@ -91,6 +93,7 @@ impl EnvRuntime {
             kube: tokio::sync::Mutex::new(None),
             kinds: Arc::default(),
             watcher: tokio::sync::Mutex::new(None),
+            health: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -248,6 +251,15 @@ impl EnvRuntime {
 }
 
 impl EnvRuntime {
+    /// Starts the dependency health follower unless it runs.
+    pub(super) async fn ensure_health(self: &Arc<Self>) {
+        let mut slot = self.health.lock().await;
+        if slot.as_ref().is_some_and(|h| h.is_running()) {
+            return;
+        }
+        *slot = Some(super::health::HealthFollower::start(self));
+    }
+
     /// Starts the file watcher for the `watch` rules of local services in `names` or
     /// running already, replacing one that watches something else.
     pub(super) async fn ensure_watcher(

@@ -148,7 +148,10 @@ impl Run {
                     return;
                 }
                 Outcome::Restart => {
+                    // Asked for (`devenv restart`, a watch rule, a dependency): not a
+                    // crash, and the crash back-off starts over.
                     restarts += 1;
+                    failures = 0;
                     self.shared.update(&name, |s| s.restarts = restarts);
                     continue;
                 }
@@ -232,6 +235,7 @@ impl Run {
                 s.pid = None;
                 s.exit_code = code;
                 s.restarts = restarts;
+                s.crashes += 1;
                 s.message = format!(
                     "{why}; restarting in {:.1}s (restart {restarts})",
                     delay.as_secs_f64()
@@ -241,7 +245,8 @@ impl Run {
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
                 c = self.ctl.recv() => match c {
-                    Some(Ctl::Restart) => {}
+                    // Asked for during the back-off: at once, and the back-off starts over.
+                    Some(Ctl::Restart) => failures = 0,
                     Some(Ctl::Stop(reply)) => {
                         self.shared.update(&name, |s| { s.state = ServiceState::Stopped; s.message = "stopped".into(); });
                         let _ = reply.send(());

@@ -96,6 +96,7 @@ impl EnvRuntime {
             return;
         }
         self.ensure_watcher(&env, &set, &vars).await;
+        self.ensure_health().await;
 
         // Forward status changes of the services in this request.
         let mut rx = self.shared.events.subscribe();

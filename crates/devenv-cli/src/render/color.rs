@@ -34,7 +34,7 @@ pub fn state_code(label: &str) -> &'static str {
     match label {
         "ready" | "completed" => GREEN,
         "failed" | "unhealthy" => RED,
-        "starting" | "stopping" | "pending" => YELLOW,
+        "starting" | "stopping" | "pending" | "degraded" => YELLOW,
         _ => DIM,
     }
 }

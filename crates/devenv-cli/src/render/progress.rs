@@ -99,7 +99,7 @@ impl UpProgress {
             }
         } else {
             let prev = &self.seen[&s.name].last;
-            if prev.state == s.state && prev.message == s.message {
+            if prev.state == s.state && prev.message == s.message && prev.degraded == s.degraded {
                 return;
             }
         }

@@ -24,9 +24,13 @@ pub struct ServiceJson<'a> {
     pub pid: Option<u32>,
     pub ports: &'a [u32],
     pub restarts: u32,
+    /// Of `restarts`, those that followed a crash (the rest were asked for).
+    pub crashes: u32,
     pub message: &'a str,
     /// Its workload runs the dev version (dev mode).
     pub dev: bool,
+    /// Why it is degraded ("dependency db is down"); `null` when it is not.
+    pub degraded: Option<&'a str>,
 }
 
 impl<'a> From<&'a pb::ServiceStatus> for ServiceJson<'a> {
@@ -39,8 +43,10 @@ impl<'a> From<&'a pb::ServiceStatus> for ServiceJson<'a> {
             pid: (s.pid != 0).then_some(s.pid),
             ports: &s.ports,
             restarts: s.restarts,
+            crashes: s.crashes,
             message: &s.message,
             dev: s.dev,
+            degraded: (!s.degraded.is_empty()).then_some(s.degraded.as_str()),
         }
     }
 }
@@ -63,7 +69,7 @@ pub fn table<'a>(services: impl IntoIterator<Item = &'a pb::ServiceStatus>, colo
     let rows: Vec<Vec<String>> = services
         .into_iter()
         .map(|s| {
-            let state = s.state().label();
+            let state = shown_state(s);
             let shown = if s.dev {
                 format!("{} (dev)", paint(color, state_code(state), state))
             } else {
@@ -75,8 +81,8 @@ pub fn table<'a>(services: impl IntoIterator<Item = &'a pb::ServiceStatus>, colo
                 shown,
                 pid(s.pid),
                 ports(&s.ports),
-                s.restarts.to_string(),
-                detail(s).to_string(),
+                restarts(s),
+                detail(s),
             ]
         })
         .collect();
@@ -90,7 +96,7 @@ pub fn table<'a>(services: impl IntoIterator<Item = &'a pb::ServiceStatus>, colo
 
 /// One line per change (`status --watch` when not a terminal).
 pub fn change_line(s: &pb::ServiceStatus, width: usize, color: bool) -> String {
-    let state = s.state().label();
+    let state = shown_state(s);
     let mut line = format!(
         "{:width$}  {}",
         s.name,
@@ -103,7 +109,7 @@ pub fn change_line(s: &pb::ServiceStatus, width: usize, color: bool) -> String {
         line.push_str(&format!("  ports {}", ports(&s.ports)));
     }
     if s.restarts != 0 {
-        line.push_str(&format!("  restarts {}", s.restarts));
+        line.push_str(&format!("  restarts {}", restarts(s)));
     }
     let detail = detail(s);
     if !detail.is_empty() {
@@ -112,12 +118,36 @@ pub fn change_line(s: &pb::ServiceStatus, width: usize, color: bool) -> String {
     line
 }
 
-/// The message, unless it only repeats the state ("starting: starting").
-pub fn detail(s: &pb::ServiceStatus) -> &str {
-    if s.message.eq_ignore_ascii_case(s.state().label()) {
+/// The state word: `degraded` for a running service whose dependency is not fine.
+pub fn shown_state(s: &pb::ServiceStatus) -> &'static str {
+    if s.degraded.is_empty() {
+        s.state().label()
+    } else {
+        "degraded"
+    }
+}
+
+/// Restarts, with how many were crashes: `3 (2 crashes)`.
+fn restarts(s: &pb::ServiceStatus) -> String {
+    match s.crashes {
+        0 => s.restarts.to_string(),
+        1 => format!("{} (1 crash)", s.restarts),
+        n => format!("{} ({n} crashes)", s.restarts),
+    }
+}
+
+/// The message, unless it only repeats the state ("starting: starting"), and why the
+/// service is degraded.
+pub fn detail(s: &pb::ServiceStatus) -> String {
+    let message = if s.message.eq_ignore_ascii_case(s.state().label()) {
         ""
     } else {
-        &s.message
+        s.message.as_str()
+    };
+    match (message, s.degraded.as_str()) {
+        (m, "") => m.to_string(),
+        ("", d) => format!("degraded: {d}"),
+        (m, d) => format!("degraded: {d}; {m}"),
     }
 }
 
@@ -183,9 +213,9 @@ mod tests {
                 "project": "/src/shop",
                 "services": [
                     {"name": "api", "runtime": "local", "state": "ready", "ready": true,
-                     "pid": 4242, "ports": [8000], "restarts": 1, "message": "", "dev": false},
+                     "pid": 4242, "ports": [8000], "restarts": 1, "crashes": 0, "message": "", "dev": false, "degraded": null},
                     {"name": "worker", "runtime": "local", "state": "failed", "ready": false,
-                     "pid": null, "ports": [], "restarts": 1, "message": "exited with 1", "dev": false},
+                     "pid": null, "ports": [], "restarts": 1, "crashes": 0, "message": "exited with 1", "dev": false, "degraded": null},
                 ]
             })
         );

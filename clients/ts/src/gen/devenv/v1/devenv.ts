@@ -362,6 +362,20 @@ export interface ServiceStatus {
      * @generated from protobuf field: repeated string dependencies = 13
      */
     dependencies: string[];
+    /**
+     * Of `restarts`, how many followed a crash (the process exited or failed on its
+     * own); the others were asked for (devenv restart, a watch rule, a dependency).
+     *
+     * @generated from protobuf field: uint32 crashes = 14
+     */
+    crashes: number;
+    /**
+     * Set while it runs but a dependency is not fine: "dependency db is down",
+     * "dependency db is unhealthy". Empty otherwise. Its own state stays as its probe says.
+     *
+     * @generated from protobuf field: string degraded = 15
+     */
+    degraded: string;
 }
 /**
  * @generated from protobuf message devenv.v1.UpEvent
@@ -2022,7 +2036,9 @@ class ServiceStatus$Type extends MessageType<ServiceStatus> {
             { no: 10, name: "since", kind: "message", T: () => Timestamp },
             { no: 11, name: "last_lines", kind: "scalar", repeat: 2 /*RepeatType.UNPACKED*/, T: 9 /*ScalarType.STRING*/ },
             { no: 12, name: "dev", kind: "scalar", T: 8 /*ScalarType.BOOL*/ },
-            { no: 13, name: "dependencies", kind: "scalar", repeat: 2 /*RepeatType.UNPACKED*/, T: 9 /*ScalarType.STRING*/ }
+            { no: 13, name: "dependencies", kind: "scalar", repeat: 2 /*RepeatType.UNPACKED*/, T: 9 /*ScalarType.STRING*/ },
+            { no: 14, name: "crashes", kind: "scalar", T: 13 /*ScalarType.UINT32*/ },
+            { no: 15, name: "degraded", kind: "scalar", T: 9 /*ScalarType.STRING*/ }
         ]);
     }
     create(value?: PartialMessage<ServiceStatus>): ServiceStatus {
@@ -2038,6 +2054,8 @@ class ServiceStatus$Type extends MessageType<ServiceStatus> {
         message.lastLines = [];
         message.dev = false;
         message.dependencies = [];
+        message.crashes = 0;
+        message.degraded = "";
         if (value !== undefined)
             reflectionMergePartial<ServiceStatus>(this, message, value);
         return message;
@@ -2089,6 +2107,12 @@ class ServiceStatus$Type extends MessageType<ServiceStatus> {
                     break;
                 case /* repeated string dependencies */ 13:
                     message.dependencies.push(reader.string());
+                    break;
+                case /* uint32 crashes */ 14:
+                    message.crashes = reader.uint32();
+                    break;
+                case /* string degraded */ 15:
+                    message.degraded = reader.string();
                     break;
                 default:
                     let u = options.readUnknownField;
@@ -2145,6 +2169,12 @@ class ServiceStatus$Type extends MessageType<ServiceStatus> {
         /* repeated string dependencies = 13; */
         for (let i = 0; i < message.dependencies.length; i++)
             writer.tag(13, WireType.LengthDelimited).string(message.dependencies[i]);
+        /* uint32 crashes = 14; */
+        if (message.crashes !== 0)
+            writer.tag(14, WireType.Varint).uint32(message.crashes);
+        /* string degraded = 15; */
+        if (message.degraded !== "")
+            writer.tag(15, WireType.LengthDelimited).string(message.degraded);
         let u = options.writeUnknownFields;
         if (u !== false)
             (u == true ? UnknownFieldHandler.onWrite : u)(this.typeName, message, writer);
