@@ -33,6 +33,9 @@ export class Backoff {
   reset(): void {
     this.next = this.first;
   }
+  peek(): number {
+    return this.next;
+  }
 }
 
 export class Daemon implements vscode.Disposable {
@@ -98,6 +101,8 @@ export class Daemon implements vscode.Disposable {
   /** Drop the connection and connect again at once (socket setting changed, daemon started). */
   reconnect(): void {
     if (this.state.kind === "connected") this.state.connection.close();
+    // The socket may have moved (setting changed): watch the new one's directory.
+    this.stopDirWatch();
     this.state = { kind: "connecting" };
     this.connection().catch(() => undefined);
   }
@@ -117,23 +122,44 @@ export class Daemon implements vscode.Disposable {
     this.watchDir(socket);
   }
 
-  /** Wakes the retry up when something is created in the socket's directory. */
+  /**
+   * Wakes the retry up when the socket appears: watches its directory, or, while that
+   * does not exist yet (no daemon ever ran), the parent for the directory's creation.
+   */
   private watchDir(socket: string): void {
     if (this.dirWatcher) return;
     const dir = path.dirname(socket);
-    try {
-      this.dirWatcher = fs.watch(dir, (_event, name) => {
-        if (name === path.basename(socket) && this.state.kind === "down") {
-          this.clearRetry();
-          this.connection().catch(() => undefined);
-        }
-      });
-      this.dirWatcher.on("error", () => {
-        this.stopDirWatch();
-      });
-    } catch {
-      // The directory does not exist yet: the back-off retries cover it.
-    }
+    const wake = (): void => {
+      if (this.state.kind !== "down") return;
+      this.clearRetry();
+      this.connection().catch(() => undefined);
+    };
+    const watch = (target: string, wanted: string, then: () => void): boolean => {
+      try {
+        const w = fs.watch(target, (_event, name) => {
+          if (name === wanted) then();
+        });
+        w.on("error", () => {
+          this.stopDirWatch();
+        });
+        this.dirWatcher = w;
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    if (watch(dir, path.basename(socket), wake)) return;
+    // No socket directory yet: its creation switches to watching it.
+    watch(path.dirname(dir), path.basename(dir), () => {
+      this.stopDirWatch();
+      this.watchDir(socket);
+      wake();
+    });
+  }
+
+  /** The next back-off delay (ms), for tests. */
+  get nextRetryMs(): number {
+    return this.backoff.peek();
   }
 
   private stopDirWatch(): void {

@@ -5,6 +5,7 @@ import { RpcError } from "@protobuf-ts/runtime-rpc";
 import * as vscode from "vscode";
 
 import { Backoff, type Daemon } from "./daemon";
+import { CONNECTION_LOST } from "./watch";
 import type { Environment } from "./model";
 
 const TAIL = 200;
@@ -15,6 +16,7 @@ class ServiceLog implements vscode.Disposable {
   private retry: NodeJS.Timeout | undefined;
   private readonly backoff = new Backoff(500, 30_000);
   private disposed = false;
+  private waiting: vscode.Disposable | undefined;
   private lastTime: Date | undefined;
   /** Lines written to the channel; for the tests. */
   readonly written: string[] = [];
@@ -31,11 +33,17 @@ class ServiceLog implements vscode.Disposable {
   }
 
   private async follow(): Promise<void> {
-    if (this.disposed) return;
+    if (this.stopped()) return;
+    const state = this.daemon.current;
+    if (state.kind !== "connected") {
+      // Reconnecting is the Daemon's job (one back-off); follow again once it has.
+      this.waitForConnection();
+      return;
+    }
+    const conn = state.connection;
     const abort = new AbortController();
     this.abort = abort;
     try {
-      const conn = await this.daemon.connection();
       const call = conn.logs.stream(
         {
           environment: this.env.ref(),
@@ -52,17 +60,34 @@ class ServiceLog implements vscode.Disposable {
         this.backoff.reset();
         this.write(e);
       }
+      // The daemon ended a following stream: it is going away.
+      if (!abort.signal.aborted) this.daemon.lost(conn, new Error("devenvd closed the log stream"));
     } catch (e) {
       if (abort.signal.aborted || this.stopped()) return;
-      if (e instanceof RpcError && e.code === "INVALID_ARGUMENT") {
+      if (e instanceof RpcError && !CONNECTION_LOST.has(e.code)) {
+        // Refused (the config does not load, the service is unknown): say so, retry later.
         this.channel.error(`devenv: ${e.message}`);
+        this.retry = setTimeout(() => {
+          this.retry = undefined;
+          void this.follow();
+        }, this.backoff.delay());
+        return;
       }
+      this.daemon.lost(conn, e instanceof Error ? e : new Error(String(e)));
     }
-    if (this.stopped() || abort.signal.aborted) return;
-    this.retry = setTimeout(() => {
-      this.retry = undefined;
+    if (!this.stopped() && !abort.signal.aborted) this.waitForConnection();
+  }
+
+  private waitForConnection(): void {
+    if (this.waiting) return;
+    this.waiting = this.daemon.onDidChange((s) => {
+      if (s.kind !== "connected") return;
+      this.waiting?.dispose();
+      this.waiting = undefined;
       void this.follow();
-    }, this.backoff.delay());
+    });
+    // Opened while disconnected: one attempt now (the user asked for these logs).
+    if (this.daemon.current.kind === "down") this.daemon.connection().catch(() => undefined);
   }
 
   /** Read through a call: `disposed` changes while a stream is awaited. */
@@ -95,6 +120,7 @@ class ServiceLog implements vscode.Disposable {
     this.disposed = true;
     if (this.retry) clearTimeout(this.retry);
     this.abort?.abort();
+    this.waiting?.dispose();
     this.channel.dispose();
     this.wrote.dispose();
   }

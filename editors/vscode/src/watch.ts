@@ -12,7 +12,7 @@ import { Backoff, type Daemon } from "./daemon";
 import type { Environment, Model } from "./model";
 
 /** Codes that mean the connection, not the request, is the problem. */
-const CONNECTION_LOST = new Set(["UNAVAILABLE", "CANCELLED", "INTERNAL", "UNKNOWN"]);
+export const CONNECTION_LOST: ReadonlySet<string> = new Set(["UNAVAILABLE", "CANCELLED", "INTERNAL", "UNKNOWN"]);
 
 class EnvWatch {
   private readonly abort = new AbortController();

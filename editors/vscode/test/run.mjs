@@ -128,6 +128,7 @@ const env = {
   // For the suite: how to reach things from inside the extension host.
   DEVENV_TEST_PROJECT: project,
   DEVENV_TEST_API_PORT: String(apiPort),
+  DEVENV_TEST_DEVENVD: devenvd,
   DEVENV_TEST_BENCH: bench ? "1" : "",
   DEVENV_TEST_BENCH_OUT: path.join(tmp, "bench.json"),
 };

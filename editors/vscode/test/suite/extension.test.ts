@@ -1,6 +1,7 @@
 // The extension against a real devenvd with the quickstart example, inside
 // code-server's extension host (see test/run.mjs).
 import * as assert from "node:assert/strict";
+import { type ChildProcess, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -176,6 +177,41 @@ export function defineTests(): void {
         api.daemon.current.kind === "connected" && env.services.get("api")?.state === ServiceState.READY,
       );
       assert.equal(api.statusBar.item.text, "devenv: 3/3 ready");
+    });
+
+    it("connects as soon as a daemon creates its socket directory, not at the next retry", async () => {
+      const config = vscode.workspace.getConfiguration("devenv");
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "devenv-vscode-later-"));
+      const socket = path.join(dir, "later", "devenvd.sock");
+      let second: ChildProcess | undefined;
+      try {
+        await config.update("socketPath", socket, vscode.ConfigurationTarget.Global);
+        // Failed attempts until the pending retry is 8 s away (the one after, 16 s).
+        await until("the back-off to grow", 30_000, () =>
+          api.daemon.current.kind === "down" && api.daemon.nextRetryMs >= 16_000,
+        );
+        const devenvd = process.env.DEVENV_TEST_DEVENVD ?? "";
+        second = spawn(devenvd, ["--socket", socket, "--data-dir", path.join(dir, "data"), "--dashboard-port", "0"], {
+          stdio: "ignore",
+        });
+        const started = Date.now();
+        const conn = await until("connected to the second daemon", 10_000, () => {
+          const s = api.daemon.current;
+          return s.kind === "connected" ? s.connection : undefined;
+        });
+        assert.equal(conn.version.pid, second.pid);
+        // The socket directory's creation, then the socket's, woke the connect up.
+        assert.ok(Date.now() - started < 4_000, `connected after ${String(Date.now() - started)} ms`);
+      } finally {
+        await config.update("socketPath", undefined, vscode.ConfigurationTarget.Global);
+        if (second?.exitCode === null) {
+          const exited = new Promise((r) => second?.once("exit", r));
+          second.kill("SIGTERM");
+          await exited;
+        }
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+      await until("back on the test's daemon", 15_000, () => api.statusBar.item.text === "devenv: 3/3 ready");
     });
 
     it("starts the daemon with Start Daemon after it stopped, and reconnects", async () => {
