@@ -100,14 +100,8 @@ impl Kinds {
             kube::discovery::pinned_kind(&kenv.client, &gvk)
                 .await
                 .map_err(|e| match e {
-                    kube::Error::Discovery(_) => KubeError::new(
-                        format!("the cluster does not know kind `{kind}` in `{api_version}`"),
-                        "check apiVersion/kind, or install the CRD that defines it",
-                    ),
-                    kube::Error::Api(ref s) if s.code == 404 => KubeError::new(
-                        format!("the cluster does not know kind `{kind}` in `{api_version}`"),
-                        "check apiVersion/kind, or install the CRD that defines it",
-                    ),
+                    kube::Error::Discovery(_) => unknown_kind(api_version, kind),
+                    kube::Error::Api(ref s) if s.code == 404 => unknown_kind(api_version, kind),
                     other => error::explain(&other, &kenv.context),
                 })?;
         let r = (ar, caps.scope);
@@ -172,4 +166,12 @@ pub async fn apply_all(kinds: &Kinds, kenv: &KubeEnv, objs: &[Value]) -> Result<
         i = end;
     }
     Ok(())
+}
+
+fn unknown_kind(api_version: &str, kind: &str) -> KubeError {
+    KubeError::new(
+        format!("the cluster does not know kind `{kind}` in `{api_version}`"),
+        "check apiVersion/kind, or install the CRD that defines it",
+    )
+    .with_kind(super::error::KubeErrorKind::UnknownKind)
 }

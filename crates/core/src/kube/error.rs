@@ -1,6 +1,19 @@
 //! Kubernetes errors as one line of cause plus a hint. kube-rs reports transport
 //! failures as a chain of wrapped errors; users need the bottom of the chain and what
-//! to do about it, never the stack.
+//! to do about it, never the stack. Callers decide by [`KubeErrorKind`], never by the
+//! text.
+//!
+//! How a failure is classified: by type wherever kube's error types allow it — the
+//! API server's answer (`kube::Error::Api`, by HTTP status), credentials
+//! (`kube::Error::Auth`), TLS set-up (`kube::Error::RustlsTls`), and in the transport
+//! chain `std::io::Error` kinds (refused, timed out, reset) and the timeout layers'
+//! `Elapsed` (tokio's and tower's). What must stay textual, only to choose the words
+//! and hint of the message (never what a caller does): a DNS failure and a
+//! certificate rejected during the handshake. hyper-util's connect error
+//! (`ConnectError`, "dns error") is not a public type, and getaddrinfo's failure
+//! reaches us as an uncategorised `io::Error`; a rejected certificate is a
+//! `rustls::Error` inside an `io::Error`, and rustls is not a dependency of ours (kube
+//! brings it in), so it is recognised by its text. Both are `Unreachable` either way.
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -10,22 +23,42 @@ use std::fmt;
 pub struct KubeError {
     pub message: String,
     pub hint: Option<String>,
-    /// The API server answered with this HTTP status (0 when it did not answer).
-    pub code: u16,
+    pub kind: KubeErrorKind,
+}
+
+/// What went wrong, for callers to decide on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KubeErrorKind {
+    /// The API server answered with this HTTP status.
+    Api(u16),
+    /// The API server was not reached (refused, timed out, no such host, TLS).
+    Unreachable,
+    /// No credentials for the context (an exec plugin or token file failed).
+    Credentials,
+    /// The cluster does not serve this apiVersion/kind (no such CRD).
+    UnknownKind,
+    /// Anything else: a tool (k3d, docker, helm) failed, an object is malformed.
+    Other,
 }
 
 impl KubeError {
+    /// An error of kind [`KubeErrorKind::Other`].
     pub fn new(message: impl Into<String>, hint: impl Into<String>) -> Self {
         Self {
             message: message.into(),
             hint: Some(hint.into()).filter(|h: &String| !h.is_empty()),
-            code: 0,
+            kind: KubeErrorKind::Other,
         }
+    }
+
+    pub fn with_kind(mut self, kind: KubeErrorKind) -> Self {
+        self.kind = kind;
+        self
     }
 
     /// The API server was not reached at all (as opposed to refusing a request).
     pub fn is_unreachable(&self) -> bool {
-        self.code == 0
+        self.kind == KubeErrorKind::Unreachable
     }
 }
 
@@ -73,11 +106,7 @@ pub fn explain_in(e: &kube::Error, context: &str, what: &str) -> KubeError {
                 422 | 400 => (format!("{about}rejected by the API server: {msg}"), String::new()),
                 _ => (format!("{about}API server error {code}: {msg}"), String::new()),
             };
-            KubeError {
-                message,
-                hint: Some(hint).filter(|h| !h.is_empty()),
-                code,
-            }
+            KubeError::new(message, hint).with_kind(KubeErrorKind::Api(code))
         }
         kube::Error::Auth(inner) => KubeError::new(
             format!(
@@ -85,55 +114,66 @@ pub fn explain_in(e: &kube::Error, context: &str, what: &str) -> KubeError {
                 bottom(inner)
             ),
             "log in again, or check the kubeconfig's user (exec plugin, token file)",
-        ),
+        )
+        .with_kind(KubeErrorKind::Credentials),
+        kube::Error::RustlsTls(inner) => tls(context, &bottom(inner)),
         _ => transport(e, context),
     }
 }
 
 /// Connection-level failures: find the innermost cause and say it plainly.
 fn transport(e: &kube::Error, context: &str) -> KubeError {
+    use std::io::ErrorKind;
     let mut io_kind = None;
+    let mut elapsed = false;
     let mut text = Vec::new();
     let mut cur: Option<&(dyn StdError + 'static)> = Some(e);
     while let Some(err) = cur {
         if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            io_kind = Some(io.kind());
+            io_kind = io_kind.or(Some(io.kind()));
         }
+        elapsed |=
+            err.is::<tokio::time::error::Elapsed>() || err.is::<tower::timeout::error::Elapsed>();
         text.push(err.to_string().to_lowercase());
         cur = err.source();
     }
+    // Textual, for the wording only (see the top of this file).
     let all = text.join(" | ");
-    let cause = if io_kind == Some(std::io::ErrorKind::ConnectionRefused)
-        || all.contains("connection refused")
-    {
-        "connection refused".to_owned()
-    } else if io_kind == Some(std::io::ErrorKind::TimedOut)
-        || all.contains("timed out")
-        || all.contains("elapsed")
-    {
-        "timed out".to_owned()
-    } else if all.contains("dns error") || all.contains("failed to lookup") {
-        "the server's host name does not resolve".to_owned()
-    } else if all.contains("certificate") && all.contains("expired") {
-        return KubeError::new(
-            format!("the TLS certificate of context `{context}` has expired"),
-            "refresh the kubeconfig (k3d: `k3d kubeconfig merge`)",
-        );
-    } else if all.contains("certificate") || all.contains("tls") {
-        return KubeError::new(
-            format!(
-                "TLS with the API server of context `{context}` failed: {}",
-                text.last().cloned().unwrap_or_default()
-            ),
-            "check the kubeconfig's certificate-authority data",
-        );
-    } else {
-        text.last().cloned().unwrap_or_else(|| e.to_string())
+    let cause = match io_kind {
+        Some(ErrorKind::ConnectionRefused) => "connection refused".to_owned(),
+        Some(ErrorKind::TimedOut) => "timed out".to_owned(),
+        Some(ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted) => {
+            "the connection was reset".to_owned()
+        }
+        _ if elapsed => "timed out".to_owned(),
+        _ if all.contains("dns error") || all.contains("failed to lookup") => {
+            "the server's host name does not resolve".to_owned()
+        }
+        _ if all.contains("certificate") && all.contains("expired") => {
+            return KubeError::new(
+                format!("the TLS certificate of context `{context}` has expired"),
+                "refresh the kubeconfig (k3d: `k3d kubeconfig merge`)",
+            )
+            .with_kind(KubeErrorKind::Unreachable);
+        }
+        _ if all.contains("certificate") || all.contains("tls") => {
+            return tls(context, &text.last().cloned().unwrap_or_default());
+        }
+        _ => text.last().cloned().unwrap_or_else(|| e.to_string()),
     };
     KubeError::new(
         format!("cannot reach the API server of context `{context}`: {cause}"),
         "is the cluster running? check with `devenv cluster status`",
     )
+    .with_kind(KubeErrorKind::Unreachable)
+}
+
+fn tls(context: &str, cause: &str) -> KubeError {
+    KubeError::new(
+        format!("TLS with the API server of context `{context}` failed: {cause}"),
+        "check the kubeconfig's certificate-authority data",
+    )
+    .with_kind(KubeErrorKind::Unreachable)
 }
 
 fn bottom(e: &(dyn StdError + 'static)) -> String {
@@ -174,6 +214,7 @@ mod tests {
         assert!(e.hint.as_deref().unwrap().contains("RBAC"));
         assert!(!e.to_string().contains('\n'));
         assert!(!e.is_unreachable());
+        assert_eq!(e.kind, KubeErrorKind::Api(403));
     }
 
     #[test]
@@ -185,5 +226,17 @@ mod tests {
             "cannot reach the API server of context `dev`: connection refused"
         );
         assert!(e.is_unreachable());
+        // Decided by the io::Error's kind, whatever its text.
+        let io = std::io::Error::new(std::io::ErrorKind::TimedOut, "operation failed");
+        let e = explain(&kube::Error::Service(Box::new(io)), "dev");
+        assert!(e.message.ends_with(": timed out"), "{e}");
+        let e = explain(
+            &kube::Error::Service(Box::new(tower::timeout::error::Elapsed::new())),
+            "dev",
+        );
+        assert!(e.message.ends_with(": timed out"), "{e}");
+        assert_eq!(e.kind, KubeErrorKind::Unreachable);
+        // Not about the cluster: a tool, a malformed object.
+        assert!(!KubeError::new("k3d failed", "").is_unreachable());
     }
 }

@@ -26,7 +26,7 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::Client;
 
-pub use error::KubeError;
+pub use error::{KubeError, KubeErrorKind};
 
 use crate::config::{Cluster, ClusterProvider};
 

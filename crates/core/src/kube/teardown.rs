@@ -14,7 +14,7 @@ use kube::runtime::wait::{await_condition, conditions};
 
 use super::apply::Kinds;
 use super::helm;
-use super::{error, selector, KubeEnv, KubeError, CREATED_ANNOTATION};
+use super::{error, selector, KubeEnv, KubeError, KubeErrorKind, CREATED_ANNOTATION};
 use crate::config::{Environment, RuntimeKind, Service};
 
 /// How long `down` waits for deleted objects to disappear.
@@ -138,7 +138,7 @@ pub async fn teardown(
         let (ar, scope) = match kinds.resolve(kenv, api_version, kind).await {
             Ok(r) => r,
             // A CRD removed meanwhile has nothing left to delete.
-            Err(e) if !e.is_unreachable() && e.code == 0 => continue,
+            Err(e) if e.kind == KubeErrorKind::UnknownKind => continue,
             Err(e) => return Err(e),
         };
         let api = api_for(kenv, &ar, scope);
