@@ -32,6 +32,8 @@ export class LogsPanel {
   readonly view: LogView;
   private env: EnvironmentRef | null = null;
   private abort: AbortController | null = null;
+  /** The request of the current filter (resumed from the cursor after a break). */
+  private base: LogRequest | null = null;
   private cursor: Cursor | null = null;
   private pendingRender = false;
   private services: string[] = [];
@@ -169,6 +171,7 @@ export class LogsPanel {
     this.received = 0;
     this.view.reset();
     this.filterError.textContent = "";
+    this.base = null;
     const env = this.env;
     if (!env) {
       this.status.textContent = "";
@@ -191,13 +194,30 @@ export class LogsPanel {
       grep: filter.grep,
       since: since.at !== undefined ? Timestamp.fromDate(new Date(since.at)) : undefined,
     };
+    this.base = base;
     const abort = new AbortController();
     this.abort = abort;
-    void this.run(base, abort.signal);
+    void this.run(base, abort.signal, false);
   }
 
-  private async run(base: LogRequest, signal: AbortSignal): Promise<void> {
-    let first = true;
+  /** Closes the stream, keeping what the page holds (the tab is hidden). */
+  suspend(): void {
+    if (!this.abort) return;
+    this.abort.abort();
+    this.abort = null;
+    this.status.textContent = "paused while the tab is hidden";
+  }
+
+  /** Opens the stream again after suspend(), from the last line held. */
+  resume(): void {
+    if (this.abort || !this.base || !this.env) return;
+    const abort = new AbortController();
+    this.abort = abort;
+    void this.run(this.base, abort.signal, this.cursor !== null);
+  }
+
+  private async run(base: LogRequest, signal: AbortSignal, resumed: boolean): Promise<void> {
+    let first = !resumed;
     while (!signal.aborted) {
       const req: LogRequest = first || !this.cursor
         ? base
@@ -273,7 +293,7 @@ export class LogsPanel {
       this.pendingRender = true;
       queueMicrotask(() => {
         this.pendingRender = false;
-        this.view.schedule();
+        this.view.scheduleData();
       });
     }
   }

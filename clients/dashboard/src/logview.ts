@@ -9,6 +9,7 @@ import { EntryKind, type Entry, type LogBuffer } from "./logbuffer";
 
 export const ROW_HEIGHT = 18;
 const OVERSCAN = 20;
+const DATA_FPS = 15;
 
 const STREAM_CLASS: Readonly<Record<LogStream, string>> = {
   [LogStream.UNSPECIFIED]: "",
@@ -45,6 +46,8 @@ export class LogView {
   private paused = false;
   private programmaticScroll = false;
   private rowsBuilt = 0;
+  private lastRender = 0;
+  private dataTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
     private readonly buffer: LogBuffer,
@@ -89,7 +92,7 @@ export class LogView {
     this.schedule();
   }
 
-  /** New entries arrived (or old ones fell off): redraw on the next frame. */
+  /** Something changed (scroll, reset): redraw on the next frame. */
   schedule(): void {
     if (this.scheduled) return;
     this.scheduled = true;
@@ -97,6 +100,24 @@ export class LogView {
       this.scheduled = false;
       this.render();
     });
+  }
+
+  /**
+   * New entries arrived: redraw at most DATA_FPS times a second. A log that grows at
+   * thousands of lines a second is read no better at 60 frames than at 15, and each
+   * frame costs layout and paint.
+   */
+  scheduleData(): void {
+    if (this.scheduled || this.dataTimer !== undefined) return;
+    const wait = this.lastRender + 1000 / DATA_FPS - performance.now();
+    if (wait <= 0) {
+      this.schedule();
+      return;
+    }
+    this.dataTimer = setTimeout(() => {
+      this.dataTimer = undefined;
+      this.schedule();
+    }, wait);
   }
 
   private onScroll(): void {
@@ -138,25 +159,24 @@ export class LogView {
     const first = Math.max(0, Math.floor(this.el.scrollTop / ROW_HEIGHT) - OVERSCAN);
     const visible = Math.ceil(this.el.clientHeight / ROW_HEIGHT) + 2 * OVERSCAN;
     const last = Math.min(count, first + visible);
-    const needed = Math.max(0, last - first);
-    while (this.pool.length < needed) {
-      const el = h("div", { class: "log-row" });
-      this.spacer.appendChild(el);
-      this.pool.push({ el, seq: -1, idx: -1 });
-    }
-    for (const [i, row] of this.pool.entries()) {
-      const idx = first + i;
-      if (idx >= last) {
-        if (!row.el.hidden || row.el.firstChild) {
-          // Nothing stale stays in the DOM (find-in-page, screen readers).
-          row.el.hidden = true;
-          row.el.replaceChildren();
-          row.seq = -1;
-          row.idx = -1;
-        }
-        continue;
+    if (this.pool.length < visible) {
+      // A taller view: more rows; the seq -> row mapping changes, so all are refilled.
+      while (this.pool.length < visible) {
+        const el = h("div", { class: "log-row" });
+        this.spacer.appendChild(el);
+        this.pool.push({ el, seq: -1, idx: -1 });
       }
+      for (const row of this.pool) row.seq = -1;
+    }
+    // Each entry has one row (seq modulo the pool size) for as long as it is in view:
+    // while following, only the new lines are built; the others only move.
+    const n = this.pool.length;
+    const wanted = new Set<PooledRow>();
+    for (let idx = first; idx < last; idx++) {
       const seq = this.baseSeq + idx;
+      const row = this.pool.at(seq % n);
+      if (!row) continue;
+      wanted.add(row);
       if (row.el.hidden) row.el.hidden = false;
       if (row.idx !== idx) {
         row.idx = idx;
@@ -167,6 +187,15 @@ export class LogView {
         this.fill(row.el, buf.at(seq));
       }
     }
+    for (const row of this.pool) {
+      if (wanted.has(row) || (row.el.hidden && !row.el.firstChild)) continue;
+      // Nothing stale stays in the DOM (find-in-page, screen readers).
+      row.el.hidden = true;
+      row.el.replaceChildren();
+      row.seq = -1;
+      row.idx = -1;
+    }
+    this.lastRender = performance.now();
     const dropped = buf.evicted;
     if (dropped > 0) {
       this.header.hidden = false;

@@ -20,6 +20,12 @@ type Tab = "services" | "graph" | "syncfwd";
 const LIST_REFRESH_MS = 15_000;
 /** ...and this often while there is none, so a first `devenv up` shows up quickly. */
 const LIST_REFRESH_EMPTY_MS = 2_000;
+/**
+ * A tab hidden this long closes its streams and reopens them when shown again. A
+ * browser allows 6 HTTP/1.1 connections per host and each page holds 2 streams, so
+ * without this a fourth open tab could not even load.
+ */
+const HIDDEN_SUSPEND_MS = 10_000;
 
 class App {
   private readonly conn = new Connection();
@@ -36,6 +42,7 @@ class App {
   private current: EnvironmentRef | null = null;
   private watchAbort: AbortController | null = null;
   private tab: Tab = "services";
+  private suspended = false;
 
   private readonly envSelect: HTMLSelectElement;
   private readonly summary: HTMLSpanElement;
@@ -106,8 +113,35 @@ class App {
       this.logsBackoff.wake();
     };
     window.addEventListener("online", wake);
-    document.addEventListener("visibilitychange", () => { if (!document.hidden) wake(); });
+    let hiddenTimer: ReturnType<typeof setTimeout> | undefined;
+    document.addEventListener("visibilitychange", () => {
+      clearTimeout(hiddenTimer);
+      if (document.hidden) {
+        hiddenTimer = setTimeout(() => { this.suspend(); }, HIDDEN_SUSPEND_MS);
+      } else {
+        this.resume();
+        wake();
+      }
+    });
     void this.refreshEnvironments(true);
+  }
+
+  private suspend(): void {
+    this.suspended = true;
+    this.watchAbort?.abort();
+    this.watchAbort = null;
+    this.logs.suspend();
+  }
+
+  private resume(): void {
+    if (!this.suspended) return;
+    this.suspended = false;
+    if (this.current) {
+      const abort = new AbortController();
+      this.watchAbort = abort;
+      void this.watch(this.current, abort.signal);
+    }
+    this.logs.resume();
   }
 
   private showTab(tab: Tab): void {
