@@ -130,12 +130,15 @@ export class ServicesView {
         }),
       );
     }
-    setText(row.restarts, s.restarts > 0 ? String(s.restarts) : "");
+    setText(row.restarts, s.restarts > 0 ? (s.crashes > 0 ? `${String(s.restarts)} (${String(s.crashes)} crash${s.crashes === 1 ? "" : "es"})` : String(s.restarts)) : "");
     setText(row.exit, s.exitCode === undefined ? "" : String(s.exitCode));
     row.exit.classList.toggle("bad", s.exitCode !== undefined && s.exitCode !== 0);
     const message = s.lastLines.length > 0 ? `${s.message}\n\u2014 last lines:\n${s.lastLines.join("\n")}` : s.message;
-    setText(row.message, s.message);
-    row.message.title = message;
+    // Degraded: it runs, but a dependency is not fine; its own state stays as its probe says.
+    setText(row.message, s.degraded !== "" ? (s.message !== "" ? `${s.degraded}; ${s.message}` : s.degraded) : s.message);
+    row.message.classList.toggle("degraded", s.degraded !== "");
+    row.tr.classList.toggle("degraded", s.degraded !== "");
+    row.message.title = s.degraded !== "" ? `degraded: ${s.degraded}\n${message}` : message;
     setText(row.dev, s.dev ? "dev" : "");
     const holds = this.actions.holdsDev(s.name);
     setText(row.devButton, holds ? "Dev off" : "Dev on");
