@@ -361,3 +361,76 @@ fn daemon_status_shows_the_address_but_never_the_token() {
         "{v}"
     );
 }
+
+#[test]
+fn an_open_page_stays_logged_in_across_a_daemon_restart_on_its_port() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mut env = TestEnv::new();
+    let port = devenv_e2e::free_ports(1)[0];
+    env.set_var("DEVENV_DASHBOARD_PORT", port);
+    env.devenv_ok(&["daemon", "start"]);
+    let before = env.dashboard();
+    assert_eq!(before.port, port);
+    let cookie = login(&before);
+
+    env.devenv_ok(&["daemon", "stop"]);
+    env.devenv_ok(&["daemon", "start"]);
+    let after = env.dashboard();
+    assert_eq!(after.port, port);
+    assert_ne!(
+        after.auth_path(),
+        before.auth_path(),
+        "the login token is new with every start"
+    );
+    let host = after.host();
+    let r = request(
+        port,
+        "GET",
+        "/",
+        &[("Host", &host), ("Cookie", &cookie)],
+        b"",
+    );
+    assert_eq!(r.status, 200, "the page's cookie after the restart: {r:?}");
+    let r = request(port, "GET", &before.auth_path(), &[("Host", &host)], b"");
+    assert_eq!(r.status, 401, "the old login URL: {r:?}");
+    let kept = env.data_dir.join("dashboard-session");
+    let mode = std::fs::metadata(&kept)
+        .unwrap_or_else(|e| panic!("{}: {e}", kept.display()))
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "{}", kept.display());
+}
+
+#[test]
+fn the_config_file_can_turn_it_off_and_a_broken_one_is_located() {
+    let mut env = TestEnv::new();
+    // An empty value is no value: the file decides.
+    env.set_var("DEVENV_DASHBOARD_PORT", "");
+    let file = env.home.join(".config/devenv/devenvd.yml");
+    std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
+
+    std::fs::write(&file, "dashboard:\n  port: 70000\n").expect("write config");
+    env.devenv_ok(&["daemon", "start"]);
+    let out = env.devenv(&["dashboard", "--no-open"]);
+    assert_eq!(out.code, Some(1), "{out}");
+    let located = format!("{}:2:", file.display());
+    assert!(out.stderr.contains(&located), "want {located}\n{out}");
+    // The socket side does not care.
+    env.devenv_ok(&["ls"]);
+    env.devenv_ok(&["daemon", "stop"]);
+
+    std::fs::write(&file, "dashboard:\n  enabled: false\n").expect("write config");
+    env.devenv_ok(&["daemon", "start"]);
+    let out = env.devenv(&["dashboard", "--json", "--no-open"]);
+    assert_eq!(out.code, Some(1), "{out}");
+    let v: Value = serde_json::from_str(&out.stdout).expect("JSON even when off");
+    assert!(v["url"].is_null(), "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("dashboard.enabled: false")),
+        "{v}"
+    );
+    let status = env.devenv_ok(&["daemon", "status"]);
+    assert!(status.stdout.contains("dashboard off:"), "{status}");
+}

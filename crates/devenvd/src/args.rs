@@ -23,8 +23,10 @@ pub struct Args {
     #[arg(long, default_value_t = 30)]
     pub shutdown_timeout: u64,
     /// Port of the web dashboard on 127.0.0.1; 0 picks any free port
-    /// [default: `dashboard.port` of the config file, else 7420]
-    #[arg(long, value_name = "PORT", env = "DEVENV_DASHBOARD_PORT")]
+    /// [default: $DEVENV_DASHBOARD_PORT, `dashboard.port` of the config file, 7420]
+    // The variable is read in server.rs: a bad value turns the dashboard off with a
+    // message instead of keeping the daemon from starting.
+    #[arg(long, value_name = "PORT")]
     pub dashboard_port: Option<u16>,
     /// Do not serve the web dashboard.
     #[arg(long)]

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
 use devenv_api::pb;
-use devenv_api::{Paths, ProcessEnv};
+use devenv_api::{Env as _, Paths, ProcessEnv};
 use devenv_core::engine::{Engine, EngineOptions};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Server;
@@ -206,7 +206,21 @@ fn dashboard_wanted(args: &Args) -> web::Wanted {
         None => Ok(settings::Settings::default()),
     };
     let file = file.unwrap_or_else(|| "$XDG_CONFIG_HOME/devenv/devenvd.yml".into());
-    settings::dashboard(args.no_dashboard, args.dashboard_port, loaded, file)
+    let port = match (args.dashboard_port, ProcessEnv.var("DEVENV_DASHBOARD_PORT")) {
+        (Some(p), _) => Some(p),
+        (None, Some(v)) => match v.parse::<u16>() {
+            Ok(p) => Some(p),
+            Err(_) if args.no_dashboard => None,
+            Err(_) => {
+                return web::Wanted::Disabled(format!(
+                    "the dashboard is unavailable: DEVENV_DASHBOARD_PORT={v:?} is not a port \
+                     (0-65535; 0: any free port); fix it and restart devenvd"
+                ))
+            }
+        },
+        (None, None) => None,
+    };
+    settings::dashboard(args.no_dashboard, port, loaded, file)
 }
 
 async fn stop_everything(engine: &Arc<Engine>, deadline: Duration) {

@@ -57,7 +57,13 @@ pub fn stored_session(path: &Path) -> std::io::Result<Secret> {
         .custom_flags(libc::O_NOFOLLOW)
         .open(path)
     {
-        Ok(f) => {
+        // Only a private file of ours is trusted; anything else gets a new secret.
+        Ok(f)
+            if f.metadata().is_ok_and(|m| {
+                use std::os::unix::fs::MetadataExt as _;
+                m.is_file() && m.mode() & 0o077 == 0 && m.uid() == nix::unistd::getuid().as_raw()
+            }) =>
+        {
             let mut text = String::new();
             f.take(128).read_to_string(&mut text)?;
             let text = text.trim();
@@ -65,6 +71,7 @@ pub fn stored_session(path: &Path) -> std::io::Result<Secret> {
                 return Ok(Secret(text.to_owned()));
             }
         }
+        Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }
@@ -171,6 +178,17 @@ mod tests {
             "a malformed file is replaced"
         );
         assert_eq!(std::fs::read_to_string(&path).unwrap(), fresh.expose());
+        // A well-formed secret others could read is not trusted either.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let private = stored_session(&path).unwrap();
+        assert!(
+            !private.matches(fresh.expose()),
+            "a readable file is replaced"
+        );
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
 
     #[test]
