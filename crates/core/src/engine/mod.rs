@@ -346,7 +346,7 @@ impl Engine {
     /// The environment a request refers to, for reading (status, logs, watch).
     /// Known environments are found even when their config has since broken;
     /// unknown ones get a transient runtime with every service stopped.
-    pub fn find(&self, req: &EnvRequest) -> Result<Arc<EnvRuntime>, EngineError> {
+    pub fn find_or_register(&self, req: &EnvRequest) -> Result<Arc<EnvRuntime>, EngineError> {
         match self.load(req) {
             Ok(loaded) => {
                 let id = Self::env_id(&loaded, &req.env_name);
@@ -408,7 +408,7 @@ impl Engine {
     /// The logs of the environment `req` refers to, for reading `services` (all when
     /// empty); naming a service the config does not have is an error.
     pub fn logs(&self, req: &EnvRequest, services: &[String]) -> Result<LogHub, EngineError> {
-        let rt = self.find(req)?;
+        let rt = self.find_or_register(req)?;
         if let Some(cfg) = rt.config() {
             UnknownService::check(&cfg, services)?;
         }
@@ -447,7 +447,9 @@ impl Engine {
     pub async fn down(&self, req: &EnvRequest, volumes: bool) -> Result<DownReport, EngineError> {
         let rt = match self.load(req) {
             Ok(loaded) => self.register(&loaded, req)?,
-            Err(e) => self.find(req).map_err(|_| EngineError::Config(e))?,
+            Err(e) => self
+                .find_or_register(req)
+                .map_err(|_| EngineError::Config(e))?,
         };
         // First: a crash during the down must not bring the environment back.
         self.state.remove_wanted(&rt.shared.id)?;

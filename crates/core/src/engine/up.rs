@@ -217,14 +217,11 @@ impl EnvRuntime {
         let plan = {
             let sups = self.supervisors.lock().unwrap_or_else(|p| p.into_inner());
             let state = self.shared.status_of(&svc.name).map(|s| s.state);
-            match sups.get(&svc.name).filter(|s| !s.task.is_finished()) {
-                None => Plan::Start,
-                Some(s) if s.service != *svc || s.dev != self.shared.dev_wanted(&svc.name) => {
-                    Plan::Replace
-                }
-                Some(_) if state == Some(ServiceState::Failed) => Plan::Retry,
-                Some(_) => Plan::Keep,
-            }
+            let running = sups
+                .get(&svc.name)
+                .filter(|s| !s.task.is_finished())
+                .map(|s| (&s.service, s.dev));
+            decide(svc, self.shared.dev_wanted(&svc.name), running, state)
         };
         if plan != Plan::Keep {
             self.shared.update(&svc.name, |s| {
@@ -413,4 +410,68 @@ enum Plan {
     Replace,
     /// Its supervisor is idle after a failure: run it again.
     Retry,
+}
+
+/// What `up` does with `svc` (wanted in dev mode or not), given the config and mode
+/// of the live supervisor or runner, if any, and the service's state on the board.
+fn decide(
+    svc: &Service,
+    dev_wanted: bool,
+    running: Option<(&Service, bool)>,
+    state: Option<ServiceState>,
+) -> Plan {
+    match running {
+        None => Plan::Start,
+        Some((config, dev)) if config != svc || dev != dev_wanted => Plan::Replace,
+        Some(_) if state == Some(ServiceState::Failed) => Plan::Retry,
+        Some(_) => Plan::Keep,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plan_keeps_starts_replaces_and_retries() {
+        let env = crate::engine::testing::env(
+            "    - name: api\n      command: run\n    - name: web\n      command: serve\n",
+        );
+        let (api, web) = (&env.services[0], &env.services[1]);
+        let ready = Some(ServiceState::Ready);
+        assert_eq!(decide(api, false, None, None), Plan::Start);
+        assert_eq!(
+            decide(api, false, None, ready),
+            Plan::Start,
+            "its task ended"
+        );
+        assert_eq!(decide(api, false, Some((api, false)), ready), Plan::Keep);
+        let mut changed = api.clone();
+        changed.env.insert("X".into(), "1".into());
+        assert_eq!(
+            decide(&changed, false, Some((api, false)), ready),
+            Plan::Replace,
+            "the config changed"
+        );
+        assert_eq!(decide(web, false, Some((api, false)), ready), Plan::Replace);
+        assert_eq!(
+            decide(api, true, Some((api, false)), ready),
+            Plan::Replace,
+            "wanted in dev mode now"
+        );
+        assert_eq!(
+            decide(api, false, Some((api, false)), Some(ServiceState::Failed)),
+            Plan::Retry
+        );
+        assert_eq!(
+            decide(
+                &changed,
+                false,
+                Some((api, false)),
+                Some(ServiceState::Failed)
+            ),
+            Plan::Replace,
+            "a failed service with a new config starts over"
+        );
+    }
 }

@@ -126,7 +126,10 @@ impl EnvironmentService for Environments {
     ) -> Result<Response<pb::StatusResponse>, Status> {
         let env = convert::env_request(&self.engine, req.into_inner().environment)?;
         super::record(&env, &[]);
-        let rt = self.engine.find(&env).map_err(convert::status)?;
+        let rt = self
+            .engine
+            .find_or_register(&env)
+            .map_err(convert::status)?;
         Ok(Response::new(pb::StatusResponse {
             environment: rt.name().to_owned(),
             project: rt.project_dir.display().to_string(),
@@ -148,7 +151,10 @@ impl EnvironmentService for Environments {
     ) -> Result<Response<Self::WatchStream>, Status> {
         let env = convert::env_request(&self.engine, req.into_inner().environment)?;
         super::record(&env, &[]);
-        let rt = self.engine.find(&env).map_err(convert::status)?;
+        let rt = self
+            .engine
+            .find_or_register(&env)
+            .map_err(convert::status)?;
         let (snapshot, mut events) = rt.watch();
         let (tx, rx) = mpsc::channel(256);
         tokio::spawn(async move {

@@ -21,7 +21,10 @@ impl ForwardService for Forwards {
     ) -> Result<Response<pb::ForwardListResponse>, Status> {
         let env = convert::env_request(&self.engine, req.into_inner().environment)?;
         super::record(&env, &[]);
-        let rt = self.engine.find(&env).map_err(convert::status)?;
+        let rt = self
+            .engine
+            .find_or_register(&env)
+            .map_err(convert::status)?;
         let forwards = rt.forwards().iter().map(convert::forward).collect();
         Ok(Response::new(pb::ForwardListResponse { forwards }))
     }

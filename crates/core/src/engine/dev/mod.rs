@@ -110,7 +110,9 @@ impl Engine {
     /// Ends a `devenv dev` session: its services go back to their original workload
     /// (restored, and running again if they were running). Waits until they are.
     async fn end_dev(&self, req: EnvRequest, id: u64) {
-        let Ok(rt) = self.find(&req) else { return };
+        let Ok(rt) = self.find_or_register(&req) else {
+            return;
+        };
         let names = rt.end_dev_session(id);
         let running: Vec<String> = names
             .into_iter()
@@ -133,7 +135,7 @@ impl Engine {
 
     /// Sync sessions of the environment's services in dev mode.
     pub fn sync_status(&self, req: &EnvRequest) -> Result<Vec<sync::PodSync>, EngineError> {
-        let rt = self.find(req)?;
+        let rt = self.find_or_register(req)?;
         Ok(rt
             .shared
             .syncs()
@@ -148,7 +150,7 @@ impl Engine {
         req: &EnvRequest,
         services: &[String],
     ) -> Result<Vec<(String, sync::Verified)>, EngineError> {
-        let rt = self.find(req)?;
+        let rt = self.find_or_register(req)?;
         let syncs = rt.shared.syncs();
         if let Some(missing) = services
             .iter()

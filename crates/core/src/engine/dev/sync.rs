@@ -90,13 +90,16 @@ struct Pending {
     resync: bool,
 }
 
-struct Inbox {
+/// Changes waiting to be copied into the pod, per sync rule (at most `MAX_PENDING`
+/// paths, then marked as overflowed), and the wake-up of the task that copies them.
+/// (The file watcher's own `watch::worker::Inbox` is where notify leaves events.)
+struct Backlog {
     /// Per rule.
     pending: Mutex<Vec<Pending>>,
     notify: Notify,
 }
 
-impl Inbox {
+impl Backlog {
     fn new(rules: usize) -> Self {
         Self {
             pending: Mutex::new((0..rules).map(|_| Pending::default()).collect()),
@@ -149,7 +152,7 @@ struct PodEntry {
     /// The pod's uid and its first container's restart count: a new value is a new
     /// filesystem, which needs an initial sync.
     generation: (String, i32),
-    inbox: Arc<Inbox>,
+    backlog: Arc<Backlog>,
     verify: mpsc::Sender<VerifyReply>,
     status: Arc<Mutex<Vec<PodSync>>>,
     cancel: CancellationToken,
@@ -256,7 +259,7 @@ impl DevSync {
                 let state = state.clone();
                 let sink = SyncSink(Arc::new(move |hit: SyncHit| {
                     for e in state.lock().values() {
-                        e.inbox.push(i, &hit);
+                        e.backlog.push(i, &hit);
                     }
                 }));
                 Target {
@@ -300,7 +303,7 @@ impl DevSync {
             watcher: watcher.clone(),
             resync: Box::new(move |rule| {
                 for e in resync_state.lock().values() {
-                    e.inbox.resync(rule);
+                    e.backlog.resync(rule);
                 }
             }),
             say: Box::new(move |line| say_ctx.system(line)),
@@ -553,7 +556,7 @@ fn reconcile(ctx: &PodsCtx, pods: &BTreeMap<String, Pod>) {
             .and_then(|s| s.containers.first())
             .map(|c| c.name.clone())
             .unwrap_or_default();
-        let inbox = Arc::new(Inbox::new(ctx.dev.sync.len()));
+        let backlog = Arc::new(Backlog::new(ctx.dev.sync.len()));
         let (verify_tx, verify_rx) = mpsc::channel(4);
         let status = Arc::new(Mutex::new(Vec::new()));
         let cancel = CancellationToken::new();
@@ -561,7 +564,7 @@ fn reconcile(ctx: &PodsCtx, pods: &BTreeMap<String, Pod>) {
             ctx: ctx.clone(),
             pod: name.clone(),
             container,
-            inbox: inbox.clone(),
+            backlog: backlog.clone(),
             status: status.clone(),
         };
         ctx.state.tasks.spawn(pod.run(verify_rx, cancel.clone()));
@@ -569,7 +572,7 @@ fn reconcile(ctx: &PodsCtx, pods: &BTreeMap<String, Pod>) {
             name.clone(),
             PodEntry {
                 generation,
-                inbox,
+                backlog,
                 verify: verify_tx,
                 status,
                 cancel,
@@ -583,7 +586,7 @@ struct PodTask {
     ctx: PodsCtx,
     pod: String,
     container: String,
-    inbox: Arc<Inbox>,
+    backlog: Arc<Backlog>,
     status: Arc<Mutex<Vec<PodSync>>>,
 }
 
@@ -851,8 +854,8 @@ impl PodTask {
                         return Some(failed);
                     }
                 }
-                _ = self.inbox.notify.notified() => {
-                    let pending = self.inbox.take();
+                _ = self.backlog.notify.notified() => {
+                    let pending = self.backlog.take();
                     let started = Instant::now();
                     let (mut written, mut deleted, mut bytes) = (0, 0, 0);
                     let mut errors = Vec::new();
@@ -867,9 +870,9 @@ impl PodTask {
                             }
                             Ok(None) => {}
                             Err(e) if e.is_fatal() => {
-                                self.inbox.put_back(i, p);
+                                self.backlog.put_back(i, p);
                                 for (j, rest) in pending {
-                                    self.inbox.put_back(j, rest);
+                                    self.backlog.put_back(j, rest);
                                 }
                                 self.publish(Some(live), "broken", Some(&e.to_string()));
                                 return Some(e.to_string());
@@ -1118,20 +1121,20 @@ mod tests {
 
     #[test]
     fn a_full_inbox_turns_into_a_full_comparison() {
-        let inbox = Inbox::new(1);
+        let backlog = Backlog::new(1);
         let many: Vec<PathBuf> = (0..MAX_PENDING + 1)
             .map(|i| PathBuf::from(format!("/p/{i}")))
             .collect();
-        inbox.push(
+        backlog.push(
             0,
             &SyncHit {
                 paths: many,
                 overflow: false,
             },
         );
-        let p = inbox.take();
+        let p = backlog.take();
         assert!(p[0].overflow && p[0].paths.is_empty());
-        let p = inbox.take();
+        let p = backlog.take();
         assert!(!p[0].overflow, "taken once");
     }
 
@@ -1222,16 +1225,16 @@ mod tests {
 
     #[test]
     fn a_resync_survives_being_put_back() {
-        let inbox = Inbox::new(2);
-        inbox.resync(1);
-        let mut p = inbox.take();
+        let backlog = Backlog::new(2);
+        backlog.resync(1);
+        let mut p = backlog.take();
         assert!(!p[0].resync && p[1].resync);
-        inbox.put_back(1, std::mem::take(&mut p[1]));
-        let p = inbox.take();
+        backlog.put_back(1, std::mem::take(&mut p[1]));
+        let p = backlog.take();
         assert!(
             p[1].resync,
             "a stream that broke mid-resync resyncs after reconnecting"
         );
-        assert!(!inbox.take()[1].resync);
+        assert!(!backlog.take()[1].resync);
     }
 }
