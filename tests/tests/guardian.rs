@@ -75,7 +75,13 @@ fn guardian_sigkill_then_daemon_sigkill_leaves_no_service_behind() {
     let pids = env.service_pids();
     assert!(pids.len() >= 3, "services not running: {pids:?}");
 
-    kill_guardian(&env);
+    let new = kill_guardian(&env);
+    // `daemon status` knows the new one and that it was replaced once.
+    let out = env.devenv_ok(&["daemon", "status", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    assert_eq!(v["guardian"]["pid"].as_u64(), Some(u64::from(new)), "{v}");
+    assert_eq!(v["guardian"]["restarts"].as_u64(), Some(1), "{v}");
+    assert_eq!(v["state"]["ok"].as_bool(), Some(true), "{v}");
     // The daemon and its services are untouched by the guardian's death.
     let daemon = env.daemon_pid();
     assert!(

@@ -205,6 +205,19 @@ pub struct StateStore {
     devmode: sled::Tree,
     wanted: sled::Tree,
     dirty: std::sync::Arc<tokio::sync::Notify>,
+    health: std::sync::Arc<std::sync::Mutex<FlushHealth>>,
+}
+
+/// Whether state reaches the disk: the last flush failure, until a flush works again.
+/// Shown by `devenv daemon status`, not only in the daemon's log.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FlushHealth {
+    /// The error of the last failed flush; `None` once a flush works.
+    pub error: Option<String>,
+    /// When flushing started failing (the first failure of the current run of them).
+    pub failing_since: Option<SystemTime>,
+    /// Failed flushes since the daemon started.
+    pub failures: u64,
 }
 
 impl StateStore {
@@ -232,6 +245,7 @@ impl StateStore {
             db,
             path,
             dirty: Default::default(),
+            health: Default::default(),
         };
         store.check_schema()?;
         Ok(store)
@@ -368,10 +382,36 @@ impl StateStore {
     }
 
     pub fn flush(&self) -> Result<(), StateError> {
-        self.db
+        let result = self
+            .db
             .flush()
             .map(|_| ())
-            .map_err(|e| classify(&self.path, e))
+            .map_err(|e| classify(&self.path, e));
+        self.record(result.as_ref().err().map(ToString::to_string));
+        result
+    }
+
+    /// Whether state reaches the disk (see [`FlushHealth`]).
+    pub fn health(&self) -> FlushHealth {
+        self.health
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn record(&self, error: Option<String>) {
+        let mut h = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        match error {
+            None => {
+                h.error = None;
+                h.failing_since = None;
+            }
+            Some(e) => {
+                h.failures += 1;
+                h.failing_since.get_or_insert_with(SystemTime::now);
+                h.error = Some(e);
+            }
+        }
     }
 
     fn put<T: Serialize>(&self, tree: &sled::Tree, key: &str, value: &T) -> Result<(), StateError> {
@@ -390,8 +430,12 @@ impl StateStore {
     pub async fn run_flusher(self) {
         loop {
             self.dirty.notified().await;
-            if let Err(e) = self.db.flush_async().await {
-                tracing::error!(path = %self.path.display(), error = %e, "flushing state");
+            match self.db.flush_async().await {
+                Ok(_) => self.record(None),
+                Err(e) => {
+                    tracing::error!(path = %self.path.display(), error = %e, "flushing state");
+                    self.record(Some(classify(&self.path, e).to_string()));
+                }
             }
         }
     }

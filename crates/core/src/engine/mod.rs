@@ -253,6 +253,11 @@ impl Engine {
     }
 
     /// The state store, for records that belong to no environment (clusters).
+    /// The process guardian, as `devenv daemon status` shows it.
+    pub fn guardian(&self) -> process::GuardianInfo {
+        self.guardian.info()
+    }
+
     pub fn state(&self) -> &StateStore {
         &self.state
     }

@@ -148,6 +148,27 @@ async fn status(ctx: &Ctx) -> Result {
         outln!("data dir  {}", v.data_dir);
         outln!("log       {log}");
         outln!("uptime    {uptime}");
+        outln!(
+            "guardian  pid {} ({} replaced after dying)",
+            v.guardian_pid,
+            v.guardian_restarts
+        );
+        if v.state_error.is_empty() {
+            outln!("state     saved to disk");
+        } else {
+            let since = v
+                .state_failing_since
+                .as_ref()
+                .and_then(to_system_time)
+                .and_then(|t| SystemTime::now().duration_since(t).ok())
+                .map(short_duration)
+                .unwrap_or_else(|| "-".into());
+            outln!(
+                "state     NOT SAVED for {since} ({} failed flushes): {}",
+                v.state_flush_failures,
+                v.state_error
+            );
+        }
         match &dashboard {
             Ok(url) => outln!("dashboard {url} (`devenv dashboard` opens it)"),
             Err(e) => outln!("dashboard off: {e}"),
@@ -170,6 +191,14 @@ fn version_json(v: &VersionResponse, socket: &Path) -> serde_json::Value {
         "data_dir": v.data_dir,
         "log_file": v.log_file,
         "uptime_seconds": uptime(v).map(|d| d.as_secs()),
+        "guardian": { "pid": v.guardian_pid, "restarts": v.guardian_restarts },
+        "state": {
+            "ok": v.state_error.is_empty(),
+            "error": (!v.state_error.is_empty()).then_some(&v.state_error),
+            "failing_since": v.state_failing_since.as_ref().and_then(to_system_time)
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map(|d| d.as_secs()),
+            "flush_failures": v.state_flush_failures,
+        },
     })
 }
 

@@ -23,6 +23,8 @@ impl DaemonService for Daemon {
         &self,
         _: Request<pb::VersionRequest>,
     ) -> Result<Response<pb::VersionResponse>, Status> {
+        let state = self.engine.state().health();
+        let guardian = self.engine.guardian();
         Ok(Response::new(pb::VersionResponse {
             daemon_version: devenv_api::VERSION.into(),
             protocol_version: devenv_api::PROTOCOL_VERSION,
@@ -30,6 +32,11 @@ impl DaemonService for Daemon {
             data_dir: self.data_dir.clone(),
             log_file: self.log_file.clone(),
             started_at: Some(timestamp(self.started_at)),
+            state_error: state.error.unwrap_or_default(),
+            state_failing_since: state.failing_since.map(timestamp),
+            state_flush_failures: state.failures,
+            guardian_pid: guardian.pid,
+            guardian_restarts: guardian.restarts,
         }))
     }
 

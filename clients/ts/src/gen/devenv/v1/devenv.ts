@@ -47,6 +47,36 @@ export interface VersionResponse {
      * @generated from protobuf field: google.protobuf.Timestamp started_at = 6
      */
     startedAt?: Timestamp;
+    /**
+     * Why state (sled) does not reach the disk: the last flush error, empty once a
+     * flush works again. With a failing state, a crash may lose what was asked.
+     *
+     * @generated from protobuf field: string state_error = 7
+     */
+    stateError: string;
+    /**
+     * When flushes started failing (set with state_error).
+     *
+     * @generated from protobuf field: google.protobuf.Timestamp state_failing_since = 8
+     */
+    stateFailingSince?: Timestamp;
+    /**
+     * Failed state flushes since the daemon started.
+     *
+     * @generated from protobuf field: uint64 state_flush_failures = 9
+     */
+    stateFlushFailures: number;
+    /**
+     * The process guardian (kills the services if the daemon dies): its pid and how
+     * many times it died and was replaced.
+     *
+     * @generated from protobuf field: uint32 guardian_pid = 10
+     */
+    guardianPid: number;
+    /**
+     * @generated from protobuf field: uint32 guardian_restarts = 11
+     */
+    guardianRestarts: number;
 }
 /**
  * @generated from protobuf message devenv.v1.ShutdownRequest
@@ -1123,7 +1153,12 @@ class VersionResponse$Type extends MessageType<VersionResponse> {
             { no: 3, name: "pid", kind: "scalar", T: 13 /*ScalarType.UINT32*/ },
             { no: 4, name: "data_dir", kind: "scalar", T: 9 /*ScalarType.STRING*/ },
             { no: 5, name: "log_file", kind: "scalar", T: 9 /*ScalarType.STRING*/ },
-            { no: 6, name: "started_at", kind: "message", T: () => Timestamp }
+            { no: 6, name: "started_at", kind: "message", T: () => Timestamp },
+            { no: 7, name: "state_error", kind: "scalar", T: 9 /*ScalarType.STRING*/ },
+            { no: 8, name: "state_failing_since", kind: "message", T: () => Timestamp },
+            { no: 9, name: "state_flush_failures", kind: "scalar", T: 4 /*ScalarType.UINT64*/, L: 2 /*LongType.NUMBER*/ },
+            { no: 10, name: "guardian_pid", kind: "scalar", T: 13 /*ScalarType.UINT32*/ },
+            { no: 11, name: "guardian_restarts", kind: "scalar", T: 13 /*ScalarType.UINT32*/ }
         ]);
     }
     create(value?: PartialMessage<VersionResponse>): VersionResponse {
@@ -1133,6 +1168,10 @@ class VersionResponse$Type extends MessageType<VersionResponse> {
         message.pid = 0;
         message.dataDir = "";
         message.logFile = "";
+        message.stateError = "";
+        message.stateFlushFailures = 0;
+        message.guardianPid = 0;
+        message.guardianRestarts = 0;
         if (value !== undefined)
             reflectionMergePartial<VersionResponse>(this, message, value);
         return message;
@@ -1159,6 +1198,21 @@ class VersionResponse$Type extends MessageType<VersionResponse> {
                     break;
                 case /* google.protobuf.Timestamp started_at */ 6:
                     message.startedAt = Timestamp.internalBinaryRead(reader, reader.uint32(), options, message.startedAt);
+                    break;
+                case /* string state_error */ 7:
+                    message.stateError = reader.string();
+                    break;
+                case /* google.protobuf.Timestamp state_failing_since */ 8:
+                    message.stateFailingSince = Timestamp.internalBinaryRead(reader, reader.uint32(), options, message.stateFailingSince);
+                    break;
+                case /* uint64 state_flush_failures */ 9:
+                    message.stateFlushFailures = reader.uint64().toNumber();
+                    break;
+                case /* uint32 guardian_pid */ 10:
+                    message.guardianPid = reader.uint32();
+                    break;
+                case /* uint32 guardian_restarts */ 11:
+                    message.guardianRestarts = reader.uint32();
                     break;
                 default:
                     let u = options.readUnknownField;
@@ -1190,6 +1244,21 @@ class VersionResponse$Type extends MessageType<VersionResponse> {
         /* google.protobuf.Timestamp started_at = 6; */
         if (message.startedAt)
             Timestamp.internalBinaryWrite(message.startedAt, writer.tag(6, WireType.LengthDelimited).fork(), options).join();
+        /* string state_error = 7; */
+        if (message.stateError !== "")
+            writer.tag(7, WireType.LengthDelimited).string(message.stateError);
+        /* google.protobuf.Timestamp state_failing_since = 8; */
+        if (message.stateFailingSince)
+            Timestamp.internalBinaryWrite(message.stateFailingSince, writer.tag(8, WireType.LengthDelimited).fork(), options).join();
+        /* uint64 state_flush_failures = 9; */
+        if (message.stateFlushFailures !== 0)
+            writer.tag(9, WireType.Varint).uint64(message.stateFlushFailures);
+        /* uint32 guardian_pid = 10; */
+        if (message.guardianPid !== 0)
+            writer.tag(10, WireType.Varint).uint32(message.guardianPid);
+        /* uint32 guardian_restarts = 11; */
+        if (message.guardianRestarts !== 0)
+            writer.tag(11, WireType.Varint).uint32(message.guardianRestarts);
         let u = options.writeUnknownFields;
         if (u !== false)
             (u == true ? UnknownFieldHandler.onWrite : u)(this.typeName, message, writer);
