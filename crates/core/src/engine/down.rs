@@ -1,7 +1,7 @@
 //! `down` and `restart`: stops services in reverse dependency order, removes what
 //! devenv created in the cluster, and restarts services in place.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
@@ -14,7 +14,7 @@ use super::runtime::EnvRuntime;
 use super::supervisor::{Ctl, Supervisor};
 use super::up::satisfied;
 use crate::config::{Environment, RuntimeKind, Service};
-use crate::status::{ServiceState, ServiceStatus};
+use crate::status::ServiceState;
 
 /// What `devenv down` did.
 #[derive(Debug, Clone, Default)]
@@ -157,11 +157,29 @@ impl EnvRuntime {
         names
     }
 
-    /// Stops the named services in reverse dependency order (each waits for its
-    /// dependents among `names`), in parallel where the graph allows. Returns the
-    /// names that were running, in stop order.
+    /// Stops the named services in reverse dependency order (each waits until its
+    /// dependents among `names` are stopped: through a completed oneshot too, whose own
+    /// state says nothing of what depends on it), in parallel where the graph allows.
+    /// Returns the names that were running, in stop order.
     pub(super) async fn stop_services(&self, env: &Environment, names: &[String]) -> Vec<String> {
         let dependents = graph::dependents(env);
+        // Each service's stop, done or not, which its dependencies wait for.
+        let mut done: HashMap<String, watch::Sender<bool>> = names
+            .iter()
+            .map(|n| (n.clone(), watch::channel(false).0))
+            .collect();
+        let mut waits_of: HashMap<String, Vec<watch::Receiver<bool>>> = names
+            .iter()
+            .map(|n| {
+                let waits = dependents
+                    .get(n)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|d| done.get(d).map(watch::Sender::subscribe))
+                    .collect();
+                (n.clone(), waits)
+            })
+            .collect();
         let mut tasks = JoinSet::new();
         let mut was_running = Vec::new();
         let stop_order = Arc::new(Mutex::new(Vec::new()));
@@ -171,13 +189,8 @@ impl EnvRuntime {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(name);
-            let waits: Vec<watch::Receiver<ServiceStatus>> = dependents
-                .get(name)
-                .into_iter()
-                .flatten()
-                .filter(|d| names.contains(d))
-                .filter_map(|d| self.shared.watch_of(d))
-                .collect();
+            let waits = waits_of.remove(name).unwrap_or_default();
+            let finished = done.remove(name);
             let shared = self.shared.clone();
             let name = name.clone();
             if sup.as_ref().is_some_and(|s| !s.task.is_finished()) {
@@ -186,9 +199,7 @@ impl EnvRuntime {
             let stop_order = stop_order.clone();
             tasks.spawn(async move {
                 for mut w in waits {
-                    let _ = w
-                        .wait_for(|s| !s.state.is_active() && s.state != ServiceState::Pending)
-                        .await;
+                    let _ = w.wait_for(|stopped| *stopped).await;
                 }
                 match sup {
                     Some(sup) if !sup.task.is_finished() => {
@@ -206,6 +217,9 @@ impl EnvRuntime {
                             s.message = "stopped".into();
                         }
                     }),
+                }
+                if let Some(tx) = finished {
+                    tx.send_replace(true);
                 }
             });
         }

@@ -137,6 +137,9 @@ impl Run {
             let outcome = self.run_once(restarts).await;
             let (code, why) = match outcome {
                 Outcome::Stop(reply) => {
+                    self.shared
+                        .logs
+                        .push(&Arc::from(name.as_str()), Stream::System, "stopped");
                     self.shared.update(&name, |s| {
                         s.state = ServiceState::Stopped;
                         s.pid = None;

@@ -147,11 +147,13 @@ impl EnvRuntime {
         }
         let mut failed = Vec::new();
         let mut reasons = Vec::new();
+        let mut cancelled = false;
         loop {
             let joined = tokio::select! {
                 j = tasks.join_next() => match j { Some(j) => j, None => break },
                 _ = cancel.cancelled() => {
                     tasks.abort_all();
+                    cancelled = true;
                     let why = if self.closing.is_cancelled() { "devenvd is shutting down" } else { "`devenv down` was requested" };
                     reasons.push(format!("cancelled: {why}"));
                     break;
@@ -170,7 +172,9 @@ impl EnvRuntime {
         }
 
         let ok = failed.is_empty() && reasons.is_empty();
-        if !ok && !opts.keep_going {
+        // Cancelled by `down` (or the daemon's shutdown, which downs everything): that
+        // stops what this up started, in reverse dependency order, and reports it.
+        if !ok && !opts.keep_going && !cancelled {
             // Nothing half-started stays behind: stop what this request started.
             let started: Vec<String> = started_now
                 .iter()
@@ -196,7 +200,7 @@ impl EnvRuntime {
             format!("{} service(s) ready", set.len())
         } else {
             let mut m = reasons.join("\n");
-            if !opts.keep_going && !started_now.is_empty() {
+            if !opts.keep_going && !cancelled && !started_now.is_empty() {
                 m.push_str(
                     "\nstopped the services this `up` had started (use --keep-going to keep them)",
                 );
