@@ -434,3 +434,52 @@ fn the_config_file_can_turn_it_off_and_a_broken_one_is_located() {
     let status = env.devenv_ok(&["daemon", "status"]);
     assert!(status.stdout.contains("dashboard off:"), "{status}");
 }
+
+#[test]
+fn devenv_dashboard_hands_the_url_to_the_opener_or_says_it_could_not() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mut env = TestEnv::new();
+    // The desktop's opener, recording what it was given (this machine has no desktop).
+    let bin = env.root().join("bin");
+    std::fs::create_dir_all(&bin).expect("mkdir bin");
+    let opened = env.root().join("opened");
+    let opener = bin.join(if cfg!(target_os = "macos") {
+        "open"
+    } else {
+        "xdg-open"
+    });
+    std::fs::write(
+        &opener,
+        format!(
+            "#!/bin/sh\nprintf '%s' \"$1\" > {}.tmp && mv {0}.tmp {0}\n",
+            opened.display()
+        ),
+    )
+    .expect("write opener");
+    std::fs::set_permissions(&opener, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    env.set_var("PATH", &path);
+    let out = env.devenv_ok(&["dashboard"]);
+    let url = out.stdout.trim().to_string();
+    assert!(
+        url.starts_with("http://127.0.0.1:") && url.contains("/auth?token="),
+        "{out}"
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || opened.exists()),
+        "the opener was not run\n{out}"
+    );
+    assert_eq!(std::fs::read_to_string(&opened).expect("read"), url);
+
+    // No opener at all: the URL is still printed, and the CLI says why nothing opened.
+    let empty = env.root().join("empty");
+    std::fs::create_dir_all(&empty).expect("mkdir");
+    env.set_var("PATH", empty.display());
+    let out = env.devenv_ok(&["dashboard"]);
+    assert_eq!(out.stdout.trim(), url, "{out}");
+    assert!(out.stderr.contains("could not open a browser"), "{out}");
+}
