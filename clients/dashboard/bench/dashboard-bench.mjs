@@ -11,7 +11,7 @@
 //
 // Build first: cargo build --release -p devenvd -p devenv-cli (DEVENVD / DEVENV
 // select the binaries; default target/release, else target/debug).
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
@@ -69,6 +69,41 @@ function cpuTicks(pid) {
   return Number(f[11]) + Number(f[12]); // utime + stime (fields 14 and 15)
 }
 
+/** pid -> [parent pid, cmdline] of every process. */
+function processes() {
+  const out = new Map();
+  for (const d of readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, "utf8").split(") ")[1].split(" ");
+      out.set(Number(d), [Number(stat[1]), readFileSync(`/proc/${d}/cmdline`, "utf8").replace(/\0/g, " ")]);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+/** CPU ticks of the renderer processes below `root` (the measured page's browser). */
+function rendererTicks(root) {
+  const procs = processes();
+  let ticks = 0;
+  for (const [pid, [, cmd]] of procs) {
+    if (!cmd.includes("--type=renderer")) continue;
+    for (let p = pid, hops = 0; p > 1 && hops < 20; p = procs.get(p)?.[0] ?? 0, hops++) {
+      if (p === root) {
+        try {
+          ticks += cpuTicks(pid);
+        } catch {
+          // gone meanwhile
+        }
+        break;
+      }
+    }
+  }
+  return ticks;
+}
+
 const world = new World();
 let browser;
 try {
@@ -81,7 +116,12 @@ try {
   console.log(`up of ${String(SERVICES)} services: ${String(Date.now() - t0)} ms`);
   const dash = await world.dashboard();
 
+  // The measured page has a browser of its own, so its renderer's CPU can be read
+  // from /proc; the other pages share a second one.
+  const before = new Set([...processes()].filter(([, [ppid]]) => ppid === process.pid).map(([pid]) => pid));
   browser = await chromium.launch({ executablePath: CHROMIUM });
+  const root = [...processes()].find(([pid, [ppid]]) => ppid === process.pid && !before.has(pid))?.[0] ?? -1;
+  const othersBrowser = await chromium.launch({ executablePath: CHROMIUM });
   const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
   // First meaningful paint: every service row is there with its state.
   await context.addInitScript((n) => {
@@ -104,7 +144,7 @@ try {
   // people (or browsers) would have them; one browser profile allows 6 HTTP/1.1
   // connections per host, and each live page holds 2 streams.
   for (let i = 1; i < PAGES; i++) {
-    const c = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+    const c = await othersBrowser.newContext({ viewport: { width: 1440, height: 900 } });
     const p = await c.newPage();
     await p.goto(dash.url);
     await p.locator("tbody tr[data-service]").first().waitFor();
@@ -115,6 +155,7 @@ try {
   await page.evaluate(() => { window.devenvDashboardPerf.changeLatencies.length = 0; });
   const m0 = await metrics();
   const c0 = cpuTicks(daemonPid);
+  const r0 = rendererTicks(root);
   const w0 = Date.now();
   // State changes while the logs flow: restart one idle service every 2 s.
   let restarts = 0;
@@ -127,17 +168,20 @@ try {
   const wall = (Date.now() - w0) / 1000;
   const m1 = await metrics();
   const c1 = cpuTicks(daemonPid);
+  const r1 = rendererTicks(root);
   const latencies = (await page.evaluate(() => [...window.devenvDashboardPerf.changeLatencies])).sort((a, b) => a - b);
   const rows = await page.evaluate(() => document.querySelectorAll(".log-row:not([hidden])").length);
   const logLines = await page.evaluate(() => document.querySelector(".log-dropped")?.textContent ?? "");
   const hz = 100; // USER_HZ
   console.log(`restarts: ${String(restarts)}, state changes seen: ${String(latencies.length)}`);
   console.log(`state change -> DOM: median ${pct(latencies, 50).toFixed(1)} ms, p99 ${pct(latencies, 99).toFixed(1)} ms, max ${pct(latencies, 100).toFixed(1)} ms`);
+  console.log(`page renderer CPU: ${((((r1 - r0) / hz) / wall) * 100).toFixed(1)} % of one core (all its threads; browser pid ${String(root)})`);
   console.log(`main thread busy: ${(((m1.TaskDuration - m0.TaskDuration) / wall) * 100).toFixed(1)} % of one core (script ${(((m1.ScriptDuration - m0.ScriptDuration) / wall) * 100).toFixed(1)} %, layout ${(((m1.LayoutDuration - m0.LayoutDuration) / wall) * 100).toFixed(1)} %)`);
   console.log(`JS heap: ${(m1.JSHeapUsedSize / 1048576).toFixed(1)} MiB used (${(m0.JSHeapUsedSize / 1048576).toFixed(1)} MiB at the start of the load), DOM nodes ${String(m1.Nodes)}, log rows in the DOM ${String(rows)}`);
   console.log(`page buffer: ${logLines || "nothing dropped yet"}`);
   console.log(`devenvd CPU with ${String(PAGES)} pages open: ${((((c1 - c0) / hz) / wall) * 100).toFixed(1)} % of one core`);
   await world.devenv(["down"], { cwd: project, timeout: 600_000 });
+  await othersBrowser.close();
 } finally {
   await browser?.close();
   await world.close();

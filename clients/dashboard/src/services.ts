@@ -190,11 +190,12 @@ export class ServicesView {
   }
 }
 
+/** "42s", "5m", "3h07m", "2d": seconds only in the first minute, so that the table's once-a-second refresh touches only recently changed rows. */
 export function ago(ms: number): string {
   const s = Math.max(0, Math.floor(ms / 1000));
   if (s < 60) return `${String(s)}s`;
   const m = Math.floor(s / 60);
-  if (m < 60) return `${String(m)}m${String(s % 60).padStart(2, "0")}s`;
+  if (m < 60) return `${String(m)}m`;
   const hr = Math.floor(m / 60);
   if (hr < 48) return `${String(hr)}h${String(m % 60).padStart(2, "0")}m`;
   return `${String(Math.floor(hr / 24))}d`;
