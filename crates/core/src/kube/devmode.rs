@@ -389,4 +389,75 @@ mod tests {
             .unwrap();
         assert_eq!(out.code(), Some(7));
     }
+
+    /// Dev mode writes its backup to the state store (flushed) before it changes
+    /// the workload. A real flush failure is hard to produce under a test, so the
+    /// store's save fails here, and a kube client over a recording service answers
+    /// the GET: nothing but that GET may reach the API server.
+    #[tokio::test]
+    async fn a_backup_that_cannot_be_made_durable_leaves_the_workload_untouched() {
+        use std::sync::{Arc, Mutex};
+        let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+        let log = seen.clone();
+        let api = tower::service_fn(move |req: http::Request<kube::client::Body>| {
+            log.lock()
+                .unwrap()
+                .push(format!("{} {}", req.method(), req.uri().path()));
+            let deployment = json!({
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "web", "namespace": "ns", "resourceVersion": "7"},
+                "spec": {
+                    "selector": {"matchLabels": {"app": "web"}},
+                    "template": {
+                        "metadata": {"labels": {"app": "web"}},
+                        "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]}
+                    }
+                }
+            });
+            let body = kube::client::Body::from(serde_json::to_vec(&deployment).unwrap());
+            async move {
+                Ok::<_, std::convert::Infallible>(
+                    http::Response::builder()
+                        .header("content-type", "application/json")
+                        .body(body)
+                        .unwrap(),
+                )
+            }
+        });
+        let client = Client::new(api, "ns");
+        let w = Workload {
+            resource: kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
+                "apps",
+                "v1",
+                "Deployment",
+            )),
+            kind: "Deployment".into(),
+            name: "web".into(),
+            namespace: "ns".into(),
+            pods: "app=web".into(),
+        };
+        let spec = DevSpec {
+            image: Some("nginx:dev".into()),
+            command: None,
+            restartable: false,
+            owner: "shop/web".into(),
+        };
+        let err = enter(&client, "ctx", &w, &spec, |_| {
+            Err("state database /data/state: IO error: No space left on device".into())
+        })
+        .await
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("cannot record the backup of deployment/web")
+                && err.contains("No space left on device")
+                && err.contains("nothing was changed"),
+            "{err}"
+        );
+        assert_eq!(
+            *seen.lock().unwrap(),
+            ["GET /apis/apps/v1/namespaces/ns/deployments/web"],
+            "only the read reached the API server"
+        );
+    }
 }

@@ -10,6 +10,9 @@ use std::time::SystemTime;
 
 use tokio::sync::broadcast;
 
+// Size (issue 12): about 610 lines, half of them tests of the hub's one lock-held
+// state (rings, followers, the segment store); splitting the tests out would be the
+// next step.
 use super::segments::{env_dir_name, ReadPlan, SegmentStore};
 use super::{
     unix_nanos, Batch, LineRef, LogError, LogLine, Query, SegmentLimits, Stream, ENV_RING_BYTES,
