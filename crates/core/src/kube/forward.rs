@@ -5,6 +5,11 @@
 //! One task per forward owns the listener, the pod watch and the connections (a
 //! `JoinSet`); the watch publishes the pod set on a `tokio::sync::watch` channel, from
 //! which connections pick their pod, wait for one, and learn that theirs is gone.
+//!
+//! Why one file of ~1.3k lines: 300 are tests; the rest is one forward's task, whose
+//! parts (listener, pod set, connections, warm spare streams, status) share one
+//! `Shared` state under one lock and are each small. The seam for a later split is
+//! the spare streams (`Warm`, `Spare`) and the connection (`Conn`).
 
 use std::collections::BTreeMap;
 use std::io;

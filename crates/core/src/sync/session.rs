@@ -1,5 +1,11 @@
 //! A sync session: one long-lived receiver stream into one container, and what we know
 //! of the tree it holds.
+//!
+//! Why one file of ~1.2k lines: a `Session` is one state machine over one stream
+//! (send, acknowledge, retry, re-plan after a reconnect) whose methods share its
+//! in-flight window; splitting its `impl` across files would hide that. The seam for
+//! a later split is the producer side at the bottom (`plan_changes`, `produce`,
+//! `produce_batch`), which only talks to the session through its channel.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io::Read;

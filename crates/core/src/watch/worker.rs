@@ -6,6 +6,10 @@
 //! A thread rather than a task: the walks and the watch calls are blocking file
 //! system work, and an idle thread blocked on a channel costs nothing (no timers run
 //! between bursts).
+//!
+//! Why one file of ~900 lines: the thread's state (`Watches`, the inbox's pending
+//! set, `State`) is shared by the set-up walk, the directory following and the burst
+//! loop; each is a method of the one `State` the thread owns.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};

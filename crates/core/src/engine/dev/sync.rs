@@ -14,6 +14,13 @@
 //! root coming back (its parent is not watched) nor for one moved away (inotify
 //! follows the inode). A root that comes back, or is another directory now, gets a
 //! new watcher.
+//!
+//! Why one file of ~1.2k lines (150 of them tests): the watcher side ([`DevSync`],
+//! `Sources`) and the per-pod task (`PodTask`) share the per-pod `Backlog` and the
+//! pods context, and the per-pod task is one state machine (initial sync, batches,
+//! `onSync`, reconnect with a fresh initial sync) that reads best in one piece. The
+//! seam for a later split is `PodTask` and its helpers (`changes`, `sync_excludes`)
+//! into a `pod.rs` beside this file.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

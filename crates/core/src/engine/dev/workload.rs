@@ -1,5 +1,10 @@
 //! The kube runner's dev-mode steps: put the service's workload in dev mode (backup
 //! first), start the file sync into its pods, and put it back when dev mode ends.
+//!
+//! These are methods of `KubeRun` kept beside the rest of dev mode, so `kuberun/` and
+//! `dev/` name each other (the runner holds a `DevActive`; these steps use the runner's
+//! cluster connection, board and variables). A seam that would end that: a small
+//! context struct the runner hands to free functions here.
 
 use std::sync::Arc;
 use std::time::Duration;
