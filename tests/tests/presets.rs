@@ -1,6 +1,7 @@
 //! The local presets with the real servers (PostgreSQL and Redis from the distribution;
 //! scripts/install-test-tools.sh installs them): a project shaped like a real app —
-//! postgres + redis with passwords, a migration oneshot, an API — brought up as
+//! postgres + redis with passwords, a migration oneshot, an API, a Node dev server with
+//! a watch restart — brought up as
 //! whoever runs the tests (root in CI: postgres then runs as an unprivileged user) and
 //! as a second, unprivileged user.
 
@@ -62,20 +63,43 @@ print("api listening", flush=True)
 HTTPServer(("127.0.0.1", int(os.environ["API_PORT"])), H).serve_forever()
 "#;
 
+/// The frontend's dev server: a page, and /api/* proxied to the API (like a Vite dev
+/// server's proxy); restarted by devenv's watch rule when its sources change.
+const WEB_JS: &str = r#"
+const http = require("http");
+const port = Number(process.env.WEB_PORT);
+const api = Number(process.env.API_PORT);
+http.createServer((req, res) => {
+  if (req.url.startsWith("/api/")) {
+    http.get({ host: "127.0.0.1", port: api, path: req.url.slice(4) }, (r) => {
+      res.writeHead(r.statusCode, r.headers);
+      r.pipe(res);
+    }).on("error", (e) => { res.writeHead(502); res.end(String(e)); });
+    return;
+  }
+  res.writeHead(200, { "content-type": "text/html" });
+  res.end("<h1>shop</h1>");
+}).listen(port, "127.0.0.1", () => console.log(`web dev server on ${port}`));
+"#;
+
 struct Ports {
     pg: u16,
     redis: u16,
     api: u16,
+    web: u16,
 }
 
 fn write_project(env: &TestEnv) -> Ports {
-    let p = free_ports(3);
+    let p = free_ports(4);
     let ports = Ports {
         pg: p[0],
         redis: p[1],
         api: p[2],
+        web: p[3],
     };
     std::fs::write(env.project.join("migrate.py"), MIGRATE_PY).unwrap();
+    std::fs::create_dir_all(env.project.join("web")).unwrap();
+    std::fs::write(env.project.join("web/server.js"), WEB_JS).unwrap();
     std::fs::write(env.project.join("api.py"), API_PY).unwrap();
     // Passwords from .env, as a user keeps them; with spaces, quotes and a backslash,
     // which every layer (.env, shell, redis config) has to carry through unchanged.
@@ -118,10 +142,18 @@ spec:
         REDIS_PASSWORD: "${{REDIS_PASSWORD}}"
       readiness: {{ http: {{ path: /healthz, port: {api} }} }}
       dependencies: [migrate, cache]
+    - name: web
+      command: exec node web/server.js
+      ports: [{web}]
+      env: {{ WEB_PORT: "{web}", API_PORT: "{api}" }}
+      readiness: {{ http: {{ path: /, port: {web} }} }}
+      watch: {{ paths: [./web], action: restart }}
+      dependencies: [api]
 "#,
         pg = ports.pg,
         redis = ports.redis,
         api = ports.api,
+        web = ports.web,
     ));
     ports
 }
@@ -254,6 +286,39 @@ fn app_story(who: &As<'_>, ports: &Ports) -> Duration {
     let page = http_get(ports.api, "/items").expect("api answers");
     assert!(page.body.contains("items=café"), "{page:?}");
     assert!(page.body.contains("hits=:1"), "{page:?}");
+    // The Node dev server serves its page and proxies to the API.
+    let home = http_get(ports.web, "/").expect("web answers");
+    assert!(home.body.contains("<h1>shop</h1>"), "{home:?}");
+    let proxied = http_get(ports.web, "/api/items").expect("web proxies");
+    assert!(
+        proxied.body.contains("items=café") && proxied.body.contains("hits=:2"),
+        "{proxied:?}"
+    );
+    // A save of its source restarts it (devenv's watch rule), ready again.
+    let web_pid = |who: &As<'_>| {
+        let out = who.ok(&["status", "--json"]).stdout;
+        let v: serde_json::Value = serde_json::from_str(&out).expect("status json");
+        let web = v["services"]
+            .as_array()
+            .and_then(|a| a.iter().find(|s| s["name"] == "web").cloned())
+            .expect("web in status");
+        (web["pid"].as_u64().unwrap_or(0), web["state"].clone())
+    };
+    let (before, _) = web_pid(who);
+    let mut source = std::fs::OpenOptions::new()
+        .append(true)
+        .open(env.project.join("web/server.js"))
+        .unwrap();
+    source.write_all(b"// edited\n").unwrap();
+    drop(source);
+    assert!(
+        devenv_e2e::wait_until(Duration::from_secs(20), || {
+            let (pid, state) = web_pid(who);
+            pid != 0 && pid != before && state == "ready"
+        }),
+        "web was not restarted by the save"
+    );
+    assert!(http_get(ports.web, "/").is_some_and(|r| r.status == 200));
 
     // Data under the data dir, private to its owner; nothing beside the project.
     let data = preset_dir(&env.data_dir, "db");
@@ -342,7 +407,7 @@ fn app_with_postgres_and_redis_presets() {
     };
     let t = app_story(&who, &ports);
     eprintln!(
-        "presets: `up` of postgres + redis + migration + api took {:.2}s (uid {})",
+        "presets: `up` of postgres + redis + migration + api + node dev server took {:.2}s (uid {})",
         t.as_secs_f64(),
         nix::unistd::geteuid()
     );
@@ -367,7 +432,7 @@ fn app_with_presets_as_an_unprivileged_user() {
     };
     let t = app_story(&who, &ports);
     eprintln!(
-        "presets: `up` of postgres + redis + migration + api took {:.2}s (as {OTHER_USER})",
+        "presets: `up` of postgres + redis + migration + api + node dev server took {:.2}s (as {OTHER_USER})",
         t.as_secs_f64()
     );
     let _ = who.devenv(&["daemon", "stop"]);
