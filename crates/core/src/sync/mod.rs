@@ -39,6 +39,7 @@ pub(crate) mod lines;
 mod local;
 mod path;
 mod plan;
+mod produce;
 mod receiver;
 mod session;
 mod tar;
