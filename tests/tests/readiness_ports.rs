@@ -142,3 +142,22 @@ fn a_crash_looping_service_is_never_ready_while_a_stray_answers_its_probe() {
     );
     env.devenv_ok(&["down"]);
 }
+
+#[test]
+fn a_readiness_timeout_names_the_port_the_service_says_it_listens_on() {
+    let env = TestEnv::new();
+    let p = free_ports(2);
+    let (probed, real) = (p[0], p[1]);
+    env.write_config(&format!(
+        "{}    - name: api
+      command: exec python3 -u -m http.server {real} --bind 127.0.0.1
+      ports: [{probed}]
+      readiness: {{ tcp: {{ port: {probed} }}, periodSeconds: 0.2, timeoutSeconds: 2 }}
+",
+        config_head("wrongport")
+    ));
+    let up = env.devenv(&["up"]);
+    assert_eq!(up.code, Some(1), "up must fail\n{up}");
+    let hint = format!("its log says it listens on port {real}, the probe checks {probed}");
+    assert!(up.combined().contains(&hint), "no hint `{hint}`\n{up}");
+}

@@ -110,8 +110,52 @@ pub(super) async fn served_by_service(port: u16, pgid: i32, marker: String) -> R
     .unwrap_or(Ok(()))
 }
 
+/// The port a service's output says it listens on, when it names one other than
+/// `probed` ("Serving HTTP on 0.0.0.0 port 8001", "Local: http://localhost:5173/",
+/// "listening on 127.0.0.1:3000"); the last one said wins.
+pub(super) fn port_in_logs(lines: &[String], probed: u16) -> Option<u16> {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let re = RE.get_or_init(|| {
+        regex::Regex::new(
+            r"(?i)(?:\bport\s+|(?:localhost|127\.0\.0\.1|0\.0\.0\.0|\[::1?\]|\*):)(\d{2,5})\b",
+        )
+        .expect("valid regex")
+    });
+    let mut found = None;
+    for line in lines {
+        for c in re.captures_iter(line) {
+            if let Some(p) = c.get(1).and_then(|m| m.as_str().parse::<u16>().ok()) {
+                if p != 0 {
+                    found = Some(p);
+                }
+            }
+        }
+    }
+    found.filter(|p| *p != probed)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_port_a_service_prints_is_found_in_its_log() {
+        let lines = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let python = lines(&["Serving HTTP on 0.0.0.0 port 8001 (http://0.0.0.0:8001/) ..."]);
+        assert_eq!(port_in_logs(&python, 8000), Some(8001));
+        assert_eq!(
+            port_in_logs(&python, 8001),
+            None,
+            "the probed port: no hint"
+        );
+        let vite = lines(&[
+            "  VITE v5.0.0  ready in 300 ms",
+            "  ➜  Local:   http://localhost:5173/",
+        ]);
+        assert_eq!(port_in_logs(&vite, 3000), Some(5173));
+        let node = lines(&["listening on 127.0.0.1:3001", "GET /health 200"]);
+        assert_eq!(port_in_logs(&node, 3000), Some(3001));
+        assert_eq!(port_in_logs(&lines(&["compiled in 3000 ms"]), 80), None);
+    }
+
     use super::*;
 
     #[test]

@@ -21,6 +21,8 @@ use crate::status::ServiceState;
 pub const STOP_GRACE: Duration = Duration::from_secs(10);
 /// Lines of output attached to a failure report.
 const FAILURE_LINES: usize = 10;
+/// Lines of output searched for the port a service says it listens on.
+const PORT_HINT_LINES: usize = 200;
 /// A run longer than this resets the restart backoff.
 const STABLE_RUN: Duration = Duration::from_secs(10);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -158,8 +160,21 @@ impl Run {
                     self.shared.update(&name, |s| s.restarts = restarts);
                     continue;
                 }
-                Outcome::ProbeFailed(msg) => {
+                Outcome::ProbeFailed(mut msg) => {
                     let lines = self.shared.logs.last_lines(&name, FAILURE_LINES);
+                    let probed = self
+                        .svc
+                        .readiness
+                        .as_ref()
+                        .and_then(|r| super::portcheck::probe_port(&r.probe));
+                    if let Some(probed) = probed {
+                        let seen = self.shared.logs.last_lines(&name, PORT_HINT_LINES);
+                        if let Some(port) = super::portcheck::port_in_logs(&seen, probed) {
+                            msg.push_str(&format!(
+                                " (hint: its log says it listens on port {port}, the probe checks {probed}; fix `readiness` or the service's port)"
+                            ));
+                        }
+                    }
                     self.shared.update(&name, |s| {
                         s.state = ServiceState::Failed;
                         s.pid = None;
