@@ -45,39 +45,88 @@ fn node_command(project_dir: &Path) -> &'static str {
     }
 }
 
-/// Detects the project type and returns a config for it plus the detected kind (`node`,
-/// `rust`, `go`, `python` or `generic`).
-pub fn init_template(project_dir: &Path) -> (String, &'static str) {
-    let has = |f: &str| project_dir.join(f).is_file();
-    let (kind, service) = if has("package.json") {
+/// The kind of project in `dir` and its service: (kind, default service name, the
+/// service's keys after `name`, indented by six). None: no known project file.
+fn detect(dir: &Path) -> Option<(&'static str, &'static str, String)> {
+    let has = |f: &str| dir.join(f).is_file();
+    Some(if has("package.json") {
         (
             "node",
+            "app",
             format!(
-                "    - name: app\n      command: {}\n      env: {{ NODE_ENV: development }}\n",
-                node_command(project_dir)
+                "      command: {}\n      env: {{ NODE_ENV: development }}\n",
+                node_command(dir)
             ),
         )
     } else if has("Cargo.toml") {
-        (
-            "rust",
-            "    - name: app\n      command: cargo run\n".to_owned(),
-        )
+        ("rust", "app", "      command: cargo run\n".to_owned())
     } else if has("go.mod") {
-        (
-            "go",
-            "    - name: app\n      command: go run .\n".to_owned(),
-        )
+        ("go", "app", "      command: go run .\n".to_owned())
     } else if has("manage.py") {
         (
             "python",
-            "    - name: web\n      command: python3 manage.py runserver 127.0.0.1:8000\n      ports: [8000]\n      readiness: { tcp: { port: 8000 } }\n".to_owned(),
+            "web",
+            "      command: python3 manage.py runserver 127.0.0.1:8000\n      ports: [8000]\n      readiness: { tcp: { port: 8000 } }\n".to_owned(),
         )
     } else if has("pyproject.toml") || has("requirements.txt") {
         (
             "python",
-            "    - name: app\n      command: python3 main.py    # adjust to your entry point\n"
-                .to_owned(),
+            "app",
+            "      command: python3 main.py    # adjust to your entry point\n".to_owned(),
         )
+    } else {
+        return None;
+    })
+}
+
+/// Directories never taken for a service's project.
+const NOT_PROJECTS: &[&str] = &["node_modules", "target", "vendor", "dist", "build", "venv"];
+
+/// One service per immediate subdirectory holding a known project file (a repository
+/// with `frontend/` and `backend/`), named after the directory, in name order.
+fn detect_subdirectories(project_dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(project_dir) else {
+        return Vec::new();
+    };
+    let mut dirs: Vec<String> = entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+        .filter(|n| !n.starts_with('.') && !NOT_PROJECTS.contains(&n.as_str()))
+        .collect();
+    dirs.sort();
+    let mut names = std::collections::BTreeSet::new();
+    let mut services = Vec::new();
+    for dir in dirs {
+        let Some((_, _, keys)) = detect(&project_dir.join(&dir)) else {
+            continue;
+        };
+        let mut name = to_label(&dir);
+        if name.is_empty() {
+            name = "app".to_owned();
+        }
+        let mut unique = name.clone();
+        let mut n = 2;
+        while !names.insert(unique.clone()) {
+            unique = format!("{name}-{n}");
+            n += 1;
+        }
+        services.push(format!(
+            "    - name: {unique}\n      workdir: ./{dir}\n{keys}"
+        ));
+    }
+    services
+}
+
+/// Detects the project type and returns a config for it plus the detected kind (`node`,
+/// `rust`, `go`, `python`, `multi-service` (projects in subdirectories, one service
+/// each) or `generic`).
+pub fn init_template(project_dir: &Path) -> (String, &'static str) {
+    let subdirs = detect_subdirectories(project_dir);
+    let (kind, service) = if let Some((kind, name, keys)) = detect(project_dir) {
+        (kind, format!("    - name: {name}\n{keys}"))
+    } else if !subdirs.is_empty() {
+        ("multi-service", subdirs.concat())
     } else {
         (
             "generic",

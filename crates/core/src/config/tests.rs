@@ -887,6 +887,43 @@ fn secrets_never_appear_in_output_or_errors() {
 }
 
 #[test]
+fn init_finds_projects_in_subdirectories() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(
+        dir.path(),
+        "frontend/package.json",
+        r#"{"scripts": {"dev": "vite"}}"#,
+    );
+    write(dir.path(), "backend/requirements.txt", "");
+    write(dir.path(), "node_modules/x/package.json", "{}");
+    write(dir.path(), "docs/README.md", "");
+    let (yaml, detected) = init_template(dir.path());
+    assert_eq!(detected, "multi-service");
+    write(dir.path(), ".devenv/config.yml", &yaml);
+    let loaded = ok(&req(dir.path()));
+    let services: Vec<(&str, &Path)> = loaded
+        .environment
+        .services
+        .iter()
+        .map(|s| (s.name.as_str(), s.workdir.as_path()))
+        .collect();
+    let root = dir
+        .path()
+        .canonicalize()
+        .unwrap_or(dir.path().to_path_buf());
+    let (b, f) = (root.join("backend"), root.join("frontend"));
+    assert_eq!(
+        services,
+        [("backend", b.as_path()), ("frontend", f.as_path())],
+        "{yaml}"
+    );
+    assert_eq!(
+        loaded.environment.services[1].command,
+        Some(Command::Shell("npm run dev".into()))
+    );
+}
+
+#[test]
 fn init_templates_load() {
     let cases: [(&[(&str, &str)], &str); 7] = [
         (
