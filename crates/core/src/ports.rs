@@ -146,6 +146,15 @@ pub fn belongs_to(pid: u32, pgid: Option<i32>, marker: &str) -> bool {
         .is_ok_and(|env| env.split(|&b| b == 0).any(|kv| kv == needle.as_bytes()))
 }
 
+/// The value of the service marker in process `pid`'s environment, if it has one.
+pub fn marker_of(pid: u32) -> Option<String> {
+    let needle = format!("{}=", crate::process::MARKER_VAR);
+    let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    env.split(|&b| b == 0)
+        .find_map(|kv| kv.strip_prefix(needle.as_bytes()))
+        .map(|m| String::from_utf8_lossy(m).into_owned())
+}
+
 /// Socket inodes of the listening sockets on `port` in a /proc/net/tcp{,6} table.
 fn listening_inodes(table: &str, port: u16) -> Vec<String> {
     const LISTEN: &str = "0A";

@@ -58,7 +58,7 @@ pub(super) async fn check_free(ports: Vec<u16>, marker: String) -> Option<InUse>
             let (ours, others): (Vec<_>, Vec<_>) = used
                 .holders
                 .iter()
-                .partition(|h| ports::belongs_to(h.pid, None, &marker));
+                .partition(|h| is_leftover(h.pid, &marker));
             if !others.is_empty() || ours.is_empty() {
                 return Some(InUse {
                     port: *port,
@@ -84,6 +84,18 @@ pub(super) async fn check_free(ports: Vec<u16>, marker: String) -> Option<InUse>
     .await
     .ok()
     .flatten()
+}
+
+/// Whether process `pid` is a leftover of this service: it carries the service's
+/// marker (`instance/env-id/service`), from this daemon or from an earlier one that
+/// was killed (its guardian may not have finished taking its processes down yet).
+fn is_leftover(pid: u32, marker: &str) -> bool {
+    fn service_part(m: &str) -> Option<&str> {
+        m.split_once('/').map(|(_, rest)| rest)
+    }
+    ports::marker_of(pid).is_some_and(|m| {
+        m == marker || (service_part(&m).is_some() && service_part(&m) == service_part(marker))
+    })
 }
 
 /// Whether the listener on `port` is the service's process (its group `pgid`, or a
