@@ -41,6 +41,7 @@ mod path;
 mod plan;
 mod produce;
 mod receiver;
+mod replies;
 mod session;
 mod tar;
 mod tree;
@@ -82,7 +83,7 @@ pub fn parse_receiver_bytes(bytes: &[u8]) -> (usize, usize, usize, usize) {
     let mut listing = Vec::new();
     let mut pinned = std::collections::BTreeSet::new();
     for line in bytes.split(|b| *b == b'\n') {
-        let line = &line[..line.len().min(session::LINE_MAX)];
+        let line = &line[..line.len().min(replies::LINE_MAX)];
         match receiver::Reply::parse_bytes(line) {
             Some(receiver::Reply::Listing(line)) => listing.push(line),
             Some(receiver::Reply::Opaque(line)) => pinned.extend(tree::opaque_ancestors(&line)),

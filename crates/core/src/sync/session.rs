@@ -1,11 +1,11 @@
 //! A sync session: one long-lived receiver stream into one container, and what we know
 //! of the tree it holds.
 //!
-//! Why one file of ~1k lines: a `Session` is one state machine over one stream
+//! Why one file of ~950 lines: a `Session` is one state machine over one stream
 //! (send, acknowledge, retry, re-plan after a reconnect) whose methods share its
 //! in-flight window; splitting its `impl` across files would hide that. The producer
-//! side (what to send, tar frames) is `produce.rs`; the reply reader at the bottom is
-//! the next seam.
+//! side (what to send, tar frames) is `produce.rs`; the readers of the receiver's
+//! replies and stderr are `replies.rs`.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
@@ -14,19 +14,19 @@ use std::time::{Duration, Instant, SystemTime};
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, AttachParams};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::error::SyncError;
 use super::exclude::Excludes;
-use super::lines::{read_line, skip_line, Line};
 use super::local::LocalRoot;
 use super::path::{refused_target, RelPath};
 use super::plan::{compare, Difference, Limits, Plan};
 use super::produce::{plan_changes, produce, Frame, Sent};
 use super::receiver::{Reply, SCRIPT};
+use super::replies::{read_replies, read_stderr, Event, LINE_MAX};
 use super::tree::{self, Kind, Tree};
 
 /// Unacknowledged bytes on the stream before the sender waits for acks.
@@ -39,16 +39,6 @@ const PROGRESS_LIMIT: Duration = Duration::from_secs(60);
 const START_LIMIT: Duration = Duration::from_secs(30);
 /// How often `apply` retries paths that changed while they were being sent.
 const STALE_ROUNDS: usize = 3;
-/// Last receiver stderr lines kept for error messages.
-const STDERR_LINES: usize = 20;
-/// The longest reply line kept: a listing line holds a path and a symlink target (a
-/// few KiB at most); a longer line is cut (and its rest skipped unread) whatever the
-/// pod sends.
-pub(crate) const LINE_MAX: usize = 16 * 1024;
-/// Receiver stderr lines written to the daemon's log per session, at most.
-const STDERR_LOGGED: usize = 100;
-/// The longest stderr line kept for messages.
-const STDERR_LINE_MAX: usize = 1024;
 /// Replies read ahead of the session: the reader waits (and so does the pod) beyond.
 const EVENTS: usize = 1024;
 /// Batches sent and not yet acknowledged, at most: fewer than [`EVENTS`], so that the
@@ -150,14 +140,6 @@ pub struct SessionStatus {
     /// target was emptied because the local directory is empty, or names in the
     /// container are not UTF-8 and are left alone.
     pub notice: Option<String>,
-}
-
-enum Event {
-    Reply(Reply),
-    Garbage(String),
-    /// A reply line longer than [`LINE_MAX`] that is not a listing line.
-    TooLong(String),
-    Closed,
 }
 
 /// One container's sync stream. Not `Sync`: one owner drives it (a task per pod).
@@ -963,82 +945,5 @@ impl SyncStats {
         self.bytes += other.bytes;
         self.unchanged += other.unchanged;
         self.batches += other.batches;
-    }
-}
-
-/// Reads the receiver's replies, each line at most [`LINE_MAX`] bytes kept, into a
-/// bounded channel (a flood waits in the pod, not in the daemon's memory).
-async fn read_replies(
-    stdout: Box<dyn AsyncRead + Send + Unpin>,
-    tx: mpsc::Sender<Event>,
-    closed: CancellationToken,
-) {
-    let _closed = closed.drop_guard();
-    let mut reader = BufReader::with_capacity(64 * 1024, stdout);
-    loop {
-        let event = match read_line(&mut reader, LINE_MAX).await {
-            Ok(Some(Line::Full(line))) => match Reply::parse_bytes(&line) {
-                Some(r) => Event::Reply(r),
-                None => Event::Garbage(shown(&line)),
-            },
-            Ok(Some(Line::Long(start))) => {
-                let event = match Reply::parse_bytes(&start) {
-                    // A path too long to keep: left alone like one that is not UTF-8.
-                    Some(Reply::Listing(_) | Reply::Opaque(_)) => {
-                        Event::Reply(Reply::Opaque(start))
-                    }
-                    _ => Event::TooLong(shown(&start)),
-                };
-                match skip_line(&mut reader).await {
-                    Ok(_) => event,
-                    Err(_) => Event::Closed,
-                }
-            }
-            Ok(None) | Err(_) => Event::Closed,
-        };
-        let closed = matches!(event, Event::Closed);
-        if tx.send(event).await.is_err() || closed {
-            return;
-        }
-    }
-}
-
-/// The start of a line, for a message.
-fn shown(line: &[u8]) -> String {
-    String::from_utf8_lossy(&line[..line.len().min(200)]).into_owned()
-}
-
-async fn read_stderr(
-    stderr: Box<dyn AsyncRead + Send + Unpin>,
-    pod: String,
-    keep: Arc<Mutex<VecDeque<String>>>,
-) {
-    let mut reader = BufReader::new(stderr);
-    // The daemon's log gets the first lines; a receiver that keeps talking does not
-    // fill the disk (the last lines are still kept for error messages).
-    let mut logged = 0usize;
-    loop {
-        let line = match read_line(&mut reader, STDERR_LINE_MAX).await {
-            Ok(Some(Line::Full(line))) => String::from_utf8_lossy(&line).into_owned(),
-            Ok(Some(Line::Long(start))) => {
-                if skip_line(&mut reader).await.is_err() {
-                    return;
-                }
-                format!("{}...", String::from_utf8_lossy(&start))
-            }
-            Ok(None) | Err(_) => return,
-        };
-        if logged < STDERR_LOGGED {
-            logged += 1;
-            tracing::warn!(pod = %pod, "sync receiver: {line}");
-        } else if logged == STDERR_LOGGED {
-            logged += 1;
-            tracing::warn!(pod = %pod, "sync receiver: more stderr lines, not logged");
-        }
-        let mut keep = keep.lock().unwrap_or_else(|p| p.into_inner());
-        if keep.len() == STDERR_LINES {
-            keep.pop_front();
-        }
-        keep.push_back(line);
     }
 }
