@@ -7,19 +7,20 @@
 //! system work, and an idle thread blocked on a channel costs nothing (no timers run
 //! between bursts).
 //!
-//! Why one file of ~900 lines: the thread's state (`Watches`, the inbox's pending
-//! set, `State`) is shared by the set-up walk, the directory following and the burst
-//! loop; each is a method of the one `State` the thread owns.
+//! Where notify's callbacks leave events (`Inbox`) is `worker/inbox.rs`.
+//!
+//! Why one file of ~760 lines: the thread's state (`Watches`, `State`) is shared by
+//! the set-up walk, the directory following and the burst loop; each is a method of
+//! the one `State` the thread owns.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind, RemoveKind, RenameMode};
-use notify::{EventKind, INotifyWatcher, RecursiveMode, Watcher as _};
+use notify::{INotifyWatcher, RecursiveMode, Watcher as _};
 
 use super::debounce::Window;
 use super::filter::{is_ignore_file, Base, Chain, RuleFilter};
@@ -28,8 +29,10 @@ use super::tree::{DirInfo, Forward, Rules, Sink as _, Walker};
 use super::{Batch, Hit, Options, Target};
 use crate::logs::{LogHub, Stream};
 
-/// Paths collected per burst before the burst counts as "everything changed".
-pub(crate) const MAX_PENDING: usize = 8192;
+mod inbox;
+
+pub(crate) use inbox::Inbox;
+
 /// Directories found by the set-up walk waiting for their watch.
 const WALK_QUEUE: usize = 1024;
 /// Errors reported in the log when setting up, at most.
@@ -37,130 +40,6 @@ const MAX_REPORTED_ERRORS: usize = 5;
 
 /// inotify watches held by every watcher of this daemon.
 static INOTIFY_IN_USE: AtomicUsize = AtomicUsize::new(0);
-
-/// Where notify's callbacks leave events for the thread: a bounded, coalescing set
-/// and a one-slot wake-up.
-#[derive(Debug)]
-pub(crate) struct Inbox {
-    pending: Mutex<Pending>,
-    wake: SyncSender<()>,
-    pub(crate) stop: Arc<AtomicBool>,
-}
-
-#[derive(Debug, Default)]
-struct Pending {
-    /// Changed paths, with whether each is a directory when the event says so.
-    changed: HashMap<PathBuf, Option<bool>>,
-    /// Paths that may be new directories to watch.
-    created: Vec<PathBuf>,
-    /// Paths that may be watched directories that went away.
-    gone: Vec<PathBuf>,
-    /// More changes than [`MAX_PENDING`], or the kernel's queue overflowed.
-    overflow: bool,
-    /// Directory events were lost: walk everything again.
-    rescan: bool,
-}
-
-impl Inbox {
-    pub(crate) fn new() -> (Arc<Self>, Receiver<()>) {
-        let (wake, rx) = std::sync::mpsc::sync_channel(1);
-        let inbox = Self {
-            pending: Mutex::default(),
-            wake,
-            stop: Arc::default(),
-        };
-        (Arc::new(inbox), rx)
-    }
-
-    pub(crate) fn wake(&self) {
-        // Full: a wake-up is already due.
-        let _ = self.wake.try_send(());
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
-        self.pending.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// notify's callback: runs on notify's threads, so it only records.
-    fn handle(&self, res: notify::Result<notify::Event>) {
-        let ev = match res {
-            Ok(ev) => ev,
-            Err(e) => {
-                tracing::debug!(error = %e, "watch error event");
-                return;
-            }
-        };
-        if ev.need_rescan() {
-            let mut p = self.lock();
-            p.overflow = true;
-            p.rescan = true;
-            drop(p);
-            self.wake();
-            return;
-        }
-        let (is_dir, created, gone) = match ev.kind {
-            // A write ends with the close: it extends the burst.
-            EventKind::Access(AccessKind::Close(AccessMode::Write)) => (None, false, false),
-            // Reads (the restarted service opening its files) are not changes.
-            EventKind::Access(_) => return,
-            EventKind::Create(CreateKind::Folder) => (Some(true), true, false),
-            EventKind::Create(CreateKind::File) => (Some(false), false, false),
-            EventKind::Create(_) => (None, true, false),
-            EventKind::Remove(RemoveKind::Folder) => (Some(true), false, true),
-            EventKind::Remove(RemoveKind::File) => (Some(false), false, false),
-            EventKind::Remove(_) => (None, false, true),
-            EventKind::Modify(ModifyKind::Name(RenameMode::From)) => (None, false, true),
-            EventKind::Modify(ModifyKind::Name(RenameMode::To)) => (None, true, false),
-            // The pair of From and To, already reported one by one.
-            EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => return,
-            EventKind::Modify(ModifyKind::Name(_)) => (None, true, true),
-            EventKind::Modify(_) | EventKind::Any | EventKind::Other => (None, false, false),
-        };
-        let mut p = self.lock();
-        for path in ev.paths {
-            p.record(path, is_dir, created, gone);
-        }
-        drop(p);
-        self.wake();
-    }
-
-    /// Records one changed path; the caller wakes the thread.
-    pub(crate) fn record(&self, path: PathBuf, is_dir: Option<bool>, created: bool, gone: bool) {
-        self.lock().record(path, is_dir, created, gone);
-    }
-}
-
-impl Pending {
-    fn record(&mut self, path: PathBuf, is_dir: Option<bool>, created: bool, gone: bool) {
-        if created {
-            if self.created.len() < MAX_PENDING {
-                self.created.push(path.clone());
-            } else {
-                self.rescan = true;
-            }
-        }
-        if gone {
-            if self.gone.len() < MAX_PENDING {
-                self.gone.push(path.clone());
-            } else {
-                self.rescan = true;
-            }
-        }
-        if self.overflow {
-            return;
-        }
-        if self.changed.len() >= MAX_PENDING && !self.changed.contains_key(&path) {
-            // Past this, the paths tell nothing a rescan would not.
-            self.overflow = true;
-            self.changed = HashMap::new();
-            return;
-        }
-        let slot = self.changed.entry(path).or_insert(is_dir);
-        if is_dir.is_some() {
-            *slot = is_dir;
-        }
-    }
-}
 
 /// What set-up found, for the log and for `ready`.
 #[derive(Debug, Clone, Default)]
