@@ -101,7 +101,22 @@ impl Impostor {
         if let Some((uid, gid)) = user {
             cmd.uid(uid).gid(gid);
         }
-        let mut child = cmd.spawn().expect("start the impostor");
+        // The copy was just written: a child forked meanwhile by another test thread
+        // may still hold its write descriptor until it execs (ETXTBSY), so retry
+        // briefly, as Go's os/exec tests do.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut child = loop {
+            match cmd.spawn() {
+                Ok(child) => break child,
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::ExecutableFileBusy
+                        && Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) => panic!("start the impostor: {e}"),
+            }
+        };
         let stdout = child.stdout.take().expect("impostor stdout");
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
