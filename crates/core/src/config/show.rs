@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::dotenv::DotEnv;
 use super::index::child;
+use super::interpolate::references;
 use super::yaml::{Node, Value};
 use super::Origin;
 
@@ -124,26 +125,6 @@ pub(crate) fn leaves(node: &Node, path: &str, out: &mut Vec<(String, String, Ori
     }
 }
 
-/// The names of the `${NAME}` / `${NAME:-default}` references in `text` (not `$${...}`).
-fn references(text: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    let mut rest = text;
-    while let Some(dollar) = rest.find('$') {
-        let after = &rest[dollar + 1..];
-        if let Some(tail) = after.strip_prefix('$') {
-            rest = tail;
-        } else if let Some(inner) = after.strip_prefix('{') {
-            let end = inner.find('}').unwrap_or(inner.len());
-            let expr = &inner[..end];
-            out.push(expr.split_once(":-").map_or(expr, |(name, _)| name));
-            rest = &inner[end..];
-        } else {
-            rest = after;
-        }
-    }
-    out
-}
-
 /// Before interpolation: for each string value written in a file, the `${VAR}`s it uses
 /// that the project's `.env` supplies (the process environment wins over `.env`, so
 /// those are left out), with the `.env` line of each, for `config show --origin`.
@@ -218,6 +199,6 @@ mod tests {
 
     #[test]
     fn references_skip_escapes() {
-        assert_eq!(references("${A}-$${B}-${C:-x}-$D-${E"), vec!["A", "C", "E"]);
+        assert_eq!(references("${A}-$${B}-${C:-x}-$D-${E"), vec!["A", "C"]);
     }
 }

@@ -359,13 +359,7 @@ impl ServiceFiles {
             });
         }
         if self.writer.is_none() {
-            fs::create_dir_all(&self.dir)?;
-            let index = self.segments.back().map_or(1, |s| s.index);
-            let file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(self.dir.join(segment_name(index)))?;
-            self.writer = Some(BufWriter::with_capacity(WRITE_BUFFER, file));
+            self.open_last()?;
         }
         let Some(w) = self.writer.as_mut() else {
             unreachable!("writer opened above")
@@ -432,6 +426,18 @@ impl ServiceFiles {
         ))
     }
 
+    /// Opens the last segment for appending (creating the directory and file).
+    fn open_last(&mut self) -> io::Result<()> {
+        fs::create_dir_all(&self.dir)?;
+        let index = self.segments.back().map_or(1, |s| s.index);
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(segment_name(index)))?;
+        self.writer = Some(BufWriter::with_capacity(WRITE_BUFFER, file));
+        Ok(())
+    }
+
     /// After a pause: continues in a new segment (the last one may end in a torn
     /// line, which readers skip) and opens it. Returns by how much the recorded size
     /// of the last segment changed (what a failed write left in it).
@@ -452,13 +458,7 @@ impl ServiceFiles {
                 modified: SystemTime::now(),
             });
         }
-        fs::create_dir_all(&self.dir)?;
-        let index = self.segments.back().map_or(1, |s| s.index);
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join(segment_name(index)))?;
-        self.writer = Some(BufWriter::with_capacity(WRITE_BUFFER, file));
+        self.open_last()?;
         Ok(delta)
     }
 }
