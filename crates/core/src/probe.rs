@@ -326,13 +326,17 @@ mod tests {
             .unwrap_err();
         assert!(err.contains("status 503"), "{err}");
         server.await.unwrap();
+        // A port held by a bound socket that does not listen: refused, and no other
+        // test can take it meanwhile (a closed listener's port could be handed out again).
+        let held = tokio::net::TcpSocket::new_v4().unwrap();
+        held.bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let tcp = Probe::Tcp {
             host: "127.0.0.1".into(),
-            port,
+            port: held.local_addr().unwrap().port(),
         };
         assert!(
             check(&tcp, &ctx, Duration::from_secs(2)).await.is_err(),
-            "listener is closed"
+            "nothing listens on the port"
         );
     }
 
