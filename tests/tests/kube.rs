@@ -266,6 +266,9 @@ spec:
     - name: crash
       image: {BUSYBOX}
       command: "echo connecting to the database; echo giving up >&2; exit 3"
+      # Never ready (nothing listens): without a probe a pod counts as ready while it
+      # runs, and a container that exits a moment later could be reported ready first.
+      readiness: {{ path: /, port: 8080 }}
 "#
     ));
     let started = std::time::Instant::now();
