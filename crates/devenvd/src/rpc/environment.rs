@@ -124,12 +124,7 @@ impl EnvironmentService for Environments {
         &self,
         req: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
-        let env = convert::env_request(&self.engine, req.into_inner().environment)?;
-        super::record(&env, &[]);
-        let rt = self
-            .engine
-            .find_or_register(&env)
-            .map_err(convert::status)?;
+        let rt = super::runtime(&self.engine, req.into_inner().environment)?;
         Ok(Response::new(pb::StatusResponse {
             environment: rt.name().to_owned(),
             project: rt.project_dir.display().to_string(),
@@ -149,12 +144,7 @@ impl EnvironmentService for Environments {
         &self,
         req: Request<pb::WatchRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
-        let env = convert::env_request(&self.engine, req.into_inner().environment)?;
-        super::record(&env, &[]);
-        let rt = self
-            .engine
-            .find_or_register(&env)
-            .map_err(convert::status)?;
+        let rt = super::runtime(&self.engine, req.into_inner().environment)?;
         let (snapshot, mut events) = rt.watch();
         let (tx, rx) = mpsc::channel(256);
         tokio::spawn(async move {

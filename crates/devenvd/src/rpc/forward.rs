@@ -19,12 +19,7 @@ impl ForwardService for Forwards {
         &self,
         req: Request<pb::ForwardListRequest>,
     ) -> Result<Response<pb::ForwardListResponse>, Status> {
-        let env = convert::env_request(&self.engine, req.into_inner().environment)?;
-        super::record(&env, &[]);
-        let rt = self
-            .engine
-            .find_or_register(&env)
-            .map_err(convert::status)?;
+        let rt = super::runtime(&self.engine, req.into_inner().environment)?;
         let forwards = rt.forwards().iter().map(convert::forward).collect();
         Ok(Response::new(pb::ForwardListResponse { forwards }))
     }
