@@ -82,7 +82,7 @@ pub fn env_key(env_id: &str) -> String {
 
 /// An environment the daemon has seen.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EnvRecord {
+pub struct KnownEnv {
     pub id: String,
     pub name: String,
     pub project_dir: PathBuf,
@@ -296,11 +296,11 @@ impl StateStore {
         data_dir.join("envs").join(env_key(env_id))
     }
 
-    pub fn put_env(&self, rec: &EnvRecord) -> Result<(), StateError> {
+    pub fn put_env(&self, rec: &KnownEnv) -> Result<(), StateError> {
         self.put(&self.envs, &rec.id, rec)
     }
 
-    pub fn envs(&self) -> Result<Vec<EnvRecord>, StateError> {
+    pub fn envs(&self) -> Result<Vec<KnownEnv>, StateError> {
         self.scan(&self.envs, "")
     }
 
@@ -530,7 +530,7 @@ mod tests {
         let path = dir.path().join("state");
         {
             let s = StateStore::open(&path).unwrap();
-            s.put_env(&EnvRecord {
+            s.put_env(&KnownEnv {
                 id: "e1".into(),
                 name: "shop".into(),
                 project_dir: "/p".into(),

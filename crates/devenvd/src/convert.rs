@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use devenv_api::pb;
 use devenv_core::config::{ConfigError, ConfigErrors, Environment};
-use devenv_core::engine::{ClusterError, EngineError, EnvRequest};
+use devenv_core::engine::{ClusterError, EngineError, ProjectRef};
 use devenv_core::kube::forward::{ForwardState, ForwardStatus};
 use devenv_core::logs::{LineRef, LogLine, Stream};
 use devenv_core::status::{ServiceState, ServiceStatus};
@@ -16,13 +16,13 @@ use tonic::Status;
 pub fn env_request(
     engine: &devenv_core::engine::Engine,
     r: Option<pb::EnvironmentRef>,
-) -> Result<EnvRequest, Status> {
+) -> Result<ProjectRef, Status> {
     let mut req = env_request_as_sent(r)?;
     engine.fill_client_env(&mut req);
     Ok(req)
 }
 
-fn env_request_as_sent(r: Option<pb::EnvironmentRef>) -> Result<EnvRequest, Status> {
+fn env_request_as_sent(r: Option<pb::EnvironmentRef>) -> Result<ProjectRef, Status> {
     let r = r.ok_or_else(|| Status::invalid_argument("missing `environment`"))?;
     let start_dir = PathBuf::from(&r.project_dir);
     if !start_dir.is_absolute() {
@@ -32,7 +32,7 @@ fn env_request_as_sent(r: Option<pb::EnvironmentRef>) -> Result<EnvRequest, Stat
         )));
     }
     let config_file = (!r.config_file.is_empty()).then(|| start_dir.join(&r.config_file));
-    Ok(EnvRequest {
+    Ok(ProjectRef {
         start_dir,
         config_file,
         env_name: (!r.env.is_empty()).then_some(r.env),

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use super::{Engine, EnvRequest};
+use super::{Engine, ProjectRef};
 
 /// What a request from a shell said besides where the project is.
 #[derive(Debug, Clone)]
@@ -27,7 +27,7 @@ pub(super) struct ClientContexts(Mutex<HashMap<(PathBuf, Option<String>), Client
 
 impl ClientContexts {
     /// Called for every request that registers the environment at `project_dir`.
-    pub(super) fn remember(&self, project_dir: &Path, req: &EnvRequest) {
+    pub(super) fn remember(&self, project_dir: &Path, req: &ProjectRef) {
         if req.vars.is_empty() {
             return;
         }
@@ -40,7 +40,7 @@ impl ClientContexts {
         );
     }
 
-    fn fill(&self, req: &mut EnvRequest) {
+    fn fill(&self, req: &mut ProjectRef) {
         if !req.vars.is_empty() {
             return;
         }
@@ -65,7 +65,7 @@ impl Engine {
     /// file, unless it names one) of the last request from a shell for the
     /// environment whose project dir is its start dir. Requests with variables, and
     /// environments no shell has asked for since the daemon started, are left alone.
-    pub fn fill_client_env(&self, req: &mut EnvRequest) {
+    pub fn fill_client_env(&self, req: &mut ProjectRef) {
         self.clients.fill(req);
     }
 }
@@ -78,14 +78,14 @@ mod tests {
     fn an_empty_request_gets_the_last_shell_context_of_its_environment() {
         let engine = ClientContexts::default();
         let project = PathBuf::from("/p");
-        let shell = EnvRequest {
+        let shell = ProjectRef {
             start_dir: project.join("sub"),
             config_file: Some(project.join("other.yml")),
             env_name: Some("ci".into()),
             vars: BTreeMap::from([("HOME".to_string(), "/h".to_string())]),
         };
         engine.remember(&project, &shell);
-        let mut page = EnvRequest {
+        let mut page = ProjectRef {
             start_dir: project.clone(),
             env_name: Some("ci".into()),
             ..Default::default()
@@ -95,14 +95,14 @@ mod tests {
         assert_eq!(page.config_file, shell.config_file);
 
         // Another environment name of the same project: nothing known.
-        let mut other = EnvRequest {
+        let mut other = ProjectRef {
             start_dir: project.clone(),
             ..Default::default()
         };
         engine.fill(&mut other);
         assert!(other.vars.is_empty());
         // A request with its own variables keeps them.
-        let mut own = EnvRequest {
+        let mut own = ProjectRef {
             start_dir: project.clone(),
             env_name: Some("ci".into()),
             vars: BTreeMap::from([("A".to_string(), "1".to_string())]),
@@ -118,8 +118,8 @@ mod tests {
         assert_eq!(again.vars, shell.vars);
     }
 
-    fn page_like(project: &std::path::Path) -> EnvRequest {
-        EnvRequest {
+    fn page_like(project: &std::path::Path) -> ProjectRef {
+        ProjectRef {
             start_dir: project.to_path_buf(),
             env_name: Some("ci".into()),
             ..Default::default()

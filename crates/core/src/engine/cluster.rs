@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use super::{Engine, EngineError, EnvRequest};
+use super::{Engine, EngineError, ProjectRef};
 use crate::config::{Cluster, ClusterProvider, Environment, K3d};
-use crate::kube::{self, k3d, KubeEnv, KubeError};
+use crate::kube::{self, k3d, ClusterConn, KubeError};
 use crate::state::{ClusterRecord, StateError};
 
 /// Bound on one reachability check: a black-holed address must not hang `status`.
@@ -69,7 +69,7 @@ pub struct ClusterReport {
 
 impl Engine {
     /// `cluster create`: the environment's k3d cluster, recorded when devenv made it.
-    pub async fn cluster_create(&self, req: &EnvRequest) -> Result<ClusterReport, EngineError> {
+    pub async fn cluster_create(&self, req: &ProjectRef) -> Result<ClusterReport, EngineError> {
         let (env, cluster) = self.cluster_of(req)?;
         k3d_only(&cluster, "create")?;
         k3d::check(&cluster).map_err(ClusterError::Invalid)?;
@@ -117,7 +117,7 @@ impl Engine {
     }
 
     /// `cluster delete`: deletes the environment's k3d cluster and forgets its record.
-    pub async fn cluster_delete(&self, req: &EnvRequest) -> Result<ClusterReport, EngineError> {
+    pub async fn cluster_delete(&self, req: &ProjectRef) -> Result<ClusterReport, EngineError> {
         let (env, cluster) = self.cluster_of(req)?;
         k3d_only(&cluster, "delete")?;
         k3d::check(&cluster).map_err(ClusterError::Invalid)?;
@@ -150,7 +150,7 @@ impl Engine {
     }
 
     /// `cluster status`: the environment's cluster and whether it answers.
-    pub async fn cluster_status(&self, req: &EnvRequest) -> Result<ClusterInfo, EngineError> {
+    pub async fn cluster_status(&self, req: &ProjectRef) -> Result<ClusterInfo, EngineError> {
         let (env, cluster) = self.cluster_of(req)?;
         let rec = match cluster.provider {
             ClusterProvider::K3d => self.recorded("k3d", k3d::name(&cluster)),
@@ -162,7 +162,7 @@ impl Engine {
     }
 
     /// The environment a request names, and its `spec.cluster`.
-    fn cluster_of(&self, req: &EnvRequest) -> Result<(Environment, Cluster), EngineError> {
+    fn cluster_of(&self, req: &ProjectRef) -> Result<(Environment, Cluster), EngineError> {
         let env = self.load(req)?.environment;
         let cluster = env.cluster.clone().ok_or(ClusterError::NoCluster)?;
         Ok((env, cluster))
@@ -229,7 +229,7 @@ async fn check(
         info.context.clone()
     };
     let attempt = async {
-        let kube = KubeEnv::connect(cluster, env_name, vars).await?;
+        let kube = ClusterConn::connect(cluster, env_name, vars).await?;
         let version = kube.check().await?;
         Ok::<_, KubeError>((kube.context, version))
     };

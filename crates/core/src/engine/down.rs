@@ -10,7 +10,7 @@ use tokio::task::JoinSet;
 use super::board::lock;
 use super::error::{DownError, EngineError, UnknownService};
 use super::graph;
-use super::runtime::EnvRuntime;
+use super::runtime::LiveEnv;
 use super::supervisor::{Ctl, Supervisor};
 use super::up::satisfied;
 use crate::config::{Environment, RuntimeKind, Service};
@@ -33,7 +33,7 @@ pub struct DownReport {
     pub removed_data: Vec<String>,
 }
 
-impl EnvRuntime {
+impl LiveEnv {
     /// Ends any `up` in progress; the daemon is going away.
     pub fn close(&self) {
         self.closing.cancel();

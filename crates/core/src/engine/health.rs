@@ -4,7 +4,7 @@
 //! ready again. A dependency marked `{restart: true}` restarts its dependents when it
 //! comes back after having been down (compose's `depends_on.restart`).
 //!
-//! One task per environment while it is up, owned by [`EnvRuntime`]: it follows the
+//! One task per environment while it is up, owned by [`LiveEnv`]: it follows the
 //! status board's change events, so nothing is polled.
 
 use std::collections::{HashMap, HashSet};
@@ -13,7 +13,7 @@ use std::sync::{Arc, Weak};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use super::runtime::EnvRuntime;
+use super::runtime::LiveEnv;
 use super::supervisor::Ctl;
 use crate::config::Environment;
 use crate::logs::Stream;
@@ -27,7 +27,7 @@ pub(super) struct HealthFollower {
 }
 
 impl HealthFollower {
-    pub(super) fn start(rt: &Arc<EnvRuntime>) -> Self {
+    pub(super) fn start(rt: &Arc<LiveEnv>) -> Self {
         let stop = CancellationToken::new();
         let rx = rt.shared.events.subscribe();
         let task = tokio::spawn(follow(Arc::downgrade(rt), rx, stop.clone()));
@@ -46,7 +46,7 @@ impl HealthFollower {
 }
 
 async fn follow(
-    rt: Weak<EnvRuntime>,
+    rt: Weak<LiveEnv>,
     mut rx: broadcast::Receiver<ServiceStatus>,
     stop: CancellationToken,
 ) {
@@ -108,7 +108,7 @@ async fn follow(
 
 /// Restarts the running dependents that have `{dep: {restart: true}}`.
 fn restart_dependents(
-    rt: &EnvRuntime,
+    rt: &LiveEnv,
     env: &Environment,
     statuses: &HashMap<String, ServiceStatus>,
     dep: &str,

@@ -25,7 +25,7 @@ pub use dev::DevSession;
 pub use down::DownReport;
 pub use error::{DevError, DownError, EngineError, UnknownService};
 pub use recovery::RECOVERED;
-pub use runtime::EnvRuntime;
+pub use runtime::LiveEnv;
 pub use up::{UpEvent, UpOptions};
 
 use std::collections::{BTreeMap, HashMap};
@@ -42,7 +42,7 @@ use crate::config::{self, ConfigErrors, LoadRequest, Loaded};
 use crate::logs::{LogHub, SegmentLimits};
 use crate::process::{self, Guardian, Spawner};
 use crate::scratch::Scratch;
-use crate::state::{EnvRecord, StateError, StateStore};
+use crate::state::{KnownEnv, StateError, StateStore};
 use crate::status::ServiceState;
 
 #[derive(Debug, Clone)]
@@ -59,7 +59,7 @@ pub struct EngineOptions {
 
 /// What a client asks about: where to find the project, and its environment.
 #[derive(Debug, Clone, Default)]
-pub struct EnvRequest {
+pub struct ProjectRef {
     pub start_dir: PathBuf,
     pub config_file: Option<PathBuf>,
     pub env_name: Option<String>,
@@ -87,7 +87,7 @@ pub struct Engine {
     instance: String,
     log_dir: PathBuf,
     scratch: Scratch,
-    envs: Mutex<HashMap<String, Arc<EnvRuntime>>>,
+    envs: Mutex<HashMap<String, Arc<LiveEnv>>>,
     /// Where a request's start dir led last time, for when its config has since broken.
     resolved: Mutex<HashMap<ResolveKey, String>>,
     /// The last shell's variables per environment, for requests from the page.
@@ -222,7 +222,7 @@ impl Engine {
         name: &str,
         project_dir: PathBuf,
         env_name: Option<String>,
-    ) -> EnvRuntime {
+    ) -> LiveEnv {
         let logs = LogHub::open(&self.log_dir, id, SegmentLimits::default()).unwrap_or_else(|e| {
             tracing::warn!(environment = %id, error = %e, "keeping logs in memory only");
             LogHub::new()
@@ -237,8 +237,8 @@ impl Engine {
         project_dir: PathBuf,
         env_name: Option<String>,
         logs: LogHub,
-    ) -> EnvRuntime {
-        EnvRuntime::new(
+    ) -> LiveEnv {
+        LiveEnv::new(
             id.to_string(),
             name.to_string(),
             project_dir,
@@ -270,7 +270,7 @@ impl Engine {
     /// duration (the effect of `spawn_blocking`, for callers that are not async), so a
     /// slow parse never stalls the other RPCs. Size and expansion are bounded by
     /// [`config::limits`].
-    pub fn load(&self, req: &EnvRequest) -> Result<Loaded, ConfigErrors> {
+    pub fn load(&self, req: &ProjectRef) -> Result<Loaded, ConfigErrors> {
         let user_config = req
             .vars
             .get("HOME")
@@ -303,10 +303,10 @@ impl Engine {
     }
 
     /// The runtime for a loaded config, registered (and persisted) if new.
-    fn register(&self, loaded: &Loaded, req: &EnvRequest) -> Result<Arc<EnvRuntime>, StateError> {
+    fn register(&self, loaded: &Loaded, req: &ProjectRef) -> Result<Arc<LiveEnv>, StateError> {
         let id = Self::env_id(loaded, &req.env_name);
         let env = &loaded.environment;
-        self.state.put_env(&EnvRecord {
+        self.state.put_env(&KnownEnv {
             id: id.clone(),
             name: env.name.clone(),
             project_dir: env.project_dir.clone(),
@@ -336,7 +336,7 @@ impl Engine {
         Ok(rt)
     }
 
-    fn remember(&self, req: &EnvRequest, id: &str) {
+    fn remember(&self, req: &ProjectRef, id: &str) {
         let key = (
             req.start_dir.clone(),
             req.config_file.clone(),
@@ -351,7 +351,7 @@ impl Engine {
     /// The environment a request refers to, for reading (status, logs, watch).
     /// Known environments are found even when their config has since broken;
     /// unknown ones get a transient runtime with every service stopped.
-    pub fn find_or_register(&self, req: &EnvRequest) -> Result<Arc<EnvRuntime>, EngineError> {
+    pub fn find_or_register(&self, req: &ProjectRef) -> Result<Arc<LiveEnv>, EngineError> {
         match self.load(req) {
             Ok(loaded) => {
                 let id = Self::env_id(&loaded, &req.env_name);
@@ -412,7 +412,7 @@ impl Engine {
 
     /// The logs of the environment `req` refers to, for reading `services` (all when
     /// empty); naming a service the config does not have is an error.
-    pub fn logs(&self, req: &EnvRequest, services: &[String]) -> Result<LogHub, EngineError> {
+    pub fn logs(&self, req: &ProjectRef, services: &[String]) -> Result<LogHub, EngineError> {
         let rt = self.find_or_register(req)?;
         if let Some(cfg) = rt.config() {
             UnknownService::check(&cfg, services)?;
@@ -424,7 +424,7 @@ impl Engine {
     /// [`UpEvent::Done`]. Invalid config: an error, and nothing starts.
     pub fn up(
         &self,
-        req: EnvRequest,
+        req: ProjectRef,
         opts: UpOptions,
     ) -> Result<mpsc::Receiver<UpEvent>, EngineError> {
         let loaded = self.load(&req)?;
@@ -449,7 +449,7 @@ impl Engine {
 
     /// Stops everything of the environment. Works on a known environment even when
     /// its config has since broken.
-    pub async fn down(&self, req: &EnvRequest, volumes: bool) -> Result<DownReport, EngineError> {
+    pub async fn down(&self, req: &ProjectRef, volumes: bool) -> Result<DownReport, EngineError> {
         let rt = match self.load(req) {
             Ok(loaded) => self.register(&loaded, req)?,
             Err(e) => self
@@ -466,9 +466,9 @@ impl Engine {
 
     pub async fn restart(
         &self,
-        req: &EnvRequest,
+        req: &ProjectRef,
         services: &[String],
-    ) -> Result<Arc<EnvRuntime>, EngineError> {
+    ) -> Result<Arc<LiveEnv>, EngineError> {
         let loaded = self.load(req)?;
         let rt = self.register(&loaded, req)?;
         rt.clone()
@@ -479,7 +479,7 @@ impl Engine {
 
     /// Every environment `list` shows, for readers of their services' states
     /// (the dashboard's /readyz).
-    pub fn environments(&self) -> Vec<Arc<EnvRuntime>> {
+    pub fn environments(&self) -> Vec<Arc<LiveEnv>> {
         let envs = self.envs.lock().unwrap_or_else(|p| p.into_inner());
         envs.values()
             .filter(|rt| rt.registered.load(std::sync::atomic::Ordering::Relaxed))
@@ -513,7 +513,7 @@ impl Engine {
     /// still running after the deadline is left to the guardian, which kills it
     /// when this process exits.
     pub async fn shutdown(&self, deadline: Duration) {
-        let envs: Vec<Arc<EnvRuntime>> = self
+        let envs: Vec<Arc<LiveEnv>> = self
             .envs
             .lock()
             .unwrap_or_else(|p| p.into_inner())

@@ -9,9 +9,9 @@ use std::sync::{Arc, Weak};
 use tokio::sync::mpsc;
 
 use super::graph;
-use super::runtime::EnvRuntime;
+use super::runtime::LiveEnv;
 use super::up::{satisfied, UpEvent, UpOptions};
-use super::{Engine, EnvRequest};
+use super::{Engine, ProjectRef};
 use crate::logs::Stream;
 use crate::state::{StateError, WantedRecord};
 use crate::status::ServiceState;
@@ -73,7 +73,7 @@ impl Engine {
     pub(super) fn want_up(
         &self,
         env_id: &str,
-        req: &EnvRequest,
+        req: &ProjectRef,
         referenced: &BTreeSet<String>,
         services: &[String],
     ) -> Result<(), StateError> {
@@ -133,7 +133,7 @@ async fn resume(engine: Weak<Engine>, rec: WantedRecord) {
         .unwrap_or_else(|p| p.into_inner())
         .get(&rec.env_id)
         .cloned();
-    let req = EnvRequest {
+    let req = ProjectRef {
         start_dir: rec.start_dir.clone(),
         config_file: rec.config_file.clone(),
         env_name: rec.env_name.clone(),
@@ -256,7 +256,7 @@ async fn resume(engine: Weak<Engine>, rec: WantedRecord) {
     }
 }
 
-fn push_log(rt: &EnvRuntime, service: &str, line: &str) {
+fn push_log(rt: &LiveEnv, service: &str, line: &str) {
     let name: Arc<str> = Arc::from(service);
     rt.shared.logs.push(&name, Stream::System, line);
 }

@@ -13,7 +13,7 @@ use super::supervisor::{Ctl, Supervisor};
 use crate::config::{Cluster, ClusterProvider, Environment, RuntimeKind};
 use crate::kube::apply::Kinds;
 use crate::kube::forward::{ForwardState, ForwardStatus, Forwarder};
-use crate::kube::{KubeEnv, KubeError};
+use crate::kube::{ClusterConn, KubeError};
 use crate::logs::LogHub;
 use crate::process::{Guardian, Spawner};
 use crate::state::StateStore;
@@ -23,7 +23,7 @@ use crate::status::{ServiceState, ServiceStatus};
 const EVENT_BUFFER: usize = 1024;
 
 #[derive(Debug)]
-pub struct EnvRuntime {
+pub struct LiveEnv {
     pub shared: Arc<Shared>,
     pub project_dir: PathBuf,
     pub env_name: Option<String>,
@@ -38,7 +38,7 @@ pub struct EnvRuntime {
     /// Started or stopped through `up`/`down` (not only looked at by `status`).
     pub registered: std::sync::atomic::AtomicBool,
     /// The cluster connection, made by the first kubernetes service of an `up`.
-    pub(super) kube: tokio::sync::Mutex<Option<KubeEnv>>,
+    pub(super) kube: tokio::sync::Mutex<Option<ClusterConn>>,
     pub(super) kinds: Arc<Kinds>,
     /// The file watcher of the services' `watch` rules, while they are up.
     pub(super) watcher: tokio::sync::Mutex<Option<crate::watch::EnvWatcher>>,
@@ -46,7 +46,7 @@ pub struct EnvRuntime {
     pub(super) health: tokio::sync::Mutex<Option<super::health::HealthFollower>>,
 }
 
-impl EnvRuntime {
+impl LiveEnv {
     #[allow(
         clippy::too_many_arguments,
         reason = "plain constructor of the shared parts"
@@ -103,7 +103,7 @@ impl EnvRuntime {
         &self,
         env: &Environment,
         vars: &BTreeMap<String, String>,
-    ) -> Result<KubeEnv, KubeError> {
+    ) -> Result<ClusterConn, KubeError> {
         let mut slot = self.kube.lock().await;
         if let Some(k) = slot.as_ref() {
             if k.namespace
@@ -123,7 +123,7 @@ impl EnvRuntime {
             namespace: format!("devenv-{}", env.name),
             k3d: Default::default(),
         });
-        let k = KubeEnv::connect(&cluster, &env.name, vars).await?;
+        let k = ClusterConn::connect(&cluster, &env.name, vars).await?;
         k.check().await?;
         k.ensure_namespace().await?;
         *slot = Some(k.clone());
@@ -250,7 +250,7 @@ impl EnvRuntime {
     }
 }
 
-impl EnvRuntime {
+impl LiveEnv {
     /// Starts the dependency health follower unless it runs.
     pub(super) async fn ensure_health(self: &Arc<Self>) {
         let mut slot = self.health.lock().await;
@@ -310,7 +310,7 @@ impl EnvRuntime {
 
 /// The watcher's view of the environment's services: it restarts them through
 /// their supervisors, like `devenv restart`.
-struct WatchedServices(std::sync::Weak<EnvRuntime>);
+struct WatchedServices(std::sync::Weak<LiveEnv>);
 
 impl WatchedServices {
     fn ctl(&self, service: &str) -> Option<mpsc::Sender<Ctl>> {

@@ -11,7 +11,7 @@ use tokio::task::JoinSet;
 use super::error::UnknownService;
 use super::graph;
 use super::kuberun::KubeRun;
-use super::runtime::EnvRuntime;
+use super::runtime::LiveEnv;
 use super::supervisor::{Ctl, Supervisor};
 use crate::config::{Environment, RuntimeKind, Service};
 use crate::status::{ServiceState, ServiceStatus};
@@ -42,7 +42,7 @@ pub struct UpOptions {
     pub profiles: Vec<String>,
 }
 
-impl EnvRuntime {
+impl LiveEnv {
     /// Starts the requested services and their dependencies; each starts as soon as
     /// all its dependencies are ready. Progress goes to `events`.
     pub async fn up(

@@ -9,7 +9,7 @@ use kube::core::{ApiResource, GroupVersionKind};
 use kube::discovery::{ApiCapabilities, Scope};
 use serde_json::Value;
 
-use super::{error, KubeEnv, KubeError, FIELD_MANAGER};
+use super::{error, ClusterConn, KubeError, FIELD_MANAGER};
 
 /// Resolves kinds to API resources once per daemon run.
 #[derive(Default)]
@@ -75,7 +75,7 @@ impl Kinds {
     /// The API resource for an apiVersion/kind: built-in table, else discovery (cached).
     pub async fn resolve(
         &self,
-        kenv: &KubeEnv,
+        kenv: &ClusterConn,
         api_version: &str,
         kind: &str,
     ) -> Result<(ApiResource, Scope), KubeError> {
@@ -116,7 +116,7 @@ impl Kinds {
     /// kinds). `dry_run` asks the server to validate without persisting.
     pub async fn apply(
         &self,
-        kenv: &KubeEnv,
+        kenv: &ClusterConn,
         obj: &Value,
         dry_run: bool,
     ) -> Result<DynamicObject, KubeError> {
@@ -147,7 +147,7 @@ impl Kinds {
 }
 
 /// Applies objects in [`rank`] order; objects of one rank go in parallel.
-pub async fn apply_all(kinds: &Kinds, kenv: &KubeEnv, objs: &[Value]) -> Result<(), KubeError> {
+pub async fn apply_all(kinds: &Kinds, kenv: &ClusterConn, objs: &[Value]) -> Result<(), KubeError> {
     let mut order: Vec<&Value> = objs.iter().collect();
     order.sort_by_key(|o| rank(o.get("kind").and_then(Value::as_str).unwrap_or("")));
     let mut i = 0;

@@ -96,7 +96,7 @@ pub fn uninstall_args(release: &str, namespace: &str, context: Option<&str>) -> 
 /// Whether helm's storage (Secrets, or ConfigMaps with `HELM_DRIVER=configmap`) holds
 /// any revision of `release` in `kenv`'s namespace. Lets `down` without helm go on when
 /// no release was ever installed (e.g. `up` failed because helm was missing).
-pub async fn has_release(kenv: &super::KubeEnv, release: &str) -> Result<bool, KubeError> {
+pub async fn has_release(kenv: &super::ClusterConn, release: &str) -> Result<bool, KubeError> {
     use k8s_openapi::api::core::v1::{ConfigMap, Secret};
     use kube::api::{Api, ListParams};
     let lp = ListParams::default()

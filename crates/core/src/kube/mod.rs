@@ -104,7 +104,7 @@ pub fn context_name(cluster: &Cluster) -> Option<String> {
 
 /// A connection to one environment's cluster and namespace.
 #[derive(Clone)]
-pub struct KubeEnv {
+pub struct ClusterConn {
     pub client: Client,
     pub namespace: String,
     /// The environment's name (label value).
@@ -113,9 +113,9 @@ pub struct KubeEnv {
     pub context: String,
 }
 
-impl std::fmt::Debug for KubeEnv {
+impl std::fmt::Debug for ClusterConn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KubeEnv")
+        f.debug_struct("ClusterConn")
             .field("namespace", &self.namespace)
             .field("context", &self.context)
             .finish()
@@ -143,9 +143,9 @@ pub fn kubeconfig_paths(vars: &BTreeMap<String, String>) -> Vec<PathBuf> {
     }
 }
 
-impl KubeEnv {
+impl ClusterConn {
     /// Reads the kubeconfig and builds a client for the configured context. Does not
-    /// talk to the server; [`KubeEnv::check`] does.
+    /// talk to the server; [`ClusterConn::check`] does.
     pub async fn connect(
         cluster: &Cluster,
         env: &str,

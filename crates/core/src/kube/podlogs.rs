@@ -13,14 +13,14 @@ use tokio::task::JoinSet;
 use tokio_util::compat::FuturesAsyncReadCompatExt;
 use tokio_util::sync::CancellationToken;
 
-use super::KubeEnv;
+use super::ClusterConn;
 use crate::logs::{copy_pipe, LogHub, Stream};
 
 /// Follows the logs of pods matching `selector` in `namespace` until `cancel`.
 /// Containers that were already running when this started are followed from now
 /// (their earlier output is already in the hub, or predates this `up`).
 pub async fn follow(
-    kenv: KubeEnv,
+    kenv: ClusterConn,
     namespace: String,
     selector: String,
     hub: LogHub,

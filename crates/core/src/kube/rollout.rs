@@ -14,7 +14,7 @@ use kube::runtime::{watcher, WatchStreamExt};
 use serde_json::Value;
 use tokio::sync::watch;
 
-use super::KubeEnv;
+use super::ClusterConn;
 
 /// Waiting reasons of a container that won't fix themselves.
 const FATAL_WAITING: &[&str] = &[
@@ -85,7 +85,7 @@ pub struct Failure {
 
 /// Watches `w` until the returned sender's receivers are gone; publishes its health.
 pub fn spawn(
-    kenv: &KubeEnv,
+    kenv: &ClusterConn,
     w: Workload,
 ) -> (watch::Receiver<Health>, tokio::task::JoinHandle<()>) {
     let (tx, rx) = watch::channel(Health::Progressing("waiting for the rollout".into()));
@@ -371,7 +371,7 @@ fn pod_failure(
 }
 
 /// The last `n` lines a failed container wrote (its previous run after a crash).
-pub async fn last_lines(kenv: &KubeEnv, namespace: &str, f: &Failure, n: i64) -> Vec<String> {
+pub async fn last_lines(kenv: &ClusterConn, namespace: &str, f: &Failure, n: i64) -> Vec<String> {
     let (Some(pod), Some(container)) = (&f.pod, &f.container) else {
         return Vec::new();
     };

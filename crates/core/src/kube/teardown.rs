@@ -14,7 +14,7 @@ use kube::runtime::wait::{await_condition, conditions};
 
 use super::apply::Kinds;
 use super::helm;
-use super::{error, selector, KubeEnv, KubeError, KubeErrorKind, CREATED_ANNOTATION};
+use super::{error, selector, ClusterConn, KubeError, KubeErrorKind, CREATED_ANNOTATION};
 use crate::config::{Environment, RuntimeKind, Service};
 
 /// How long `down` waits for deleted objects to disappear.
@@ -55,7 +55,7 @@ pub enum TeardownError {
 /// The cluster half of `devenv down`: the environment's helm releases first (their
 /// objects don't carry devenv's labels), then everything labelled as its own.
 pub async fn down(
-    kenv: &KubeEnv,
+    kenv: &ClusterConn,
     env: &Environment,
     kinds: &Kinds,
     vars: &BTreeMap<String, String>,
@@ -114,7 +114,7 @@ pub async fn down(
 
 /// Deletes the environment's objects; `extra` are kinds its manifests used.
 pub async fn teardown(
-    kenv: &KubeEnv,
+    kenv: &ClusterConn,
     kinds: &Kinds,
     extra: &[(String, String)],
     volumes: bool,
@@ -245,7 +245,7 @@ pub async fn teardown(
 }
 
 /// Whether objects of another devenv environment live in this namespace.
-async fn other_environments_in(kenv: &KubeEnv) -> bool {
+async fn other_environments_in(kenv: &ClusterConn) -> bool {
     let sel = format!(
         "{}={},{}!={}",
         super::MANAGED_BY,
@@ -271,7 +271,7 @@ async fn other_environments_in(kenv: &KubeEnv) -> bool {
         || pvcs.list(&lp).await.map_or(true, |l| !l.items.is_empty())
 }
 
-fn api_for(kenv: &KubeEnv, ar: &ApiResource, scope: Scope) -> Api<DynamicObject> {
+fn api_for(kenv: &ClusterConn, ar: &ApiResource, scope: Scope) -> Api<DynamicObject> {
     match scope {
         Scope::Namespaced => Api::namespaced_with(kenv.client.clone(), &kenv.namespace, ar),
         Scope::Cluster => Api::all_with(kenv.client.clone(), ar),

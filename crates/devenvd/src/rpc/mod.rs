@@ -19,7 +19,7 @@ pub use span::record;
 pub fn runtime(
     engine: &devenv_core::engine::Engine,
     r: Option<devenv_api::pb::EnvironmentRef>,
-) -> Result<std::sync::Arc<devenv_core::engine::EnvRuntime>, tonic::Status> {
+) -> Result<std::sync::Arc<devenv_core::engine::LiveEnv>, tonic::Status> {
     let env = crate::convert::env_request(engine, r)?;
     record(&env, &[]);
     engine

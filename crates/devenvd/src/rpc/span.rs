@@ -5,7 +5,7 @@
 
 use std::task::{Context, Poll};
 
-use devenv_core::engine::EnvRequest;
+use devenv_core::engine::ProjectRef;
 use tonic::codegen::http::Request;
 use tracing::field::Empty;
 use tracing::instrument::{Instrument, Instrumented};
@@ -53,7 +53,7 @@ where
 
 /// Names the environment (its project dir, `#name` with `--env`) and the services a
 /// request is about in the current RPC's span.
-pub fn record(env: &EnvRequest, services: &[String]) {
+pub fn record(env: &ProjectRef, services: &[String]) {
     let span = tracing::Span::current();
     let project = env.start_dir.display();
     match &env.env_name {

@@ -20,12 +20,12 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::board::lock;
 use super::error::DevError;
-use super::runtime::EnvRuntime;
+use super::runtime::LiveEnv;
 use super::up::{UpEvent, UpOptions};
-use super::{Engine, EngineError, EnvRequest};
+use super::{Engine, EngineError, ProjectRef};
 use crate::config::Environment;
 
-impl EnvRuntime {
+impl LiveEnv {
     /// Records which services of this `up` run in dev mode.
     pub(super) fn want_dev(
         &self,
@@ -76,7 +76,7 @@ impl Engine {
     /// task of the engine's (joined on shutdown, where `down` restores instead).
     pub fn dev(
         self: &Arc<Self>,
-        req: EnvRequest,
+        req: ProjectRef,
         services: Vec<String>,
     ) -> Result<DevSession, EngineError> {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -109,7 +109,7 @@ impl Engine {
 
     /// Ends a `devenv dev` session: its services go back to their original workload
     /// (restored, and running again if they were running). Waits until they are.
-    async fn end_dev(&self, req: EnvRequest, id: u64) {
+    async fn end_dev(&self, req: ProjectRef, id: u64) {
         let Ok(rt) = self.find_or_register(&req) else {
             return;
         };
@@ -134,7 +134,7 @@ impl Engine {
     }
 
     /// Sync sessions of the environment's services in dev mode.
-    pub fn sync_status(&self, req: &EnvRequest) -> Result<Vec<sync::PodSync>, EngineError> {
+    pub fn sync_status(&self, req: &ProjectRef) -> Result<Vec<sync::PodSync>, EngineError> {
         let rt = self.find_or_register(req)?;
         Ok(rt
             .shared
@@ -147,7 +147,7 @@ impl Engine {
     /// Compares the pods' trees with the local ones.
     pub async fn sync_verify(
         &self,
-        req: &EnvRequest,
+        req: &ProjectRef,
         services: &[String],
     ) -> Result<Vec<(String, sync::Verified)>, EngineError> {
         let rt = self.find_or_register(req)?;

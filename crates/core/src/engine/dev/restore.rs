@@ -9,14 +9,14 @@ use super::super::Engine;
 use crate::config::{Cluster, ClusterProvider};
 use crate::kube::devmode::{self, Restored};
 use crate::kube::rollout::Workload;
-use crate::kube::{KubeEnv, KubeError};
+use crate::kube::{ClusterConn, KubeError};
 use crate::state::{DevRecord, StateStore};
 
 /// Restores a workload from its dev-mode backup (the copy on the object wins, see
 /// [`devmode::restore`]) and forgets the backup once that worked. `workload` is the
 /// live workload when the caller has it, else the one the backup names.
 pub(in crate::engine) async fn put_back(
-    kenv: &KubeEnv,
+    kenv: &ClusterConn,
     state: &StateStore,
     rec: &DevRecord,
     workload: Option<&Workload>,
@@ -114,7 +114,7 @@ async fn restore_record(state: &StateStore, rec: &DevRecord) -> Result<bool, Kub
         namespace: rec.backup.namespace.clone(),
         k3d: Default::default(),
     };
-    let kenv = KubeEnv::connect(&cluster, &rec.env_name, &rec.vars).await?;
+    let kenv = ClusterConn::connect(&cluster, &rec.env_name, &rec.vars).await?;
     let r = put_back(&kenv, state, rec, None).await?;
     Ok(r == Restored::Restored)
 }

@@ -34,7 +34,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Dev;
 use crate::kube::devmode::DEV_ANNOTATION;
-use crate::kube::KubeEnv;
+use crate::kube::ClusterConn;
 use crate::logs::{LogHub, Stream};
 use crate::status::ServiceStatus;
 use crate::sync::{RootState, SessionStatus};
@@ -233,7 +233,7 @@ impl DevSync {
     /// Starts watching the rules' directories and syncing into the pods matching
     /// `selector` that run the dev version.
     pub fn start(
-        kenv: KubeEnv,
+        kenv: ClusterConn,
         service: &str,
         dev: &Dev,
         selector: String,
@@ -449,7 +449,7 @@ impl watch::Services for NoServices {
 
 #[derive(Clone)]
 struct PodsCtx {
-    kenv: KubeEnv,
+    kenv: ClusterConn,
     service: Arc<str>,
     dev: Dev,
     logs: LogHub,

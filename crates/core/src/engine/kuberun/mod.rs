@@ -20,7 +20,7 @@ use crate::config::{Environment, Service};
 use crate::kube::apply::Kinds;
 use crate::kube::forward::{ForwardSpec, Forwarder};
 use crate::kube::rollout::{self, Health, Workload};
-use crate::kube::{podlogs, render, selector, KubeEnv};
+use crate::kube::{podlogs, render, selector, ClusterConn};
 use crate::logs::Stream;
 use crate::status::ServiceState;
 
@@ -30,7 +30,7 @@ pub(in crate::engine) struct KubeRun {
     pub shared: Arc<Shared>,
     pub svc: Service,
     pub env: Arc<Environment>,
-    pub kenv: KubeEnv,
+    pub kenv: ClusterConn,
     pub kinds: Arc<Kinds>,
     pub vars: Arc<BTreeMap<String, String>>,
     pub ctl: mpsc::Receiver<Ctl>,
@@ -54,7 +54,7 @@ impl KubeRun {
         shared: Arc<Shared>,
         service: Service,
         env: Arc<Environment>,
-        kenv: KubeEnv,
+        kenv: ClusterConn,
         kinds: Arc<Kinds>,
         vars: Arc<BTreeMap<String, String>>,
         dev: bool,

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Backlog, Pending, PodSync, PodsCtx, Verified, VerifyReply};
 use crate::config::{Command, OnSync};
-use crate::kube::KubeEnv;
+use crate::kube::ClusterConn;
 use crate::logs::Stream;
 use crate::sync::lines::{read_line, skip_line, Line};
 use crate::sync::{Change, Difference, Session, SessionStatus, SyncError, SyncTarget};
@@ -476,7 +476,7 @@ fn changes(root: &Path, paths: BTreeSet<PathBuf>) -> Vec<Change> {
 
 /// Runs `argv` in the pod's container; its combined output and whether it exited 0.
 async fn exec_in(
-    kenv: &KubeEnv,
+    kenv: &ClusterConn,
     pod: &str,
     container: &str,
     argv: Vec<String>,
