@@ -5,7 +5,7 @@
 #   - python3 (apt-get, only when missing): the example's services are python scripts
 #   - a second local user, for the socket peer-uid test (root only)
 #   - systemd-socket-activate, for the socket activation test
-#   - PostgreSQL (initdb, postgres, psql) and redis-server (apt-get, only when
+#   - PostgreSQL (initdb, postgres, psql), redis-server and redis-cli (apt-get, only when
 #     missing; their system daemons are not started): the presets' e2e tests
 #   - cargo-fuzz (cargo install --locked, pinned), same cache dir: for scripts/fuzz.sh
 #   - Node.js and npm, protoc (protobuf-compiler): the TypeScript clients' checks
@@ -67,7 +67,8 @@ command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs np
 # the packages' daemons are kept from starting (policy-rc.d) and no default cluster
 # is created.
 have_initdb() { command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; }
-if ! have_initdb || ! command -v psql >/dev/null || ! command -v redis-server >/dev/null; then
+if ! have_initdb || ! command -v psql >/dev/null || ! command -v redis-server >/dev/null \
+    || ! command -v redis-cli >/dev/null; then
     policy=/usr/sbin/policy-rc.d
     placed_policy=0
     if [ ! -e "$policy" ]; then
@@ -81,6 +82,7 @@ if ! have_initdb || ! command -v psql >/dev/null || ! command -v redis-server >/
     have_initdb || pkgs+=(postgresql)
     command -v psql >/dev/null || pkgs+=(postgresql-client)
     command -v redis-server >/dev/null || pkgs+=(redis-server)
+    command -v redis-cli >/dev/null || pkgs+=(redis-tools)
     apt_install "${pkgs[@]}"
     [ "$placed_policy" -eq 0 ] || as_root rm -f "$policy"
 fi

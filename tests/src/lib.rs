@@ -15,8 +15,8 @@ pub mod web;
 
 pub use bins::{workspace_root, Bins, Profile};
 pub use procs::{
-    alive, env_pids, find_grpcurl, find_helm, free_ports, http_get, port_open, read_cpu_ticks,
-    read_hwm_kib, read_rss_kib, wait_until, HttpResponse,
+    alive, env_pids, find_grpcurl, find_helm, free_ports, http_get, http_post, port_open,
+    read_cpu_ticks, read_hwm_kib, read_rss_kib, wait_until, HttpResponse,
 };
 pub use run::{CmdOutput, RunOpts};
 pub use users::{chmod, other_user, OTHER_USER};

@@ -48,12 +48,22 @@ pub struct HttpResponse {
 
 /// A minimal `GET` to 127.0.0.1:`port``path`; `None` when nothing answers properly.
 pub fn http_get(port: u16, path: &str) -> Option<HttpResponse> {
+    http_request(port, "GET", path, "")
+}
+
+/// A minimal `POST` of `body` (text/plain) to 127.0.0.1:`port``path`.
+pub fn http_post(port: u16, path: &str, body: &str) -> Option<HttpResponse> {
+    http_request(port, "POST", path, body)
+}
+
+fn http_request(port: u16, method: &str, path: &str, body: &str) -> Option<HttpResponse> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut conn = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
     conn.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     write!(
         conn,
-        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
     )
     .ok()?;
     let mut raw = Vec::new();

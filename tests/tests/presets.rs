@@ -16,7 +16,8 @@ const DB_PASSWORD: &str = "pg-S3cret \"q\" 1";
 const REDIS_PASSWORD: &str = "redis-S3cret \"x\\y";
 
 /// The app: a migration that creates a table through psql, an API that reads it back
-/// through psql and counts hits in redis (speaking RESP itself: no client libraries).
+/// through psql, adds a row on `POST /items` (the body is its name) and counts hits in
+/// redis (speaking RESP itself: no client libraries).
 const MIGRATE_PY: &str = r#"
 import os, subprocess, sys
 sql = "CREATE TABLE IF NOT EXISTS items (id serial PRIMARY KEY, name text NOT NULL);" \
@@ -53,6 +54,18 @@ class H(BaseHTTPRequestHandler):
             body = "items=%s hits=%s" % (r.stdout.strip() or r.stderr.strip(), redis("INCR", "hits"))
         data = body.encode()
         self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+    def do_POST(self):
+        name = self.rfile.read(int(self.headers["Content-Length"])).decode()
+        # A psql variable, quoted by psql (:'name'): the name is data, never SQL.
+        r = subprocess.run(["psql", "-tA", "-v", "ON_ERROR_STOP=1", "-v", "name=" + name, "-h", "127.0.0.1",
+                            "-p", os.environ["PGPORT"], "-U", "app", "-d", "shop", "-f", "-"],
+                           input="INSERT INTO items (name) VALUES (:'name') RETURNING id;",
+                           capture_output=True, text=True)
+        data = ("created id=%s" % r.stdout.strip().splitlines()[0] if r.returncode == 0 else r.stderr).encode()
+        self.send_response(201 if r.returncode == 0 else 500)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -193,6 +206,22 @@ fn redis_cmd(port: u16, args: &[&str]) -> String {
     String::from_utf8_lossy(&buf[..n]).trim().to_owned()
 }
 
+/// `redis-cli` (the password through REDISCLI_AUTH, not the command line): its output.
+fn redis_cli(port: u16, args: &[&str]) -> String {
+    let out = std::process::Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(args)
+        .env("REDISCLI_AUTH", REDIS_PASSWORD)
+        .output()
+        .unwrap_or_else(|e| panic!("redis-cli (redis-tools) is needed by this test: {e}"));
+    assert!(
+        out.status.success(),
+        "redis-cli {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
 /// `<data dir>/envs/<key>/presets/<service>` of the only environment.
 fn preset_dir(data_dir: &Path, service: &str) -> PathBuf {
     let envs: Vec<PathBuf> = std::fs::read_dir(data_dir.join("envs"))
@@ -294,6 +323,14 @@ fn app_story(who: &As<'_>, ports: &Ports) -> Duration {
         proxied.body.contains("items=café") && proxied.body.contains("hits=:2"),
         "{proxied:?}"
     );
+    // A row written through the API, seen by psql; the counter seen by redis-cli.
+    let created = devenv_e2e::http_post(ports.api, "/items", "tea's \"pot\"").expect("api answers");
+    assert_eq!(created.status, 201, "{created:?}");
+    assert_eq!(
+        query(ports.pg, "SELECT name FROM items ORDER BY id"),
+        "café\ntea's \"pot\""
+    );
+    assert_eq!(redis_cli(ports.redis, &["GET", "hits"]), "2");
     // A save of its source restarts it (devenv's watch rule), ready again.
     let web_pid = |who: &As<'_>| {
         let out = who.ok(&["status", "--json"]).stdout;
@@ -365,7 +402,14 @@ fn app_story(who: &As<'_>, ports: &Ports) -> Duration {
     }
     std::fs::rename(&data, beside.join("db")).unwrap();
     who.ok(&["up"]);
-    assert_eq!(query(ports.pg, "SELECT name FROM items"), "café");
+    // Both databases kept their data: the row the API wrote, read back through it, and
+    // the counter (redis' append-only file).
+    assert_eq!(redis_cli(ports.redis, &["GET", "hits"]), "2");
+    let page = http_get(ports.api, "/items").expect("api answers after down and up");
+    assert!(
+        page.body.contains("items=café\ntea's \"pot\"") && page.body.contains("hits=:3"),
+        "{page:?}"
+    );
     let db_log = who.logs("db");
     assert!(
         db_log.contains("moved this preset's data from")
