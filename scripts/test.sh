@@ -2,7 +2,8 @@
 # The one command that runs every test on a fresh machine (and what .ci/run runs):
 #   1. installs what the tests need (scripts/install-test-tools.sh: python3, grpcurl,
 #      a second user for the peer-uid test)
-#   2. cargo fmt --check, cargo clippy -D warnings; the TypeScript clients'
+#   2. cargo fmt --check, cargo clippy -D warnings, no import circle between core's
+#      rooms (scripts/import-cycles.py); the TypeScript clients'
 #      checks (scripts/test-ts.sh: generated code fresh, tsc, eslint, node tests)
 #   3. builds devenvd and devenv, runs the whole workspace's tests, then the ignored
 #      ones (they need root / the second user, which step 1 provides)
@@ -33,6 +34,9 @@ cargo fmt --all -- --check
 
 step "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
+
+step "no import circle between core's rooms (scripts/import-cycles.py)"
+python3 "$root/scripts/import-cycles.py"
 
 step "TypeScript clients (scripts/test-ts.sh)"
 bash "$root/scripts/test-ts.sh"

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{broadcast, watch};
 
 use super::dev::sync::SyncState;
-use super::dev::DevOwner;
+use super::dev::wanting::DevOwner;
 use crate::config::Service;
 use crate::kube::forward::Forwarder;
 use crate::logs::LogHub;

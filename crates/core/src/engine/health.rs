@@ -13,35 +13,22 @@ use std::sync::{Arc, Weak};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use super::runtime::LiveEnv;
+use super::runtime::{Background, LiveEnv};
 use super::supervisor::Ctl;
 use crate::config::Environment;
 use crate::logs::Stream;
 use crate::status::{ServiceState, ServiceStatus};
 
-/// The running follower of one environment.
-#[derive(Debug)]
-pub(super) struct HealthFollower {
-    stop: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl HealthFollower {
-    pub(super) fn start(rt: &Arc<LiveEnv>) -> Self {
-        let stop = CancellationToken::new();
-        let rx = rt.shared.events.subscribe();
-        let task = tokio::spawn(follow(Arc::downgrade(rt), rx, stop.clone()));
-        Self { stop, task }
-    }
-
-    pub(super) fn is_running(&self) -> bool {
-        !self.task.is_finished()
-    }
-
-    /// Ends the follower and waits for it.
-    pub(super) async fn stop(self) {
-        self.stop.cancel();
-        let _ = self.task.await;
+impl LiveEnv {
+    /// Starts the dependency health follower unless it runs.
+    pub(super) async fn ensure_health(self: &Arc<Self>) {
+        let mut slot = self.health.lock().await;
+        if slot.as_ref().is_some_and(|h| h.is_running()) {
+            return;
+        }
+        let rx = self.shared.events.subscribe();
+        let rt = Arc::downgrade(self);
+        *slot = Some(Background::spawn(|stop| follow(rt, rx, stop)));
     }
 }
 

@@ -43,7 +43,7 @@ pub struct LiveEnv {
     /// The file watcher of the services' `watch` rules, while they are up.
     pub(super) watcher: tokio::sync::Mutex<Option<crate::watch::EnvWatcher>>,
     /// Makes dependents follow their dependencies' health, while it is up.
-    pub(super) health: tokio::sync::Mutex<Option<super::health::HealthFollower>>,
+    pub(super) health: tokio::sync::Mutex<Option<Background>>,
 }
 
 impl LiveEnv {
@@ -251,15 +251,6 @@ impl LiveEnv {
 }
 
 impl LiveEnv {
-    /// Starts the dependency health follower unless it runs.
-    pub(super) async fn ensure_health(self: &Arc<Self>) {
-        let mut slot = self.health.lock().await;
-        if slot.as_ref().is_some_and(|h| h.is_running()) {
-            return;
-        }
-        *slot = Some(super::health::HealthFollower::start(self));
-    }
-
     /// Starts the file watcher for the `watch` rules of local services in `names` or
     /// running already, replacing one that watches something else.
     pub(super) async fn ensure_watcher(
@@ -334,5 +325,34 @@ impl crate::watch::Services for WatchedServices {
 
     fn status(&self, service: &str) -> Option<ServiceStatus> {
         self.0.upgrade()?.shared.status_of(service)
+    }
+}
+
+/// A background task of one environment (the dependency health follower, started by
+/// `health.rs`): cancelled and joined when it ends.
+#[derive(Debug)]
+pub(super) struct Background {
+    stop: tokio_util::sync::CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Background {
+    pub(super) fn spawn<F>(run: impl FnOnce(tokio_util::sync::CancellationToken) -> F) -> Self
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let stop = tokio_util::sync::CancellationToken::new();
+        let task = tokio::spawn(run(stop.clone()));
+        Self { stop, task }
+    }
+
+    pub(super) fn is_running(&self) -> bool {
+        !self.task.is_finished()
+    }
+
+    /// Ends the task and waits for it.
+    pub(super) async fn stop(self) {
+        self.stop.cancel();
+        let _ = self.task.await;
     }
 }

@@ -7,12 +7,11 @@
 
 mod restore;
 pub mod sync;
-mod wanting;
-mod workload;
+pub(in crate::engine) mod wanting;
+pub(in crate::engine) mod workload;
 
 pub(in crate::engine) use restore::put_back;
 pub use wanting::DevOwner;
-pub(in crate::engine) use workload::DevActive;
 
 use std::sync::Arc;
 

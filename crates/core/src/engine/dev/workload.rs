@@ -1,21 +1,21 @@
 //! The kube runner's dev-mode steps: put the service's workload in dev mode (backup
 //! first), start the file sync into its pods, and put it back when dev mode ends.
 //!
-//! These are methods of `KubeRun` kept beside the rest of dev mode, so `kuberun/` and
-//! `dev/` name each other (the runner holds a `DevActive`; these steps use the runner's
-//! cluster connection, board and variables). A seam that would end that: a small
-//! context struct the runner hands to free functions here.
+//! The runner (`kuberun/`) hands these steps a [`DevTarget`]: the few parts of itself
+//! they use (board, service, cluster connection, variables). `dev/` knows nothing of
+//! the runner, so the two no longer name each other.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::Value;
-
 use super::restore::put_back;
 use super::sync::DevSync;
-use crate::engine::kuberun::KubeRun;
+use crate::config::{Environment, Service};
+use crate::engine::board::Shared;
 use crate::kube::devmode::{self, DevSpec, Restored};
 use crate::kube::rollout::Workload;
+use crate::kube::ClusterConn;
 use crate::logs::Stream;
 use crate::state::DevRecord;
 
@@ -29,10 +29,26 @@ pub(in crate::engine) struct DevActive {
     sync: Option<DevSync>,
 }
 
-impl KubeRun {
+/// The service whose workload the dev-mode steps act on, as its runner sees it.
+pub(in crate::engine) struct DevTarget<'a> {
+    pub shared: &'a Arc<Shared>,
+    pub svc: &'a Service,
+    pub env: &'a Environment,
+    pub conn: &'a ClusterConn,
+    /// The client's variables (`KUBECONFIG`, `HOME` go into the state record).
+    pub vars: &'a BTreeMap<String, String>,
+}
+
+impl DevTarget<'_> {
+    /// A system line in the service's log.
+    fn system(&self, msg: &str) {
+        let name: Arc<str> = Arc::from(self.svc.name.as_str());
+        self.shared.logs.push(&name, Stream::System, msg);
+    }
+
     /// The state record of `backup`, taken by this service: with the cluster context
     /// and the kubeconfig variables a later daemon needs to restore it.
-    pub(in crate::engine) fn dev_record(&self, backup: devmode::Backup) -> DevRecord {
+    fn record(&self, backup: devmode::Backup) -> DevRecord {
         let vars = ["KUBECONFIG", "HOME"]
             .into_iter()
             .filter_map(|k| self.vars.get(k).map(|v| (k.to_owned(), v.clone())))
@@ -53,10 +69,11 @@ impl KubeRun {
 
     /// Puts the service's workload in dev mode (backup first, in state and on the
     /// object).
-    pub(in crate::engine) async fn enter_dev(
-        &mut self,
+    /// Returns what [`DevActive::leave`] needs to put it back.
+    pub(in crate::engine) async fn enter(
+        &self,
         workloads: &[Workload],
-    ) -> Result<(), String> {
+    ) -> Result<DevActive, String> {
         let Some(dev) = self.svc.dev.clone() else {
             return Err(format!("service `{}` has no `dev` section", self.svc.name));
         };
@@ -87,8 +104,8 @@ impl KubeRun {
             owner: format!("{}/{}", self.env.name, self.svc.name),
         };
         let state = self.shared.state.clone();
-        let make = |b: &devmode::Backup| self.dev_record(b.clone());
-        let backup = devmode::enter(&self.kenv.client, &self.kenv.context, &w, &spec, |b| {
+        let make = |b: &devmode::Backup| self.record(b.clone());
+        let backup = devmode::enter(&self.conn.client, &self.conn.context, &w, &spec, |b| {
             state.put_dev(&make(b)).map_err(|e| e.to_string())
         })
         .await
@@ -99,105 +116,22 @@ impl KubeRun {
             w.name
         ));
         self.shared.set_dev_active(&self.svc.name, true);
-        self.active_dev = Some(DevActive {
+        Ok(DevActive {
             workload: w,
-            record: self.dev_record(backup),
+            record: self.record(backup),
             sync: None,
-        });
-        Ok(())
-    }
-
-    /// Starts syncing into the dev pods (once per dev mode).
-    pub(in crate::engine) async fn start_sync(&mut self) {
-        let Some(active) = self.active_dev.as_mut() else {
-            return;
-        };
-        let Some(dev) = self.svc.dev.as_ref().filter(|d| !d.sync.is_empty()) else {
-            return;
-        };
-        if active.sync.is_some() {
-            return;
-        }
-        match DevSync::start(
-            self.kenv.clone(),
-            &self.svc.name,
-            dev,
-            active.workload.pods.clone(),
-            self.shared.logs.clone(),
-            &self.env.project_dir,
-        ) {
-            Ok(sync) => {
-                sync.ready(Duration::from_secs(10)).await;
-                self.shared
-                    .set_sync(&self.svc.name, Some(sync.state.clone()));
-                for rule in &dev.sync {
-                    let from = rule
-                        .from
-                        .strip_prefix(&self.env.project_dir)
-                        .map(|p| format!("./{}", p.display()))
-                        .unwrap_or_else(|_| rule.from.display().to_string());
-                    let name: Arc<str> = Arc::from(self.svc.name.as_str());
-                    self.shared.logs.push(
-                        &name,
-                        Stream::System,
-                        &format!("sync: {from} -> {}", rule.to),
-                    );
-                }
-                active.sync = Some(sync);
-            }
-            Err(e) => self.system(&format!("sync: cannot watch the files: {e}")),
-        }
-    }
-
-    /// Ends dev mode: stops the sync and puts the original workload back.
-    pub(in crate::engine) async fn leave_dev(&mut self) {
-        let Some(mut active) = self.active_dev.take() else {
-            return;
-        };
-        self.shared.set_sync(&self.svc.name, None);
-        if let Some(sync) = active.sync.take() {
-            sync.stop().await;
-        }
-        let what = format!(
-            "{}/{}",
-            active.workload.kind.to_ascii_lowercase(),
-            active.workload.name
-        );
-        let restored = tokio::time::timeout(
-            RESTORE_LIMIT,
-            put_back(
-                &self.kenv,
-                &self.shared.state,
-                &active.record,
-                Some(&active.workload),
-            ),
-        )
-        .await;
-        match restored {
-            Ok(Ok(r)) => {
-                self.shared.set_dev_active(&self.svc.name, false);
-                if r == Restored::Restored {
-                    self.system(&format!("dev mode ended: {what} restored"));
-                }
-            }
-            Ok(Err(e)) => {
-                self.shared.set_dev_active(&self.svc.name, false);
-                self.system(&format!(
-                "dev mode ended but {what} could not be restored yet: {e}; devenv restores it at the next `up`, `down` or daemon start"
-            ));
-            }
-            Err(_) => {
-                self.shared.set_dev_active(&self.svc.name, false);
-                self.system(&format!(
-                "dev mode ended but restoring {what} timed out; devenv restores it at the next `up`, `down` or daemon start"
-            ));
-            }
-        }
+        })
     }
 
     /// Restores what an earlier dev mode of this service left (a daemon killed in
-    /// dev mode, a cluster unreachable when it ended), before applying anything.
-    pub(in crate::engine) async fn restore_pending(&self, objects: &[Value]) -> Result<(), String> {
+    /// dev mode, a cluster unreachable when it ended), before applying anything:
+    /// first the backups recorded in state, then those only on the objects
+    /// (`workloads`, the service's workloads as they are on the cluster: the
+    /// daemon's state was lost).
+    pub(in crate::engine) async fn restore_pending(
+        &self,
+        workloads: &[Workload],
+    ) -> Result<(), String> {
         let records = self
             .shared
             .state
@@ -206,7 +140,7 @@ impl KubeRun {
             .into_iter()
             .filter(|r| r.service == self.svc.name);
         for rec in records {
-            let r = put_back(&self.kenv, &self.shared.state, &rec, None)
+            let r = put_back(self.conn, &self.shared.state, &rec, None)
                 .await
                 .map_err(|e| {
                     format!(
@@ -221,10 +155,9 @@ impl KubeRun {
                 ));
             }
         }
-        // A backup only on the object (the daemon's state was lost).
-        for w in self.workloads_of(objects).await.unwrap_or_default() {
+        for w in workloads {
             if let Ok(Restored::Restored) =
-                devmode::restore(&self.kenv.client, &self.kenv.context, &w, None).await
+                devmode::restore(&self.conn.client, &self.conn.context, w, None).await
             {
                 self.system(&format!(
                     "restored {}/{} from an earlier dev mode",
@@ -234,5 +167,90 @@ impl KubeRun {
             }
         }
         Ok(())
+    }
+}
+
+impl DevActive {
+    /// Starts syncing into the dev pods (once per dev mode).
+    pub(in crate::engine) async fn start_sync(&mut self, t: &DevTarget<'_>) {
+        let active = self;
+        let Some(dev) = t.svc.dev.as_ref().filter(|d| !d.sync.is_empty()) else {
+            return;
+        };
+        if active.sync.is_some() {
+            return;
+        }
+        match DevSync::start(
+            t.conn.clone(),
+            &t.svc.name,
+            dev,
+            active.workload.pods.clone(),
+            t.shared.logs.clone(),
+            &t.env.project_dir,
+        ) {
+            Ok(sync) => {
+                sync.ready(Duration::from_secs(10)).await;
+                t.shared.set_sync(&t.svc.name, Some(sync.state.clone()));
+                for rule in &dev.sync {
+                    let from = rule
+                        .from
+                        .strip_prefix(&t.env.project_dir)
+                        .map(|p| format!("./{}", p.display()))
+                        .unwrap_or_else(|_| rule.from.display().to_string());
+                    let name: Arc<str> = Arc::from(t.svc.name.as_str());
+                    t.shared.logs.push(
+                        &name,
+                        Stream::System,
+                        &format!("sync: {from} -> {}", rule.to),
+                    );
+                }
+                active.sync = Some(sync);
+            }
+            Err(e) => t.system(&format!("sync: cannot watch the files: {e}")),
+        }
+    }
+
+    /// Ends dev mode: stops the sync and puts the original workload back.
+    pub(in crate::engine) async fn leave(self, t: &DevTarget<'_>) {
+        let mut active = self;
+        t.shared.set_sync(&t.svc.name, None);
+        if let Some(sync) = active.sync.take() {
+            sync.stop().await;
+        }
+        let what = format!(
+            "{}/{}",
+            active.workload.kind.to_ascii_lowercase(),
+            active.workload.name
+        );
+        let restored = tokio::time::timeout(
+            RESTORE_LIMIT,
+            put_back(
+                t.conn,
+                &t.shared.state,
+                &active.record,
+                Some(&active.workload),
+            ),
+        )
+        .await;
+        match restored {
+            Ok(Ok(r)) => {
+                t.shared.set_dev_active(&t.svc.name, false);
+                if r == Restored::Restored {
+                    t.system(&format!("dev mode ended: {what} restored"));
+                }
+            }
+            Ok(Err(e)) => {
+                t.shared.set_dev_active(&t.svc.name, false);
+                t.system(&format!(
+                "dev mode ended but {what} could not be restored yet: {e}; devenv restores it at the next `up`, `down` or daemon start"
+            ));
+            }
+            Err(_) => {
+                t.shared.set_dev_active(&t.svc.name, false);
+                t.system(&format!(
+                "dev mode ended but restoring {what} timed out; devenv restores it at the next `up`, `down` or daemon start"
+            ));
+            }
+        }
     }
 }

@@ -93,6 +93,13 @@ impl KubeRun {
         render::image_of(&self.svc).ok_or_else(|| "service has no image".to_owned())
     }
 
+    /// Restores what an earlier dev mode of this service left, before `objects` are
+    /// applied over it (see [`DevTarget::restore_pending`]).
+    async fn restore_pending(&self, objects: &[Value]) -> Result<(), String> {
+        let workloads = self.workloads_of(objects).await.unwrap_or_default();
+        self.dev_target().restore_pending(&workloads).await
+    }
+
     pub(in crate::engine) async fn workloads_of(
         &self,
         objects: &[Value],

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::board::Shared;
 mod deploy;
 
-use super::dev::DevActive;
+use super::dev::workload::{DevActive, DevTarget};
 use super::supervisor::{Ctl, Supervisor};
 use crate::config::{Environment, Service};
 use crate::kube::apply::Kinds;
@@ -84,6 +84,17 @@ impl KubeRun {
         }
     }
 
+    /// What the dev-mode steps (`dev/workload.rs`) need of this runner.
+    fn dev_target(&self) -> DevTarget<'_> {
+        DevTarget {
+            shared: &self.shared,
+            svc: &self.svc,
+            env: &self.env,
+            conn: &self.kenv,
+            vars: &self.vars,
+        }
+    }
+
     pub(in crate::engine) fn system(&self, msg: &str) {
         let name: Arc<str> = Arc::from(self.svc.name.as_str());
         self.shared.logs.push(&name, Stream::System, msg);
@@ -109,7 +120,13 @@ impl KubeRun {
                     s.restarts = restarts;
                 });
                 let deployed = match self.deploy().await {
-                    Ok(w) if self.dev => self.enter_dev(&w).await.map(|()| w),
+                    Ok(w) if self.dev => match self.dev_target().enter(&w).await {
+                        Ok(active) => {
+                            self.active_dev = Some(active);
+                            Ok(w)
+                        }
+                        Err(e) => Err(e),
+                    },
                     other => other,
                 };
                 match deployed {
@@ -158,7 +175,10 @@ impl KubeRun {
                         s.message = ready_message(&workloads);
                     });
                     self.start_forwards(&workloads).await;
-                    self.start_sync().await;
+                    if let Some(mut active) = self.active_dev.take() {
+                        active.start_sync(&self.dev_target()).await;
+                        self.active_dev = Some(active);
+                    }
                     // Watch health until told otherwise.
                     let next = self.monitor(&mut rxs, &workloads).await;
                     for (_, task) in &watches {
@@ -227,7 +247,9 @@ impl KubeRun {
 
     /// Stops logs and forwards; the service is `stopped` (its objects stay until `down`).
     async fn finish(&mut self, detach: &CancellationToken, logs: Vec<tokio::task::JoinHandle<()>>) {
-        self.leave_dev().await;
+        if let Some(active) = self.active_dev.take() {
+            active.leave(&self.dev_target()).await;
+        }
         detach.cancel();
         for t in logs {
             let _ = t.await;
