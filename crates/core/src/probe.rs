@@ -17,24 +17,67 @@ pub struct ExecContext {
     pub env: BTreeMap<String, String>,
 }
 
-/// Runs one probe attempt. `Err` carries a person-readable reason.
-pub async fn check(probe: &Probe, ctx: &ExecContext, limit: Duration) -> Result<(), String> {
-    match tokio::time::timeout(limit, attempt(probe, ctx)).await {
-        Ok(r) => r,
-        Err(_) => Err(format!("probe timed out after {}ms", limit.as_millis())),
+/// Why one probe attempt did not pass. Its text is the reason `status` shows
+/// ("readiness probe did not pass within 30s: GET http://127.0.0.1:8080/health: status 503").
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("probe timed out after {}ms", .0.as_millis())]
+    TimedOut(Duration),
+    /// Connecting to or talking with the probed address failed.
+    #[error("{at}: {source}")]
+    Io {
+        /// What was probed: `tcp HOST:PORT`, `GET URL`, `postgres HOST:PORT`, ...
+        at: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The server answered, and its answer means it is not ready (or is not what
+    /// the probe expects).
+    #[error("{at}: {answer}")]
+    Answered { at: String, answer: String },
+    /// Log probes pass on an output line, which the supervisor watches for.
+    #[error("waiting for a line matching /{0}/")]
+    WaitingForLine(String),
+    #[error("exec probe: {0}")]
+    ExecSpawn(#[source] std::io::Error),
+    #[error("exec probe exited with {0}")]
+    ExecFailed(std::process::ExitStatus),
+}
+
+impl ProbeError {
+    fn io(at: &str) -> impl FnOnce(std::io::Error) -> Self + '_ {
+        move |source| Self::Io {
+            at: at.to_owned(),
+            source,
+        }
+    }
+
+    fn answered(at: &str, answer: impl Into<String>) -> Self {
+        Self::Answered {
+            at: at.to_owned(),
+            answer: answer.into(),
+        }
     }
 }
 
-async fn attempt(probe: &Probe, ctx: &ExecContext) -> Result<(), String> {
+/// Runs one probe attempt.
+pub async fn check(probe: &Probe, ctx: &ExecContext, limit: Duration) -> Result<(), ProbeError> {
+    match tokio::time::timeout(limit, attempt(probe, ctx)).await {
+        Ok(r) => r,
+        Err(_) => Err(ProbeError::TimedOut(limit)),
+    }
+}
+
+async fn attempt(probe: &Probe, ctx: &ExecContext) -> Result<(), ProbeError> {
     match probe {
         Probe::Tcp { host, port } => TcpStream::connect((host.as_str(), *port))
             .await
             .map(drop)
-            .map_err(|e| format!("tcp {host}:{port}: {e}")),
+            .map_err(ProbeError::io(&format!("tcp {host}:{port}"))),
         Probe::Http { host, port, path } => http_get(host, *port, path).await,
         Probe::Exec { command } => exec(command, ctx).await,
         // Log probes are event driven: the supervisor watches the output instead.
-        Probe::Log { pattern } => Err(format!("waiting for a line matching /{pattern}/")),
+        Probe::Log { pattern } => Err(ProbeError::WaitingForLine(pattern.to_string())),
         Probe::Postgres {
             host,
             port,
@@ -59,11 +102,11 @@ const REPLY_LIMIT: usize = 8 * 1024;
 /// then hangs up, which the server does not log); so does any error but 57P03, as
 /// pg_isready has it (a refused user or database is the client's problem, not a server
 /// that isn't up). A TCP connect alone passes while postgres still replays its WAL.
-async fn postgres(host: &str, port: u16, user: &str, database: &str) -> Result<(), String> {
+async fn postgres(host: &str, port: u16, user: &str, database: &str) -> Result<(), ProbeError> {
     let at = format!("postgres {host}:{port}");
     let mut stream = TcpStream::connect((host, port))
         .await
-        .map_err(|e| format!("{at}: {e}"))?;
+        .map_err(ProbeError::io(&at))?;
     let mut body = 196_608u32.to_be_bytes().to_vec(); // protocol 3.0
     for (k, v) in [
         ("user", user),
@@ -77,19 +120,16 @@ async fn postgres(host: &str, port: u16, user: &str, database: &str) -> Result<(
     }
     body.push(0);
     let mut msg = u32::try_from(body.len() + 4)
-        .map_err(|_| format!("{at}: startup message too long"))?
+        .map_err(|_| ProbeError::answered(&at, "startup message too long"))?
         .to_be_bytes()
         .to_vec();
     msg.extend_from_slice(&body);
-    stream
-        .write_all(&msg)
-        .await
-        .map_err(|e| format!("{at}: {e}"))?;
+    stream.write_all(&msg).await.map_err(ProbeError::io(&at))?;
     let mut head = [0u8; 5];
     stream
         .read_exact(&mut head)
         .await
-        .map_err(|e| format!("{at}: no reply to the startup message ({e})"))?;
+        .map_err(|e| ProbeError::answered(&at, format!("no reply to the startup message ({e})")))?;
     let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
     match head[0] {
         b'R' => {
@@ -106,16 +146,17 @@ async fn postgres(host: &str, port: u16, user: &str, database: &str) -> Result<(
             stream
                 .read_exact(&mut fields)
                 .await
-                .map_err(|e| format!("{at}: truncated error reply ({e})"))?;
+                .map_err(|e| ProbeError::answered(&at, format!("truncated error reply ({e})")))?;
             let (code, message) = pg_error_fields(&fields);
             if code == PG_CANNOT_CONNECT_NOW {
-                Err(format!("{at}: {message}"))
+                Err(ProbeError::answered(&at, message))
             } else {
                 Ok(())
             }
         }
-        other => Err(format!(
-            "{at}: not a PostgreSQL server (its reply starts with byte 0x{other:02x})"
+        other => Err(ProbeError::answered(
+            &at,
+            format!("not a PostgreSQL server (its reply starts with byte 0x{other:02x})"),
         )),
     }
 }
@@ -135,25 +176,25 @@ fn pg_error_fields(body: &[u8]) -> (String, String) {
 
 /// `PING` -> `+PONG`, after `AUTH` when the service has a password. A server still
 /// loading its dataset answers `-LOADING`, which is not ready.
-async fn redis(host: &str, port: u16, password: Option<&str>) -> Result<(), String> {
+async fn redis(host: &str, port: u16, password: Option<&str>) -> Result<(), ProbeError> {
     let at = format!("redis {host}:{port}");
     let stream = TcpStream::connect((host, port))
         .await
-        .map_err(|e| format!("{at}: {e}"))?;
+        .map_err(ProbeError::io(&at))?;
     let mut stream = tokio::io::BufReader::new(stream);
     if let Some(pw) = password {
         let auth = format!("*2\r\n$4\r\nAUTH\r\n${}\r\n{pw}\r\n", pw.len());
         let reply = redis_call(&mut stream, auth.as_bytes(), &at).await?;
         if reply != "+OK" {
             // The reply names the problem (WRONGPASS ...), never the password.
-            return Err(format!("{at}: AUTH refused: {reply}"));
+            return Err(ProbeError::answered(&at, format!("AUTH refused: {reply}")));
         }
     }
     let reply = redis_call(&mut stream, b"*1\r\n$4\r\nPING\r\n", &at).await?;
     if reply == "+PONG" {
         Ok(())
     } else {
-        Err(format!("{at}: PING answered {reply}"))
+        Err(ProbeError::answered(&at, format!("PING answered {reply}")))
     }
 }
 
@@ -161,46 +202,43 @@ async fn redis_call(
     stream: &mut tokio::io::BufReader<TcpStream>,
     request: &[u8],
     at: &str,
-) -> Result<String, String> {
+) -> Result<String, ProbeError> {
     use tokio::io::AsyncBufReadExt;
     stream
         .get_mut()
         .write_all(request)
         .await
-        .map_err(|e| format!("{at}: {e}"))?;
+        .map_err(ProbeError::io(at))?;
     let mut line = Vec::new();
     let n = (&mut *stream)
         .take(REPLY_LIMIT as u64)
         .read_until(b'\n', &mut line)
         .await
-        .map_err(|e| format!("{at}: {e}"))?;
+        .map_err(ProbeError::io(at))?;
     if n == 0 {
-        return Err(format!("{at}: the server closed the connection"));
+        return Err(ProbeError::answered(at, "the server closed the connection"));
     }
     Ok(String::from_utf8_lossy(&line).trim_end().to_owned())
 }
 
 /// A minimal HTTP/1.1 GET: the status line is all a probe needs, and it keeps the
 /// daemon free of an HTTP client stack.
-async fn http_get(host: &str, port: u16, path: &str) -> Result<(), String> {
-    let url = format!("http://{host}:{port}{path}");
+async fn http_get(host: &str, port: u16, path: &str) -> Result<(), ProbeError> {
+    let at = format!("GET http://{host}:{port}{path}");
     let mut stream = TcpStream::connect((host, port))
         .await
-        .map_err(|e| format!("GET {url}: {e}"))?;
+        .map_err(ProbeError::io(&at))?;
     let req = format!(
         "GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: devenv-probe\r\nAccept: */*\r\nConnection: close\r\n\r\n"
     );
     stream
         .write_all(req.as_bytes())
         .await
-        .map_err(|e| format!("GET {url}: {e}"))?;
+        .map_err(ProbeError::io(&at))?;
     let mut buf = Vec::with_capacity(256);
     let mut chunk = [0u8; 256];
     while !buf.contains(&b'\n') && buf.len() < 4096 {
-        let n = stream
-            .read(&mut chunk)
-            .await
-            .map_err(|e| format!("GET {url}: {e}"))?;
+        let n = stream.read(&mut chunk).await.map_err(ProbeError::io(&at))?;
         if n == 0 {
             break;
         }
@@ -211,15 +249,15 @@ async fn http_get(host: &str, port: u16, path: &str) -> Result<(), String> {
         .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse::<u16>().ok())
-        .ok_or_else(|| format!("GET {url}: not an HTTP response"))?;
+        .ok_or_else(|| ProbeError::answered(&at, "not an HTTP response"))?;
     if (200..400).contains(&code) {
         Ok(())
     } else {
-        Err(format!("GET {url}: status {code}"))
+        Err(ProbeError::answered(&at, format!("status {code}")))
     }
 }
 
-async fn exec(command: &Command, ctx: &ExecContext) -> Result<(), String> {
+async fn exec(command: &Command, ctx: &ExecContext) -> Result<(), ProbeError> {
     let mut cmd = build_command(command, ctx.env.get("PATH").map(String::as_str));
     cmd.current_dir(&ctx.workdir)
         .envs(&ctx.env)
@@ -227,11 +265,11 @@ async fn exec(command: &Command, ctx: &ExecContext) -> Result<(), String> {
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true);
-    let status = cmd.status().await.map_err(|e| format!("exec probe: {e}"))?;
+    let status = cmd.status().await.map_err(ProbeError::ExecSpawn)?;
     if status.success() {
         Ok(())
     } else {
-        Err(format!("exec probe exited with {status}"))
+        Err(ProbeError::ExecFailed(status))
     }
 }
 
@@ -320,11 +358,13 @@ mod tests {
             port,
             path: "/".into(),
         };
-        assert_eq!(check(&http, &ctx, Duration::from_secs(2)).await, Ok(()));
+        let r = check(&http, &ctx, Duration::from_secs(2)).await;
+        assert!(r.is_ok(), "{r:?}");
         let err = check(&http, &ctx, Duration::from_secs(2))
             .await
             .unwrap_err();
-        assert!(err.contains("status 503"), "{err}");
+        assert!(matches!(err, ProbeError::Answered { .. }), "{err:?}");
+        assert!(err.to_string().contains("status 503"), "{err}");
         server.await.unwrap();
         // A port held by a bound socket that does not listen: refused, and no other
         // test can take it meanwhile (a closed listener's port could be handed out again).
@@ -335,7 +375,10 @@ mod tests {
             port: held.local_addr().unwrap().port(),
         };
         assert!(
-            check(&tcp, &ctx, Duration::from_secs(2)).await.is_err(),
+            matches!(
+                check(&tcp, &ctx, Duration::from_secs(2)).await,
+                Err(ProbeError::Io { .. })
+            ),
             "nothing listens on the port"
         );
     }
@@ -352,8 +395,12 @@ mod tests {
         let bad = Probe::Exec {
             command: Command::Exec(vec!["false".into()]),
         };
-        assert_eq!(check(&ok, &ctx, Duration::from_secs(5)).await, Ok(()));
-        assert!(check(&bad, &ctx, Duration::from_secs(5)).await.is_err());
+        let r = check(&ok, &ctx, Duration::from_secs(5)).await;
+        assert!(r.is_ok(), "{r:?}");
+        assert!(matches!(
+            check(&bad, &ctx, Duration::from_secs(5)).await,
+            Err(ProbeError::ExecFailed(_))
+        ));
     }
 }
 
@@ -416,20 +463,27 @@ mod protocol_tests {
         )])
         .await;
         let err = check(&pg(port), &ctx, LIMIT).await.unwrap_err();
-        assert!(err.contains("the database system is starting up"), "{err}");
+        assert!(matches!(err, ProbeError::Answered { .. }), "{err:?}");
+        assert!(
+            err.to_string()
+                .contains("the database system is starting up"),
+            "{err}"
+        );
         let sent = task.await.unwrap();
         assert_eq!(&sent[4..8], &196_608u32.to_be_bytes(), "protocol 3.0");
         assert!(sent.windows(9).any(|w| w == b"user\0app\0"), "{sent:?}");
 
         // AuthenticationSASL: the server is up and asks for a password.
         let (port, _) = server(vec![b"R\0\0\0\x17\0\0\0\x0aSCRAM-SHA-256\0\0".to_vec()]).await;
-        assert_eq!(check(&pg(port), &ctx, LIMIT).await, Ok(()));
+        let r = check(&pg(port), &ctx, LIMIT).await;
+        assert!(r.is_ok(), "{r:?}");
         // Refusing this user is still a server accepting connections (pg_isready).
         let (port, _) = server(vec![pg_error("28000", "no pg_hba.conf entry")]).await;
-        assert_eq!(check(&pg(port), &ctx, LIMIT).await, Ok(()));
+        let r = check(&pg(port), &ctx, LIMIT).await;
+        assert!(r.is_ok(), "{r:?}");
         let (port, _) = server(vec![b"HTTP/1.1 400 Bad Request\r\n\r\n".to_vec()]).await;
         let err = check(&pg(port), &ctx, LIMIT).await.unwrap_err();
-        assert!(err.contains("not a PostgreSQL server"), "{err}");
+        assert!(err.to_string().contains("not a PostgreSQL server"), "{err}");
     }
 
     #[tokio::test]
@@ -441,10 +495,8 @@ mod protocol_tests {
             password: password.map(str::to_owned),
         };
         let (port, task) = server(vec![b"+OK\r\n".to_vec(), b"+PONG\r\n".to_vec()]).await;
-        assert_eq!(
-            check(&probe(port, Some("s3cret")), &ctx, LIMIT).await,
-            Ok(())
-        );
+        let r = check(&probe(port, Some("s3cret")), &ctx, LIMIT).await;
+        assert!(r.is_ok(), "{r:?}");
         let sent = String::from_utf8(task.await.unwrap()).unwrap();
         assert_eq!(
             sent,
@@ -456,7 +508,8 @@ mod protocol_tests {
         ])
         .await;
         let err = check(&probe(port, None), &ctx, LIMIT).await.unwrap_err();
-        assert!(err.contains("-LOADING"), "{err}");
+        assert!(matches!(err, ProbeError::Answered { .. }), "{err:?}");
+        assert!(err.to_string().contains("-LOADING"), "{err}");
         let (port, _) = server(vec![
             b"-WRONGPASS invalid username-password pair or user is disabled.\r\n".to_vec(),
         ])
@@ -464,6 +517,7 @@ mod protocol_tests {
         let err = check(&probe(port, Some("s3cret")), &ctx, LIMIT)
             .await
             .unwrap_err();
+        let err = err.to_string();
         assert!(err.contains("AUTH refused: -WRONGPASS"), "{err}");
         assert!(!err.contains("s3cret"), "{err}");
     }

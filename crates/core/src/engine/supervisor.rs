@@ -636,7 +636,7 @@ async fn wait_ready(
                     }
                 }
             },
-            Err(e) => last_err = e,
+            Err(e) => last_err = e.to_string(),
         }
         let next = tokio::time::Instant::now() + backoff.next_delay();
         if next >= deadline {
