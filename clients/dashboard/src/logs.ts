@@ -3,7 +3,7 @@
 // the virtualized view, and the toolbar (filter, service, since, follow, pause,
 // timestamps, clear, download). A stream that breaks is resumed from the last
 // line's time, without duplicating lines that share that timestamp.
-import { LogStream, logStreamName, type EnvironmentRef, type LogEntry, type LogRequest, Timestamp } from "@devenv/api";
+import { LogLevel, LogStream, logStreamName, type EnvironmentRef, type LogEntry, type LogRequest, Timestamp } from "@devenv/api";
 import { describe, isAbort, isAborted, type Api } from "./api";
 import { stripAnsi } from "./ansi";
 import type { Backoff } from "./backoff";
@@ -193,6 +193,7 @@ export class LogsPanel {
       tail: filter.grep !== "" || since.at !== undefined ? 0 : INITIAL_TAIL,
       grep: filter.grep,
       since: since.at !== undefined ? Timestamp.fromDate(new Date(since.at)) : undefined,
+      minLevel: LogLevel.UNSPECIFIED,
     };
     this.base = base;
     const abort = new AbortController();

@@ -222,9 +222,27 @@ pub struct LogsArgs {
     /// Only lines matching this regular expression
     #[arg(long, value_name = "RE")]
     pub grep: Option<String>,
+    /// Only lines at this level or above (read from JSON, logfmt or a prefix such as
+    /// ERROR or [warn]; lines with no level are left out, devenv's own lines kept)
+    #[arg(long, value_name = "LEVEL", ignore_case = true)]
+    pub level: Option<LogLevelArg>,
     /// Prefix each line with its time
     #[arg(short, long)]
     pub timestamps: bool,
+}
+
+/// `--level`: the API's levels, with the common spellings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogLevelArg {
+    Trace,
+    Debug,
+    Info,
+    #[value(alias = "warning")]
+    Warn,
+    #[value(alias = "err")]
+    Error,
+    #[value(alias = "critical")]
+    Fatal,
 }
 
 #[derive(Debug, Args)]

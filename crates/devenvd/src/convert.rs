@@ -7,7 +7,7 @@ use devenv_api::pb;
 use devenv_core::config::{ConfigError, ConfigErrors, Environment};
 use devenv_core::engine::{ClusterError, EngineError, ProjectRef};
 use devenv_core::kube::forward::{ForwardState, ForwardStatus};
-use devenv_core::logs::{LineRef, LogLine, Stream};
+use devenv_core::logs::{level, Level, LineRef, LogLine, Stream};
 use devenv_core::status::{ServiceState, ServiceStatus};
 use tonic::Status;
 
@@ -169,6 +169,7 @@ pub fn log_entry(l: &LogLine) -> pb::LogEntry {
         stream: log_stream(l.stream) as i32,
         line: l.text.clone(),
         missed: 0,
+        level: log_level(level::detect(l.stream, &l.text)) as i32,
     }
 }
 
@@ -183,6 +184,32 @@ pub fn log_entry_ref(l: &LineRef<'_>) -> pb::LogEntry {
         stream: log_stream(l.stream) as i32,
         line: l.text.to_string(),
         missed: 0,
+        level: log_level(level::detect(l.stream, l.text)) as i32,
+    }
+}
+
+fn log_level(l: Option<Level>) -> pb::LogLevel {
+    match l {
+        None => pb::LogLevel::Unspecified,
+        Some(Level::Trace) => pb::LogLevel::Trace,
+        Some(Level::Debug) => pb::LogLevel::Debug,
+        Some(Level::Info) => pb::LogLevel::Info,
+        Some(Level::Warn) => pb::LogLevel::Warn,
+        Some(Level::Error) => pb::LogLevel::Error,
+        Some(Level::Fatal) => pb::LogLevel::Fatal,
+    }
+}
+
+/// A request's minimum level; unspecified: none.
+pub fn min_level(l: pb::LogLevel) -> Option<Level> {
+    match l {
+        pb::LogLevel::Unspecified => None,
+        pb::LogLevel::Trace => Some(Level::Trace),
+        pb::LogLevel::Debug => Some(Level::Debug),
+        pb::LogLevel::Info => Some(Level::Info),
+        pb::LogLevel::Warn => Some(Level::Warn),
+        pb::LogLevel::Error => Some(Level::Error),
+        pb::LogLevel::Fatal => Some(Level::Fatal),
     }
 }
 

@@ -1,6 +1,9 @@
 // One LogOutputChannel per service, following the daemon's log stream while shown
 // (the last 200 lines, then live); re-opened with back-off when the daemon comes back.
-import { type LogEntry, LogStream } from "@devenv/api";
+// Each line is written at its level (the daemon reads it from the line: JSON, logfmt,
+// ERROR/[warn] prefixes), so the Output view's level filter and colours apply; a line
+// without one is info, or warning when it came on stderr.
+import { type LogEntry, LogLevel, LogStream } from "@devenv/api";
 import { RpcError } from "@protobuf-ts/runtime-rpc";
 import * as vscode from "vscode";
 
@@ -18,8 +21,9 @@ class ServiceLog implements vscode.Disposable {
   private disposed = false;
   private waiting: vscode.Disposable | undefined;
   private lastTime: Date | undefined;
-  /** Lines written to the channel; for the tests. */
+  /** Lines written to the channel, and the channel method each went through; for the tests. */
   readonly written: string[] = [];
+  readonly writtenAs: ChannelLevel[] = [];
   private readonly wrote = new vscode.EventEmitter<string>();
   readonly onDidWrite = this.wrote.event;
 
@@ -53,6 +57,7 @@ class ServiceLog implements vscode.Disposable {
           tail: this.lastTime ? 0 : TAIL,
           since: this.lastTime ? { seconds: Math.floor(this.lastTime.getTime() / 1000), nanos: 0 } : undefined,
           grep: "",
+          minLevel: LogLevel.UNSPECIFIED,
         },
         { abort: abort.signal },
       );
@@ -101,18 +106,14 @@ class ServiceLog implements vscode.Disposable {
       return;
     }
     if (e.time) this.lastTime = new Date(e.time.seconds * 1000 + Math.floor(e.time.nanos / 1e6));
-    switch (e.stream) {
-      case LogStream.STDERR:
-        this.channel.warn(e.line);
-        break;
-      case LogStream.SYSTEM:
-        this.channel.info(`[devenv] ${e.line}`);
-        break;
-      default:
-        this.channel.info(e.line);
+    const as = channelLevel(e);
+    this.channel[as](e.stream === LogStream.SYSTEM ? `[devenv] ${e.line}` : e.line);
+    if (this.written.length >= 1000) {
+      this.written.shift();
+      this.writtenAs.shift();
     }
-    if (this.written.length >= 1000) this.written.shift();
     this.written.push(e.line);
+    this.writtenAs.push(as);
     this.wrote.fire(e.line);
   }
 
@@ -123,6 +124,27 @@ class ServiceLog implements vscode.Disposable {
     this.waiting?.dispose();
     this.channel.dispose();
     this.wrote.dispose();
+  }
+}
+
+type ChannelLevel = "trace" | "debug" | "info" | "warn" | "error";
+
+/** The LogOutputChannel method for a line: its level, else its stream's. */
+export function channelLevel(e: LogEntry): ChannelLevel {
+  switch (e.level) {
+    case LogLevel.TRACE:
+      return "trace";
+    case LogLevel.DEBUG:
+      return "debug";
+    case LogLevel.INFO:
+      return "info";
+    case LogLevel.WARN:
+      return "warn";
+    case LogLevel.ERROR:
+    case LogLevel.FATAL:
+      return "error";
+    case LogLevel.UNSPECIFIED:
+      return e.stream === LogStream.STDERR ? "warn" : "info";
   }
 }
 

@@ -282,7 +282,7 @@ impl LogHub {
                 let mut lines: Vec<LogLine> = ring
                     .iter()
                     .rev()
-                    .filter(|l| query.wants(l.time(), l.text))
+                    .filter(|l| query.wants(l.time(), l.stream, l.text))
                     .take(limit)
                     .map(|l| l.to_line())
                     .collect();
@@ -354,7 +354,7 @@ fn read_older(plan: &ReadPlan, query: &Query, ring_lines: usize, want: usize) ->
         let reached_since = query
             .since
             .is_some_and(|s| lines.first().is_some_and(|l| l.time < s));
-        lines.retain(|l| query.wants(l.time, &l.text));
+        lines.retain(|l| query.wants(l.time, l.stream, &l.text));
         have += lines.len();
         segs.push(lines);
         have < want && !reached_since
@@ -516,6 +516,39 @@ mod tests {
             ..Query::default()
         };
         assert_eq!(texts(&hub.snapshot(&grep)), ["3", "4"]);
+    }
+
+    #[test]
+    fn snapshot_filters_by_level() {
+        let hub = LogHub::new();
+        let svc: Arc<str> = Arc::from("api");
+        hub.push(&svc, Stream::System, "started (pid 7)");
+        hub.push(&svc, Stream::Stdout, "INFO up\nWARN slow\nno level here");
+        hub.push(
+            &svc,
+            Stream::Stderr,
+            "{\"level\":50,\"msg\":\"boom\"}\nplain stderr",
+        );
+        let warn = Query {
+            min_level: Some(crate::logs::Level::Warn),
+            ..Query::default()
+        };
+        assert_eq!(
+            texts(&hub.snapshot(&warn)),
+            [
+                "started (pid 7)",
+                "WARN slow",
+                "{\"level\":50,\"msg\":\"boom\"}"
+            ]
+        );
+        let with_grep = Query {
+            grep: Some(regex::Regex::new("boom").unwrap()),
+            ..warn
+        };
+        assert_eq!(
+            texts(&hub.snapshot(&with_grep)),
+            ["{\"level\":50,\"msg\":\"boom\"}"]
+        );
     }
 
     #[tokio::test]

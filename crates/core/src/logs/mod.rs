@@ -15,6 +15,7 @@ mod batch;
 #[cfg(test)]
 mod disk_full_tests;
 mod hub;
+pub mod level;
 mod pipe;
 mod segment_format;
 mod segments;
@@ -24,6 +25,7 @@ use std::time::{Duration, SystemTime};
 
 pub use batch::{Batch, LineRef, LineSplitter};
 pub use hub::{Follower, LinesView, LogHub, Received};
+pub use level::Level;
 pub use pipe::copy_pipe;
 pub use segments::{LogError, SegmentLimits};
 
@@ -89,6 +91,10 @@ pub struct Query {
     /// are clamped to [`SNAPSHOT_LINES`].
     pub tail: usize,
     pub grep: Option<regex::Regex>,
+    /// Lines at this level or above ([`level::detect`]); lines with no level are left
+    /// out, except devenv's own lines about the service ([`Stream::System`]: started,
+    /// exited), which always pass.
+    pub min_level: Option<Level>,
 }
 
 impl Query {
@@ -96,8 +102,16 @@ impl Query {
         self.services.is_empty() || self.services.iter().any(|s| s == service)
     }
 
-    pub fn wants(&self, time: SystemTime, text: &str) -> bool {
-        self.since.is_none_or(|s| time >= s) && self.grep.as_ref().is_none_or(|g| g.is_match(text))
+    pub fn wants(&self, time: SystemTime, stream: Stream, text: &str) -> bool {
+        self.since.is_none_or(|s| time >= s)
+            && self.wants_level(stream, text)
+            && self.grep.as_ref().is_none_or(|g| g.is_match(text))
+    }
+
+    fn wants_level(&self, stream: Stream, text: &str) -> bool {
+        self.min_level.is_none_or(|min| {
+            stream == Stream::System || level::detect(stream, text).is_some_and(|l| l >= min)
+        })
     }
 }
 

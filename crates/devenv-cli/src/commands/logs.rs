@@ -8,7 +8,7 @@ use devenv_api::pb::environment_service_client::EnvironmentServiceClient;
 use devenv_api::pb::{self, log_service_client::LogServiceClient, LogRequest, StatusRequest};
 use tonic::transport::Channel;
 
-use crate::cli::LogsArgs;
+use crate::cli::{LogLevelArg, LogsArgs};
 use crate::context::Ctx;
 use crate::error::Result;
 use crate::render::logs::LogWriter;
@@ -30,6 +30,7 @@ pub async fn run(ctx: &Ctx, args: LogsArgs) -> Result {
         tail: tail.lines(),
         since: since.map(from_system_time),
         grep: args.grep.unwrap_or_default(),
+        min_level: args.level.map_or(pb::LogLevel::Unspecified, api_level) as i32,
     };
     print(ctx, ctx.channel().await?, request, args.timestamps).await
 }
@@ -67,6 +68,17 @@ async fn print(ctx: &Ctx, channel: Channel, request: LogRequest, timestamps: boo
     }
     out.flush()?;
     Ok(())
+}
+
+fn api_level(l: LogLevelArg) -> pb::LogLevel {
+    match l {
+        LogLevelArg::Trace => pb::LogLevel::Trace,
+        LogLevelArg::Debug => pb::LogLevel::Debug,
+        LogLevelArg::Info => pb::LogLevel::Info,
+        LogLevelArg::Warn => pb::LogLevel::Warn,
+        LogLevelArg::Error => pb::LogLevel::Error,
+        LogLevelArg::Fatal => pb::LogLevel::Fatal,
+    }
 }
 
 /// Every service of the environment, so that columns line up from the first line.

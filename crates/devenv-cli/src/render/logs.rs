@@ -1,13 +1,15 @@
-//! Log lines: `service | line`, the name padded and coloured per service; or JSON
-//! lines. Written to a buffered sink: this path must keep up with 500k lines/s.
+//! Log lines: `service | line`, the name padded and coloured per service, the line
+//! coloured by its level (errors red, warnings yellow, debug and trace dim) unless it
+//! carries colours of its own; or JSON lines. Written to a buffered sink: this path
+//! must keep up with 500k lines/s.
 
 use std::collections::HashMap;
 use std::io::{self, Write};
 
-use devenv_api::pb::{self, LogStream};
+use devenv_api::pb::{self, LogLevel, LogStream};
 use serde::Serialize;
 
-use super::color::{paint, service_color, DIM, RED};
+use super::color::{paint, service_color, DIM, RED, YELLOW};
 use super::time::to_system_time;
 
 pub struct LogWriter<W: Write> {
@@ -26,12 +28,36 @@ struct LineJson<'a> {
     service: &'a str,
     stream: &'static str,
     line: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    level: Option<&'static str>,
     #[serde(skip_serializing_if = "is_zero")]
     missed: u64,
 }
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
+}
+
+pub fn level_label(l: LogLevel) -> Option<&'static str> {
+    Some(match l {
+        LogLevel::Unspecified => return None,
+        LogLevel::Trace => "trace",
+        LogLevel::Debug => "debug",
+        LogLevel::Info => "info",
+        LogLevel::Warn => "warn",
+        LogLevel::Error => "error",
+        LogLevel::Fatal => "fatal",
+    })
+}
+
+/// The colour of a line at level `l`; none for info and lines without a level.
+fn level_code(l: LogLevel) -> Option<&'static str> {
+    match l {
+        LogLevel::Error | LogLevel::Fatal => Some(RED),
+        LogLevel::Warn => Some(YELLOW),
+        LogLevel::Debug | LogLevel::Trace => Some(DIM),
+        LogLevel::Info | LogLevel::Unspecified => None,
+    }
 }
 
 pub fn stream_label(s: LogStream) -> &'static str {
@@ -94,6 +120,10 @@ impl<W: Write> LogWriter<W> {
                 .write_all(paint(self.color, DIM, &note).as_bytes())?;
         } else if stream == LogStream::System && self.color {
             self.out.write_all(paint(true, DIM, &e.line).as_bytes())?;
+        } else if let Some(code) =
+            level_code(e.level()).filter(|_| self.color && !e.line.contains('\x1b'))
+        {
+            self.out.write_all(paint(true, code, &e.line).as_bytes())?;
         } else {
             self.out.write_all(e.line.as_bytes())?;
         }
@@ -118,6 +148,7 @@ impl<W: Write> LogWriter<W> {
             service: &e.service,
             stream: stream_label(e.stream()),
             line: &e.line,
+            level: level_label(e.level()),
             missed: e.missed,
         };
         serde_json::to_writer(&mut self.out, &doc)?;
@@ -143,11 +174,16 @@ mod tests {
             stream: stream as i32,
             line: line.into(),
             missed: 0,
+            level: 0,
         }
     }
 
     fn render(json: bool, entries: &[pb::LogEntry]) -> String {
-        let mut w = LogWriter::new(Vec::new(), json, false, false, &["api".to_string()]);
+        render_with(json, false, entries)
+    }
+
+    fn render_with(json: bool, color: bool, entries: &[pb::LogEntry]) -> String {
+        let mut w = LogWriter::new(Vec::new(), json, color, false, &["api".to_string()]);
         for e in entries {
             w.write(e).unwrap();
         }
@@ -191,5 +227,38 @@ mod tests {
             "{\"time\":\"2023-11-14T22:13:20.000Z\",\"service\":\"api\",\"stream\":\"stderr\",\
              \"line\":\"a \\\"quoted\\\" line\"}\n"
         );
+    }
+
+    #[test]
+    fn levels_colour_lines_and_show_in_json() {
+        let at = |level: LogLevel, line: &str| pb::LogEntry {
+            level: level as i32,
+            ..entry("api", LogStream::Stdout, line)
+        };
+        let out = render_with(
+            false,
+            true,
+            &[
+                at(LogLevel::Error, "ERROR boom"),
+                at(LogLevel::Warn, "WARN hot"),
+                at(LogLevel::Info, "INFO fine"),
+                at(LogLevel::Debug, "DEBUG x"),
+                at(LogLevel::Error, "\x1b[31mERROR\x1b[0m own colours"),
+            ],
+        );
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(lines[0].ends_with("\x1b[31mERROR boom\x1b[0m"), "{lines:?}");
+        assert!(lines[1].ends_with("\x1b[33mWARN hot\x1b[0m"), "{lines:?}");
+        assert!(lines[2].ends_with("|\x1b[0m INFO fine"), "{lines:?}");
+        assert!(lines[3].ends_with("\x1b[2mDEBUG x\x1b[0m"), "{lines:?}");
+        assert!(
+            lines[4].ends_with("|\x1b[0m \x1b[31mERROR\x1b[0m own colours"),
+            "{lines:?}"
+        );
+        // No colour (NO_COLOR, --no-color, a pipe): the line as it came.
+        let plain = render(false, &[at(LogLevel::Error, "ERROR boom")]);
+        assert_eq!(plain, "api | ERROR boom\n");
+        let json = render(true, &[at(LogLevel::Warn, "WARN hot")]);
+        assert!(json.contains(",\"level\":\"warn\"}"), "{json}");
     }
 }

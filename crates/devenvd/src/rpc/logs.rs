@@ -48,11 +48,17 @@ impl LogService for Logs {
                     .map_err(|e| Status::invalid_argument(format!("--grep: {e}")))?,
             )
         };
+        let min_level = pb::LogLevel::try_from(req.min_level)
+            .map(convert::min_level)
+            .map_err(|_| {
+                Status::invalid_argument(format!("min_level: unknown level {}", req.min_level))
+            })?;
         let query = Query {
             services,
             since: req.since.as_ref().map(convert::system_time),
             tail: req.tail as usize,
             grep,
+            min_level,
         };
         let follow = req.follow;
         // May read segment files.
@@ -80,7 +86,7 @@ impl LogService for Logs {
                         }
                         lines
                             .iter()
-                            .filter(|l| query.wants(l.time(), l.text))
+                            .filter(|l| query.wants(l.time(), l.stream, l.text))
                             .map(|l| Ok(convert::log_entry_ref(&l)))
                             .collect()
                     }

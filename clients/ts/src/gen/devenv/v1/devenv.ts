@@ -664,6 +664,14 @@ export interface LogRequest {
      * @generated from protobuf field: string grep = 6
      */
     grep: string;
+    /**
+     * Only lines at this level or above (LogEntry.level). Lines without a level are
+     * left out, except the ones devenv writes about a service (LOG_STREAM_SYSTEM).
+     * Unspecified: every line.
+     *
+     * @generated from protobuf field: devenv.v1.LogLevel min_level = 7
+     */
+    minLevel: LogLevel;
 }
 /**
  * @generated from protobuf message devenv.v1.LogEntry
@@ -691,6 +699,12 @@ export interface LogEntry {
      * @generated from protobuf field: uint64 missed = 5
      */
     missed: number;
+    /**
+     * The line's level; unspecified when it states none.
+     *
+     * @generated from protobuf field: devenv.v1.LogLevel level = 6
+     */
+    level: LogLevel;
 }
 /**
  * @generated from protobuf message devenv.v1.ForwardListRequest
@@ -1048,6 +1062,44 @@ export enum ServiceState {
      * @generated from protobuf enum value: SERVICE_STATE_COMPLETED = 8;
      */
     COMPLETED = 8
+}
+/**
+ * A line's level, read from the line (JSON `level`/`severity`/`lvl`, logfmt `level=`,
+ * prefixes such as `ERROR`, `[warn]`, `WARNING:root:`), lowest first.
+ *
+ * @generated from protobuf enum devenv.v1.LogLevel
+ */
+export enum LogLevel {
+    /**
+     * The line states no level.
+     *
+     * @generated from protobuf enum value: LOG_LEVEL_UNSPECIFIED = 0;
+     */
+    UNSPECIFIED = 0,
+    /**
+     * @generated from protobuf enum value: LOG_LEVEL_TRACE = 1;
+     */
+    TRACE = 1,
+    /**
+     * @generated from protobuf enum value: LOG_LEVEL_DEBUG = 2;
+     */
+    DEBUG = 2,
+    /**
+     * @generated from protobuf enum value: LOG_LEVEL_INFO = 3;
+     */
+    INFO = 3,
+    /**
+     * @generated from protobuf enum value: LOG_LEVEL_WARN = 4;
+     */
+    WARN = 4,
+    /**
+     * @generated from protobuf enum value: LOG_LEVEL_ERROR = 5;
+     */
+    ERROR = 5,
+    /**
+     * @generated from protobuf enum value: LOG_LEVEL_FATAL = 6;
+     */
+    FATAL = 6
 }
 /**
  * @generated from protobuf enum devenv.v1.LogStream
@@ -3019,7 +3071,8 @@ class LogRequest$Type extends MessageType<LogRequest> {
             { no: 3, name: "follow", kind: "scalar", T: 8 /*ScalarType.BOOL*/ },
             { no: 4, name: "tail", kind: "scalar", T: 13 /*ScalarType.UINT32*/ },
             { no: 5, name: "since", kind: "message", T: () => Timestamp },
-            { no: 6, name: "grep", kind: "scalar", T: 9 /*ScalarType.STRING*/ }
+            { no: 6, name: "grep", kind: "scalar", T: 9 /*ScalarType.STRING*/ },
+            { no: 7, name: "min_level", kind: "enum", T: () => ["devenv.v1.LogLevel", LogLevel, "LOG_LEVEL_"] }
         ]);
     }
     create(value?: PartialMessage<LogRequest>): LogRequest {
@@ -3028,6 +3081,7 @@ class LogRequest$Type extends MessageType<LogRequest> {
         message.follow = false;
         message.tail = 0;
         message.grep = "";
+        message.minLevel = 0;
         if (value !== undefined)
             reflectionMergePartial<LogRequest>(this, message, value);
         return message;
@@ -3054,6 +3108,9 @@ class LogRequest$Type extends MessageType<LogRequest> {
                     break;
                 case /* string grep */ 6:
                     message.grep = reader.string();
+                    break;
+                case /* devenv.v1.LogLevel min_level */ 7:
+                    message.minLevel = reader.int32();
                     break;
                 default:
                     let u = options.readUnknownField;
@@ -3085,6 +3142,9 @@ class LogRequest$Type extends MessageType<LogRequest> {
         /* string grep = 6; */
         if (message.grep !== "")
             writer.tag(6, WireType.LengthDelimited).string(message.grep);
+        /* devenv.v1.LogLevel min_level = 7; */
+        if (message.minLevel !== 0)
+            writer.tag(7, WireType.Varint).int32(message.minLevel);
         let u = options.writeUnknownFields;
         if (u !== false)
             (u == true ? UnknownFieldHandler.onWrite : u)(this.typeName, message, writer);
@@ -3103,7 +3163,8 @@ class LogEntry$Type extends MessageType<LogEntry> {
             { no: 2, name: "service", kind: "scalar", T: 9 /*ScalarType.STRING*/ },
             { no: 3, name: "stream", kind: "enum", T: () => ["devenv.v1.LogStream", LogStream, "LOG_STREAM_"] },
             { no: 4, name: "line", kind: "scalar", T: 9 /*ScalarType.STRING*/ },
-            { no: 5, name: "missed", kind: "scalar", T: 4 /*ScalarType.UINT64*/, L: 2 /*LongType.NUMBER*/ }
+            { no: 5, name: "missed", kind: "scalar", T: 4 /*ScalarType.UINT64*/, L: 2 /*LongType.NUMBER*/ },
+            { no: 6, name: "level", kind: "enum", T: () => ["devenv.v1.LogLevel", LogLevel, "LOG_LEVEL_"] }
         ]);
     }
     create(value?: PartialMessage<LogEntry>): LogEntry {
@@ -3112,6 +3173,7 @@ class LogEntry$Type extends MessageType<LogEntry> {
         message.stream = 0;
         message.line = "";
         message.missed = 0;
+        message.level = 0;
         if (value !== undefined)
             reflectionMergePartial<LogEntry>(this, message, value);
         return message;
@@ -3135,6 +3197,9 @@ class LogEntry$Type extends MessageType<LogEntry> {
                     break;
                 case /* uint64 missed */ 5:
                     message.missed = reader.uint64().toNumber();
+                    break;
+                case /* devenv.v1.LogLevel level */ 6:
+                    message.level = reader.int32();
                     break;
                 default:
                     let u = options.readUnknownField;
@@ -3163,6 +3228,9 @@ class LogEntry$Type extends MessageType<LogEntry> {
         /* uint64 missed = 5; */
         if (message.missed !== 0)
             writer.tag(5, WireType.Varint).uint64(message.missed);
+        /* devenv.v1.LogLevel level = 6; */
+        if (message.level !== 0)
+            writer.tag(6, WireType.Varint).int32(message.level);
         let u = options.writeUnknownFields;
         if (u !== false)
             (u == true ? UnknownFieldHandler.onWrite : u)(this.typeName, message, writer);
