@@ -78,6 +78,54 @@ pub enum DevError {
     NotSyncing(String),
 }
 
+/// Why a kubernetes service's runner could not start it (deploy its objects, or put
+/// its workload in dev mode). The text is the service's status message and log line.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Kube(#[from] KubeError),
+    /// The manifests do not read or parse; located, one error per line.
+    #[error("{0}")]
+    Manifests(String),
+    #[error("reading the manifests failed: {0}")]
+    ManifestsTask(#[source] tokio::task::JoinError),
+    /// The cluster refused documents in a dry run; each located.
+    #[error("invalid manifests, nothing applied: {}", .0.join("; "))]
+    InvalidManifests(Vec<String>),
+    #[error("service has no image")]
+    NoImage,
+    #[error("no cluster is configured")]
+    NoCluster,
+    #[error("cannot write helm values in {}: {source}", .dir.display())]
+    HelmValues {
+        dir: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{what} not found in namespace {namespace}: devenv does not create a `workload:` service's workload")]
+    WorkloadMissing { what: String, namespace: String },
+    #[error("{what}: {source}")]
+    WorkloadUnreadable {
+        what: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{0} has no pod selector")]
+    NoSelector(String),
+    #[error("service `{0}` has no `dev` section")]
+    NoDevSection(String),
+    #[error("dev mode needs a workload, and this service has none")]
+    DevNoWorkload,
+    #[error("dev mode replaces one workload; this service has {} ({}): give it its own service", .0.len(), .0.join(", "))]
+    DevManyWorkloads(Vec<String>),
+    #[error("cannot restore {what} after dev mode: {source}")]
+    DevRestore {
+        what: String,
+        #[source]
+        source: KubeError,
+    },
+}
+
 /// What `down` could not finish; the local services are stopped already.
 #[derive(Debug, thiserror::Error)]
 pub enum DownError {

@@ -23,7 +23,7 @@ mod up;
 pub use cluster::{ClusterError, ClusterInfo, ClusterReport};
 pub use dev::DevSession;
 pub use down::DownReport;
-pub use error::{DevError, DownError, EngineError, UnknownService};
+pub use error::{DevError, DownError, EngineError, StartError, UnknownService};
 pub use recovery::RECOVERED;
 pub use runtime::LiveEnv;
 pub use up::{UpEvent, UpOptions};

@@ -13,6 +13,7 @@ use super::restore::put_back;
 use super::sync::DevSync;
 use crate::config::{Environment, Service};
 use crate::engine::board::Shared;
+use crate::engine::error::StartError;
 use crate::kube::devmode::{self, DevSpec, Restored};
 use crate::kube::rollout::Workload;
 use crate::kube::ClusterConn;
@@ -73,23 +74,19 @@ impl DevTarget<'_> {
     pub(in crate::engine) async fn enter(
         &self,
         workloads: &[Workload],
-    ) -> Result<DevActive, String> {
+    ) -> Result<DevActive, StartError> {
         let Some(dev) = self.svc.dev.clone() else {
-            return Err(format!("service `{}` has no `dev` section", self.svc.name));
+            return Err(StartError::NoDevSection(self.svc.name.clone()));
         };
         let w = match workloads {
             [w] => w.clone(),
-            [] => return Err("dev mode needs a workload, and this service has none".into()),
+            [] => return Err(StartError::DevNoWorkload),
             many => {
                 let names: Vec<String> = many
                     .iter()
                     .map(|w| format!("{}/{}", w.kind.to_ascii_lowercase(), w.name))
                     .collect();
-                return Err(format!(
-                    "dev mode replaces one workload; this service has {} ({}): give it its own service",
-                    many.len(),
-                    names.join(", ")
-                ));
+                return Err(StartError::DevManyWorkloads(names));
             }
         };
         let command = dev.command.clone().or_else(|| {
@@ -108,8 +105,7 @@ impl DevTarget<'_> {
         let backup = devmode::enter(&self.conn.client, &self.conn.context, &w, &spec, |b| {
             state.put_dev(&make(b)).map_err(|e| e.to_string())
         })
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
         self.system(&format!(
             "dev mode: {}/{} now runs the dev version (original saved; restored when dev mode ends)",
             w.kind.to_ascii_lowercase(),
@@ -131,7 +127,7 @@ impl DevTarget<'_> {
     pub(in crate::engine) async fn restore_pending(
         &self,
         workloads: &[Workload],
-    ) -> Result<(), String> {
+    ) -> Result<(), StartError> {
         let records = self
             .shared
             .state
@@ -142,11 +138,9 @@ impl DevTarget<'_> {
         for rec in records {
             let r = put_back(self.conn, &self.shared.state, &rec, None)
                 .await
-                .map_err(|e| {
-                    format!(
-                        "cannot restore {} after dev mode: {e}",
-                        rec.backup.display()
-                    )
+                .map_err(|source| StartError::DevRestore {
+                    what: rec.backup.display(),
+                    source,
                 })?;
             if r == Restored::Restored {
                 self.system(&format!(

@@ -9,6 +9,7 @@ use std::time::Instant;
 use serde_json::Value;
 
 use super::KubeRun;
+use crate::engine::error::StartError;
 use crate::kube::apply;
 use crate::kube::rollout::Workload;
 use crate::kube::{helm, manifests, render};
@@ -16,7 +17,7 @@ use crate::logs::Stream;
 
 impl KubeRun {
     /// Applies the service's objects; returns the workloads that gate readiness.
-    pub(in crate::engine) async fn deploy(&self) -> Result<Vec<Workload>, String> {
+    pub(in crate::engine) async fn deploy(&self) -> Result<Vec<Workload>, StartError> {
         let started = Instant::now();
         let svc = &self.svc;
         let objects: Vec<Value> = if let Some(dir) = &svc.manifests {
@@ -24,7 +25,8 @@ impl KubeRun {
             let (dir, base) = (dir.clone(), self.env.project_dir.clone());
             let docs = tokio::task::spawn_blocking(move || manifests::load(&dir, &base))
                 .await
-                .map_err(|e| format!("reading the manifests failed: {e}"))??;
+                .map_err(StartError::ManifestsTask)?
+                .map_err(StartError::Manifests)?;
             let mut objs = Vec::with_capacity(docs.len());
             for d in &docs {
                 let mut o = d.object.clone();
@@ -45,10 +47,7 @@ impl KubeRun {
                 })
                 .collect();
             if !errors.is_empty() {
-                return Err(format!(
-                    "invalid manifests, nothing applied: {}",
-                    errors.join("; ")
-                ));
+                return Err(StartError::InvalidManifests(errors));
             }
             objs
         } else if let Some(chart) = &svc.chart {
@@ -61,9 +60,7 @@ impl KubeRun {
             render::objects(&self.env, svc, &image)
         };
         self.restore_pending(&objects).await?;
-        apply::apply_all(&self.kinds, &self.kenv, &objects)
-            .await
-            .map_err(|e| e.to_string())?;
+        apply::apply_all(&self.kinds, &self.kenv, &objects).await?;
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         self.system(&format!(
             "applied {} object(s) to namespace {} in {ms:.0} ms",
@@ -73,7 +70,7 @@ impl KubeRun {
         self.workloads_of(&objects).await
     }
 
-    pub(in crate::engine) async fn image(&self) -> Result<String, String> {
+    pub(in crate::engine) async fn image(&self) -> Result<String, StartError> {
         if let Some(b) = &self.svc.build {
             let name: Arc<str> = Arc::from(self.svc.name.as_str());
             let hub = self.shared.logs.clone();
@@ -88,14 +85,14 @@ impl KubeRun {
                 &mut move |line: &str| hub.push(&name, Stream::System, line),
             )
             .await
-            .map_err(|e| e.to_string());
+            .map_err(StartError::from);
         }
-        render::image_of(&self.svc).ok_or_else(|| "service has no image".to_owned())
+        render::image_of(&self.svc).ok_or(StartError::NoImage)
     }
 
     /// Restores what an earlier dev mode of this service left, before `objects` are
     /// applied over it (see [`DevTarget::restore_pending`]).
-    async fn restore_pending(&self, objects: &[Value]) -> Result<(), String> {
+    async fn restore_pending(&self, objects: &[Value]) -> Result<(), StartError> {
         let workloads = self.workloads_of(objects).await.unwrap_or_default();
         self.dev_target().restore_pending(&workloads).await
     }
@@ -103,7 +100,7 @@ impl KubeRun {
     pub(in crate::engine) async fn workloads_of(
         &self,
         objects: &[Value],
-    ) -> Result<Vec<Workload>, String> {
+    ) -> Result<Vec<Workload>, StartError> {
         let mut out = Vec::new();
         for o in objects.iter().filter(|o| manifests::is_workload(o)) {
             let (ar, _) = self
@@ -113,8 +110,7 @@ impl KubeRun {
                     o["apiVersion"].as_str().unwrap_or_default(),
                     o["kind"].as_str().unwrap_or_default(),
                 )
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
             if let Some(w) = Workload::from_object(o, ar, &self.kenv.namespace) {
                 out.push(w);
             }
@@ -125,8 +121,8 @@ impl KubeRun {
     pub(in crate::engine) async fn helm_install(
         &self,
         chart: &str,
-    ) -> Result<Vec<Workload>, String> {
-        let bin = helm::binary(&self.vars).map_err(|e| e.to_string())?;
+    ) -> Result<Vec<Workload>, StartError> {
+        let bin = helm::binary(&self.vars)?;
         let started = Instant::now();
         let values_file = match &self.svc.values {
             // Private (they may hold secrets), removed when dropped below.
@@ -138,17 +134,16 @@ impl KubeRun {
                         "json",
                         &serde_json::to_vec(v).unwrap_or_default(),
                     )
-                    .map_err(|e| {
-                        format!(
-                            "cannot write helm values in {}: {e}",
-                            self.shared.scratch.dir().display()
-                        )
+                    .map_err(|source| StartError::HelmValues {
+                        dir: self.shared.scratch.dir().to_path_buf(),
+                        source,
                     })?,
             ),
             None => None,
         };
         let release = helm::release(&self.svc.name);
-        let ctx = crate::kube::context_name(self.env.cluster.as_ref().ok_or("no cluster")?);
+        let ctx =
+            crate::kube::context_name(self.env.cluster.as_ref().ok_or(StartError::NoCluster)?);
         let args = helm::install_args(
             &release,
             chart,
@@ -158,11 +153,9 @@ impl KubeRun {
         );
         let result = helm::run(&bin, &args, &self.vars, &self.env.project_dir).await;
         drop(values_file);
-        result.map_err(|e| e.to_string())?;
+        result?;
         let get = helm::manifest_args(&release, &self.kenv.namespace, ctx.as_deref());
-        let manifest = helm::run(&bin, &get, &self.vars, &self.env.project_dir)
-            .await
-            .map_err(|e| e.to_string())?;
+        let manifest = helm::run(&bin, &get, &self.vars, &self.env.project_dir).await?;
         let objects: Vec<Value> = serde_yaml::Deserializer::from_str(&manifest)
             .filter_map(|d| serde::Deserialize::deserialize(d).ok())
             .filter(|v: &Value| !v.is_null())
@@ -180,28 +173,28 @@ impl KubeRun {
     pub(in crate::engine) async fn existing_workload(
         &self,
         r: &crate::config::WorkloadRef,
-    ) -> Result<Vec<Workload>, String> {
-        let (ar, _) = self
-            .kinds
-            .resolve(&self.kenv, "apps/v1", &r.kind)
-            .await
-            .map_err(|e| e.to_string())?;
+    ) -> Result<Vec<Workload>, StartError> {
+        let (ar, _) = self.kinds.resolve(&self.kenv, "apps/v1", &r.kind).await?;
         let api: kube::Api<kube::api::DynamicObject> =
             kube::Api::namespaced_with(self.kenv.client.clone(), &self.kenv.namespace, &ar);
         let found = api
             .get_opt(&r.name)
             .await
-            .map_err(|e| crate::kube::error::explain(&e, &self.kenv.context).to_string())?;
+            .map_err(|e| crate::kube::error::explain(&e, &self.kenv.context))?;
         let Some(found) = found else {
-            return Err(format!(
-                "{r} not found in namespace {}: devenv does not create a `workload:` service's workload",
-                self.kenv.namespace
-            ));
+            return Err(StartError::WorkloadMissing {
+                what: r.to_string(),
+                namespace: self.kenv.namespace.clone(),
+            });
         };
-        let value = serde_json::to_value(&found).map_err(|e| format!("{r}: {e}"))?;
+        let value =
+            serde_json::to_value(&found).map_err(|source| StartError::WorkloadUnreadable {
+                what: r.to_string(),
+                source,
+            })?;
         self.restore_pending(std::slice::from_ref(&value)).await?;
         Workload::from_object(&value, ar, &self.kenv.namespace)
             .map(|w| vec![w])
-            .ok_or_else(|| format!("{r} has no pod selector"))
+            .ok_or_else(|| StartError::NoSelector(r.to_string()))
     }
 }

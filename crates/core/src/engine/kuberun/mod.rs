@@ -131,7 +131,8 @@ impl KubeRun {
                 };
                 match deployed {
                     Ok(w) => workloads = w,
-                    Err(msg) => {
+                    Err(e) => {
+                        let msg = e.to_string();
                         self.system(&msg);
                         self.shared.update(&name, |s| {
                             s.state = ServiceState::Failed;
