@@ -1,4 +1,4 @@
-import type { LogStream } from "@devenv/api";
+import type { LogLevel, LogStream } from "@devenv/api";
 
 // The page's bounded store of log lines: a ring of at most `capacity` entries, each
 // numbered by a sequence number that never repeats, so the view can keep its place
@@ -19,6 +19,8 @@ export interface Entry {
   time: number;
   service: string;
   stream: LogStream;
+  /** Read by the daemon from the line; UNSPECIFIED when it states none. */
+  level: LogLevel;
   text: string;
   /** For Skipped: how many lines. */
   count: number;

@@ -1,7 +1,8 @@
 // The logs panel: one LogService.Stream at a time (merged or one service, with the
 // filter evaluated by the daemon over everything it retained), a bounded buffer,
 // the virtualized view, and the toolbar (filter, service, since, follow, pause,
-// timestamps, clear, download). A stream that breaks is resumed from the last
+// timestamps, clear, download), and a level picker (the daemon filters: warn = warn
+// and above; lines are coloured by their level in the view). A stream that breaks is resumed from the last
 // line's time, without duplicating lines that share that timestamp.
 import { LogLevel, LogStream, logStreamName, type EnvironmentRef, type LogEntry, type LogRequest, Timestamp } from "@devenv/api";
 import { describe, isAbort, isAborted, type Api } from "./api";
@@ -17,6 +18,27 @@ import { formatTime, LogView } from "./logview";
 export const BUFFER_LINES = 50_000;
 /** Lines asked for when the stream opens without a filter (the newest of them). */
 export const INITIAL_TAIL = 5_000;
+
+/** The level picker: every line, or a level and above. */
+const LEVEL_CHOICES: readonly (readonly [LogLevel, string])[] = [
+  [LogLevel.UNSPECIFIED, "all levels"],
+  [LogLevel.TRACE, "trace+"],
+  [LogLevel.DEBUG, "debug+"],
+  [LogLevel.INFO, "info+"],
+  [LogLevel.WARN, "warn+"],
+  [LogLevel.ERROR, "error+"],
+  [LogLevel.FATAL, "fatal"],
+];
+
+export const LEVEL_NAMES: Readonly<Record<LogLevel, string>> = {
+  [LogLevel.UNSPECIFIED]: "",
+  [LogLevel.TRACE]: "trace",
+  [LogLevel.DEBUG]: "debug",
+  [LogLevel.INFO]: "info",
+  [LogLevel.WARN]: "warn",
+  [LogLevel.ERROR]: "error",
+  [LogLevel.FATAL]: "fatal",
+};
 
 interface Cursor {
   /** Timestamp of the newest line received, as seconds and nanos. */
@@ -41,6 +63,7 @@ export class LogsPanel {
   private readonly filterInput: HTMLInputElement;
   private readonly filterError: HTMLSpanElement;
   private readonly serviceSelect: HTMLSelectElement;
+  private readonly levelSelect: HTMLSelectElement;
   private readonly sinceInput: HTMLInputElement;
   private readonly followBox: HTMLInputElement;
   private readonly timeBox: HTMLInputElement;
@@ -67,6 +90,11 @@ export class LogsPanel {
     });
     this.filterError = h("span", { class: "error-text" });
     this.serviceSelect = h("select", { attrs: { "aria-label": "log service" }, on: { change: () => { this.restart(); } } });
+    this.levelSelect = h(
+      "select",
+      { class: "log-level-select", attrs: { "aria-label": "log level" }, on: { change: () => { this.restart(); } } },
+      ...LEVEL_CHOICES.map(([value, label]) => h("option", { attrs: { value: String(value) } }, label)),
+    );
     this.sinceInput = h("input", {
       class: "log-since",
       attrs: { type: "text", placeholder: "since: 10m, 2h", "aria-label": "logs since" },
@@ -88,6 +116,7 @@ export class LogsPanel {
       this.filterInput,
       h("button", { attrs: { type: "button" }, on: { click: () => { this.restart(); } } }, "Search"),
       this.serviceSelect,
+      this.levelSelect,
       this.sinceInput,
       h("label", null, this.followBox, " follow"),
       this.pauseButton,
@@ -125,6 +154,17 @@ export class LogsPanel {
     this.restart();
   }
 
+  /** Shows lines at `level` and above only (UNSPECIFIED: every line). */
+  setMinLevel(level: LogLevel): void {
+    this.levelSelect.value = String(level);
+    this.restart();
+  }
+
+  private minLevel(): LogLevel {
+    const chosen = this.levelSelect.value;
+    return LEVEL_CHOICES.find(([level]) => String(level) === chosen)?.[0] ?? LogLevel.UNSPECIFIED;
+  }
+
   /** Sets the filter box and runs the search (used by tests and the URL). */
   search(text: string): void {
     this.filterInput.value = text;
@@ -148,7 +188,8 @@ export class LogsPanel {
     const lines: string[] = [];
     for (const e of this.buffer.entries()) {
       if (e.kind === EntryKind.Line) {
-        lines.push(`${new Date(e.time).toISOString()} ${e.service} ${logStreamName(e.stream)} ${stripAnsi(e.text)}`);
+        const level = e.level === LogLevel.UNSPECIFIED ? "" : ` ${LEVEL_NAMES[e.level]}`;
+        lines.push(`${new Date(e.time).toISOString()} ${e.service} ${logStreamName(e.stream)}${level} ${stripAnsi(e.text)}`);
       } else if (e.kind === EntryKind.Skipped) {
         lines.push(`# ${String(e.count)} lines skipped`);
       }
@@ -190,10 +231,10 @@ export class LogsPanel {
       follow: true,
       // With a filter or a since, everything the daemon retained that matches (the
       // page keeps the newest BUFFER_LINES); without, the newest INITIAL_TAIL.
-      tail: filter.grep !== "" || since.at !== undefined ? 0 : INITIAL_TAIL,
+      tail: filter.grep !== "" || since.at !== undefined || this.minLevel() !== LogLevel.UNSPECIFIED ? 0 : INITIAL_TAIL,
       grep: filter.grep,
       since: since.at !== undefined ? Timestamp.fromDate(new Date(since.at)) : undefined,
-      minLevel: LogLevel.UNSPECIFIED,
+      minLevel: this.minLevel(),
     };
     this.base = base;
     const abort = new AbortController();
@@ -262,7 +303,7 @@ export class LogsPanel {
     const key = `${e.service}\u0000${e.line}`;
     const c = this.cursor;
     if (e.missed > 0) {
-      this.push({ kind: EntryKind.Skipped, time: Date.now(), service: e.service, stream: LogStream.SYSTEM, text: "", count: e.missed });
+      this.push({ kind: EntryKind.Skipped, time: Date.now(), service: e.service, stream: LogStream.SYSTEM, level: LogLevel.UNSPECIFIED, text: "", count: e.missed });
       return;
     }
     if (c) {
@@ -279,13 +320,14 @@ export class LogsPanel {
       time: seconds * 1000 + Math.floor(nanos / 1e6),
       service: e.service,
       stream: e.stream,
+      level: e.level,
       text: e.line,
       count: 0,
     });
   }
 
   private note(text: string): void {
-    this.push({ kind: EntryKind.Note, time: Date.now(), service: "", stream: LogStream.SYSTEM, text: `${formatTime(Date.now())} ${text}`, count: 0 });
+    this.push({ kind: EntryKind.Note, time: Date.now(), service: "", stream: LogStream.SYSTEM, level: LogLevel.UNSPECIFIED, text: `${formatTime(Date.now())} ${text}`, count: 0 });
   }
 
   private push(entry: Entry): void {

@@ -2,7 +2,7 @@
 // in the DOM, positioned over a spacer as tall as all kept lines, so 50,000 lines
 // scroll like 50. Rows are fixed height (no wrapping; long lines scroll sideways)
 // and recycled; a row's content is rebuilt only when it shows another entry.
-import { LogStream } from "@devenv/api";
+import { LogLevel, LogStream } from "@devenv/api";
 import { parseAnsi, type Segment } from "./ansi";
 import { h, nameColor } from "./dom";
 import { EntryKind, type Entry, type LogBuffer } from "./logbuffer";
@@ -16,6 +16,17 @@ const STREAM_CLASS: Readonly<Record<LogStream, string>> = {
   [LogStream.STDOUT]: "s-out",
   [LogStream.STDERR]: "s-err",
   [LogStream.SYSTEM]: "s-sys",
+};
+
+/** Rows are coloured by the line's level (style.css): errors red, warnings amber, debug dim. */
+const LEVEL_CLASS: Readonly<Record<LogLevel, string>> = {
+  [LogLevel.UNSPECIFIED]: "",
+  [LogLevel.TRACE]: " l-trace",
+  [LogLevel.DEBUG]: " l-debug",
+  [LogLevel.INFO]: " l-info",
+  [LogLevel.WARN]: " l-warn",
+  [LogLevel.ERROR]: " l-error",
+  [LogLevel.FATAL]: " l-fatal",
 };
 
 interface PooledRow {
@@ -222,7 +233,7 @@ export class LogView {
       el.textContent = `\u2014 ${e.text}`;
       return;
     }
-    el.className = `log-row ${STREAM_CLASS[e.stream]}`;
+    el.className = `log-row ${STREAM_CLASS[e.stream]}${LEVEL_CLASS[e.level]}`;
     if (this.opts.showTime()) el.appendChild(h("span", { class: "log-time" }, formatTime(e.time)));
     const svc = h("span", { class: "log-svc", title: e.service }, e.service);
     svc.style.color = nameColor(e.service);

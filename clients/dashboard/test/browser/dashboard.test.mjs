@@ -26,6 +26,24 @@ while True:
     time.sleep(3600)
 `;
 
+// One line of each kind the daemon reads a level from (a prefix, JSON, logfmt,
+// brackets), and lines with none.
+const LEVELED = `import time
+for line in [
+    "INFO app started",
+    '{"level":"warn","msg":"cache cold"}',
+    "DEBUG details",
+    "ERROR disk gone",
+    'level=error msg="second error"',
+    "INFORMATION is no level",
+    "[warn] low memory",
+]:
+    print(line, flush=True)
+while True:
+    time.sleep(3600)
+`;
+const WARN_AND_UP = ['{"level":"warn","msg":"cache cold"}', "ERROR disk gone", 'level=error msg="second error"', "[warn] low memory"];
+
 /** A plain HTTP request to the dashboard port with chosen headers. */
 function http(port, { method = "GET", path = "/", headers = {}, body } = {}) {
   return new Promise((resolve, reject) => {
@@ -70,6 +88,7 @@ describe("dashboard in Chromium", { concurrency: false, timeout: 600_000 }, () =
   let dash;
   let quickstart;
   let chatty;
+  let leveled;
   let qsEnv;
 
   before(async () => {
@@ -83,6 +102,12 @@ describe("dashboard in Chromium", { concurrency: false, timeout: 600_000 }, () =
         "chatty.py": CHATTY,
       },
     });
+    leveled = world.project("leveled", {
+      files: {
+        ".devenv/config.yml": "apiVersion: devenv/v1\nkind: Environment\nmetadata:\n  name: leveled\nspec:\n  services:\n    - name: app\n      command: [python3, -u, app.py]\n",
+        "app.py": LEVELED,
+      },
+    });
     await world.startDaemon(0);
     dash = await world.dashboard();
     browser = await chromium.launch({ executablePath: CHROMIUM });
@@ -91,7 +116,7 @@ describe("dashboard in Chromium", { concurrency: false, timeout: 600_000 }, () =
   after(async () => {
     await browser?.close();
     if (world?.daemon) {
-      for (const dir of [quickstart, chatty]) await world.devenv(["down"], { cwd: dir, check: false });
+      for (const dir of [quickstart, chatty, leveled]) await world.devenv(["down"], { cwd: dir, check: false });
     }
     await world?.close();
   });
@@ -207,6 +232,36 @@ describe("dashboard in Chromium", { concurrency: false, timeout: 600_000 }, () =
     await until("three regex matches", async () => (await page.locator(".log-row .log-text").count()) === 3, 30_000);
     await page.fill(".log-filter", "");
     await page.press(".log-filter", "Enter");
+    // Back to the quickstart environment for the next test.
+    const qs = await page.locator(".env-select option", { hasText: "quickstart" }).getAttribute("value");
+    await page.selectOption(".env-select", qs);
+    await page.locator('tr[data-service="web"][data-state="ready"]').waitFor();
+  });
+
+  test("filter the logs by level on the daemon; lines coloured by their level", async () => {
+    await world.devenv(["up"], { cwd: leveled });
+    await until("the leveled environment in the switcher", async () => (await page.locator(".env-select option", { hasText: "leveled" }).count()) > 0, 30_000);
+    const value = await page.locator(".env-select option", { hasText: "leveled" }).getAttribute("value");
+    await page.selectOption(".env-select", value);
+    const own = page.locator(".log-row:not(.s-sys):not(.log-note):not(.log-marker) .log-text");
+    await until("all seven lines", async () => (await own.count()) === 7, 30_000);
+    // Colours from the level the daemon read: errors red (--bad), warnings amber (--warn).
+    const color = (text) => page.locator(".log-row .log-text", { hasText: text }).first().evaluate((el) => getComputedStyle(el).color);
+    assert.equal(await color("ERROR disk gone"), "rgb(255, 107, 107)");
+    assert.equal(await color("second error"), "rgb(255, 107, 107)");
+    assert.equal(await color("cache cold"), "rgb(210, 153, 34)");
+    assert.equal(await page.locator(".log-row.l-warn", { hasText: "[warn] low memory" }).count(), 1);
+    assert.equal(await page.locator(".log-row.l-debug", { hasText: "DEBUG details" }).count(), 1);
+    assert.equal(await page.locator(".log-row.l-info", { hasText: "INFO app started" }).count(), 1);
+    const plain = page.locator(".log-row", { hasText: "INFORMATION is no level" });
+    assert.equal(await plain.getAttribute("class"), "log-row s-out", "no level, no colour");
+    // warn+: the daemon sends only warn and above (and its own lines about the service).
+    await page.selectOption(".log-level-select", { label: "warn+" });
+    await until("only the warn and error lines", async () => JSON.stringify(await own.allTextContents()) === JSON.stringify(WARN_AND_UP), 30_000);
+    await page.selectOption(".log-level-select", { label: "error+" });
+    await until("only the error lines", async () => JSON.stringify(await own.allTextContents()) === JSON.stringify(["ERROR disk gone", 'level=error msg="second error"']), 30_000);
+    await page.selectOption(".log-level-select", { label: "all levels" });
+    await until("all seven lines again", async () => (await own.count()) === 7, 30_000);
     // Back to the quickstart environment for the next test.
     const qs = await page.locator(".env-select option", { hasText: "quickstart" }).getAttribute("value");
     await page.selectOption(".env-select", qs);
