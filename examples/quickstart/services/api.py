@@ -46,8 +46,11 @@ class Handler(BaseHTTPRequestHandler):
             self.reply(503, {"error": f"db unreachable: {err}"})
 
     def log_request(self, code="-", size="-"):
-        # One line per request on stdout, so `devenv logs api` shows traffic.
-        print(f"api: {self.command} {self.path} -> {int(code)}", flush=True)
+        # One line per request on stdout, so `devenv logs api` shows traffic; with a
+        # level (`devenv logs --level warn` shows the failed requests only).
+        code = int(code)
+        level = "ERROR" if code >= 500 else "WARN" if code >= 400 else "INFO"
+        print(f"{level} api: {self.command} {self.path} -> {code}", flush=True)
 
 
 def main():

@@ -81,7 +81,15 @@ export function defineTests(): void {
         const f = names.map((n) => path.join(api.logDir, n)).find((p) => /devenv\W+api\.log$/.test(p));
         return f !== undefined && fs.readFileSync(f, "utf8").includes(marker) ? f : undefined;
       });
-      assert.match(fs.readFileSync(file, "utf8"), new RegExp(`\\[info\\] api: GET /${marker} `));
+      // A 404 is logged as `WARN api: ...`: the channel got it as a warning.
+      assert.match(fs.readFileSync(file, "utf8"), new RegExp(`\\[warning\\] WARN api: GET /${marker} -> 404`));
+      assert.equal(log.writtenAs[log.written.findIndex((l) => l.includes(marker))], "warn");
+      // A 200 (the readiness probe's) as `INFO api: ...`: info; a stdout line with no
+      // level (`api: listening on ...`): info too.
+      const as = (re: RegExp): string | undefined => log.writtenAs[log.written.findIndex((l) => re.test(l))];
+      await until("a probe's request in the channel", 15_000, () => as(/^INFO api: GET \/healthz -> 200$/));
+      assert.equal(as(/^INFO api: GET \/healthz -> 200$/), "info");
+      assert.equal(as(/^api: listening on /), "info");
     });
 
     it("turns the status bar red when a service fails, and back", async () => {
