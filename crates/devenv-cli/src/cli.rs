@@ -67,6 +67,10 @@ pub enum Command {
     Logs(LogsArgs),
     /// Restart services; dependents follow their restart policy
     Restart(RestartArgs),
+    /// Run a command in a running service (its workdir and environment, or a pod)
+    Exec(ExecArgs),
+    /// Open a shell in a running service ($SHELL, else sh)
+    Shell(ShellArgs),
     /// List environments known to the daemon
     Ls,
     /// Run kubernetes services in dev mode until Ctrl-C, which restores them
@@ -113,6 +117,8 @@ impl Command {
             Command::Down(a) => a.file.file.take(),
             Command::Status(a) => a.file.file.take(),
             Command::Restart(a) => a.file.file.take(),
+            Command::Exec(a) => a.target.file.file.take(),
+            Command::Shell(a) => a.target.file.file.take(),
             Command::Logs(a) => a.file.take(),
             Command::Forward(ForwardCommand::Ls(a)) => a.file.file.take(),
             Command::Dev(a) => a.file.file.take(),
@@ -252,6 +258,43 @@ pub struct RestartArgs {
     /// Services to restart
     #[arg(value_name = "SERVICE", required = true)]
     pub services: Vec<String>,
+}
+
+/// Where `exec` and `shell` run.
+#[derive(Debug, Args)]
+pub struct ExecTarget {
+    #[command(flatten)]
+    pub file: FileOpt,
+    /// The service (must be running)
+    #[arg(value_name = "SERVICE")]
+    pub service: String,
+    /// Kubernetes: the container (default: the pod's first)
+    #[arg(short = 'c', long, value_name = "CONTAINER")]
+    pub container: Option<String>,
+    /// Kubernetes: the pod (default: a ready pod of the service)
+    #[arg(long, value_name = "POD")]
+    pub pod: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    #[command(flatten)]
+    pub target: ExecTarget,
+    /// Pass stdin to the command
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Allocate a terminal (raw mode here, window size passed on)
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// The command and its arguments, after `--`
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ShellArgs {
+    #[command(flatten)]
+    pub target: ExecTarget,
 }
 
 #[derive(Debug, Args)]

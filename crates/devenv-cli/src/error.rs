@@ -30,6 +30,8 @@ pub enum CliError {
     Rpc(tonic::Status),
     /// The problem was already printed; just exit with this code.
     Silent(Exit),
+    /// Exit with the code of a command devenv ran (`exec`).
+    Code(u8),
 }
 
 pub type Result<T = (), E = CliError> = std::result::Result<T, E>;

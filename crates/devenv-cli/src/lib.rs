@@ -72,6 +72,7 @@ fn report(err: CliError, ctx: Option<&Ctx>) -> ExitCode {
     let color = ctx.is_some_and(|c| c.out.err_color);
     let (exit, message) = match err {
         CliError::Silent(exit) => return exit.into(),
+        CliError::Code(code) => return ExitCode::from(code),
         CliError::Report(_, ref e) if error::is_broken_pipe(e) => return Exit::Ok.into(),
         CliError::Report(exit, e) => (exit, format!("{e:#}")),
         CliError::Rpc(status) => {

@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use devenv_api::pb;
 use devenv_core::config::{ConfigError, ConfigErrors, Environment};
-use devenv_core::engine::{ClusterError, EngineError, ProjectRef};
+use devenv_core::engine::{ClusterError, EngineError, ExecError, ProjectRef};
 use devenv_core::kube::forward::{ForwardState, ForwardStatus};
 use devenv_core::logs::{level, Level, LineRef, LogLine, Stream};
 use devenv_core::status::{ServiceState, ServiceStatus};
@@ -76,6 +76,14 @@ pub fn status(e: EngineError) -> Status {
             // k3d or Docker failed (exit 1), as kube_status says.
             ClusterError::Tool(_) => tonic::Code::Unknown,
             ClusterError::Record(_) => tonic::Code::Internal,
+        },
+        EngineError::Exec(x) => match x {
+            ExecError::NotRunning { .. }
+            | ExecError::NoReadyPod { .. }
+            | ExecError::PodNotFound { .. }
+            | ExecError::ContainerNotFound { .. } => tonic::Code::FailedPrecondition,
+            ExecError::Spawn { .. } | ExecError::Kube { .. } => tonic::Code::Unknown,
+            ExecError::Pty(_) => tonic::Code::Internal,
         },
         EngineError::State(_) | EngineError::Guardian(_) | EngineError::Scratch { .. } => {
             tonic::Code::Internal

@@ -37,6 +37,9 @@ pub enum EngineError {
     /// A `cluster` command could not be done.
     #[error(transparent)]
     Cluster(#[from] super::cluster::ClusterError),
+    /// `exec` could not start the command in the service.
+    #[error(transparent)]
+    Exec(#[from] super::exec::ExecError),
 }
 
 /// Services a request named that the config does not have; lists the known ones.

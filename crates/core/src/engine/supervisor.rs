@@ -47,6 +47,9 @@ pub struct Supervisor {
     pub service: Service,
     /// Runs the dev version (dev mode).
     pub dev: bool,
+    /// The workdir and environment of the running process (`devenv exec` runs its
+    /// commands with them); `None` while no process runs.
+    pub context: Arc<std::sync::Mutex<Option<ExecContext>>>,
 }
 
 impl Supervisor {
@@ -65,6 +68,8 @@ impl Supervisor {
             path_var: vars.get("PATH").cloned(),
         };
         let configured = service.clone();
+        let context = Arc::new(std::sync::Mutex::new(None));
+        let run_context = context.clone();
         let task = tokio::spawn(async move {
             let shared = task_shared;
             let svc = match crate::presets::prepare(&configured, &site).await {
@@ -92,6 +97,7 @@ impl Supervisor {
                 svc,
                 vars,
                 ctl: rx,
+                context: run_context,
             }
             .main()
             .await
@@ -101,6 +107,7 @@ impl Supervisor {
             task,
             service,
             dev: false,
+            context,
         }
     }
 
@@ -118,6 +125,7 @@ struct Run {
     svc: Service,
     vars: Arc<std::collections::BTreeMap<String, String>>,
     ctl: mpsc::Receiver<Ctl>,
+    context: Arc<std::sync::Mutex<Option<ExecContext>>>,
 }
 
 enum Outcome {
@@ -142,6 +150,7 @@ impl Run {
         loop {
             let started = Instant::now();
             let outcome = self.run_once(restarts).await;
+            *self.context.lock().unwrap_or_else(|p| p.into_inner()) = None;
             let (code, why) = match outcome {
                 Outcome::Stop(reply) => {
                     self.shared
@@ -404,6 +413,7 @@ impl Run {
             workdir: self.svc.workdir.clone(),
             env,
         };
+        *self.context.lock().unwrap_or_else(|p| p.into_inner()) = Some(exec_ctx.clone());
         let oneshot = self.svc.oneshot;
         if oneshot {
             self.shared.update(&name, |s| {

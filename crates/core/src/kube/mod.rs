@@ -8,6 +8,7 @@ pub mod apply;
 pub mod build;
 pub mod devmode;
 pub mod error;
+pub mod exec;
 pub mod forward;
 pub mod helm;
 pub mod k3d;

@@ -7,6 +7,7 @@ mod daemon;
 mod dashboard;
 mod dev;
 mod down;
+mod exec;
 mod forward;
 mod init;
 mod logs;
@@ -31,6 +32,8 @@ pub async fn dispatch(command: Command, ctx: &Ctx) -> Result {
         Command::Status(args) => status::run(ctx, args).await,
         Command::Logs(args) => logs::run(ctx, args).await,
         Command::Restart(args) => restart::run(ctx, args).await,
+        Command::Exec(args) => exec::exec(ctx, args).await,
+        Command::Shell(args) => exec::shell(ctx, args).await,
         Command::Ls => ls::run(ctx).await,
         Command::Forward(ForwardCommand::Ls(_)) => forward::ls(ctx).await,
         Command::Dev(args) => dev::run(ctx, args).await,

@@ -1,10 +1,13 @@
 use std::sync::Arc;
 
 use devenv_api::pb::{self, service_service_server::ServiceService};
-use devenv_core::engine::{Engine, EngineError};
+use devenv_core::engine::{
+    Engine, EngineError, ExecInput, ExecOutput, ExecSpec, TermSize, STDIN_MAX,
+};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::{Request, Response, Status};
+use tokio_stream::StreamExt as _;
+use tonic::{Request, Response, Status, Streaming};
 
 use super::environment::up_event;
 use super::ResponseStream;
@@ -79,5 +82,97 @@ impl ServiceService for Services {
             Err(e) => return Err(convert::status(e)),
         }
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    type ExecStream = ResponseStream<pb::ExecOutput>;
+
+    async fn exec(
+        &self,
+        req: Request<Streaming<pb::ExecInput>>,
+    ) -> Result<Response<Self::ExecStream>, Status> {
+        let mut inbound = req.into_inner();
+        let first = inbound.message().await?;
+        let Some(pb::ExecInput {
+            input: Some(pb::exec_input::Input::Start(start)),
+        }) = first
+        else {
+            return Err(Status::invalid_argument(
+                "the first message of Exec must be an ExecStart",
+            ));
+        };
+        if start.service.is_empty() {
+            return Err(Status::invalid_argument("name the service to exec into"));
+        }
+        let env = convert::env_request(&self.engine, start.environment)?;
+        super::record(&env, std::slice::from_ref(&start.service));
+        let spec = ExecSpec {
+            service: start.service,
+            command: start.command,
+            tty: start.tty,
+            stdin: start.stdin,
+            container: (!start.container.is_empty()).then_some(start.container),
+            pod: (!start.pod.is_empty()).then_some(start.pod),
+            size: start.size.map(term_size),
+        };
+        let session = self
+            .engine
+            .exec(&env, spec)
+            .await
+            .map_err(convert::status)?;
+        let input = session.input;
+        // Ends with the client's stream or with the session (its input dropped).
+        tokio::spawn(async move {
+            loop {
+                let msg = tokio::select! {
+                    m = inbound.message() => m,
+                    () = input.closed() => return,
+                };
+                let msg = match msg {
+                    Ok(Some(pb::ExecInput { input: Some(m) })) => m,
+                    Ok(Some(_)) => continue,
+                    // The client half-closed: end of input. A reset client is seen by
+                    // the session as its output going away.
+                    Ok(None) | Err(_) => return,
+                };
+                let to = match msg {
+                    pb::exec_input::Input::Stdin(b) if b.len() > STDIN_MAX => {
+                        tracing::warn!(
+                            bytes = b.len(),
+                            "exec: stdin message over {STDIN_MAX} bytes; input ends"
+                        );
+                        return;
+                    }
+                    pb::exec_input::Input::Stdin(b) => ExecInput::Stdin(b),
+                    pb::exec_input::Input::Resize(s) => ExecInput::Resize(term_size(s)),
+                    pb::exec_input::Input::CloseStdin(_) => ExecInput::Eof,
+                    pb::exec_input::Input::Start(_) => continue,
+                };
+                if input.send(to).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let output = ReceiverStream::new(session.output).map(|o| {
+            let output = match o {
+                ExecOutput::Stdout(b) => pb::exec_output::Output::Stdout(b),
+                ExecOutput::Stderr(b) => pb::exec_output::Output::Stderr(b),
+                ExecOutput::Exit { code, message } => pb::exec_output::Output::Exit(pb::ExecExit {
+                    code,
+                    message: message.unwrap_or_default(),
+                }),
+            };
+            Ok(pb::ExecOutput {
+                output: Some(output),
+            })
+        });
+        Ok(Response::new(Box::pin(output)))
+    }
+}
+
+fn term_size(s: pb::TerminalSize) -> TermSize {
+    let clamp = |v: u32| u16::try_from(v).unwrap_or(u16::MAX);
+    TermSize {
+        rows: clamp(s.rows),
+        cols: clamp(s.cols),
     }
 }

@@ -81,6 +81,7 @@ impl KubeRun {
             task,
             service,
             dev,
+            context: Default::default(),
         }
     }
 

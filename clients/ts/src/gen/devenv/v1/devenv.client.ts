@@ -18,6 +18,9 @@ import { LogService } from "./devenv";
 import type { LogEntry } from "./devenv";
 import type { LogRequest } from "./devenv";
 import { ServiceService } from "./devenv";
+import type { ExecOutput } from "./devenv";
+import type { ExecInput } from "./devenv";
+import type { DuplexStreamingCall } from "@protobuf-ts/runtime-rpc";
 import type { DevRequest } from "./devenv";
 import type { RestartResponse } from "./devenv";
 import type { RestartRequest } from "./devenv";
@@ -272,6 +275,16 @@ export interface IServiceServiceClient {
      * @generated from protobuf rpc: Dev
      */
     dev(input: DevRequest, options?: RpcOptions): ServerStreamingCall<DevRequest, UpEvent>;
+    /**
+     * Runs a command in a running service (a local process in the service's workdir
+     * with its environment, or a container of one of its ready pods), as `devenv exec`
+     * and `devenv shell` do. A bidirectional stream: the first message is an
+     * ExecStart, then stdin, resizes and end of input; the replies are output chunks,
+     * then one ExecExit. A client that goes away ends the command (its process group).
+     *
+     * @generated from protobuf rpc: Exec
+     */
+    exec(options?: RpcOptions): DuplexStreamingCall<ExecInput, ExecOutput>;
 }
 // ---------------------------------------------------------------- services
 
@@ -301,6 +314,19 @@ export class ServiceServiceClient implements IServiceServiceClient, ServiceInfo 
     dev(input: DevRequest, options?: RpcOptions): ServerStreamingCall<DevRequest, UpEvent> {
         const method = this.methods[1], opt = this._transport.mergeOptions(options);
         return stackIntercept<DevRequest, UpEvent>("serverStreaming", this._transport, method, opt, input);
+    }
+    /**
+     * Runs a command in a running service (a local process in the service's workdir
+     * with its environment, or a container of one of its ready pods), as `devenv exec`
+     * and `devenv shell` do. A bidirectional stream: the first message is an
+     * ExecStart, then stdin, resizes and end of input; the replies are output chunks,
+     * then one ExecExit. A client that goes away ends the command (its process group).
+     *
+     * @generated from protobuf rpc: Exec
+     */
+    exec(options?: RpcOptions): DuplexStreamingCall<ExecInput, ExecOutput> {
+        const method = this.methods[2], opt = this._transport.mergeOptions(options);
+        return stackIntercept<ExecInput, ExecOutput>("duplex", this._transport, method, opt);
     }
 }
 // ---------------------------------------------------------------- logs

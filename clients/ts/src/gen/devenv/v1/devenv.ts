@@ -594,6 +594,159 @@ export interface ListResponse {
     environments: EnvironmentSummary[];
 }
 /**
+ * @generated from protobuf message devenv.v1.TerminalSize
+ */
+export interface TerminalSize {
+    /**
+     * @generated from protobuf field: uint32 rows = 1
+     */
+    rows: number;
+    /**
+     * @generated from protobuf field: uint32 cols = 2
+     */
+    cols: number;
+}
+/**
+ * @generated from protobuf message devenv.v1.ExecStart
+ */
+export interface ExecStart {
+    /**
+     * @generated from protobuf field: devenv.v1.EnvironmentRef environment = 1
+     */
+    environment?: EnvironmentRef;
+    /**
+     * @generated from protobuf field: string service = 2
+     */
+    service: string;
+    /**
+     * The program and its arguments. Empty: a shell (the client's $SHELL for a local
+     * service, else sh; in a pod: that shell if the image has it, else sh).
+     *
+     * @generated from protobuf field: repeated string command = 3
+     */
+    command: string[];
+    /**
+     * Allocate a terminal: output arrives as stdout only, in raw bytes.
+     *
+     * @generated from protobuf field: bool tty = 4
+     */
+    tty: boolean;
+    /**
+     * Forward stdin (otherwise the command's stdin is empty).
+     *
+     * @generated from protobuf field: bool stdin = 5
+     */
+    stdin: boolean;
+    /**
+     * Kubernetes: the container (default: the pod's first) and the pod (default: a
+     * ready pod of the service).
+     *
+     * @generated from protobuf field: string container = 6
+     */
+    container: string;
+    /**
+     * @generated from protobuf field: string pod = 7
+     */
+    pod: string;
+    /**
+     * The terminal's size at start (tty only).
+     *
+     * @generated from protobuf field: devenv.v1.TerminalSize size = 8
+     */
+    size?: TerminalSize;
+}
+/**
+ * @generated from protobuf message devenv.v1.ExecInput
+ */
+export interface ExecInput {
+    /**
+     * @generated from protobuf oneof: input
+     */
+    input: {
+        oneofKind: "start";
+        /**
+         * First message, exactly once.
+         *
+         * @generated from protobuf field: devenv.v1.ExecStart start = 1
+         */
+        start: ExecStart;
+    } | {
+        oneofKind: "stdin";
+        /**
+         * Bytes for the command's stdin (at most 64 KiB a message).
+         *
+         * @generated from protobuf field: bytes stdin = 2
+         */
+        stdin: Uint8Array;
+    } | {
+        oneofKind: "resize";
+        /**
+         * The client's terminal changed size.
+         *
+         * @generated from protobuf field: devenv.v1.TerminalSize resize = 3
+         */
+        resize: TerminalSize;
+    } | {
+        oneofKind: "closeStdin";
+        /**
+         * End of input: the command's stdin is closed (in a tty: Ctrl-D is a byte instead).
+         *
+         * @generated from protobuf field: bool close_stdin = 4
+         */
+        closeStdin: boolean;
+    } | {
+        oneofKind: undefined;
+    };
+}
+/**
+ * @generated from protobuf message devenv.v1.ExecOutput
+ */
+export interface ExecOutput {
+    /**
+     * @generated from protobuf oneof: output
+     */
+    output: {
+        oneofKind: "stdout";
+        /**
+         * @generated from protobuf field: bytes stdout = 1
+         */
+        stdout: Uint8Array;
+    } | {
+        oneofKind: "stderr";
+        /**
+         * @generated from protobuf field: bytes stderr = 2
+         */
+        stderr: Uint8Array;
+    } | {
+        oneofKind: "exit";
+        /**
+         * Last message: how the command ended.
+         *
+         * @generated from protobuf field: devenv.v1.ExecExit exit = 3
+         */
+        exit: ExecExit;
+    } | {
+        oneofKind: undefined;
+    };
+}
+/**
+ * @generated from protobuf message devenv.v1.ExecExit
+ */
+export interface ExecExit {
+    /**
+     * The exit code; 128 + N when killed by signal N (as shells report it).
+     *
+     * @generated from protobuf field: int32 code = 1
+     */
+    code: number;
+    /**
+     * Set when the command could not be run or its status is unknown.
+     *
+     * @generated from protobuf field: string message = 2
+     */
+    message: string;
+}
+/**
  * @generated from protobuf message devenv.v1.DevRequest
  */
 export interface DevRequest {
@@ -2908,6 +3061,367 @@ class ListResponse$Type extends MessageType<ListResponse> {
  */
 export const ListResponse = new ListResponse$Type();
 // @generated message type with reflection information, may provide speed optimized methods
+class TerminalSize$Type extends MessageType<TerminalSize> {
+    constructor() {
+        super("devenv.v1.TerminalSize", [
+            { no: 1, name: "rows", kind: "scalar", T: 13 /*ScalarType.UINT32*/ },
+            { no: 2, name: "cols", kind: "scalar", T: 13 /*ScalarType.UINT32*/ }
+        ]);
+    }
+    create(value?: PartialMessage<TerminalSize>): TerminalSize {
+        const message = globalThis.Object.create((this.messagePrototype!));
+        message.rows = 0;
+        message.cols = 0;
+        if (value !== undefined)
+            reflectionMergePartial<TerminalSize>(this, message, value);
+        return message;
+    }
+    internalBinaryRead(reader: IBinaryReader, length: number, options: BinaryReadOptions, target?: TerminalSize): TerminalSize {
+        let message = target ?? this.create(), end = reader.pos + length;
+        while (reader.pos < end) {
+            let [fieldNo, wireType] = reader.tag();
+            switch (fieldNo) {
+                case /* uint32 rows */ 1:
+                    message.rows = reader.uint32();
+                    break;
+                case /* uint32 cols */ 2:
+                    message.cols = reader.uint32();
+                    break;
+                default:
+                    let u = options.readUnknownField;
+                    if (u === "throw")
+                        throw new globalThis.Error(`Unknown field ${fieldNo} (wire type ${wireType}) for ${this.typeName}`);
+                    let d = reader.skip(wireType);
+                    if (u !== false)
+                        (u === true ? UnknownFieldHandler.onRead : u)(this.typeName, message, fieldNo, wireType, d);
+            }
+        }
+        return message;
+    }
+    internalBinaryWrite(message: TerminalSize, writer: IBinaryWriter, options: BinaryWriteOptions): IBinaryWriter {
+        /* uint32 rows = 1; */
+        if (message.rows !== 0)
+            writer.tag(1, WireType.Varint).uint32(message.rows);
+        /* uint32 cols = 2; */
+        if (message.cols !== 0)
+            writer.tag(2, WireType.Varint).uint32(message.cols);
+        let u = options.writeUnknownFields;
+        if (u !== false)
+            (u == true ? UnknownFieldHandler.onWrite : u)(this.typeName, message, writer);
+        return writer;
+    }
+}
+/**
+ * @generated MessageType for protobuf message devenv.v1.TerminalSize
+ */
+export const TerminalSize = new TerminalSize$Type();
+// @generated message type with reflection information, may provide speed optimized methods
+class ExecStart$Type extends MessageType<ExecStart> {
+    constructor() {
+        super("devenv.v1.ExecStart", [
+            { no: 1, name: "environment", kind: "message", T: () => EnvironmentRef },
+            { no: 2, name: "service", kind: "scalar", T: 9 /*ScalarType.STRING*/ },
+            { no: 3, name: "command", kind: "scalar", repeat: 2 /*RepeatType.UNPACKED*/, T: 9 /*ScalarType.STRING*/ },
+            { no: 4, name: "tty", kind: "scalar", T: 8 /*ScalarType.BOOL*/ },
+            { no: 5, name: "stdin", kind: "scalar", T: 8 /*ScalarType.BOOL*/ },
+            { no: 6, name: "container", kind: "scalar", T: 9 /*ScalarType.STRING*/ },
+            { no: 7, name: "pod", kind: "scalar", T: 9 /*ScalarType.STRING*/ },
+            { no: 8, name: "size", kind: "message", T: () => TerminalSize }
+        ]);
+    }
+    create(value?: PartialMessage<ExecStart>): ExecStart {
+        const message = globalThis.Object.create((this.messagePrototype!));
+        message.service = "";
+        message.command = [];
+        message.tty = false;
+        message.stdin = false;
+        message.container = "";
+        message.pod = "";
+        if (value !== undefined)
+            reflectionMergePartial<ExecStart>(this, message, value);
+        return message;
+    }
+    internalBinaryRead(reader: IBinaryReader, length: number, options: BinaryReadOptions, target?: ExecStart): ExecStart {
+        let message = target ?? this.create(), end = reader.pos + length;
+        while (reader.pos < end) {
+            let [fieldNo, wireType] = reader.tag();
+            switch (fieldNo) {
+                case /* devenv.v1.EnvironmentRef environment */ 1:
+                    message.environment = EnvironmentRef.internalBinaryRead(reader, reader.uint32(), options, message.environment);
+                    break;
+                case /* string service */ 2:
+                    message.service = reader.string();
+                    break;
+                case /* repeated string command */ 3:
+                    message.command.push(reader.string());
+                    break;
+                case /* bool tty */ 4:
+                    message.tty = reader.bool();
+                    break;
+                case /* bool stdin */ 5:
+                    message.stdin = reader.bool();
+                    break;
+                case /* string container */ 6:
+                    message.container = reader.string();
+                    break;
+                case /* string pod */ 7:
+                    message.pod = reader.string();
+                    break;
+                case /* devenv.v1.TerminalSize size */ 8:
+                    message.size = TerminalSize.internalBinaryRead(reader, reader.uint32(), options, message.size);
+                    break;
+                default:
+                    let u = options.readUnknownField;
+                    if (u === "throw")
+                        throw new globalThis.Error(`Unknown field ${fieldNo} (wire type ${wireType}) for ${this.typeName}`);
+                    let d = reader.skip(wireType);
+                    if (u !== false)
+                        (u === true ? UnknownFieldHandler.onRead : u)(this.typeName, message, fieldNo, wireType, d);
+            }
+        }
+        return message;
+    }
+    internalBinaryWrite(message: ExecStart, writer: IBinaryWriter, options: BinaryWriteOptions): IBinaryWriter {
+        /* devenv.v1.EnvironmentRef environment = 1; */
+        if (message.environment)
+            EnvironmentRef.internalBinaryWrite(message.environment, writer.tag(1, WireType.LengthDelimited).fork(), options).join();
+        /* string service = 2; */
+        if (message.service !== "")
+            writer.tag(2, WireType.LengthDelimited).string(message.service);
+        /* repeated string command = 3; */
+        for (let i = 0; i < message.command.length; i++)
+            writer.tag(3, WireType.LengthDelimited).string(message.command[i]);
+        /* bool tty = 4; */
+        if (message.tty !== false)
+            writer.tag(4, WireType.Varint).bool(message.tty);
+        /* bool stdin = 5; */
+        if (message.stdin !== false)
+            writer.tag(5, WireType.Varint).bool(message.stdin);
+        /* string container = 6; */
+        if (message.container !== "")
+            writer.tag(6, WireType.LengthDelimited).string(message.container);
+        /* string pod = 7; */
+        if (message.pod !== "")
+            writer.tag(7, WireType.LengthDelimited).string(message.pod);
+        /* devenv.v1.TerminalSize size = 8; */
+        if (message.size)
+            TerminalSize.internalBinaryWrite(message.size, writer.tag(8, WireType.LengthDelimited).fork(), options).join();
+        let u = options.writeUnknownFields;
+        if (u !== false)
+            (u == true ? UnknownFieldHandler.onWrite : u)(this.typeName, message, writer);
+        return writer;
+    }
+}
+/**
+ * @generated MessageType for protobuf message devenv.v1.ExecStart
+ */
+export const ExecStart = new ExecStart$Type();
+// @generated message type with reflection information, may provide speed optimized methods
+class ExecInput$Type extends MessageType<ExecInput> {
+    constructor() {
+        super("devenv.v1.ExecInput", [
+            { no: 1, name: "start", kind: "message", oneof: "input", T: () => ExecStart },
+            { no: 2, name: "stdin", kind: "scalar", oneof: "input", T: 12 /*ScalarType.BYTES*/ },
+            { no: 3, name: "resize", kind: "message", oneof: "input", T: () => TerminalSize },
+            { no: 4, name: "close_stdin", kind: "scalar", oneof: "input", T: 8 /*ScalarType.BOOL*/ }
+        ]);
+    }
+    create(value?: PartialMessage<ExecInput>): ExecInput {
+        const message = globalThis.Object.create((this.messagePrototype!));
+        message.input = { oneofKind: undefined };
+        if (value !== undefined)
+            reflectionMergePartial<ExecInput>(this, message, value);
+        return message;
+    }
+    internalBinaryRead(reader: IBinaryReader, length: number, options: BinaryReadOptions, target?: ExecInput): ExecInput {
+        let message = target ?? this.create(), end = reader.pos + length;
+        while (reader.pos < end) {
+            let [fieldNo, wireType] = reader.tag();
+            switch (fieldNo) {
+                case /* devenv.v1.ExecStart start */ 1:
+                    message.input = {
+                        oneofKind: "start",
+                        start: ExecStart.internalBinaryRead(reader, reader.uint32(), options, (message.input as any).start)
+                    };
+                    break;
+                case /* bytes stdin */ 2:
+                    message.input = {
+                        oneofKind: "stdin",
+                        stdin: reader.bytes()
+                    };
+                    break;
+                case /* devenv.v1.TerminalSize resize */ 3:
+                    message.input = {
+                        oneofKind: "resize",
+                        resize: TerminalSize.internalBinaryRead(reader, reader.uint32(), options, (message.input as any).resize)
+                    };
+                    break;
+                case /* bool close_stdin */ 4:
+                    message.input = {
+                        oneofKind: "closeStdin",
+                        closeStdin: reader.bool()
+                    };
+                    break;
+                default:
+                    let u = options.readUnknownField;
+                    if (u === "throw")
+                        throw new globalThis.Error(`Unknown field ${fieldNo} (wire type ${wireType}) for ${this.typeName}`);
+                    let d = reader.skip(wireType);
+                    if (u !== false)
+                        (u === true ? UnknownFieldHandler.onRead : u)(this.typeName, message, fieldNo, wireType, d);
+            }
+        }
+        return message;
+    }
+    internalBinaryWrite(message: ExecInput, writer: IBinaryWriter, options: BinaryWriteOptions): IBinaryWriter {
+        /* devenv.v1.ExecStart start = 1; */
+        if (message.input.oneofKind === "start")
+            ExecStart.internalBinaryWrite(message.input.start, writer.tag(1, WireType.LengthDelimited).fork(), options).join();
+        /* bytes stdin = 2; */
+        if (message.input.oneofKind === "stdin")
+            writer.tag(2, WireType.LengthDelimited).bytes(message.input.stdin);
+        /* devenv.v1.TerminalSize resize = 3; */
+        if (message.input.oneofKind === "resize")
+            TerminalSize.internalBinaryWrite(message.input.resize, writer.tag(3, WireType.LengthDelimited).fork(), options).join();
+        /* bool close_stdin = 4; */
+        if (message.input.oneofKind === "closeStdin")
+            writer.tag(4, WireType.Varint).bool(message.input.closeStdin);
+        let u = options.writeUnknownFields;
+        if (u !== false)
+            (u == true ? UnknownFieldHandler.onWrite : u)(this.typeName, message, writer);
+        return writer;
+    }
+}
+/**
+ * @generated MessageType for protobuf message devenv.v1.ExecInput
+ */
+export const ExecInput = new ExecInput$Type();
+// @generated message type with reflection information, may provide speed optimized methods
+class ExecOutput$Type extends MessageType<ExecOutput> {
+    constructor() {
+        super("devenv.v1.ExecOutput", [
+            { no: 1, name: "stdout", kind: "scalar", oneof: "output", T: 12 /*ScalarType.BYTES*/ },
+            { no: 2, name: "stderr", kind: "scalar", oneof: "output", T: 12 /*ScalarType.BYTES*/ },
+            { no: 3, name: "exit", kind: "message", oneof: "output", T: () => ExecExit }
+        ]);
+    }
+    create(value?: PartialMessage<ExecOutput>): ExecOutput {
+        const message = globalThis.Object.create((this.messagePrototype!));
+        message.output = { oneofKind: undefined };
+        if (value !== undefined)
+            reflectionMergePartial<ExecOutput>(this, message, value);
+        return message;
+    }
+    internalBinaryRead(reader: IBinaryReader, length: number, options: BinaryReadOptions, target?: ExecOutput): ExecOutput {
+        let message = target ?? this.create(), end = reader.pos + length;
+        while (reader.pos < end) {
+            let [fieldNo, wireType] = reader.tag();
+            switch (fieldNo) {
+                case /* bytes stdout */ 1:
+                    message.output = {
+                        oneofKind: "stdout",
+                        stdout: reader.bytes()
+                    };
+                    break;
+                case /* bytes stderr */ 2:
+                    message.output = {
+                        oneofKind: "stderr",
+                        stderr: reader.bytes()
+                    };
+                    break;
+                case /* devenv.v1.ExecExit exit */ 3:
+                    message.output = {
+                        oneofKind: "exit",
+                        exit: ExecExit.internalBinaryRead(reader, reader.uint32(), options, (message.output as any).exit)
+                    };
+                    break;
+                default:
+                    let u = options.readUnknownField;
+                    if (u === "throw")
+                        throw new globalThis.Error(`Unknown field ${fieldNo} (wire type ${wireType}) for ${this.typeName}`);
+                    let d = reader.skip(wireType);
+                    if (u !== false)
+                        (u === true ? UnknownFieldHandler.onRead : u)(this.typeName, message, fieldNo, wireType, d);
+            }
+        }
+        return message;
+    }
+    internalBinaryWrite(message: ExecOutput, writer: IBinaryWriter, options: BinaryWriteOptions): IBinaryWriter {
+        /* bytes stdout = 1; */
+        if (message.output.oneofKind === "stdout")
+            writer.tag(1, WireType.LengthDelimited).bytes(message.output.stdout);
+        /* bytes stderr = 2; */
+        if (message.output.oneofKind === "stderr")
+            writer.tag(2, WireType.LengthDelimited).bytes(message.output.stderr);
+        /* devenv.v1.ExecExit exit = 3; */
+        if (message.output.oneofKind === "exit")
+            ExecExit.internalBinaryWrite(message.output.exit, writer.tag(3, WireType.LengthDelimited).fork(), options).join();
+        let u = options.writeUnknownFields;
+        if (u !== false)
+            (u == true ? UnknownFieldHandler.onWrite : u)(this.typeName, message, writer);
+        return writer;
+    }
+}
+/**
+ * @generated MessageType for protobuf message devenv.v1.ExecOutput
+ */
+export const ExecOutput = new ExecOutput$Type();
+// @generated message type with reflection information, may provide speed optimized methods
+class ExecExit$Type extends MessageType<ExecExit> {
+    constructor() {
+        super("devenv.v1.ExecExit", [
+            { no: 1, name: "code", kind: "scalar", T: 5 /*ScalarType.INT32*/ },
+            { no: 2, name: "message", kind: "scalar", T: 9 /*ScalarType.STRING*/ }
+        ]);
+    }
+    create(value?: PartialMessage<ExecExit>): ExecExit {
+        const message = globalThis.Object.create((this.messagePrototype!));
+        message.code = 0;
+        message.message = "";
+        if (value !== undefined)
+            reflectionMergePartial<ExecExit>(this, message, value);
+        return message;
+    }
+    internalBinaryRead(reader: IBinaryReader, length: number, options: BinaryReadOptions, target?: ExecExit): ExecExit {
+        let message = target ?? this.create(), end = reader.pos + length;
+        while (reader.pos < end) {
+            let [fieldNo, wireType] = reader.tag();
+            switch (fieldNo) {
+                case /* int32 code */ 1:
+                    message.code = reader.int32();
+                    break;
+                case /* string message */ 2:
+                    message.message = reader.string();
+                    break;
+                default:
+                    let u = options.readUnknownField;
+                    if (u === "throw")
+                        throw new globalThis.Error(`Unknown field ${fieldNo} (wire type ${wireType}) for ${this.typeName}`);
+                    let d = reader.skip(wireType);
+                    if (u !== false)
+                        (u === true ? UnknownFieldHandler.onRead : u)(this.typeName, message, fieldNo, wireType, d);
+            }
+        }
+        return message;
+    }
+    internalBinaryWrite(message: ExecExit, writer: IBinaryWriter, options: BinaryWriteOptions): IBinaryWriter {
+        /* int32 code = 1; */
+        if (message.code !== 0)
+            writer.tag(1, WireType.Varint).int32(message.code);
+        /* string message = 2; */
+        if (message.message !== "")
+            writer.tag(2, WireType.LengthDelimited).string(message.message);
+        let u = options.writeUnknownFields;
+        if (u !== false)
+            (u == true ? UnknownFieldHandler.onWrite : u)(this.typeName, message, writer);
+        return writer;
+    }
+}
+/**
+ * @generated MessageType for protobuf message devenv.v1.ExecExit
+ */
+export const ExecExit = new ExecExit$Type();
+// @generated message type with reflection information, may provide speed optimized methods
 class DevRequest$Type extends MessageType<DevRequest> {
     constructor() {
         super("devenv.v1.DevRequest", [
@@ -4229,7 +4743,8 @@ export const EnvironmentService = new ServiceType("devenv.v1.EnvironmentService"
  */
 export const ServiceService = new ServiceType("devenv.v1.ServiceService", [
     { name: "Restart", options: {}, I: RestartRequest, O: RestartResponse },
-    { name: "Dev", serverStreaming: true, options: {}, I: DevRequest, O: UpEvent }
+    { name: "Dev", serverStreaming: true, options: {}, I: DevRequest, O: UpEvent },
+    { name: "Exec", serverStreaming: true, clientStreaming: true, options: {}, I: ExecInput, O: ExecOutput }
 ]);
 /**
  * @generated ServiceType for protobuf service devenv.v1.LogService

@@ -1,0 +1,206 @@
+//! A command in a kubernetes service's pod: the attach (`kube::exec`) driven as a
+//! session, with the exit code from the exec's final status.
+
+use std::time::Duration;
+
+use futures::SinkExt;
+use tokio::io::AsyncWriteExt;
+use tokio::task::JoinSet;
+
+use super::{read_stream, ExecError, ExecInput, ExecOutput, ExecSpec, Io};
+use crate::kube::exec::{self as kexec, PodExec, PodExecError, PodTarget};
+use crate::kube::{selector, ClusterConn};
+
+/// After the command ended, how long its output may take to arrive.
+const DRAIN: Duration = Duration::from_secs(2);
+/// The terminal's end-of-file character (Ctrl-D), sent on end of input in a tty.
+const VEOF: u8 = 0x04;
+
+pub(super) struct PodRun {
+    exec: PodExec,
+    spec: ExecSpec,
+}
+
+/// Finds the pod and container and starts the command (`shell`: that shell if the
+/// image has it, else sh).
+pub(super) async fn open(
+    conn: &ClusterConn,
+    env_name: &str,
+    service: &str,
+    spec: &ExecSpec,
+    shell: Option<String>,
+) -> Result<PodRun, ExecError> {
+    let argv = match shell {
+        Some(sh) => shell_argv(&sh),
+        None => spec.command.clone(),
+    };
+    let target = PodTarget {
+        selector: selector(env_name, Some(service)),
+        pod: spec.pod.clone(),
+        container: spec.container.clone(),
+    };
+    let exec = kexec::exec(conn, &target, argv, spec.tty, spec.stdin)
+        .await
+        .map_err(|e| match e {
+            PodExecError::NoReadyPod { selector } => ExecError::NoReadyPod {
+                service: service.to_string(),
+                selector,
+            },
+            PodExecError::PodNotFound { pod, pods } => ExecError::PodNotFound {
+                service: service.to_string(),
+                pod,
+                pods,
+            },
+            PodExecError::ContainerNotFound {
+                pod,
+                container,
+                containers,
+            } => ExecError::ContainerNotFound {
+                pod,
+                container,
+                containers,
+            },
+            PodExecError::Kube(source) => ExecError::Kube {
+                service: service.to_string(),
+                source,
+            },
+        })?;
+    Ok(PodRun {
+        exec,
+        spec: spec.clone(),
+    })
+}
+
+/// `sh -c`: the shell named like the client's (`/bin/zsh` -> `zsh`) if the image
+/// has it, else sh. The name is an argument, never part of the script.
+fn shell_argv(shell: &str) -> Vec<String> {
+    let name = shell.rsplit('/').next().unwrap_or("sh");
+    vec![
+        "sh".into(),
+        "-c".into(),
+        r#"command -v "$1" >/dev/null 2>&1 && exec "$1"; exec sh"#.into(),
+        "sh".into(),
+        name.into(),
+    ]
+}
+
+impl PodRun {
+    pub(super) async fn drive(self, io: Io) {
+        let Io {
+            mut input,
+            output,
+            closing,
+        } = io;
+        let PodRun { exec, spec } = self;
+        let mut process = exec.process;
+        let mut resize = process.terminal_size();
+        if let (Some(tx), Some(size)) = (resize.as_mut(), spec.size) {
+            let _ = tx.send(term_size(size)).await;
+        }
+        let mut stdin = process.stdin();
+        let status = process.take_status();
+        let mut readers = JoinSet::new();
+        if let Some(out) = process.stdout() {
+            readers.spawn(read_stream(out, output.clone(), ExecOutput::Stdout));
+        }
+        if let Some(err) = process.stderr() {
+            readers.spawn(read_stream(err, output.clone(), ExecOutput::Stderr));
+        }
+        let tty = spec.tty;
+        let mut feeder = JoinSet::new();
+        feeder.spawn(async move {
+            while let Some(msg) = input.recv().await {
+                match msg {
+                    ExecInput::Stdin(bytes) => {
+                        if let Some(w) = stdin.as_mut() {
+                            if w.write_all(&bytes).await.is_err() {
+                                stdin = None;
+                            }
+                        }
+                    }
+                    ExecInput::Resize(size) => {
+                        if let Some(tx) = resize.as_mut() {
+                            let _ = tx.send(term_size(size)).await;
+                        }
+                    }
+                    ExecInput::Eof if tty => {
+                        if let Some(w) = stdin.as_mut() {
+                            let _ = w.write_all(&[VEOF]).await;
+                        }
+                    }
+                    ExecInput::Eof => stdin = None,
+                }
+            }
+            if !tty {
+                stdin = None;
+            }
+            // A terminal stays open until the command ends.
+            std::future::pending::<()>().await;
+            drop(stdin);
+        });
+
+        let status = async {
+            match status {
+                Some(s) => s.await,
+                None => None,
+            }
+        };
+        let ended = tokio::select! {
+            s = status => Some(s),
+            () = output.closed() => None,
+            () = closing.cancelled() => None,
+        };
+        feeder.abort_all();
+        let Some(status) = ended else {
+            // The client went away: closing the connection ends the command's
+            // streams (and, with a terminal, hangs it up).
+            process.abort();
+            return;
+        };
+        if tokio::time::timeout(DRAIN, async {
+            while readers.join_next().await.is_some() {}
+        })
+        .await
+        .is_err()
+        {
+            readers.abort_all();
+        }
+        let exit = match status.as_ref().and_then(kexec::exit_code) {
+            Some(code) => ExecOutput::Exit {
+                code,
+                message: None,
+            },
+            None => ExecOutput::Exit {
+                code: 1,
+                message: Some(match status.and_then(|s| s.message) {
+                    Some(m) => format!("the command's exit status is unknown: {m}"),
+                    None => {
+                        "the connection to the pod ended before the command's exit status".into()
+                    }
+                }),
+            },
+        };
+        let _ = output.send(exit).await;
+        drop(process);
+    }
+}
+
+fn term_size(size: super::TermSize) -> kube::api::TerminalSize {
+    kube::api::TerminalSize {
+        width: size.cols,
+        height: size.rows,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shell_is_passed_as_an_argument() {
+        let argv = shell_argv("/usr/bin/zsh");
+        assert_eq!(argv[0], "sh");
+        assert_eq!(argv.last().map(String::as_str), Some("zsh"));
+        assert!(!argv[2].contains("zsh"));
+    }
+}
