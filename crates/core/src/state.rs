@@ -170,6 +170,14 @@ pub struct WantedRecord {
     /// client environment, to be rewritten).
     #[serde(default)]
     pub vars_scoped: bool,
+    /// Identifies the `up` that wrote this record (each `devenv up` is a new one);
+    /// recovery repeats the same `up`.
+    #[serde(default)]
+    pub up_id: u64,
+    /// `post*` hooks (`postUp`, `api.postReady`) already started for `up_id`: run at
+    /// most once per `up`, a daemon crash included (see `engine::hooks`).
+    #[serde(default)]
+    pub post_hooks_run: Vec<String>,
 }
 
 impl WantedRecord {
@@ -377,6 +385,32 @@ impl StateStore {
             .remove(env_id.as_bytes())
             .map_err(|e| classify(&self.path, e))?;
         self.flush()
+    }
+
+    /// Before a `post*` hook of the `up` `up_id` starts: whether it may run. Records
+    /// it (flushed to disk) as run for that `up` unless it was already, which only a
+    /// crashed daemon's repeated `up` finds. No record (a `devenv dev` session, or a
+    /// `down` meanwhile): nothing to repeat, it runs.
+    pub fn start_post_hook(
+        &self,
+        env_id: &str,
+        up_id: u64,
+        hook: &str,
+    ) -> Result<bool, StateError> {
+        let Some(mut rec) = self.wanted_of(env_id)? else {
+            return Ok(true);
+        };
+        if rec.up_id != up_id {
+            // A newer `up` owns the record; it runs its own hooks.
+            return Ok(true);
+        }
+        if rec.post_hooks_run.iter().any(|h| h == hook) {
+            return Ok(false);
+        }
+        rec.post_hooks_run.push(hook.to_owned());
+        // Flushed before the hook starts.
+        self.put_wanted(&rec)?;
+        Ok(true)
     }
 
     /// Every environment wanted up.
@@ -609,6 +643,8 @@ mod tests {
             vars: BTreeMap::from([("PATH".into(), "/bin".into())]),
             services: services.iter().map(|s| s.to_string()).collect(),
             vars_scoped: true,
+            up_id: 1,
+            post_hooks_run: Vec::new(),
         };
         {
             let s = StateStore::open(dir.path()).unwrap();

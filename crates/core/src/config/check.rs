@@ -9,8 +9,7 @@ use super::index::Index;
 use super::model::*;
 use super::names::{is_label, label_hint};
 use super::raw::{
-    RawCluster, RawCommand, RawConfig, RawHooks, RawProvider, RawSecret, RawService, RawVolume,
-    RawVolumeKind,
+    RawCluster, RawCommand, RawConfig, RawProvider, RawSecret, RawService, RawVolume, RawVolumeKind,
 };
 use super::yaml::{Node, Value};
 use super::{graph, service, ConfigError};
@@ -101,7 +100,7 @@ pub(crate) fn environment(
                 .and_then(|cl| cluster(&mut c, cl, name.as_deref())),
             volumes(&mut c, spec.volumes.unwrap_or_default()),
             secrets(&mut c, spec.secrets.unwrap_or_default()),
-            hooks(&mut c, spec.hooks),
+            super::hooks::environment(&mut c, spec.hooks),
         ),
         None => (None, Vec::new(), Vec::new(), Hooks::default()),
     };
@@ -446,23 +445,4 @@ fn secrets(c: &mut Checker<'_>, raw: Vec<RawSecret>) -> Vec<Secret> {
         out.push(Secret { name, data });
     }
     out
-}
-
-fn hooks(c: &mut Checker<'_>, raw: Option<RawHooks>) -> Hooks {
-    let Some(raw) = raw else {
-        return Hooks::default();
-    };
-    let mut list = |key: &str, commands: Option<super::raw::Commands>| -> Vec<Command> {
-        commands
-            .unwrap_or_default()
-            .0
-            .into_iter()
-            .enumerate()
-            .filter_map(|(i, cmd)| c.command(&format!("spec.hooks.{key}[{i}]"), cmd))
-            .collect()
-    };
-    Hooks {
-        pre_up: list("preUp", raw.pre_up),
-        post_down: list("postDown", raw.post_down),
-    }
 }

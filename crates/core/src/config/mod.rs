@@ -12,6 +12,9 @@ mod dotenv;
 mod envfile;
 mod exposure;
 mod graph;
+mod hooks;
+#[cfg(test)]
+mod hooks_tests;
 mod index;
 mod init;
 mod interpolate;

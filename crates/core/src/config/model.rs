@@ -98,6 +98,7 @@ pub struct Service {
     /// Environment-level secrets whose keys become environment variables.
     pub secrets: Vec<String>,
     pub dev: Option<Dev>,
+    pub hooks: ServiceHooks,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -222,6 +223,7 @@ impl Service {
             volumes: vec![],
             secrets: vec![],
             dev: None,
+            hooks: ServiceHooks::default(),
         }
     }
 }
@@ -410,8 +412,69 @@ pub struct Secret {
     pub data: BTreeMap<String, String>,
 }
 
+/// The environment's hooks (`spec.hooks`), each point's hooks in the order written.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Hooks {
-    pub pre_up: Vec<Command>,
-    pub post_down: Vec<Command>,
+    /// Before anything of an `up` starts; a failure starts nothing.
+    pub pre_up: Vec<Hook>,
+    /// Once everything an `up` asked for is ready.
+    pub post_up: Vec<Hook>,
+    /// Before `down` stops anything.
+    pub pre_down: Vec<Hook>,
+    /// Once `down` has stopped and removed everything.
+    pub post_down: Vec<Hook>,
+}
+
+/// A service's hooks (`services[].hooks`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ServiceHooks {
+    /// Before its process or workload starts (host commands only: there is no
+    /// container yet); a failure fails the service.
+    pub pre_start: Vec<Hook>,
+    /// Once it is ready (a oneshot: completed).
+    pub post_ready: Vec<Hook>,
+    /// Before `down` stops it.
+    pub pre_stop: Vec<Hook>,
+}
+
+/// One hook: what runs, for how long at most, and what its failure does.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hook {
+    pub run: HookRun,
+    /// Killed (its whole process group) after this long (`timeoutSeconds`, default
+    /// [`DEFAULT_HOOK_TIMEOUT`]).
+    pub timeout: Duration,
+    pub on_error: OnError,
+}
+
+/// How long a hook may run unless it says (`timeoutSeconds`): ten minutes, as long as
+/// a start may take, for migrations and seeds.
+pub const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(600);
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum HookRun {
+    /// A host process (`command`), like a local service's.
+    Host(Command),
+    /// A command in the service's container (`exec`; kubernetes services only).
+    Exec(Command),
+}
+
+/// What a failing hook does (`onError`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnError {
+    /// The step it belongs to fails (default).
+    #[default]
+    Fail,
+    /// Goes on, with a warning.
+    Continue,
+}
+
+impl Command {
+    /// The command as a person would type it, for messages.
+    pub fn display(&self) -> String {
+        match self {
+            Command::Shell(s) => s.clone(),
+            Command::Exec(argv) => argv.join(" "),
+        }
+    }
 }

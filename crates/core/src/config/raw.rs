@@ -76,8 +76,37 @@ pub(crate) struct RawSecret {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(crate) struct RawHooks {
-    pub pre_up: Option<Commands>,
-    pub post_down: Option<Commands>,
+    pub pre_up: Option<RawHookList>,
+    pub post_up: Option<RawHookList>,
+    pub pre_down: Option<RawHookList>,
+    pub post_down: Option<RawHookList>,
+}
+
+/// A service's hooks (`services[].hooks`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct RawServiceHooks {
+    pub pre_start: Option<RawHookList>,
+    pub post_ready: Option<RawHookList>,
+    pub pre_stop: Option<RawHookList>,
+}
+
+/// One hook in the long form: `{command: ./migrate.sh, timeoutSeconds: 60, onError: continue}`
+/// or `{exec: [pg_dump, ...]}` (in the service's container).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct RawHookSpec {
+    pub command: Option<RawCommand>,
+    pub exec: Option<RawCommand>,
+    pub timeout_seconds: Option<f64>,
+    pub on_error: Option<RawOnError>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum RawOnError {
+    Fail,
+    Continue,
 }
 
 #[derive(Debug, Deserialize)]
@@ -115,6 +144,7 @@ pub(crate) struct RawService {
     /// Names of `spec.secrets` whose keys become environment variables.
     pub secrets: Option<Strings>,
     pub dev: Option<RawDev>,
+    pub hooks: Option<RawServiceHooks>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -275,30 +305,68 @@ impl<'de> Deserialize<'de> for RawCommand {
     }
 }
 
-/// Hook lists: each item is a command; a single string is one command.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub(crate) struct Commands(pub Vec<RawCommand>);
+/// One hook: a command (a string, or an argv list) or the long form.
+#[derive(Debug)]
+pub(crate) enum RawHook {
+    Command(RawCommand),
+    Full(RawHookSpec),
+}
 
-impl<'de> Deserialize<'de> for Commands {
+impl<'de> Deserialize<'de> for RawHook {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
-            type Value = Commands;
+            type Value = RawHook;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a list of commands")
+                f.write_str("a command (a string or a list of strings) or `{command | exec, timeoutSeconds, onError}`")
             }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Commands, E> {
-                Ok(Commands(vec![RawCommand::Shell(v.to_owned())]))
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawHook, E> {
+                Ok(RawHook::Command(RawCommand::Shell(v.to_owned())))
             }
-            fn visit_unit<E: de::Error>(self) -> Result<Commands, E> {
-                Ok(Commands::default())
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<RawHook, A::Error> {
+                RawCommand::deserialize(de::value::SeqAccessDeserializer::new(seq))
+                    .map(RawHook::Command)
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Commands, A::Error> {
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<RawHook, A::Error> {
+                RawHookSpec::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(RawHook::Full)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The hooks of one hook point, run in order: a list of hooks, or one (a string or
+/// the long form); empty or null: none.
+#[derive(Debug, Default)]
+pub(crate) struct RawHookList(pub Vec<RawHook>);
+
+impl<'de> Deserialize<'de> for RawHookList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawHookList;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of hooks (each a command or `{command | exec, timeoutSeconds, onError}`)")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawHookList, E> {
+                Ok(RawHookList(vec![RawHook::Command(RawCommand::Shell(
+                    v.to_owned(),
+                ))]))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<RawHookList, E> {
+                Ok(RawHookList::default())
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<RawHookList, A::Error> {
+                RawHookSpec::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(|h| RawHookList(vec![RawHook::Full(h)]))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawHookList, A::Error> {
                 let mut all = Vec::new();
-                while let Some(c) = seq.next_element::<RawCommand>()? {
-                    all.push(c);
+                while let Some(h) = seq.next_element::<RawHook>()? {
+                    all.push(h);
                 }
-                Ok(Commands(all))
+                Ok(RawHookList(all))
             }
         }
         d.deserialize_any(V)

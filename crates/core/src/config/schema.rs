@@ -71,6 +71,14 @@ pub(crate) fn keys_at(path: &str) -> Option<&'static [&'static str]> {
         "spec.volumes[]" => fields_of::<RawVolume>(),
         "spec.secrets[]" => fields_of::<RawSecret>(),
         "spec.hooks" => fields_of::<RawHooks>(),
+        "spec.hooks.preUp[]"
+        | "spec.hooks.postUp[]"
+        | "spec.hooks.preDown[]"
+        | "spec.hooks.postDown[]" => fields_of::<RawHookSpec>(),
+        "spec.services[].hooks" => fields_of::<RawServiceHooks>(),
+        "spec.services[].hooks.preStart[]"
+        | "spec.services[].hooks.postReady[]"
+        | "spec.services[].hooks.preStop[]" => fields_of::<RawHookSpec>(),
         "spec.services[]" => fields_of::<RawService>(),
         "spec.services[].readiness" => fields_of::<RawReadiness>(),
         "spec.services[].readiness.http" => fields_of::<RawHttp>(),

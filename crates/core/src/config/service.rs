@@ -33,7 +33,7 @@ fn forward_rule(rule: &str) -> Option<(u16, u16)> {
 pub(crate) fn check(
     c: &mut Checker<'_>,
     index: usize,
-    raw: RawService,
+    mut raw: RawService,
     has_cluster: bool,
 ) -> Option<Service> {
     let at = |key: &str| format!("spec.services[{index}].{key}");
@@ -336,6 +336,8 @@ pub(crate) fn check(
         RawPreset::Redis => Preset::Redis,
     });
 
+    let hooks = super::hooks::service(c, &at("hooks"), raw.hooks.take(), runtime);
+
     if c.errors.len() > errors_before {
         return None;
     }
@@ -372,6 +374,7 @@ pub(crate) fn check(
         volumes,
         secrets: raw.secrets.unwrap_or_default().0,
         dev,
+        hooks,
     })
 }
 

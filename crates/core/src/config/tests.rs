@@ -208,7 +208,11 @@ fn seed_example_loads_into_the_model() {
     assert_eq!(env.secrets[0].data["password"], "hunter22");
     assert_eq!(
         env.hooks.pre_up,
-        vec![Command::Shell("./scripts/migrate.sh".into())]
+        vec![Hook {
+            run: HookRun::Host(Command::Shell("./scripts/migrate.sh".into())),
+            timeout: DEFAULT_HOOK_TIMEOUT,
+            on_error: OnError::Fail,
+        }]
     );
 }
 

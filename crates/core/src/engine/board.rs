@@ -18,6 +18,22 @@ use crate::process::{Guardian, Spawner};
 use crate::state::{ServiceRecord, StateStore};
 use crate::status::ServiceStatus;
 
+/// Runtime shown for hook entries on the status board (see `hooks.rs`).
+pub const HOOK_RUNTIME: &str = "hook";
+
+/// The board and log name of a hook point: `hook/preUp`, `hook/api.postReady`.
+pub fn hook_name(service: Option<&str>, point: &str) -> String {
+    match service {
+        Some(s) => format!("hook/{s}.{point}"),
+        None => format!("hook/{point}"),
+    }
+}
+
+/// Whether a board entry is a hook's (not a service's).
+pub fn is_hook(status: &ServiceStatus) -> bool {
+    status.runtime == HOOK_RUNTIME
+}
+
 /// What supervisors of one environment share.
 #[derive(Debug)]
 pub struct Shared {
@@ -162,6 +178,14 @@ impl Shared {
         if let Err(e) = self.state.put_service(&self.id, &ServiceRecord { status }) {
             tracing::error!(error = %e, "cannot persist service state");
         }
+    }
+
+    /// Makes sure a hook point has its entry on the board (see `hooks.rs`).
+    pub(super) fn ensure_hook(&self, name: &str) {
+        let mut map = self.statuses.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(name.to_owned()).or_insert_with(|| {
+            watch::channel(ServiceStatus::new(name, HOOK_RUNTIME, Vec::new())).0
+        });
     }
 
     pub(super) fn ensure_status(&self, svc: &Service) {

@@ -10,6 +10,7 @@ use tokio::task::JoinSet;
 use super::board::lock;
 use super::error::{DownError, EngineError, UnknownService};
 use super::graph;
+use super::hooks::Site;
 use super::runtime::LiveEnv;
 use super::supervisor::{Ctl, Supervisor};
 use super::up::satisfied;
@@ -42,7 +43,13 @@ impl LiveEnv {
     /// Stops every service (ending an `up` in progress and the file watcher first),
     /// and the supervisors of services no longer configured. Returns the names that
     /// were running, in stop order. The cluster's objects stay: see [`Self::down_all`].
-    pub async fn down(self: Arc<Self>) -> Vec<String> {
+    /// `hook_vars`: run the services' `preStop` hooks with these client variables
+    /// (`devenv down`; not the daemon's shutdown, after which recovery brings the
+    /// environment back).
+    pub async fn down(
+        self: Arc<Self>,
+        hook_vars: Option<Arc<BTreeMap<String, String>>>,
+    ) -> Vec<String> {
         let running_up = self
             .current_up
             .lock()
@@ -64,20 +71,53 @@ impl LiveEnv {
             return self.stop_orphans().await;
         };
         let all: Vec<String> = env.services.iter().map(|s| s.name.clone()).collect();
-        let mut stopped = self.stop_services(&env, &all).await;
+        let mut stopped = self.stop_services(&env, &all, hook_vars).await;
         stopped.extend(self.stop_orphans().await);
         stopped
     }
 
-    /// `devenv down`: stops every service, then deletes what devenv created in the
-    /// cluster (when the environment has kubernetes services). An unreachable cluster
-    /// is an error after the local part is done; a later `down` retries the cluster.
+    /// `devenv down`: runs `preDown` (its failure stops nothing), stops every
+    /// service, deletes what devenv created in the cluster (when the environment has
+    /// kubernetes services), then runs `postDown`. An unreachable cluster is an error
+    /// after the local part is done; a later `down` retries the cluster.
     pub async fn down_all(
         self: Arc<Self>,
         volumes: bool,
         vars: Arc<BTreeMap<String, String>>,
     ) -> Result<DownReport, DownError> {
-        let stopped = self.clone().down().await;
+        let env = self.config();
+        if let Some(env) = &env {
+            let site = Site {
+                env,
+                vars: &vars,
+                service: None,
+                point: "preDown",
+            };
+            self.run_hooks(site, &env.hooks.pre_down)
+                .await
+                .map_err(DownError::Hook)?;
+        }
+        let report = self.clone().take_down(volumes, vars.clone()).await?;
+        if let Some(env) = &env {
+            let site = Site {
+                env,
+                vars: &vars,
+                service: None,
+                point: "postDown",
+            };
+            self.run_hooks(site, &env.hooks.post_down)
+                .await
+                .map_err(DownError::Hook)?;
+        }
+        Ok(report)
+    }
+
+    async fn take_down(
+        self: Arc<Self>,
+        volumes: bool,
+        vars: Arc<BTreeMap<String, String>>,
+    ) -> Result<DownReport, DownError> {
+        let stopped = self.clone().down(Some(vars.clone())).await;
         let mut report = DownReport {
             stopped,
             ..Default::default()
@@ -161,7 +201,15 @@ impl LiveEnv {
     /// dependents among `names` are stopped: through a completed oneshot too, whose own
     /// state says nothing of what depends on it), in parallel where the graph allows.
     /// Returns the names that were running, in stop order.
-    pub(super) async fn stop_services(&self, env: &Environment, names: &[String]) -> Vec<String> {
+    /// `hook_vars`: run each running service's `preStop` hooks first, with these
+    /// client variables (a failure with `onError: fail` is logged and the stop goes
+    /// on: a `down` does not leave a service running because of a hook).
+    pub(super) async fn stop_services(
+        self: &Arc<Self>,
+        env: &Environment,
+        names: &[String],
+        hook_vars: Option<Arc<BTreeMap<String, String>>>,
+    ) -> Vec<String> {
         let dependents = graph::dependents(env);
         // Each service's stop, done or not, which its dependencies wait for.
         let mut done: HashMap<String, watch::Sender<bool>> = names
@@ -197,12 +245,28 @@ impl LiveEnv {
                 was_running.push(name.clone());
             }
             let stop_order = stop_order.clone();
+            let pre_stop = hook_vars.clone().and_then(|vars| {
+                let svc = env.service(&name)?.clone();
+                (!svc.hooks.pre_stop.is_empty())
+                    .then(|| (self.clone(), Arc::new(env.clone()), svc, vars))
+            });
             tasks.spawn(async move {
                 for mut w in waits {
                     let _ = w.wait_for(|stopped| *stopped).await;
                 }
                 match sup {
                     Some(sup) if !sup.task.is_finished() => {
+                        if let Some((this, env, svc, vars)) = pre_stop {
+                            let site = Site {
+                                env: &env,
+                                vars: &vars,
+                                service: Some(&svc),
+                                point: "preStop",
+                            };
+                            if let Err(f) = this.run_hooks(site, &svc.hooks.pre_stop).await {
+                                tracing::warn!(service = %svc.name, error = %f, "preStop hook failed; stopping it anyway");
+                            }
+                        }
                         sup.stop().await;
                         let _ = sup.task.await;
                         stop_order

@@ -148,4 +148,31 @@ pub enum DownError {
     },
     #[error(transparent)]
     Teardown(#[from] TeardownError),
+    /// A `preDown` (nothing was stopped) or `postDown` (everything was) hook failed.
+    #[error(transparent)]
+    Hook(#[from] HookFailed),
+}
+
+/// A hook with `onError: fail` failed: the step it belongs to fails.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("hook {name} failed: {reason}{}", lines_suffix(.last_lines))]
+pub struct HookFailed {
+    /// `preUp`, `api.postReady`.
+    pub name: String,
+    /// "`./migrate.sh` exited with code 3", "... did not finish within 5s: killed".
+    pub reason: String,
+    pub exit_code: Option<i32>,
+    pub last_lines: Vec<String>,
+}
+
+fn lines_suffix(lines: &[String]) -> String {
+    if lines.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from("; last output:");
+    for l in lines {
+        s.push_str("\n  ");
+        s.push_str(l);
+    }
+    s
 }

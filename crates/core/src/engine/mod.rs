@@ -12,6 +12,7 @@ mod error;
 mod exec;
 mod graph;
 mod health;
+pub mod hooks;
 mod kuberun;
 mod portcheck;
 mod recovery;
@@ -417,7 +418,13 @@ impl Engine {
     pub fn logs(&self, req: &ProjectRef, services: &[String]) -> Result<LogHub, EngineError> {
         let rt = self.find_or_register(req)?;
         if let Some(cfg) = rt.config() {
-            UnknownService::check(&cfg, services)?;
+            // A hook's output is read by its board name (`hook/preUp`) too.
+            let services: Vec<String> = services
+                .iter()
+                .filter(|s| !s.starts_with("hook/"))
+                .cloned()
+                .collect();
+            UnknownService::check(&cfg, &services)?;
         }
         Ok(rt.shared.logs.clone())
     }
@@ -434,16 +441,18 @@ impl Engine {
         let services = config::select_profiles(&loaded, &opts.services, &opts.profiles)?;
         let opts = UpOptions { services, ..opts };
         let rt = self.register(&loaded, &req)?;
+        let mut up_id = None;
         if opts.dev_session.is_none() {
             // Wanted up until `down`, across daemon restarts.
-            self.want_up(&rt.shared.id, &req, &loaded.referenced_vars, &opts.services)?;
+            up_id =
+                Some(self.want_up(&rt.shared.id, &req, &loaded.referenced_vars, &opts.services)?);
         }
         let (tx, rx) = mpsc::channel(256);
         let env = Arc::new(loaded.environment);
         let vars = Arc::new(req.vars);
         // In the caller's span (the RPC's, naming the environment and services).
         self.tasks.spawn(
-            rt.up(env, vars, opts, tx)
+            rt.up(env, vars, opts, up_id, tx)
                 .instrument(tracing::Span::current()),
         );
         Ok(rx)
@@ -495,7 +504,11 @@ impl Engine {
             .values()
             .filter(|rt| rt.registered.load(std::sync::atomic::Ordering::Relaxed))
             .map(|rt| {
-                let st = rt.statuses();
+                let st: Vec<_> = rt
+                    .statuses()
+                    .into_iter()
+                    .filter(|s| !hooks::is_hook(s))
+                    .collect();
                 EnvSummary {
                     name: rt.shared.name.clone(),
                     project_dir: rt.project_dir.clone(),
@@ -526,7 +539,7 @@ impl Engine {
         for rt in &envs {
             rt.close();
         }
-        let all = futures::future::join_all(envs.into_iter().map(|rt| rt.down()));
+        let all = futures::future::join_all(envs.into_iter().map(|rt| rt.down(None)));
         let clean = tokio::time::timeout(deadline, all).await.is_ok();
         self.tasks.close();
         // Ups still waiting on readiness end with the process; the final flush below

@@ -70,14 +70,17 @@ pub(crate) fn recovery_vars(
 impl Engine {
     /// Records that the environment `env_id` is wanted up with `services` (empty:
     /// all), widening what an earlier `up` asked for. Durable before it returns.
+    /// Returns the new `up`'s id (its `post*` hooks are recorded under it).
     pub(super) fn want_up(
         &self,
         env_id: &str,
         req: &ProjectRef,
         referenced: &BTreeSet<String>,
         services: &[String],
-    ) -> Result<(), StateError> {
-        let services = match self.state.wanted_of(env_id)? {
+    ) -> Result<u64, StateError> {
+        let old = self.state.wanted_of(env_id)?;
+        let up_id = old.as_ref().map_or(0, |o| o.up_id).wrapping_add(1).max(1);
+        let services = match old {
             Some(old) => old.merged(services),
             None => services.to_vec(),
         };
@@ -89,7 +92,10 @@ impl Engine {
             vars: recovery_vars(&req.vars, Some(referenced)),
             services,
             vars_scoped: true,
-        })
+            up_id,
+            post_hooks_run: Vec::new(),
+        })?;
+        Ok(up_id)
     }
 
     /// Forgets every environment wanted up: `devenv daemon stop` stops them all and
@@ -217,7 +223,10 @@ async fn resume(engine: Weak<Engine>, rec: WantedRecord) {
         // The recorded services are the up's selection, profiles already applied.
         profiles: Vec::new(),
     };
-    let up = rt.clone().up(env.clone(), Arc::new(rec.vars), opts, tx);
+    // The same `up` again (its id): its `post*` hooks that started do not run twice.
+    let up = rt
+        .clone()
+        .up(env.clone(), Arc::new(rec.vars), opts, Some(rec.up_id), tx);
     let done = async {
         let mut outcome = None;
         while let Some(ev) = rx.recv().await {

@@ -10,6 +10,7 @@ use tokio::task::JoinSet;
 
 use super::error::UnknownService;
 use super::graph;
+use super::hooks::{hook_name, is_hook, Site};
 use super::kuberun::KubeRun;
 use super::runtime::LiveEnv;
 use super::supervisor::{Ctl, Supervisor};
@@ -50,6 +51,7 @@ impl LiveEnv {
         env: Arc<Environment>,
         vars: Arc<BTreeMap<String, String>>,
         opts: UpOptions,
+        up_id: Option<u64>,
         events: mpsc::Sender<UpEvent>,
     ) {
         let _op = self.ops.lock().await;
@@ -95,17 +97,14 @@ impl LiveEnv {
                 .await;
             return;
         }
-        self.ensure_watcher(&env, &set, &vars).await;
-        self.ensure_health().await;
-
-        // Forward status changes of the services in this request.
+        // Forward status changes of the services in this request, and of hooks.
         let mut rx = self.shared.events.subscribe();
         let fwd_events = events.clone();
         let fwd_set = set.clone();
         let forwarder = tokio::spawn(async move {
             loop {
                 match rx.recv().await {
-                    Ok(s) if fwd_set.contains(&s.name) => {
+                    Ok(s) if fwd_set.contains(&s.name) || is_hook(&s) => {
                         if fwd_events.send(UpEvent::Service(s)).await.is_err() {
                             // The client went away; the up itself goes on.
                             return;
@@ -116,6 +115,31 @@ impl LiveEnv {
                 }
             }
         });
+
+        // `preUp`: before anything starts; a failure starts nothing.
+        let site = Site {
+            env: &env,
+            vars: &vars,
+            service: None,
+            point: "preUp",
+        };
+        let pre_up = tokio::select! {
+            r = self.run_hooks(site, &env.hooks.pre_up) => r.map_err(|f| f.to_string()),
+            _ = cancel.cancelled() => Err("cancelled while the preUp hook ran".into()),
+        };
+        if let Err(message) = pre_up {
+            end_forwarder(forwarder).await;
+            let _ = events
+                .send(UpEvent::Done {
+                    ok: false,
+                    failed: vec![hook_name(None, "preUp")],
+                    message: format!("{message}\nnothing was started"),
+                })
+                .await;
+            return;
+        }
+        self.ensure_watcher(&env, &set, &vars).await;
+        self.ensure_health().await;
 
         // Each service's result in this `up`, which its dependents wait for (a
         // dependency's live state can pass through `stopped` while it is replaced).
@@ -137,8 +161,11 @@ impl LiveEnv {
             let this = self.clone();
             let vars = vars.clone();
             let outcomes = outcomes.clone();
+            let env = env.clone();
             tasks.spawn(async move {
-                let res = this.start_when_ready(&svc, plan, vars, &outcomes).await;
+                let res = this
+                    .start_when_ready(&env, &svc, plan, vars, up_id, &outcomes)
+                    .await;
                 if let Some(tx) = outcomes.get(&svc.name) {
                     tx.send_replace(Some(res.is_ok()));
                 }
@@ -171,7 +198,7 @@ impl LiveEnv {
             }
         }
 
-        let ok = failed.is_empty() && reasons.is_empty();
+        let mut ok = failed.is_empty() && reasons.is_empty();
         // Cancelled by `down` (or the daemon's shutdown, which downs everything): that
         // stops what this up started, in reverse dependency order, and reports it.
         if !ok && !opts.keep_going && !cancelled {
@@ -181,12 +208,28 @@ impl LiveEnv {
                 .filter(|n| !failed.contains(n))
                 .cloned()
                 .collect();
-            self.stop_services(&env, &started).await;
+            self.stop_services(&env, &started, None).await;
         }
-        // Let the forwarder drain what is already queued, then end it.
-        tokio::task::yield_now().await;
-        forwarder.abort();
-        let _ = forwarder.await;
+        // `postUp`: everything asked for is ready. Its failure fails the `up`; the
+        // services stay up.
+        if ok && self.may_run_post(up_id, "postUp") {
+            let site = Site {
+                env: &env,
+                vars: &vars,
+                service: None,
+                point: "postUp",
+            };
+            let post_up = tokio::select! {
+                r = self.run_hooks(site, &env.hooks.post_up) => r.map_err(|f| f.to_string()),
+                _ = cancel.cancelled() => Err("cancelled while the postUp hook ran".into()),
+            };
+            if let Err(message) = post_up {
+                ok = false;
+                failed.push(hook_name(None, "postUp"));
+                reasons.push(message);
+            }
+        }
+        end_forwarder(forwarder).await;
         for name in &set {
             if let Some(s) = self.shared.status_of(name) {
                 let _ = events.send(UpEvent::Service(s)).await;
@@ -237,11 +280,40 @@ impl LiveEnv {
         plan
     }
 
+    /// Whether a `post*` hook of the `up` `up_id` may run (see `hooks.rs`): no
+    /// record of it having started for this `up`. Recorded before it runs.
+    fn may_run_post(&self, up_id: Option<u64>, hook: &str) -> bool {
+        let Some(up_id) = up_id else {
+            return true;
+        };
+        match self
+            .shared
+            .state
+            .start_post_hook(&self.shared.id, up_id, hook)
+        {
+            Ok(true) => true,
+            Ok(false) => {
+                self.shared.logs.push(
+                    &Arc::from(format!("hook/{hook}").as_str()),
+                    crate::logs::Stream::System,
+                    "not run again: it already started for this `up` before devenvd restarted",
+                );
+                false
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, hook, "cannot record a post hook's run; running it anyway");
+                true
+            }
+        }
+    }
+
     async fn start_when_ready(
         &self,
+        env: &Environment,
         svc: &Service,
         plan: Plan,
         vars: Arc<BTreeMap<String, String>>,
+        up_id: Option<u64>,
         outcomes: &HashMap<String, watch::Sender<Option<bool>>>,
     ) -> Result<(), StartError> {
         // A running service with an unchanged config is left alone, whatever its
@@ -290,6 +362,27 @@ impl LiveEnv {
         } else {
             None
         };
+        if plan != Plan::Keep && !svc.hooks.pre_start.is_empty() {
+            self.shared.update(&svc.name, |s| {
+                s.state = ServiceState::Starting;
+                s.message = "running its preStart hook".into();
+            });
+            let site = Site {
+                env,
+                vars: &vars,
+                service: Some(svc),
+                point: "preStart",
+            };
+            if let Err(f) = self.run_hooks(site, &svc.hooks.pre_start).await {
+                let msg = f.to_string();
+                self.shared.update(&svc.name, |s| {
+                    s.state = ServiceState::Failed;
+                    s.message = msg.clone();
+                    s.last_lines.clear();
+                });
+                return Err(StartError::Failed(msg));
+            }
+        }
         match plan {
             Plan::Keep => {}
             Plan::Retry => {
@@ -322,10 +415,10 @@ impl LiveEnv {
                         env,
                         kenv,
                         self.kinds.clone(),
-                        vars,
+                        vars.clone(),
                         self.shared.dev_wanted(&svc.name),
                     ),
-                    None => Supervisor::start(self.shared.clone(), svc.clone(), vars),
+                    None => Supervisor::start(self.shared.clone(), svc.clone(), vars.clone()),
                 };
                 self.supervisors
                     .lock()
@@ -381,12 +474,48 @@ impl LiveEnv {
                 return Err(StartError::Failed(msg));
             }
         };
-        if satisfied(svc.oneshot, st.state) {
-            Ok(())
-        } else {
-            Err(StartError::Failed(st.message))
+        if !satisfied(svc.oneshot, st.state) {
+            return Err(StartError::Failed(st.message));
         }
+        let post_ready = format!("{}.postReady", svc.name);
+        if plan != Plan::Keep
+            && !svc.hooks.post_ready.is_empty()
+            && self.may_run_post(up_id, &post_ready)
+        {
+            let site = Site {
+                env,
+                vars: &vars,
+                service: Some(svc),
+                point: "postReady",
+            };
+            if let Err(f) = self.run_hooks(site, &svc.hooks.post_ready).await {
+                // With `onError: fail` the service failed: it does not stay up.
+                let sup = self
+                    .supervisors
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&svc.name);
+                if let Some(sup) = sup {
+                    sup.stop().await;
+                    let _ = sup.task.await;
+                }
+                let msg = f.to_string();
+                self.shared.update(&svc.name, |s| {
+                    s.state = ServiceState::Failed;
+                    s.message = msg.clone();
+                });
+                return Err(StartError::Failed(msg));
+            }
+        }
+        Ok(())
     }
+}
+
+/// Lets the forwarder pass on what is already queued, then ends it.
+async fn end_forwarder(forwarder: tokio::task::JoinHandle<()>) {
+    tokio::task::yield_now().await;
+    forwarder.abort();
+    let _ = forwarder.await;
 }
 
 /// Whether a dependency in `state` lets its dependents start: a oneshot must have

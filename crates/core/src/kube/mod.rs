@@ -13,6 +13,7 @@ pub mod forward;
 pub mod helm;
 pub mod k3d;
 pub mod manifests;
+pub mod podexec;
 pub mod podlogs;
 pub mod render;
 pub mod rollout;

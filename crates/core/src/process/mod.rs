@@ -77,6 +77,33 @@ pub fn is_executable(p: &Path) -> bool {
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
+/// The process group of a running command (a watch rule's, a hook's): told to the
+/// guardian while it runs, killed (with anything it left behind) when the run ends
+/// or is cancelled. Drop it before reaping the leader: the group id is ours only
+/// until then (see [`group`]).
+pub struct GroupGuard {
+    pgid: i32,
+    guardian: Option<std::sync::Arc<Guardian>>,
+}
+
+impl GroupGuard {
+    pub fn new(pgid: i32, guardian: Option<std::sync::Arc<Guardian>>) -> Self {
+        if let Some(g) = &guardian {
+            g.watch(pgid);
+        }
+        Self { pgid, guardian }
+    }
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        signal_group(self.pgid, Signal::SIGKILL);
+        if let Some(g) = &self.guardian {
+            g.forget(self.pgid);
+        }
+    }
+}
+
 /// Sends `sig` to a process group; false when the group no longer exists.
 pub fn signal_group(pgid: i32, sig: Signal) -> bool {
     killpg(Pid::from_raw(pgid), sig).is_ok()

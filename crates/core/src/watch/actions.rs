@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use nix::sys::signal::Signal;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -199,7 +198,10 @@ impl Exec {
         let leader = process::Leader::of(&child);
         // Dropped before `child` if this run is cancelled: the group is killed while
         // the leader is unreaped (kill_on_drop and tokio's reaper come after).
-        let mut group = Some(Group::new(leader.pid(), self.guardian.clone()));
+        let mut group = Some(process::GroupGuard::new(
+            leader.pid(),
+            self.guardian.clone(),
+        ));
         let mut pipes = JoinSet::new();
         if let Some(out) = child.stdout.take() {
             pipes.spawn(logs::copy_pipe(
@@ -251,31 +253,6 @@ impl Exec {
                 EXEC_LIMIT.as_secs()
             ),
         });
-    }
-}
-
-/// The process group of a running command: told to the guardian while it runs,
-/// killed (with anything it left behind) when the run ends or is cancelled.
-struct Group {
-    pgid: i32,
-    guardian: Option<Arc<Guardian>>,
-}
-
-impl Group {
-    fn new(pgid: i32, guardian: Option<Arc<Guardian>>) -> Self {
-        if let Some(g) = &guardian {
-            g.watch(pgid);
-        }
-        Self { pgid, guardian }
-    }
-}
-
-impl Drop for Group {
-    fn drop(&mut self) {
-        process::signal_group(self.pgid, Signal::SIGKILL);
-        if let Some(g) = &self.guardian {
-            g.forget(self.pgid);
-        }
     }
 }
 

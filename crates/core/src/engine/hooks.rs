@@ -1,0 +1,412 @@
+//! Lifecycle hooks at run time: `up` and `down` run them (up.rs, down.rs) as nodes of
+//! the graph. Each hook point shows on the status board as `hook/<name>` (runtime
+//! `hook`: running = `starting`, ok = `completed`, failed = `failed`, with its
+//! duration), and its output goes to the log hub under the same name, so `devenv
+//! status`, `up`'s progress and `devenv logs` show it like a service.
+//!
+//! A host hook runs like a local service: its own process group, told to the
+//! guardian (so it dies with a killed daemon), a marker in its environment (so a
+//! restarted daemon kills what is left), killed as a group on its timeout or when the
+//! `up`/`down` it belongs to is dropped. An `exec` hook runs in a ready pod of its
+//! kubernetes service; on a timeout devenv closes the exec stream (Kubernetes has no
+//! way to signal the remote process).
+//!
+//! Crash safety of `post*` hooks (`postUp`, `postReady`): a run is recorded in the
+//! environment's wanted record (state, flushed) *before* the hook starts, under the
+//! id of the `up` it belongs to. Recovery after a crash repeats that same `up` (same
+//! id) and skips the hooks recorded: at most once per transition, so a hook the crash
+//! interrupted is not run again either (it may have done its work; running a
+//! migration's follow-up twice is the worse failure). A new `devenv up` is a new
+//! transition with a new id. `pre*` hooks prepare what recovery starts again, so they
+//! run again. `down` forgets the wanted record before it starts and nothing repeats
+//! a `down`: the `postDown` of a down the daemon's death interrupted does not run;
+//! the next `devenv down` runs `preDown` and `postDown` again.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinSet;
+
+pub use super::board::hook_name;
+pub use super::board::{is_hook, HOOK_RUNTIME};
+pub use super::error::HookFailed;
+use super::runtime::LiveEnv;
+use crate::config::{Command, Environment, Hook, HookRun, OnError, RuntimeKind, Service};
+use crate::logs::{self, Stream};
+use crate::process;
+use crate::status::ServiceState;
+
+/// Lines of a failed hook's output kept in its status and error.
+const FAILURE_LINES: usize = 10;
+/// Output still in the pipes after the hook exited, waited for at most this long
+/// (something it started in the background may hold them open).
+const DRAIN_LIMIT: Duration = Duration::from_secs(1);
+
+/// What runs one hook point: whose hooks, where, with which variables.
+pub(super) struct Site<'a> {
+    pub env: &'a Environment,
+    pub vars: &'a BTreeMap<String, String>,
+    /// The service of a service hook.
+    pub service: Option<&'a Service>,
+    /// `preUp`, `postReady`, ...
+    pub point: &'a str,
+}
+
+impl Site<'_> {
+    fn short_name(&self) -> String {
+        match self.service {
+            Some(s) => format!("{}.{}", s.name, self.point),
+            None => self.point.to_string(),
+        }
+    }
+
+    fn workdir(&self) -> PathBuf {
+        match self.service {
+            Some(s) => s.workdir.clone(),
+            None => self.env.project_dir.clone(),
+        }
+    }
+}
+
+/// How one run of a hook ended.
+enum Ran {
+    Exited(Option<i32>),
+    Signalled(i32),
+    TimedOut,
+    CannotStart(String),
+}
+
+impl LiveEnv {
+    /// Runs the hooks of one point, in order. A failing hook with `onError: fail`
+    /// stops there and is the error; with `continue` the rest run, with a warning in
+    /// the log. Nothing configured: nothing shows.
+    pub(super) async fn run_hooks(&self, site: Site<'_>, hooks: &[Hook]) -> Result<(), HookFailed> {
+        if hooks.is_empty() {
+            return Ok(());
+        }
+        let short = site.short_name();
+        let name = hook_name(site.service.map(|s| s.name.as_str()), site.point);
+        let log: Arc<str> = Arc::from(name.as_str());
+        self.shared.ensure_hook(&name);
+        let started = Instant::now();
+        let mut warnings = Vec::new();
+        for (i, hook) in hooks.iter().enumerate() {
+            let shown = match &hook.run {
+                HookRun::Host(c) => c.display(),
+                HookRun::Exec(c) => format!("exec {}", c.display()),
+            };
+            let counter = if hooks.len() > 1 {
+                format!(" ({}/{})", i + 1, hooks.len())
+            } else {
+                String::new()
+            };
+            self.shared.update(&name, |s| {
+                s.state = ServiceState::Starting;
+                s.exit_code = None;
+                s.last_lines.clear();
+                s.message = format!("running `{shown}`{counter}");
+            });
+            self.shared
+                .logs
+                .push(&log, Stream::System, &format!("running `{shown}`{counter}"));
+            let one = Instant::now();
+            let ran = match &hook.run {
+                HookRun::Host(cmd) => self.run_host(&site, &name, &log, cmd, hook.timeout).await,
+                HookRun::Exec(cmd) => self.run_exec(&site, &log, cmd, hook.timeout).await,
+            };
+            let took = one.elapsed().as_secs_f64();
+            let (code, reason) = match ran {
+                Ran::Exited(Some(0)) => {
+                    self.shared.logs.push(
+                        &log,
+                        Stream::System,
+                        &format!("`{shown}` exited with code 0 in {took:.2}s"),
+                    );
+                    continue;
+                }
+                Ran::Exited(Some(code)) => (
+                    Some(code),
+                    format!("`{shown}` exited with code {code} after {took:.2}s"),
+                ),
+                Ran::Exited(None) => (None, format!("`{shown}` failed after {took:.2}s")),
+                Ran::Signalled(sig) => (None, format!("`{shown}` was killed by signal {sig}")),
+                Ran::TimedOut => (
+                    None,
+                    format!(
+                        "`{shown}` did not finish within {}s (timeoutSeconds): killed",
+                        hook.timeout.as_secs_f64()
+                    ),
+                ),
+                Ran::CannotStart(why) => (None, why),
+            };
+            let last_lines = self.shared.logs.last_lines(&name, FAILURE_LINES);
+            self.shared.logs.push(&log, Stream::System, &reason);
+            match hook.on_error {
+                OnError::Continue => {
+                    let warning = format!("{reason} (onError: continue, going on)");
+                    self.shared.logs.push(&log, Stream::System, &warning);
+                    warnings.push(warning);
+                }
+                OnError::Fail => {
+                    self.shared.update(&name, |s| {
+                        s.state = ServiceState::Failed;
+                        s.exit_code = code;
+                        s.message = reason.clone();
+                        s.last_lines = last_lines.clone();
+                    });
+                    return Err(HookFailed {
+                        name: short,
+                        reason,
+                        exit_code: code,
+                        last_lines,
+                    });
+                }
+            }
+        }
+        let took = started.elapsed().as_secs_f64();
+        self.shared.update(&name, |s| {
+            s.exit_code = None;
+            if warnings.is_empty() {
+                s.state = ServiceState::Completed;
+                s.message = format!("ok in {took:.2}s");
+            } else {
+                s.state = ServiceState::Failed;
+                s.message = format!("{} (onError: continue)", warnings.join("; "));
+            }
+        });
+        Ok(())
+    }
+
+    async fn run_host(
+        &self,
+        site: &Site<'_>,
+        name: &str,
+        log: &Arc<str>,
+        command: &Command,
+        timeout: Duration,
+    ) -> Ran {
+        let env = self.hook_env(site, name);
+        let workdir = site.workdir();
+        let mut cmd = crate::probe::build_command(command, env.get("PATH").map(String::as_str));
+        cmd.current_dir(&workdir)
+            .env_clear()
+            .envs(&env)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            // Dropped with the `up`/`down` it belongs to: the group guard below kills
+            // the rest of the group, this the leader.
+            .kill_on_drop(true);
+        let mut child = match self.shared.spawner.spawn(cmd).await {
+            Ok(c) => c,
+            Err(e) if !workdir.is_dir() => {
+                let _ = e;
+                return Ran::CannotStart(format!(
+                    "cannot run the hook: its directory {} does not exist",
+                    workdir.display()
+                ));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ran::CannotStart(format!(
+                    "cannot run `{}`: not found on PATH; install it or fix the hook",
+                    command.display()
+                ))
+            }
+            Err(e) => return Ran::CannotStart(format!("cannot run `{}`: {e}", command.display())),
+        };
+        let leader = process::Leader::of(&child);
+        let pid = leader.pid();
+        self.shared.update(name, |s| s.pid = Some(pid as u32));
+        // Dropped before `child` is reaped, and on cancellation: kills the group
+        // while the unreaped leader still holds its id.
+        let mut group = Some(process::GroupGuard::new(
+            pid,
+            Some(self.shared.guardian.clone()),
+        ));
+        let mut pipes = JoinSet::new();
+        if let Some(out) = child.stdout.take() {
+            pipes.spawn(logs::copy_pipe(
+                self.shared.logs.clone(),
+                out,
+                log.clone(),
+                Stream::Stdout,
+            ));
+        }
+        if let Some(err) = child.stderr.take() {
+            pipes.spawn(logs::copy_pipe(
+                self.shared.logs.clone(),
+                err,
+                log.clone(),
+                Stream::Stderr,
+            ));
+        }
+        let exited = tokio::time::timeout(timeout, leader.exited(&mut child)).await;
+        drop(group.take());
+        let status = child.wait().await;
+        let _ = tokio::time::timeout(DRAIN_LIMIT, async {
+            while pipes.join_next().await.is_some() {}
+        })
+        .await;
+        pipes.abort_all();
+        if exited.is_err() {
+            return Ran::TimedOut;
+        }
+        match status {
+            Ok(st) => match (
+                st.code(),
+                std::os::unix::process::ExitStatusExt::signal(&st),
+            ) {
+                (Some(code), _) => Ran::Exited(Some(code)),
+                (None, Some(sig)) => Ran::Signalled(sig),
+                _ => Ran::Exited(None),
+            },
+            Err(e) => Ran::CannotStart(format!("waiting for the hook failed: {e}")),
+        }
+    }
+
+    async fn run_exec(
+        &self,
+        site: &Site<'_>,
+        log: &Arc<str>,
+        command: &Command,
+        timeout: Duration,
+    ) -> Ran {
+        let Some(svc) = site.service else {
+            return Ran::CannotStart("an `exec` hook needs a kubernetes service".into());
+        };
+        let conn = match self.kube_env(site.env, site.vars).await {
+            Ok(c) => c,
+            Err(e) => return Ran::CannotStart(e.to_string()),
+        };
+        let argv = match command {
+            Command::Shell(s) => vec!["sh".into(), "-c".into(), s.clone()],
+            Command::Exec(argv) => argv.clone(),
+        };
+        let selector = crate::kube::selector(&site.env.name, Some(&svc.name));
+        let run = async {
+            let mut exec = crate::kube::podexec::PodExec::start(&conn, &selector, argv)
+                .await
+                .map_err(|e| e.to_string())?;
+            self.shared.logs.push(
+                log,
+                Stream::System,
+                &format!("in pod {} (container {})", exec.pod, exec.container),
+            );
+            let mut pipes = JoinSet::new();
+            if let Some(out) = exec.stdout() {
+                pipes.spawn(logs::copy_pipe(
+                    self.shared.logs.clone(),
+                    out,
+                    log.clone(),
+                    Stream::Stdout,
+                ));
+            }
+            if let Some(err) = exec.stderr() {
+                pipes.spawn(logs::copy_pipe(
+                    self.shared.logs.clone(),
+                    err,
+                    log.clone(),
+                    Stream::Stderr,
+                ));
+            }
+            let code = exec.exit_code().await;
+            while pipes.join_next().await.is_some() {}
+            Ok::<_, String>(code)
+        };
+        match tokio::time::timeout(timeout, run).await {
+            Ok(Ok(code)) => Ran::Exited(code),
+            Ok(Err(why)) => Ran::CannotStart(why),
+            Err(_) => Ran::TimedOut,
+        }
+    }
+
+    /// A host hook's environment: the client's variables (and for a service hook the
+    /// service's `env`), then devenv's: `DEVENV_ENV`, `DEVENV_HOOK`, `DEVENV_SERVICE`
+    /// with `DEVENV_PORT`/`DEVENV_PORTS` (service hooks), `DEVENV_PORT_<SERVICE>` for
+    /// every service with a port, `DEVENV_NAMESPACE` and `KUBECONFIG` when the
+    /// environment has a cluster, and the marker a restarted daemon finds it by.
+    fn hook_env(&self, site: &Site<'_>, name: &str) -> BTreeMap<String, String> {
+        let mut env: BTreeMap<String, String> = site
+            .vars
+            .iter()
+            .filter(|(k, _)| k.as_str() != process::MARKER_VAR)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if let Some(svc) = site.service {
+            env.extend(svc.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        env.insert("DEVENV_ENV".into(), site.env.name.clone());
+        env.insert("DEVENV_ENVIRONMENT".into(), site.env.name.clone());
+        env.insert("DEVENV_HOOK".into(), site.point.to_string());
+        for s in &site.env.services {
+            if let Some(port) = s.ports.first() {
+                env.insert(port_var(&s.name), port.to_string());
+            }
+        }
+        if let Some(svc) = site.service {
+            env.insert("DEVENV_SERVICE".into(), svc.name.clone());
+            if let Some(port) = svc.ports.first() {
+                env.insert("DEVENV_PORT".into(), port.to_string());
+            }
+            let ports: Vec<String> = svc.ports.iter().map(u16::to_string).collect();
+            env.insert("DEVENV_PORTS".into(), ports.join(" "));
+        }
+        let has_kube = site
+            .env
+            .services
+            .iter()
+            .any(|s| s.runtime == RuntimeKind::Kubernetes);
+        if site.env.cluster.is_some() || has_kube {
+            let namespace = site.env.cluster.as_ref().map_or_else(
+                || format!("devenv-{}", site.env.name),
+                |c| c.namespace.clone(),
+            );
+            env.insert("DEVENV_NAMESPACE".into(), namespace);
+            let paths = crate::kube::kubeconfig_paths(site.vars);
+            if let Ok(joined) = std::env::join_paths(paths) {
+                env.insert("KUBECONFIG".into(), joined.to_string_lossy().into_owned());
+            }
+        }
+        env.insert(
+            process::MARKER_VAR.into(),
+            self.shared.marker(&name.replace('/', ".")),
+        );
+        env
+    }
+}
+
+/// `DEVENV_PORT_<SERVICE>`: the service's name upper-cased, `-` as `_`.
+fn port_var(service: &str) -> String {
+    format!(
+        "DEVENV_PORT_{}",
+        service.to_ascii_uppercase().replace('-', "_")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_port_variables() {
+        assert_eq!(hook_name(None, "preUp"), "hook/preUp");
+        assert_eq!(hook_name(Some("api"), "postReady"), "hook/api.postReady");
+        assert_eq!(port_var("web-ui"), "DEVENV_PORT_WEB_UI");
+    }
+
+    #[test]
+    fn a_failure_says_which_hook_why_and_its_last_lines() {
+        let f = HookFailed {
+            name: "preUp".into(),
+            reason: "`./migrate.sh` exited with code 3 after 0.10s".into(),
+            exit_code: Some(3),
+            last_lines: vec!["no database".into()],
+        };
+        assert_eq!(
+            f.to_string(),
+            "hook preUp failed: `./migrate.sh` exited with code 3 after 0.10s; last output:\n  no database"
+        );
+    }
+}
