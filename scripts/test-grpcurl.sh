@@ -178,6 +178,13 @@ wait_for "$tmp/logs-follow.out" 30 "GET /$marker "
 stop_bg
 check_done logs-follow
 
+# --- exec: a bidi stream; pwd in api's workdir (the project), then exit 3
+out="$(run exec)"
+echo "$out" | jq -se 'last | .exit.code == 3' >/dev/null || fail "exec: no exit code 3: $out"
+printed="$(echo "$out" | jq -rsj '[.[] | .stdout // empty | @base64d] | join("")')"
+[ "$printed" = "$(cd "$tmp/project" && pwd -P)" ] || fail "exec: printed '$printed', not the project dir: $out"
+check_done exec
+
 # --- down
 out="$(run down)"
 echo "$out" | jq -e '.stopped | sort == ["api","db","web"]' >/dev/null || fail "down: $out"

@@ -27,7 +27,7 @@ devenv_tests() {
     unset CARGO_TARGET_DIR
     cargo test -p devenv-core --test kube_forward "$@" -- --ignored
     cargo test -p devenv-core --test sync "$@" -- --ignored
-    cargo test -p devenv-e2e --test kube --test kube_more "$@" -- --ignored
+    cargo test -p devenv-e2e --test kube --test kube_more --test kube_exec "$@" -- --ignored
     # One at a time: each brings up pods and syncs trees on this small machine.
     cargo test -p devenv-e2e --test dev "$@" -- --ignored --test-threads=1
   )
@@ -41,7 +41,7 @@ run_all() {
 # Compile first: a compile error should not cost a cluster start.
 cargo_test --no-run
 (cd "$ROOT" && env -u CARGO_TARGET_DIR cargo test -p devenv-core --test kube_forward --test sync --no-run \
-  && env -u CARGO_TARGET_DIR cargo test -p devenv-e2e --test kube --test kube_more --test dev --no-run)
+  && env -u CARGO_TARGET_DIR cargo test -p devenv-e2e --test kube --test kube_more --test kube_exec --test dev --no-run)
 
 if [[ -n "${DEVENV_TEST_KUBECONFIG:-}" ]]; then
   echo "[test.sh] DEVENV_TEST_KUBECONFIG=$DEVENV_TEST_KUBECONFIG is set: testing that cluster;" \

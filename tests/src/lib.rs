@@ -9,6 +9,7 @@ pub mod bench;
 mod bins;
 pub mod kube;
 mod procs;
+pub mod pty;
 mod run;
 mod users;
 pub mod web;

@@ -3,11 +3,10 @@
 //! pseudo-terminal (size, resize, Ctrl-C, Ctrl-D), and a client that goes away.
 
 use std::io::{Read, Write};
-use std::os::fd::OwnedFd;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use devenv_e2e::pty::Term;
 use devenv_e2e::{alive, wait_until, TestEnv};
 
 /// A running service `api` with env from `env` and an env file, workdir `./api`.
@@ -165,138 +164,34 @@ fn wait_output(mut child: std::process::Child, limit: Duration) -> (Option<i32>,
     )
 }
 
-/// The test's side of a terminal: what the client printed, read on a thread.
-struct Term {
-    master: std::fs::File,
-    seen: Arc<Mutex<Vec<u8>>>,
-}
-
-impl Term {
-    fn seen(&self) -> String {
-        String::from_utf8_lossy(&self.seen.lock().unwrap()).into_owned()
-    }
-
-    fn type_in(&mut self, bytes: &[u8]) {
-        self.master.write_all(bytes).unwrap();
-    }
-
-    /// Waits until the output holds `needle` after `from` bytes; the index after it.
-    fn expect(&self, from: usize, needle: &str, limit: Duration) -> usize {
-        let mut at = None;
-        let found = wait_until(limit, || {
-            let seen = self.seen();
-            at = seen
-                .get(from..)
-                .and_then(|s| s.find(needle))
-                .map(|i| from + i + needle.len());
-            at.is_some()
-        });
-        assert!(
-            found,
-            "no {needle:?} in the terminal after {limit:?}:\n{}",
-            self.seen()
-        );
-        at.unwrap_or_default()
-    }
-}
-
-#[allow(
-    unsafe_code,
-    reason = "TIOCSWINSZ has no safe wrapper; one ioctl on the test's own pty"
-)]
-fn set_size(master: &std::fs::File, rows: u16, cols: u16) {
-    use std::os::fd::AsRawFd;
-    let ws = nix::pty::Winsize {
-        ws_row: rows,
-        ws_col: cols,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: an open descriptor and a pointer to a live winsize.
-    let r = unsafe { nix::libc::ioctl(master.as_raw_fd(), nix::libc::TIOCSWINSZ, &ws) };
-    assert_eq!(r, 0, "TIOCSWINSZ");
-}
-
 #[test]
 fn exec_t_is_a_terminal_with_size_resize_ctrl_c_and_ctrl_d() {
     let env = env_with_api();
-    let pty = nix::pty::openpty(None, None).unwrap();
-    let master = std::fs::File::from(pty.master);
-    set_size(&master, 30, 100);
-    let slave: OwnedFd = pty.slave;
-    let mut child = exec_cmd(&env, &["exec", "-i", "-t", "api", "--", "sh"])
-        .stdin(Stdio::from(slave.try_clone().unwrap()))
-        .stdout(Stdio::from(slave.try_clone().unwrap()))
-        .stderr(Stdio::from(slave))
-        .spawn()
-        .unwrap();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let mut reader = master.try_clone().unwrap();
-    let sink = seen.clone();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        // Ends with EIO once the client has exited and closed the slave side.
-        while let Ok(n) = reader.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            sink.lock().unwrap().extend_from_slice(&buf[..n]);
-        }
-    });
-    let mut term = Term { master, seen };
+    let cmd = exec_cmd(&env, &["exec", "-i", "-t", "api", "--", "sh"]);
+    let (mut term, mut child) = Term::spawn(cmd, 30, 100);
     let limit = Duration::from_secs(20);
 
     term.type_in(b"stty size; tty\r");
     let at = term.expect(0, "30 100", limit);
     let at = term.expect(at, "/dev/pts/", limit);
-
-    // Resize: the client hears SIGWINCH (sent here by hand: the pty is not its
-    // controlling terminal) and passes the new size on.
-    set_size(&term.master, 41, 123);
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::SIGWINCH,
-    )
-    .unwrap();
-    let mut from = at;
-    let resized = wait_until(limit, || {
-        term.type_in(b"stty size\r");
-        std::thread::sleep(Duration::from_millis(100));
-        let seen = term.seen();
-        match seen.get(from..).and_then(|s| s.find("41 123")) {
-            Some(i) => {
-                from += i;
-                true
-            }
-            None => false,
-        }
-    });
-    assert!(
-        resized,
-        "the remote size never became 41 123:\n{}",
-        term.seen()
-    );
+    let at = term.resize_until_seen(&child, at, 41, 123, limit);
 
     // Ctrl-C reaches the remote foreground job: the echo after it runs only when
     // the sleep was interrupted.
     term.type_in(b"echo sle''ep-started; sleep 300\r");
-    let at = term.expect(from, "sleep-started", limit);
+    let at = term.expect(at, "sleep-started", limit);
     term.type_in(&[0x03]);
     term.type_in(b"echo after-$((20+22))\r");
     term.expect(at, "after-42", limit);
 
     // Ctrl-D: the shell reads end of input and exits 0; so does the client.
     term.type_in(&[0x04]);
-    let mut status = None;
-    assert!(
-        wait_until(limit, || {
-            status = child.try_wait().unwrap();
-            status.is_some()
-        }),
-        "the client did not exit after Ctrl-D:\n{}",
+    assert_eq!(
+        term.wait_exit(&mut child, limit),
+        Some(0),
+        "{}",
         term.seen()
     );
-    assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", term.seen());
     env.teardown();
 }
 

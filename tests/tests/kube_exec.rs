@@ -1,0 +1,99 @@
+//! `devenv exec` into a kubernetes service's pod against the real test cluster
+//! (tests/cluster): a terminal driven through a pseudo-terminal (size, resize, exit
+//! code), exit codes without one, stdin, and the errors for a pod or container that
+//! is not there.
+//!
+//! Needs KUBECONFIG pointing at the test cluster; run with `--ignored`.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use devenv_e2e::kube::env_for;
+use devenv_e2e::pty::Term;
+use devenv_e2e::TestEnv;
+
+const BUSYBOX: &str = "devenv.test/busybox:1.35.0";
+
+fn exec_cmd(t: &TestEnv, args: &[&str]) -> Command {
+    let mut cmd = Command::new(&t.bins.devenv);
+    cmd.args(args)
+        .current_dir(&t.project)
+        .env_clear()
+        .envs(t.env_vars());
+    cmd
+}
+
+#[test]
+#[ignore = "needs the test cluster (tests/cluster/test.sh runs it)"]
+fn k8s_exec_into_a_pod_with_a_terminal_resize_and_exit_codes() {
+    let (t, env) = env_for("exec");
+    t.write_config(&format!(
+        r#"apiVersion: devenv/v1
+kind: Environment
+metadata:
+  name: {env}
+spec:
+  cluster: {{ provider: kubeconfig }}
+  services:
+    - name: box
+      image: {BUSYBOX}
+      env: {{ GREETING: hello-from-pod }}
+      command: exec sleep 100000
+"#
+    ));
+    let up = t.devenv(&["up"]);
+    assert_eq!(up.code, Some(0), "up should succeed\n{up}");
+
+    // Without a terminal: output, the container's env, the exit code.
+    let out = t.devenv(&["exec", "box", "--", "sh", "-c", "echo $GREETING; exit 3"]);
+    assert_eq!(out.code, Some(3), "exit code propagated\n{out}");
+    assert_eq!(out.stdout, "hello-from-pod\n", "{out}");
+
+    // stdin with -i, ended by end of input.
+    let mut child = exec_cmd(&t, &["exec", "-i", "box", "--", "wc", "-l"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn devenv exec -i");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"a\nb\nc\n")
+        .expect("write stdin");
+    let out = child.wait_with_output().expect("wait for devenv exec -i");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "3", "{out:?}");
+
+    // Errors: a container or pod that is not there.
+    let no_container = t.devenv(&["exec", "box", "-c", "nope", "--", "true"]);
+    assert_eq!(no_container.code, Some(2), "{no_container}");
+    assert!(
+        no_container.stderr.contains("no container `nope`")
+            && no_container.stderr.contains("containers: box"),
+        "{no_container}"
+    );
+    let no_pod = t.devenv(&["exec", "box", "--pod", "nope", "--", "true"]);
+    assert_eq!(no_pod.code, Some(2), "{no_pod}");
+    assert!(no_pod.stderr.contains("`nope`"), "{no_pod}");
+
+    // A terminal: size, resize, and the exit code of what ends it.
+    let cmd = exec_cmd(&t, &["exec", "-i", "-t", "box", "--", "sh"]);
+    let (mut term, mut client) = Term::spawn(cmd, 30, 100);
+    let limit = Duration::from_secs(30);
+    term.type_in(b"stty size\r");
+    let at = term.expect(0, "30 100", limit);
+    let at = term.resize_until_seen(&client, at, 41, 123, limit);
+    term.type_in(b"echo in-$((40+2)); exit 3\r");
+    term.expect(at, "in-42", limit);
+    assert_eq!(
+        term.wait_exit(&mut client, limit),
+        Some(3),
+        "{}",
+        term.seen()
+    );
+
+    t.devenv_ok(&["down"]);
+}
