@@ -129,6 +129,17 @@ ip link set "$NODE_LINK" up
 ip route add "$SERVICE_CIDR" dev "$NODE_LINK"
 ip route add "$POD_CIDR" dev "$NODE_LINK"
 
+# Forwarding for the pods, whatever else runs on the host: Docker sets the FORWARD
+# policy to DROP when it starts (the container tests start dockerd), which drops
+# pod-to-pod traffic bridged through netfilter (CoreDNS lookups time out). The
+# chain's CNI- prefix makes down.sh remove it with the rest of the cluster's rules.
+if command -v iptables >/dev/null; then
+  iptables -N CNI-DEVENV-FORWARD 2>/dev/null || iptables -F CNI-DEVENV-FORWARD
+  iptables -A CNI-DEVENV-FORWARD -s "$POD_CIDR" -j ACCEPT
+  iptables -A CNI-DEVENV-FORWARD -d "$POD_CIDR" -j ACCEPT
+  iptables -C FORWARD -j CNI-DEVENV-FORWARD 2>/dev/null || iptables -I FORWARD 1 -j CNI-DEVENV-FORWARD
+fi
+
 cat > "$STATE/config/kubeadm.yaml" <<EOF
 apiVersion: kubeadm.k8s.io/v1beta4
 kind: InitConfiguration
