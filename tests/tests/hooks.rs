@@ -63,6 +63,17 @@ fn every_hook_point_runs_in_order_with_its_output_in_logs_and_status() {
         mark("api.postReady"),
         mark("api.preStop"),
     ));
+    // `config show` lists them as written.
+    let shown = env.devenv_ok(&["config", "show"]);
+    for key in [
+        "preUp:",
+        "postDown:",
+        "preStart:",
+        "postReady:",
+        "timeoutSeconds: 30",
+    ] {
+        assert!(shown.stdout.contains(key), "no {key} in:\n{shown}");
+    }
     let up = env.devenv_ok(&["up"]);
     assert_eq!(
         order(&env),
