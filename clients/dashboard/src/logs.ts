@@ -41,7 +41,11 @@ export const LEVEL_NAMES: Readonly<Record<LogLevel, string>> = {
 };
 
 interface Cursor {
-  /** Timestamp of the newest line received, as seconds and nanos. */
+  /** LogEntry.position of the newest line received (0: the daemon sent none):
+   * a reconnect resumes right after it, from the daemon's memory or disk. */
+  position: number;
+  /** Timestamp of the newest line received, as seconds and nanos: the fallback
+   * for a daemon that sends no positions. */
   seconds: number;
   nanos: number;
   /** service + line of the lines received at exactly that time. */
@@ -191,7 +195,7 @@ export class LogsPanel {
         const level = e.level === LogLevel.UNSPECIFIED ? "" : ` ${LEVEL_NAMES[e.level]}`;
         lines.push(`${new Date(e.time).toISOString()} ${e.service} ${logStreamName(e.stream)}${level} ${stripAnsi(e.text)}`);
       } else if (e.kind === EntryKind.Skipped) {
-        lines.push(`# ${String(e.count)} lines skipped`);
+        lines.push(`# ${String(e.count)} lines skipped${e.text ? ` (${e.text})` : ""}`);
       }
     }
     const blob = new Blob([lines.join("\n") + "\n"], { type: "text/plain" });
@@ -235,6 +239,7 @@ export class LogsPanel {
       grep: filter.grep,
       since: since.at !== undefined ? Timestamp.fromDate(new Date(since.at)) : undefined,
       minLevel: this.minLevel(),
+      resumeAfter: 0,
     };
     this.base = base;
     const abort = new AbortController();
@@ -261,9 +266,12 @@ export class LogsPanel {
   private async run(base: LogRequest, signal: AbortSignal, resumed: boolean): Promise<void> {
     let first = !resumed;
     while (!signal.aborted) {
-      const req: LogRequest = first || !this.cursor
+      const c = this.cursor;
+      const req: LogRequest = first || !c
         ? base
-        : { ...base, tail: 0, since: { seconds: this.cursor.seconds, nanos: this.cursor.nanos } };
+        : c.position > 0
+          ? { ...base, tail: 0, since: undefined, resumeAfter: c.position }
+          : { ...base, tail: 0, since: { seconds: c.seconds, nanos: c.nanos } };
       this.status.textContent = first ? "loading\u2026" : "reconnecting\u2026";
       try {
         const call = this.api.logs.stream(req, { abort: signal });
@@ -303,16 +311,19 @@ export class LogsPanel {
     const key = `${e.service}\u0000${e.line}`;
     const c = this.cursor;
     if (e.missed > 0) {
-      this.push({ kind: EntryKind.Skipped, time: Date.now(), service: e.service, stream: LogStream.SYSTEM, level: LogLevel.UNSPECIFIED, text: "", count: e.missed });
+      this.push({ kind: EntryKind.Skipped, time: Date.now(), service: e.service, stream: LogStream.SYSTEM, level: LogLevel.UNSPECIFIED, text: e.line, count: e.missed });
       return;
     }
-    if (c) {
+    if (c && c.position > 0 && e.position > 0) {
+      if (e.position <= c.position) return; // seen before a reconnect
+      this.cursor = { position: e.position, seconds, nanos, keys: new Set([key]) };
+    } else if (c) {
       const cmp = seconds - c.seconds || nanos - c.nanos;
       if (cmp < 0 || (cmp === 0 && c.keys.has(key))) return; // seen before a reconnect
       if (cmp === 0) c.keys.add(key);
-      else this.cursor = { seconds, nanos, keys: new Set([key]) };
+      else this.cursor = { position: e.position, seconds, nanos, keys: new Set([key]) };
     } else {
-      this.cursor = { seconds, nanos, keys: new Set([key]) };
+      this.cursor = { position: e.position, seconds, nanos, keys: new Set([key]) };
     }
     this.received++;
     this.push({

@@ -225,7 +225,9 @@ export class LogView {
     }
     if (e.kind === EntryKind.Skipped) {
       el.className = "log-row log-marker";
-      el.textContent = `\u22ef ${e.count.toLocaleString("en-US")} lines skipped: this page read too slowly and the daemon dropped them (search or download to see all)`;
+      // The daemon says why (retention deleted them before they were read, ...).
+      const why = e.text || "the daemon dropped them";
+      el.textContent = `\u22ef ${e.count.toLocaleString("en-US")} lines skipped${e.service ? ` of ${e.service}` : ""}: ${why}`;
       return;
     }
     if (e.kind === EntryKind.Note) {

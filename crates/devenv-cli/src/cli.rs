@@ -235,6 +235,14 @@ pub struct LogsArgs {
     /// Prefix each line with its time
     #[arg(short, long)]
     pub timestamps: bool,
+    /// Only lines after this position (the `position` of a `--json` line): with -f,
+    /// resumes a follow exactly where it stopped, from memory or disk
+    #[arg(long, value_name = "POSITION", conflicts_with_all = ["tail", "since"])]
+    pub after: Option<u64>,
+    /// What is retained per service (bytes and lines on disk, the oldest line) and
+    /// the retention caps, instead of lines
+    #[arg(long, conflicts_with_all = ["follow", "tail", "since", "grep", "level", "timestamps", "after"])]
+    pub stats: bool,
 }
 
 /// `--level`: the API's levels, with the common spellings.

@@ -7,7 +7,7 @@ use devenv_api::pb;
 use devenv_core::config::{ConfigError, ConfigErrors, Environment};
 use devenv_core::engine::{ClusterError, EngineError, ExecError, ProjectRef};
 use devenv_core::kube::forward::{ForwardState, ForwardStatus};
-use devenv_core::logs::{level, Level, LineRef, LogLine, Stream};
+use devenv_core::logs::{level, Level, LogLine, Missed, Stream};
 use devenv_core::status::{ServiceState, ServiceStatus};
 use tonic::Status;
 
@@ -170,29 +170,29 @@ pub fn service_status_in(s: &ServiceStatus, config: Option<&Environment>) -> pb:
     out
 }
 
-pub fn log_entry(l: &LogLine) -> pb::LogEntry {
+pub fn log_entry(l: LogLine) -> pb::LogEntry {
+    let level = log_level(level::detect(l.stream, &l.text)) as i32;
     pb::LogEntry {
         time: Some(timestamp(l.time)),
         service: l.service.to_string(),
         stream: log_stream(l.stream) as i32,
-        line: l.text.clone(),
+        line: l.text,
         missed: 0,
-        level: log_level(level::detect(l.stream, &l.text)) as i32,
+        level,
+        position: l.seq,
     }
 }
 
-pub fn log_entry_ref(l: &LineRef<'_>) -> pb::LogEntry {
-    let nanos = l.time_nanos.max(0);
+/// A marker: lines of a service this client will not see, and why.
+pub fn missed_entry(m: &Missed) -> pb::LogEntry {
     pb::LogEntry {
-        time: Some(prost_types::Timestamp {
-            seconds: nanos / 1_000_000_000,
-            nanos: (nanos % 1_000_000_000) as i32,
-        }),
-        service: l.service.to_string(),
-        stream: log_stream(l.stream) as i32,
-        line: l.text.to_string(),
-        missed: 0,
-        level: log_level(level::detect(l.stream, l.text)) as i32,
+        time: Some(timestamp(std::time::SystemTime::now())),
+        service: m.service.to_string(),
+        stream: pb::LogStream::System as i32,
+        line: m.reason.to_string(),
+        missed: m.lines,
+        level: 0,
+        position: 0,
     }
 }
 

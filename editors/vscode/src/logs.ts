@@ -21,6 +21,9 @@ class ServiceLog implements vscode.Disposable {
   private disposed = false;
   private waiting: vscode.Disposable | undefined;
   private lastTime: Date | undefined;
+  /** LogEntry.position of the last line shown: a reconnect resumes right after it
+   * (from the daemon's memory or disk), no line lost or shown twice. */
+  private lastPosition = 0;
   /** Lines written to the channel, and the channel method each went through; for the tests. */
   readonly written: string[] = [];
   readonly writtenAs: ChannelLevel[] = [];
@@ -53,11 +56,13 @@ class ServiceLog implements vscode.Disposable {
           environment: this.env.ref(),
           services: [this.service],
           follow: true,
-          // After a reconnect, only what came since the last line shown.
+          // After a reconnect, only what came after the last line shown (by its
+          // position; by its time from a daemon that sends no positions).
           tail: this.lastTime ? 0 : TAIL,
-          since: this.lastTime ? { seconds: Math.floor(this.lastTime.getTime() / 1000), nanos: 0 } : undefined,
+          since: this.lastTime && this.lastPosition === 0 ? { seconds: Math.floor(this.lastTime.getTime() / 1000), nanos: 0 } : undefined,
           grep: "",
           minLevel: LogLevel.UNSPECIFIED,
+          resumeAfter: this.lastPosition,
         },
         { abort: abort.signal },
       );
@@ -102,8 +107,12 @@ class ServiceLog implements vscode.Disposable {
 
   private write(e: LogEntry): void {
     if (e.missed > 0) {
-      this.channel.warn(`devenv: ${String(e.missed)} lines missed (this view was too slow)`);
+      this.channel.warn(`devenv: ${String(e.missed)} lines missed (${e.line || "dropped by the daemon"})`);
       return;
+    }
+    if (e.position > 0) {
+      if (e.position <= this.lastPosition) return;
+      this.lastPosition = e.position;
     }
     if (e.time) this.lastTime = new Date(e.time.seconds * 1000 + Math.floor(e.time.nanos / 1e6));
     const as = channelLevel(e);

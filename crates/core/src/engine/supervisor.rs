@@ -346,7 +346,7 @@ impl Run {
             Some(Readiness {
                 probe: Probe::Log { .. },
                 ..
-            }) => Some(self.shared.logs.follow()),
+            }) => Some(self.shared.logs.follow(Some(vec![svc_name.clone()]))),
             _ => None,
         };
         let mut child = match self.shared.spawner.spawn(cmd).await {
@@ -596,15 +596,16 @@ async fn wait_ready(
             while let Some(item) = follower.recv().await {
                 match item {
                     Received::Lines(lines) => {
-                        if *lines.service() == service
-                            && lines
-                                .iter()
-                                .any(|l| l.stream != Stream::System && re.is_match(l.text))
-                        {
+                        if lines.iter().any(|l| {
+                            l.service == service
+                                && l.stream != Stream::System
+                                && re.is_match(&l.text)
+                        }) {
                             return Ok(());
                         }
                     }
-                    // Fell behind other services' output: the line may have gone by.
+                    // Lines gone before they were read (retention or no disk log):
+                    // the line may have gone by.
                     Received::Missed(_) => {
                         if logs
                             .last_lines(&service, 1000)

@@ -11,6 +11,8 @@ use super::{from_unix_nanos, LogLine, Stream, MAX_LINE_BYTES};
 pub struct Batch {
     pub service: Arc<str>,
     pub(super) first_seq: u64,
+    /// The number of its first line among the service's lines (set by the hub).
+    pub(super) first_line: u64,
     text: String,
     lines: Vec<Entry>,
 }
@@ -42,6 +44,7 @@ impl LineRef<'_> {
 
     pub fn to_line(&self) -> LogLine {
         LogLine {
+            seq: self.seq,
             time: self.time(),
             service: self.service.clone(),
             stream: self.stream,
@@ -55,6 +58,7 @@ impl Batch {
         Self {
             service,
             first_seq: 0,
+            first_line: 0,
             text: String::new(),
             lines: Vec::new(),
         }
@@ -64,6 +68,7 @@ impl Batch {
         Self {
             service,
             first_seq: 0,
+            first_line: 0,
             text: String::with_capacity(bytes),
             lines: Vec::with_capacity(lines),
         }
@@ -126,6 +131,24 @@ impl Batch {
     /// Lines from index `from` on.
     pub fn iter_from(&self, from: usize) -> impl Iterator<Item = LineRef<'_>> + '_ {
         (from..self.lines.len()).map(move |i| self.get(i))
+    }
+
+    /// Number (among the service's lines) one past the last line.
+    pub(super) fn end_line(&self) -> u64 {
+        self.first_line + self.lines.len() as u64
+    }
+
+    /// Moves the times of lines earlier than `min` up to it; returns the last line's
+    /// time. The hub numbers lines in the order they reach it; this keeps times in
+    /// the same order (a line read from a pipe just before another service's, but
+    /// published after it, gets that line's time: nanoseconds to microseconds).
+    pub(super) fn raise_times(&mut self, min: i64) -> i64 {
+        let mut last = min;
+        for e in &mut self.lines {
+            e.time = e.time.max(min);
+            last = e.time;
+        }
+        last
     }
 
     /// Time of the first line, if any.

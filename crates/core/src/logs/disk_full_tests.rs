@@ -66,7 +66,7 @@ async fn a_full_disk_pauses_the_disk_log_says_so_once_and_resumes() {
     let fs = Tmpfs::mount("256k");
     let hub = LogHub::open(&fs.path, "/p#", SegmentLimits::default()).unwrap();
     let svc: Arc<str> = Arc::from("api");
-    let mut follower = hub.follow();
+    let mut follower = hub.follow(None);
     hub.push(&svc, Stream::Stdout, "before the disk filled");
     hub.flush_service("api");
 
@@ -103,8 +103,8 @@ async fn a_full_disk_pauses_the_disk_log_says_so_once_and_resumes() {
     let mut live = Vec::new();
     while !live.contains(&"while full 499".to_string()) {
         match tokio::time::timeout(Duration::from_secs(5), follower.recv()).await {
-            Ok(Some(super::Received::Lines(batch))) => {
-                live.extend(batch.iter().map(|l| l.text.to_string()))
+            Ok(Some(super::Received::Lines(lines))) => {
+                live.extend(lines.into_iter().map(|l| l.text))
             }
             other => panic!("follower: {other:?} after {live:?}"),
         }

@@ -1,22 +1,26 @@
 //! One environment's logs: a ring per service in memory, the segment store on disk,
-//! and a broadcast of batches to followers. Every line gets a sequence number under
-//! one lock, so a snapshot and a follow started together neither miss nor repeat a
-//! line, and a follower that lagged knows exactly how many lines it missed.
+//! and followers (`follow.rs`) that read both at their own pace. Every line gets a
+//! sequence number (from 1, continuing across daemon restarts) and its number among
+//! its service's lines under one lock, so a snapshot and a follow started together
+//! neither miss nor repeat a line, and a follower finds its place in memory or on
+//! disk.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
-use tokio::sync::broadcast;
+use tokio::sync::watch;
 
 // Size (issue 12): about 610 lines, half of them tests of the hub's one lock-held
 // state (rings, followers, the segment store); splitting the tests out would be the
 // next step.
+use super::cursor::ForwardPlan;
+use super::follow::{Follower, Start};
 use super::segments::{env_dir_name, ReadPlan, SegmentStore};
 use super::{
     unix_nanos, Batch, LineRef, LogError, LogLine, Query, SegmentLimits, Stream, ENV_RING_BYTES,
-    FOLLOW_BATCHES, MIN_RING_BYTES, RING_BYTES, RING_LINES, SNAPSHOT_LINES,
+    MIN_RING_BYTES, RING_BYTES, RING_LINES, SNAPSHOT_LINES,
 };
 
 /// One environment's logs. Cheap to clone.
@@ -26,22 +30,77 @@ pub struct LogHub {
 }
 
 #[derive(Debug)]
-struct Inner {
+pub(super) struct Inner {
     state: Mutex<State>,
-    tx: broadcast::Sender<Arc<Batch>>,
+    /// The next sequence number, bumped for every batch: wakes followers.
+    changed: watch::Sender<u64>,
 }
 
-#[derive(Debug, Default)]
-struct State {
+impl Inner {
+    pub(super) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[derive(Debug)]
+pub(super) struct State {
     next_seq: u64,
+    /// Per service, the number of its next line.
+    ends: HashMap<Arc<str>, u64>,
+    /// Time of the last line published: later lines are not earlier.
+    last_time: i64,
     rings: HashMap<Arc<str>, Ring>,
     store: Option<SegmentStore>,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        Self {
+            next_seq: 1,
+            ends: HashMap::new(),
+            last_time: 0,
+            rings: HashMap::new(),
+            store: None,
+        }
+    }
+}
+
+impl State {
+    pub(super) fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Every service with lines, and the number of its next line.
+    pub(super) fn line_ends(&self) -> impl Iterator<Item = (&Arc<str>, u64)> + '_ {
+        self.ends.iter().map(|(s, e)| (s, *e))
+    }
+
+    /// The rings, and what reads the disk: borrowed apart.
+    pub(super) fn parts(&mut self) -> (Rings<'_>, Disk<'_>) {
+        (Rings(&self.rings), Disk(&mut self.store))
+    }
+}
+
+pub(super) struct Rings<'a>(&'a HashMap<Arc<str>, Ring>);
+
+impl<'a> Rings<'a> {
+    pub(super) fn get(&self, service: &str) -> Option<&'a Ring> {
+        self.0.get(service).filter(|r| !r.batches.is_empty())
+    }
+}
+
+pub(super) struct Disk<'a>(&'a mut Option<SegmentStore>);
+
+impl Disk<'_> {
+    pub(super) fn forward_plan(&mut self, service: &Arc<str>) -> Option<ForwardPlan> {
+        self.0.as_mut()?.forward_plan(service)
+    }
 }
 
 /// Recent lines of one service: whole batches, the first `skip` lines of the front
 /// one already evicted.
 #[derive(Debug, Default)]
-struct Ring {
+pub(super) struct Ring {
     batches: VecDeque<Arc<Batch>>,
     skip: usize,
     lines: usize,
@@ -82,6 +141,42 @@ impl Ring {
     fn oldest_time(&self) -> Option<i64> {
         self.batches.front().and_then(|b| b.first_time(self.skip))
     }
+
+    /// Number of the oldest line held (of a non-empty ring).
+    pub(super) fn first_line(&self) -> u64 {
+        self.batches
+            .front()
+            .map_or(0, |b| b.first_line + self.skip as u64)
+    }
+
+    fn first_seq(&self) -> Option<u64> {
+        self.batches.front().map(|b| b.first_seq + self.skip as u64)
+    }
+
+    /// The batches holding line `line` and later ones, each with the index to
+    /// start at.
+    pub(super) fn starting_at(&self, line: u64) -> impl Iterator<Item = (&Arc<Batch>, usize)> + '_ {
+        self.batches
+            .iter()
+            .filter(move |b| b.end_line() > line)
+            .map(move |b| (b, line.saturating_sub(b.first_line) as usize))
+    }
+
+    /// The number of the first line with sequence number `seq` or later, if the
+    /// ring can tell (it can not when earlier lines than it holds may have it).
+    pub(super) fn line_at_seq(&self, seq: u64) -> Option<u64> {
+        let first = self.first_seq()?;
+        if seq < first && self.first_line() > 0 {
+            return None;
+        }
+        for b in &self.batches {
+            if b.end_seq() > seq {
+                let from = seq.saturating_sub(b.first_seq);
+                return Some((b.first_line + from).max(self.first_line()));
+            }
+        }
+        self.batches.back().map(|b| b.end_line())
+    }
 }
 
 impl Default for LogHub {
@@ -117,46 +212,60 @@ impl LogHub {
     }
 
     fn with_store(store: Option<SegmentStore>) -> Self {
-        let (tx, _) = broadcast::channel(FOLLOW_BATCHES);
+        let (changed, _) = watch::channel(1);
         Self {
             inner: Arc::new(Inner {
                 state: Mutex::new(State {
                     store,
                     ..State::default()
                 }),
-                tx,
+                changed,
             }),
         }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.inner.lock()
     }
 
-    /// The last lines on disk of one service into its ring.
+    /// The last lines on disk of one service into its ring, with their places (the
+    /// marks on disk): sequence numbers and line numbers continue from them. Lines
+    /// without a place (written by an older version) stay on disk only.
     fn preload(&self, plan: &ReadPlan) {
-        let mut segs: Vec<Vec<LogLine>> = Vec::new();
+        let mut segs = Vec::new();
         let mut n = 0;
-        plan.read_back(RING_BYTES as u64, |lines| {
+        plan.read_back_parsed(RING_BYTES as u64, |lines| {
             n += lines.len();
             segs.push(lines);
             n < RING_LINES
         });
-        let lines: Vec<LogLine> = segs.into_iter().rev().flatten().collect();
+        let lines: Vec<_> = segs.into_iter().rev().flatten().collect();
         let lines = &lines[lines.len().saturating_sub(RING_LINES)..];
-        let Some(first) = lines.first() else { return };
-        let mut batch = Batch::with_capacity(first.service.clone(), 0, lines.len());
-        for l in lines {
-            batch.push(unix_nanos(l.time), l.stream, &l.text);
+        let mut batches: Vec<Batch> = Vec::new();
+        for p in lines {
+            let Some(line_no) = p.line_no else { continue };
+            let next = batches
+                .last()
+                .is_some_and(|b| b.end_seq() == p.line.seq && b.end_line() == line_no);
+            if !next {
+                let mut b = Batch::new(p.line.service.clone());
+                b.first_seq = p.line.seq;
+                b.first_line = line_no;
+                batches.push(b);
+            }
+            if let Some(b) = batches.last_mut() {
+                b.push(unix_nanos(p.line.time), p.line.stream, &p.line.text);
+            }
         }
+        let Some(last) = batches.last() else { return };
         let mut st = self.lock();
-        batch.first_seq = st.next_seq;
-        st.next_seq = batch.end_seq();
+        st.next_seq = st.next_seq.max(last.end_seq());
+        st.ends.insert(last.service.clone(), last.end_line());
         let max_bytes = ring_budget(st.rings.len() + 1);
-        st.rings
-            .entry(batch.service.clone())
-            .or_default()
-            .push(Arc::new(batch), max_bytes);
+        let ring = st.rings.entry(last.service.clone()).or_default();
+        for b in batches {
+            ring.push(Arc::new(b), max_bytes);
+        }
     }
 
     /// Appends a line written by devenv or a test; it reaches disk at once.
@@ -206,6 +315,10 @@ impl LogHub {
     fn publish(&self, st: &mut State, mut batch: Batch) {
         batch.first_seq = st.next_seq;
         st.next_seq = batch.end_seq();
+        let end = st.ends.entry(batch.service.clone()).or_insert(0);
+        batch.first_line = *end;
+        *end = batch.end_line();
+        st.last_time = batch.raise_times(st.last_time);
         if let Some(store) = st.store.as_mut() {
             store.append(&batch);
             store.flush_if_stale(&batch.service);
@@ -216,9 +329,9 @@ impl LogHub {
             .entry(batch.service.clone())
             .or_default()
             .push(batch.clone(), max_bytes);
-        // Sent under the lock: followers see batches in sequence order. No receivers
-        // is fine: nobody is following.
-        let _ = self.inner.tx.send(batch);
+        // Under the lock, after the state changed: a follower that looked before
+        // this is woken.
+        self.inner.changed.send_replace(st.next_seq);
     }
 
     /// Writes buffered lines of `service` to disk: when its producer goes idle.
@@ -265,7 +378,21 @@ impl LogHub {
         let follower;
         {
             let mut st = self.lock();
-            follower = follow.then(|| Follower::new(self.inner.tx.subscribe(), st.next_seq));
+            follower = follow.then(|| {
+                let only = (!query.services.is_empty()).then(|| {
+                    query
+                        .services
+                        .iter()
+                        .map(|s| Arc::from(s.as_str()))
+                        .collect()
+                });
+                Follower::new(
+                    &self.inner,
+                    self.inner.changed.subscribe(),
+                    only,
+                    Start::Now(st.ends.clone()),
+                )
+            });
             let State { rings, store, .. } = &mut *st;
             let mut names: Vec<Arc<str>> = rings.keys().cloned().collect();
             if let Some(store) = store.as_ref() {
@@ -311,6 +438,64 @@ impl LogHub {
         (lines, follower)
     }
 
+    /// Bytes and lines per service on disk and in memory. Reads the first line of
+    /// each service's oldest segment: call from a context that may block.
+    pub fn stats(&self) -> LogStats {
+        let (limits, usage, mut services) = {
+            let st = self.lock();
+            let limits = st.store.as_ref().map(SegmentStore::limits);
+            let usage = st
+                .store
+                .as_ref()
+                .map(SegmentStore::usage)
+                .unwrap_or_default();
+            let services: Vec<ServiceStats> = st
+                .ends
+                .keys()
+                .map(|name| ServiceStats {
+                    service: name.clone(),
+                    disk_bytes: 0,
+                    disk_lines: None,
+                    oldest: None,
+                    memory_lines: st.rings.get(name).map_or(0, |r| r.lines),
+                })
+                .collect();
+            let ends = st.ends.clone();
+            (limits, (usage, ends), services)
+        };
+        let (usage, ends) = usage;
+        for super::segments::Usage {
+            service: name,
+            bytes,
+            oldest,
+        } in usage
+        {
+            let i = match services.iter().position(|s| s.service == name) {
+                Some(i) => i,
+                None => {
+                    services.push(ServiceStats {
+                        service: name.clone(),
+                        disk_bytes: 0,
+                        disk_lines: None,
+                        oldest: None,
+                        memory_lines: 0,
+                    });
+                    services.len() - 1
+                }
+            };
+            let s = &mut services[i];
+            s.disk_bytes = bytes;
+            if let Some((path, first)) = oldest {
+                s.disk_lines = first
+                    .zip(ends.get(&name))
+                    .map(|((_, line), end)| end.saturating_sub(line));
+                s.oldest = super::segment_format::first_line(&name, &path);
+            }
+        }
+        services.sort_by(|a, b| a.service.cmp(&b.service));
+        LogStats { limits, services }
+    }
+
     /// The last `n` output lines of one service (for failure reports).
     pub fn last_lines(&self, service: &str, n: usize) -> Vec<String> {
         let st = self.lock();
@@ -328,11 +513,48 @@ impl LogHub {
         lines
     }
 
-    /// Lines pushed from now on.
-    pub fn follow(&self) -> Follower {
+    /// Lines pushed from now on, of every service (`only`: of these).
+    pub fn follow(&self, only: Option<Vec<Arc<str>>>) -> Follower {
         let st = self.lock();
-        Follower::new(self.inner.tx.subscribe(), st.next_seq)
+        Follower::new(
+            &self.inner,
+            self.inner.changed.subscribe(),
+            only,
+            Start::Now(st.ends.clone()),
+        )
     }
+
+    /// Lines from position `seq` on (the first line whose sequence number is `seq`
+    /// or later), from memory or disk: a client resuming after the last line it
+    /// had (`seq` = its position + 1).
+    pub fn resume(&self, seq: u64, only: Option<Vec<Arc<str>>>) -> Follower {
+        Follower::new(
+            &self.inner,
+            self.inner.changed.subscribe(),
+            only,
+            Start::Seq(seq),
+        )
+    }
+}
+
+/// What the hub holds, per service (`devenv logs --stats`).
+#[derive(Debug, Clone)]
+pub struct LogStats {
+    /// The retention caps; `None` when logs are kept in memory only.
+    pub limits: Option<SegmentLimits>,
+    pub services: Vec<ServiceStats>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServiceStats {
+    pub service: Arc<str>,
+    pub disk_bytes: u64,
+    /// Lines from the oldest retained one to the newest (`None`: segments written
+    /// by an older version, which do not number their lines).
+    pub disk_lines: Option<u64>,
+    /// The oldest line retained on disk.
+    pub oldest: Option<LogLine>,
+    pub memory_lines: usize,
 }
 
 /// Bytes each ring may hold when there are `rings` of them: [`RING_BYTES`], less
@@ -364,90 +586,10 @@ fn read_older(plan: &ReadPlan, query: &Query, ring_lines: usize, want: usize) ->
     lines.into_iter().skip(cut).collect()
 }
 
-/// What a follower receives.
-#[derive(Debug, Clone)]
-pub enum Received {
-    Lines(LinesView),
-    /// The follower was too slow and this many lines went past it.
-    Missed(u64),
-}
-
-/// Lines of a batch from some index on.
-#[derive(Debug, Clone)]
-pub struct LinesView {
-    batch: Arc<Batch>,
-    from: usize,
-}
-
-impl LinesView {
-    pub fn service(&self) -> &Arc<str> {
-        &self.batch.service
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = LineRef<'_>> + '_ {
-        self.batch.iter_from(self.from)
-    }
-
-    pub fn len(&self) -> usize {
-        self.batch.len() - self.from
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-/// Lines pushed after it was created, batch by batch.
-#[derive(Debug)]
-pub struct Follower {
-    rx: broadcast::Receiver<Arc<Batch>>,
-    /// Sequence number of the next line it should see.
-    next: u64,
-    /// Received after a gap, handed out after the missed marker.
-    pending: Option<Arc<Batch>>,
-}
-
-impl Follower {
-    fn new(rx: broadcast::Receiver<Arc<Batch>>, next: u64) -> Self {
-        Self {
-            rx,
-            next,
-            pending: None,
-        }
-    }
-
-    /// Next lines or a missed-lines marker; `None` when the hub is gone.
-    pub async fn recv(&mut self) -> Option<Received> {
-        loop {
-            let batch = match self.pending.take() {
-                Some(b) => b,
-                None => match self.rx.recv().await {
-                    Ok(b) => b,
-                    // The gap shows in the next batch's sequence numbers.
-                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(broadcast::error::RecvError::Closed) => return None,
-                },
-            };
-            if batch.end_seq() <= self.next {
-                continue;
-            }
-            if batch.first_seq > self.next {
-                let missed = batch.first_seq - self.next;
-                self.next = batch.first_seq;
-                self.pending = Some(batch);
-                return Some(Received::Missed(missed));
-            }
-            let from = (self.next - batch.first_seq) as usize;
-            self.next = batch.end_seq();
-            return Some(Received::Lines(LinesView { batch, from }));
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::logs::{LineSplitter, FOLLOW_BATCHES};
+    use crate::logs::Received;
 
     fn texts(lines: &[LogLine]) -> Vec<&str> {
         lines.iter().map(|l| l.text.as_str()).collect()
@@ -561,37 +703,8 @@ mod tests {
         hub.push(&svc, Stream::Stdout, "new");
         assert_eq!(texts(&snap), ["old"]);
         match f.recv().await {
-            Some(Received::Lines(v)) => {
-                assert_eq!(v.iter().map(|l| l.text).collect::<Vec<_>>(), ["new"])
-            }
+            Some(Received::Lines(v)) => assert_eq!(texts(&v), ["new"]),
             other => panic!("expected the new line, got {other:?}"),
-        }
-    }
-
-    #[tokio::test]
-    async fn slow_follower_gets_missed_marker() {
-        let hub = LogHub::new();
-        let svc: Arc<str> = Arc::from("a");
-        let mut f = hub.follow();
-        // Batches of 3 lines; 5 batches more than the follower buffers.
-        for i in 0..FOLLOW_BATCHES + 5 {
-            let mut b = Batch::new(svc.clone());
-            let mut s = LineSplitter::default();
-            s.feed(
-                format!("{i}a\n{i}b\n{i}c\n").as_bytes(),
-                0,
-                Stream::Stdout,
-                &mut b,
-            );
-            hub.push_batch(b);
-        }
-        match f.recv().await {
-            Some(Received::Missed(n)) => assert_eq!(n, 15),
-            other => panic!("expected a missed marker, got {other:?}"),
-        }
-        match f.recv().await {
-            Some(Received::Lines(v)) => assert_eq!(v.iter().next().unwrap().text, "5a"),
-            other => panic!("expected batch 5, got {other:?}"),
         }
     }
 

@@ -1,19 +1,26 @@
 //! The log hub: every service writes lines here, every client reads from here.
 //!
-//! - [`hub`]: per-service rings in memory, followers, snapshots.
+//! - [`hub`]: per-service rings in memory, snapshots.
+//! - [`follow`]: followers, each at its own pace, from memory or disk.
+//! - [`cursor`]: reading a service's segment files forward from a place.
 //! - [`batch`]: lines travel in batches (one pipe read each), split on `\n`.
 //! - [`segments`]: per-service segment files on disk, rotated and capped, so that
 //!   logs outlive the daemon.
 //! - [`pipe`]: copying a service's stdout/stderr into the hub.
 //!
 //! Memory is bounded: each service keeps a ring of recent lines (bounded in lines
-//! and bytes), and followers get batches through a bounded broadcast channel. A
-//! follower that falls behind is told how many lines it missed instead of slowing
-//! the producer down.
+//! and bytes), shared by every follower. A follower that falls behind the ring
+//! reads the segment files (a bounded read-ahead window) instead of slowing the
+//! producer down; it misses lines only when disk retention deleted them first, and
+//! is then told how many and why.
 
 mod batch;
+mod cursor;
 #[cfg(test)]
 mod disk_full_tests;
+mod follow;
+#[cfg(test)]
+mod follow_tests;
 mod hub;
 pub mod level;
 mod pipe;
@@ -24,7 +31,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 pub use batch::{Batch, LineRef, LineSplitter};
-pub use hub::{Follower, LinesView, LogHub, Received};
+pub use follow::{Follower, MissReason, Missed, Received, READ_AHEAD};
+pub use hub::{LogHub, LogStats, ServiceStats};
 pub use level::Level;
 pub use pipe::copy_pipe;
 pub use segments::{LogError, SegmentLimits};
@@ -37,9 +45,6 @@ pub const RING_BYTES: usize = 1024 * 1024;
 /// services each ring gets a share (but at least [`MIN_RING_BYTES`]).
 pub const ENV_RING_BYTES: usize = 16 * 1024 * 1024;
 pub const MIN_RING_BYTES: usize = 128 * 1024;
-/// Batches buffered for each follower before it starts missing lines. A batch is one
-/// pipe read: at most [`pipe::READ_BYTES`] of text.
-pub const FOLLOW_BATCHES: usize = 256;
 /// Longer lines are split: one runaway line must not hold unbounded memory.
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
 /// Lines a snapshot without `tail` returns at most per service: the rest stays on disk.
@@ -75,6 +80,9 @@ impl Stream {
 /// One line, owned: what snapshots return.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogLine {
+    /// The hub's sequence number of the line (see [`hub`]): its position, which a
+    /// client hands back to resume after it. 0: unknown (written by an older version).
+    pub seq: u64,
     pub time: SystemTime,
     pub service: Arc<str>,
     pub stream: Stream,

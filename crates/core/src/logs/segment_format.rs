@@ -1,7 +1,12 @@
 //! The on-disk form of log segments, and reading them back: a line is
 //! `<unix nanos> <o|e|s> <text>\n`; text never holds `\n` (lines are split on it), so
 //! any text survives. A torn last line (crash or failed write mid-line) is skipped.
-//! Files and directories are named here too.
+//! Each batch is preceded by a mark `#<seq> <line>\n`: the hub's sequence number of
+//! its first line and that line's number among the service's lines, so a follower
+//! can find its place on disk and rejoin memory exactly (segments written before
+//! marks existed have none: their lines read back without a place, and readers of
+//! older versions skip marks as unparsable lines). Files and directories are named
+//! here too.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -28,6 +33,13 @@ impl ReadPlan {
     /// Reads lines back, newest segment first (each segment's lines in order), at
     /// most `max_bytes` from the end; `visit` returns false to stop.
     pub fn read_back(&self, max_bytes: u64, mut visit: impl FnMut(Vec<LogLine>) -> bool) {
+        self.read_back_parsed(max_bytes, |lines| {
+            visit(lines.into_iter().map(|p| p.line).collect())
+        });
+    }
+
+    /// [`Self::read_back`] with each line's place, where known.
+    pub fn read_back_parsed(&self, max_bytes: u64, mut visit: impl FnMut(Vec<Parsed>) -> bool) {
         let mut budget = max_bytes;
         for (path, len) in self.files.iter().rev() {
             if budget == 0 {
@@ -68,19 +80,75 @@ fn read_range(path: &Path, offset: u64, len: u64) -> io::Result<Vec<u8>> {
     Ok(data)
 }
 
-pub(super) fn parse(service: &Arc<str>, data: &[u8]) -> Vec<LogLine> {
-    let mut lines = Vec::new();
-    // Only complete lines: a torn last line has no '\n'.
+/// A line read back, with its number among the service's lines when a mark before
+/// it says (its sequence number is in `line.seq`, 0 when unknown).
+#[derive(Debug, Clone)]
+pub(in crate::logs) struct Parsed {
+    pub line: LogLine,
+    pub line_no: Option<u64>,
+}
+
+/// The complete lines of `data` (a torn last line has no `\n` and is left out).
+pub(super) fn parse(service: &Arc<str>, data: &[u8]) -> Vec<Parsed> {
     let complete = data
         .iter()
         .rposition(|b| *b == b'\n')
         .map_or(&[][..], |i| &data[..i]);
-    for raw in complete.split(|b| *b == b'\n') {
-        if let Some(line) = parse_line(service, raw) {
-            lines.push(line);
+    let mut lines = Vec::new();
+    let mut place = None;
+    parse_into(service, complete, &mut place, &mut lines);
+    lines
+}
+
+/// Parses whole lines (`data` without its last `\n`), numbering them from `place`
+/// (the next line's `(seq, line)`, set by marks).
+pub(super) fn parse_into(
+    service: &Arc<str>,
+    data: &[u8],
+    place: &mut Option<(u64, u64)>,
+    out: &mut Vec<Parsed>,
+) {
+    for raw in data.split(|b| *b == b'\n') {
+        if let Some(mark) = raw.strip_prefix(b"#") {
+            *place = parse_mark(mark);
+            continue;
+        }
+        if let Some(mut line) = parse_line(service, raw) {
+            let line_no = place.map(|(seq, no)| {
+                line.seq = seq;
+                *place = Some((seq + 1, no + 1));
+                no
+            });
+            out.push(Parsed { line, line_no });
         }
     }
-    lines
+}
+
+fn parse_mark(mark: &[u8]) -> Option<(u64, u64)> {
+    let s = std::str::from_utf8(mark).ok()?;
+    let (seq, line) = s.split_once(' ')?;
+    Some((seq.parse().ok()?, line.parse().ok()?))
+}
+
+/// The mark written before a batch whose first line is `seq`, the service's `line`th.
+pub(super) fn mark(seq: u64, line: u64) -> String {
+    format!("#{seq} {line}\n")
+}
+
+/// The mark at the start of a segment file: the place of its first line.
+pub(super) fn first_mark(path: &Path) -> Option<(u64, u64)> {
+    let mut head = [0u8; 64];
+    let mut f = File::open(path).ok()?;
+    let n = f.read(&mut head).ok()?;
+    let head = &head[..n];
+    let end = head.iter().position(|b| *b == b'\n')?;
+    parse_mark(head[..end].strip_prefix(b"#")?)
+}
+
+/// The first line of a segment file (for the oldest retained line's time).
+pub(in crate::logs) fn first_line(service: &Arc<str>, path: &Path) -> Option<LogLine> {
+    let data = read_range(path, 0, 64 * 1024 + 64).ok()?;
+    parse(service, &data).into_iter().next().map(|p| p.line)
 }
 
 fn parse_line(service: &Arc<str>, raw: &[u8]) -> Option<LogLine> {
@@ -93,6 +161,7 @@ fn parse_line(service: &Arc<str>, raw: &[u8]) -> Option<LogLine> {
     }
     let text = String::from_utf8_lossy(&rest[2..]).into_owned();
     Some(LogLine {
+        seq: 0,
         time: from_unix_nanos(time),
         service: service.clone(),
         stream,

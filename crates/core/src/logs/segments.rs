@@ -23,8 +23,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use super::cursor::{ForwardPlan, SegFile};
 pub(super) use super::segment_format::{decode_name, env_dir_name, ReadPlan};
-use super::segment_format::{encode_name, format_i64, itoa_buf, segment_name};
+use super::segment_format::{encode_name, first_mark, format_i64, itoa_buf, mark, segment_name};
 use super::{Batch, RING_LINES};
 
 /// Buffered bytes per service before a write reaches the file.
@@ -111,6 +112,9 @@ struct Segment {
     bytes: u64,
     /// Last written: the age of the segment for the environment-wide cap.
     modified: SystemTime,
+    /// The place (sequence number, line number) of its first line, from its first
+    /// mark; `None` for a segment written before marks existed.
+    first: Option<(u64, u64)>,
 }
 
 impl SegmentStore {
@@ -137,6 +141,53 @@ impl SegmentStore {
         }
         store.enforce_caps();
         Ok(store)
+    }
+
+    /// What a follower reads for lines of `service` on disk, oldest segment first,
+    /// with where each begins (flushed first, like [`Self::plan`]).
+    pub fn forward_plan(&mut self, service: &Arc<str>) -> Option<ForwardPlan> {
+        let files = self.services.get_mut(service)?;
+        if let Some(text) = files.flush() {
+            self.notices.push((service.clone(), text));
+        }
+        let files = self.services.get(service)?;
+        Some(ForwardPlan {
+            service: service.clone(),
+            files: files
+                .segments
+                .iter()
+                .map(|s| SegFile {
+                    path: files.dir.join(segment_name(s.index)),
+                    index: s.index,
+                    len: s.bytes,
+                    first: s.first,
+                })
+                .collect(),
+        })
+    }
+
+    /// Per service with logs on disk: bytes, and the oldest segment's path and
+    /// first place (for `logs --stats`).
+    pub fn usage(&self) -> Vec<Usage> {
+        self.services
+            .iter()
+            .filter(|(_, f)| !f.segments.is_empty())
+            .map(|(name, f)| {
+                let oldest = f
+                    .segments
+                    .front()
+                    .map(|s| (f.dir.join(segment_name(s.index)), s.first));
+                Usage {
+                    service: name.clone(),
+                    bytes: f.bytes(),
+                    oldest,
+                }
+            })
+            .collect()
+    }
+
+    pub fn limits(&self) -> SegmentLimits {
+        self.limits
     }
 
     /// Services with logs on disk.
@@ -280,6 +331,15 @@ impl SegmentStore {
     }
 }
 
+/// One service's logs on disk.
+#[derive(Debug)]
+pub(super) struct Usage {
+    pub service: Arc<str>,
+    pub bytes: u64,
+    /// The oldest segment, and the place of its first line when it says.
+    pub oldest: Option<(PathBuf, Option<(u64, u64)>)>,
+}
+
 struct Written {
     bytes: u64,
     rotated: bool,
@@ -314,6 +374,7 @@ impl ServiceFiles {
                 index,
                 bytes: meta.len(),
                 modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                first: first_mark(&entry.path()),
             });
         }
         segments.sort_by_key(|s| s.index);
@@ -356,6 +417,7 @@ impl ServiceFiles {
                 index,
                 bytes: 0,
                 modified: SystemTime::now(),
+                first: None,
             });
         }
         if self.writer.is_none() {
@@ -364,7 +426,9 @@ impl ServiceFiles {
         let Some(w) = self.writer.as_mut() else {
             unreachable!("writer opened above")
         };
-        let mut bytes = 0u64;
+        let place = mark(batch.first_seq, batch.first_line);
+        w.write_all(place.as_bytes())?;
+        let mut bytes = place.len() as u64;
         let mut num = itoa_buf();
         for line in batch.iter_from(0) {
             let digits = format_i64(&mut num, line.time_nanos);
@@ -375,6 +439,9 @@ impl ServiceFiles {
             bytes += (digits.len() + 4 + line.text.len()) as u64;
         }
         if let Some(last) = self.segments.back_mut() {
+            if last.bytes == 0 {
+                last.first = Some((batch.first_seq, batch.first_line));
+            }
             last.bytes += bytes;
         }
         self.dirty_since.get_or_insert_with(Instant::now);
@@ -456,6 +523,7 @@ impl ServiceFiles {
                 index,
                 bytes: 0,
                 modified: SystemTime::now(),
+                first: None,
             });
         }
         self.open_last()?;

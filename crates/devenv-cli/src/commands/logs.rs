@@ -5,7 +5,9 @@ use std::io::BufWriter;
 use std::time::SystemTime;
 
 use devenv_api::pb::environment_service_client::EnvironmentServiceClient;
-use devenv_api::pb::{self, log_service_client::LogServiceClient, LogRequest, StatusRequest};
+use devenv_api::pb::{
+    self, log_service_client::LogServiceClient, LogRequest, LogStatsRequest, StatusRequest,
+};
 use tonic::transport::Channel;
 
 use crate::cli::{LogLevelArg, LogsArgs};
@@ -19,6 +21,9 @@ const BUFFER: usize = 64 * 1024;
 
 pub async fn run(ctx: &Ctx, args: LogsArgs) -> Result {
     let environment = Some(ctx.env_ref()?);
+    if args.stats {
+        return stats(ctx, environment).await;
+    }
     let (tail, since) = window(args.tail, args.since, args.follow, SystemTime::now());
     if tail == Window::Nothing {
         return Ok(());
@@ -31,8 +36,23 @@ pub async fn run(ctx: &Ctx, args: LogsArgs) -> Result {
         since: since.map(from_system_time),
         grep: args.grep.unwrap_or_default(),
         min_level: args.level.map_or(pb::LogLevel::Unspecified, api_level) as i32,
+        resume_after: args.after.unwrap_or(0),
     };
     print(ctx, ctx.channel().await?, request, args.timestamps).await
+}
+
+/// `--stats`: what is retained per service, and the caps.
+async fn stats(ctx: &Ctx, environment: Option<pb::EnvironmentRef>) -> Result {
+    let reply = LogServiceClient::new(ctx.channel().await?)
+        .stats(LogStatsRequest { environment })
+        .await?
+        .into_inner();
+    if ctx.out.json {
+        outln!("{}", crate::render::logstats::json(&reply));
+    } else {
+        print!("{}", crate::render::logstats::table(&reply));
+    }
+    Ok(())
 }
 
 /// `up --attach`: follow every requested service until interrupted.

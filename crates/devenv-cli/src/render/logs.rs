@@ -32,6 +32,8 @@ struct LineJson<'a> {
     level: Option<&'static str>,
     #[serde(skip_serializing_if = "is_zero")]
     missed: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    position: u64,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -115,7 +117,12 @@ impl<W: Write> LogWriter<W> {
         let prefix = &self.prefixes[service][usize::from(is_err)];
         self.out.write_all(prefix)?;
         if e.missed > 0 {
-            let note = format!("... {} lines skipped (client too slow)", e.missed);
+            let why = if e.line.is_empty() {
+                "client too slow"
+            } else {
+                e.line.as_str()
+            };
+            let note = format!("... {} lines skipped ({why})", e.missed);
             self.out
                 .write_all(paint(self.color, DIM, &note).as_bytes())?;
         } else if stream == LogStream::System && self.color {
@@ -150,6 +157,7 @@ impl<W: Write> LogWriter<W> {
             line: &e.line,
             level: level_label(e.level()),
             missed: e.missed,
+            position: e.position,
         };
         serde_json::to_writer(&mut self.out, &doc)?;
         self.out.write_all(b"\n")
@@ -175,6 +183,7 @@ mod tests {
             line: line.into(),
             missed: 0,
             level: 0,
+            position: 0,
         }
     }
 
@@ -200,7 +209,11 @@ mod tests {
                 entry("api", LogStream::Stdout, "GET /"),
                 pb::LogEntry {
                     missed: 42,
-                    ..entry("api", LogStream::System, "")
+                    ..entry(
+                        "api",
+                        LogStream::System,
+                        "removed by disk retention before they were read",
+                    )
                 },
                 pb::LogEntry {
                     missed: 7,
@@ -211,7 +224,7 @@ mod tests {
         assert_eq!(
             out,
             "api | listening\nworker | boom\napi    | GET /\n\
-             api    | ... 42 lines skipped (client too slow)\n\
+             api    | ... 42 lines skipped (removed by disk retention before they were read)\n\
              devenv | ... 7 lines skipped (client too slow)\n"
         );
     }

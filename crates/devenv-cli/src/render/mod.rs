@@ -5,6 +5,7 @@ pub mod color;
 pub mod config_errors;
 pub mod forward;
 pub mod logs;
+pub mod logstats;
 pub mod progress;
 pub mod spinner;
 pub mod status;

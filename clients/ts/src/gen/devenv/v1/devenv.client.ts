@@ -15,6 +15,8 @@ import { ForwardService } from "./devenv";
 import type { ForwardListResponse } from "./devenv";
 import type { ForwardListRequest } from "./devenv";
 import { LogService } from "./devenv";
+import type { LogStatsResponse } from "./devenv";
+import type { LogStatsRequest } from "./devenv";
 import type { LogEntry } from "./devenv";
 import type { LogRequest } from "./devenv";
 import { ServiceService } from "./devenv";
@@ -339,6 +341,13 @@ export interface ILogServiceClient {
      * @generated from protobuf rpc: Stream
      */
     stream(input: LogRequest, options?: RpcOptions): ServerStreamingCall<LogRequest, LogEntry>;
+    /**
+     * Per service: bytes and lines retained on disk, the oldest retained line, and
+     * the retention caps (`devenv logs --stats`).
+     *
+     * @generated from protobuf rpc: Stats
+     */
+    stats(input: LogStatsRequest, options?: RpcOptions): UnaryCall<LogStatsRequest, LogStatsResponse>;
 }
 // ---------------------------------------------------------------- logs
 
@@ -357,6 +366,16 @@ export class LogServiceClient implements ILogServiceClient, ServiceInfo {
     stream(input: LogRequest, options?: RpcOptions): ServerStreamingCall<LogRequest, LogEntry> {
         const method = this.methods[0], opt = this._transport.mergeOptions(options);
         return stackIntercept<LogRequest, LogEntry>("serverStreaming", this._transport, method, opt, input);
+    }
+    /**
+     * Per service: bytes and lines retained on disk, the oldest retained line, and
+     * the retention caps (`devenv logs --stats`).
+     *
+     * @generated from protobuf rpc: Stats
+     */
+    stats(input: LogStatsRequest, options?: RpcOptions): UnaryCall<LogStatsRequest, LogStatsResponse> {
+        const method = this.methods[1], opt = this._transport.mergeOptions(options);
+        return stackIntercept<LogStatsRequest, LogStatsResponse>("unary", this._transport, method, opt, input);
     }
 }
 // ---------------------------------------------------------------- port forwards

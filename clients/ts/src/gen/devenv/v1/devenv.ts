@@ -825,6 +825,82 @@ export interface LogRequest {
      * @generated from protobuf field: devenv.v1.LogLevel min_level = 7
      */
     minLevel: LogLevel;
+    /**
+     * Resume after this position (a LogEntry.position this client received): every
+     * retained line after it, from memory or disk, then (with follow) new lines; no
+     * line twice, none left out. `tail` and `since` are ignored when set; 0: unset.
+     *
+     * @generated from protobuf field: uint64 resume_after = 20
+     */
+    resumeAfter: number;
+}
+/**
+ * @generated from protobuf message devenv.v1.LogStatsRequest
+ */
+export interface LogStatsRequest {
+    /**
+     * @generated from protobuf field: devenv.v1.EnvironmentRef environment = 1
+     */
+    environment?: EnvironmentRef;
+}
+/**
+ * @generated from protobuf message devenv.v1.LogStatsResponse
+ */
+export interface LogStatsResponse {
+    /**
+     * @generated from protobuf field: repeated devenv.v1.ServiceLogStats services = 1
+     */
+    services: ServiceLogStats[];
+    /**
+     * Retention caps (0 when logs are kept in memory only): a segment file is closed
+     * past segment_bytes; oldest segments are deleted past service_bytes per service
+     * and env_bytes for the whole environment.
+     *
+     * @generated from protobuf field: uint64 segment_bytes = 2
+     */
+    segmentBytes: number;
+    /**
+     * @generated from protobuf field: uint64 service_bytes = 3
+     */
+    serviceBytes: number;
+    /**
+     * @generated from protobuf field: uint64 env_bytes = 4
+     */
+    envBytes: number;
+}
+/**
+ * @generated from protobuf message devenv.v1.ServiceLogStats
+ */
+export interface ServiceLogStats {
+    /**
+     * @generated from protobuf field: string service = 1
+     */
+    service: string;
+    /**
+     * @generated from protobuf field: uint64 disk_bytes = 2
+     */
+    diskBytes: number;
+    /**
+     * Lines from the oldest retained one to the newest (0 with has_disk_lines unset:
+     * segments written by an older version, which do not number their lines).
+     *
+     * @generated from protobuf field: uint64 disk_lines = 3
+     */
+    diskLines: number;
+    /**
+     * @generated from protobuf field: bool has_disk_lines = 4
+     */
+    hasDiskLines: boolean;
+    /**
+     * The oldest line retained on disk (unset: none).
+     *
+     * @generated from protobuf field: google.protobuf.Timestamp oldest = 5
+     */
+    oldest?: Timestamp;
+    /**
+     * @generated from protobuf field: uint64 memory_lines = 6
+     */
+    memoryLines: number;
 }
 /**
  * @generated from protobuf message devenv.v1.LogEntry
@@ -847,7 +923,10 @@ export interface LogEntry {
      */
     line: string;
     /**
-     * Set on a marker entry: this client was too slow and missed this many lines.
+     * Set on a marker entry: this many lines of `service` will not reach this client,
+     * and `line` says why (removed by disk retention before they were read; never
+     * written to disk and gone from memory). Followers read at their own pace from
+     * memory or disk, so a slow client alone misses nothing.
      *
      * @generated from protobuf field: uint64 missed = 5
      */
@@ -858,6 +937,15 @@ export interface LogEntry {
      * @generated from protobuf field: devenv.v1.LogLevel level = 6
      */
     level: LogLevel;
+    /**
+     * This line's position: increasing in the order lines reached the daemon (which
+     * is time order), unique per environment, kept across daemon restarts. Hand the
+     * last one received back as LogRequest.resume_after to resume. 0 on markers and
+     * on lines written by an older version.
+     *
+     * @generated from protobuf field: uint64 position = 20
+     */
+    position: number;
 }
 /**
  * @generated from protobuf message devenv.v1.ForwardListRequest
@@ -3586,7 +3674,8 @@ class LogRequest$Type extends MessageType<LogRequest> {
             { no: 4, name: "tail", kind: "scalar", T: 13 /*ScalarType.UINT32*/ },
             { no: 5, name: "since", kind: "message", T: () => Timestamp },
             { no: 6, name: "grep", kind: "scalar", T: 9 /*ScalarType.STRING*/ },
-            { no: 7, name: "min_level", kind: "enum", T: () => ["devenv.v1.LogLevel", LogLevel, "LOG_LEVEL_"] }
+            { no: 7, name: "min_level", kind: "enum", T: () => ["devenv.v1.LogLevel", LogLevel, "LOG_LEVEL_"] },
+            { no: 20, name: "resume_after", kind: "scalar", T: 4 /*ScalarType.UINT64*/, L: 2 /*LongType.NUMBER*/ }
         ]);
     }
     create(value?: PartialMessage<LogRequest>): LogRequest {
@@ -3596,6 +3685,7 @@ class LogRequest$Type extends MessageType<LogRequest> {
         message.tail = 0;
         message.grep = "";
         message.minLevel = 0;
+        message.resumeAfter = 0;
         if (value !== undefined)
             reflectionMergePartial<LogRequest>(this, message, value);
         return message;
@@ -3625,6 +3715,9 @@ class LogRequest$Type extends MessageType<LogRequest> {
                     break;
                 case /* devenv.v1.LogLevel min_level */ 7:
                     message.minLevel = reader.int32();
+                    break;
+                case /* uint64 resume_after */ 20:
+                    message.resumeAfter = reader.uint64().toNumber();
                     break;
                 default:
                     let u = options.readUnknownField;
@@ -3659,6 +3752,9 @@ class LogRequest$Type extends MessageType<LogRequest> {
         /* devenv.v1.LogLevel min_level = 7; */
         if (message.minLevel !== 0)
             writer.tag(7, WireType.Varint).int32(message.minLevel);
+        /* uint64 resume_after = 20; */
+        if (message.resumeAfter !== 0)
+            writer.tag(20, WireType.Varint).uint64(message.resumeAfter);
         let u = options.writeUnknownFields;
         if (u !== false)
             (u == true ? UnknownFieldHandler.onWrite : u)(this.typeName, message, writer);
@@ -3670,6 +3766,209 @@ class LogRequest$Type extends MessageType<LogRequest> {
  */
 export const LogRequest = new LogRequest$Type();
 // @generated message type with reflection information, may provide speed optimized methods
+class LogStatsRequest$Type extends MessageType<LogStatsRequest> {
+    constructor() {
+        super("devenv.v1.LogStatsRequest", [
+            { no: 1, name: "environment", kind: "message", T: () => EnvironmentRef }
+        ]);
+    }
+    create(value?: PartialMessage<LogStatsRequest>): LogStatsRequest {
+        const message = globalThis.Object.create((this.messagePrototype!));
+        if (value !== undefined)
+            reflectionMergePartial<LogStatsRequest>(this, message, value);
+        return message;
+    }
+    internalBinaryRead(reader: IBinaryReader, length: number, options: BinaryReadOptions, target?: LogStatsRequest): LogStatsRequest {
+        let message = target ?? this.create(), end = reader.pos + length;
+        while (reader.pos < end) {
+            let [fieldNo, wireType] = reader.tag();
+            switch (fieldNo) {
+                case /* devenv.v1.EnvironmentRef environment */ 1:
+                    message.environment = EnvironmentRef.internalBinaryRead(reader, reader.uint32(), options, message.environment);
+                    break;
+                default:
+                    let u = options.readUnknownField;
+                    if (u === "throw")
+                        throw new globalThis.Error(`Unknown field ${fieldNo} (wire type ${wireType}) for ${this.typeName}`);
+                    let d = reader.skip(wireType);
+                    if (u !== false)
+                        (u === true ? UnknownFieldHandler.onRead : u)(this.typeName, message, fieldNo, wireType, d);
+            }
+        }
+        return message;
+    }
+    internalBinaryWrite(message: LogStatsRequest, writer: IBinaryWriter, options: BinaryWriteOptions): IBinaryWriter {
+        /* devenv.v1.EnvironmentRef environment = 1; */
+        if (message.environment)
+            EnvironmentRef.internalBinaryWrite(message.environment, writer.tag(1, WireType.LengthDelimited).fork(), options).join();
+        let u = options.writeUnknownFields;
+        if (u !== false)
+            (u == true ? UnknownFieldHandler.onWrite : u)(this.typeName, message, writer);
+        return writer;
+    }
+}
+/**
+ * @generated MessageType for protobuf message devenv.v1.LogStatsRequest
+ */
+export const LogStatsRequest = new LogStatsRequest$Type();
+// @generated message type with reflection information, may provide speed optimized methods
+class LogStatsResponse$Type extends MessageType<LogStatsResponse> {
+    constructor() {
+        super("devenv.v1.LogStatsResponse", [
+            { no: 1, name: "services", kind: "message", repeat: 2 /*RepeatType.UNPACKED*/, T: () => ServiceLogStats },
+            { no: 2, name: "segment_bytes", kind: "scalar", T: 4 /*ScalarType.UINT64*/, L: 2 /*LongType.NUMBER*/ },
+            { no: 3, name: "service_bytes", kind: "scalar", T: 4 /*ScalarType.UINT64*/, L: 2 /*LongType.NUMBER*/ },
+            { no: 4, name: "env_bytes", kind: "scalar", T: 4 /*ScalarType.UINT64*/, L: 2 /*LongType.NUMBER*/ }
+        ]);
+    }
+    create(value?: PartialMessage<LogStatsResponse>): LogStatsResponse {
+        const message = globalThis.Object.create((this.messagePrototype!));
+        message.services = [];
+        message.segmentBytes = 0;
+        message.serviceBytes = 0;
+        message.envBytes = 0;
+        if (value !== undefined)
+            reflectionMergePartial<LogStatsResponse>(this, message, value);
+        return message;
+    }
+    internalBinaryRead(reader: IBinaryReader, length: number, options: BinaryReadOptions, target?: LogStatsResponse): LogStatsResponse {
+        let message = target ?? this.create(), end = reader.pos + length;
+        while (reader.pos < end) {
+            let [fieldNo, wireType] = reader.tag();
+            switch (fieldNo) {
+                case /* repeated devenv.v1.ServiceLogStats services */ 1:
+                    message.services.push(ServiceLogStats.internalBinaryRead(reader, reader.uint32(), options));
+                    break;
+                case /* uint64 segment_bytes */ 2:
+                    message.segmentBytes = reader.uint64().toNumber();
+                    break;
+                case /* uint64 service_bytes */ 3:
+                    message.serviceBytes = reader.uint64().toNumber();
+                    break;
+                case /* uint64 env_bytes */ 4:
+                    message.envBytes = reader.uint64().toNumber();
+                    break;
+                default:
+                    let u = options.readUnknownField;
+                    if (u === "throw")
+                        throw new globalThis.Error(`Unknown field ${fieldNo} (wire type ${wireType}) for ${this.typeName}`);
+                    let d = reader.skip(wireType);
+                    if (u !== false)
+                        (u === true ? UnknownFieldHandler.onRead : u)(this.typeName, message, fieldNo, wireType, d);
+            }
+        }
+        return message;
+    }
+    internalBinaryWrite(message: LogStatsResponse, writer: IBinaryWriter, options: BinaryWriteOptions): IBinaryWriter {
+        /* repeated devenv.v1.ServiceLogStats services = 1; */
+        for (let i = 0; i < message.services.length; i++)
+            ServiceLogStats.internalBinaryWrite(message.services[i], writer.tag(1, WireType.LengthDelimited).fork(), options).join();
+        /* uint64 segment_bytes = 2; */
+        if (message.segmentBytes !== 0)
+            writer.tag(2, WireType.Varint).uint64(message.segmentBytes);
+        /* uint64 service_bytes = 3; */
+        if (message.serviceBytes !== 0)
+            writer.tag(3, WireType.Varint).uint64(message.serviceBytes);
+        /* uint64 env_bytes = 4; */
+        if (message.envBytes !== 0)
+            writer.tag(4, WireType.Varint).uint64(message.envBytes);
+        let u = options.writeUnknownFields;
+        if (u !== false)
+            (u == true ? UnknownFieldHandler.onWrite : u)(this.typeName, message, writer);
+        return writer;
+    }
+}
+/**
+ * @generated MessageType for protobuf message devenv.v1.LogStatsResponse
+ */
+export const LogStatsResponse = new LogStatsResponse$Type();
+// @generated message type with reflection information, may provide speed optimized methods
+class ServiceLogStats$Type extends MessageType<ServiceLogStats> {
+    constructor() {
+        super("devenv.v1.ServiceLogStats", [
+            { no: 1, name: "service", kind: "scalar", T: 9 /*ScalarType.STRING*/ },
+            { no: 2, name: "disk_bytes", kind: "scalar", T: 4 /*ScalarType.UINT64*/, L: 2 /*LongType.NUMBER*/ },
+            { no: 3, name: "disk_lines", kind: "scalar", T: 4 /*ScalarType.UINT64*/, L: 2 /*LongType.NUMBER*/ },
+            { no: 4, name: "has_disk_lines", kind: "scalar", T: 8 /*ScalarType.BOOL*/ },
+            { no: 5, name: "oldest", kind: "message", T: () => Timestamp },
+            { no: 6, name: "memory_lines", kind: "scalar", T: 4 /*ScalarType.UINT64*/, L: 2 /*LongType.NUMBER*/ }
+        ]);
+    }
+    create(value?: PartialMessage<ServiceLogStats>): ServiceLogStats {
+        const message = globalThis.Object.create((this.messagePrototype!));
+        message.service = "";
+        message.diskBytes = 0;
+        message.diskLines = 0;
+        message.hasDiskLines = false;
+        message.memoryLines = 0;
+        if (value !== undefined)
+            reflectionMergePartial<ServiceLogStats>(this, message, value);
+        return message;
+    }
+    internalBinaryRead(reader: IBinaryReader, length: number, options: BinaryReadOptions, target?: ServiceLogStats): ServiceLogStats {
+        let message = target ?? this.create(), end = reader.pos + length;
+        while (reader.pos < end) {
+            let [fieldNo, wireType] = reader.tag();
+            switch (fieldNo) {
+                case /* string service */ 1:
+                    message.service = reader.string();
+                    break;
+                case /* uint64 disk_bytes */ 2:
+                    message.diskBytes = reader.uint64().toNumber();
+                    break;
+                case /* uint64 disk_lines */ 3:
+                    message.diskLines = reader.uint64().toNumber();
+                    break;
+                case /* bool has_disk_lines */ 4:
+                    message.hasDiskLines = reader.bool();
+                    break;
+                case /* google.protobuf.Timestamp oldest */ 5:
+                    message.oldest = Timestamp.internalBinaryRead(reader, reader.uint32(), options, message.oldest);
+                    break;
+                case /* uint64 memory_lines */ 6:
+                    message.memoryLines = reader.uint64().toNumber();
+                    break;
+                default:
+                    let u = options.readUnknownField;
+                    if (u === "throw")
+                        throw new globalThis.Error(`Unknown field ${fieldNo} (wire type ${wireType}) for ${this.typeName}`);
+                    let d = reader.skip(wireType);
+                    if (u !== false)
+                        (u === true ? UnknownFieldHandler.onRead : u)(this.typeName, message, fieldNo, wireType, d);
+            }
+        }
+        return message;
+    }
+    internalBinaryWrite(message: ServiceLogStats, writer: IBinaryWriter, options: BinaryWriteOptions): IBinaryWriter {
+        /* string service = 1; */
+        if (message.service !== "")
+            writer.tag(1, WireType.LengthDelimited).string(message.service);
+        /* uint64 disk_bytes = 2; */
+        if (message.diskBytes !== 0)
+            writer.tag(2, WireType.Varint).uint64(message.diskBytes);
+        /* uint64 disk_lines = 3; */
+        if (message.diskLines !== 0)
+            writer.tag(3, WireType.Varint).uint64(message.diskLines);
+        /* bool has_disk_lines = 4; */
+        if (message.hasDiskLines !== false)
+            writer.tag(4, WireType.Varint).bool(message.hasDiskLines);
+        /* google.protobuf.Timestamp oldest = 5; */
+        if (message.oldest)
+            Timestamp.internalBinaryWrite(message.oldest, writer.tag(5, WireType.LengthDelimited).fork(), options).join();
+        /* uint64 memory_lines = 6; */
+        if (message.memoryLines !== 0)
+            writer.tag(6, WireType.Varint).uint64(message.memoryLines);
+        let u = options.writeUnknownFields;
+        if (u !== false)
+            (u == true ? UnknownFieldHandler.onWrite : u)(this.typeName, message, writer);
+        return writer;
+    }
+}
+/**
+ * @generated MessageType for protobuf message devenv.v1.ServiceLogStats
+ */
+export const ServiceLogStats = new ServiceLogStats$Type();
+// @generated message type with reflection information, may provide speed optimized methods
 class LogEntry$Type extends MessageType<LogEntry> {
     constructor() {
         super("devenv.v1.LogEntry", [
@@ -3678,7 +3977,8 @@ class LogEntry$Type extends MessageType<LogEntry> {
             { no: 3, name: "stream", kind: "enum", T: () => ["devenv.v1.LogStream", LogStream, "LOG_STREAM_"] },
             { no: 4, name: "line", kind: "scalar", T: 9 /*ScalarType.STRING*/ },
             { no: 5, name: "missed", kind: "scalar", T: 4 /*ScalarType.UINT64*/, L: 2 /*LongType.NUMBER*/ },
-            { no: 6, name: "level", kind: "enum", T: () => ["devenv.v1.LogLevel", LogLevel, "LOG_LEVEL_"] }
+            { no: 6, name: "level", kind: "enum", T: () => ["devenv.v1.LogLevel", LogLevel, "LOG_LEVEL_"] },
+            { no: 20, name: "position", kind: "scalar", T: 4 /*ScalarType.UINT64*/, L: 2 /*LongType.NUMBER*/ }
         ]);
     }
     create(value?: PartialMessage<LogEntry>): LogEntry {
@@ -3688,6 +3988,7 @@ class LogEntry$Type extends MessageType<LogEntry> {
         message.line = "";
         message.missed = 0;
         message.level = 0;
+        message.position = 0;
         if (value !== undefined)
             reflectionMergePartial<LogEntry>(this, message, value);
         return message;
@@ -3714,6 +4015,9 @@ class LogEntry$Type extends MessageType<LogEntry> {
                     break;
                 case /* devenv.v1.LogLevel level */ 6:
                     message.level = reader.int32();
+                    break;
+                case /* uint64 position */ 20:
+                    message.position = reader.uint64().toNumber();
                     break;
                 default:
                     let u = options.readUnknownField;
@@ -3745,6 +4049,9 @@ class LogEntry$Type extends MessageType<LogEntry> {
         /* devenv.v1.LogLevel level = 6; */
         if (message.level !== 0)
             writer.tag(6, WireType.Varint).int32(message.level);
+        /* uint64 position = 20; */
+        if (message.position !== 0)
+            writer.tag(20, WireType.Varint).uint64(message.position);
         let u = options.writeUnknownFields;
         if (u !== false)
             (u == true ? UnknownFieldHandler.onWrite : u)(this.typeName, message, writer);
@@ -4750,7 +5057,8 @@ export const ServiceService = new ServiceType("devenv.v1.ServiceService", [
  * @generated ServiceType for protobuf service devenv.v1.LogService
  */
 export const LogService = new ServiceType("devenv.v1.LogService", [
-    { name: "Stream", serverStreaming: true, options: {}, I: LogRequest, O: LogEntry }
+    { name: "Stream", serverStreaming: true, options: {}, I: LogRequest, O: LogEntry },
+    { name: "Stats", options: {}, I: LogStatsRequest, O: LogStatsResponse }
 ]);
 /**
  * @generated ServiceType for protobuf service devenv.v1.ForwardService
