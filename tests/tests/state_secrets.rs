@@ -63,3 +63,24 @@ fn an_unrelated_client_secret_never_reaches_the_state_dir() {
         "the client's secret was stored in {leaked:?}"
     );
 }
+
+/// `secrets:` on a local service reaches its process (and `devenv exec` in it) as
+/// environment variables, under its own `env`; the value is in no status.
+#[test]
+fn a_local_service_gets_its_secrets_as_environment_variables() {
+    let mut env = TestEnv::new();
+    let token = format!("tok-{}-s3cret", env.id);
+    env.set_var("API_TOKEN_VALUE", &token);
+    env.write_config(
+        "apiVersion: devenv/v1\nkind: Environment\nmetadata:\n  name: secrets\nspec:\n  secrets:\n    - name: creds\n      data: { API_TOKEN: \"${API_TOKEN_VALUE}\", MODE: from-secret }\n  services:\n    - name: app\n      command: [sh, -c, 'printf %s \"$API_TOKEN\" > token.txt; printf %s \"$MODE\" > mode.txt; exec sleep 300']\n      env: { MODE: from-env }\n      secrets: [creds]\n      readiness: { exec: { command: [test, -s, mode.txt] } }\n",
+    );
+    env.devenv_ok(&["up"]);
+    let read = |f: &str| std::fs::read_to_string(env.project.join(f)).unwrap_or_default();
+    assert_eq!(read("token.txt"), token, "the secret's value in the process");
+    assert_eq!(read("mode.txt"), "from-env", "the service's own env wins");
+    let exec = env.devenv_ok(&["exec", "app", "--", "sh", "-c", "printf %s \"$API_TOKEN\""]);
+    assert_eq!(exec.stdout, token, "exec sees the service's environment");
+    let status = env.devenv_ok(&["status", "--json"]);
+    assert!(!status.stdout.contains(&token), "{status}");
+    env.devenv_ok(&["down"]);
+}

@@ -346,28 +346,23 @@ pub(crate) fn is_quantity(s: &str) -> bool {
 }
 
 /// A postgresql preset without a password does not start (the official image refuses
-/// to, and so does the local preset): say so now, not when `up` gets there. On
-/// Kubernetes the password may come from one of the service's secrets.
+/// to, and so does the local preset): say so now, not when `up` gets there. The
+/// password may come from one of the service's secrets (in both runtimes).
 fn preset_auth(c: &mut Checker<'_>, services: &[(usize, Service)], secrets: &[Secret]) {
     use super::preset::{postgres_has_auth, vars};
     for (i, svc) in services {
         if svc.preset != Some(Preset::Postgresql) || svc.command.is_some() {
             continue;
         }
-        let from_secret = svc.runtime == RuntimeKind::Kubernetes
-            && svc.secrets.iter().any(|name| {
-                secrets
-                    .iter()
-                    .any(|s| &s.name == name && s.data.contains_key(vars::POSTGRES_PASSWORD))
-            });
+        let from_secret = svc.secrets.iter().any(|name| {
+            secrets
+                .iter()
+                .any(|s| &s.name == name && s.data.contains_key(vars::POSTGRES_PASSWORD))
+        });
         if postgres_has_auth(&svc.env) || from_secret {
             continue;
         }
-        let hint = if svc.runtime == RuntimeKind::Local && !svc.secrets.is_empty() {
-            "without a cluster the preset reads env only: set `env: { POSTGRES_PASSWORD: \"${DB_PASSWORD}\" }`"
-        } else {
-            "set `env: { POSTGRES_PASSWORD: \"${DB_PASSWORD}\" }` (the value from .env or your shell), or `POSTGRES_HOST_AUTH_METHOD: trust` to allow connections without a password"
-        };
+        let hint = "set `env: { POSTGRES_PASSWORD: \"${DB_PASSWORD}\" }` (the value from .env or your shell) or give it a secret with POSTGRES_PASSWORD, or `POSTGRES_HOST_AUTH_METHOD: trust` to allow connections without a password";
         c.error(
             &format!("spec.services[{i}].type"),
             format!(

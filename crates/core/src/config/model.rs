@@ -35,6 +35,19 @@ impl Environment {
     pub fn service(&self, name: &str) -> Option<&Service> {
         self.services.iter().find(|s| s.name == name)
     }
+
+    /// The variables `svc`'s `secrets:` give it, in the order it names them (a later
+    /// secret's key wins). A local process gets them in its environment, under its
+    /// own `env` (which wins, as `env` does over `envFrom` in a pod).
+    pub fn secret_vars(&self, svc: &Service) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        for name in &svc.secrets {
+            if let Some(secret) = self.secrets.iter().find(|s| &s.name == name) {
+                out.extend(secret.data.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+        }
+        out
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

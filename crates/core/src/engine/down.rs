@@ -333,7 +333,8 @@ impl LiveEnv {
                     let _ = ctl.send(Ctl::Restart).await;
                 }
                 None => {
-                    let sup = Supervisor::start(self.shared.clone(), svc, vars.clone());
+                    let secrets = env.secret_vars(&svc);
+                    let sup = Supervisor::start(self.shared.clone(), svc, vars.clone(), secrets);
                     self.supervisors
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())

@@ -84,7 +84,7 @@ pub enum DevError {
 /// Why a kubernetes service's runner could not start it (deploy its objects, or put
 /// its workload in dev mode). The text is the service's status message and log line.
 #[derive(Debug, thiserror::Error)]
-pub enum StartError {
+pub enum DeployError {
     #[error(transparent)]
     Kube(#[from] KubeError),
     /// The manifests do not read or parse; located, one error per line.

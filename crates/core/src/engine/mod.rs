@@ -25,7 +25,7 @@ mod up;
 pub use cluster::{ClusterError, ClusterInfo, ClusterReport};
 pub use dev::DevSession;
 pub use down::DownReport;
-pub use error::{DevError, DownError, EngineError, StartError, UnknownService};
+pub use error::{DeployError, DevError, DownError, EngineError, UnknownService};
 pub use exec::{ExecError, ExecInput, ExecOutput, ExecSession, ExecSpec, TermSize, STDIN_MAX};
 pub use recovery::RECOVERED;
 pub use runtime::LiveEnv;

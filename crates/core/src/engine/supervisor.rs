@@ -53,10 +53,14 @@ pub struct Supervisor {
 }
 
 impl Supervisor {
+    /// `secrets` are the variables the service's `secrets:` give it
+    /// ([`crate::config::Environment::secret_vars`]): in its process's environment
+    /// under its own `env`, never in what is kept to compare configs or shown.
     pub fn start(
         shared: Arc<Shared>,
         service: Service,
         vars: Arc<std::collections::BTreeMap<String, String>>,
+        secrets: std::collections::BTreeMap<String, String>,
     ) -> Self {
         let (tx, rx) = mpsc::channel(8);
         let task_shared = shared.clone();
@@ -67,7 +71,10 @@ impl Supervisor {
             env_id: shared.id.clone(),
             path_var: vars.get("PATH").cloned(),
         };
-        let configured = service.clone();
+        let mut configured = service.clone();
+        for (k, v) in secrets {
+            configured.env.entry(k).or_insert(v);
+        }
         let context = Arc::new(std::sync::Mutex::new(None));
         let run_context = context.clone();
         let task = tokio::spawn(async move {

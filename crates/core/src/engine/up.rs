@@ -418,7 +418,12 @@ impl LiveEnv {
                         vars.clone(),
                         self.shared.dev_wanted(&svc.name),
                     ),
-                    None => Supervisor::start(self.shared.clone(), svc.clone(), vars.clone()),
+                    None => Supervisor::start(
+                        self.shared.clone(),
+                        svc.clone(),
+                        vars.clone(),
+                        env.secret_vars(svc),
+                    ),
                 };
                 self.supervisors
                     .lock()

@@ -13,7 +13,7 @@ use super::restore::put_back;
 use super::sync::DevSync;
 use crate::config::{Environment, Service};
 use crate::engine::board::Shared;
-use crate::engine::error::StartError;
+use crate::engine::error::DeployError;
 use crate::kube::devmode::{self, DevSpec, Restored};
 use crate::kube::rollout::Workload;
 use crate::kube::ClusterConn;
@@ -74,19 +74,19 @@ impl DevTarget<'_> {
     pub(in crate::engine) async fn enter(
         &self,
         workloads: &[Workload],
-    ) -> Result<DevActive, StartError> {
+    ) -> Result<DevActive, DeployError> {
         let Some(dev) = self.svc.dev.clone() else {
-            return Err(StartError::NoDevSection(self.svc.name.clone()));
+            return Err(DeployError::NoDevSection(self.svc.name.clone()));
         };
         let w = match workloads {
             [w] => w.clone(),
-            [] => return Err(StartError::DevNoWorkload),
+            [] => return Err(DeployError::DevNoWorkload),
             many => {
                 let names: Vec<String> = many
                     .iter()
                     .map(|w| format!("{}/{}", w.kind.to_ascii_lowercase(), w.name))
                     .collect();
-                return Err(StartError::DevManyWorkloads(names));
+                return Err(DeployError::DevManyWorkloads(names));
             }
         };
         let command = dev.command.clone().or_else(|| {
@@ -127,7 +127,7 @@ impl DevTarget<'_> {
     pub(in crate::engine) async fn restore_pending(
         &self,
         workloads: &[Workload],
-    ) -> Result<(), StartError> {
+    ) -> Result<(), DeployError> {
         let records = self
             .shared
             .state
@@ -138,7 +138,7 @@ impl DevTarget<'_> {
         for rec in records {
             let r = put_back(self.conn, &self.shared.state, &rec, None)
                 .await
-                .map_err(|source| StartError::DevRestore {
+                .map_err(|source| DeployError::DevRestore {
                     what: rec.backup.display(),
                     source,
                 })?;

@@ -9,7 +9,7 @@ use std::time::Instant;
 use serde_json::Value;
 
 use super::KubeRun;
-use crate::engine::error::StartError;
+use crate::engine::error::DeployError;
 use crate::kube::apply;
 use crate::kube::rollout::Workload;
 use crate::kube::{helm, manifests, render};
@@ -17,7 +17,7 @@ use crate::logs::Stream;
 
 impl KubeRun {
     /// Applies the service's objects; returns the workloads that gate readiness.
-    pub(in crate::engine) async fn deploy(&self) -> Result<Vec<Workload>, StartError> {
+    pub(in crate::engine) async fn deploy(&self) -> Result<Vec<Workload>, DeployError> {
         let started = Instant::now();
         let svc = &self.svc;
         let objects: Vec<Value> = if let Some(dir) = &svc.manifests {
@@ -25,8 +25,8 @@ impl KubeRun {
             let (dir, base) = (dir.clone(), self.env.project_dir.clone());
             let docs = tokio::task::spawn_blocking(move || manifests::load(&dir, &base))
                 .await
-                .map_err(StartError::ManifestsTask)?
-                .map_err(StartError::Manifests)?;
+                .map_err(DeployError::ManifestsTask)?
+                .map_err(DeployError::Manifests)?;
             let mut objs = Vec::with_capacity(docs.len());
             for d in &docs {
                 let mut o = d.object.clone();
@@ -47,7 +47,7 @@ impl KubeRun {
                 })
                 .collect();
             if !errors.is_empty() {
-                return Err(StartError::InvalidManifests(errors));
+                return Err(DeployError::InvalidManifests(errors));
             }
             objs
         } else if let Some(chart) = &svc.chart {
@@ -70,7 +70,7 @@ impl KubeRun {
         self.workloads_of(&objects).await
     }
 
-    pub(in crate::engine) async fn image(&self) -> Result<String, StartError> {
+    pub(in crate::engine) async fn image(&self) -> Result<String, DeployError> {
         if let Some(b) = &self.svc.build {
             let name: Arc<str> = Arc::from(self.svc.name.as_str());
             let hub = self.shared.logs.clone();
@@ -85,14 +85,14 @@ impl KubeRun {
                 &mut move |line: &str| hub.push(&name, Stream::System, line),
             )
             .await
-            .map_err(StartError::from);
+            .map_err(DeployError::from);
         }
-        render::image_of(&self.svc).ok_or(StartError::NoImage)
+        render::image_of(&self.svc).ok_or(DeployError::NoImage)
     }
 
     /// Restores what an earlier dev mode of this service left, before `objects` are
     /// applied over it (see [`DevTarget::restore_pending`]).
-    async fn restore_pending(&self, objects: &[Value]) -> Result<(), StartError> {
+    async fn restore_pending(&self, objects: &[Value]) -> Result<(), DeployError> {
         let workloads = self.workloads_of(objects).await.unwrap_or_default();
         self.dev_target().restore_pending(&workloads).await
     }
@@ -100,7 +100,7 @@ impl KubeRun {
     pub(in crate::engine) async fn workloads_of(
         &self,
         objects: &[Value],
-    ) -> Result<Vec<Workload>, StartError> {
+    ) -> Result<Vec<Workload>, DeployError> {
         let mut out = Vec::new();
         for o in objects.iter().filter(|o| manifests::is_workload(o)) {
             let (ar, _) = self
@@ -121,7 +121,7 @@ impl KubeRun {
     pub(in crate::engine) async fn helm_install(
         &self,
         chart: &str,
-    ) -> Result<Vec<Workload>, StartError> {
+    ) -> Result<Vec<Workload>, DeployError> {
         let bin = helm::binary(&self.vars)?;
         let started = Instant::now();
         let values_file = match &self.svc.values {
@@ -134,7 +134,7 @@ impl KubeRun {
                         "json",
                         &serde_json::to_vec(v).unwrap_or_default(),
                     )
-                    .map_err(|source| StartError::HelmValues {
+                    .map_err(|source| DeployError::HelmValues {
                         dir: self.shared.scratch.dir().to_path_buf(),
                         source,
                     })?,
@@ -143,7 +143,7 @@ impl KubeRun {
         };
         let release = helm::release(&self.svc.name);
         let ctx =
-            crate::kube::context_name(self.env.cluster.as_ref().ok_or(StartError::NoCluster)?);
+            crate::kube::context_name(self.env.cluster.as_ref().ok_or(DeployError::NoCluster)?);
         let args = helm::install_args(
             &release,
             chart,
@@ -173,7 +173,7 @@ impl KubeRun {
     pub(in crate::engine) async fn existing_workload(
         &self,
         r: &crate::config::WorkloadRef,
-    ) -> Result<Vec<Workload>, StartError> {
+    ) -> Result<Vec<Workload>, DeployError> {
         let (ar, _) = self.kinds.resolve(&self.kenv, "apps/v1", &r.kind).await?;
         let api: kube::Api<kube::api::DynamicObject> =
             kube::Api::namespaced_with(self.kenv.client.clone(), &self.kenv.namespace, &ar);
@@ -182,19 +182,19 @@ impl KubeRun {
             .await
             .map_err(|e| crate::kube::error::explain(&e, &self.kenv.context))?;
         let Some(found) = found else {
-            return Err(StartError::WorkloadMissing {
+            return Err(DeployError::WorkloadMissing {
                 what: r.to_string(),
                 namespace: self.kenv.namespace.clone(),
             });
         };
         let value =
-            serde_json::to_value(&found).map_err(|source| StartError::WorkloadUnreadable {
+            serde_json::to_value(&found).map_err(|source| DeployError::WorkloadUnreadable {
                 what: r.to_string(),
                 source,
             })?;
         self.restore_pending(std::slice::from_ref(&value)).await?;
         Workload::from_object(&value, ar, &self.kenv.namespace)
             .map(|w| vec![w])
-            .ok_or_else(|| StartError::NoSelector(r.to_string()))
+            .ok_or_else(|| DeployError::NoSelector(r.to_string()))
     }
 }
