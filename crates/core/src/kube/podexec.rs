@@ -2,10 +2,10 @@
 //! code: what a service's `exec` hook runs. (Dev sync's `onSync` exec keeps its own
 //! bounded, collected form in `engine/dev/sync/pod.rs`.)
 
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, AttachParams, AttachedProcess, ListParams};
+use kube::api::AttachedProcess;
 
-use super::error::{explain, KubeError};
+use super::error::KubeError;
+use super::exec::{PodExecError, PodTarget};
 use super::ClusterConn;
 
 /// A command started in a pod.
@@ -16,46 +16,30 @@ pub struct PodExec {
 }
 
 impl PodExec {
-    /// Runs `argv` in the first container of a running, ready pod matching `selector`.
+    /// Runs `argv` in the first container of a running, ready pod matching `selector`
+    /// (the pod and container as `devenv exec` picks them, `kube::exec`).
     pub async fn start(
         conn: &ClusterConn,
         selector: &str,
         argv: Vec<String>,
     ) -> Result<Self, KubeError> {
-        let api: Api<Pod> = Api::namespaced(conn.client.clone(), &conn.namespace);
-        let pods = api
-            .list(&ListParams::default().labels(selector))
+        let target = PodTarget {
+            selector: selector.to_owned(),
+            ..Default::default()
+        };
+        let started = super::exec::exec(conn, &target, argv, false, false)
             .await
-            .map_err(|e| explain(&e, &conn.context))?;
-        let ready = pods.items.iter().find(|p| is_ready(p)).ok_or_else(|| {
-            KubeError::new(
-                format!(
-                    "no ready pod matches `{selector}` in namespace {}",
-                    conn.namespace
+            .map_err(|e| match e {
+                PodExecError::Kube(k) => k,
+                other => KubeError::new(
+                    format!("{other} in namespace {}", conn.namespace),
+                    "the service's pods must carry devenv's labels and be ready",
                 ),
-                "the service's pods must carry devenv's labels and be ready",
-            )
-        })?;
-        let pod = ready.metadata.name.clone().unwrap_or_default();
-        let container = ready
-            .spec
-            .as_ref()
-            .and_then(|s| s.containers.first())
-            .map(|c| c.name.clone())
-            .unwrap_or_default();
-        let params = AttachParams::default()
-            .container(container.clone())
-            .stdin(false)
-            .stdout(true)
-            .stderr(true);
-        let proc = api
-            .exec(&pod, argv, &params)
-            .await
-            .map_err(|e| explain(&e, &conn.context))?;
+            })?;
         Ok(Self {
-            pod,
-            container,
-            proc,
+            pod: started.pod,
+            container: started.container,
+            proc: started.process,
         })
     }
 
@@ -71,28 +55,6 @@ impl PodExec {
     /// server did not say).
     pub async fn exit_code(mut self) -> Option<i32> {
         let status = self.proc.take_status()?.await?;
-        if status.status.as_deref() == Some("Success") {
-            return Some(0);
-        }
-        status
-            .details
-            .and_then(|d| d.causes)
-            .into_iter()
-            .flatten()
-            .find(|c| c.reason.as_deref() == Some("ExitCode"))
-            .and_then(|c| c.message)
-            .and_then(|m| m.parse().ok())
+        super::exec::exit_code(&status)
     }
-}
-
-fn is_ready(p: &Pod) -> bool {
-    let running = p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
-    let ready = p
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .into_iter()
-        .flatten()
-        .any(|c| c.type_ == "Ready" && c.status == "True");
-    running && ready && p.metadata.deletion_timestamp.is_none()
 }
