@@ -178,6 +178,14 @@ pub struct WantedRecord {
     /// most once per `up`, a daemon crash included (see `engine::hooks`).
     #[serde(default)]
     pub post_hooks_run: Vec<String>,
+    /// Services the user stopped (`devenv stop`) and has not started again: a
+    /// recovery leaves them stopped (and their dependents waiting).
+    #[serde(default)]
+    pub stopped: Vec<String>,
+    /// Replicas the user asked for (`devenv scale`), by service: kept across
+    /// re-applies and recoveries until `down`.
+    #[serde(default)]
+    pub replicas: BTreeMap<String, u32>,
 }
 
 impl WantedRecord {
@@ -645,6 +653,8 @@ mod tests {
             vars_scoped: true,
             up_id: 1,
             post_hooks_run: Vec::new(),
+            stopped: vec!["db".into()],
+            replicas: BTreeMap::from([("web".into(), 3)]),
         };
         {
             let s = StateStore::open(dir.path()).unwrap();

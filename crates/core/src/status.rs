@@ -56,6 +56,17 @@ pub struct ServiceStatus {
     /// ("dependency db is down"); None when its dependencies are fine.
     #[serde(default)]
     pub degraded: Option<String>,
+    /// Of a kubernetes service that was scaled (`devenv scale`): the replicas asked
+    /// for and how many are ready now.
+    #[serde(default)]
+    pub replicas: Option<Replicas>,
+}
+
+/// Desired and ready replicas of a scaled workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Replicas {
+    pub desired: u32,
+    pub ready: u32,
 }
 
 impl ServiceStatus {
@@ -74,6 +85,7 @@ impl ServiceStatus {
             dev: false,
             crashes: 0,
             degraded: None,
+            replicas: None,
         }
     }
 }

@@ -71,6 +71,12 @@ pub enum Command {
     Exec(ExecArgs),
     /// Open a shell in a running service ($SHELL, else sh)
     Shell(ShellArgs),
+    /// Stop services until started again; running dependents wait in `pending`
+    Stop(StopArgs),
+    /// Start services and what they need, and the services waiting for them
+    Start(StartArgs),
+    /// Set the replicas of a kubernetes service and wait until they are ready
+    Scale(ScaleArgs),
     /// List environments known to the daemon
     Ls,
     /// Run kubernetes services in dev mode until Ctrl-C, which restores them
@@ -119,6 +125,9 @@ impl Command {
             Command::Restart(a) => a.file.file.take(),
             Command::Exec(a) => a.target.file.file.take(),
             Command::Shell(a) => a.target.file.file.take(),
+            Command::Stop(a) => a.file.file.take(),
+            Command::Start(a) => a.file.file.take(),
+            Command::Scale(a) => a.file.file.take(),
             Command::Logs(a) => a.file.take(),
             Command::Forward(ForwardCommand::Ls(a)) => a.file.file.take(),
             Command::Dev(a) => a.file.file.take(),
@@ -303,6 +312,36 @@ pub struct ExecArgs {
 pub struct ShellArgs {
     #[command(flatten)]
     pub target: ExecTarget,
+}
+
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    #[command(flatten)]
+    pub file: FileOpt,
+    /// Services to stop (nothing restarts them until `devenv start` or `devenv up`)
+    #[arg(value_name = "SERVICE", required = true)]
+    pub services: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    #[command(flatten)]
+    pub file: FileOpt,
+    /// Services to start (their dependencies start first)
+    #[arg(value_name = "SERVICE", required = true)]
+    pub services: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ScaleArgs {
+    #[command(flatten)]
+    pub file: FileOpt,
+    /// A kubernetes service
+    #[arg(value_name = "SERVICE")]
+    pub service: String,
+    /// Replicas, 1 or more (`devenv stop` takes it to none)
+    #[arg(value_name = "N", value_parser = clap::value_parser!(u32).range(1..=i64::from(i32::MAX)))]
+    pub replicas: u32,
 }
 
 #[derive(Debug, Args)]

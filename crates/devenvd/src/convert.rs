@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use devenv_api::pb;
 use devenv_core::config::{ConfigError, ConfigErrors, Environment};
-use devenv_core::engine::{ClusterError, EngineError, ExecError, ProjectRef};
+use devenv_core::engine::{ClusterError, EngineError, ExecError, ProjectRef, ScaleError};
 use devenv_core::kube::forward::{ForwardState, ForwardStatus};
 use devenv_core::logs::{level, Level, LogLine, Missed, Stream};
 use devenv_core::status::{ServiceState, ServiceStatus};
@@ -68,6 +68,14 @@ pub fn status(e: EngineError) -> Status {
         EngineError::Config(_) | EngineError::UnknownService(_) => tonic::Code::InvalidArgument,
         EngineError::NotUp | EngineError::Dev(_) => tonic::Code::FailedPrecondition,
         EngineError::Down(_) => tonic::Code::Unknown,
+        EngineError::StoppedByUser(_) => tonic::Code::FailedPrecondition,
+        EngineError::Scale(e) => match e {
+            ScaleError::Local(_) | ScaleError::NotRunning(_) | ScaleError::NotScalable { .. } => {
+                tonic::Code::FailedPrecondition
+            }
+            ScaleError::OutOfRange { .. } => tonic::Code::InvalidArgument,
+            ScaleError::Kube { .. } | ScaleError::NotReady { .. } => tonic::Code::Unknown,
+        },
         EngineError::Cluster(c) => match c {
             ClusterError::NoCluster | ClusterError::NotK3d { .. } => {
                 tonic::Code::FailedPrecondition
@@ -157,6 +165,10 @@ pub fn service_status(s: &ServiceStatus) -> pb::ServiceStatus {
         dependencies: Vec::new(),
         crashes: s.crashes,
         degraded: s.degraded.clone().unwrap_or_default(),
+        replicas: s.replicas.map(|r| pb::Replicas {
+            desired: r.desired,
+            ready: r.ready,
+        }),
     }
 }
 

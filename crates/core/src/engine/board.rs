@@ -13,6 +13,7 @@ use super::dev::sync::SyncState;
 use super::dev::wanting::DevOwner;
 use crate::config::Service;
 use crate::kube::forward::Forwarder;
+use crate::kube::rollout::Workload;
 use crate::logs::LogHub;
 use crate::process::{Guardian, Spawner};
 use crate::state::{ServiceRecord, StateStore};
@@ -57,6 +58,18 @@ pub struct Shared {
     pub(super) dev_active: Mutex<BTreeSet<String>>,
     /// Sync sessions of services in dev mode.
     pub(super) syncs: Mutex<BTreeMap<String, Arc<SyncState>>>,
+    /// Services the user stopped (`devenv stop`): only an explicit `up` or `start`
+    /// runs them again (see hold.rs).
+    pub(super) held: Mutex<BTreeSet<String>>,
+    /// Services waiting for one the user stopped, with the name of that one.
+    pub(super) parked: Mutex<BTreeMap<String, String>>,
+    /// Replicas asked for by `devenv scale`, by service.
+    pub(super) scaled: Mutex<BTreeMap<String, u32>>,
+    /// Replicas of the workloads `stop` took to 0, by service and `Kind/name`, put
+    /// back when the service starts again.
+    pub(super) stopped_replicas: Mutex<BTreeMap<String, BTreeMap<String, u32>>>,
+    /// The workloads each kubernetes service's runner deployed.
+    pub(super) workloads: Mutex<BTreeMap<String, Vec<Workload>>>,
 }
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -112,6 +125,29 @@ impl Shared {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
+    }
+
+    /// Whether the user stopped `service` (`devenv stop`) and has not started it.
+    pub fn held(&self, service: &str) -> bool {
+        lock(&self.held).contains(service)
+    }
+
+    /// Writes what the user stopped and scaled into the environment's wanted record
+    /// (when it is wanted up), so that a recovery keeps it so.
+    pub(super) fn persist_user_choices(&self) {
+        let mut rec = match self.state.wanted_of(&self.id) {
+            Ok(Some(r)) => r,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the wanted record");
+                return;
+            }
+        };
+        rec.stopped = lock(&self.held).iter().cloned().collect();
+        rec.replicas = lock(&self.scaled).clone();
+        if let Err(e) = self.state.put_wanted(&rec) {
+            tracing::error!(error = %e, "cannot persist stopped and scaled services");
+        }
     }
 
     pub fn has_forwards(&self, service: &str) -> bool {

@@ -118,6 +118,8 @@ impl LiveEnv {
         vars: Arc<BTreeMap<String, String>>,
     ) -> Result<DownReport, DownError> {
         let stopped = self.clone().down(Some(vars.clone())).await;
+        // The next `up` starts everything, at the config's replicas.
+        self.forget_user_choices();
         let mut report = DownReport {
             stopped,
             ..Default::default()
@@ -309,6 +311,14 @@ impl LiveEnv {
         let _op = self.ops.lock().await;
         let env = self.config().ok_or(EngineError::NotUp)?;
         UnknownService::check(&env, names)?;
+        let held: Vec<String> = names
+            .iter()
+            .filter(|n| self.shared.held(n))
+            .cloned()
+            .collect();
+        if !held.is_empty() {
+            return Err(EngineError::StoppedByUser(held));
+        }
         let mut waits = Vec::new();
         for name in names {
             let Some(svc) = env.service(name).cloned() else {

@@ -34,6 +34,12 @@ pub enum EngineError {
     /// what to do).
     #[error(transparent)]
     Down(#[from] DownError),
+    /// `restart` of services the user stopped: `start` runs them (with the services
+    /// waiting for them).
+    #[error("{} stopped by user (`devenv stop`); start with `devenv start {}`", .0.join(", "), .0.join(" "))]
+    StoppedByUser(Vec<String>),
+    #[error(transparent)]
+    Scale(#[from] ScaleError),
     /// A `cluster` command could not be done.
     #[error(transparent)]
     Cluster(#[from] super::cluster::ClusterError),
@@ -175,4 +181,36 @@ fn lines_suffix(lines: &[String]) -> String {
         s.push_str(l);
     }
     s
+}
+
+/// Why `devenv scale` was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ScaleError {
+    #[error(
+        "`{0}` is a local process: it runs one instance; `scale` applies to kubernetes workloads"
+    )]
+    Local(String),
+    #[error("cannot scale `{service}` to {replicas}: replicas must be from 1 to {max} (`devenv stop {service}` stops it)")]
+    OutOfRange {
+        service: String,
+        replicas: u32,
+        max: u32,
+    },
+    #[error("`{0}` is not running; start it first (`devenv start {0}`)")]
+    NotRunning(String),
+    #[error("`{service}` has no workload with replicas (its workloads: {kinds}); a DaemonSet runs one pod per node")]
+    NotScalable { service: String, kinds: String },
+    #[error("cannot scale `{service}`: {source}")]
+    Kube {
+        service: String,
+        #[source]
+        source: KubeError,
+    },
+    #[error("`{service}` did not reach {replicas} ready replica(s) within {secs}s: {ready} ready")]
+    NotReady {
+        service: String,
+        replicas: u32,
+        ready: u32,
+        secs: u64,
+    },
 }

@@ -12,11 +12,13 @@ mod error;
 mod exec;
 mod graph;
 mod health;
+mod hold;
 pub mod hooks;
 mod kuberun;
 mod portcheck;
 mod recovery;
 mod runtime;
+mod scale;
 mod supervisor;
 #[cfg(test)]
 mod testing;
@@ -25,8 +27,9 @@ mod up;
 pub use cluster::{ClusterError, ClusterInfo, ClusterReport};
 pub use dev::DevSession;
 pub use down::DownReport;
-pub use error::{DeployError, DevError, DownError, EngineError, UnknownService};
+pub use error::{DeployError, DevError, DownError, EngineError, ScaleError, UnknownService};
 pub use exec::{ExecError, ExecInput, ExecOutput, ExecSession, ExecSpec, TermSize, STDIN_MAX};
+pub use hold::STOPPED_BY_USER;
 pub use recovery::RECOVERED;
 pub use runtime::LiveEnv;
 pub use up::{UpEvent, UpOptions};
@@ -160,16 +163,11 @@ impl Engine {
         // a service spawned just before a crash, so markers are matched by env).
         let ours: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
         // An unreadable record must not keep the daemon from starting.
-        let wanted: Vec<String> = self
-            .state
-            .wanted()
-            .unwrap_or_else(|e| {
-                tracing::error!(error = %e, "cannot read which environments were up");
-                Vec::new()
-            })
-            .into_iter()
-            .map(|w| w.env_id)
-            .collect();
+        let wanted_records = self.state.wanted().unwrap_or_else(|e| {
+            tracing::error!(error = %e, "cannot read which environments were up");
+            Vec::new()
+        });
+        let wanted: Vec<String> = wanted_records.iter().map(|w| w.env_id.clone()).collect();
         let killed = process::kill_stale_markers(&self.instance, &ours);
         if killed > 0 {
             tracing::warn!(killed, "killed processes left by an earlier devenvd");
@@ -209,6 +207,10 @@ impl Engine {
                 statuses.push(svc.status);
             }
             rt.restore(statuses);
+            if let Some(w) = wanted_records.iter().find(|w| w.env_id == rec.id) {
+                // What the user stopped and scaled stays so (hold.rs, scale.rs).
+                rt.restore_user_choices(&w.stopped, &w.replicas);
+            }
             rt.registered
                 .store(true, std::sync::atomic::Ordering::Relaxed);
             self.envs

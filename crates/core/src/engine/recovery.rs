@@ -80,6 +80,10 @@ impl Engine {
     ) -> Result<u64, StateError> {
         let old = self.state.wanted_of(env_id)?;
         let up_id = old.as_ref().map_or(0, |o| o.up_id).wrapping_add(1).max(1);
+        let (stopped, replicas) = old
+            .as_ref()
+            .map(|o| (o.stopped.clone(), o.replicas.clone()))
+            .unwrap_or_default();
         let services = match old {
             Some(old) => old.merged(services),
             None => services.to_vec(),
@@ -94,6 +98,9 @@ impl Engine {
             vars_scoped: true,
             up_id,
             post_hooks_run: Vec::new(),
+            // What the user stopped and scaled stays so; `LiveEnv::up` updates it.
+            stopped,
+            replicas,
         })?;
         Ok(up_id)
     }
@@ -222,6 +229,8 @@ async fn resume(engine: Weak<Engine>, rec: WantedRecord) {
         dev_session: None,
         // The recorded services are the up's selection, profiles already applied.
         profiles: Vec::new(),
+        // What the user stopped stays stopped.
+        keep_stopped: true,
     };
     // The same `up` again (its id): its `post*` hooks that started do not run twice.
     let up = rt
@@ -242,6 +251,10 @@ async fn resume(engine: Weak<Engine>, rec: WantedRecord) {
     };
     tracing::info!(environment = %rec.env_id, ok, %message, "brought back up after a daemon restart");
     for name in &set {
+        if rt.stopped_by_user_or_waiting(name) {
+            // Left as the user put it; its status says so.
+            continue;
+        }
         let oneshot = env.service(name).is_some_and(|s| s.oneshot);
         let Some(st) = rt.shared.status_of(name) else {
             continue;

@@ -79,6 +79,11 @@ impl LiveEnv {
             dev_wanted: Mutex::default(),
             dev_active: Mutex::default(),
             syncs: Mutex::default(),
+            held: Mutex::default(),
+            parked: Mutex::default(),
+            scaled: Mutex::default(),
+            stopped_replicas: Mutex::default(),
+            workloads: Mutex::default(),
         };
         Self {
             shared: Arc::new(shared),

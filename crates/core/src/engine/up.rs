@@ -41,6 +41,9 @@ pub struct UpOptions {
     pub dev_session: Option<(u64, Vec<String>)>,
     /// Active profiles (`up --profile`); see [`crate::config::select_profiles`].
     pub profiles: Vec<String>,
+    /// Leave the services the user stopped stopped (a recovery); an `up` a user asks
+    /// for starts them (see hold.rs).
+    pub keep_stopped: bool,
 }
 
 impl LiveEnv {
@@ -87,6 +90,7 @@ impl LiveEnv {
                 return;
             }
         };
+        let set = self.settle_holds(&env, set, opts.keep_stopped);
         if let Err(e) = self.want_dev(&env, &set, &opts) {
             let _ = events
                 .send(UpEvent::Done {

@@ -17,6 +17,7 @@ pub mod podexec;
 pub mod podlogs;
 pub mod render;
 pub mod rollout;
+pub mod scale;
 pub mod teardown;
 pub mod tools;
 

@@ -13,7 +13,10 @@ mod init;
 mod logs;
 mod ls;
 mod restart;
+mod scale;
+mod start;
 mod status;
+mod stop;
 mod sync;
 mod up;
 mod validate;
@@ -34,6 +37,9 @@ pub async fn dispatch(command: Command, ctx: &Ctx) -> Result {
         Command::Restart(args) => restart::run(ctx, args).await,
         Command::Exec(args) => exec::exec(ctx, args).await,
         Command::Shell(args) => exec::shell(ctx, args).await,
+        Command::Stop(args) => stop::run(ctx, args).await,
+        Command::Start(args) => start::run(ctx, args).await,
+        Command::Scale(args) => scale::run(ctx, args).await,
         Command::Ls => ls::run(ctx).await,
         Command::Forward(ForwardCommand::Ls(_)) => forward::ls(ctx).await,
         Command::Dev(args) => dev::run(ctx, args).await,

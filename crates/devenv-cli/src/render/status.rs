@@ -31,6 +31,15 @@ pub struct ServiceJson<'a> {
     pub dev: bool,
     /// Why it is degraded ("dependency db is down"); `null` when it is not.
     pub degraded: Option<&'a str>,
+    /// A kubernetes service scaled with `devenv scale`: `{"desired": 3, "ready": 2}`;
+    /// `null` when not scaled.
+    pub replicas: Option<ReplicasJson>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ReplicasJson {
+    pub desired: u32,
+    pub ready: u32,
 }
 
 impl<'a> From<&'a pb::ServiceStatus> for ServiceJson<'a> {
@@ -47,6 +56,10 @@ impl<'a> From<&'a pb::ServiceStatus> for ServiceJson<'a> {
             message: &s.message,
             dev: s.dev,
             degraded: (!s.degraded.is_empty()).then_some(s.degraded.as_str()),
+            replicas: s.replicas.map(|r| ReplicasJson {
+                desired: r.desired,
+                ready: r.ready,
+            }),
         }
     }
 }
@@ -144,10 +157,15 @@ pub fn detail(s: &pb::ServiceStatus) -> String {
     } else {
         s.message.as_str()
     };
-    match (message, s.degraded.as_str()) {
+    let text = match (message, s.degraded.as_str()) {
         (m, "") => m.to_string(),
         ("", d) => format!("degraded: {d}"),
         (m, d) => format!("degraded: {d}; {m}"),
+    };
+    match (s.replicas, text.as_str()) {
+        (None, _) => text,
+        (Some(r), "") => format!("replicas {}/{}", r.ready, r.desired),
+        (Some(r), t) => format!("replicas {}/{}; {t}", r.ready, r.desired),
     }
 }
 
@@ -213,9 +231,9 @@ mod tests {
                 "project": "/src/shop",
                 "services": [
                     {"name": "api", "runtime": "local", "state": "ready", "ready": true,
-                     "pid": 4242, "ports": [8000], "restarts": 1, "crashes": 0, "message": "", "dev": false, "degraded": null},
+                     "pid": 4242, "ports": [8000], "restarts": 1, "crashes": 0, "message": "", "dev": false, "degraded": null, "replicas": null},
                     {"name": "worker", "runtime": "local", "state": "failed", "ready": false,
-                     "pid": null, "ports": [], "restarts": 1, "crashes": 0, "message": "exited with 1", "dev": false, "degraded": null},
+                     "pid": null, "ports": [], "restarts": 1, "crashes": 0, "message": "exited with 1", "dev": false, "degraded": null, "replicas": null},
                 ]
             })
         );

@@ -75,27 +75,9 @@ impl EnvironmentService for Environments {
             dev: req.dev,
             dev_session: None,
             profiles: req.profiles,
+            keep_stopped: false,
         };
-        let (tx, rx) = mpsc::channel(64);
-        match self.engine.up(env, opts) {
-            Ok(mut events) => {
-                tokio::spawn(async move {
-                    while let Some(ev) = events.recv().await {
-                        if tx.send(Ok(up_event(ev))).await.is_err() {
-                            return;
-                        }
-                    }
-                });
-            }
-            Err(EngineError::Config(errors)) => {
-                let ev = pb::UpEvent {
-                    event: Some(pb::up_event::Event::Invalid(convert::invalid(&errors))),
-                };
-                let _ = tx.send(Ok(ev)).await;
-            }
-            Err(e) => return Err(convert::status(e)),
-        }
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(Response::new(up_stream(self.engine.up(env, opts))?))
     }
 
     async fn down(
@@ -227,4 +209,32 @@ pub(crate) fn up_event(ev: UpEvent) -> pb::UpEvent {
         }),
     };
     pb::UpEvent { event: Some(event) }
+}
+
+/// The response stream of an `up`-like call (Up, Start): its events, or the config's
+/// errors as one `invalid` event.
+pub(super) fn up_stream(
+    started: Result<mpsc::Receiver<UpEvent>, EngineError>,
+) -> Result<ResponseStream<pb::UpEvent>, Status> {
+    let (tx, rx) = mpsc::channel(64);
+    match started {
+        Ok(mut events) => {
+            tokio::spawn(async move {
+                while let Some(ev) = events.recv().await {
+                    if tx.send(Ok(up_event(ev))).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        Err(EngineError::Config(errors)) => {
+            let ev = pb::UpEvent {
+                event: Some(pb::up_event::Event::Invalid(convert::invalid(&errors))),
+            };
+            // The channel is new and has room.
+            let _ = tx.try_send(Ok(ev));
+        }
+        Err(e) => return Err(convert::status(e)),
+    }
+    Ok(Box::pin(ReceiverStream::new(rx)))
 }

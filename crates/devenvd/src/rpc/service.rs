@@ -9,7 +9,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt as _;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::environment::up_event;
+use super::environment::{up_event, up_stream};
 use super::ResponseStream;
 use crate::convert;
 
@@ -44,6 +44,73 @@ impl ServiceService for Services {
             .map(convert::service_status)
             .collect();
         Ok(Response::new(pb::RestartResponse { services }))
+    }
+
+    async fn stop(
+        &self,
+        req: Request<pb::StopRequest>,
+    ) -> Result<Response<pb::StopResponse>, Status> {
+        let req = req.into_inner();
+        if req.services.is_empty() {
+            return Err(Status::invalid_argument(
+                "name at least one service to stop",
+            ));
+        }
+        let env = convert::env_request(&self.engine, req.environment)?;
+        super::record(&env, &req.services);
+        let rt = self
+            .engine
+            .stop(&env, &req.services)
+            .await
+            .map_err(convert::status)?;
+        let waiting = rt.waiting_for_any(&req.services);
+        let services = rt
+            .statuses()
+            .iter()
+            .filter(|s| req.services.contains(&s.name) || waiting.contains(&s.name))
+            .map(convert::service_status)
+            .collect();
+        Ok(Response::new(pb::StopResponse { services }))
+    }
+
+    type StartStream = ResponseStream<pb::UpEvent>;
+
+    async fn start(
+        &self,
+        req: Request<pb::StartRequest>,
+    ) -> Result<Response<Self::StartStream>, Status> {
+        let req = req.into_inner();
+        if req.services.is_empty() {
+            return Err(Status::invalid_argument(
+                "name at least one service to start",
+            ));
+        }
+        let env = convert::env_request(&self.engine, req.environment)?;
+        super::record(&env, &req.services);
+        let started = self.engine.start_services(env, req.services);
+        Ok(Response::new(up_stream(started)?))
+    }
+
+    async fn scale(
+        &self,
+        req: Request<pb::ScaleRequest>,
+    ) -> Result<Response<pb::ScaleResponse>, Status> {
+        let req = req.into_inner();
+        if req.service.is_empty() {
+            return Err(Status::invalid_argument("name the service to scale"));
+        }
+        let env = convert::env_request(&self.engine, req.environment)?;
+        super::record(&env, std::slice::from_ref(&req.service));
+        let rt = self
+            .engine
+            .scale(&env, &req.service, req.replicas)
+            .await
+            .map_err(convert::status)?;
+        let service = rt
+            .shared
+            .status_of(&req.service)
+            .map(|s| convert::service_status(&s));
+        Ok(Response::new(pb::ScaleResponse { service }))
     }
 
     type DevStream = ResponseStream<pb::UpEvent>;

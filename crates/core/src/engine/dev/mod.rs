@@ -86,6 +86,8 @@ impl Engine {
             dev: false,
             dev_session: Some((id, services)),
             profiles: Vec::new(),
+            // Dev mode of a service the user stopped runs it: they asked.
+            keep_stopped: false,
         };
         let events = self.up(req.clone(), opts)?;
         let (held, released) = oneshot::channel::<()>();
@@ -126,6 +128,8 @@ impl Engine {
             dev: false,
             dev_session: None,
             profiles: Vec::new(),
+            // Putting back what ran: not what the user stopped meanwhile.
+            keep_stopped: true,
         };
         if let Ok(mut events) = self.up(req, opts) {
             while events.recv().await.is_some() {}

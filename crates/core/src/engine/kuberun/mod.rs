@@ -11,7 +11,7 @@ use serde_json::json;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::board::Shared;
+use super::board::{lock, Shared};
 mod deploy;
 
 use super::dev::workload::{DevActive, DevTarget};
@@ -20,9 +20,9 @@ use crate::config::{Environment, Service};
 use crate::kube::apply::Kinds;
 use crate::kube::forward::{ForwardSpec, Forwarder};
 use crate::kube::rollout::{self, Health, Workload};
-use crate::kube::{podlogs, render, selector, ClusterConn};
+use crate::kube::{podlogs, render, scale, selector, ClusterConn};
 use crate::logs::Stream;
-use crate::status::ServiceState;
+use crate::status::{Replicas, ServiceState};
 
 const FAILURE_LINES: i64 = 10;
 
@@ -131,7 +131,10 @@ impl KubeRun {
                     other => other,
                 };
                 match deployed {
-                    Ok(w) => workloads = w,
+                    Ok(w) => {
+                        self.put_replicas(&w).await;
+                        workloads = w;
+                    }
                     Err(e) => {
                         let msg = e.to_string();
                         self.system(&msg);
@@ -175,6 +178,9 @@ impl KubeRun {
                     self.shared.update(&name, |s| {
                         s.state = ServiceState::Ready;
                         s.message = ready_message(&workloads);
+                        if let Some(r) = &mut s.replicas {
+                            r.ready = r.desired;
+                        }
                     });
                     self.start_forwards(&workloads).await;
                     if let Some(mut active) = self.active_dev.take() {
@@ -245,6 +251,31 @@ impl KubeRun {
             }
         }
         self.finish(&detach, log_tasks).await;
+    }
+
+    /// Publishes the deployed workloads (for `scale` and `stop`) and sets their
+    /// replicas to what the user asked: the count of `devenv scale`, else the one a
+    /// `devenv stop` took to 0.
+    async fn put_replicas(&self, workloads: &[Workload]) {
+        let name = &self.svc.name;
+        lock(&self.shared.workloads).insert(name.clone(), workloads.to_vec());
+        let scaled = lock(&self.shared.scaled).get(name).copied();
+        let before = lock(&self.shared.stopped_replicas)
+            .remove(name)
+            .unwrap_or_default();
+        for w in workloads.iter().filter(|w| scale::scalable(w)) {
+            let key = format!("{}/{}", w.kind, w.name);
+            let Some(n) = scaled.or_else(|| before.get(&key).copied()) else {
+                continue;
+            };
+            match scale::set_replicas(&self.kenv, w, n).await {
+                Ok(()) => self.system(&format!("{key}: {n} replica(s)")),
+                Err(e) => self.system(&format!("cannot set the replicas of {key}: {e}")),
+            }
+        }
+        self.shared.update(name, |s| {
+            s.replicas = scaled.map(|desired| Replicas { desired, ready: 0 });
+        });
     }
 
     /// Stops logs and forwards; the service is `stopped` (its objects stay until `down`).

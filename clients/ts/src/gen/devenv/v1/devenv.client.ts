@@ -20,6 +20,11 @@ import type { LogStatsRequest } from "./devenv";
 import type { LogEntry } from "./devenv";
 import type { LogRequest } from "./devenv";
 import { ServiceService } from "./devenv";
+import type { ScaleResponse } from "./devenv";
+import type { ScaleRequest } from "./devenv";
+import type { StartRequest } from "./devenv";
+import type { StopResponse } from "./devenv";
+import type { StopRequest } from "./devenv";
 import type { ExecOutput } from "./devenv";
 import type { ExecInput } from "./devenv";
 import type { DuplexStreamingCall } from "@protobuf-ts/runtime-rpc";
@@ -287,6 +292,31 @@ export interface IServiceServiceClient {
      * @generated from protobuf rpc: Exec
      */
     exec(options?: RpcOptions): DuplexStreamingCall<ExecInput, ExecOutput>;
+    /**
+     * Stops the services until they are started again (`devenv stop`): nothing
+     * restarts them (restart policy, watch rules, recovery after a daemon restart)
+     * but Start, or an Up that includes them. Running dependents are stopped first
+     * and wait in `pending` ("waiting for db (stopped by user)"); they come back when
+     * what they wait for is started. A kubernetes service's workloads go to 0 replicas.
+     *
+     * @generated from protobuf rpc: Stop
+     */
+    stop(input: StopRequest, options?: RpcOptions): UnaryCall<StopRequest, StopResponse>;
+    /**
+     * Starts the services and their dependencies, each when its dependencies are
+     * ready (an Up of them), and the services that waited for them; progress as Up's.
+     *
+     * @generated from protobuf rpc: Start
+     */
+    start(input: StartRequest, options?: RpcOptions): ServerStreamingCall<StartRequest, UpEvent>;
+    /**
+     * Sets the replicas of a kubernetes service's Deployments/StatefulSets and waits
+     * until that many are ready; kept until Down. A local service is refused
+     * (FAILED_PRECONDITION: it runs one instance).
+     *
+     * @generated from protobuf rpc: Scale
+     */
+    scale(input: ScaleRequest, options?: RpcOptions): UnaryCall<ScaleRequest, ScaleResponse>;
 }
 // ---------------------------------------------------------------- services
 
@@ -329,6 +359,40 @@ export class ServiceServiceClient implements IServiceServiceClient, ServiceInfo 
     exec(options?: RpcOptions): DuplexStreamingCall<ExecInput, ExecOutput> {
         const method = this.methods[2], opt = this._transport.mergeOptions(options);
         return stackIntercept<ExecInput, ExecOutput>("duplex", this._transport, method, opt);
+    }
+    /**
+     * Stops the services until they are started again (`devenv stop`): nothing
+     * restarts them (restart policy, watch rules, recovery after a daemon restart)
+     * but Start, or an Up that includes them. Running dependents are stopped first
+     * and wait in `pending` ("waiting for db (stopped by user)"); they come back when
+     * what they wait for is started. A kubernetes service's workloads go to 0 replicas.
+     *
+     * @generated from protobuf rpc: Stop
+     */
+    stop(input: StopRequest, options?: RpcOptions): UnaryCall<StopRequest, StopResponse> {
+        const method = this.methods[3], opt = this._transport.mergeOptions(options);
+        return stackIntercept<StopRequest, StopResponse>("unary", this._transport, method, opt, input);
+    }
+    /**
+     * Starts the services and their dependencies, each when its dependencies are
+     * ready (an Up of them), and the services that waited for them; progress as Up's.
+     *
+     * @generated from protobuf rpc: Start
+     */
+    start(input: StartRequest, options?: RpcOptions): ServerStreamingCall<StartRequest, UpEvent> {
+        const method = this.methods[4], opt = this._transport.mergeOptions(options);
+        return stackIntercept<StartRequest, UpEvent>("serverStreaming", this._transport, method, opt, input);
+    }
+    /**
+     * Sets the replicas of a kubernetes service's Deployments/StatefulSets and waits
+     * until that many are ready; kept until Down. A local service is refused
+     * (FAILED_PRECONDITION: it runs one instance).
+     *
+     * @generated from protobuf rpc: Scale
+     */
+    scale(input: ScaleRequest, options?: RpcOptions): UnaryCall<ScaleRequest, ScaleResponse> {
+        const method = this.methods[5], opt = this._transport.mergeOptions(options);
+        return stackIntercept<ScaleRequest, ScaleResponse>("unary", this._transport, method, opt, input);
     }
 }
 // ---------------------------------------------------------------- logs

@@ -406,6 +406,26 @@ export interface ServiceStatus {
      * @generated from protobuf field: string degraded = 15
      */
     degraded: string;
+    /**
+     * Of a kubernetes service scaled with Scale: replicas asked for and ready now.
+     * Unset for a service not scaled.
+     *
+     * @generated from protobuf field: devenv.v1.Replicas replicas = 16
+     */
+    replicas?: Replicas;
+}
+/**
+ * @generated from protobuf message devenv.v1.Replicas
+ */
+export interface Replicas {
+    /**
+     * @generated from protobuf field: uint32 desired = 1
+     */
+    desired: number;
+    /**
+     * @generated from protobuf field: uint32 ready = 2
+     */
+    ready: number;
 }
 /**
  * @generated from protobuf message devenv.v1.UpEvent
@@ -745,6 +765,71 @@ export interface ExecExit {
      * @generated from protobuf field: string message = 2
      */
     message: string;
+}
+/**
+ * @generated from protobuf message devenv.v1.StopRequest
+ */
+export interface StopRequest {
+    /**
+     * @generated from protobuf field: devenv.v1.EnvironmentRef environment = 1
+     */
+    environment?: EnvironmentRef;
+    /**
+     * @generated from protobuf field: repeated string services = 2
+     */
+    services: string[];
+}
+/**
+ * The services stopped and the ones now waiting for them.
+ *
+ * @generated from protobuf message devenv.v1.StopResponse
+ */
+export interface StopResponse {
+    /**
+     * @generated from protobuf field: repeated devenv.v1.ServiceStatus services = 1
+     */
+    services: ServiceStatus[];
+}
+/**
+ * @generated from protobuf message devenv.v1.StartRequest
+ */
+export interface StartRequest {
+    /**
+     * @generated from protobuf field: devenv.v1.EnvironmentRef environment = 1
+     */
+    environment?: EnvironmentRef;
+    /**
+     * @generated from protobuf field: repeated string services = 2
+     */
+    services: string[];
+}
+/**
+ * @generated from protobuf message devenv.v1.ScaleRequest
+ */
+export interface ScaleRequest {
+    /**
+     * @generated from protobuf field: devenv.v1.EnvironmentRef environment = 1
+     */
+    environment?: EnvironmentRef;
+    /**
+     * @generated from protobuf field: string service = 2
+     */
+    service: string;
+    /**
+     * 1 or more (Stop takes a service to 0).
+     *
+     * @generated from protobuf field: uint32 replicas = 3
+     */
+    replicas: number;
+}
+/**
+ * @generated from protobuf message devenv.v1.ScaleResponse
+ */
+export interface ScaleResponse {
+    /**
+     * @generated from protobuf field: devenv.v1.ServiceStatus service = 1
+     */
+    service?: ServiceStatus;
 }
 /**
  * @generated from protobuf message devenv.v1.DevRequest
@@ -2400,7 +2485,8 @@ class ServiceStatus$Type extends MessageType<ServiceStatus> {
             { no: 12, name: "dev", kind: "scalar", T: 8 /*ScalarType.BOOL*/ },
             { no: 13, name: "dependencies", kind: "scalar", repeat: 2 /*RepeatType.UNPACKED*/, T: 9 /*ScalarType.STRING*/ },
             { no: 14, name: "crashes", kind: "scalar", T: 13 /*ScalarType.UINT32*/ },
-            { no: 15, name: "degraded", kind: "scalar", T: 9 /*ScalarType.STRING*/ }
+            { no: 15, name: "degraded", kind: "scalar", T: 9 /*ScalarType.STRING*/ },
+            { no: 16, name: "replicas", kind: "message", T: () => Replicas }
         ]);
     }
     create(value?: PartialMessage<ServiceStatus>): ServiceStatus {
@@ -2476,6 +2562,9 @@ class ServiceStatus$Type extends MessageType<ServiceStatus> {
                 case /* string degraded */ 15:
                     message.degraded = reader.string();
                     break;
+                case /* devenv.v1.Replicas replicas */ 16:
+                    message.replicas = Replicas.internalBinaryRead(reader, reader.uint32(), options, message.replicas);
+                    break;
                 default:
                     let u = options.readUnknownField;
                     if (u === "throw")
@@ -2537,6 +2626,9 @@ class ServiceStatus$Type extends MessageType<ServiceStatus> {
         /* string degraded = 15; */
         if (message.degraded !== "")
             writer.tag(15, WireType.LengthDelimited).string(message.degraded);
+        /* devenv.v1.Replicas replicas = 16; */
+        if (message.replicas)
+            Replicas.internalBinaryWrite(message.replicas, writer.tag(16, WireType.LengthDelimited).fork(), options).join();
         let u = options.writeUnknownFields;
         if (u !== false)
             (u == true ? UnknownFieldHandler.onWrite : u)(this.typeName, message, writer);
@@ -2547,6 +2639,61 @@ class ServiceStatus$Type extends MessageType<ServiceStatus> {
  * @generated MessageType for protobuf message devenv.v1.ServiceStatus
  */
 export const ServiceStatus = new ServiceStatus$Type();
+// @generated message type with reflection information, may provide speed optimized methods
+class Replicas$Type extends MessageType<Replicas> {
+    constructor() {
+        super("devenv.v1.Replicas", [
+            { no: 1, name: "desired", kind: "scalar", T: 13 /*ScalarType.UINT32*/ },
+            { no: 2, name: "ready", kind: "scalar", T: 13 /*ScalarType.UINT32*/ }
+        ]);
+    }
+    create(value?: PartialMessage<Replicas>): Replicas {
+        const message = globalThis.Object.create((this.messagePrototype!));
+        message.desired = 0;
+        message.ready = 0;
+        if (value !== undefined)
+            reflectionMergePartial<Replicas>(this, message, value);
+        return message;
+    }
+    internalBinaryRead(reader: IBinaryReader, length: number, options: BinaryReadOptions, target?: Replicas): Replicas {
+        let message = target ?? this.create(), end = reader.pos + length;
+        while (reader.pos < end) {
+            let [fieldNo, wireType] = reader.tag();
+            switch (fieldNo) {
+                case /* uint32 desired */ 1:
+                    message.desired = reader.uint32();
+                    break;
+                case /* uint32 ready */ 2:
+                    message.ready = reader.uint32();
+                    break;
+                default:
+                    let u = options.readUnknownField;
+                    if (u === "throw")
+                        throw new globalThis.Error(`Unknown field ${fieldNo} (wire type ${wireType}) for ${this.typeName}`);
+                    let d = reader.skip(wireType);
+                    if (u !== false)
+                        (u === true ? UnknownFieldHandler.onRead : u)(this.typeName, message, fieldNo, wireType, d);
+            }
+        }
+        return message;
+    }
+    internalBinaryWrite(message: Replicas, writer: IBinaryWriter, options: BinaryWriteOptions): IBinaryWriter {
+        /* uint32 desired = 1; */
+        if (message.desired !== 0)
+            writer.tag(1, WireType.Varint).uint32(message.desired);
+        /* uint32 ready = 2; */
+        if (message.ready !== 0)
+            writer.tag(2, WireType.Varint).uint32(message.ready);
+        let u = options.writeUnknownFields;
+        if (u !== false)
+            (u == true ? UnknownFieldHandler.onWrite : u)(this.typeName, message, writer);
+        return writer;
+    }
+}
+/**
+ * @generated MessageType for protobuf message devenv.v1.Replicas
+ */
+export const Replicas = new Replicas$Type();
 // @generated message type with reflection information, may provide speed optimized methods
 class UpEvent$Type extends MessageType<UpEvent> {
     constructor() {
@@ -3509,6 +3656,269 @@ class ExecExit$Type extends MessageType<ExecExit> {
  * @generated MessageType for protobuf message devenv.v1.ExecExit
  */
 export const ExecExit = new ExecExit$Type();
+// @generated message type with reflection information, may provide speed optimized methods
+class StopRequest$Type extends MessageType<StopRequest> {
+    constructor() {
+        super("devenv.v1.StopRequest", [
+            { no: 1, name: "environment", kind: "message", T: () => EnvironmentRef },
+            { no: 2, name: "services", kind: "scalar", repeat: 2 /*RepeatType.UNPACKED*/, T: 9 /*ScalarType.STRING*/ }
+        ]);
+    }
+    create(value?: PartialMessage<StopRequest>): StopRequest {
+        const message = globalThis.Object.create((this.messagePrototype!));
+        message.services = [];
+        if (value !== undefined)
+            reflectionMergePartial<StopRequest>(this, message, value);
+        return message;
+    }
+    internalBinaryRead(reader: IBinaryReader, length: number, options: BinaryReadOptions, target?: StopRequest): StopRequest {
+        let message = target ?? this.create(), end = reader.pos + length;
+        while (reader.pos < end) {
+            let [fieldNo, wireType] = reader.tag();
+            switch (fieldNo) {
+                case /* devenv.v1.EnvironmentRef environment */ 1:
+                    message.environment = EnvironmentRef.internalBinaryRead(reader, reader.uint32(), options, message.environment);
+                    break;
+                case /* repeated string services */ 2:
+                    message.services.push(reader.string());
+                    break;
+                default:
+                    let u = options.readUnknownField;
+                    if (u === "throw")
+                        throw new globalThis.Error(`Unknown field ${fieldNo} (wire type ${wireType}) for ${this.typeName}`);
+                    let d = reader.skip(wireType);
+                    if (u !== false)
+                        (u === true ? UnknownFieldHandler.onRead : u)(this.typeName, message, fieldNo, wireType, d);
+            }
+        }
+        return message;
+    }
+    internalBinaryWrite(message: StopRequest, writer: IBinaryWriter, options: BinaryWriteOptions): IBinaryWriter {
+        /* devenv.v1.EnvironmentRef environment = 1; */
+        if (message.environment)
+            EnvironmentRef.internalBinaryWrite(message.environment, writer.tag(1, WireType.LengthDelimited).fork(), options).join();
+        /* repeated string services = 2; */
+        for (let i = 0; i < message.services.length; i++)
+            writer.tag(2, WireType.LengthDelimited).string(message.services[i]);
+        let u = options.writeUnknownFields;
+        if (u !== false)
+            (u == true ? UnknownFieldHandler.onWrite : u)(this.typeName, message, writer);
+        return writer;
+    }
+}
+/**
+ * @generated MessageType for protobuf message devenv.v1.StopRequest
+ */
+export const StopRequest = new StopRequest$Type();
+// @generated message type with reflection information, may provide speed optimized methods
+class StopResponse$Type extends MessageType<StopResponse> {
+    constructor() {
+        super("devenv.v1.StopResponse", [
+            { no: 1, name: "services", kind: "message", repeat: 2 /*RepeatType.UNPACKED*/, T: () => ServiceStatus }
+        ]);
+    }
+    create(value?: PartialMessage<StopResponse>): StopResponse {
+        const message = globalThis.Object.create((this.messagePrototype!));
+        message.services = [];
+        if (value !== undefined)
+            reflectionMergePartial<StopResponse>(this, message, value);
+        return message;
+    }
+    internalBinaryRead(reader: IBinaryReader, length: number, options: BinaryReadOptions, target?: StopResponse): StopResponse {
+        let message = target ?? this.create(), end = reader.pos + length;
+        while (reader.pos < end) {
+            let [fieldNo, wireType] = reader.tag();
+            switch (fieldNo) {
+                case /* repeated devenv.v1.ServiceStatus services */ 1:
+                    message.services.push(ServiceStatus.internalBinaryRead(reader, reader.uint32(), options));
+                    break;
+                default:
+                    let u = options.readUnknownField;
+                    if (u === "throw")
+                        throw new globalThis.Error(`Unknown field ${fieldNo} (wire type ${wireType}) for ${this.typeName}`);
+                    let d = reader.skip(wireType);
+                    if (u !== false)
+                        (u === true ? UnknownFieldHandler.onRead : u)(this.typeName, message, fieldNo, wireType, d);
+            }
+        }
+        return message;
+    }
+    internalBinaryWrite(message: StopResponse, writer: IBinaryWriter, options: BinaryWriteOptions): IBinaryWriter {
+        /* repeated devenv.v1.ServiceStatus services = 1; */
+        for (let i = 0; i < message.services.length; i++)
+            ServiceStatus.internalBinaryWrite(message.services[i], writer.tag(1, WireType.LengthDelimited).fork(), options).join();
+        let u = options.writeUnknownFields;
+        if (u !== false)
+            (u == true ? UnknownFieldHandler.onWrite : u)(this.typeName, message, writer);
+        return writer;
+    }
+}
+/**
+ * @generated MessageType for protobuf message devenv.v1.StopResponse
+ */
+export const StopResponse = new StopResponse$Type();
+// @generated message type with reflection information, may provide speed optimized methods
+class StartRequest$Type extends MessageType<StartRequest> {
+    constructor() {
+        super("devenv.v1.StartRequest", [
+            { no: 1, name: "environment", kind: "message", T: () => EnvironmentRef },
+            { no: 2, name: "services", kind: "scalar", repeat: 2 /*RepeatType.UNPACKED*/, T: 9 /*ScalarType.STRING*/ }
+        ]);
+    }
+    create(value?: PartialMessage<StartRequest>): StartRequest {
+        const message = globalThis.Object.create((this.messagePrototype!));
+        message.services = [];
+        if (value !== undefined)
+            reflectionMergePartial<StartRequest>(this, message, value);
+        return message;
+    }
+    internalBinaryRead(reader: IBinaryReader, length: number, options: BinaryReadOptions, target?: StartRequest): StartRequest {
+        let message = target ?? this.create(), end = reader.pos + length;
+        while (reader.pos < end) {
+            let [fieldNo, wireType] = reader.tag();
+            switch (fieldNo) {
+                case /* devenv.v1.EnvironmentRef environment */ 1:
+                    message.environment = EnvironmentRef.internalBinaryRead(reader, reader.uint32(), options, message.environment);
+                    break;
+                case /* repeated string services */ 2:
+                    message.services.push(reader.string());
+                    break;
+                default:
+                    let u = options.readUnknownField;
+                    if (u === "throw")
+                        throw new globalThis.Error(`Unknown field ${fieldNo} (wire type ${wireType}) for ${this.typeName}`);
+                    let d = reader.skip(wireType);
+                    if (u !== false)
+                        (u === true ? UnknownFieldHandler.onRead : u)(this.typeName, message, fieldNo, wireType, d);
+            }
+        }
+        return message;
+    }
+    internalBinaryWrite(message: StartRequest, writer: IBinaryWriter, options: BinaryWriteOptions): IBinaryWriter {
+        /* devenv.v1.EnvironmentRef environment = 1; */
+        if (message.environment)
+            EnvironmentRef.internalBinaryWrite(message.environment, writer.tag(1, WireType.LengthDelimited).fork(), options).join();
+        /* repeated string services = 2; */
+        for (let i = 0; i < message.services.length; i++)
+            writer.tag(2, WireType.LengthDelimited).string(message.services[i]);
+        let u = options.writeUnknownFields;
+        if (u !== false)
+            (u == true ? UnknownFieldHandler.onWrite : u)(this.typeName, message, writer);
+        return writer;
+    }
+}
+/**
+ * @generated MessageType for protobuf message devenv.v1.StartRequest
+ */
+export const StartRequest = new StartRequest$Type();
+// @generated message type with reflection information, may provide speed optimized methods
+class ScaleRequest$Type extends MessageType<ScaleRequest> {
+    constructor() {
+        super("devenv.v1.ScaleRequest", [
+            { no: 1, name: "environment", kind: "message", T: () => EnvironmentRef },
+            { no: 2, name: "service", kind: "scalar", T: 9 /*ScalarType.STRING*/ },
+            { no: 3, name: "replicas", kind: "scalar", T: 13 /*ScalarType.UINT32*/ }
+        ]);
+    }
+    create(value?: PartialMessage<ScaleRequest>): ScaleRequest {
+        const message = globalThis.Object.create((this.messagePrototype!));
+        message.service = "";
+        message.replicas = 0;
+        if (value !== undefined)
+            reflectionMergePartial<ScaleRequest>(this, message, value);
+        return message;
+    }
+    internalBinaryRead(reader: IBinaryReader, length: number, options: BinaryReadOptions, target?: ScaleRequest): ScaleRequest {
+        let message = target ?? this.create(), end = reader.pos + length;
+        while (reader.pos < end) {
+            let [fieldNo, wireType] = reader.tag();
+            switch (fieldNo) {
+                case /* devenv.v1.EnvironmentRef environment */ 1:
+                    message.environment = EnvironmentRef.internalBinaryRead(reader, reader.uint32(), options, message.environment);
+                    break;
+                case /* string service */ 2:
+                    message.service = reader.string();
+                    break;
+                case /* uint32 replicas */ 3:
+                    message.replicas = reader.uint32();
+                    break;
+                default:
+                    let u = options.readUnknownField;
+                    if (u === "throw")
+                        throw new globalThis.Error(`Unknown field ${fieldNo} (wire type ${wireType}) for ${this.typeName}`);
+                    let d = reader.skip(wireType);
+                    if (u !== false)
+                        (u === true ? UnknownFieldHandler.onRead : u)(this.typeName, message, fieldNo, wireType, d);
+            }
+        }
+        return message;
+    }
+    internalBinaryWrite(message: ScaleRequest, writer: IBinaryWriter, options: BinaryWriteOptions): IBinaryWriter {
+        /* devenv.v1.EnvironmentRef environment = 1; */
+        if (message.environment)
+            EnvironmentRef.internalBinaryWrite(message.environment, writer.tag(1, WireType.LengthDelimited).fork(), options).join();
+        /* string service = 2; */
+        if (message.service !== "")
+            writer.tag(2, WireType.LengthDelimited).string(message.service);
+        /* uint32 replicas = 3; */
+        if (message.replicas !== 0)
+            writer.tag(3, WireType.Varint).uint32(message.replicas);
+        let u = options.writeUnknownFields;
+        if (u !== false)
+            (u == true ? UnknownFieldHandler.onWrite : u)(this.typeName, message, writer);
+        return writer;
+    }
+}
+/**
+ * @generated MessageType for protobuf message devenv.v1.ScaleRequest
+ */
+export const ScaleRequest = new ScaleRequest$Type();
+// @generated message type with reflection information, may provide speed optimized methods
+class ScaleResponse$Type extends MessageType<ScaleResponse> {
+    constructor() {
+        super("devenv.v1.ScaleResponse", [
+            { no: 1, name: "service", kind: "message", T: () => ServiceStatus }
+        ]);
+    }
+    create(value?: PartialMessage<ScaleResponse>): ScaleResponse {
+        const message = globalThis.Object.create((this.messagePrototype!));
+        if (value !== undefined)
+            reflectionMergePartial<ScaleResponse>(this, message, value);
+        return message;
+    }
+    internalBinaryRead(reader: IBinaryReader, length: number, options: BinaryReadOptions, target?: ScaleResponse): ScaleResponse {
+        let message = target ?? this.create(), end = reader.pos + length;
+        while (reader.pos < end) {
+            let [fieldNo, wireType] = reader.tag();
+            switch (fieldNo) {
+                case /* devenv.v1.ServiceStatus service */ 1:
+                    message.service = ServiceStatus.internalBinaryRead(reader, reader.uint32(), options, message.service);
+                    break;
+                default:
+                    let u = options.readUnknownField;
+                    if (u === "throw")
+                        throw new globalThis.Error(`Unknown field ${fieldNo} (wire type ${wireType}) for ${this.typeName}`);
+                    let d = reader.skip(wireType);
+                    if (u !== false)
+                        (u === true ? UnknownFieldHandler.onRead : u)(this.typeName, message, fieldNo, wireType, d);
+            }
+        }
+        return message;
+    }
+    internalBinaryWrite(message: ScaleResponse, writer: IBinaryWriter, options: BinaryWriteOptions): IBinaryWriter {
+        /* devenv.v1.ServiceStatus service = 1; */
+        if (message.service)
+            ServiceStatus.internalBinaryWrite(message.service, writer.tag(1, WireType.LengthDelimited).fork(), options).join();
+        let u = options.writeUnknownFields;
+        if (u !== false)
+            (u == true ? UnknownFieldHandler.onWrite : u)(this.typeName, message, writer);
+        return writer;
+    }
+}
+/**
+ * @generated MessageType for protobuf message devenv.v1.ScaleResponse
+ */
+export const ScaleResponse = new ScaleResponse$Type();
 // @generated message type with reflection information, may provide speed optimized methods
 class DevRequest$Type extends MessageType<DevRequest> {
     constructor() {
@@ -5051,7 +5461,10 @@ export const EnvironmentService = new ServiceType("devenv.v1.EnvironmentService"
 export const ServiceService = new ServiceType("devenv.v1.ServiceService", [
     { name: "Restart", options: {}, I: RestartRequest, O: RestartResponse },
     { name: "Dev", serverStreaming: true, options: {}, I: DevRequest, O: UpEvent },
-    { name: "Exec", serverStreaming: true, clientStreaming: true, options: {}, I: ExecInput, O: ExecOutput }
+    { name: "Exec", serverStreaming: true, clientStreaming: true, options: {}, I: ExecInput, O: ExecOutput },
+    { name: "Stop", options: {}, I: StopRequest, O: StopResponse },
+    { name: "Start", serverStreaming: true, options: {}, I: StartRequest, O: UpEvent },
+    { name: "Scale", options: {}, I: ScaleRequest, O: ScaleResponse }
 ]);
 /**
  * @generated ServiceType for protobuf service devenv.v1.LogService
