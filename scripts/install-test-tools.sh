@@ -15,6 +15,8 @@
 #   - code-server (VS Code in the browser) and Debian's chromium, for the VS Code
 #     extension's tests: scripts/install-code-server.sh, cached by version in the same
 #     cache dir
+#   - docker.io (Docker Engine) and busybox-static, dockerd started when no engine
+#     answers: the container runtime's tests
 # Idempotent: anything already present is left alone.
 set -euo pipefail
 
@@ -150,6 +152,27 @@ fi
 
 # --- code-server + chromium for the VS Code extension's tests (editors/vscode)
 DEVENV_TOOLS_DIR="$TOOLS_DIR" bash "$(dirname "$0")/install-code-server.sh"
+
+# --- Docker Engine for the container runtime's tests (tests/tests/containers.rs):
+# Debian's docker.io (dockerd, containerd, runc, the docker CLI) and busybox-static,
+# whose rootfs the tests import as their image (no registry is reachable). dockerd is
+# started in the background when no engine answers; its log is $TOOLS_DIR/dockerd.log.
+command -v dockerd >/dev/null && [ -x /usr/bin/docker ] || apt_install docker.io
+[ -x /bin/busybox ] || apt_install busybox-static
+if ! docker info >/dev/null 2>&1; then
+    if [ "$(id -u)" -eq 0 ]; then
+        log "starting dockerd (log: $TOOLS_DIR/dockerd.log)"
+        mkdir -p "$TOOLS_DIR"
+        nohup dockerd >"$TOOLS_DIR/dockerd.log" 2>&1 &
+        for _ in $(seq 1 120); do
+            docker info >/dev/null 2>&1 && break
+            sleep 0.5
+        done
+        docker info >/dev/null 2>&1 || { log "dockerd did not answer within 60 s; see $TOOLS_DIR/dockerd.log"; exit 1; }
+    else
+        log "no Docker engine answers and not root: start dockerd (the container tests will fail)"
+    fi
+fi
 
 # --- a second user for the peer-uid test
 if [ "$(id -u)" -eq 0 ]; then

@@ -7,6 +7,7 @@
 
 pub mod bench;
 mod bins;
+pub mod docker;
 pub mod kube;
 mod procs;
 pub mod pty;

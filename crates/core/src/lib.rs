@@ -11,6 +11,7 @@
 //! - [`scratch`]: private temp files under the data dir.
 
 pub mod config;
+pub mod docker;
 pub mod engine;
 pub mod kube;
 pub mod logs;

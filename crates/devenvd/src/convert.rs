@@ -89,7 +89,8 @@ pub fn status(e: EngineError) -> Status {
             ExecError::NotRunning { .. }
             | ExecError::NoReadyPod { .. }
             | ExecError::PodNotFound { .. }
-            | ExecError::ContainerNotFound { .. } => tonic::Code::FailedPrecondition,
+            | ExecError::ContainerNotFound { .. }
+            | ExecError::ContainerRuntime { .. } => tonic::Code::FailedPrecondition,
             ExecError::Spawn { .. } | ExecError::Kube { .. } => tonic::Code::Unknown,
             ExecError::Pty(_) => tonic::Code::Internal,
         },

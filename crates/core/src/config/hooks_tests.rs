@@ -23,7 +23,8 @@ fn host(cmd: Command) -> Hook {
 #[test]
 fn every_hook_point_takes_short_and_long_forms() {
     let loaded = load(
-        "  hooks:
+        "  cluster: { provider: kubeconfig }
+  hooks:
     preUp: ./migrate.sh
     postUp: [\"echo up\", [touch, done]]
     preDown: { command: ./backup.sh, timeoutSeconds: 5, onError: continue }

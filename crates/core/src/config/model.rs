@@ -54,6 +54,8 @@ impl Environment {
 pub enum RuntimeKind {
     Local,
     Kubernetes,
+    /// A container on the local Docker (or Podman) engine.
+    Container,
 }
 
 impl RuntimeKind {
@@ -61,6 +63,7 @@ impl RuntimeKind {
         match self {
             Self::Local => "local",
             Self::Kubernetes => "kubernetes",
+            Self::Container => "container",
         }
     }
 }
@@ -69,7 +72,8 @@ impl RuntimeKind {
 pub struct Service {
     pub name: String,
     pub runtime: RuntimeKind,
-    /// For local services: what to run. For kubernetes: the container's command.
+    /// For local services: what to run. For kubernetes and container services: the
+    /// container's command.
     pub command: Option<Command>,
     /// Absolute working directory (relative paths resolved against the project dir).
     pub workdir: PathBuf,

@@ -115,6 +115,8 @@ pub(crate) struct RawService {
     pub name: Option<String>,
     #[serde(rename = "type")]
     pub preset: Option<RawPreset>,
+    /// `local`, `kubernetes` or `container`; inferred from the other keys when absent.
+    pub runtime: Option<RawRuntime>,
     pub command: Option<RawCommand>,
     pub workdir: Option<String>,
     pub env: Option<BTreeMap<String, Text>>,
@@ -152,6 +154,14 @@ pub(crate) struct RawService {
 pub(crate) enum RawPreset {
     Postgresql,
     Redis,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum RawRuntime {
+    Local,
+    Kubernetes,
+    Container,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]

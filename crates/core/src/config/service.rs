@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use super::check::Checker;
 use super::model::*;
 use super::names::{is_label, label_hint};
-use super::raw::{RawAction, RawOnSync, RawPreset, RawRestart, RawService};
+use super::raw::{RawAction, RawOnSync, RawPreset, RawRestart, RawRuntime, RawService};
 use super::readiness;
 
 /// Helm refuses release names longer than this (they become label values with a suffix).
@@ -65,6 +65,9 @@ pub(crate) fn check(
     };
 
     let runtime = runtime(c, index, &shown, &raw, has_cluster);
+    if runtime == Some(RuntimeKind::Container) {
+        container_keys(c, index, &shown, &raw);
+    }
     let command = raw.command.and_then(|cmd| c.command(&at("command"), cmd));
     let workdir = match &raw.workdir {
         Some(dir) => {
@@ -445,11 +448,71 @@ fn runtime(
         );
         return None;
     }
+    let at = |key: &str| format!("spec.services[{index}].{key}");
+    match raw.runtime {
+        Some(RawRuntime::Container) => {
+            if let Some(source) = sources.iter().find(|s| **s != "image") {
+                c.error(
+                    &at(source),
+                    format!("service `{name}` has `runtime: container` and `{source}`; a container runs from `image` (or `build`)"),
+                    Some("remove `runtime: container` to run it on Kubernetes".into()),
+                );
+                return None;
+            }
+            if raw.preset.is_some() {
+                c.error(
+                    &at("runtime"),
+                    format!("service `{name}`: presets (`type`) do not run in the container runtime yet"),
+                    Some("remove `runtime: container` (the preset runs from local binaries, or on the cluster), or give `image:` without `type`".into()),
+                );
+                return None;
+            }
+            if sources.is_empty() {
+                c.error(
+                    &at("runtime"),
+                    format!("service `{name}` has `runtime: container` but no `image` or `build`"),
+                    Some("add `image: <name:tag>` (an image the local engine has)".into()),
+                );
+                return None;
+            }
+            return Some(RuntimeKind::Container);
+        }
+        Some(RawRuntime::Local) if !sources.is_empty() => {
+            c.error(
+                &at("runtime"),
+                format!("service `{name}` has `runtime: local` and `{}`; a local service runs `command` on the host", sources[0]),
+                Some("remove `runtime: local`, or the image source".into()),
+            );
+            return None;
+        }
+        Some(RawRuntime::Kubernetes) if sources.is_empty() && raw.preset.is_none() => {
+            c.error(
+                &at("runtime"),
+                format!("service `{name}` has `runtime: kubernetes` but nothing to deploy"),
+                Some("add `image`, `chart`, `manifests` or `workload`".into()),
+            );
+            return None;
+        }
+        Some(RawRuntime::Kubernetes) if !has_cluster => {
+            c.error(
+                &at("runtime"),
+                format!("service `{name}` has `runtime: kubernetes` but the environment has no `spec.cluster`"),
+                Some("add `spec.cluster`, or use `runtime: container` for the local Docker engine".into()),
+            );
+            return None;
+        }
+        Some(RawRuntime::Kubernetes) => return Some(RuntimeKind::Kubernetes),
+        Some(RawRuntime::Local) | None => {}
+    }
+    // Without a cluster an image runs on the local container engine.
+    if sources == ["image"] && !has_cluster && raw.runtime.is_none() && raw.preset.is_none() {
+        return Some(RuntimeKind::Container);
+    }
     if !sources.is_empty() {
         return Some(RuntimeKind::Kubernetes);
     }
     if raw.preset.is_some() {
-        return Some(if has_cluster {
+        return Some(if has_cluster && raw.runtime.is_none() {
             RuntimeKind::Kubernetes
         } else {
             RuntimeKind::Local
@@ -461,9 +524,34 @@ fn runtime(
     c.error(
         &format!("spec.services[{index}]"),
         format!("service `{name}` has nothing to run"),
-        Some("add `command:` (local process) or `image:` (kubernetes)".into()),
+        Some("add `command:` (local process) or `image:` (a container)".into()),
     );
     None
+}
+
+/// Keys that mean nothing to a container on the local engine are refused rather than
+/// ignored (a key that parses but does nothing is a defect).
+fn container_keys(c: &mut Checker<'_>, index: usize, name: &str, raw: &RawService) {
+    let refused = [
+        ("workdir", raw.workdir.is_some(), "the image's WORKDIR applies; set it in the Dockerfile"),
+        ("replicas", raw.replicas.is_some(), "one container runs per service"),
+        ("resources", raw.resources.is_some(), "resource limits apply to Kubernetes services"),
+        ("dev", raw.dev.is_some(), "dev mode applies to Kubernetes workloads"),
+        ("watch", raw.watch.is_some(), "watch rules apply to local services"),
+        ("volumes", raw.volumes.is_some(), "volumes are not supported by the container runtime yet"),
+        ("build", raw.build.is_some(), "builds are not supported by the container runtime yet: `docker build -t NAME .`, then `image: NAME`"),
+    ];
+    for (key, set, why) in refused {
+        if set {
+            c.error(
+                &format!("spec.services[{index}].{key}"),
+                format!(
+                    "`{key}` does not apply to service `{name}`, a container on the local engine"
+                ),
+                Some(why.into()),
+            );
+        }
+    }
 }
 
 #[cfg(test)]

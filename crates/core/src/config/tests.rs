@@ -633,7 +633,7 @@ fn errors_in_several_services_are_all_reported() {
     assert!(errors.iter().all(|e| e.file == file));
     assert_eq!(
         errors[2].hint.as_deref(),
-        Some("add `command:` (local process) or `image:` (kubernetes)")
+        Some("add `command:` (local process) or `image:` (a container)")
     );
 }
 
@@ -1069,14 +1069,14 @@ fn camel_case_override_without_the_key_in_any_file() {
 #[test]
 fn missing_paths_are_located_and_watch_paths_say_their_base() {
     let (dir, file) = project(&format!(
-        "{HEAD}spec:\n  services:\n    - name: api\n      command: run\n      workdir: ./backend\n      watch: {{ paths: [./src] }}\n    - name: gone\n      command: run\n      workdir: ./nowhere\n    - name: web\n      image: nginx\n      dev: {{ sync: [{{ from: ./dist, to: /app }}] }}\n"
+        "{HEAD}spec:\n  cluster: {{ provider: kubeconfig }}\n  services:\n    - name: api\n      command: run\n      workdir: ./backend\n      watch: {{ paths: [./src] }}\n    - name: gone\n      command: run\n      workdir: ./nowhere\n    - name: web\n      image: nginx\n      dev: {{ sync: [{{ from: ./dist, to: /app }}] }}\n"
     ));
     std::fs::create_dir_all(dir.path().join("backend/src")).expect("mkdir");
     let e = errs(&req(dir.path()));
     assert_eq!(e.len(), 3, "{}", ConfigErrors(e.clone()));
     assert_eq!(
         (e[0].line, e[0].key.as_str()),
-        (10, "spec.services[0].watch.paths[0]")
+        (11, "spec.services[0].watch.paths[0]")
     );
     assert!(e[0]
         .message
@@ -1087,7 +1087,7 @@ fn missing_paths_are_located_and_watch_paths_say_their_base() {
     );
     assert_eq!(
         (e[1].line, e[1].key.as_str()),
-        (13, "spec.services[1].workdir")
+        (14, "spec.services[1].workdir")
     );
     assert!(
         e[1].message.contains("workdir `./nowhere` does not exist"),
@@ -1096,7 +1096,7 @@ fn missing_paths_are_located_and_watch_paths_say_their_base() {
     );
     assert_eq!(
         (e[2].line, e[2].key.as_str()),
-        (16, "spec.services[2].dev.sync[0].from")
+        (17, "spec.services[2].dev.sync[0].from")
     );
     assert!(e.iter().all(|e| e.file == file));
 }
@@ -1277,4 +1277,77 @@ fn referenced_vars_are_the_names_the_files_use_and_the_overrides() {
             "DEVENV_SPEC__SERVICES__0__RESTART"
         ]
     );
+}
+
+#[test]
+fn an_image_runs_in_a_container_without_a_cluster_and_on_kubernetes_with_one() {
+    let svc = "    - name: web\n      image: busybox:1\n      command: httpd -f\n      ports: [80]\n      forward: [\"8080:80\"]\n";
+    let (dir, _) = project(&format!("{HEAD}spec:\n  services:\n{svc}"));
+    let loaded = ok(&req(dir.path()));
+    assert_eq!(
+        loaded.environment.services[0].runtime,
+        RuntimeKind::Container
+    );
+
+    let (dir, _) = project(&format!(
+        "{HEAD}spec:\n  cluster: {{ provider: kubeconfig }}\n  services:\n{svc}"
+    ));
+    let loaded = ok(&req(dir.path()));
+    assert_eq!(
+        loaded.environment.services[0].runtime,
+        RuntimeKind::Kubernetes
+    );
+
+    let (dir, _) = project(&format!(
+        "{HEAD}spec:\n  cluster: {{ provider: kubeconfig }}\n  services:\n{svc}      runtime: container\n"
+    ));
+    let loaded = ok(&req(dir.path()));
+    assert_eq!(
+        loaded.environment.services[0].runtime,
+        RuntimeKind::Container
+    );
+}
+
+#[test]
+fn container_services_refuse_what_does_not_apply_located() {
+    let (dir, file) = project(&format!(
+        "{HEAD}spec:\n  services:\n    - name: web\n      image: busybox:1\n      replicas: 2\n      workdir: ./x\n"
+    ));
+    let e = errs(&req(dir.path()));
+    assert_eq!(e.len(), 2, "{}", ConfigErrors(e.clone()));
+    let by_key = |k: &str| e.iter().find(|e| e.key == k).expect(k).clone();
+    let workdir = by_key("spec.services[0].workdir");
+    assert_at(&workdir, &file, 10, 16);
+    assert!(
+        workdir
+            .message
+            .contains("does not apply to service `web`, a container"),
+        "{workdir}"
+    );
+    assert_at(&by_key("spec.services[0].replicas"), &file, 9, 17);
+
+    let (dir, _) = project(&format!(
+        "{HEAD}spec:\n  services:\n    - name: web\n      command: run\n      runtime: container\n"
+    ));
+    let e = one(&req(dir.path()));
+    assert_eq!(e.key, "spec.services[0].runtime");
+    assert!(e.message.contains("no `image`"), "{e}");
+
+    let (dir, _) = project(&format!(
+        "{HEAD}spec:\n  services:\n    - name: web\n      chart: ./c\n      runtime: container\n"
+    ));
+    let e = one(&req(dir.path()));
+    assert_eq!(e.key, "spec.services[0].chart");
+
+    let (dir, _) = project(&format!(
+        "{HEAD}spec:\n  services:\n    - name: web\n      image: x\n      runtime: docker\n"
+    ));
+    let e = one(&req(dir.path()));
+    assert_eq!(e.key, "spec.services[0].runtime");
+
+    let (dir, _) = project(&format!(
+        "{HEAD}spec:\n  services:\n    - name: web\n      image: x\n      runtime: kubernetes\n"
+    ));
+    let e = one(&req(dir.path()));
+    assert!(e.message.contains("no `spec.cluster`"), "{e}");
 }

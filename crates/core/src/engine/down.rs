@@ -22,7 +22,8 @@ use crate::status::ServiceState;
 pub struct DownReport {
     /// Services that were running and were stopped, in stop order.
     pub stopped: Vec<String>,
-    /// Cluster objects deleted (`Kind/name`).
+    /// Cluster objects deleted (`Kind/name`), and containers, networks and volumes
+    /// removed from the local engine (`container/name`, ...).
     pub deleted: Vec<String>,
     /// Persistent volume claims kept (no `--volumes`).
     pub kept_volumes: Vec<String>,
@@ -144,6 +145,27 @@ impl LiveEnv {
         let Some(env) = self.config() else {
             return Ok(report);
         };
+        if env
+            .services
+            .iter()
+            .any(|s| s.runtime == RuntimeKind::Container)
+        {
+            let docker = crate::docker::connect(&vars)
+                .await
+                .map_err(DownError::Containers)?;
+            let t = crate::docker::teardown(&docker, &self.shared.id, volumes)
+                .await
+                .map_err(DownError::Containers)?;
+            report
+                .deleted
+                .extend(t.containers.into_iter().map(|c| format!("container/{c}")));
+            report
+                .deleted
+                .extend(t.networks.into_iter().map(|n| format!("network/{n}")));
+            report
+                .deleted
+                .extend(t.volumes.into_iter().map(|v| format!("volume/{v}")));
+        }
         let kube_services: Vec<&Service> = env
             .services
             .iter()
@@ -343,8 +365,17 @@ impl LiveEnv {
                     let _ = ctl.send(Ctl::Restart).await;
                 }
                 None => {
-                    let secrets = env.secret_vars(&svc);
-                    let sup = Supervisor::start(self.shared.clone(), svc, vars.clone(), secrets);
+                    let sup = if svc.runtime == RuntimeKind::Container {
+                        super::containerrun::ContainerRun::start(
+                            self.shared.clone(),
+                            svc,
+                            env.clone(),
+                            vars.clone(),
+                        )
+                    } else {
+                        let secrets = env.secret_vars(&svc);
+                        Supervisor::start(self.shared.clone(), svc, vars.clone(), secrets)
+                    };
                     self.supervisors
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())

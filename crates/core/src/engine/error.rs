@@ -154,6 +154,9 @@ pub enum DownError {
     },
     #[error(transparent)]
     Teardown(#[from] TeardownError),
+    /// The container engine could not be reached or refused a removal.
+    #[error("{0}; the remaining containers were left in place, run `devenv down` again once the engine is reachable")]
+    Containers(#[source] crate::docker::DockerError),
     /// A `preDown` (nothing was stopped) or `postDown` (everything was) hook failed.
     #[error(transparent)]
     Hook(#[from] HookFailed),

@@ -6,6 +6,7 @@
 mod board;
 mod client_vars;
 mod cluster;
+mod containerrun;
 pub mod dev;
 mod down;
 mod error;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinSet;
 
+use super::containerrun::ContainerRun;
 use super::error::UnknownService;
 use super::graph;
 use super::hooks::{hook_name, is_hook, Site};
@@ -422,6 +423,12 @@ impl LiveEnv {
                         vars.clone(),
                         self.shared.dev_wanted(&svc.name),
                     ),
+                    None if svc.runtime == RuntimeKind::Container => {
+                        let Some(env) = self.config() else {
+                            return Err(StartError::Failed("environment has no config".into()));
+                        };
+                        ContainerRun::start(self.shared.clone(), svc.clone(), env, vars.clone())
+                    }
                     None => Supervisor::start(
                         self.shared.clone(),
                         svc.clone(),

@@ -69,7 +69,7 @@ pub(in crate::engine) fn want(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::testing::env;
+    use crate::engine::testing::env_with_cluster as env;
 
     const SERVICES: &str = "    - name: web
       image: nginx:1.27

@@ -106,6 +106,9 @@ pub enum ExecError {
     },
     #[error("cannot open a terminal: {0}")]
     Pty(#[source] std::io::Error),
+    /// `devenv exec` does not reach into the container runtime yet.
+    #[error("`devenv exec` into container service `{service}` is not supported yet; use `docker exec -it {container} sh`")]
+    ContainerRuntime { service: String, container: String },
     #[error("cannot exec into service `{service}`: {source}")]
     Kube {
         service: String,
@@ -210,6 +213,17 @@ impl Engine {
                     }
                     Err(e) => return Err(e.into()),
                 }
+            }
+            RuntimeKind::Container => {
+                return Err(ExecError::ContainerRuntime {
+                    container: crate::docker::container_name(
+                        &rt.shared.id,
+                        &rt.shared.name,
+                        &svc.name,
+                    ),
+                    service: svc.name.clone(),
+                }
+                .into());
             }
             RuntimeKind::Kubernetes => {
                 let shell = spec.command.is_empty().then(|| shell_of(&req.vars));

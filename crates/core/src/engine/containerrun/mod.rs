@@ -1,0 +1,488 @@
+//! One task per container service on the local engine: creates (or adopts) its
+//! container on the environment's network, streams its output into the log hub,
+//! gates readiness on devenv's probe (or the image's HEALTHCHECK), applies the
+//! restart policy, and removes the container when stopped. Restarts are devenv's,
+//! not the engine's, so they follow the same back-off as local services.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bollard::query_parameters::{
+    CreateContainerOptions, CreateImageOptions, EventsOptions, LogsOptions, StopContainerOptions,
+    WaitContainerOptions,
+};
+use bollard::Docker;
+use futures::{Stream, StreamExt};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
+use tokio_util::io::StreamReader;
+
+use super::board::Shared;
+use super::supervisor::{Ctl, Supervisor, STOP_GRACE};
+use crate::config::{Environment, RestartPolicy, Service};
+use crate::docker::{self, DockerError, LABEL_CONFIG};
+use crate::logs::{self, Stream as LogStream};
+use crate::status::ServiceState;
+
+mod ready;
+mod spec;
+
+/// Lines of output attached to a failure report.
+const FAILURE_LINES: usize = 10;
+/// A run longer than this resets the restart back-off.
+const STABLE_RUN: Duration = Duration::from_secs(10);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+pub(in crate::engine) struct ContainerRun {
+    shared: Arc<Shared>,
+    svc: Service,
+    env: Arc<Environment>,
+    vars: Arc<BTreeMap<String, String>>,
+    ctl: mpsc::Receiver<Ctl>,
+}
+
+enum Outcome {
+    Exited(Option<i32>, String),
+    /// Retrying can't help (no engine, no image): the service fails at once.
+    CannotStart(String),
+    ProbeFailed(String),
+    Stop(Option<oneshot::Sender<()>>),
+    Restart,
+}
+
+impl ContainerRun {
+    /// Starts the runner; its handle is a [`Supervisor`] like a local service's.
+    pub(in crate::engine) fn start(
+        shared: Arc<Shared>,
+        service: Service,
+        env: Arc<Environment>,
+        vars: Arc<BTreeMap<String, String>>,
+    ) -> Supervisor {
+        let (tx, rx) = mpsc::channel(8);
+        let svc = service.clone();
+        let task = tokio::spawn(async move {
+            ContainerRun {
+                shared,
+                svc,
+                env,
+                vars,
+                ctl: rx,
+            }
+            .main()
+            .await
+        });
+        Supervisor {
+            ctl: tx,
+            task,
+            service,
+            dev: false,
+            // Local processes' exec context; a container has none.
+            context: Default::default(),
+        }
+    }
+
+    fn log_name(&self) -> Arc<str> {
+        Arc::from(self.svc.name.as_str())
+    }
+
+    fn system(&self, msg: &str) {
+        self.shared
+            .logs
+            .push(&self.log_name(), LogStream::System, msg);
+    }
+
+    async fn main(mut self) {
+        let name = self.svc.name.clone();
+        let mut failures: u32 = 0;
+        let mut restarts = self
+            .shared
+            .status_of(&name)
+            .map(|s| s.restarts)
+            .unwrap_or(0);
+        // The first run adopts a container an earlier daemon left running.
+        let mut adopt = true;
+        loop {
+            let started = Instant::now();
+            let outcome = self.run_once(restarts, adopt).await;
+            adopt = false;
+            let (code, why) = match outcome {
+                Outcome::Stop(reply) => {
+                    self.system("stopped");
+                    self.shared.update(&name, |s| {
+                        s.state = ServiceState::Stopped;
+                        s.message = "stopped".into();
+                    });
+                    if let Some(r) = reply {
+                        let _ = r.send(());
+                    }
+                    return;
+                }
+                Outcome::Restart => {
+                    restarts += 1;
+                    failures = 0;
+                    self.shared.update(&name, |s| s.restarts = restarts);
+                    continue;
+                }
+                Outcome::ProbeFailed(msg) | Outcome::CannotStart(msg) => {
+                    let lines = self.shared.logs.last_lines(&name, FAILURE_LINES);
+                    self.shared.update(&name, |s| {
+                        s.state = ServiceState::Failed;
+                        s.message = msg;
+                        s.last_lines = lines;
+                    });
+                    if self.idle_until_told().await {
+                        restarts += 1;
+                        continue;
+                    }
+                    return;
+                }
+                Outcome::Exited(code, why) => (code, why),
+            };
+            let success = code == Some(0);
+            let again = match self.svc.restart {
+                RestartPolicy::Always => true,
+                RestartPolicy::OnFailure => !success,
+                RestartPolicy::Never => false,
+            };
+            let lines = if success {
+                Vec::new()
+            } else {
+                self.shared.logs.last_lines(&name, FAILURE_LINES)
+            };
+            if !again {
+                self.shared.update(&name, |s| {
+                    s.state = if success {
+                        ServiceState::Completed
+                    } else {
+                        ServiceState::Failed
+                    };
+                    s.exit_code = code;
+                    s.message = why;
+                    s.last_lines = lines;
+                });
+                if self.idle_until_told().await {
+                    restarts += 1;
+                    continue;
+                }
+                return;
+            }
+            failures = if started.elapsed() > STABLE_RUN {
+                0
+            } else {
+                failures + 1
+            };
+            let delay = backoff(failures);
+            restarts += 1;
+            self.shared.update(&name, |s| {
+                s.state = ServiceState::Starting;
+                s.exit_code = code;
+                s.restarts = restarts;
+                s.crashes += 1;
+                s.message = format!(
+                    "{why}; restarting in {:.1}s (restart {restarts})",
+                    delay.as_secs_f64()
+                );
+                s.last_lines = lines;
+            });
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                c = self.ctl.recv() => match c {
+                    Some(Ctl::Restart) => failures = 0,
+                    Some(Ctl::Stop(reply)) => {
+                        self.shared.update(&name, |s| { s.state = ServiceState::Stopped; s.message = "stopped".into(); });
+                        let _ = reply.send(());
+                        return;
+                    }
+                    None => return,
+                }
+            }
+        }
+    }
+
+    /// After a final failure or completion: wait for a restart (true) or stop (false).
+    async fn idle_until_told(&mut self) -> bool {
+        match self.ctl.recv().await {
+            Some(Ctl::Restart) => true,
+            Some(Ctl::Stop(reply)) => {
+                self.shared.update(&self.svc.name, |s| {
+                    s.state = ServiceState::Stopped;
+                    s.message = "stopped".into();
+                });
+                let _ = reply.send(());
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// The container to run: an adoptable one left by an earlier daemon (same
+    /// config, still running), else a new one (a stale one of the same name removed).
+    /// Returns its id and whether it was adopted.
+    async fn container(&self, docker: &Docker, adopt: bool) -> Result<(String, bool), DockerError> {
+        let network = docker::ensure_network(docker, &self.shared.id, &self.shared.name).await?;
+        let body = spec::create_body(&self.svc, &self.env, &self.shared.id, &network);
+        let name = docker::container_name(&self.shared.id, &self.shared.name, &self.svc.name);
+        if let Ok(found) = docker.inspect_container(&name, None).await {
+            let same = found
+                .config
+                .as_ref()
+                .and_then(|c| c.labels.as_ref())
+                .and_then(|l| l.get(LABEL_CONFIG))
+                == body.labels.as_ref().and_then(|l| l.get(LABEL_CONFIG));
+            let running = found.state.as_ref().and_then(|s| s.running) == Some(true);
+            let id = found.id.unwrap_or(name.clone());
+            if adopt && same && running {
+                return Ok((id, true));
+            }
+            docker::remove(docker, &id).await?;
+        }
+        let image = body.image.clone().unwrap_or_default();
+        if docker.inspect_image(&image).await.is_err() {
+            self.shared.update(&self.svc.name, |s| {
+                s.message = format!("pulling {image}");
+            });
+            self.system(&format!(
+                "image {image} is not in the local engine: pulling"
+            ));
+            pull(docker, &image).await?;
+        }
+        let created = docker
+            .create_container(
+                Some(CreateContainerOptions {
+                    name: Some(name.clone()),
+                    ..Default::default()
+                }),
+                body,
+            )
+            .await
+            .map_err(DockerError::api(format!("create container {name}")))?;
+        Ok((created.id, false))
+    }
+
+    async fn run_once(&mut self, restarts: u32, adopt: bool) -> Outcome {
+        let name = self.svc.name.clone();
+        let log_name = self.log_name();
+        self.shared.update(&name, |s| {
+            s.state = ServiceState::Starting;
+            s.pid = None;
+            s.exit_code = None;
+            s.restarts = restarts;
+            s.message = "connecting to the container engine".into();
+            s.last_lines.clear();
+            s.since = SystemTime::now();
+        });
+        let docker = match docker::connect(&self.vars).await {
+            Ok(d) => d,
+            Err(e) => {
+                let msg = e.to_string();
+                self.system(&msg);
+                return Outcome::CannotStart(msg);
+            }
+        };
+        let (id, adopted) = match self.container(&docker, adopt).await {
+            Ok(c) => c,
+            Err(e) => {
+                let msg = e.to_string();
+                self.system(&msg);
+                return Outcome::CannotStart(msg);
+            }
+        };
+        // Subscribed before the start, so no health event or exit is missed.
+        let events = health_events(&docker, &id);
+        let mut exit = Box::pin(wait_exit(docker.clone(), id.clone()));
+        let since = if adopted {
+            // The earlier daemon's hub has its output up to now.
+            SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i32)
+                .unwrap_or(0)
+        } else {
+            0
+        };
+        if !adopted {
+            if let Err(e) = docker.start_container(&id, None).await {
+                let msg = format!("cannot start container for `{name}`: {e}");
+                self.system(&msg);
+                let _ = docker::remove(&docker, &id).await;
+                return Outcome::CannotStart(msg);
+            }
+        }
+        let short: String = id.chars().take(12).collect();
+        self.system(&if adopted {
+            format!("adopted running container {short}")
+        } else {
+            format!("started container {short}")
+        });
+        self.shared.update(&name, |s| s.message = "starting".into());
+        let mut readers = JoinSet::new();
+        for (stream, out) in [(LogStream::Stdout, true), (LogStream::Stderr, false)] {
+            let reader = StreamReader::new(container_output(&docker, &id, out, since));
+            readers.spawn(logs::copy_pipe(
+                self.shared.logs.clone(),
+                reader,
+                log_name.clone(),
+                stream,
+            ));
+        }
+
+        let waiter = ready::Waiter {
+            docker: docker.clone(),
+            id: id.clone(),
+            svc: self.svc.clone(),
+            logs: self.shared.logs.clone(),
+        };
+        let ready_fut = ready::until_ready(waiter, events);
+        let oneshot = self.svc.oneshot;
+        let ready_fut = async move {
+            if oneshot {
+                std::future::pending::<()>().await;
+            }
+            ready_fut.await
+        };
+        tokio::pin!(ready_fut);
+        let mut ready = false;
+        let mut monitor: Option<ready::Monitor> = None;
+        let outcome = loop {
+            tokio::select! {
+                (code, why) = &mut exit => break Outcome::Exited(code, why),
+                r = &mut ready_fut, if !ready => match r {
+                    Ok(rest) => {
+                        ready = true;
+                        monitor = Some(rest);
+                        self.system("ready");
+                        self.shared.update(&name, |s| { s.state = ServiceState::Ready; s.message = String::new(); });
+                    }
+                    Err(msg) => break Outcome::ProbeFailed(msg),
+                },
+                h = async { monitor.as_mut().expect("set when ready").next().await }, if monitor.is_some() => match h {
+                    Some(reason) => self.shared.update(&name, |s| { s.state = ServiceState::Unhealthy; s.message = reason; }),
+                    None => self.shared.update(&name, |s| { s.state = ServiceState::Ready; s.message = String::new(); }),
+                },
+                c = self.ctl.recv() => break match c {
+                    Some(Ctl::Stop(reply)) => Outcome::Stop(Some(reply)),
+                    Some(Ctl::Restart) => Outcome::Restart,
+                    None => Outcome::Stop(None),
+                },
+            }
+        };
+        if matches!(
+            outcome,
+            Outcome::Stop(_) | Outcome::Restart | Outcome::ProbeFailed(_)
+        ) {
+            self.shared.update(&name, |s| {
+                s.state = ServiceState::Stopping;
+                s.message = "stopping".into();
+            });
+            self.system("stopping");
+            let _ = docker
+                .stop_container(
+                    &id,
+                    Some(StopContainerOptions {
+                        t: Some(STOP_GRACE.as_secs() as i32),
+                        ..Default::default()
+                    }),
+                )
+                .await;
+        }
+        // Output still in the stream belongs to this run; bounded, the container is done.
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            while readers.join_next().await.is_some() {}
+        })
+        .await;
+        readers.abort_all();
+        if let Err(e) = docker::remove(&docker, &id).await {
+            self.system(&e.to_string());
+        }
+        if let Outcome::Exited(_, why) = &outcome {
+            self.system(why);
+        }
+        outcome
+    }
+}
+
+/// Pulls `image`; with no registry reachable this fails fast with the engine's reason.
+async fn pull(docker: &Docker, image: &str) -> Result<(), DockerError> {
+    let mut progress = docker.create_image(
+        Some(CreateImageOptions {
+            from_image: Some(image.to_owned()),
+            ..Default::default()
+        }),
+        None,
+        None,
+    );
+    while let Some(step) = progress.next().await {
+        step.map_err(|source| DockerError::ImageMissing {
+            image: image.to_owned(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+/// One of the container's output streams as bytes (stdout or stderr), from `since`
+/// (seconds since the epoch; 0: from its start).
+fn container_output(
+    docker: &Docker,
+    id: &str,
+    stdout: bool,
+    since: i32,
+) -> impl Stream<Item = std::io::Result<bytes::Bytes>> + Send + Unpin + 'static {
+    Box::pin(
+        docker
+            .logs(
+                id,
+                Some(LogsOptions {
+                    follow: true,
+                    stdout,
+                    stderr: !stdout,
+                    since,
+                    tail: "all".into(),
+                    ..Default::default()
+                }),
+            )
+            .map(|chunk| chunk.map(|c| c.into_bytes()).map_err(std::io::Error::other)),
+    )
+}
+
+/// The container's health-status events.
+fn health_events(
+    docker: &Docker,
+    id: &str,
+) -> std::pin::Pin<Box<dyn Stream<Item = String> + Send>> {
+    let filters = std::collections::HashMap::from([
+        ("container".to_owned(), vec![id.to_owned()]),
+        ("type".to_owned(), vec!["container".to_owned()]),
+        ("event".to_owned(), vec!["health_status".to_owned()]),
+    ]);
+    Box::pin(
+        docker
+            .events(Some(EventsOptions {
+                filters: Some(filters),
+                ..Default::default()
+            }))
+            .filter_map(|e| async move { e.ok().and_then(|e| e.action) }),
+    )
+}
+
+/// Resolves when the container exits, with its code and a description.
+async fn wait_exit(docker: Docker, id: String) -> (Option<i32>, String) {
+    let mut wait = docker.wait_container(&id, None::<WaitContainerOptions>);
+    match wait.next().await {
+        Some(Ok(r)) => {
+            let code = r.status_code as i32;
+            (Some(code), format!("exited with code {code}"))
+        }
+        Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => {
+            let code = code as i32;
+            (Some(code), format!("exited with code {code}"))
+        }
+        Some(Err(e)) => (None, format!("lost the container: {e}")),
+        None => (None, "lost the container".into()),
+    }
+}
+
+fn backoff(failures: u32) -> Duration {
+    let ms = 100u64.saturating_mul(1u64 << failures.min(16));
+    Duration::from_millis(ms).min(MAX_BACKOFF)
+}

@@ -1,0 +1,180 @@
+//! What a container service becomes in the engine's API: its create body (image,
+//! command, environment with secrets, published forwards, network alias, labels).
+//! Pure, so it is tested without an engine.
+
+use std::collections::{BTreeMap, HashMap};
+
+use bollard::models::{
+    ContainerCreateBody, EndpointSettings, HostConfig, NetworkingConfig, PortBinding,
+};
+
+use crate::config::{Command, Environment, Service};
+use crate::docker::{self, LABEL_CONFIG, LABEL_SERVICE};
+
+/// The container's environment: the service's `env`, then its secrets' keys (which
+/// win), then devenv's own variables. The user's shell environment stays out: a
+/// container gets what its config says.
+pub(super) fn environment(svc: &Service, env: &Environment) -> BTreeMap<String, String> {
+    let mut out = svc.env.clone();
+    for name in &svc.secrets {
+        if let Some(secret) = env.secrets.iter().find(|s| &s.name == name) {
+            out.extend(secret.data.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+    }
+    out.insert("DEVENV_SERVICE".into(), svc.name.clone());
+    out.insert("DEVENV_ENVIRONMENT".into(), env.name.clone());
+    out
+}
+
+/// The container's argv: a string runs through `sh -c`, as for local services; none
+/// keeps the image's own command.
+pub(super) fn argv(command: &Command) -> Vec<String> {
+    match command {
+        Command::Shell(s) => vec!["sh".into(), "-c".into(), s.clone()],
+        Command::Exec(argv) => argv.clone(),
+    }
+}
+
+/// The create body of `svc` on `network`, labelled with the environment, the service
+/// and a digest of everything else in it.
+pub(super) fn create_body(
+    svc: &Service,
+    env: &Environment,
+    env_id: &str,
+    network: &str,
+) -> ContainerCreateBody {
+    let image = svc.image.clone().unwrap_or_default();
+    let mut exposed: Vec<u16> = svc.ports.clone();
+    exposed.extend(svc.forward.iter().map(|(_, remote)| *remote));
+    exposed.sort_unstable();
+    exposed.dedup();
+    let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
+    for (local, remote) in &svc.forward {
+        bindings
+            .entry(format!("{remote}/tcp"))
+            .or_insert_with(|| Some(Vec::new()))
+            .get_or_insert_with(Vec::new)
+            .push(PortBinding {
+                host_ip: Some("127.0.0.1".into()),
+                host_port: Some(local.to_string()),
+            });
+    }
+    let vars: Vec<String> = environment(svc, env)
+        .into_iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let mut labels = docker::env_labels(env_id, &env.name);
+    labels.insert(LABEL_SERVICE.into(), svc.name.clone());
+    let mut body = ContainerCreateBody {
+        image: Some(image),
+        cmd: svc.command.as_ref().map(argv),
+        env: Some(vars),
+        exposed_ports: Some(exposed.iter().map(|p| format!("{p}/tcp")).collect()),
+        labels: Some(labels),
+        host_config: Some(HostConfig {
+            port_bindings: Some(bindings),
+            network_mode: Some(network.to_owned()),
+            // Reaps zombies and forwards signals for images whose command is a shell.
+            init: Some(true),
+            ..Default::default()
+        }),
+        networking_config: Some(NetworkingConfig {
+            endpoints_config: Some(HashMap::from([(
+                network.to_owned(),
+                EndpointSettings {
+                    aliases: Some(vec![svc.name.clone()]),
+                    ..Default::default()
+                },
+            )])),
+        }),
+        ..Default::default()
+    };
+    let digest = config_digest(&body);
+    if let Some(l) = body.labels.as_mut() {
+        l.insert(LABEL_CONFIG.into(), digest);
+    }
+    body
+}
+
+/// A digest of the body (maps in a stable order), stored as a label to tell an
+/// adoptable container from a stale one. The environment's values are in it so that a
+/// changed secret replaces the container; only this digest of them leaves devenv.
+fn config_digest(body: &ContainerCreateBody) -> String {
+    let json = serde_json::to_value(body).unwrap_or_default();
+    // serde_json's map is ordered (BTreeMap), so equal bodies print equally.
+    docker::digest(&json.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+
+    fn env_with(svc: Service) -> Environment {
+        Environment {
+            name: "shop".into(),
+            project_dir: "/p".into(),
+            services: vec![svc],
+            cluster: None,
+            volumes: vec![],
+            secrets: vec![Secret {
+                name: "db".into(),
+                data: BTreeMap::from([("PASSWORD".into(), "s3cret".into())]),
+            }],
+            hooks: Default::default(),
+        }
+    }
+
+    #[test]
+    fn forwards_publish_on_loopback_and_secrets_become_variables() {
+        let mut svc = Service::test("web");
+        svc.runtime = crate::config::RuntimeKind::Container;
+        svc.image = Some("busybox:1".into());
+        svc.ports = vec![80];
+        svc.forward = vec![(18080, 80)];
+        svc.secrets = vec!["db".into()];
+        svc.command = Some(Command::Shell("httpd -f".into()));
+        let env = env_with(svc.clone());
+        let body = create_body(&svc, &env, "/p#", "net");
+        let b = &body
+            .host_config
+            .as_ref()
+            .unwrap()
+            .port_bindings
+            .as_ref()
+            .unwrap()["80/tcp"];
+        let b = &b.as_ref().unwrap()[0];
+        assert_eq!(b.host_ip.as_deref(), Some("127.0.0.1"));
+        assert_eq!(b.host_port.as_deref(), Some("18080"));
+        assert!(body
+            .env
+            .as_ref()
+            .unwrap()
+            .contains(&"PASSWORD=s3cret".to_owned()));
+        assert_eq!(body.cmd.as_ref().unwrap()[..2], ["sh", "-c"]);
+        let alias = &body
+            .networking_config
+            .as_ref()
+            .unwrap()
+            .endpoints_config
+            .as_ref()
+            .unwrap()["net"];
+        assert_eq!(alias.aliases.as_deref(), Some(&["web".to_owned()][..]));
+        let labels = body.labels.as_ref().unwrap();
+        assert_eq!(labels[LABEL_SERVICE], "web");
+        assert!(!labels[LABEL_CONFIG].contains("s3cret"));
+
+        let again = create_body(&svc, &env, "/p#", "net");
+        assert_eq!(
+            again.labels.as_ref().unwrap()[LABEL_CONFIG],
+            labels[LABEL_CONFIG]
+        );
+        let mut changed = svc.clone();
+        changed.env.insert("X".into(), "1".into());
+        let other = create_body(&changed, &env, "/p#", "net");
+        assert_ne!(
+            other.labels.as_ref().unwrap()[LABEL_CONFIG],
+            labels[LABEL_CONFIG]
+        );
+    }
+}
