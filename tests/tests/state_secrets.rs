@@ -76,7 +76,11 @@ fn a_local_service_gets_its_secrets_as_environment_variables() {
     );
     env.devenv_ok(&["up"]);
     let read = |f: &str| std::fs::read_to_string(env.project.join(f)).unwrap_or_default();
-    assert_eq!(read("token.txt"), token, "the secret's value in the process");
+    assert_eq!(
+        read("token.txt"),
+        token,
+        "the secret's value in the process"
+    );
     assert_eq!(read("mode.txt"), "from-env", "the service's own env wins");
     let exec = env.devenv_ok(&["exec", "app", "--", "sh", "-c", "printf %s \"$API_TOKEN\""]);
     assert_eq!(exec.stdout, token, "exec sees the service's environment");
