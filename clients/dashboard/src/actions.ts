@@ -1,6 +1,5 @@
 // The page's actions, each the same RPC the CLI uses, with its progress and errors
-// shown in the activity panel. Stop/Start of a single service are not offered: the
-// API has no such RPC yet (issue 15).
+// shown in the activity panel.
 import { stateName, type EnvironmentRef, type UpEvent } from "@devenv/api";
 import { describe, isAbort, type Api } from "./api";
 import type { Activity, ActivityEntry } from "./activity";
@@ -61,6 +60,31 @@ export class Actions {
       const r = await this.api.service.restart({ environment: env, services: [service] }).response;
       for (const s of r.services) entry.line(`${s.name}: ${stateName(s.state)}${s.message !== "" ? ` \u2014 ${s.message}` : ""}`);
       entry.finish("ok", "restarted");
+    } catch (e) {
+      entry.finish("failed", describe(e));
+    }
+  }
+
+  /** `devenv stop SERVICE`: stopped until started again; its dependents wait. */
+  async stop(env: EnvironmentRef, service: string): Promise<void> {
+    const entry = this.activity.start(`stop ${service}`);
+    try {
+      const r = await this.api.service.stop({ environment: env, services: [service] }).response;
+      for (const s of r.services) entry.line(`${s.name}: ${stateName(s.state)}${s.message !== "" ? ` \u2014 ${s.message}` : ""}`);
+      entry.finish("ok", "stopped");
+    } catch (e) {
+      entry.finish("failed", describe(e));
+    }
+  }
+
+  /** `devenv start SERVICE`: it, what it needs and what waited for it, with progress. */
+  async start(env: EnvironmentRef, service: string): Promise<void> {
+    const entry = this.activity.start(`start ${service}`);
+    try {
+      const call = this.api.service.start({ environment: env, services: [service] });
+      for await (const ev of call.responses) upEvent(entry, ev, "started");
+      await call.status;
+      if (entry.el.dataset.outcome === "running") entry.finish("failed", "the daemon ended the stream without a result");
     } catch (e) {
       entry.finish("failed", describe(e));
     }

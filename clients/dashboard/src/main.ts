@@ -56,6 +56,8 @@ class App {
     this.actions = new Actions(api, this.activity);
     this.services = new ServicesView({
       restart: (name) => { if (this.current) void this.actions.restart(this.current, name); },
+      stop: (name) => { if (this.current) void this.actions.stop(this.current, name); },
+      start: (name) => { if (this.current) void this.actions.start(this.current, name); },
       toggleDev: (name) => { if (this.current) this.actions.toggleDev(this.current, name); },
       showLogs: (name) => { this.logs.showService(name); },
       holdsDev: (name) => this.actions.holdsDev(name),

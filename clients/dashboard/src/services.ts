@@ -6,6 +6,8 @@ import { h, replaceChildren, setText } from "./dom";
 
 export interface ServiceActions {
   restart(name: string): void;
+  stop(name: string): void;
+  start(name: string): void;
   toggleDev(name: string): void;
   showLogs(name: string): void;
   /** Whether this page holds a dev session for the service (a Dev stream it opened). */
@@ -23,6 +25,8 @@ interface Row {
   message: HTMLTableCellElement;
   dev: HTMLTableCellElement;
   devButton: HTMLButtonElement;
+  stopButton: HTMLButtonElement;
+  startButton: HTMLButtonElement;
   last: ServiceStatus | null;
   sinceMs: number;
 }
@@ -140,6 +144,12 @@ export class ServicesView {
     row.tr.classList.toggle("degraded", s.degraded !== "");
     row.message.title = s.degraded !== "" ? `degraded: ${s.degraded}\n${message}` : message;
     setText(row.dev, s.dev ? "dev" : "");
+    // Start what does not run, stop what does (or waits to).
+    const down = s.state === ServiceState.STOPPED || s.state === ServiceState.FAILED || s.state === ServiceState.COMPLETED;
+    row.startButton.hidden = !down;
+    row.stopButton.hidden = down;
+    // Dev mode replaces kubernetes workloads; the daemon refuses it for other runtimes.
+    row.devButton.hidden = s.runtime !== "kubernetes";
     const holds = this.actions.holdsDev(s.name);
     setText(row.devButton, holds ? "Dev off" : "Dev on");
     row.devButton.classList.toggle("active", holds);
@@ -174,6 +184,8 @@ export class ServicesView {
       message: cell("message"),
       dev: cell("dev"),
       devButton,
+      stopButton: h("button", { attrs: { type: "button", "data-action": "stop" }, on: { click: () => { this.actions.stop(name); } } }, "Stop"),
+      startButton: h("button", { attrs: { type: "button", "data-action": "start", hidden: "" }, on: { click: () => { this.actions.start(name); } } }, "Start"),
       last: null,
       sinceMs: 0,
     };
@@ -182,6 +194,8 @@ export class ServicesView {
       "td",
       { class: "actions" },
       h("button", { attrs: { type: "button", "data-action": "restart" }, on: { click: () => { this.actions.restart(name); } } }, "Restart"),
+      row.stopButton,
+      row.startButton,
       devButton,
       h("button", { attrs: { type: "button", "data-action": "logs" }, on: { click: () => { this.actions.showLogs(name); } } }, "Logs"),
     );

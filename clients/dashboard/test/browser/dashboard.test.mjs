@@ -203,6 +203,30 @@ describe("dashboard in Chromium", { concurrency: false, timeout: 600_000 }, () =
     await page.locator(".activity-entry", { hasText: "restart api" }).locator(".badge.ok").waitFor();
   });
 
+  test("stop and start a service by clicking: its dependents wait, then come back", async () => {
+    // Local services cannot enter dev mode: no button offers it.
+    assert.equal(await page.locator('tr[data-service="db"] button[data-action="dev"]').isHidden(), true, "no Dev on for a local service");
+    assert.equal(await page.locator('tr[data-service="db"] button[data-action="start"]').isHidden(), true, "a running service offers Stop, not Start");
+    await page.locator('tr[data-service="db"] button[data-action="stop"]').click();
+    await page.locator('tr[data-service="db"][data-state="stopped"]').waitFor({ timeout: 30_000 });
+    for (const name of ["api", "web"]) {
+      await page.locator(`tr[data-service="${name}"][data-state="pending"]`).waitFor({ timeout: 30_000 });
+      assert.equal(await page.locator(`tr[data-service="${name}"] td.message`).textContent(), "waiting for db (stopped by user)");
+    }
+    assert.equal(await page.locator('tr[data-service="db"] td.message').textContent(), "stopped by user");
+    await page.locator(".activity-entry", { hasText: "stop db" }).locator(".badge.ok").waitFor();
+    // The CLI sees the same.
+    const stopped = JSON.parse((await world.devenv(["status", "--json"], { cwd: quickstart, env: qsEnv })).stdout);
+    assert.equal(stopped.services.find((s) => s.name === "db").state, "stopped");
+
+    await page.locator('tr[data-service="db"] button[data-action="start"]').click();
+    for (const name of ["db", "api", "web"]) {
+      await page.locator(`tr[data-service="${name}"][data-state="ready"]`).waitFor({ timeout: 60_000 });
+    }
+    await page.locator(".activity-entry", { hasText: "start db" }).locator(".badge.ok").waitFor({ timeout: 30_000 });
+    assert.equal(await page.locator('tr[data-service="db"] button[data-action="stop"]').isHidden(), false);
+  });
+
   test("search the logs on the server and find a line evicted from the page's buffer", async () => {
     await world.devenv(["up"], { cwd: chatty });
     await until("the chatty environment in the switcher", async () => (await page.locator(".env-select option", { hasText: "chatty" }).count()) > 0, 30_000);
