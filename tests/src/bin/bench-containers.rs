@@ -1,0 +1,223 @@
+//! bench-containers: time to ready of two containers on the local Docker engine,
+//! `devenv up` side by side with `docker-compose up` (Debian's docker-compose 1.29) on
+//! the same two services, and one container's start-to-ready overhead beyond the
+//! engine's own `docker run`.
+//!
+//! ```sh
+//! scripts/install-test-tools.sh        # docker.io + dockerd, busybox-static
+//! apt-get install docker-compose        # the peer, only for this benchmark
+//! cargo run -p devenv-e2e --bin bench-containers -- [--runs N] [--no-peer]
+//! ```
+//!
+//! Stack: `web` (busybox httpd, ready when `GET /` answers) and `client` (depends on
+//! `web` being ready, fetches it by name, then is ready). See docs/benchmarks.md.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use devenv_e2e::bench::{positive_arg, Sample};
+use devenv_e2e::docker::{busybox_image, EngineCleanup};
+use devenv_e2e::{free_ports, http_get, wait_until, TestEnv};
+
+#[derive(Debug)]
+struct Opts {
+    runs: usize,
+    peer: bool,
+}
+
+fn usage(err: &str) -> ! {
+    if !err.is_empty() {
+        eprintln!("bench-containers: {err}");
+    }
+    eprintln!("usage: bench-containers [--runs N] [--no-peer]");
+    std::process::exit(if err.is_empty() { 0 } else { 2 });
+}
+
+fn parse_args() -> Opts {
+    let mut opts = Opts {
+        runs: 5,
+        peer: true,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--runs" => opts.runs = positive_arg(&mut args, "--runs", usage),
+            "--no-peer" => opts.peer = false,
+            "-h" | "--help" => usage(""),
+            other => usage(&format!("unknown argument {other}")),
+        }
+    }
+    opts
+}
+
+const WEB: &str = "mkdir -p /www && echo hello > /www/index.html && exec httpd -f -p 8080 -h /www";
+const CLIENT: &str =
+    "wget -q -O- http://web:8080/ && echo fetched && touch /tmp/ok && exec sleep 100000";
+
+fn devenv_config(name: &str, image: &str, port: u16) -> String {
+    format!(
+        r#"apiVersion: devenv/v1
+kind: Environment
+metadata:
+  name: {name}
+spec:
+  services:
+    - name: web
+      image: {image}
+      command: "{WEB}"
+      ports: [8080]
+      forward: ["{port}:8080"]
+      readiness: {{ http: {{ path: /, port: 8080 }}, periodSeconds: 0.1 }}
+    - name: client
+      image: {image}
+      command: "{CLIENT}"
+      dependencies: [web]
+      readiness: {{ log: {{ pattern: fetched }} }}
+"#
+    )
+}
+
+/// The same stack for docker-compose, with healthchecks every 100 ms (its fastest
+/// sensible setting) and `condition: service_healthy` for the dependency.
+fn compose_file(image: &str, port: u16) -> String {
+    format!(
+        r#"version: "2.4"
+services:
+  web:
+    image: {image}
+    command: ["sh", "-c", "{WEB}"]
+    ports: ["127.0.0.1:{port}:8080"]
+    healthcheck: {{ test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/"], interval: 100ms, timeout: 1s, retries: 100 }}
+  client:
+    image: {image}
+    command: ["sh", "-c", "{CLIENT}"]
+    depends_on: {{ web: {{ condition: service_healthy }} }}
+    healthcheck: {{ test: ["CMD", "test", "-f", "/tmp/ok"], interval: 100ms, timeout: 1s, retries: 100 }}
+"#
+    )
+}
+
+fn run(cmd: &mut Command) -> bool {
+    cmd.stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn health(container: &str) -> String {
+    Command::new("docker")
+        .args(["inspect", "-f", "{{.State.Health.Status}}", container])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+fn main() {
+    let opts = parse_args();
+    let image = busybox_image();
+    let mut rows = Vec::new();
+
+    // devenv: `up` returns when both are ready.
+    let name = format!("benchctr-{}", std::process::id());
+    let _cleanup = EngineCleanup(name.clone());
+    let env = TestEnv::new();
+    let port = free_ports(1)[0];
+    env.write_config(&devenv_config(&name, image, port));
+    env.devenv_ok(&["status"]); // the daemon warm
+    let (mut both, mut one) = (Sample::default(), Sample::default());
+    for _ in 0..opts.runs {
+        let t = Instant::now();
+        env.devenv_ok(&["up"]);
+        both.push(t.elapsed());
+        env.devenv_ok(&["down"]);
+        let t = Instant::now();
+        env.devenv_ok(&["up", "web"]);
+        one.push(t.elapsed());
+        env.devenv_ok(&["down"]);
+    }
+    rows.push((
+        "devenv up: web + client ready (median)".to_owned(),
+        format!("{:.0} ms", both.median()),
+        String::new(),
+    ));
+    rows.push((
+        "devenv up web: one container ready (median)".to_owned(),
+        format!("{:.0} ms", one.median()),
+        String::new(),
+    ));
+
+    // The engine alone: `docker run -d` of the same web container, until its
+    // published port answers (polled every 5 ms).
+    let mut engine = Sample::default();
+    for i in 0..opts.runs {
+        let cname = format!("{name}-raw-{i}");
+        let t = Instant::now();
+        assert!(
+            run(Command::new("docker").args([
+                "run",
+                "-d",
+                "--init",
+                "--name",
+                &cname,
+                "--label",
+                &format!("dev.devenv.environment={name}"),
+                "-p",
+                &format!("127.0.0.1:{port}:8080"),
+                image,
+                "sh",
+                "-c",
+                WEB,
+            ])),
+            "docker run failed"
+        );
+        let up = wait_until(Duration::from_secs(30), || http_get(port, "/").is_some());
+        engine.push(t.elapsed());
+        assert!(up, "the raw container never answered");
+        run(Command::new("docker").args(["rm", "-f", &cname]));
+    }
+    rows.push((
+        "docker run + port answers: one container (median)".to_owned(),
+        format!("{:.0} ms", engine.median()),
+        String::new(),
+    ));
+    rows.push((
+        "devenv overhead over the engine, one container".to_owned(),
+        format!("{:.0} ms", one.median() - engine.median()),
+        String::new(),
+    ));
+
+    if opts.peer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("docker-compose.yml");
+        std::fs::write(&file, compose_file(image, port)).expect("write compose file");
+        let project = format!("{name}c");
+        let compose = |args: &[&str]| {
+            let mut c = Command::new("docker-compose");
+            c.arg("-p").arg(&project).arg("-f").arg(&file).args(args);
+            c
+        };
+        let mut peer = Sample::default();
+        for _ in 0..opts.runs {
+            let t = Instant::now();
+            assert!(run(&mut compose(&["up", "-d"])), "docker-compose up failed");
+            let client = format!("{project}_client_1");
+            let ready = wait_until(Duration::from_secs(60), || health(&client) == "healthy");
+            peer.push(t.elapsed());
+            assert!(ready, "compose's client never became healthy");
+            run(&mut compose(&["down", "-v"]));
+        }
+        rows.push((
+            "docker-compose up -d, until both healthy (median)".to_owned(),
+            format!("{:.0} ms", peer.median()),
+            String::new(),
+        ));
+    }
+    println!(
+        "\nbench-containers (debug devenv binaries, {} cores, {} runs each)",
+        devenv_e2e::bench::cores(),
+        opts.runs
+    );
+    for (metric, value, _) in &rows {
+        println!("{metric:<52} {value:>8}");
+    }
+}
