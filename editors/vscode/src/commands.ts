@@ -41,6 +41,8 @@ export function register(ctx: vscode.ExtensionContext, d: Deps): void {
   reg("devenv.up", (node?: Node) => up(d, node));
   reg("devenv.down", (node?: Node) => down(d, node));
   reg("devenv.restartService", (node?: Node) => restart(d, node));
+  reg("devenv.stopService", (node?: Node) => stop(d, node));
+  reg("devenv.startService", (node?: Node) => start(d, node));
   reg("devenv.devMode", (node?: Node) => devMode(d, node, true));
   reg("devenv.devModeOff", (node?: Node) => devMode(d, node, false));
   reg("devenv.showLogs", (node?: Node) => showLogs(d, node));
@@ -175,6 +177,28 @@ async function restart(d: Deps, node?: Node): Promise<ServiceStatus[] | undefine
   const conn = await d.daemon.connection();
   const res = await conn.services.restart({ environment: target.env.ref(), services: [target.name] });
   return res.response.services;
+}
+
+/** `devenv stop`: stopped until started again; its running dependents wait. */
+async function stop(d: Deps, node?: Node): Promise<ServiceStatus[] | undefined> {
+  const target = await pickService(d, node, (s) => !isDown(s.state));
+  if (!target) return undefined;
+  const conn = await d.daemon.connection();
+  const res = await conn.services.stop({ environment: target.env.ref(), services: [target.name] });
+  return res.response.services;
+}
+
+/** `devenv start`: it, what it needs and what waited for it, with an up's progress. */
+async function start(d: Deps, node?: Node): Promise<boolean> {
+  const target = await pickService(d, node, (s) => isDown(s.state));
+  if (!target) return false;
+  const conn = await d.daemon.connection();
+  const call = conn.services.start({ environment: target.env.ref(), services: [target.name] });
+  return followUp(d, target.env, `devenv: start ${target.name}`, call);
+}
+
+function isDown(state: ServiceState): boolean {
+  return state === ServiceState.STOPPED || state === ServiceState.FAILED || state === ServiceState.COMPLETED;
 }
 
 async function devMode(d: Deps, node: Node | undefined, on: boolean): Promise<void> {

@@ -172,7 +172,9 @@ export class ServicesTree implements vscode.TreeDataProvider<Node>, vscode.Dispo
         const url = serviceUrl(node.env, s);
         // Dev mode replaces kubernetes workloads; the daemon refuses it for local processes.
         const dev = s.dev ? "dev" : s.runtime === "kubernetes" ? "nodev" : "local";
-        item.contextValue = `service.${dev}${url !== undefined ? ".url" : ""}`;
+        // Stop what runs (or waits to), start what does not.
+        const down = s.state === ServiceState.STOPPED || s.state === ServiceState.FAILED || s.state === ServiceState.COMPLETED;
+        item.contextValue = `service.${dev}.${down ? "down" : "up"}${url !== undefined ? ".url" : ""}`;
         const md = new vscode.MarkdownString();
         md.appendMarkdown(`**${node.name}** — ${stateName(s.state)}`);
         if (s.pid) md.appendMarkdown(` (pid ${String(s.pid)})`);

@@ -47,7 +47,7 @@ export function defineTests(): void {
       const apiItem = api.tree.getTreeItem(children[1]);
       assert.ok(String(apiItem.description).includes(`:${process.env.DEVENV_TEST_API_PORT ?? "?"}`));
       // Local: no dev mode action (the daemon refuses it), an URL to open.
-      assert.equal(apiItem.contextValue, "service.local.url");
+      assert.equal(apiItem.contextValue, "service.local.up.url");
       assert.equal(api.statusBar.item.text, "devenv: 3/3 ready");
     });
 
@@ -63,6 +63,25 @@ export function defineTests(): void {
       assert.notEqual(after.pid, before.pid);
       const tooltip = api.tree.getTreeItem(api.tree.serviceNode(env, "api")).tooltip;
       assert.ok(tooltip instanceof vscode.MarkdownString && tooltip.value.includes(`pid ${String(after.pid)}`));
+    });
+
+    it("stops and starts a service from the view: its dependent waits, then comes back", async () => {
+      const env = theEnv(api);
+      const ready = (name: string): boolean => env.services.get(name)?.state === ServiceState.READY;
+      await until("all ready", 30_000, () => ready("db") && ready("api") && ready("web"));
+      const item = (name: string): string => api.tree.getTreeItem(api.tree.serviceNode(env, name)).contextValue ?? "";
+      assert.match(item("db"), /^service\.local\.up/, "a running local service offers Stop (and no dev mode)");
+      await vscode.commands.executeCommand("devenv.stopService", api.tree.serviceNode(env, "db"));
+      await until("db stopped, api waiting for it", 30_000, () => {
+        const db = env.services.get("db");
+        const dep = env.services.get("api");
+        return db?.state === ServiceState.STOPPED && dep?.state === ServiceState.PENDING && dep.message === "waiting for db (stopped by user)";
+      });
+      assert.equal(env.services.get("db")?.message, "stopped by user");
+      assert.match(item("db"), /^service\.local\.down/, "a stopped service offers Start");
+      const ok = await vscode.commands.executeCommand("devenv.startService", api.tree.serviceNode(env, "db"));
+      assert.equal(ok, true, "start reports success");
+      await until("db, api and web ready again", 60_000, () => ready("db") && ready("api") && ready("web"));
     });
 
     it("shows a service's logs in its output channel, following", async () => {
