@@ -20,6 +20,20 @@ cargo_test() {
   (cd "$SMOKE" && cargo test --locked "$@")
 }
 
+# devenv's end-to-end cluster test files (tests/tests/NAME.rs with `k8s_*` tests),
+# run together; dev.rs runs alone below. A file with a k8s_ test that is not listed
+# here would never run (the plain ignored set skips k8s_): the check below fails.
+E2E_K8S=(kube kube_more kube_exec kube_hooks kube_logs kube_scale)
+e2e_k8s_args=()
+for t in "${E2E_K8S[@]}"; do e2e_k8s_args+=(--test "$t"); done
+for f in "$ROOT"/tests/tests/*.rs; do
+  grep -q 'fn k8s_' "$f" || continue
+  n="$(basename "$f" .rs)"
+  [[ "$n" == dev || " ${E2E_K8S[*]} " == *" $n "* ]] && continue
+  echo "[test.sh] tests/tests/$n.rs has k8s_ tests but is not in E2E_K8S (tests/cluster/test.sh): add it" >&2
+  exit 1
+done
+
 # devenv's own cluster tests, in the main workspace (its own target dir).
 devenv_tests() {
   (
@@ -27,7 +41,7 @@ devenv_tests() {
     unset CARGO_TARGET_DIR
     cargo test -p devenv-core --test kube_forward "$@" -- --ignored
     cargo test -p devenv-core --test sync "$@" -- --ignored
-    cargo test -p devenv-e2e --test kube --test kube_more --test kube_exec "$@" -- --ignored
+    cargo test -p devenv-e2e "${e2e_k8s_args[@]}" "$@" -- --ignored
     # One at a time: each brings up pods and syncs trees on this small machine.
     cargo test -p devenv-e2e --test dev "$@" -- --ignored --test-threads=1
   )
@@ -41,7 +55,7 @@ run_all() {
 # Compile first: a compile error should not cost a cluster start.
 cargo_test --no-run
 (cd "$ROOT" && env -u CARGO_TARGET_DIR cargo test -p devenv-core --test kube_forward --test sync --no-run \
-  && env -u CARGO_TARGET_DIR cargo test -p devenv-e2e --test kube --test kube_more --test kube_exec --test dev --no-run)
+  && env -u CARGO_TARGET_DIR cargo test -p devenv-e2e "${e2e_k8s_args[@]}" --test dev --no-run)
 
 if [[ -n "${DEVENV_TEST_KUBECONFIG:-}" ]]; then
   echo "[test.sh] DEVENV_TEST_KUBECONFIG=$DEVENV_TEST_KUBECONFIG is set: testing that cluster;" \

@@ -128,11 +128,20 @@ impl PodRun {
                             let _ = w.write_all(&[VEOF]).await;
                         }
                     }
-                    ExecInput::Eof => stdin = None,
+                    // Dropping the writer is not enough: it is one half of a split
+                    // stream, whose reader sees the end only after a shutdown (then
+                    // kube sends the v5 protocol's stdin close to the container).
+                    ExecInput::Eof => {
+                        if let Some(mut w) = stdin.take() {
+                            let _ = w.shutdown().await;
+                        }
+                    }
                 }
             }
             if !tty {
-                stdin = None;
+                if let Some(mut w) = stdin.take() {
+                    let _ = w.shutdown().await;
+                }
             }
             // A terminal stays open until the command ends.
             std::future::pending::<()>().await;
