@@ -167,7 +167,7 @@ fn a_failing_pre_up_starts_nothing_and_says_which_hook_and_why() {
     let up = env.devenv(&["up"]);
     assert_eq!(up.code, Some(1), "{up}");
     let text = format!("{}{}", up.stdout, up.stderr);
-    assert!(text.contains("hook preUp failed"), "{up}");
+    assert!(text.contains("up failed: hook/preUp"), "{up}");
     assert!(text.contains("exited with code 3"), "{up}");
     assert!(text.contains("the database is not reachable"), "{up}");
     assert!(text.contains("nothing was started"), "{up}");

@@ -35,6 +35,34 @@ pub fn is_hook(status: &ServiceStatus) -> bool {
     status.runtime == HOOK_RUNTIME
 }
 
+/// The board names of every hook point `env` configures.
+pub fn configured_hooks(env: &crate::config::Environment) -> Vec<String> {
+    let h = &env.hooks;
+    let mut out: Vec<String> = [
+        ("preUp", &h.pre_up),
+        ("postUp", &h.post_up),
+        ("preDown", &h.pre_down),
+        ("postDown", &h.post_down),
+    ]
+    .into_iter()
+    .filter(|(_, hooks)| !hooks.is_empty())
+    .map(|(point, _)| hook_name(None, point))
+    .collect();
+    for s in &env.services {
+        let h = &s.hooks;
+        for (point, hooks) in [
+            ("preStart", &h.pre_start),
+            ("postReady", &h.post_ready),
+            ("preStop", &h.pre_stop),
+        ] {
+            if !hooks.is_empty() {
+                out.push(hook_name(Some(&s.name), point));
+            }
+        }
+    }
+    out
+}
+
 /// What supervisors of one environment share.
 #[derive(Debug)]
 pub struct Shared {

@@ -174,6 +174,14 @@ pub struct HookFailed {
     pub last_lines: Vec<String>,
 }
 
+impl HookFailed {
+    /// `hook/preUp: <reason>`, the line `up` reports it by (like `api: <why>` for a
+    /// service); the last lines are in the hook's status.
+    pub fn summary(&self) -> String {
+        format!("hook/{}: {}", self.name, self.reason)
+    }
+}
+
 fn lines_suffix(lines: &[String]) -> String {
     if lines.is_empty() {
         return String::new();

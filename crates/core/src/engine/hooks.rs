@@ -111,10 +111,16 @@ impl LiveEnv {
             self.shared
                 .logs
                 .push(&log, Stream::System, &format!("running `{shown}`{counter}"));
+            // This run's output, for a failure report (the hub's ring also holds
+            // earlier runs' lines).
+            let tail = Tail::default();
             let one = Instant::now();
             let ran = match &hook.run {
-                HookRun::Host(cmd) => self.run_host(&site, &name, &log, cmd, hook.timeout).await,
-                HookRun::Exec(cmd) => self.run_exec(&site, &log, cmd, hook.timeout).await,
+                HookRun::Host(cmd) => {
+                    self.run_host(&site, &name, (&log, &tail), cmd, hook.timeout)
+                        .await
+                }
+                HookRun::Exec(cmd) => self.run_exec(&site, (&log, &tail), cmd, hook.timeout).await,
             };
             let took = one.elapsed().as_secs_f64();
             let (code, reason) = match ran {
@@ -141,8 +147,7 @@ impl LiveEnv {
                 ),
                 Ran::CannotStart(why) => (None, why),
             };
-            let last_lines = self.shared.logs.last_lines(&name, FAILURE_LINES);
-            self.shared.logs.push(&log, Stream::System, &reason);
+            let last_lines = tail.lines();
             match hook.on_error {
                 OnError::Continue => {
                     let warning = format!("{reason} (onError: continue, going on)");
@@ -150,6 +155,7 @@ impl LiveEnv {
                     warnings.push(warning);
                 }
                 OnError::Fail => {
+                    self.shared.logs.push(&log, Stream::System, &reason);
                     self.shared.update(&name, |s| {
                         s.state = ServiceState::Failed;
                         s.exit_code = code;
@@ -173,7 +179,7 @@ impl LiveEnv {
                 s.message = format!("ok in {took:.2}s");
             } else {
                 s.state = ServiceState::Failed;
-                s.message = format!("{} (onError: continue)", warnings.join("; "));
+                s.message = warnings.join("; ");
             }
         });
         Ok(())
@@ -183,7 +189,7 @@ impl LiveEnv {
         &self,
         site: &Site<'_>,
         name: &str,
-        log: &Arc<str>,
+        (log, tail): (&Arc<str>, &Tail),
         command: &Command,
         timeout: Duration,
     ) -> Ran {
@@ -229,7 +235,7 @@ impl LiveEnv {
         if let Some(out) = child.stdout.take() {
             pipes.spawn(logs::copy_pipe(
                 self.shared.logs.clone(),
-                out,
+                tail.tee(out),
                 log.clone(),
                 Stream::Stdout,
             ));
@@ -237,7 +243,7 @@ impl LiveEnv {
         if let Some(err) = child.stderr.take() {
             pipes.spawn(logs::copy_pipe(
                 self.shared.logs.clone(),
-                err,
+                tail.tee(err),
                 log.clone(),
                 Stream::Stderr,
             ));
@@ -269,7 +275,7 @@ impl LiveEnv {
     async fn run_exec(
         &self,
         site: &Site<'_>,
-        log: &Arc<str>,
+        (log, tail): (&Arc<str>, &Tail),
         command: &Command,
         timeout: Duration,
     ) -> Ran {
@@ -298,7 +304,7 @@ impl LiveEnv {
             if let Some(out) = exec.stdout() {
                 pipes.spawn(logs::copy_pipe(
                     self.shared.logs.clone(),
-                    out,
+                    tail.tee(out),
                     log.clone(),
                     Stream::Stdout,
                 ));
@@ -306,7 +312,7 @@ impl LiveEnv {
             if let Some(err) = exec.stderr() {
                 pipes.spawn(logs::copy_pipe(
                     self.shared.logs.clone(),
-                    err,
+                    tail.tee(err),
                     log.clone(),
                     Stream::Stderr,
                 ));
@@ -377,6 +383,69 @@ impl LiveEnv {
     }
 }
 
+/// The last bytes a hook wrote (both streams, as they came), bounded: its failure
+/// report's last lines.
+#[derive(Clone, Default)]
+struct Tail(Arc<std::sync::Mutex<std::collections::VecDeque<u8>>>);
+
+/// Bytes a [`Tail`] keeps: enough for [`FAILURE_LINES`] ordinary lines.
+const TAIL_BYTES: usize = 4096;
+
+impl Tail {
+    fn push(&self, bytes: &[u8]) {
+        let mut t = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let bytes = &bytes[bytes.len().saturating_sub(TAIL_BYTES)..];
+        let over = (t.len() + bytes.len()).saturating_sub(TAIL_BYTES);
+        t.drain(..over);
+        t.extend(bytes);
+    }
+
+    /// The last [`FAILURE_LINES`] complete or partial lines (the first, possibly cut,
+    /// dropped when the tail is full).
+    fn lines(&self) -> Vec<String> {
+        let t = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let bytes: Vec<u8> = t.iter().copied().collect();
+        let text = String::from_utf8_lossy(&bytes);
+        let mut lines: Vec<&str> = text.lines().collect();
+        if bytes.len() >= TAIL_BYTES && !lines.is_empty() {
+            lines.remove(0);
+        }
+        lines[lines.len().saturating_sub(FAILURE_LINES)..]
+            .iter()
+            .map(|l| l.to_string())
+            .collect()
+    }
+
+    /// `pipe`, with what is read from it also kept here.
+    fn tee<R: tokio::io::AsyncRead + Unpin>(&self, pipe: R) -> Teed<R> {
+        Teed {
+            inner: pipe,
+            tail: self.clone(),
+        }
+    }
+}
+
+struct Teed<R> {
+    inner: R,
+    tail: Tail,
+}
+
+impl<R: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Teed<R> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let std::task::Poll::Ready(Ok(())) = &r {
+            let new = &buf.filled()[before..];
+            self.tail.push(new);
+        }
+        r
+    }
+}
+
 /// `DEVENV_PORT_<SERVICE>`: the service's name upper-cased, `-` as `_`.
 fn port_var(service: &str) -> String {
     format!(
@@ -394,6 +463,21 @@ mod tests {
         assert_eq!(hook_name(None, "preUp"), "hook/preUp");
         assert_eq!(hook_name(Some("api"), "postReady"), "hook/api.postReady");
         assert_eq!(port_var("web-ui"), "DEVENV_PORT_WEB_UI");
+    }
+
+    #[test]
+    fn the_tail_keeps_the_last_lines_bounded() {
+        let tail = Tail::default();
+        tail.push(b"one\ntwo\nthr");
+        tail.push(b"ee\n");
+        assert_eq!(tail.lines(), ["one", "two", "three"]);
+        for i in 0..2000 {
+            tail.push(format!("line {i}\n").as_bytes());
+        }
+        let lines = tail.lines();
+        assert_eq!(lines.len(), FAILURE_LINES);
+        assert_eq!(lines.last().map(String::as_str), Some("line 1999"));
+        assert!(tail.0.lock().unwrap().len() <= TAIL_BYTES);
     }
 
     #[test]

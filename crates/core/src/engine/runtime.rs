@@ -192,9 +192,15 @@ impl LiveEnv {
             .map(|t| t.borrow().clone())
             .filter(|s| !(s.state == ServiceState::Stopped && in_profile(&s.name)))
             .collect();
+        // A hook's last run shows while the config has it.
+        let hooks = config
+            .as_deref()
+            .map(super::board::configured_hooks)
+            .unwrap_or_default();
         let mut rest: Vec<ServiceStatus> = map
             .iter()
             .filter(|(n, _)| !order.contains(n))
+            .filter(|(n, t)| !super::board::is_hook(&t.borrow()) || hooks.contains(n))
             .map(|(_, t)| t.borrow().clone())
             .collect();
         rest.sort_by(|a, b| a.name.cmp(&b.name));

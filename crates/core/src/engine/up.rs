@@ -129,11 +129,16 @@ impl LiveEnv {
             point: "preUp",
         };
         let pre_up = tokio::select! {
-            r = self.run_hooks(site, &env.hooks.pre_up) => r.map_err(|f| f.to_string()),
+            r = self.run_hooks(site, &env.hooks.pre_up) => r.map_err(|f| f.summary()),
             _ = cancel.cancelled() => Err("cancelled while the preUp hook ran".into()),
         };
         if let Err(message) = pre_up {
             end_forwarder(forwarder).await;
+            // Its final state for sure (with its last lines), whatever the forwarder
+            // passed on.
+            if let Some(s) = self.shared.status_of(&hook_name(None, "preUp")) {
+                let _ = events.send(UpEvent::Service(s)).await;
+            }
             let _ = events
                 .send(UpEvent::Done {
                     ok: false,
@@ -225,7 +230,7 @@ impl LiveEnv {
                 point: "postUp",
             };
             let post_up = tokio::select! {
-                r = self.run_hooks(site, &env.hooks.post_up) => r.map_err(|f| f.to_string()),
+                r = self.run_hooks(site, &env.hooks.post_up) => r.map_err(|f| f.summary()),
                 _ = cancel.cancelled() => Err("cancelled while the postUp hook ran".into()),
             };
             if let Err(message) = post_up {
@@ -235,8 +240,8 @@ impl LiveEnv {
             }
         }
         end_forwarder(forwarder).await;
-        for name in &set {
-            if let Some(s) = self.shared.status_of(name) {
+        for name in set.iter().cloned().chain(hooks_of(&env, &set)) {
+            if let Some(s) = self.shared.status_of(&name) {
                 let _ = events.send(UpEvent::Service(s)).await;
             }
         }
@@ -379,11 +384,11 @@ impl LiveEnv {
                 point: "preStart",
             };
             if let Err(f) = self.run_hooks(site, &svc.hooks.pre_start).await {
-                let msg = f.to_string();
+                let msg = format!("preStart hook failed: {}", f.reason);
                 self.shared.update(&svc.name, |s| {
                     s.state = ServiceState::Failed;
                     s.message = msg.clone();
-                    s.last_lines.clear();
+                    s.last_lines = f.last_lines.clone();
                 });
                 return Err(StartError::Failed(msg));
             }
@@ -515,16 +520,35 @@ impl LiveEnv {
                     sup.stop().await;
                     let _ = sup.task.await;
                 }
-                let msg = f.to_string();
+                let msg = format!("postReady hook failed: {}", f.reason);
                 self.shared.update(&svc.name, |s| {
                     s.state = ServiceState::Failed;
                     s.message = msg.clone();
+                    s.last_lines = f.last_lines.clone();
                 });
                 return Err(StartError::Failed(msg));
             }
         }
         Ok(())
     }
+}
+
+/// The board names of the hooks an `up` of `set` runs.
+fn hooks_of<'a>(env: &'a Environment, set: &'a [String]) -> impl Iterator<Item = String> + 'a {
+    let env_hooks = [("preUp", &env.hooks.pre_up), ("postUp", &env.hooks.post_up)]
+        .into_iter()
+        .filter(|(_, h)| !h.is_empty())
+        .map(|(point, _)| hook_name(None, point));
+    let service_hooks = set.iter().filter_map(|n| env.service(n)).flat_map(|s| {
+        [
+            ("preStart", &s.hooks.pre_start),
+            ("postReady", &s.hooks.post_ready),
+        ]
+        .into_iter()
+        .filter(|(_, h)| !h.is_empty())
+        .map(|(point, _)| hook_name(Some(&s.name), point))
+    });
+    env_hooks.chain(service_hooks)
 }
 
 /// Lets the forwarder pass on what is already queued, then ends it.

@@ -251,6 +251,8 @@ pub fn failure_report(r: &pb::UpResult, progress: &UpProgress, color: bool) -> S
 pub fn success_line(progress: &UpProgress, color: bool) -> String {
     let ready = progress
         .last()
+        // Hooks (`hook/preUp`) show in the progress but are not services.
+        .filter(|s| s.runtime != "hook")
         .filter(|s| s.ready || s.state() == S::Completed)
         .count();
     format!(
