@@ -18,6 +18,8 @@ use super::Stream;
 pub const PREFIX_BYTES: usize = 160;
 /// Words of a line's start looked at (timestamps, a thread in brackets, the level).
 const PREFIX_WORDS: usize = 5;
+/// Longer words end the prefix (an RFC 3339 time with nanoseconds and offset is 35).
+const MAX_WORD: usize = 40;
 
 /// Severity, lowest first: `level >= Level::Warn` is "warn and above".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -54,7 +56,7 @@ impl Level {
     /// A level's name as loggers write it, any case: `warning`, `ERR`, `Critical`...
     pub fn from_name(name: &str) -> Option<Level> {
         let mut buf = [0u8; 9];
-        if name.len() > buf.len() {
+        if name.len() < 3 || name.len() > buf.len() {
             return None;
         }
         let lower = &mut buf[..name.len()];
@@ -191,7 +193,7 @@ fn from_logfmt(head: &str) -> Option<Level> {
 }
 
 fn memchr_eq(bytes: &[u8]) -> Option<usize> {
-    bytes.iter().position(|b| *b == b'=')
+    memchr::memchr(b'=', bytes)
 }
 
 /// The level word among the first few words, after timestamps and bracketed words
@@ -202,6 +204,10 @@ fn from_prefix(head: &str) -> Option<Level> {
     let mut words = Words::new(head);
     for _ in 0..PREFIX_WORDS {
         let word = words.next()?;
+        // No level, timestamp or thread name is this long: prose or data.
+        if word.len() > MAX_WORD {
+            return None;
+        }
         if let Some(level) = level_word(word) {
             return Some(level);
         }
@@ -236,7 +242,11 @@ fn level_word(word: &str) -> Option<Level> {
     }
     // `INFO:`, `WARNING:root:msg`, `error:` / `ERROR`, `WARN`; a trailing `,` or `|`
     // as some formats put after the level.
-    let name_end = word.find([':', ',', '|']).unwrap_or(word.len());
+    let name_end = word
+        .bytes()
+        .take(10)
+        .position(|b| matches!(b, b':' | b',' | b'|'))
+        .unwrap_or(word.len());
     let name = &word[..name_end];
     let level = Level::from_name(name)?;
     let colon = word[name_end..].starts_with(':');
@@ -292,8 +302,8 @@ impl<'a> Iterator for Words<'a> {
             }
         }
         let start = self.at;
-        while let Some(c) = b.get(self.at) {
-            if *c == b' ' || *c == b'\t' || self.escape_at(self.at) > 0 {
+        while let Some(&c) = b.get(self.at) {
+            if c == b' ' || c == b'\t' || (c == 0x1b && self.escape_at(self.at) > 0) {
                 break;
             }
             self.at += 1;
