@@ -326,8 +326,9 @@ fn volumes(c: &mut Checker<'_>, raw: Vec<RawVolume>) -> Vec<Volume> {
         }
         out.push(Volume {
             name,
-            persistent: !matches!(vol.kind, Some(RawVolumeKind::Ephemeral)),
+            persistent: matches!(vol.kind, None | Some(RawVolumeKind::Persistent)),
             size,
+            tmpfs: matches!(vol.kind, Some(RawVolumeKind::Tmpfs)),
         });
     }
     out

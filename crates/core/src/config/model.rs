@@ -112,6 +112,8 @@ pub struct Service {
     pub resources: Option<Resources>,
     /// Environment-level volumes mounted into the container.
     pub volumes: Vec<VolumeMount>,
+    /// Host directories mounted into the container (`./dir:/path[:ro]`; containers only).
+    pub binds: Vec<BindMount>,
     /// Environment-level secrets whose keys become environment variables.
     pub secrets: Vec<String>,
     pub dev: Option<Dev>,
@@ -142,6 +144,15 @@ pub struct VolumeMount {
 }
 
 #[derive(Debug, Clone, PartialEq)]
+pub struct BindMount {
+    /// Absolute host path (relative ones start at the project directory).
+    pub host: PathBuf,
+    /// Absolute path in the container.
+    pub path: String,
+    pub read_only: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
 pub struct Volume {
     pub name: String,
     /// Persistent volumes are PersistentVolumeClaims kept by `down` unless
@@ -149,6 +160,9 @@ pub struct Volume {
     pub persistent: bool,
     /// Requested size, a Kubernetes quantity (default `1Gi`).
     pub size: String,
+    /// In memory: a tmpfs in a container (limited to `size`), a memory-backed
+    /// `emptyDir` on Kubernetes. Never persistent.
+    pub tmpfs: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -238,6 +252,7 @@ impl Service {
             replicas: 1,
             resources: None,
             volumes: vec![],
+            binds: vec![],
             secrets: vec![],
             dev: None,
             hooks: ServiceHooks::default(),

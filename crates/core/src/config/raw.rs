@@ -186,6 +186,8 @@ pub(crate) struct RawVolume {
 pub(crate) enum RawVolumeKind {
     Persistent,
     Ephemeral,
+    /// In memory (a tmpfs in a container, a memory-backed `emptyDir` on Kubernetes).
+    Tmpfs,
 }
 
 #[derive(Debug, Deserialize)]

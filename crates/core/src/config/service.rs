@@ -272,19 +272,72 @@ pub(crate) fn check(
         out
     });
     let mut volumes = Vec::new();
+    let mut binds = Vec::new();
     for (i, rule) in raw.volumes.unwrap_or_default().0.into_iter().enumerate() {
-        match rule.split_once(':') {
-            Some((name, path)) if !name.is_empty() && path.starts_with('/') => {
-                volumes.push(VolumeMount {
-                    name: name.to_owned(),
-                    path: path.to_owned(),
-                })
+        let key = at(&format!("volumes[{i}]"));
+        let parts: Vec<&str> = rule.split(':').collect();
+        let (source, path, mode) = match parts[..] {
+            [source, path] => (source, path, None),
+            [source, path, mode] => (source, path, Some(mode)),
+            _ => ("", "", None),
+        };
+        let read_only = match mode {
+            None | Some("rw") => false,
+            Some("ro") => true,
+            Some(other) => {
+                c.error(
+                    &key,
+                    format!("mount mode `{other}` in `{rule}` is not `ro` or `rw`"),
+                    None,
+                );
+                continue;
             }
-            _ => c.error(
-                &at(&format!("volumes[{i}]")),
-                format!("volume mount `{rule}` is not `VOLUME:/path`"),
-                Some("e.g. `db-data:/var/lib/postgresql/data`".into()),
-            ),
+        };
+        let is_bind = source.starts_with('.') || source.starts_with('/');
+        if source.is_empty() || !path.starts_with('/') {
+            c.error(
+                &key,
+                format!("volume mount `{rule}` is not `VOLUME:/path` or `./host/dir:/path`"),
+                Some(
+                    "e.g. `db-data:/var/lib/postgresql/data`, or `./site:/www:ro` (containers)"
+                        .into(),
+                ),
+            );
+        } else if is_bind {
+            let host = c.resolve(source);
+            if runtime != Some(RuntimeKind::Container) {
+                c.error(
+                    &key,
+                    format!("bind mount `{rule}` applies to container services only"),
+                    Some("declare a volume under `spec.volumes` and mount it by name".into()),
+                );
+            } else if !host.exists() {
+                c.error(
+                    &key,
+                    format!(
+                        "bind mount source `{source}` does not exist ({}); relative paths start at the project directory",
+                        host.display()
+                    ),
+                    Some("create it or correct the path".into()),
+                );
+            } else {
+                binds.push(BindMount {
+                    host,
+                    path: path.to_owned(),
+                    read_only,
+                });
+            }
+        } else if read_only {
+            c.error(
+                &key,
+                format!("`:ro` in `{rule}` applies to bind mounts only"),
+                None,
+            );
+        } else {
+            volumes.push(VolumeMount {
+                name: source.to_owned(),
+                path: path.to_owned(),
+            });
         }
     }
     match raw.replicas {
@@ -375,6 +428,7 @@ pub(crate) fn check(
         replicas: raw.replicas.unwrap_or(1),
         resources,
         volumes,
+        binds,
         secrets: raw.secrets.unwrap_or_default().0,
         dev,
         hooks,
@@ -538,7 +592,6 @@ fn container_keys(c: &mut Checker<'_>, index: usize, name: &str, raw: &RawServic
         ("resources", raw.resources.is_some(), "resource limits apply to Kubernetes services"),
         ("dev", raw.dev.is_some(), "dev mode applies to Kubernetes workloads"),
         ("watch", raw.watch.is_some(), "watch rules apply to local services"),
-        ("volumes", raw.volumes.is_some(), "volumes are not supported by the container runtime yet"),
         ("build", raw.build.is_some(), "builds are not supported by the container runtime yet: `docker build -t NAME .`, then `image: NAME`"),
     ];
     for (key, set, why) in refused {

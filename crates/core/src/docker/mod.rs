@@ -105,6 +105,35 @@ pub fn network_name(env_id: &str, env_name: &str) -> String {
     format!("devenv-{env_name}-{}", digest(env_id))
 }
 
+/// A persistent volume of the environment: kept by `down` unless `--volumes`.
+pub fn volume_name(env_id: &str, env_name: &str, volume: &str) -> String {
+    format!("devenv-{env_name}-{volume}-{}", digest(env_id))
+}
+
+/// Creates the named volumes of `names` (labelled, so `down --volumes` finds them)
+/// unless they exist.
+pub async fn ensure_volumes(
+    docker: &Docker,
+    env_id: &str,
+    env_name: &str,
+    names: &[String],
+) -> Result<(), DockerError> {
+    for name in names {
+        if docker.inspect_volume(name).await.is_ok() {
+            continue;
+        }
+        docker
+            .create_volume(bollard::models::VolumeCreateRequest {
+                name: Some(name.clone()),
+                labels: Some(env_labels(env_id, env_name)),
+                ..Default::default()
+            })
+            .await
+            .map_err(DockerError::api(format!("create volume {name}")))?;
+    }
+    Ok(())
+}
+
 pub fn env_labels(env_id: &str, env_name: &str) -> HashMap<String, String> {
     HashMap::from([
         (LABEL_ENV_ID.to_owned(), env_id.to_owned()),
@@ -188,6 +217,8 @@ pub struct Teardown {
     pub containers: Vec<String>,
     pub networks: Vec<String>,
     pub volumes: Vec<String>,
+    /// Named volumes kept (no `--volumes`).
+    pub kept_volumes: Vec<String>,
 }
 
 /// Removes every container and network devenv made for the environment, and its
@@ -224,13 +255,20 @@ pub async fn teardown(
             Err(e) => return Err(DockerError::api(format!("remove network {name}"))(e)),
         }
     }
-    if volumes {
-        let list = docker
-            .list_volumes(Some(ListVolumesOptions {
-                filters: Some(label_filter(env_id)),
-            }))
-            .await
-            .map_err(DockerError::api("list volumes"))?;
+    let list = docker
+        .list_volumes(Some(ListVolumesOptions {
+            filters: Some(label_filter(env_id)),
+        }))
+        .await
+        .map_err(DockerError::api("list volumes"))?;
+    if !volumes {
+        out.kept_volumes = list
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| v.name)
+            .collect();
+    } else {
         for v in list.volumes.unwrap_or_default() {
             docker
                 .remove_volume(&v.name, Some(RemoveVolumeOptions { force: true }))

@@ -165,6 +165,9 @@ impl LiveEnv {
             report
                 .deleted
                 .extend(t.volumes.into_iter().map(|v| format!("volume/{v}")));
+            report
+                .kept_volumes
+                .extend(t.kept_volumes.into_iter().map(|v| format!("volume/{v}")));
         }
         let kube_services: Vec<&Service> = env
             .services
@@ -195,7 +198,7 @@ impl LiveEnv {
             .await
             .map_err(DownError::Teardown)?;
         report.deleted.extend(r.deleted);
-        report.kept_volumes = r.kept_volumes;
+        report.kept_volumes.extend(r.kept_volumes);
         report.namespace_removed = r.namespace_removed.then(|| kenv.namespace.clone());
         if r.namespace_removed {
             // The next `up` creates it again.

@@ -132,7 +132,12 @@ pub fn objects(env: &Environment, svc: &Service, image: &str) -> Vec<Value> {
                 json!({ "name": vol.name, "persistentVolumeClaim": { "claimName": vol.name } }),
             );
         } else {
-            volumes.push(json!({ "name": vol.name, "emptyDir": {} }));
+            let dir = if vol.tmpfs {
+                json!({ "medium": "Memory", "sizeLimit": vol.size })
+            } else {
+                json!({})
+            };
+            volumes.push(json!({ "name": vol.name, "emptyDir": dir }));
         }
         mounts.push(json!({ "name": vol.name, "mountPath": m.path }));
     }
@@ -287,6 +292,7 @@ mod tests {
                 name: "db-data".into(),
                 persistent: true,
                 size: "2Gi".into(),
+                tmpfs: false,
             }],
             secrets: vec![Secret {
                 name: "creds".into(),

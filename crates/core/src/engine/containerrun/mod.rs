@@ -221,6 +221,19 @@ impl ContainerRun {
     /// Returns its id and whether it was adopted.
     async fn container(&self, docker: &Docker, adopt: bool) -> Result<(String, bool), DockerError> {
         let network = docker::ensure_network(docker, &self.shared.id, &self.shared.name).await?;
+        let named: Vec<String> = self
+            .svc
+            .volumes
+            .iter()
+            .filter(|m| {
+                self.env
+                    .volumes
+                    .iter()
+                    .any(|v| v.name == m.name && v.persistent)
+            })
+            .map(|m| docker::volume_name(&self.shared.id, &self.shared.name, &m.name))
+            .collect();
+        docker::ensure_volumes(docker, &self.shared.id, &self.shared.name, &named).await?;
         let body = spec::create_body(&self.svc, &self.env, &self.shared.id, &network);
         let name = docker::container_name(&self.shared.id, &self.shared.name, &self.svc.name);
         if let Ok(found) = docker.inspect_container(&name, None).await {

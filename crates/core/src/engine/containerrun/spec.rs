@@ -5,7 +5,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use bollard::models::{
-    ContainerCreateBody, EndpointSettings, HostConfig, NetworkingConfig, PortBinding,
+    ContainerCreateBody, EndpointSettings, HostConfig, Mount, MountTmpfsOptions, MountType,
+    NetworkingConfig, PortBinding,
 };
 
 use crate::config::{Command, Environment, Service};
@@ -73,6 +74,7 @@ pub(super) fn create_body(
         labels: Some(labels),
         host_config: Some(HostConfig {
             port_bindings: Some(bindings),
+            mounts: Some(mounts(svc, env, env_id)),
             network_mode: Some(network.to_owned()),
             // Reaps zombies and forwards signals for images whose command is a shell.
             init: Some(true),
@@ -94,6 +96,64 @@ pub(super) fn create_body(
         l.insert(LABEL_CONFIG.into(), digest);
     }
     body
+}
+
+/// The service's mounts: persistent volumes as the environment's named volumes (see
+/// [`docker::volume_name`]; created by the runner first), ephemeral ones as anonymous
+/// volumes (removed with the container), tmpfs ones in memory, and bind mounts.
+fn mounts(svc: &Service, env: &Environment, env_id: &str) -> Vec<Mount> {
+    let mut out = Vec::new();
+    for m in &svc.volumes {
+        let Some(vol) = env.volumes.iter().find(|v| v.name == m.name) else {
+            continue;
+        };
+        let mut mount = Mount {
+            target: Some(m.path.clone()),
+            ..Default::default()
+        };
+        if vol.tmpfs {
+            mount.typ = Some(MountType::TMPFS);
+            mount.tmpfs_options = Some(MountTmpfsOptions {
+                size_bytes: quantity_bytes(&vol.size),
+                ..Default::default()
+            });
+        } else {
+            mount.typ = Some(MountType::VOLUME);
+            if vol.persistent {
+                mount.source = Some(docker::volume_name(env_id, &env.name, &vol.name));
+            }
+        }
+        out.push(mount);
+    }
+    for b in &svc.binds {
+        out.push(Mount {
+            target: Some(b.path.clone()),
+            source: Some(b.host.display().to_string()),
+            typ: Some(MountType::BIND),
+            read_only: Some(b.read_only),
+            ..Default::default()
+        });
+    }
+    out
+}
+
+/// Bytes of a Kubernetes quantity (`64Mi`, `1Gi`, `500M`); the config checked its form.
+fn quantity_bytes(q: &str) -> Option<i64> {
+    let digits = q.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let n: f64 = digits.parse().ok()?;
+    let unit: f64 = match &q[digits.len()..] {
+        "" => 1.0,
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "Ki" => 1024.0,
+        "Mi" => 1024.0 * 1024.0,
+        "Gi" => 1024.0 * 1024.0 * 1024.0,
+        "Ti" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    Some((n * unit) as i64)
 }
 
 /// A digest of the body (maps in a stable order), stored as a label to tell an
@@ -123,6 +183,13 @@ mod tests {
             }],
             hooks: Default::default(),
         }
+    }
+
+    #[test]
+    fn quantities_become_bytes() {
+        assert_eq!(quantity_bytes("64Mi"), Some(64 << 20));
+        assert_eq!(quantity_bytes("1G"), Some(1_000_000_000));
+        assert_eq!(quantity_bytes("512"), Some(512));
     }
 
     #[test]
