@@ -64,7 +64,7 @@ fn an_unrelated_client_secret_never_reaches_the_state_dir() {
     );
 }
 
-/// `secrets:` on a local service reaches its process (and `devenv exec` in it) as
+/// `secrets:` on a local service reaches its process (and its hooks, `devenv exec` in it) as
 /// environment variables, under its own `env`; the value is in no status.
 #[test]
 fn a_local_service_gets_its_secrets_as_environment_variables() {
@@ -72,7 +72,7 @@ fn a_local_service_gets_its_secrets_as_environment_variables() {
     let token = format!("tok-{}-s3cret", env.id);
     env.set_var("API_TOKEN_VALUE", &token);
     env.write_config(
-        "apiVersion: devenv/v1\nkind: Environment\nmetadata:\n  name: secrets\nspec:\n  secrets:\n    - name: creds\n      data: { API_TOKEN: \"${API_TOKEN_VALUE}\", MODE: from-secret }\n  services:\n    - name: app\n      command: [sh, -c, 'printf %s \"$API_TOKEN\" > token.txt; printf %s \"$MODE\" > mode.txt; exec sleep 300']\n      env: { MODE: from-env }\n      secrets: [creds]\n      readiness: { exec: { command: [test, -s, mode.txt] } }\n",
+        "apiVersion: devenv/v1\nkind: Environment\nmetadata:\n  name: secrets\nspec:\n  secrets:\n    - name: creds\n      data: { API_TOKEN: \"${API_TOKEN_VALUE}\", MODE: from-secret }\n  services:\n    - name: app\n      command: [sh, -c, 'printf %s \"$API_TOKEN\" > token.txt; printf %s \"$MODE\" > mode.txt; exec sleep 300']\n      env: { MODE: from-env }\n      secrets: [creds]\n      readiness: { exec: { command: [test, -s, mode.txt] } }\n      hooks: { postReady: 'printf %s \"$API_TOKEN\" > hook-token.txt' }\n",
     );
     env.devenv_ok(&["up"]);
     let read = |f: &str| std::fs::read_to_string(env.project.join(f)).unwrap_or_default();
@@ -82,6 +82,7 @@ fn a_local_service_gets_its_secrets_as_environment_variables() {
         "the secret's value in the process"
     );
     assert_eq!(read("mode.txt"), "from-env", "the service's own env wins");
+    assert_eq!(read("hook-token.txt"), token, "its hooks have it too");
     let exec = env.devenv_ok(&["exec", "app", "--", "sh", "-c", "printf %s \"$API_TOKEN\""]);
     assert_eq!(exec.stdout, token, "exec sees the service's environment");
     let status = env.devenv_ok(&["status", "--json"]);

@@ -329,7 +329,7 @@ impl LiveEnv {
     }
 
     /// A host hook's environment: the client's variables (and for a service hook the
-    /// service's `env`), then devenv's: `DEVENV_ENV`, `DEVENV_HOOK`, `DEVENV_SERVICE`
+    /// service's secrets and `env`, as its process has them), then devenv's: `DEVENV_ENV`, `DEVENV_HOOK`, `DEVENV_SERVICE`
     /// with `DEVENV_PORT`/`DEVENV_PORTS` (service hooks), `DEVENV_PORT_<SERVICE>` for
     /// every service with a port, `DEVENV_NAMESPACE` and `KUBECONFIG` when the
     /// environment has a cluster, and the marker a restarted daemon finds it by.
@@ -341,6 +341,8 @@ impl LiveEnv {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         if let Some(svc) = site.service {
+            // Its secrets, then its own env over them: as its process has them.
+            env.extend(site.env.secret_vars(svc));
             env.extend(svc.env.iter().map(|(k, v)| (k.clone(), v.clone())));
         }
         env.insert("DEVENV_ENV".into(), site.env.name.clone());
