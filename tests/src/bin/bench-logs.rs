@@ -419,7 +419,8 @@ impl Default for Progress {
 }
 
 /// Counts generator lines arriving at the client, and the lines that its missed
-/// markers say it skipped; reports progress at most every 10 ms and at the end.
+/// markers say it skipped; reports progress whenever the pipe is drained, at
+/// least every 10 ms while it is not, and at the end.
 fn count_lines(mut out: impl Read, tx: mpsc::Sender<Progress>) {
     let mut buf = vec![0u8; 1 << 20];
     let mut p = Progress::default();
@@ -453,7 +454,11 @@ fn count_lines(mut out: impl Read, tx: mpsc::Sender<Progress>) {
         }
         partial.drain(..end);
         let first_other = before == 0 && p.other > 0;
-        if first_other || now.duration_since(reported) > Duration::from_millis(10) {
+        // A short read emptied the pipe: report now, or the last lines of a burst
+        // (up to 10 ms of them) would wait for the next read, which a follow that
+        // has nothing more to print never brings.
+        let drained = n < buf.len();
+        if first_other || drained || now.duration_since(reported) > Duration::from_millis(10) {
             reported = now;
             if tx.send(p).is_err() {
                 return;
