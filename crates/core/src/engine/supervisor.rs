@@ -25,7 +25,7 @@ use crate::status::ServiceState;
 /// How long a service gets to exit after SIGTERM before SIGKILL.
 pub const STOP_GRACE: Duration = Duration::from_secs(10);
 /// Lines of output attached to a failure report.
-const FAILURE_LINES: usize = 10;
+pub(super) const FAILURE_LINES: usize = 10;
 /// Lines of output searched for the port a service says it listens on.
 const PORT_HINT_LINES: usize = 200;
 /// A run longer than this resets the restart backoff.
@@ -202,7 +202,7 @@ impl Run {
                         s.message = msg;
                         s.last_lines = lines;
                     });
-                    if self.idle_until_told().await {
+                    if idle_until_told(&mut self.ctl, &self.shared, &name).await {
                         restarts += 1;
                         continue;
                     }
@@ -215,7 +215,7 @@ impl Run {
                         s.message = msg;
                         s.last_lines.clear();
                     });
-                    if self.idle_until_told().await {
+                    if idle_until_told(&mut self.ctl, &self.shared, &name).await {
                         restarts += 1;
                         continue;
                     }
@@ -223,7 +223,6 @@ impl Run {
                 }
                 Outcome::Exited(code, why) => (code, why),
             };
-            let success = code == Some(0);
             // `sh -c` exits 127 when the program isn't found and 126 when it can't be
             // run: the same on every retry.
             let unrunnable = matches!(self.svc.command, Some(crate::config::Command::Shell(_)))
@@ -233,84 +232,30 @@ impl Run {
             } else {
                 why
             };
-            let again = !unrunnable
-                && match self.svc.restart {
-                    RestartPolicy::Always => true,
-                    RestartPolicy::OnFailure => !success,
-                    RestartPolicy::Never => false,
-                };
-            let lines = if success {
-                Vec::new()
-            } else {
-                self.shared.logs.last_lines(&name, FAILURE_LINES)
-            };
-            if !again {
-                self.shared.update(&name, |s| {
-                    s.state = if success {
-                        ServiceState::Completed
-                    } else {
-                        ServiceState::Failed
-                    };
-                    s.pid = None;
-                    s.exit_code = code;
-                    s.message = why;
-                    s.last_lines = lines;
-                });
-                if self.idle_until_told().await {
-                    restarts += 1;
-                    continue;
+            let next = settle_exit(
+                &self.shared,
+                &name,
+                self.svc.restart,
+                !unrunnable,
+                (code, why),
+                started.elapsed(),
+                (&mut failures, &mut restarts),
+            );
+            let go_on = match next {
+                AfterExit::Idle => {
+                    let again = idle_until_told(&mut self.ctl, &self.shared, &name).await;
+                    if again {
+                        restarts += 1;
+                    }
+                    again
                 }
+                AfterExit::RetryIn(delay) => {
+                    back_off(&mut self.ctl, &self.shared, &name, delay, &mut failures).await
+                }
+            };
+            if !go_on {
                 return;
             }
-            failures = if started.elapsed() > STABLE_RUN {
-                0
-            } else {
-                failures + 1
-            };
-            let delay = backoff(failures);
-            restarts += 1;
-            self.shared.update(&name, |s| {
-                s.state = ServiceState::Starting;
-                s.pid = None;
-                s.exit_code = code;
-                s.restarts = restarts;
-                s.crashes += 1;
-                s.message = format!(
-                    "{why}; restarting in {:.1}s (restart {restarts})",
-                    delay.as_secs_f64()
-                );
-                s.last_lines = lines;
-            });
-            tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
-                c = self.ctl.recv() => match c {
-                    // Asked for during the back-off: at once, and the back-off starts over.
-                    Some(Ctl::Restart) => failures = 0,
-                    Some(Ctl::Stop(reply)) => {
-                        self.shared.update(&name, |s| { s.state = ServiceState::Stopped; s.message = "stopped".into(); });
-                        let _ = reply.send(());
-                        return;
-                    }
-                    None => return,
-                }
-            }
-        }
-    }
-
-    /// After a final failure or completion: wait for a restart (true) or stop (false).
-    async fn idle_until_told(&mut self) -> bool {
-        match self.ctl.recv().await {
-            Some(Ctl::Restart) => true,
-            Some(Ctl::Stop(reply)) => {
-                let name = self.svc.name.clone();
-                self.shared.update(&name, |s| {
-                    s.state = ServiceState::Stopped;
-                    s.message = "stopped".into();
-                });
-                let _ = reply.send(());
-                false
-            }
-            None => false,
         }
     }
 
@@ -570,6 +515,120 @@ fn describe_exit(st: std::process::ExitStatus) -> (Option<i32>, String) {
             (None, format!("killed by {name}"))
         }
         _ => (None, "exited".into()),
+    }
+}
+
+/// What a runner (a local process's or a container's) does after its process exited
+/// and the board says so: wait to be told ([`idle_until_told`]), or run it again
+/// after a back-off ([`back_off`]).
+pub(super) enum AfterExit {
+    Idle,
+    RetryIn(Duration),
+}
+
+/// Records an exit (`code`, `why`) of `name` on the board and decides by its restart
+/// `policy` (never again when `may_retry` is false); counts `(failures, restarts)`:
+/// a run longer than [`STABLE_RUN`] resets the back-off.
+pub(super) fn settle_exit(
+    shared: &Shared,
+    name: &str,
+    policy: RestartPolicy,
+    may_retry: bool,
+    (code, why): (Option<i32>, String),
+    ran: Duration,
+    (failures, restarts): (&mut u32, &mut u32),
+) -> AfterExit {
+    let success = code == Some(0);
+    let again = may_retry
+        && match policy {
+            RestartPolicy::Always => true,
+            RestartPolicy::OnFailure => !success,
+            RestartPolicy::Never => false,
+        };
+    let lines = if success {
+        Vec::new()
+    } else {
+        shared.logs.last_lines(name, FAILURE_LINES)
+    };
+    if !again {
+        shared.update(name, |s| {
+            s.state = if success {
+                ServiceState::Completed
+            } else {
+                ServiceState::Failed
+            };
+            s.pid = None;
+            s.exit_code = code;
+            s.message = why;
+            s.last_lines = lines;
+        });
+        return AfterExit::Idle;
+    }
+    *failures = if ran > STABLE_RUN { 0 } else { *failures + 1 };
+    let delay = backoff(*failures);
+    *restarts += 1;
+    let restarts = *restarts;
+    shared.update(name, |s| {
+        s.state = ServiceState::Starting;
+        s.pid = None;
+        s.exit_code = code;
+        s.restarts = restarts;
+        s.crashes += 1;
+        s.message = format!(
+            "{why}; restarting in {:.1}s (restart {restarts})",
+            delay.as_secs_f64()
+        );
+        s.last_lines = lines;
+    });
+    AfterExit::RetryIn(delay)
+}
+
+/// Waits out a restart back-off: true to run again (also at once when a restart is
+/// asked for, which starts the back-off over), false when told to stop.
+pub(super) async fn back_off(
+    ctl: &mut mpsc::Receiver<Ctl>,
+    shared: &Shared,
+    name: &str,
+    delay: Duration,
+    failures: &mut u32,
+) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(delay) => true,
+        c = ctl.recv() => match c {
+            Some(Ctl::Restart) => {
+                *failures = 0;
+                true
+            }
+            Some(Ctl::Stop(reply)) => {
+                shared.update(name, |s| {
+                    s.state = ServiceState::Stopped;
+                    s.message = "stopped".into();
+                });
+                let _ = reply.send(());
+                false
+            }
+            None => false,
+        }
+    }
+}
+
+/// After a final failure or completion: wait for a restart (true) or stop (false).
+pub(super) async fn idle_until_told(
+    ctl: &mut mpsc::Receiver<Ctl>,
+    shared: &Shared,
+    name: &str,
+) -> bool {
+    match ctl.recv().await {
+        Some(Ctl::Restart) => true,
+        Some(Ctl::Stop(reply)) => {
+            shared.update(name, |s| {
+                s.state = ServiceState::Stopped;
+                s.message = "stopped".into();
+            });
+            let _ = reply.send(());
+            false
+        }
+        None => false,
     }
 }
 

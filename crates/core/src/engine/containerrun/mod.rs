@@ -19,20 +19,16 @@ use tokio::task::JoinSet;
 use tokio_util::io::StreamReader;
 
 use super::board::Shared;
-use super::supervisor::{Ctl, Supervisor, STOP_GRACE};
-use crate::config::{Environment, RestartPolicy, Service};
+use super::supervisor::{
+    back_off, idle_until_told, settle_exit, AfterExit, Ctl, Supervisor, FAILURE_LINES, STOP_GRACE,
+};
+use crate::config::{Environment, Service};
 use crate::docker::{self, DockerError, LABEL_CONFIG};
 use crate::logs::{self, Stream as LogStream};
 use crate::status::ServiceState;
 
 mod ready;
 mod spec;
-
-/// Lines of output attached to a failure report.
-const FAILURE_LINES: usize = 10;
-/// A run longer than this resets the restart back-off.
-const STABLE_RUN: Duration = Duration::from_secs(10);
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 pub(in crate::engine) struct ContainerRun {
     shared: Arc<Shared>,
@@ -131,7 +127,7 @@ impl ContainerRun {
                         s.message = msg;
                         s.last_lines = lines;
                     });
-                    if self.idle_until_told().await {
+                    if idle_until_told(&mut self.ctl, &self.shared, &name).await {
                         restarts += 1;
                         continue;
                     }
@@ -139,80 +135,30 @@ impl ContainerRun {
                 }
                 Outcome::Exited(code, why) => (code, why),
             };
-            let success = code == Some(0);
-            let again = match self.svc.restart {
-                RestartPolicy::Always => true,
-                RestartPolicy::OnFailure => !success,
-                RestartPolicy::Never => false,
-            };
-            let lines = if success {
-                Vec::new()
-            } else {
-                self.shared.logs.last_lines(&name, FAILURE_LINES)
-            };
-            if !again {
-                self.shared.update(&name, |s| {
-                    s.state = if success {
-                        ServiceState::Completed
-                    } else {
-                        ServiceState::Failed
-                    };
-                    s.exit_code = code;
-                    s.message = why;
-                    s.last_lines = lines;
-                });
-                if self.idle_until_told().await {
-                    restarts += 1;
-                    continue;
+            let next = settle_exit(
+                &self.shared,
+                &name,
+                self.svc.restart,
+                true,
+                (code, why),
+                started.elapsed(),
+                (&mut failures, &mut restarts),
+            );
+            let go_on = match next {
+                AfterExit::Idle => {
+                    let again = idle_until_told(&mut self.ctl, &self.shared, &name).await;
+                    if again {
+                        restarts += 1;
+                    }
+                    again
                 }
+                AfterExit::RetryIn(delay) => {
+                    back_off(&mut self.ctl, &self.shared, &name, delay, &mut failures).await
+                }
+            };
+            if !go_on {
                 return;
             }
-            failures = if started.elapsed() > STABLE_RUN {
-                0
-            } else {
-                failures + 1
-            };
-            let delay = backoff(failures);
-            restarts += 1;
-            self.shared.update(&name, |s| {
-                s.state = ServiceState::Starting;
-                s.exit_code = code;
-                s.restarts = restarts;
-                s.crashes += 1;
-                s.message = format!(
-                    "{why}; restarting in {:.1}s (restart {restarts})",
-                    delay.as_secs_f64()
-                );
-                s.last_lines = lines;
-            });
-            tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
-                c = self.ctl.recv() => match c {
-                    Some(Ctl::Restart) => failures = 0,
-                    Some(Ctl::Stop(reply)) => {
-                        self.shared.update(&name, |s| { s.state = ServiceState::Stopped; s.message = "stopped".into(); });
-                        let _ = reply.send(());
-                        return;
-                    }
-                    None => return,
-                }
-            }
-        }
-    }
-
-    /// After a final failure or completion: wait for a restart (true) or stop (false).
-    async fn idle_until_told(&mut self) -> bool {
-        match self.ctl.recv().await {
-            Some(Ctl::Restart) => true,
-            Some(Ctl::Stop(reply)) => {
-                self.shared.update(&self.svc.name, |s| {
-                    s.state = ServiceState::Stopped;
-                    s.message = "stopped".into();
-                });
-                let _ = reply.send(());
-                false
-            }
-            None => false,
         }
     }
 
@@ -493,9 +439,4 @@ async fn wait_exit(docker: Docker, id: String) -> (Option<i32>, String) {
         Some(Err(e)) => (None, format!("lost the container: {e}")),
         None => (None, "lost the container".into()),
     }
-}
-
-fn backoff(failures: u32) -> Duration {
-    let ms = 100u64.saturating_mul(1u64 << failures.min(16));
-    Duration::from_millis(ms).min(MAX_BACKOFF)
 }
