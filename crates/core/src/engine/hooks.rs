@@ -82,6 +82,28 @@ impl LiveEnv {
     /// Runs the hooks of one point, in order. A failing hook with `onError: fail`
     /// stops there and is the error; with `continue` the rest run, with a warning in
     /// the log. Nothing configured: nothing shows.
+    /// The environment's hooks at `point` (`preUp`, `postUp`) of an `up` that
+    /// `cancel` ends; the error is the failure's summary.
+    pub(super) async fn env_hooks(
+        &self,
+        env: &Environment,
+        vars: &BTreeMap<String, String>,
+        point: &str,
+        hooks: &[Hook],
+        cancel: &tokio_util::sync::CancellationToken,
+    ) -> Result<(), String> {
+        let site = Site {
+            env,
+            vars,
+            service: None,
+            point,
+        };
+        tokio::select! {
+            r = self.run_hooks(site, hooks) => r.map_err(|f| f.summary()),
+            _ = cancel.cancelled() => Err(format!("cancelled while the {point} hook ran")),
+        }
+    }
+
     pub(super) async fn run_hooks(&self, site: Site<'_>, hooks: &[Hook]) -> Result<(), HookFailed> {
         if hooks.is_empty() {
             return Ok(());

@@ -122,16 +122,9 @@ impl LiveEnv {
         });
 
         // `preUp`: before anything starts; a failure starts nothing.
-        let site = Site {
-            env: &env,
-            vars: &vars,
-            service: None,
-            point: "preUp",
-        };
-        let pre_up = tokio::select! {
-            r = self.run_hooks(site, &env.hooks.pre_up) => r.map_err(|f| f.summary()),
-            _ = cancel.cancelled() => Err("cancelled while the preUp hook ran".into()),
-        };
+        let pre_up = self
+            .env_hooks(&env, &vars, "preUp", &env.hooks.pre_up, &cancel)
+            .await;
         if let Err(message) = pre_up {
             end_forwarder(forwarder).await;
             // Its final state for sure (with its last lines), whatever the forwarder
@@ -223,16 +216,9 @@ impl LiveEnv {
         // `postUp`: everything asked for is ready. Its failure fails the `up`; the
         // services stay up.
         if ok && self.may_run_post(up_id, "postUp") {
-            let site = Site {
-                env: &env,
-                vars: &vars,
-                service: None,
-                point: "postUp",
-            };
-            let post_up = tokio::select! {
-                r = self.run_hooks(site, &env.hooks.post_up) => r.map_err(|f| f.summary()),
-                _ = cancel.cancelled() => Err("cancelled while the postUp hook ran".into()),
-            };
+            let post_up = self
+                .env_hooks(&env, &vars, "postUp", &env.hooks.post_up, &cancel)
+                .await;
             if let Err(message) = post_up {
                 ok = false;
                 failed.push(hook_name(None, "postUp"));
