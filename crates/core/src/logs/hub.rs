@@ -431,7 +431,9 @@ impl LogHub {
             per_service[i] = older;
         }
         let mut lines: Vec<LogLine> = per_service.into_iter().flatten().collect();
-        lines.sort_by_key(|l| l.time);
+        // Time order is the hub's order except between lines of one instant (the hub
+        // raises a late line's time to the last one's): the position breaks the tie.
+        lines.sort_by_key(|l| (l.time, l.seq));
         if tail > 0 && lines.len() > tail {
             lines.drain(..lines.len() - tail);
         }
@@ -706,6 +708,20 @@ mod tests {
             Some(Received::Lines(v)) => assert_eq!(texts(&v), ["new"]),
             other => panic!("expected the new line, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_merged_snapshot_keeps_the_hubs_order_within_one_instant() {
+        let hub = LogHub::new();
+        let (a, b): (Arc<str>, Arc<str>) = (Arc::from("a"), Arc::from("b"));
+        for (svc, text) in [(&a, "1"), (&b, "2"), (&a, "3"), (&b, "4")] {
+            let mut batch = Batch::new(svc.clone());
+            batch.push(1_000, Stream::Stdout, text);
+            hub.push_batch(batch);
+        }
+        let (snap, _) = hub.snapshot_and_follow(&Query::default(), false);
+        assert_eq!(texts(&snap), ["1", "2", "3", "4"]);
+        assert!(snap.windows(2).all(|w| w[0].seq < w[1].seq));
     }
 
     #[test]
