@@ -2,10 +2,12 @@
 //! fast as they can, `devenv logs -f` consuming at its own pace, lines/s delivered
 //! end to end with the lines missed (0 unless retention deleted them first), and
 //! the daemon's peak RSS. With `--kubectl`, the same burst printed by a pod on the
-//! cluster in $KUBECONFIG and read by `kubectl logs -f`, side by side.
+//! cluster in $KUBECONFIG and read by `kubectl logs -f`, side by side. `producer`:
+//! the generator's own wall time with no follower, a paused one and a full-speed
+//! one (a follower must never slow a producer down).
 //! See docs/benchmarks.md.
 //!
-//!   cargo run --release -p devenv-e2e --bin bench-logs -- [single|merged|all]
+//!   cargo run --release -p devenv-e2e --bin bench-logs -- [single|merged|producer|all]
 //!       [--lines N] [--services N] [--merged-lines N] [--runs N]
 //!       [--kubectl [--kube-image IMG] [--kube-namespace NS]]
 
@@ -54,7 +56,7 @@ fn parse_args() -> Result<Opts, String> {
                 .ok_or_else(|| format!("{name} needs a number"))
         };
         match a.as_str() {
-            "single" | "merged" | "all" => opts.what = a,
+            "single" | "merged" | "producer" | "all" => opts.what = a,
             "--lines" => opts.lines = num("--lines")?.max(1),
             "--services" => opts.services = num("--services")?.max(1) as usize,
             "--merged-lines" => opts.merged_lines = num("--merged-lines")?.max(1),
@@ -68,7 +70,7 @@ fn parse_args() -> Result<Opts, String> {
             }
             "-h" | "--help" => {
                 return Err(
-                    "usage: bench-logs [single|merged|all] [--lines N] [--services N] \
+                    "usage: bench-logs [single|merged|producer|all] [--lines N] [--services N] \
                      [--merged-lines N] [--runs N] [--kubectl [--kube-image IMG] \
                      [--kube-namespace NS]]"
                         .into(),
@@ -114,7 +116,125 @@ fn main() {
             &mut rows,
         );
     }
+    if opts.what == "producer" || opts.what == "all" {
+        producer_case(bins, opts.lines, opts.runs, &mut rows);
+    }
     print_table("bench-logs", &rows);
+}
+
+/// Who follows the generator while it prints.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Follow {
+    Nobody,
+    /// `devenv logs -f` whose stdout is never read: it stalls once its pipe is full.
+    Paused,
+    FullSpeed,
+}
+
+/// The generator's wall time for `lines` lines with nobody, a paused and a
+/// full-speed follower; the three alternate within each run so that the machine's
+/// drift hits them alike.
+fn producer_case(
+    bins: &'static Bins,
+    lines: u64,
+    runs: usize,
+    rows: &mut Vec<(String, String, String)>,
+) {
+    let kinds = [Follow::Nobody, Follow::Paused, Follow::FullSpeed];
+    let mut walls: Vec<Vec<f64>> = vec![Vec::new(); kinds.len()];
+    for run in 0..runs {
+        for (i, kind) in kinds.iter().enumerate() {
+            let ms = producer_run(bins, lines, *kind);
+            eprintln!("producer run {}: {kind:?}: {ms:.0} ms", run + 1);
+            walls[i].push(ms);
+        }
+    }
+    for (kind, mut w) in kinds.iter().zip(walls) {
+        w.sort_by(f64::total_cmp);
+        let what = match kind {
+            Follow::Nobody => "no follower",
+            Follow::Paused => "a paused follower",
+            Follow::FullSpeed => "a full-speed follower",
+        };
+        rows.push((
+            format!("generator wall time, {lines} lines, {what}: median / p99 of {runs}"),
+            format!("{:.0} / {:.0} ms", quantile(&w, 0.5), quantile(&w, 0.99)),
+            if *kind == Follow::Nobody {
+                "(baseline)".into()
+            } else {
+                "= baseline".into()
+            },
+        ));
+    }
+}
+
+/// One generator printing `lines` lines after its gate opens; returns its own wall
+/// time in ms (measured by the generator, written to a file).
+fn producer_run(bins: &'static Bins, lines: u64, follow: Follow) -> f64 {
+    let env = TestEnv::with_bins(bins);
+    let gate = env.root().join("gate");
+    nix::unistd::mkfifo(&gate, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+    let wall = env.root().join("wall");
+    let command = format!(
+        "cat {gate} >/dev/null; s=$(date +%s%N); yes '{LINE}' | head -n {lines}; \
+         e=$(date +%s%N); echo $(( (e - s) / 1000 )) > {wall}.tmp; mv {wall}.tmp {wall}; \
+         exec sleep 100000",
+        gate = gate.display(),
+        wall = wall.display(),
+    );
+    env.write_config(&format!(
+        "apiVersion: devenv/v1\nkind: Environment\nmetadata:\n  name: benchproducer\n\
+         spec:\n  services:\n    - name: gen\n      command: {}\n",
+        serde_json::to_string(&command).expect("quote")
+    ));
+    env.devenv_ok(&["up"]);
+    let mut client = (follow != Follow::Nobody).then(|| env.spawn_devenv(&["logs", "-f", "gen"]));
+    let mut counter = None;
+    if let Some(c) = client.as_mut() {
+        let mut stdout = c.stdout.take().expect("piped stdout");
+        // Subscribed once the snapshot's first line arrived.
+        let mut first = [0u8; 1];
+        stdout
+            .read_exact(&mut first)
+            .expect("the follower prints the snapshot");
+        if follow == Follow::FullSpeed {
+            counter = Some(std::thread::spawn(move || {
+                let _ = std::io::copy(&mut stdout, &mut std::io::sink());
+            }));
+        } else {
+            // Held, never read: the client blocks on a full pipe.
+            counter = Some(std::thread::spawn(move || {
+                let _keep = stdout;
+                std::thread::park_timeout(Duration::from_secs(3600));
+            }));
+        }
+    }
+    drop(
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&gate)
+            .expect("open gate"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let micros: u64 = loop {
+        if let Some(v) = std::fs::read_to_string(&wall)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+        {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "the generator never finished");
+        std::thread::sleep(Duration::from_millis(20)); // polling a file the shell writes: no event to wait on
+    };
+    if let Some(mut c) = client {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    if let Some(t) = counter {
+        t.thread().unpark();
+        let _ = t.join();
+    }
+    micros as f64 / 1000.0
 }
 
 struct RunResult {
