@@ -19,6 +19,9 @@ import { checkDaemonPid, checkSocket, errorText, isCode, NotRunningError } from 
 
 /** The daemon speaks another protocol version than this extension. */
 export class ProtocolMismatchError extends Error {
+  /** The daemon is the older one (a restart with the current devenv fixes it). */
+  readonly older: boolean;
+
   constructor(
     readonly socket: string,
     readonly daemon: VersionResponse,
@@ -28,10 +31,11 @@ export class ProtocolMismatchError extends Error {
       `devenvd ${daemon.daemonVersion} on ${socket} speaks protocol ${String(daemon.protocolVersion)}, ` +
         `this extension speaks ${String(PROTOCOL_VERSION)}: ` +
         (older
-          ? "the daemon is too old; stop it (devenv daemon stop) and start the newer one"
+          ? "the daemon is too old; restart it (devenv daemon stop, then devenv daemon start)"
           : "the extension is too old; update it"),
     );
     this.name = "ProtocolMismatchError";
+    this.older = older;
   }
 }
 

@@ -65,9 +65,15 @@ export async function reportError(d: Deps, e: unknown): Promise<void> {
     if (pick === "Start Daemon") await startDaemon(d);
     return;
   }
+  // By name: client.ts (and its ProtocolMismatchError) is loaded on the first connect only.
   if (e instanceof Error && e.name === "ProtocolMismatchError") {
-    const pick = await vscode.window.showErrorMessage(`devenv: ${msg}`, "Start Daemon");
-    if (pick === "Start Daemon") await startDaemon(d);
+    if (!("older" in e && e.older === true)) {
+      // A newer daemon: restarting it would not help, updating the extension does.
+      await vscode.window.showErrorMessage(`devenv: ${msg}`);
+      return;
+    }
+    const pick = await vscode.window.showErrorMessage(`devenv: ${msg}`, "Restart Daemon");
+    if (pick === "Restart Daemon") await restartDaemon(d);
     return;
   }
   await vscode.window.showErrorMessage(`devenv: ${msg}`);
@@ -296,13 +302,37 @@ async function openDashboard(d: Deps): Promise<string | undefined> {
 
 /** `devenv daemon start` with the socket this extension uses; then connect. */
 async function startDaemon(d: Deps): Promise<void> {
+  const out = await daemonCli(d, "start", "devenv: starting devenvd");
+  if (out.code !== 0) {
+    await vscode.window.showErrorMessage(`devenv: could not start devenvd: ${out.text.trim()}`);
+    return;
+  }
+  d.daemon.reconnect();
+  await d.daemon.connection();
+}
+
+/**
+ * An older daemon on the socket: `devenv daemon stop` (it asks for the pid and calls
+ * Shutdown, which every protocol has), then `devenv daemon start` of the current one.
+ */
+async function restartDaemon(d: Deps): Promise<void> {
+  const out = await daemonCli(d, "stop", "devenv: stopping the old devenvd");
+  if (out.code !== 0) {
+    await vscode.window.showErrorMessage(`devenv: could not stop the old devenvd: ${out.text.trim()}`);
+    return;
+  }
+  await startDaemon(d);
+}
+
+/** Runs `devenv daemon VERB` with this extension's socket under a progress notification. */
+function daemonCli(d: Deps, verb: "start" | "stop", title: string): Thenable<{ code: number | null; text: string }> {
   const socket = d.daemon.socket;
   const cli = d.cliPath();
-  const out = await vscode.window.withProgress(
-    { location: vscode.ProgressLocation.Notification, title: "devenv: starting devenvd" },
+  return vscode.window.withProgress(
+    { location: vscode.ProgressLocation.Notification, title },
     () =>
       new Promise<{ code: number | null; text: string }>((resolve) => {
-        const child = spawn(cli, ["daemon", "start"], {
+        const child = spawn(cli, ["daemon", verb], {
           env: { ...process.env, DEVENV_SOCKET: socket },
           stdio: ["ignore", "pipe", "pipe"],
         });
@@ -320,11 +350,5 @@ async function startDaemon(d: Deps): Promise<void> {
         });
       }),
   );
-  if (out.code !== 0) {
-    await vscode.window.showErrorMessage(`devenv: could not start devenvd: ${out.text.trim()}`);
-    return;
-  }
-  d.daemon.reconnect();
-  await d.daemon.connection();
 }
 

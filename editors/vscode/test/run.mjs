@@ -7,7 +7,10 @@
 //   2. a UI test with the packaged .vsix installed: the devenv view in the workbench, a click on the inline "Restart
 //      Service" action of `api` (the daemon must report a new pid), a screenshot for
 //      the README (docs/img/vscode.png with --screenshot, else .test-out/).
-//   3. (`--bench`) the benchmark of docs/benchmarks.md instead of the suite.
+//   3. autoUp: a workbench opened on the project, down, brings it up.
+//   4. a daemon of an older protocol (test/old-daemon.mjs) on the socket: the
+//      workbench shows the "too old" message and its Restart Daemon action replaces it.
+//   (`--bench`) the benchmark of docs/benchmarks.md instead of 2-4.
 // Needs: dist/ built (npm run build), target/debug/devenvd and devenv (DEVENVD,
 // DEVENV_CLI override), code-server (scripts/install-code-server.sh; CODE_SERVER
 // overrides), /usr/bin/chromium (CHROMIUM overrides). Never downloads a browser.
@@ -299,6 +302,35 @@ try {
     );
     log("autoUp: opening the workspace brought the environment up");
     await auto.close();
+
+    // --- 4. a daemon too old: the message says so, and its action puts the current one in its place
+    execFileSync(devenvCli, ["daemon", "stop"], { env, stdio: "ignore", timeout: 60_000 });
+    const old = start("old-daemon", process.execPath, [path.join(here, "old-daemon.mjs"), socket]);
+    await until("the old daemon to listen", 30_000, () => {
+      if (old.exitCode !== null) fail(`old-daemon.mjs exited: ${tailLog("old-daemon")}`);
+      return tailLog("old-daemon").includes("ready");
+    });
+    const stale = await b.newPage({ viewport: { width: 1280, height: 720 } });
+    await stale.goto(workbenchUrl(false));
+    const toast = stale.locator(".notification-toast", { hasText: "speaks protocol 0" });
+    await toast.waitFor({ timeout: 60_000 });
+    const text = (await toast.locator(".notification-list-item-message").textContent()) ?? "";
+    for (const want of ["devenvd 0.0.1-old", socket, "this extension speaks 1", "the daemon is too old", "devenv daemon stop"]) {
+      if (!text.includes(want)) fail(`the too-old message does not say "${want}": ${text}`);
+    }
+    const status = stale.locator(".statusbar-item", { hasText: "devenv: not connected" });
+    await status.waitFor({ timeout: 10_000 });
+    fs.mkdirSync(path.join(ext, ".test-out"), { recursive: true });
+    await stale.screenshot({ path: path.join(ext, ".test-out/daemon-too-old.png") });
+    log(`too old: "${text}"`);
+    await toast.locator(".monaco-button", { hasText: "Restart Daemon" }).click();
+    await until("the old daemon to exit (Shutdown)", 30_000, () => old.exitCode !== null);
+    const now = JSON.parse(execFileSync(devenvCli, ["daemon", "status", "--json"], { env, encoding: "utf8" }));
+    if (now.protocol !== 1) fail(`after Restart Daemon, the daemon speaks protocol ${now.protocol}`);
+    // The new daemon recovers the environment (it was up), and the extension follows it.
+    await stale.locator(".statusbar-item", { hasText: "devenv: 3/3 ready" }).waitFor({ timeout: 90_000 });
+    log(`too old: Restart Daemon replaced it (old pid ${old.pid}, new ${now.pid}); the status bar shows 3/3 ready`);
+    await stale.close();
   }
 } catch (e) {
   status = 1;
