@@ -10,6 +10,7 @@ import type { Daemon } from "./daemon";
 import type { ConfigDiagnostics } from "./diagnostics";
 import type { Logs } from "./logs";
 import type { Environment, Model } from "./model";
+import { openShell } from "./shell";
 import { errorText, NotRunningError } from "./socket";
 import { type Node, serviceUrl, type ServicesTree } from "./tree";
 
@@ -50,6 +51,10 @@ export function register(ctx: vscode.ExtensionContext, d: Deps): void {
   reg("devenv.syncVerify", (node?: Node) => syncVerify(d, node));
   reg("devenv.openDashboard", () => openDashboard(d));
   reg("devenv.startDaemon", () => startDaemon(d));
+  reg("devenv.openShell", async (node?: Node) => {
+    const target = await pickService(d, node, (s) => !isDown(s.state));
+    return target ? openShell(d.daemon, target.env, target.name) : undefined;
+  });
   reg("devenv.validate", async (node?: Node) => {
     const env = await pickEnv(d, node);
     if (env) await d.diagnostics.validate(env);

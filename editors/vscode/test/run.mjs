@@ -325,8 +325,15 @@ try {
     log(`too old: "${text}"`);
     await toast.locator(".monaco-button", { hasText: "Restart Daemon" }).click();
     await until("the old daemon to exit (Shutdown)", 30_000, () => old.exitCode !== null);
-    const now = JSON.parse(execFileSync(devenvCli, ["daemon", "status", "--json"], { env, encoding: "utf8" }));
-    if (now.protocol !== 1) fail(`after Restart Daemon, the daemon speaks protocol ${now.protocol}`);
+    // Then the extension starts the current one (`devenv daemon start`).
+    const now = await until("a daemon of protocol 1 on the socket", 60_000, () => {
+      try {
+        const v = JSON.parse(execFileSync(devenvCli, ["daemon", "status", "--json"], { env, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }));
+        return v.protocol === 1 ? v : undefined;
+      } catch {
+        return undefined; // not started yet
+      }
+    });
     // The new daemon recovers the environment (it was up), and the extension follows it.
     await stale.locator(".statusbar-item", { hasText: "devenv: 3/3 ready" }).waitFor({ timeout: 90_000 });
     log(`too old: Restart Daemon replaced it (old pid ${old.pid}, new ${now.pid}); the status bar shows 3/3 ready`);

@@ -10,6 +10,7 @@ import { ServiceState } from "@devenv/api";
 import * as vscode from "vscode";
 
 import type { Api } from "../../src/extension";
+import type { Shell } from "../../src/shell";
 import type { ServiceNode } from "../../src/tree";
 import { extensionApi, project, theEnv, until } from "./helpers";
 
@@ -109,6 +110,24 @@ export function defineTests(): void {
       await until("a probe's request in the channel", 15_000, () => as(/^INFO api: GET \/healthz -> 200$/));
       assert.equal(as(/^INFO api: GET \/healthz -> 200$/), "info");
       assert.equal(as(/^api: listening on /), "info");
+    });
+
+    it("opens a shell in a service over Exec: a command's output, then the exit code", async () => {
+      const env = theEnv(api);
+      const shell = await vscode.commands.executeCommand<Shell>("devenv.openShell", api.tree.serviceNode(env, "api"));
+      assert.ok(shell, "Open Shell opened no terminal");
+      let out = "";
+      const sub = shell.pty.onDidWrite((text) => { out += text; });
+      try {
+        assert.equal(shell.terminal.name, "devenv: api");
+        // What runs prints shell-42 (the typed line, echoed by the terminal, says $((6*7))).
+        shell.terminal.sendText("echo shell-$((6*7)) in $PWD; exit 3");
+        await until("the command's output in the terminal", 30_000, () => out.includes(`shell-42 in ${project()}`));
+        await until("the exit code in the terminal", 15_000, () => out.includes("[devenv: shell exited with code 3;"));
+      } finally {
+        sub.dispose();
+        shell.terminal.dispose();
+      }
     });
 
     it("turns the status bar red when a service fails, and back", async () => {
