@@ -89,9 +89,14 @@ pub fn status(e: EngineError) -> Status {
             ExecError::NotRunning { .. }
             | ExecError::NoReadyPod { .. }
             | ExecError::PodNotFound { .. }
-            | ExecError::ContainerNotFound { .. }
-            | ExecError::ContainerRuntime { .. } => tonic::Code::FailedPrecondition,
+            | ExecError::ContainerNotFound { .. } => tonic::Code::FailedPrecondition,
+            ExecError::OneContainer { .. } => tonic::Code::InvalidArgument,
             ExecError::Spawn { .. } | ExecError::Kube { .. } => tonic::Code::Unknown,
+            ExecError::Docker {
+                source: devenv_core::docker::DockerError::Unreachable { .. },
+                ..
+            } => tonic::Code::FailedPrecondition,
+            ExecError::Docker { .. } => tonic::Code::Unknown,
             ExecError::Pty(_) => tonic::Code::Internal,
         },
         EngineError::State(_) | EngineError::Guardian(_) | EngineError::Scratch { .. } => {

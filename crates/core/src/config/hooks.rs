@@ -1,6 +1,6 @@
 //! Hooks, raw -> checked: the environment's (`spec.hooks`) and each service's
-//! (`services[].hooks`). A hook is a host command or, for a kubernetes service, an
-//! `exec` in its container.
+//! (`services[].hooks`). A hook is a host command or, for a kubernetes or container
+//! service, an `exec` in its container.
 
 use std::time::Duration;
 
@@ -35,7 +35,10 @@ pub(crate) fn service(
     let Some(raw) = raw else {
         return ServiceHooks::default();
     };
-    let kube = runtime == Some(RuntimeKind::Kubernetes);
+    let kube = matches!(
+        runtime,
+        Some(RuntimeKind::Kubernetes | RuntimeKind::Container)
+    );
     ServiceHooks {
         // Before the start there is no container to exec in.
         pre_start: list_of(
@@ -64,7 +67,10 @@ pub(crate) fn service(
 enum Where {
     Environment,
     BeforeStart,
-    Service { kube: bool },
+    /// `kube`: the service runs in containers (kubernetes or the container runtime).
+    Service {
+        kube: bool,
+    },
 }
 
 fn list_of(c: &mut Checker<'_>, path: &str, raw: Option<RawHookList>, at: Where) -> Vec<Hook> {
@@ -130,7 +136,7 @@ fn one(c: &mut Checker<'_>, path: &str, raw: RawHook, at: Where) -> Option<Hook>
             let hint = match at {
                 Where::Service { kube: true } => None,
                 Where::Service { kube: false } => Some(
-                    "`exec` runs in a kubernetes service's container; a local service's hook is a host `command`",
+                    "`exec` runs in a kubernetes or container service's container; a local service's hook is a host `command`",
                 ),
                 Where::Environment => Some(
                     "an environment hook runs on the host: use `command`, or put the `exec` under a kubernetes service's `hooks`",

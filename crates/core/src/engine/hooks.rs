@@ -9,7 +9,8 @@
 //! restarted daemon kills what is left), killed as a group on its timeout or when the
 //! `up`/`down` it belongs to is dropped. An `exec` hook runs in a ready pod of its
 //! kubernetes service; on a timeout devenv closes the exec stream (Kubernetes has no
-//! way to signal the remote process).
+//! way to signal the remote process). In a container service's container it runs
+//! through the engine's exec, and on a timeout it is hung up, then killed.
 //!
 //! Crash safety of `post*` hooks (`postUp`, `postReady`): a run is recorded in the
 //! environment's wanted record (state, flushed) *before* the hook starts, under the
@@ -304,13 +305,18 @@ impl LiveEnv {
         let Some(svc) = site.service else {
             return Ran::CannotStart("an `exec` hook needs a kubernetes service".into());
         };
-        let conn = match self.kube_env(site.env, site.vars).await {
-            Ok(c) => c,
-            Err(e) => return Ran::CannotStart(e.to_string()),
-        };
         let argv = match command {
             Command::Shell(s) => vec!["sh".into(), "-c".into(), s.clone()],
             Command::Exec(argv) => argv.clone(),
+        };
+        if svc.runtime == RuntimeKind::Container {
+            return self
+                .run_container_exec(site, svc, (log, tail), argv, timeout)
+                .await;
+        }
+        let conn = match self.kube_env(site.env, site.vars).await {
+            Ok(c) => c,
+            Err(e) => return Ran::CannotStart(e.to_string()),
         };
         let selector = crate::kube::selector(&site.env.name, Some(&svc.name));
         let run = async {
@@ -347,6 +353,54 @@ impl LiveEnv {
             Ok(Ok(code)) => Ran::Exited(code),
             Ok(Err(why)) => Ran::CannotStart(why),
             Err(_) => Ran::TimedOut,
+        }
+    }
+
+    /// An `exec` hook in a container service's container.
+    async fn run_container_exec(
+        &self,
+        site: &Site<'_>,
+        svc: &Service,
+        (log, tail): (&Arc<str>, &Tail),
+        argv: Vec<String>,
+        timeout: Duration,
+    ) -> Ran {
+        use crate::docker::{self, exec as dexec};
+        let docker = match docker::connect(site.vars).await {
+            Ok(d) => d,
+            Err(e) => return Ran::CannotStart(e.to_string()),
+        };
+        let container = docker::container_name(&self.shared.id, &self.shared.name, &svc.name);
+        let attached = match dexec::attach(&docker, &container, argv, false, false, None).await {
+            Ok(a) => a,
+            Err(e) => return Ran::CannotStart(e.to_string()),
+        };
+        let id = attached.id.clone();
+        let (out, err, feed) = dexec::demux(attached.output);
+        let run = async {
+            let mut pipes = JoinSet::new();
+            pipes.spawn(logs::copy_pipe(
+                self.shared.logs.clone(),
+                tail.tee(out),
+                log.clone(),
+                Stream::Stdout,
+            ));
+            pipes.spawn(logs::copy_pipe(
+                self.shared.logs.clone(),
+                tail.tee(err),
+                log.clone(),
+                Stream::Stderr,
+            ));
+            feed.await;
+            while pipes.join_next().await.is_some() {}
+        };
+        if tokio::time::timeout(timeout, run).await.is_err() {
+            let _ = dexec::end(&docker, &container, &id, HOOK_KILL_GRACE).await;
+            return Ran::TimedOut;
+        }
+        match dexec::exit_code(&docker, &id, EXIT_REPORT).await {
+            Ok(code) => Ran::Exited(code.map(|c| i32::try_from(c).unwrap_or(1))),
+            Err(e) => Ran::CannotStart(e.to_string()),
         }
     }
 
@@ -406,6 +460,12 @@ impl LiveEnv {
         env
     }
 }
+
+/// A timed-out `exec` hook in a container: between its hang-up and its kill.
+const HOOK_KILL_GRACE: Duration = Duration::from_secs(2);
+/// After a container exec's output ended, how long the engine may take to report its
+/// exit code.
+const EXIT_REPORT: Duration = Duration::from_secs(5);
 
 /// The last bytes a hook wrote (both streams, as they came), bounded: its failure
 /// report's last lines.

@@ -1,7 +1,8 @@
 //! `exec` and `shell` into a running service: a command in a local service's workdir
 //! with the environment its process got (`local.rs`, with a pseudo-terminal from
 //! `pty.rs` when asked), or in a container of one of a kubernetes service's ready pods
-//! (`pod.rs`, over `kube::exec`).
+//! (`pod.rs`, over `kube::exec`), or in a container service's container
+//! (`container.rs`, over `docker::exec`).
 //!
 //! A session is two bounded channels: input (stdin, resizes, end of input) and output
 //! (chunks, then one exit). Its task owns the command: when the output's receiver is
@@ -9,6 +10,7 @@
 //! Reads wait for room in the output channel, so a slow client slows the command
 //! (its pipe or terminal fills) instead of growing a buffer.
 
+mod container;
 mod local;
 mod pod;
 mod pty;
@@ -106,9 +108,22 @@ pub enum ExecError {
     },
     #[error("cannot open a terminal: {0}")]
     Pty(#[source] std::io::Error),
-    /// `devenv exec` does not reach into the container runtime yet.
-    #[error("`devenv exec` into container service `{service}` is not supported yet; use `docker exec -it {container} sh`")]
-    ContainerRuntime { service: String, container: String },
+    /// `--pod`, or a `-c` other than its own, for a service that is one container.
+    #[error(
+        "service `{service}` runs in one container (`{container}`): {flag} names a pod or \
+         container of a kubernetes service; leave it out"
+    )]
+    OneContainer {
+        service: String,
+        container: String,
+        flag: String,
+    },
+    #[error("cannot exec into service `{service}`: {source}")]
+    Docker {
+        service: String,
+        #[source]
+        source: crate::docker::DockerError,
+    },
     #[error("cannot exec into service `{service}`: {source}")]
     Kube {
         service: String,
@@ -145,6 +160,19 @@ fn shell_of(vars: &BTreeMap<String, String>) -> String {
         .filter(|s| !s.is_empty())
         .cloned()
         .unwrap_or_else(|| "sh".into())
+}
+
+/// `sh -c`: the shell named like the client's (`/bin/zsh` -> `zsh`) if the image
+/// has it, else sh. The name is an argument, never part of the script.
+fn shell_argv(shell: &str) -> Vec<String> {
+    let name = shell.rsplit('/').next().unwrap_or("sh");
+    vec![
+        "sh".into(),
+        "-c".into(),
+        r#"command -v "$1" >/dev/null 2>&1 && exec "$1"; exec sh"#.into(),
+        "sh".into(),
+        name.into(),
+    ]
 }
 
 impl Engine {
@@ -215,15 +243,31 @@ impl Engine {
                 }
             }
             RuntimeKind::Container => {
-                return Err(ExecError::ContainerRuntime {
-                    container: crate::docker::container_name(
-                        &rt.shared.id,
-                        &rt.shared.name,
-                        &svc.name,
-                    ),
-                    service: svc.name.clone(),
+                let name = crate::docker::container_name(&rt.shared.id, &rt.shared.name, &svc.name);
+                let flag = match (&spec.pod, &spec.container) {
+                    (Some(p), _) if !p.is_empty() => Some(format!("--pod {p}")),
+                    (_, Some(c)) if !c.is_empty() && *c != svc.name && *c != name => {
+                        Some(format!("-c {c}"))
+                    }
+                    _ => None,
+                };
+                if let Some(flag) = flag {
+                    return Err(ExecError::OneContainer {
+                        service: svc.name.clone(),
+                        container: name,
+                        flag,
+                    }
+                    .into());
                 }
-                .into());
+                let docker = crate::docker::connect(&req.vars).await.map_err(|source| {
+                    ExecError::Docker {
+                        service: svc.name.clone(),
+                        source,
+                    }
+                })?;
+                let shell = spec.command.is_empty().then(|| shell_of(&req.vars));
+                let run = container::open(docker, &svc.name, name, &spec, shell).await?;
+                self.tasks.spawn(run.drive(io));
             }
             RuntimeKind::Kubernetes => {
                 let shell = spec.command.is_empty().then(|| shell_of(&req.vars));
@@ -285,6 +329,14 @@ mod tests {
         assert_eq!(exit_code(std::process::ExitStatus::from_raw(3 << 8)), 3);
         assert_eq!(exit_code(std::process::ExitStatus::from_raw(9)), 137);
         assert_eq!(exit_code(std::process::ExitStatus::from_raw(2)), 130);
+    }
+
+    #[test]
+    fn the_shell_is_passed_as_an_argument() {
+        let argv = shell_argv("/usr/bin/zsh");
+        assert_eq!(argv[0], "sh");
+        assert_eq!(argv.last().map(String::as_str), Some("zsh"));
+        assert!(!argv[2].contains("zsh"));
     }
 
     #[test]

@@ -31,7 +31,7 @@ pub(super) async fn open(
     shell: Option<String>,
 ) -> Result<PodRun, ExecError> {
     let argv = match shell {
-        Some(sh) => shell_argv(&sh),
+        Some(sh) => super::shell_argv(&sh),
         None => spec.command.clone(),
     };
     let target = PodTarget {
@@ -69,19 +69,6 @@ pub(super) async fn open(
         exec,
         spec: spec.clone(),
     })
-}
-
-/// `sh -c`: the shell named like the client's (`/bin/zsh` -> `zsh`) if the image
-/// has it, else sh. The name is an argument, never part of the script.
-fn shell_argv(shell: &str) -> Vec<String> {
-    let name = shell.rsplit('/').next().unwrap_or("sh");
-    vec![
-        "sh".into(),
-        "-c".into(),
-        r#"command -v "$1" >/dev/null 2>&1 && exec "$1"; exec sh"#.into(),
-        "sh".into(),
-        name.into(),
-    ]
 }
 
 impl PodRun {
@@ -198,18 +185,5 @@ fn term_size(size: super::TermSize) -> kube::api::TerminalSize {
     kube::api::TerminalSize {
         width: size.cols,
         height: size.rows,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_shell_is_passed_as_an_argument() {
-        let argv = shell_argv("/usr/bin/zsh");
-        assert_eq!(argv[0], "sh");
-        assert_eq!(argv.last().map(String::as_str), Some("zsh"));
-        assert!(!argv[2].contains("zsh"));
     }
 }
