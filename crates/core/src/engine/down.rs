@@ -377,7 +377,9 @@ impl LiveEnv {
                         )
                     } else {
                         let secrets = env.secret_vars(&svc);
-                        Supervisor::start(self.shared.clone(), svc, vars.clone(), secrets)
+                        // No `up` runs this start's hooks: the supervisor does.
+                        let hooks = self.runner_hooks(&env, &svc, &vars, true);
+                        Supervisor::start(self.shared.clone(), svc, vars.clone(), secrets, hooks)
                     };
                     self.supervisors
                         .lock()

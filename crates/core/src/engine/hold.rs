@@ -71,7 +71,8 @@ impl Engine {
     }
 
     /// Starts `services` and what they need, gated on readiness like `up` (it is an
-    /// `up` of them): ends their hold and brings back the services that waited for
+    /// `up` of them, without the environment's `preUp`/`postUp`: the services' own
+    /// hooks run): ends their hold and brings back the services that waited for
     /// them. Progress as [`Engine::up`]'s.
     pub fn start_services(
         &self,
@@ -82,6 +83,7 @@ impl Engine {
             req,
             UpOptions {
                 services,
+                skip_env_hooks: true,
                 ..UpOptions::default()
             },
         )

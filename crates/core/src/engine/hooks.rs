@@ -25,8 +25,10 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
 
 use tokio::task::JoinSet;
 
@@ -34,6 +36,7 @@ pub use super::board::hook_name;
 pub use super::board::{is_hook, HOOK_RUNTIME};
 pub use super::error::HookFailed;
 use super::runtime::LiveEnv;
+use super::supervisor::{HookPoint, RunHooks, ServiceHooks};
 use crate::config::{Command, Environment, Hook, HookRun, OnError, RuntimeKind, Service};
 use crate::logs::{self, Stream};
 use crate::process;
@@ -67,6 +70,63 @@ impl Site<'_> {
         match self.service {
             Some(s) => s.workdir.clone(),
             None => self.env.project_dir.clone(),
+        }
+    }
+}
+
+/// A service's hooks as its runner runs them (supervisor.rs's [`ServiceHooks`]):
+/// over [`LiveEnv::run_hooks`], holding the environment weakly (it holds the runner).
+struct RunnerHooks {
+    live: Weak<LiveEnv>,
+    env: Arc<Environment>,
+    svc: Service,
+    vars: Arc<BTreeMap<String, String>>,
+}
+
+impl ServiceHooks for RunnerHooks {
+    fn run(self: Arc<Self>, point: HookPoint) -> BoxFuture<'static, Result<(), HookFailed>> {
+        Box::pin(async move {
+            let Some(live) = self.live.upgrade() else {
+                return Ok(());
+            };
+            let (name, hooks) = match point {
+                HookPoint::PreStart => ("preStart", &self.svc.hooks.pre_start),
+                HookPoint::PostReady => ("postReady", &self.svc.hooks.post_ready),
+                HookPoint::PreStop => ("preStop", &self.svc.hooks.pre_stop),
+            };
+            let site = Site {
+                env: &self.env,
+                vars: &self.vars,
+                service: Some(&self.svc),
+                point: name,
+            };
+            live.run_hooks(site, hooks).await
+        })
+    }
+}
+
+impl LiveEnv {
+    /// The hooks `svc`'s runner runs itself: those of its restarts, and of its first
+    /// run when `on_first_run` (no `up` runs them). Nothing configured: none.
+    pub(super) fn runner_hooks(
+        self: &Arc<Self>,
+        env: &Arc<Environment>,
+        svc: &Service,
+        vars: &Arc<BTreeMap<String, String>>,
+        on_first_run: bool,
+    ) -> RunHooks {
+        let h = &svc.hooks;
+        if h.pre_start.is_empty() && h.post_ready.is_empty() && h.pre_stop.is_empty() {
+            return RunHooks::default();
+        }
+        RunHooks {
+            hooks: Some(Arc::new(RunnerHooks {
+                live: Arc::downgrade(self),
+                env: env.clone(),
+                svc: svc.clone(),
+                vars: vars.clone(),
+            })),
+            on_first_run,
         }
     }
 }

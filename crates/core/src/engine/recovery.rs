@@ -231,6 +231,8 @@ async fn resume(engine: Weak<Engine>, rec: WantedRecord) {
         profiles: Vec::new(),
         // What the user stopped stays stopped.
         keep_stopped: true,
+        // The same `up` again, its hooks too (see hooks.rs).
+        skip_env_hooks: false,
     };
     // The same `up` again (its id): its `post*` hooks that started do not run twice.
     let up = rt

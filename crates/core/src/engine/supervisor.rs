@@ -32,6 +32,76 @@ const PORT_HINT_LINES: usize = 200;
 const STABLE_RUN: Duration = Duration::from_secs(10);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
+/// A service hook point a runner runs itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum HookPoint {
+    PreStart,
+    PostReady,
+    PreStop,
+}
+
+/// The service hooks of a runner's own transitions (hooks.rs implements it over
+/// `LiveEnv::run_hooks`). `up` runs `preStart` and `postReady` of a service's first
+/// start itself (at most once per `up`, see hooks.rs); the runner runs them around
+/// every later run it makes: a restart by its restart policy, and a restart it is
+/// told to do (`devenv restart`, a watch rule, a restarted dependency, `up`
+/// retrying a failed service), with `preStop` first when a process is running.
+pub(super) trait ServiceHooks: Send + Sync {
+    /// Runs the hooks of `point` (nothing configured: `Ok` at once).
+    fn run(
+        self: Arc<Self>,
+        point: HookPoint,
+    ) -> futures::future::BoxFuture<'static, Result<(), super::error::HookFailed>>;
+}
+
+/// A runner's service hooks, and whether it runs them for its first run too (a
+/// runner `devenv restart` starts anew: no `up` ran them).
+#[derive(Clone, Default)]
+pub(super) struct RunHooks {
+    pub hooks: Option<Arc<dyn ServiceHooks>>,
+    pub on_first_run: bool,
+}
+
+impl RunHooks {
+    /// Whether the runner runs the hooks of this run (its first or a later one).
+    pub(super) fn owns(&self, first_run: bool) -> bool {
+        self.hooks.is_some() && (!first_run || self.on_first_run)
+    }
+
+    /// Runs `point` when this run is one the runner owns the hooks of.
+    pub(super) async fn run(
+        &self,
+        point: HookPoint,
+        first_run: bool,
+    ) -> Result<(), super::error::HookFailed> {
+        match self.future(point, first_run) {
+            Some(f) => f.await,
+            None => Ok(()),
+        }
+    }
+
+    /// The same as a future owning what it needs (to be polled beside a process).
+    pub(super) fn future(
+        &self,
+        point: HookPoint,
+        first_run: bool,
+    ) -> Option<futures::future::BoxFuture<'static, Result<(), super::error::HookFailed>>> {
+        match &self.hooks {
+            Some(h) if self.owns(first_run) => Some(h.clone().run(point)),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Debug for RunHooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunHooks")
+            .field("hooks", &self.hooks.is_some())
+            .field("on_first_run", &self.on_first_run)
+            .finish()
+    }
+}
+
 #[derive(Debug)]
 pub enum Ctl {
     Stop(oneshot::Sender<()>),
@@ -61,6 +131,7 @@ impl Supervisor {
         service: Service,
         vars: Arc<std::collections::BTreeMap<String, String>>,
         secrets: std::collections::BTreeMap<String, String>,
+        hooks: RunHooks,
     ) -> Self {
         let (tx, rx) = mpsc::channel(8);
         let task_shared = shared.clone();
@@ -105,6 +176,7 @@ impl Supervisor {
                 vars,
                 ctl: rx,
                 context: run_context,
+                hooks,
             }
             .main()
             .await
@@ -133,6 +205,7 @@ struct Run {
     vars: Arc<std::collections::BTreeMap<String, String>>,
     ctl: mpsc::Receiver<Ctl>,
     context: Arc<std::sync::Mutex<Option<ExecContext>>>,
+    hooks: RunHooks,
 }
 
 enum Outcome {
@@ -141,6 +214,9 @@ enum Outcome {
     /// retrying can't help, so the service fails at once.
     CannotStart(String),
     ProbeFailed(String),
+    /// A `preStart` or `postReady` hook failed (`onError: fail`): the message and the
+    /// hook's last lines.
+    HookFailed(String, Vec<String>),
     Stop(Option<oneshot::Sender<()>>),
     Restart,
 }
@@ -154,9 +230,14 @@ impl Run {
             .status_of(&name)
             .map(|s| s.restarts)
             .unwrap_or(0);
+        let mut first = true;
         loop {
             let started = Instant::now();
-            let outcome = self.run_once(restarts).await;
+            let outcome = match self.pre_start(first, restarts).await {
+                Ok(()) => self.run_once(restarts, first).await,
+                Err(failed) => failed,
+            };
+            first = false;
             *self.context.lock().unwrap_or_else(|p| p.into_inner()) = None;
             let (code, why) = match outcome {
                 Outcome::Stop(reply) => {
@@ -196,6 +277,19 @@ impl Run {
                             ));
                         }
                     }
+                    self.shared.update(&name, |s| {
+                        s.state = ServiceState::Failed;
+                        s.pid = None;
+                        s.message = msg;
+                        s.last_lines = lines;
+                    });
+                    if idle_until_told(&mut self.ctl, &self.shared, &name).await {
+                        restarts += 1;
+                        continue;
+                    }
+                    return;
+                }
+                Outcome::HookFailed(msg, lines) => {
                     self.shared.update(&name, |s| {
                         s.state = ServiceState::Failed;
                         s.pid = None;
@@ -259,7 +353,27 @@ impl Run {
         }
     }
 
-    async fn run_once(&mut self, restarts: u32) -> Outcome {
+    /// The `preStart` hooks of a run the supervisor owns the hooks of (see
+    /// [`ServiceHooks`]); a failure is the run's outcome.
+    async fn pre_start(&mut self, first: bool, restarts: u32) -> Result<(), Outcome> {
+        if !self.hooks.owns(first) || self.svc.hooks.pre_start.is_empty() {
+            return Ok(());
+        }
+        self.shared.update(&self.svc.name, |s| {
+            s.state = ServiceState::Starting;
+            s.pid = None;
+            s.restarts = restarts;
+            s.message = "running its preStart hook".into();
+        });
+        self.hooks
+            .run(HookPoint::PreStart, first)
+            .await
+            .map_err(|f| {
+                Outcome::HookFailed(format!("preStart hook failed: {}", f.reason), f.last_lines)
+            })
+    }
+
+    async fn run_once(&mut self, restarts: u32, first: bool) -> Outcome {
         let name = self.svc.name.clone();
         let svc_name: Arc<str> = Arc::from(name.as_str());
         self.shared.update(&name, |s| {
@@ -393,6 +507,9 @@ impl Run {
         tokio::pin!(ready_fut);
         let mut ready = false;
         let mut health = HealthMonitor::new(self.svc.readiness.as_ref());
+        // `postReady` of a run the supervisor owns the hooks of: runs beside the
+        // process once it is ready.
+        let mut post_ready = None;
 
         let outcome = loop {
             tokio::select! {
@@ -412,12 +529,28 @@ impl Run {
                         Ok(()) => {
                             ready = true;
                             self.shared.logs.push(&svc_name, Stream::System, "ready");
-                            self.shared.update(&name, |s| { s.state = ServiceState::Ready; s.message = String::new(); });
+                            if !self.svc.hooks.post_ready.is_empty() {
+                                post_ready = self.hooks.future(HookPoint::PostReady, first);
+                            }
+                            // As on a first start, it is ready (for `devenv restart`,
+                            // `up`) once its `postReady` is done.
+                            let (state, message) = match post_ready {
+                                Some(_) => (ServiceState::Starting, "running its postReady hook"),
+                                None => (ServiceState::Ready, ""),
+                            };
+                            self.shared.update(&name, |s| { s.state = state; s.message = message.into(); });
                         }
                         Err(msg) => break Outcome::ProbeFailed(msg),
                     }
                 }
-                h = health.next(&exec_ctx), if ready && health.enabled() => {
+                r = async { post_ready.as_mut().expect("guarded").await }, if post_ready.is_some() => {
+                    post_ready = None;
+                    if let Err(f) = r {
+                        break Outcome::HookFailed(format!("postReady hook failed: {}", f.reason), f.last_lines);
+                    }
+                    self.shared.update(&name, |s| { s.state = ServiceState::Ready; s.message = String::new(); });
+                }
+                h = health.next(&exec_ctx), if ready && post_ready.is_none() && health.enabled() => {
                     match h {
                         Some(reason) => self.shared.update(&name, |s| { s.state = ServiceState::Unhealthy; s.message = reason; }),
                         None => self.shared.update(&name, |s| { s.state = ServiceState::Ready; s.message = String::new(); }),
@@ -433,9 +566,18 @@ impl Run {
             }
         };
 
+        // Dropped (killed, as the `up` it belongs to would) when the process ends first.
+        drop(post_ready);
+        if matches!(outcome, Outcome::Restart) {
+            // Asked to restart a running process: its `preStop` first (a failure is
+            // logged by the hook; the restart goes on, as a stop does).
+            if let Err(f) = self.hooks.run(HookPoint::PreStop, false).await {
+                tracing::warn!(service = %name, error = %f, "preStop hook failed; restarting it anyway");
+            }
+        }
         if matches!(
             outcome,
-            Outcome::Stop(_) | Outcome::Restart | Outcome::ProbeFailed(_)
+            Outcome::Stop(_) | Outcome::Restart | Outcome::ProbeFailed(_) | Outcome::HookFailed(..)
         ) {
             self.shared.update(&name, |s| {
                 s.state = ServiceState::Stopping;

@@ -45,6 +45,9 @@ pub struct UpOptions {
     /// Leave the services the user stopped stopped (a recovery); an `up` a user asks
     /// for starts them (see hold.rs).
     pub keep_stopped: bool,
+    /// `devenv start`: the environment's `preUp` and `postUp` do not run (they belong
+    /// to bringing the environment up); the services' own hooks do.
+    pub skip_env_hooks: bool,
 }
 
 impl LiveEnv {
@@ -122,8 +125,16 @@ impl LiveEnv {
         });
 
         // `preUp`: before anything starts; a failure starts nothing.
+        let no_hooks = Vec::new();
+        let env_hooks = |hooks| {
+            if opts.skip_env_hooks {
+                &no_hooks
+            } else {
+                hooks
+            }
+        };
         let pre_up = self
-            .env_hooks(&env, &vars, "preUp", &env.hooks.pre_up, &cancel)
+            .env_hooks(&env, &vars, "preUp", env_hooks(&env.hooks.pre_up), &cancel)
             .await;
         if let Err(message) = pre_up {
             end_forwarder(forwarder).await;
@@ -215,7 +226,7 @@ impl LiveEnv {
         }
         // `postUp`: everything asked for is ready. Its failure fails the `up`; the
         // services stay up.
-        if ok && self.may_run_post(up_id, "postUp") {
+        if ok && !opts.skip_env_hooks && self.may_run_post(up_id, "postUp") {
             let post_up = self
                 .env_hooks(&env, &vars, "postUp", &env.hooks.post_up, &cancel)
                 .await;
@@ -226,7 +237,11 @@ impl LiveEnv {
             }
         }
         end_forwarder(forwarder).await;
-        for name in set.iter().cloned().chain(hooks_of(&env, &set)) {
+        for name in set
+            .iter()
+            .cloned()
+            .chain(hooks_of(&env, &set, !opts.skip_env_hooks))
+        {
             if let Some(s) = self.shared.status_of(&name) {
                 let _ = events.send(UpEvent::Service(s)).await;
             }
@@ -304,8 +319,8 @@ impl LiveEnv {
     }
 
     async fn start_when_ready(
-        &self,
-        env: &Environment,
+        self: &Arc<Self>,
+        env: &Arc<Environment>,
         svc: &Service,
         plan: Plan,
         vars: Arc<BTreeMap<String, String>>,
@@ -358,7 +373,8 @@ impl LiveEnv {
         } else {
             None
         };
-        if plan != Plan::Keep && !svc.hooks.pre_start.is_empty() {
+        let up_runs_hooks = up_runs_hooks(plan, svc.runtime);
+        if up_runs_hooks && !svc.hooks.pre_start.is_empty() {
             self.shared.update(&svc.name, |s| {
                 s.state = ServiceState::Starting;
                 s.message = "running its preStart hook".into();
@@ -404,6 +420,8 @@ impl LiveEnv {
                     self.shared
                         .update(&svc.name, |s| s.state = ServiceState::Pending);
                 }
+                // Its restarts' hooks; those of this first start are this `up`'s.
+                let hooks = self.runner_hooks(env, svc, &vars, false);
                 let sup = match kube {
                     Some((env, kenv)) => KubeRun::start(
                         self.shared.clone(),
@@ -413,6 +431,7 @@ impl LiveEnv {
                         self.kinds.clone(),
                         vars.clone(),
                         self.shared.dev_wanted(&svc.name),
+                        hooks,
                     ),
                     None if svc.runtime == RuntimeKind::Container => {
                         let Some(env) = self.config() else {
@@ -425,6 +444,7 @@ impl LiveEnv {
                         svc.clone(),
                         vars.clone(),
                         env.secret_vars(svc),
+                        hooks,
                     ),
                 };
                 self.supervisors
@@ -485,7 +505,7 @@ impl LiveEnv {
             return Err(StartError::Failed(st.message));
         }
         let post_ready = format!("{}.postReady", svc.name);
-        if plan != Plan::Keep
+        if up_runs_hooks
             && !svc.hooks.post_ready.is_empty()
             && self.may_run_post(up_id, &post_ready)
         {
@@ -520,10 +540,14 @@ impl LiveEnv {
 }
 
 /// The board names of the hooks an `up` of `set` runs.
-fn hooks_of<'a>(env: &'a Environment, set: &'a [String]) -> impl Iterator<Item = String> + 'a {
+fn hooks_of<'a>(
+    env: &'a Environment,
+    set: &'a [String],
+    with_env_hooks: bool,
+) -> impl Iterator<Item = String> + 'a {
     let env_hooks = [("preUp", &env.hooks.pre_up), ("postUp", &env.hooks.post_up)]
         .into_iter()
-        .filter(|(_, h)| !h.is_empty())
+        .filter(move |(_, h)| with_env_hooks && !h.is_empty())
         .map(|(point, _)| hook_name(None, point));
     let service_hooks = set.iter().filter_map(|n| env.service(n)).flat_map(|s| {
         [
@@ -542,6 +566,18 @@ async fn end_forwarder(forwarder: tokio::task::JoinHandle<()>) {
     tokio::task::yield_now().await;
     forwarder.abort();
     let _ = forwarder.await;
+}
+
+/// Whether `up` runs a service's `preStart` and `postReady` itself for `plan`: on a
+/// start (or replacement), yes; a kept service, no; a retry is a restart of the
+/// runner, which runs its restarts' hooks itself (`supervisor::ServiceHooks`), but
+/// a container's runner does not (yet), so `up` does.
+fn up_runs_hooks(plan: Plan, runtime: RuntimeKind) -> bool {
+    match plan {
+        Plan::Start | Plan::Replace => true,
+        Plan::Keep => false,
+        Plan::Retry => runtime == RuntimeKind::Container,
+    }
 }
 
 /// Whether a dependency in `state` lets its dependents start: a oneshot must have

@@ -76,6 +76,7 @@ impl EnvironmentService for Environments {
             dev_session: None,
             profiles: req.profiles,
             keep_stopped: false,
+            skip_env_hooks: false,
         };
         Ok(Response::new(up_stream(self.engine.up(env, opts))?))
     }

@@ -88,6 +88,8 @@ impl Engine {
             profiles: Vec::new(),
             // Dev mode of a service the user stopped runs it: they asked.
             keep_stopped: false,
+            // A service's transition, not the environment's.
+            skip_env_hooks: true,
         };
         let events = self.up(req.clone(), opts)?;
         let (held, released) = oneshot::channel::<()>();
@@ -130,6 +132,7 @@ impl Engine {
             profiles: Vec::new(),
             // Putting back what ran: not what the user stopped meanwhile.
             keep_stopped: true,
+            skip_env_hooks: true,
         };
         if let Ok(mut events) = self.up(req, opts) {
             while events.recv().await.is_some() {}

@@ -15,7 +15,7 @@ use super::board::{lock, Shared};
 mod deploy;
 
 use super::dev::workload::{DevActive, DevTarget};
-use super::supervisor::{Ctl, Supervisor};
+use super::supervisor::{Ctl, HookPoint, RunHooks, Supervisor};
 use crate::config::{Environment, Service};
 use crate::kube::apply::Kinds;
 use crate::kube::forward::{ForwardSpec, Forwarder};
@@ -37,6 +37,8 @@ pub(in crate::engine) struct KubeRun {
     /// Run the dev version of the workload (dev mode).
     pub dev: bool,
     pub active_dev: Option<DevActive>,
+    /// The hooks of its restarts (see `supervisor::ServiceHooks`).
+    pub hooks: RunHooks,
 }
 
 enum Waited {
@@ -50,6 +52,10 @@ enum Waited {
 impl KubeRun {
     /// Starts the runner of a kubernetes service; its handle is a [`Supervisor`] like
     /// a local service's.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the runner's parts, each given once by `up`; a struct of them would be this one"
+    )]
     pub(in crate::engine) fn start(
         shared: Arc<Shared>,
         service: Service,
@@ -58,6 +64,7 @@ impl KubeRun {
         kinds: Arc<Kinds>,
         vars: Arc<BTreeMap<String, String>>,
         dev: bool,
+        hooks: RunHooks,
     ) -> Supervisor {
         let (tx, rx) = mpsc::channel(8);
         let svc = service.clone();
@@ -72,6 +79,7 @@ impl KubeRun {
                 kinds,
                 vars,
                 ctl: rx,
+                hooks,
             }
             .main()
             .await
@@ -112,7 +120,32 @@ impl KubeRun {
             .unwrap_or(0);
         let mut redeploy = true;
         let mut workloads: Vec<Workload> = Vec::new();
+        let mut first = true;
+        // Restart the pods of the deployed workloads (a restart asked for).
+        let mut roll = false;
         loop {
+            let this_first = std::mem::replace(&mut first, false);
+            if self.hooks.owns(this_first) && !self.svc.hooks.pre_start.is_empty() {
+                self.shared.update(&name, |s| {
+                    s.state = ServiceState::Starting;
+                    s.message = "running its preStart hook".into();
+                });
+                if let Err(f) = self.hooks.run(HookPoint::PreStart, this_first).await {
+                    if self.hook_failed("preStart", f).await {
+                        restarts += 1;
+                        continue;
+                    }
+                    break;
+                }
+            }
+            if std::mem::take(&mut roll) {
+                self.rollout_restart(&workloads).await;
+                self.shared.update(&name, |s| {
+                    s.state = ServiceState::Starting;
+                    s.restarts = restarts;
+                    s.message = "restarting pods".into();
+                });
+            }
             if redeploy {
                 self.shared.update(&name, |s| {
                     s.state = ServiceState::Starting;
@@ -175,6 +208,23 @@ impl KubeRun {
             match waited {
                 Waited::Ready => {
                     self.system("ready");
+                    if self.hooks.owns(this_first) && !self.svc.hooks.post_ready.is_empty() {
+                        // Ready once its `postReady` is done, as on a first start.
+                        self.shared.update(&name, |s| {
+                            s.message = "running its postReady hook".into();
+                        });
+                        if let Err(f) = self.hooks.run(HookPoint::PostReady, this_first).await {
+                            for (_, task) in &watches {
+                                task.abort();
+                            }
+                            if self.hook_failed("postReady", f).await {
+                                restarts += 1;
+                                redeploy = true;
+                                continue;
+                            }
+                            break;
+                        }
+                    }
                     self.shared.update(&name, |s| {
                         s.state = ServiceState::Ready;
                         s.message = ready_message(&workloads);
@@ -195,13 +245,12 @@ impl KubeRun {
                     match next {
                         Waited::Restart => {
                             restarts += 1;
-                            self.rollout_restart(&workloads).await;
+                            if let Err(f) = self.hooks.run(HookPoint::PreStop, false).await {
+                                tracing::warn!(service = %name, error = %f, "preStop hook failed; restarting it anyway");
+                            }
+                            // After its `preStart` (at the top of the loop).
+                            roll = true;
                             redeploy = false;
-                            self.shared.update(&name, |s| {
-                                s.state = ServiceState::Starting;
-                                s.restarts = restarts;
-                                s.message = "restarting pods".into();
-                            });
                             continue;
                         }
                         Waited::Stop(reply) => {
@@ -297,6 +346,19 @@ impl KubeRun {
                 s.message = "stopped".into();
             }
         });
+    }
+
+    /// A restart's `point` hook failed (`onError: fail`): the service failed; waits
+    /// to be told, true to run again.
+    async fn hook_failed(&mut self, point: &str, f: super::error::HookFailed) -> bool {
+        let msg = format!("{point} hook failed: {}", f.reason);
+        self.system(&msg);
+        self.shared.update(&self.svc.name, |s| {
+            s.state = ServiceState::Failed;
+            s.message = msg;
+            s.last_lines = f.last_lines;
+        });
+        self.idle_until_told().await == Some(true)
     }
 
     /// After a failure: wait for a restart (`Some(true)`) or stop.
