@@ -151,6 +151,14 @@ pub struct InitArgs {
     /// Overwrite an existing .devenv/config.yml
     #[arg(long)]
     pub force: bool,
+    /// Convert this compose file (default: the project's compose.yaml,
+    /// compose.yml, docker-compose.yaml or docker-compose.yml, when there is one)
+    #[arg(long, value_name = "FILE")]
+    pub from_compose: Option<std::path::PathBuf>,
+    /// Turn postgres and redis images of the compose file into presets
+    /// (`type: postgresql|redis`; on a terminal init asks, else it keeps containers)
+    #[arg(long)]
+    pub presets: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -19,17 +19,14 @@ pub fn main() -> ExitCode {
         devenv_core::process::run_guardian(std::io::stdin().lock());
         return ExitCode::SUCCESS;
     }
-    // `devenv init` needs the project detection of core, not a daemon: this binary
-    // answers once on stdout (`yaml`, then a line with the detected kind) and exits.
+    // `devenv init` needs the project detection and compose conversion of core, not a
+    // daemon: this binary answers once on stdout and exits (see `init_template`).
     if std::env::args().nth(1).as_deref() == Some("__init-template") {
         let Some(dir) = std::env::args_os().nth(2) else {
             eprintln!("devenvd __init-template: missing DIR");
             return ExitCode::from(2);
         };
-        let (yaml, detected) = devenv_core::config::init_template(std::path::Path::new(&dir));
-        println!("{detected}");
-        print!("{yaml}");
-        return ExitCode::SUCCESS;
+        return init_template(std::path::Path::new(&dir), std::env::args_os().skip(3));
     }
     let args = args::Args::parse();
     let activation_fds = listener::take_activation();
@@ -58,6 +55,63 @@ pub fn main() -> ExitCode {
             }
             eprintln!("devenvd: {e:#}");
             ExitCode::from(1)
+        }
+    }
+}
+
+/// `devenvd __init-template DIR [--from-compose FILE] [--presets] [--json]`: the config
+/// `devenv init` writes. Without `--json` (older CLIs): a line with the detected kind,
+/// then the YAML; with it, one JSON document (`detected`, `yaml`, `report`,
+/// `presetCandidates`, `composeFile`). A malformed compose file: its located error on
+/// stderr, exit 2.
+fn init_template(
+    dir: &std::path::Path,
+    rest: impl Iterator<Item = std::ffi::OsString>,
+) -> ExitCode {
+    let mut opts = devenv_core::config::InitOptions::default();
+    let mut json = false;
+    let mut rest = rest;
+    while let Some(arg) = rest.next() {
+        match arg.to_str() {
+            Some("--presets") => opts.presets = true,
+            Some("--json") => json = true,
+            Some("--from-compose") => match rest.next() {
+                Some(file) => opts.from_compose = Some(file.into()),
+                None => {
+                    eprintln!("devenvd __init-template: --from-compose needs a FILE");
+                    return ExitCode::from(2);
+                }
+            },
+            _ => {
+                eprintln!(
+                    "devenvd __init-template: unknown argument {}",
+                    arg.to_string_lossy()
+                );
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let vars: std::collections::BTreeMap<String, String> = std::env::vars().collect();
+    match devenv_core::config::init_project(dir, &opts, &vars) {
+        Ok(outcome) if json => {
+            let doc = serde_json::json!({
+                "detected": outcome.detected,
+                "yaml": outcome.yaml,
+                "report": outcome.report,
+                "presetCandidates": outcome.preset_candidates,
+                "composeFile": outcome.compose_file,
+            });
+            println!("{doc}");
+            ExitCode::SUCCESS
+        }
+        Ok(outcome) => {
+            println!("{}", outcome.detected);
+            print!("{}", outcome.yaml);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(2)
         }
     }
 }

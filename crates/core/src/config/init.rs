@@ -1,7 +1,11 @@
 //! `devenv init`: a first config that works as written for the project at hand, so a new
 //! user's first `devenv up` succeeds and the file teaches the format by example.
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::compose;
+use super::ConfigError;
 
 use super::names::to_label;
 
@@ -18,7 +22,7 @@ const EXAMPLES: &str = "      # restart: on-failure          # never | on-failur
     #   type: redis
 ";
 
-fn project_name(project_dir: &Path) -> String {
+pub(super) fn project_name(project_dir: &Path) -> String {
     let dir = std::path::absolute(project_dir).unwrap_or_else(|_| project_dir.to_path_buf());
     let name = dir
         .file_name()
@@ -138,4 +142,67 @@ pub fn init_template(project_dir: &Path) -> (String, &'static str) {
         project_name(project_dir)
     );
     (yaml, kind)
+}
+
+/// What `devenv init` was asked for.
+#[derive(Debug, Clone, Default)]
+pub struct InitOptions {
+    /// Convert this compose file (else the project's own, when it has one).
+    pub from_compose: Option<PathBuf>,
+    /// postgres and redis images become presets.
+    pub presets: bool,
+}
+
+/// The config `devenv init` writes, and what it says about it.
+#[derive(Debug, Clone)]
+pub struct InitOutcome {
+    pub yaml: String,
+    /// `compose` or a project kind of [`init_template`].
+    pub detected: String,
+    /// The compose file converted.
+    pub compose_file: Option<PathBuf>,
+    /// What the conversion did not carry over, one line each (`compose.yaml:12: ...`).
+    pub report: Vec<String>,
+    /// Services whose image could be a preset (`--presets`).
+    pub preset_candidates: Vec<String>,
+}
+
+/// The config for `project_dir`: converted from a compose file when there is one (or
+/// `--from-compose`), else from the detected project layout. An unreadable or malformed
+/// compose file is a located error, and nothing is written.
+pub fn init_project(
+    project_dir: &Path,
+    opts: &InitOptions,
+    process: &BTreeMap<String, String>,
+) -> Result<InitOutcome, ConfigError> {
+    let file = opts
+        .from_compose
+        .as_ref()
+        .map(|f| project_dir.join(f))
+        .or_else(|| compose::find(project_dir));
+    let Some(file) = file else {
+        let (yaml, detected) = init_template(project_dir);
+        return Ok(InitOutcome {
+            yaml,
+            detected: detected.to_owned(),
+            compose_file: None,
+            report: Vec::new(),
+            preset_candidates: Vec::new(),
+        });
+    };
+    let conv = compose::convert(
+        &file,
+        project_dir,
+        process,
+        &compose::Options {
+            presets: opts.presets,
+        },
+    )?;
+    Ok(InitOutcome {
+        yaml: conv.yaml,
+        detected: "compose".to_owned(),
+        compose_file: Some(file),
+        report: conv.report.iter().map(ToString::to_string).collect(),
+        preset_candidates: conv.preset_candidates,
+    })
 }

@@ -7,6 +7,7 @@
 #[cfg(test)]
 mod bounds_tests;
 mod check;
+pub mod compose;
 mod de;
 mod dotenv;
 mod envfile;
@@ -35,7 +36,7 @@ mod suggest;
 mod tests;
 mod yaml;
 
-pub use init::init_template;
+pub use init::{init_project, init_template, InitOptions, InitOutcome};
 pub use model::*;
 pub use profiles::select as select_profiles;
 

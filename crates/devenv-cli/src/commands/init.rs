@@ -1,7 +1,9 @@
-//! `devenv init`: write a starter config into the project. The template (with project
-//! detection) comes from `devenvd __init-template`, a one-off run of the daemon binary:
-//! no daemon is started for it.
+//! `devenv init`: write a starter config into the project, converted from its compose
+//! file when it has one. The config (project detection, compose conversion) comes from
+//! `devenvd __init-template`, a one-off run of the daemon binary: no daemon is started
+//! for it.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context as _};
@@ -38,27 +40,30 @@ pub async fn run(ctx: &Ctx, args: InitArgs) -> Result {
             dir.display()
         )));
     }
-    let bin = crate::daemon::find_devenvd()?;
-    let out = std::process::Command::new(&bin)
-        .arg("__init-template")
-        .arg(&dir)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .with_context(|| format!("cannot run {}", bin.display()))?;
-    if !out.status.success() {
-        return Err(anyhow!(
-            "{} __init-template failed: {}",
-            bin.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )
-        .into());
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let (detected, yaml) = text.split_once('\n').unwrap_or(("generic", ""));
-    let reply = Template {
-        detected: detected.trim().to_owned(),
-        yaml: yaml.to_owned(),
+    let from_compose = match &args.from_compose {
+        Some(f) => {
+            let abs = std::path::absolute(f).unwrap_or_else(|_| f.clone());
+            if !abs.is_file() {
+                return Err(CliError::usage(anyhow!(
+                    "compose file {} does not exist",
+                    abs.display()
+                )));
+            }
+            Some(abs)
+        }
+        None => None,
     };
+    let mut reply = template(&dir, from_compose.as_deref(), args.presets)?;
+    // On a terminal, offer the presets the compose file could use.
+    if !args.presets
+        && !reply.preset_candidates.is_empty()
+        && !ctx.out.json
+        && std::io::stdin().is_terminal()
+        && std::io::stdout().is_terminal()
+        && ask_presets(&reply.preset_candidates)?
+    {
+        reply = template(&dir, from_compose.as_deref(), true)?;
+    }
     let parent = target.parent().expect("has .devenv");
     std::fs::create_dir_all(parent)
         .with_context(|| format!("cannot create {}", parent.display()))?;
@@ -66,15 +71,31 @@ pub async fn run(ctx: &Ctx, args: InitArgs) -> Result {
         .with_context(|| format!("cannot write {}", target.display()))?;
 
     if ctx.out.json {
-        let doc = serde_json::json!({ "path": target, "detected": reply.detected });
+        let doc = serde_json::json!({
+            "path": target,
+            "detected": reply.detected,
+            "composeFile": reply.compose_file,
+            "report": reply.report,
+        });
         outln!("{doc}");
     } else if !ctx.out.quiet {
-        let detected = if reply.detected.is_empty() {
-            "generic"
-        } else {
-            &reply.detected
-        };
-        outln!("detected: {detected} project");
+        match &reply.compose_file {
+            Some(file) => {
+                outln!("converted {}", file.display());
+                if reply.report.is_empty() {
+                    outln!("everything in it was converted");
+                } else {
+                    outln!(
+                        "not converted as written ({}; also listed at the top of the config):",
+                        reply.report.len()
+                    );
+                    for line in &reply.report {
+                        outln!("  {line}");
+                    }
+                }
+            }
+            None => outln!("detected: {} project", reply.detected),
+        }
         outln!("wrote {}", target.display());
         outln!();
         outln!("next steps:");
@@ -85,7 +106,70 @@ pub async fn run(ctx: &Ctx, args: InitArgs) -> Result {
     Ok(())
 }
 
+/// What `devenvd __init-template --json` answers.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct Template {
     detected: String,
     yaml: String,
+    #[serde(default)]
+    report: Vec<String>,
+    #[serde(default)]
+    preset_candidates: Vec<String>,
+    compose_file: Option<PathBuf>,
+}
+
+/// The config for `dir` from a one-off run of the daemon binary (project detection and
+/// compose conversion live in core, which this thin client does not link).
+fn template(dir: &Path, from_compose: Option<&Path>, presets: bool) -> Result<Template> {
+    let bin = crate::daemon::find_devenvd()?;
+    let mut cmd = std::process::Command::new(&bin);
+    cmd.arg("__init-template").arg(dir).arg("--json");
+    if let Some(f) = from_compose {
+        cmd.arg("--from-compose").arg(f);
+    }
+    if presets {
+        cmd.arg("--presets");
+    }
+    let out = cmd
+        .stdin(std::process::Stdio::null())
+        .output()
+        .with_context(|| format!("cannot run {}", bin.display()))?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if out.status.code() == Some(2) {
+        // A located error in the compose file: nothing is written.
+        return Err(CliError::usage(anyhow!("{}", stderr.trim())));
+    }
+    if !out.status.success() {
+        return Err(anyhow!(
+            "{} __init-template failed: {}",
+            bin.display(),
+            stderr.trim()
+        )
+        .into());
+    }
+    serde_json::from_slice(&out.stdout)
+        .with_context(|| {
+            format!(
+                "{} __init-template answered something unreadable",
+                bin.display()
+            )
+        })
+        .map_err(Into::into)
+}
+
+/// Asks on the terminal whether the candidates become presets; default no.
+fn ask_presets(candidates: &[String]) -> Result<bool> {
+    eprint!(
+        "{} use{} a postgres/redis image: run {} as devenv preset{} (local binaries) instead of containers? [y/N] ",
+        candidates.join(", "),
+        if candidates.len() == 1 { "s" } else { "" },
+        if candidates.len() == 1 { "it" } else { "them" },
+        if candidates.len() == 1 { "" } else { "s" },
+    );
+    let mut answer = String::new();
+    std::io::stdin()
+        .read_line(&mut answer)
+        .context("cannot read the answer")?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes"))
 }
