@@ -23,4 +23,5 @@ pub mod scratch;
 pub mod state;
 pub mod status;
 pub mod sync;
+pub mod volumes;
 pub mod watch;

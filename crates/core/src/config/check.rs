@@ -9,7 +9,7 @@ use super::index::Index;
 use super::model::*;
 use super::names::{is_label, label_hint};
 use super::raw::{
-    RawCluster, RawCommand, RawConfig, RawProvider, RawSecret, RawService, RawVolume, RawVolumeKind,
+    RawCluster, RawCommand, RawConfig, RawProvider, RawSecret, RawService, RawVolume,
 };
 use super::yaml::{Node, Value};
 use super::{graph, service, ConfigError};
@@ -73,6 +73,9 @@ fn normalize(path: &Path) -> PathBuf {
     out
 }
 
+/// The longest `metadata.version` (it is a label, shown in a column).
+const MAX_VERSION: usize = 64;
+
 /// Checks the merged, interpolated tree.
 pub(crate) fn environment(
     tree: &Node,
@@ -93,6 +96,21 @@ pub(crate) fn environment(
         return Err(c.errors);
     };
     let name = metadata_name(&mut c, &raw);
+    let version = raw
+        .metadata
+        .as_ref()
+        .and_then(|m| m.version.clone())
+        .map(|v| v.0)
+        .filter(|v| !v.is_empty());
+    if let Some(v) = &version {
+        if v.len() > MAX_VERSION || v.chars().any(char::is_control) {
+            c.error(
+                "metadata.version",
+                format!("`metadata.version` must be one line of at most {MAX_VERSION} characters"),
+                Some("e.g. `version: \"1.0\"`".into()),
+            );
+        }
+    }
     let spec = raw.spec;
     let (cluster, volumes, secrets, hooks) = match spec {
         Some(spec) => (
@@ -128,6 +146,7 @@ pub(crate) fn environment(
     match (name, c.errors.is_empty()) {
         (Some(name), true) => Ok(Environment {
             name,
+            version,
             project_dir: project_dir.to_path_buf(),
             services: services.into_iter().map(|(_, s)| s).collect(),
             cluster,
@@ -295,7 +314,7 @@ fn volumes(c: &mut Checker<'_>, raw: Vec<RawVolume>) -> Vec<Volume> {
     let mut out: Vec<Volume> = Vec::new();
     for (i, vol) in raw.into_iter().enumerate() {
         let path = format!("spec.volumes[{i}]");
-        let Some(name) = vol.name else {
+        let Some(name) = vol.name.clone() else {
             c.error(&path, "volume has no `name`".into(), None);
             continue;
         };
@@ -315,21 +334,9 @@ fn volumes(c: &mut Checker<'_>, raw: Vec<RawVolume>) -> Vec<Volume> {
             );
             continue;
         }
-        let size = vol.size.unwrap_or_else(|| "1Gi".into());
-        if !is_quantity(&size) {
-            c.error(
-                &format!("{path}.size"),
-                format!("`{size}` is not a size"),
-                Some("use a Kubernetes quantity such as `512Mi` or `1Gi`".into()),
-            );
-            continue;
+        if let Some(v) = super::volume::check(c, &path, name, vol) {
+            out.push(v);
         }
-        out.push(Volume {
-            name,
-            persistent: matches!(vol.kind, None | Some(RawVolumeKind::Persistent)),
-            size,
-            tmpfs: matches!(vol.kind, Some(RawVolumeKind::Tmpfs)),
-        });
     }
     out
 }

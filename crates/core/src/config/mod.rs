@@ -29,11 +29,14 @@ mod profiles;
 mod raw;
 mod readiness;
 mod schema;
+#[cfg(test)]
+mod schema16_tests;
 mod service;
 mod show;
 mod suggest;
 #[cfg(test)]
 mod tests;
+mod volume;
 mod yaml;
 
 pub use init::{init_project, init_template, InitOptions, InitOutcome};

@@ -10,6 +10,9 @@ use std::time::Duration;
 pub struct Environment {
     /// `metadata.name`, a DNS-1123 label.
     pub name: String,
+    /// `metadata.version`: the project's own label for its config, shown by `ls` and
+    /// `status`; devenv gives it no other meaning.
+    pub version: Option<String>,
     /// Absolute project root (the directory holding `.devenv/`).
     pub project_dir: PathBuf,
     /// Services in declaration order. Names are unique; every dependency names
@@ -84,7 +87,14 @@ pub struct Service {
     pub env_files: Vec<PathBuf>,
     /// Profiles the service belongs to; empty: it always runs.
     pub profiles: Vec<String>,
+    /// Absolute source directory (`source:`): the default build context, `dev.sync`
+    /// source and watch path.
+    pub source: Option<PathBuf>,
+    /// The port numbers (`port` of each of `port_specs`, in order).
     pub ports: Vec<u16>,
+    /// The ports in full: names are unique; probes and forwards that name a port were
+    /// resolved to its `target_port` when the config was checked.
+    pub port_specs: Vec<PortSpec>,
     pub dependencies: Vec<String>,
     /// Dependencies whose restart restarts this service too (`{db: {restart: true}}`).
     pub restart_with: Vec<String>,
@@ -152,17 +162,102 @@ pub struct BindMount {
     pub read_only: bool,
 }
 
+/// One port of a service: `port` is the one it is reached on (the Kubernetes
+/// Service's port, a local process's port); `target_port` the one its process or
+/// container listens on (the same unless `targetPort` says otherwise).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortSpec {
+    /// An IANA_SVC_NAME (at most 15 characters, lowercase letters, digits, `-`).
+    pub name: Option<String>,
+    pub port: u16,
+    pub target_port: u16,
+    pub protocol: Protocol,
+}
+
+impl PortSpec {
+    /// `port` written as a plain number.
+    pub fn number(port: u16) -> Self {
+        Self {
+            name: None,
+            port,
+            target_port: port,
+            protocol: Protocol::Tcp,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Protocol {
+    #[default]
+    Tcp,
+    Udp,
+    Sctp,
+}
+
+impl Protocol {
+    /// Kubernetes' spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tcp => "TCP",
+            Self::Udp => "UDP",
+            Self::Sctp => "SCTP",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Volume {
     pub name: String,
-    /// Persistent volumes are PersistentVolumeClaims kept by `down` unless
-    /// `--volumes`; ephemeral ones are `emptyDir`.
-    pub persistent: bool,
-    /// Requested size, a Kubernetes quantity (default `1Gi`).
-    pub size: String,
-    /// In memory: a tmpfs in a container (limited to `size`), a memory-backed
-    /// `emptyDir` on Kubernetes. Never persistent.
-    pub tmpfs: bool,
+    pub kind: VolumeKind,
+    /// The size a Kubernetes quantity gives: a persistent claim's request (default
+    /// `1Gi`), a tmpfs' or ephemeral volume's limit (none by default).
+    pub size: Option<String>,
+}
+
+/// The default request of a persistent volume claim.
+pub const DEFAULT_CLAIM_SIZE: &str = "1Gi";
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum VolumeKind {
+    /// A PersistentVolumeClaim (a named volume in a container, a directory under the
+    /// data dir for a local process), kept by `down` unless `--volumes`.
+    Persistent {
+        storage_class: Option<String>,
+        /// `ReadWriteOnce` (default), `ReadWriteMany`, `ReadOnlyMany` or
+        /// `ReadWriteOncePod`.
+        access_mode: String,
+    },
+    /// An `emptyDir` (an anonymous volume in a container), gone with the pod.
+    Ephemeral,
+    /// In memory: a memory-backed `emptyDir` on Kubernetes, a tmpfs in a container, a
+    /// directory on /dev/shm for a local process.
+    Tmpfs,
+    /// A ConfigMap of the files of `source` (a file or a directory), updated by `up`.
+    Configmap { source: PathBuf },
+    /// A host directory: hostPath on a single-node cluster (several nodes only with
+    /// `force`), a bind mount in a container, the directory itself for a process.
+    Host { path: PathBuf, force: bool },
+}
+
+impl Volume {
+    pub fn persistent(&self) -> bool {
+        matches!(self.kind, VolumeKind::Persistent { .. })
+    }
+
+    pub fn tmpfs(&self) -> bool {
+        matches!(self.kind, VolumeKind::Tmpfs)
+    }
+
+    /// The type as written in the config.
+    pub fn kind_name(&self) -> &'static str {
+        match self.kind {
+            VolumeKind::Persistent { .. } => "persistent",
+            VolumeKind::Ephemeral => "ephemeral",
+            VolumeKind::Tmpfs => "tmpfs",
+            VolumeKind::Configmap { .. } => "configmap",
+            VolumeKind::Host { .. } => "host",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -234,7 +329,9 @@ impl Service {
             env: BTreeMap::new(),
             env_files: vec![],
             profiles: vec![],
+            source: None,
             ports: vec![],
+            port_specs: vec![],
             dependencies: vec![],
             restart_with: vec![],
             readiness: None,

@@ -87,9 +87,12 @@ pub fn apply(svc: &mut Service) -> Filled {
     };
     if svc.ports.is_empty() {
         svc.ports = vec![default_port(preset)];
+        svc.port_specs = vec![super::model::PortSpec::number(default_port(preset))];
         filled.port = true;
     }
-    if svc.readiness.is_none() {
+    // Installed from a chart, the preset is the chart's workloads: their rollout and
+    // Ready pods (the chart's own probes) gate it, as for any chart service.
+    if svc.readiness.is_none() && svc.chart.is_none() {
         let timeout = match svc.runtime {
             RuntimeKind::Local => LOCAL_TIMEOUT,
             RuntimeKind::Kubernetes | RuntimeKind::Container => DEFAULT_START_DEADLINE,

@@ -25,6 +25,8 @@ pub(crate) struct RawConfig {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(crate) struct RawMetadata {
     pub name: Option<String>,
+    /// The project's own version label (`"1.0"`), shown by `ls` and `status`.
+    pub version: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -124,7 +126,10 @@ pub(crate) struct RawService {
     pub env_file: Option<OneOrMore>,
     /// Profiles the service belongs to; none: it always runs (compose's `profiles`).
     pub profiles: Option<Strings>,
-    pub ports: Option<Numbers>,
+    /// The service's source directory: the default build context, `dev.sync` source
+    /// and watch path.
+    pub source: Option<String>,
+    pub ports: Option<RawPorts>,
     pub forward: Option<Strings>,
     /// `[db, cache]`, or `{db: {restart: true}, cache: {}}` (compose's `depends_on`).
     pub dependencies: Option<RawDependencies>,
@@ -154,6 +159,8 @@ pub(crate) struct RawService {
 pub(crate) enum RawPreset {
     Postgresql,
     Redis,
+    /// No preset: the runtime follows from the other keys (the explicit default).
+    Application,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -179,6 +186,14 @@ pub(crate) struct RawVolume {
     #[serde(rename = "type")]
     pub kind: Option<RawVolumeKind>,
     pub size: Option<String>,
+    /// `persistent`: the claim's storage class (default: the cluster's default class).
+    pub storage_class: Option<String>,
+    /// `persistent`: the claim's access mode (default `ReadWriteOnce`).
+    pub access_mode: Option<String>,
+    /// `configmap`: the file or directory it holds; `host`: the host directory.
+    pub source: Option<String>,
+    /// `host`: mount a host path on a cluster of several nodes anyway.
+    pub force: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -188,6 +203,10 @@ pub(crate) enum RawVolumeKind {
     Ephemeral,
     /// In memory (a tmpfs in a container, a memory-backed `emptyDir` on Kubernetes).
     Tmpfs,
+    /// Files of the project (`source`), as a ConfigMap on Kubernetes.
+    Configmap,
+    /// A host directory (`source`): hostPath on Kubernetes, a bind mount in a container.
+    Host,
 }
 
 #[derive(Debug, Deserialize)]
@@ -213,7 +232,7 @@ pub(crate) struct RawReadiness {
     pub log: Option<RawLog>,
     /// Shorthand for `http` (the seed format): `{path: /, port: 8000}`.
     pub path: Option<String>,
-    pub port: Option<i64>,
+    pub port: Option<RawPortRef>,
     pub initial_delay_seconds: Option<f64>,
     pub period_seconds: Option<f64>,
     pub timeout_seconds: Option<f64>,
@@ -224,14 +243,14 @@ pub(crate) struct RawReadiness {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(crate) struct RawHttp {
     pub path: Option<String>,
-    pub port: Option<i64>,
+    pub port: Option<RawPortRef>,
     pub host: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(crate) struct RawTcp {
-    pub port: Option<i64>,
+    pub port: Option<RawPortRef>,
     pub host: Option<String>,
 }
 
@@ -274,7 +293,8 @@ pub(crate) struct RawDev {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(crate) struct RawSync {
-    pub from: String,
+    /// Default: the service's `source`.
+    pub from: Option<String>,
     pub to: String,
     pub exclude: Option<Strings>,
 }
@@ -517,26 +537,115 @@ impl<'de> Deserialize<'de> for OneOrMore {
     }
 }
 
-/// A list of whole numbers; ranges are checked later so the error can say which range.
+/// `ports`: each an integer or `{name, port, targetPort, protocol}`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub(crate) struct Numbers(pub Vec<i64>);
+pub(crate) struct RawPorts(pub Vec<RawPort>);
 
-impl<'de> Deserialize<'de> for Numbers {
+/// One port in the long form.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct RawPortSpec {
+    pub name: Option<String>,
+    pub port: Option<i64>,
+    pub target_port: Option<i64>,
+    pub protocol: Option<RawProtocol>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub(crate) enum RawProtocol {
+    #[serde(rename = "TCP", alias = "tcp")]
+    Tcp,
+    #[serde(rename = "UDP", alias = "udp")]
+    Udp,
+    #[serde(rename = "SCTP", alias = "sctp")]
+    Sctp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RawPort {
+    Number(i64),
+    Spec(RawPortSpec),
+}
+
+impl<'de> Deserialize<'de> for RawPort {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
-            type Value = Numbers;
+            type Value = RawPort;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a list of port numbers")
+                f.write_str("a port number or `{name, port, targetPort, protocol}`")
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Numbers, A::Error> {
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawPort, E> {
+                Ok(RawPort::Number(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<RawPort, E> {
+                Ok(RawPort::Number(i64::try_from(v).unwrap_or(i64::MAX)))
+            }
+            // Interpolation in a flow list is quoted: `ports: ["${API_PORT}"]`.
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawPort, E> {
+                v.trim()
+                    .parse()
+                    .map(RawPort::Number)
+                    .map_err(|_| E::invalid_value(de::Unexpected::Str(v), &self))
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<RawPort, A::Error> {
+                RawPortSpec::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(RawPort::Spec)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for RawPorts {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawPorts;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of ports (numbers or `{name, port, targetPort, protocol}`)")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawPorts, A::Error> {
                 let mut all = Vec::new();
-                while let Some(n) = seq.next_element::<i64>()? {
-                    all.push(n);
+                while let Some(p) = seq.next_element::<RawPort>()? {
+                    all.push(p);
                 }
-                Ok(Numbers(all))
+                Ok(RawPorts(all))
             }
         }
         d.deserialize_seq(V)
+    }
+}
+
+/// A port in a probe: a number, or the name of one of the service's ports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RawPortRef {
+    Number(i64),
+    Name(String),
+}
+
+impl<'de> Deserialize<'de> for RawPortRef {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = RawPortRef;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a port number or the name of one of the service's ports")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawPortRef, E> {
+                Ok(RawPortRef::Number(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<RawPortRef, E> {
+                Ok(RawPortRef::Number(i64::try_from(v).unwrap_or(i64::MAX)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawPortRef, E> {
+                // An interpolated number is text: `port: ${API_PORT}`.
+                Ok(match v.trim().parse() {
+                    Ok(n) => RawPortRef::Number(n),
+                    Err(_) => RawPortRef::Name(v.to_owned()),
+                })
+            }
+        }
+        d.deserialize_any(V)
     }
 }

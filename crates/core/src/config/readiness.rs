@@ -5,22 +5,23 @@ use std::time::Duration;
 
 use super::check::Checker;
 use super::limits;
-use super::model::{LogPattern, Probe, Readiness};
-use super::raw::RawReadiness;
-use super::service::port;
+use super::model::{LogPattern, PortSpec, Probe, Readiness};
+use super::raw::{RawPortRef, RawReadiness};
+use super::service::port_ref;
 
 const DEFAULT_HOST: &str = "127.0.0.1";
 
 fn probe_port(
     c: &mut Checker<'_>,
     path: &str,
-    explicit: Option<i64>,
-    ports: &[u16],
+    explicit: Option<RawPortRef>,
+    ports: &[PortSpec],
 ) -> Option<u16> {
     match explicit {
-        Some(n) => port(c, &format!("{path}.port"), n),
+        Some(r) => port_ref(c, &format!("{path}.port"), r, ports),
+        // The probe reaches the process or container: the target port.
         None => match ports.first() {
-            Some(p) => Some(*p),
+            Some(p) => Some(p.target_port),
             None => {
                 c.error(
                     path,
@@ -80,7 +81,7 @@ pub(crate) fn check(
     c: &mut Checker<'_>,
     path: &str,
     raw: RawReadiness,
-    ports: &[u16],
+    ports: &[PortSpec],
 ) -> Option<Readiness> {
     let shorthand = raw.path.is_some() || raw.port.is_some();
     let kinds: Vec<&str> = [

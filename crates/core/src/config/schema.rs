@@ -80,6 +80,7 @@ pub(crate) fn keys_at(path: &str) -> Option<&'static [&'static str]> {
         | "spec.services[].hooks.postReady[]"
         | "spec.services[].hooks.preStop[]" => fields_of::<RawHookSpec>(),
         "spec.services[]" => fields_of::<RawService>(),
+        "spec.services[].ports[]" => fields_of::<RawPortSpec>(),
         "spec.services[].readiness" => fields_of::<RawReadiness>(),
         "spec.services[].readiness.http" => fields_of::<RawHttp>(),
         "spec.services[].readiness.tcp" => fields_of::<RawTcp>(),

@@ -5,7 +5,10 @@ use std::collections::BTreeMap;
 use super::check::Checker;
 use super::model::*;
 use super::names::{is_label, label_hint};
-use super::raw::{RawAction, RawOnSync, RawPreset, RawRestart, RawRuntime, RawService};
+use super::raw::{
+    RawAction, RawOnSync, RawPort, RawPortRef, RawPreset, RawProtocol, RawRestart, RawRuntime,
+    RawService,
+};
 use super::readiness;
 
 /// Helm refuses release names longer than this (they become label values with a suffix).
@@ -21,11 +24,134 @@ pub(crate) fn port(c: &mut Checker<'_>, path: &str, n: i64) -> Option<u16> {
     }
 }
 
-fn forward_rule(rule: &str) -> Option<(u16, u16)> {
+/// `LOCAL:REMOTE`, `PORT`, or with a port's name as the remote side (`8080:http`,
+/// resolved to its target port; a bare name forwards its `port` locally).
+fn forward_rule(rule: &str, ports: &[PortSpec]) -> Option<(u16, u16)> {
     let parse = |s: &str| s.trim().parse::<u16>().ok().filter(|p| *p > 0);
+    let named = |s: &str| {
+        ports
+            .iter()
+            .find(|p| p.name.as_deref() == Some(s.trim()))
+            .map(|p| (p.port, p.target_port))
+    };
     match rule.split_once(':') {
-        Some((local, remote)) => Some((parse(local)?, parse(remote)?)),
-        None => parse(rule).map(|p| (p, p)),
+        Some((local, remote)) => Some((
+            parse(local)?,
+            parse(remote).or_else(|| named(remote).map(|(_, target)| target))?,
+        )),
+        None => parse(rule).map(|p| (p, p)).or_else(|| named(rule)),
+    }
+}
+
+/// An IANA_SVC_NAME, as Kubernetes wants a port's name: 1-15 characters of lowercase
+/// letters, digits and `-`, with a letter, no `--`, no `-` at either end.
+fn is_port_name(s: &str) -> bool {
+    (1..=15).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes().any(|b| b.is_ascii_lowercase())
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+        && !s.contains("--")
+}
+
+/// The service's `ports`: numbers or the long form; names unique.
+fn ports(c: &mut Checker<'_>, at: &dyn Fn(&str) -> String, raw: Vec<RawPort>) -> Vec<PortSpec> {
+    let mut out: Vec<PortSpec> = Vec::new();
+    for (i, p) in raw.into_iter().enumerate() {
+        let key = at(&format!("ports[{i}]"));
+        match p {
+            RawPort::Number(n) => {
+                if let Some(n) = port(c, &key, n) {
+                    out.push(PortSpec::number(n));
+                }
+            }
+            RawPort::Spec(spec) => {
+                let Some(number) = spec.port else {
+                    c.error(
+                        &key,
+                        "port has no `port`".into(),
+                        Some("e.g. `{ name: http, port: 8080 }`".into()),
+                    );
+                    continue;
+                };
+                let Some(number) = port(c, &format!("{key}.port"), number) else {
+                    continue;
+                };
+                let target = match spec.target_port {
+                    Some(t) => match port(c, &format!("{key}.targetPort"), t) {
+                        Some(t) => t,
+                        None => continue,
+                    },
+                    None => number,
+                };
+                if let Some(name) = &spec.name {
+                    if !is_port_name(name) {
+                        c.error(
+                            &format!("{key}.name"),
+                            format!("`{name}` is not a valid port name"),
+                            Some("use at most 15 lowercase letters, digits and `-`, with at least one letter (e.g. `http`, `grpc-api`)".into()),
+                        );
+                        continue;
+                    }
+                    if out.iter().any(|p| p.name.as_ref() == Some(name)) {
+                        c.error(
+                            &format!("{key}.name"),
+                            format!("port name `{name}` is used twice"),
+                            None,
+                        );
+                        continue;
+                    }
+                }
+                out.push(PortSpec {
+                    name: spec.name,
+                    port: number,
+                    target_port: target,
+                    protocol: match spec.protocol {
+                        None | Some(RawProtocol::Tcp) => Protocol::Tcp,
+                        Some(RawProtocol::Udp) => Protocol::Udp,
+                        Some(RawProtocol::Sctp) => Protocol::Sctp,
+                    },
+                });
+            }
+        }
+    }
+    out
+}
+
+/// A probe's `port`: a number, or a port's name (its target port: the probe reaches
+/// the process or container, as a forward does).
+pub(crate) fn port_ref(
+    c: &mut Checker<'_>,
+    path: &str,
+    raw: RawPortRef,
+    ports: &[PortSpec],
+) -> Option<u16> {
+    match raw {
+        RawPortRef::Number(n) => port(c, path, n),
+        RawPortRef::Name(name) => {
+            if let Some(p) = ports
+                .iter()
+                .find(|p| p.name.as_deref() == Some(name.as_str()))
+            {
+                return Some(p.target_port);
+            }
+            let names: Vec<&str> = ports.iter().filter_map(|p| p.name.as_deref()).collect();
+            let hint = match super::suggest::closest(&name, names.iter().copied()) {
+                Some(close) => format!("did you mean `{close}`?"),
+                None if names.is_empty() => {
+                    "name a port under `ports:` (`{ name: http, port: 8080 }`) or give a number"
+                        .to_owned()
+                }
+                None => format!("the service's named ports: {}", names.join(", ")),
+            };
+            c.error(
+                path,
+                format!("the service has no port named `{name}`"),
+                Some(hint),
+            );
+            None
+        }
     }
 }
 
@@ -38,6 +164,10 @@ pub(crate) fn check(
 ) -> Option<Service> {
     let at = |key: &str| format!("spec.services[{index}].{key}");
     let errors_before = c.errors.len();
+    // `type: application` says what no `type` says: the other keys decide.
+    if matches!(raw.preset, Some(RawPreset::Application)) {
+        raw.preset = None;
+    }
 
     let name = match raw.name.clone() {
         None => {
@@ -86,6 +216,22 @@ pub(crate) fn check(
         }
         None => c.project_dir.to_path_buf(),
     };
+    let source = raw.source.as_deref().and_then(|dir| {
+        let resolved = c.resolve(dir);
+        if resolved.is_dir() {
+            Some(resolved)
+        } else {
+            c.error(
+                &at("source"),
+                format!(
+                    "source directory `{dir}` does not exist ({}); relative paths start at the project directory",
+                    resolved.display()
+                ),
+                Some("create the directory or correct the path".into()),
+            );
+            None
+        }
+    });
     let env_files: Vec<std::path::PathBuf> = raw
         .env_file
         .unwrap_or_default()
@@ -111,28 +257,22 @@ pub(crate) fn check(
         .into_iter()
         .map(|(k, v)| (k, v.0))
         .collect();
-    let ports: Vec<u16> = raw
-        .ports
-        .unwrap_or_default()
-        .0
-        .into_iter()
-        .enumerate()
-        .filter_map(|(i, n)| port(c, &at(&format!("ports[{i}]")), n))
-        .collect();
+    let port_specs = ports(c, &at, raw.ports.take().unwrap_or_default().0);
     let mut forward = Vec::new();
     for (i, rule) in raw.forward.unwrap_or_default().0.into_iter().enumerate() {
-        match forward_rule(&rule) {
+        match forward_rule(&rule, &port_specs) {
             Some(pair) => forward.push(pair),
             None => c.error(
                 &at(&format!("forward[{i}]")),
-                format!("forward rule `{rule}` is not `LOCAL:REMOTE` with ports 1-65535"),
-                Some("e.g. `8080:80` forwards localhost:8080 to the service's port 80".into()),
+                format!("forward rule `{rule}` is not `LOCAL:REMOTE` with ports 1-65535 or a named port"),
+                Some("e.g. `8080:80` forwards localhost:8080 to the service's port 80, `8080:http` to its port named `http`".into()),
             ),
         }
     }
     let readiness = raw
         .readiness
-        .and_then(|r| readiness::check(c, &at("readiness"), r, &ports));
+        .and_then(|r| readiness::check(c, &at("readiness"), r, &port_specs));
+    let ports: Vec<u16> = port_specs.iter().map(|p| p.port).collect();
     let restart = match raw.restart {
         // A preset is a database: one that crashed comes back, as in the cluster.
         None if raw.preset.is_some() => RestartPolicy::OnFailure,
@@ -168,7 +308,7 @@ pub(crate) fn check(
                     resolved
                 })
                 .collect(),
-            None => vec![workdir.clone()],
+            None => vec![source.clone().unwrap_or_else(|| workdir.clone())],
         };
         let action = match w.action {
             None | Some(RawAction::Restart) => WatchAction::Restart,
@@ -200,13 +340,25 @@ pub(crate) fn check(
                     );
                     return None;
                 }
-                let from = c.resolve(&rule.from);
+                let from = match (&rule.from, &source) {
+                    (Some(from), _) => c.resolve(from),
+                    (None, Some(source)) => source.clone(),
+                    (None, None) if raw.source.is_some() => return None,
+                    (None, None) => {
+                        c.error(
+                            &at(&format!("dev.sync[{i}]")),
+                            "sync rule has no `from` and the service has no `source`".into(),
+                            Some("add `from: ./dir` to the rule, or `source: ./dir` to the service".into()),
+                        );
+                        return None;
+                    }
+                };
                 if !from.exists() {
+                    let written = rule.from.as_deref().unwrap_or_default();
                     c.error(
                         &at(&format!("dev.sync[{i}].from")),
                         format!(
-                            "sync source `{}` does not exist ({}); relative paths start at the project directory",
-                            rule.from,
+                            "sync source `{written}` does not exist ({}); relative paths start at the project directory",
                             from.display()
                         ),
                         Some("create it or correct the path".into()),
@@ -230,7 +382,11 @@ pub(crate) fn check(
         },
     });
     let build = raw.build.map(|b| Build {
-        context: c.resolve(b.context.as_deref().unwrap_or(".")),
+        context: match (&b.context, &source) {
+            (Some(dir), _) => c.resolve(dir),
+            (None, Some(source)) => source.clone(),
+            (None, None) => c.resolve("."),
+        },
         dockerfile: b.dockerfile.as_deref().map(|d| c.resolve(d)),
     });
     let values = raw.values.and_then(|v| match serde_json::to_value(&v) {
@@ -387,9 +543,10 @@ pub(crate) fn check(
             );
         }
     }
-    let preset = raw.preset.map(|p| match p {
-        RawPreset::Postgresql => Preset::Postgresql,
-        RawPreset::Redis => Preset::Redis,
+    let preset = raw.preset.and_then(|p| match p {
+        RawPreset::Postgresql => Some(Preset::Postgresql),
+        RawPreset::Redis => Some(Preset::Redis),
+        RawPreset::Application => None,
     });
 
     let hooks = super::hooks::service(c, &at("hooks"), raw.hooks.take(), runtime);
@@ -406,7 +563,9 @@ pub(crate) fn check(
         env,
         env_files,
         profiles,
+        source,
         ports,
+        port_specs,
         dependencies: deps.iter().map(|(n, _)| n.clone()).collect(),
         restart_with: deps
             .iter()
@@ -493,8 +652,12 @@ fn runtime(
         );
         return None;
     }
-    // A preset's image may be overridden (`type: redis` + `image: my/redis:7`).
-    if let (Some(_), Some(source)) = (raw.preset, sources.first().filter(|s| **s != "image")) {
+    // A preset's image may be overridden (`type: redis` + `image: my/redis:7`), or
+    // the preset installed from a chart (`type: postgresql` + `chart: bitnami/postgresql`).
+    if let (Some(_), Some(source)) = (
+        raw.preset,
+        sources.first().filter(|s| **s != "image" && **s != "chart"),
+    ) {
         c.error(
             &format!("spec.services[{index}].{source}"),
             format!("service `{name}` has `type` (a preset) and `{source}`; use one of them"),
@@ -610,12 +773,22 @@ fn container_keys(c: &mut Checker<'_>, index: usize, name: &str, raw: &RawServic
 #[cfg(test)]
 mod tests {
     use super::forward_rule;
+    use crate::config::{PortSpec, Protocol};
 
     #[test]
     fn forward_rules() {
-        assert_eq!(forward_rule("8080:80"), Some((8080, 80)));
-        assert_eq!(forward_rule("5432"), Some((5432, 5432)));
-        assert_eq!(forward_rule("0:80"), None);
-        assert_eq!(forward_rule("a:b"), None);
+        let ports = [PortSpec {
+            name: Some("http".into()),
+            port: 80,
+            target_port: 8080,
+            protocol: Protocol::Tcp,
+        }];
+        assert_eq!(forward_rule("8080:80", &ports), Some((8080, 80)));
+        assert_eq!(forward_rule("5432", &ports), Some((5432, 5432)));
+        assert_eq!(forward_rule("0:80", &ports), None);
+        assert_eq!(forward_rule("a:b", &ports), None);
+        assert_eq!(forward_rule("9000:http", &ports), Some((9000, 8080)));
+        assert_eq!(forward_rule("http", &ports), Some((80, 8080)));
+        assert_eq!(forward_rule("9000:grpc", &ports), None);
     }
 }

@@ -309,6 +309,7 @@ mod tests {
     fn a_kubeconfig_cluster_is_named_by_name_or_context_and_never_managed() {
         let env = Environment {
             name: "shop".into(),
+            version: None,
             project_dir: "/p".into(),
             services: vec![],
             cluster: None,

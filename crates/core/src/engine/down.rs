@@ -142,6 +142,29 @@ impl LiveEnv {
                     .map(|s| format!("{s} (local data)")),
             );
         }
+        // Local services' volumes: the transient ones always, the persistent ones with
+        // `--volumes`.
+        let local_volumes = |source| DownError::LocalVolumes {
+            dir: env_dir.clone(),
+            source,
+        };
+        crate::volumes::remove_transient(&env_dir)
+            .await
+            .map_err(local_volumes)?;
+        if volumes {
+            let removed = crate::volumes::remove_persistent(&env_dir)
+                .await
+                .map_err(local_volumes)?;
+            report
+                .deleted
+                .extend(removed.into_iter().map(|v| format!("local volume {v}")));
+        } else {
+            report.kept_volumes.extend(
+                crate::volumes::kept(&env_dir)
+                    .into_iter()
+                    .map(|v| format!("{v} (local volume)")),
+            );
+        }
         let Some(env) = self.config() else {
             return Ok(report);
         };
@@ -379,7 +402,15 @@ impl LiveEnv {
                         let secrets = env.secret_vars(&svc);
                         // No `up` runs this start's hooks: the supervisor does.
                         let hooks = self.runner_hooks(&env, &svc, &vars, true);
-                        Supervisor::start(self.shared.clone(), svc, vars.clone(), secrets, hooks)
+                        let volumes = crate::volumes::mounted(&env, &svc);
+                        Supervisor::start(
+                            self.shared.clone(),
+                            svc,
+                            vars.clone(),
+                            secrets,
+                            hooks,
+                            volumes,
+                        )
                     };
                     self.supervisors
                         .lock()

@@ -103,6 +103,19 @@ pub enum DeployError {
     InvalidManifests(Vec<String>),
     #[error("service has no image")]
     NoImage,
+    /// A `configmap` volume's files can't become a ConfigMap.
+    #[error("volume `{volume}`: {source}")]
+    ConfigFiles {
+        volume: String,
+        #[source]
+        source: crate::kube::configmap::ConfigFilesError,
+    },
+    #[error("reading the configmap volumes' files failed: {0}")]
+    ConfigFilesTask(#[source] tokio::task::JoinError),
+    /// A `host` volume on a cluster of several nodes: each pod would see the host
+    /// path of whichever node it lands on.
+    #[error("volume `{volume}` of type `host` is a path on one node, and the cluster has {nodes} nodes (hint: set `force: true` on the volume to mount it anyway, each pod seeing its own node's directory)")]
+    HostVolumeOnManyNodes { volume: String, nodes: usize },
     #[error("no cluster is configured")]
     NoCluster,
     #[error("cannot write helm values in {}: {source}", .dir.display())]
@@ -138,6 +151,12 @@ pub enum DeployError {
 /// What `down` could not finish; the local services are stopped already.
 #[derive(Debug, thiserror::Error)]
 pub enum DownError {
+    #[error("cannot remove the local volumes under {}: {source}", .dir.display())]
+    LocalVolumes {
+        dir: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot remove the presets' data under {}: {source}", .dir.display())]
     PresetData {
         dir: std::path::PathBuf,

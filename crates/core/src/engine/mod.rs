@@ -82,6 +82,8 @@ pub struct EnvSummary {
     pub services: usize,
     pub ready: usize,
     pub running: bool,
+    /// The loaded config's `metadata.version`.
+    pub version: Option<String>,
 }
 
 type ResolveKey = (PathBuf, Option<PathBuf>, Option<String>);
@@ -519,6 +521,7 @@ impl Engine {
                     services: st.len(),
                     ready: st.iter().filter(|s| s.state.satisfies_dependents()).count(),
                     running: st.iter().any(|s| s.state.is_active()),
+                    version: rt.config().and_then(|c| c.version.clone()),
                 }
             })
             .collect();

@@ -126,12 +126,15 @@ impl Supervisor {
     /// `secrets` are the variables the service's `secrets:` give it
     /// ([`crate::config::Environment::secret_vars`]): in its process's environment
     /// under its own `env`, never in what is kept to compare configs or shown.
+    /// `volumes` are the environment's volumes it mounts: directories named by
+    /// `DEVENV_VOLUME_<NAME>` in its environment ([`crate::volumes`]).
     pub fn start(
         shared: Arc<Shared>,
         service: Service,
         vars: Arc<std::collections::BTreeMap<String, String>>,
         secrets: std::collections::BTreeMap<String, String>,
         hooks: RunHooks,
+        volumes: Vec<crate::config::Volume>,
     ) -> Self {
         let (tx, rx) = mpsc::channel(8);
         let task_shared = shared.clone();
@@ -150,9 +153,41 @@ impl Supervisor {
         let run_context = context.clone();
         let task = tokio::spawn(async move {
             let shared = task_shared;
+            let log_name: Arc<str> = Arc::from(name.as_str());
+            if !volumes.is_empty() {
+                let env_dir = site.env_dir.clone();
+                let prepared = tokio::task::spawn_blocking(move || {
+                    crate::volumes::prepare(&volumes, &env_dir)
+                })
+                .await;
+                match prepared {
+                    Ok(Ok((dirs, notes))) => {
+                        for note in notes {
+                            shared.logs.push(&log_name, Stream::System, &note);
+                        }
+                        configured.env.extend(dirs);
+                    }
+                    Ok(Err(e)) => {
+                        let msg = e.to_string();
+                        shared.logs.push(&log_name, Stream::System, &msg);
+                        shared.update(&name, |s| {
+                            s.state = ServiceState::Failed;
+                            s.message = msg;
+                        });
+                        return;
+                    }
+                    Err(e) => {
+                        let msg = format!("preparing the volumes failed: {e}");
+                        shared.update(&name, |s| {
+                            s.state = ServiceState::Failed;
+                            s.message = msg;
+                        });
+                        return;
+                    }
+                }
+            }
             let svc = match crate::presets::prepare(&configured, &site).await {
                 Ok((svc, notes)) => {
-                    let log_name: Arc<str> = Arc::from(name.as_str());
                     for note in notes {
                         shared.logs.push(&log_name, Stream::System, &note);
                     }

@@ -445,6 +445,7 @@ impl LiveEnv {
                         vars.clone(),
                         env.secret_vars(svc),
                         hooks,
+                        crate::volumes::mounted(env, svc),
                     ),
                 };
                 self.supervisors

@@ -6,6 +6,7 @@
 
 pub mod apply;
 pub mod build;
+pub mod configmap;
 pub mod devmode;
 pub mod error;
 pub mod exec;

@@ -5,9 +5,13 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
+use super::configmap::{checksum_annotation, ConfigFiles};
 use super::{labels, ENV_LABEL, MANAGED_BY, MANAGED_BY_VALUE, SERVICE_LABEL};
 use crate::config::preset::{self, vars};
-use crate::config::{Command, Environment, Preset, Probe, Readiness, Service};
+use crate::config::{
+    Command, Environment, PortSpec, Preset, Probe, Readiness, Service, VolumeKind,
+    DEFAULT_CLAIM_SIZE,
+};
 
 /// Annotation on the pod template changed by `devenv restart` (like `kubectl rollout
 /// restart`).
@@ -90,17 +94,36 @@ pub fn image_of(svc: &Service) -> Option<String> {
 }
 
 /// Ports of the Service object: the configured ones, else the preset's.
-pub fn ports_of(svc: &Service) -> Vec<u16> {
-    if !svc.ports.is_empty() {
-        return svc.ports.clone();
+pub fn ports_of(svc: &Service) -> Vec<PortSpec> {
+    if !svc.port_specs.is_empty() {
+        return svc.port_specs.clone();
     }
     svc.preset
-        .map(|p| vec![preset::default_port(p)])
+        .map(|p| vec![PortSpec::number(preset::default_port(p))])
         .unwrap_or_default()
 }
 
-/// Objects for a service that runs an image (or a preset), in apply order.
-pub fn objects(env: &Environment, svc: &Service, image: &str) -> Vec<Value> {
+/// The volumes of `env` of type `configmap` that `svc` mounts (their files are read
+/// before rendering, [`super::configmap::read`]).
+pub fn configmap_sources(env: &Environment, svc: &Service) -> Vec<(String, std::path::PathBuf)> {
+    svc.volumes
+        .iter()
+        .filter_map(|m| env.volumes.iter().find(|v| v.name == m.name))
+        .filter_map(|v| match &v.kind {
+            VolumeKind::Configmap { source } => Some((v.name.clone(), source.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Objects for a service that runs an image (or a preset), in apply order; `configs`
+/// holds the files of the configmap volumes it mounts, by volume name.
+pub fn objects(
+    env: &Environment,
+    svc: &Service,
+    image: &str,
+    configs: &BTreeMap<String, ConfigFiles>,
+) -> Vec<Value> {
     let ns_labels = labels(&env.name, &svc.name);
     let shared_labels = json!({ MANAGED_BY: MANAGED_BY_VALUE, ENV_LABEL: env.name });
     let preset = svc.preset.map(preset_spec);
@@ -122,23 +145,53 @@ pub fn objects(env: &Environment, svc: &Service, image: &str) -> Vec<Value> {
     // Volumes: declared mounts, plus the preset's data volume.
     let mut volumes = Vec::new();
     let mut mounts = Vec::new();
+    let mut annotations = serde_json::Map::new();
     for m in &svc.volumes {
         let Some(vol) = env.volumes.iter().find(|v| v.name == m.name) else {
             continue;
         };
-        if vol.persistent {
-            out.push(pvc(&vol.name, &vol.size, &shared_labels));
-            volumes.push(
-                json!({ "name": vol.name, "persistentVolumeClaim": { "claimName": vol.name } }),
-            );
-        } else {
-            let dir = if vol.tmpfs {
-                json!({ "medium": "Memory", "sizeLimit": vol.size })
-            } else {
-                json!({})
-            };
-            volumes.push(json!({ "name": vol.name, "emptyDir": dir }));
-        }
+        let source = match &vol.kind {
+            VolumeKind::Persistent {
+                storage_class,
+                access_mode,
+            } => {
+                let size = vol.size.as_deref().unwrap_or(DEFAULT_CLAIM_SIZE);
+                let mut claim = pvc(&vol.name, size, &shared_labels);
+                claim["spec"]["accessModes"] = json!([access_mode]);
+                if let Some(class) = storage_class {
+                    claim["spec"]["storageClassName"] = json!(class);
+                }
+                out.push(claim);
+                json!({ "persistentVolumeClaim": { "claimName": vol.name } })
+            }
+            VolumeKind::Ephemeral => match &vol.size {
+                Some(size) => json!({ "emptyDir": { "sizeLimit": size } }),
+                None => json!({ "emptyDir": {} }),
+            },
+            VolumeKind::Tmpfs => match &vol.size {
+                Some(size) => json!({ "emptyDir": { "medium": "Memory", "sizeLimit": size } }),
+                None => json!({ "emptyDir": { "medium": "Memory" } }),
+            },
+            VolumeKind::Configmap { .. } => {
+                let files = configs.get(&vol.name).cloned().unwrap_or_default();
+                out.push(json!({
+                    "apiVersion": "v1",
+                    "kind": "ConfigMap",
+                    "metadata": { "name": vol.name, "labels": shared_labels },
+                    "data": files.data,
+                }));
+                // The kubelet updates a mounted ConfigMap late (up to a minute) and
+                // never for a subPath; a new digest rolls the pods out at once.
+                annotations.insert(checksum_annotation(&vol.name), json!(files.digest));
+                json!({ "configMap": { "name": vol.name } })
+            }
+            VolumeKind::Host { path, .. } => {
+                json!({ "hostPath": { "path": path.display().to_string() } })
+            }
+        };
+        let mut volume = source;
+        volume["name"] = json!(vol.name);
+        volumes.push(volume);
         mounts.push(json!({ "name": vol.name, "mountPath": m.path }));
     }
     if let Some(p) = &preset {
@@ -167,7 +220,7 @@ pub fn objects(env: &Environment, svc: &Service, image: &str) -> Vec<Value> {
         "image": image,
         "imagePullPolicy": "IfNotPresent",
         "env": env_vars.iter().map(|(k, v)| json!({ "name": k, "value": v })).collect::<Vec<_>>(),
-        "ports": ports.iter().map(|p| json!({ "containerPort": p, "protocol": "TCP" })).collect::<Vec<_>>(),
+        "ports": ports.iter().map(container_port).collect::<Vec<_>>(),
         "volumeMounts": mounts,
     });
     match &svc.command {
@@ -201,6 +254,10 @@ pub fn objects(env: &Environment, svc: &Service, image: &str) -> Vec<Value> {
         .iter()
         .any(|v| v.get("persistentVolumeClaim").is_some());
     let selector = json!({ ENV_LABEL: env.name, SERVICE_LABEL: svc.name });
+    let mut template_meta = json!({ "labels": ns_labels });
+    if !annotations.is_empty() {
+        template_meta["annotations"] = Value::Object(annotations);
+    }
     out.push(json!({
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -211,7 +268,7 @@ pub fn objects(env: &Environment, svc: &Service, image: &str) -> Vec<Value> {
             // A volume claimed ReadWriteOnce can't be mounted by old and new pods at once.
             "strategy": if has_claims { json!({ "type": "Recreate" }) } else { json!({ "type": "RollingUpdate" }) },
             "template": {
-                "metadata": { "labels": ns_labels },
+                "metadata": template_meta,
                 "spec": {
                     "containers": [container],
                     "volumes": volumes,
@@ -228,11 +285,31 @@ pub fn objects(env: &Environment, svc: &Service, image: &str) -> Vec<Value> {
             "metadata": { "name": svc.name, "labels": ns_labels },
             "spec": {
                 "selector": selector,
-                "ports": ports.iter().map(|p| json!({ "name": format!("p{p}"), "port": p, "targetPort": p, "protocol": "TCP" })).collect::<Vec<_>>(),
+                "ports": ports.iter().map(service_port).collect::<Vec<_>>(),
             }
         }));
     }
     out
+}
+
+/// A port of the container: the target port, under the port's name when it has one
+/// (so a chart or probe can name it too).
+fn container_port(p: &PortSpec) -> Value {
+    let mut v = json!({ "containerPort": p.target_port, "protocol": p.protocol.as_str() });
+    if let Some(name) = &p.name {
+        v["name"] = json!(name);
+    }
+    v
+}
+
+/// A port of the Service object; unnamed ports are named `p<port>` (a Service with
+/// several ports needs names), with the protocol when it is not TCP.
+fn service_port(p: &PortSpec) -> Value {
+    let name = p.name.clone().unwrap_or_else(|| match p.protocol {
+        crate::config::Protocol::Tcp => format!("p{}", p.port),
+        other => format!("p{}-{}", p.port, other.as_str().to_ascii_lowercase()),
+    });
+    json!({ "name": name, "port": p.port, "targetPort": p.target_port, "protocol": p.protocol.as_str() })
 }
 
 fn pvc(name: &str, size: &str, labels: &Value) -> Value {
@@ -285,14 +362,17 @@ mod tests {
     fn env_with(svc: Service) -> Environment {
         Environment {
             name: "shop".into(),
+            version: None,
             project_dir: "/p".into(),
             services: vec![svc],
             cluster: None,
             volumes: vec![Volume {
                 name: "db-data".into(),
-                persistent: true,
-                size: "2Gi".into(),
-                tmpfs: false,
+                kind: VolumeKind::Persistent {
+                    storage_class: None,
+                    access_mode: "ReadWriteOnce".into(),
+                },
+                size: Some("2Gi".into()),
             }],
             secrets: vec![Secret {
                 name: "creds".into(),
@@ -307,6 +387,7 @@ mod tests {
         let mut svc = Service::test("web");
         svc.image = Some("nginx:1.27".into());
         svc.ports = vec![80];
+        svc.port_specs = vec![PortSpec::number(80)];
         svc.replicas = 2;
         svc.command = Some(Command::Shell("nginx -g 'daemon off;'".into()));
         svc.secrets = vec!["creds".into()];
@@ -315,7 +396,7 @@ mod tests {
             path: "/data".into(),
         }];
         let env = env_with(svc.clone());
-        let objs = objects(&env, &svc, "nginx:1.27");
+        let objs = objects(&env, &svc, "nginx:1.27", &BTreeMap::new());
         let kinds: Vec<&str> = objs.iter().map(|o| o["kind"].as_str().unwrap()).collect();
         assert_eq!(
             kinds,
@@ -344,7 +425,7 @@ mod tests {
         let env = env_with(svc.clone());
         let image = image_of(&svc).unwrap();
         assert_eq!(image, "redis:7");
-        let objs = objects(&env, &svc, &image);
+        let objs = objects(&env, &svc, &image, &BTreeMap::new());
         assert_eq!(objs[0]["kind"], "PersistentVolumeClaim");
         assert_eq!(objs[0]["metadata"]["name"], "cache-data");
         let c = &objs[1]["spec"]["template"]["spec"]["containers"][0];
@@ -365,7 +446,12 @@ mod tests {
         let mut cache = Service::test("cache");
         cache.preset = Some(Preset::Redis);
         cache.env.insert("REDIS_PASSWORD".into(), "pw".into());
-        let objs = objects(&env_with(cache.clone()), &cache, "redis:7");
+        let objs = objects(
+            &env_with(cache.clone()),
+            &cache,
+            "redis:7",
+            &BTreeMap::new(),
+        );
         let c = &objs[1]["spec"]["template"]["spec"]["containers"][0];
         assert_eq!(c["args"][3], "--requirepass");
         assert_eq!(c["args"][4], "$(REDIS_PASSWORD)", "expanded by the kubelet");
@@ -375,7 +461,7 @@ mod tests {
         db.env.insert("POSTGRES_USER".into(), "app".into());
         db.env.insert("POSTGRES_PASSWORD".into(), "pw".into());
         preset::apply(&mut db);
-        let objs = objects(&env_with(db.clone()), &db, "postgres:16");
+        let objs = objects(&env_with(db.clone()), &db, "postgres:16", &BTreeMap::new());
         let c = &objs[1]["spec"]["template"]["spec"]["containers"][0];
         let env: Vec<&str> = c["env"]
             .as_array()
@@ -390,5 +476,98 @@ mod tests {
             probe[8], "app",
             "the database defaults to the user's name, as in the image"
         );
+    }
+
+    #[test]
+    fn every_volume_kind_and_named_ports_render() {
+        let mut svc = Service::test("box");
+        svc.image = Some("busybox".into());
+        svc.ports = vec![80];
+        svc.port_specs = vec![PortSpec {
+            name: Some("http".into()),
+            port: 80,
+            target_port: 8080,
+            protocol: crate::config::Protocol::Tcp,
+        }];
+        let kinds = [
+            (
+                "data",
+                VolumeKind::Persistent {
+                    storage_class: Some("local-path".into()),
+                    access_mode: "ReadWriteMany".into(),
+                },
+                None,
+            ),
+            ("scratch", VolumeKind::Ephemeral, Some("10Mi")),
+            ("cache", VolumeKind::Tmpfs, Some("64Mi")),
+            (
+                "conf",
+                VolumeKind::Configmap {
+                    source: "/p/config".into(),
+                },
+                None,
+            ),
+            (
+                "logs",
+                VolumeKind::Host {
+                    path: "/var/log".into(),
+                    force: false,
+                },
+                None,
+            ),
+        ];
+        let mut env = env_with(svc.clone());
+        env.volumes = kinds
+            .iter()
+            .map(|(name, kind, size)| Volume {
+                name: (*name).into(),
+                kind: kind.clone(),
+                size: size.map(String::from),
+            })
+            .collect();
+        svc.volumes = kinds
+            .iter()
+            .map(|(name, _, _)| VolumeMount {
+                name: (*name).into(),
+                path: format!("/mnt/{name}"),
+            })
+            .collect();
+        let configs = BTreeMap::from([(
+            "conf".to_owned(),
+            ConfigFiles {
+                data: BTreeMap::from([("app.conf".into(), "a=1".into())]),
+                digest: "abc".into(),
+            },
+        )]);
+        let objs = objects(&env, &svc, "busybox", &configs);
+        let find = |kind: &str| objs.iter().find(|o| o["kind"] == kind).unwrap();
+        let claim = find("PersistentVolumeClaim");
+        assert_eq!(claim["spec"]["storageClassName"], "local-path");
+        assert_eq!(claim["spec"]["accessModes"][0], "ReadWriteMany");
+        assert_eq!(claim["spec"]["resources"]["requests"]["storage"], "1Gi");
+        let cm = find("ConfigMap");
+        assert_eq!(cm["metadata"]["name"], "conf");
+        assert_eq!(cm["data"]["app.conf"], "a=1");
+        let template = &find("Deployment")["spec"]["template"];
+        assert_eq!(
+            template["metadata"]["annotations"]["devenv.dev/configmap-conf"],
+            "abc"
+        );
+        let vols = template["spec"]["volumes"].as_array().unwrap();
+        let vol = |n: &str| vols.iter().find(|v| v["name"] == n).unwrap();
+        assert_eq!(vol("data")["persistentVolumeClaim"]["claimName"], "data");
+        assert_eq!(vol("scratch")["emptyDir"]["sizeLimit"], "10Mi");
+        assert_eq!(vol("cache")["emptyDir"]["medium"], "Memory");
+        assert_eq!(vol("cache")["emptyDir"]["sizeLimit"], "64Mi");
+        assert_eq!(vol("conf")["configMap"]["name"], "conf");
+        assert_eq!(vol("logs")["hostPath"]["path"], "/var/log");
+        let c = &template["spec"]["containers"][0];
+        assert_eq!(c["volumeMounts"].as_array().unwrap().len(), 5);
+        assert_eq!(c["ports"][0]["containerPort"], 8080);
+        assert_eq!(c["ports"][0]["name"], "http");
+        let service = find("Service");
+        assert_eq!(service["spec"]["ports"][0]["name"], "http");
+        assert_eq!(service["spec"]["ports"][0]["port"], 80);
+        assert_eq!(service["spec"]["ports"][0]["targetPort"], 8080);
     }
 }

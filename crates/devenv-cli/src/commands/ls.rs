@@ -17,6 +17,7 @@ pub async fn run(ctx: &Ctx) -> Result {
                 serde_json::json!({
                     "name": e.name, "project": e.project, "env": e.env,
                     "services": e.services, "ready": e.ready, "running": e.running,
+                    "version": (!e.version.is_empty()).then_some(&e.version),
                 })
             })
             .collect();
@@ -41,6 +42,11 @@ pub async fn run(ctx: &Ctx) -> Result {
                 } else {
                     e.env.clone()
                 },
+                if e.version.is_empty() {
+                    "-".into()
+                } else {
+                    e.version.clone()
+                },
                 e.services.to_string(),
                 e.ready.to_string(),
             ]
@@ -48,7 +54,10 @@ pub async fn run(ctx: &Ctx) -> Result {
         .collect();
     print!(
         "{}",
-        table::render(&["NAME", "PROJECT", "ENV", "SERVICES", "READY"], &rows)
+        table::render(
+            &["NAME", "PROJECT", "ENV", "VERSION", "SERVICES", "READY"],
+            &rows
+        )
     );
     Ok(())
 }

@@ -11,6 +11,8 @@ use super::table;
 pub struct StatusJson<'a> {
     pub environment: &'a str,
     pub project: &'a str,
+    /// `metadata.version`; `null` when the config sets none.
+    pub version: Option<&'a str>,
     pub services: Vec<ServiceJson<'a>>,
 }
 
@@ -68,6 +70,7 @@ pub fn json(status: &pb::StatusResponse) -> String {
     let doc = StatusJson {
         environment: &status.environment,
         project: &status.project,
+        version: (!status.version.is_empty()).then_some(status.version.as_str()),
         services: status.services.iter().map(ServiceJson::from).collect(),
     };
     serde_json::to_string_pretty(&doc).expect("status JSON is always serialisable")
@@ -214,6 +217,7 @@ mod tests {
         pb::StatusResponse {
             environment: "shop".into(),
             project: "/src/shop".into(),
+            version: "1.0".into(),
             services: vec![
                 service("api", pb::ServiceState::Ready, 4242),
                 service("worker", pb::ServiceState::Failed, 0),
@@ -229,6 +233,7 @@ mod tests {
             serde_json::json!({
                 "environment": "shop",
                 "project": "/src/shop",
+                "version": "1.0",
                 "services": [
                     {"name": "api", "runtime": "local", "state": "ready", "ready": true,
                      "pid": 4242, "ports": [8000], "restarts": 1, "crashes": 0, "message": "", "dev": false, "degraded": null, "replicas": null},

@@ -108,16 +108,19 @@ impl EnvironmentService for Environments {
         req: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
         let rt = super::runtime(&self.engine, req.into_inner().environment)?;
+        let config = rt.config();
         Ok(Response::new(pb::StatusResponse {
             environment: rt.name().to_owned(),
             project: rt.project_dir.display().to_string(),
-            services: {
-                let config = rt.config();
-                rt.statuses()
-                    .iter()
-                    .map(|s| convert::service_status_in(s, config.as_deref()))
-                    .collect()
-            },
+            services: rt
+                .statuses()
+                .iter()
+                .map(|s| convert::service_status_in(s, config.as_deref()))
+                .collect(),
+            version: config
+                .as_deref()
+                .and_then(|c| c.version.clone())
+                .unwrap_or_default(),
         }))
     }
 
@@ -174,6 +177,7 @@ impl EnvironmentService for Environments {
                 services: e.services as u32,
                 ready: e.ready as u32,
                 running: e.running,
+                version: e.version.unwrap_or_default(),
             })
             .collect();
         Ok(Response::new(pb::ListResponse { environments }))

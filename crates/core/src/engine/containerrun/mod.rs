@@ -175,7 +175,7 @@ impl ContainerRun {
                 self.env
                     .volumes
                     .iter()
-                    .any(|v| v.name == m.name && v.persistent)
+                    .any(|v| v.name == m.name && v.persistent())
             })
             .map(|m| docker::volume_name(&self.shared.id, &self.shared.name, &m.name))
             .collect();

@@ -9,7 +9,7 @@ use bollard::models::{
     NetworkingConfig, PortBinding,
 };
 
-use crate::config::{Command, Environment, Service};
+use crate::config::{Command, Environment, Service, VolumeKind};
 use crate::docker::{self, LABEL_CONFIG, LABEL_SERVICE};
 
 /// The container's environment: the service's `env`, then its secrets' keys (which
@@ -100,7 +100,9 @@ pub(super) fn create_body(
 
 /// The service's mounts: persistent volumes as the environment's named volumes (see
 /// [`docker::volume_name`]; created by the runner first), ephemeral ones as anonymous
-/// volumes (removed with the container), tmpfs ones in memory, and bind mounts.
+/// volumes (removed with the container), tmpfs ones in memory, configmap ones as a
+/// read-only bind of their source, host ones as a bind of the host path, and bind
+/// mounts. (A configmap of one file is bound as that file under the mount path.)
 fn mounts(svc: &Service, env: &Environment, env_id: &str) -> Vec<Mount> {
     let mut out = Vec::new();
     for m in &svc.volumes {
@@ -111,16 +113,31 @@ fn mounts(svc: &Service, env: &Environment, env_id: &str) -> Vec<Mount> {
             target: Some(m.path.clone()),
             ..Default::default()
         };
-        if vol.tmpfs {
-            mount.typ = Some(MountType::TMPFS);
-            mount.tmpfs_options = Some(MountTmpfsOptions {
-                size_bytes: quantity_bytes(&vol.size),
-                ..Default::default()
-            });
-        } else {
-            mount.typ = Some(MountType::VOLUME);
-            if vol.persistent {
+        match &vol.kind {
+            VolumeKind::Tmpfs => {
+                mount.typ = Some(MountType::TMPFS);
+                mount.tmpfs_options = Some(MountTmpfsOptions {
+                    size_bytes: vol.size.as_deref().and_then(quantity_bytes),
+                    ..Default::default()
+                });
+            }
+            VolumeKind::Persistent { .. } => {
+                mount.typ = Some(MountType::VOLUME);
                 mount.source = Some(docker::volume_name(env_id, &env.name, &vol.name));
+            }
+            VolumeKind::Ephemeral => mount.typ = Some(MountType::VOLUME),
+            VolumeKind::Configmap { source } => {
+                mount.typ = Some(MountType::BIND);
+                mount.read_only = Some(true);
+                if source.is_file() {
+                    let file = source.file_name().unwrap_or_default().to_string_lossy();
+                    mount.target = Some(format!("{}/{file}", m.path.trim_end_matches('/')));
+                }
+                mount.source = Some(source.display().to_string());
+            }
+            VolumeKind::Host { path, .. } => {
+                mount.typ = Some(MountType::BIND);
+                mount.source = Some(path.display().to_string());
             }
         }
         out.push(mount);
@@ -173,6 +190,7 @@ mod tests {
     fn env_with(svc: Service) -> Environment {
         Environment {
             name: "shop".into(),
+            version: None,
             project_dir: "/p".into(),
             services: vec![svc],
             cluster: None,

@@ -12,7 +12,7 @@ use super::KubeRun;
 use crate::engine::error::DeployError;
 use crate::kube::apply;
 use crate::kube::rollout::Workload;
-use crate::kube::{helm, manifests, render};
+use crate::kube::{configmap, helm, manifests, render};
 use crate::logs::Stream;
 
 impl KubeRun {
@@ -56,8 +56,10 @@ impl KubeRun {
         } else if let Some(w) = &svc.workload {
             return self.existing_workload(w).await;
         } else {
+            self.host_volumes_allowed().await?;
+            let configs = self.config_files().await?;
             let image = self.image().await?;
-            render::objects(&self.env, svc, &image)
+            render::objects(&self.env, svc, &image, &configs)
         };
         self.restore_pending(&objects).await?;
         apply::apply_all(&self.kinds, &self.kenv, &objects).await?;
@@ -68,6 +70,55 @@ impl KubeRun {
             self.kenv.namespace
         ));
         self.workloads_of(&objects).await
+    }
+
+    /// The files of the configmap volumes the service mounts, read off the async
+    /// workers (bounded by a ConfigMap's size).
+    async fn config_files(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, configmap::ConfigFiles>, DeployError> {
+        let sources = render::configmap_sources(&self.env, &self.svc);
+        if sources.is_empty() {
+            return Ok(Default::default());
+        }
+        tokio::task::spawn_blocking(move || {
+            sources
+                .into_iter()
+                .map(|(volume, source)| match configmap::read(&source) {
+                    Ok(files) => Ok((volume, files)),
+                    Err(source) => Err(DeployError::ConfigFiles { volume, source }),
+                })
+                .collect()
+        })
+        .await
+        .map_err(DeployError::ConfigFilesTask)?
+    }
+
+    /// A `host` volume is a path on one node: refused on a cluster of several nodes
+    /// unless the volume says `force: true`.
+    async fn host_volumes_allowed(&self) -> Result<(), DeployError> {
+        let unforced = self.svc.volumes.iter().find_map(|m| {
+            self.env.volumes.iter().find(|v| {
+                v.name == m.name
+                    && matches!(v.kind, crate::config::VolumeKind::Host { force: false, .. })
+            })
+        });
+        let Some(vol) = unforced else {
+            return Ok(());
+        };
+        let nodes: kube::Api<k8s_openapi::api::core::v1::Node> =
+            kube::Api::all(self.kenv.client.clone());
+        let list = nodes
+            .list_metadata(&kube::api::ListParams::default())
+            .await
+            .map_err(|e| crate::kube::error::explain(&e, &self.kenv.context))?;
+        match list.items.len() {
+            0 | 1 => Ok(()),
+            n => Err(DeployError::HostVolumeOnManyNodes {
+                volume: vol.name.clone(),
+                nodes: n,
+            }),
+        }
     }
 
     pub(in crate::engine) async fn image(&self) -> Result<String, DeployError> {

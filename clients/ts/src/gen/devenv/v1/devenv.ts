@@ -560,6 +560,12 @@ export interface StatusResponse {
      * @generated from protobuf field: repeated devenv.v1.ServiceStatus services = 3
      */
     services: ServiceStatus[];
+    /**
+     * The config's `metadata.version` (empty when it sets none).
+     *
+     * @generated from protobuf field: string version = 4
+     */
+    version: string;
 }
 /**
  * @generated from protobuf message devenv.v1.WatchRequest
@@ -603,6 +609,12 @@ export interface EnvironmentSummary {
      * @generated from protobuf field: bool running = 6
      */
     running: boolean;
+    /**
+     * The config's `metadata.version` (empty when it sets none).
+     *
+     * @generated from protobuf field: string version = 7
+     */
+    version: string;
 }
 /**
  * @generated from protobuf message devenv.v1.ListResponse
@@ -3020,7 +3032,8 @@ class StatusResponse$Type extends MessageType<StatusResponse> {
         super("devenv.v1.StatusResponse", [
             { no: 1, name: "environment", kind: "scalar", T: 9 /*ScalarType.STRING*/ },
             { no: 2, name: "project", kind: "scalar", T: 9 /*ScalarType.STRING*/ },
-            { no: 3, name: "services", kind: "message", repeat: 2 /*RepeatType.UNPACKED*/, T: () => ServiceStatus }
+            { no: 3, name: "services", kind: "message", repeat: 2 /*RepeatType.UNPACKED*/, T: () => ServiceStatus },
+            { no: 4, name: "version", kind: "scalar", T: 9 /*ScalarType.STRING*/ }
         ]);
     }
     create(value?: PartialMessage<StatusResponse>): StatusResponse {
@@ -3028,6 +3041,7 @@ class StatusResponse$Type extends MessageType<StatusResponse> {
         message.environment = "";
         message.project = "";
         message.services = [];
+        message.version = "";
         if (value !== undefined)
             reflectionMergePartial<StatusResponse>(this, message, value);
         return message;
@@ -3045,6 +3059,9 @@ class StatusResponse$Type extends MessageType<StatusResponse> {
                     break;
                 case /* repeated devenv.v1.ServiceStatus services */ 3:
                     message.services.push(ServiceStatus.internalBinaryRead(reader, reader.uint32(), options));
+                    break;
+                case /* string version */ 4:
+                    message.version = reader.string();
                     break;
                 default:
                     let u = options.readUnknownField;
@@ -3067,6 +3084,9 @@ class StatusResponse$Type extends MessageType<StatusResponse> {
         /* repeated devenv.v1.ServiceStatus services = 3; */
         for (let i = 0; i < message.services.length; i++)
             ServiceStatus.internalBinaryWrite(message.services[i], writer.tag(3, WireType.LengthDelimited).fork(), options).join();
+        /* string version = 4; */
+        if (message.version !== "")
+            writer.tag(4, WireType.LengthDelimited).string(message.version);
         let u = options.writeUnknownFields;
         if (u !== false)
             (u == true ? UnknownFieldHandler.onWrite : u)(this.typeName, message, writer);
@@ -3170,7 +3190,8 @@ class EnvironmentSummary$Type extends MessageType<EnvironmentSummary> {
             { no: 3, name: "env", kind: "scalar", T: 9 /*ScalarType.STRING*/ },
             { no: 4, name: "services", kind: "scalar", T: 13 /*ScalarType.UINT32*/ },
             { no: 5, name: "ready", kind: "scalar", T: 13 /*ScalarType.UINT32*/ },
-            { no: 6, name: "running", kind: "scalar", T: 8 /*ScalarType.BOOL*/ }
+            { no: 6, name: "running", kind: "scalar", T: 8 /*ScalarType.BOOL*/ },
+            { no: 7, name: "version", kind: "scalar", T: 9 /*ScalarType.STRING*/ }
         ]);
     }
     create(value?: PartialMessage<EnvironmentSummary>): EnvironmentSummary {
@@ -3181,6 +3202,7 @@ class EnvironmentSummary$Type extends MessageType<EnvironmentSummary> {
         message.services = 0;
         message.ready = 0;
         message.running = false;
+        message.version = "";
         if (value !== undefined)
             reflectionMergePartial<EnvironmentSummary>(this, message, value);
         return message;
@@ -3207,6 +3229,9 @@ class EnvironmentSummary$Type extends MessageType<EnvironmentSummary> {
                     break;
                 case /* bool running */ 6:
                     message.running = reader.bool();
+                    break;
+                case /* string version */ 7:
+                    message.version = reader.string();
                     break;
                 default:
                     let u = options.readUnknownField;
@@ -3238,6 +3263,9 @@ class EnvironmentSummary$Type extends MessageType<EnvironmentSummary> {
         /* bool running = 6; */
         if (message.running !== false)
             writer.tag(6, WireType.Varint).bool(message.running);
+        /* string version = 7; */
+        if (message.version !== "")
+            writer.tag(7, WireType.LengthDelimited).string(message.version);
         let u = options.writeUnknownFields;
         if (u !== false)
             (u == true ? UnknownFieldHandler.onWrite : u)(this.typeName, message, writer);
