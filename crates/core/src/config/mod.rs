@@ -18,6 +18,8 @@ mod hooks;
 mod hooks_tests;
 mod index;
 mod init;
+#[cfg(test)]
+mod init_tests;
 mod interpolate;
 mod layers;
 pub mod limits;
