@@ -359,7 +359,9 @@ pub(crate) fn is_quantity(s: &str) -> bool {
 fn preset_auth(c: &mut Checker<'_>, services: &[(usize, Service)], secrets: &[Secret]) {
     use super::preset::{postgres_has_auth, vars};
     for (i, svc) in services {
-        if svc.preset != Some(Preset::Postgresql) || svc.command.is_some() {
+        // From a chart, the chart's values decide its auth (bitnami's generates a
+        // password into a Secret of its own).
+        if svc.preset != Some(Preset::Postgresql) || svc.command.is_some() || svc.chart.is_some() {
             continue;
         }
         let from_secret = svc.secrets.iter().any(|name| {

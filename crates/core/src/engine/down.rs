@@ -156,8 +156,8 @@ impl LiveEnv {
                 .await
                 .map_err(local_volumes)?;
             report
-                .deleted
-                .extend(removed.into_iter().map(|v| format!("local volume {v}")));
+                .removed_data
+                .extend(removed.into_iter().map(|v| format!("volume {v}")));
         } else {
             report.kept_volumes.extend(
                 crate::volumes::kept(&env_dir)
