@@ -113,7 +113,7 @@ pub struct Service {
     pub preset: Option<Preset>,
     /// `"LOCAL:REMOTE"` forward rules, parsed.
     pub forward: Vec<(u16, u16)>,
-    /// Image build (kubernetes): the built image replaces `image`.
+    /// Image build (kubernetes and containers): the built image replaces `image`.
     pub build: Option<Build>,
     /// Helm values for `chart` (a YAML mapping, kept as JSON).
     pub values: Option<serde_json::Value>,
@@ -136,6 +136,10 @@ pub struct Build {
     pub context: PathBuf,
     /// Absolute Dockerfile path, when not `<context>/Dockerfile`.
     pub dockerfile: Option<PathBuf>,
+    /// Build arguments (the Dockerfile's `ARG`s).
+    pub args: BTreeMap<String, String>,
+    /// The stage to build (`--target`).
+    pub target: Option<String>,
 }
 
 /// Kubernetes resource requests and limits, e.g. `cpu: 100m`, `memory: 128Mi`.

@@ -221,6 +221,10 @@ pub(crate) struct RawResources {
 pub(crate) struct RawBuild {
     pub context: Option<String>,
     pub dockerfile: Option<String>,
+    /// `--build-arg`s: `ARG`s of the Dockerfile.
+    pub args: Option<BTreeMap<String, Text>>,
+    /// The stage of a multi-stage Dockerfile to build.
+    pub target: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

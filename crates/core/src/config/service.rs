@@ -388,6 +388,13 @@ pub(crate) fn check(
             (None, None) => c.resolve("."),
         },
         dockerfile: b.dockerfile.as_deref().map(|d| c.resolve(d)),
+        args: b
+            .args
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, v.0))
+            .collect(),
+        target: b.target.filter(|t| !t.is_empty()),
     });
     let values = raw.values.and_then(|v| match serde_json::to_value(&v) {
         Ok(j @ serde_json::Value::Object(_)) => Some(j),
@@ -750,12 +757,31 @@ fn runtime(
 /// ignored (a key that parses but does nothing is a defect).
 fn container_keys(c: &mut Checker<'_>, index: usize, name: &str, raw: &RawService) {
     let refused = [
-        ("workdir", raw.workdir.is_some(), "the image's WORKDIR applies; set it in the Dockerfile"),
-        ("replicas", raw.replicas.is_some(), "one container runs per service"),
-        ("resources", raw.resources.is_some(), "resource limits apply to Kubernetes services"),
-        ("dev", raw.dev.is_some(), "dev mode applies to Kubernetes workloads"),
-        ("watch", raw.watch.is_some(), "watch rules apply to local services"),
-        ("build", raw.build.is_some(), "builds are not supported by the container runtime yet: `docker build -t NAME .`, then `image: NAME`"),
+        (
+            "workdir",
+            raw.workdir.is_some(),
+            "the image's WORKDIR applies; set it in the Dockerfile",
+        ),
+        (
+            "replicas",
+            raw.replicas.is_some(),
+            "one container runs per service",
+        ),
+        (
+            "resources",
+            raw.resources.is_some(),
+            "resource limits apply to Kubernetes services",
+        ),
+        (
+            "dev",
+            raw.dev.is_some(),
+            "dev mode applies to Kubernetes workloads",
+        ),
+        (
+            "watch",
+            raw.watch.is_some(),
+            "watch rules apply to local services",
+        ),
     ];
     for (key, set, why) in refused {
         if set {

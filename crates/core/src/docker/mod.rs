@@ -14,6 +14,7 @@ use bollard::query_parameters::{
 use bollard::Docker;
 use md5::{Digest, Md5};
 
+pub mod build;
 pub mod exec;
 
 /// The engine's address when neither the client nor the daemon sets `DOCKER_HOST`.

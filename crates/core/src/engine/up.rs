@@ -168,7 +168,15 @@ impl LiveEnv {
             let Some(svc) = env.service(name).cloned() else {
                 continue;
             };
-            let plan = self.plan(&svc);
+            let mut plan = self.plan(&svc);
+            // A running build's context may have changed while its config did not.
+            if plan == Plan::Keep
+                && svc.runtime == RuntimeKind::Container
+                && super::containerrun::stale_build(&self.shared, &svc, &vars).await
+            {
+                plan = Plan::Replace;
+                self.mark_pending(&svc);
+            }
             if plan != Plan::Keep {
                 started_now.push(name.clone());
             }
@@ -282,13 +290,17 @@ impl LiveEnv {
             decide(svc, self.shared.dev_wanted(&svc.name), running, state)
         };
         if plan != Plan::Keep {
-            self.shared.update(&svc.name, |s| {
-                s.state = ServiceState::Pending;
-                s.message = "waiting for dependencies".into();
-                s.last_lines.clear();
-            });
+            self.mark_pending(svc);
         }
         plan
+    }
+
+    fn mark_pending(&self, svc: &Service) {
+        self.shared.update(&svc.name, |s| {
+            s.state = ServiceState::Pending;
+            s.message = "waiting for dependencies".into();
+            s.last_lines.clear();
+        });
     }
 
     /// Whether a `post*` hook of the `up` `up_id` may run (see `hooks.rs`): no

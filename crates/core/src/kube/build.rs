@@ -101,14 +101,21 @@ pub fn build_args(builder: Builder, tag: &str, build: &Build) -> Vec<String> {
         Builder::Docker | Builder::Nerdctl => "build",
         Builder::Buildah => "bud",
     };
-    vec![
+    let mut args = vec![
         verb.into(),
         "-t".into(),
         tag.into(),
         "-f".into(),
         dockerfile(build).display().to_string(),
-        build.context.display().to_string(),
-    ]
+    ];
+    for (k, v) in &build.args {
+        args.extend(["--build-arg".into(), format!("{k}={v}")]);
+    }
+    if let Some(t) = &build.target {
+        args.extend(["--target".into(), t.clone()]);
+    }
+    args.push(build.context.display().to_string());
+    args
 }
 
 /// Writes the image to a tarball `k3d image import` can read. None for docker: k3d
@@ -144,6 +151,12 @@ pub fn content_hash(build: &Build) -> std::io::Result<String> {
     if !df.starts_with(&build.context) {
         h.write(b"\0dockerfile\0");
         hash_file(&mut h, &df)?;
+    }
+    for (k, v) in &build.args {
+        h.write(format!("\0arg\0{k}={v}").as_bytes());
+    }
+    if let Some(t) = &build.target {
+        h.write(format!("\0target\0{t}").as_bytes());
     }
     Ok(format!("{:016x}", h.0)[..HASH_LEN].to_owned())
 }
@@ -300,6 +313,8 @@ mod tests {
         Build {
             context: context.to_path_buf(),
             dockerfile: dockerfile.map(Path::to_path_buf),
+            args: Default::default(),
+            target: None,
         }
     }
 
@@ -323,6 +338,13 @@ mod tests {
         assert_eq!(
             build_args(Builder::Nerdctl, &t, &b)[0..3].join(" "),
             "build -t devenv.local/shop-web:0123456789ab"
+        );
+        let mut b = build(Path::new("/p/web"), None);
+        b.args.insert("MODE".into(), "dev".into());
+        b.target = Some("runtime".into());
+        assert_eq!(
+            build_args(Builder::Docker, &t, &b)[5..].join(" "),
+            "--build-arg MODE=dev --target runtime /p/web"
         );
     }
 

@@ -27,8 +27,11 @@ use crate::docker::{self, DockerError, LABEL_CONFIG};
 use crate::logs::{self, Stream as LogStream};
 use crate::status::ServiceState;
 
+mod build;
 mod ready;
 mod spec;
+
+pub(in crate::engine) use build::stale as stale_build;
 
 pub(in crate::engine) struct ContainerRun {
     shared: Arc<Shared>,
@@ -36,6 +39,15 @@ pub(in crate::engine) struct ContainerRun {
     env: Arc<Environment>,
     vars: Arc<BTreeMap<String, String>>,
     ctl: mpsc::Receiver<Ctl>,
+}
+
+/// Why a container could not be made.
+#[derive(Debug, thiserror::Error)]
+enum StartError {
+    #[error(transparent)]
+    Docker(#[from] DockerError),
+    #[error(transparent)]
+    Build(#[from] build::ImageBuildFailed),
 }
 
 enum Outcome {
@@ -165,7 +177,7 @@ impl ContainerRun {
     /// The container to run: an adoptable one left by an earlier daemon (same
     /// config, still running), else a new one (a stale one of the same name removed).
     /// Returns its id and whether it was adopted.
-    async fn container(&self, docker: &Docker, adopt: bool) -> Result<(String, bool), DockerError> {
+    async fn container(&self, docker: &Docker, adopt: bool) -> Result<(String, bool), StartError> {
         let network = docker::ensure_network(docker, &self.shared.id, &self.shared.name).await?;
         let named: Vec<String> = self
             .svc
@@ -180,7 +192,12 @@ impl ContainerRun {
             .map(|m| docker::volume_name(&self.shared.id, &self.shared.name, &m.name))
             .collect();
         docker::ensure_volumes(docker, &self.shared.id, &self.shared.name, &named).await?;
-        let body = spec::create_body(&self.svc, &self.env, &self.shared.id, &network);
+        let image = build::image_of(&self.shared, &self.svc, docker).await?;
+        let svc = Service {
+            image: Some(image),
+            ..self.svc.clone()
+        };
+        let body = spec::create_body(&svc, &self.env, &self.shared.id, &network);
         let name = docker::container_name(&self.shared.id, &self.shared.name, &self.svc.name);
         if let Ok(found) = docker.inspect_container(&name, None).await {
             let same = found
