@@ -97,3 +97,89 @@ spec:
 
     t.devenv_ok(&["down"]);
 }
+
+/// A `manifests` service whose pods carry only their own labels (`app: shelf`, none
+/// of devenv's): `devenv exec` and an `exec` hook find its pod through the
+/// Deployment's `spec.selector.matchLabels`, as readiness and logs do.
+#[test]
+#[ignore = "needs the test cluster (tests/cluster/test.sh runs it)"]
+fn k8s_exec_and_exec_hooks_reach_a_manifests_services_own_pods() {
+    let (t, env) = env_for("exec-manifests");
+    std::fs::create_dir_all(t.project.join("k8s")).expect("mkdir k8s");
+    std::fs::write(
+        t.project.join("k8s/shelf.yaml"),
+        format!(
+            r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: shelf
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {{ app: shelf }}
+  template:
+    metadata:
+      labels: {{ app: shelf }}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+        - name: main
+          image: {BUSYBOX}
+          imagePullPolicy: IfNotPresent
+          env: [{{ name: SHELF, value: from-the-manifest }}]
+          command: ["sh", "-c", "exec sleep 100000"]
+"#
+        ),
+    )
+    .expect("write the manifest");
+    t.write_config(&format!(
+        r#"apiVersion: devenv/v1
+kind: Environment
+metadata:
+  name: {env}
+spec:
+  cluster: {{ provider: kubeconfig }}
+  services:
+    - name: shelf
+      manifests: ./k8s
+      hooks:
+        postReady: {{ exec: "echo hooked > /tmp/hooked" }}
+"#
+    ));
+    let up = t.devenv(&["up"]);
+    assert_eq!(up.code, Some(0), "up should succeed\n{up}");
+
+    // The hook ran in the pod: its log names it, and the file it wrote is there.
+    let hook = t.devenv_ok(&["logs", "hook/shelf.postReady"]);
+    assert!(
+        hook.stdout.contains("in pod shelf-") && hook.stdout.contains("(container main)"),
+        "{hook}"
+    );
+    let out = t.devenv(&[
+        "exec",
+        "shelf",
+        "--",
+        "sh",
+        "-c",
+        "echo $SHELF; cat /tmp/hooked; exit 4",
+    ]);
+    assert_eq!(out.code, Some(4), "exit code propagated\n{out}");
+    assert_eq!(out.stdout, "from-the-manifest\nhooked\n", "{out}");
+
+    // The pod is not devenv's: nothing found by devenv's labels, so it was the
+    // workload's selector that found it.
+    let by_devenv = devenv_e2e::kube::kc(&[
+        "get",
+        "pods",
+        "-A",
+        "-l",
+        &format!("app.kubernetes.io/managed-by=devenv,devenv.dev/environment={env}"),
+        "-o",
+        "name",
+    ]);
+    assert!(
+        !by_devenv.contains("shelf"),
+        "the manifest's pod carries devenv's labels, so this test proves nothing: {by_devenv}"
+    );
+    t.devenv_ok(&["down"]);
+}

@@ -13,7 +13,7 @@ use super::dev::sync::SyncState;
 use super::dev::wanting::DevOwner;
 use crate::config::Service;
 use crate::kube::forward::Forwarder;
-use crate::kube::rollout::Workload;
+use crate::kube::rollout::{self, PodSet, Workload};
 use crate::logs::LogHub;
 use crate::process::{Guardian, Spawner};
 use crate::state::{ServiceRecord, StateStore};
@@ -105,6 +105,20 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Shared {
+    /// Where the pods of `service` (of the environment `env_name`) are: those of the
+    /// workloads its runner deployed, by their own selectors
+    /// ([`rollout::pod_sets`]), else devenv's labels in `namespace`.
+    pub fn pod_sets(&self, env_name: &str, service: &str, namespace: &str) -> Vec<PodSet> {
+        let workloads = lock(&self.workloads)
+            .get(service)
+            .cloned()
+            .unwrap_or_default();
+        rollout::pod_sets(&workloads, || PodSet {
+            namespace: namespace.to_owned(),
+            selector: crate::kube::selector(env_name, Some(service)),
+        })
+    }
+
     /// The state store's directory.
     pub fn state_dir(&self) -> PathBuf {
         self.state.dir().to_path_buf()

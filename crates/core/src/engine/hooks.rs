@@ -378,9 +378,11 @@ impl LiveEnv {
             Ok(c) => c,
             Err(e) => return Ran::CannotStart(e.to_string()),
         };
-        let selector = crate::kube::selector(&site.env.name, Some(&svc.name));
+        let pods = self
+            .shared
+            .pod_sets(&site.env.name, &svc.name, &conn.namespace);
         let run = async {
-            let mut exec = crate::kube::podexec::PodExec::start(&conn, &selector, argv)
+            let mut exec = crate::kube::podexec::PodExec::start(&conn, pods, argv)
                 .await
                 .map_err(|e| e.to_string())?;
             self.shared.logs.push(

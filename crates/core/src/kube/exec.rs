@@ -6,6 +6,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, AttachParams, AttachedProcess, ListParams};
 
 use super::error::explain;
+use super::rollout::PodSet;
 use super::{ClusterConn, KubeError};
 
 /// Bytes the attach buffers per stream between the socket and its reader/writer.
@@ -14,8 +15,8 @@ const ATTACH_BUFFER: usize = 32 * 1024;
 /// Where a command was asked to run.
 #[derive(Debug, Clone, Default)]
 pub struct PodTarget {
-    /// Label selector of the service's pods.
-    pub selector: String,
+    /// Where the service's pods are ([`super::rollout::pod_sets`]).
+    pub pods: Vec<PodSet>,
     pub pod: Option<String>,
     pub container: Option<String>,
 }
@@ -60,15 +61,31 @@ pub async fn exec(
     tty: bool,
     stdin: bool,
 ) -> Result<PodExec, PodExecError> {
-    let api: Api<Pod> = Api::namespaced(conn.client.clone(), &conn.namespace);
-    let pods = api
-        .list(&ListParams::default().labels(&target.selector))
-        .await
-        .map_err(|e| explain(&e, &conn.context))?
-        .items;
+    let mut pods = Vec::new();
+    for set in &target.pods {
+        let api: Api<Pod> = Api::namespaced(conn.client.clone(), &set.namespace);
+        let mut found = api
+            .list(&ListParams::default().labels(&set.selector))
+            .await
+            .map_err(|e| explain(&e, &conn.context))?
+            .items;
+        for p in &mut found {
+            // A list's items may come without it; the exec needs it.
+            p.metadata
+                .namespace
+                .get_or_insert_with(|| set.namespace.clone());
+        }
+        pods.extend(found);
+    }
     let pod = pick_pod(&pods, target)?;
     let container = pick_container(pod, target.container.as_deref())?;
     let name = pod.metadata.name.clone().unwrap_or_default();
+    let namespace = pod
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| conn.namespace.clone());
+    let api: Api<Pod> = Api::namespaced(conn.client.clone(), &namespace);
     let params = AttachParams::default()
         .container(container.clone())
         .stdin(stdin)
@@ -125,7 +142,12 @@ pub fn pick_pod<'a>(pods: &'a [Pod], target: &PodTarget) -> Result<&'a Pod, PodE
                 .cmp(&(&b.metadata.creation_timestamp, &b.metadata.name))
         })
         .ok_or_else(|| PodExecError::NoReadyPod {
-            selector: target.selector.clone(),
+            selector: target
+                .pods
+                .iter()
+                .map(PodSet::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
         })
 }
 

@@ -6,6 +6,7 @@ use kube::api::AttachedProcess;
 
 use super::error::KubeError;
 use super::exec::{PodExecError, PodTarget};
+use super::rollout::PodSet;
 use super::ClusterConn;
 
 /// A command started in a pod.
@@ -16,15 +17,16 @@ pub struct PodExec {
 }
 
 impl PodExec {
-    /// Runs `argv` in the first container of a running, ready pod matching `selector`
-    /// (the pod and container as `devenv exec` picks them, `kube::exec`).
+    /// Runs `argv` in the first container of a running, ready pod among `pods` (the
+    /// service's, [`super::rollout::pod_sets`]; picked as `devenv exec` picks them,
+    /// `kube::exec`).
     pub async fn start(
         conn: &ClusterConn,
-        selector: &str,
+        pods: Vec<PodSet>,
         argv: Vec<String>,
     ) -> Result<Self, KubeError> {
         let target = PodTarget {
-            selector: selector.to_owned(),
+            pods,
             ..Default::default()
         };
         let started = super::exec::exec(conn, &target, argv, false, false)
@@ -33,7 +35,7 @@ impl PodExec {
                 PodExecError::Kube(k) => k,
                 other => KubeError::new(
                     format!("{other} in namespace {}", conn.namespace),
-                    "the service's pods must carry devenv's labels and be ready",
+                    "the service's workloads must have a running, ready pod",
                 ),
             })?;
         Ok(Self {

@@ -64,6 +64,42 @@ impl Workload {
     }
 }
 
+/// The pods of one workload: its namespace and the label selector of its
+/// `spec.selector.matchLabels`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodSet {
+    pub namespace: String,
+    pub selector: String,
+}
+
+impl std::fmt::Display for PodSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} in namespace {}", self.selector, self.namespace)
+    }
+}
+
+/// Where a service's pods are: the pods of each of its workloads (the ones devenv
+/// applied from an image, manifests or a chart, or the one it was pointed at), by
+/// their own selectors, once each, in order; `fallback` (devenv's labels) when it
+/// has no workload. Readiness watches these pods (`spawn`); logs, port forwards,
+/// `devenv exec` and `exec` hooks find them here.
+pub fn pod_sets(workloads: &[Workload], fallback: impl FnOnce() -> PodSet) -> Vec<PodSet> {
+    let mut out: Vec<PodSet> = Vec::new();
+    for w in workloads {
+        let set = PodSet {
+            namespace: w.namespace.clone(),
+            selector: w.pods.clone(),
+        };
+        if !out.contains(&set) {
+            out.push(set);
+        }
+    }
+    if out.is_empty() {
+        out.push(fallback());
+    }
+    out
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Health {
     /// Rolling out; what it waits for.
@@ -411,6 +447,57 @@ mod tests {
         o.metadata.generation = Some(generation);
         o.data = serde_json::json!({ "spec": spec, "status": status });
         o
+    }
+
+    #[test]
+    fn a_services_pods_are_found_by_its_workloads_own_selectors() {
+        use serde_json::json;
+        let res = ApiResource::erase::<k8s_openapi::api::apps::v1::Deployment>(&());
+        // A manifests service's Deployment, which devenv did not label, in its own
+        // namespace; a StatefulSet of the same service in the default one.
+        let web = Workload::from_object(
+            &json!({"kind": "Deployment", "metadata": {"name": "web", "namespace": "shop"},
+                    "spec": {"selector": {"matchLabels": {"app": "web", "tier": "front"}}}}),
+            res.clone(),
+            "devenv-x",
+        )
+        .expect("a workload");
+        let db = Workload::from_object(
+            &json!({"kind": "StatefulSet", "metadata": {"name": "db"},
+                    "spec": {"selector": {"matchLabels": {"app": "db"}}}}),
+            res.clone(),
+            "devenv-x",
+        )
+        .expect("a workload");
+        // No selector: not a workload whose pods can be found.
+        assert!(Workload::from_object(
+            &json!({"kind": "Deployment", "metadata": {"name": "odd"}, "spec": {}}),
+            res,
+            "devenv-x"
+        )
+        .is_none());
+        let fallback = || PodSet {
+            namespace: "devenv-x".into(),
+            selector: "app.kubernetes.io/managed-by=devenv".into(),
+        };
+        let sets = pod_sets(&[web.clone(), db, web], fallback);
+        assert_eq!(
+            sets,
+            [
+                PodSet {
+                    namespace: "shop".into(),
+                    selector: "app=web,tier=front".into()
+                },
+                PodSet {
+                    namespace: "devenv-x".into(),
+                    selector: "app=db".into()
+                },
+            ],
+            "each workload's pods once, in its namespace"
+        );
+        assert_eq!(sets[0].to_string(), "app=web,tier=front in namespace shop");
+        // Nothing deployed (yet): devenv's labels.
+        assert_eq!(pod_sets(&[], fallback), [fallback()]);
     }
 
     #[test]

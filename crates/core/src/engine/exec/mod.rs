@@ -278,7 +278,8 @@ impl Engine {
                             service: svc.name.clone(),
                             source,
                         })?;
-                let attached = pod::open(&conn, &cfg.name, &svc.name, &spec, shell).await?;
+                let pods = rt.shared.pod_sets(&cfg.name, &svc.name, &conn.namespace);
+                let attached = pod::open(&conn, pods, &svc.name, &spec, shell).await?;
                 self.tasks.spawn(attached.drive(io));
             }
         }

@@ -9,7 +9,8 @@ use tokio::task::JoinSet;
 
 use super::{read_stream, ExecError, ExecInput, ExecOutput, ExecSpec, Io};
 use crate::kube::exec::{self as kexec, PodExec, PodExecError, PodTarget};
-use crate::kube::{selector, ClusterConn};
+use crate::kube::rollout::PodSet;
+use crate::kube::ClusterConn;
 
 /// After the command ended, how long its output may take to arrive.
 const DRAIN: Duration = Duration::from_secs(2);
@@ -21,11 +22,11 @@ pub(super) struct PodRun {
     spec: ExecSpec,
 }
 
-/// Finds the pod and container and starts the command (`shell`: that shell if the
-/// image has it, else sh).
+/// Finds the pod (among `pods`, the service's: `Shared::pod_sets`) and container
+/// and starts the command (`shell`: that shell if the image has it, else sh).
 pub(super) async fn open(
     conn: &ClusterConn,
-    env_name: &str,
+    pods: Vec<PodSet>,
     service: &str,
     spec: &ExecSpec,
     shell: Option<String>,
@@ -35,7 +36,7 @@ pub(super) async fn open(
         None => spec.command.clone(),
     };
     let target = PodTarget {
-        selector: selector(env_name, Some(service)),
+        pods,
         pod: spec.pod.clone(),
         container: spec.container.clone(),
     };

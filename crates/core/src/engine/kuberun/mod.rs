@@ -515,13 +515,16 @@ impl KubeRun {
 }
 
 /// Label selectors of the service's pods: each workload's, else devenv's labels.
+/// The label selectors of the service's pods ([`rollout::pod_sets`]).
 fn pod_selectors(env: &Environment, svc: &Service, workloads: &[Workload]) -> Vec<String> {
-    let mut out: Vec<String> = workloads.iter().map(|w| w.pods.clone()).collect();
-    out.dedup();
-    if out.is_empty() {
-        out.push(selector(&env.name, Some(&svc.name)));
-    }
-    out
+    let fallback = || rollout::PodSet {
+        namespace: String::new(),
+        selector: selector(&env.name, Some(&svc.name)),
+    };
+    rollout::pod_sets(workloads, fallback)
+        .into_iter()
+        .map(|p| p.selector)
+        .collect()
 }
 
 fn ready_message(workloads: &[Workload]) -> String {
