@@ -20,6 +20,7 @@ pub mod presets;
 pub mod probe;
 pub mod process;
 pub mod scratch;
+pub mod secrets;
 pub mod state;
 pub mod status;
 pub mod sync;

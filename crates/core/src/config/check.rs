@@ -9,8 +9,9 @@ use super::index::Index;
 use super::model::*;
 use super::names::{is_label, label_hint};
 use super::raw::{
-    RawCluster, RawCommand, RawConfig, RawProvider, RawSecret, RawService, RawVolume,
+    RawCluster, RawCommand, RawConfig, RawProvider, RawService, RawVolume,
 };
+use super::secret::Secret;
 use super::yaml::{Node, Value};
 use super::{graph, service, ConfigError};
 
@@ -117,7 +118,7 @@ pub(crate) fn environment(
             spec.cluster
                 .and_then(|cl| cluster(&mut c, cl, name.as_deref())),
             volumes(&mut c, spec.volumes.unwrap_or_default()),
-            secrets(&mut c, spec.secrets.unwrap_or_default()),
+            super::secret::secrets(&mut c, spec.secrets.unwrap_or_default()),
             super::hooks::environment(&mut c, spec.hooks),
         ),
         None => (None, Vec::new(), Vec::new(), Hooks::default()),
@@ -367,7 +368,7 @@ fn preset_auth(c: &mut Checker<'_>, services: &[(usize, Service)], secrets: &[Se
         let from_secret = svc.secrets.iter().any(|name| {
             secrets
                 .iter()
-                .any(|s| &s.name == name && s.data.contains_key(vars::POSTGRES_PASSWORD))
+                .any(|s| &s.name == name && s.may_set(vars::POSTGRES_PASSWORD))
         });
         if postgres_has_auth(&svc.env) || from_secret {
             continue;
@@ -415,39 +416,4 @@ fn references(
             }
         }
     }
-}
-
-fn secrets(c: &mut Checker<'_>, raw: Vec<RawSecret>) -> Vec<Secret> {
-    let mut out: Vec<Secret> = Vec::new();
-    for (i, secret) in raw.into_iter().enumerate() {
-        let path = format!("spec.secrets[{i}]");
-        let Some(name) = secret.name else {
-            c.error(&path, "secret has no `name`".into(), None);
-            continue;
-        };
-        if !is_label(&name) {
-            c.error(
-                &format!("{path}.name"),
-                format!("`{name}` is not a valid secret name"),
-                Some(label_hint(&name)),
-            );
-            continue;
-        }
-        if out.iter().any(|s| s.name == name) {
-            c.error(
-                &format!("{path}.name"),
-                format!("secret `{name}` is defined twice"),
-                None,
-            );
-            continue;
-        }
-        let data = secret
-            .data
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(k, v)| (k, v.0))
-            .collect();
-        out.push(Secret { name, data });
-    }
-    out
 }

@@ -33,6 +33,9 @@ mod readiness;
 mod schema;
 #[cfg(test)]
 mod schema16_tests;
+mod secret;
+#[cfg(test)]
+mod secret_tests;
 mod service;
 mod show;
 mod suggest;
@@ -44,6 +47,7 @@ mod yaml;
 pub use init::{init_project, init_template, InitOptions, InitOutcome};
 pub use model::*;
 pub use profiles::select as select_profiles;
+pub use secret::{parse_dotenv_values, Secret, SecretSource, DEFAULT_SECRET_COMMAND_TIMEOUT};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

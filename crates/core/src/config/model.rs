@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::secret::Secret;
+
 /// One validated environment.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Environment {
@@ -50,6 +52,17 @@ impl Environment {
             }
         }
         out
+    }
+
+    /// The revisions of the secrets `svc` uses, joined: changes when one of their values
+    /// does (after `crate::secrets::resolve`), never shows one.
+    pub fn secrets_revision(&self, svc: &Service) -> String {
+        svc.secrets
+            .iter()
+            .filter_map(|name| self.secrets.iter().find(|s| &s.name == name))
+            .map(|s| s.revision.as_str())
+            .collect::<Vec<_>>()
+            .join(".")
     }
 }
 
@@ -537,12 +550,6 @@ pub struct K3d {
 pub enum ClusterProvider {
     K3d,
     Kubeconfig,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Secret {
-    pub name: String,
-    pub data: BTreeMap<String, String>,
 }
 
 /// The environment's hooks (`spec.hooks`), each point's hooks in the order written.

@@ -72,7 +72,46 @@ pub(crate) struct RawK3d {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(crate) struct RawSecret {
     pub name: Option<String>,
+    /// `kubernetes-secret` (values in `data`) or `external-secret` (values from a
+    /// `provider`); inferred from which of the two is given.
+    #[serde(rename = "type")]
+    pub kind: Option<RawSecretKind>,
     pub data: Option<BTreeMap<String, Text>>,
+    pub provider: Option<RawSecretProvider>,
+    /// Secret key -> the provider's name for it (env var, keychain account, field).
+    pub keys: Option<BTreeMap<String, String>>,
+    /// `file`: the dotenv or JSON file; `vault`: the secret's path under `mount`.
+    pub path: Option<String>,
+    /// `command`: the program printing the value (with `key`) or a JSON object.
+    pub command: Option<RawCommand>,
+    /// `command`: the key its whole output becomes (else the output is a JSON object).
+    pub key: Option<String>,
+    pub timeout_seconds: Option<u64>,
+    /// `keychain`: the service name the entries are stored under.
+    pub service: Option<String>,
+    /// `vault`: the KV v2 mount (default `secret`).
+    pub mount: Option<String>,
+    /// `vault`: the server (default `$VAULT_ADDR`).
+    pub address: Option<String>,
+    /// `vault`: a file holding the token (default: `$VAULT_TOKEN`, else `~/.vault-token`).
+    pub token_file: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum RawSecretKind {
+    KubernetesSecret,
+    ExternalSecret,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum RawSecretProvider {
+    Env,
+    File,
+    Command,
+    Keychain,
+    Vault,
 }
 
 #[derive(Debug, Deserialize)]

@@ -391,7 +391,8 @@ impl LiveEnv {
                     let _ = ctl.send(Ctl::Restart).await;
                 }
                 None => {
-                    let sup = if svc.runtime == RuntimeKind::Container {
+                    let revision = env.secrets_revision(&svc);
+                    let mut sup = if svc.runtime == RuntimeKind::Container {
                         super::containerrun::ContainerRun::start(
                             self.shared.clone(),
                             svc,
@@ -412,6 +413,7 @@ impl LiveEnv {
                             volumes,
                         )
                     };
+                    sup.secrets_revision = revision;
                     self.supervisors
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())

@@ -117,6 +117,9 @@ pub struct Supervisor {
     pub service: Service,
     /// Runs the dev version (dev mode).
     pub dev: bool,
+    /// [`crate::config::Environment::secrets_revision`] of what it was started with, to
+    /// notice a rotation on the next `up`; set by whoever starts it.
+    pub secrets_revision: String,
     /// The workdir and environment of the running process (`devenv exec` runs its
     /// commands with them); `None` while no process runs.
     pub context: Arc<std::sync::Mutex<Option<ExecContext>>>,
@@ -221,6 +224,7 @@ impl Supervisor {
             task,
             service,
             dev: false,
+            secrets_revision: String::new(),
             context,
         }
     }

@@ -72,6 +72,21 @@ impl LiveEnv {
                 .await;
             return;
         }
+        // External secrets are read now, on every `up` (a rotation is picked up here);
+        // one that cannot be read starts nothing.
+        let env = match self.resolve_secrets(&env, &vars).await {
+            Ok(env) => env,
+            Err(message) => {
+                let _ = events
+                    .send(UpEvent::Done {
+                        ok: false,
+                        failed: Vec::new(),
+                        message: format!("{message}\nnothing was started"),
+                    })
+                    .await;
+                return;
+            }
+        };
         let cancel = self.closing.child_token();
         *self.current_up.lock().unwrap_or_else(|p| p.into_inner()) = Some(cancel.clone());
         self.set_config(env.clone());
@@ -278,16 +293,40 @@ impl LiveEnv {
             .await;
     }
 
+    /// The config with its external secrets read (`crate::secrets::resolve`), or why
+    /// not.
+    async fn resolve_secrets(
+        &self,
+        env: &Arc<Environment>,
+        vars: &BTreeMap<String, String>,
+    ) -> Result<Arc<Environment>, String> {
+        if !env.services.iter().any(|s| !s.secrets.is_empty()) {
+            return Ok(env.clone());
+        }
+        let key = crate::secrets::digest_key(self.shared.state.dir())
+            .map_err(|e| format!("cannot keep the key of secret revisions: {e}"))?;
+        crate::secrets::resolve(env, vars, &key)
+            .await
+            .map(Arc::new)
+            .map_err(|e| e.to_string())
+    }
+
     /// Decides what `up` does with `svc`, and marks it pending unless kept.
     fn plan(&self, svc: &Service) -> Plan {
         let plan = {
             let sups = self.supervisors.lock().unwrap_or_else(|p| p.into_inner());
             let state = self.shared.status_of(&svc.name).map(|s| s.state);
-            let running = sups
-                .get(&svc.name)
-                .filter(|s| !s.task.is_finished())
-                .map(|s| (&s.service, s.dev));
-            decide(svc, self.shared.dev_wanted(&svc.name), running, state)
+            let running = sups.get(&svc.name).filter(|s| !s.task.is_finished());
+            // A secret it uses changed (a rotation): restart it with the new values.
+            let rotated = running.is_some_and(|s| {
+                self.config()
+                    .is_some_and(|env| env.secrets_revision(svc) != s.secrets_revision)
+            });
+            let running = running.map(|s| (&s.service, s.dev));
+            match decide(svc, self.shared.dev_wanted(&svc.name), running, state) {
+                Plan::Keep if rotated => Plan::Replace,
+                plan => plan,
+            }
         };
         if plan != Plan::Keep {
             self.mark_pending(svc);
@@ -434,7 +473,7 @@ impl LiveEnv {
                 }
                 // Its restarts' hooks; those of this first start are this `up`'s.
                 let hooks = self.runner_hooks(env, svc, &vars, false);
-                let sup = match kube {
+                let mut sup = match kube {
                     Some((env, kenv)) => KubeRun::start(
                         self.shared.clone(),
                         svc.clone(),
@@ -460,6 +499,7 @@ impl LiveEnv {
                         crate::volumes::mounted(env, svc),
                     ),
                 };
+                sup.secrets_revision = env.secrets_revision(svc);
                 self.supervisors
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())

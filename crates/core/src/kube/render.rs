@@ -17,6 +17,11 @@ use crate::config::{
 /// restart`).
 pub const RESTARTED_AT: &str = "devenv.dev/restartedAt";
 
+/// Annotation on the pod template: the keyed revision of the secrets the pods use
+/// (`Environment::secrets_revision`, never a value), so that `up` after a rotation
+/// rolls the pods, which read a Secret only when they start.
+pub const SECRETS_REVISION: &str = "devenv.dev/secretsRevision";
+
 /// What a preset brings on Kubernetes: image, environment, data directory (its port and
 /// probe are the config's, `config::preset`). Its environment
 /// contract (POSTGRES_*, REDIS_PASSWORD) is the one the local preset honours too
@@ -255,6 +260,12 @@ pub fn objects(
         .any(|v| v.get("persistentVolumeClaim").is_some());
     let selector = json!({ ENV_LABEL: env.name, SERVICE_LABEL: svc.name });
     let mut template_meta = json!({ "labels": ns_labels });
+    if !svc.secrets.is_empty() {
+        annotations.insert(
+            SECRETS_REVISION.into(),
+            Value::String(env.secrets_revision(svc)),
+        );
+    }
     if !annotations.is_empty() {
         template_meta["annotations"] = Value::Object(annotations);
     }
@@ -377,6 +388,8 @@ mod tests {
             secrets: vec![Secret {
                 name: "creds".into(),
                 data: BTreeMap::from([("PASSWORD".into(), "s3cret".into())]),
+                source: crate::config::SecretSource::Inline,
+                revision: String::new(),
             }],
             hooks: Default::default(),
         }

@@ -85,6 +85,7 @@ impl ContainerRun {
             task,
             service,
             dev: false,
+            secrets_revision: String::new(),
             // Local processes' exec context; a container has none.
             context: Default::default(),
         }

@@ -198,6 +198,8 @@ mod tests {
             secrets: vec![Secret {
                 name: "db".into(),
                 data: BTreeMap::from([("PASSWORD".into(), "s3cret".into())]),
+                source: crate::config::SecretSource::Inline,
+                revision: String::new(),
             }],
             hooks: Default::default(),
         }

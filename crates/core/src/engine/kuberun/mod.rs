@@ -89,6 +89,7 @@ impl KubeRun {
             task,
             service,
             dev,
+            secrets_revision: String::new(),
             context: Default::default(),
         }
     }
