@@ -28,6 +28,8 @@ export class ExecPty implements vscode.Pseudoterminal {
   readonly onDidWrite = this.written.event;
   readonly onDidClose = this.closed.event;
 
+  /** The terminal's size as last sent to the daemon (at start or by a resize). */
+  size: vscode.TerminalDimensions | undefined;
   private readonly abort = new AbortController();
   private readonly encoder = new TextEncoder();
   private readonly decoder = new TextDecoder();
@@ -49,6 +51,7 @@ export class ExecPty implements vscode.Pseudoterminal {
   ) {}
 
   open(size: vscode.TerminalDimensions | undefined): void {
+    this.size = size;
     void this.run(size);
   }
 
@@ -130,6 +133,7 @@ export class ExecPty implements vscode.Pseudoterminal {
   }
 
   setDimensions(size: vscode.TerminalDimensions): void {
+    this.size = size;
     this.send({ oneofKind: "resize", resize: { rows: size.rows, cols: size.columns } });
   }
 

@@ -121,8 +121,14 @@ export function defineTests(): void {
       try {
         assert.equal(shell.terminal.name, "devenv: api");
         // What runs prints shell-42 (the typed line, echoed by the terminal, says $((6*7))).
-        shell.terminal.sendText("echo shell-$((6*7)) in $PWD; exit 3");
+        shell.terminal.sendText("echo shell-$((6*7)) in $PWD");
         await until("the command's output in the terminal", 30_000, () => out.includes(`shell-42 in ${project()}`));
+        // The terminal's size reached the shell's TTY (at start, then by resizes).
+        const size = await until("the terminal's size", 10_000, () => shell.pty.size);
+        shell.terminal.sendText("echo tty-size $(stty size)");
+        await until("stty size in the terminal", 15_000, () => /tty-size \d+ \d+/.test(out));
+        assert.match(out, new RegExp(`tty-size ${String(size.rows)} ${String(size.columns)}`));
+        shell.terminal.sendText("exit 3");
         await until("the exit code in the terminal", 15_000, () => out.includes("[devenv: shell exited with code 3;"));
       } finally {
         sub.dispose();
