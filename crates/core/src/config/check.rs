@@ -8,9 +8,7 @@ use super::de::from_node;
 use super::index::Index;
 use super::model::*;
 use super::names::{is_label, label_hint};
-use super::raw::{
-    RawCluster, RawCommand, RawConfig, RawProvider, RawService, RawVolume,
-};
+use super::raw::{RawCluster, RawCommand, RawConfig, RawProvider, RawService, RawVolume};
 use super::secret::Secret;
 use super::yaml::{Node, Value};
 use super::{graph, service, ConfigError};
@@ -406,6 +404,7 @@ fn references(
                 );
             }
         }
+        size_in_containers(c, services, *i, svc, volumes);
         for (j, name) in svc.secrets.iter().enumerate() {
             if !secrets.iter().any(|s| &s.name == name) {
                 c.error(
@@ -414,6 +413,49 @@ fn references(
                     Some("declare it under `spec.secrets`".into()),
                 );
             }
+        }
+    }
+}
+
+/// A Docker volume has no size: `size` on a persistent or ephemeral volume that only
+/// container services mount would do nothing, so it is refused where the container
+/// mounts it. (Mounted by a kubernetes service too, it sizes that claim or emptyDir.)
+fn size_in_containers(
+    c: &mut Checker<'_>,
+    services: &[(usize, Service)],
+    i: usize,
+    svc: &Service,
+    volumes: &[Volume],
+) {
+    if svc.runtime != RuntimeKind::Container {
+        return;
+    }
+    for (j, m) in svc.volumes.iter().enumerate() {
+        let Some(v) = volumes.iter().find(|v| v.name == m.name) else {
+            continue;
+        };
+        let sized = matches!(
+            v.kind,
+            VolumeKind::Persistent { .. } | VolumeKind::Ephemeral
+        );
+        let Some(size) = v.size.as_ref().filter(|_| sized) else {
+            continue;
+        };
+        let on_kube = services.iter().any(|(_, s)| {
+            s.runtime == RuntimeKind::Kubernetes && s.volumes.iter().any(|n| n.name == v.name)
+        });
+        if !on_kube {
+            c.error(
+                &format!("spec.services[{i}].volumes[{j}]"),
+                format!(
+                    "volume `{}` has `size: {size}`, which means nothing for service `{}`, a container: a Docker volume has no size",
+                    v.name, svc.name
+                ),
+                Some(format!(
+                    "remove `size` from volume `{}` (it sizes a Kubernetes claim), or use `type: tmpfs` for a size-limited volume",
+                    v.name
+                )),
+            );
         }
     }
 }

@@ -1351,3 +1351,26 @@ fn container_services_refuse_what_does_not_apply_located() {
     let e = one(&req(dir.path()));
     assert!(e.message.contains("no `spec.cluster`"), "{e}");
 }
+
+#[test]
+fn a_docker_volume_has_no_size_but_a_claim_or_a_tmpfs_has() {
+    let head = "apiVersion: devenv/v1\nkind: Environment\nmetadata:\n  name: shop\nspec:\n";
+    let (dir, file) = project(&format!(
+        "{head}  volumes:\n    - {{ name: data, size: 1Gi }}\n  services:\n    - name: db\n      image: busybox:1\n      volumes: [\"data:/data\"]\n"
+    ));
+    let e = one(&req(dir.path()));
+    assert_at(&e, &file, 11, 17);
+    assert!(
+        e.message.contains("`size: 1Gi`") && e.message.contains("a Docker volume has no size"),
+        "{e}"
+    );
+    // Without `size`, or as a tmpfs, or when a kubernetes service mounts it too.
+    let (dir, _) = project(&format!(
+        "{head}  volumes:\n    - {{ name: data }}\n    - {{ name: fast, type: tmpfs, size: 8Mi }}\n  services:\n    - name: db\n      image: busybox:1\n      volumes: [\"data:/data\", \"fast:/fast\"]\n"
+    ));
+    ok(&req(dir.path()));
+    let (dir, _) = project(&format!(
+        "{head}  cluster: {{ provider: kubeconfig }}\n  volumes:\n    - {{ name: data, size: 1Gi }}\n  services:\n    - name: db\n      image: busybox:1\n      runtime: container\n      volumes: [\"data:/data\"]\n    - name: web\n      image: busybox:1\n      volumes: [\"data:/data\"]\n"
+    ));
+    ok(&req(dir.path()));
+}
