@@ -95,8 +95,8 @@ pub fn prepare(
                 }
                 base.join(&vol.name)
             }
-            VolumeKind::Configmap { source } if source.is_dir() => source.clone(),
-            VolumeKind::Configmap { source } => {
+            VolumeKind::Configmap { source, .. } if source.is_dir() => source.clone(),
+            VolumeKind::Configmap { source, .. } => {
                 let dir = env_dir.join("configmaps").join(&vol.name);
                 std::fs::create_dir_all(&dir).map_err(fail(&dir))?;
                 let file = source.file_name().unwrap_or_default();
@@ -188,6 +188,7 @@ mod tests {
                 "conf",
                 VolumeKind::Configmap {
                     source: src.path().join("app.conf"),
+                    digest: String::new(),
                 },
             ),
             vol(

@@ -111,6 +111,7 @@ pub(crate) fn environment(
         }
     }
     let spec = raw.spec;
+    let errors_before_spec = c.errors.len();
     let (cluster, volumes, secrets, hooks) = match spec {
         Some(spec) => (
             spec.cluster
@@ -121,6 +122,9 @@ pub(crate) fn environment(
         ),
         None => (None, Vec::new(), Vec::new(), Hooks::default()),
     };
+    // A volume or secret with an error of its own is left out of these lists; every
+    // service using it would be reported as using an unknown one.
+    let spec_sound = c.errors.len() == errors_before_spec;
 
     let has_cluster = tree
         .get("spec")
@@ -130,7 +134,16 @@ pub(crate) fn environment(
     let mut all_parsed = true;
     for (i, raw) in raw_services {
         match raw.and_then(|r| service::check(&mut c, i, r, has_cluster)) {
-            Some(s) => services.push((i, s)),
+            Some(mut s) => {
+                for m in &mut s.volumes {
+                    if let Some(VolumeKind::Configmap { digest, .. }) =
+                        volumes.iter().find(|v| v.name == m.name).map(|v| &v.kind)
+                    {
+                        m.content = Some(digest.clone());
+                    }
+                }
+                services.push((i, s))
+            }
             None => all_parsed = false,
         }
     }
@@ -138,7 +151,9 @@ pub(crate) fn environment(
     // every service using it; graph errors only make sense once each service is sound.
     if all_parsed {
         graph::check(&mut c, &services);
-        references(&mut c, &services, &volumes, &secrets);
+        if spec_sound {
+            references(&mut c, &services, &volumes, &secrets);
+        }
     }
     preset_auth(&mut c, &services, &secrets);
 

@@ -8,6 +8,7 @@
 mod bounds_tests;
 mod check;
 pub mod compose;
+pub mod configmap;
 mod de;
 mod dotenv;
 mod envfile;

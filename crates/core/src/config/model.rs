@@ -168,6 +168,9 @@ pub struct VolumeMount {
     pub name: String,
     /// Absolute path in the container.
     pub path: String,
+    /// A configmap volume's files' digest: a changed file is a changed service, which
+    /// `up` replaces (rolls out, restarts).
+    pub content: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -249,8 +252,9 @@ pub enum VolumeKind {
     /// In memory: a memory-backed `emptyDir` on Kubernetes, a tmpfs in a container, a
     /// directory on /dev/shm for a local process.
     Tmpfs,
-    /// A ConfigMap of the files of `source` (a file or a directory), updated by `up`.
-    Configmap { source: PathBuf },
+    /// A ConfigMap of the files of `source` (a file or a directory), updated by `up`;
+    /// `digest` is that of the files when the config was checked.
+    Configmap { source: PathBuf, digest: String },
     /// A host directory: hostPath on a single-node cluster (several nodes only with
     /// `force`), a bind mount in a container, the directory itself for a process.
     Host { path: PathBuf, force: bool },

@@ -355,7 +355,7 @@ fn every_volume_type_and_its_keys() {
     assert_eq!(v("scratch").kind, VolumeKind::Ephemeral);
     assert_eq!(v("cache").kind, VolumeKind::Tmpfs);
     match v("conf").kind {
-        VolumeKind::Configmap { source } => {
+        VolumeKind::Configmap { source, .. } => {
             assert!(source.starts_with(dir.path()) || source.ends_with("config"));
         }
         other => panic!("{other:?}"),
@@ -428,4 +428,35 @@ fn volume_mistakes_are_located_with_hints() {
 
     let e = one(&vol("      sorce: ./x\n"), nothing);
     assert!(e.hint.as_deref().unwrap_or("").contains("source"), "{e}");
+}
+
+#[test]
+fn a_configmap_file_change_is_a_change_of_the_services_mounting_it() {
+    let config = format!(
+        "{HEAD}spec:\n  volumes:\n    - {{ name: conf, type: configmap, source: ./config }}\n  services:\n    - name: api\n      command: x\n      volumes: [\"conf:/etc/app\"]\n"
+    );
+    let (dir, _) = project(&config);
+    std::fs::create_dir_all(dir.path().join("config")).unwrap();
+    std::fs::write(dir.path().join("config/app.conf"), "a=1").unwrap();
+    let first = load_in(dir.path()).unwrap().environment;
+    let again = load_in(dir.path()).unwrap().environment;
+    assert_eq!(
+        first.services[0], again.services[0],
+        "same files, same service"
+    );
+    std::fs::write(dir.path().join("config/app.conf"), "a=2").unwrap();
+    let changed = load_in(dir.path()).unwrap().environment;
+    assert_ne!(
+        first.services[0], changed.services[0],
+        "`up` replaces a service whose configmap changed"
+    );
+    assert!(changed.services[0].volumes[0].content.is_some());
+
+    std::fs::write(dir.path().join("config/blob"), [0xffu8, 0xfe, 0]).unwrap();
+    let Err(ConfigErrors(errors)) = load_in(dir.path()) else {
+        panic!("a binary file in a configmap volume is an error");
+    };
+    assert_eq!(errors.len(), 1, "{}", ConfigErrors(errors.clone()));
+    assert_eq!(errors[0].key, "spec.volumes[0].source");
+    assert!(errors[0].message.contains("not UTF-8"), "{}", errors[0]);
 }

@@ -500,6 +500,7 @@ pub(crate) fn check(
             volumes.push(VolumeMount {
                 name: source.to_owned(),
                 path: path.to_owned(),
+                content: None,
             });
         }
     }

@@ -136,6 +136,22 @@ pub(crate) fn check(
     } else {
         None
     };
+    let digest = match (&kind, &source) {
+        (RawVolumeKind::Configmap, Some(src)) if src.exists() => {
+            match super::configmap::read(src) {
+                Ok(files) => files.digest,
+                Err(e) => {
+                    c.error(
+                        &format!("{path}.source"),
+                        e.to_string(),
+                        Some("a configmap volume holds text files of at most 1 MiB in all, named with letters, digits, `-`, `_` and `.`".into()),
+                    );
+                    String::new()
+                }
+            }
+        }
+        _ => String::new(),
+    };
     if c.errors.len() > errors_before {
         return None;
     }
@@ -146,7 +162,10 @@ pub(crate) fn check(
         },
         RawVolumeKind::Ephemeral => VolumeKind::Ephemeral,
         RawVolumeKind::Tmpfs => VolumeKind::Tmpfs,
-        RawVolumeKind::Configmap => VolumeKind::Configmap { source: source? },
+        RawVolumeKind::Configmap => VolumeKind::Configmap {
+            source: source?,
+            digest,
+        },
         RawVolumeKind::Host => VolumeKind::Host {
             path: source?,
             force: raw.force.unwrap_or(false),

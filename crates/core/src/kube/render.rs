@@ -115,7 +115,7 @@ pub fn configmap_sources(env: &Environment, svc: &Service) -> Vec<(String, std::
         .iter()
         .filter_map(|m| env.volumes.iter().find(|v| v.name == m.name))
         .filter_map(|v| match &v.kind {
-            VolumeKind::Configmap { source } => Some((v.name.clone(), source.clone())),
+            VolumeKind::Configmap { source, .. } => Some((v.name.clone(), source.clone())),
             _ => None,
         })
         .collect()
@@ -407,6 +407,7 @@ mod tests {
         svc.volumes = vec![VolumeMount {
             name: "db-data".into(),
             path: "/data".into(),
+            content: None,
         }];
         let env = env_with(svc.clone());
         let objs = objects(&env, &svc, "nginx:1.27", &BTreeMap::new());
@@ -517,6 +518,7 @@ mod tests {
                 "conf",
                 VolumeKind::Configmap {
                     source: "/p/config".into(),
+                    digest: "abc".into(),
                 },
                 None,
             ),
@@ -543,6 +545,7 @@ mod tests {
             .map(|(name, _, _)| VolumeMount {
                 name: (*name).into(),
                 path: format!("/mnt/{name}"),
+                content: None,
             })
             .collect();
         let configs = BTreeMap::from([(

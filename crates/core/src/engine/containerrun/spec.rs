@@ -126,7 +126,7 @@ fn mounts(svc: &Service, env: &Environment, env_id: &str) -> Vec<Mount> {
                 mount.source = Some(docker::volume_name(env_id, &env.name, &vol.name));
             }
             VolumeKind::Ephemeral => mount.typ = Some(MountType::VOLUME),
-            VolumeKind::Configmap { source } => {
+            VolumeKind::Configmap { source, .. } => {
                 mount.typ = Some(MountType::BIND);
                 mount.read_only = Some(true);
                 if source.is_file() {
@@ -262,6 +262,63 @@ mod tests {
         assert_ne!(
             other.labels.as_ref().unwrap()[LABEL_CONFIG],
             labels[LABEL_CONFIG]
+        );
+    }
+
+    #[test]
+    fn configmap_and_host_volumes_are_bind_mounts() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("app.conf"), "a=1").unwrap();
+        let mut svc = Service::test("web");
+        svc.runtime = crate::config::RuntimeKind::Container;
+        let mut env = env_with(svc.clone());
+        let kinds = [
+            (
+                "conf",
+                VolumeKind::Configmap {
+                    source: dir.path().join("app.conf"),
+                    digest: String::new(),
+                },
+            ),
+            (
+                "logs",
+                VolumeKind::Host {
+                    path: dir.path().to_path_buf(),
+                    force: false,
+                },
+            ),
+            ("mem", VolumeKind::Tmpfs),
+        ];
+        env.volumes = kinds
+            .iter()
+            .map(|(name, kind)| crate::config::Volume {
+                name: (*name).into(),
+                kind: kind.clone(),
+                size: Some("1Mi".into()),
+            })
+            .collect();
+        svc.volumes = kinds
+            .iter()
+            .map(|(name, _)| crate::config::VolumeMount {
+                name: (*name).into(),
+                path: format!("/mnt/{name}"),
+                content: None,
+            })
+            .collect();
+        let m = mounts(&svc, &env, "id");
+        assert_eq!(m[0].typ, Some(MountType::BIND));
+        assert_eq!(m[0].read_only, Some(true));
+        assert_eq!(
+            m[0].target.as_deref(),
+            Some("/mnt/conf/app.conf"),
+            "a file under the path"
+        );
+        assert_eq!(m[1].typ, Some(MountType::BIND));
+        assert_eq!(m[1].source.as_deref(), dir.path().to_str());
+        assert_eq!(m[2].typ, Some(MountType::TMPFS));
+        assert_eq!(
+            m[2].tmpfs_options.as_ref().and_then(|o| o.size_bytes),
+            Some(1024 * 1024)
         );
     }
 }
