@@ -185,6 +185,30 @@ printed="$(echo "$out" | jq -rsj '[.[] | .stdout // empty | @base64d] | join("")
 [ "$printed" = "$(cd "$tmp/project" && pwd -P)" ] || fail "exec: printed '$printed', not the project dir: $out"
 check_done exec
 
+# --- stop: db stopped by the user, api and web waiting for it
+out="$(run stop)"
+echo "$out" | jq -e '[.services[] | select(.name == "db") | .state] == ["SERVICE_STATE_STOPPED"]' >/dev/null ||
+    fail "stop: db not stopped: $out"
+echo "$out" | jq -e '[.services[] | select(.state == "SERVICE_STATE_PENDING") | .name] | sort == ["api","web"]' >/dev/null ||
+    fail "stop: api and web not waiting: $out"
+check_done stop
+
+# --- start: db and the services that waited for it are ready again
+out="$(run start)"
+echo "$out" | jq -se 'last | .result.ok == true' >/dev/null || fail "start did not end ok: $out"
+out="$(run status-states)"
+[ "$(echo "$out" | sort)" = "$(printf 'api SERVICE_STATE_READY\ndb SERVICE_STATE_READY\nweb SERVICE_STATE_READY')" ] ||
+    fail "start: not all ready after it: $out"
+check_done start
+
+# --- scale: the quickstart's web is local, so the recipe's answer is the refusal
+if out="$(run scale 2>&1)"; then
+    fail "scale of a local service answered ok: $out"
+fi
+echo "$out" | grep -q 'FailedPrecondition' || fail "scale: not FailedPrecondition: $out"
+echo "$out" | grep -qi 'one instance' || fail "scale: does not say why: $out"
+check_done scale
+
 # --- down
 out="$(run down)"
 echo "$out" | jq -e '.stopped | sort == ["api","db","web"]' >/dev/null || fail "down: $out"

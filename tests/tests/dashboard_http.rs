@@ -211,6 +211,79 @@ fn host_and_origin_are_checked_and_grpc_web_works_with_cookie_and_origin() {
 }
 
 #[test]
+fn readyz_reports_a_service_the_user_stopped_and_what_waits_for_it() {
+    let mut env = TestEnv::new();
+    env.quickstart();
+    env.devenv_ok(&["up"]);
+    let d = env.dashboard();
+    let host = d.host();
+    let readyz = |q: &str| {
+        let r = request(
+            d.port,
+            "GET",
+            &format!("/readyz{q}"),
+            &[("Host", &host)],
+            b"",
+        );
+        let v: Value = serde_json::from_slice(&r.body).expect("readyz is JSON");
+        (r.status, v)
+    };
+    let service = |v: &Value, name: &str| {
+        v["environments"][0]["services"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|s| s["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {name} in {v}"))
+    };
+    let (code, v) = readyz("?env=quickstart");
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(
+        v["environments"][0]["stoppedByUser"],
+        serde_json::json!([]),
+        "{v}"
+    );
+
+    env.devenv_ok(&["stop", "db"]);
+    // Not ready: what the config says is not served (api and web wait), but said
+    // to be a stop by the user, not a failure.
+    let (code, v) = readyz("?env=quickstart");
+    assert_eq!(code, 503, "{v}");
+    assert_eq!(v["ready"], false, "{v}");
+    assert_eq!(
+        v["environments"][0]["stoppedByUser"],
+        serde_json::json!(["db"]),
+        "{v}"
+    );
+    let db = service(&v, "db");
+    assert_eq!(db["state"], "stopped", "{v}");
+    assert_eq!(db["stoppedByUser"], true, "{v}");
+    for waiting in ["api", "web"] {
+        let s = service(&v, waiting);
+        assert_eq!(s["state"], "pending", "{v}");
+        assert_eq!(s["waitingFor"], "db", "{v}");
+        assert!(s.get("stoppedByUser").is_none(), "{v}");
+    }
+    // A monitor that should not page for a deliberate stop.
+    let (code, v) = readyz("?env=quickstart&stopped=ok");
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["ready"], true, "{v}");
+
+    // Started again: ready, nothing stopped.
+    env.devenv_ok(&["start", "db"]);
+    let (code, v) = readyz("?env=quickstart");
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(
+        v["environments"][0]["stoppedByUser"],
+        serde_json::json!([]),
+        "{v}"
+    );
+    assert!(service(&v, "db").get("stoppedByUser").is_none(), "{v}");
+    env.devenv_ok(&["down"]);
+}
+
+#[test]
 fn readyz_turns_200_when_the_quickstart_is_ready_and_tells_no_paths() {
     let mut env = TestEnv::new();
     let (_, api_port, _) = env.quickstart();

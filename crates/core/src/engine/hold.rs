@@ -245,6 +245,15 @@ impl LiveEnv {
         self.shared.held(service) || lock(&self.shared.parked).contains_key(service)
     }
 
+    /// What the user stopped (`devenv stop`), and the services waiting for one of
+    /// them, each with the one it waits for.
+    pub fn user_stops(&self) -> (BTreeSet<String>, BTreeMap<String, String>) {
+        (
+            lock(&self.shared.held).clone(),
+            lock(&self.shared.parked).clone(),
+        )
+    }
+
     /// The services waiting for one of `held` (stopped by the user).
     pub fn waiting_for_any(&self, held: &[String]) -> Vec<String> {
         lock(&self.shared.parked)

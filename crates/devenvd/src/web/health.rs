@@ -22,12 +22,22 @@ pub async fn healthz() -> Response {
 #[derive(Debug, serde::Deserialize)]
 pub struct ReadyQuery {
     env: Option<String>,
+    /// `stopped=ok`: what the user stopped, and what waits for it, does not count.
+    stopped: Option<String>,
 }
 
-/// `GET /readyz[?env=NAME]`: 200 when every service of the environment named NAME
-/// (without `env`: of every environment that has a service running) is ready or
-/// completed, else 503. An environment the daemon does not know is not ready.
+/// `GET /readyz[?env=NAME][&stopped=ok]`: 200 when every service of the environment
+/// named NAME (without `env`: of every environment that has a service running) is
+/// ready or completed, else 503. An environment the daemon does not know is not
+/// ready. A service the user stopped (`devenv stop`) is not ready: the environment
+/// does not serve what its config says (its dependents wait), so a script waiting for
+/// it waits; it shows as `"state": "stopped", "stoppedByUser": true`, those waiting
+/// for it as `"state": "pending", "waitingFor": NAME`, and the environment lists them
+/// in `stoppedByUser`, so a monitor tells a deliberate stop from a failure. With
+/// `stopped=ok` (a monitor that should not page for a deliberate stop) they do not
+/// count, and the rest decides.
 pub async fn readyz(State(web): State<Arc<WebState>>, query: Query<ReadyQuery>) -> Response {
+    let stopped_ok = query.0.stopped.as_deref() == Some("ok");
     let wanted = query.0.env.filter(|e| !e.is_empty());
     let mut environments = Vec::new();
     let mut ready = true;
@@ -40,12 +50,30 @@ pub async fn readyz(State(web): State<Arc<WebState>>, query: Query<ReadyQuery>) 
         if !chosen {
             continue;
         }
-        ready &= statuses.iter().all(|s| s.state.satisfies_dependents());
+        let (held, parked) = rt.user_stops();
+        let excused = |name: &str| stopped_ok && (held.contains(name) || parked.contains_key(name));
+        ready &= statuses
+            .iter()
+            .all(|s| s.state.satisfies_dependents() || excused(&s.name));
         let services: Vec<_> = statuses
             .iter()
-            .map(|s| json!({"name": s.name, "state": s.state}))
+            .map(|s| {
+                let mut v = json!({"name": s.name, "state": s.state});
+                if held.contains(&s.name) {
+                    v["stoppedByUser"] = json!(true);
+                }
+                if let Some(by) = parked.get(&s.name) {
+                    v["waitingFor"] = json!(by);
+                }
+                v
+            })
             .collect();
-        environments.push(json!({"name": rt.name(), "env": rt.env_name, "services": services}));
+        environments.push(json!({
+            "name": rt.name(),
+            "env": rt.env_name,
+            "services": services,
+            "stoppedByUser": held,
+        }));
     }
     if wanted.is_some() && environments.is_empty() {
         ready = false;
