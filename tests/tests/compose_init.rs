@@ -6,7 +6,7 @@
 use std::process::Command;
 
 use devenv_e2e::docker::{busybox_image, containers_of, networks_of, EngineCleanup};
-use devenv_e2e::{free_ports, http_get, service_states, TestEnv};
+use devenv_e2e::{find_grpcurl, free_ports, http_get, service_states, RunOpts, TestEnv};
 
 fn compose(name: &str, image: &str) -> String {
     format!(
@@ -162,4 +162,59 @@ fn a_converted_compose_file_comes_up_and_down_leaves_no_container() {
     assert_eq!(containers_of(&name), Vec::<String>::new());
     assert_eq!(networks_of(&name), Vec::<String>::new());
     let _ = docker(&["image", "rm", "-f", &tag]);
+}
+
+/// The API's Init (what grpcurl users and other clients call) converts the compose file
+/// as `devenv init` does, and a malformed one is an InvalidArgument naming its line.
+#[test]
+fn the_init_rpc_converts_a_compose_file_too() {
+    let grpcurl = find_grpcurl().unwrap_or_else(|reason| panic!("{reason}"));
+    let env = TestEnv::new();
+    env.devenv_ok(&["daemon", "start"]);
+    std::fs::write(
+        env.project.join("docker-compose.yml"),
+        "services:\n  web_app:\n    image: nginx:1.27\n    ports: [\"8080:80\"]\n    privileged: true\n",
+    )
+    .expect("compose");
+    let socket = env.socket.to_string_lossy().into_owned();
+    let body = serde_json::json!({ "dir": env.project }).to_string();
+    let call = |body: &str| {
+        env.run(
+            &grpcurl,
+            &[
+                "-plaintext",
+                "-unix",
+                "-d",
+                body,
+                &socket,
+                "devenv.v1.EnvironmentService/Init",
+            ],
+            RunOpts::default(),
+        )
+    };
+    let out = call(&body);
+    assert_eq!(out.code, Some(0), "{out}");
+    let reply: serde_json::Value = serde_json::from_str(&out.stdout).expect("json reply");
+    assert_eq!(reply["detected"], "compose", "{out}");
+    let yaml = reply["yaml"].as_str().expect("yaml");
+    assert!(yaml.contains("- name: web-app"), "{yaml}");
+    assert!(yaml.contains(r#"forward: ["8080:80"]"#), "{yaml}");
+    assert!(
+        yaml.contains("#   docker-compose.yml:5: services.web_app.privileged"),
+        "{yaml}"
+    );
+
+    std::fs::write(
+        env.project.join("docker-compose.yml"),
+        "services:\n  web:\n    image: nginx\n    ports: 80\n",
+    )
+    .expect("compose");
+    let out = call(&body);
+    assert_ne!(out.code, Some(0), "{out}");
+    assert!(
+        out.combined().contains("InvalidArgument")
+            && out.combined().contains("docker-compose.yml:4"),
+        "{out}"
+    );
+    env.devenv_ok(&["daemon", "stop"]);
 }

@@ -191,10 +191,19 @@ impl EnvironmentService for Environments {
         if !dir.is_absolute() {
             return Err(Status::invalid_argument("dir must be an absolute path"));
         }
-        let (yaml, detected) = devenv_core::config::init_template(&dir);
+        // As `devenv init` does: a compose file is converted (what it could not convert
+        // is listed as comments in the YAML); variables are the daemon's, and stay
+        // references in the config either way.
+        let vars: std::collections::BTreeMap<String, String> = std::env::vars().collect();
+        let outcome = devenv_core::config::init_project(
+            &dir,
+            &devenv_core::config::InitOptions::default(),
+            &vars,
+        )
+        .map_err(|e| Status::invalid_argument(e.to_string()))?;
         Ok(Response::new(pb::InitResponse {
-            yaml,
-            detected: detected.to_string(),
+            yaml: outcome.yaml,
+            detected: outcome.detected,
         }))
     }
 }
