@@ -1,7 +1,7 @@
 //! `devenv init` converts a compose file of several services, and the converted config
 //! comes up on the real Docker engine: a database gated by its healthcheck, a one-shot
-//! migration that other services wait to complete, an API built from a Dockerfile with
-//! its port from `.env`; everything ready, and `down` leaves no container behind.
+//! migration that other services wait to complete, an API that devenv builds from its
+//! Dockerfile, with its port from `.env`; everything ready, and `down` leaves no container behind.
 
 use std::process::Command;
 
@@ -109,26 +109,6 @@ fn a_converted_compose_file_comes_up_and_down_leaves_no_container() {
     );
     env.devenv_ok(&["validate"]);
 
-    // Until the container runtime builds images, the report gives the command to build
-    // the one the config names; run it as a user would.
-    let tag = format!("{name}-api");
-    assert!(
-        text.contains(&format!("docker build -t {tag} ./api")),
-        "{init}"
-    );
-    let built = docker(&[
-        "build",
-        "-q",
-        "-t",
-        &tag,
-        &env.project.join("api").to_string_lossy(),
-    ]);
-    assert!(
-        built.status.success(),
-        "docker build: {}",
-        String::from_utf8_lossy(&built.stderr)
-    );
-
     let up = env.devenv_ok(&["up"]);
     let status = env.status_json();
     let states = service_states(&status);
@@ -161,7 +141,22 @@ fn a_converted_compose_file_comes_up_and_down_leaves_no_container() {
     env.devenv_ok(&["down", "--volumes"]);
     assert_eq!(containers_of(&name), Vec::<String>::new());
     assert_eq!(networks_of(&name), Vec::<String>::new());
-    let _ = docker(&["image", "rm", "-f", &tag]);
+    // The api's image was built by devenv from ./api (kept by down as the build cache).
+    let images = docker(&[
+        "images",
+        "-q",
+        "--filter",
+        &format!("label=dev.devenv.environment={name}"),
+    ]);
+    assert!(!images.stdout.is_empty(), "no image built for {name}");
+    let _ = docker(&[
+        "image",
+        "prune",
+        "-a",
+        "-f",
+        "--filter",
+        &format!("label=dev.devenv.environment={name}"),
+    ]);
 }
 
 /// The API's Init (what grpcurl users and other clients call) converts the compose file

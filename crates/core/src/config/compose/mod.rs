@@ -9,7 +9,6 @@
 //! (`interp.rs`) where the value is a string devenv interpolates.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
@@ -41,11 +40,6 @@ pub const FILE_NAMES: [&str; 4] = [
 pub fn find(dir: &Path) -> Option<PathBuf> {
     FILE_NAMES.iter().map(|n| dir.join(n)).find(|p| p.is_file())
 }
-
-/// Whether devenv's container runtime builds images (`build:`); until it does, a service
-/// with `build:` is written with the image name compose would give it and the build
-/// left as a comment with the command to run.
-const CONTAINER_BUILDS: bool = false;
 
 /// How to convert.
 #[derive(Debug, Clone, Default)]
@@ -393,9 +387,7 @@ impl Converter<'_> {
         let mut completed: BTreeSet<String> = BTreeSet::new();
         for e in services {
             let name = names[&e.key].clone();
-            if let Some(out) =
-                self.service(e, &name, &names, &project, &top_volumes, &mut completed)?
-            {
+            if let Some(out) = self.service(e, &name, &names, &top_volumes, &mut completed)? {
                 outs.push(out);
             }
         }
@@ -459,7 +451,6 @@ impl Converter<'_> {
         svc: &Entry,
         name: &str,
         names: &BTreeMap<String, String>,
-        project: &str,
         top_volumes: &BTreeMap<String, (Origin, Option<serde_yaml::Value>)>,
         completed: &mut BTreeSet<String>,
     ) -> Result<Option<Out>, ConfigError> {
@@ -762,32 +753,13 @@ impl Converter<'_> {
                 return Ok(Some(out));
             }
         }
-        if let Some(b) = out.build.take() {
-            if CONTAINER_BUILDS {
-                out.build = Some(b);
-            } else {
-                let image = out
-                    .image
-                    .clone()
-                    .unwrap_or_else(|| format!("{project}-{name}"));
-                let mut cmd = String::from("docker build");
-                if let Some(d) = &b.dockerfile {
-                    let _ = write!(cmd, " -f {d}");
-                }
-                if let Some(t) = &b.target {
-                    let _ = write!(cmd, " --target {t}");
-                }
-                for (k, v) in &b.args {
-                    let _ = write!(cmd, " --build-arg {}", emit::q(&format!("{k}={v}")));
-                }
-                let _ = write!(cmd, " -t {image} {}", b.context);
+        if out.build.is_some() {
+            if let Some(image) = out.image.take() {
                 self.note(
                     &svc.key_origin,
-                    &format!("{base}.build"),
-                    format!("devenv's container runtime does not build images yet: build it with `{cmd}`; the service runs `image: {image}`"),
+                    &format!("{base}.image"),
+                    format!("`{image}` is not kept: the service is built, and devenv tags its builds itself (devenv.local/ENV-SERVICE:HASH of the context)"),
                 );
-                out.comments.push(format!("build: {cmd}"));
-                out.image = Some(image);
             }
         }
         out.container = true;

@@ -190,11 +190,20 @@ fn converts_a_web_api_postgres_redis_app() {
     assert_eq!(web.restart, RestartPolicy::Always);
     assert_eq!(web.env["API_URL"], "http://api:8000");
     assert_eq!(web.env["NODE_ENV"], "development");
-    // Until the container runtime builds, the image compose would name is used.
-    assert_eq!(web.image.as_deref(), Some("shop-app-web"));
-    assert!(reported(&conv, "services.web.build").contains("docker build -t shop-app-web ./web"));
+    // Built by devenv on the engine, from the context compose names.
+    let build = web.build.as_ref().expect("web is built");
+    assert!(build.context.ends_with("web"), "{:?}", build.context);
+    assert_eq!(build.dockerfile, None);
 
     let api = svc(&services, "api");
+    let build = api.build.as_ref().expect("api is built");
+    assert!(build.context.ends_with("api"));
+    assert!(build
+        .dockerfile
+        .as_ref()
+        .is_some_and(|d| d.ends_with("api/Dockerfile.dev")));
+    assert_eq!(build.args["PYTHON_VERSION"], "3.12");
+    assert_eq!(build.target.as_deref(), Some("dev"));
     assert_eq!(
         api.command,
         Some(Command::Exec(
@@ -290,7 +299,6 @@ fn converts_a_web_api_postgres_redis_app() {
         "volumes.cache-data",
         "networks.backend",
         "secrets",
-        "services.api.build",
     ] {
         let line = reported(&conv, key);
         assert!(line.starts_with("compose.yaml:"), "{line}");
