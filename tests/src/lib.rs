@@ -138,6 +138,7 @@ impl TestEnv {
         // Many daemons run at once: each takes any free port for its dashboard
         // (`TestEnv::dashboard` tells which); a test may override it with set_var.
         vars.push(("DEVENV_DASHBOARD_PORT".into(), "0".into()));
+        vars.push(("DEVENV_ROUTER_PORT".into(), "0".into()));
         vars.push((ID_VAR.into(), self.id.clone().into()));
         for (k, v) in &self.vars {
             vars.push((k.into(), v.into()));

@@ -31,6 +31,13 @@ pub struct Args {
     /// Do not serve the web dashboard.
     #[arg(long)]
     pub no_dashboard: bool,
+    /// Port of the local HTTP router on 127.0.0.1 (`http://SERVICE.ENV.localhost:PORT`);
+    /// 0 picks any free port [default: $DEVENV_ROUTER_PORT, 7480]
+    #[arg(long, value_name = "PORT", env = "DEVENV_ROUTER_PORT")]
+    pub router_port: Option<u16>,
+    /// Do not run the local HTTP router.
+    #[arg(long)]
+    pub no_router: bool,
     /// devenvd's config file [default: $XDG_CONFIG_HOME/devenv/devenvd.yml, ~/.config/devenv/devenvd.yml]
     #[arg(long, value_name = "FILE", env = "DEVENVD_CONFIG")]
     pub config: Option<PathBuf>,

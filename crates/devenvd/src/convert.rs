@@ -175,15 +175,24 @@ pub fn service_status(s: &ServiceStatus) -> pb::ServiceStatus {
             desired: r.desired,
             ready: r.ready,
         }),
+        url: String::new(),
     }
 }
 
 /// A status with the service's dependencies from `config` (the environment's loaded
 /// config), for clients that draw the graph.
-pub fn service_status_in(s: &ServiceStatus, config: Option<&Environment>) -> pb::ServiceStatus {
+/// With `router`, its URL through the local router when it has a local port.
+pub fn service_status_in(
+    s: &ServiceStatus,
+    config: Option<&Environment>,
+    router: &crate::router::RouterState,
+) -> pb::ServiceStatus {
     let mut out = service_status(s);
-    if let Some(svc) = config.and_then(|c| c.service(&s.name)) {
+    if let Some((env, svc)) = config.and_then(|c| Some((c, c.service(&s.name)?))) {
         out.dependencies = svc.dependencies.clone();
+        if devenv_core::engine::local_port(svc).is_some() {
+            out.url = router.url(&env.name, &svc.name).unwrap_or_default();
+        }
     }
     out
 }

@@ -3,6 +3,7 @@
 mod args;
 mod convert;
 mod listener;
+mod router;
 mod rpc;
 mod server;
 mod settings;

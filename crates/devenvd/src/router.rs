@@ -165,7 +165,10 @@ pub async fn serve(
 impl Router {
     async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
         let Some((service, environment)) = host_of(&req) else {
-            return self.index(StatusCode::NOT_FOUND, "This host is not a service's address.");
+            return self.index(
+                StatusCode::NOT_FOUND,
+                "This host is not a service's address.",
+            );
         };
         let Some(route) = self.engine.route(&environment, &service) else {
             return self.index(
@@ -207,7 +210,7 @@ impl Router {
                         "{}.{} ({}) does not answer on 127.0.0.1:{}; `devenv status` says why\n",
                         route.service,
                         route.environment,
-                        route.state.as_str(),
+                        state_word(route.state),
                         route.port
                     ),
                 );
@@ -217,8 +220,7 @@ impl Router {
             if let Some(client_upgrade) = client_upgrade {
                 let upstream_upgrade = hyper::upgrade::on(&mut resp);
                 tokio::spawn(async move {
-                    let (Ok(client), Ok(upstream)) =
-                        tokio::join!(client_upgrade, upstream_upgrade)
+                    let (Ok(client), Ok(upstream)) = tokio::join!(client_upgrade, upstream_upgrade)
                     else {
                         return;
                     };
@@ -244,7 +246,9 @@ impl Router {
         );
         html.push_str(&format!("<p>{}</p>", escape(why)));
         if routes.is_empty() {
-            html.push_str("<p>No service with a port is known to devenvd; run <code>devenv up</code>.</p>");
+            html.push_str(
+                "<p>No service with a port is known to devenvd; run <code>devenv up</code>.</p>",
+            );
         } else {
             html.push_str("<ul>");
             for r in &routes {
@@ -252,7 +256,7 @@ impl Router {
                 html.push_str(&format!(
                     "<li><a href=\"{0}\">{0}</a> ({1})</li>",
                     escape(&u),
-                    r.state.as_str()
+                    state_word(r.state)
                 ));
             }
             html.push_str("</ul>");
@@ -345,6 +349,13 @@ fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
     }
 }
 
+fn state_word(s: devenv_core::status::ServiceState) -> String {
+    serde_json::to_value(s)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
 fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -404,7 +415,10 @@ mod tests {
     #[test]
     fn hop_by_hop_headers_go_upgrade_headers_stay_on_an_upgrade() {
         let mut h = HeaderMap::new();
-        h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade, x-private"));
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("Upgrade, x-private"),
+        );
         h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         h.insert("x-private", HeaderValue::from_static("1"));
         h.insert("keep-alive", HeaderValue::from_static("timeout=5"));

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::Server;
 
 use crate::args::Args;
-use crate::{listener, rpc, settings, web};
+use crate::{listener, router, rpc, settings, web};
 
 /// How long open streams (e.g. `logs -f`) get to end after shutdown starts.
 const DRAIN: Duration = Duration::from_secs(2);
@@ -67,8 +67,19 @@ pub async fn run(args: Args, activation_fds: i32) -> anyhow::Result<()> {
         engine: engine.clone(),
         dashboard,
     });
+    let (router_state, router_listener) =
+        router::bind((!args.no_router).then(|| args.router_port.unwrap_or(router::DEFAULT_PORT)));
+    match &router_state {
+        router::RouterState::Off(why) => tracing::warn!("{why}"),
+        router::RouterState::Serving { port } => {
+            tracing::info!("local router serving http://SERVICE.ENV.localhost:{port}/");
+        }
+    }
+    let router_server = router_listener
+        .map(|l| tokio::spawn(router::serve(l, engine.clone(), shutdown.clone(), DRAIN)));
     let environments = Arc::new(rpc::environment::Environments {
         engine: engine.clone(),
+        router: router_state,
     });
     let services = Arc::new(rpc::service::Services {
         engine: engine.clone(),
@@ -190,6 +201,15 @@ pub async fn run(args: Args, activation_fds: i32) -> anyhow::Result<()> {
             Ok(Ok(Err(e))) => tracing::error!("dashboard: {e}"),
             Ok(Err(e)) => tracing::error!("dashboard task: {e}"),
             Err(_) => web.abort(),
+        }
+    }
+    if let Some(mut r) = router_server {
+        // Stopped accepting when shutdown started; it gives open connections DRAIN.
+        match tokio::time::timeout(DRAIN * 2, &mut r).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => tracing::error!("router: {e}"),
+            Ok(Err(e)) => tracing::error!("router task: {e}"),
+            Err(_) => r.abort(),
         }
     }
     drop(socket_guard);

@@ -18,6 +18,7 @@ pub mod hooks;
 mod kuberun;
 mod portcheck;
 mod recovery;
+mod routes;
 mod runtime;
 mod scale;
 mod supervisor;
@@ -32,6 +33,7 @@ pub use error::{DeployError, DevError, DownError, EngineError, ScaleError, Unkno
 pub use exec::{ExecError, ExecInput, ExecOutput, ExecSession, ExecSpec, TermSize, STDIN_MAX};
 pub use hold::STOPPED_BY_USER;
 pub use recovery::RECOVERED;
+pub use routes::{local_port, Route};
 pub use runtime::LiveEnv;
 pub use up::{UpEvent, UpOptions};
 

@@ -44,7 +44,9 @@ impl Engine {
         for rt in envs {
             let Some(env) = rt.config() else { continue };
             for svc in &env.services {
-                let Some(port) = local_port(svc) else { continue };
+                let Some(port) = local_port(svc) else {
+                    continue;
+                };
                 let state = rt
                     .shared
                     .status_of(&svc.name)

@@ -36,6 +36,9 @@ pub struct ServiceJson<'a> {
     /// A kubernetes service scaled with `devenv scale`: `{"desired": 3, "ready": 2}`;
     /// `null` when not scaled.
     pub replicas: Option<ReplicasJson>,
+    /// Its address through devenvd's local router, `http://SERVICE.ENV.localhost:PORT/`;
+    /// `null` when it has no local port or the router is off.
+    pub url: Option<&'a str>,
 }
 
 #[derive(Debug, Serialize)]
@@ -62,6 +65,7 @@ impl<'a> From<&'a pb::ServiceStatus> for ServiceJson<'a> {
                 desired: r.desired,
                 ready: r.ready,
             }),
+            url: (!s.url.is_empty()).then_some(s.url.as_str()),
         }
     }
 }
@@ -98,13 +102,14 @@ pub fn table<'a>(services: impl IntoIterator<Item = &'a pb::ServiceStatus>, colo
                 pid(s.pid),
                 ports(&s.ports),
                 restarts(s),
+                s.url.clone(),
                 detail(s),
             ]
         })
         .collect();
     table::render(
         &[
-            "NAME", "RUNTIME", "STATE", "PID", "PORTS", "RESTARTS", "MESSAGE",
+            "NAME", "RUNTIME", "STATE", "PID", "PORTS", "RESTARTS", "URL", "MESSAGE",
         ],
         &rows,
     )
@@ -209,6 +214,11 @@ mod tests {
             } else {
                 String::new()
             },
+            url: if pid != 0 {
+                format!("http://{name}.shop.localhost:7480/")
+            } else {
+                String::new()
+            },
             ..Default::default()
         }
     }
@@ -236,9 +246,10 @@ mod tests {
                 "version": "1.0",
                 "services": [
                     {"name": "api", "runtime": "local", "state": "ready", "ready": true,
-                     "pid": 4242, "ports": [8000], "restarts": 1, "crashes": 0, "message": "", "dev": false, "degraded": null, "replicas": null},
+                     "pid": 4242, "ports": [8000], "restarts": 1, "crashes": 0, "message": "", "dev": false, "degraded": null, "replicas": null,
+                     "url": "http://api.shop.localhost:7480/"},
                     {"name": "worker", "runtime": "local", "state": "failed", "ready": false,
-                     "pid": null, "ports": [], "restarts": 1, "crashes": 0, "message": "exited with 1", "dev": false, "degraded": null, "replicas": null},
+                     "pid": null, "ports": [], "restarts": 1, "crashes": 0, "message": "exited with 1", "dev": false, "degraded": null, "replicas": null, "url": null},
                 ]
             })
         );
@@ -250,15 +261,15 @@ mod tests {
         let mut lines = out.lines();
         assert_eq!(
             lines.next().unwrap(),
-            "NAME    RUNTIME  STATE   PID   PORTS  RESTARTS  MESSAGE"
+            "NAME    RUNTIME  STATE   PID   PORTS  RESTARTS  URL                              MESSAGE"
         );
         assert_eq!(
             lines.next().unwrap(),
-            "api     local    ready   4242  8000   1"
+            "api     local    ready   4242  8000   1         http://api.shop.localhost:7480/"
         );
         assert_eq!(
             lines.next().unwrap(),
-            "worker  local    failed  -     -      1         exited with 1"
+            "worker  local    failed  -     -      1                                          exited with 1"
         );
     }
 }

@@ -12,6 +12,8 @@ use crate::convert;
 #[derive(Debug)]
 pub struct Environments {
     pub engine: Arc<Engine>,
+    /// Where the local router listens, for each service's URL.
+    pub router: crate::router::RouterState,
 }
 
 #[tonic::async_trait]
@@ -115,7 +117,7 @@ impl EnvironmentService for Environments {
             services: rt
                 .statuses()
                 .iter()
-                .map(|s| convert::service_status_in(s, config.as_deref()))
+                .map(|s| convert::service_status_in(s, config.as_deref(), &self.router))
                 .collect(),
             version: config
                 .as_deref()
@@ -133,10 +135,11 @@ impl EnvironmentService for Environments {
         let rt = super::runtime(&self.engine, req.into_inner().environment)?;
         let (snapshot, mut events) = rt.watch();
         let (tx, rx) = mpsc::channel(256);
+        let router = self.router.clone();
         tokio::spawn(async move {
             let config = rt.config();
             for s in &snapshot {
-                let s = convert::service_status_in(s, config.as_deref());
+                let s = convert::service_status_in(s, config.as_deref(), &router);
                 if tx.send(Ok(s)).await.is_err() {
                     return;
                 }
@@ -152,7 +155,7 @@ impl EnvironmentService for Environments {
                 // A later `up` may have loaded a changed config.
                 let config = rt.config();
                 for s in &batch {
-                    let s = convert::service_status_in(s, config.as_deref());
+                    let s = convert::service_status_in(s, config.as_deref(), &router);
                     if tx.send(Ok(s)).await.is_err() {
                         return;
                     }

@@ -413,6 +413,14 @@ export interface ServiceStatus {
      * @generated from protobuf field: devenv.v1.Replicas replicas = 16
      */
     replicas?: Replicas;
+    /**
+     * Its address through devenvd's local HTTP router,
+     * `http://SERVICE.ENV.localhost:PORT/`; empty when it has no local port (a
+     * kubernetes service without a forward) or the router is off.
+     *
+     * @generated from protobuf field: string url = 17
+     */
+    url: string;
 }
 /**
  * @generated from protobuf message devenv.v1.Replicas
@@ -2498,7 +2506,8 @@ class ServiceStatus$Type extends MessageType<ServiceStatus> {
             { no: 13, name: "dependencies", kind: "scalar", repeat: 2 /*RepeatType.UNPACKED*/, T: 9 /*ScalarType.STRING*/ },
             { no: 14, name: "crashes", kind: "scalar", T: 13 /*ScalarType.UINT32*/ },
             { no: 15, name: "degraded", kind: "scalar", T: 9 /*ScalarType.STRING*/ },
-            { no: 16, name: "replicas", kind: "message", T: () => Replicas }
+            { no: 16, name: "replicas", kind: "message", T: () => Replicas },
+            { no: 17, name: "url", kind: "scalar", T: 9 /*ScalarType.STRING*/ }
         ]);
     }
     create(value?: PartialMessage<ServiceStatus>): ServiceStatus {
@@ -2516,6 +2525,7 @@ class ServiceStatus$Type extends MessageType<ServiceStatus> {
         message.dependencies = [];
         message.crashes = 0;
         message.degraded = "";
+        message.url = "";
         if (value !== undefined)
             reflectionMergePartial<ServiceStatus>(this, message, value);
         return message;
@@ -2576,6 +2586,9 @@ class ServiceStatus$Type extends MessageType<ServiceStatus> {
                     break;
                 case /* devenv.v1.Replicas replicas */ 16:
                     message.replicas = Replicas.internalBinaryRead(reader, reader.uint32(), options, message.replicas);
+                    break;
+                case /* string url */ 17:
+                    message.url = reader.string();
                     break;
                 default:
                     let u = options.readUnknownField;
@@ -2641,6 +2654,9 @@ class ServiceStatus$Type extends MessageType<ServiceStatus> {
         /* devenv.v1.Replicas replicas = 16; */
         if (message.replicas)
             Replicas.internalBinaryWrite(message.replicas, writer.tag(16, WireType.LengthDelimited).fork(), options).join();
+        /* string url = 17; */
+        if (message.url !== "")
+            writer.tag(17, WireType.LengthDelimited).string(message.url);
         let u = options.writeUnknownFields;
         if (u !== false)
             (u == true ? UnknownFieldHandler.onWrite : u)(this.typeName, message, writer);
