@@ -215,3 +215,52 @@ spec:
         .expect("docker volume ls");
     assert!(left.stdout.is_empty(), "volumes left after down --volumes");
 }
+
+#[test]
+#[ignore = "needs a Docker engine: CI runs the ignored set as root, dockerd started by scripts/install-test-tools.sh"]
+fn a_restarted_container_service_runs_pre_stop_pre_start_and_post_ready() {
+    let image = busybox_image();
+    let name = env_name("hooks");
+    let _cleanup = EngineCleanup(name.clone());
+    let env = TestEnv::new();
+    env.write_config(&format!(
+        r#"apiVersion: devenv/v1
+kind: Environment
+metadata:
+  name: {name}
+spec:
+  services:
+    - name: box
+      image: {image}
+      command: "echo box-up; exec sleep 100000"
+      readiness: {{ log: {{ pattern: box-up }} }}
+      hooks:
+        preStart: "echo box.preStart >> order.txt"
+        postReady: "echo box.postReady >> order.txt"
+        preStop: "echo box.preStop >> order.txt"
+"#
+    ));
+    let order = || {
+        std::fs::read_to_string(env.project.join("order.txt"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    env.devenv_ok(&["up"]);
+    assert_eq!(order(), ["box.preStart", "box.postReady"]);
+    // `restart` returns once it is ready again: after its postReady.
+    env.devenv_ok(&["restart", "box"]);
+    assert_eq!(
+        order(),
+        [
+            "box.preStart",
+            "box.postReady",
+            "box.preStop",
+            "box.preStart",
+            "box.postReady"
+        ]
+    );
+    env.devenv_ok(&["down"]);
+    assert_eq!(order().last().map(String::as_str), Some("box.preStop"));
+}

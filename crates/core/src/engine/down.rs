@@ -393,11 +393,14 @@ impl LiveEnv {
                 None => {
                     let revision = env.secrets_revision(&svc);
                     let mut sup = if svc.runtime == RuntimeKind::Container {
+                        // No `up` runs this start's hooks: the runner does.
+                        let hooks = self.runner_hooks(&env, &svc, &vars, true);
                         super::containerrun::ContainerRun::start(
                             self.shared.clone(),
                             svc,
                             env.clone(),
                             vars.clone(),
+                            hooks,
                         )
                     } else {
                         let secrets = env.secret_vars(&svc);

@@ -424,7 +424,7 @@ impl LiveEnv {
         } else {
             None
         };
-        let up_runs_hooks = up_runs_hooks(plan, svc.runtime);
+        let up_runs_hooks = up_runs_hooks(plan);
         if up_runs_hooks && !svc.hooks.pre_start.is_empty() {
             self.shared.update(&svc.name, |s| {
                 s.state = ServiceState::Starting;
@@ -488,7 +488,13 @@ impl LiveEnv {
                         let Some(env) = self.config() else {
                             return Err(StartError::Failed("environment has no config".into()));
                         };
-                        ContainerRun::start(self.shared.clone(), svc.clone(), env, vars.clone())
+                        ContainerRun::start(
+                            self.shared.clone(),
+                            svc.clone(),
+                            env,
+                            vars.clone(),
+                            hooks,
+                        )
                     }
                     None => Supervisor::start(
                         self.shared.clone(),
@@ -623,14 +629,9 @@ async fn end_forwarder(forwarder: tokio::task::JoinHandle<()>) {
 
 /// Whether `up` runs a service's `preStart` and `postReady` itself for `plan`: on a
 /// start (or replacement), yes; a kept service, no; a retry is a restart of the
-/// runner, which runs its restarts' hooks itself (`supervisor::ServiceHooks`), but
-/// a container's runner does not (yet), so `up` does.
-fn up_runs_hooks(plan: Plan, runtime: RuntimeKind) -> bool {
-    match plan {
-        Plan::Start | Plan::Replace => true,
-        Plan::Keep => false,
-        Plan::Retry => runtime == RuntimeKind::Container,
-    }
+/// runner, which runs its restarts' hooks itself (`supervisor::ServiceHooks`).
+fn up_runs_hooks(plan: Plan) -> bool {
+    matches!(plan, Plan::Start | Plan::Replace)
 }
 
 /// Whether a dependency in `state` lets its dependents start: a oneshot must have

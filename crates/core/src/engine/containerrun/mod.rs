@@ -20,7 +20,8 @@ use tokio_util::io::StreamReader;
 
 use super::board::Shared;
 use super::supervisor::{
-    back_off, idle_until_told, settle_exit, AfterExit, Ctl, Supervisor, FAILURE_LINES, STOP_GRACE,
+    back_off, idle_until_told, settle_exit, AfterExit, Ctl, HookPoint, RunHooks, Supervisor,
+    FAILURE_LINES, STOP_GRACE,
 };
 use crate::config::{Environment, Service};
 use crate::docker::{self, DockerError, LABEL_CONFIG};
@@ -39,6 +40,8 @@ pub(in crate::engine) struct ContainerRun {
     env: Arc<Environment>,
     vars: Arc<BTreeMap<String, String>>,
     ctl: mpsc::Receiver<Ctl>,
+    /// The hooks of its restarts (see `supervisor::ServiceHooks`).
+    hooks: RunHooks,
 }
 
 /// Why a container could not be made.
@@ -66,6 +69,7 @@ impl ContainerRun {
         service: Service,
         env: Arc<Environment>,
         vars: Arc<BTreeMap<String, String>>,
+        hooks: RunHooks,
     ) -> Supervisor {
         let (tx, rx) = mpsc::channel(8);
         let svc = service.clone();
@@ -76,6 +80,7 @@ impl ContainerRun {
                 env,
                 vars,
                 ctl: rx,
+                hooks,
             }
             .main()
             .await
@@ -113,7 +118,11 @@ impl ContainerRun {
         let mut adopt = true;
         loop {
             let started = Instant::now();
-            let outcome = self.run_once(restarts, adopt).await;
+            let first = adopt;
+            let outcome = match self.pre_start(first).await {
+                Ok(()) => self.run_once(restarts, adopt).await,
+                Err(msg) => Outcome::CannotStart(msg),
+            };
             adopt = false;
             let (code, why) = match outcome {
                 Outcome::Stop(reply) => {
@@ -237,6 +246,23 @@ impl ContainerRun {
         Ok((created.id, false))
     }
 
+    /// The `preStart` hooks of a run the runner owns the hooks of; the failure's
+    /// message.
+    async fn pre_start(&self, first: bool) -> Result<(), String> {
+        if !self.hooks.owns(first) || self.svc.hooks.pre_start.is_empty() {
+            return Ok(());
+        }
+        self.shared.update(&self.svc.name, |s| {
+            s.state = ServiceState::Starting;
+            s.message = "running its preStart hook".into();
+        });
+        self.hooks
+            .run(HookPoint::PreStart, first)
+            .await
+            .map_err(|f| format!("preStart hook failed: {}", f.reason))
+    }
+
+    /// `adopt`: the first run (see `main`).
     async fn run_once(&mut self, restarts: u32, adopt: bool) -> Outcome {
         let name = self.svc.name.clone();
         let log_name = self.log_name();
@@ -326,8 +352,15 @@ impl ContainerRun {
                 r = &mut ready_fut, if !ready => match r {
                     Ok(rest) => {
                         ready = true;
-                        monitor = Some(rest);
                         self.system("ready");
+                        if self.hooks.owns(adopt) && !self.svc.hooks.post_ready.is_empty() {
+                            // Ready once its `postReady` is done, as on a first start.
+                            self.shared.update(&name, |s| s.message = "running its postReady hook".into());
+                            if let Err(f) = self.hooks.run(HookPoint::PostReady, adopt).await {
+                                break Outcome::ProbeFailed(format!("postReady hook failed: {}", f.reason));
+                            }
+                        }
+                        monitor = Some(rest);
                         self.shared.update(&name, |s| { s.state = ServiceState::Ready; s.message = String::new(); });
                     }
                     Err(msg) => break Outcome::ProbeFailed(msg),
@@ -343,6 +376,13 @@ impl ContainerRun {
                 },
             }
         };
+        if matches!(outcome, Outcome::Restart) {
+            // Asked to restart a running container: its `preStop` first (a failure is
+            // logged by the hook; the restart goes on, as a stop does).
+            if let Err(f) = self.hooks.run(HookPoint::PreStop, false).await {
+                tracing::warn!(service = %name, error = %f, "preStop hook failed; restarting it anyway");
+            }
+        }
         if matches!(
             outcome,
             Outcome::Stop(_) | Outcome::Restart | Outcome::ProbeFailed(_)
