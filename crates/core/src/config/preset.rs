@@ -48,9 +48,9 @@ const LOCAL_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Whether the preset's port and probe apply: a preset that runs the preset's server.
 /// A local preset with its own `command` runs that instead, and is configured like any
-/// other service; on Kubernetes the preset's image runs either way.
+/// other service; on Kubernetes and in a container the preset's image runs either way.
 fn runs_preset(svc: &Service) -> bool {
-    svc.preset.is_some() && (svc.command.is_none() || svc.runtime == RuntimeKind::Kubernetes)
+    svc.preset.is_some() && (svc.command.is_none() || svc.runtime != RuntimeKind::Local)
 }
 
 /// The probe of a preset's server on `port`, with the images' defaults for the user

@@ -684,15 +684,8 @@ fn runtime(
                 );
                 return None;
             }
-            if raw.preset.is_some() {
-                c.error(
-                    &at("runtime"),
-                    format!("service `{name}`: presets (`type`) do not run in the container runtime yet"),
-                    Some("remove `runtime: container` (the preset runs from local binaries, or on the cluster), or give `image:` without `type`".into()),
-                );
-                return None;
-            }
-            if sources.is_empty() {
+            // A preset runs its image (`postgres:16`, `redis:7`, or `image:`).
+            if sources.is_empty() && raw.preset.is_none() {
                 c.error(
                     &at("runtime"),
                     format!("service `{name}` has `runtime: container` but no `image` or `build`"),

@@ -54,7 +54,8 @@ pub(super) async fn image_of(
     docker: &Docker,
 ) -> Result<String, ImageBuildFailed> {
     let Some(build) = &svc.build else {
-        return Ok(svc.image.clone().unwrap_or_default());
+        // A preset's image unless `image:` names another (the one table of them).
+        return Ok(crate::kube::render::image_of(svc).unwrap_or_default());
     };
     let plan = plan(svc, build).await?;
     let tag = dbuild::tag(&shared.name, &svc.name, &plan.hash);

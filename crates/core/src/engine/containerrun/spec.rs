@@ -9,7 +9,8 @@ use bollard::models::{
     NetworkingConfig, PortBinding,
 };
 
-use crate::config::{Command, Environment, Service, VolumeKind};
+use crate::config::preset::vars;
+use crate::config::{Command, Environment, Preset, Service, VolumeKind};
 use crate::docker::{self, LABEL_CONFIG, LABEL_SERVICE};
 
 /// The container's environment: the service's `env`, then its secrets' keys (which
@@ -33,6 +34,35 @@ pub(super) fn argv(command: &Command) -> Vec<String> {
     match command {
         Command::Shell(s) => vec!["sh".into(), "-c".into(), s.clone()],
         Command::Exec(argv) => argv.clone(),
+    }
+}
+
+/// A preset's command when the service has none, as on Kubernetes: redis with an
+/// append-only file, and `--requirepass` when it has `REDIS_PASSWORD` (read by the
+/// container's shell, so the value is not in the container's command line); postgres
+/// is the image's own entrypoint, which reads `POSTGRES_*`.
+fn preset_cmd(svc: &Service, env: &Environment) -> Option<Vec<String>> {
+    match svc.preset? {
+        Preset::Redis => {
+            let pw = environment(svc, env)
+                .get(vars::REDIS_PASSWORD)
+                .is_some_and(|p| !p.is_empty());
+            Some(if pw {
+                vec![
+                    "sh".into(),
+                    "-c".into(),
+                    format!(
+                        "exec redis-server --appendonly yes --requirepass \"${}\"",
+                        vars::REDIS_PASSWORD
+                    ),
+                ]
+            } else {
+                ["redis-server", "--appendonly", "yes"]
+                    .map(String::from)
+                    .to_vec()
+            })
+        }
+        Preset::Postgresql => None,
     }
 }
 
@@ -68,7 +98,11 @@ pub(super) fn create_body(
     labels.insert(LABEL_SERVICE.into(), svc.name.clone());
     let mut body = ContainerCreateBody {
         image: Some(image),
-        cmd: svc.command.as_ref().map(argv),
+        cmd: svc
+            .command
+            .as_ref()
+            .map(argv)
+            .or_else(|| preset_cmd(svc, env)),
         env: Some(vars),
         exposed_ports: Some(exposed.iter().map(|p| format!("{p}/tcp")).collect()),
         labels: Some(labels),
