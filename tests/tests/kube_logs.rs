@@ -31,7 +31,8 @@ spec:
 "#
     ));
     t.devenv_ok(&["up"]);
-    let done = wait_until(Duration::from_secs(300), || {
+    // 2M lines through the kubelet: ~140 s on a busy 2-core machine (debug daemon).
+    let done = wait_until(Duration::from_secs(600), || {
         t.devenv_ok(&["logs", "burst", "--tail", "1", "--grep", "^burst-done$"])
             .stdout
             .contains("burst-done")

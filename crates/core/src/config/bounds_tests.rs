@@ -30,7 +30,8 @@ fn errors(req: &LoadRequest) -> Vec<ConfigError> {
     let started = Instant::now();
     let result = load(req);
     let took = started.elapsed();
-    assert!(took < Duration::from_secs(5), "load took {took:?}");
+    // A guard against a quadratic blow-up (minutes), not a benchmark: ~1 s in a debug build.
+    assert!(took < Duration::from_secs(30), "load took {took:?}");
     match result {
         Ok(loaded) => panic!("expected errors, loaded {:?}", loaded.environment),
         Err(ConfigErrors(errors)) => errors,
@@ -346,6 +347,7 @@ fn many_secrets_against_many_values_stay_fast() {
     let started = Instant::now();
     let loaded = load(&req(dir.path())).expect("loads");
     let took = started.elapsed();
-    assert!(took < Duration::from_secs(5), "load took {took:?}");
+    // A guard against a quadratic blow-up (minutes), not a benchmark: ~1 s in a debug build.
+    assert!(took < Duration::from_secs(30), "load took {took:?}");
     assert!(!loaded.merged_yaml.contains("secret-value-"));
 }
