@@ -7,18 +7,15 @@ use std::time::Duration;
 use bollard::container::LogOutput;
 use bollard::Docker;
 use futures::StreamExt;
-use tokio::io::AsyncWriteExt;
 use tokio::task::JoinSet;
 
-use super::{ExecError, ExecInput, ExecOutput, ExecSpec, Io, CHUNK};
+use super::{feed_stdin, ExecError, ExecOutput, ExecSpec, Io, TermSize, CHUNK};
 use crate::docker::exec::{self as dexec, Attached};
 
 /// After the client went away, how long the command gets between hang-up and kill.
 const HANGUP_GRACE: Duration = Duration::from_secs(2);
 /// After the output ended, how long the engine may take to report the exit code.
 const EXIT_REPORT: Duration = Duration::from_secs(5);
-/// The terminal's end-of-file character (Ctrl-D), sent on end of input in a tty.
-const VEOF: u8 = 0x04;
 
 pub(super) struct ContainerExec {
     docker: Docker,
@@ -57,7 +54,7 @@ pub(super) async fn open(
 impl ContainerExec {
     pub(super) async fn drive(self, io: Io) {
         let Io {
-            mut input,
+            input,
             output,
             closing,
         } = io;
@@ -75,43 +72,15 @@ impl ContainerExec {
 
         let mut feeder = JoinSet::new();
         let (d, exec_id) = (docker.clone(), id.clone());
-        feeder.spawn(async move {
-            let mut stdin = Some(stdin);
-            while let Some(msg) = input.recv().await {
-                match msg {
-                    ExecInput::Stdin(bytes) => {
-                        if let Some(w) = stdin.as_mut() {
-                            if w.write_all(&bytes).await.is_err() {
-                                stdin = None;
-                            }
-                        }
-                    }
-                    ExecInput::Resize(size) => {
-                        dexec::resize(&d, &exec_id, size.rows, size.cols).await;
-                    }
-                    ExecInput::Eof if tty => {
-                        if let Some(w) = stdin.as_mut() {
-                            let _ = w.write_all(&[VEOF]).await;
-                        }
-                    }
-                    // A half-close of the attach: the engine closes the command's stdin.
-                    ExecInput::Eof => {
-                        if let Some(mut w) = stdin.take() {
-                            let _ = w.shutdown().await;
-                        }
-                    }
-                }
-            }
-            if !tty {
-                if let Some(mut w) = stdin.take() {
-                    let _ = w.shutdown().await;
-                }
-            }
-            // The write half stays open (a terminal until the command ends; a
-            // dropped half would close the whole attach).
-            std::future::pending::<()>().await;
-            drop(stdin);
-        });
+        feeder.spawn(feed_stdin(
+            input,
+            Some(stdin),
+            tty,
+            move |size: TermSize| {
+                let (d, exec_id) = (d.clone(), exec_id.clone());
+                async move { dexec::resize(&d, &exec_id, size.rows, size.cols).await }
+            },
+        ));
 
         // The output ends when the command does; each piece waits for room.
         let reading = async {

@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::pty::{self, Master};
-use super::{exit_code, read_stream, ExecError, ExecInput, ExecOutput, ExecSpec, Io, CHUNK};
+use super::{exit_code, read_stream, ExecError, ExecInput, ExecOutput, ExecSpec, Io, CHUNK, VEOF};
 use crate::probe::ExecContext;
 use crate::process::{self, Guardian, Leader};
 
@@ -27,8 +27,6 @@ const HANGUP_GRACE: Duration = Duration::from_secs(2);
 /// After the command exited, how long its output may take to drain (a process that
 /// left the group but holds the terminal or pipe must not hold the session open).
 const DRAIN: Duration = Duration::from_secs(2);
-/// The terminal's end-of-file character (Ctrl-D), sent on end of input in a tty.
-const VEOF: u8 = 0x04;
 
 pub(super) struct LocalRun {
     child: Child,

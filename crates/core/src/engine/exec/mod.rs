@@ -298,6 +298,56 @@ struct Io {
     closing: tokio_util::sync::CancellationToken,
 }
 
+/// The terminal's end-of-file character (Ctrl-D), sent on end of input in a tty.
+const VEOF: u8 = 0x04;
+
+/// Feeds a remote command's stdin (a pod's or a container's attach) from the client
+/// until the client is done; `resize` applies a window size. End of input is a Ctrl-D
+/// in a terminal, else a shutdown of the writer (the transport's half-close: kube's
+/// stdin close, the engine's attach half-close; dropping a split stream's writer is not
+/// enough). Never returns: the write half stays open until the task is dropped (a
+/// terminal until the command ends; a dropped half would close the whole attach).
+async fn feed_stdin<W, F>(
+    mut input: mpsc::Receiver<ExecInput>,
+    mut stdin: Option<W>,
+    tty: bool,
+    mut resize: impl FnMut(TermSize) -> F,
+) where
+    W: tokio::io::AsyncWrite + Unpin,
+    F: std::future::Future<Output = ()>,
+{
+    use tokio::io::AsyncWriteExt;
+    while let Some(msg) = input.recv().await {
+        match msg {
+            ExecInput::Stdin(bytes) => {
+                if let Some(w) = stdin.as_mut() {
+                    if w.write_all(&bytes).await.is_err() {
+                        stdin = None;
+                    }
+                }
+            }
+            ExecInput::Resize(size) => resize(size).await,
+            ExecInput::Eof if tty => {
+                if let Some(w) = stdin.as_mut() {
+                    let _ = w.write_all(&[VEOF]).await;
+                }
+            }
+            ExecInput::Eof => {
+                if let Some(mut w) = stdin.take() {
+                    let _ = w.shutdown().await;
+                }
+            }
+        }
+    }
+    if !tty {
+        if let Some(mut w) = stdin.take() {
+            let _ = w.shutdown().await;
+        }
+    }
+    std::future::pending::<()>().await;
+    drop(stdin);
+}
+
 /// Copies a command's output stream to the client in chunks of at most [`CHUNK`]
 /// bytes, waiting for room: a slow client leaves the bytes in the pipe (or
 /// terminal), whose writer then blocks.

@@ -4,18 +4,15 @@
 use std::time::Duration;
 
 use futures::SinkExt;
-use tokio::io::AsyncWriteExt;
 use tokio::task::JoinSet;
 
-use super::{read_stream, ExecError, ExecInput, ExecOutput, ExecSpec, Io};
+use super::{feed_stdin, read_stream, ExecError, ExecOutput, ExecSpec, Io, TermSize};
 use crate::kube::exec::{self as kexec, PodExec, PodExecError, PodTarget};
 use crate::kube::rollout::PodSet;
 use crate::kube::ClusterConn;
 
 /// After the command ended, how long its output may take to arrive.
 const DRAIN: Duration = Duration::from_secs(2);
-/// The terminal's end-of-file character (Ctrl-D), sent on end of input in a tty.
-const VEOF: u8 = 0x04;
 
 pub(super) struct PodRun {
     exec: PodExec,
@@ -75,7 +72,7 @@ pub(super) async fn open(
 impl PodRun {
     pub(super) async fn drive(self, io: Io) {
         let Io {
-            mut input,
+            input,
             output,
             closing,
         } = io;
@@ -85,7 +82,7 @@ impl PodRun {
         if let (Some(tx), Some(size)) = (resize.as_mut(), spec.size) {
             let _ = tx.send(term_size(size)).await;
         }
-        let mut stdin = process.stdin();
+        let stdin = process.stdin();
         let status = process.take_status();
         let mut readers = JoinSet::new();
         if let Some(out) = process.stdout() {
@@ -96,45 +93,14 @@ impl PodRun {
         }
         let tty = spec.tty;
         let mut feeder = JoinSet::new();
-        feeder.spawn(async move {
-            while let Some(msg) = input.recv().await {
-                match msg {
-                    ExecInput::Stdin(bytes) => {
-                        if let Some(w) = stdin.as_mut() {
-                            if w.write_all(&bytes).await.is_err() {
-                                stdin = None;
-                            }
-                        }
-                    }
-                    ExecInput::Resize(size) => {
-                        if let Some(tx) = resize.as_mut() {
-                            let _ = tx.send(term_size(size)).await;
-                        }
-                    }
-                    ExecInput::Eof if tty => {
-                        if let Some(w) = stdin.as_mut() {
-                            let _ = w.write_all(&[VEOF]).await;
-                        }
-                    }
-                    // Dropping the writer is not enough: it is one half of a split
-                    // stream, whose reader sees the end only after a shutdown (then
-                    // kube sends the v5 protocol's stdin close to the container).
-                    ExecInput::Eof => {
-                        if let Some(mut w) = stdin.take() {
-                            let _ = w.shutdown().await;
-                        }
-                    }
+        feeder.spawn(feed_stdin(input, stdin, tty, move |size: TermSize| {
+            let tx = resize.clone();
+            async move {
+                if let Some(mut tx) = tx {
+                    let _ = tx.send(term_size(size)).await;
                 }
             }
-            if !tty {
-                if let Some(mut w) = stdin.take() {
-                    let _ = w.shutdown().await;
-                }
-            }
-            // A terminal stays open until the command ends.
-            std::future::pending::<()>().await;
-            drop(stdin);
-        });
+        }));
 
         let status = async {
             match status {
