@@ -324,16 +324,7 @@ pub async fn prepare(svc: &Service, site: &Site) -> Result<(Service, Vec<String>
 /// Services with local preset data kept in the environment's dir (what `down`
 /// without `--volumes` leaves), sorted.
 pub fn kept_data(env_dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(env_dir.join("presets"))
-        .map(|rd| {
-            rd.flatten()
-                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
+    crate::volumes::subdirectories(&env_dir.join("presets"))
 }
 
 /// `down --volumes`: removes every local preset's data of the environment (the

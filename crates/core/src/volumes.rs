@@ -135,7 +135,12 @@ pub async fn remove_transient(env_dir: &Path) -> std::io::Result<()> {
 /// The persistent volumes kept in the environment's dir (what `down` without
 /// `--volumes` leaves), sorted.
 pub fn kept(env_dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(env_dir.join("volumes"))
+    subdirectories(&env_dir.join("volumes"))
+}
+
+/// The names of the directories in `dir` (none if it can't be read), sorted.
+pub(crate) fn subdirectories(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
         .map(|rd| {
             rd.flatten()
                 .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))

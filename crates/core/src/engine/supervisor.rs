@@ -316,39 +316,21 @@ impl Run {
                             ));
                         }
                     }
-                    self.shared.update(&name, |s| {
-                        s.state = ServiceState::Failed;
-                        s.pid = None;
-                        s.message = msg;
-                        s.last_lines = lines;
-                    });
-                    if idle_until_told(&mut self.ctl, &self.shared, &name).await {
+                    if fail_until_told(&mut self.ctl, &self.shared, &name, msg, lines).await {
                         restarts += 1;
                         continue;
                     }
                     return;
                 }
                 Outcome::HookFailed(msg, lines) => {
-                    self.shared.update(&name, |s| {
-                        s.state = ServiceState::Failed;
-                        s.pid = None;
-                        s.message = msg;
-                        s.last_lines = lines;
-                    });
-                    if idle_until_told(&mut self.ctl, &self.shared, &name).await {
+                    if fail_until_told(&mut self.ctl, &self.shared, &name, msg, lines).await {
                         restarts += 1;
                         continue;
                     }
                     return;
                 }
                 Outcome::CannotStart(msg) => {
-                    self.shared.update(&name, |s| {
-                        s.state = ServiceState::Failed;
-                        s.pid = None;
-                        s.message = msg;
-                        s.last_lines.clear();
-                    });
-                    if idle_until_told(&mut self.ctl, &self.shared, &name).await {
+                    if fail_until_told(&mut self.ctl, &self.shared, &name, msg, Vec::new()).await {
                         restarts += 1;
                         continue;
                     }
@@ -791,6 +773,24 @@ pub(super) async fn back_off(
             None => false,
         }
     }
+}
+
+/// A final failure: the board says why (`message`, the last lines), then
+/// [`idle_until_told`].
+pub(super) async fn fail_until_told(
+    ctl: &mut mpsc::Receiver<Ctl>,
+    shared: &Shared,
+    name: &str,
+    message: String,
+    last_lines: Vec<String>,
+) -> bool {
+    shared.update(name, |s| {
+        s.state = ServiceState::Failed;
+        s.pid = None;
+        s.message = message;
+        s.last_lines = last_lines;
+    });
+    idle_until_told(ctl, shared, name).await
 }
 
 /// After a final failure or completion: wait for a restart (true) or stop (false).

@@ -20,8 +20,8 @@ use tokio_util::io::StreamReader;
 
 use super::board::Shared;
 use super::supervisor::{
-    back_off, idle_until_told, settle_exit, AfterExit, Ctl, HookPoint, RunHooks, Supervisor,
-    FAILURE_LINES, STOP_GRACE,
+    back_off, fail_until_told, idle_until_told, settle_exit, AfterExit, Ctl, HookPoint, RunHooks,
+    Supervisor, FAILURE_LINES, STOP_GRACE,
 };
 use crate::config::{Environment, Service};
 use crate::docker::{self, DockerError, LABEL_CONFIG};
@@ -144,12 +144,7 @@ impl ContainerRun {
                 }
                 Outcome::ProbeFailed(msg) | Outcome::CannotStart(msg) => {
                     let lines = self.shared.logs.last_lines(&name, FAILURE_LINES);
-                    self.shared.update(&name, |s| {
-                        s.state = ServiceState::Failed;
-                        s.message = msg;
-                        s.last_lines = lines;
-                    });
-                    if idle_until_told(&mut self.ctl, &self.shared, &name).await {
+                    if fail_until_told(&mut self.ctl, &self.shared, &name, msg, lines).await {
                         restarts += 1;
                         continue;
                     }
