@@ -313,12 +313,23 @@ async function startDaemon(d: Deps): Promise<void> {
     return;
   }
   d.daemon.reconnect();
-  await d.daemon.connection();
+  try {
+    await d.daemon.connection();
+  } catch (e) {
+    // `devenv daemon start` saw it answer, so this is news (its socket gone, another
+    // daemon in its place): say so, rather than a silent "not connected".
+    await vscode.window.showErrorMessage(
+      `devenv: could not connect to the devenvd just started (${out.text.trim()}): ${errorText(e)}`,
+    );
+  }
 }
 
 /**
  * An older daemon on the socket: `devenv daemon stop` (it asks for the pid and calls
- * Shutdown, which every protocol has), then `devenv daemon start` of the current one.
+ * Shutdown, which every protocol has, and returns once that process has exited, so
+ * a daemon slow to leave is waited for), then `devenv daemon start` of the current
+ * one. Every failure is shown: this runs from a notification's button, where an
+ * exception would go nowhere.
  */
 async function restartDaemon(d: Deps): Promise<void> {
   const out = await daemonCli(d, "stop", "devenv: stopping the old devenvd");

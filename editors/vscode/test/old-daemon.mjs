@@ -1,7 +1,7 @@
 // A devenvd of an older protocol, for the "daemon too old" test (test/run.mjs): a gRPC
 // server on a Unix socket that answers DaemonService.Version as a daemon speaking
 // protocol 0 would (this extension speaks PROTOCOL_VERSION, 1) and Shutdown as any
-// devenvd does (reply, remove the socket, exit). Everything else is UNIMPLEMENTED,
+// devenvd does (reply, remove the socket, exit, nothing in between). Everything else is UNIMPLEMENTED,
 // as an old daemon knows nothing newer. It encodes VersionResponse's first fields
 // (daemon_version = 1, protocol_version = 2, pid = 3) itself: those are the fields a
 // client reads before anything else, and they never move between protocol versions.
@@ -51,12 +51,16 @@ server.addService(
     },
     shutdown: (_call, reply) => {
       reply(null, Buffer.alloc(0));
-      // As devenvd: the reply goes out, then the socket is removed and the process ends.
+      // As devenvd (crates/devenvd/src/server.rs): the reply goes out, the socket is
+      // removed while it is still ours, and the process ends in the same breath (the
+      // kernel closes the listener). Never remove the path after waiting for anything
+      // (as server.tryShutdown's callback would, once every connection closed): by then
+      // `devenv daemon stop` may have seen it gone and a new daemon bound the same path,
+      // whose socket would be deleted, leaving a daemon nobody can reach. Nor close the
+      // server first: Node unlinks a Unix socket's path when its listener closes.
       setImmediate(() => {
-        server.tryShutdown(() => {
-          fs.rmSync(socket, { force: true });
-          process.exit(0);
-        });
+        fs.rmSync(socket, { force: true });
+        process.exit(0);
       });
     },
   },

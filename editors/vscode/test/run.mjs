@@ -11,6 +11,8 @@
 //   4. a daemon of an older protocol (test/old-daemon.mjs) on the socket: the
 //      workbench shows the "too old" message and its Restart Daemon action replaces it.
 //   (`--bench`) the benchmark of docs/benchmarks.md instead of 2-4.
+//   (`--only=suite|ui|autoup|too-old`) that part alone, e.g. to run a flaky one
+//   repeatedly; the default runs them all.
 // Needs: dist/ built (npm run build), target/debug/devenvd and devenv (DEVENVD,
 // DEVENV_CLI override), code-server (scripts/install-code-server.sh; CODE_SERVER
 // overrides), /usr/bin/chromium (CHROMIUM overrides). Never downloads a browser.
@@ -28,6 +30,14 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const ext = path.resolve(here, "..");
 const repo = path.resolve(ext, "../..");
 const bench = process.argv.includes("--bench");
+const PARTS = ["suite", "ui", "autoup", "too-old"];
+const only = process.argv.find((a) => a.startsWith("--only="))?.slice("--only=".length);
+if (only !== undefined && !PARTS.includes(only)) {
+  console.error(`vscode-test: --only=${only}: not a part; one of ${PARTS.join(", ")}`);
+  process.exit(2);
+}
+/** Whether to run this part (all of them unless --only names one). */
+const want = (part) => only === undefined || only === part;
 const tools = process.env.DEVENV_TOOLS_DIR ?? path.join(os.homedir(), ".cache/devenv-tools");
 const codeServer =
   process.env.CODE_SERVER ?? path.join(tools, "code-server-4.96.4/node_modules/code-server/out/node/entry.js");
@@ -222,7 +232,7 @@ const b = await chromium.launch({
 let status = 0;
 try {
   // --- 1. the suite (or the benchmark) inside the extension host
-  {
+  if (bench || want("suite")) {
     const page = await b.newPage({ viewport: { width: 1280, height: 800 } });
     // The extension host's console (mocha's report, our lines) is forwarded to the
     // page with a "%c INFO color: ..." prefix; the workbench's own chatter is left out.
@@ -261,62 +271,70 @@ try {
     const r = JSON.parse(fs.readFileSync(env.DEVENV_TEST_BENCH_OUT, "utf8"));
     console.log(JSON.stringify(r, null, 2));
   } else {
-    // --- 2. UI: click the inline restart of `api` in the devenv view
-    const page = await b.newPage({ viewport: { width: 1280, height: 720 } });
-    await page.goto(workbenchUrl(false));
     const cli = (args) =>
       JSON.parse(execFileSync(devenvCli, ["-C", project, ...args, "--json"], { env, encoding: "utf8" }));
-    const pidOf = (name) => cli(["status"]).services.find((s) => s.name === name)?.pid;
-    await page.locator('.activitybar [aria-label^="devenv"]').first().click({ timeout: 60_000 });
-    const row = page.locator('.monaco-list-row[aria-label*="api"]').first();
-    await row.waitFor({ timeout: 60_000 });
-    await until("the view to show api ready", 60_000, async () =>
-      (await row.locator(".codicon-pass-filled").count()) > 0,
-    );
-    const before = pidOf("api");
-    await row.hover();
-    await row.locator('.action-label[aria-label="Restart Service"]').click();
-    const after = await until("api to run with a new pid after the click", 30_000, () => {
-      const s = cli(["status"]).services.find((x) => x.name === "api");
-      return s && s.pid !== before && s.state === "ready" ? s.pid : undefined;
-    });
-    // The row's accessible label carries state and pid: the view caught up.
-    await page.locator(`.monaco-list-row[aria-label^="api, ready, pid ${after},"]`).waitFor({ timeout: 30_000 });
-    log(`UI: clicking Restart Service on api: pid ${before} -> ${after}, shown in the view`);
-    // For the picture: the row hovered, with its inline actions.
-    await row.hover();
-    fs.mkdirSync(path.dirname(screenshot), { recursive: true });
-    await page.screenshot({ path: screenshot });
-    log(`screenshot: ${path.relative(repo, screenshot)}`);
-    await page.close();
+    // --- 2. UI: click the inline restart of `api` in the devenv view
+    if (want("ui")) {
+      const page = await b.newPage({ viewport: { width: 1280, height: 720 } });
+      await page.goto(workbenchUrl(false));
+      const pidOf = (name) => cli(["status"]).services.find((s) => s.name === name)?.pid;
+      await page.locator('.activitybar [aria-label^="devenv"]').first().click({ timeout: 60_000 });
+      const row = page.locator('.monaco-list-row[aria-label*="api"]').first();
+      await row.waitFor({ timeout: 60_000 });
+      await until("the view to show api ready", 60_000, async () =>
+        (await row.locator(".codicon-pass-filled").count()) > 0,
+      );
+      const before = pidOf("api");
+      await row.hover();
+      await row.locator('.action-label[aria-label="Restart Service"]').click();
+      const after = await until("api to run with a new pid after the click", 30_000, () => {
+        const s = cli(["status"]).services.find((x) => x.name === "api");
+        return s && s.pid !== before && s.state === "ready" ? s.pid : undefined;
+      });
+      // The row's accessible label carries state and pid: the view caught up.
+      await page.locator(`.monaco-list-row[aria-label^="api, ready, pid ${after},"]`).waitFor({ timeout: 30_000 });
+      log(`UI: clicking Restart Service on api: pid ${before} -> ${after}, shown in the view`);
+      // For the picture: the row hovered, with its inline actions.
+      await row.hover();
+      fs.mkdirSync(path.dirname(screenshot), { recursive: true });
+      await page.screenshot({ path: screenshot });
+      log(`screenshot: ${path.relative(repo, screenshot)}`);
+      await page.close();
+    }
 
     // --- 3. devenv.autoUp: a workbench opened on the project, down, brings it up
-    execFileSync(devenvCli, ["-C", project, "down"], { env, stdio: "ignore", timeout: 60_000 });
-    if (cli(["status"]).services.some((s) => s.state === "ready")) fail("down left services ready");
-    const settings = JSON.parse(fs.readFileSync(userSettings, "utf8"));
-    fs.writeFileSync(userSettings, JSON.stringify({ ...settings, "devenv.autoUp": true }));
-    const auto = await b.newPage();
-    await auto.goto(workbenchUrl(false));
-    await until("autoUp to bring db, api and web up", 60_000, () =>
-      cli(["status"]).services.filter((s) => s.state === "ready").length === 3,
-    );
-    log("autoUp: opening the workspace brought the environment up");
-    await auto.close();
+    if (want("autoup")) {
+      execFileSync(devenvCli, ["-C", project, "down"], { env, stdio: "ignore", timeout: 60_000 });
+      if (cli(["status"]).services.some((s) => s.state === "ready")) fail("down left services ready");
+      const settings = JSON.parse(fs.readFileSync(userSettings, "utf8"));
+      fs.writeFileSync(userSettings, JSON.stringify({ ...settings, "devenv.autoUp": true }));
+      const auto = await b.newPage();
+      await auto.goto(workbenchUrl(false));
+      await until("autoUp to bring db, api and web up", 60_000, () =>
+        cli(["status"]).services.filter((s) => s.state === "ready").length === 3,
+      );
+      log("autoUp: opening the workspace brought the environment up");
+      await auto.close();
+    }
 
     // --- 4. a daemon too old: the message says so, and its action puts the current one in its place
-    execFileSync(devenvCli, ["daemon", "stop"], { env, stdio: "ignore", timeout: 60_000 });
-    const old = start("old-daemon", process.execPath, [path.join(here, "old-daemon.mjs"), socket]);
-    await until("the old daemon to listen", 30_000, () => {
-      if (old.exitCode !== null) fail(`old-daemon.mjs exited: ${tailLog("old-daemon")}`);
-      return tailLog("old-daemon").includes("ready");
-    });
-    const stale = await b.newPage({ viewport: { width: 1280, height: 720 } });
-    await stale.goto(workbenchUrl(false));
-    const toast = stale.locator(".notification-toast", { hasText: "speaks protocol 0" });
-    await toast.waitFor({ timeout: 60_000 });
-    const text = (await toast.locator(".notification-list-item-message").textContent()) ?? "";
-    for (const want of ["devenvd 0.0.1-old", socket, "this extension speaks 1", "the daemon is too old", "devenv daemon stop"]) {
-      if (!text.includes(want)) fail(`the too-old message does not say "${want}": ${text}`);
+    if (want("too-old")) {
+      // autoUp (part 3 turned it on) brings the environment up on the new daemon.
+      const withAutoUp = JSON.parse(fs.readFileSync(userSettings, "utf8"));
+      fs.writeFileSync(userSettings, JSON.stringify({ ...withAutoUp, "devenv.autoUp": true }));
+      execFileSync(devenvCli, ["daemon", "stop"], { env, stdio: "ignore", timeout: 60_000 });
+      const old = start("old-daemon", process.execPath, [path.join(here, "old-daemon.mjs"), socket]);
+      await until("the old daemon to listen", 30_000, () => {
+        if (old.exitCode !== null) fail(`old-daemon.mjs exited: ${tailLog("old-daemon")}`);
+        return tailLog("old-daemon").includes("ready");
+      });
+      const stale = await b.newPage({ viewport: { width: 1280, height: 720 } });
+      await stale.goto(workbenchUrl(false));
+      const toast = stale.locator(".notification-toast", { hasText: "speaks protocol 0" });
+      await toast.waitFor({ timeout: 60_000 });
+      const text = (await toast.locator(".notification-list-item-message").textContent()) ?? "";
+      for (const phrase of ["devenvd 0.0.1-old", socket, "this extension speaks 1", "the daemon is too old", "devenv daemon stop"]) {
+        if (!text.includes(phrase)) fail(`the too-old message does not say "${phrase}": ${text}`);
     }
     const status = stale.locator(".statusbar-item", { hasText: "devenv: not connected" });
     await status.waitFor({ timeout: 10_000 });
@@ -327,13 +345,13 @@ try {
     await until("the old daemon to exit (Shutdown)", 30_000, () => old.exitCode !== null);
     // Then the extension starts the current one (`devenv daemon start`).
     const toasts = async () => (await stale.locator(".notification-toast").allTextContents()).join(" | ");
-    // Generous: two runs of five at a load average of 20 had no new daemon after 60 s
-    // (and no error shown); on failure the notifications and a screenshot say more.
+    // It takes 1-2 s; 60 s is for a loaded machine. On failure the notifications, a
+    // screenshot and the processes say more.
     const clicked = Date.now();
-    const restartedBy = clicked + 150_000;
-    const now = await until("a daemon of protocol 1 on the socket", 150_000, async () => {
+    const restartedBy = clicked + 60_000;
+    const now = await until("a daemon of protocol 1 on the socket", 60_000, async () => {
       const said = await toasts();
-      if (/could not (start|stop)/.test(said) || Date.now() > restartedBy - 100) {
+      if (/could not (start|stop|connect)/.test(said) || Date.now() > restartedBy - 100) {
         await stale.screenshot({ path: path.join(ext, ".test-out/daemon-restart-failed.png") });
         let procs = "";
         try {
@@ -358,6 +376,7 @@ try {
     await stale.locator(".statusbar-item", { hasText: "devenv: 3/3 ready" }).waitFor({ timeout: 90_000 });
     log(`too old: Restart Daemon replaced it in ${Date.now() - clicked} ms (old pid ${old.pid}, new ${now.pid}); the status bar shows 3/3 ready`);
     await stale.close();
+    }
   }
 } catch (e) {
   status = 1;
