@@ -80,8 +80,22 @@ async fn stop(ctx: &Ctx) -> Result {
     }
     let deadline = Instant::now() + STOP_TIMEOUT;
     let mut pause = Duration::from_millis(1);
-    while ctx.paths.socket.exists() && process_alive(pid) {
+    // Stopped means exited, not just "socket gone": devenvd removes its socket last
+    // but holds the socket's lock until it exits, and a `devenv daemon start` in
+    // between (Restart Daemon in the editor runs one right after) would find it
+    // "already running". A socket left behind by a daemon that died is stale; the
+    // next daemon replaces it.
+    while process_alive(pid) {
         if Instant::now() >= deadline {
+            if !ctx.paths.socket.exists() {
+                // Gone from the socket: the pid may be another process of that
+                // number (a daemon in another pid namespace reports its own).
+                eprintln!(
+                    "note: devenvd removed its socket, but pid {pid} still runs after {}s",
+                    STOP_TIMEOUT.as_secs()
+                );
+                break;
+            }
             return Err(anyhow!(
                 "devenvd (pid {pid}) did not stop within {}s; see its log: {}",
                 STOP_TIMEOUT.as_secs(),
@@ -106,10 +120,24 @@ fn process_alive(pid: u32) -> bool {
         return false;
     }
     // Signal 0 only checks existence; EPERM still means it exists.
-    !matches!(
+    let exists = !matches!(
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
         Err(nix::errno::Errno::ESRCH)
-    )
+    );
+    exists && !is_zombie(pid)
+}
+
+/// Exited, but not yet collected by its parent (which may never do it, e.g. a
+/// container's init that does not reap): as good as gone.
+fn is_zombie(pid: i32) -> bool {
+    // "PID (COMM) STATE ...": COMM may hold anything, so the state follows the last ')'.
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        matches!(
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.trim_start().chars().next()),
+            Some('Z' | 'X')
+        )
+    })
 }
 
 async fn status(ctx: &Ctx) -> Result {
