@@ -9,7 +9,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use devenv_e2e::kube::env_for;
+use devenv_e2e::kube::{env_for, kc};
 use devenv_e2e::pty::Term;
 use devenv_e2e::TestEnv;
 
@@ -98,16 +98,20 @@ spec:
     t.devenv_ok(&["down"]);
 }
 
-/// A `manifests` service whose pods carry only their own labels (`app: shelf`, none
-/// of devenv's): `devenv exec` and an `exec` hook find its pod through the
-/// Deployment's `spec.selector.matchLabels`, as readiness and logs do.
+/// A service pointed at a workload devenv did not create (`workload:`), whose pods
+/// carry only their own labels (`app: shelf`, none of devenv's): `devenv exec` and an
+/// `exec` hook find its pod through the Deployment's `spec.selector.matchLabels`, as
+/// readiness and logs do. (A `manifests` service would not do: devenv labels the pod
+/// templates it applies.)
 #[test]
 #[ignore = "needs the test cluster (tests/cluster/test.sh runs it)"]
-fn k8s_exec_and_exec_hooks_reach_a_manifests_services_own_pods() {
-    let (t, env) = env_for("exec-manifests");
-    std::fs::create_dir_all(t.project.join("k8s")).expect("mkdir k8s");
+fn k8s_exec_and_exec_hooks_reach_a_foreign_workloads_own_pods() {
+    let (t, env) = env_for("exec-foreign");
+    let ns = format!("foreign-{env}");
+    kc(&["create", "namespace", &ns]);
+    let manifest = t.root().join("shelf.yaml");
     std::fs::write(
-        t.project.join("k8s/shelf.yaml"),
+        &manifest,
         format!(
             r#"apiVersion: apps/v1
 kind: Deployment
@@ -132,22 +136,48 @@ spec:
         ),
     )
     .expect("write the manifest");
+    kc(&["apply", "-n", &ns, "-f", manifest.to_str().expect("utf-8")]);
+    kc(&[
+        "rollout",
+        "status",
+        "deployment/shelf",
+        "-n",
+        &ns,
+        "--timeout=120s",
+    ]);
     t.write_config(&format!(
         r#"apiVersion: devenv/v1
 kind: Environment
 metadata:
   name: {env}
 spec:
-  cluster: {{ provider: kubeconfig }}
+  cluster: {{ provider: kubeconfig, namespace: {ns} }}
   services:
     - name: shelf
-      manifests: ./k8s
+      workload: deployment/shelf
       hooks:
         postReady: {{ exec: "echo hooked > /tmp/hooked" }}
 "#
     ));
     let up = t.devenv(&["up"]);
     assert_eq!(up.code, Some(0), "up should succeed\n{up}");
+
+    // The pod is not devenv's: nothing carries devenv's labels, so whatever finds
+    // it below found it by the workload's selector.
+    let by_devenv = kc(&[
+        "get",
+        "pods",
+        "-n",
+        &ns,
+        "-l",
+        "app.kubernetes.io/managed-by=devenv",
+        "-o",
+        "name",
+    ]);
+    assert!(
+        !by_devenv.contains("shelf"),
+        "the workload's pod carries devenv's labels, so this test proves nothing: {by_devenv}"
+    );
 
     // The hook ran in the pod: its log names it, and the file it wrote is there.
     let hook = t.devenv_ok(&["logs", "hook/shelf.postReady"]);
@@ -165,21 +195,6 @@ spec:
     ]);
     assert_eq!(out.code, Some(4), "exit code propagated\n{out}");
     assert_eq!(out.stdout, "from-the-manifest\nhooked\n", "{out}");
-
-    // The pod is not devenv's: nothing found by devenv's labels, so it was the
-    // workload's selector that found it.
-    let by_devenv = devenv_e2e::kube::kc(&[
-        "get",
-        "pods",
-        "-A",
-        "-l",
-        &format!("app.kubernetes.io/managed-by=devenv,devenv.dev/environment={env}"),
-        "-o",
-        "name",
-    ]);
-    assert!(
-        !by_devenv.contains("shelf"),
-        "the manifest's pod carries devenv's labels, so this test proves nothing: {by_devenv}"
-    );
     t.devenv_ok(&["down"]);
+    kc(&["delete", "namespace", &ns, "--wait=false"]);
 }

@@ -164,9 +164,10 @@ spec:
     std::fs::write(project.join("config/app.conf"), "greeting=changed\n").unwrap();
     let up = t.devenv(&["up"]);
     assert_eq!(up.code, Some(0), "second up should succeed\n{up}");
+    // The file's bytes, its newline included.
     assert_eq!(
         get("configmap", "conf", "{.data.app\\.conf}"),
-        "greeting=changed"
+        "greeting=changed\n"
     );
     let after = get(
         "deployment",
