@@ -356,18 +356,14 @@ impl Run {
                 started.elapsed(),
                 (&mut failures, &mut restarts),
             );
-            let go_on = match next {
-                AfterExit::Idle => {
-                    let again = idle_until_told(&mut self.ctl, &self.shared, &name).await;
-                    if again {
-                        restarts += 1;
-                    }
-                    again
-                }
-                AfterExit::RetryIn(delay) => {
-                    back_off(&mut self.ctl, &self.shared, &name, delay, &mut failures).await
-                }
-            };
+            let go_on = after_exit(
+                next,
+                &mut self.ctl,
+                &self.shared,
+                &name,
+                (&mut failures, &mut restarts),
+            )
+            .await;
             if !go_on {
                 return;
             }
@@ -772,6 +768,27 @@ pub(super) async fn back_off(
             }
             None => false,
         }
+    }
+}
+
+/// What [`settle_exit`] decided, carried out: wait to be told (a restart counts) or
+/// back off before the next run. False: the runner ends.
+pub(super) async fn after_exit(
+    next: AfterExit,
+    ctl: &mut mpsc::Receiver<Ctl>,
+    shared: &Shared,
+    name: &str,
+    (failures, restarts): (&mut u32, &mut u32),
+) -> bool {
+    match next {
+        AfterExit::Idle => {
+            let again = idle_until_told(ctl, shared, name).await;
+            if again {
+                *restarts += 1;
+            }
+            again
+        }
+        AfterExit::RetryIn(delay) => back_off(ctl, shared, name, delay, failures).await,
     }
 }
 

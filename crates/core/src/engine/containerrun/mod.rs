@@ -20,8 +20,8 @@ use tokio_util::io::StreamReader;
 
 use super::board::Shared;
 use super::supervisor::{
-    back_off, fail_until_told, idle_until_told, settle_exit, AfterExit, Ctl, HookPoint, RunHooks,
-    Supervisor, FAILURE_LINES, STOP_GRACE,
+    after_exit, fail_until_told, settle_exit, Ctl, HookPoint, RunHooks, Supervisor, FAILURE_LINES,
+    STOP_GRACE,
 };
 use crate::config::{Environment, Service};
 use crate::docker::{self, DockerError, LABEL_CONFIG};
@@ -161,18 +161,14 @@ impl ContainerRun {
                 started.elapsed(),
                 (&mut failures, &mut restarts),
             );
-            let go_on = match next {
-                AfterExit::Idle => {
-                    let again = idle_until_told(&mut self.ctl, &self.shared, &name).await;
-                    if again {
-                        restarts += 1;
-                    }
-                    again
-                }
-                AfterExit::RetryIn(delay) => {
-                    back_off(&mut self.ctl, &self.shared, &name, delay, &mut failures).await
-                }
-            };
+            let go_on = after_exit(
+                next,
+                &mut self.ctl,
+                &self.shared,
+                &name,
+                (&mut failures, &mut restarts),
+            )
+            .await;
             if !go_on {
                 return;
             }
