@@ -5,7 +5,7 @@ use devenv_api::pb::{service_service_client::ServiceServiceClient, RestartReques
 use crate::cli::RestartArgs;
 use crate::context::Ctx;
 use crate::error::Result;
-use crate::render::status::{self, ServiceJson};
+use crate::render::status;
 
 pub async fn run(ctx: &Ctx, args: RestartArgs) -> Result {
     let environment = Some(ctx.env_ref()?);
@@ -17,11 +17,6 @@ pub async fn run(ctx: &Ctx, args: RestartArgs) -> Result {
         })
         .await?
         .into_inner();
-    if ctx.out.json {
-        let services: Vec<_> = reply.services.iter().map(ServiceJson::from).collect();
-        outln!("{}", serde_json::json!({ "services": services }));
-    } else if !ctx.out.quiet {
-        print!("{}", status::table(&reply.services, ctx.out.color));
-    }
+    status::print_services(&ctx.out, &reply.services);
     Ok(())
 }

@@ -5,7 +5,7 @@ use devenv_api::pb::{service_service_client::ServiceServiceClient, ScaleRequest}
 use crate::cli::ScaleArgs;
 use crate::context::Ctx;
 use crate::error::Result;
-use crate::render::status::{self, ServiceJson};
+use crate::render::status;
 
 pub async fn run(ctx: &Ctx, args: ScaleArgs) -> Result {
     let environment = Some(ctx.env_ref()?);
@@ -19,11 +19,6 @@ pub async fn run(ctx: &Ctx, args: ScaleArgs) -> Result {
         .await?
         .into_inner();
     let services: Vec<_> = reply.service.into_iter().collect();
-    if ctx.out.json {
-        let services: Vec<_> = services.iter().map(ServiceJson::from).collect();
-        outln!("{}", serde_json::json!({ "services": services }));
-    } else if !ctx.out.quiet {
-        print!("{}", status::table(&services, ctx.out.color));
-    }
+    status::print_services(&ctx.out, &services);
     Ok(())
 }

@@ -5,7 +5,7 @@ use devenv_api::pb::{service_service_client::ServiceServiceClient, StopRequest};
 use crate::cli::StopArgs;
 use crate::context::Ctx;
 use crate::error::Result;
-use crate::render::status::{self, ServiceJson};
+use crate::render::status;
 
 pub async fn run(ctx: &Ctx, args: StopArgs) -> Result {
     let environment = Some(ctx.env_ref()?);
@@ -17,12 +17,7 @@ pub async fn run(ctx: &Ctx, args: StopArgs) -> Result {
         })
         .await?
         .into_inner();
-    if ctx.out.json {
-        let services: Vec<_> = reply.services.iter().map(ServiceJson::from).collect();
-        outln!("{}", serde_json::json!({ "services": services }));
-    } else if !ctx.out.quiet {
-        // The stopped services and the dependents now waiting for them.
-        print!("{}", status::table(&reply.services, ctx.out.color));
-    }
+    // The changed services (stop: and the dependents now waiting for them).
+    status::print_services(&ctx.out, &reply.services);
     Ok(())
 }

@@ -85,6 +85,17 @@ pub fn json_line(service: &pb::ServiceStatus) -> String {
     serde_json::to_string(&ServiceJson::from(service)).expect("always serialisable")
 }
 
+/// The services an action changed (stop, restart, scale): `{"services": [...]}` with
+/// `--json`, else the status table; nothing with `--quiet`.
+pub fn print_services(out: &crate::context::Output, services: &[pb::ServiceStatus]) {
+    if out.json {
+        let services: Vec<_> = services.iter().map(ServiceJson::from).collect();
+        outln!("{}", serde_json::json!({ "services": services }));
+    } else if !out.quiet {
+        print!("{}", table(services, out.color));
+    }
+}
+
 pub fn table<'a>(services: impl IntoIterator<Item = &'a pb::ServiceStatus>, color: bool) -> String {
     let rows: Vec<Vec<String>> = services
         .into_iter()
