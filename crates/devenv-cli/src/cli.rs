@@ -1,5 +1,6 @@
 //! Command-line arguments (clap derive). Parsing only; meaning lives in `commands/`.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
@@ -97,6 +98,9 @@ pub enum Command {
     Daemon(DaemonCommand),
     /// Print shell completions
     Completion(CompletionArgs),
+    /// `devenv NAME ARGS...` runs the plugin `devenv-NAME` (see "Plugins" below)
+    #[command(external_subcommand)]
+    Plugin(Vec<OsString>),
 }
 
 /// `-f FILE` after the command name.
@@ -141,7 +145,8 @@ impl Command {
             | Command::Ls
             | Command::Dashboard(_)
             | Command::Daemon(_)
-            | Command::Completion(_) => None,
+            | Command::Completion(_)
+            | Command::Plugin(_) => None,
         }
     }
 }

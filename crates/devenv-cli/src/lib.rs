@@ -16,6 +16,7 @@ mod commands;
 mod context;
 mod daemon;
 mod error;
+mod plugins;
 mod render;
 mod since;
 mod stream;
@@ -25,13 +26,11 @@ mod units;
 
 use std::process::ExitCode;
 
-use clap::Parser as _;
-
 use crate::context::Ctx;
 use crate::error::{rpc_exit, CliError, Exit};
 
 pub fn run() -> ExitCode {
-    let mut cli = match cli::Cli::try_parse() {
+    let mut cli = match parse() {
         Ok(cli) => cli,
         Err(err) => {
             // Help and version go to stdout with 0; usage errors to stderr with 2.
@@ -65,6 +64,31 @@ pub fn run() -> ExitCode {
         Ok(()) => Exit::Ok.into(),
         Err(err) => report(err, Some(&ctx)),
     }
+}
+
+/// The command line's definition; when help may be asked for, with the plugins in
+/// reach listed under "Plugins:" (only then: listing them reads every PATH directory).
+fn command() -> clap::Command {
+    use clap::CommandFactory as _;
+    let cmd = cli::Cli::command();
+    let wants_help = std::env::args().len() == 1
+        || std::env::args()
+            .skip(1)
+            .any(|a| a == "-h" || a == "--help" || a == "help");
+    if !wants_help {
+        return cmd;
+    }
+    let start = std::env::current_dir().ok();
+    match plugins::help_section(start.as_deref()) {
+        Some(section) => cmd.after_help(section),
+        None => cmd,
+    }
+}
+
+fn parse() -> Result<cli::Cli, clap::Error> {
+    use clap::FromArgMatches as _;
+    let matches = command().try_get_matches()?;
+    cli::Cli::from_arg_matches(&matches)
 }
 
 /// Prints `error: ...` (never a Debug dump) and picks the exit code.

@@ -48,6 +48,7 @@ pub async fn dispatch(command: Command, ctx: &Ctx) -> Result {
         Command::Cluster(cmd) => cluster::run(ctx, cmd).await,
         Command::Dashboard(args) => dashboard::run(ctx, args).await,
         Command::Daemon(cmd) => daemon::run(ctx, cmd).await,
+        Command::Plugin(argv) => crate::plugins::run(ctx, argv),
         Command::Completion(args) => {
             completion::run(args.shell);
             Ok(())
