@@ -104,3 +104,47 @@ fn local_volumes_map_to_directories_and_persist_across_down_until_down_volumes()
     assert_eq!(read(&data.join("runs")), "run");
     env.devenv_ok(&["down", "--volumes"]);
 }
+
+/// A local service's hooks get its volumes as its process does: `preStart` seeds the
+/// persistent volume before the process runs (the directory exists for it), the
+/// process reads the seed, `postReady` sees what the process wrote.
+#[test]
+fn hooks_of_a_local_service_get_its_volume_variables() {
+    let env = TestEnv::new();
+    env.write_config(
+        r#"apiVersion: devenv/v1
+kind: Environment
+metadata:
+  name: hookvols
+spec:
+  volumes:
+    - { name: seed-data, type: persistent }
+  services:
+    - name: app
+      volumes: ["seed-data:/data"]
+      command: 'cat "$DEVENV_VOLUME_SEED_DATA/seed" > "$DEVENV_VOLUME_SEED_DATA/copied"; touch copied-flag; exec sleep 300'
+      readiness: { exec: { command: [test, -f, copied-flag] } }
+      hooks:
+        preStart: ['echo "$DEVENV_VOLUME_SEED_DATA" > pre-path; echo seeded > "$DEVENV_VOLUME_SEED_DATA/seed"']
+        postReady: ['cat "$DEVENV_VOLUME_SEED_DATA/copied" > post-saw']
+"#,
+    );
+    env.devenv_ok(&["up"]);
+    let dir = PathBuf::from(read(&env.project.join("pre-path")));
+    assert!(
+        dir.ends_with("volumes/seed-data"),
+        "the preStart hook's DEVENV_VOLUME_SEED_DATA: {}",
+        dir.display()
+    );
+    assert_eq!(
+        read(&dir.join("copied")),
+        "seeded",
+        "the process read the seed"
+    );
+    assert_eq!(
+        read(&env.project.join("post-saw")),
+        "seeded",
+        "postReady saw the process's file in the same directory"
+    );
+    env.devenv_ok(&["down", "--volumes"]);
+}

@@ -276,7 +276,27 @@ impl LiveEnv {
         command: &Command,
         timeout: Duration,
     ) -> Ran {
-        let env = self.hook_env(site, name);
+        let mut env = self.hook_env(site, name);
+        // A local service's hooks see its volumes as its process does
+        // (`DEVENV_VOLUME_<NAME>`), created if this is the first thing to use them
+        // (a `preStart` seeding a volume runs before the supervisor prepares it).
+        if let Some(svc) = site.service.filter(|s| s.runtime == RuntimeKind::Local) {
+            let volumes = crate::volumes::mounted(site.env, svc);
+            if !volumes.is_empty() {
+                let env_dir = self.shared.state.env_dir(&self.shared.id);
+                let prepared = tokio::task::spawn_blocking(move || {
+                    crate::volumes::prepare(&volumes, &env_dir)
+                })
+                .await;
+                match prepared {
+                    Ok(Ok((dirs, _notes))) => env.extend(dirs),
+                    Ok(Err(e)) => return Ran::CannotStart(e.to_string()),
+                    Err(e) => {
+                        return Ran::CannotStart(format!("preparing the volumes failed: {e}"))
+                    }
+                }
+            }
+        }
         let workdir = site.workdir();
         let mut cmd = crate::probe::build_command(command, env.get("PATH").map(String::as_str));
         cmd.current_dir(&workdir)
