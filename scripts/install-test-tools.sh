@@ -12,6 +12,8 @@
 #     (clients/ts is generated with Debian's protoc); chromium for the dashboard's
 #     browser tests
 #   - jq: the grpcurl recipes of docs/grpcurl.md build their requests with it
+#   - dbus (dbus-run-session), gnome-keyring and libsecret-tools (secret-tool): a real
+#     Secret Service for the keychain provider's test (tests/tests/secret_keychain.rs)
 #   - code-server (VS Code in the browser) and Debian's chromium, for the VS Code
 #     extension's tests: scripts/install-code-server.sh, cached by version in the same
 #     cache dir
@@ -55,6 +57,9 @@ command -v python3 >/dev/null || apt_install python3
 command -v setpriv >/dev/null || apt_install util-linux
 command -v useradd >/dev/null || apt_install passwd
 command -v jq >/dev/null || apt_install jq
+# A Secret Service on a private session bus, for `provider: keychain`.
+{ command -v dbus-run-session >/dev/null && command -v gnome-keyring-daemon >/dev/null \
+    && command -v secret-tool >/dev/null; } || apt_install dbus dbus-daemon gnome-keyring libsecret-tools
 # systemd-socket-activate passes a listening socket the way systemd does (LISTEN_FDS).
 [ -x /usr/bin/systemd-socket-activate ] || [ -x /lib/systemd/systemd-socket-activate ] || apt_install systemd
 
