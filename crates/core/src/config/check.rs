@@ -80,6 +80,7 @@ pub(crate) fn environment(
     tree: &Node,
     index: &Index,
     project_dir: &Path,
+    owner: Option<&str>,
 ) -> Result<Environment, Vec<ConfigError>> {
     let mut c = Checker {
         index,
@@ -112,24 +113,33 @@ pub(crate) fn environment(
     }
     let spec = raw.spec;
     let errors_before_spec = c.errors.len();
-    let (cluster, volumes, secrets, hooks) = match spec {
-        Some(spec) => (
-            spec.cluster
-                .and_then(|cl| cluster(&mut c, cl, name.as_deref())),
-            volumes(&mut c, spec.volumes.unwrap_or_default()),
-            super::secret::secrets(&mut c, spec.secrets.unwrap_or_default()),
-            super::hooks::environment(&mut c, spec.hooks),
-        ),
-        None => (None, Vec::new(), Vec::new(), Hooks::default()),
+    let has_cluster = tree
+        .get("spec")
+        .and_then(|s| s.get("cluster"))
+        .is_some_and(|n| !matches!(n.value, Value::Null));
+    let (cluster, volumes, secrets, hooks, workspaces) = match spec {
+        Some(spec) => {
+            let cluster = spec
+                .cluster
+                .and_then(|cl| cluster(&mut c, cl, name.as_deref(), owner));
+            let volumes = volumes(&mut c, spec.volumes.unwrap_or_default());
+            let secrets = super::secret::secrets(&mut c, spec.secrets.unwrap_or_default());
+            let hooks = super::hooks::environment(&mut c, spec.hooks);
+            let workspaces = super::workspace::workspaces(
+                &mut c,
+                spec.workspaces.unwrap_or_default(),
+                owner,
+                &secrets,
+                has_cluster,
+            );
+            (cluster, volumes, secrets, hooks, workspaces)
+        }
+        None => (None, Vec::new(), Vec::new(), Hooks::default(), Vec::new()),
     };
     // A volume or secret with an error of its own is left out of these lists; every
     // service using it would be reported as using an unknown one.
     let spec_sound = c.errors.len() == errors_before_spec;
 
-    let has_cluster = tree
-        .get("spec")
-        .and_then(|s| s.get("cluster"))
-        .is_some_and(|n| !matches!(n.value, Value::Null));
     let mut services = Vec::new();
     let mut all_parsed = true;
     for (i, raw) in raw_services {
@@ -167,6 +177,7 @@ pub(crate) fn environment(
             volumes,
             secrets,
             hooks,
+            workspaces,
         }),
         _ => Err(c.errors),
     }
@@ -255,7 +266,13 @@ fn metadata_name(c: &mut Checker<'_>, raw: &RawConfig) -> Option<String> {
     }
 }
 
-fn cluster(c: &mut Checker<'_>, raw: RawCluster, env_name: Option<&str>) -> Option<Cluster> {
+fn cluster(
+    c: &mut Checker<'_>,
+    raw: RawCluster,
+    env_name: Option<&str>,
+    owner: Option<&str>,
+) -> Option<Cluster> {
+    let shared = raw.shared.unwrap_or(false);
     let provider = match raw.provider {
         None | Some(RawProvider::K3d) => ClusterProvider::K3d,
         Some(RawProvider::Kubeconfig) => ClusterProvider::Kubeconfig,
@@ -297,6 +314,26 @@ fn cluster(c: &mut Checker<'_>, raw: RawCluster, env_name: Option<&str>) -> Opti
             return None;
         }
         Some(ns) => ns,
+        None if shared => {
+            let Some(owner) = owner else {
+                c.error(
+                    "spec.cluster.shared",
+                    "a shared cluster's namespace is the user's own, and the client has no DEVENV_USER or USER".into(),
+                    Some("set DEVENV_USER, or set `spec.cluster.namespace`".into()),
+                );
+                return None;
+            };
+            let ns = format!("devenv-{owner}-{}", env_name?);
+            if !is_label(&ns) {
+                c.error(
+                    "spec.cluster.shared",
+                    format!("the namespace `{ns}` (devenv-<user>-<metadata.name>) is longer than 63 characters"),
+                    Some("shorten `metadata.name` or DEVENV_USER, or set `spec.cluster.namespace`".into()),
+                );
+                return None;
+            }
+            ns
+        }
         None => {
             let ns = format!("devenv-{}", env_name?);
             if !is_label(&ns) {
@@ -321,6 +358,7 @@ fn cluster(c: &mut Checker<'_>, raw: RawCluster, env_name: Option<&str>) -> Opti
         context: raw.context,
         namespace,
         k3d,
+        shared,
     })
 }
 

@@ -43,12 +43,19 @@ mod suggest;
 #[cfg(test)]
 mod tests;
 mod volume;
+mod workspace;
+#[cfg(test)]
+mod workspace_tests;
 mod yaml;
 
 pub use init::{init_project, init_template, InitOptions, InitOutcome};
 pub use model::*;
 pub use profiles::select as select_profiles;
 pub use secret::{parse_dotenv_values, Secret, SecretSource, DEFAULT_SECRET_COMMAND_TIMEOUT};
+pub use workspace::{
+    owner_of, Workspace, WorkspaceVolume, DEFAULT_VOLUMES as DEFAULT_WORKSPACE_VOLUMES,
+    WORKSPACE_HOME, WORKSPACE_UID,
+};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -235,7 +242,8 @@ fn load_tree(
     }
 
     let index = index::Index::build(&tree);
-    let environment = check::environment(&tree, &index, &project.dir);
+    let owner = workspace::owner_of(process_vars);
+    let environment = check::environment(&tree, &index, &project.dir, owner.as_deref());
     let secret_values = secret_values(&tree);
     let mut environment = environment.map_err(|e| finish(e, &secret_values))?;
     let errors = envfile::apply(&mut environment, &index, process_vars, &mut referenced_vars);

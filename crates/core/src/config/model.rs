@@ -24,6 +24,8 @@ pub struct Environment {
     pub volumes: Vec<Volume>,
     pub secrets: Vec<Secret>,
     pub hooks: Hooks,
+    /// `spec.workspaces`, each the client's user's own.
+    pub workspaces: Vec<super::workspace::Workspace>,
 }
 
 impl Service {
@@ -540,6 +542,9 @@ pub struct Cluster {
     pub context: Option<String>,
     pub namespace: String,
     pub k3d: K3d,
+    /// `shared: true`: other people use the cluster too (the default namespace is
+    /// the user's own).
+    pub shared: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]

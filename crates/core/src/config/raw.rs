@@ -42,6 +42,7 @@ pub(crate) struct RawSpec {
     pub volumes: Option<Vec<RawVolume>>,
     pub secrets: Option<Vec<RawSecret>>,
     pub hooks: Option<RawHooks>,
+    pub workspaces: Option<Vec<super::workspace::RawWorkspace>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -52,6 +53,9 @@ pub(crate) struct RawCluster {
     pub context: Option<String>,
     pub namespace: Option<String>,
     pub k3d: Option<RawK3d>,
+    /// A cluster other people use too: the default namespace is the user's own,
+    /// `devenv-<user>-<name>`.
+    pub shared: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]

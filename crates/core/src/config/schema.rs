@@ -71,6 +71,9 @@ pub(crate) fn keys_at(path: &str) -> Option<&'static [&'static str]> {
         "spec.volumes[]" => fields_of::<RawVolume>(),
         "spec.secrets[]" => fields_of::<RawSecret>(),
         "spec.hooks" => fields_of::<RawHooks>(),
+        "spec.workspaces[]" => fields_of::<super::workspace::RawWorkspace>(),
+        "spec.workspaces[].volumes[]" => fields_of::<super::workspace::RawWorkspaceVolume>(),
+        "spec.workspaces[].resources" => fields_of::<RawResources>(),
         "spec.hooks.preUp[]"
         | "spec.hooks.postUp[]"
         | "spec.hooks.preDown[]"

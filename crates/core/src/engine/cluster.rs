@@ -267,6 +267,7 @@ async fn live(rec: &ClusterRecord) -> ClusterInfo {
         context: None,
         namespace: rec.namespace.clone(),
         k3d: K3d::default(),
+        shared: false,
     };
     let mut info = ClusterInfo {
         name: rec.name.clone(),
@@ -316,6 +317,7 @@ mod tests {
             volumes: vec![],
             secrets: vec![],
             hooks: Default::default(),
+            workspaces: Vec::new(),
         };
         let cluster = Cluster {
             provider: ClusterProvider::Kubeconfig,
@@ -323,6 +325,7 @@ mod tests {
             context: Some("kind-dev".into()),
             namespace: "devenv-shop".into(),
             k3d: K3d::default(),
+            shared: false,
         };
         let i = info(&env, &cluster);
         assert_eq!(

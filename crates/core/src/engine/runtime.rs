@@ -127,6 +127,7 @@ impl LiveEnv {
             context: None,
             namespace: format!("devenv-{}", env.name),
             k3d: Default::default(),
+            shared: false,
         });
         let k = ClusterConn::connect(&cluster, &env.name, vars).await?;
         k.check().await?;

@@ -439,6 +439,7 @@ mod tests {
             context: None,
             namespace: "devenv-shop".into(),
             k3d: Default::default(),
+            shared: false,
         };
         let b = build(&ctx, None);
         let mut lines = Vec::new();
@@ -524,6 +525,7 @@ mod tests {
             context: None,
             namespace: "devenv-shop".into(),
             k3d: Default::default(),
+            shared: false,
         };
         let (_tmp, scratch) = scratch();
         let image = build_image(

@@ -286,6 +286,7 @@ mod tests {
                 agents,
                 ports: ports.iter().map(|p| p.to_string()).collect(),
             },
+            shared: false,
         }
     }
 

@@ -21,6 +21,7 @@ pub mod rollout;
 pub mod scale;
 pub mod teardown;
 pub mod tools;
+pub mod workspace;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

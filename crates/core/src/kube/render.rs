@@ -392,6 +392,7 @@ mod tests {
                 revision: String::new(),
             }],
             hooks: Default::default(),
+            workspaces: Vec::new(),
         }
     }
 

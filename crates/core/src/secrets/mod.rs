@@ -90,6 +90,10 @@ pub async fn resolve(
             .services
             .iter()
             .any(|s| s.secrets.contains(&secret.name))
+            && !env
+                .workspaces
+                .iter()
+                .any(|w| w.secrets.contains(&secret.name))
         {
             continue;
         }

@@ -236,6 +236,7 @@ mod tests {
                 revision: String::new(),
             }],
             hooks: Default::default(),
+            workspaces: Vec::new(),
         }
     }
 

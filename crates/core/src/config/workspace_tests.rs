@@ -1,0 +1,132 @@
+//! `spec.workspaces` and `spec.cluster.shared`: defaults filled in, mistakes located.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::*;
+
+const HEAD: &str = "apiVersion: devenv/v1\nkind: Environment\nmetadata:\n  name: shop\n";
+
+fn load_with(spec: &str, user: Option<&str>) -> Result<Loaded, ConfigErrors> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path().join(".devenv")).expect("mkdir");
+    std::fs::write(
+        dir.path().join(".devenv/config.yml"),
+        format!("{HEAD}spec:\n{spec}"),
+    )
+    .expect("write");
+    let mut vars = BTreeMap::new();
+    if let Some(u) = user {
+        vars.insert("USER".to_owned(), u.to_owned());
+    }
+    load(&LoadRequest {
+        start_dir: dir.path().to_path_buf(),
+        vars,
+        ..LoadRequest::default()
+    })
+}
+
+const CLUSTER: &str = "  cluster: { provider: kubeconfig }\n";
+
+fn errors(spec: &str) -> Vec<ConfigError> {
+    match load_with(spec, Some("ann")) {
+        Ok(_) => panic!("expected errors"),
+        Err(ConfigErrors(e)) => e,
+    }
+}
+
+#[test]
+fn a_workspace_gets_three_volumes_and_its_owner() {
+    let spec = format!(
+        "{CLUSTER}  secrets: [{{ name: creds, data: {{ TOKEN: x }} }}]\n  workspaces:\n    - name: dev\n      image: busybox\n      idleTimeout: 2h\n      secrets: [creds]\n      env: {{ EDITOR: vi }}\n      ports: [8080]\n      init: [\"echo hi\"]\n      volumes: [{{ name: workspace, size: 16Mi, storageClass: local-path }}, {{ name: cache, mountPath: /cache }}]\n"
+    );
+    let env = load_with(&spec, Some("Ann")).unwrap().environment;
+    let ws = &env.workspaces[0];
+    assert_eq!(ws.owner, "ann");
+    assert_eq!(ws.object_name(), "ws-dev-ann");
+    assert_eq!(ws.idle_timeout, Some(Duration::from_secs(7200)));
+    assert!(ws.read_only_root_filesystem);
+    let vols: Vec<(&str, &str, &str, Option<&str>)> = ws
+        .volumes
+        .iter()
+        .map(|v| {
+            (
+                v.name.as_str(),
+                v.mount_path.as_str(),
+                v.size.as_str(),
+                v.storage_class.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        vols,
+        [
+            ("workspace", "/workspace", "16Mi", Some("local-path")),
+            ("history", "/home/dev/.history", "1Gi", None),
+            ("config", "/home/dev/.config", "1Gi", None),
+            ("cache", "/cache", "1Gi", None),
+        ]
+    );
+}
+
+#[test]
+fn mistakes_in_a_workspace_are_located() {
+    let e = errors(&format!(
+        "{CLUSTER}  workspaces:\n    - name: dev\n      image: busybox\n      idleTimeout: soon\n      secrets: [nope]\n      volumes: [{{ name: workspace, size: big }}]\n"
+    ));
+    let keys: Vec<&str> = e.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "spec.workspaces[0].idleTimeout",
+            "spec.workspaces[0].secrets[0]",
+            "spec.workspaces[0].volumes[0].size"
+        ],
+        "{e:#?}"
+    );
+    assert!(e.iter().all(|e| e.line > 0));
+    let e = errors(&format!(
+        "{CLUSTER}  workspaces:\n    - name: dev\n      imgae: busybox\n"
+    ));
+    assert_eq!(e[0].key, "spec.workspaces[0].imgae");
+    assert!(
+        e[0].hint.as_deref().unwrap_or("").contains("image"),
+        "{e:#?}"
+    );
+}
+
+#[test]
+fn workspaces_need_a_cluster_and_an_image() {
+    let e = errors("  workspaces:\n    - name: dev\n");
+    let messages: Vec<&str> = e.iter().map(|e| e.message.as_str()).collect();
+    assert!(
+        messages.iter().any(|m| m.contains("no `spec.cluster`")),
+        "{e:#?}"
+    );
+    assert!(messages.iter().any(|m| m.contains("no `image`")), "{e:#?}");
+}
+
+#[test]
+fn a_shared_cluster_gives_each_user_a_namespace() {
+    let spec = "  cluster: { provider: kubeconfig, shared: true }\n";
+    let ns = |user| {
+        load_with(spec, Some(user))
+            .unwrap()
+            .environment
+            .cluster
+            .unwrap()
+            .namespace
+    };
+    assert_eq!(ns("ann"), "devenv-ann-shop");
+    assert_eq!(ns("bob"), "devenv-bob-shop");
+    let plain = load_with(CLUSTER, Some("ann"))
+        .unwrap()
+        .environment
+        .cluster
+        .unwrap();
+    assert_eq!(plain.namespace, "devenv-shop");
+    let Err(ConfigErrors(e)) = load_with(spec, None) else {
+        panic!("a shared cluster needs a user")
+    };
+    assert_eq!(e[0].key, "spec.cluster.shared");
+}
