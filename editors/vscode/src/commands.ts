@@ -254,16 +254,18 @@ async function showLogs(d: Deps, node?: Node): Promise<void> {
   d.logs.open(target.env, target.name).channel.show(true);
 }
 
-async function openUrl(d: Deps, node?: Node): Promise<void> {
+/** Opens the service's URL in the browser; resolves with the URL opened (for tests). */
+async function openUrl(d: Deps, node?: Node): Promise<string | undefined> {
   const target = await pickService(d, node);
-  if (!target) return;
+  if (!target) return undefined;
   const s = target.env.services.get(target.name);
   const url = s ? serviceUrl(target.env, s) : undefined;
   if (url === undefined) {
     await vscode.window.showInformationMessage(`devenv: ${target.name} has no port to open`);
-    return;
+    return undefined;
   }
-  await vscode.env.openExternal(vscode.Uri.parse(url));
+  await vscode.env.openExternal(vscode.Uri.parse(url, true));
+  return url;
 }
 
 async function syncVerify(d: Deps, node?: Node): Promise<void> {

@@ -41,17 +41,28 @@ export function stateIcon(state: ServiceState): vscode.ThemeIcon {
   return new vscode.ThemeIcon(id, color === undefined ? undefined : new vscode.ThemeColor(color));
 }
 
-/** "local · :8000 · 2 restarts · dev". */
+/** "local · :8000 · api.shop.localhost:7480 · 2 restarts · dev". */
 export function describe(s: ServiceStatus): string {
   const parts = [s.runtime || "?"];
   if (s.ports.length > 0) parts.push(s.ports.map((p) => `:${String(p)}`).join(" "));
+  if (s.url !== "") parts.push(urlHost(s.url));
   if (s.restarts > 0) parts.push(`${String(s.restarts)} restart${s.restarts === 1 ? "" : "s"}`);
   if (s.dev) parts.push("dev");
   return parts.join(" · ");
 }
 
-/** The URL "open forwarded URL" opens: the forward's local port, else the first port of a local service. */
+/** "api.shop.localhost:7480" for "http://api.shop.localhost:7480/". */
+function urlHost(url: string): string {
+  return url.replace(/^https?:\/\//, "").replace(/\/$/, "");
+}
+
+/**
+ * The URL "Open in Browser" opens: the service's name through devenvd's local router
+ * (`ServiceStatus.url`), else the forward's local port, else the first port of a
+ * local service.
+ */
 export function serviceUrl(env: Environment, s: ServiceStatus): string | undefined {
+  if (s.url !== "") return s.url;
   const forwarded = env.forwards.get(s.name);
   if (forwarded !== undefined) return `http://localhost:${String(forwarded)}/`;
   if (s.runtime === "local" && s.ports.length > 0) return `http://localhost:${String(s.ports[0])}/`;
@@ -178,6 +189,7 @@ export class ServicesTree implements vscode.TreeDataProvider<Node>, vscode.Dispo
         const md = new vscode.MarkdownString();
         md.appendMarkdown(`**${node.name}** — ${stateName(s.state)}`);
         if (s.pid) md.appendMarkdown(` (pid ${String(s.pid)})`);
+        if (url !== undefined) md.appendMarkdown(`\n\n[${url}](${url})`);
         if (s.message) md.appendText(`\n\n${s.message}`);
         if (s.lastLines.length > 0) md.appendCodeblock(s.lastLines.join("\n"), "text");
         item.tooltip = md;

@@ -135,6 +135,8 @@ const env = {
   DEVENV_DATA_DIR: path.join(tmp, "data"),
   // A daemon the extension starts (Start Daemon) serves its dashboard on a free port.
   DEVENV_DASHBOARD_PORT: "0",
+  // ...and its local router too, not the user's 7480 (another daemon may hold it).
+  DEVENV_ROUTER_PORT: "0",
   QUICKSTART_DB_PORT: String(dbPort),
   QUICKSTART_API_PORT: String(apiPort),
   QUICKSTART_WEB_PORT: String(webPort),

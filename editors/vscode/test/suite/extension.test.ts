@@ -3,6 +3,7 @@
 import * as assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import * as fs from "node:fs";
+import * as http from "node:http";
 import * as os from "node:os";
 import * as path from "node:path";
 
@@ -11,7 +12,7 @@ import * as vscode from "vscode";
 
 import type { Api } from "../../src/extension";
 import type { Shell } from "../../src/shell";
-import type { ServiceNode } from "../../src/tree";
+import { type ServiceNode, serviceUrl } from "../../src/tree";
 import { extensionApi, project, theEnv, until } from "./helpers";
 
 function iconId(item: vscode.TreeItem): string | undefined {
@@ -152,6 +153,39 @@ export function defineTests(): void {
       await vscode.commands.executeCommand("devenv.restartService", api.tree.serviceNode(env, "web"));
       await until("the status bar back to 3/3", 30_000, () => api.statusBar.item.text === "devenv: 3/3 ready");
       assert.equal(api.statusBar.item.backgroundColor, undefined);
+    });
+
+    it("shows each service's URL through the local router and opens it with Open in Browser", async () => {
+      const env = theEnv(api);
+      const node = api.tree.serviceNode(env, "api");
+      const url = env.services.get("api")?.url ?? "";
+      assert.match(url, /^http:\/\/api\.quickstart\.localhost:\d+\/$/, "the daemon's router URL in the status");
+      const { host, port } = new URL(url);
+      const item = api.tree.getTreeItem(node);
+      assert.ok(String(item.description).includes(host), `the description names ${host}: ${String(item.description)}`);
+      assert.ok(item.tooltip instanceof vscode.MarkdownString && item.tooltip.value.includes(`[${url}](${url})`), "a link in the tooltip");
+      assert.match(item.contextValue ?? "", /\.url$/, "the Open in Browser action is offered");
+      // What Open in Browser hands to vscode.env.openExternal. (Not run here: VS Code trusts
+      // only localhost and 127.0.0.1 without asking, and a test host refuses the
+      // "open the external website?" dialog for SERVICE.ENV.localhost, so the call never returns.)
+      const status = env.services.get("api");
+      assert.ok(status);
+      assert.equal(serviceUrl(env, status), url);
+      const contributed = (vscode.extensions.getExtension("devenv.devenv")?.packageJSON as { contributes: { commands: { command: string; title: string }[] } } | undefined)
+        ?.contributes.commands.find((c) => c.command === "devenv.openUrl");
+      assert.equal(contributed?.title, "Open in Browser");
+      // What the browser then sends (it resolves *.localhost to loopback): the router answers for api.
+      const res = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = http.request({ host: "127.0.0.1", port: Number(port), path: "/healthz", headers: { Host: host } }, (r) => {
+          let body = "";
+          r.on("data", (c: Buffer) => { body += c.toString(); });
+          r.on("end", () => { resolve({ status: r.statusCode ?? 0, body }); });
+        });
+        req.on("error", reject);
+        req.end();
+      });
+      assert.equal(res.status, 200, res.body);
+      assert.match(res.body, /"db": ?"ok"/);
     });
 
     it("opens the daemon's dashboard with its one-time URL", async () => {
