@@ -21,6 +21,7 @@ import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
+import { mainThreadTicks, traceFor } from "./trace.mjs";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 60);
 const SERVICES = Number(process.env.BENCH_SERVICES ?? 300);
@@ -28,6 +29,14 @@ const LOGGERS = 10;
 const LINES_PER_SECOND = Number(process.env.BENCH_LINES ?? 1000);
 const PAGES = 5;
 const PROBE_PERIOD = 10;
+/** After the measured run, this long again under a Chromium trace (its own figures: tracing costs the page too). */
+const TRACE_SECONDS = Number(process.env.BENCH_TRACE_SECONDS ?? 15);
+/**
+ * BENCH_NICE=1 runs the services at nice 19: the same load, but it yields the cores to
+ * the daemon and the browser, which tells the page's own latency from its waiting for
+ * a core on this 2-core machine.
+ */
+const NICE = process.env.BENCH_NICE === "1";
 const PEERS = (process.env.BENCH_PEERS ?? "devenv,tilt").split(",").map((p) => p.trim()).filter(Boolean);
 const TILT = process.env.TILT ?? join(process.env.DEVENV_TOOLS_DIR ?? join(homedir(), ".cache/devenv-tools"), "bin/tilt");
 for (const p of PEERS) if (!["devenv", "tilt"].includes(p)) throw new Error(`BENCH_PEERS: unknown peer '${p}' (devenv, tilt)`);
@@ -45,7 +54,10 @@ const { CHROMIUM, DEVENVD, freePorts, until, World } = await import("../test/bro
 const name = (i) => `svc-${String(i).padStart(3, "0")}`;
 const perLogger = LINES_PER_SECOND / LOGGERS;
 /** Service i's argv, the same for both. */
-const argv = (i) => (i < LOGGERS ? ["python3", "-u", "logger.py", name(i), String(perLogger)] : ["sleep", "1000000"]);
+const argv = (i) => [
+  ...(NICE ? ["nice", "-n", "19"] : []),
+  ...(i < LOGGERS ? ["python3", "-u", "logger.py", name(i), String(perLogger)] : ["sleep", "1000000"]),
+];
 /** A few layers of dependencies, as a real stack has. */
 const dependency = (i) => (i >= 30 ? name(i % 30) : null);
 
@@ -110,25 +122,37 @@ function processes() {
   return out;
 }
 
-/** CPU ticks of the renderer processes below `root` (the measured page's browser). */
-function rendererTicks(root) {
+/** The renderer processes below `root` (the measured page's browser). */
+function renderers(root) {
   const procs = processes();
-  let ticks = 0;
+  const out = [];
   for (const [pid, [, cmd]] of procs) {
     if (!cmd.includes("--type=renderer")) continue;
     for (let p = pid, hops = 0; p > 1 && hops < 20; p = procs.get(p)?.[0] ?? 0, hops++) {
       if (p === root) {
-        try {
-          ticks += cpuTicks(pid);
-        } catch {
-          // gone meanwhile
-        }
+        out.push(pid);
         break;
       }
     }
   }
+  return out;
+}
+
+/** CPU ticks of the renderer processes below `root`, all threads. */
+function rendererTicks(root) {
+  let ticks = 0;
+  for (const pid of renderers(root)) {
+    try {
+      ticks += cpuTicks(pid);
+    } catch {
+      // gone meanwhile
+    }
+  }
   return ticks;
 }
+
+/** CPU ticks of the main threads (CrRendererMain) of the renderers below `root`. */
+const mainTicks = (root) => mainThreadTicks(readFileSync, renderers(root));
 
 const fmt = (v, digits = 0) => (Number.isFinite(v) ? v.toFixed(digits) : "n/a");
 const HZ = 100; // USER_HZ
@@ -212,6 +236,40 @@ async function startTilt(dir, port) {
   return { child, exited, tilt };
 }
 
+/** Restarts a random idle service from the page every 2 s for `seconds`; the click -> row changed times. */
+async function restartLoop(page, seconds) {
+  const w0 = Date.now();
+  // State changes while the logs flow: restart one idle service from the page every
+  // 2 s and time the click -> its row changed in the DOM.
+  const clicks = [];
+  let missed = 0;
+  let unclickable = 0; // its restart button was not there (or disabled) at the time
+  while (Date.now() - w0 < seconds * 1000) {
+    const svc = name(LOGGERS + Math.floor(Math.random() * (SERVICES - LOGGERS)));
+    const ms = await page.evaluate((s) => new Promise((resolve) => {
+      const before = window.__sig(s);
+      const t0 = performance.now();
+      // Every DOM change is looked at (a state shown for less than a frame counts too).
+      const done = (v) => {
+        observer.disconnect();
+        clearTimeout(timer);
+        resolve(v);
+      };
+      const observer = new MutationObserver(() => {
+        if (window.__sig(s) !== before) done(performance.now() - t0);
+      });
+      const timer = setTimeout(() => { done(-1); }, 30_000);
+      observer.observe(document.body, { subtree: true, childList: true, attributes: true, attributeFilter: ["class", "data-state", "datetime"] });
+      if (!window.__restart(s)) done(null);
+    }), svc);
+    if (ms === null) unclickable++;
+    else if (ms < 0) missed++;
+    else clicks.push(ms);
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+  return { clicks, missed, unclickable };
+}
+
 /** Measures one page: `peer` is "devenv" or "tilt", `url` its page, `daemonPid` the daemon. */
 async function measure(peer, { browser, root, othersBrowser, url, daemonPid, expand }) {
   const js = PAGE[peer];
@@ -254,39 +312,14 @@ async function measure(peer, { browser, root, othersBrowser, url, daemonPid, exp
   const m0 = await metrics();
   const c0 = cpuTicks(daemonPid);
   const r0 = rendererTicks(root);
+  const t0 = mainTicks(root);
   const w0 = Date.now();
-  // State changes while the logs flow: restart one idle service from the page every
-  // 2 s and time the click -> its row changed in the DOM.
-  const clicks = [];
-  let missed = 0;
-  let unclickable = 0; // its restart button was not there (or disabled) at the time
-  while (Date.now() - w0 < SECONDS * 1000) {
-    const svc = name(LOGGERS + Math.floor(Math.random() * (SERVICES - LOGGERS)));
-    const ms = await page.evaluate((s) => new Promise((resolve) => {
-      const before = window.__sig(s);
-      const t0 = performance.now();
-      // Every DOM change is looked at (a state shown for less than a frame counts too).
-      const done = (v) => {
-        observer.disconnect();
-        clearTimeout(timer);
-        resolve(v);
-      };
-      const observer = new MutationObserver(() => {
-        if (window.__sig(s) !== before) done(performance.now() - t0);
-      });
-      const timer = setTimeout(() => { done(-1); }, 30_000);
-      observer.observe(document.body, { subtree: true, childList: true, attributes: true, attributeFilter: ["class", "data-state", "datetime"] });
-      if (!window.__restart(s)) done(null);
-    }), svc);
-    if (ms === null) unclickable++;
-    else if (ms < 0) missed++;
-    else clicks.push(ms);
-    await new Promise((r) => setTimeout(r, 2000));
-  }
+  const { clicks, missed, unclickable } = await restartLoop(page, SECONDS);
   const wall = (Date.now() - w0) / 1000;
   const m1 = await metrics();
   const c1 = cpuTicks(daemonPid);
   const r1 = rendererTicks(root);
+  const t1 = mainTicks(root);
   clicks.sort((a, b) => a - b);
   const since = peer === "devenv"
     ? (await page.evaluate(() => [...window.devenvDashboardPerf.changeLatencies])).sort((a, b) => a - b)
@@ -303,6 +336,7 @@ async function measure(peer, { browser, root, othersBrowser, url, daemonPid, exp
     sinceMedian: pct(since, 50),
     sinceP99: pct(since, 99),
     renderer: ((r1 - r0) / HZ / wall) * 100,
+    mainCpu: ((t1 - t0) / HZ / wall) * 100,
     busy: ((m1.TaskDuration - m0.TaskDuration) / wall) * 100,
     script: ((m1.ScriptDuration - m0.ScriptDuration) / wall) * 100,
     layout: ((m1.LayoutDuration - m0.LayoutDuration) / wall) * 100,
@@ -315,6 +349,18 @@ async function measure(peer, { browser, root, othersBrowser, url, daemonPid, exp
   if (peer === "devenv") console.log(`${peer}: state change -> DOM (daemon's timestamp): ${String(r.sinceCount)} changes, median ${fmt(r.sinceMedian, 1)} ms, p99 ${fmt(r.sinceP99, 1)} ms`);
   console.log(`${peer}: page renderer CPU ${fmt(r.renderer, 1)} %; main thread busy ${fmt(r.busy, 1)} % (script ${fmt(r.script, 1)} %, layout ${fmt(r.layout, 1)} %)`);
   console.log(`${peer}: JS heap ${fmt(r.heap0, 1)} -> ${fmt(r.heap1, 1)} MiB, DOM nodes ${String(r.nodes)}; daemon CPU with ${String(PAGES)} pages: ${fmt(r.daemon, 1)} %`);
+  console.log(`${peer}: main thread CPU (CrRendererMain utime+stime) ${fmt(r.mainCpu, 1)} % of a core`);
+  if (TRACE_SECONDS > 0) {
+    // The same load again under a trace: what the main thread's time is made of.
+    const [trace] = await Promise.all([traceFor(cdp, TRACE_SECONDS * 1000), restartLoop(page, TRACE_SECONDS)]);
+    r.trace = trace;
+    if (trace) {
+      const kinds = (o) => Object.entries(o).map(([k, v]) => `${k} ${fmt(v, 1)} %`).join(", ");
+      console.log(`${peer}: trace, ${String(TRACE_SECONDS)} s: main thread busy ${fmt(trace.busyWall, 1)} % wall, ${fmt(trace.busyCpu, 1)} % on a CPU; ${String(trace.tasks)} tasks, ${String(trace.longTasks)} over 50 ms wall (longest ${fmt(trace.maxTaskMs)} ms), ${String(trace.longCpuTasks)} over 50 ms of CPU (longest ${fmt(trace.maxTaskCpuMs)} ms)`);
+      console.log(`${peer}: trace: self time, wall: ${kinds(trace.kinds)}`);
+      console.log(`${peer}: trace: self time, on a CPU: ${kinds(trace.kindsCpu)}`);
+    }
+  }
   for (const c of others) await c.close();
   await context.close();
   return r;
@@ -381,7 +427,15 @@ try {
   console.log(row("restart clicked -> row changed, median / p99", (r) => `${fmt(r.clickMedian)} / ${fmt(r.clickP99)} ms (${String(r.clicks)}${r.missed ? `, ${String(r.missed)} unseen` : ""}${r.unclickable ? `, ${String(r.unclickable)} not clickable` : ""})`));
   console.log(row("state change -> DOM (daemon's time), median / p99", (r, p) => (p === "devenv" ? `${fmt(r.sinceMedian)} / ${fmt(r.sinceP99)} ms` : "not measurable (see docs)")));
   console.log(row("main thread busy (script, layout)", (r) => `${fmt(r.busy)} % (${fmt(r.script)} %, ${fmt(r.layout)} %)`));
+  console.log(row("main thread on a CPU (CrRendererMain utime+stime)", (r) => `${fmt(r.mainCpu, 1)} %`));
   console.log(row("page renderer CPU", (r) => `${fmt(r.renderer, 1)} %`));
+  if (TRACE_SECONDS > 0) {
+    console.log(row(`trace (${String(TRACE_SECONDS)} s): main thread wall / on a CPU`, (r) => (r.trace ? `${fmt(r.trace.busyWall)} % / ${fmt(r.trace.busyCpu)} %` : "n/a")));
+    const kinds = (o) => Object.entries(o).map(([k, v]) => `${k} ${fmt(v, 1)}`).join(", ");
+    console.log(row("trace: self time by kind, % wall", (r) => (r.trace ? kinds(r.trace.kinds) : "n/a")));
+    console.log(row("trace: self time by kind, % on a CPU", (r) => (r.trace ? kinds(r.trace.kindsCpu) : "n/a")));
+    console.log(row("trace: tasks over 50 ms wall / CPU (longest)", (r) => (r.trace ? `${String(r.trace.longTasks)} (${fmt(r.trace.maxTaskMs)} ms) / ${String(r.trace.longCpuTasks)} (${fmt(r.trace.maxTaskCpuMs)} ms)` : "n/a")));
+  }
   console.log(row("JS heap start -> end", (r) => `${fmt(r.heap0, 1)} -> ${fmt(r.heap1, 1)} MiB`));
   console.log(row("DOM nodes at the end", (r) => String(r.nodes)));
   console.log(row(`daemon CPU, ${String(PAGES)} pages open`, (r, p) => `${fmt(r.daemon, 1)} % (${p === "tilt" ? "tilt" : "devenvd"})`));

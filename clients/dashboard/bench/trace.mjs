@@ -1,0 +1,181 @@
+// Where the measured page's main thread spends its time, from a Chromium trace taken
+// over CDP (`Tracing.start` with the DevTools timeline categories), and how much of its
+// busy (wall) time it actually ran on a CPU. A task's `dur` is wall time, its `tdur`
+// the thread's CPU time over the same span: on a loaded machine the difference is the
+// page waiting for a core, not work it does.
+
+export const CATEGORIES = [
+  "devtools.timeline",
+  "disabled-by-default-devtools.timeline",
+  "v8",
+  "v8.execute",
+  "blink",
+  "cc",
+  "gpu",
+  "toplevel",
+];
+
+/** Event name -> the kind of work it is. Unknown names inside a task count as "other". */
+const KIND = new Map([
+  ["UpdateLayoutTree", "style"],
+  ["RecalculateStyles", "style"],
+  ["ParseAuthorStyleSheet", "style"],
+  ["Layout", "layout"],
+  ["UpdateLayerTree", "layout"],
+  ["PrePaint", "paint"],
+  ["Paint", "paint"],
+  ["PaintImage", "paint"],
+  ["Layerize", "paint"],
+  ["UpdateLayer", "paint"],
+  ["Commit", "paint"],
+  ["CompositeLayers", "paint"],
+  ["RasterTask", "raster"],
+  ["MinorGC", "gc"],
+  ["MajorGC", "gc"],
+  ["V8.GC_SCAVENGER", "gc"],
+  ["V8.GC_MARK_COMPACTOR", "gc"],
+  ["V8.GCIncrementalMarking", "gc"],
+  ["V8.GCFinalizeMC", "gc"],
+  ["BlinkGC.AtomicPhase", "gc"],
+  ["BlinkGC.IncrementalMarkingStep", "gc"],
+  ["CppGC.IncrementalSweep", "gc"],
+  ["ThreadState::performIdleLazySweep", "gc"],
+  ["ParseHTML", "parse"],
+  ["v8.compile", "parse"],
+  ["v8.parseOnBackground", "parse"],
+  ["FunctionCall", "script"],
+  ["EvaluateScript", "script"],
+  ["v8.run", "script"],
+  ["v8.callFunction", "script"],
+  ["TimerFire", "script"],
+  ["FireAnimationFrame", "script"],
+  ["EventDispatch", "script"],
+  ["XHRReadyStateChange", "script"],
+  ["RunMicrotasks", "script"],
+  ["V8.Execute", "script"],
+  ["HitTest", "layout"],
+  ["ScheduleStyleRecalculation", "style"],
+  ["InvalidateLayout", "layout"],
+]);
+
+/**
+ * Summarises a trace's events: the renderer main threads (CrRendererMain) of the
+ * processes in `pids` (all renderers when empty). Self time per kind (a Layout inside
+ * a FunctionCall counts as layout, the call's remaining time as script), busy wall
+ * time and CPU time of the top-level tasks.
+ */
+export function summarize(events, seconds) {
+  const mains = new Set();
+  for (const e of events) {
+    if (e.ph === "M" && e.name === "thread_name" && e.args?.name === "CrRendererMain") mains.add(`${String(e.pid)}:${String(e.tid)}`);
+  }
+  const byThread = new Map();
+  for (const e of events) {
+    if (e.ph !== "X" || typeof e.dur !== "number") continue;
+    const key = `${String(e.pid)}:${String(e.tid)}`;
+    if (!mains.has(key)) continue;
+    let list = byThread.get(key);
+    if (!list) byThread.set(key, (list = []));
+    list.push(e);
+  }
+  const self = {};
+  const selfCpu = {};
+  let wall = 0;
+  let cpu = 0;
+  let tasks = 0;
+  let longTasks = 0;
+  let maxTask = 0;
+  let maxTaskCpu = 0;
+  let longCpuTasks = 0;
+  const taskNames = new Set(["RunTask", "ThreadControllerImpl::RunTask", "ThreadPool_RunTask"]);
+  // The busiest main thread is the measured page (a browser may hold a spare renderer).
+  let best = null;
+  for (const [key, list] of byThread) {
+    const busy = list.filter((e) => taskNames.has(e.name)).reduce((a, e) => a + e.dur, 0);
+    if (!best || busy > best.busy) best = { key, list, busy };
+  }
+  if (!best) return null;
+  const list = best.list.sort((a, b) => a.ts - b.ts || b.dur - a.dur);
+  // Self time: a stack of open events; each event's time minus its children's.
+  const stack = [];
+  const close = (until) => {
+    while (stack.length > 0 && stack[stack.length - 1].end <= until) {
+      const top = stack.pop();
+      const kind = top.top ? "other" : (KIND.get(top.e.name) ?? null);
+      if (kind) {
+        self[kind] = (self[kind] ?? 0) + top.dur - top.children;
+        selfCpu[kind] = (selfCpu[kind] ?? 0) + Math.max(0, top.tdur - top.childrenCpu);
+        if (stack.length > 0) {
+          stack[stack.length - 1].children += top.dur;
+          stack[stack.length - 1].childrenCpu += top.tdur;
+        }
+      } else if (stack.length > 0) {
+        // An unknown event's time goes to its parent's kind (a wrapper).
+        stack[stack.length - 1].children += top.children;
+        stack[stack.length - 1].childrenCpu += top.childrenCpu;
+      }
+    }
+  };
+  for (const e of list) {
+    close(e.ts);
+    const top = taskNames.has(e.name) && stack.length === 0;
+    if (top) {
+      tasks++;
+      wall += e.dur;
+      cpu += typeof e.tdur === "number" ? e.tdur : 0;
+      maxTask = Math.max(maxTask, e.dur);
+      maxTaskCpu = Math.max(maxTaskCpu, e.tdur ?? 0);
+      if (e.dur >= 50_000) longTasks++;
+      if ((e.tdur ?? 0) >= 50_000) longCpuTasks++;
+    }
+    stack.push({ e, end: e.ts + e.dur, dur: e.dur, tdur: e.tdur ?? 0, children: 0, childrenCpu: 0, top });
+  }
+  close(Infinity);
+  const pct = (us) => (us / 1e6 / seconds) * 100;
+  const sorted = (o) => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, pct(v)]).sort((a, b) => b[1] - a[1]));
+  return {
+    thread: best.key,
+    tasks,
+    longTasks,
+    longCpuTasks,
+    maxTaskMs: maxTask / 1000,
+    maxTaskCpuMs: maxTaskCpu / 1000,
+    busyWall: pct(wall),
+    busyCpu: pct(cpu),
+    kinds: sorted(self),
+    kindsCpu: sorted(selfCpu),
+  };
+}
+
+/** Records a trace of `page` over `ms` (a CDP session on it) and summarises it. */
+export async function traceFor(cdp, ms) {
+  const events = [];
+  const onData = (d) => { for (const e of d.value) events.push(e); };
+  cdp.on("Tracing.dataCollected", onData);
+  await cdp.send("Tracing.start", { transferMode: "ReportEvents", traceConfig: { includedCategories: CATEGORIES, recordMode: "recordContinuously" } });
+  const t0 = Date.now();
+  await new Promise((r) => setTimeout(r, ms));
+  const done = new Promise((r) => cdp.once("Tracing.tracingComplete", r));
+  await cdp.send("Tracing.end");
+  await done;
+  cdp.off("Tracing.dataCollected", onData);
+  return summarize(events, (Date.now() - t0) / 1000);
+}
+
+/**
+ * The CPU ticks (utime + stime) of the main threads of the processes in `pids`: a
+ * renderer's main thread (CrRendererMain in a trace) is its process's first thread,
+ * tid = pid (Chromium leaves the main thread's name alone, it would rename the process).
+ */
+export function mainThreadTicks(readFileSync, pids) {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const f = readFileSync(`/proc/${String(pid)}/task/${String(pid)}/stat`, "utf8").split(") ")[1].split(" ");
+      ticks += Number(f[11]) + Number(f[12]);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return ticks;
+}
