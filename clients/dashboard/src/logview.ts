@@ -8,7 +8,14 @@ import { h, nameColor } from "./dom";
 import { EntryKind, type Entry, type LogBuffer } from "./logbuffer";
 
 export const ROW_HEIGHT = 18;
+/** Rows built beyond the viewport, for smooth scrolling by hand... */
 const OVERSCAN = 20;
+/**
+ * ...and while following: the view only moves down, and at 1,000 lines/s each redraw
+ * brings more new lines than the view holds, so rows above it would be built and
+ * painted only to be scrolled away (measured in docs/benchmarks.md, "Dashboard").
+ */
+const OVERSCAN_FOLLOWING = 2;
 const DATA_FPS = 15;
 
 const STREAM_CLASS: Readonly<Record<LogStream, string>> = {
@@ -146,33 +153,43 @@ export class LogView {
 
   render(): void {
     const buf = this.buffer;
+    // Layout is read once, before anything is written (a read after a write forces a
+    // layout of everything dirty, the services table too, in the middle of the frame).
+    const viewHeight = this.el.clientHeight;
+    let top = this.el.scrollTop;
     if (!this.paused) this.endSeq = buf.end;
     // Lines that fell off the front: keep what the user looks at in place.
     if (buf.first > this.baseSeq) {
       const gone = buf.first - this.baseSeq;
       this.baseSeq = buf.first;
       if (!this.follow) {
+        top = Math.max(0, top - gone * ROW_HEIGHT);
         this.programmaticScroll = true;
-        this.el.scrollTop = Math.max(0, this.el.scrollTop - gone * ROW_HEIGHT);
+        this.el.scrollTop = top;
       }
     }
     const count = Math.max(0, this.endSeq - this.baseSeq);
     const height = count * ROW_HEIGHT;
     if (this.spacer.style.height !== `${String(height)}px`) this.spacer.style.height = `${String(height)}px`;
-    if (this.follow && !this.paused) {
-      const target = Math.max(0, height - this.el.clientHeight);
-      if (Math.abs(this.el.scrollTop - target) > 1) {
+    const following = this.follow && !this.paused;
+    if (following) {
+      const target = Math.max(0, height - viewHeight);
+      if (Math.abs(top - target) > 1) {
         this.programmaticScroll = true;
         this.el.scrollTop = target;
+        top = target;
       }
     }
 
-    const first = Math.max(0, Math.floor(this.el.scrollTop / ROW_HEIGHT) - OVERSCAN);
-    const visible = Math.ceil(this.el.clientHeight / ROW_HEIGHT) + 2 * OVERSCAN;
+    const overscan = following ? OVERSCAN_FOLLOWING : OVERSCAN;
+    const first = Math.max(0, Math.floor(top / ROW_HEIGHT) - overscan);
+    const visible = Math.ceil(viewHeight / ROW_HEIGHT) + 2 * overscan;
+    // The pool is sized for scrolling by hand, so that the seq -> row mapping stays put.
+    const poolSize = Math.ceil(viewHeight / ROW_HEIGHT) + 2 * OVERSCAN;
     const last = Math.min(count, first + visible);
-    if (this.pool.length < visible) {
+    if (this.pool.length < poolSize) {
       // A taller view: more rows; the seq -> row mapping changes, so all are refilled.
-      while (this.pool.length < visible) {
+      while (this.pool.length < poolSize) {
         const el = h("div", { class: "log-row" });
         this.spacer.appendChild(el);
         this.pool.push({ el, seq: -1, idx: -1 });

@@ -62,6 +62,7 @@ class App {
       showLogs: (name) => { this.logs.showService(name); },
       holdsDev: (name) => this.actions.holdsDev(name),
     });
+    this.services.onFlush = () => { this.afterServicesChange(); };
     this.actions.onDevChange = () => { for (const s of this.services.statuses()) this.services.update(s); };
     this.actions.onEnvironmentsChange = () => { void this.refreshEnvironments(); };
     this.logs = new LogsPanel(api, this.conn, this.logsBackoff);
@@ -212,10 +213,7 @@ class App {
         this.services.reset(status.services);
         this.afterServicesChange();
         const call = this.api.env.watch({ environment: env }, { abort: signal });
-        for await (const s of call.responses) {
-          this.services.update(s);
-          this.afterServicesChange();
-        }
+        for await (const s of call.responses) this.services.queue(s);
         await call.status;
         if (isAborted(signal)) return;
         this.conn.lost(new Error("devenvd ended the watch stream"));

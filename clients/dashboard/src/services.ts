@@ -20,6 +20,7 @@ interface Row {
   runtime: HTMLTableCellElement;
   since: HTMLTableCellElement;
   ports: HTMLTableCellElement;
+  url: HTMLTableCellElement;
   restarts: HTMLTableCellElement;
   exit: HTMLTableCellElement;
   message: HTMLTableCellElement;
@@ -29,6 +30,8 @@ interface Row {
   startButton: HTMLButtonElement;
   last: ServiceStatus | null;
   sinceMs: number;
+  /** The `since` its cell's title shows (the title is a locale string, costly to make). */
+  titleMs: number;
 }
 
 /** Latencies from a state change in the daemon to the row showing it (ms), newest last. */
@@ -39,6 +42,30 @@ export class ServicesView {
   readonly el: HTMLTableElement;
   private readonly body: HTMLTableSectionElement;
   private readonly rows = new Map<string, Row>();
+  private frame = 0;
+  /** Called once per frame after changes from the Watch stream were applied. */
+  onFlush: () => void = () => undefined;
+
+  /**
+   * A change from the Watch stream: its row is updated at once (a state shown for less
+   * than a frame is still in the DOM, in order), and what depends on every row (the
+   * header's count, the environment's line, the logs' service picker, the graph)
+   * follows once in the next frame, however many changes arrived in it: a burst (the
+   * stream's snapshot of 300, a restart's stopping/starting/ready) is not 300 passes
+   * over all rows.
+   */
+  queue(s: ServiceStatus): void {
+    this.update(s);
+    if (this.frame === 0) this.frame = requestAnimationFrame(() => { this.flush(); });
+  }
+
+  /** Runs onFlush now, if changes wait for it. */
+  flush(): void {
+    if (this.frame === 0) return;
+    cancelAnimationFrame(this.frame);
+    this.frame = 0;
+    this.onFlush();
+  }
 
   constructor(private readonly actions: ServiceActions) {
     this.body = h("tbody");
@@ -56,6 +83,7 @@ export class ServicesView {
           h("th", null, "runtime"),
           h("th", null, "since"),
           h("th", null, "ports"),
+          h("th", { title: "its address through devenvd's local router" }, "url"),
           h("th", { title: "restarts" }, "restarts"),
           h("th", { title: "exit code of the last run" }, "exit"),
           h("th", null, "message"),
@@ -134,6 +162,13 @@ export class ServicesView {
         }),
       );
     }
+    if (!prev || prev.url !== s.url) {
+      // The local router's name for it (http://SERVICE.ENV.localhost:PORT/): shown without the scheme.
+      replaceChildren(
+        row.url,
+        s.url !== "" ? h("a", { attrs: { href: s.url, target: "_blank", rel: "noopener noreferrer" } }, s.url.replace(/^https?:\/\//, "").replace(/\/$/, "")) : null,
+      );
+    }
     setText(row.restarts, s.restarts > 0 ? (s.crashes > 0 ? `${String(s.restarts)} (${String(s.crashes)} crash${s.crashes === 1 ? "" : "es"})` : String(s.restarts)) : "");
     setText(row.exit, s.exitCode === undefined ? "" : String(s.exitCode));
     row.exit.classList.toggle("bad", s.exitCode !== undefined && s.exitCode !== 0);
@@ -163,11 +198,17 @@ export class ServicesView {
   private renderSince(row: Row): void {
     if (row.sinceMs === 0) {
       setText(row.since, "");
+      if (row.titleMs !== 0) {
+        row.titleMs = 0;
+        row.since.title = "";
+      }
       return;
     }
     setText(row.since, ago(Date.now() - row.sinceMs));
-    const title = new Date(row.sinceMs).toLocaleString();
-    if (row.since.title !== title) row.since.title = title;
+    if (row.titleMs !== row.sinceMs) {
+      row.titleMs = row.sinceMs;
+      row.since.title = new Date(row.sinceMs).toLocaleString();
+    }
   }
 
   private createRow(name: string): Row {
@@ -179,6 +220,7 @@ export class ServicesView {
       runtime: cell("runtime"),
       since: cell("since"),
       ports: cell("ports"),
+      url: cell("url"),
       restarts: cell("num"),
       exit: cell("num"),
       message: cell("message"),
@@ -188,6 +230,7 @@ export class ServicesView {
       startButton: h("button", { attrs: { type: "button", "data-action": "start", hidden: "" }, on: { click: () => { this.actions.start(name); } } }, "Start"),
       last: null,
       sinceMs: 0,
+      titleMs: 0,
     };
     const nameCell = h("td", { class: "name" }, name);
     const actions = h(
@@ -199,7 +242,7 @@ export class ServicesView {
       devButton,
       h("button", { attrs: { type: "button", "data-action": "logs" }, on: { click: () => { this.actions.showLogs(name); } } }, "Logs"),
     );
-    row.tr.append(row.state, nameCell, row.runtime, row.since, row.ports, row.restarts, row.exit, row.message, row.dev, actions);
+    row.tr.append(row.state, nameCell, row.runtime, row.since, row.ports, row.url, row.restarts, row.exit, row.message, row.dev, actions);
     return row;
   }
 }

@@ -183,6 +183,20 @@ describe("dashboard in Chromium", { concurrency: false, timeout: 600_000 }, () =
     // Ports are links to the local URL.
     const href = await page.locator(`tr[data-service="web"] td.ports a`).first().getAttribute("href");
     assert.equal(href, `http://127.0.0.1:${qsEnv.QUICKSTART_WEB_PORT}/`);
+    // Each service's URL through devenvd's local router is a link; the browser resolves
+    // *.localhost to loopback, so clicking it opens the service through the router.
+    const headers = await page.locator("table.services thead th").allTextContents();
+    const cells = await page.locator('tr[data-service="web"] td').evaluateAll((tds) => tds.map((td) => td.className));
+    assert.equal(cells.indexOf("url"), headers.indexOf("url"), `the url column under its header: ${headers.join("|")}`);
+    const urlLink = page.locator(`tr[data-service="web"] td.url a`);
+    const routed = await urlLink.getAttribute("href");
+    assert.match(routed ?? "", /^http:\/\/web\.quickstart\.localhost:\d+\/$/);
+    assert.match(await urlLink.textContent(), /^web\.quickstart\.localhost:\d+$/);
+    const [tab] = await Promise.all([context.waitForEvent("page"), urlLink.click()]);
+    await tab.waitForLoadState();
+    assert.equal(tab.url(), routed);
+    assert.equal(await tab.title(), "devenv quickstart", "the router reached web's page");
+    await tab.close();
     // The graph: web depends on api, api on db.
     await page.locator('[data-tab="graph"]').click();
     await page.locator('.graph g.node[data-service="web"][data-state="ready"]').waitFor();

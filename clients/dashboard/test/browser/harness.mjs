@@ -68,6 +68,8 @@ export class World {
       DEVENV_SOCKET: this.socket,
       DEVENV_DATA_DIR: this.data,
       NO_COLOR: "1",
+      // The local router on a free port, not the user's 7480 (another daemon may hold it).
+      DEVENV_ROUTER_PORT: "0",
     };
   }
 

@@ -124,7 +124,13 @@ describe("a hidden dashboard tab", { timeout: 300_000 }, () => {
     await page.locator('tr[data-service="idle"][data-state="stopped"]').waitFor({ timeout: 15_000 });
     const shown = await daemonTick(world, project);
     await page.locator(".log-row .log-text", { hasText: `tick ${String(shown).padStart(6, "0")}` }).first().waitFor({ timeout: 15_000 });
-    await page.locator(".log-row.log-note", { hasText: "reconnected" }).first().waitFor({ timeout: 5_000 });
+    // The note comes before the lines it announces, so it is likely above the view by
+    // now, and only the rows in (and near) the view exist: scroll up to it.
+    await until("the 'reconnected' note in the log view", async () => {
+      if ((await page.locator(".log-row.log-note", { hasText: "reconnected" }).count()) > 0) return true;
+      await page.locator(".log-scroll").evaluate((el) => { el.scrollTop = Math.max(0, el.scrollTop - el.clientHeight); });
+      return false;
+    }, 10_000, 100);
 
     // Every line once, in order, from the first the page held to one printed after it
     // came back: the lines printed while it slept are there, none twice.
