@@ -147,3 +147,118 @@ fn build_once_rebuild_on_edit_and_fail_with_the_reason() {
     env.devenv_ok(&["down"]);
     assert!(containers_of(&name).is_empty());
 }
+
+/// The logs of `service` (all lines, as `devenv logs` prints them).
+fn logs_of(env: &TestEnv, service: &str) -> String {
+    env.devenv_ok(&["logs", service]).stdout
+}
+
+/// Polls until `cond(logs of app, status of app)`; panics with both when it never holds.
+fn wait_for(env: &TestEnv, what: &str, mut cond: impl FnMut(&str, &serde_json::Value) -> bool) {
+    let mut last = (String::new(), serde_json::Value::Null);
+    let ok = devenv_e2e::wait_until(std::time::Duration::from_secs(120), || {
+        let status = env.status_json();
+        let app = status["services"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["name"] == "app"))
+            .cloned()
+            .unwrap_or_default();
+        last = (logs_of(env, "app"), app);
+        cond(&last.0, &last.1)
+    });
+    assert!(
+        ok,
+        "{what}: never happened\nstatus: {:#}\nlogs:\n{}",
+        last.1, last.0
+    );
+}
+
+#[test]
+#[ignore = "needs a Docker engine: CI runs the ignored set as root, dockerd started by scripts/install-test-tools.sh"]
+fn watch_rebuilds_and_replaces_and_a_failed_build_keeps_the_old_container() {
+    let image = busybox_image();
+    let name = format!("cwatch-{}", std::process::id());
+    let _cleanup = EngineCleanup(name.clone());
+    let _images = ImageCleanup(name.clone());
+    let env = TestEnv::new();
+    let app = env.project.join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    let good = format!(
+        "FROM {image}\nCOPY msg.txt /msg.txt\nCMD [\"sh\", \"-c\", \"cat /msg.txt; echo app-up; exec sleep 100000\"]\n"
+    );
+    std::fs::write(app.join("Dockerfile"), &good).unwrap();
+    std::fs::write(app.join(".dockerignore"), "notes.txt\n").unwrap();
+    std::fs::write(app.join("msg.txt"), "message-v1\n").unwrap();
+    env.write_config(&format!(
+        r#"apiVersion: devenv/v1
+kind: Environment
+metadata:
+  name: {name}
+spec:
+  services:
+    - name: app
+      build: {{ context: ./app }}
+      readiness: {{ log: {{ pattern: app-up }} }}
+      watch: {{}}
+"#
+    ));
+    env.devenv_ok(&["up"]);
+    assert_eq!(env.states()["app"], "ready");
+    let first = containers_of(&name);
+    assert_eq!(first.len(), 1);
+
+    // An edit in the context: rebuilt, the container replaced, ready again.
+    std::fs::write(app.join("msg.txt"), "message-v2\n").unwrap();
+    wait_for(&env, "rebuild and replace after an edit", |logs, app| {
+        logs.contains("message-v2") && app["state"] == "ready"
+    });
+    let logs = logs_of(&env, "app");
+    for want in [
+        "watch: ./app/msg.txt changed: rebuilding the image",
+        "Step 2/5 : COPY msg.txt /msg.txt",
+        ": replacing the container",
+    ] {
+        assert!(logs.contains(want), "missing {want}:\n{logs}");
+    }
+    let second = containers_of(&name);
+    assert_eq!(second.len(), 1, "one container after the replacement");
+    assert_ne!(second, first, "the container was not replaced");
+    assert_eq!(count(&logs, "building devenv.local/"), 2, "{logs}");
+
+    // A file the build does not send (.dockerignore): built to the same tag, kept.
+    std::fs::write(app.join("notes.txt"), "ignored\n").unwrap();
+    wait_for(&env, "an unchanged image keeps the container", |logs, _| {
+        logs.contains("the image is unchanged")
+    });
+    assert_eq!(containers_of(&name), second);
+
+    // A broken build: the old container goes on running, and the status says so.
+    std::fs::write(
+        app.join("Dockerfile"),
+        format!("FROM {image}\nRUN echo about-to-fail && exit 3\n"),
+    )
+    .unwrap();
+    wait_for(&env, "a failed rebuild is reported", |logs, app| {
+        logs.contains("the rebuild failed; the container keeps running the previous image")
+            && app["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("returned a non-zero code: 3"))
+    });
+    assert_eq!(containers_of(&name), second, "a failed build replaced it");
+    assert_eq!(env.states()["app"], "ready");
+    let out = env.devenv_ok(&["exec", "app", "--", "cat", "/msg.txt"]);
+    assert_eq!(out.stdout.trim(), "message-v2", "{out}");
+
+    // Fixed: built and replaced again.
+    std::fs::write(app.join("msg.txt"), "message-v3\n").unwrap();
+    std::fs::write(app.join("Dockerfile"), &good).unwrap();
+    wait_for(&env, "rebuild after the fix", |logs, app| {
+        logs.contains("message-v3") && app["state"] == "ready"
+    });
+    let third = containers_of(&name);
+    assert_eq!(third.len(), 1);
+    assert_ne!(third, second);
+
+    env.devenv_ok(&["down"]);
+    assert!(containers_of(&name).is_empty());
+}

@@ -308,7 +308,14 @@ pub(crate) fn check(
                     resolved
                 })
                 .collect(),
-            None => vec![source.clone().unwrap_or_else(|| workdir.clone())],
+            // A built container's change is one in its build context.
+            None => match (
+                runtime,
+                raw.build.as_ref().and_then(|b| b.context.as_deref()),
+            ) {
+                (Some(RuntimeKind::Container), Some(dir)) => vec![c.resolve(dir)],
+                _ => vec![source.clone().unwrap_or_else(|| workdir.clone())],
+            },
         };
         let action = match w.action {
             None | Some(RawAction::Restart) => WatchAction::Restart,
@@ -773,10 +780,20 @@ fn container_keys(c: &mut Checker<'_>, index: usize, name: &str, raw: &RawServic
         ),
         (
             "watch",
-            raw.watch.is_some(),
-            "watch rules apply to local services",
+            raw.watch.is_some() && raw.build.is_none(),
+            "watch rules apply to local services and to containers built with `build:` (a change rebuilds the image and replaces the container)",
         ),
     ];
+    if let (Some(_), Some(RawAction::Exec(_))) = (
+        &raw.build,
+        raw.watch.as_ref().and_then(|w| w.action.as_ref()),
+    ) {
+        c.error(
+            &format!("spec.services[{index}].watch.action"),
+            format!("`action: exec` does not apply to service `{name}`, a container built on the local engine"),
+            Some("a change in its build context rebuilds the image and replaces the container; leave `action` out (or `action: restart`)".into()),
+        );
+    }
     for (key, set, why) in refused {
         if set {
             c.error(

@@ -1309,6 +1309,37 @@ fn an_image_runs_in_a_container_without_a_cluster_and_on_kubernetes_with_one() {
 }
 
 #[test]
+fn watch_on_a_container_needs_build_and_watches_its_context() {
+    // An image it does not build: a change can do nothing to it.
+    let (dir, file) = project(&format!(
+        "{HEAD}spec:\n  services:\n    - name: web\n      image: busybox:1\n      watch: {{}}\n"
+    ));
+    let e = one(&req(dir.path()));
+    assert_eq!(e.key, "spec.services[0].watch");
+    assert_at(&e, &file, 9, 14);
+    assert!(e.message.contains("a container on the local engine"), "{e}");
+
+    // Built: `exec` (a host command) is refused; a restart rebuilds.
+    let (dir, _) = project(&format!(
+        "{HEAD}spec:\n  services:\n    - name: web\n      build: {{ context: ./app }}\n      watch: {{ action: {{ exec: make }} }}\n"
+    ));
+    std::fs::create_dir_all(dir.path().join("app")).unwrap();
+    let e = one(&req(dir.path()));
+    assert_eq!(e.key, "spec.services[0].watch.action", "{e}");
+
+    let (dir, _) = project(&format!(
+        "{HEAD}spec:\n  services:\n    - name: web\n      build: {{ context: ./app }}\n      watch: {{ ignore: [\"*.log\"] }}\n"
+    ));
+    std::fs::create_dir_all(dir.path().join("app")).unwrap();
+    let loaded = ok(&req(dir.path()));
+    let web = &loaded.environment.services[0];
+    assert_eq!(web.runtime, RuntimeKind::Container);
+    let w = web.watch.as_ref().expect("watch");
+    assert_eq!(w.paths, vec![dir.path().join("app")]);
+    assert_eq!(w.action, WatchAction::Restart);
+}
+
+#[test]
 fn container_services_refuse_what_does_not_apply_located() {
     let (dir, file) = project(&format!(
         "{HEAD}spec:\n  services:\n    - name: web\n      image: busybox:1\n      replicas: 2\n      workdir: ./x\n"

@@ -263,7 +263,7 @@ impl LiveEnv {
 }
 
 impl LiveEnv {
-    /// Starts the file watcher for the `watch` rules of local services in `names` or
+    /// Starts the file watcher for the `watch` rules of local (and built container) services in `names` or
     /// running already, replacing one that watches something else.
     pub(super) async fn ensure_watcher(
         self: &Arc<Self>,
@@ -281,7 +281,11 @@ impl LiveEnv {
         let targets: Vec<crate::watch::Target> = env
             .services
             .iter()
-            .filter(|s| s.runtime == RuntimeKind::Local)
+            // Containers only with `build:` (the config refuses `watch` otherwise).
+            .filter(|s| {
+                s.runtime == RuntimeKind::Local
+                    || (s.runtime == RuntimeKind::Container && s.build.is_some())
+            })
             .filter(|s| names.contains(&s.name) || running.contains(&s.name))
             .filter_map(|s| crate::watch::Target::of(s, &self.shared.name, vars))
             .collect();
@@ -329,6 +333,11 @@ impl crate::watch::Services for WatchedServices {
     fn restart(&self, service: &str) -> bool {
         self.ctl(service)
             .is_some_and(|c| c.try_send(Ctl::Restart).is_ok())
+    }
+
+    fn rebuild(&self, service: &str) -> bool {
+        self.ctl(service)
+            .is_some_and(|c| c.try_send(Ctl::Rebuild).is_ok())
     }
 
     fn running(&self, service: &str) -> bool {

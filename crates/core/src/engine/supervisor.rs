@@ -106,6 +106,10 @@ impl std::fmt::Debug for RunHooks {
 pub enum Ctl {
     Stop(oneshot::Sender<()>),
     Restart,
+    /// The watcher saw the build context change (containers with `build:`): build
+    /// first, replace only when the image changed, keep running when the build fails.
+    /// Other runners restart.
+    Rebuild,
 }
 
 /// Handle to a running supervisor.
@@ -576,7 +580,7 @@ impl Run {
                 c = self.ctl.recv() => {
                     break match c {
                         Some(Ctl::Stop(reply)) => Outcome::Stop(Some(reply)),
-                        Some(Ctl::Restart) => Outcome::Restart,
+                        Some(Ctl::Restart | Ctl::Rebuild) => Outcome::Restart,
                         None => Outcome::Stop(None),
                     };
                 }
@@ -754,7 +758,7 @@ pub(super) async fn back_off(
     tokio::select! {
         _ = tokio::time::sleep(delay) => true,
         c = ctl.recv() => match c {
-            Some(Ctl::Restart) => {
+            Some(Ctl::Restart | Ctl::Rebuild) => {
                 *failures = 0;
                 true
             }
@@ -817,7 +821,7 @@ pub(super) async fn idle_until_told(
     name: &str,
 ) -> bool {
     match ctl.recv().await {
-        Some(Ctl::Restart) => true,
+        Some(Ctl::Restart | Ctl::Rebuild) => true,
         Some(Ctl::Stop(reply)) => {
             shared.update(name, |s| {
                 s.state = ServiceState::Stopped;

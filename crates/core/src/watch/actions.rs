@@ -77,6 +77,17 @@ impl Dispatcher {
                                 overflow: hit.overflow,
                             }),
                             Action::Restart => self.restart(&t.service, &what, &mut restarts),
+                            // The runner coalesces: changes during a build build again.
+                            Action::Rebuild => {
+                                if self.services.running(&t.service) {
+                                    self.logs.push(
+                                        &Arc::from(t.service.as_str()),
+                                        Stream::System,
+                                        &format!("watch: {what}: rebuilding the image"),
+                                    );
+                                    self.services.rebuild(&t.service);
+                                }
+                            }
                             Action::Exec { .. } => {
                                 if let Some(again) = execs.get_mut(&t.service) {
                                     *again = true;

@@ -49,6 +49,9 @@ pub trait Services: Send + Sync + 'static {
     /// Asks the running supervisor of `service` to restart it (graceful stop, start,
     /// readiness again); false when it does not run.
     fn restart(&self, service: &str) -> bool;
+    /// Asks the running container of `service` (built with `build:`) to rebuild its
+    /// image and to replace itself when the image changed; false when it does not run.
+    fn rebuild(&self, service: &str) -> bool;
     /// Whether `service` has a running supervisor.
     fn running(&self, service: &str) -> bool;
     fn status(&self, service: &str) -> Option<ServiceStatus>;
@@ -68,6 +71,8 @@ pub struct Target {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     Restart,
+    /// A container built with `build:`: rebuild its image, replace it if it changed.
+    Rebuild,
     /// Runs in the service's working directory with its environment.
     Exec {
         command: Command,
@@ -109,6 +114,9 @@ impl Target {
     pub fn of(svc: &Service, env_name: &str, vars: &BTreeMap<String, String>) -> Option<Self> {
         let w = svc.watch.as_ref()?;
         let action = match &w.action {
+            WatchAction::Restart if svc.runtime == crate::config::RuntimeKind::Container => {
+                Action::Rebuild
+            }
             WatchAction::Restart => Action::Restart,
             WatchAction::Exec(command) => {
                 let mut env: BTreeMap<String, String> = vars

@@ -18,6 +18,9 @@ impl Services for Recorder {
         self.restarts.lock().unwrap().push(service.to_owned());
         true
     }
+    fn rebuild(&self, service: &str) -> bool {
+        self.restart(service)
+    }
     fn running(&self, _: &str) -> bool {
         true
     }

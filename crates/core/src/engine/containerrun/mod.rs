@@ -53,6 +53,11 @@ enum StartError {
     Build(#[from] build::ImageBuildFailed),
 }
 
+/// A build of a service's image: its tag.
+type Rebuild = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<String, build::ImageBuildFailed>> + Send>,
+>;
+
 enum Outcome {
     Exited(Option<i32>, String),
     /// Retrying can't help (no engine, no image): the service fails at once.
@@ -177,8 +182,12 @@ impl ContainerRun {
 
     /// The container to run: an adoptable one left by an earlier daemon (same
     /// config, still running), else a new one (a stale one of the same name removed).
-    /// Returns its id and whether it was adopted.
-    async fn container(&self, docker: &Docker, adopt: bool) -> Result<(String, bool), StartError> {
+    /// Returns its id, whether it was adopted, and its image.
+    async fn container(
+        &self,
+        docker: &Docker,
+        adopt: bool,
+    ) -> Result<(String, bool, String), StartError> {
         let network = docker::ensure_network(docker, &self.shared.id, &self.shared.name).await?;
         let named: Vec<String> = self
             .svc
@@ -195,7 +204,7 @@ impl ContainerRun {
         docker::ensure_volumes(docker, &self.shared.id, &self.shared.name, &named).await?;
         let image = build::image_of(&self.shared, &self.svc, docker).await?;
         let svc = Service {
-            image: Some(image),
+            image: Some(image.clone()),
             ..self.svc.clone()
         };
         let body = spec::create_body(&svc, &self.env, &self.shared.id, &network);
@@ -210,11 +219,10 @@ impl ContainerRun {
             let running = found.state.as_ref().and_then(|s| s.running) == Some(true);
             let id = found.id.unwrap_or(name.clone());
             if adopt && same && running {
-                return Ok((id, true));
+                return Ok((id, true, image));
             }
             docker::remove(docker, &id).await?;
         }
-        let image = body.image.clone().unwrap_or_default();
         if docker.inspect_image(&image).await.is_err() {
             self.shared.update(&self.svc.name, |s| {
                 s.message = format!("pulling {image}");
@@ -234,7 +242,35 @@ impl ContainerRun {
             )
             .await
             .map_err(DockerError::api(format!("create container {name}")))?;
-        Ok((created.id, false))
+        Ok((created.id, false, image))
+    }
+
+    /// A build of the service's image as it is now (the old container keeps running).
+    fn rebuild(&self, docker: &Docker) -> Rebuild {
+        let (shared, svc, docker) = (self.shared.clone(), self.svc.clone(), docker.clone());
+        Box::pin(async move { build::image_of(&shared, &svc, &docker).await })
+    }
+
+    /// A rebuild is over without replacing the container: says why, in the log and,
+    /// for a failure, in the status (the container still runs the previous image).
+    fn rebuild_kept(&self, failure: Option<String>) {
+        match failure {
+            Some(why) => {
+                let msg = format!(
+                    "the rebuild failed; the container keeps running the previous image: {why}"
+                );
+                self.system(&msg);
+                self.shared.update(&self.svc.name, |s| s.message = msg);
+            }
+            None => {
+                self.system("the image is unchanged (its build context is as before): the container is kept");
+                self.shared.update(&self.svc.name, |s| {
+                    if s.state == ServiceState::Ready {
+                        s.message = String::new();
+                    }
+                });
+            }
+        }
     }
 
     /// The `preStart` hooks of a run the runner owns the hooks of; the failure's
@@ -274,7 +310,7 @@ impl ContainerRun {
                 return Outcome::CannotStart(msg);
             }
         };
-        let (id, adopted) = match self.container(&docker, adopt).await {
+        let (id, adopted, image) = match self.container(&docker, adopt).await {
             Ok(c) => c,
             Err(e) => {
                 let msg = e.to_string();
@@ -337,6 +373,9 @@ impl ContainerRun {
         tokio::pin!(ready_fut);
         let mut ready = false;
         let mut monitor: Option<ready::Monitor> = None;
+        // A watch-triggered build in progress, and whether changes came in during it.
+        let mut rebuild: Option<Rebuild> = None;
+        let mut again = false;
         let outcome = loop {
             tokio::select! {
                 (code, why) = &mut exit => break Outcome::Exited(code, why),
@@ -360,10 +399,34 @@ impl ContainerRun {
                     Some(reason) => self.shared.update(&name, |s| { s.state = ServiceState::Unhealthy; s.message = reason; }),
                     None => self.shared.update(&name, |s| { s.state = ServiceState::Ready; s.message = String::new(); }),
                 },
-                c = self.ctl.recv() => break match c {
-                    Some(Ctl::Stop(reply)) => Outcome::Stop(Some(reply)),
-                    Some(Ctl::Restart) => Outcome::Restart,
-                    None => Outcome::Stop(None),
+                built = async { rebuild.as_mut().expect("set while building").await }, if rebuild.is_some() => {
+                    rebuild = None;
+                    if std::mem::take(&mut again) {
+                        // The build may have read the context before the latest change.
+                        rebuild = Some(self.rebuild(&docker));
+                        continue;
+                    }
+                    match built {
+                        Ok(tag) if tag == image => self.rebuild_kept(None),
+                        Ok(tag) => {
+                            self.system(&format!("rebuilt {tag}: replacing the container"));
+                            break Outcome::Restart;
+                        }
+                        Err(e) => self.rebuild_kept(Some(e.to_string())),
+                    }
+                }
+                c = self.ctl.recv() => match c {
+                    Some(Ctl::Stop(reply)) => break Outcome::Stop(Some(reply)),
+                    Some(Ctl::Restart) => break Outcome::Restart,
+                    Some(Ctl::Rebuild) if self.svc.build.is_some() => {
+                        if rebuild.is_some() {
+                            again = true;
+                        } else {
+                            rebuild = Some(self.rebuild(&docker));
+                        }
+                    }
+                    Some(Ctl::Rebuild) => break Outcome::Restart,
+                    None => break Outcome::Stop(None),
                 },
             }
         };

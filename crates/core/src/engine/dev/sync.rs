@@ -439,6 +439,9 @@ impl watch::Services for NoServices {
     fn restart(&self, _: &str) -> bool {
         false
     }
+    fn rebuild(&self, _: &str) -> bool {
+        false
+    }
     fn running(&self, _: &str) -> bool {
         false
     }

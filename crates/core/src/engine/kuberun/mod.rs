@@ -365,7 +365,7 @@ impl KubeRun {
     /// After a failure: wait for a restart (`Some(true)`) or stop.
     async fn idle_until_told(&mut self) -> Option<bool> {
         match self.ctl.recv().await {
-            Some(Ctl::Restart) => Some(true),
+            Some(Ctl::Restart | Ctl::Rebuild) => Some(true),
             Some(Ctl::Stop(reply)) => {
                 self.shared.update(&self.svc.name, |s| {
                     s.state = ServiceState::Stopped;
@@ -417,7 +417,7 @@ impl KubeRun {
                 }
                 c = self.ctl.recv() => return match c {
                     Some(Ctl::Stop(reply)) => Waited::Stop(reply),
-                    Some(Ctl::Restart) => Waited::Restart,
+                    Some(Ctl::Restart | Ctl::Rebuild) => Waited::Restart,
                     None => Waited::Gone,
                 },
             }
@@ -455,7 +455,7 @@ impl KubeRun {
                 }
                 c = self.ctl.recv() => return match c {
                     Some(Ctl::Stop(reply)) => Waited::Stop(reply),
-                    Some(Ctl::Restart) => Waited::Restart,
+                    Some(Ctl::Restart | Ctl::Rebuild) => Waited::Restart,
                     None => Waited::Gone,
                 },
             }
