@@ -148,3 +148,119 @@ spec:
     env.devenv_ok(&["down"]);
     assert!(containers_of(&name).is_empty());
 }
+
+/// `psql` on the host against 127.0.0.1:`port` as `app` with `password`.
+fn psql(port: u16, password: &str, sql: &str) -> std::process::Output {
+    Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-U",
+            "app",
+            "-d",
+            "shop",
+        ])
+        .args(["-v", "ON_ERROR_STOP=1", "-tAc", sql])
+        .env("PGPASSWORD", password)
+        .env("PGCONNECT_TIMEOUT", "5")
+        .output()
+        .unwrap_or_else(|e| panic!("psql (postgresql-client) is needed by this test: {e}"))
+}
+
+#[test]
+#[ignore = "needs a Docker engine: CI runs the ignored set as root, dockerd started by scripts/install-test-tools.sh"]
+fn a_postgres_preset_in_a_container_with_the_images_contract() {
+    let image = devenv_e2e::docker::postgres_image();
+    let name = format!("cpg-{}", std::process::id());
+    let _cleanup = EngineCleanup(name.clone());
+    let env = TestEnv::new();
+    let port = free_ports(1)[0];
+    // A local oneshot reaches the database through its forward with a DATABASE_URL,
+    // as an app would; the data is on a named volume.
+    env.write_config(&format!(
+        r#"apiVersion: devenv/v1
+kind: Environment
+metadata:
+  name: {name}
+spec:
+  volumes: [{{ name: pgdata, type: persistent }}]
+  services:
+    - name: db
+      type: postgresql
+      runtime: container
+      image: {image}
+      env: {{ POSTGRES_USER: app, POSTGRES_PASSWORD: pg-s3cret, POSTGRES_DB: shop }}
+      forward: ["{port}:5432"]
+      volumes: ["pgdata:/var/lib/postgresql/data"]
+    - name: migrate
+      oneshot: true
+      dependencies: [db]
+      env: {{ DATABASE_URL: "postgres://app:pg-s3cret@127.0.0.1:{port}/shop" }}
+      command: psql "$DATABASE_URL" -v ON_ERROR_STOP=1 -c "create table if not exists runs (n int); insert into runs values (1)"
+"#
+    ));
+    env.devenv_ok(&["up"]);
+    let status = env.status_json();
+    let states = env.states();
+    assert_eq!(states["db"], "ready", "{status}");
+    assert_eq!(states["migrate"], "completed", "{status}");
+    let db = status["services"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["name"] == "db"))
+        .expect("db");
+    assert_eq!(db["runtime"], "container", "{status}");
+
+    // The image's contract: the user, its password and the database it named.
+    let out = psql(
+        port,
+        "pg-s3cret",
+        "select current_user, current_database(), count(*) from runs",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "app|shop|1");
+    let wrong = psql(port, "not-the-password", "select 1");
+    assert!(!wrong.status.success(), "a wrong password got in");
+    assert!(
+        String::from_utf8_lossy(&wrong.stderr).contains("password authentication failed"),
+        "{}",
+        String::from_utf8_lossy(&wrong.stderr)
+    );
+    // Inside the container, through the engine's exec.
+    let out = env.devenv_ok(&[
+        "exec",
+        "db",
+        "--",
+        "psql",
+        "-h",
+        "/tmp",
+        "-U",
+        "app",
+        "-d",
+        "shop",
+        "-tAc",
+        "select 40 + 2",
+    ]);
+    assert_eq!(out.stdout.trim(), "42", "{out}");
+    let logs = env.devenv_ok(&["logs", "db"]).stdout;
+    assert!(!logs.contains("pg-s3cret"), "the password is in the logs");
+
+    // The named volume keeps the data across down/up; `down --volumes` removes it.
+    env.devenv_ok(&["down"]);
+    assert!(containers_of(&name).is_empty());
+    env.devenv_ok(&["up"]);
+    let out = psql(port, "pg-s3cret", "select count(*) from runs");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "2",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    env.devenv_ok(&["down", "--volumes"]);
+    assert!(containers_of(&name).is_empty());
+}
