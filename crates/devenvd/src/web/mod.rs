@@ -15,6 +15,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::response::Response;
 use axum::routing::get;
+use axum::serve::ListenerExt as _;
 use devenv_core::engine::Engine;
 use http::{header, HeaderValue, StatusCode};
 use tokio_util::sync::CancellationToken;
@@ -212,7 +213,14 @@ pub async fn serve(
         session: bound.session,
         engine,
     });
-    let listener = tokio::net::TcpListener::from_std(bound.listener)?;
+    // No Nagle: a Watch change is one small write on a long-lived response, and one sent
+    // right after another (stopping, starting, ready) would wait for the browser's
+    // delayed ACK (docs/benchmarks.md, "Dashboard").
+    let listener = tokio::net::TcpListener::from_std(bound.listener)?.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!("dashboard connection: TCP_NODELAY: {e}");
+        }
+    });
     tracing::info!("dashboard on http://127.0.0.1:{port}/ (`devenv dashboard` opens it)");
     axum::serve(listener, router(port, state, api))
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
