@@ -49,7 +49,7 @@ const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "../../..");
 const release = join(repoRoot, "target/release");
 if (!process.env.DEVENVD && existsSync(join(release, "devenvd"))) process.env.DEVENVD = join(release, "devenvd");
 if (!process.env.DEVENV && existsSync(join(release, "devenv"))) process.env.DEVENV = join(release, "devenv");
-const { CHROMIUM, DEVENVD, freePorts, until, World } = await import("../test/browser/harness.mjs");
+const { CHROMIUM, DEVENV, DEVENVD, freePorts, until, World } = await import("../test/browser/harness.mjs");
 
 const name = (i) => `svc-${String(i).padStart(3, "0")}`;
 const perLogger = LINES_PER_SECOND / LOGGERS;
@@ -236,6 +236,46 @@ async function startTilt(dir, port) {
   return { child, exited, tilt };
 }
 
+/**
+ * The same Watch stream to a client that is not a browser: `devenv status --watch --json`,
+ * each line stamped when it arrives. Set beside the page's own record of each change, it
+ * tells the daemon's (and the machine's) part of change -> DOM from the page's.
+ */
+function watchCli(project, env) {
+  const child = spawn(DEVENV, ["status", "--watch", "--json"], { cwd: project, env, stdio: ["ignore", "pipe", "ignore"] });
+  const seen = [];
+  let buf = "";
+  child.stdout.on("data", (d) => {
+    const at = Date.now();
+    buf += d.toString();
+    for (let i = buf.indexOf("\n"); i >= 0; i = buf.indexOf("\n")) {
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      try {
+        const j = JSON.parse(line);
+        if (j.name && j.state) seen.push({ service: j.name, state: j.state, at });
+      } catch {
+        // not a status line
+      }
+    }
+  });
+  return { seen, stop: () => child.kill() };
+}
+
+/** For each change the page showed, when the CLI got it: [cli ms, page ms] after the daemon's time of it. */
+function pairChanges(pageRecords, cliSeen) {
+  const pairs = [];
+  for (const r of pageRecords) {
+    let best = null;
+    for (const c of cliSeen) {
+      if (c.service !== r.service || c.state !== r.state || c.at < r.since - 5) continue;
+      if (!best || c.at < best.at) best = c;
+    }
+    if (best) pairs.push([best.at - r.since, r.shown - r.since]);
+  }
+  return pairs;
+}
+
 /** Restarts a random idle service from the page every 2 s for `seconds`; the click -> row changed times. */
 async function restartLoop(page, seconds) {
   const w0 = Date.now();
@@ -271,7 +311,7 @@ async function restartLoop(page, seconds) {
 }
 
 /** Measures one page: `peer` is "devenv" or "tilt", `url` its page, `daemonPid` the daemon. */
-async function measure(peer, { browser, root, othersBrowser, url, daemonPid, expand }) {
+async function measure(peer, { browser, root, othersBrowser, url, daemonPid, expand, cli }) {
   const js = PAGE[peer];
   const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
   // As source text: evaluated by the browser's debugger, which the page's CSP (no eval)
@@ -308,7 +348,13 @@ async function measure(peer, { browser, root, othersBrowser, url, daemonPid, exp
   const cdp = await context.newCDPSession(page);
   await cdp.send("Performance.enable");
   const metrics = async () => Object.fromEntries((await cdp.send("Performance.getMetrics")).metrics.map((m) => [m.name, m.value]));
-  if (peer === "devenv") await page.evaluate(() => { window.devenvDashboardPerf.changeLatencies.length = 0; });
+  if (peer === "devenv") {
+    await page.evaluate(() => {
+      window.devenvDashboardPerf.changeLatencies.length = 0;
+      window.devenvDashboardPerf.changeRecords.length = 0;
+    });
+  }
+  const watcher = cli ? cli() : null;
   const m0 = await metrics();
   const c0 = cpuTicks(daemonPid);
   const r0 = rendererTicks(root);
@@ -320,12 +366,25 @@ async function measure(peer, { browser, root, othersBrowser, url, daemonPid, exp
   const c1 = cpuTicks(daemonPid);
   const r1 = rendererTicks(root);
   const t1 = mainTicks(root);
+  watcher?.stop();
   clicks.sort((a, b) => a - b);
   const since = peer === "devenv"
     ? (await page.evaluate(() => [...window.devenvDashboardPerf.changeLatencies])).sort((a, b) => a - b)
     : [];
+  let cliPairs = [];
+  if (watcher) {
+    const records = await page.evaluate(() => [...window.devenvDashboardPerf.changeRecords]);
+    cliPairs = pairChanges(records, watcher.seen);
+  }
+  const cliLat = cliPairs.map(([c]) => c).sort((a, b) => a - b);
+  const pageLat = cliPairs.map(([, p]) => p).sort((a, b) => a - b);
   const r = {
     fmp,
+    paired: cliPairs.length,
+    cliMedian: pct(cliLat, 50),
+    cliP99: pct(cliLat, 99),
+    pairedPageMedian: pct(pageLat, 50),
+    pairedPageP99: pct(pageLat, 99),
     all,
     clicks: clicks.length,
     missed,
@@ -347,6 +406,7 @@ async function measure(peer, { browser, root, othersBrowser, url, daemonPid, exp
   };
   console.log(`${peer}: restart clicked -> row changed: ${String(r.clicks)} (${String(missed)} not seen in 30 s, ${String(unclickable)} buttons not clickable), median ${fmt(r.clickMedian, 1)} ms, p99 ${fmt(r.clickP99, 1)} ms`);
   if (peer === "devenv") console.log(`${peer}: state change -> DOM (daemon's timestamp): ${String(r.sinceCount)} changes, median ${fmt(r.sinceMedian, 1)} ms, p99 ${fmt(r.sinceP99, 1)} ms`);
+  if (watcher) console.log(`${peer}: the same changes (${String(r.paired)}) to \`devenv status --watch --json\`: median ${fmt(r.cliMedian, 1)} ms, p99 ${fmt(r.cliP99, 1)} ms; to the page's DOM: median ${fmt(r.pairedPageMedian, 1)} ms, p99 ${fmt(r.pairedPageP99, 1)} ms`);
   console.log(`${peer}: page renderer CPU ${fmt(r.renderer, 1)} %; main thread busy ${fmt(r.busy, 1)} % (script ${fmt(r.script, 1)} %, layout ${fmt(r.layout, 1)} %)`);
   console.log(`${peer}: JS heap ${fmt(r.heap0, 1)} -> ${fmt(r.heap1, 1)} MiB, DOM nodes ${String(r.nodes)}; daemon CPU with ${String(PAGES)} pages: ${fmt(r.daemon, 1)} %`);
   console.log(`${peer}: main thread CPU (CrRendererMain utime+stime) ${fmt(r.mainCpu, 1)} % of a core`);
@@ -388,7 +448,7 @@ try {
     await world.devenv(["up"], { cwd: project, timeout: 600_000 });
     console.log(`devenv: devenvd ${DEVENVD} (pid ${String(daemonPid)}); up of ${String(SERVICES)} services: ${String(Date.now() - t0)} ms`);
     const dash = await world.dashboard();
-    results.devenv = await measure("devenv", { browser, root, othersBrowser, url: dash.url, daemonPid });
+    results.devenv = await measure("devenv", { browser, root, othersBrowser, url: dash.url, daemonPid, cli: () => watchCli(project, world.env) });
     await world.devenv(["down"], { cwd: project, timeout: 600_000 });
     await world.killDaemon("SIGTERM");
   }
@@ -426,6 +486,7 @@ try {
   console.log(row("first meaningful paint", (r, p) => `${fmt(r.fmp)} ms${p === "tilt" ? ` (20 listed; all ${String(SERVICES)}: +${fmt(r.all)} ms of Show more)` : ` (all ${String(SERVICES)})`}`));
   console.log(row("restart clicked -> row changed, median / p99", (r) => `${fmt(r.clickMedian)} / ${fmt(r.clickP99)} ms (${String(r.clicks)}${r.missed ? `, ${String(r.missed)} unseen` : ""}${r.unclickable ? `, ${String(r.unclickable)} not clickable` : ""})`));
   console.log(row("state change -> DOM (daemon's time), median / p99", (r, p) => (p === "devenv" ? `${fmt(r.sinceMedian)} / ${fmt(r.sinceP99)} ms` : "not measurable (see docs)")));
+  console.log(row("the same changes to `devenv status --watch` (CLI) / to the DOM, median / p99", (r, p) => (p === "devenv" ? `${fmt(r.cliMedian)} / ${fmt(r.cliP99)} ms (CLI), ${fmt(r.pairedPageMedian)} / ${fmt(r.pairedPageP99)} ms (DOM), ${String(r.paired)} changes` : "n/a")));
   console.log(row("main thread busy (script, layout)", (r) => `${fmt(r.busy)} % (${fmt(r.script)} %, ${fmt(r.layout)} %)`));
   console.log(row("main thread on a CPU (CrRendererMain utime+stime)", (r) => `${fmt(r.mainCpu, 1)} %`));
   console.log(row("page renderer CPU", (r) => `${fmt(r.renderer, 1)} %`));

@@ -11,7 +11,7 @@ import { Connection } from "./connection";
 import { h, replaceChildren } from "./dom";
 import { GraphView } from "./graph";
 import { LogsPanel } from "./logs";
-import { changeLatencies, readyCount, ServicesView } from "./services";
+import { changeLatencies, changeRecords, readyCount, ServicesView } from "./services";
 import { SyncForwardsPanel } from "./syncfwd";
 
 type Tab = "services" | "graph" | "syncfwd";
@@ -259,5 +259,5 @@ if (root) {
   const app = new App(connect(location.origin));
   app.mount(root);
   // Read by the benchmark (docs/benchmarks.md): state change -> DOM latencies.
-  Object.defineProperty(window, "devenvDashboardPerf", { value: { changeLatencies }, enumerable: false });
+  Object.defineProperty(window, "devenvDashboardPerf", { value: { changeLatencies, changeRecords }, enumerable: false });
 }

@@ -36,6 +36,8 @@ interface Row {
 
 /** Latencies from a state change in the daemon to the row showing it (ms), newest last. */
 export const changeLatencies: number[] = [];
+/** The same changes: service, state, the daemon's time of it and the row's (ms since the epoch), for the benchmark. */
+export const changeRecords: { service: string; state: string; since: number; shown: number }[] = [];
 const MAX_SAMPLES = 10_000;
 
 export class ServicesView {
@@ -145,9 +147,12 @@ export class ServicesView {
       row.state.style.color = style.color;
       row.state.title = s.ready ? "ready" : style.name;
       if (prev && s.since) {
-        const ms = Date.now() - (s.since.seconds * 1000 + s.since.nanos / 1e6);
+        const now = Date.now();
+        const since = s.since.seconds * 1000 + s.since.nanos / 1e6;
         if (changeLatencies.length >= MAX_SAMPLES) changeLatencies.shift();
-        changeLatencies.push(ms);
+        changeLatencies.push(now - since);
+        if (changeRecords.length >= MAX_SAMPLES) changeRecords.shift();
+        changeRecords.push({ service: s.name, state: style.name, since, shown: now });
       }
     }
     setText(row.runtime, s.runtime);
