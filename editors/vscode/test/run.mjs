@@ -5,7 +5,8 @@
 //      the workbench URL's extensionDevelopmentPath/extensionTestsPath payload; the
 //      workbench reports its exit code through `codeAutomationExit`.
 //   2. a UI test with the packaged .vsix installed: the devenv view in the workbench, a click on the inline "Restart
-//      Service" action of `api` (the daemon must report a new pid), a screenshot for
+//      Service" action of `api` (the daemon must report a new pid), its "Open in Browser"
+//      (the dialog's Open: a tab on api's router URL, answered by api), a screenshot for
 //      the README (docs/img/vscode.png with --screenshot, else .test-out/).
 //   3. autoUp: a workbench opened on the project, down, brings it up.
 //   4. a daemon of an older protocol (test/old-daemon.mjs) on the socket: the
@@ -296,6 +297,22 @@ try {
       // The row's accessible label carries state and pid: the view caught up.
       await page.locator(`.monaco-list-row[aria-label^="api, ready, pid ${after},"]`).waitFor({ timeout: 30_000 });
       log(`UI: clicking Restart Service on api: pid ${before} -> ${after}, shown in the view`);
+      // Open in Browser (the globe) on api: VS Code asks before opening a site other than
+      // localhost/127.0.0.1; "Open" hands the URL to the browser, which resolves
+      // SERVICE.ENV.localhost to loopback and reaches api through devenvd's local router.
+      const apiUrl = cli(["status"]).services.find((s) => s.name === "api")?.url;
+      if (!apiUrl) fail("devenv status --json gives api no url (is the router on?)");
+      await row.hover();
+      const opened = page.context().waitForEvent("page", { timeout: 30_000 });
+      await row.locator('.action-label[aria-label="Open in Browser"]').click();
+      await page.locator(".monaco-dialog-box .monaco-button", { hasText: /^Open$/ }).first().click({ timeout: 15_000 });
+      const tab = await opened;
+      await tab.waitForLoadState();
+      if (tab.url() !== apiUrl) fail(`Open in Browser opened ${tab.url()}, not ${apiUrl}`);
+      const body = await tab.locator("body").innerText();
+      if (!body.includes('"service": "api"')) fail(`${apiUrl} did not reach api through the router: ${body.slice(0, 200)}`);
+      log(`UI: Open in Browser on api opened ${apiUrl}, answered by api through the router`);
+      await tab.close();
       // For the picture: the row hovered, with its inline actions.
       await row.hover();
       fs.mkdirSync(path.dirname(screenshot), { recursive: true });

@@ -165,9 +165,9 @@ export function defineTests(): void {
       assert.ok(String(item.description).includes(host), `the description names ${host}: ${String(item.description)}`);
       assert.ok(item.tooltip instanceof vscode.MarkdownString && item.tooltip.value.includes(`[${url}](${url})`), "a link in the tooltip");
       assert.match(item.contextValue ?? "", /\.url$/, "the Open in Browser action is offered");
-      // What Open in Browser hands to vscode.env.openExternal. (Not run here: VS Code trusts
-      // only localhost and 127.0.0.1 without asking, and a test host refuses the
-      // "open the external website?" dialog for SERVICE.ENV.localhost, so the call never returns.)
+      // What Open in Browser hands to vscode.env.openExternal. (Clicked in the workbench by
+      // test/run.mjs's UI part: VS Code asks before opening SERVICE.ENV.localhost, a dialog
+      // an extension test host refuses, so the command is not run here.)
       const status = env.services.get("api");
       assert.ok(status);
       assert.equal(serviceUrl(env, status), url);
