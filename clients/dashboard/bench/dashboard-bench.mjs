@@ -417,6 +417,7 @@ async function measure(peer, { browser, root, othersBrowser, url, daemonPid, exp
     if (trace) {
       const kinds = (o) => Object.entries(o).map(([k, v]) => `${k} ${fmt(v, 1)} %`).join(", ");
       console.log(`${peer}: trace, ${String(TRACE_SECONDS)} s: main thread busy ${fmt(trace.busyWall, 1)} % wall, ${fmt(trace.busyCpu, 1)} % on a CPU; ${String(trace.tasks)} tasks, ${String(trace.longTasks)} over 50 ms wall (longest ${fmt(trace.maxTaskMs)} ms), ${String(trace.longCpuTasks)} over 50 ms of CPU (longest ${fmt(trace.maxTaskCpuMs)} ms)`);
+      if (trace.dropped > 0) console.log(`${peer}: trace: ${String(trace.dropped)} events past the first 1,000,000 not kept (figures are of the time the kept ones cover)`);
       console.log(`${peer}: trace: self time, wall: ${kinds(trace.kinds)}`);
       console.log(`${peer}: trace: self time, on a CPU: ${kinds(trace.kindsCpu)}`);
     }

@@ -4,16 +4,10 @@
 // the thread's CPU time over the same span: on a loaded machine the difference is the
 // page waiting for a core, not work it does.
 
-export const CATEGORIES = [
-  "devtools.timeline",
-  "disabled-by-default-devtools.timeline",
-  "v8",
-  "v8.execute",
-  "blink",
-  "cc",
-  "gpu",
-  "toplevel",
-];
+export const CATEGORIES = ["devtools.timeline", "disabled-by-default-devtools.timeline", "v8", "toplevel"];
+
+/** Events kept at most (a page as busy as Tilt's emits many): the rest are counted, not kept. */
+const MAX_EVENTS = 1_000_000;
 
 /** Event name -> the kind of work it is. Unknown names inside a task count as "other". */
 const KIND = new Map([
@@ -150,7 +144,13 @@ export function summarize(events, seconds) {
 /** Records a trace of `page` over `ms` (a CDP session on it) and summarises it. */
 export async function traceFor(cdp, ms) {
   const events = [];
-  const onData = (d) => { for (const e of d.value) events.push(e); };
+  let dropped = 0;
+  const onData = (d) => {
+    for (const e of d.value) {
+      if (events.length < MAX_EVENTS) events.push(e);
+      else dropped++;
+    }
+  };
   cdp.on("Tracing.dataCollected", onData);
   await cdp.send("Tracing.start", { transferMode: "ReportEvents", traceConfig: { includedCategories: CATEGORIES, recordMode: "recordContinuously" } });
   const t0 = Date.now();
@@ -159,7 +159,21 @@ export async function traceFor(cdp, ms) {
   await cdp.send("Tracing.end");
   await done;
   cdp.off("Tracing.dataCollected", onData);
-  return summarize(events, (Date.now() - t0) / 1000);
+  let seconds = (Date.now() - t0) / 1000;
+  if (dropped > 0) {
+    // Truncated: the time the kept events cover.
+    let first = Infinity;
+    let last = -Infinity;
+    for (const e of events) {
+      if (e.ph !== "X" || typeof e.ts !== "number" || e.ts <= 0) continue;
+      first = Math.min(first, e.ts);
+      last = Math.max(last, e.ts + (e.dur ?? 0));
+    }
+    if (last > first) seconds = (last - first) / 1e6;
+  }
+  const summary = summarize(events, seconds);
+  if (summary) summary.dropped = dropped;
+  return summary;
 }
 
 /**
