@@ -9,6 +9,7 @@
 //! - [`presets`]: `type: postgresql|redis` as local processes, and their contract.
 //! - [`state`]: what the daemon knows, persisted in sled.
 //! - [`scratch`]: private temp files under the data dir.
+//! - [`terraform`]: terraform's command lines and what devenv reads back from it.
 
 pub mod config;
 pub mod docker;
@@ -24,5 +25,6 @@ pub mod secrets;
 pub mod state;
 pub mod status;
 pub mod sync;
+pub mod terraform;
 pub mod volumes;
 pub mod watch;

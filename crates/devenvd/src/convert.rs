@@ -90,7 +90,9 @@ pub fn status(e: EngineError) -> Status {
             | ExecError::NoReadyPod { .. }
             | ExecError::PodNotFound { .. }
             | ExecError::ContainerNotFound { .. } => tonic::Code::FailedPrecondition,
-            ExecError::OneContainer { .. } => tonic::Code::InvalidArgument,
+            ExecError::OneContainer { .. } | ExecError::NoProcess { .. } => {
+                tonic::Code::InvalidArgument
+            }
             ExecError::Spawn { .. } | ExecError::Kube { .. } => tonic::Code::Unknown,
             ExecError::Docker {
                 source: devenv_core::docker::DockerError::Unreachable { .. },

@@ -164,6 +164,7 @@ pub(crate) fn environment(
         if spec_sound {
             references(&mut c, &services, &volumes, &secrets);
         }
+        super::terraform::check_refs(&mut c, &services, &secrets);
     }
     preset_auth(&mut c, &services, &secrets);
 

@@ -146,6 +146,12 @@ fn expand_within(text: &str, vars: &Vars<'_>, room: usize) -> Result<Option<Stri
                 Some((name, default)) => (name, Some(default)),
                 None => (expr, None),
             };
+            // `${tf.SERVICE.OUTPUT}` is the engine's to replace, once the output exists.
+            if default.is_none() && super::terraform::is_output_ref(name) {
+                push(&mut out, &rest[dollar..dollar + 2 + close + 1])?;
+                rest = &inner[close + 1..];
+                continue;
+            }
             if !is_var_name(name) {
                 return Err(ExpandError::InvalidReference { at });
             }

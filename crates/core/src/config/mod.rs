@@ -40,6 +40,7 @@ mod secret_tests;
 mod service;
 mod show;
 mod suggest;
+mod terraform;
 #[cfg(test)]
 mod tests;
 mod volume;
@@ -52,6 +53,7 @@ pub use init::{init_project, init_template, InitOptions, InitOutcome};
 pub use model::*;
 pub use profiles::select as select_profiles;
 pub use secret::{parse_dotenv_values, Secret, SecretSource, DEFAULT_SECRET_COMMAND_TIMEOUT};
+pub use terraform::{output_refs, referencing_strings, OutputRef, Terraform};
 pub use workspace::{
     owner_of, Workspace, WorkspaceVolume, DEFAULT_VOLUMES as DEFAULT_WORKSPACE_VOLUMES,
     WORKSPACE_HOME, WORKSPACE_UID,

@@ -74,6 +74,8 @@ pub enum RuntimeKind {
     Kubernetes,
     /// A container on the local Docker (or Podman) engine.
     Container,
+    /// A terraform root module (`terraform:`): init, plan, apply, outputs.
+    Terraform,
 }
 
 impl RuntimeKind {
@@ -82,6 +84,7 @@ impl RuntimeKind {
             Self::Local => "local",
             Self::Kubernetes => "kubernetes",
             Self::Container => "container",
+            Self::Terraform => "terraform",
         }
     }
 }
@@ -143,6 +146,8 @@ pub struct Service {
     pub secrets: Vec<String>,
     pub dev: Option<Dev>,
     pub hooks: ServiceHooks,
+    /// `terraform:` (runtime [`RuntimeKind::Terraform`]).
+    pub terraform: Option<super::Terraform>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -376,6 +381,7 @@ impl Service {
             secrets: vec![],
             dev: None,
             hooks: ServiceHooks::default(),
+            terraform: None,
         }
     }
 }

@@ -195,6 +195,8 @@ pub(crate) struct RawService {
     pub secrets: Option<Strings>,
     pub dev: Option<RawDev>,
     pub hooks: Option<RawServiceHooks>,
+    /// A terraform root module run as a node of the graph (`config/terraform.rs`).
+    pub terraform: Option<super::terraform::RawTerraform>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]

@@ -93,6 +93,7 @@ pub(crate) fn keys_at(path: &str) -> Option<&'static [&'static str]> {
         "spec.services[].build" => fields_of::<RawBuild>(),
         "spec.services[].resources" => fields_of::<RawResources>(),
         "spec.services[].dev" => fields_of::<RawDev>(),
+        "spec.services[].terraform" => fields_of::<super::terraform::RawTerraform>(),
         "spec.services[].dev.sync[]" => fields_of::<RawSync>(),
         _ => return None,
     })

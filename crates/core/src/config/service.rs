@@ -198,6 +198,10 @@ pub(crate) fn check(
     if runtime == Some(RuntimeKind::Container) {
         container_keys(c, index, &shown, &raw);
     }
+    let terraform = raw
+        .terraform
+        .take()
+        .and_then(|t| super::terraform::check(c, &at("terraform"), t));
     let command = raw.command.and_then(|cmd| c.command(&at("command"), cmd));
     let workdir = match &raw.workdir {
         Some(dir) => {
@@ -606,6 +610,7 @@ pub(crate) fn check(
         secrets: raw.secrets.unwrap_or_default().0,
         dev,
         hooks,
+        terraform,
     })
 }
 
@@ -681,6 +686,18 @@ fn runtime(
         return None;
     }
     let at = |key: &str| format!("spec.services[{index}].{key}");
+    if raw.terraform.is_some() {
+        let refused = super::terraform::refused_keys(raw);
+        if let Some(key) = refused.first() {
+            c.error(
+                &at(key),
+                format!("`{key}` does not apply to service `{name}`, a terraform service"),
+                Some("a terraform service has `terraform`, `dependencies`, `env`, `envFile`, `secrets` and `profiles`; run other things as services of their own".into()),
+            );
+            return None;
+        }
+        return Some(RuntimeKind::Terraform);
+    }
     match raw.runtime {
         Some(RawRuntime::Container) => {
             if let Some(source) = sources.iter().find(|s| **s != "image") {

@@ -98,6 +98,9 @@ pub struct Shared {
     pub(super) stopped_replicas: Mutex<BTreeMap<String, BTreeMap<String, u32>>>,
     /// The workloads each kubernetes service's runner deployed.
     pub(super) workloads: Mutex<BTreeMap<String, Vec<Workload>>>,
+    /// Outputs of the terraform services that are ready, by service then output
+    /// (memory only: sensitive ones are secrets); see tfrun.rs.
+    pub(super) tf_outputs: Mutex<BTreeMap<String, BTreeMap<String, crate::terraform::Output>>>,
 }
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -168,6 +168,8 @@ impl LiveEnv {
         let Some(env) = self.config() else {
             return Ok(report);
         };
+        self.terraform_down(&env, volumes, &vars, &mut report)
+            .await?;
         if env
             .services
             .iter()
@@ -228,6 +230,69 @@ impl LiveEnv {
             *self.kube.lock().await = None;
         }
         Ok(report)
+    }
+
+    /// Terraform services on `down`: their resources stay, unless `--volumes` and
+    /// `allowDestroy` (then `terraform destroy`, dependents first, as everything is
+    /// already stopped).
+    async fn terraform_down(
+        &self,
+        env: &Environment,
+        volumes: bool,
+        vars: &BTreeMap<String, String>,
+        report: &mut DownReport,
+    ) -> Result<(), DownError> {
+        // Deepest first: a terraform service built on another one's outputs goes first.
+        fn depth(env: &Environment, name: &str, seen: &mut HashMap<String, usize>) -> usize {
+            if let Some(d) = seen.get(name) {
+                return *d;
+            }
+            let d = env.service(name).map_or(0, |s| {
+                s.dependencies
+                    .iter()
+                    .map(|dep| depth(env, dep, seen) + 1)
+                    .max()
+                    .unwrap_or(0)
+            });
+            seen.insert(name.to_owned(), d);
+            d
+        }
+        let mut seen = HashMap::new();
+        let mut tf_services: Vec<(usize, &Service)> = env
+            .services
+            .iter()
+            .filter(|s| s.runtime == RuntimeKind::Terraform)
+            .map(|s| (depth(env, &s.name, &mut seen), s))
+            .collect();
+        tf_services.sort_by_key(|(depth, _)| std::cmp::Reverse(*depth));
+        let tf_services = tf_services.into_iter().map(|(_, s)| s);
+        for svc in tf_services {
+            let destroy = volumes && svc.terraform.as_ref().is_some_and(|t| t.allow_destroy);
+            if !destroy {
+                let why = if volumes {
+                    "allowDestroy is off"
+                } else {
+                    "destroyed only by down --volumes with allowDestroy"
+                };
+                report
+                    .kept_volumes
+                    .push(format!("terraform {} ({why})", svc.name));
+                continue;
+            }
+            let Some(tf) =
+                super::tfrun::Tf::new(self.shared.clone(), svc, vars, env.secret_vars(svc))
+            else {
+                continue;
+            };
+            tf.destroy().await.map_err(|source| DownError::Terraform {
+                service: svc.name.clone(),
+                source,
+            })?;
+            report
+                .removed_data
+                .push(format!("terraform {} (destroyed)", svc.name));
+        }
+        Ok(())
     }
 
     /// Supervisors of services no longer in the config.
@@ -392,7 +457,30 @@ impl LiveEnv {
                 }
                 None => {
                     let revision = env.secrets_revision(&svc);
-                    let mut sup = if svc.runtime == RuntimeKind::Container {
+                    let configured = svc.clone();
+                    let svc = match super::tfrun::substitute(&self.shared, &svc) {
+                        Ok(s) => s,
+                        Err(msg) => {
+                            self.shared.update(name, |s| {
+                                s.state = ServiceState::Failed;
+                                s.message = msg;
+                            });
+                            continue;
+                        }
+                    };
+                    let tf = (svc.runtime == RuntimeKind::Terraform)
+                        .then(|| {
+                            super::tfrun::Tf::new(
+                                self.shared.clone(),
+                                &svc,
+                                &vars,
+                                env.secret_vars(&svc),
+                            )
+                        })
+                        .flatten();
+                    let mut sup = if let Some(tf) = tf {
+                        super::tfrun::start(tf)
+                    } else if svc.runtime == RuntimeKind::Container {
                         // No `up` runs this start's hooks: the runner does.
                         let hooks = self.runner_hooks(&env, &svc, &vars, true);
                         super::containerrun::ContainerRun::start(
@@ -417,6 +505,7 @@ impl LiveEnv {
                         )
                     };
                     sup.secrets_revision = revision;
+                    sup.service = configured;
                     self.supervisors
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())

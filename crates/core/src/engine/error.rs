@@ -179,6 +179,13 @@ pub enum DownError {
     /// A `preDown` (nothing was stopped) or `postDown` (everything was) hook failed.
     #[error(transparent)]
     Hook(#[from] HookFailed),
+    /// `terraform destroy` of an `allowDestroy` service failed (`down --volumes`).
+    #[error("{source}; `{service}`'s resources may remain, run `devenv down --volumes` again")]
+    Terraform {
+        service: String,
+        #[source]
+        source: crate::terraform::TfError,
+    },
 }
 
 /// A hook with `onError: fail` failed: the step it belongs to fails.

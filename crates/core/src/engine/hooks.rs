@@ -552,7 +552,7 @@ const EXIT_REPORT: Duration = Duration::from_secs(5);
 /// The last bytes a hook wrote (both streams, as they came), bounded: its failure
 /// report's last lines.
 #[derive(Clone, Default)]
-struct Tail(Arc<std::sync::Mutex<std::collections::VecDeque<u8>>>);
+pub(super) struct Tail(Arc<std::sync::Mutex<std::collections::VecDeque<u8>>>);
 
 /// Bytes a [`Tail`] keeps: enough for [`FAILURE_LINES`] ordinary lines.
 const TAIL_BYTES: usize = 4096;
@@ -568,7 +568,7 @@ impl Tail {
 
     /// The last [`FAILURE_LINES`] complete or partial lines (the first, possibly cut,
     /// dropped when the tail is full).
-    fn lines(&self) -> Vec<String> {
+    pub(super) fn lines(&self) -> Vec<String> {
         let t = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let bytes: Vec<u8> = t.iter().copied().collect();
         let text = String::from_utf8_lossy(&bytes);
@@ -583,7 +583,7 @@ impl Tail {
     }
 
     /// `pipe`, with what is read from it also kept here.
-    fn tee<R: tokio::io::AsyncRead + Unpin>(&self, pipe: R) -> Teed<R> {
+    pub(super) fn tee<R: tokio::io::AsyncRead + Unpin>(&self, pipe: R) -> Teed<R> {
         Teed {
             inner: pipe,
             tail: self.clone(),
@@ -591,7 +591,7 @@ impl Tail {
     }
 }
 
-struct Teed<R> {
+pub(super) struct Teed<R> {
     inner: R,
     tail: Tail,
 }

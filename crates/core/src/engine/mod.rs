@@ -24,6 +24,7 @@ mod scale;
 mod supervisor;
 #[cfg(test)]
 mod testing;
+mod tfrun;
 mod up;
 
 pub use cluster::{ClusterError, ClusterInfo, ClusterReport};

@@ -83,6 +83,7 @@ impl LiveEnv {
             parked: Mutex::default(),
             scaled: Mutex::default(),
             stopped_replicas: Mutex::default(),
+            tf_outputs: Mutex::default(),
             workloads: Mutex::default(),
         };
         Self {

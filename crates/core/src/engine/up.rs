@@ -456,6 +456,14 @@ impl LiveEnv {
                     .get(&svc.name)
                     .map(|s| s.ctl.clone());
                 if let Some(ctl) = ctl {
+                    if svc.runtime == RuntimeKind::Terraform {
+                        // Not ready until this `up`'s plan has run (its node is idle
+                        // until told, so nothing overwrites this first).
+                        self.shared.update(&svc.name, |s| {
+                            s.state = ServiceState::Starting;
+                            s.message = "terraform plan".into();
+                        });
+                    }
                     let _ = ctl.send(Ctl::Restart).await;
                 }
             }
@@ -471,6 +479,19 @@ impl LiveEnv {
                     self.shared
                         .update(&svc.name, |s| s.state = ServiceState::Pending);
                 }
+                // `${tf.SERVICE.OUTPUT}`: its terraform dependencies are ready now.
+                let run_svc = match super::tfrun::substitute(&self.shared, svc) {
+                    Ok(s) => s,
+                    Err(msg) => {
+                        self.shared.update(&svc.name, |s| {
+                            s.state = ServiceState::Failed;
+                            s.message = msg.clone();
+                        });
+                        return Err(StartError::Failed(msg));
+                    }
+                };
+                let svc_ref = svc;
+                let svc = &run_svc;
                 // Its restarts' hooks; those of this first start are this `up`'s.
                 let hooks = self.runner_hooks(env, svc, &vars, false);
                 let mut sup = match kube {
@@ -496,6 +517,21 @@ impl LiveEnv {
                             hooks,
                         )
                     }
+                    None if svc.runtime == RuntimeKind::Terraform => {
+                        match super::tfrun::Tf::new(
+                            self.shared.clone(),
+                            svc,
+                            &vars,
+                            env.secret_vars(svc),
+                        ) {
+                            Some(tf) => super::tfrun::start(tf),
+                            None => {
+                                return Err(StartError::Failed(
+                                    "terraform service without `terraform`".into(),
+                                ))
+                            }
+                        }
+                    }
                     None => Supervisor::start(
                         self.shared.clone(),
                         svc.clone(),
@@ -505,6 +541,9 @@ impl LiveEnv {
                         crate::volumes::mounted(env, svc),
                     ),
                 };
+                // What it was configured with (not the outputs put in), to compare
+                // with the next `up`'s config.
+                sup.service = svc_ref.clone();
                 sup.secrets_revision = env.secrets_revision(svc);
                 self.supervisors
                     .lock()
@@ -673,6 +712,8 @@ fn decide(
         None => Plan::Start,
         Some((config, dev)) if config != svc || dev != dev_wanted => Plan::Replace,
         Some(_) if state == Some(ServiceState::Failed) => Plan::Retry,
+        // Terraform plans on every `up` (the world may have drifted from its state).
+        Some(_) if svc.runtime == RuntimeKind::Terraform => Plan::Retry,
         Some(_) => Plan::Keep,
     }
 }

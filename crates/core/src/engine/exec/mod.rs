@@ -124,6 +124,12 @@ pub enum ExecError {
         #[source]
         source: crate::docker::DockerError,
     },
+    /// A service that runs no process (a terraform service).
+    #[error("service `{service}` runs no process to exec into (a {runtime} service)")]
+    NoProcess {
+        service: String,
+        runtime: &'static str,
+    },
     #[error("cannot exec into service `{service}`: {source}")]
     Kube {
         service: String,
@@ -268,6 +274,13 @@ impl Engine {
                 let shell = spec.command.is_empty().then(|| shell_of(&req.vars));
                 let run = container::open(docker, &svc.name, name, &spec, shell).await?;
                 self.tasks.spawn(run.drive(io));
+            }
+            RuntimeKind::Terraform => {
+                return Err(ExecError::NoProcess {
+                    service: svc.name.clone(),
+                    runtime: svc.runtime.as_str(),
+                }
+                .into());
             }
             RuntimeKind::Kubernetes => {
                 let shell = spec.command.is_empty().then(|| shell_of(&req.vars));

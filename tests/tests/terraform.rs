@@ -1,0 +1,252 @@
+//! Terraform services (issue 18 item 2) with the real terraform (v1.11 on PATH) and
+//! only what needs no provider download: `terraform_data`, a `local-exec`
+//! provisioner, variables, outputs and the local backend.
+
+use std::path::Path;
+use std::time::Duration;
+
+use devenv_e2e::{wait_until, RunOpts, TestEnv};
+
+const MODULE: &str = r#"
+variable "greeting" { type = string }
+variable "seed" { type = string }
+variable "fail_apply" {
+  type    = bool
+  default = false
+}
+resource "terraform_data" "thing" {
+  input = var.greeting
+}
+resource "terraform_data" "boom" {
+  count = var.fail_apply ? 1 : 0
+  provisioner "local-exec" {
+    command = "echo the provisioner broke >&2; exit 3"
+  }
+}
+output "message" { value = "${terraform_data.thing.output}-from-terraform" }
+output "token" {
+  value     = "tf-secret-${var.seed}"
+  sensitive = true
+}
+"#;
+
+/// The project: the module in ./infra, a terraform service `infra` and a local
+/// service `app` whose environment takes its outputs.
+fn project(env: &TestEnv, auto_apply: bool, fail_apply: bool, allow_destroy: bool) {
+    let infra = env.project.join("infra");
+    std::fs::create_dir_all(&infra).expect("mkdir infra");
+    std::fs::write(infra.join("main.tf"), MODULE).expect("write main.tf");
+    env.write_config(&format!(
+        r#"apiVersion: devenv/v1
+kind: Environment
+metadata: {{ name: tfe2e }}
+spec:
+  services:
+    - name: infra
+      terraform:
+        dir: ./infra
+        vars: {{ greeting: hello, seed: s33d, fail_apply: {fail_apply} }}
+        autoApply: {auto_apply}
+        allowDestroy: {allow_destroy}
+    - name: app
+      command: printf '%s\n' "$MSG" > msg.out; printf '%s' "$TOKEN" > token.out; echo "app got $MSG"; exec sleep 600
+      env: {{ MSG: "${{tf.infra.message}}", TOKEN: "${{tf.infra.token}}" }}
+      dependencies: [infra]
+"#
+    ));
+}
+
+fn state_resources(env: &TestEnv) -> usize {
+    let path = env.project.join("infra/terraform.tfstate");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return 0;
+    };
+    let state: serde_json::Value = serde_json::from_str(&text).expect("state is JSON");
+    state["resources"].as_array().map_or(0, Vec::len)
+}
+
+fn files_containing(dir: &Path, needle: &[u8]) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if std::fs::read(&path)
+                .is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle))
+            {
+                found.push(path.display().to_string());
+            }
+        }
+    }
+    found
+}
+
+fn message_of(env: &TestEnv, service: &str) -> String {
+    let status = env.status_json();
+    status["services"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["name"] == service))
+        .map(|s| s["message"].as_str().unwrap_or_default().to_owned())
+        .unwrap_or_default()
+}
+
+#[test]
+fn apply_flows_outputs_into_a_local_service_and_keeps_the_sensitive_one_secret() {
+    let env = TestEnv::new();
+    project(&env, true, false, true);
+    let up = env.devenv_ok(&["up"]);
+    assert!(
+        up.combined()
+            .contains("1 to add, 0 to change, 0 to destroy"),
+        "the plan summary is in up's progress\n{up}"
+    );
+    assert_eq!(state_resources(&env), 1, "apply created the resource\n{up}");
+    let msg = std::fs::read_to_string(env.project.join("msg.out")).expect("app wrote msg.out");
+    assert_eq!(msg.trim(), "hello-from-terraform");
+    let token = std::fs::read_to_string(env.project.join("token.out")).expect("token.out");
+    assert_eq!(
+        token, "tf-secret-s33d",
+        "the sensitive output reached the app"
+    );
+
+    let status = env.devenv_ok(&["status", "--json"]);
+    assert!(status.stdout.contains("\"terraform\""), "{status}");
+    assert!(
+        message_of(&env, "infra").starts_with("applied: 1 added"),
+        "{status}"
+    );
+    let logs = env.devenv_ok(&["logs", "--tail", "1000"]);
+    assert!(logs.stdout.contains("plan: 1 to add"), "{logs}");
+    assert!(
+        logs.stdout.contains("app got hello-from-terraform"),
+        "{logs}"
+    );
+    for (what, text) in [
+        ("status", &status.stdout),
+        ("logs", &logs.stdout),
+        ("up", &up.combined()),
+    ] {
+        assert!(
+            !text.contains("tf-secret-s33d"),
+            "the sensitive output is in {what}"
+        );
+    }
+    let leaked = files_containing(&env.data_dir, b"tf-secret-s33d");
+    assert!(
+        leaked.is_empty(),
+        "the sensitive output is stored in {leaked:?}"
+    );
+
+    // A second `up` plans again: no changes, and the app is left alone.
+    let again = env.devenv_ok(&["up"]);
+    assert!(
+        message_of(&env, "infra").starts_with("plan: no changes")
+            || again.combined().contains("no changes"),
+        "{again}"
+    );
+
+    // `down` keeps the resources; `down --volumes` with allowDestroy destroys them.
+    let down = env.devenv_ok(&["down"]);
+    assert_eq!(state_resources(&env), 1, "plain down destroyed\n{down}");
+    let down = env.devenv_ok(&["down", "--volumes"]);
+    assert_eq!(
+        state_resources(&env),
+        0,
+        "down --volumes did not destroy\n{down}"
+    );
+}
+
+#[test]
+fn without_auto_apply_up_plans_only_and_down_volumes_needs_allow_destroy() {
+    let env = TestEnv::new();
+    project(&env, false, false, false);
+    let up = env.devenv(&["up", "infra"]);
+    assert_eq!(up.code, Some(0), "{up}");
+    assert_eq!(state_resources(&env), 0, "applied without autoApply\n{up}");
+    let msg = message_of(&env, "infra");
+    assert!(
+        msg.contains("1 to add") && msg.contains("devenv tf apply infra"),
+        "status says what the plan would do and how to apply it: {msg}"
+    );
+    // The app needs an output that does not exist before an apply: it fails, naming it.
+    let app = env.devenv(&["up", "app"]);
+    assert_eq!(app.code, Some(1), "{app}");
+    assert!(app.combined().contains("has no output `message`"), "{app}");
+
+    // Turn autoApply on: applied; then down --volumes without allowDestroy keeps it.
+    project(&env, true, false, false);
+    env.devenv_ok(&["up"]);
+    assert_eq!(state_resources(&env), 1);
+    let down = env.devenv_ok(&["down", "--volumes"]);
+    assert_eq!(
+        state_resources(&env),
+        1,
+        "destroyed without allowDestroy\n{down}"
+    );
+    assert!(down.combined().contains("allowDestroy is off"), "{down}");
+}
+
+#[test]
+fn a_failing_apply_fails_its_node_with_terraforms_error_and_starts_no_dependant() {
+    let env = TestEnv::new();
+    project(&env, true, true, false);
+    let up = env.devenv(&["up"]);
+    assert_eq!(up.code, Some(1), "{up}");
+    let msg = message_of(&env, "infra");
+    assert!(
+        msg.starts_with("terraform apply failed: local-exec provisioner error"),
+        "the node's message is terraform's error: {msg}\n{up}"
+    );
+    let states = env.states();
+    assert_eq!(states["infra"], "failed", "{states:?}");
+    assert_ne!(states["app"], "ready", "{states:?}");
+    assert!(!env.project.join("msg.out").exists(), "the app started");
+    let logs = env.devenv_ok(&["logs", "infra", "--tail", "1000"]);
+    assert!(logs.stdout.contains("the provisioner broke"), "{logs}");
+}
+
+#[test]
+fn a_missing_terraform_is_a_one_line_error_saying_how_to_get_it() {
+    let env = TestEnv::new();
+    project(&env, true, false, false);
+    let opts = RunOpts {
+        env: vec![("PATH".into(), "/usr/bin:/bin".into())],
+        ..RunOpts::default()
+    };
+    assert!(
+        !Path::new("/usr/bin/terraform").exists() && !Path::new("/bin/terraform").exists(),
+        "this test needs terraform outside /usr/bin and /bin"
+    );
+    let up = env.run(&env.bins.devenv, &["up", "infra"], opts);
+    assert_eq!(up.code, Some(1), "{up}");
+    let msg = message_of(&env, "infra");
+    assert_eq!(msg.lines().count(), 1, "{msg}");
+    assert!(
+        msg.contains("terraform is not installed") && msg.contains("developer.hashicorp.com"),
+        "{msg}"
+    );
+    assert!(wait_until(Duration::from_secs(5), || env.states()["infra"] == "failed"));
+}
+
+#[test]
+fn a_reference_to_a_service_it_does_not_depend_on_is_a_located_config_error() {
+    let env = TestEnv::new();
+    project(&env, true, false, false);
+    let path = env.project.join(".devenv/config.yml");
+    let text = std::fs::read_to_string(&path).expect("config");
+    std::fs::write(
+        &path,
+        text.replace("dependencies: [infra]", "dependencies: []"),
+    )
+    .expect("write");
+    let out = env.devenv(&["validate"]);
+    assert_eq!(out.code, Some(2), "{out}");
+    assert!(
+        out.combined()
+            .contains("needs `infra` among the dependencies of `app`"),
+        "{out}"
+    );
+    assert!(out.combined().contains("config.yml:"), "located\n{out}");
+}
