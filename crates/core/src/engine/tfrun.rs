@@ -365,7 +365,7 @@ pub(super) fn start(tf: Tf) -> Supervisor {
             tokio::select! {
                 () = tf.run_node(apply) => {}
                 ctl = rx.recv() => match ctl {
-                    Some(Ctl::Restart) => continue,
+                    Some(Ctl::Restart | Ctl::Rebuild) => continue,
                     Some(Ctl::Stop(done)) => {
                         stopped(&tf);
                         let _ = done.send(());
@@ -375,7 +375,7 @@ pub(super) fn start(tf: Tf) -> Supervisor {
                 },
             }
             match rx.recv().await {
-                Some(Ctl::Restart) => continue,
+                Some(Ctl::Restart | Ctl::Rebuild) => continue,
                 Some(Ctl::Stop(done)) => {
                     stopped(&tf);
                     let _ = done.send(());
