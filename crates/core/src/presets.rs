@@ -380,6 +380,18 @@ pub fn migrate_legacy(old: &Path, new: &Path) -> Result<Option<String>, PresetEr
     )))
 }
 
+/// Whether this machine has the server of `preset` to run it as a local process (on
+/// `path_var`, else the daemon's PATH, and in Debian's PostgreSQL directories): what
+/// `devenv init --presets` decides a preset's runtime by.
+pub fn has_server(preset: Preset, path_var: Option<&str>) -> bool {
+    match preset {
+        Preset::Redis => find(&["redis-server"], path_var).is_some(),
+        Preset::Postgresql => {
+            find(&["postgres"], path_var).is_some() && find(&["initdb"], path_var).is_some()
+        }
+    }
+}
+
 /// The first of `names` on PATH (its absolute directories, as the cluster tools are
 /// found), then in Debian's versioned PostgreSQL directories, newest first; through
 /// the one program finder, [`crate::process::find_program`].

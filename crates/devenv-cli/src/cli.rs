@@ -161,7 +161,9 @@ pub struct InitArgs {
     #[arg(long, value_name = "FILE")]
     pub from_compose: Option<std::path::PathBuf>,
     /// Turn postgres and redis images of the compose file into presets
-    /// (`type: postgresql|redis`; on a terminal init asks, else it keeps containers)
+    /// (`type: postgresql|redis`: local servers where installed, else `runtime:
+    /// container` with the compose file's image; on a terminal init asks, else it
+    /// keeps plain containers)
     #[arg(long)]
     pub presets: bool,
 }

@@ -93,6 +93,13 @@ fn init_template(
         }
     }
     let vars: std::collections::BTreeMap<String, String> = std::env::vars().collect();
+    // Run by the CLI, so PATH is the user's: a preset whose server is not installed
+    // runs in a container of the compose file's image.
+    use devenv_core::config::Preset;
+    opts.local_servers = [Preset::Postgresql, Preset::Redis]
+        .into_iter()
+        .filter(|p| devenv_core::presets::has_server(*p, vars.get("PATH").map(String::as_str)))
+        .collect();
     match devenv_core::config::init_project(dir, &opts, &vars) {
         Ok(outcome) if json => {
             let doc = serde_json::json!({

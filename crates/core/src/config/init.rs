@@ -318,6 +318,8 @@ pub struct InitOptions {
     pub from_compose: Option<PathBuf>,
     /// postgres and redis images become presets.
     pub presets: bool,
+    /// The presets whose server this machine has (see [`compose::Options`]).
+    pub local_servers: Vec<super::Preset>,
 }
 
 /// The config `devenv init` writes, and what it says about it.
@@ -363,6 +365,7 @@ pub fn init_project(
         process,
         &compose::Options {
             presets: opts.presets,
+            local_servers: opts.local_servers.clone(),
         },
     )?;
     Ok(InitOutcome {

@@ -161,7 +161,7 @@ fn template(dir: &Path, from_compose: Option<&Path>, presets: bool) -> Result<Te
 /// Asks on the terminal whether the candidates become presets; default no.
 fn ask_presets(candidates: &[String]) -> Result<bool> {
     eprint!(
-        "{} use{} a postgres/redis image: run {} as devenv preset{} (local binaries) instead of containers? [y/N] ",
+        "{} use{} a postgres/redis image: run {} as devenv preset{} (a local server where installed, else the image) instead of plain containers? [y/N] ",
         candidates.join(", "),
         if candidates.len() == 1 { "s" } else { "" },
         if candidates.len() == 1 { "it" } else { "them" },

@@ -46,6 +46,9 @@ pub fn find(dir: &Path) -> Option<PathBuf> {
 pub struct Options {
     /// postgres and redis images become presets (`type: postgresql|redis`).
     pub presets: bool,
+    /// The presets whose server this machine has: they run as local processes; the
+    /// others in a container of the compose file's image (`runtime: container`).
+    pub local_servers: Vec<crate::config::Preset>,
 }
 
 /// One thing of the compose file that was not converted as written.
@@ -769,6 +772,15 @@ impl Converter<'_> {
     /// A postgres or redis service as a preset: the preset brings its server, port,
     /// probe and data directory; the compose keys it replaces are reported.
     fn as_preset(&mut self, svc: &Entry, base: &str, preset: &'static str, out: &mut Out) {
+        let kind = if preset == "postgresql" {
+            crate::config::Preset::Postgresql
+        } else {
+            crate::config::Preset::Redis
+        };
+        if !self.opts.local_servers.contains(&kind) {
+            self.as_container_preset(svc, base, preset, out);
+            return;
+        }
         let contract: &[&str] = if preset == "postgresql" {
             &[
                 super::preset::vars::POSTGRES_USER,
@@ -821,6 +833,44 @@ impl Converter<'_> {
             base,
             format!(
                 "became the `{preset}` preset (local binaries on PATH){}",
+                if left.is_empty() {
+                    String::new()
+                } else {
+                    format!("; not kept: {}", left.join("; "))
+                }
+            ),
+        );
+    }
+
+    /// A postgres or redis service as a preset in a container, for a machine without
+    /// the server: the compose file's image, environment, ports and volumes are kept
+    /// (the image reads the same contract); the preset's probe replaces a healthcheck.
+    fn as_container_preset(
+        &mut self,
+        svc: &Entry,
+        base: &str,
+        preset: &'static str,
+        out: &mut Out,
+    ) {
+        let mut left = Vec::new();
+        if out.readiness.take().is_some() {
+            left.push("healthcheck (the preset has its own probe)");
+        }
+        if out.build.take().is_some() {
+            left.push("build (a preset runs its image)");
+        }
+        out.preset = Some(preset);
+        out.container = true;
+        let server = if preset == "postgresql" {
+            "postgres/initdb"
+        } else {
+            "redis-server"
+        };
+        self.note(
+            &svc.key_origin,
+            base,
+            format!(
+                "became the `{preset}` preset in a container (`runtime: container`, its image kept): no local {server} on PATH{}",
                 if left.is_empty() {
                     String::new()
                 } else {

@@ -320,7 +320,14 @@ fn converts_a_web_api_postgres_redis_app() {
 #[test]
 fn postgres_and_redis_become_presets_when_asked() {
     let dir = project();
-    let conv = converted(dir.path(), &Options { presets: true });
+    let local = Options {
+        presets: true,
+        local_servers: vec![
+            crate::config::Preset::Postgresql,
+            crate::config::Preset::Redis,
+        ],
+    };
+    let conv = converted(dir.path(), &local);
     let services = loads(dir.path(), &conv);
     let db = svc(&services, "db");
     assert_eq!(db.preset, Some(crate::config::Preset::Postgresql));
@@ -337,6 +344,54 @@ fn postgres_and_redis_become_presets_when_asked() {
     assert!(reported(&conv, "services.cache").contains("command"));
     // The others are still containers.
     assert_eq!(svc(&services, "adminer").runtime, RuntimeKind::Container);
+}
+
+#[test]
+fn presets_without_a_local_server_run_their_image_in_a_container() {
+    let dir = project();
+    let only_redis = Options {
+        presets: true,
+        local_servers: vec![crate::config::Preset::Redis],
+    };
+    let conv = converted(dir.path(), &only_redis);
+    let services = loads(dir.path(), &conv);
+    let db = svc(&services, "db");
+    assert_eq!(db.preset, Some(crate::config::Preset::Postgresql));
+    assert_eq!(db.runtime, RuntimeKind::Container);
+    // The compose file's image, environment, forward and volume are kept.
+    assert!(
+        db.image
+            .as_deref()
+            .is_some_and(|i| i.starts_with("postgres:")),
+        "{:?}",
+        db.image
+    );
+    assert_eq!(db.env["POSTGRES_PASSWORD"], "from-dotenv");
+    assert_eq!(db.env["PGDATA"], "/var/lib/postgresql/data/pgdata");
+    assert_eq!(db.forward, vec![(5433, 5432)]);
+    assert_eq!(db.volumes.len(), 1);
+    // The preset's probe, not the healthcheck.
+    assert!(matches!(
+        db.readiness.as_ref().map(|r| &r.probe),
+        Some(crate::config::Probe::Postgres { .. })
+    ));
+    let line = reported(&conv, "services.db");
+    assert!(
+        line.contains("`runtime: container`")
+            && line.contains("no local postgres/initdb")
+            && line.contains("healthcheck"),
+        "{line}"
+    );
+    assert!(
+        conv.yaml
+            .contains("type: postgresql\n      runtime: container\n"),
+        "{}",
+        conv.yaml
+    );
+    // redis has its server here: a local process.
+    assert_eq!(svc(&services, "cache").runtime, RuntimeKind::Local);
+    // A UDP port is listed, not dropped silently.
+    assert!(reported(&conv, "services.adminer.ports").contains("`udp` ports are not published"));
 }
 
 #[test]
