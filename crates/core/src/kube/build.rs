@@ -1,7 +1,13 @@
-//! Image builds for services with `build:`: pick a builder on the client's PATH
-//! (docker when its engine answers, else buildah, else nerdctl), build under a tag
-//! derived from the build context's content, and for a k3d cluster import the image
-//! into the cluster's nodes.
+//! Image builds for services with `build:`, under a tag derived from the build
+//! context's content, and for a k3d cluster the import of the image into the
+//! cluster's nodes.
+//!
+//! One builder: when a Docker (or Podman) engine answers at `DOCKER_HOST` or the
+//! default socket, the engine's API builds, as for container services
+//! ([`crate::docker::build`]: `.dockerignore` honoured, nothing built when the engine
+//! has the tag already). Only without a reachable engine does a CLI on the client's
+//! PATH build: docker (when its own engine answers, e.g. through a docker context),
+//! else buildah, else nerdctl (rootless and containerd-only machines).
 //!
 //! Other clusters (`provider: kubeconfig`) get the image reference only: getting the
 //! image into such a cluster (a registry push) is not done here.
@@ -224,6 +230,74 @@ pub async fn build_image(
     scratch: &Scratch,
     on_line: &mut (dyn FnMut(&str) + Send),
 ) -> Result<String, KubeError> {
+    match crate::docker::connect(vars).await {
+        Ok(docker) => engine_build(env, service, build, cluster, vars, &docker, on_line).await,
+        Err(_) => cli_build(env, service, build, cluster, vars, scratch, on_line).await,
+    }
+}
+
+/// The build on the engine's API; k3d imports the image from that engine.
+async fn engine_build(
+    env: &str,
+    service: &str,
+    build: &Build,
+    cluster: Option<&Cluster>,
+    vars: &BTreeMap<String, String>,
+    docker: &bollard::Docker,
+    on_line: &mut (dyn FnMut(&str) + Send),
+) -> Result<String, KubeError> {
+    use crate::docker::build as dbuild;
+    let failed = |e: dbuild::BuildError| {
+        KubeError::new(
+            format!(
+                "cannot build the image of `{service}` (Dockerfile {}): {e}",
+                dockerfile(build).display()
+            ),
+            "the build output is in the service's logs (`devenv logs SERVICE`)",
+        )
+    };
+    let input = build.clone();
+    let plan = tokio::task::spawn_blocking(move || dbuild::plan(&input))
+        .await
+        .map_err(|e| KubeError::new(format!("reading the build context: {e}"), ""))?
+        .map_err(failed)?;
+    let image = dbuild::tag(env, service, &plan.hash);
+    if dbuild::exists(docker, &image).await {
+        on_line(&format!(
+            "image {image} is up to date (build context unchanged)"
+        ));
+    } else {
+        on_line(&format!("building {image} on the engine"));
+        let labels = std::collections::HashMap::from([(
+            crate::docker::LABEL_ENV.to_owned(),
+            env.to_owned(),
+        )]);
+        dbuild::build(docker, plan, build, &image, labels, on_line)
+            .await
+            .map_err(failed)?;
+    }
+    if let Some(cluster) = cluster.filter(|c| c.provider == ClusterProvider::K3d) {
+        k3d::import_images(
+            k3d::name(cluster),
+            std::slice::from_ref(&image),
+            vars,
+            on_line,
+        )
+        .await?;
+    }
+    Ok(image)
+}
+
+/// The build by a CLI on PATH, for machines without a reachable engine.
+async fn cli_build(
+    env: &str,
+    service: &str,
+    build: &Build,
+    cluster: Option<&Cluster>,
+    vars: &BTreeMap<String, String>,
+    scratch: &Scratch,
+    on_line: &mut (dyn FnMut(&str) + Send),
+) -> Result<String, KubeError> {
     let input = build.clone();
     let hash = tokio::task::spawn_blocking(move || content_hash(&input))
         .await
@@ -410,6 +484,87 @@ mod tests {
         assert_eq!(detect(&vars).await.unwrap().builder, Builder::Docker);
     }
 
+    /// `vars` with an engine address nothing answers at: the CLI builders' path.
+    fn no_engine(mut vars: BTreeMap<String, String>) -> BTreeMap<String, String> {
+        vars.insert(
+            "DOCKER_HOST".into(),
+            "unix:///nonexistent/devenv-test/docker.sock".into(),
+        );
+        vars
+    }
+
+    #[tokio::test]
+    #[ignore = "needs a Docker engine: CI runs the ignored set as root, dockerd started by scripts/install-test-tools.sh"]
+    async fn with_an_engine_its_api_builds_and_no_cli_is_needed() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = dir.path().join("web");
+        std::fs::create_dir_all(&ctx).unwrap();
+        // No base image to pull: `scratch` plus a file.
+        std::fs::write(
+            ctx.join("Dockerfile"),
+            "FROM scratch\nCOPY page.txt /page.txt\n",
+        )
+        .unwrap();
+        std::fs::write(
+            ctx.join("page.txt"),
+            format!("{:?}", std::time::SystemTime::now()),
+        )
+        .unwrap();
+        // An empty PATH: no docker, buildah or nerdctl to run.
+        let mut vars = BTreeMap::from([("PATH".to_owned(), String::new())]);
+        if let Ok(h) = std::env::var("DOCKER_HOST") {
+            vars.insert("DOCKER_HOST".into(), h);
+        }
+        let (_tmp, scratch) = scratch();
+        let env = format!("kbuild{}", std::process::id());
+        let mut lines = Vec::new();
+        let image = build_image(
+            &env,
+            "web",
+            &build(&ctx, None),
+            None,
+            &vars,
+            &scratch,
+            &mut |l| lines.push(l.to_owned()),
+        )
+        .await
+        .expect("built on the engine");
+        assert!(
+            image.starts_with(&format!("devenv.local/{env}-web:")),
+            "{image}"
+        );
+        assert!(lines.iter().any(|l| l.starts_with("Step 2/")), "{lines:?}");
+        let docker = crate::docker::connect(&vars).await.unwrap();
+        assert!(crate::docker::build::exists(&docker, &image).await);
+        // Unchanged: not built again.
+        lines.clear();
+        let again = build_image(
+            &env,
+            "web",
+            &build(&ctx, None),
+            None,
+            &vars,
+            &scratch,
+            &mut |l| lines.push(l.to_owned()),
+        )
+        .await
+        .unwrap();
+        assert_eq!(again, image);
+        assert_eq!(
+            lines,
+            [format!(
+                "image {image} is up to date (build context unchanged)"
+            )]
+        );
+        let _ = docker
+            .remove_image(
+                &image,
+                None::<bollard::query_parameters::RemoveImageOptions>,
+                None,
+            )
+            .await;
+    }
+
     #[tokio::test]
     async fn build_image_runs_the_builder_and_imports_into_k3d() {
         let dir = tempfile::tempdir().unwrap();
@@ -432,7 +587,7 @@ mod tests {
             "k3d",
             &format!("case \"$2\" in list) echo '[]' ;; *) {record} ;; esac"),
         );
-        let vars = path_vars(&bin);
+        let vars = no_engine(path_vars(&bin));
         let cluster = Cluster {
             provider: ClusterProvider::K3d,
             name: Some("shop-local".into()),
@@ -518,7 +673,7 @@ mod tests {
                 u = up.display()
             ),
         );
-        let vars = path_vars(&bin);
+        let vars = no_engine(path_vars(&bin));
         let cluster = Cluster {
             provider: ClusterProvider::K3d,
             name: Some("shop-local".into()),
