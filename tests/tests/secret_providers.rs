@@ -37,6 +37,8 @@ spec:
       type: external-secret
       provider: env
       keys: { ENV_TOKEN: MY_SHELL_TOKEN }
+    - name: inline
+      data: { INLINE_TOKEN: "${MY_INLINE_TOKEN}" }
     - name: from-dotenv
       provider: file
       path: ./secrets/dev.env
@@ -51,8 +53,8 @@ spec:
       timeoutSeconds: 10
   services:
     - name: app
-      command: [sh, -c, 'for v in ENV_TOKEN FILE_TOKEN DB_PASSWORD CMD_TOKEN; do printenv $v | tr -d "\n" > out-$v.txt; done; echo started; exec sleep 300']
-      secrets: [from-env, from-dotenv, from-json, from-command]
+      command: [sh, -c, 'for v in ENV_TOKEN INLINE_TOKEN FILE_TOKEN DB_PASSWORD CMD_TOKEN; do printenv $v | tr -d "\n" > out-$v.txt; done; echo started; exec sleep 300']
+      secrets: [from-env, inline, from-dotenv, from-json, from-command]
       readiness: { exec: { command: [test, -f, out-CMD_TOKEN.txt] } }
 "#;
 
@@ -72,23 +74,25 @@ fn every_provider_reaches_the_process_and_no_value_is_kept_or_shown() {
     let id = env.id.clone();
     let sentinels = [
         ("ENV_TOKEN", format!("env-sentinel-{id}")),
+        ("INLINE_TOKEN", format!("inline-sentinel-{id}")),
         ("FILE_TOKEN", format!("dotenv-sentinel-{id}")),
         ("DB_PASSWORD", format!("json-sentinel-{id}")),
         ("CMD_TOKEN", format!("command-sentinel-{id}")),
     ];
     env.set_var("MY_SHELL_TOKEN", &sentinels[0].1);
+    env.set_var("MY_INLINE_TOKEN", &sentinels[1].1);
     std::fs::create_dir_all(env.project.join("secrets")).unwrap();
     std::fs::write(
         env.project.join("secrets/dev.env"),
-        format!("# dev only\nFILE_TOKEN={}\n", sentinels[1].1),
+        format!("# dev only\nFILE_TOKEN={}\n", sentinels[2].1),
     )
     .unwrap();
     std::fs::write(
         env.project.join("secrets/db.json"),
-        format!(r#"{{"password": "{}", "user": "app"}}"#, sentinels[2].1),
+        format!(r#"{{"password": "{}", "user": "app"}}"#, sentinels[3].1),
     )
     .unwrap();
-    std::fs::write(env.project.join("token-store"), &sentinels[3].1).unwrap();
+    std::fs::write(env.project.join("token-store"), &sentinels[4].1).unwrap();
     std::fs::write(env.project.join("get-token.sh"), "cat token-store\n").unwrap();
     env.write_config(CONFIG);
 

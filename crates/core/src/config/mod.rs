@@ -231,6 +231,13 @@ fn load_tree(
         .cloned()
         .collect();
     interpolate::references_in(&tree, &mut referenced_vars);
+    // A variable only a secret's inline `data` names holds a secret: it is not
+    // recorded for a recovery (as an `env` provider's variables are not).
+    for name in secret_only_refs(&tree) {
+        if !name.starts_with("DEVENV_") {
+            referenced_vars.remove(&name);
+        }
+    }
     referenced_vars.extend(dotenv.refs.iter().cloned());
     let via_dotenv = show::dotenv_refs(&tree, process_vars, &dotenv);
     let vars = interpolate::Vars {
@@ -302,6 +309,26 @@ fn secret_values(tree: &yaml::Node) -> Vec<String> {
         }
     }
     out
+}
+
+/// The `${NAME}`s the secrets' inline `data` references and nothing else in the files.
+fn secret_only_refs(tree: &yaml::Node) -> std::collections::BTreeSet<String> {
+    let mut in_data = std::collections::BTreeSet::new();
+    let mut rest = tree.clone();
+    if let Some(yaml::Value::Seq(secrets)) = rest
+        .get_mut("spec")
+        .and_then(|s| s.get_mut("secrets"))
+        .map(|s| &mut s.value)
+    {
+        for data in secrets.iter_mut().filter_map(|s| s.get_mut("data")) {
+            interpolate::references_in(data, &mut in_data);
+            data.value = yaml::Value::Null;
+        }
+    }
+    let mut elsewhere = std::collections::BTreeSet::new();
+    interpolate::references_in(&rest, &mut elsewhere);
+    in_data.retain(|name| !elsewhere.contains(name));
+    in_data
 }
 
 /// Orders errors by position and makes sure no secret value leaks into one.

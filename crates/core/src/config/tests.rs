@@ -1405,3 +1405,19 @@ fn a_docker_volume_has_no_size_but_a_claim_or_a_tmpfs_has() {
     ));
     ok(&req(dir.path()));
 }
+
+#[test]
+fn a_variable_only_a_secrets_inline_data_names_is_not_referenced_for_recovery() {
+    let (dir, _) = project(&format!(
+        "{HEAD}spec:\n  secrets:\n    - name: db\n      data: {{ PASSWORD: \"${{DB_PASSWORD}}\", USER: \"${{DB_USER}}\" }}\n  services:\n    - name: api\n      command: run ${{DB_USER}}\n      secrets: [db]\n"
+    ));
+    let mut r = req(dir.path());
+    r.vars = [("DB_PASSWORD", "hunter2"), ("DB_USER", "app")]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let loaded = ok(&r);
+    let names: Vec<&str> = loaded.referenced_vars.iter().map(String::as_str).collect();
+    // DB_USER is also on a command line, so a recovery needs it; DB_PASSWORD is not kept.
+    assert_eq!(names, ["DB_USER"]);
+}
