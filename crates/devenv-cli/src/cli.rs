@@ -91,6 +91,9 @@ pub enum Command {
     /// Create, delete, list and check clusters (k3d, or one from your kubeconfig)
     #[command(subcommand)]
     Cluster(ClusterCommand),
+    /// Your persistent development pods on the environment's cluster (spec.workspaces)
+    #[command(subcommand)]
+    Workspace(WorkspaceCommand),
     /// Print the web dashboard's URL and open it in the browser
     Dashboard(DashboardArgs),
     /// Manage the devenvd daemon
@@ -104,7 +107,7 @@ pub enum Command {
 }
 
 /// `-f FILE` after the command name.
-#[derive(Debug, Args)]
+#[derive(Debug, Default, Args)]
 pub struct FileOpt {
     /// Use this config file instead of .devenv/config.yml
     #[arg(short = 'f', long = "file", value_name = "FILE")]
@@ -141,6 +144,7 @@ impl Command {
                 ClusterCommand::Create(a) | ClusterCommand::Delete(a) | ClusterCommand::Status(a),
             ) => a.file.file.take(),
             Command::Cluster(ClusterCommand::Ls) => None,
+            Command::Workspace(w) => w.file().file.take(),
             Command::Init(_)
             | Command::Ls
             | Command::Dashboard(_)
@@ -515,4 +519,93 @@ mod tests {
         }
         check(&super::Cli::command(), "devenv");
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WorkspaceCommand {
+    /// Create your workspace and wait until its pod is ready
+    Create(WorkspaceArgs),
+    /// Start a stopped workspace (its volumes are as they were)
+    Start(WorkspaceArgs),
+    /// Stop it: the pod goes, its volumes stay
+    Stop(WorkspaceArgs),
+    /// Delete it; its volumes stay unless --volumes
+    Delete(WorkspaceDeleteArgs),
+    /// Your workspaces (--all: every user's in the namespace)
+    Ls(WorkspaceLsArgs),
+    /// State, pod, volumes, and idle stop: the last activity and when it stops
+    Status(WorkspaceArgs),
+    /// Open a shell in the workspace
+    Shell(WorkspaceArgs),
+    /// Run a command in the workspace
+    Exec(WorkspaceExecArgs),
+    /// Forward a local port to one of its ports while this runs (LOCAL:REMOTE or PORT)
+    Forward(WorkspaceForwardArgs),
+}
+
+impl WorkspaceCommand {
+    pub fn file(&mut self) -> &mut FileOpt {
+        match self {
+            WorkspaceCommand::Create(a)
+            | WorkspaceCommand::Start(a)
+            | WorkspaceCommand::Stop(a)
+            | WorkspaceCommand::Status(a)
+            | WorkspaceCommand::Shell(a) => &mut a.file,
+            WorkspaceCommand::Delete(a) => &mut a.target.file,
+            WorkspaceCommand::Ls(a) => &mut a.file,
+            WorkspaceCommand::Exec(a) => &mut a.target.file,
+            WorkspaceCommand::Forward(a) => &mut a.target.file,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct WorkspaceArgs {
+    #[command(flatten)]
+    pub file: FileOpt,
+    /// The workspace (a name under spec.workspaces)
+    #[arg(value_name = "NAME")]
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkspaceDeleteArgs {
+    #[command(flatten)]
+    pub target: WorkspaceArgs,
+    /// Delete its volumes (workspace, history, config, ...) too
+    #[arg(long)]
+    pub volumes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkspaceLsArgs {
+    #[command(flatten)]
+    pub file: FileOpt,
+    /// Every user's workspaces of the environment, not only yours
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkspaceExecArgs {
+    #[command(flatten)]
+    pub target: WorkspaceArgs,
+    /// Pass stdin to the command
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Allocate a terminal (raw mode here, window size passed on)
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// The command and its arguments, after `--`
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkspaceForwardArgs {
+    #[command(flatten)]
+    pub target: WorkspaceArgs,
+    /// LOCAL:REMOTE, or PORT for the same on both sides (LOCAL 0: a free port)
+    #[arg(value_name = "PORTS")]
+    pub ports: String,
 }

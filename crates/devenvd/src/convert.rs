@@ -5,7 +5,9 @@ use std::time::SystemTime;
 
 use devenv_api::pb;
 use devenv_core::config::{ConfigError, ConfigErrors, Environment};
-use devenv_core::engine::{ClusterError, EngineError, ExecError, ProjectRef, ScaleError};
+use devenv_core::engine::{
+    ClusterError, EngineError, ExecError, ProjectRef, ScaleError, WorkspaceError,
+};
 use devenv_core::kube::forward::{ForwardState, ForwardStatus};
 use devenv_core::logs::{level, Level, LogLine, Missed, Stream};
 use devenv_core::status::{ServiceState, ServiceStatus};
@@ -100,6 +102,18 @@ pub fn status(e: EngineError) -> Status {
             } => tonic::Code::FailedPrecondition,
             ExecError::Docker { .. } => tonic::Code::Unknown,
             ExecError::Pty(_) => tonic::Code::Internal,
+        },
+        EngineError::Workspace(w) => match w {
+            WorkspaceError::Unknown { .. } | WorkspaceError::NoSuchPort { .. } => {
+                tonic::Code::InvalidArgument
+            }
+            WorkspaceError::Absent { .. } => tonic::Code::NotFound,
+            WorkspaceError::Exists { .. } => tonic::Code::AlreadyExists,
+            WorkspaceError::Stopped { .. } => tonic::Code::FailedPrecondition,
+            WorkspaceError::Forward(_) => tonic::Code::FailedPrecondition,
+            WorkspaceError::NotReady { .. }
+            | WorkspaceError::Secrets { .. }
+            | WorkspaceError::Kube { .. } => tonic::Code::Unknown,
         },
         EngineError::State(_) | EngineError::Guardian(_) | EngineError::Scratch { .. } => {
             tonic::Code::Internal

@@ -94,6 +94,9 @@ pub async fn run(args: Args, activation_fds: i32) -> anyhow::Result<()> {
         engine: engine.clone(),
     });
     let clusters = Arc::new(rpc::cluster::Clusters::new(engine.clone()));
+    let workspaces = Arc::new(rpc::workspace::Workspaces {
+        engine: engine.clone(),
+    });
     use pb::cluster_service_server::ClusterServiceServer;
     use pb::daemon_service_server::DaemonServiceServer;
     use pb::environment_service_server::EnvironmentServiceServer;
@@ -101,6 +104,7 @@ pub async fn run(args: Args, activation_fds: i32) -> anyhow::Result<()> {
     use pb::log_service_server::LogServiceServer;
     use pb::service_service_server::ServiceServiceServer;
     use pb::sync_service_server::SyncServiceServer;
+    use pb::workspace_service_server::WorkspaceServiceServer;
     health
         .set_serving::<DaemonServiceServer<rpc::daemon::Daemon>>()
         .await;
@@ -122,6 +126,9 @@ pub async fn run(args: Args, activation_fds: i32) -> anyhow::Result<()> {
     health
         .set_serving::<SyncServiceServer<rpc::sync::Syncs>>()
         .await;
+    health
+        .set_serving::<WorkspaceServiceServer<rpc::workspace::Workspaces>>()
+        .await;
 
     let router = Server::builder()
         .layer(rpc::span::RpcSpanLayer)
@@ -134,7 +141,8 @@ pub async fn run(args: Args, activation_fds: i32) -> anyhow::Result<()> {
         .add_service(LogServiceServer::from_arc(logs.clone()))
         .add_service(ForwardServiceServer::from_arc(forwards.clone()))
         .add_service(SyncServiceServer::from_arc(syncs.clone()))
-        .add_service(ClusterServiceServer::from_arc(clusters.clone()));
+        .add_service(ClusterServiceServer::from_arc(clusters.clone()))
+        .add_service(WorkspaceServiceServer::from_arc(workspaces));
 
     // The dashboard: every devenv.v1 service, but of DaemonService only Version
     // (Dashboard hands out the token and Shutdown stops everything: socket only).

@@ -46,6 +46,9 @@ pub enum EngineError {
     /// `exec` could not start the command in the service.
     #[error(transparent)]
     Exec(#[from] super::exec::ExecError),
+    /// A `workspace` command could not be done.
+    #[error(transparent)]
+    Workspace(#[from] super::workspace::WorkspaceError),
 }
 
 /// Services a request named that the config does not have; lists the known ones.

@@ -26,6 +26,7 @@ mod supervisor;
 mod testing;
 mod tfrun;
 mod up;
+mod workspace;
 
 pub use cluster::{ClusterError, ClusterInfo, ClusterReport};
 pub use dev::DevSession;
@@ -37,6 +38,9 @@ pub use recovery::RECOVERED;
 pub use routes::{local_port, Route};
 pub use runtime::LiveEnv;
 pub use up::{UpEvent, UpOptions};
+pub use workspace::{
+    Signal as WorkspaceSignal, WorkspaceError, WorkspaceForward, WorkspaceInfo, WorkspaceState,
+};
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -111,6 +115,8 @@ pub struct Engine {
     flusher: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// One cluster create/delete at a time: two k3d runs on one cluster name race.
     cluster_ops: tokio::sync::Mutex<()>,
+    /// What this daemon has seen of workspaces' use (idle stop).
+    workspaces: workspace::Book,
 }
 
 impl Engine {
@@ -152,6 +158,7 @@ impl Engine {
             closing: CancellationToken::new(),
             flusher: Mutex::default(),
             cluster_ops: tokio::sync::Mutex::new(()),
+            workspaces: Default::default(),
         };
         engine.recover()?;
         engine.restore_dev_workloads();

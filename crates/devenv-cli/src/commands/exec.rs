@@ -26,6 +26,24 @@ pub async fn exec(ctx: &Ctx, args: ExecArgs) -> Result {
     run(ctx, args.target, args.command, args.interactive, args.tty).await
 }
 
+/// `devenv workspace exec|shell`: the same stream, into a workspace.
+pub async fn in_workspace(
+    ctx: &Ctx,
+    workspace: String,
+    command: Vec<String>,
+    interactive: bool,
+    tty: Option<bool>,
+) -> Result {
+    let target = ExecTarget {
+        file: Default::default(),
+        service: String::new(),
+        container: None,
+        pod: None,
+    };
+    let tty = tty.unwrap_or_else(|| std::io::stdin().is_terminal());
+    start(ctx, target, Some(workspace), command, interactive, tty).await
+}
+
 /// A shell: interactive, with a terminal when stdin is one (as `docker exec -it`).
 pub async fn shell(ctx: &Ctx, args: ShellArgs) -> Result {
     let tty = std::io::stdin().is_terminal();
@@ -35,6 +53,17 @@ pub async fn shell(ctx: &Ctx, args: ShellArgs) -> Result {
 async fn run(
     ctx: &Ctx,
     target: ExecTarget,
+    command: Vec<String>,
+    interactive: bool,
+    tty: bool,
+) -> Result {
+    start(ctx, target, None, command, interactive, tty).await
+}
+
+async fn start(
+    ctx: &Ctx,
+    target: ExecTarget,
+    workspace: Option<String>,
     command: Vec<String>,
     interactive: bool,
     tty: bool,
@@ -51,6 +80,7 @@ async fn run(
         container: target.container.unwrap_or_default(),
         pod: target.pod.unwrap_or_default(),
         size,
+        workspace: workspace.unwrap_or_default(),
     };
     let (tx, rx) = mpsc::channel(QUEUE);
     tx.send(input(Input::Start(start)))

@@ -20,6 +20,7 @@ mod stop;
 mod sync;
 mod up;
 mod validate;
+mod workspace;
 
 use crate::cli::{Command, ConfigCommand, ForwardCommand, SyncCommand};
 use crate::context::Ctx;
@@ -46,6 +47,7 @@ pub async fn dispatch(command: Command, ctx: &Ctx) -> Result {
         Command::Sync(SyncCommand::Status(_)) => sync::status(ctx).await,
         Command::Sync(SyncCommand::Verify(args)) => sync::verify(ctx, args).await,
         Command::Cluster(cmd) => cluster::run(ctx, cmd).await,
+        Command::Workspace(cmd) => workspace::run(ctx, cmd).await,
         Command::Dashboard(args) => dashboard::run(ctx, args).await,
         Command::Daemon(cmd) => daemon::run(ctx, cmd).await,
         Command::Plugin(argv) => crate::plugins::run(ctx, argv),

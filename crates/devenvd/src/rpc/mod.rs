@@ -8,6 +8,7 @@ pub mod logs;
 pub mod service;
 pub mod span;
 pub mod sync;
+pub mod workspace;
 
 use std::pin::Pin;
 

@@ -167,11 +167,14 @@ impl ServiceService for Services {
                 "the first message of Exec must be an ExecStart",
             ));
         };
-        if start.service.is_empty() {
-            return Err(Status::invalid_argument("name the service to exec into"));
+        if start.service.is_empty() && start.workspace.is_empty() {
+            return Err(Status::invalid_argument(
+                "name the service (or workspace) to exec into",
+            ));
         }
         let env = convert::env_request(&self.engine, start.environment)?;
         super::record(&env, std::slice::from_ref(&start.service));
+        let workspace = start.workspace;
         let spec = ExecSpec {
             service: start.service,
             command: start.command,
@@ -181,11 +184,12 @@ impl ServiceService for Services {
             pod: (!start.pod.is_empty()).then_some(start.pod),
             size: start.size.map(term_size),
         };
-        let session = self
-            .engine
-            .exec(&env, spec)
-            .await
-            .map_err(convert::status)?;
+        let session = if workspace.is_empty() {
+            self.engine.exec(&env, spec).await
+        } else {
+            self.engine.workspace_exec(&env, &workspace, spec).await
+        }
+        .map_err(convert::status)?;
         let input = session.input;
         // Ends with the client's stream or with the session (its input dropped).
         tokio::spawn(async move {

@@ -12,7 +12,7 @@
 
 mod container;
 mod local;
-mod pod;
+pub(super) mod pod;
 mod pty;
 
 use std::collections::BTreeMap;
@@ -29,9 +29,9 @@ pub const CHUNK: usize = 32 * 1024;
 /// Largest stdin message a client may send.
 pub const STDIN_MAX: usize = 64 * 1024;
 /// Output chunks queued for the client before the command's reads wait.
-const OUTPUT_QUEUE: usize = 16;
+pub(super) const OUTPUT_QUEUE: usize = 16;
 /// Input messages queued for the command before the client's sends wait.
-const INPUT_QUEUE: usize = 16;
+pub(super) const INPUT_QUEUE: usize = 16;
 
 /// What to run where.
 #[derive(Debug, Clone, Default)]
@@ -161,7 +161,7 @@ pub fn exit_code(status: std::process::ExitStatus) -> i32 {
 }
 
 /// The shell `devenv shell` runs: the client's `$SHELL`, else sh.
-fn shell_of(vars: &BTreeMap<String, String>) -> String {
+pub(super) fn shell_of(vars: &BTreeMap<String, String>) -> String {
     vars.get("SHELL")
         .filter(|s| !s.is_empty())
         .cloned()
@@ -304,11 +304,11 @@ impl Engine {
 }
 
 /// A session's ends, as its task holds them.
-struct Io {
-    input: mpsc::Receiver<ExecInput>,
-    output: mpsc::Sender<ExecOutput>,
+pub(super) struct Io {
+    pub(super) input: mpsc::Receiver<ExecInput>,
+    pub(super) output: mpsc::Sender<ExecOutput>,
     /// The daemon is shutting down.
-    closing: tokio_util::sync::CancellationToken,
+    pub(super) closing: tokio_util::sync::CancellationToken,
 }
 
 /// The terminal's end-of-file character (Ctrl-D), sent on end of input in a tty.

@@ -14,14 +14,14 @@ use crate::kube::ClusterConn;
 /// After the command ended, how long its output may take to arrive.
 const DRAIN: Duration = Duration::from_secs(2);
 
-pub(super) struct PodRun {
+pub(in crate::engine) struct PodRun {
     exec: PodExec,
     spec: ExecSpec,
 }
 
 /// Finds the pod (among `pods`, the service's: `Shared::pod_sets`) and container
 /// and starts the command (`shell`: that shell if the image has it, else sh).
-pub(super) async fn open(
+pub(in crate::engine) async fn open(
     conn: &ClusterConn,
     pods: Vec<PodSet>,
     service: &str,
@@ -70,7 +70,7 @@ pub(super) async fn open(
 }
 
 impl PodRun {
-    pub(super) async fn drive(self, io: Io) {
+    pub(in crate::engine) async fn drive(self, io: Io) {
         let Io {
             input,
             output,

@@ -694,6 +694,14 @@ export interface ExecStart {
      * @generated from protobuf field: devenv.v1.TerminalSize size = 8
      */
     size?: TerminalSize;
+    /**
+     * Set instead of `service`: run in this workspace of the environment (the client's
+     * user's own; `devenv workspace shell|exec`). A stopped workspace is not started:
+     * FAILED_PRECONDITION says to run `devenv workspace start`.
+     *
+     * @generated from protobuf field: string workspace = 9
+     */
+    workspace: string;
 }
 /**
  * @generated from protobuf message devenv.v1.ExecInput
@@ -1367,6 +1375,197 @@ export interface ClusterListResponse {
      * @generated from protobuf field: repeated devenv.v1.ClusterInfo clusters = 1
      */
     clusters: ClusterInfo[];
+}
+/**
+ * @generated from protobuf message devenv.v1.WorkspaceRequest
+ */
+export interface WorkspaceRequest {
+    /**
+     * @generated from protobuf field: devenv.v1.EnvironmentRef environment = 1
+     */
+    environment?: EnvironmentRef;
+    /**
+     * @generated from protobuf field: string name = 2
+     */
+    name: string;
+}
+/**
+ * @generated from protobuf message devenv.v1.WorkspaceDeleteRequest
+ */
+export interface WorkspaceDeleteRequest {
+    /**
+     * @generated from protobuf field: devenv.v1.EnvironmentRef environment = 1
+     */
+    environment?: EnvironmentRef;
+    /**
+     * @generated from protobuf field: string name = 2
+     */
+    name: string;
+    /**
+     * Delete its volumes (PersistentVolumeClaims) too.
+     *
+     * @generated from protobuf field: bool volumes = 3
+     */
+    volumes: boolean;
+}
+/**
+ * @generated from protobuf message devenv.v1.WorkspaceDeleteResponse
+ */
+export interface WorkspaceDeleteResponse {
+    /**
+     * The claims left in place (none with `volumes`).
+     *
+     * @generated from protobuf field: repeated string kept_volumes = 1
+     */
+    keptVolumes: string[];
+}
+/**
+ * @generated from protobuf message devenv.v1.WorkspaceListRequest
+ */
+export interface WorkspaceListRequest {
+    /**
+     * @generated from protobuf field: devenv.v1.EnvironmentRef environment = 1
+     */
+    environment?: EnvironmentRef;
+    /**
+     * Every user's workspaces of the environment (an admin's view), not only one's own.
+     *
+     * @generated from protobuf field: bool all = 2
+     */
+    all: boolean;
+}
+/**
+ * @generated from protobuf message devenv.v1.WorkspaceListResponse
+ */
+export interface WorkspaceListResponse {
+    /**
+     * @generated from protobuf field: repeated devenv.v1.WorkspaceStatus workspaces = 1
+     */
+    workspaces: WorkspaceStatus[];
+}
+/**
+ * @generated from protobuf message devenv.v1.WorkspaceStatus
+ */
+export interface WorkspaceStatus {
+    /**
+     * @generated from protobuf field: string name = 1
+     */
+    name: string;
+    /**
+     * @generated from protobuf field: string owner = 2
+     */
+    owner: string;
+    /**
+     * @generated from protobuf field: string namespace = 3
+     */
+    namespace: string;
+    /**
+     * absent (configured, not created) | stopped | starting | running
+     *
+     * @generated from protobuf field: string state = 4
+     */
+    state: string;
+    /**
+     * The pod's name when there is one.
+     *
+     * @generated from protobuf field: string pod = 5
+     */
+    pod: string;
+    /**
+     * @generated from protobuf field: bool ready = 6
+     */
+    ready: boolean;
+    /**
+     * @generated from protobuf field: repeated uint32 ports = 7
+     */
+    ports: number[];
+    /**
+     * 0: never stopped for idleness.
+     *
+     * @generated from protobuf field: uint64 idle_timeout_seconds = 8
+     */
+    idleTimeoutSeconds: number;
+    /**
+     * The signal that last saw activity: created, started, shell, port-forward, cpu
+     * (empty when this daemon has seen none).
+     *
+     * @generated from protobuf field: string last_activity = 9
+     */
+    lastActivity: string;
+    /**
+     * @generated from protobuf field: google.protobuf.Timestamp last_activity_at = 10
+     */
+    lastActivityAt?: Timestamp;
+    /**
+     * When the idle stop will happen if nothing happens (unset: not scheduled).
+     *
+     * @generated from protobuf field: google.protobuf.Timestamp stops_at = 11
+     */
+    stopsAt?: Timestamp;
+    /**
+     * Shells and execs open now (the workspace is never stopped while one is).
+     *
+     * @generated from protobuf field: uint32 open_sessions = 12
+     */
+    openSessions: number;
+    /**
+     * A sentence on idle stop: why it will not stop now, or that it was stopped idle.
+     *
+     * @generated from protobuf field: string idle = 13
+     */
+    idle: string;
+    /**
+     * Its claims, `name=size`.
+     *
+     * @generated from protobuf field: repeated string volumes = 14
+     */
+    volumes: string[];
+    /**
+     * What the CPU signal is: the pod's usage from metrics.k8s.io, or why it is missing.
+     *
+     * @generated from protobuf field: string cpu = 15
+     */
+    cpu: string;
+}
+/**
+ * @generated from protobuf message devenv.v1.WorkspaceForwardRequest
+ */
+export interface WorkspaceForwardRequest {
+    /**
+     * @generated from protobuf field: devenv.v1.EnvironmentRef environment = 1
+     */
+    environment?: EnvironmentRef;
+    /**
+     * @generated from protobuf field: string name = 2
+     */
+    name: string;
+    /**
+     * 0: a free port.
+     *
+     * @generated from protobuf field: uint32 local_port = 3
+     */
+    localPort: number;
+    /**
+     * @generated from protobuf field: uint32 remote_port = 4
+     */
+    remotePort: number;
+}
+/**
+ * @generated from protobuf message devenv.v1.WorkspaceForwardEvent
+ */
+export interface WorkspaceForwardEvent {
+    /**
+     * @generated from protobuf field: uint32 local_port = 1
+     */
+    localPort: number;
+    /**
+     * @generated from protobuf field: uint32 remote_port = 2
+     */
+    remotePort: number;
+    /**
+     * @generated from protobuf field: string pod = 3
+     */
+    pod: string;
 }
 /**
  * @generated from protobuf enum devenv.v1.ServiceState
@@ -3405,7 +3604,8 @@ class ExecStart$Type extends MessageType<ExecStart> {
             { no: 5, name: "stdin", kind: "scalar", T: 8 /*ScalarType.BOOL*/ },
             { no: 6, name: "container", kind: "scalar", T: 9 /*ScalarType.STRING*/ },
             { no: 7, name: "pod", kind: "scalar", T: 9 /*ScalarType.STRING*/ },
-            { no: 8, name: "size", kind: "message", T: () => TerminalSize }
+            { no: 8, name: "size", kind: "message", T: () => TerminalSize },
+            { no: 9, name: "workspace", kind: "scalar", T: 9 /*ScalarType.STRING*/ }
         ]);
     }
     create(value?: PartialMessage<ExecStart>): ExecStart {
@@ -3416,6 +3616,7 @@ class ExecStart$Type extends MessageType<ExecStart> {
         message.stdin = false;
         message.container = "";
         message.pod = "";
+        message.workspace = "";
         if (value !== undefined)
             reflectionMergePartial<ExecStart>(this, message, value);
         return message;
@@ -3448,6 +3649,9 @@ class ExecStart$Type extends MessageType<ExecStart> {
                     break;
                 case /* devenv.v1.TerminalSize size */ 8:
                     message.size = TerminalSize.internalBinaryRead(reader, reader.uint32(), options, message.size);
+                    break;
+                case /* string workspace */ 9:
+                    message.workspace = reader.string();
                     break;
                 default:
                     let u = options.readUnknownField;
@@ -3485,6 +3689,9 @@ class ExecStart$Type extends MessageType<ExecStart> {
         /* devenv.v1.TerminalSize size = 8; */
         if (message.size)
             TerminalSize.internalBinaryWrite(message.size, writer.tag(8, WireType.LengthDelimited).fork(), options).join();
+        /* string workspace = 9; */
+        if (message.workspace !== "")
+            writer.tag(9, WireType.LengthDelimited).string(message.workspace);
         let u = options.writeUnknownFields;
         if (u !== false)
             (u == true ? UnknownFieldHandler.onWrite : u)(this.typeName, message, writer);
@@ -5478,6 +5685,568 @@ class ClusterListResponse$Type extends MessageType<ClusterListResponse> {
  * @generated MessageType for protobuf message devenv.v1.ClusterListResponse
  */
 export const ClusterListResponse = new ClusterListResponse$Type();
+// @generated message type with reflection information, may provide speed optimized methods
+class WorkspaceRequest$Type extends MessageType<WorkspaceRequest> {
+    constructor() {
+        super("devenv.v1.WorkspaceRequest", [
+            { no: 1, name: "environment", kind: "message", T: () => EnvironmentRef },
+            { no: 2, name: "name", kind: "scalar", T: 9 /*ScalarType.STRING*/ }
+        ]);
+    }
+    create(value?: PartialMessage<WorkspaceRequest>): WorkspaceRequest {
+        const message = globalThis.Object.create((this.messagePrototype!));
+        message.name = "";
+        if (value !== undefined)
+            reflectionMergePartial<WorkspaceRequest>(this, message, value);
+        return message;
+    }
+    internalBinaryRead(reader: IBinaryReader, length: number, options: BinaryReadOptions, target?: WorkspaceRequest): WorkspaceRequest {
+        let message = target ?? this.create(), end = reader.pos + length;
+        while (reader.pos < end) {
+            let [fieldNo, wireType] = reader.tag();
+            switch (fieldNo) {
+                case /* devenv.v1.EnvironmentRef environment */ 1:
+                    message.environment = EnvironmentRef.internalBinaryRead(reader, reader.uint32(), options, message.environment);
+                    break;
+                case /* string name */ 2:
+                    message.name = reader.string();
+                    break;
+                default:
+                    let u = options.readUnknownField;
+                    if (u === "throw")
+                        throw new globalThis.Error(`Unknown field ${fieldNo} (wire type ${wireType}) for ${this.typeName}`);
+                    let d = reader.skip(wireType);
+                    if (u !== false)
+                        (u === true ? UnknownFieldHandler.onRead : u)(this.typeName, message, fieldNo, wireType, d);
+            }
+        }
+        return message;
+    }
+    internalBinaryWrite(message: WorkspaceRequest, writer: IBinaryWriter, options: BinaryWriteOptions): IBinaryWriter {
+        /* devenv.v1.EnvironmentRef environment = 1; */
+        if (message.environment)
+            EnvironmentRef.internalBinaryWrite(message.environment, writer.tag(1, WireType.LengthDelimited).fork(), options).join();
+        /* string name = 2; */
+        if (message.name !== "")
+            writer.tag(2, WireType.LengthDelimited).string(message.name);
+        let u = options.writeUnknownFields;
+        if (u !== false)
+            (u == true ? UnknownFieldHandler.onWrite : u)(this.typeName, message, writer);
+        return writer;
+    }
+}
+/**
+ * @generated MessageType for protobuf message devenv.v1.WorkspaceRequest
+ */
+export const WorkspaceRequest = new WorkspaceRequest$Type();
+// @generated message type with reflection information, may provide speed optimized methods
+class WorkspaceDeleteRequest$Type extends MessageType<WorkspaceDeleteRequest> {
+    constructor() {
+        super("devenv.v1.WorkspaceDeleteRequest", [
+            { no: 1, name: "environment", kind: "message", T: () => EnvironmentRef },
+            { no: 2, name: "name", kind: "scalar", T: 9 /*ScalarType.STRING*/ },
+            { no: 3, name: "volumes", kind: "scalar", T: 8 /*ScalarType.BOOL*/ }
+        ]);
+    }
+    create(value?: PartialMessage<WorkspaceDeleteRequest>): WorkspaceDeleteRequest {
+        const message = globalThis.Object.create((this.messagePrototype!));
+        message.name = "";
+        message.volumes = false;
+        if (value !== undefined)
+            reflectionMergePartial<WorkspaceDeleteRequest>(this, message, value);
+        return message;
+    }
+    internalBinaryRead(reader: IBinaryReader, length: number, options: BinaryReadOptions, target?: WorkspaceDeleteRequest): WorkspaceDeleteRequest {
+        let message = target ?? this.create(), end = reader.pos + length;
+        while (reader.pos < end) {
+            let [fieldNo, wireType] = reader.tag();
+            switch (fieldNo) {
+                case /* devenv.v1.EnvironmentRef environment */ 1:
+                    message.environment = EnvironmentRef.internalBinaryRead(reader, reader.uint32(), options, message.environment);
+                    break;
+                case /* string name */ 2:
+                    message.name = reader.string();
+                    break;
+                case /* bool volumes */ 3:
+                    message.volumes = reader.bool();
+                    break;
+                default:
+                    let u = options.readUnknownField;
+                    if (u === "throw")
+                        throw new globalThis.Error(`Unknown field ${fieldNo} (wire type ${wireType}) for ${this.typeName}`);
+                    let d = reader.skip(wireType);
+                    if (u !== false)
+                        (u === true ? UnknownFieldHandler.onRead : u)(this.typeName, message, fieldNo, wireType, d);
+            }
+        }
+        return message;
+    }
+    internalBinaryWrite(message: WorkspaceDeleteRequest, writer: IBinaryWriter, options: BinaryWriteOptions): IBinaryWriter {
+        /* devenv.v1.EnvironmentRef environment = 1; */
+        if (message.environment)
+            EnvironmentRef.internalBinaryWrite(message.environment, writer.tag(1, WireType.LengthDelimited).fork(), options).join();
+        /* string name = 2; */
+        if (message.name !== "")
+            writer.tag(2, WireType.LengthDelimited).string(message.name);
+        /* bool volumes = 3; */
+        if (message.volumes !== false)
+            writer.tag(3, WireType.Varint).bool(message.volumes);
+        let u = options.writeUnknownFields;
+        if (u !== false)
+            (u == true ? UnknownFieldHandler.onWrite : u)(this.typeName, message, writer);
+        return writer;
+    }
+}
+/**
+ * @generated MessageType for protobuf message devenv.v1.WorkspaceDeleteRequest
+ */
+export const WorkspaceDeleteRequest = new WorkspaceDeleteRequest$Type();
+// @generated message type with reflection information, may provide speed optimized methods
+class WorkspaceDeleteResponse$Type extends MessageType<WorkspaceDeleteResponse> {
+    constructor() {
+        super("devenv.v1.WorkspaceDeleteResponse", [
+            { no: 1, name: "kept_volumes", kind: "scalar", repeat: 2 /*RepeatType.UNPACKED*/, T: 9 /*ScalarType.STRING*/ }
+        ]);
+    }
+    create(value?: PartialMessage<WorkspaceDeleteResponse>): WorkspaceDeleteResponse {
+        const message = globalThis.Object.create((this.messagePrototype!));
+        message.keptVolumes = [];
+        if (value !== undefined)
+            reflectionMergePartial<WorkspaceDeleteResponse>(this, message, value);
+        return message;
+    }
+    internalBinaryRead(reader: IBinaryReader, length: number, options: BinaryReadOptions, target?: WorkspaceDeleteResponse): WorkspaceDeleteResponse {
+        let message = target ?? this.create(), end = reader.pos + length;
+        while (reader.pos < end) {
+            let [fieldNo, wireType] = reader.tag();
+            switch (fieldNo) {
+                case /* repeated string kept_volumes */ 1:
+                    message.keptVolumes.push(reader.string());
+                    break;
+                default:
+                    let u = options.readUnknownField;
+                    if (u === "throw")
+                        throw new globalThis.Error(`Unknown field ${fieldNo} (wire type ${wireType}) for ${this.typeName}`);
+                    let d = reader.skip(wireType);
+                    if (u !== false)
+                        (u === true ? UnknownFieldHandler.onRead : u)(this.typeName, message, fieldNo, wireType, d);
+            }
+        }
+        return message;
+    }
+    internalBinaryWrite(message: WorkspaceDeleteResponse, writer: IBinaryWriter, options: BinaryWriteOptions): IBinaryWriter {
+        /* repeated string kept_volumes = 1; */
+        for (let i = 0; i < message.keptVolumes.length; i++)
+            writer.tag(1, WireType.LengthDelimited).string(message.keptVolumes[i]);
+        let u = options.writeUnknownFields;
+        if (u !== false)
+            (u == true ? UnknownFieldHandler.onWrite : u)(this.typeName, message, writer);
+        return writer;
+    }
+}
+/**
+ * @generated MessageType for protobuf message devenv.v1.WorkspaceDeleteResponse
+ */
+export const WorkspaceDeleteResponse = new WorkspaceDeleteResponse$Type();
+// @generated message type with reflection information, may provide speed optimized methods
+class WorkspaceListRequest$Type extends MessageType<WorkspaceListRequest> {
+    constructor() {
+        super("devenv.v1.WorkspaceListRequest", [
+            { no: 1, name: "environment", kind: "message", T: () => EnvironmentRef },
+            { no: 2, name: "all", kind: "scalar", T: 8 /*ScalarType.BOOL*/ }
+        ]);
+    }
+    create(value?: PartialMessage<WorkspaceListRequest>): WorkspaceListRequest {
+        const message = globalThis.Object.create((this.messagePrototype!));
+        message.all = false;
+        if (value !== undefined)
+            reflectionMergePartial<WorkspaceListRequest>(this, message, value);
+        return message;
+    }
+    internalBinaryRead(reader: IBinaryReader, length: number, options: BinaryReadOptions, target?: WorkspaceListRequest): WorkspaceListRequest {
+        let message = target ?? this.create(), end = reader.pos + length;
+        while (reader.pos < end) {
+            let [fieldNo, wireType] = reader.tag();
+            switch (fieldNo) {
+                case /* devenv.v1.EnvironmentRef environment */ 1:
+                    message.environment = EnvironmentRef.internalBinaryRead(reader, reader.uint32(), options, message.environment);
+                    break;
+                case /* bool all */ 2:
+                    message.all = reader.bool();
+                    break;
+                default:
+                    let u = options.readUnknownField;
+                    if (u === "throw")
+                        throw new globalThis.Error(`Unknown field ${fieldNo} (wire type ${wireType}) for ${this.typeName}`);
+                    let d = reader.skip(wireType);
+                    if (u !== false)
+                        (u === true ? UnknownFieldHandler.onRead : u)(this.typeName, message, fieldNo, wireType, d);
+            }
+        }
+        return message;
+    }
+    internalBinaryWrite(message: WorkspaceListRequest, writer: IBinaryWriter, options: BinaryWriteOptions): IBinaryWriter {
+        /* devenv.v1.EnvironmentRef environment = 1; */
+        if (message.environment)
+            EnvironmentRef.internalBinaryWrite(message.environment, writer.tag(1, WireType.LengthDelimited).fork(), options).join();
+        /* bool all = 2; */
+        if (message.all !== false)
+            writer.tag(2, WireType.Varint).bool(message.all);
+        let u = options.writeUnknownFields;
+        if (u !== false)
+            (u == true ? UnknownFieldHandler.onWrite : u)(this.typeName, message, writer);
+        return writer;
+    }
+}
+/**
+ * @generated MessageType for protobuf message devenv.v1.WorkspaceListRequest
+ */
+export const WorkspaceListRequest = new WorkspaceListRequest$Type();
+// @generated message type with reflection information, may provide speed optimized methods
+class WorkspaceListResponse$Type extends MessageType<WorkspaceListResponse> {
+    constructor() {
+        super("devenv.v1.WorkspaceListResponse", [
+            { no: 1, name: "workspaces", kind: "message", repeat: 2 /*RepeatType.UNPACKED*/, T: () => WorkspaceStatus }
+        ]);
+    }
+    create(value?: PartialMessage<WorkspaceListResponse>): WorkspaceListResponse {
+        const message = globalThis.Object.create((this.messagePrototype!));
+        message.workspaces = [];
+        if (value !== undefined)
+            reflectionMergePartial<WorkspaceListResponse>(this, message, value);
+        return message;
+    }
+    internalBinaryRead(reader: IBinaryReader, length: number, options: BinaryReadOptions, target?: WorkspaceListResponse): WorkspaceListResponse {
+        let message = target ?? this.create(), end = reader.pos + length;
+        while (reader.pos < end) {
+            let [fieldNo, wireType] = reader.tag();
+            switch (fieldNo) {
+                case /* repeated devenv.v1.WorkspaceStatus workspaces */ 1:
+                    message.workspaces.push(WorkspaceStatus.internalBinaryRead(reader, reader.uint32(), options));
+                    break;
+                default:
+                    let u = options.readUnknownField;
+                    if (u === "throw")
+                        throw new globalThis.Error(`Unknown field ${fieldNo} (wire type ${wireType}) for ${this.typeName}`);
+                    let d = reader.skip(wireType);
+                    if (u !== false)
+                        (u === true ? UnknownFieldHandler.onRead : u)(this.typeName, message, fieldNo, wireType, d);
+            }
+        }
+        return message;
+    }
+    internalBinaryWrite(message: WorkspaceListResponse, writer: IBinaryWriter, options: BinaryWriteOptions): IBinaryWriter {
+        /* repeated devenv.v1.WorkspaceStatus workspaces = 1; */
+        for (let i = 0; i < message.workspaces.length; i++)
+            WorkspaceStatus.internalBinaryWrite(message.workspaces[i], writer.tag(1, WireType.LengthDelimited).fork(), options).join();
+        let u = options.writeUnknownFields;
+        if (u !== false)
+            (u == true ? UnknownFieldHandler.onWrite : u)(this.typeName, message, writer);
+        return writer;
+    }
+}
+/**
+ * @generated MessageType for protobuf message devenv.v1.WorkspaceListResponse
+ */
+export const WorkspaceListResponse = new WorkspaceListResponse$Type();
+// @generated message type with reflection information, may provide speed optimized methods
+class WorkspaceStatus$Type extends MessageType<WorkspaceStatus> {
+    constructor() {
+        super("devenv.v1.WorkspaceStatus", [
+            { no: 1, name: "name", kind: "scalar", T: 9 /*ScalarType.STRING*/ },
+            { no: 2, name: "owner", kind: "scalar", T: 9 /*ScalarType.STRING*/ },
+            { no: 3, name: "namespace", kind: "scalar", T: 9 /*ScalarType.STRING*/ },
+            { no: 4, name: "state", kind: "scalar", T: 9 /*ScalarType.STRING*/ },
+            { no: 5, name: "pod", kind: "scalar", T: 9 /*ScalarType.STRING*/ },
+            { no: 6, name: "ready", kind: "scalar", T: 8 /*ScalarType.BOOL*/ },
+            { no: 7, name: "ports", kind: "scalar", repeat: 1 /*RepeatType.PACKED*/, T: 13 /*ScalarType.UINT32*/ },
+            { no: 8, name: "idle_timeout_seconds", kind: "scalar", T: 4 /*ScalarType.UINT64*/, L: 2 /*LongType.NUMBER*/ },
+            { no: 9, name: "last_activity", kind: "scalar", T: 9 /*ScalarType.STRING*/ },
+            { no: 10, name: "last_activity_at", kind: "message", T: () => Timestamp },
+            { no: 11, name: "stops_at", kind: "message", T: () => Timestamp },
+            { no: 12, name: "open_sessions", kind: "scalar", T: 13 /*ScalarType.UINT32*/ },
+            { no: 13, name: "idle", kind: "scalar", T: 9 /*ScalarType.STRING*/ },
+            { no: 14, name: "volumes", kind: "scalar", repeat: 2 /*RepeatType.UNPACKED*/, T: 9 /*ScalarType.STRING*/ },
+            { no: 15, name: "cpu", kind: "scalar", T: 9 /*ScalarType.STRING*/ }
+        ]);
+    }
+    create(value?: PartialMessage<WorkspaceStatus>): WorkspaceStatus {
+        const message = globalThis.Object.create((this.messagePrototype!));
+        message.name = "";
+        message.owner = "";
+        message.namespace = "";
+        message.state = "";
+        message.pod = "";
+        message.ready = false;
+        message.ports = [];
+        message.idleTimeoutSeconds = 0;
+        message.lastActivity = "";
+        message.openSessions = 0;
+        message.idle = "";
+        message.volumes = [];
+        message.cpu = "";
+        if (value !== undefined)
+            reflectionMergePartial<WorkspaceStatus>(this, message, value);
+        return message;
+    }
+    internalBinaryRead(reader: IBinaryReader, length: number, options: BinaryReadOptions, target?: WorkspaceStatus): WorkspaceStatus {
+        let message = target ?? this.create(), end = reader.pos + length;
+        while (reader.pos < end) {
+            let [fieldNo, wireType] = reader.tag();
+            switch (fieldNo) {
+                case /* string name */ 1:
+                    message.name = reader.string();
+                    break;
+                case /* string owner */ 2:
+                    message.owner = reader.string();
+                    break;
+                case /* string namespace */ 3:
+                    message.namespace = reader.string();
+                    break;
+                case /* string state */ 4:
+                    message.state = reader.string();
+                    break;
+                case /* string pod */ 5:
+                    message.pod = reader.string();
+                    break;
+                case /* bool ready */ 6:
+                    message.ready = reader.bool();
+                    break;
+                case /* repeated uint32 ports */ 7:
+                    if (wireType === WireType.LengthDelimited)
+                        for (let e = reader.int32() + reader.pos; reader.pos < e;)
+                            message.ports.push(reader.uint32());
+                    else
+                        message.ports.push(reader.uint32());
+                    break;
+                case /* uint64 idle_timeout_seconds */ 8:
+                    message.idleTimeoutSeconds = reader.uint64().toNumber();
+                    break;
+                case /* string last_activity */ 9:
+                    message.lastActivity = reader.string();
+                    break;
+                case /* google.protobuf.Timestamp last_activity_at */ 10:
+                    message.lastActivityAt = Timestamp.internalBinaryRead(reader, reader.uint32(), options, message.lastActivityAt);
+                    break;
+                case /* google.protobuf.Timestamp stops_at */ 11:
+                    message.stopsAt = Timestamp.internalBinaryRead(reader, reader.uint32(), options, message.stopsAt);
+                    break;
+                case /* uint32 open_sessions */ 12:
+                    message.openSessions = reader.uint32();
+                    break;
+                case /* string idle */ 13:
+                    message.idle = reader.string();
+                    break;
+                case /* repeated string volumes */ 14:
+                    message.volumes.push(reader.string());
+                    break;
+                case /* string cpu */ 15:
+                    message.cpu = reader.string();
+                    break;
+                default:
+                    let u = options.readUnknownField;
+                    if (u === "throw")
+                        throw new globalThis.Error(`Unknown field ${fieldNo} (wire type ${wireType}) for ${this.typeName}`);
+                    let d = reader.skip(wireType);
+                    if (u !== false)
+                        (u === true ? UnknownFieldHandler.onRead : u)(this.typeName, message, fieldNo, wireType, d);
+            }
+        }
+        return message;
+    }
+    internalBinaryWrite(message: WorkspaceStatus, writer: IBinaryWriter, options: BinaryWriteOptions): IBinaryWriter {
+        /* string name = 1; */
+        if (message.name !== "")
+            writer.tag(1, WireType.LengthDelimited).string(message.name);
+        /* string owner = 2; */
+        if (message.owner !== "")
+            writer.tag(2, WireType.LengthDelimited).string(message.owner);
+        /* string namespace = 3; */
+        if (message.namespace !== "")
+            writer.tag(3, WireType.LengthDelimited).string(message.namespace);
+        /* string state = 4; */
+        if (message.state !== "")
+            writer.tag(4, WireType.LengthDelimited).string(message.state);
+        /* string pod = 5; */
+        if (message.pod !== "")
+            writer.tag(5, WireType.LengthDelimited).string(message.pod);
+        /* bool ready = 6; */
+        if (message.ready !== false)
+            writer.tag(6, WireType.Varint).bool(message.ready);
+        /* repeated uint32 ports = 7; */
+        if (message.ports.length) {
+            writer.tag(7, WireType.LengthDelimited).fork();
+            for (let i = 0; i < message.ports.length; i++)
+                writer.uint32(message.ports[i]);
+            writer.join();
+        }
+        /* uint64 idle_timeout_seconds = 8; */
+        if (message.idleTimeoutSeconds !== 0)
+            writer.tag(8, WireType.Varint).uint64(message.idleTimeoutSeconds);
+        /* string last_activity = 9; */
+        if (message.lastActivity !== "")
+            writer.tag(9, WireType.LengthDelimited).string(message.lastActivity);
+        /* google.protobuf.Timestamp last_activity_at = 10; */
+        if (message.lastActivityAt)
+            Timestamp.internalBinaryWrite(message.lastActivityAt, writer.tag(10, WireType.LengthDelimited).fork(), options).join();
+        /* google.protobuf.Timestamp stops_at = 11; */
+        if (message.stopsAt)
+            Timestamp.internalBinaryWrite(message.stopsAt, writer.tag(11, WireType.LengthDelimited).fork(), options).join();
+        /* uint32 open_sessions = 12; */
+        if (message.openSessions !== 0)
+            writer.tag(12, WireType.Varint).uint32(message.openSessions);
+        /* string idle = 13; */
+        if (message.idle !== "")
+            writer.tag(13, WireType.LengthDelimited).string(message.idle);
+        /* repeated string volumes = 14; */
+        for (let i = 0; i < message.volumes.length; i++)
+            writer.tag(14, WireType.LengthDelimited).string(message.volumes[i]);
+        /* string cpu = 15; */
+        if (message.cpu !== "")
+            writer.tag(15, WireType.LengthDelimited).string(message.cpu);
+        let u = options.writeUnknownFields;
+        if (u !== false)
+            (u == true ? UnknownFieldHandler.onWrite : u)(this.typeName, message, writer);
+        return writer;
+    }
+}
+/**
+ * @generated MessageType for protobuf message devenv.v1.WorkspaceStatus
+ */
+export const WorkspaceStatus = new WorkspaceStatus$Type();
+// @generated message type with reflection information, may provide speed optimized methods
+class WorkspaceForwardRequest$Type extends MessageType<WorkspaceForwardRequest> {
+    constructor() {
+        super("devenv.v1.WorkspaceForwardRequest", [
+            { no: 1, name: "environment", kind: "message", T: () => EnvironmentRef },
+            { no: 2, name: "name", kind: "scalar", T: 9 /*ScalarType.STRING*/ },
+            { no: 3, name: "local_port", kind: "scalar", T: 13 /*ScalarType.UINT32*/ },
+            { no: 4, name: "remote_port", kind: "scalar", T: 13 /*ScalarType.UINT32*/ }
+        ]);
+    }
+    create(value?: PartialMessage<WorkspaceForwardRequest>): WorkspaceForwardRequest {
+        const message = globalThis.Object.create((this.messagePrototype!));
+        message.name = "";
+        message.localPort = 0;
+        message.remotePort = 0;
+        if (value !== undefined)
+            reflectionMergePartial<WorkspaceForwardRequest>(this, message, value);
+        return message;
+    }
+    internalBinaryRead(reader: IBinaryReader, length: number, options: BinaryReadOptions, target?: WorkspaceForwardRequest): WorkspaceForwardRequest {
+        let message = target ?? this.create(), end = reader.pos + length;
+        while (reader.pos < end) {
+            let [fieldNo, wireType] = reader.tag();
+            switch (fieldNo) {
+                case /* devenv.v1.EnvironmentRef environment */ 1:
+                    message.environment = EnvironmentRef.internalBinaryRead(reader, reader.uint32(), options, message.environment);
+                    break;
+                case /* string name */ 2:
+                    message.name = reader.string();
+                    break;
+                case /* uint32 local_port */ 3:
+                    message.localPort = reader.uint32();
+                    break;
+                case /* uint32 remote_port */ 4:
+                    message.remotePort = reader.uint32();
+                    break;
+                default:
+                    let u = options.readUnknownField;
+                    if (u === "throw")
+                        throw new globalThis.Error(`Unknown field ${fieldNo} (wire type ${wireType}) for ${this.typeName}`);
+                    let d = reader.skip(wireType);
+                    if (u !== false)
+                        (u === true ? UnknownFieldHandler.onRead : u)(this.typeName, message, fieldNo, wireType, d);
+            }
+        }
+        return message;
+    }
+    internalBinaryWrite(message: WorkspaceForwardRequest, writer: IBinaryWriter, options: BinaryWriteOptions): IBinaryWriter {
+        /* devenv.v1.EnvironmentRef environment = 1; */
+        if (message.environment)
+            EnvironmentRef.internalBinaryWrite(message.environment, writer.tag(1, WireType.LengthDelimited).fork(), options).join();
+        /* string name = 2; */
+        if (message.name !== "")
+            writer.tag(2, WireType.LengthDelimited).string(message.name);
+        /* uint32 local_port = 3; */
+        if (message.localPort !== 0)
+            writer.tag(3, WireType.Varint).uint32(message.localPort);
+        /* uint32 remote_port = 4; */
+        if (message.remotePort !== 0)
+            writer.tag(4, WireType.Varint).uint32(message.remotePort);
+        let u = options.writeUnknownFields;
+        if (u !== false)
+            (u == true ? UnknownFieldHandler.onWrite : u)(this.typeName, message, writer);
+        return writer;
+    }
+}
+/**
+ * @generated MessageType for protobuf message devenv.v1.WorkspaceForwardRequest
+ */
+export const WorkspaceForwardRequest = new WorkspaceForwardRequest$Type();
+// @generated message type with reflection information, may provide speed optimized methods
+class WorkspaceForwardEvent$Type extends MessageType<WorkspaceForwardEvent> {
+    constructor() {
+        super("devenv.v1.WorkspaceForwardEvent", [
+            { no: 1, name: "local_port", kind: "scalar", T: 13 /*ScalarType.UINT32*/ },
+            { no: 2, name: "remote_port", kind: "scalar", T: 13 /*ScalarType.UINT32*/ },
+            { no: 3, name: "pod", kind: "scalar", T: 9 /*ScalarType.STRING*/ }
+        ]);
+    }
+    create(value?: PartialMessage<WorkspaceForwardEvent>): WorkspaceForwardEvent {
+        const message = globalThis.Object.create((this.messagePrototype!));
+        message.localPort = 0;
+        message.remotePort = 0;
+        message.pod = "";
+        if (value !== undefined)
+            reflectionMergePartial<WorkspaceForwardEvent>(this, message, value);
+        return message;
+    }
+    internalBinaryRead(reader: IBinaryReader, length: number, options: BinaryReadOptions, target?: WorkspaceForwardEvent): WorkspaceForwardEvent {
+        let message = target ?? this.create(), end = reader.pos + length;
+        while (reader.pos < end) {
+            let [fieldNo, wireType] = reader.tag();
+            switch (fieldNo) {
+                case /* uint32 local_port */ 1:
+                    message.localPort = reader.uint32();
+                    break;
+                case /* uint32 remote_port */ 2:
+                    message.remotePort = reader.uint32();
+                    break;
+                case /* string pod */ 3:
+                    message.pod = reader.string();
+                    break;
+                default:
+                    let u = options.readUnknownField;
+                    if (u === "throw")
+                        throw new globalThis.Error(`Unknown field ${fieldNo} (wire type ${wireType}) for ${this.typeName}`);
+                    let d = reader.skip(wireType);
+                    if (u !== false)
+                        (u === true ? UnknownFieldHandler.onRead : u)(this.typeName, message, fieldNo, wireType, d);
+            }
+        }
+        return message;
+    }
+    internalBinaryWrite(message: WorkspaceForwardEvent, writer: IBinaryWriter, options: BinaryWriteOptions): IBinaryWriter {
+        /* uint32 local_port = 1; */
+        if (message.localPort !== 0)
+            writer.tag(1, WireType.Varint).uint32(message.localPort);
+        /* uint32 remote_port = 2; */
+        if (message.remotePort !== 0)
+            writer.tag(2, WireType.Varint).uint32(message.remotePort);
+        /* string pod = 3; */
+        if (message.pod !== "")
+            writer.tag(3, WireType.LengthDelimited).string(message.pod);
+        let u = options.writeUnknownFields;
+        if (u !== false)
+            (u == true ? UnknownFieldHandler.onWrite : u)(this.typeName, message, writer);
+        return writer;
+    }
+}
+/**
+ * @generated MessageType for protobuf message devenv.v1.WorkspaceForwardEvent
+ */
+export const WorkspaceForwardEvent = new WorkspaceForwardEvent$Type();
 /**
  * @generated ServiceType for protobuf service devenv.v1.DaemonService
  */
@@ -5538,4 +6307,16 @@ export const ClusterService = new ServiceType("devenv.v1.ClusterService", [
     { name: "Delete", options: {}, I: ClusterRequest, O: ClusterResponse },
     { name: "List", options: {}, I: ClusterListRequest, O: ClusterListResponse },
     { name: "Status", options: {}, I: ClusterRequest, O: ClusterResponse }
+]);
+/**
+ * @generated ServiceType for protobuf service devenv.v1.WorkspaceService
+ */
+export const WorkspaceService = new ServiceType("devenv.v1.WorkspaceService", [
+    { name: "Create", options: {}, I: WorkspaceRequest, O: WorkspaceStatus },
+    { name: "Start", options: {}, I: WorkspaceRequest, O: WorkspaceStatus },
+    { name: "Stop", options: {}, I: WorkspaceRequest, O: WorkspaceStatus },
+    { name: "Delete", options: {}, I: WorkspaceDeleteRequest, O: WorkspaceDeleteResponse },
+    { name: "List", options: {}, I: WorkspaceListRequest, O: WorkspaceListResponse },
+    { name: "Status", options: {}, I: WorkspaceRequest, O: WorkspaceStatus },
+    { name: "Forward", serverStreaming: true, options: {}, I: WorkspaceForwardRequest, O: WorkspaceForwardEvent }
 ]);
