@@ -10,13 +10,17 @@
 //! ```
 //!
 //! Stack: `web` (busybox httpd, ready when `GET /` answers) and `client` (depends on
-//! `web` being ready, fetches it by name, then is ready). See docs/benchmarks.md.
+//! `web` being ready, fetches it by name, then is ready). The mixed stack (issue 20):
+//! `db`, the postgresql preset in a container (the image the tests make from Debian's
+//! postgresql), `app`, a container built from a Dockerfile, and `front`, a local
+//! process, in one dependency chain; compose runs `front` as a container (it has no
+//! host processes). See docs/benchmarks.md.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use devenv_e2e::bench::{positive_arg, Sample};
-use devenv_e2e::docker::{busybox_image, EngineCleanup};
+use devenv_e2e::docker::{busybox_image, postgres_image, EngineCleanup};
 use devenv_e2e::{free_ports, http_get, wait_until, TestEnv};
 
 #[derive(Debug)]
@@ -95,6 +99,148 @@ services:
     healthcheck: {{ test: ["CMD", "test", "-f", "/tmp/ok"], interval: 100ms, timeout: 1s, retries: 100 }}
 "#
     )
+}
+
+const APP: &str = "mkdir -p /www && echo app > /www/index.html && exec httpd -f -p 8081 -h /www";
+
+/// The mixed stack's `app` build context (its Dockerfile on the busybox image).
+fn app_context(dir: &std::path::Path, image: &str) {
+    let app = dir.join("app");
+    std::fs::create_dir_all(&app).expect("mkdir app");
+    std::fs::write(
+        app.join("Dockerfile"),
+        format!("FROM {image}\nCOPY version.txt /version.txt\nCMD [\"sh\", \"-c\", \"{APP}\"]\n"),
+    )
+    .expect("Dockerfile");
+    std::fs::write(app.join("version.txt"), "1\n").expect("version.txt");
+}
+
+fn mixed_config(name: &str, pg: &str, app_port: u16, front_port: u16) -> String {
+    format!(
+        r#"apiVersion: devenv/v1
+kind: Environment
+metadata:
+  name: {name}
+spec:
+  services:
+    - name: db
+      type: postgresql
+      runtime: container
+      image: {pg}
+      env: {{ POSTGRES_USER: app, POSTGRES_PASSWORD: bench-pw, PGPASSWORD: bench-pw }}
+      # The compose file's healthcheck, at the same period.
+      readiness: {{ exec: {{ command: [psql, -h, 127.0.0.1, -U, app, -d, app, -tAc, "select 1"] }}, periodSeconds: 0.1 }}
+    - name: app
+      build: {{ context: ./app }}
+      ports: [8081]
+      forward: ["{app_port}:8081"]
+      dependencies: [db]
+      readiness: {{ http: {{ path: /, port: 8081 }}, periodSeconds: 0.1 }}
+    - name: front
+      command: mkdir -p www && echo front > www/index.html && exec busybox httpd -f -p {front_port} -h www
+      dependencies: [app]
+      readiness: {{ http: {{ path: /, port: {front_port} }}, periodSeconds: 0.1 }}
+"#
+    )
+}
+
+/// The mixed stack for docker-compose: healthchecks every 100 ms, each service
+/// started once the one before is healthy; `front` is a container here.
+fn mixed_compose(pg: &str, image: &str) -> String {
+    format!(
+        r#"version: "2.4"
+services:
+  db:
+    image: {pg}
+    environment: {{ POSTGRES_USER: app, POSTGRES_PASSWORD: bench-pw, PGPASSWORD: bench-pw }}
+    healthcheck: {{ test: ["CMD", "psql", "-h", "127.0.0.1", "-U", "app", "-d", "app", "-tAc", "select 1"], interval: 100ms, timeout: 1s, retries: 300 }}
+  app:
+    build: ./app
+    depends_on: {{ db: {{ condition: service_healthy }} }}
+    healthcheck: {{ test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8081/"], interval: 100ms, timeout: 1s, retries: 100 }}
+  front:
+    image: {image}
+    command: ["sh", "-c", "mkdir -p /w && echo front > /w/index.html && exec httpd -f -p 8082 -h /w"]
+    depends_on: {{ app: {{ condition: service_healthy }} }}
+    healthcheck: {{ test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8082/"], interval: 100ms, timeout: 1s, retries: 100 }}
+"#
+    )
+}
+
+/// `up` of the mixed stack until every service is ready, devenv and (with `peer`)
+/// docker-compose; a warm-up run each first builds `app`'s image.
+fn mixed(opts: &Opts, image: &str, rows: &mut Vec<(String, String, String)>) {
+    let pg = postgres_image();
+    let name = format!("benchmix-{}", std::process::id());
+    let _cleanup = EngineCleanup(name.clone());
+    let env = TestEnv::new();
+    let [app_port, front_port] = free_ports(2)[..] else {
+        unreachable!("two ports")
+    };
+    app_context(&env.project, image);
+    env.write_config(&mixed_config(&name, pg, app_port, front_port));
+    env.devenv_ok(&["up"]); // builds app's image
+    let states = env.states();
+    assert!(
+        states.values().all(|s| s == "ready"),
+        "the mixed stack is not ready: {states:?}"
+    );
+    env.devenv_ok(&["down", "--volumes"]);
+    let mut ours = Sample::default();
+    for _ in 0..opts.runs {
+        let t = Instant::now();
+        env.devenv_ok(&["up"]);
+        ours.push(t.elapsed());
+        assert_eq!(http_get(front_port, "/").map(|r| r.status), Some(200));
+        env.devenv_ok(&["down", "--volumes"]);
+    }
+    rows.push((
+        "mixed: devenv up, db + built app + local front ready (median)".to_owned(),
+        format!("{:.0} ms", ours.median()),
+        String::new(),
+    ));
+    if !opts.peer {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    app_context(dir.path(), image);
+    let file = dir.path().join("docker-compose.yml");
+    std::fs::write(&file, mixed_compose(pg, image)).expect("write compose file");
+    let project = format!("{name}c");
+    let compose = |args: &[&str]| {
+        let mut c = Command::new("docker-compose");
+        c.arg("-p").arg(&project).arg("-f").arg(&file).args(args);
+        c
+    };
+    let healthy = |limit| {
+        wait_until(limit, || {
+            ["db", "app", "front"]
+                .iter()
+                .all(|s| health(&format!("{project}_{s}_1")) == "healthy")
+        })
+    };
+    // Warm-up: builds app's image.
+    assert!(run(&mut compose(&["up", "-d"])), "docker-compose up failed");
+    assert!(
+        healthy(Duration::from_secs(120)),
+        "compose's stack never became healthy"
+    );
+    run(&mut compose(&["down", "-v"]));
+    let mut peer = Sample::default();
+    for _ in 0..opts.runs {
+        let t = Instant::now();
+        assert!(run(&mut compose(&["up", "-d"])), "docker-compose up failed");
+        let ready = healthy(Duration::from_secs(120));
+        peer.push(t.elapsed());
+        assert!(ready, "compose's stack never became healthy");
+        run(&mut compose(&["down", "-v"]));
+    }
+    run(&mut compose(&["down", "-v", "--rmi", "local"]));
+    rows.push((
+        "mixed: docker-compose up -d, until all 3 healthy (median)".to_owned(),
+        format!("{:.0} ms", peer.median()),
+        String::new(),
+    ));
 }
 
 fn run(cmd: &mut Command) -> bool {
@@ -212,12 +358,13 @@ fn main() {
             String::new(),
         ));
     }
+    mixed(&opts, image, &mut rows);
     println!(
         "\nbench-containers (debug devenv binaries, {} cores, {} runs each)",
         devenv_e2e::bench::cores(),
         opts.runs
     );
     for (metric, value, _) in &rows {
-        println!("{metric:<52} {value:>8}");
+        println!("{metric:<62} {value:>8}");
     }
 }
