@@ -27,6 +27,7 @@ pub mod limits;
 mod lint;
 mod model;
 mod names;
+mod plugin;
 pub mod preset;
 mod profiles;
 mod raw;
@@ -51,6 +52,7 @@ mod yaml;
 
 pub use init::{init_project, init_template, InitOptions, InitOutcome};
 pub use model::*;
+pub use plugin::PluginService;
 pub use profiles::select as select_profiles;
 pub use secret::{parse_dotenv_values, Secret, SecretSource, DEFAULT_SECRET_COMMAND_TIMEOUT};
 pub use terraform::{output_refs, referencing_strings, OutputRef, Terraform};

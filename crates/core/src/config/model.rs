@@ -76,6 +76,8 @@ pub enum RuntimeKind {
     Container,
     /// A terraform root module (`terraform:`): init, plan, apply, outputs.
     Terraform,
+    /// A service-type plugin (`type: <plugin>`) speaking devenv's protocol on stdio.
+    Plugin,
 }
 
 impl RuntimeKind {
@@ -85,6 +87,7 @@ impl RuntimeKind {
             Self::Kubernetes => "kubernetes",
             Self::Container => "container",
             Self::Terraform => "terraform",
+            Self::Plugin => "plugin",
         }
     }
 }
@@ -148,6 +151,8 @@ pub struct Service {
     pub hooks: ServiceHooks,
     /// `terraform:` (runtime [`RuntimeKind::Terraform`]).
     pub terraform: Option<super::Terraform>,
+    /// `type: <plugin>` (runtime [`RuntimeKind::Plugin`]).
+    pub plugin: Option<super::PluginService>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -382,6 +387,7 @@ impl Service {
             dev: None,
             hooks: ServiceHooks::default(),
             terraform: None,
+            plugin: None,
         }
     }
 }

@@ -95,9 +95,10 @@ pub fn apply(svc: &mut Service) -> Filled {
     if svc.readiness.is_none() && svc.chart.is_none() {
         let timeout = match svc.runtime {
             RuntimeKind::Local => LOCAL_TIMEOUT,
-            RuntimeKind::Kubernetes | RuntimeKind::Container | RuntimeKind::Terraform => {
-                DEFAULT_START_DEADLINE
-            }
+            RuntimeKind::Kubernetes
+            | RuntimeKind::Container
+            | RuntimeKind::Terraform
+            | RuntimeKind::Plugin => DEFAULT_START_DEADLINE,
         };
         svc.readiness = Some(Readiness {
             probe: probe(preset, &svc.env, svc.ports[0]),

@@ -197,15 +197,20 @@ pub(crate) struct RawService {
     pub hooks: Option<RawServiceHooks>,
     /// A terraform root module run as a node of the graph (`config/terraform.rs`).
     pub terraform: Option<super::terraform::RawTerraform>,
+    /// A service-type plugin's settings (`type: <plugin>`; `config/plugin.rs`).
+    pub settings: Option<serde_yaml::Value>,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum RawPreset {
     Postgresql,
     Redis,
     /// No preset: the runtime follows from the other keys (the explicit default).
     Application,
+    /// Any other name: a service-type plugin (`config/plugin.rs`).
+    #[serde(untagged)]
+    Plugin(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -168,6 +168,13 @@ pub(crate) fn check(
     if matches!(raw.preset, Some(RawPreset::Application)) {
         raw.preset = None;
     }
+    let plugin_kind = match raw.preset.take() {
+        Some(RawPreset::Plugin(kind)) => Some(kind),
+        other => {
+            raw.preset = other;
+            None
+        }
+    };
 
     let name = match raw.name.clone() {
         None => {
@@ -194,7 +201,19 @@ pub(crate) fn check(
         name.clone()
     };
 
-    let runtime = runtime(c, index, &shown, &raw, has_cluster);
+    let runtime = match &plugin_kind {
+        Some(kind) => super::plugin::runtime(c, &at(""), &shown, kind, &raw),
+        None => runtime(c, index, &shown, &raw, has_cluster),
+    };
+    let plugin = plugin_kind
+        .and_then(|kind| super::plugin::check(c, &at("settings"), kind, raw.settings.take()));
+    if plugin.is_none() && raw.settings.is_some() {
+        c.error(
+            &at("settings"),
+            format!("`settings` applies to a service-type plugin (`type: <plugin>`); `{shown}` is not one"),
+            None,
+        );
+    }
     if runtime == Some(RuntimeKind::Container) {
         container_keys(c, index, &shown, &raw);
     }
@@ -565,7 +584,7 @@ pub(crate) fn check(
     let preset = raw.preset.and_then(|p| match p {
         RawPreset::Postgresql => Some(Preset::Postgresql),
         RawPreset::Redis => Some(Preset::Redis),
-        RawPreset::Application => None,
+        RawPreset::Application | RawPreset::Plugin(_) => None,
     });
 
     let hooks = super::hooks::service(c, &at("hooks"), raw.hooks.take(), runtime);
@@ -611,6 +630,7 @@ pub(crate) fn check(
         dev,
         hooks,
         terraform,
+        plugin,
     })
 }
 
@@ -675,7 +695,7 @@ fn runtime(
     // A preset's image may be overridden (`type: redis` + `image: my/redis:7`), or
     // the preset installed from a chart (`type: postgresql` + `chart: bitnami/postgresql`).
     if let (Some(_), Some(source)) = (
-        raw.preset,
+        raw.preset.as_ref(),
         sources.first().filter(|s| **s != "image" && **s != "chart"),
     ) {
         c.error(

@@ -478,8 +478,22 @@ impl LiveEnv {
                             )
                         })
                         .flatten();
+                    let plugin = (svc.runtime == RuntimeKind::Plugin)
+                        .then(|| {
+                            let mut env_vars = env.secret_vars(&svc);
+                            env_vars.extend(svc.env.clone());
+                            super::pluginrun::start(
+                                self.shared.clone(),
+                                &svc,
+                                vars.clone(),
+                                env_vars,
+                            )
+                        })
+                        .flatten();
                     let mut sup = if let Some(tf) = tf {
                         super::tfrun::start(tf)
+                    } else if let Some(p) = plugin {
+                        p
                     } else if svc.runtime == RuntimeKind::Container {
                         // No `up` runs this start's hooks: the runner does.
                         let hooks = self.runner_hooks(&env, &svc, &vars, true);

@@ -16,6 +16,7 @@ mod health;
 mod hold;
 pub mod hooks;
 mod kuberun;
+mod pluginrun;
 mod portcheck;
 mod recovery;
 mod routes;

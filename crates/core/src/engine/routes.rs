@@ -25,7 +25,7 @@ pub fn local_port(svc: &Service) -> Option<u16> {
     }
     match svc.runtime {
         RuntimeKind::Local | RuntimeKind::Container => svc.ports.first().copied(),
-        RuntimeKind::Kubernetes | RuntimeKind::Terraform => None,
+        RuntimeKind::Kubernetes | RuntimeKind::Terraform | RuntimeKind::Plugin => None,
     }
 }
 

@@ -517,6 +517,23 @@ impl LiveEnv {
                             hooks,
                         )
                     }
+                    None if svc.runtime == RuntimeKind::Plugin => {
+                        let mut env_vars = env.secret_vars(svc);
+                        env_vars.extend(svc.env.clone());
+                        match super::pluginrun::start(
+                            self.shared.clone(),
+                            svc,
+                            vars.clone(),
+                            env_vars,
+                        ) {
+                            Some(sup) => sup,
+                            None => {
+                                return Err(StartError::Failed(
+                                    "plugin service without a plugin".into(),
+                                ))
+                            }
+                        }
+                    }
                     None if svc.runtime == RuntimeKind::Terraform => {
                         match super::tfrun::Tf::new(
                             self.shared.clone(),

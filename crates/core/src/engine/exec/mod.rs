@@ -275,7 +275,7 @@ impl Engine {
                 let run = container::open(docker, &svc.name, name, &spec, shell).await?;
                 self.tasks.spawn(run.drive(io));
             }
-            RuntimeKind::Terraform => {
+            RuntimeKind::Terraform | RuntimeKind::Plugin => {
                 return Err(ExecError::NoProcess {
                     service: svc.name.clone(),
                     runtime: svc.runtime.as_str(),
