@@ -199,6 +199,14 @@ fn mixed(opts: &Opts, image: &str, rows: &mut Vec<(String, String, String)>) {
         format!("{:.0} ms", ours.median()),
         String::new(),
     ));
+    // The image devenv built for `app` (`down` keeps builds: they are the cache).
+    run(Command::new("docker").args([
+        "image",
+        "prune",
+        "-af",
+        "--filter",
+        &format!("label=dev.devenv.environment={name}"),
+    ]));
     if !opts.peer {
         return;
     }
