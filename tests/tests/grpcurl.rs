@@ -54,6 +54,7 @@ fn reflection_lists_every_service() {
         "devenv.v1.LogService",
         "devenv.v1.ForwardService",
         "devenv.v1.ClusterService",
+        "devenv.v1.SnapshotService",
         "grpc.health.v1.Health",
     ] {
         assert!(services.contains(&want), "`list` lacks {want}\n{out}");

@@ -22,6 +22,7 @@ pub mod probe;
 pub mod process;
 pub mod scratch;
 pub mod secrets;
+pub mod snapshot;
 pub mod state;
 pub mod status;
 pub mod sync;

@@ -308,8 +308,12 @@ impl StateStore {
     /// temp files such as helm values go to the scratch dir, [`crate::scratch`]): `<data dir>/envs/<key>`, the data dir being the one that holds
     /// this database (`<data dir>/state`). See [`env_key`].
     pub fn env_dir(&self, env_id: &str) -> PathBuf {
-        let data_dir = self.path.parent().unwrap_or(&self.path);
-        data_dir.join("envs").join(env_key(env_id))
+        self.data_dir().join("envs").join(env_key(env_id))
+    }
+
+    /// The data dir the state database is in.
+    pub fn data_dir(&self) -> PathBuf {
+        self.path.parent().unwrap_or(&self.path).to_path_buf()
     }
 
     pub fn put_env(&self, rec: &KnownEnv) -> Result<(), StateError> {

@@ -94,6 +94,9 @@ pub enum Command {
     /// Your persistent development pods on the environment's cluster (spec.workspaces)
     #[command(subcommand)]
     Workspace(WorkspaceCommand),
+    /// Save, restore, list, remove and compare snapshots of the environment's local data
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
     /// Print the web dashboard's URL and open it in the browser
     Dashboard(DashboardArgs),
     /// Manage the devenvd daemon
@@ -145,6 +148,13 @@ impl Command {
             ) => a.file.file.take(),
             Command::Cluster(ClusterCommand::Ls) => None,
             Command::Workspace(w) => w.file().file.take(),
+            Command::Snapshot(
+                SnapshotCommand::Save(a)
+                | SnapshotCommand::Restore(a)
+                | SnapshotCommand::Rm(a)
+                | SnapshotCommand::Diff(a),
+            ) => a.file.file.take(),
+            Command::Snapshot(SnapshotCommand::Ls(a)) => a.file.file.take(),
             Command::Init(_)
             | Command::Ls
             | Command::Dashboard(_)
@@ -411,6 +421,29 @@ pub enum ClusterCommand {
     Ls,
     /// Whether the environment's cluster answers, and why not (exit 1 when it does not)
     Status(ClusterArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCommand {
+    /// Save the config, dev-mode state and local data (presets, persistent volumes)
+    Save(SnapshotNameArgs),
+    /// Check every chunk, swap the data in, and bring the environment up
+    Restore(SnapshotNameArgs),
+    /// List the environment's snapshots
+    Ls(ForwardLsArgs),
+    /// Remove a snapshot (and the chunks no other snapshot uses)
+    Rm(SnapshotNameArgs),
+    /// What changed since a snapshot: config lines, dev mode, files
+    Diff(SnapshotNameArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotNameArgs {
+    #[command(flatten)]
+    pub file: FileOpt,
+    /// The snapshot's name (save: default the current time)
+    #[arg(value_name = "NAME")]
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -10,6 +10,7 @@ use devenv_core::engine::{
 };
 use devenv_core::kube::forward::{ForwardState, ForwardStatus};
 use devenv_core::logs::{level, Level, LogLine, Missed, Stream};
+use devenv_core::snapshot::SnapshotError;
 use devenv_core::status::{ServiceState, ServiceStatus};
 use tonic::Status;
 
@@ -118,6 +119,17 @@ pub fn status(e: EngineError) -> Status {
         EngineError::State(_) | EngineError::Guardian(_) | EngineError::Scratch { .. } => {
             tonic::Code::Internal
         }
+        EngineError::Snapshot(x) => match x {
+            SnapshotError::BadName(_) => tonic::Code::InvalidArgument,
+            SnapshotError::NotFound { .. } => tonic::Code::NotFound,
+            SnapshotError::Exists { .. } => tonic::Code::AlreadyExists,
+            SnapshotError::MissingChunk { .. }
+            | SnapshotError::CorruptChunk { .. }
+            | SnapshotError::BadManifest(_) => tonic::Code::DataLoss,
+            SnapshotError::Io { .. } => tonic::Code::Unknown,
+        },
+        EngineError::SnapshotUnsupported(_) => tonic::Code::Unimplemented,
+        EngineError::SnapshotRedis(_) | EngineError::SnapshotUp(_) => tonic::Code::Unknown,
     };
     Status::new(code, e.to_string())
 }

@@ -97,12 +97,17 @@ pub async fn run(args: Args, activation_fds: i32) -> anyhow::Result<()> {
     let workspaces = Arc::new(rpc::workspace::Workspaces {
         engine: engine.clone(),
     });
+    // Socket only: restore stops and replaces an environment's data.
+    let snapshots = Arc::new(rpc::snapshot::Snapshots {
+        engine: engine.clone(),
+    });
     use pb::cluster_service_server::ClusterServiceServer;
     use pb::daemon_service_server::DaemonServiceServer;
     use pb::environment_service_server::EnvironmentServiceServer;
     use pb::forward_service_server::ForwardServiceServer;
     use pb::log_service_server::LogServiceServer;
     use pb::service_service_server::ServiceServiceServer;
+    use pb::snapshot_service_server::SnapshotServiceServer;
     use pb::sync_service_server::SyncServiceServer;
     use pb::workspace_service_server::WorkspaceServiceServer;
     health
@@ -129,6 +134,9 @@ pub async fn run(args: Args, activation_fds: i32) -> anyhow::Result<()> {
     health
         .set_serving::<WorkspaceServiceServer<rpc::workspace::Workspaces>>()
         .await;
+    health
+        .set_serving::<SnapshotServiceServer<rpc::snapshot::Snapshots>>()
+        .await;
 
     let router = Server::builder()
         .layer(rpc::span::RpcSpanLayer)
@@ -142,7 +150,8 @@ pub async fn run(args: Args, activation_fds: i32) -> anyhow::Result<()> {
         .add_service(ForwardServiceServer::from_arc(forwards.clone()))
         .add_service(SyncServiceServer::from_arc(syncs.clone()))
         .add_service(ClusterServiceServer::from_arc(clusters.clone()))
-        .add_service(WorkspaceServiceServer::from_arc(workspaces));
+        .add_service(WorkspaceServiceServer::from_arc(workspaces))
+        .add_service(SnapshotServiceServer::from_arc(snapshots));
 
     // The dashboard: every devenv.v1 service, but of DaemonService only Version
     // (Dashboard hands out the token and Shutdown stops everything: socket only).

@@ -49,6 +49,18 @@ pub enum EngineError {
     /// A `workspace` command could not be done.
     #[error(transparent)]
     Workspace(#[from] super::workspace::WorkspaceError),
+    /// A snapshot could not be saved, found, read or restored.
+    #[error(transparent)]
+    Snapshot(#[from] crate::snapshot::SnapshotError),
+    /// The environment has data a snapshot cannot hold yet (kubernetes, containers).
+    #[error(transparent)]
+    SnapshotUnsupported(#[from] super::snapshot::SnapshotUnsupported),
+    /// A Redis preset's BGSAVE failed: nothing was saved.
+    #[error("cannot save the redis data consistently: {0}")]
+    SnapshotRedis(String),
+    /// The data was restored but the environment did not come up.
+    #[error("the snapshot's data was restored, but the environment did not come up: {0}")]
+    SnapshotUp(String),
 }
 
 /// Services a request named that the config does not have; lists the known ones.

@@ -22,6 +22,7 @@ mod recovery;
 mod routes;
 mod runtime;
 mod scale;
+pub mod snapshot;
 mod supervisor;
 #[cfg(test)]
 mod testing;

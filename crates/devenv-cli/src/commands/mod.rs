@@ -14,6 +14,7 @@ mod logs;
 mod ls;
 mod restart;
 mod scale;
+mod snapshot;
 mod start;
 mod status;
 mod stop;
@@ -48,6 +49,7 @@ pub async fn dispatch(command: Command, ctx: &Ctx) -> Result {
         Command::Sync(SyncCommand::Verify(args)) => sync::verify(ctx, args).await,
         Command::Cluster(cmd) => cluster::run(ctx, cmd).await,
         Command::Workspace(cmd) => workspace::run(ctx, cmd).await,
+        Command::Snapshot(cmd) => snapshot::run(ctx, cmd).await,
         Command::Dashboard(args) => dashboard::run(ctx, args).await,
         Command::Daemon(cmd) => daemon::run(ctx, cmd).await,
         Command::Plugin(argv) => crate::plugins::run(ctx, argv),

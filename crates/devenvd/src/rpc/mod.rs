@@ -6,6 +6,7 @@ pub mod environment;
 pub mod forward;
 pub mod logs;
 pub mod service;
+pub mod snapshot;
 pub mod span;
 pub mod sync;
 pub mod workspace;

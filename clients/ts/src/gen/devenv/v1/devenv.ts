@@ -1568,6 +1568,268 @@ export interface WorkspaceForwardEvent {
     pod: string;
 }
 /**
+ * @generated from protobuf message devenv.v1.SnapshotSaveRequest
+ */
+export interface SnapshotSaveRequest {
+    /**
+     * @generated from protobuf field: devenv.v1.EnvironmentRef environment = 1
+     */
+    environment?: EnvironmentRef;
+    /**
+     * Empty: the time (e.g. 2026-12-05T19-30-00Z).
+     *
+     * @generated from protobuf field: string name = 2
+     */
+    name: string;
+}
+/**
+ * @generated from protobuf message devenv.v1.SnapshotRestoreRequest
+ */
+export interface SnapshotRestoreRequest {
+    /**
+     * @generated from protobuf field: devenv.v1.EnvironmentRef environment = 1
+     */
+    environment?: EnvironmentRef;
+    /**
+     * @generated from protobuf field: string name = 2
+     */
+    name: string;
+}
+/**
+ * @generated from protobuf message devenv.v1.SnapshotProgress
+ */
+export interface SnapshotProgress {
+    /**
+     * The data set (`preset/db`, `volume/data`).
+     *
+     * @generated from protobuf field: string dataset = 1
+     */
+    dataset: string;
+    /**
+     * @generated from protobuf field: uint64 done_bytes = 2
+     */
+    doneBytes: number;
+    /**
+     * @generated from protobuf field: uint64 total_bytes = 3
+     */
+    totalBytes: number;
+}
+/**
+ * @generated from protobuf message devenv.v1.SnapshotDataset
+ */
+export interface SnapshotDataset {
+    /**
+     * @generated from protobuf field: string id = 1
+     */
+    id: string;
+    /**
+     * @generated from protobuf field: uint64 bytes = 2
+     */
+    bytes: number;
+    /**
+     * Files, directories and links.
+     *
+     * @generated from protobuf field: uint64 entries = 3
+     */
+    entries: number;
+}
+/**
+ * @generated from protobuf message devenv.v1.SnapshotInfo
+ */
+export interface SnapshotInfo {
+    /**
+     * @generated from protobuf field: string name = 1
+     */
+    name: string;
+    /**
+     * @generated from protobuf field: google.protobuf.Timestamp created = 2
+     */
+    created?: Timestamp;
+    /**
+     * Bytes of data held.
+     *
+     * @generated from protobuf field: uint64 bytes = 3
+     */
+    bytes: number;
+    /**
+     * Save: bytes this save added to the store. List: bytes on disk of its chunks
+     * (shared chunks count in every snapshot that uses them).
+     *
+     * @generated from protobuf field: uint64 stored_bytes = 4
+     */
+    storedBytes: number;
+    /**
+     * @generated from protobuf field: repeated devenv.v1.SnapshotDataset datasets = 5
+     */
+    datasets: SnapshotDataset[];
+    /**
+     * Services that were in dev mode.
+     *
+     * @generated from protobuf field: repeated string dev = 6
+     */
+    dev: string[];
+    /**
+     * How each data set was made consistent.
+     *
+     * @generated from protobuf field: repeated string notes = 7
+     */
+    notes: string[];
+    /**
+     * @generated from protobuf field: double seconds = 8
+     */
+    seconds: number;
+    /**
+     * Save: how the services stopped for the copy came back. Restore: how the up ended.
+     *
+     * @generated from protobuf field: string message = 9
+     */
+    message: string;
+}
+/**
+ * @generated from protobuf message devenv.v1.SnapshotEvent
+ */
+export interface SnapshotEvent {
+    /**
+     * @generated from protobuf oneof: event
+     */
+    event: {
+        oneofKind: "step";
+        /**
+         * @generated from protobuf field: string step = 1
+         */
+        step: string;
+    } | {
+        oneofKind: "progress";
+        /**
+         * @generated from protobuf field: devenv.v1.SnapshotProgress progress = 2
+         */
+        progress: SnapshotProgress;
+    } | {
+        oneofKind: "done";
+        /**
+         * @generated from protobuf field: devenv.v1.SnapshotInfo done = 3
+         */
+        done: SnapshotInfo;
+    } | {
+        oneofKind: undefined;
+    };
+}
+/**
+ * @generated from protobuf message devenv.v1.SnapshotListRequest
+ */
+export interface SnapshotListRequest {
+    /**
+     * @generated from protobuf field: devenv.v1.EnvironmentRef environment = 1
+     */
+    environment?: EnvironmentRef;
+}
+/**
+ * @generated from protobuf message devenv.v1.SnapshotListResponse
+ */
+export interface SnapshotListResponse {
+    /**
+     * @generated from protobuf field: repeated devenv.v1.SnapshotInfo snapshots = 1
+     */
+    snapshots: SnapshotInfo[];
+    /**
+     * Bytes on disk of the whole chunk store (all environments).
+     *
+     * @generated from protobuf field: uint64 store_bytes = 2
+     */
+    storeBytes: number;
+}
+/**
+ * @generated from protobuf message devenv.v1.SnapshotRemoveRequest
+ */
+export interface SnapshotRemoveRequest {
+    /**
+     * @generated from protobuf field: devenv.v1.EnvironmentRef environment = 1
+     */
+    environment?: EnvironmentRef;
+    /**
+     * @generated from protobuf field: string name = 2
+     */
+    name: string;
+}
+/**
+ * @generated from protobuf message devenv.v1.SnapshotRemoveResponse
+ */
+export interface SnapshotRemoveResponse {
+    /**
+     * @generated from protobuf field: uint64 freed_bytes = 1
+     */
+    freedBytes: number;
+}
+/**
+ * @generated from protobuf message devenv.v1.SnapshotDiffRequest
+ */
+export interface SnapshotDiffRequest {
+    /**
+     * @generated from protobuf field: devenv.v1.EnvironmentRef environment = 1
+     */
+    environment?: EnvironmentRef;
+    /**
+     * @generated from protobuf field: string name = 2
+     */
+    name: string;
+}
+/**
+ * @generated from protobuf message devenv.v1.SnapshotDatasetDiff
+ */
+export interface SnapshotDatasetDiff {
+    /**
+     * @generated from protobuf field: string id = 1
+     */
+    id: string;
+    /**
+     * @generated from protobuf field: repeated string added = 2
+     */
+    added: string[];
+    /**
+     * @generated from protobuf field: repeated string removed = 3
+     */
+    removed: string[];
+    /**
+     * @generated from protobuf field: repeated string changed = 4
+     */
+    changed: string[];
+    /**
+     * @generated from protobuf field: uint64 bytes_then = 5
+     */
+    bytesThen: number;
+    /**
+     * @generated from protobuf field: uint64 bytes_now = 6
+     */
+    bytesNow: number;
+}
+/**
+ * @generated from protobuf message devenv.v1.SnapshotDiffResponse
+ */
+export interface SnapshotDiffResponse {
+    /**
+     * @generated from protobuf field: string name = 1
+     */
+    name: string;
+    /**
+     * `- line` only in the snapshot's config, `+ line` only in today's.
+     *
+     * @generated from protobuf field: repeated string config = 2
+     */
+    config: string[];
+    /**
+     * @generated from protobuf field: repeated string dev_then = 3
+     */
+    devThen: string[];
+    /**
+     * @generated from protobuf field: repeated string dev_now = 4
+     */
+    devNow: string[];
+    /**
+     * @generated from protobuf field: repeated devenv.v1.SnapshotDatasetDiff datasets = 5
+     */
+    datasets: SnapshotDatasetDiff[];
+}
+/**
  * @generated from protobuf enum devenv.v1.ServiceState
  */
 export enum ServiceState {
@@ -6247,6 +6509,842 @@ class WorkspaceForwardEvent$Type extends MessageType<WorkspaceForwardEvent> {
  * @generated MessageType for protobuf message devenv.v1.WorkspaceForwardEvent
  */
 export const WorkspaceForwardEvent = new WorkspaceForwardEvent$Type();
+// @generated message type with reflection information, may provide speed optimized methods
+class SnapshotSaveRequest$Type extends MessageType<SnapshotSaveRequest> {
+    constructor() {
+        super("devenv.v1.SnapshotSaveRequest", [
+            { no: 1, name: "environment", kind: "message", T: () => EnvironmentRef },
+            { no: 2, name: "name", kind: "scalar", T: 9 /*ScalarType.STRING*/ }
+        ]);
+    }
+    create(value?: PartialMessage<SnapshotSaveRequest>): SnapshotSaveRequest {
+        const message = globalThis.Object.create((this.messagePrototype!));
+        message.name = "";
+        if (value !== undefined)
+            reflectionMergePartial<SnapshotSaveRequest>(this, message, value);
+        return message;
+    }
+    internalBinaryRead(reader: IBinaryReader, length: number, options: BinaryReadOptions, target?: SnapshotSaveRequest): SnapshotSaveRequest {
+        let message = target ?? this.create(), end = reader.pos + length;
+        while (reader.pos < end) {
+            let [fieldNo, wireType] = reader.tag();
+            switch (fieldNo) {
+                case /* devenv.v1.EnvironmentRef environment */ 1:
+                    message.environment = EnvironmentRef.internalBinaryRead(reader, reader.uint32(), options, message.environment);
+                    break;
+                case /* string name */ 2:
+                    message.name = reader.string();
+                    break;
+                default:
+                    let u = options.readUnknownField;
+                    if (u === "throw")
+                        throw new globalThis.Error(`Unknown field ${fieldNo} (wire type ${wireType}) for ${this.typeName}`);
+                    let d = reader.skip(wireType);
+                    if (u !== false)
+                        (u === true ? UnknownFieldHandler.onRead : u)(this.typeName, message, fieldNo, wireType, d);
+            }
+        }
+        return message;
+    }
+    internalBinaryWrite(message: SnapshotSaveRequest, writer: IBinaryWriter, options: BinaryWriteOptions): IBinaryWriter {
+        /* devenv.v1.EnvironmentRef environment = 1; */
+        if (message.environment)
+            EnvironmentRef.internalBinaryWrite(message.environment, writer.tag(1, WireType.LengthDelimited).fork(), options).join();
+        /* string name = 2; */
+        if (message.name !== "")
+            writer.tag(2, WireType.LengthDelimited).string(message.name);
+        let u = options.writeUnknownFields;
+        if (u !== false)
+            (u == true ? UnknownFieldHandler.onWrite : u)(this.typeName, message, writer);
+        return writer;
+    }
+}
+/**
+ * @generated MessageType for protobuf message devenv.v1.SnapshotSaveRequest
+ */
+export const SnapshotSaveRequest = new SnapshotSaveRequest$Type();
+// @generated message type with reflection information, may provide speed optimized methods
+class SnapshotRestoreRequest$Type extends MessageType<SnapshotRestoreRequest> {
+    constructor() {
+        super("devenv.v1.SnapshotRestoreRequest", [
+            { no: 1, name: "environment", kind: "message", T: () => EnvironmentRef },
+            { no: 2, name: "name", kind: "scalar", T: 9 /*ScalarType.STRING*/ }
+        ]);
+    }
+    create(value?: PartialMessage<SnapshotRestoreRequest>): SnapshotRestoreRequest {
+        const message = globalThis.Object.create((this.messagePrototype!));
+        message.name = "";
+        if (value !== undefined)
+            reflectionMergePartial<SnapshotRestoreRequest>(this, message, value);
+        return message;
+    }
+    internalBinaryRead(reader: IBinaryReader, length: number, options: BinaryReadOptions, target?: SnapshotRestoreRequest): SnapshotRestoreRequest {
+        let message = target ?? this.create(), end = reader.pos + length;
+        while (reader.pos < end) {
+            let [fieldNo, wireType] = reader.tag();
+            switch (fieldNo) {
+                case /* devenv.v1.EnvironmentRef environment */ 1:
+                    message.environment = EnvironmentRef.internalBinaryRead(reader, reader.uint32(), options, message.environment);
+                    break;
+                case /* string name */ 2:
+                    message.name = reader.string();
+                    break;
+                default:
+                    let u = options.readUnknownField;
+                    if (u === "throw")
+                        throw new globalThis.Error(`Unknown field ${fieldNo} (wire type ${wireType}) for ${this.typeName}`);
+                    let d = reader.skip(wireType);
+                    if (u !== false)
+                        (u === true ? UnknownFieldHandler.onRead : u)(this.typeName, message, fieldNo, wireType, d);
+            }
+        }
+        return message;
+    }
+    internalBinaryWrite(message: SnapshotRestoreRequest, writer: IBinaryWriter, options: BinaryWriteOptions): IBinaryWriter {
+        /* devenv.v1.EnvironmentRef environment = 1; */
+        if (message.environment)
+            EnvironmentRef.internalBinaryWrite(message.environment, writer.tag(1, WireType.LengthDelimited).fork(), options).join();
+        /* string name = 2; */
+        if (message.name !== "")
+            writer.tag(2, WireType.LengthDelimited).string(message.name);
+        let u = options.writeUnknownFields;
+        if (u !== false)
+            (u == true ? UnknownFieldHandler.onWrite : u)(this.typeName, message, writer);
+        return writer;
+    }
+}
+/**
+ * @generated MessageType for protobuf message devenv.v1.SnapshotRestoreRequest
+ */
+export const SnapshotRestoreRequest = new SnapshotRestoreRequest$Type();
+// @generated message type with reflection information, may provide speed optimized methods
+class SnapshotProgress$Type extends MessageType<SnapshotProgress> {
+    constructor() {
+        super("devenv.v1.SnapshotProgress", [
+            { no: 1, name: "dataset", kind: "scalar", T: 9 /*ScalarType.STRING*/ },
+            { no: 2, name: "done_bytes", kind: "scalar", T: 4 /*ScalarType.UINT64*/, L: 2 /*LongType.NUMBER*/ },
+            { no: 3, name: "total_bytes", kind: "scalar", T: 4 /*ScalarType.UINT64*/, L: 2 /*LongType.NUMBER*/ }
+        ]);
+    }
+    create(value?: PartialMessage<SnapshotProgress>): SnapshotProgress {
+        const message = globalThis.Object.create((this.messagePrototype!));
+        message.dataset = "";
+        message.doneBytes = 0;
+        message.totalBytes = 0;
+        if (value !== undefined)
+            reflectionMergePartial<SnapshotProgress>(this, message, value);
+        return message;
+    }
+    internalBinaryRead(reader: IBinaryReader, length: number, options: BinaryReadOptions, target?: SnapshotProgress): SnapshotProgress {
+        let message = target ?? this.create(), end = reader.pos + length;
+        while (reader.pos < end) {
+            let [fieldNo, wireType] = reader.tag();
+            switch (fieldNo) {
+                case /* string dataset */ 1:
+                    message.dataset = reader.string();
+                    break;
+                case /* uint64 done_bytes */ 2:
+                    message.doneBytes = reader.uint64().toNumber();
+                    break;
+                case /* uint64 total_bytes */ 3:
+                    message.totalBytes = reader.uint64().toNumber();
+                    break;
+                default:
+                    let u = options.readUnknownField;
+                    if (u === "throw")
+                        throw new globalThis.Error(`Unknown field ${fieldNo} (wire type ${wireType}) for ${this.typeName}`);
+                    let d = reader.skip(wireType);
+                    if (u !== false)
+                        (u === true ? UnknownFieldHandler.onRead : u)(this.typeName, message, fieldNo, wireType, d);
+            }
+        }
+        return message;
+    }
+    internalBinaryWrite(message: SnapshotProgress, writer: IBinaryWriter, options: BinaryWriteOptions): IBinaryWriter {
+        /* string dataset = 1; */
+        if (message.dataset !== "")
+            writer.tag(1, WireType.LengthDelimited).string(message.dataset);
+        /* uint64 done_bytes = 2; */
+        if (message.doneBytes !== 0)
+            writer.tag(2, WireType.Varint).uint64(message.doneBytes);
+        /* uint64 total_bytes = 3; */
+        if (message.totalBytes !== 0)
+            writer.tag(3, WireType.Varint).uint64(message.totalBytes);
+        let u = options.writeUnknownFields;
+        if (u !== false)
+            (u == true ? UnknownFieldHandler.onWrite : u)(this.typeName, message, writer);
+        return writer;
+    }
+}
+/**
+ * @generated MessageType for protobuf message devenv.v1.SnapshotProgress
+ */
+export const SnapshotProgress = new SnapshotProgress$Type();
+// @generated message type with reflection information, may provide speed optimized methods
+class SnapshotDataset$Type extends MessageType<SnapshotDataset> {
+    constructor() {
+        super("devenv.v1.SnapshotDataset", [
+            { no: 1, name: "id", kind: "scalar", T: 9 /*ScalarType.STRING*/ },
+            { no: 2, name: "bytes", kind: "scalar", T: 4 /*ScalarType.UINT64*/, L: 2 /*LongType.NUMBER*/ },
+            { no: 3, name: "entries", kind: "scalar", T: 4 /*ScalarType.UINT64*/, L: 2 /*LongType.NUMBER*/ }
+        ]);
+    }
+    create(value?: PartialMessage<SnapshotDataset>): SnapshotDataset {
+        const message = globalThis.Object.create((this.messagePrototype!));
+        message.id = "";
+        message.bytes = 0;
+        message.entries = 0;
+        if (value !== undefined)
+            reflectionMergePartial<SnapshotDataset>(this, message, value);
+        return message;
+    }
+    internalBinaryRead(reader: IBinaryReader, length: number, options: BinaryReadOptions, target?: SnapshotDataset): SnapshotDataset {
+        let message = target ?? this.create(), end = reader.pos + length;
+        while (reader.pos < end) {
+            let [fieldNo, wireType] = reader.tag();
+            switch (fieldNo) {
+                case /* string id */ 1:
+                    message.id = reader.string();
+                    break;
+                case /* uint64 bytes */ 2:
+                    message.bytes = reader.uint64().toNumber();
+                    break;
+                case /* uint64 entries */ 3:
+                    message.entries = reader.uint64().toNumber();
+                    break;
+                default:
+                    let u = options.readUnknownField;
+                    if (u === "throw")
+                        throw new globalThis.Error(`Unknown field ${fieldNo} (wire type ${wireType}) for ${this.typeName}`);
+                    let d = reader.skip(wireType);
+                    if (u !== false)
+                        (u === true ? UnknownFieldHandler.onRead : u)(this.typeName, message, fieldNo, wireType, d);
+            }
+        }
+        return message;
+    }
+    internalBinaryWrite(message: SnapshotDataset, writer: IBinaryWriter, options: BinaryWriteOptions): IBinaryWriter {
+        /* string id = 1; */
+        if (message.id !== "")
+            writer.tag(1, WireType.LengthDelimited).string(message.id);
+        /* uint64 bytes = 2; */
+        if (message.bytes !== 0)
+            writer.tag(2, WireType.Varint).uint64(message.bytes);
+        /* uint64 entries = 3; */
+        if (message.entries !== 0)
+            writer.tag(3, WireType.Varint).uint64(message.entries);
+        let u = options.writeUnknownFields;
+        if (u !== false)
+            (u == true ? UnknownFieldHandler.onWrite : u)(this.typeName, message, writer);
+        return writer;
+    }
+}
+/**
+ * @generated MessageType for protobuf message devenv.v1.SnapshotDataset
+ */
+export const SnapshotDataset = new SnapshotDataset$Type();
+// @generated message type with reflection information, may provide speed optimized methods
+class SnapshotInfo$Type extends MessageType<SnapshotInfo> {
+    constructor() {
+        super("devenv.v1.SnapshotInfo", [
+            { no: 1, name: "name", kind: "scalar", T: 9 /*ScalarType.STRING*/ },
+            { no: 2, name: "created", kind: "message", T: () => Timestamp },
+            { no: 3, name: "bytes", kind: "scalar", T: 4 /*ScalarType.UINT64*/, L: 2 /*LongType.NUMBER*/ },
+            { no: 4, name: "stored_bytes", kind: "scalar", T: 4 /*ScalarType.UINT64*/, L: 2 /*LongType.NUMBER*/ },
+            { no: 5, name: "datasets", kind: "message", repeat: 2 /*RepeatType.UNPACKED*/, T: () => SnapshotDataset },
+            { no: 6, name: "dev", kind: "scalar", repeat: 2 /*RepeatType.UNPACKED*/, T: 9 /*ScalarType.STRING*/ },
+            { no: 7, name: "notes", kind: "scalar", repeat: 2 /*RepeatType.UNPACKED*/, T: 9 /*ScalarType.STRING*/ },
+            { no: 8, name: "seconds", kind: "scalar", T: 1 /*ScalarType.DOUBLE*/ },
+            { no: 9, name: "message", kind: "scalar", T: 9 /*ScalarType.STRING*/ }
+        ]);
+    }
+    create(value?: PartialMessage<SnapshotInfo>): SnapshotInfo {
+        const message = globalThis.Object.create((this.messagePrototype!));
+        message.name = "";
+        message.bytes = 0;
+        message.storedBytes = 0;
+        message.datasets = [];
+        message.dev = [];
+        message.notes = [];
+        message.seconds = 0;
+        message.message = "";
+        if (value !== undefined)
+            reflectionMergePartial<SnapshotInfo>(this, message, value);
+        return message;
+    }
+    internalBinaryRead(reader: IBinaryReader, length: number, options: BinaryReadOptions, target?: SnapshotInfo): SnapshotInfo {
+        let message = target ?? this.create(), end = reader.pos + length;
+        while (reader.pos < end) {
+            let [fieldNo, wireType] = reader.tag();
+            switch (fieldNo) {
+                case /* string name */ 1:
+                    message.name = reader.string();
+                    break;
+                case /* google.protobuf.Timestamp created */ 2:
+                    message.created = Timestamp.internalBinaryRead(reader, reader.uint32(), options, message.created);
+                    break;
+                case /* uint64 bytes */ 3:
+                    message.bytes = reader.uint64().toNumber();
+                    break;
+                case /* uint64 stored_bytes */ 4:
+                    message.storedBytes = reader.uint64().toNumber();
+                    break;
+                case /* repeated devenv.v1.SnapshotDataset datasets */ 5:
+                    message.datasets.push(SnapshotDataset.internalBinaryRead(reader, reader.uint32(), options));
+                    break;
+                case /* repeated string dev */ 6:
+                    message.dev.push(reader.string());
+                    break;
+                case /* repeated string notes */ 7:
+                    message.notes.push(reader.string());
+                    break;
+                case /* double seconds */ 8:
+                    message.seconds = reader.double();
+                    break;
+                case /* string message */ 9:
+                    message.message = reader.string();
+                    break;
+                default:
+                    let u = options.readUnknownField;
+                    if (u === "throw")
+                        throw new globalThis.Error(`Unknown field ${fieldNo} (wire type ${wireType}) for ${this.typeName}`);
+                    let d = reader.skip(wireType);
+                    if (u !== false)
+                        (u === true ? UnknownFieldHandler.onRead : u)(this.typeName, message, fieldNo, wireType, d);
+            }
+        }
+        return message;
+    }
+    internalBinaryWrite(message: SnapshotInfo, writer: IBinaryWriter, options: BinaryWriteOptions): IBinaryWriter {
+        /* string name = 1; */
+        if (message.name !== "")
+            writer.tag(1, WireType.LengthDelimited).string(message.name);
+        /* google.protobuf.Timestamp created = 2; */
+        if (message.created)
+            Timestamp.internalBinaryWrite(message.created, writer.tag(2, WireType.LengthDelimited).fork(), options).join();
+        /* uint64 bytes = 3; */
+        if (message.bytes !== 0)
+            writer.tag(3, WireType.Varint).uint64(message.bytes);
+        /* uint64 stored_bytes = 4; */
+        if (message.storedBytes !== 0)
+            writer.tag(4, WireType.Varint).uint64(message.storedBytes);
+        /* repeated devenv.v1.SnapshotDataset datasets = 5; */
+        for (let i = 0; i < message.datasets.length; i++)
+            SnapshotDataset.internalBinaryWrite(message.datasets[i], writer.tag(5, WireType.LengthDelimited).fork(), options).join();
+        /* repeated string dev = 6; */
+        for (let i = 0; i < message.dev.length; i++)
+            writer.tag(6, WireType.LengthDelimited).string(message.dev[i]);
+        /* repeated string notes = 7; */
+        for (let i = 0; i < message.notes.length; i++)
+            writer.tag(7, WireType.LengthDelimited).string(message.notes[i]);
+        /* double seconds = 8; */
+        if (message.seconds !== 0)
+            writer.tag(8, WireType.Bit64).double(message.seconds);
+        /* string message = 9; */
+        if (message.message !== "")
+            writer.tag(9, WireType.LengthDelimited).string(message.message);
+        let u = options.writeUnknownFields;
+        if (u !== false)
+            (u == true ? UnknownFieldHandler.onWrite : u)(this.typeName, message, writer);
+        return writer;
+    }
+}
+/**
+ * @generated MessageType for protobuf message devenv.v1.SnapshotInfo
+ */
+export const SnapshotInfo = new SnapshotInfo$Type();
+// @generated message type with reflection information, may provide speed optimized methods
+class SnapshotEvent$Type extends MessageType<SnapshotEvent> {
+    constructor() {
+        super("devenv.v1.SnapshotEvent", [
+            { no: 1, name: "step", kind: "scalar", oneof: "event", T: 9 /*ScalarType.STRING*/ },
+            { no: 2, name: "progress", kind: "message", oneof: "event", T: () => SnapshotProgress },
+            { no: 3, name: "done", kind: "message", oneof: "event", T: () => SnapshotInfo }
+        ]);
+    }
+    create(value?: PartialMessage<SnapshotEvent>): SnapshotEvent {
+        const message = globalThis.Object.create((this.messagePrototype!));
+        message.event = { oneofKind: undefined };
+        if (value !== undefined)
+            reflectionMergePartial<SnapshotEvent>(this, message, value);
+        return message;
+    }
+    internalBinaryRead(reader: IBinaryReader, length: number, options: BinaryReadOptions, target?: SnapshotEvent): SnapshotEvent {
+        let message = target ?? this.create(), end = reader.pos + length;
+        while (reader.pos < end) {
+            let [fieldNo, wireType] = reader.tag();
+            switch (fieldNo) {
+                case /* string step */ 1:
+                    message.event = {
+                        oneofKind: "step",
+                        step: reader.string()
+                    };
+                    break;
+                case /* devenv.v1.SnapshotProgress progress */ 2:
+                    message.event = {
+                        oneofKind: "progress",
+                        progress: SnapshotProgress.internalBinaryRead(reader, reader.uint32(), options, (message.event as any).progress)
+                    };
+                    break;
+                case /* devenv.v1.SnapshotInfo done */ 3:
+                    message.event = {
+                        oneofKind: "done",
+                        done: SnapshotInfo.internalBinaryRead(reader, reader.uint32(), options, (message.event as any).done)
+                    };
+                    break;
+                default:
+                    let u = options.readUnknownField;
+                    if (u === "throw")
+                        throw new globalThis.Error(`Unknown field ${fieldNo} (wire type ${wireType}) for ${this.typeName}`);
+                    let d = reader.skip(wireType);
+                    if (u !== false)
+                        (u === true ? UnknownFieldHandler.onRead : u)(this.typeName, message, fieldNo, wireType, d);
+            }
+        }
+        return message;
+    }
+    internalBinaryWrite(message: SnapshotEvent, writer: IBinaryWriter, options: BinaryWriteOptions): IBinaryWriter {
+        /* string step = 1; */
+        if (message.event.oneofKind === "step")
+            writer.tag(1, WireType.LengthDelimited).string(message.event.step);
+        /* devenv.v1.SnapshotProgress progress = 2; */
+        if (message.event.oneofKind === "progress")
+            SnapshotProgress.internalBinaryWrite(message.event.progress, writer.tag(2, WireType.LengthDelimited).fork(), options).join();
+        /* devenv.v1.SnapshotInfo done = 3; */
+        if (message.event.oneofKind === "done")
+            SnapshotInfo.internalBinaryWrite(message.event.done, writer.tag(3, WireType.LengthDelimited).fork(), options).join();
+        let u = options.writeUnknownFields;
+        if (u !== false)
+            (u == true ? UnknownFieldHandler.onWrite : u)(this.typeName, message, writer);
+        return writer;
+    }
+}
+/**
+ * @generated MessageType for protobuf message devenv.v1.SnapshotEvent
+ */
+export const SnapshotEvent = new SnapshotEvent$Type();
+// @generated message type with reflection information, may provide speed optimized methods
+class SnapshotListRequest$Type extends MessageType<SnapshotListRequest> {
+    constructor() {
+        super("devenv.v1.SnapshotListRequest", [
+            { no: 1, name: "environment", kind: "message", T: () => EnvironmentRef }
+        ]);
+    }
+    create(value?: PartialMessage<SnapshotListRequest>): SnapshotListRequest {
+        const message = globalThis.Object.create((this.messagePrototype!));
+        if (value !== undefined)
+            reflectionMergePartial<SnapshotListRequest>(this, message, value);
+        return message;
+    }
+    internalBinaryRead(reader: IBinaryReader, length: number, options: BinaryReadOptions, target?: SnapshotListRequest): SnapshotListRequest {
+        let message = target ?? this.create(), end = reader.pos + length;
+        while (reader.pos < end) {
+            let [fieldNo, wireType] = reader.tag();
+            switch (fieldNo) {
+                case /* devenv.v1.EnvironmentRef environment */ 1:
+                    message.environment = EnvironmentRef.internalBinaryRead(reader, reader.uint32(), options, message.environment);
+                    break;
+                default:
+                    let u = options.readUnknownField;
+                    if (u === "throw")
+                        throw new globalThis.Error(`Unknown field ${fieldNo} (wire type ${wireType}) for ${this.typeName}`);
+                    let d = reader.skip(wireType);
+                    if (u !== false)
+                        (u === true ? UnknownFieldHandler.onRead : u)(this.typeName, message, fieldNo, wireType, d);
+            }
+        }
+        return message;
+    }
+    internalBinaryWrite(message: SnapshotListRequest, writer: IBinaryWriter, options: BinaryWriteOptions): IBinaryWriter {
+        /* devenv.v1.EnvironmentRef environment = 1; */
+        if (message.environment)
+            EnvironmentRef.internalBinaryWrite(message.environment, writer.tag(1, WireType.LengthDelimited).fork(), options).join();
+        let u = options.writeUnknownFields;
+        if (u !== false)
+            (u == true ? UnknownFieldHandler.onWrite : u)(this.typeName, message, writer);
+        return writer;
+    }
+}
+/**
+ * @generated MessageType for protobuf message devenv.v1.SnapshotListRequest
+ */
+export const SnapshotListRequest = new SnapshotListRequest$Type();
+// @generated message type with reflection information, may provide speed optimized methods
+class SnapshotListResponse$Type extends MessageType<SnapshotListResponse> {
+    constructor() {
+        super("devenv.v1.SnapshotListResponse", [
+            { no: 1, name: "snapshots", kind: "message", repeat: 2 /*RepeatType.UNPACKED*/, T: () => SnapshotInfo },
+            { no: 2, name: "store_bytes", kind: "scalar", T: 4 /*ScalarType.UINT64*/, L: 2 /*LongType.NUMBER*/ }
+        ]);
+    }
+    create(value?: PartialMessage<SnapshotListResponse>): SnapshotListResponse {
+        const message = globalThis.Object.create((this.messagePrototype!));
+        message.snapshots = [];
+        message.storeBytes = 0;
+        if (value !== undefined)
+            reflectionMergePartial<SnapshotListResponse>(this, message, value);
+        return message;
+    }
+    internalBinaryRead(reader: IBinaryReader, length: number, options: BinaryReadOptions, target?: SnapshotListResponse): SnapshotListResponse {
+        let message = target ?? this.create(), end = reader.pos + length;
+        while (reader.pos < end) {
+            let [fieldNo, wireType] = reader.tag();
+            switch (fieldNo) {
+                case /* repeated devenv.v1.SnapshotInfo snapshots */ 1:
+                    message.snapshots.push(SnapshotInfo.internalBinaryRead(reader, reader.uint32(), options));
+                    break;
+                case /* uint64 store_bytes */ 2:
+                    message.storeBytes = reader.uint64().toNumber();
+                    break;
+                default:
+                    let u = options.readUnknownField;
+                    if (u === "throw")
+                        throw new globalThis.Error(`Unknown field ${fieldNo} (wire type ${wireType}) for ${this.typeName}`);
+                    let d = reader.skip(wireType);
+                    if (u !== false)
+                        (u === true ? UnknownFieldHandler.onRead : u)(this.typeName, message, fieldNo, wireType, d);
+            }
+        }
+        return message;
+    }
+    internalBinaryWrite(message: SnapshotListResponse, writer: IBinaryWriter, options: BinaryWriteOptions): IBinaryWriter {
+        /* repeated devenv.v1.SnapshotInfo snapshots = 1; */
+        for (let i = 0; i < message.snapshots.length; i++)
+            SnapshotInfo.internalBinaryWrite(message.snapshots[i], writer.tag(1, WireType.LengthDelimited).fork(), options).join();
+        /* uint64 store_bytes = 2; */
+        if (message.storeBytes !== 0)
+            writer.tag(2, WireType.Varint).uint64(message.storeBytes);
+        let u = options.writeUnknownFields;
+        if (u !== false)
+            (u == true ? UnknownFieldHandler.onWrite : u)(this.typeName, message, writer);
+        return writer;
+    }
+}
+/**
+ * @generated MessageType for protobuf message devenv.v1.SnapshotListResponse
+ */
+export const SnapshotListResponse = new SnapshotListResponse$Type();
+// @generated message type with reflection information, may provide speed optimized methods
+class SnapshotRemoveRequest$Type extends MessageType<SnapshotRemoveRequest> {
+    constructor() {
+        super("devenv.v1.SnapshotRemoveRequest", [
+            { no: 1, name: "environment", kind: "message", T: () => EnvironmentRef },
+            { no: 2, name: "name", kind: "scalar", T: 9 /*ScalarType.STRING*/ }
+        ]);
+    }
+    create(value?: PartialMessage<SnapshotRemoveRequest>): SnapshotRemoveRequest {
+        const message = globalThis.Object.create((this.messagePrototype!));
+        message.name = "";
+        if (value !== undefined)
+            reflectionMergePartial<SnapshotRemoveRequest>(this, message, value);
+        return message;
+    }
+    internalBinaryRead(reader: IBinaryReader, length: number, options: BinaryReadOptions, target?: SnapshotRemoveRequest): SnapshotRemoveRequest {
+        let message = target ?? this.create(), end = reader.pos + length;
+        while (reader.pos < end) {
+            let [fieldNo, wireType] = reader.tag();
+            switch (fieldNo) {
+                case /* devenv.v1.EnvironmentRef environment */ 1:
+                    message.environment = EnvironmentRef.internalBinaryRead(reader, reader.uint32(), options, message.environment);
+                    break;
+                case /* string name */ 2:
+                    message.name = reader.string();
+                    break;
+                default:
+                    let u = options.readUnknownField;
+                    if (u === "throw")
+                        throw new globalThis.Error(`Unknown field ${fieldNo} (wire type ${wireType}) for ${this.typeName}`);
+                    let d = reader.skip(wireType);
+                    if (u !== false)
+                        (u === true ? UnknownFieldHandler.onRead : u)(this.typeName, message, fieldNo, wireType, d);
+            }
+        }
+        return message;
+    }
+    internalBinaryWrite(message: SnapshotRemoveRequest, writer: IBinaryWriter, options: BinaryWriteOptions): IBinaryWriter {
+        /* devenv.v1.EnvironmentRef environment = 1; */
+        if (message.environment)
+            EnvironmentRef.internalBinaryWrite(message.environment, writer.tag(1, WireType.LengthDelimited).fork(), options).join();
+        /* string name = 2; */
+        if (message.name !== "")
+            writer.tag(2, WireType.LengthDelimited).string(message.name);
+        let u = options.writeUnknownFields;
+        if (u !== false)
+            (u == true ? UnknownFieldHandler.onWrite : u)(this.typeName, message, writer);
+        return writer;
+    }
+}
+/**
+ * @generated MessageType for protobuf message devenv.v1.SnapshotRemoveRequest
+ */
+export const SnapshotRemoveRequest = new SnapshotRemoveRequest$Type();
+// @generated message type with reflection information, may provide speed optimized methods
+class SnapshotRemoveResponse$Type extends MessageType<SnapshotRemoveResponse> {
+    constructor() {
+        super("devenv.v1.SnapshotRemoveResponse", [
+            { no: 1, name: "freed_bytes", kind: "scalar", T: 4 /*ScalarType.UINT64*/, L: 2 /*LongType.NUMBER*/ }
+        ]);
+    }
+    create(value?: PartialMessage<SnapshotRemoveResponse>): SnapshotRemoveResponse {
+        const message = globalThis.Object.create((this.messagePrototype!));
+        message.freedBytes = 0;
+        if (value !== undefined)
+            reflectionMergePartial<SnapshotRemoveResponse>(this, message, value);
+        return message;
+    }
+    internalBinaryRead(reader: IBinaryReader, length: number, options: BinaryReadOptions, target?: SnapshotRemoveResponse): SnapshotRemoveResponse {
+        let message = target ?? this.create(), end = reader.pos + length;
+        while (reader.pos < end) {
+            let [fieldNo, wireType] = reader.tag();
+            switch (fieldNo) {
+                case /* uint64 freed_bytes */ 1:
+                    message.freedBytes = reader.uint64().toNumber();
+                    break;
+                default:
+                    let u = options.readUnknownField;
+                    if (u === "throw")
+                        throw new globalThis.Error(`Unknown field ${fieldNo} (wire type ${wireType}) for ${this.typeName}`);
+                    let d = reader.skip(wireType);
+                    if (u !== false)
+                        (u === true ? UnknownFieldHandler.onRead : u)(this.typeName, message, fieldNo, wireType, d);
+            }
+        }
+        return message;
+    }
+    internalBinaryWrite(message: SnapshotRemoveResponse, writer: IBinaryWriter, options: BinaryWriteOptions): IBinaryWriter {
+        /* uint64 freed_bytes = 1; */
+        if (message.freedBytes !== 0)
+            writer.tag(1, WireType.Varint).uint64(message.freedBytes);
+        let u = options.writeUnknownFields;
+        if (u !== false)
+            (u == true ? UnknownFieldHandler.onWrite : u)(this.typeName, message, writer);
+        return writer;
+    }
+}
+/**
+ * @generated MessageType for protobuf message devenv.v1.SnapshotRemoveResponse
+ */
+export const SnapshotRemoveResponse = new SnapshotRemoveResponse$Type();
+// @generated message type with reflection information, may provide speed optimized methods
+class SnapshotDiffRequest$Type extends MessageType<SnapshotDiffRequest> {
+    constructor() {
+        super("devenv.v1.SnapshotDiffRequest", [
+            { no: 1, name: "environment", kind: "message", T: () => EnvironmentRef },
+            { no: 2, name: "name", kind: "scalar", T: 9 /*ScalarType.STRING*/ }
+        ]);
+    }
+    create(value?: PartialMessage<SnapshotDiffRequest>): SnapshotDiffRequest {
+        const message = globalThis.Object.create((this.messagePrototype!));
+        message.name = "";
+        if (value !== undefined)
+            reflectionMergePartial<SnapshotDiffRequest>(this, message, value);
+        return message;
+    }
+    internalBinaryRead(reader: IBinaryReader, length: number, options: BinaryReadOptions, target?: SnapshotDiffRequest): SnapshotDiffRequest {
+        let message = target ?? this.create(), end = reader.pos + length;
+        while (reader.pos < end) {
+            let [fieldNo, wireType] = reader.tag();
+            switch (fieldNo) {
+                case /* devenv.v1.EnvironmentRef environment */ 1:
+                    message.environment = EnvironmentRef.internalBinaryRead(reader, reader.uint32(), options, message.environment);
+                    break;
+                case /* string name */ 2:
+                    message.name = reader.string();
+                    break;
+                default:
+                    let u = options.readUnknownField;
+                    if (u === "throw")
+                        throw new globalThis.Error(`Unknown field ${fieldNo} (wire type ${wireType}) for ${this.typeName}`);
+                    let d = reader.skip(wireType);
+                    if (u !== false)
+                        (u === true ? UnknownFieldHandler.onRead : u)(this.typeName, message, fieldNo, wireType, d);
+            }
+        }
+        return message;
+    }
+    internalBinaryWrite(message: SnapshotDiffRequest, writer: IBinaryWriter, options: BinaryWriteOptions): IBinaryWriter {
+        /* devenv.v1.EnvironmentRef environment = 1; */
+        if (message.environment)
+            EnvironmentRef.internalBinaryWrite(message.environment, writer.tag(1, WireType.LengthDelimited).fork(), options).join();
+        /* string name = 2; */
+        if (message.name !== "")
+            writer.tag(2, WireType.LengthDelimited).string(message.name);
+        let u = options.writeUnknownFields;
+        if (u !== false)
+            (u == true ? UnknownFieldHandler.onWrite : u)(this.typeName, message, writer);
+        return writer;
+    }
+}
+/**
+ * @generated MessageType for protobuf message devenv.v1.SnapshotDiffRequest
+ */
+export const SnapshotDiffRequest = new SnapshotDiffRequest$Type();
+// @generated message type with reflection information, may provide speed optimized methods
+class SnapshotDatasetDiff$Type extends MessageType<SnapshotDatasetDiff> {
+    constructor() {
+        super("devenv.v1.SnapshotDatasetDiff", [
+            { no: 1, name: "id", kind: "scalar", T: 9 /*ScalarType.STRING*/ },
+            { no: 2, name: "added", kind: "scalar", repeat: 2 /*RepeatType.UNPACKED*/, T: 9 /*ScalarType.STRING*/ },
+            { no: 3, name: "removed", kind: "scalar", repeat: 2 /*RepeatType.UNPACKED*/, T: 9 /*ScalarType.STRING*/ },
+            { no: 4, name: "changed", kind: "scalar", repeat: 2 /*RepeatType.UNPACKED*/, T: 9 /*ScalarType.STRING*/ },
+            { no: 5, name: "bytes_then", kind: "scalar", T: 4 /*ScalarType.UINT64*/, L: 2 /*LongType.NUMBER*/ },
+            { no: 6, name: "bytes_now", kind: "scalar", T: 4 /*ScalarType.UINT64*/, L: 2 /*LongType.NUMBER*/ }
+        ]);
+    }
+    create(value?: PartialMessage<SnapshotDatasetDiff>): SnapshotDatasetDiff {
+        const message = globalThis.Object.create((this.messagePrototype!));
+        message.id = "";
+        message.added = [];
+        message.removed = [];
+        message.changed = [];
+        message.bytesThen = 0;
+        message.bytesNow = 0;
+        if (value !== undefined)
+            reflectionMergePartial<SnapshotDatasetDiff>(this, message, value);
+        return message;
+    }
+    internalBinaryRead(reader: IBinaryReader, length: number, options: BinaryReadOptions, target?: SnapshotDatasetDiff): SnapshotDatasetDiff {
+        let message = target ?? this.create(), end = reader.pos + length;
+        while (reader.pos < end) {
+            let [fieldNo, wireType] = reader.tag();
+            switch (fieldNo) {
+                case /* string id */ 1:
+                    message.id = reader.string();
+                    break;
+                case /* repeated string added */ 2:
+                    message.added.push(reader.string());
+                    break;
+                case /* repeated string removed */ 3:
+                    message.removed.push(reader.string());
+                    break;
+                case /* repeated string changed */ 4:
+                    message.changed.push(reader.string());
+                    break;
+                case /* uint64 bytes_then */ 5:
+                    message.bytesThen = reader.uint64().toNumber();
+                    break;
+                case /* uint64 bytes_now */ 6:
+                    message.bytesNow = reader.uint64().toNumber();
+                    break;
+                default:
+                    let u = options.readUnknownField;
+                    if (u === "throw")
+                        throw new globalThis.Error(`Unknown field ${fieldNo} (wire type ${wireType}) for ${this.typeName}`);
+                    let d = reader.skip(wireType);
+                    if (u !== false)
+                        (u === true ? UnknownFieldHandler.onRead : u)(this.typeName, message, fieldNo, wireType, d);
+            }
+        }
+        return message;
+    }
+    internalBinaryWrite(message: SnapshotDatasetDiff, writer: IBinaryWriter, options: BinaryWriteOptions): IBinaryWriter {
+        /* string id = 1; */
+        if (message.id !== "")
+            writer.tag(1, WireType.LengthDelimited).string(message.id);
+        /* repeated string added = 2; */
+        for (let i = 0; i < message.added.length; i++)
+            writer.tag(2, WireType.LengthDelimited).string(message.added[i]);
+        /* repeated string removed = 3; */
+        for (let i = 0; i < message.removed.length; i++)
+            writer.tag(3, WireType.LengthDelimited).string(message.removed[i]);
+        /* repeated string changed = 4; */
+        for (let i = 0; i < message.changed.length; i++)
+            writer.tag(4, WireType.LengthDelimited).string(message.changed[i]);
+        /* uint64 bytes_then = 5; */
+        if (message.bytesThen !== 0)
+            writer.tag(5, WireType.Varint).uint64(message.bytesThen);
+        /* uint64 bytes_now = 6; */
+        if (message.bytesNow !== 0)
+            writer.tag(6, WireType.Varint).uint64(message.bytesNow);
+        let u = options.writeUnknownFields;
+        if (u !== false)
+            (u == true ? UnknownFieldHandler.onWrite : u)(this.typeName, message, writer);
+        return writer;
+    }
+}
+/**
+ * @generated MessageType for protobuf message devenv.v1.SnapshotDatasetDiff
+ */
+export const SnapshotDatasetDiff = new SnapshotDatasetDiff$Type();
+// @generated message type with reflection information, may provide speed optimized methods
+class SnapshotDiffResponse$Type extends MessageType<SnapshotDiffResponse> {
+    constructor() {
+        super("devenv.v1.SnapshotDiffResponse", [
+            { no: 1, name: "name", kind: "scalar", T: 9 /*ScalarType.STRING*/ },
+            { no: 2, name: "config", kind: "scalar", repeat: 2 /*RepeatType.UNPACKED*/, T: 9 /*ScalarType.STRING*/ },
+            { no: 3, name: "dev_then", kind: "scalar", repeat: 2 /*RepeatType.UNPACKED*/, T: 9 /*ScalarType.STRING*/ },
+            { no: 4, name: "dev_now", kind: "scalar", repeat: 2 /*RepeatType.UNPACKED*/, T: 9 /*ScalarType.STRING*/ },
+            { no: 5, name: "datasets", kind: "message", repeat: 2 /*RepeatType.UNPACKED*/, T: () => SnapshotDatasetDiff }
+        ]);
+    }
+    create(value?: PartialMessage<SnapshotDiffResponse>): SnapshotDiffResponse {
+        const message = globalThis.Object.create((this.messagePrototype!));
+        message.name = "";
+        message.config = [];
+        message.devThen = [];
+        message.devNow = [];
+        message.datasets = [];
+        if (value !== undefined)
+            reflectionMergePartial<SnapshotDiffResponse>(this, message, value);
+        return message;
+    }
+    internalBinaryRead(reader: IBinaryReader, length: number, options: BinaryReadOptions, target?: SnapshotDiffResponse): SnapshotDiffResponse {
+        let message = target ?? this.create(), end = reader.pos + length;
+        while (reader.pos < end) {
+            let [fieldNo, wireType] = reader.tag();
+            switch (fieldNo) {
+                case /* string name */ 1:
+                    message.name = reader.string();
+                    break;
+                case /* repeated string config */ 2:
+                    message.config.push(reader.string());
+                    break;
+                case /* repeated string dev_then */ 3:
+                    message.devThen.push(reader.string());
+                    break;
+                case /* repeated string dev_now */ 4:
+                    message.devNow.push(reader.string());
+                    break;
+                case /* repeated devenv.v1.SnapshotDatasetDiff datasets */ 5:
+                    message.datasets.push(SnapshotDatasetDiff.internalBinaryRead(reader, reader.uint32(), options));
+                    break;
+                default:
+                    let u = options.readUnknownField;
+                    if (u === "throw")
+                        throw new globalThis.Error(`Unknown field ${fieldNo} (wire type ${wireType}) for ${this.typeName}`);
+                    let d = reader.skip(wireType);
+                    if (u !== false)
+                        (u === true ? UnknownFieldHandler.onRead : u)(this.typeName, message, fieldNo, wireType, d);
+            }
+        }
+        return message;
+    }
+    internalBinaryWrite(message: SnapshotDiffResponse, writer: IBinaryWriter, options: BinaryWriteOptions): IBinaryWriter {
+        /* string name = 1; */
+        if (message.name !== "")
+            writer.tag(1, WireType.LengthDelimited).string(message.name);
+        /* repeated string config = 2; */
+        for (let i = 0; i < message.config.length; i++)
+            writer.tag(2, WireType.LengthDelimited).string(message.config[i]);
+        /* repeated string dev_then = 3; */
+        for (let i = 0; i < message.devThen.length; i++)
+            writer.tag(3, WireType.LengthDelimited).string(message.devThen[i]);
+        /* repeated string dev_now = 4; */
+        for (let i = 0; i < message.devNow.length; i++)
+            writer.tag(4, WireType.LengthDelimited).string(message.devNow[i]);
+        /* repeated devenv.v1.SnapshotDatasetDiff datasets = 5; */
+        for (let i = 0; i < message.datasets.length; i++)
+            SnapshotDatasetDiff.internalBinaryWrite(message.datasets[i], writer.tag(5, WireType.LengthDelimited).fork(), options).join();
+        let u = options.writeUnknownFields;
+        if (u !== false)
+            (u == true ? UnknownFieldHandler.onWrite : u)(this.typeName, message, writer);
+        return writer;
+    }
+}
+/**
+ * @generated MessageType for protobuf message devenv.v1.SnapshotDiffResponse
+ */
+export const SnapshotDiffResponse = new SnapshotDiffResponse$Type();
 /**
  * @generated ServiceType for protobuf service devenv.v1.DaemonService
  */
@@ -6319,4 +7417,14 @@ export const WorkspaceService = new ServiceType("devenv.v1.WorkspaceService", [
     { name: "List", options: {}, I: WorkspaceListRequest, O: WorkspaceListResponse },
     { name: "Status", options: {}, I: WorkspaceRequest, O: WorkspaceStatus },
     { name: "Forward", serverStreaming: true, options: {}, I: WorkspaceForwardRequest, O: WorkspaceForwardEvent }
+]);
+/**
+ * @generated ServiceType for protobuf service devenv.v1.SnapshotService
+ */
+export const SnapshotService = new ServiceType("devenv.v1.SnapshotService", [
+    { name: "Save", serverStreaming: true, options: {}, I: SnapshotSaveRequest, O: SnapshotEvent },
+    { name: "Restore", serverStreaming: true, options: {}, I: SnapshotRestoreRequest, O: SnapshotEvent },
+    { name: "List", options: {}, I: SnapshotListRequest, O: SnapshotListResponse },
+    { name: "Remove", options: {}, I: SnapshotRemoveRequest, O: SnapshotRemoveResponse },
+    { name: "Diff", options: {}, I: SnapshotDiffRequest, O: SnapshotDiffResponse }
 ]);

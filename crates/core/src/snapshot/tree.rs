@@ -1,0 +1,312 @@
+//! A directory as a snapshot holds it (its entries, each file as a list of chunks), and
+//! back: read into the chunk store, written out of it into a fresh directory.
+
+use std::io::{Read, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::chunks::{Chunks, CHUNK_SIZE};
+use super::SnapshotError;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Entry {
+    /// Relative to the directory, `/`-separated.
+    pub path: String,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    #[serde(flatten)]
+    pub kind: EntryKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum EntryKind {
+    Dir,
+    File { size: u64, chunks: Vec<String> },
+    Symlink { target: String },
+}
+
+/// Counts bytes as they are read or written, for progress.
+pub type Progress<'a> = &'a (dyn Fn(u64) + Sync);
+
+/// Bytes of the regular files under `dir` (what a capture will read).
+pub fn size(dir: &Path) -> u64 {
+    walk(dir)
+        .map(|v| {
+            v.iter()
+                .filter(|(_, m)| m.is_file())
+                .map(|(_, m)| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn walk(dir: &Path) -> Result<Vec<(PathBuf, std::fs::Metadata)>, SnapshotError> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let io = |source| SnapshotError::Io {
+            path: d.clone(),
+            source,
+        };
+        let mut entries: Vec<_> = std::fs::read_dir(&d)
+            .map_err(io)?
+            .collect::<Result<_, _>>()
+            .map_err(io)?;
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let path = e.path();
+            let meta = std::fs::symlink_metadata(&path).map_err(|source| SnapshotError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            if meta.is_dir() {
+                stack.push(path.clone());
+            }
+            out.push((path, meta));
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
+/// Reads `dir` into the store. `skip` names top-level entries left out. Returns the
+/// entries and the bytes newly written to the store.
+pub fn capture<S: AsRef<str>>(
+    dir: &Path,
+    skip: &[S],
+    store: &Chunks,
+    progress: Progress<'_>,
+) -> Result<(Vec<Entry>, u64), SnapshotError> {
+    let mut written = 0;
+    let entries = read_tree(dir, skip, &mut |data| {
+        let (hash, w) = store.put(data)?;
+        written += w;
+        progress(data.len() as u64);
+        Ok(hash)
+    })?;
+    Ok((entries, written))
+}
+
+/// The entries `dir` would give, each file's chunk hashes computed but nothing
+/// stored: what `diff` compares.
+pub fn scan<S: AsRef<str>>(dir: &Path, skip: &[S]) -> Result<Vec<Entry>, SnapshotError> {
+    read_tree(dir, skip, &mut |data| {
+        Ok(blake3::hash(data).to_hex().to_string())
+    })
+}
+
+/// `dir`'s entries in path order, each file's chunks named by `chunk`.
+fn read_tree<S: AsRef<str>>(
+    dir: &Path,
+    skip: &[S],
+    chunk: &mut dyn FnMut(&[u8]) -> Result<String, SnapshotError>,
+) -> Result<Vec<Entry>, SnapshotError> {
+    // The directory itself first, as `.`: its mode and owner matter (PostgreSQL
+    // refuses a data dir others can read).
+    let top = std::fs::metadata(dir).map_err(|source| SnapshotError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let mut entries = vec![Entry {
+        path: ".".into(),
+        mode: top.permissions().mode() & 0o7777,
+        uid: top.uid(),
+        gid: top.gid(),
+        kind: EntryKind::Dir,
+    }];
+    let mut buf = vec![0u8; CHUNK_SIZE];
+    for (path, meta) in walk(dir)? {
+        let rel = path
+            .strip_prefix(dir)
+            .unwrap_or(&path)
+            .to_string_lossy()
+            .into_owned();
+        if skipped(&rel, skip) {
+            continue;
+        }
+        let io = |source| SnapshotError::Io {
+            path: path.clone(),
+            source,
+        };
+        let kind = if meta.is_dir() {
+            EntryKind::Dir
+        } else if meta.file_type().is_symlink() {
+            EntryKind::Symlink {
+                target: std::fs::read_link(&path)
+                    .map_err(io)?
+                    .to_string_lossy()
+                    .into_owned(),
+            }
+        } else if meta.is_file() {
+            let mut file = std::fs::File::open(&path).map_err(io)?;
+            let (mut chunks, mut size) = (Vec::new(), 0);
+            loop {
+                let n = read_full(&mut file, &mut buf).map_err(io)?;
+                if n == 0 {
+                    break;
+                }
+                chunks.push(chunk(&buf[..n])?);
+                size += n as u64;
+                if n < buf.len() {
+                    break;
+                }
+            }
+            EntryKind::File { size, chunks }
+        } else {
+            // Sockets and fifos (a server's socket file) are not data.
+            continue;
+        };
+        entries.push(Entry {
+            path: rel,
+            mode: meta.permissions().mode() & 0o7777,
+            uid: meta.uid(),
+            gid: meta.gid(),
+            kind,
+        });
+    }
+    Ok(entries)
+}
+
+/// `skip` entries name a path relative to the directory (and everything under it) or,
+/// without a `/`, a file name anywhere.
+fn skipped<S: AsRef<str>>(rel: &str, skip: &[S]) -> bool {
+    skip.iter().map(AsRef::as_ref).any(|s| {
+        rel == s
+            || rel.starts_with(&format!("{s}/"))
+            || (!s.contains('/') && rel.rsplit('/').next() == Some(s))
+    })
+}
+
+fn read_full(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// Writes `entries` into `dir`, which must not exist yet: every chunk is read back
+/// and checked against its hash on the way, so a damaged or missing chunk fails here,
+/// before anything outside `dir` is touched. Owners are set when running as root.
+pub fn write_out(
+    dir: &Path,
+    entries: &[Entry],
+    store: &Chunks,
+    progress: Progress<'_>,
+) -> Result<(), SnapshotError> {
+    let root = nix::unistd::geteuid().is_root();
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| SnapshotError::Io { path, source }
+    };
+    std::fs::create_dir(dir).map_err(io(dir))?;
+    for e in entries {
+        let top = e.path == ".";
+        if !top
+            && e.path
+                .split('/')
+                .any(|p| p == ".." || p == "." || p.is_empty())
+        {
+            return Err(SnapshotError::BadManifest(format!(
+                "entry path `{}` leaves its directory",
+                e.path
+            )));
+        }
+        let path = if top {
+            dir.to_path_buf()
+        } else {
+            dir.join(&e.path)
+        };
+        match &e.kind {
+            EntryKind::Dir if top => {}
+            EntryKind::Dir => std::fs::create_dir(&path).map_err(io(&path))?,
+            EntryKind::Symlink { target } => {
+                std::os::unix::fs::symlink(target, &path).map_err(io(&path))?;
+                continue;
+            }
+            EntryKind::File { chunks, .. } => {
+                let mut file = std::fs::File::create(&path).map_err(io(&path))?;
+                for hash in chunks {
+                    let data = store.get(hash)?;
+                    file.write_all(&data).map_err(io(&path))?;
+                    progress(data.len() as u64);
+                }
+                file.sync_all().map_err(io(&path))?;
+            }
+        }
+        if root {
+            std::os::unix::fs::chown(&path, Some(e.uid), Some(e.gid)).map_err(io(&path))?;
+        }
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(e.mode))
+            .map_err(io(&path))?;
+    }
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(dir))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tree_round_trips_through_the_store_with_modes_and_links() {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("src");
+        std::fs::create_dir_all(src.join("sub/deeper")).unwrap();
+        let big: Vec<u8> = (0..(CHUNK_SIZE * 2 + 123))
+            .map(|i| (i % 251) as u8)
+            .collect();
+        std::fs::write(src.join("sub/big"), &big).unwrap();
+        std::fs::write(src.join("small"), b"hello").unwrap();
+        std::fs::write(src.join("empty"), b"").unwrap();
+        std::fs::set_permissions(src.join("small"), std::fs::Permissions::from_mode(0o600))
+            .unwrap();
+        std::os::unix::fs::symlink("small", src.join("link")).unwrap();
+        std::fs::write(src.join("skipme"), b"x").unwrap();
+        std::fs::write(src.join("sub/deeper/pg_internal.init"), b"cache").unwrap();
+        let store = Chunks::new(tmp.path().join("chunks"));
+        let (entries, written) =
+            capture(&src, &["skipme", "pg_internal.init"], &store, &|_| {}).unwrap();
+        assert!(written > 0);
+        assert!(!entries.iter().any(|e| e.path.ends_with("pg_internal.init")));
+        assert!(!entries.iter().any(|e| e.path == "skipme"));
+        assert_eq!(entries[0].path, ".", "the directory itself first");
+        let (again, written_again) =
+            capture(&src, &["skipme", "pg_internal.init"], &store, &|_| {}).unwrap();
+        assert_eq!((again, written_again), (entries.clone(), 0), "nothing new");
+        assert_eq!(
+            scan(&src, &["skipme", "pg_internal.init"]).unwrap(),
+            entries,
+            "scan = capture"
+        );
+        let out = tmp.path().join("out");
+        write_out(&out, &entries, &store, &|_| {}).unwrap();
+        assert_eq!(std::fs::read(out.join("sub/big")).unwrap(), big);
+        assert_eq!(std::fs::read(out.join("small")).unwrap(), b"hello");
+        assert_eq!(std::fs::read(out.join("empty")).unwrap(), b"");
+        assert_eq!(
+            std::fs::metadata(out.join("small"))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o600
+        );
+        assert_eq!(
+            std::fs::read_link(out.join("link")).unwrap(),
+            Path::new("small")
+        );
+    }
+}
