@@ -451,36 +451,38 @@ impl Engine {
             .map_err(|e| secrets_error(e.to_string()))?)
     }
 
+    /// Waits until the StatefulSet counts its pod ready (what `status` reads), which
+    /// comes after the pod's own Ready condition.
     async fn workspace_wait_ready(&self, t: &Target) -> Result<(), EngineError> {
-        let pods: Api<Pod> = Api::namespaced(t.conn.client.clone(), &t.conn.namespace);
-        let pod = format!("{}-0", t.ws.object_name());
-        let ready = |p: Option<&Pod>| {
-            p.and_then(|p| p.status.as_ref())
-                .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+        let sets: Api<StatefulSet> = Api::namespaced(t.conn.client.clone(), &t.conn.namespace);
+        let ready = |s: Option<&StatefulSet>| {
+            let Some(s) = s else { return false };
+            let generation = s.metadata.generation.unwrap_or(0);
+            s.status.as_ref().is_some_and(|st| {
+                st.observed_generation.unwrap_or(0) >= generation
+                    && st.ready_replicas.unwrap_or(0) >= 1
+            })
         };
-        match tokio::time::timeout(READY_DEADLINE, await_condition(pods, &pod, ready)).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(WorkspaceError::NotReady {
-                name: t.ws.name.clone(),
-                after: READY_DEADLINE,
-                reason: e.to_string(),
-            }
-            .into()),
-            Err(_) => {
-                let reason = match kws::pod(&t.conn, &t.ws).await {
-                    Ok(Some(p)) => pod_reason(&p),
-                    Ok(None) => "no pod was created (see `kubectl describe statefulset`)".into(),
-                    Err(e) => e.to_string(),
-                };
-                Err(WorkspaceError::NotReady {
-                    name: t.ws.name.clone(),
-                    after: READY_DEADLINE,
-                    reason,
-                }
-                .into())
-            }
+        let waited = tokio::time::timeout(
+            READY_DEADLINE,
+            await_condition(sets, &t.ws.object_name(), ready),
+        )
+        .await;
+        let reason = match waited {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => match kws::pod(&t.conn, &t.ws).await {
+                Ok(Some(p)) => pod_reason(&p),
+                Ok(None) => "no pod was created (see `kubectl describe statefulset`)".into(),
+                Err(e) => e.to_string(),
+            },
+        };
+        Err(WorkspaceError::NotReady {
+            name: t.ws.name.clone(),
+            after: READY_DEADLINE,
+            reason,
         }
+        .into())
     }
 
     async fn workspace_info(&self, t: &Target) -> Result<WorkspaceInfo, EngineError> {
