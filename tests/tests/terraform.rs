@@ -167,7 +167,7 @@ fn without_auto_apply_up_plans_only_and_down_volumes_needs_allow_destroy() {
     assert_eq!(state_resources(&env), 0, "applied without autoApply\n{up}");
     let msg = message_of(&env, "infra");
     assert!(
-        msg.contains("1 to add") && msg.contains("devenv tf apply infra"),
+        msg.contains("1 to add") && msg.contains("set `autoApply: true` on infra"),
         "status says what the plan would do and how to apply it: {msg}"
     );
     // The app needs an output that does not exist before an apply: it fails, naming it.

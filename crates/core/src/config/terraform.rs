@@ -39,7 +39,7 @@ pub struct Terraform {
     /// `terraform workspace select -or-create`; `None`: the `default` workspace.
     pub workspace: Option<String>,
     pub backend_config: BTreeMap<String, String>,
-    /// Apply a plan with changes on `up`; else `up` plans only (`devenv tf apply`).
+    /// Apply a plan with changes on `up`; else `up` plans only.
     pub auto_apply: bool,
     /// `down --volumes` runs `terraform destroy`.
     pub allow_destroy: bool,

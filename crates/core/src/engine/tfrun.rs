@@ -288,7 +288,7 @@ impl Tf {
                     "plan: no changes".to_string()
                 } else {
                     format!(
-                        "plan: {} (not applied: autoApply is off; run `devenv tf apply {}`)",
+                        "plan: {} (not applied: autoApply is off; set `autoApply: true` on {} and run `devenv up` to apply it)",
                         done.plan.describe(),
                         self.svc.name
                     )
