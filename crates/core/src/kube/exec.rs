@@ -107,7 +107,8 @@ pub async fn exec(
     })
 }
 
-fn is_ready(pod: &Pod) -> bool {
+/// Running, Ready and not being deleted: a pod exec may pick.
+pub(crate) fn is_ready(pod: &Pod) -> bool {
     let running = pod
         .status
         .as_ref()

@@ -463,10 +463,15 @@ impl Engine {
                     && st.ready_replicas.unwrap_or(0) >= 1
             })
         };
-        let waited = tokio::time::timeout(
-            READY_DEADLINE,
-            await_condition(sets, &t.ws.object_name(), ready),
-        )
+        // The StatefulSet's count can still include the pod a stop is deleting, so
+        // wait for the pod itself too, as exec picks it: ready and not being deleted.
+        let pods: Api<Pod> = Api::namespaced(t.conn.client.clone(), &t.conn.namespace);
+        let pod_name = format!("{}-0", t.ws.object_name());
+        let pod_ready = |p: Option<&Pod>| p.is_some_and(crate::kube::exec::is_ready);
+        let waited = tokio::time::timeout(READY_DEADLINE, async {
+            await_condition(sets, &t.ws.object_name(), ready).await?;
+            await_condition(pods, &pod_name, pod_ready).await
+        })
         .await;
         let reason = match waited {
             Ok(Ok(_)) => return Ok(()),
