@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use devenv_api::pb::{self, workspace_service_server::WorkspaceService};
-use devenv_core::engine::{Engine, WorkspaceInfo};
+use devenv_core::engine::{Engine, ProjectRef, WorkspaceInfo};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
@@ -40,6 +40,16 @@ fn status(w: WorkspaceInfo) -> pb::WorkspaceStatus {
     }
 }
 
+impl Workspaces {
+    /// The environment a request about workspace `name` names, recorded on its span.
+    fn target(&self, name: &str, env: Option<pb::EnvironmentRef>) -> Result<ProjectRef, Status> {
+        named(name)?;
+        let env = convert::env_request(&self.engine, env)?;
+        super::record(&env, &[]);
+        Ok(env)
+    }
+}
+
 fn named(name: &str) -> Result<(), Status> {
     if name.is_empty() {
         return Err(Status::invalid_argument("name the workspace"));
@@ -54,9 +64,7 @@ impl WorkspaceService for Workspaces {
         req: Request<pb::WorkspaceRequest>,
     ) -> Result<Response<pb::WorkspaceStatus>, Status> {
         let r = req.into_inner();
-        named(&r.name)?;
-        let env = convert::env_request(&self.engine, r.environment)?;
-        super::record(&env, &[]);
+        let env = self.target(&r.name, r.environment)?;
         let done = self.engine.workspace_create(&env, &r.name).await;
         done.map(|w| Response::new(status(w)))
             .map_err(convert::status)
@@ -67,9 +75,7 @@ impl WorkspaceService for Workspaces {
         req: Request<pb::WorkspaceRequest>,
     ) -> Result<Response<pb::WorkspaceStatus>, Status> {
         let r = req.into_inner();
-        named(&r.name)?;
-        let env = convert::env_request(&self.engine, r.environment)?;
-        super::record(&env, &[]);
+        let env = self.target(&r.name, r.environment)?;
         let done = self.engine.workspace_start(&env, &r.name).await;
         done.map(|w| Response::new(status(w)))
             .map_err(convert::status)
@@ -80,9 +86,7 @@ impl WorkspaceService for Workspaces {
         req: Request<pb::WorkspaceRequest>,
     ) -> Result<Response<pb::WorkspaceStatus>, Status> {
         let r = req.into_inner();
-        named(&r.name)?;
-        let env = convert::env_request(&self.engine, r.environment)?;
-        super::record(&env, &[]);
+        let env = self.target(&r.name, r.environment)?;
         let done = self.engine.workspace_stop(&env, &r.name).await;
         done.map(|w| Response::new(status(w)))
             .map_err(convert::status)
@@ -93,9 +97,7 @@ impl WorkspaceService for Workspaces {
         req: Request<pb::WorkspaceDeleteRequest>,
     ) -> Result<Response<pb::WorkspaceDeleteResponse>, Status> {
         let r = req.into_inner();
-        named(&r.name)?;
-        let env = convert::env_request(&self.engine, r.environment)?;
-        super::record(&env, &[]);
+        let env = self.target(&r.name, r.environment)?;
         let kept = self
             .engine
             .workspace_delete(&env, &r.name, r.volumes)
@@ -128,9 +130,7 @@ impl WorkspaceService for Workspaces {
         req: Request<pb::WorkspaceRequest>,
     ) -> Result<Response<pb::WorkspaceStatus>, Status> {
         let r = req.into_inner();
-        named(&r.name)?;
-        let env = convert::env_request(&self.engine, r.environment)?;
-        super::record(&env, &[]);
+        let env = self.target(&r.name, r.environment)?;
         let done = self.engine.workspace_status(&env, &r.name).await;
         done.map(|w| Response::new(status(w)))
             .map_err(convert::status)

@@ -169,6 +169,19 @@ impl Engine {
         })
     }
 
+    /// [`Self::workspace_target`] of a workspace that was created (its StatefulSet
+    /// exists, running or stopped); else [`WorkspaceError::Absent`].
+    async fn existing_target(&self, req: &ProjectRef, name: &str) -> Result<Target, EngineError> {
+        let t = self.workspace_target(req, name).await?;
+        if kws::get(&t.conn, &t.ws).await.map_err(t.kube())?.is_none() {
+            return Err(WorkspaceError::Absent {
+                name: name.to_owned(),
+            }
+            .into());
+        }
+        Ok(t)
+    }
+
     /// Creates the workspace and waits for its pod; an existing one is refused.
     pub async fn workspace_create(
         &self,
@@ -200,13 +213,7 @@ impl Engine {
         req: &ProjectRef,
         name: &str,
     ) -> Result<WorkspaceInfo, EngineError> {
-        let t = self.workspace_target(req, name).await?;
-        if kws::get(&t.conn, &t.ws).await.map_err(t.kube())?.is_none() {
-            return Err(WorkspaceError::Absent {
-                name: name.to_owned(),
-            }
-            .into());
-        }
+        let t = self.existing_target(req, name).await?;
         kws::set_replicas(&t.conn, &t.ws, 1)
             .await
             .map_err(t.kube())?;
@@ -221,13 +228,7 @@ impl Engine {
         req: &ProjectRef,
         name: &str,
     ) -> Result<WorkspaceInfo, EngineError> {
-        let t = self.workspace_target(req, name).await?;
-        if kws::get(&t.conn, &t.ws).await.map_err(t.kube())?.is_none() {
-            return Err(WorkspaceError::Absent {
-                name: name.to_owned(),
-            }
-            .into());
-        }
+        let t = self.existing_target(req, name).await?;
         self.idle_book().disarm(&t.key(), false);
         kws::set_replicas(&t.conn, &t.ws, 0)
             .await
