@@ -70,6 +70,7 @@ export class ExecPty implements vscode.Pseudoterminal {
             stdin: true,
             container: "",
             pod: "",
+            workspace: "",
             size: size ? { rows: size.rows, cols: size.columns } : undefined,
           },
         },
