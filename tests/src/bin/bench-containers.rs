@@ -6,8 +6,9 @@
 //! ```sh
 //! scripts/install-test-tools.sh        # docker.io + dockerd, busybox-static
 //! apt-get install docker-compose        # the peer, only for this benchmark
-//! cargo run -p devenv-e2e --bin bench-containers -- [--runs N] [--no-peer]
+//! cargo run --release -p devenv-e2e --bin bench-containers -- [--runs N] [--no-peer]
 //! ```
+//! It runs release devenvd/devenv (built first unless DEVENV_E2E_NO_BUILD is set).
 //!
 //! Stack: `web` (busybox httpd, ready when `GET /` answers) and `client` (depends on
 //! `web` being ready, fetches it by name, then is ready). The mixed stack (issue 20):
@@ -21,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use devenv_e2e::bench::{positive_arg, Sample};
 use devenv_e2e::docker::{busybox_image, postgres_image, EngineCleanup};
-use devenv_e2e::{free_ports, http_get, wait_until, TestEnv};
+use devenv_e2e::{free_ports, http_get, wait_until, Bins, Profile, TestEnv};
 
 #[derive(Debug)]
 struct Opts {
@@ -173,7 +174,7 @@ fn mixed(opts: &Opts, image: &str, rows: &mut Vec<(String, String, String)>) {
     let pg = postgres_image();
     let name = format!("benchmix-{}", std::process::id());
     let _cleanup = EngineCleanup(name.clone());
-    let env = TestEnv::new();
+    let env = TestEnv::with_bins(Bins::get(Profile::Release));
     let [app_port, front_port] = free_ports(2)[..] else {
         unreachable!("two ports")
     };
@@ -195,8 +196,8 @@ fn mixed(opts: &Opts, image: &str, rows: &mut Vec<(String, String, String)>) {
         env.devenv_ok(&["down", "--volumes"]);
     }
     rows.push((
-        "mixed: devenv up, db + built app + local front ready (median)".to_owned(),
-        format!("{:.0} ms", ours.median()),
+        "mixed: devenv up, db + built app + local front ready (median / p99)".to_owned(),
+        format!("{:.0} / {:.0} ms", ours.median(), ours.p99()),
         String::new(),
     ));
     // The image devenv built for `app` (`down` keeps builds: they are the cache).
@@ -245,8 +246,8 @@ fn mixed(opts: &Opts, image: &str, rows: &mut Vec<(String, String, String)>) {
     }
     run(&mut compose(&["down", "-v", "--rmi", "local"]));
     rows.push((
-        "mixed: docker-compose up -d, until all 3 healthy (median)".to_owned(),
-        format!("{:.0} ms", peer.median()),
+        "mixed: docker-compose up -d, until all 3 healthy (median / p99)".to_owned(),
+        format!("{:.0} / {:.0} ms", peer.median(), peer.p99()),
         String::new(),
     ));
 }
@@ -274,7 +275,7 @@ fn main() {
     // devenv: `up` returns when both are ready.
     let name = format!("benchctr-{}", std::process::id());
     let _cleanup = EngineCleanup(name.clone());
-    let env = TestEnv::new();
+    let env = TestEnv::with_bins(Bins::get(Profile::Release));
     let port = free_ports(1)[0];
     env.write_config(&devenv_config(&name, image, port));
     env.devenv_ok(&["status"]); // the daemon warm
@@ -290,13 +291,13 @@ fn main() {
         env.devenv_ok(&["down"]);
     }
     rows.push((
-        "devenv up: web + client ready (median)".to_owned(),
-        format!("{:.0} ms", both.median()),
+        "devenv up: web + client ready (median / p99)".to_owned(),
+        format!("{:.0} / {:.0} ms", both.median(), both.p99()),
         String::new(),
     ));
     rows.push((
-        "devenv up web: one container ready (median)".to_owned(),
-        format!("{:.0} ms", one.median()),
+        "devenv up web: one container ready (median / p99)".to_owned(),
+        format!("{:.0} / {:.0} ms", one.median(), one.p99()),
         String::new(),
     ));
 
@@ -330,12 +331,12 @@ fn main() {
         run(Command::new("docker").args(["rm", "-f", &cname]));
     }
     rows.push((
-        "docker run + port answers: one container (median)".to_owned(),
-        format!("{:.0} ms", engine.median()),
+        "docker run + port answers: one container (median / p99)".to_owned(),
+        format!("{:.0} / {:.0} ms", engine.median(), engine.p99()),
         String::new(),
     ));
     rows.push((
-        "devenv overhead over the engine, one container".to_owned(),
+        "devenv overhead over the engine, one container (medians)".to_owned(),
         format!("{:.0} ms", one.median() - engine.median()),
         String::new(),
     ));
@@ -361,14 +362,14 @@ fn main() {
             run(&mut compose(&["down", "-v"]));
         }
         rows.push((
-            "docker-compose up -d, until both healthy (median)".to_owned(),
-            format!("{:.0} ms", peer.median()),
+            "docker-compose up -d, until both healthy (median / p99)".to_owned(),
+            format!("{:.0} / {:.0} ms", peer.median(), peer.p99()),
             String::new(),
         ));
     }
     mixed(&opts, image, &mut rows);
     println!(
-        "\nbench-containers (debug devenv binaries, {} cores, {} runs each)",
+        "\nbench-containers (release devenv binaries, {} cores, {} runs each)",
         devenv_e2e::bench::cores(),
         opts.runs
     );
