@@ -3,29 +3,9 @@
 //! logs or anywhere under the data dir; `up` after a rotation restarts the service with
 //! the new value (and only then); a provider that fails starts nothing and says why.
 
-use std::path::Path;
 use std::time::Duration;
 
-use devenv_e2e::{wait_until, TestEnv};
-
-/// Every file under `dir` whose bytes contain `needle`.
-fn files_containing(dir: &Path, needle: &[u8]) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if std::fs::read(&path)
-                .is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
-            {
-                found.push(path.display().to_string());
-            }
-        }
-    }
-    found
-}
+use devenv_e2e::{files_containing, wait_until, TestEnv};
 
 const CONFIG: &str = r#"apiVersion: devenv/v1
 kind: Environment

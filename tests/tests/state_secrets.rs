@@ -2,29 +2,9 @@
 //! what the environment needs: an unrelated secret in the client's environment never
 //! reaches the state dir.
 
-use std::path::Path;
 use std::time::Duration;
 
-use devenv_e2e::{wait_until, TestEnv};
-
-/// Every file under `dir` whose bytes contain `needle`.
-fn files_containing(dir: &Path, needle: &[u8]) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if std::fs::read(&path)
-                .is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
-            {
-                found.push(path.display().to_string());
-            }
-        }
-    }
-    found
-}
+use devenv_e2e::{files_containing, wait_until, TestEnv};
 
 #[test]
 fn an_unrelated_client_secret_never_reaches_the_state_dir() {

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use devenv_e2e::{wait_until, RunOpts, TestEnv};
+use devenv_e2e::{files_containing, wait_until, RunOpts, TestEnv};
 
 const MODULE: &str = r#"
 variable "greeting" { type = string }
@@ -63,24 +63,6 @@ fn state_resources(env: &TestEnv) -> usize {
     };
     let state: serde_json::Value = serde_json::from_str(&text).expect("state is JSON");
     state["resources"].as_array().map_or(0, Vec::len)
-}
-
-fn files_containing(dir: &Path, needle: &[u8]) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if std::fs::read(&path)
-                .is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle))
-            {
-                found.push(path.display().to_string());
-            }
-        }
-    }
-    found
 }
 
 fn message_of(env: &TestEnv, service: &str) -> String {
