@@ -420,6 +420,9 @@ async function measure(peer, { browser, root, othersBrowser, url, daemonPid, exp
       if (trace.dropped > 0) console.log(`${peer}: trace: ${String(trace.dropped)} events past the first 1,000,000 not kept (figures are of the time the kept ones cover)`);
       console.log(`${peer}: trace: self time, wall: ${kinds(trace.kinds)}`);
       console.log(`${peer}: trace: self time, on a CPU: ${kinds(trace.kindsCpu)}`);
+      const names = (list) => list.map((n) => `${n.name} ${fmt(n.ms)}/${fmt(n.cpuMs)}`).join(", ");
+      if (trace.longNames.length > 0) console.log(`${peer}: trace: tasks over 50 ms, self time by event (ms wall/CPU): ${names(trace.longNames)}`);
+      for (const t of trace.longest) console.log(`${peer}: trace: a ${fmt(t.ms)} ms task (${fmt(t.cpuMs)} ms CPU): ${names(t.names)}`);
     }
   }
   for (const c of others) await c.close();

@@ -4,6 +4,8 @@
 // the thread's CPU time over the same span: on a loaded machine the difference is the
 // page waiting for a core, not work it does.
 
+import { writeFileSync } from "node:fs";
+
 export const CATEGORIES = ["devtools.timeline", "disabled-by-default-devtools.timeline", "v8", "toplevel"];
 
 /** Events kept at most (a page as busy as Tilt's emits many): the rest are counted, not kept. */
@@ -92,9 +94,26 @@ export function summarize(events, seconds) {
   const list = best.list.sort((a, b) => a.ts - b.ts || b.dur - a.dur);
   // Self time: a stack of open events; each event's time minus its children's.
   const stack = [];
+  // Each long task's own make-up: self time (wall, CPU) per event name, so a long task
+  // says what it was (a paint, a GC, a stream's messages), not only its length.
+  let task = null;
+  const long = [];
   const close = (until) => {
     while (stack.length > 0 && stack[stack.length - 1].end <= until) {
       const top = stack.pop();
+      if (task) {
+        const n = task.names.get(top.e.name) ?? [0, 0];
+        n[0] += top.dur - top.direct;
+        n[1] += Math.max(0, top.tdur - top.directCpu);
+        task.names.set(top.e.name, n);
+      }
+      if (stack.length > 0) {
+        stack[stack.length - 1].direct += top.dur;
+        stack[stack.length - 1].directCpu += top.tdur;
+      } else if (task) {
+        if (task.dur >= 50_000) long.push(task);
+        task = null;
+      }
       const kind = top.top ? "other" : (KIND.get(top.e.name) ?? null);
       if (kind) {
         self[kind] = (self[kind] ?? 0) + top.dur - top.children;
@@ -121,10 +140,31 @@ export function summarize(events, seconds) {
       maxTaskCpu = Math.max(maxTaskCpu, e.tdur ?? 0);
       if (e.dur >= 50_000) longTasks++;
       if ((e.tdur ?? 0) >= 50_000) longCpuTasks++;
+      task = { ts: e.ts, dur: e.dur, tdur: e.tdur ?? 0, names: new Map() };
     }
-    stack.push({ e, end: e.ts + e.dur, dur: e.dur, tdur: e.tdur ?? 0, children: 0, childrenCpu: 0, top });
+    stack.push({ e, end: e.ts + e.dur, dur: e.dur, tdur: e.tdur ?? 0, children: 0, childrenCpu: 0, direct: 0, directCpu: 0, top });
   }
   close(Infinity);
+  // Over all long tasks: where their time went, by event name (ms, wall and CPU).
+  const longNames = new Map();
+  for (const t of long) {
+    for (const [name, [w, c]] of t.names) {
+      const n = longNames.get(name) ?? [0, 0];
+      n[0] += w / 1000;
+      n[1] += c / 1000;
+      longNames.set(name, n);
+    }
+  }
+  const topNames = (m, k) => [...m].sort((a, b) => b[1][0] - a[1][0]).slice(0, k).map(([name, [w, c]]) => ({ name, ms: w, cpuMs: c }));
+  const longest = long
+    .sort((a, b) => b.dur - a.dur)
+    .slice(0, 5)
+    .map((t) => ({
+      at: t.ts,
+      ms: t.dur / 1000,
+      cpuMs: t.tdur / 1000,
+      names: topNames(new Map([...t.names].map(([name, [w, c]]) => [name, [w / 1000, c / 1000]])), 5),
+    }));
   const pct = (us) => (us / 1e6 / seconds) * 100;
   const sorted = (o) => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, pct(v)]).sort((a, b) => b[1] - a[1]));
   return {
@@ -134,6 +174,8 @@ export function summarize(events, seconds) {
     longCpuTasks,
     maxTaskMs: maxTask / 1000,
     maxTaskCpuMs: maxTaskCpu / 1000,
+    longest,
+    longNames: topNames(longNames, 8),
     busyWall: pct(wall),
     busyCpu: pct(cpu),
     kinds: sorted(self),
@@ -142,7 +184,7 @@ export function summarize(events, seconds) {
 }
 
 /** Records a trace of `page` over `ms` (a CDP session on it) and summarises it. */
-export async function traceFor(cdp, ms) {
+export async function traceFor(cdp, ms, out = process.env.BENCH_TRACE_OUT) {
   const events = [];
   let dropped = 0;
   const onData = (d) => {
@@ -171,6 +213,8 @@ export async function traceFor(cdp, ms) {
     }
     if (last > first) seconds = (last - first) / 1e6;
   }
+  // The raw events, for chrome://tracing or Perfetto (BENCH_TRACE_OUT=FILE).
+  if (out) writeFileSync(out, JSON.stringify({ traceEvents: events }));
   const summary = summarize(events, seconds);
   if (summary) summary.dropped = dropped;
   return summary;

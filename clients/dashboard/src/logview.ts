@@ -4,7 +4,7 @@
 // and recycled; a row's content is rebuilt only when it shows another entry.
 import { LogLevel, LogStream } from "@devenv/api";
 import { parseAnsi, type Segment } from "./ansi";
-import { h, nameColor } from "./dom";
+import { h, nameColor, setText } from "./dom";
 import { EntryKind, type Entry, type LogBuffer } from "./logbuffer";
 
 export const ROW_HEIGHT = 18;
@@ -16,7 +16,16 @@ const OVERSCAN = 20;
  * painted only to be scrolled away (measured in docs/benchmarks.md, "Dashboard").
  */
 const OVERSCAN_FOLLOWING = 2;
+/** New lines are drawn at most this often... */
 const DATA_FPS = 15;
+/**
+ * ...and less often when a redraw costs more: the log view takes at most this share of
+ * the main thread (a redraw's script, style, layout and paint, as measured after each
+ * one), so a Watch change is never queued behind a run of log frames...
+ */
+const LOG_SHARE = 0.25;
+/** ...but the newest lines still show at least once a second. */
+const MAX_DATA_INTERVAL_MS = 1000;
 
 const STREAM_CLASS: Readonly<Record<LogStream, string>> = {
   [LogStream.UNSPECIFIED]: "",
@@ -66,6 +75,21 @@ export class LogView {
   private rowsBuilt = 0;
   private lastRender = 0;
   private dataTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The scheduled redraw is for new lines only (not a scroll, resize or reset). */
+  private dataOnly = true;
+  /** A service row changed: the next data-only redraw waits one frame (see yieldFrame). */
+  private yieldNext = false;
+  /** What the last redraw cost the main thread, ms (rAF callback to the end of its frame). */
+  private frameCost = 0;
+  private readonly afterFrame = new MessageChannel();
+  private frameStart = 0;
+  /**
+   * The viewport's height and scroll offset, kept from ResizeObserver and scroll events:
+   * render() reads no layout (a read after the frame's DOM writes forces a layout of
+   * everything dirty in the middle of the frame).
+   */
+  private viewHeight = -1;
+  private scrollTop = 0;
 
   constructor(
     private readonly buffer: LogBuffer,
@@ -77,6 +101,14 @@ export class LogView {
     this.el.addEventListener("scroll", () => {
       this.onScroll();
     });
+    new ResizeObserver(() => {
+      // Layout is clean in a ResizeObserver callback: this read costs nothing.
+      this.viewHeight = this.el.clientHeight;
+      this.schedule();
+    }).observe(this.el);
+    this.afterFrame.port1.onmessage = () => {
+      this.frameCost = performance.now() - this.frameStart;
+    };
   }
 
   /** A note above the list when lines fell off the page's buffer. */
@@ -111,13 +143,40 @@ export class LogView {
   }
 
   /** Something changed (scroll, reset): redraw on the next frame. */
-  schedule(): void {
+  schedule(data = false): void {
+    if (!data) this.dataOnly = false;
     if (this.scheduled) return;
     this.scheduled = true;
+    this.dataOnly = data;
     requestAnimationFrame(() => {
-      this.scheduled = false;
-      this.render();
+      this.frame();
     });
+  }
+
+  /**
+   * A Watch change was just applied to the services table: its frame should show it
+   * without a log redraw in it (the next change may be a few ms behind), so new lines
+   * wait one frame. Scrolling by hand is never held back.
+   */
+  yieldFrame(): void {
+    this.yieldNext = true;
+  }
+
+  private frame(): void {
+    if (this.dataOnly && this.yieldNext) {
+      this.yieldNext = false;
+      requestAnimationFrame(() => {
+        this.frame();
+      });
+      return;
+    }
+    this.yieldNext = false;
+    this.scheduled = false;
+    this.dataOnly = true;
+    this.frameStart = performance.now();
+    this.render();
+    // A message posted now is handled after this frame's style, layout and paint.
+    this.afterFrame.port2.postMessage(0);
   }
 
   /**
@@ -127,14 +186,15 @@ export class LogView {
    */
   scheduleData(): void {
     if (this.scheduled || this.dataTimer !== undefined) return;
-    const wait = this.lastRender + 1000 / DATA_FPS - performance.now();
+    const interval = Math.min(MAX_DATA_INTERVAL_MS, Math.max(1000 / DATA_FPS, this.frameCost / LOG_SHARE));
+    const wait = this.lastRender + interval - performance.now();
     if (wait <= 0) {
-      this.schedule();
+      this.schedule(true);
       return;
     }
     this.dataTimer = setTimeout(() => {
       this.dataTimer = undefined;
-      this.schedule();
+      this.schedule(true);
     }, wait);
   }
 
@@ -142,6 +202,7 @@ export class LogView {
     if (this.programmaticScroll) {
       this.programmaticScroll = false;
     } else {
+      this.scrollTop = this.el.scrollTop;
       const atBottom = this.el.scrollTop + this.el.clientHeight >= this.el.scrollHeight - ROW_HEIGHT;
       if (atBottom !== this.follow && !this.paused) {
         this.follow = atBottom;
@@ -153,10 +214,12 @@ export class LogView {
 
   render(): void {
     const buf = this.buffer;
-    // Layout is read once, before anything is written (a read after a write forces a
-    // layout of everything dirty, the services table too, in the middle of the frame).
-    const viewHeight = this.el.clientHeight;
-    let top = this.el.scrollTop;
+    // No layout is read here (see viewHeight); the one forced layout is the scroll at
+    // the end, after every write, and the frame's own layout then has nothing left.
+    if (this.viewHeight < 0) this.viewHeight = this.el.clientHeight;
+    const viewHeight = this.viewHeight;
+    let top = this.scrollTop;
+    let scrollTo: number | undefined;
     if (!this.paused) this.endSeq = buf.end;
     // Lines that fell off the front: keep what the user looks at in place.
     if (buf.first > this.baseSeq) {
@@ -164,19 +227,16 @@ export class LogView {
       this.baseSeq = buf.first;
       if (!this.follow) {
         top = Math.max(0, top - gone * ROW_HEIGHT);
-        this.programmaticScroll = true;
-        this.el.scrollTop = top;
+        scrollTo = top;
       }
     }
     const count = Math.max(0, this.endSeq - this.baseSeq);
     const height = count * ROW_HEIGHT;
-    if (this.spacer.style.height !== `${String(height)}px`) this.spacer.style.height = `${String(height)}px`;
     const following = this.follow && !this.paused;
     if (following) {
       const target = Math.max(0, height - viewHeight);
       if (Math.abs(top - target) > 1) {
-        this.programmaticScroll = true;
-        this.el.scrollTop = target;
+        scrollTo = target;
         top = target;
       }
     }
@@ -223,11 +283,18 @@ export class LogView {
       row.seq = -1;
       row.idx = -1;
     }
+    if (this.spacer.style.height !== `${String(height)}px`) this.spacer.style.height = `${String(height)}px`;
+    if (scrollTo !== undefined) {
+      this.programmaticScroll = true;
+      this.el.scrollTop = scrollTo;
+      this.scrollTop = scrollTo;
+    }
     this.lastRender = performance.now();
     const dropped = buf.evicted;
     if (dropped > 0) {
+      // A fixed box (style.css): its text changing is not a layout of the page.
       this.header.hidden = false;
-      this.header.textContent = `${dropped.toLocaleString("en-US")} older lines are no longer kept in this page (it keeps the last ${buf.capacity.toLocaleString("en-US")}); the filter searches everything the daemon retained.`;
+      setText(this.header, `${dropped.toLocaleString("en-US")} older lines are no longer kept in this page (it keeps the last ${buf.capacity.toLocaleString("en-US")}); the filter searches everything the daemon retained.`);
     } else if (!this.header.hidden) {
       this.header.hidden = true;
     }

@@ -213,7 +213,11 @@ class App {
         this.services.reset(status.services);
         this.afterServicesChange();
         const call = this.api.env.watch({ environment: env }, { abort: signal });
-        for await (const s of call.responses) this.services.queue(s);
+        for await (const s of call.responses) {
+          this.services.queue(s);
+          // The frame that shows this change draws no new log lines (they wait one frame).
+          this.logs.view.yieldFrame();
+        }
         await call.status;
         if (isAborted(signal)) return;
         this.conn.lost(new Error("devenvd ended the watch stream"));

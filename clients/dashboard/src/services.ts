@@ -70,27 +70,30 @@ export class ServicesView {
   }
 
   constructor(private readonly actions: ServiceActions) {
-    this.body = h("tbody");
+    // Laid out as blocks (style.css: fixed columns, rows rendered only in view), so the
+    // table's roles are stated for assistive technology.
+    this.body = h("tbody", { attrs: { role: "rowgroup" } });
+    const th = (text: string, title?: string): HTMLTableCellElement => h("th", { attrs: { role: "columnheader" }, ...(title !== undefined ? { title } : {}) }, text);
     this.el = h(
       "table",
-      { class: "services" },
+      { class: "services", attrs: { role: "table", "aria-label": "services" } },
       h(
         "thead",
-        null,
+        { attrs: { role: "rowgroup" } },
         h(
           "tr",
-          null,
-          h("th", null, "state"),
-          h("th", null, "service"),
-          h("th", null, "runtime"),
-          h("th", null, "since"),
-          h("th", null, "ports"),
-          h("th", { title: "its address through devenvd's local router" }, "url"),
-          h("th", { title: "restarts" }, "restarts"),
-          h("th", { title: "exit code of the last run" }, "exit"),
-          h("th", null, "message"),
-          h("th", null, "dev"),
-          h("th", null, ""),
+          { attrs: { role: "row" } },
+          th("state"),
+          th("service"),
+          th("runtime"),
+          th("since"),
+          th("ports"),
+          th("url", "its address through devenvd's local router"),
+          th("restarts", "restarts"),
+          th("exit", "exit code of the last run"),
+          th("message"),
+          th("dev"),
+          th(""),
         ),
       ),
       this.body,
@@ -217,10 +220,10 @@ export class ServicesView {
   }
 
   private createRow(name: string): Row {
-    const cell = (cls?: string): HTMLTableCellElement => h("td", cls ? { class: cls } : null);
+    const cell = (cls?: string): HTMLTableCellElement => h("td", { ...(cls ? { class: cls } : {}), attrs: { role: "cell" } });
     const devButton = h("button", { attrs: { type: "button", "data-action": "dev" }, on: { click: () => { this.actions.toggleDev(name); } } }, "Dev on");
     const row: Row = {
-      tr: h("tr", { attrs: { "data-service": name } }),
+      tr: h("tr", { attrs: { role: "row", "data-service": name } }),
       state: cell("state"),
       runtime: cell("runtime"),
       since: cell("since"),
@@ -237,10 +240,10 @@ export class ServicesView {
       sinceMs: 0,
       titleMs: 0,
     };
-    const nameCell = h("td", { class: "name" }, name);
+    const nameCell = h("td", { class: "name", title: name, attrs: { role: "cell" } }, name);
     const actions = h(
       "td",
-      { class: "actions" },
+      { class: "actions", attrs: { role: "cell" } },
       h("button", { attrs: { type: "button", "data-action": "restart" }, on: { click: () => { this.actions.restart(name); } } }, "Restart"),
       row.stopButton,
       row.startButton,

@@ -38,6 +38,28 @@ test("self time per kind: a layout inside a script call counts as layout, the ca
   assert.equal(s.maxTaskMs, 60);
 });
 
+test("a long task's make-up: self time per event name, wall and CPU", () => {
+  const events = [
+    { ph: "M", name: "thread_name", ...main, args: { name: "CrRendererMain" } },
+    x(main, "RunTask", 0, 100_000, 30_000),
+    x(main, "Layout", 10_000, 60_000, 20_000),
+    x(main, "Paint", 80_000, 10_000, 5_000),
+    x(main, "RunTask", 200_000, 10_000, 10_000),
+    x(main, "Layout", 201_000, 9_000, 9_000),
+  ];
+  const s = summarize(events, 1);
+  assert.ok(s);
+  assert.equal(s.longest.length, 1, "only the task over 50 ms");
+  assert.equal(s.longest[0].ms, 100);
+  assert.equal(s.longest[0].cpuMs, 30);
+  assert.deepEqual(s.longest[0].names, [
+    { name: "Layout", ms: 60, cpuMs: 20 },
+    { name: "RunTask", ms: 30, cpuMs: 5 },
+    { name: "Paint", ms: 10, cpuMs: 5 },
+  ]);
+  assert.deepEqual(s.longNames.map((n) => n.name), ["Layout", "RunTask", "Paint"], "the short task's layout is not counted");
+});
+
 test("no renderer main thread: no summary", () => {
   assert.equal(summarize([{ ph: "X", pid: 1, tid: 1, name: "RunTask", ts: 0, dur: 1 }], 1), null);
 });
