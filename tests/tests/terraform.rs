@@ -232,3 +232,102 @@ fn a_reference_to_a_service_it_does_not_depend_on_is_a_located_config_error() {
     );
     assert!(out.combined().contains("config.yml:"), "located\n{out}");
 }
+
+/// A module whose `message` follows `greeting` and whose `fixed` never changes.
+const FOLLOWING: &str = r#"
+variable "greeting" { type = string }
+resource "terraform_data" "thing" {
+  input = var.greeting
+}
+output "message" { value = terraform_data.thing.output }
+output "fixed" { value = "constant" }
+"#;
+
+/// `infra` and three services that depend on it: `uses_message` and `uses_fixed`
+/// reference one output each, `plain` none.
+fn following_project(env: &TestEnv, greeting: &str, auto_apply: bool) {
+    let infra = env.project.join("infra");
+    std::fs::create_dir_all(&infra).expect("mkdir infra");
+    std::fs::write(infra.join("main.tf"), FOLLOWING).expect("write main.tf");
+    env.write_config(&format!(
+        r#"apiVersion: devenv/v1
+kind: Environment
+metadata: {{ name: tffollow }}
+spec:
+  services:
+    - name: infra
+      terraform:
+        dir: ./infra
+        vars: {{ greeting: {greeting} }}
+        autoApply: {auto_apply}
+    - name: uses-message
+      command: echo "uses-message got $MSG"; exec sleep 600
+      env: {{ MSG: "${{tf.infra.message}}" }}
+      dependencies: [infra]
+    - name: uses-fixed
+      command: echo "uses-fixed got $FIXED"; exec sleep 600
+      env: {{ FIXED: "${{tf.infra.fixed}}" }}
+      dependencies: [infra]
+    - name: plain
+      command: exec sleep 600
+      dependencies: [infra]
+"#
+    ));
+}
+
+fn pids(env: &TestEnv) -> std::collections::BTreeMap<String, u64> {
+    env.status_json()["services"]
+        .as_array()
+        .expect("services")
+        .iter()
+        .filter_map(|s| Some((s["name"].as_str()?.to_owned(), s["pid"].as_u64()?)))
+        .collect()
+}
+
+#[test]
+fn a_changed_output_restarts_only_the_services_that_use_it() {
+    let mut env = TestEnv::new();
+    // A CLI config that is not there (as on machines that export one for all
+    // shells): terraform would warn about it on every step.
+    env.set_var("TF_CLI_CONFIG_FILE", "/nonexistent/.terraformrc");
+    following_project(&env, "hello", true);
+    let up = env.devenv_ok(&["up"]);
+    let before = pids(&env);
+    assert_eq!(before.len(), 3, "three processes run: {before:?}\n{up}");
+
+    // The same outputs: nothing restarts.
+    env.devenv_ok(&["up"]);
+    assert_eq!(
+        pids(&env),
+        before,
+        "an unchanged output restarted a service"
+    );
+
+    following_project(&env, "bye", true);
+    let again = env.devenv_ok(&["up"]);
+    let after = pids(&env);
+    assert_ne!(
+        after["uses-message"], before["uses-message"],
+        "the service using the changed output was not restarted\n{again}"
+    );
+    assert_eq!(after["uses-fixed"], before["uses-fixed"], "{again}");
+    assert_eq!(after["plain"], before["plain"], "{again}");
+    let logs = env.devenv_ok(&["logs", "--tail", "1000"]);
+    assert!(logs.stdout.contains("uses-message got bye"), "{logs}");
+    assert!(
+        logs.stdout
+            .contains("a terraform output it uses changed (infra): restarting it"),
+        "{logs}"
+    );
+    assert!(
+        !logs
+            .stdout
+            .contains("Unable to open CLI configuration file"),
+        "terraform's warning about the missing CLI config is in the log\n{logs}"
+    );
+    assert!(
+        logs.stdout
+            .contains("TF_CLI_CONFIG_FILE=/nonexistent/.terraformrc names no file"),
+        "{logs}"
+    );
+}

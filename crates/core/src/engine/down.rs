@@ -519,6 +519,7 @@ impl LiveEnv {
                         )
                     };
                     sup.secrets_revision = revision;
+                    sup.tf_values = super::tfrun::values_digest(&self.shared, &configured);
                     sup.service = configured;
                     self.supervisors
                         .lock()

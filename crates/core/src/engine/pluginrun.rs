@@ -516,6 +516,7 @@ pub(super) fn start(
         service: svc.clone(),
         dev: false,
         secrets_revision: String::new(),
+        tf_values: String::new(),
         context: Default::default(),
     })
 }

@@ -124,6 +124,9 @@ pub struct Supervisor {
     /// [`crate::config::Environment::secrets_revision`] of what it was started with, to
     /// notice a rotation on the next `up`; set by whoever starts it.
     pub secrets_revision: String,
+    /// [`super::tfrun::values_digest`] of the terraform outputs it was started with,
+    /// to restart it when one changes; set by whoever starts it.
+    pub tf_values: String,
     /// The workdir and environment of the running process (`devenv exec` runs its
     /// commands with them); `None` while no process runs.
     pub context: Arc<std::sync::Mutex<Option<ExecContext>>>,
@@ -229,6 +232,7 @@ impl Supervisor {
             service,
             dev: false,
             secrets_revision: String::new(),
+            tf_values: String::new(),
             context,
         }
     }

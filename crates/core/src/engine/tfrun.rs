@@ -47,6 +47,9 @@ pub(super) struct Tf {
     /// secrets, and terraform's automation settings.
     env: BTreeMap<String, String>,
     data: DataDir,
+    /// `TF_CLI_CONFIG_FILE` left out of `env`: it names no file
+    /// ([`tf::missing_cli_config`]).
+    dropped_cli_config: Option<String>,
 }
 
 impl Tf {
@@ -67,12 +70,17 @@ impl Tf {
         // The workspace is selected in the data dir; a stray one from the client's
         // shell would override it.
         env.remove("TF_WORKSPACE");
+        let dropped_cli_config = tf::missing_cli_config(&env, &spec.dir);
+        if dropped_cli_config.is_some() {
+            env.remove("TF_CLI_CONFIG_FILE");
+        }
         Some(Self {
             shared,
             svc: svc.clone(),
             spec,
             env,
             data,
+            dropped_cli_config,
         })
     }
 
@@ -205,6 +213,11 @@ impl Tf {
                 .await
                 .map_err(data_err)?;
         }
+        if let Some(file) = &self.dropped_cli_config {
+            self.system(&format!(
+                "TF_CLI_CONFIG_FILE={file} names no file: left out of terraform's environment (terraform would warn on every step and go on without it)"
+            ));
+        }
         write_private(&self.data.var_file(), &tf::var_file(&self.spec))
             .await
             .map_err(data_err)?;
@@ -311,8 +324,14 @@ impl Tf {
             }
             Err(e) => {
                 lock(&self.shared.tf_outputs).remove(&self.svc.name);
-                let lines = self.shared.logs.last_lines(&self.svc.name, 10);
-                let msg = e.to_string();
+                let lines = self
+                    .shared
+                    .logs
+                    .last_lines(&self.svc.name, 10)
+                    .iter()
+                    .map(|l| tf::strip_ansi(l))
+                    .collect();
+                let msg = tf::strip_ansi(&e.to_string());
                 self.system(&msg);
                 self.shared.update(&self.svc.name, |s| {
                     s.state = ServiceState::Failed;
@@ -391,6 +410,7 @@ pub(super) fn start(tf: Tf) -> Supervisor {
         service,
         dev: false,
         secrets_revision: String::new(),
+        tf_values: String::new(),
         context: Default::default(),
     }
 }
@@ -484,4 +504,50 @@ pub(super) fn substitute(shared: &Shared, svc: &Service) -> Result<Service, Stri
         }
     }
     Ok(out)
+}
+
+/// The terraform services `svc` references outputs of (`${tf.SERVICE.OUTPUT}`).
+pub(super) fn referenced_services(svc: &Service) -> Vec<String> {
+    let mut out: Vec<String> = crate::config::referencing_strings(svc)
+        .iter()
+        .flat_map(|(_, t)| crate::config::output_refs(t))
+        .map(|r| r.service.to_owned())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// A digest of the values of the outputs `svc` references (empty when it references
+/// none): what it was started with, kept on its supervisor, so that a changed output
+/// restarts exactly the services that use it. A digest, not the values: sensitive
+/// ones stay in the outputs' one place.
+pub(super) fn values_digest(shared: &Shared, svc: &Service) -> String {
+    use md5::{Digest, Md5};
+    let mut refs: Vec<(String, String)> = crate::config::referencing_strings(svc)
+        .iter()
+        .flat_map(|(_, t)| crate::config::output_refs(t))
+        .map(|r| (r.service.to_owned(), r.output.to_owned()))
+        .collect();
+    if refs.is_empty() {
+        return String::new();
+    }
+    refs.sort();
+    refs.dedup();
+    let outputs = lock(&shared.tf_outputs);
+    let mut h = Md5::new();
+    for (service, output) in &refs {
+        h.update(service.as_bytes());
+        h.update([0]);
+        h.update(output.as_bytes());
+        match outputs.get(service).and_then(|o| o.get(output)) {
+            Some(v) => {
+                h.update([1]);
+                h.update(v.value.as_bytes());
+            }
+            None => h.update([2]),
+        }
+        h.update([3]);
+    }
+    format!("{:x}", h.finalize())
 }

@@ -378,6 +378,13 @@ impl LiveEnv {
         up_id: Option<u64>,
         outcomes: &HashMap<String, watch::Sender<Option<bool>>>,
     ) -> Result<(), StartError> {
+        // A running service that uses terraform outputs: once the terraform services
+        // of this `up` ran, a changed value it uses replaces it (and only it).
+        let plan = if plan == Plan::Keep {
+            self.outputs_changed(svc, outcomes).await
+        } else {
+            plan
+        };
         // A running service with an unchanged config is left alone, whatever its
         // dependencies go through.
         let deps = if plan == Plan::Keep {
@@ -562,6 +569,7 @@ impl LiveEnv {
                 // with the next `up`'s config.
                 sup.service = svc_ref.clone();
                 sup.secrets_revision = env.secrets_revision(svc);
+                sup.tf_values = super::tfrun::values_digest(&self.shared, svc_ref);
                 self.supervisors
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
@@ -651,6 +659,56 @@ impl LiveEnv {
             }
         }
         Ok(())
+    }
+}
+
+impl LiveEnv {
+    /// [`Plan::Replace`] when `svc` runs with terraform outputs whose values changed
+    /// since it started (its terraform dependencies in this `up` ran successfully
+    /// first), else [`Plan::Keep`].
+    async fn outputs_changed(
+        &self,
+        svc: &Service,
+        outcomes: &HashMap<String, watch::Sender<Option<bool>>>,
+    ) -> Plan {
+        let tf_deps = super::tfrun::referenced_services(svc);
+        if tf_deps.is_empty() {
+            return Plan::Keep;
+        }
+        for dep in &tf_deps {
+            let Some(mut rx) = outcomes.get(dep).map(|tx| tx.subscribe()) else {
+                continue;
+            };
+            let ok = rx
+                .wait_for(Option::is_some)
+                .await
+                .map(|o| *o == Some(true))
+                .unwrap_or(false);
+            if !ok {
+                // No new values: it keeps running with the ones it has.
+                return Plan::Keep;
+            }
+        }
+        let now = super::tfrun::values_digest(&self.shared, svc);
+        let changed = self
+            .supervisors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&svc.name)
+            .is_some_and(|s| s.tf_values != now);
+        if !changed {
+            return Plan::Keep;
+        }
+        self.shared.logs.push(
+            &Arc::from(svc.name.as_str()),
+            crate::logs::Stream::System,
+            &format!(
+                "a terraform output it uses changed ({}): restarting it",
+                tf_deps.join(", ")
+            ),
+        );
+        self.mark_pending(svc);
+        Plan::Replace
     }
 }
 

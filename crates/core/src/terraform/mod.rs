@@ -58,12 +58,68 @@ fn error_suffix(e: &Option<String>) -> String {
 }
 
 /// The first error terraform printed in `lines` (its `-no-color` diagnostics read
-/// `│ Error: summary`, or `Error: summary` without the box).
+/// `│ Error: summary`, or `Error: summary` without the box), without terminal escapes
+/// (a provisioner's own output may have colours even under `-no-color`).
 pub fn first_error(lines: &[String]) -> Option<String> {
     lines.iter().find_map(|l| {
+        let l = strip_ansi(l);
         let l = l.trim_start_matches(['│', '╷', ' ']).trim();
         l.strip_prefix("Error: ").map(str::to_owned)
     })
+}
+
+/// `text` without ANSI escape sequences (CSI such as colours, OSC such as titles and
+/// links, two-byte escapes) and other control characters but tab: what goes into a
+/// status message or an error is plain text.
+pub fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{1b}' => match chars.next() {
+                // CSI: parameters and intermediates up to a final byte in @..~.
+                Some('[') => {
+                    for c in chars.by_ref() {
+                        if ('@'..='~').contains(&c) {
+                            break;
+                        }
+                    }
+                }
+                // OSC: up to BEL or ST (ESC \).
+                Some(']') => {
+                    while let Some(c) = chars.next() {
+                        if c == '\u{7}' {
+                            break;
+                        }
+                        if c == '\u{1b}' && chars.peek() == Some(&'\\') {
+                            chars.next();
+                            break;
+                        }
+                    }
+                }
+                _ => {}
+            },
+            '\u{9b}' => {
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+            }
+            '\t' => out.push(c),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `TF_CLI_CONFIG_FILE` when it names a file that does not exist (relative to the
+/// module's `dir`, as terraform reads it): terraform warns about it on every step and
+/// then goes on without it, so devenv leaves it out of terraform's environment.
+pub fn missing_cli_config(env: &BTreeMap<String, String>, dir: &Path) -> Option<String> {
+    let file = env.get("TF_CLI_CONFIG_FILE")?;
+    (!file.is_empty() && !dir.join(file).exists()).then(|| file.clone())
 }
 
 /// The files of one service's terraform data dir.
@@ -384,6 +440,30 @@ mod tests {
         );
         let missing = substitute("${tf.infra.nope}", &lookup).unwrap_err();
         assert_eq!(missing.output, "nope");
+    }
+
+    #[test]
+    fn escapes_are_stripped_from_errors() {
+        assert_eq!(
+            strip_ansi("\u{1b}[31;1mError:\u{1b}[0m bad \u{1b}]8;;http://x\u{7}link\u{1b}]8;;\u{1b}\\ end\r"),
+            "Error: bad link end"
+        );
+        let lines =
+            ["\u{1b}[31m│\u{1b}[0m \u{1b}[1mError: \u{1b}[0mboom \u{1b}[33mhere".to_string()];
+        assert_eq!(first_error(&lines).as_deref(), Some("boom here"));
+    }
+
+    #[test]
+    fn a_cli_config_file_that_does_not_exist_is_noticed() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("rc"), "").unwrap();
+        let env = |v: &str| BTreeMap::from([("TF_CLI_CONFIG_FILE".to_string(), v.to_string())]);
+        assert_eq!(
+            missing_cli_config(&env("/nonexistent/.terraformrc"), dir.path()).as_deref(),
+            Some("/nonexistent/.terraformrc")
+        );
+        assert_eq!(missing_cli_config(&env("rc"), dir.path()), None);
+        assert_eq!(missing_cli_config(&BTreeMap::new(), dir.path()), None);
     }
 
     #[test]

@@ -96,6 +96,7 @@ impl ContainerRun {
             service,
             dev: false,
             secrets_revision: String::new(),
+            tf_values: String::new(),
             // Local processes' exec context; a container has none.
             context: Default::default(),
         }

@@ -90,6 +90,7 @@ impl KubeRun {
             service,
             dev,
             secrets_revision: String::new(),
+            tf_values: String::new(),
             context: Default::default(),
         }
     }
