@@ -213,3 +213,101 @@ fn the_init_rpc_converts_a_compose_file_too() {
     );
     env.devenv_ok(&["daemon", "stop"]);
 }
+
+/// `devenv init --presets` on a compose file whose database and cache are the official
+/// postgres and redis images: on a machine with Debian's postgresql and redis-server (this
+/// one), they become the local presets, keeping the compose file's user, password,
+/// database and published ports; `up` brings them up without any container engine, and a
+/// client reaches each with the compose file's credentials on the compose file's port.
+#[test]
+fn init_presets_turns_postgres_and_redis_images_into_presets_that_come_up() {
+    let env = TestEnv::new();
+    let ports = free_ports(2);
+    let (pg, redis) = (ports[0], ports[1]);
+    std::fs::write(
+        env.project.join("compose.yaml"),
+        format!(
+            r#"services:
+  db:
+    image: postgres:16
+    environment:
+      POSTGRES_USER: shop
+      POSTGRES_PASSWORD: ${{DB_PASSWORD}}
+      POSTGRES_DB: orders
+    ports: ["127.0.0.1:{pg}:5432"]
+    volumes: [pgdata:/var/lib/postgresql/data]
+  cache:
+    image: redis:7-alpine
+    ports: ["{redis}:6379"]
+volumes:
+  pgdata:
+"#
+        ),
+    )
+    .expect("compose");
+    std::fs::write(env.project.join(".env"), "DB_PASSWORD=from-dotenv\n").expect(".env");
+
+    let init = env.devenv_ok(&["init", "--presets"]);
+    let text = init.combined();
+    assert!(
+        text.contains("services.db: became the `postgresql` preset (local binaries on PATH)"),
+        "{init}"
+    );
+    assert!(
+        text.contains("services.cache: became the `redis` preset (local binaries on PATH)"),
+        "{init}"
+    );
+    // The volume is replaced by the preset's data dir, and said so; the published ports
+    // are where the servers listen, so nothing is said about them.
+    assert!(text.contains("not kept: volumes"), "{init}");
+    assert!(!text.contains("ports (the preset"), "{init}");
+    let config = std::fs::read_to_string(env.project.join(".devenv/config.yml")).expect("config");
+    assert!(config.contains("type: postgresql"), "{config}");
+    assert!(config.contains(&format!("ports: [{pg}]")), "{config}");
+    assert!(config.contains(&format!("ports: [{redis}]")), "{config}");
+    // The password stays a reference to .env; its value is not written into the config.
+    assert!(config.contains("${DB_PASSWORD}"), "{config}");
+    assert!(!config.contains("from-dotenv"), "{config}");
+
+    let up = env.devenv_ok(&["up"]);
+    let status = env.status_json();
+    let states = service_states(&status);
+    for svc in ["db", "cache"] {
+        assert_eq!(
+            states.get(svc).map(String::as_str),
+            Some("ready"),
+            "{svc}: {status}\n{up}"
+        );
+    }
+    // The compose file's user, password and database, on the compose file's port.
+    let psql = Command::new("psql")
+        .args(["-tA", "-h", "127.0.0.1", "-p", &pg.to_string()])
+        .args([
+            "-U",
+            "shop",
+            "-d",
+            "orders",
+            "-c",
+            "SELECT current_user || '@' || current_database()",
+        ])
+        .env("PGPASSWORD", "from-dotenv")
+        .env("PGCONNECT_TIMEOUT", "10")
+        .output()
+        .unwrap_or_else(|e| panic!("psql (postgresql-client) is needed by this test: {e}"));
+    assert!(
+        psql.status.success(),
+        "psql: {}",
+        String::from_utf8_lossy(&psql.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&psql.stdout).trim(), "shop@orders");
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", redis))
+        .expect("redis answers on the compose file's port");
+    std::io::Write::write_all(&mut conn, b"*1\r\n$4\r\nPING\r\n").expect("PING");
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .expect("timeout");
+    let mut reply = [0u8; 7];
+    std::io::Read::read_exact(&mut conn, &mut reply).expect("PONG");
+    assert_eq!(&reply, b"+PONG\r\n");
+
+    env.devenv_ok(&["down", "--volumes"]);
+}

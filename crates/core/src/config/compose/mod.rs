@@ -814,15 +814,28 @@ impl Converter<'_> {
         if out.readiness.take().is_some() {
             left.push("healthcheck (the preset has its own probe)".into());
         }
-        let default_port = if preset == "postgresql" { 5432 } else { 6379 };
-        if out
+        let default_port: u16 = if preset == "postgresql" { 5432 } else { 6379 };
+        // The server listens where the compose file published its port, so clients on
+        // the host keep their address (`5433:5432` -> the preset listens on 5433).
+        let published: Vec<Option<u16>> = out
             .forward
             .iter()
-            .any(|f| *f != format!("{default_port}:{default_port}"))
-        {
-            left.push(format!("ports (the preset listens on {default_port})"));
+            .filter_map(|f| f.rsplit_once(':'))
+            .filter(|(_, target)| target.parse() == Ok(default_port))
+            .map(|(host, _)| host.parse().ok())
+            .collect();
+        let listen = match published.as_slice() {
+            [Some(port)] => *port,
+            _ => default_port,
+        };
+        let kept = matches!(published.as_slice(), [Some(_)]) && out.forward.len() == 1;
+        if !out.forward.is_empty() && !kept {
+            left.push(format!("ports (the preset listens on {listen})"));
         }
         out.ports.clear();
+        if listen != default_port {
+            out.ports.push(listen);
+        }
         out.forward.clear();
         out.env_files.clear();
         out.image = None;

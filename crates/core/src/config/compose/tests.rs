@@ -334,6 +334,10 @@ fn postgres_and_redis_become_presets_when_asked() {
     assert_eq!(db.runtime, RuntimeKind::Local);
     assert_eq!(db.env["POSTGRES_PASSWORD"], "from-dotenv");
     assert!(!db.env.contains_key("PGDATA"));
+    // The server listens on the port the compose file published (5433:5432), so a
+    // client on the host keeps its address; nothing is said about the ports then.
+    assert_eq!(db.ports, [5433]);
+    assert!(db.forward.is_empty());
     let line = reported(&conv, "services.db");
     assert!(
         line.contains("PGDATA") && line.contains("volumes"),
