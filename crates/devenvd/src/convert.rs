@@ -112,6 +112,7 @@ pub fn status(e: EngineError) -> Status {
             WorkspaceError::Exists { .. } => tonic::Code::AlreadyExists,
             WorkspaceError::Stopped { .. } => tonic::Code::FailedPrecondition,
             WorkspaceError::Forward(_) => tonic::Code::FailedPrecondition,
+            WorkspaceError::Refused { .. } => tonic::Code::FailedPrecondition,
             WorkspaceError::NotReady { .. }
             | WorkspaceError::Secrets { .. }
             | WorkspaceError::Kube { .. } => tonic::Code::Unknown,

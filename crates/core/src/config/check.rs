@@ -353,6 +353,7 @@ fn cluster(
             ns
         }
     };
+    let policy = super::quota::check(c, raw.quota, raw.limit_range);
     Some(Cluster {
         provider,
         name: raw.name,
@@ -360,6 +361,7 @@ fn cluster(
         namespace,
         k3d,
         shared,
+        policy,
     })
 }
 

@@ -30,6 +30,7 @@ mod names;
 mod plugin;
 pub mod preset;
 mod profiles;
+mod quota;
 mod raw;
 mod readiness;
 mod schema;
@@ -54,6 +55,7 @@ pub use init::{init_project, init_template, InitOptions, InitOutcome};
 pub use model::*;
 pub use plugin::PluginService;
 pub use profiles::select as select_profiles;
+pub use quota::{ContainerLimits, NamespacePolicy};
 pub use secret::{parse_dotenv_values, Secret, SecretSource, DEFAULT_SECRET_COMMAND_TIMEOUT};
 pub use terraform::{output_refs, referencing_strings, OutputRef, Terraform};
 pub use workspace::{

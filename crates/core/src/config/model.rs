@@ -557,6 +557,8 @@ pub struct Cluster {
     /// `shared: true`: other people use the cluster too (the default namespace is
     /// the user's own).
     pub shared: bool,
+    /// The ResourceQuota and LimitRange devenv keeps in the namespace.
+    pub policy: super::quota::NamespacePolicy,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]

@@ -56,6 +56,10 @@ pub(crate) struct RawCluster {
     /// A cluster other people use too: the default namespace is the user's own,
     /// `devenv-<user>-<name>`.
     pub shared: Option<bool>,
+    /// The namespace's ResourceQuota `hard` (`config/quota.rs`).
+    pub quota: Option<BTreeMap<String, Text>>,
+    /// The namespace's LimitRange for containers (`config/quota.rs`).
+    pub limit_range: Option<super::quota::RawLimitRange>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]

@@ -130,3 +130,47 @@ fn a_shared_cluster_gives_each_user_a_namespace() {
     };
     assert_eq!(e[0].key, "spec.cluster.shared");
 }
+
+#[test]
+fn a_namespace_quota_and_limit_range_are_checked_and_located() {
+    let spec = "  cluster:\n    provider: kubeconfig\n    quota: { pods: 10, requests.memory: 2Gi }\n    limitRange: { max: { memory: 1Gi }, defaultRequest: { cpu: 100m } }\n";
+    let policy = load_with(spec, Some("ann"))
+        .unwrap()
+        .environment
+        .cluster
+        .unwrap()
+        .policy;
+    assert_eq!(
+        policy.quota,
+        BTreeMap::from([
+            ("pods".to_owned(), "10".to_owned()),
+            ("requests.memory".to_owned(), "2Gi".to_owned())
+        ])
+    );
+    assert_eq!(policy.limit_range.max["memory"], "1Gi");
+    assert_eq!(policy.limit_range.default_request["cpu"], "100m");
+    assert!(policy.limit_range.default.is_empty());
+
+    let e = errors("  cluster:\n    provider: kubeconfig\n    quota: { pods: lots, Pods: 1 }\n");
+    let shown: Vec<String> = e.iter().map(|e| e.to_string()).collect();
+    assert!(
+        shown.iter().any(|m| m.contains(":8:20:")
+            && m.contains("spec.cluster.quota.pods: `lots` is not a quantity")),
+        "{shown:#?}"
+    );
+    assert!(
+        shown
+            .iter()
+            .any(|m| m.contains("`Pods` is not a resource name")),
+        "{shown:#?}"
+    );
+    let e =
+        errors("  cluster:\n    provider: kubeconfig\n    limitRange: { maxx: { memory: 1Gi } }\n");
+    let shown: Vec<String> = e.iter().map(|e| e.to_string()).collect();
+    assert!(
+        shown
+            .iter()
+            .any(|m| m.contains("maxx") && m.contains("did you mean `max`")),
+        "{shown:#?}"
+    );
+}

@@ -268,6 +268,7 @@ async fn live(rec: &ClusterRecord) -> ClusterInfo {
         namespace: rec.namespace.clone(),
         k3d: K3d::default(),
         shared: false,
+        policy: Default::default(),
     };
     let mut info = ClusterInfo {
         name: rec.name.clone(),
@@ -326,6 +327,7 @@ mod tests {
             namespace: "devenv-shop".into(),
             k3d: K3d::default(),
             shared: false,
+            policy: Default::default(),
         };
         let i = info(&env, &cluster);
         assert_eq!(

@@ -39,6 +39,8 @@ pub struct LiveEnv {
     pub registered: std::sync::atomic::AtomicBool,
     /// The cluster connection, made by the first kubernetes service of an `up`.
     pub(super) kube: tokio::sync::Mutex<Option<ClusterConn>>,
+    /// The namespace policy last applied through `kube` (locked after `kube`).
+    policy: tokio::sync::Mutex<Option<crate::config::NamespacePolicy>>,
     pub(super) kinds: Arc<Kinds>,
     /// The file watcher of the services' `watch` rules, while they are up.
     pub(super) watcher: tokio::sync::Mutex<Option<crate::watch::EnvWatcher>>,
@@ -97,6 +99,7 @@ impl LiveEnv {
             current_up: Mutex::default(),
             registered: Default::default(),
             kube: tokio::sync::Mutex::new(None),
+            policy: tokio::sync::Mutex::new(None),
             kinds: Arc::default(),
             watcher: tokio::sync::Mutex::new(None),
             health: tokio::sync::Mutex::new(None),
@@ -111,6 +114,12 @@ impl LiveEnv {
         vars: &BTreeMap<String, String>,
     ) -> Result<ClusterConn, KubeError> {
         let mut slot = self.kube.lock().await;
+        let policy = env
+            .cluster
+            .as_ref()
+            .map(|c| c.policy.clone())
+            .unwrap_or_default();
+        let mut applied = self.policy.lock().await;
         if let Some(k) = slot.as_ref() {
             if k.namespace
                 == env
@@ -119,6 +128,11 @@ impl LiveEnv {
                     .map(|c| c.namespace.as_str())
                     .unwrap_or("")
             {
+                // The namespace's quota and limits follow the config of each `up`.
+                if applied.as_ref() != Some(&policy) {
+                    crate::kube::quota::apply(k, &policy).await?;
+                    *applied = Some(policy);
+                }
                 return Ok(k.clone());
             }
         }
@@ -129,12 +143,35 @@ impl LiveEnv {
             namespace: format!("devenv-{}", env.name),
             k3d: Default::default(),
             shared: false,
+            policy: Default::default(),
         });
         let k = ClusterConn::connect(&cluster, &env.name, vars).await?;
         k.check().await?;
         k.ensure_namespace().await?;
+        // Before anything that makes pods, so the LimitRange's defaults apply to them.
+        crate::kube::quota::apply(&k, &policy).await?;
+        *applied = Some(policy);
         *slot = Some(k.clone());
         Ok(k)
+    }
+
+    /// Applies the config's namespace policy over an existing connection when it
+    /// changed (an `up` that keeps every kubernetes service connects no further);
+    /// without a connection, the first service that needs one applies it.
+    pub(super) async fn refresh_policy(&self, env: &Environment) -> Result<(), KubeError> {
+        let Some(cluster) = env.cluster.as_ref() else {
+            return Ok(());
+        };
+        let slot = self.kube.lock().await;
+        let Some(k) = slot.as_ref().filter(|k| k.namespace == cluster.namespace) else {
+            return Ok(());
+        };
+        let mut applied = self.policy.lock().await;
+        if applied.as_ref() != Some(&cluster.policy) {
+            crate::kube::quota::apply(k, &cluster.policy).await?;
+            *applied = Some(cluster.policy.clone());
+        }
+        Ok(())
     }
 
     /// The environment's name (its config's `metadata.name`).

@@ -167,6 +167,17 @@ impl LiveEnv {
                 .await;
             return;
         }
+        if let Err(e) = self.refresh_policy(&env).await {
+            end_forwarder(forwarder).await;
+            let _ = events
+                .send(UpEvent::Done {
+                    ok: false,
+                    failed: Vec::new(),
+                    message: format!("{e}\nnothing was started"),
+                })
+                .await;
+            return;
+        }
         self.ensure_watcher(&env, &set, &vars).await;
         self.ensure_health().await;
 

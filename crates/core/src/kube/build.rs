@@ -595,6 +595,7 @@ mod tests {
             namespace: "devenv-shop".into(),
             k3d: Default::default(),
             shared: false,
+            policy: Default::default(),
         };
         let b = build(&ctx, None);
         let mut lines = Vec::new();
@@ -681,6 +682,7 @@ mod tests {
             namespace: "devenv-shop".into(),
             k3d: Default::default(),
             shared: false,
+            policy: Default::default(),
         };
         let (_tmp, scratch) = scratch();
         let image = build_image(

@@ -287,6 +287,7 @@ mod tests {
                 ports: ports.iter().map(|p| p.to_string()).collect(),
             },
             shared: false,
+            policy: Default::default(),
         }
     }
 

@@ -245,6 +245,23 @@ pub fn rollout_status(kind: &str, obj: &DynamicObject) -> Health {
                         previous: false,
                     });
                 }
+                // The ReplicaSet could not create a pod: the API server refused it (a
+                // LimitRange's max, a ResourceQuota, an admission policy). It retries,
+                // but the same spec is refused the same way.
+                if let Some(c) = conds
+                    .iter()
+                    .find(|c| c["type"] == "ReplicaFailure" && c["status"] == "True")
+                {
+                    return Health::Failed(Failure {
+                        reason: format!(
+                            "the cluster refused its pods: {}",
+                            c["message"].as_str().unwrap_or("(no message)")
+                        ),
+                        pod: None,
+                        container: None,
+                        previous: false,
+                    });
+                }
             }
             let want = spec["replicas"].as_i64().unwrap_or(1);
             let updated = n(&status["updatedReplicas"]);
@@ -532,6 +549,20 @@ mod tests {
             rollout_status("Deployment", &d),
             Health::Failed(_)
         ));
+        // A pod the API server refuses (LimitRange, quota) fails it with the reason.
+        let d = deployment(
+            json!({"replicas": 1}),
+            json!({"observedGeneration": 2, "conditions": [{"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
+                "message": "pods \"web-1\" is forbidden: maximum memory usage per Container is 64Mi, but limit is 128Mi"}]}),
+            2,
+        );
+        match rollout_status("Deployment", &d) {
+            Health::Failed(f) => assert_eq!(
+                f.reason,
+                "the cluster refused its pods: pods \"web-1\" is forbidden: maximum memory usage per Container is 64Mi, but limit is 128Mi"
+            ),
+            h => panic!("{h:?}"),
+        }
     }
 
     #[test]

@@ -114,6 +114,7 @@ async fn restore_record(state: &StateStore, rec: &DevRecord) -> Result<bool, Kub
         namespace: rec.backup.namespace.clone(),
         k3d: Default::default(),
         shared: false,
+        policy: Default::default(),
     };
     let kenv = ClusterConn::connect(&cluster, &rec.env_name, &rec.vars).await?;
     let r = put_back(&kenv, state, rec, None).await?;

@@ -56,6 +56,8 @@ pub enum WorkspaceError {
         after: Duration,
         reason: String,
     },
+    #[error("workspace `{name}`: the cluster refused its pod: {reason}")]
+    Refused { name: String, reason: String },
     #[error("cannot read the secrets of workspace `{name}`: {message}")]
     Secrets { name: String, message: String },
     #[error(transparent)]
@@ -469,11 +471,29 @@ impl Engine {
         let pods: Api<Pod> = Api::namespaced(t.conn.client.clone(), &t.conn.namespace);
         let pod_name = format!("{}-0", t.ws.object_name());
         let pod_ready = |p: Option<&Pod>| p.is_some_and(crate::kube::exec::is_ready);
-        let waited = tokio::time::timeout(READY_DEADLINE, async {
-            await_condition(sets, &t.ws.object_name(), ready).await?;
-            await_condition(pods, &pod_name, pod_ready).await
+        let since = k8s_openapi::jiff::Timestamp::now();
+        let object = t.ws.object_name();
+        let waited = match tokio::time::timeout(READY_DEADLINE, async {
+            tokio::select! {
+                r = async {
+                    await_condition(sets, &object, ready).await?;
+                    await_condition(pods, &pod_name, pod_ready).await
+                } => Ok(r),
+                // A pod the API server refuses is refused again on every retry.
+                why = crate::kube::events::failed_create(&t.conn, "StatefulSet", &object, since) => {
+                    Err(WorkspaceError::Refused {
+                        name: t.ws.name.clone(),
+                        reason: crate::kube::events::refusal(&why).to_owned(),
+                    })
+                }
+            }
         })
-        .await;
+        .await
+        {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(refused)) => return Err(refused.into()),
+            Err(elapsed) => Err(elapsed),
+        };
         let reason = match waited {
             Ok(Ok(_)) => return Ok(()),
             Ok(Err(e)) => e.to_string(),
