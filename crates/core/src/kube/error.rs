@@ -94,10 +94,24 @@ pub fn explain_in(e: &kube::Error, context: &str, what: &str) -> KubeError {
                     format!("the API server of context `{context}` rejected the credentials (401 Unauthorized)"),
                     "they may have expired: log in again or refresh the kubeconfig (k3d: `k3d kubeconfig merge`)".to_owned(),
                 ),
-                403 => (
-                    format!("{about}permission denied: {msg}"),
-                    "ask a cluster admin for this RBAC permission, or use a context that has it".to_owned(),
-                ),
+                403 => match denied_permission(&msg) {
+                    Some(p) => (
+                        format!(
+                            "{about}forbidden: cannot {} {} in namespace {}: the Role needs verb {} on {}{}",
+                            p.verb,
+                            p.qualified(),
+                            p.namespace,
+                            p.verb,
+                            p.resource,
+                            if p.group.is_empty() { String::new() } else { format!(" (apiGroup {})", p.group) },
+                        ),
+                        "ask a cluster admin to add it to your Role (docs/rbac.md lists what devenv needs)".to_owned(),
+                    ),
+                    None => (
+                        format!("{about}permission denied: {msg}"),
+                        "ask a cluster admin for this RBAC permission, or use a context that has it".to_owned(),
+                    ),
+                },
                 404 => (format!("{about}not found: {msg}"), String::new()),
                 409 => (
                     format!("{about}conflict: {msg}"),
@@ -119,6 +133,45 @@ pub fn explain_in(e: &kube::Error, context: &str, what: &str) -> KubeError {
         kube::Error::RustlsTls(inner) => tls(context, &bottom(inner)),
         _ => transport(e, context),
     }
+}
+
+/// The permission an RBAC denial names. The API server's Status carries the kind
+/// and group but not the verb, which only its message says
+/// (`User "U" cannot VERB resource "R" in API group "G" in the namespace "N"`), so it
+/// is read from there, for the wording only: a message in another shape keeps the
+/// server's text, and the kind stays `Api(403)` either way.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Denied<'a> {
+    pub verb: &'a str,
+    pub resource: &'a str,
+    pub group: &'a str,
+    pub namespace: &'a str,
+}
+
+impl Denied<'_> {
+    /// `statefulsets.apps`, `pods/exec`.
+    fn qualified(&self) -> String {
+        if self.group.is_empty() {
+            self.resource.to_owned()
+        } else {
+            format!("{}.{}", self.resource, self.group)
+        }
+    }
+}
+
+pub(crate) fn denied_permission(msg: &str) -> Option<Denied<'_>> {
+    let quoted_after = |s: &'static str| -> Option<&str> {
+        let rest = &msg[msg.find(s)? + s.len()..];
+        rest.split('"').next()
+    };
+    let rest = &msg[msg.find("\" cannot ")? + "\" cannot ".len()..];
+    let verb = rest.split(' ').next().filter(|v| !v.is_empty())?;
+    Some(Denied {
+        verb,
+        resource: quoted_after(" resource \"")?,
+        group: quoted_after(" in API group \"").unwrap_or(""),
+        namespace: quoted_after(" in the namespace \"")?,
+    })
 }
 
 /// Connection-level failures: find the innermost cause and say it plainly.
@@ -215,6 +268,29 @@ mod tests {
         assert!(!e.to_string().contains('\n'));
         assert!(!e.is_unreachable());
         assert_eq!(e.kind, KubeErrorKind::Api(403));
+    }
+
+    #[test]
+    fn an_rbac_denial_names_the_permission_the_role_needs() {
+        let e = explain_in(
+            &status(403, "statefulsets.apps \"ws-dev-pat\" is forbidden: User \"system:serviceaccount:team:dev\" cannot create resource \"statefulsets\" in API group \"apps\" in the namespace \"team\""),
+            "dev",
+            "StatefulSet ws-dev-pat",
+        );
+        assert_eq!(
+            e.message,
+            "StatefulSet ws-dev-pat: forbidden: cannot create statefulsets.apps in namespace team: the Role needs verb create on statefulsets (apiGroup apps)"
+        );
+        assert!(e.hint.as_deref().unwrap().contains("docs/rbac.md"));
+        assert_eq!(e.kind, KubeErrorKind::Api(403));
+        let e = explain(
+            &status(403, "pods \"ws-0\" is forbidden: User \"u\" cannot create resource \"pods/exec\" in API group \"\" in the namespace \"team\""),
+            "dev",
+        );
+        assert_eq!(
+            e.message,
+            "forbidden: cannot create pods/exec in namespace team: the Role needs verb create on pods/exec"
+        );
     }
 
     #[test]

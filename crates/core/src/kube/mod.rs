@@ -292,6 +292,10 @@ impl ClusterConn {
                 })?;
                 Ok(())
             }
+            // A developer's Role is namespaced and cannot read namespaces (cluster
+            // scope): the admin who bound it made the namespace. Were it missing, the
+            // first object devenv writes there says so.
+            Err(kube::Error::Api(s)) if s.code == 403 => Ok(()),
             Err(e) => Err(error::explain_in(
                 &e,
                 &self.context,
