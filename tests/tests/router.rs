@@ -195,3 +195,56 @@ fn a_local_service_by_name_with_streaming_and_a_websocket_echo() {
         "{head}"
     );
 }
+
+/// `up`'s progress events carry each service's URL, as `status` and `Watch` do.
+#[test]
+fn up_progress_events_carry_the_url() {
+    let env = TestEnv::new();
+    let app_port = free_ports(1)[0];
+    std::fs::write(env.project.join("server.py"), SERVER).unwrap();
+    env.write_config(&format!(
+        "apiVersion: devenv/v1\nkind: Environment\nmetadata:\n  name: shop\nspec:\n  services:\n    - name: app\n      command: [python3, server.py, \"{app_port}\"]\n      ports: [{app_port}]\n      readiness: {{ http: {{ path: /, port: {app_port} }} }}\n    - name: worker\n      command: sleep 300\n"
+    ));
+    let out = env.devenv_ok(&["--json", "up"]);
+    let events: Vec<serde_json::Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}\n{out}")))
+        .collect();
+    let of = |name: &str| -> Vec<&serde_json::Value> {
+        events
+            .iter()
+            .filter(|e| e["event"] == "service" && e["name"] == name)
+            .collect()
+    };
+    let app = of("app");
+    let ready = app
+        .iter()
+        .find(|e| e["state"] == "ready")
+        .unwrap_or_else(|| panic!("no ready event of app:\n{out}"));
+    let status = env.status_json();
+    let want = status["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "app")
+        .unwrap()["url"]
+        .clone();
+    assert!(
+        want.as_str()
+            .is_some_and(|u| u.starts_with("http://app.shop.localhost:")),
+        "{status}"
+    );
+    assert_eq!(ready["url"], want, "{out}");
+    assert!(
+        app.iter().all(|e| e["url"] == want),
+        "every event of app has its URL:\n{out}"
+    );
+    let worker = of("worker");
+    assert!(!worker.is_empty(), "{out}");
+    assert!(
+        worker.iter().all(|e| e["url"].is_null()),
+        "a service without a port has no URL:\n{out}"
+    );
+    env.devenv_ok(&["down"]);
+}

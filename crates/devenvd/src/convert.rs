@@ -210,7 +210,8 @@ pub fn service_status(s: &ServiceStatus) -> pb::ServiceStatus {
 
 /// A status with the service's dependencies from `config` (the environment's loaded
 /// config), for clients that draw the graph.
-/// With `router`, its URL through the local router when it has a local port.
+/// Its URL: through its Ingress when it has one (`networking.ingress`), else through
+/// the local router when it has a local port.
 pub fn service_status_in(
     s: &ServiceStatus,
     config: Option<&Environment>,
@@ -219,7 +220,9 @@ pub fn service_status_in(
     let mut out = service_status(s);
     if let Some((env, svc)) = config.and_then(|c| Some((c, c.service(&s.name)?))) {
         out.dependencies = svc.dependencies.clone();
-        if devenv_core::engine::local_port(svc).is_some() {
+        if let Some(route) = &svc.ingress {
+            out.url = route.url();
+        } else if devenv_core::engine::local_port(svc).is_some() {
             out.url = router.url(&env.name, &svc.name).unwrap_or_default();
         }
     }

@@ -79,10 +79,11 @@ pub async fn run(args: Args, activation_fds: i32) -> anyhow::Result<()> {
         .map(|l| tokio::spawn(router::serve(l, engine.clone(), shutdown.clone(), DRAIN)));
     let environments = Arc::new(rpc::environment::Environments {
         engine: engine.clone(),
-        router: router_state,
+        router: router_state.clone(),
     });
     let services = Arc::new(rpc::service::Services {
         engine: engine.clone(),
+        router: router_state,
     });
     let logs = Arc::new(rpc::logs::Logs {
         engine: engine.clone(),

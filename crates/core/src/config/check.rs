@@ -117,7 +117,7 @@ pub(crate) fn environment(
         .get("spec")
         .and_then(|s| s.get("cluster"))
         .is_some_and(|n| !matches!(n.value, Value::Null));
-    let (cluster, volumes, secrets, hooks, workspaces) = match spec {
+    let (cluster, volumes, secrets, hooks, workspaces, networking) = match spec {
         Some(spec) => {
             let cluster = spec
                 .cluster
@@ -132,9 +132,23 @@ pub(crate) fn environment(
                 &secrets,
                 has_cluster,
             );
-            (cluster, volumes, secrets, hooks, workspaces)
+            (
+                cluster,
+                volumes,
+                secrets,
+                hooks,
+                workspaces,
+                spec.networking,
+            )
         }
-        None => (None, Vec::new(), Vec::new(), Hooks::default(), Vec::new()),
+        None => (
+            None,
+            Vec::new(),
+            Vec::new(),
+            Hooks::default(),
+            Vec::new(),
+            None,
+        ),
     };
     // A volume or secret with an error of its own is left out of these lists; every
     // service using it would be reported as using an unknown one.
@@ -142,7 +156,12 @@ pub(crate) fn environment(
 
     let mut services = Vec::new();
     let mut all_parsed = true;
+    let mut ingress_keys = Vec::new();
     for (i, raw) in raw_services {
+        let raw = raw.map(|mut r| {
+            ingress_keys.push((i, r.ingress.take()));
+            r
+        });
         match raw.and_then(|r| service::check(&mut c, i, r, has_cluster)) {
             Some(mut s) => {
                 for m in &mut s.volumes {
@@ -167,6 +186,13 @@ pub(crate) fn environment(
         super::terraform::check_refs(&mut c, &services, &secrets);
     }
     preset_auth(&mut c, &services, &secrets);
+    super::ingress::apply(
+        &mut c,
+        networking,
+        name.as_deref(),
+        &mut services,
+        &ingress_keys,
+    );
 
     match (name, c.errors.is_empty()) {
         (Some(name), true) => Ok(Environment {

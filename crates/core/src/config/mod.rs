@@ -18,6 +18,9 @@ mod hooks;
 #[cfg(test)]
 mod hooks_tests;
 mod index;
+mod ingress;
+#[cfg(test)]
+mod ingress_tests;
 mod init;
 #[cfg(test)]
 mod init_tests;
@@ -51,6 +54,7 @@ mod workspace;
 mod workspace_tests;
 mod yaml;
 
+pub use ingress::{IngressRoute, IngressTls, DEFAULT_DOMAIN as DEFAULT_INGRESS_DOMAIN};
 pub use init::{init_project, init_template, InitOptions, InitOutcome};
 pub use model::*;
 pub use plugin::PluginService;

@@ -153,6 +153,8 @@ pub struct Service {
     pub terraform: Option<super::Terraform>,
     /// `type: <plugin>` (runtime [`RuntimeKind::Plugin`]).
     pub plugin: Option<super::PluginService>,
+    /// The Ingress `up` keeps for it (`networking.ingress`; kubernetes services only).
+    pub ingress: Option<super::IngressRoute>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -388,6 +390,7 @@ impl Service {
             hooks: ServiceHooks::default(),
             terraform: None,
             plugin: None,
+            ingress: None,
         }
     }
 }

@@ -43,6 +43,8 @@ pub(crate) struct RawSpec {
     pub secrets: Option<Vec<RawSecret>>,
     pub hooks: Option<RawHooks>,
     pub workspaces: Option<Vec<super::workspace::RawWorkspace>>,
+    /// `ingress: {class, domain, tls}` (`config/ingress.rs`).
+    pub networking: Option<super::ingress::RawNetworking>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -203,6 +205,8 @@ pub(crate) struct RawService {
     pub terraform: Option<super::terraform::RawTerraform>,
     /// A service-type plugin's settings (`type: <plugin>`; `config/plugin.rs`).
     pub settings: Option<serde_yaml::Value>,
+    /// `false`, `true` or `{paths, port, service}` (`config/ingress.rs`).
+    pub ingress: Option<super::ingress::RawServiceIngress>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

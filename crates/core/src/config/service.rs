@@ -631,6 +631,8 @@ pub(crate) fn check(
         hooks,
         terraform,
         plugin,
+        // Set by `ingress::apply` once every service is checked.
+        ingress: None,
     })
 }
 

@@ -19,13 +19,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
-
 use super::board::lock;
 use super::error::{EngineError, UnknownService};
 use super::graph;
 use super::runtime::LiveEnv;
-use super::up::{UpEvent, UpOptions};
+use super::up::UpOptions;
 use super::{Engine, ProjectRef};
 use crate::config::{Environment, RuntimeKind};
 use crate::kube::scale;
@@ -78,7 +76,7 @@ impl Engine {
         &self,
         req: ProjectRef,
         services: Vec<String>,
-    ) -> Result<mpsc::Receiver<UpEvent>, EngineError> {
+    ) -> Result<super::Started, EngineError> {
         self.up(
             req,
             UpOptions {

@@ -15,6 +15,7 @@ mod graph;
 mod health;
 mod hold;
 pub mod hooks;
+mod ingress;
 mod kuberun;
 mod pluginrun;
 mod portcheck;
@@ -39,7 +40,7 @@ pub use hold::STOPPED_BY_USER;
 pub use recovery::RECOVERED;
 pub use routes::{local_port, Route};
 pub use runtime::LiveEnv;
-pub use up::{UpEvent, UpOptions};
+pub use up::{Started, UpEvent, UpOptions};
 pub use workspace::{
     Signal as WorkspaceSignal, WorkspaceError, WorkspaceForward, WorkspaceInfo, WorkspaceState,
 };
@@ -448,11 +449,7 @@ impl Engine {
 
     /// Starts services; progress arrives on the returned channel, ending with
     /// [`UpEvent::Done`]. Invalid config: an error, and nothing starts.
-    pub fn up(
-        &self,
-        req: ProjectRef,
-        opts: UpOptions,
-    ) -> Result<mpsc::Receiver<UpEvent>, EngineError> {
+    pub fn up(&self, req: ProjectRef, opts: UpOptions) -> Result<Started, EngineError> {
         let loaded = self.load(&req)?;
         UnknownService::check(&loaded.environment, &opts.services)?;
         let services = config::select_profiles(&loaded, &opts.services, &opts.profiles)?;
@@ -469,10 +466,14 @@ impl Engine {
         let vars = Arc::new(req.vars);
         // In the caller's span (the RPC's, naming the environment and services).
         self.tasks.spawn(
-            rt.up(env, vars, opts, up_id, tx)
+            rt.clone()
+                .up(env, vars, opts, up_id, tx)
                 .instrument(tracing::Span::current()),
         );
-        Ok(rx)
+        Ok(Started {
+            events: rx,
+            env: rt,
+        })
     }
 
     /// Stops everything of the environment. Works on a known environment even when

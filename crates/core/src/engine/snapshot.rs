@@ -452,7 +452,7 @@ impl Engine {
                 )))
                 .await;
             restart_note = match self.start_services(req.clone(), to_stop.clone()) {
-                Ok(rx) => drain_up(rx).await.1,
+                Ok(started) => drain_up(started.events).await.1,
                 Err(e) => e.to_string(),
             };
         }
@@ -601,7 +601,7 @@ impl Engine {
                 "the config changed since this snapshot (`devenv snapshot diff` shows how); the current config is used".into(),
             );
         }
-        let (ok, message) = drain_up(self.up(req.clone(), UpOptions::default())?).await;
+        let (ok, message) = drain_up(self.up(req.clone(), UpOptions::default())?.events).await;
         info.message = message;
         info.seconds = started.elapsed().as_secs_f64();
         if !ok {

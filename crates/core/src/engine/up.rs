@@ -32,6 +32,14 @@ pub enum UpEvent {
     },
 }
 
+/// An `up` under way: its progress, and the environment it brings up (whose config
+/// gives each service's URL to the events' readers).
+#[derive(Debug)]
+pub struct Started {
+    pub events: mpsc::Receiver<UpEvent>,
+    pub env: Arc<LiveEnv>,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct UpOptions {
     pub services: Vec<String>,
@@ -246,6 +254,17 @@ impl LiveEnv {
             }
         }
 
+        // Ingresses of services the config no longer gives one (each runner applied
+        // its own).
+        if !cancelled {
+            match self.prune_ingresses(&env, &vars).await {
+                Ok(deleted) if !deleted.is_empty() => {
+                    tracing::info!(?deleted, "removed Ingresses no service wants");
+                }
+                Ok(_) => {}
+                Err(message) => reasons.push(message),
+            }
+        }
         let mut ok = failed.is_empty() && reasons.is_empty();
         // Cancelled by `down` (or the daemon's shutdown, which downs everything): that
         // stops what this up started, in reverse dependency order, and reports it.

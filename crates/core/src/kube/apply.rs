@@ -67,6 +67,10 @@ fn builtin(api_version: &str, kind: &str) -> Option<(ApiResource, Scope)> {
         ("v1", "ServiceAccount") => (ApiResource::erase::<core::ServiceAccount>(&()), ns),
         ("v1", "Pod") => (ApiResource::erase::<core::Pod>(&()), ns),
         ("batch/v1", "Job") => (ApiResource::erase::<batch::Job>(&()), ns),
+        ("networking.k8s.io/v1", "Ingress") => (
+            ApiResource::erase::<k8s_openapi::api::networking::v1::Ingress>(&()),
+            ns,
+        ),
         _ => return None,
     })
 }

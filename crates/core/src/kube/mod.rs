@@ -13,6 +13,7 @@ pub mod events;
 pub mod exec;
 pub mod forward;
 pub mod helm;
+pub mod ingress;
 pub mod k3d;
 pub mod manifests;
 pub mod podexec;

@@ -31,6 +31,7 @@ const SWEPT: &[(&str, &str)] = &[
     ("v1", "Secret"),
     ("v1", "ServiceAccount"),
     ("v1", "Pod"),
+    ("networking.k8s.io/v1", "Ingress"),
 ];
 
 #[derive(Debug, Default, Clone)]

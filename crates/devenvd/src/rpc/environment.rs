@@ -1,7 +1,7 @@
 use std::sync::Arc;
 
 use devenv_api::pb::{self, environment_service_server::EnvironmentService};
-use devenv_core::engine::{Engine, EngineError, UpEvent, UpOptions};
+use devenv_core::engine::{Engine, EngineError, Started, UpEvent, UpOptions};
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
@@ -80,7 +80,10 @@ impl EnvironmentService for Environments {
             keep_stopped: false,
             skip_env_hooks: false,
         };
-        Ok(Response::new(up_stream(self.engine.up(env, opts))?))
+        Ok(Response::new(up_stream(
+            self.engine.up(env, opts),
+            self.router.clone(),
+        )?))
     }
 
     async fn down(
@@ -211,10 +214,17 @@ impl EnvironmentService for Environments {
     }
 }
 
-/// An engine `up` event on the wire.
-pub(crate) fn up_event(ev: UpEvent) -> pb::UpEvent {
+/// An engine `up` event on the wire; a service's status with its dependencies and
+/// URL from `config` (the environment's, as `Status` and `Watch` give them).
+pub(crate) fn up_event(
+    ev: UpEvent,
+    config: Option<&devenv_core::config::Environment>,
+    router: &crate::router::RouterState,
+) -> pb::UpEvent {
     let event = match ev {
-        UpEvent::Service(s) => pb::up_event::Event::Service(convert::service_status(&s)),
+        UpEvent::Service(s) => {
+            pb::up_event::Event::Service(convert::service_status_in(&s, config, router))
+        }
         UpEvent::Done {
             ok,
             failed,
@@ -231,14 +241,21 @@ pub(crate) fn up_event(ev: UpEvent) -> pb::UpEvent {
 /// The response stream of an `up`-like call (Up, Start): its events, or the config's
 /// errors as one `invalid` event.
 pub(super) fn up_stream(
-    started: Result<mpsc::Receiver<UpEvent>, EngineError>,
+    started: Result<Started, EngineError>,
+    router: crate::router::RouterState,
 ) -> Result<ResponseStream<pb::UpEvent>, Status> {
     let (tx, rx) = mpsc::channel(64);
     match started {
-        Ok(mut events) => {
+        Ok(Started { mut events, env }) => {
             tokio::spawn(async move {
                 while let Some(ev) = events.recv().await {
-                    if tx.send(Ok(up_event(ev))).await.is_err() {
+                    // The config this `up` loaded (set before its first event).
+                    let config = env.config();
+                    if tx
+                        .send(Ok(up_event(ev, config.as_deref(), &router)))
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                 }

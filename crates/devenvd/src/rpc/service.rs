@@ -16,6 +16,8 @@ use crate::convert;
 #[derive(Debug)]
 pub struct Services {
     pub engine: Arc<Engine>,
+    /// Where the local router listens, for the services' URLs in progress events.
+    pub router: crate::router::RouterState,
 }
 
 #[tonic::async_trait]
@@ -88,7 +90,7 @@ impl ServiceService for Services {
         let env = convert::env_request(&self.engine, req.environment)?;
         super::record(&env, &req.services);
         let started = self.engine.start_services(env, req.services);
-        Ok(Response::new(up_stream(started)?))
+        Ok(Response::new(up_stream(started, self.router.clone())?))
     }
 
     async fn scale(
@@ -127,10 +129,13 @@ impl ServiceService for Services {
         let (tx, rx) = mpsc::channel(64);
         match self.engine.dev(env, req.services) {
             Ok(mut session) => {
+                let router = self.router.clone();
                 tokio::spawn(async move {
                     let mut client_gone = false;
                     while let Some(ev) = session.events.recv().await {
-                        if !client_gone && tx.send(Ok(up_event(ev))).await.is_err() {
+                        let config = session.env.config();
+                        let ev = up_event(ev, config.as_deref(), &router);
+                        if !client_gone && tx.send(Ok(ev)).await.is_err() {
                             client_gone = true;
                         }
                     }

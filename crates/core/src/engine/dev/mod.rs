@@ -66,6 +66,8 @@ impl LiveEnv {
 pub struct DevSession {
     /// The session's `up` progress, ending with [`UpEvent::Done`].
     pub events: mpsc::Receiver<UpEvent>,
+    /// The environment (for the services' URLs in those events).
+    pub env: Arc<super::LiveEnv>,
     _held: oneshot::Sender<()>,
 }
 
@@ -91,7 +93,7 @@ impl Engine {
             // A service's transition, not the environment's.
             skip_env_hooks: true,
         };
-        let events = self.up(req.clone(), opts)?;
+        let super::Started { events, env } = self.up(req.clone(), opts)?;
         let (held, released) = oneshot::channel::<()>();
         let engine = Arc::downgrade(self);
         let closing = self.closing.clone();
@@ -106,6 +108,7 @@ impl Engine {
         });
         Ok(DevSession {
             events,
+            env,
             _held: held,
         })
     }
@@ -134,8 +137,8 @@ impl Engine {
             keep_stopped: true,
             skip_env_hooks: true,
         };
-        if let Ok(mut events) = self.up(req, opts) {
-            while events.recv().await.is_some() {}
+        if let Ok(mut started) = self.up(req, opts) {
+            while started.events.recv().await.is_some() {}
         }
     }
 

@@ -16,8 +16,28 @@ use crate::kube::{configmap, helm, manifests, render};
 use crate::logs::Stream;
 
 impl KubeRun {
-    /// Applies the service's objects; returns the workloads that gate readiness.
+    /// Applies the service's objects, then its Ingress; returns the workloads that
+    /// gate readiness.
     pub(in crate::engine) async fn deploy(&self) -> Result<Vec<Workload>, DeployError> {
+        let workloads = self.deploy_objects().await?;
+        if let (Some(obj), Some(route)) = (
+            crate::kube::ingress::object(&self.env.name, &self.svc),
+            self.svc.ingress.as_ref(),
+        ) {
+            self.kinds.apply(&self.kenv, &obj, false).await?;
+            self.system(&format!(
+                "Ingress {}: {} -> Service {} port {}",
+                self.svc.name,
+                route.url(),
+                route.backend,
+                route.port
+            ));
+        }
+        Ok(workloads)
+    }
+
+    /// The service's own objects, by its deploy strategy.
+    async fn deploy_objects(&self) -> Result<Vec<Workload>, DeployError> {
         let started = Instant::now();
         let svc = &self.svc;
         let objects: Vec<Value> = if let Some(dir) = &svc.manifests {
