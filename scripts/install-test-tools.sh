@@ -2,6 +2,8 @@
 # Installs the tools the end-to-end tests need that are not Rust crates:
 #   - grpcurl (go install, pinned), into a cache dir outside the repo
 #   - helm v3 (go install, pinned), same place: for the Kubernetes runtime tests
+#   - Traefik v3 (go build of its module, pinned), same place: the ingress controller of
+#     the networking.ingress cluster test
 #   - python3 (apt-get, only when missing): the example's services are python scripts
 #   - a second local user, for the socket peer-uid test (root only)
 #   - systemd-socket-activate, for the socket activation test
@@ -28,6 +30,8 @@ GRPCURL_VERSION="${GRPCURL_VERSION:-v1.9.1}"
 # v3.21+ needs 1.26); built against client-go v0.34, one minor from the test
 # cluster's v1.33.
 HELM_VERSION="${HELM_VERSION:-v3.19.5}"
+# Keep in step with TRAEFIK_VERSION in tests/tests/kube_ingress.rs.
+TRAEFIK_VERSION="${TRAEFIK_VERSION:-v3.6.12}"
 CARGO_FUZZ_VERSION="${CARGO_FUZZ_VERSION:-0.13.2}"
 TOOLS_DIR="${DEVENV_TOOLS_DIR:-$HOME/.cache/devenv-tools}"
 OTHER_USER="${DEVENV_TEST_OTHER_USER:-devenv-test-other}"
@@ -142,6 +146,24 @@ else
     echo "$HELM_VERSION" >"$helm_stamp"
 fi
 
+# --- Traefik, the ingress controller of networking.ingress's cluster test
+# (tests/tests/kube_ingress.rs runs it as a host process with its kubernetes ingress
+# provider), built from its Go module into a directory keyed by version. v3.6.12:
+# v3.7.x's go.mod replaces ./pkg/config/dynamic/ext, which its module zip lacks.
+# Cold: long (a large module graph); skipped when the binary is there.
+traefik_bin="$TOOLS_DIR/traefik-$TRAEFIK_VERSION/traefik"
+if [ -x "$traefik_bin" ]; then
+    log "traefik $TRAEFIK_VERSION already in $traefik_bin"
+else
+    log "go build traefik $TRAEFIK_VERSION -> $traefik_bin (cold: a long build)"
+    traefik_dir="$(cd / && go mod download -json "github.com/traefik/traefik/v3@$TRAEFIK_VERSION" | sed -n 's/^\s*"Dir": "\(.*\)",$/\1/p')"
+    [ -d "$traefik_dir" ] || { log "go mod download of traefik $TRAEFIK_VERSION gave no directory"; exit 1; }
+    mkdir -p "$TOOLS_DIR/traefik-$TRAEFIK_VERSION"
+    (cd "$traefik_dir" && GOFLAGS="-mod=readonly -buildvcs=false" \
+        nice -n 19 go build -trimpath -o "$traefik_bin.tmp" ./cmd/traefik)
+    mv "$traefik_bin.tmp" "$traefik_bin"
+fi
+
 # --- cargo-fuzz, for the fuzz targets in fuzz/ (scripts/fuzz.sh); built from crates.io
 cargo_fuzz_bin="$TOOLS_DIR/bin/cargo-fuzz"
 cargo_fuzz_stamp="$TOOLS_DIR/bin/.cargo-fuzz-version"
@@ -189,4 +211,4 @@ else
     id -u "$OTHER_USER" >/dev/null 2>&1 || log "not root: user $OTHER_USER not created; the peer-uid test will fail"
 fi
 
-log "done (grpcurl: $want, helm: $helm_bin, cargo-fuzz: $cargo_fuzz_bin)"
+log "done (grpcurl: $want, helm: $helm_bin, traefik: $traefik_bin, cargo-fuzz: $cargo_fuzz_bin)"
