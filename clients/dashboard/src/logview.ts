@@ -79,6 +79,8 @@ export class LogView {
   private dataOnly = true;
   /** A service row changed: the next data-only redraw waits one frame (see yieldFrame). */
   private yieldNext = false;
+  /** The scheduled redraw already waited a frame for a change. */
+  private yielded = false;
   /** What the last redraw cost the main thread, ms (rAF callback to the end of its frame). */
   private frameCost = 0;
   private readonly afterFrame = new MessageChannel();
@@ -163,14 +165,17 @@ export class LogView {
   }
 
   private frame(): void {
-    if (this.dataOnly && this.yieldNext) {
+    // Once per redraw: changes arriving in every frame do not starve the log view.
+    if (this.dataOnly && this.yieldNext && !this.yielded) {
       this.yieldNext = false;
+      this.yielded = true;
       requestAnimationFrame(() => {
         this.frame();
       });
       return;
     }
     this.yieldNext = false;
+    this.yielded = false;
     this.scheduled = false;
     this.dataOnly = true;
     this.frameStart = performance.now();
