@@ -3,8 +3,9 @@
 //! logs` has every one of them once, in order, or, where the kubelet rotated lines
 //! away before devenv read them (it keeps containerLogMaxFiles x containerLogMaxSize,
 //! 5 x 10 MiB here, and the burst is ~90 MB), one gap line exactly where they are
-//! missing. The daemon reads the kubelet's stream with timestamps and reopens it from
-//! its last line when it breaks or stalls.
+//! missing. The daemon reads the kubelet's stream with timestamps, reopens it from
+//! its last line when it breaks or stalls, and reads what the stream skipped from the
+//! node's newest rotated file (the kubelet's `/logs/` handler, via nodes/proxy).
 //!
 //! Needs KUBECONFIG pointing at the test cluster; run with `--ignored`.
 

@@ -7,7 +7,9 @@
 //! rotates its file): lines come with the kubelet's timestamps, and a stream that
 //! ends while its container still runs is opened again with `sinceTime` at the last
 //! line's time; the lines it sends again (sinceTime is whole seconds) are skipped by
-//! their timestamps ([`Seen`]).
+//! their timestamps ([`Seen`]). Lines the kubelet's stream never sends (its reader
+//! skipped or missed the end of a rotated file) are read from the node's rotated
+//! files ([`rotated`]); what the node no longer has is marked with one gap line.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -24,6 +26,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::ClusterConn;
 use crate::logs::{Batch, LogHub, Stream, MAX_LINE_BYTES};
+
+mod rotated;
+use rotated::Unreadable;
 
 /// Bytes read from a log stream at once.
 const READ_BYTES: usize = 64 * 1024;
@@ -73,6 +78,7 @@ pub async fn follow(
             continue;
         };
         let uid = pod.metadata.uid.clone().unwrap_or_default();
+        let node = pod.spec.as_ref().and_then(|s| s.node_name.clone());
         let Some(status) = &pod.status else { continue };
         let statuses = status
             .init_container_statuses
@@ -98,6 +104,12 @@ pub async fn follow(
                 pod: name.clone(),
                 name: cs.name.clone(),
                 restarts: cs.restart_count,
+                files_path: node.as_ref().map(|node| {
+                    format!(
+                        "/api/v1/nodes/{node}/proxy/logs/pods/{namespace}_{name}_{uid}/{}/",
+                        cs.name
+                    )
+                }),
             };
             let from = (started_at.0 < since).then_some(since);
             let hub = hub.clone();
@@ -128,6 +140,9 @@ struct Container {
     pod: String,
     name: String,
     restarts: i32,
+    /// Its log directory on the node, as the kubelet's `/logs/` handler serves it
+    /// through the API server (None: not scheduled when seen).
+    files_path: Option<String>,
 }
 
 impl Container {
@@ -141,6 +156,8 @@ impl Container {
     ) {
         let mut seen = Seen::default();
         let mut files = FileStarts::default();
+        let mut partial = None;
+        let mut at_end = false;
         let mut since = from;
         let mut reopen = 0;
         let mut last_pass = false;
@@ -155,7 +172,8 @@ impl Container {
                 ..Default::default()
             };
             // A reopened stream must go on from the newest line devenv has: if it
-            // starts later, the lines between were in a file the kubelet rotated away.
+            // starts later, the lines between were in a file the kubelet rotated away
+            // (read from the node, else marked).
             let resumed_after = seen.newest().max(files.marked);
             let copied = match self.api.log_stream(&self.pod, &params).await {
                 Ok(stream) => {
@@ -164,6 +182,8 @@ impl Container {
                         service: &service,
                         seen: &mut seen,
                         files: &mut files,
+                        partial: &mut partial,
+                        at_end,
                         kubelet: self,
                         who: &who,
                         resumed_after,
@@ -177,6 +197,7 @@ impl Container {
                     Copied::default()
                 }
             };
+            at_end = copied.stalled;
             if copied.stalled {
                 tracing::debug!(pod = %self.pod, container = %self.name, "pod log stream stalled (the kubelet's reader is on a rotated file); reopening it from its last line");
             }
@@ -255,7 +276,15 @@ trait LogFile {
     async fn first(&self) -> Option<i64>;
     /// The time of its newest line.
     async fn newest(&self) -> Option<i64>;
+    /// The container's rotated log files its node still keeps uncompressed, oldest
+    /// first (see [`rotated`]).
+    async fn rotated(&self) -> Result<Vec<String>, Unreadable>;
+    /// One of them, in the CRI log format.
+    async fn open_rotated(&self, name: &str) -> Result<RotatedFile, Unreadable>;
 }
+
+/// A rotated log file as the node serves it.
+type RotatedFile = Box<dyn tokio::io::AsyncBufRead + Unpin + Send>;
 
 impl LogFile for Container {
     async fn first(&self) -> Option<i64> {
@@ -279,6 +308,35 @@ impl LogFile for Container {
         let text = self.api.logs(&self.pod, &params).await.ok()?;
         stamped(text.lines().next_back()?.as_bytes()).map(|(t, _)| t)
     }
+
+    async fn rotated(&self) -> Result<Vec<String>, Unreadable> {
+        let dir = self.files_path.as_deref().ok_or(Unreadable::Unscheduled)?;
+        let req = http::Request::get(dir)
+            .body(Vec::new())
+            .map_err(|e| Unreadable::Failed(kube::Error::HttpError(e)))?;
+        let client = self.api.clone().into_client();
+        let listing = client
+            .request_text(req)
+            .await
+            .map_err(Unreadable::from_kube)?;
+        Ok(rotated::rotated_names(&listing, self.restarts))
+    }
+
+    async fn open_rotated(&self, name: &str) -> Result<RotatedFile, Unreadable> {
+        let dir = self.files_path.as_deref().ok_or(Unreadable::Unscheduled)?;
+        let req = http::Request::get(format!("{dir}{name}"))
+            .body(Vec::new())
+            .map_err(|e| Unreadable::Failed(kube::Error::HttpError(e)))?;
+        let client = self.api.clone().into_client();
+        let body = client
+            .request_stream(req)
+            .await
+            .map_err(Unreadable::from_kube)?;
+        Ok(Box::new(tokio::io::BufReader::with_capacity(
+            READ_BYTES,
+            body.compat(),
+        )))
+    }
 }
 
 /// Where the kubelet began log files that devenv has read no line of yet (the
@@ -293,6 +351,8 @@ struct FileStarts {
     starts: std::collections::VecDeque<i64>,
     /// A gap line covers what was written up to this time.
     marked: Option<i64>,
+    /// The node's rotated files were read after this line (a quiet stream).
+    looked: Option<i64>,
 }
 
 /// Files that can begin while a stream is behind are bounded by the kubelet's
@@ -348,6 +408,12 @@ struct Copy<'a, K> {
     service: &'a Arc<str>,
     seen: &'a mut Seen,
     files: &'a mut FileStarts,
+    /// The start of a line the last stream ended in (its time and text so far): the
+    /// next line devenv gets continues it, unless it is that whole line again.
+    partial: &'a mut Option<(i64, Vec<u8>)>,
+    /// The last stream was given up quiet, at the end of the file the kubelet's
+    /// reader had: the file that began next (if devenv learnt where) follows it.
+    at_end: bool,
     kubelet: &'a K,
     /// `pod/container`, for the gap line.
     who: &'a str,
@@ -394,10 +460,17 @@ impl<K: LogFile> Copy<'_, K> {
                             .front()
                             .is_some_and(|f| current.is_none_or(|c| c > *f));
                         if gone && orphans {
-                            if let Some((from, to)) = self.files.orphaned(current) {
-                                let end = to.unwrap_or_else(now_nanos);
-                                self.mark(from, end, from, None);
-                                copied.added += 1;
+                            if let Some((next, to)) = self.files.orphaned(current) {
+                                // Read what the node still has, then a new stream
+                                // goes on from there (resending nothing twice). The
+                                // stream is quiet: its reader is at the end of its
+                                // file, and the file begun at `next` comes after it.
+                                let from = self.seen.newest().unwrap_or(next);
+                                let mut none = Batch::new(self.service.clone());
+                                copied.added +=
+                                    self.recover(from, to, Some(next), false, &mut none).await;
+                                copied.stalled = true;
+                                break;
                             }
                         }
                         orphans = gone;
@@ -405,19 +478,51 @@ impl<K: LogFile> Copy<'_, K> {
                     // Newer lines in the file than the stream sent, twice in a row:
                     // the stream is stuck.
                     let have = self.seen.newest().or(self.floor);
-                    let newer = self
-                        .kubelet
-                        .newest()
-                        .await
-                        .is_some_and(|t| have.is_none_or(|h| t > h));
+                    let current = self.kubelet.newest().await;
+                    let newer = current.is_some_and(|t| have.is_none_or(|h| t > h));
                     if newer && behind {
                         copied.stalled = true;
                         break;
                     }
+                    // Quiet, and the current file is empty: it was rotated since
+                    // devenv's newest line. Whatever the stream's reader has open,
+                    // it is at its end; a file rotated after it would never be sent
+                    // (its reader missed the rename). Once per newest line.
+                    if let Some(from) = self.seen.newest() {
+                        if current.is_none() && self.files.looked != Some(from) {
+                            self.files.looked = Some(from);
+                            let next = self.files.starts.front().copied().unwrap_or(from);
+                            // A line the reader stopped inside is continued there.
+                            let held = stamped(&carry).map(|(t, text)| {
+                                (t, text[..text.len().min(MAX_LINE_BYTES)].to_vec())
+                            });
+                            if held.is_some() {
+                                *self.partial = held;
+                            }
+                            let mut none = Batch::new(self.service.clone());
+                            let n = self.recover(from, None, Some(next), true, &mut none).await;
+                            if self.partial.is_none() {
+                                carry.clear();
+                            }
+                            if n > 0 {
+                                copied.added += n;
+                                copied.stalled = true;
+                                break;
+                            }
+                        }
+                    }
                     behind = newer;
                     continue;
                 }
-                Ok(Ok(0) | Err(_)) => break,
+                Ok(Ok(0) | Err(_)) => {
+                    // Ended in the middle of a line: the next stream (or the node's
+                    // rotated file) has the rest.
+                    if let Some((time, text)) = stamped(&carry) {
+                        let text = text[..text.len().min(MAX_LINE_BYTES)].to_vec();
+                        *self.partial = Some((time, text));
+                    }
+                    break;
+                }
                 Ok(Ok(n)) => n,
             };
             quiet = 0;
@@ -432,9 +537,9 @@ impl<K: LogFile> Copy<'_, K> {
                     continue;
                 }
                 if let Some((time, text)) = stamped(line) {
-                    self.check_gap(time, &mut batch);
+                    copied.added += self.check_gap(time, &mut batch).await;
                     if self.seen.admit(time) {
-                        batch.push(time, Stream::Stdout, &String::from_utf8_lossy(text));
+                        self.push_line(&mut batch, time, text);
                         newest = Some(time);
                     }
                 }
@@ -465,49 +570,211 @@ impl<K: LogFile> Copy<'_, K> {
         copied
     }
 
+    /// A line of the stream into `batch`, completing the line the last stream
+    /// ended in (see [`Copy::partial`]).
+    fn push_line(&mut self, batch: &mut Batch, time: i64, text: &[u8]) {
+        match self.partial.take() {
+            // The whole line again (a reopen in the same file), or none pending.
+            Some((start, _)) if start == time => {}
+            None => {}
+            Some((start, mut head)) if start < time => {
+                head.extend_from_slice(text);
+                head.truncate(MAX_LINE_BYTES);
+                batch.push(start, Stream::Stdout, &String::from_utf8_lossy(&head));
+                return;
+            }
+            // Older than the fragment: it was not continued; keep it as it is.
+            Some((start, head)) => {
+                batch.push(start, Stream::Stdout, &String::from_utf8_lossy(&head));
+            }
+        }
+        batch.push(time, Stream::Stdout, &String::from_utf8_lossy(text));
+    }
+
     /// Before the line at `time` is admitted: was anything lost just before it?
+    /// Returns the lines this added to the hub (read from the node, gap lines).
     ///
     /// The first line of a reopened stream: the kubelet sends from `sinceTime` out
     /// of the container's current log file only. A first line newer than the newest
     /// one devenv had means that file began after it: what the container wrote
-    /// in between was in a file the kubelet had rotated (renamed, compressed or
-    /// deleted) by then, which no API serves.
+    /// in between was in a file the kubelet had rotated by then.
     ///
     /// Any line past two file starts devenv knew of: the files between were
     /// skipped whole by the kubelet's reader.
     ///
-    /// Said once, in the log itself, where the lines are missing.
-    fn check_gap(&mut self, time: i64, batch: &mut Batch) {
+    /// Those lines are read from the node's rotated files ([`Copy::recover`]);
+    /// what is not there any more is said once, in the log itself, where the lines
+    /// are missing.
+    async fn check_gap(&mut self, time: i64, batch: &mut Batch) -> u64 {
         if let Some(last) = self.resumed_after.take() {
             if time > last {
+                // A stream given up at the end of its file: the next one follows it.
+                let next = self
+                    .at_end
+                    .then(|| self.files.starts.front().copied().unwrap_or(last));
                 self.files.clear();
-                self.mark(last, time, time, Some(batch));
-                return;
+                return self.recover(last, Some(time), next, false, batch).await;
             }
         }
-        if let Some((from, to)) = self.files.pass(time) {
-            self.mark(from, to, time, Some(batch));
+        if let Some((from, _)) = self.files.pass(time) {
+            let from = self.seen.newest().unwrap_or(from);
+            return self.recover(from, Some(time), None, false, batch).await;
         }
+        0
     }
 
-    /// Puts the gap line at `at` into `batch`, or straight into the hub.
-    fn mark(&mut self, from: i64, to: i64, at: i64, batch: Option<&mut Batch>) {
-        let text = gap_line(self.who, from, to);
-        self.files.marked = self.files.marked.max(Some(to));
-        tracing::warn!(pod = %self.who, "{text}");
-        match batch {
-            Some(b) => b.push(at, Stream::System, &text),
-            None => {
-                let mut b = Batch::new(self.service.clone());
-                b.push(at, Stream::System, &text);
-                self.hub.push_batch(b);
+    /// The lines after `from` that the stream will not send, read from the node's
+    /// rotated log files up to `to` (the line the stream goes on with; None: to
+    /// their end) and put into the hub after `batch` (what came before); a gap
+    /// line for what is not there any more. `next`: where the file devenv read to
+    /// its end stops (the known start of the one after it, or its last line; see
+    /// [`follows`]). `looking`: nothing is known to be missing, so no gap line when
+    /// the node has no files to show. Returns the lines added (`batch`'s too).
+    async fn recover(
+        &mut self,
+        from: i64,
+        to: Option<i64>,
+        next: Option<i64>,
+        looking: bool,
+        batch: &mut Batch,
+    ) -> u64 {
+        let before = std::mem::replace(batch, Batch::new(self.service.clone()));
+        let mut added = before.len() as u64;
+        self.hub.push_batch(before);
+        // The files hold what devenv already has too: skipped by time, as a
+        // reopened stream's start is.
+        self.seen.rewind();
+        let names = match self.kubelet.rotated().await {
+            // Only looking: nothing is known to be missing.
+            Ok(names) if names.is_empty() && looking => return added,
+            Err(_) if looking => return added,
+            Ok(names) if names.is_empty() => {
+                return added + self.lost(from, to, "the node keeps no uncompressed copy of it");
+            }
+            Ok(names) => names,
+            Err(e) => return added + self.lost(from, to, &e.to_string()),
+        };
+        let mut out = Batch::new(self.service.clone());
+        let mut first_record = true;
+        let mut head: Option<(i64, Vec<u8>)> = None;
+        let mut newest = from;
+        let mut recovered = 0;
+        let mut failed = None;
+        let mut line = Vec::new();
+        'files: for name in &names {
+            let mut file = match self.kubelet.open_rotated(name).await {
+                Ok(file) => file,
+                Err(e) => {
+                    failed = Some(e.to_string());
+                    break;
+                }
+            };
+            loop {
+                match rotated::next_line(&mut file, &mut line).await {
+                    Ok(true) => {}
+                    Ok(false) => break,
+                    Err(source) => {
+                        let name = name.clone();
+                        failed = Some(Unreadable::Read { name, source }.to_string());
+                        break 'files;
+                    }
+                }
+                let Some(r) = rotated::record(&line) else {
+                    continue;
+                };
+                if std::mem::take(&mut first_record) && r.time > from && !follows(next, r.time) {
+                    // The oldest file kept whole begins after `from`, and is not the
+                    // one known to follow devenv's: the ones before it are
+                    // compressed or deleted.
+                    let why =
+                        format!("the node keeps no uncompressed copy of the files before {name}");
+                    added += self.lost(from, Some(r.time), &why);
+                }
+                // From here on the stream has it.
+                if to.is_some_and(|t| r.time >= t) {
+                    break 'files;
+                }
+                if r.time < from || !self.seen.admit(r.time) {
+                    continue;
+                }
+                // The line the last stream ended in: this record is all of it
+                // again, or goes on with it.
+                if let Some((t, fragment)) = self.partial.take() {
+                    if r.time > t && head.is_none() {
+                        head = Some((t, fragment));
+                    }
+                }
+                let (time, text) = match head.take() {
+                    Some((t, mut h)) => {
+                        h.extend_from_slice(r.text);
+                        h.truncate(MAX_LINE_BYTES);
+                        (t, h)
+                    }
+                    None => (r.time, r.text.to_vec()),
+                };
+                if r.partial {
+                    head = Some((time, text));
+                    continue;
+                }
+                out.push(time, Stream::Stdout, &String::from_utf8_lossy(&text));
+                newest = newest.max(time);
+                if out.len() >= RECOVER_BATCH {
+                    recovered += out.len() as u64;
+                    self.hub.push_batch(std::mem::replace(
+                        &mut out,
+                        Batch::new(self.service.clone()),
+                    ));
+                }
             }
         }
+        recovered += out.len() as u64;
+        added += recovered;
+        self.hub.push_batch(out);
+        // The newest file ended in a fragment: the stream's first line goes on with it.
+        if let Some(h) = head {
+            *self.partial = Some(h);
+        }
+        tracing::info!(pod = %self.who, lines = recovered, files = names.len(), "pod log lines the kubelet's stream skipped, read from the node's rotated log files");
+        if let Some(why) = failed {
+            added += self.lost(newest, to, &why);
+        }
+        added
+    }
+
+    /// Says that what was written from `from` to `to` (None: now) is lost, and
+    /// why. (A line the last stream ended in is still completed by the next line
+    /// devenv reads, as the kubelet would have: after this line, it may be wrong.)
+    fn lost(&mut self, from: i64, to: Option<i64>, why: &str) -> u64 {
+        let mut b = Batch::new(self.service.clone());
+        let to = to.unwrap_or_else(now_nanos);
+        let text = gap_line(self.who, from, to, why);
+        self.files.marked = self.files.marked.max(Some(to));
+        tracing::warn!(pod = %self.who, "{text}");
+        b.push(from, Stream::System, &text);
+        let n = b.len() as u64;
+        self.hub.push_batch(b);
+        n
     }
 }
 
+/// A file beginning at `start` directly follows the one the stream read to its end
+/// (`end`: that file's start-of-next, or its last line): the same file begun at a
+/// known start, or one begun within [`NEXT_FILE`] of the stream's last line. A whole
+/// file between would span a kubelet rotation check (at least 3 s apart, 10 s by
+/// default) of output.
+fn follows(end: Option<i64>, start: i64) -> bool {
+    let near = i64::try_from(NEXT_FILE.as_nanos()).unwrap_or(i64::MAX);
+    end.is_some_and(|e| start == e || (start > e && start - e < near))
+}
+
+/// See [`follows`].
+const NEXT_FILE: Duration = Duration::from_secs(1);
+
+/// Lines read from a rotated file go to the hub this many at a time.
+const RECOVER_BATCH: usize = 4096;
+
 /// The line that stands in the log where lines could not be read.
-fn gap_line(who: &str, from: i64, to: i64) -> String {
+fn gap_line(who: &str, from: i64, to: i64, why: &str) -> String {
     let at = |t: i64| {
         k8s_openapi::jiff::Timestamp::from_nanosecond(i128::from(t))
             .map_or_else(|_| t.to_string(), |ts| format!("{ts:.3}"))
@@ -516,7 +783,8 @@ fn gap_line(who: &str, from: i64, to: i64) -> String {
     format!(
         "{GAP_MARK} {who}: lines written between {} and {} ({:.3} s) were not read: \
          the kubelet rotated the log file holding them away (containerLogMaxSize / \
-         containerLogMaxFiles) before devenv read it; the kubelet keeps no count of how many",
+         containerLogMaxFiles) before devenv read it, and {why}; the kubelet keeps no \
+         count of how many",
         at(from),
         at(to),
         span.as_secs_f64(),
@@ -537,32 +805,48 @@ fn stamped(line: &[u8]) -> Option<(i64, &[u8])> {
 
 /// What a container's stream already delivered, by the kubelet's timestamps: a
 /// reopened stream starts at a whole second and repeats what came after it.
+///
+/// Only that repeated start is skipped. Within one stream the kubelet never sends
+/// a line twice, but its times can step back: when it switches to the container's
+/// new log file, the old file's last lines (containerd drains the old logger's pipe
+/// into it after the new file has begun) can be newer than the new file's first
+/// ones. Those are new lines, not repeats.
 #[derive(Debug, Default)]
 struct Seen {
     /// Time of the newest line admitted, and how many lines had exactly that time.
     last: Option<(i64, u64)>,
-    /// After a reopen: lines at the `last` time still to skip.
+    /// A reopened stream is still sending what devenv had: lines older than
+    /// `last`, and `skip` more at exactly its time.
+    resending: bool,
     skip: u64,
 }
 
 impl Seen {
     fn admit(&mut self, time: i64) -> bool {
-        match &mut self.last {
-            Some((t, _)) if time < *t => false,
-            Some((t, n)) if time == *t => {
-                if self.skip > 0 {
+        if self.resending {
+            match self.last {
+                Some((t, _)) if time < t => return false,
+                Some((t, _)) if time == t && self.skip > 0 => {
                     self.skip -= 1;
-                    false
-                } else {
-                    *n += 1;
-                    true
+                    return false;
                 }
+                _ => self.resending = false,
             }
-            _ => {
-                self.last = Some((time, 1));
-                self.skip = 0;
-                true
-            }
+        }
+        match &mut self.last {
+            Some((t, n)) if time == *t => *n += 1,
+            // An older time inside one stream: a file switch (see above).
+            Some((t, _)) if time < *t => {}
+            _ => self.last = Some((time, 1)),
+        }
+        true
+    }
+
+    /// What comes next repeats what devenv had up to its newest line.
+    fn rewind(&mut self) {
+        if let Some((_, n)) = self.last {
+            self.skip = n;
+            self.resending = true;
         }
     }
 
@@ -574,8 +858,8 @@ impl Seen {
     /// Where to reopen the stream: the newest line's time (lines at it are counted
     /// and skipped once more).
     fn resume(&mut self) -> Option<k8s_openapi::jiff::Timestamp> {
-        let (t, n) = self.last?;
-        self.skip = n;
+        let (t, _) = self.last?;
+        self.rewind();
         k8s_openapi::jiff::Timestamp::from_nanosecond(i128::from(t)).ok()
     }
 }
@@ -595,6 +879,21 @@ mod tests {
         let again = [10, 20, 20, 30, 30, 30, 40];
         let admitted: Vec<i64> = again.into_iter().filter(|t| seen.admit(*t)).collect();
         assert_eq!(admitted, [30, 40]);
+    }
+
+    #[test]
+    fn a_stream_whose_times_step_back_at_a_file_switch_keeps_every_line() {
+        let mut seen = Seen::default();
+        // The old file's last lines (55, 60) were stamped after the new file's first
+        // ones (50, 52): one stream, every line new.
+        let stream = [40, 55, 60, 50, 52, 61];
+        assert!(stream.iter().all(|t| seen.admit(*t)));
+        assert_eq!(seen.newest(), Some(61));
+        // A reopen from the newest line still skips what it repeats.
+        assert!(seen.resume().is_some());
+        let again = [50, 52, 61, 62];
+        let admitted: Vec<i64> = again.into_iter().filter(|t| seen.admit(*t)).collect();
+        assert_eq!(admitted, [62]);
     }
 
     const T0: i64 = 1_700_000_000_000_000_000;
@@ -618,6 +917,10 @@ mod tests {
         first: Option<i64>,
         newest: Option<i64>,
         asked: std::sync::atomic::AtomicU32,
+        /// Its node's uncompressed rotated files: name and CRI text.
+        rotated: Vec<(String, String)>,
+        /// The node refuses devenv its files.
+        refused: bool,
     }
 
     impl LogFile for FakeFile {
@@ -629,6 +932,16 @@ mod tests {
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             self.newest
         }
+        async fn rotated(&self) -> Result<Vec<String>, Unreadable> {
+            if self.refused {
+                return Err(Unreadable::Unscheduled);
+            }
+            Ok(self.rotated.iter().map(|(n, _)| n.clone()).collect())
+        }
+        async fn open_rotated(&self, name: &str) -> Result<RotatedFile, Unreadable> {
+            let (_, text) = self.rotated.iter().find(|(n, _)| n == name).unwrap();
+            Ok(Box::new(std::io::Cursor::new(text.clone().into_bytes())))
+        }
     }
 
     struct Rig {
@@ -636,6 +949,8 @@ mod tests {
         service: Arc<str>,
         seen: Seen,
         files: FileStarts,
+        partial: Option<(i64, Vec<u8>)>,
+        at_end: bool,
         kubelet: FakeFile,
     }
 
@@ -649,6 +964,8 @@ mod tests {
                 service: Arc::from("svc"),
                 seen,
                 files: FileStarts::default(),
+                partial: None,
+                at_end: false,
                 kubelet: FakeFile::default(),
             }
         }
@@ -666,6 +983,8 @@ mod tests {
                 service: &self.service,
                 seen: &mut self.seen,
                 files: &mut self.files,
+                partial: &mut self.partial,
+                at_end: self.at_end,
                 kubelet: &self.kubelet,
                 who: "pod/c",
                 resumed_after,
@@ -702,6 +1021,121 @@ mod tests {
         let texts: Vec<&str> = lines[1..].iter().map(|(_, t)| t.as_str()).collect();
         assert_eq!(texts, ["line-0", "line-1", "line-2"]);
         assert!(lines[1..].iter().all(|(s, _)| *s == Stream::Stdout));
+    }
+
+    /// A rotated file's CRI records: (time, partial, text).
+    fn cri_file(records: &[(i64, bool, &str)]) -> String {
+        let mut out = String::new();
+        for (t, partial, text) in records {
+            let ts = k8s_openapi::jiff::Timestamp::from_nanosecond(i128::from(*t)).unwrap();
+            let tag = if *partial { "P" } else { "F" };
+            out.push_str(&format!("{ts} stdout {tag} {text}\n"));
+        }
+        out
+    }
+
+    /// A kubelet stream's lines: (time, text), the last one without its newline
+    /// when `cut`.
+    fn stream_of(lines: &[(i64, &str)], cut: bool) -> Vec<u8> {
+        let mut out = String::new();
+        for (t, text) in lines {
+            let ts = k8s_openapi::jiff::Timestamp::from_nanosecond(i128::from(*t)).unwrap();
+            out.push_str(&format!("{ts} {text}\n"));
+        }
+        if cut {
+            out.pop();
+        }
+        out.into_bytes()
+    }
+
+    fn texts(lines: &[(Stream, String)]) -> Vec<&str> {
+        lines
+            .iter()
+            .map(|(s, t)| {
+                if *s == Stream::System {
+                    "GAP"
+                } else {
+                    t.as_str()
+                }
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn lines_the_reopened_stream_skips_are_read_from_the_newest_rotated_file() {
+        let mut rig = Rig::after(T0 + SEC);
+        rig.kubelet.rotated = vec![(
+            "0.log.20231114-221330".into(),
+            cri_file(&[
+                (T0, false, "old"),
+                (T0 + SEC, false, "had"),
+                (T0 + 2 * SEC, false, "missed-1"),
+                (T0 + 3 * SEC, true, "missed"),
+                (T0 + 3 * SEC + 1, false, "-2"),
+            ]),
+        )];
+        // The current file begins at 4 s: the stream sends nothing older.
+        let stream = stream_of(&[(T0 + 4 * SEC, "new"), (T0 + 5 * SEC, "newer")], false);
+        let copied = rig.run(Some(T0 + SEC), &stream[..]).await;
+        assert_eq!(copied.added, 4);
+        assert_eq!(
+            texts(&rig.lines()),
+            ["missed-1", "missed-2", "new", "newer"]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stream_that_ended_mid_line_is_completed_and_what_the_node_lost_is_marked() {
+        // The stream stopped inside a line ("li" at 3 s) at the end of a file the
+        // node has since compressed; its newest rotated file begins with the rest.
+        let mut rig = Rig::after(T0);
+        let first = stream_of(
+            &[(T0 + SEC, "a"), (T0 + 2 * SEC, "b"), (T0 + 3 * SEC, "li")],
+            true,
+        );
+        rig.run(None, &first[..]).await;
+        assert_eq!(rig.partial, Some((T0 + 3 * SEC, b"li".to_vec())));
+        rig.kubelet.rotated = vec![(
+            "0.log.20231114-221340".into(),
+            cri_file(&[
+                (T0 + 4 * SEC, false, "ne-c"),
+                (T0 + 5 * SEC, false, "d"),
+                (T0 + 6 * SEC, true, "e-"),
+            ]),
+        )];
+        let second = stream_of(&[(T0 + 7 * SEC, "end"), (T0 + 8 * SEC, "f")], false);
+        let copied = rig.run(Some(T0 + 2 * SEC), &second[..]).await;
+        assert_eq!(copied.added, 5, "a gap line and four lines");
+        let lines = rig.lines();
+        assert_eq!(
+            texts(&lines),
+            ["a", "b", "GAP", "line-c", "d", "e-end", "f"]
+        );
+        assert!(
+            lines[2]
+                .1
+                .contains("no uncompressed copy of the files before 0.log.20231114-221340"),
+            "{}",
+            lines[2].1
+        );
+        assert!(rig.partial.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_node_that_refuses_its_files_gets_a_gap_line_saying_why() {
+        let mut rig = Rig::after(T0 + SEC);
+        rig.kubelet.refused = true;
+        let stream = stream_of(&[(T0 + 4 * SEC, "new")], false);
+        let copied = rig.run(Some(T0 + SEC), &stream[..]).await;
+        assert_eq!(copied.added, 2);
+        let lines = rig.lines();
+        assert_eq!(texts(&lines), ["GAP", "new"]);
+        assert!(lines[0].1.contains("(3.000 s)"), "{}", lines[0].1);
+        assert!(
+            lines[0].1.contains(&Unreadable::Unscheduled.to_string()),
+            "{}",
+            lines[0].1
+        );
     }
 
     #[tokio::test]
@@ -759,26 +1193,102 @@ mod tests {
         let lines = rig.lines();
         assert_eq!(lines[0], (Stream::Stdout, "line-0".to_string()));
         assert_eq!(lines[1].0, Stream::System);
-        assert!(lines[1].1.contains("(10.000 s)"), "{}", lines[1].1);
+        // From the last line read to the next one the stream sent.
+        assert!(lines[1].1.contains("(16.000 s)"), "{}", lines[1].1);
         assert_eq!(lines[2], (Stream::Stdout, "line-1".to_string()));
     }
 
     #[tokio::test]
     async fn a_quiet_stream_whose_known_file_is_gone_marks_the_end_once() {
         // The stream read up to 9 s; a file begun at 10 s was seen, then rotated away
-        // before the reader got to it: the current file is empty, the stream quiet.
+        // before the reader got to it: the current file is empty, the stream quiet,
+        // and the node has no copy.
         let mut rig = Rig::after(T0 + 9 * SEC);
         rig.files.learn(T0 + 10 * SEC, Some(T0 + 9 * SEC));
         let (_writer, reader) = tokio::io::duplex(64);
-        let run = rig.run(None, reader);
-        assert!(tokio::time::timeout(Duration::from_millis(300), run)
+        let copied = tokio::time::timeout(Duration::from_secs(5), rig.run(None, reader))
             .await
-            .is_err());
+            .expect("the stream is given up, to be reopened after the gap");
+        assert_eq!(
+            copied,
+            Copied {
+                added: 1,
+                stalled: true
+            }
+        );
         let lines = rig.lines();
         assert_eq!(lines.len(), 1, "{lines:?}");
         assert_eq!(lines[0].0, Stream::System);
         assert!(lines[0].1.starts_with(GAP_MARK));
         assert!(rig.files.marked.is_some_and(|m| m > T0 + 10 * SEC));
+    }
+
+    #[tokio::test]
+    async fn a_quiet_stream_whose_known_file_is_gone_gets_its_lines_from_the_node() {
+        // As above, but the node keeps that file uncompressed (the newest rotated
+        // one): its lines, no gap line.
+        let mut rig = Rig::after(T0 + 9 * SEC);
+        rig.files.learn(T0 + 10 * SEC, Some(T0 + 9 * SEC));
+        rig.kubelet.rotated = vec![(
+            "0.log.20231114-221330".into(),
+            cri_file(&[(T0 + 10 * SEC, false, "x"), (T0 + 11 * SEC, false, "y")]),
+        )];
+        let (_writer, reader) = tokio::io::duplex(64);
+        let copied = tokio::time::timeout(Duration::from_secs(5), rig.run(None, reader))
+            .await
+            .expect("the stream is given up, to be reopened after the recovered lines");
+        assert_eq!(
+            copied,
+            Copied {
+                added: 2,
+                stalled: true
+            }
+        );
+        assert_eq!(texts(&rig.lines()), ["x", "y"]);
+        assert_eq!(rig.seen.newest(), Some(T0 + 11 * SEC));
+        assert!(rig.files.marked.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_quiet_stream_after_a_rotation_reads_the_file_its_reader_missed() {
+        // The stream's reader sat at the end of a renamed file (it ended mid-line)
+        // while the next file filled and was rotated too; the current one is empty.
+        let mut rig = Rig::after(T0);
+        let first = stream_of(&[(T0 + SEC, "1"), (T0 + SEC + 10, "2")], true);
+        let (mut writer, reader) = tokio::io::duplex(1024);
+        tokio::io::AsyncWriteExt::write_all(&mut writer, &first)
+            .await
+            .unwrap();
+        rig.kubelet.rotated = vec![(
+            "0.log.20231114-221330".into(),
+            cri_file(&[(T0 + SEC + 50, false, "0"), (T0 + 2 * SEC, false, "3")]),
+        )];
+        let copied = tokio::time::timeout(Duration::from_secs(5), rig.run(None, reader))
+            .await
+            .expect("the stream is given up after the lines were read from the node");
+        assert_eq!(
+            copied,
+            Copied {
+                added: 3,
+                stalled: true
+            }
+        );
+        // "2" was cut after its first byte; the file goes on with the rest.
+        assert_eq!(texts(&rig.lines()), ["1", "20", "3"]);
+        // Looked once for this line: a quiet stream does not ask again.
+        assert_eq!(rig.files.looked, Some(T0 + SEC));
+    }
+
+    #[tokio::test]
+    async fn a_quiet_stream_says_nothing_when_the_node_keeps_its_files_to_itself() {
+        let mut rig = Rig::after(T0);
+        rig.kubelet.refused = true;
+        let (_writer, reader) = tokio::io::duplex(64);
+        let run = rig.run(None, reader);
+        assert!(tokio::time::timeout(Duration::from_millis(300), run)
+            .await
+            .is_err());
+        assert!(rig.lines().is_empty());
     }
 
     #[tokio::test]
