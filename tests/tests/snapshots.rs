@@ -5,7 +5,8 @@
 //!   back; a second save of unchanged data grows the store by less than 1 %;
 //! - a Redis preset saved with BGSAVE while it runs, restored;
 //! - a damaged chunk is found on restore, and nothing is overwritten or stopped;
-//! - kubernetes volumes are refused with "not supported yet".
+//! - container engine volumes are refused with "not supported yet" (claims on the
+//!   cluster: tests/tests/kube_snapshots.rs).
 
 use std::path::Path;
 use std::process::Command;
@@ -255,20 +256,20 @@ spec:
 }
 
 #[test]
-fn kubernetes_volumes_are_refused_as_not_supported_yet() {
+fn container_engine_volumes_are_refused_as_not_supported_yet() {
     let env = TestEnv::new();
     env.write_config(
         r#"apiVersion: devenv/v1
 kind: Environment
 metadata:
-  name: snapkube
+  name: snapcont
 spec:
-  cluster: { provider: kubeconfig }
   volumes:
     - { name: pgdata, type: persistent }
   services:
     - name: web
       image: nginx:1.27
+      runtime: container
       volumes: ["pgdata:/data"]
 "#,
     );

@@ -131,6 +131,8 @@ pub fn status(e: EngineError) -> Status {
         },
         EngineError::SnapshotUnsupported(_) => tonic::Code::Unimplemented,
         EngineError::SnapshotRedis(_) | EngineError::SnapshotUp(_) => tonic::Code::Unknown,
+        EngineError::SnapshotCluster(k) if k.is_unreachable() => tonic::Code::Unavailable,
+        EngineError::SnapshotCluster(_) => tonic::Code::Unknown,
     };
     Status::new(code, e.to_string())
 }

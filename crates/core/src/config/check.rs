@@ -193,6 +193,9 @@ pub(crate) fn environment(
         &mut services,
         &ingress_keys,
     );
+    if spec_sound {
+        super::snapshot::check(&mut c, &services, &volumes);
+    }
 
     match (name, c.errors.is_empty()) {
         (Some(name), true) => Ok(Environment {
@@ -388,6 +391,7 @@ fn cluster(
         k3d,
         shared,
         policy,
+        snapshot_image: raw.snapshot_image.filter(|i| !i.trim().is_empty()),
     })
 }
 

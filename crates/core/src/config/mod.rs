@@ -44,6 +44,7 @@ mod secret;
 mod secret_tests;
 mod service;
 mod show;
+mod snapshot;
 mod suggest;
 mod terraform;
 #[cfg(test)]

@@ -155,6 +155,8 @@ pub struct Service {
     pub plugin: Option<super::PluginService>,
     /// The Ingress `up` keeps for it (`networking.ingress`; kubernetes services only).
     pub ingress: Option<super::IngressRoute>,
+    /// `snapshot: live`: a snapshot copies its data while it runs (not stopped).
+    pub snapshot_live: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -391,6 +393,7 @@ impl Service {
             terraform: None,
             plugin: None,
             ingress: None,
+            snapshot_live: false,
         }
     }
 }
@@ -562,6 +565,9 @@ pub struct Cluster {
     pub shared: bool,
     /// The ResourceQuota and LimitRange devenv keeps in the namespace.
     pub policy: super::quota::NamespacePolicy,
+    /// The image of `devenv snapshot`'s helper pod (sh, tar, find, stat, xargs);
+    /// default `kube::volcopy::DEFAULT_IMAGE`.
+    pub snapshot_image: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]

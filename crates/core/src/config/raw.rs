@@ -62,6 +62,8 @@ pub(crate) struct RawCluster {
     pub quota: Option<BTreeMap<String, Text>>,
     /// The namespace's LimitRange for containers (`config/quota.rs`).
     pub limit_range: Option<super::quota::RawLimitRange>,
+    /// The image of the helper pod that copies a claim's files for `devenv snapshot`.
+    pub snapshot_image: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -207,6 +209,8 @@ pub(crate) struct RawService {
     pub settings: Option<serde_yaml::Value>,
     /// `false`, `true` or `{paths, port, service}` (`config/ingress.rs`).
     pub ingress: Option<super::ingress::RawServiceIngress>,
+    /// `live`: `devenv snapshot save` copies its data while it runs (`config/snapshot.rs`).
+    pub snapshot: Option<super::snapshot::RawSnapshot>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

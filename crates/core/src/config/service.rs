@@ -633,6 +633,7 @@ pub(crate) fn check(
         plugin,
         // Set by `ingress::apply` once every service is checked.
         ingress: None,
+        snapshot_live: raw.snapshot == Some(super::snapshot::RawSnapshot::Live),
     })
 }
 

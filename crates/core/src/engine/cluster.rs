@@ -269,6 +269,7 @@ async fn live(rec: &ClusterRecord) -> ClusterInfo {
         k3d: K3d::default(),
         shared: false,
         policy: Default::default(),
+        snapshot_image: None,
     };
     let mut info = ClusterInfo {
         name: rec.name.clone(),
@@ -328,6 +329,7 @@ mod tests {
             k3d: K3d::default(),
             shared: false,
             policy: Default::default(),
+            snapshot_image: None,
         };
         let i = info(&env, &cluster);
         assert_eq!(

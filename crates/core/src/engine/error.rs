@@ -52,7 +52,7 @@ pub enum EngineError {
     /// A snapshot could not be saved, found, read or restored.
     #[error(transparent)]
     Snapshot(#[from] crate::snapshot::SnapshotError),
-    /// The environment has data a snapshot cannot hold yet (kubernetes, containers).
+    /// The environment has data a snapshot cannot hold yet (container engine volumes).
     #[error(transparent)]
     SnapshotUnsupported(#[from] super::snapshot::SnapshotUnsupported),
     /// A Redis preset's BGSAVE failed: nothing was saved.
@@ -61,6 +61,9 @@ pub enum EngineError {
     /// The data was restored but the environment did not come up.
     #[error("the snapshot's data was restored, but the environment did not come up: {0}")]
     SnapshotUp(String),
+    /// Copying a claim on the cluster failed (helper pod, exec, the claim).
+    #[error("snapshot of a claim on the cluster: {0}")]
+    SnapshotCluster(#[from] KubeError),
 }
 
 /// Services a request named that the config does not have; lists the known ones.

@@ -144,6 +144,7 @@ impl LiveEnv {
             k3d: Default::default(),
             shared: false,
             policy: Default::default(),
+            snapshot_image: None,
         });
         let k = ClusterConn::connect(&cluster, &env.name, vars).await?;
         k.check().await?;

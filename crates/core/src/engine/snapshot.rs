@@ -8,10 +8,12 @@
 //! - a running PostgreSQL preset, and every running local service that mounts a
 //!   persistent volume: stopped for the copy (`devenv stop`'s path: dependents wait),
 //!   started again after it;
+//! - a running kubernetes service mounting a claim: scaled to 0 for the copy
+//!   (`snapshot_pvc` copies claims through a helper pod);
+//! - a service marked `snapshot: live` is copied while it runs;
 //! - what is not running is copied as it is.
 //!
-//! Kubernetes and container volumes (PVCs, a preset on the cluster, engine volumes)
-//! are refused with a "not yet" error rather than left out.
+//! Container engine volumes are refused with a "not yet" error rather than left out.
 //!
 //! Restore writes every data set into a fresh directory beside its place, reading and
 //! checking every chunk, while the environment still runs; only when all are written
@@ -123,6 +125,21 @@ enum Consistency {
     Bgsave { port: u16, password: Option<String> },
     /// These running services are stopped for the copy.
     Stop(Vec<String>),
+    /// These running services are marked `snapshot: live`: copied while they run.
+    Live(Vec<String>),
+}
+
+/// Stopped for the copy, unless every running user is marked `snapshot: live`
+/// (those marked keep running either way).
+fn by_users<'a>(running: impl IntoIterator<Item = &'a crate::config::Service>) -> Consistency {
+    let (live, stop): (Vec<&crate::config::Service>, Vec<_>) =
+        running.into_iter().partition(|s| s.snapshot_live);
+    let names = |v: Vec<&crate::config::Service>| v.into_iter().map(|s| s.name.clone()).collect();
+    match (live.is_empty(), stop.is_empty()) {
+        (true, true) => Consistency::Idle,
+        (false, true) => Consistency::Live(names(live)),
+        _ => Consistency::Stop(names(stop)),
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -176,12 +193,10 @@ fn plan(
             // Terraform's state is its backend's (in the project or remote); a service
             // plugin keeps its data where it chooses. Neither is in devenv's data dir.
             RuntimeKind::Terraform | RuntimeKind::Plugin => continue,
-            RuntimeKind::Kubernetes | RuntimeKind::Container => {
-                let place = if svc.runtime == RuntimeKind::Kubernetes {
-                    "a PVC on the cluster"
-                } else {
-                    "a container engine volume"
-                };
+            // Its claims are `snapshot_pvc::claims`.
+            RuntimeKind::Kubernetes => continue,
+            RuntimeKind::Container => {
+                let place = "a container engine volume";
                 if svc.preset.is_some() {
                     not_yet.push(format!("{} (preset data in {place})", svc.name));
                 }
@@ -206,7 +221,7 @@ fn plan(
                         .filter(|p| !p.is_empty())
                         .cloned(),
                 },
-                (Preset::Postgresql, true) => Consistency::Stop(vec![svc.name.clone()]),
+                (Preset::Postgresql, true) => by_users([svc]),
             };
             let redis = preset == Preset::Redis && is_running(&svc.name);
             let skip: &[&str] = match preset {
@@ -227,25 +242,19 @@ fn plan(
         if !matches!(vol.kind, VolumeKind::Persistent { .. }) {
             continue;
         }
-        let users: Vec<String> = env
+        let users: Vec<&crate::config::Service> = env
             .services
             .iter()
             .filter(|s| s.runtime == RuntimeKind::Local)
             .filter(|s| s.volumes.iter().any(|m| m.name == vol.name))
-            .map(|s| s.name.clone())
             .collect();
         if users.is_empty() {
             continue;
         }
-        let live: Vec<String> = users.into_iter().filter(|u| is_running(u)).collect();
         plans.push(Plan {
             id: format!("volume/{}", vol.name),
             dir: env_dir.join("volumes").join(&vol.name),
-            consistency: if live.is_empty() {
-                Consistency::Idle
-            } else {
-                Consistency::Stop(live)
-            },
+            consistency: by_users(users.into_iter().filter(|u| is_running(&u.name))),
             redis: false,
             skip: Vec::new(),
         });
@@ -259,7 +268,7 @@ fn plan(
 
 /// Volumes a snapshot cannot hold yet.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("snapshots of kubernetes and container volumes are not supported yet (only local presets' data and local services' persistent volumes are): {}", .0.join("; "))]
+#[error("snapshots of container engine volumes are not supported yet (local presets' data, local services' persistent volumes and claims on the cluster are): {}", .0.join("; "))]
 pub struct SnapshotUnsupported(pub Vec<String>);
 
 /// Where a data set of a manifest goes back to.
@@ -310,6 +319,14 @@ async fn blocking<T: Send + 'static>(
             source: std::io::Error::other(format!("the snapshot worker failed: {e}")),
         })
     })
+}
+
+/// The image of the helper pod that copies claims.
+fn snapshot_image(env: &Environment) -> String {
+    env.cluster
+        .as_ref()
+        .and_then(|c| c.snapshot_image.clone())
+        .unwrap_or_else(|| crate::kube::volcopy::DEFAULT_IMAGE.to_owned())
 }
 
 fn default_name() -> String {
@@ -408,7 +425,50 @@ impl Engine {
             .map(|s| s.name.clone())
             .collect();
 
+        let claims = super::snapshot_pvc::claims(env);
+        let image = snapshot_image(env);
+        let conn = if claims.is_empty() {
+            None
+        } else {
+            let conn = rt.kube_env(env, &req.vars).await?;
+            let classes = crate::kube::volcopy::snapshot_classes(&conn).await?;
+            let note = if classes.is_empty() {
+                format!("claims on the cluster: no VolumeSnapshotClass there, copied through a helper pod ({image})")
+            } else {
+                format!("claims on the cluster: copied through a helper pod ({image}); CSI snapshots (VolumeSnapshotClass {}) are not used yet", classes.join(", "))
+            };
+            let _ = events.send(SnapshotEvent::Step(note.clone())).await;
+            manifest.notes.push(note);
+            Some(conn)
+        };
         let mut to_stop: Vec<String> = Vec::new();
+        let mut kube_stopped: Vec<String> = Vec::new();
+        for c in &claims {
+            let users = c
+                .users
+                .iter()
+                .filter(|u| states.get(*u).copied().is_some_and(running))
+                .filter_map(|u| env.service(u));
+            let note = match by_users(users) {
+                Consistency::Stop(names) => {
+                    for n in &names {
+                        if !to_stop.contains(n) {
+                            to_stop.push(n.clone());
+                            kube_stopped.push(n.clone());
+                        }
+                    }
+                    format!("{}: {} scaled to 0 for the copy", c.id, names.join(", "))
+                }
+                Consistency::Live(names) => format!(
+                    "{}: copied while {} runs (snapshot: live)",
+                    c.id,
+                    names.join(", ")
+                ),
+                _ => format!("{}: not running, copied as it is", c.id),
+            };
+            let _ = events.send(SnapshotEvent::Step(note.clone())).await;
+            manifest.notes.push(note);
+        }
         for p in &plans {
             let note = match &p.consistency {
                 Consistency::Idle => format!("{}: not running, copied as it is", p.id),
@@ -423,6 +483,11 @@ impl Engine {
                     }
                     format!("{}: {} stopped for the copy", p.id, names.join(", "))
                 }
+                Consistency::Live(names) => format!(
+                    "{}: copied while {} runs (snapshot: live)",
+                    p.id,
+                    names.join(", ")
+                ),
             };
             let _ = events.send(SnapshotEvent::Step(note.clone())).await;
             manifest.notes.push(note);
@@ -440,9 +505,28 @@ impl Engine {
         if !to_stop.is_empty() {
             self.stop(req, &to_stop).await?;
         }
-        let copied = self
+        let mut copied = self
             .capture_all(&store, &plans, events, &mut manifest)
             .await;
+        if let (Some(conn), Ok(w)) = (&conn, &mut copied) {
+            let r = self
+                .capture_claims(
+                    conn,
+                    &image,
+                    &claims,
+                    &kube_stopped,
+                    &env.name,
+                    &store,
+                    &key,
+                    events,
+                    &mut manifest,
+                )
+                .await;
+            match r {
+                Ok(more) => *w += more,
+                Err(e) => copied = Err(e),
+            }
+        }
         let mut restart_note = String::new();
         if !to_stop.is_empty() {
             let _ = events
@@ -463,6 +547,64 @@ impl Engine {
         info.seconds = started.elapsed().as_secs_f64();
         info.message = restart_note;
         Ok(info)
+    }
+
+    /// Copies each claim (the services in `stopped` first let go of them).
+    #[allow(clippy::too_many_arguments, reason = "one call site, the save's parts")]
+    async fn capture_claims(
+        &self,
+        conn: &crate::kube::ClusterConn,
+        image: &str,
+        claims: &[super::snapshot_pvc::ClaimPlan],
+        stopped: &[String],
+        env_name: &str,
+        store: &Store,
+        key: &str,
+        events: &mpsc::Sender<SnapshotEvent>,
+        manifest: &mut Manifest,
+    ) -> Result<u64, EngineError> {
+        for name in stopped {
+            crate::kube::volcopy::wait_no_pods(conn, &crate::kube::selector(env_name, Some(name)))
+                .await?;
+        }
+        let (key, st) = (key.to_owned(), store.clone());
+        let earlier = blocking(move || st.list(&key)).await?;
+        let mut written = 0;
+        for c in claims {
+            let prev = earlier
+                .iter()
+                .rev()
+                .find_map(|m| m.datasets.iter().find(|d| d.id == c.id));
+            let (ev, id) = (events.clone(), c.id.clone());
+            let progress: Arc<dyn Fn(u64, u64) + Send + Sync> = Arc::new(move |done, total| {
+                let _ = ev.try_send(SnapshotEvent::Progress {
+                    dataset: id.clone(),
+                    done,
+                    total,
+                });
+            });
+            let saved =
+                super::snapshot_pvc::save(conn, image, c, prev, store.chunks.clone(), progress)
+                    .await?;
+            let note = format!(
+                "{}: {} streamed from the cluster{}",
+                c.id,
+                human_bytes(saved.streamed),
+                if saved.reused > 0 {
+                    format!(
+                        ", {} unchanged files taken from the last snapshot",
+                        saved.reused
+                    )
+                } else {
+                    String::new()
+                }
+            );
+            let _ = events.send(SnapshotEvent::Step(note.clone())).await;
+            manifest.notes.push(note);
+            written += saved.written;
+            manifest.datasets.push(saved.dataset);
+        }
+        Ok(written)
     }
 
     async fn capture_all(
@@ -499,9 +641,56 @@ impl Engine {
                 redis_rdb: p.redis,
                 skip: p.skip.clone(),
                 entries,
+                claim: None,
+                listed_at: None,
             });
         }
         Ok(written)
+    }
+
+    /// Stages each claim's data set in its claim (see `snapshot_pvc`).
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one call site, the restore's parts"
+    )]
+    async fn stage_claims(
+        &self,
+        rt: &Arc<super::runtime::LiveEnv>,
+        req: &ProjectRef,
+        image: &str,
+        claims: &[&Dataset],
+        store: &Store,
+        events: &mpsc::Sender<SnapshotEvent>,
+        staged: &mut Vec<super::snapshot_pvc::Staged>,
+    ) -> Result<(), EngineError> {
+        let env = rt.config().ok_or_else(|| {
+            EngineError::SnapshotUp("the environment's config is not loaded".into())
+        })?;
+        let conn = rt.kube_env(&env, &req.vars).await?;
+        for d in claims {
+            let _ = events
+                .send(SnapshotEvent::Step(format!(
+                    "{}: writing {} into the claim's staging dir ({}) through a helper pod",
+                    d.id,
+                    human_bytes(d.bytes()),
+                    crate::kube::volcopy::STAGING
+                )))
+                .await;
+            let (ev, id, total) = (events.clone(), d.id.clone(), d.bytes());
+            let done = Arc::new(AtomicU64::new(0));
+            let progress: Arc<dyn Fn(u64) + Send + Sync> = Arc::new(move |n| {
+                let done = done.fetch_add(n, Ordering::Relaxed) + n;
+                let _ = ev.try_send(SnapshotEvent::Progress {
+                    dataset: id.clone(),
+                    done,
+                    total,
+                });
+            });
+            staged.push(
+                super::snapshot_pvc::stage(&conn, image, d, store.chunks.clone(), progress).await?,
+            );
+        }
+        Ok(())
     }
 
     /// Restores a snapshot (see the module's doc), then brings the environment up.
@@ -519,13 +708,17 @@ impl Engine {
         let key = crate::state::env_key(&rt.shared.id);
         let manifest = store.get(&key, name)?;
         let env_dir = self.state.env_dir(&rt.shared.id);
+        let (claims, local): (Vec<&Dataset>, Vec<&Dataset>) = manifest
+            .datasets
+            .iter()
+            .partition(|d| d.id.starts_with("pvc/"));
         let mut placed: Vec<(PathBuf, PathBuf)> = Vec::new();
-        for d in &manifest.datasets {
+        for d in &local {
             placed.push((target(&env_dir, &d.id)?, PathBuf::new()));
         }
         // 1. Every data set into a fresh directory, every chunk checked on the way.
         let mut result = Ok(());
-        for (d, (dir, staging)) in manifest.datasets.iter().zip(placed.iter_mut()) {
+        for (d, (dir, staging)) in local.iter().zip(placed.iter_mut()) {
             *staging = beside(dir, "restore");
             let _ = events
                 .send(SnapshotEvent::Step(format!(
@@ -573,21 +766,43 @@ impl Engine {
             remove_dirs(placed.iter().map(|(_, s)| s.clone())).await;
             return Err(e.into());
         }
+        // The claims' files staged inside each claim, the same way.
+        let mut staged = Vec::new();
+        if !claims.is_empty() {
+            let image = snapshot_image(&loaded.environment);
+            let r = self
+                .stage_claims(&rt, req, &image, &claims, &store, events, &mut staged)
+                .await;
+            if let Err(e) = r {
+                super::snapshot_pvc::finish(staged, false).await;
+                remove_dirs(placed.iter().map(|(_, s)| s.clone())).await;
+                return Err(e);
+            }
+        }
         // 2. Stop, swap in, start.
         let _ = events
             .send(SnapshotEvent::Step("stopping the environment".into()))
             .await;
         if let Err(e) = self.down(req, false).await {
+            super::snapshot_pvc::finish(staged, false).await;
+            remove_dirs(placed.iter().map(|(_, s)| s.clone())).await;
+            return Err(e);
+        }
+        if let Err(e) = super::snapshot_pvc::swap(&mut staged).await {
+            super::snapshot_pvc::finish(staged, false).await;
             remove_dirs(placed.iter().map(|(_, s)| s.clone())).await;
             return Err(e);
         }
         let olds = match swap(&placed) {
             Ok(olds) => olds,
             Err(e) => {
+                super::snapshot_pvc::undo(&mut staged).await;
+                super::snapshot_pvc::finish(staged, false).await;
                 remove_dirs(placed.iter().map(|(_, s)| s.clone())).await;
                 return Err(e.into());
             }
         };
+        super::snapshot_pvc::finish(staged, true).await;
         remove_dirs(olds).await;
         let _ = events
             .send(SnapshotEvent::Step(format!(
@@ -670,6 +885,21 @@ impl Engine {
             datasets: Vec::new(),
         };
         for d in manifest.datasets {
+            if let Some(claim) = super::snapshot_pvc::claim_of(&d.id) {
+                let conn = rt.kube_env(&loaded.environment, &req.vars).await?;
+                let image = snapshot_image(&loaded.environment);
+                let now = super::snapshot_pvc::list(&conn, &image, claim).await?;
+                let (added, removed, changed, bytes_now) = super::snapshot_pvc::diff(&d, &now);
+                diff.datasets.push(DatasetDiff {
+                    id: d.id.clone(),
+                    added,
+                    removed,
+                    changed,
+                    bytes_then: d.bytes(),
+                    bytes_now,
+                });
+                continue;
+            }
             let dir = target(&env_dir, &d.id)?;
             let skip = d.skip.clone();
             let now = blocking(move || {

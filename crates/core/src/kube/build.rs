@@ -596,6 +596,7 @@ mod tests {
             k3d: Default::default(),
             shared: false,
             policy: Default::default(),
+            snapshot_image: None,
         };
         let b = build(&ctx, None);
         let mut lines = Vec::new();
@@ -683,6 +684,7 @@ mod tests {
             k3d: Default::default(),
             shared: false,
             policy: Default::default(),
+            snapshot_image: None,
         };
         let (_tmp, scratch) = scratch();
         let image = build_image(

@@ -288,6 +288,7 @@ mod tests {
             },
             shared: false,
             policy: Default::default(),
+            snapshot_image: None,
         }
     }
 

@@ -24,6 +24,7 @@ pub mod rollout;
 pub mod scale;
 pub mod teardown;
 pub mod tools;
+pub mod volcopy;
 pub mod workspace;
 
 use std::collections::BTreeMap;

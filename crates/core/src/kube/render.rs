@@ -51,6 +51,12 @@ fn preset_spec(p: Preset) -> PresetSpec {
     }
 }
 
+/// Where a preset's image keeps its data (the claim `<service>-data` is mounted
+/// there unless a volume is).
+pub fn preset_data_dir(p: Preset) -> &'static str {
+    preset_spec(p).data_dir
+}
+
 /// Whether the service sets `name`, in `env` or through one of its secrets.
 fn sets_var(env: &Environment, svc: &Service, name: &str) -> bool {
     svc.env.get(name).is_some_and(|v| !v.is_empty())

@@ -11,6 +11,7 @@
 //! consistent and the services around them are `engine/snapshot.rs`.
 
 pub mod chunks;
+pub mod tarstream;
 pub mod tree;
 
 use std::collections::HashSet;
@@ -81,6 +82,14 @@ pub struct Dataset {
     #[serde(default)]
     pub skip: Vec<String>,
     pub entries: Vec<Entry>,
+    /// A claim on the cluster (`pvc/<claim>`): its spec, to make it again when a
+    /// restore finds it gone (`kube::volcopy::claim_spec`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim: Option<serde_json::Value>,
+    /// A claim on the cluster: the node's clock when its files were listed (a file
+    /// changed in that second or later is read again by the next save).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listed_at: Option<i64>,
 }
 
 impl Dataset {
@@ -320,6 +329,8 @@ mod tests {
             redis_rdb: false,
             skip: Vec::new(),
             entries,
+            claim: None,
+            listed_at: None,
         });
         store.put("k", &one).unwrap();
         std::fs::write(data.join("own"), vec![2u8; 5000]).unwrap();

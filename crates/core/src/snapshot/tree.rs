@@ -18,6 +18,11 @@ pub struct Entry {
     pub mode: u32,
     pub uid: u32,
     pub gid: u32,
+    /// A file's modification time (seconds since the epoch): a re-save of a volume
+    /// on the cluster takes an unchanged file (same size and mtime, and mtime
+    /// before the listing it was recorded at) from its last record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtime: Option<i64>,
     #[serde(flatten)]
     pub kind: EntryKind,
 }
@@ -117,6 +122,7 @@ fn read_tree<S: AsRef<str>>(
         mode: top.permissions().mode() & 0o7777,
         uid: top.uid(),
         gid: top.gid(),
+        mtime: None,
         kind: EntryKind::Dir,
     }];
     let mut buf = vec![0u8; CHUNK_SIZE];
@@ -166,6 +172,7 @@ fn read_tree<S: AsRef<str>>(
             mode: meta.permissions().mode() & 0o7777,
             uid: meta.uid(),
             gid: meta.gid(),
+            mtime: matches!(kind, EntryKind::File { .. }).then(|| meta.mtime()),
             kind,
         });
     }
@@ -182,7 +189,7 @@ fn skipped<S: AsRef<str>>(rel: &str, skip: &[S]) -> bool {
     })
 }
 
-fn read_full(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+pub(super) fn read_full(file: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
         match file.read(&mut buf[n..]) {
