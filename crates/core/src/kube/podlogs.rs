@@ -734,7 +734,11 @@ impl<K: LogFile> Copy<'_, K> {
         if let Some(h) = head {
             *self.partial = Some(h);
         }
-        tracing::info!(pod = %self.who, lines = recovered, files = names.len(), "pod log lines the kubelet's stream skipped, read from the node's rotated log files");
+        if recovered > 0 {
+            tracing::info!(pod = %self.who, lines = recovered, files = names.len(), "pod log lines the kubelet's stream skipped, read from the node's rotated log files");
+        } else {
+            tracing::debug!(pod = %self.who, files = names.len(), "the node's rotated log files held no line the stream skipped");
+        }
         if let Some(why) = failed {
             added += self.lost(newest, to, &why);
         }
