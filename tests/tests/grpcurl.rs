@@ -55,6 +55,7 @@ fn reflection_lists_every_service() {
         "devenv.v1.ForwardService",
         "devenv.v1.ClusterService",
         "devenv.v1.SnapshotService",
+        "devenv.v1.TerraformService",
         "grpc.health.v1.Health",
     ] {
         assert!(services.contains(&want), "`list` lacks {want}\n{out}");

@@ -331,3 +331,97 @@ fn a_changed_output_restarts_only_the_services_that_use_it() {
         "{logs}"
     );
 }
+
+#[test]
+fn tf_plan_shows_the_plan_and_tf_apply_applies_it_then_starts_the_waiting_services() {
+    let env = TestEnv::new();
+    following_project(&env, "hello", false);
+    // Without autoApply: planned only; the services using outputs cannot start yet.
+    let up = env.devenv(&["up", "--keep-going"]);
+    assert_eq!(up.code, Some(1), "{up}");
+    assert_eq!(state_resources(&env), 0, "{up}");
+    let states = env.states();
+    assert_eq!(states["uses-message"], "failed", "{states:?}");
+    assert_eq!(states["plain"], "ready", "{states:?}");
+
+    let plan = env.devenv_ok(&["tf", "plan", "infra"]);
+    assert!(
+        plan.stdout.contains("terraform_data.thing will be created"),
+        "terraform's plan is shown\n{plan}"
+    );
+    assert!(
+        plan.stdout
+            .contains("infra: plan: 1 to add, 0 to change, 0 to destroy"),
+        "{plan}"
+    );
+    assert_eq!(state_resources(&env), 0, "plan applied\n{plan}");
+
+    // No terminal, no --yes: refused before anything runs.
+    let refused = env.devenv(&["tf", "apply", "infra"]);
+    assert_eq!(refused.code, Some(2), "{refused}");
+    assert!(
+        refused.stderr.contains("stdin is not a terminal") && refused.stderr.contains("--yes"),
+        "{refused}"
+    );
+    assert_eq!(state_resources(&env), 0);
+
+    // Not a terraform service: a usage error.
+    let wrong = env.devenv(&["tf", "plan", "plain"]);
+    assert_eq!(wrong.code, Some(2), "{wrong}");
+    assert!(
+        wrong.stderr.contains("`plain` is not a terraform service"),
+        "{wrong}"
+    );
+
+    let apply = env.devenv_ok(&["tf", "apply", "infra", "--yes"]);
+    assert!(
+        apply
+            .stdout
+            .contains("terraform_data.thing will be created")
+            && apply.stdout.contains("Apply complete!"),
+        "the plan, then terraform's apply\n{apply}"
+    );
+    assert!(apply.stdout.contains("infra: applied: 1 added"), "{apply}");
+    assert_eq!(state_resources(&env), 1, "{apply}");
+    let states = env.states();
+    for s in ["uses-message", "uses-fixed", "plain", "infra"] {
+        assert_eq!(
+            states[s], "ready",
+            "{s} after the apply: {states:?}\n{apply}"
+        );
+    }
+    let logs = env.devenv_ok(&["logs", "uses-message", "--tail", "100"]);
+    assert!(logs.stdout.contains("uses-message got hello"), "{logs}");
+    let before = pids(&env);
+
+    // A changed variable, applied with --json: only the service using the changed
+    // output restarts.
+    following_project(&env, "bye", false);
+    let out = env.devenv_ok(&["--json", "tf", "apply", "infra", "--yes"]);
+    let lines: Vec<serde_json::Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect();
+    assert!(
+        lines.iter().any(|l| l["line"]
+            .as_str()
+            .is_some_and(|t| t.contains("terraform_data.thing"))),
+        "{out}"
+    );
+    let plan = lines.iter().find_map(|l| l.get("plan")).expect("a plan");
+    assert_eq!(plan["changes"], true, "{out}");
+    assert!(
+        plan["change"].as_u64().unwrap_or(0) + plan["add"].as_u64().unwrap_or(0) >= 1,
+        "{out}"
+    );
+    let done = lines.iter().find_map(|l| l.get("done")).expect("done");
+    assert_eq!(done["ok"], true, "{out}");
+    assert_eq!(done["applied"], true, "{out}");
+    let after = pids(&env);
+    assert_ne!(after["uses-message"], before["uses-message"], "{out}");
+    assert_eq!(after["uses-fixed"], before["uses-fixed"], "{out}");
+    assert_eq!(after["plain"], before["plain"], "{out}");
+    let logs = env.devenv_ok(&["logs", "uses-message", "--tail", "100"]);
+    assert!(logs.stdout.contains("uses-message got bye"), "{logs}");
+}

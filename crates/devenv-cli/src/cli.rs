@@ -97,6 +97,9 @@ pub enum Command {
     /// Save, restore, list, remove and compare snapshots of the environment's local data
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
+    /// Plan a terraform service, or apply its plan after showing it
+    #[command(subcommand)]
+    Tf(TfCommand),
     /// Print the web dashboard's URL and open it in the browser
     Dashboard(DashboardArgs),
     /// Manage the devenvd daemon
@@ -155,6 +158,8 @@ impl Command {
                 | SnapshotCommand::Diff(a),
             ) => a.file.file.take(),
             Command::Snapshot(SnapshotCommand::Ls(a)) => a.file.file.take(),
+            Command::Tf(TfCommand::Plan(a)) => a.file.file.take(),
+            Command::Tf(TfCommand::Apply(a)) => a.file.file.take(),
             Command::Init(_)
             | Command::Ls
             | Command::Dashboard(_)
@@ -435,6 +440,36 @@ pub enum SnapshotCommand {
     Rm(SnapshotNameArgs),
     /// What changed since a snapshot: config lines, dev mode, files
     Diff(SnapshotNameArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TfCommand {
+    /// Show what terraform would change (terraform's plan, streamed)
+    Plan(TfPlanArgs),
+    /// Show the plan, ask, and apply exactly that plan; then the services waiting
+    /// for its outputs start (or restart when a value they use changed)
+    Apply(TfApplyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TfPlanArgs {
+    #[command(flatten)]
+    pub file: FileOpt,
+    /// The terraform service
+    #[arg(value_name = "SERVICE")]
+    pub service: String,
+}
+
+#[derive(Debug, Args)]
+pub struct TfApplyArgs {
+    #[command(flatten)]
+    pub file: FileOpt,
+    /// The terraform service
+    #[arg(value_name = "SERVICE")]
+    pub service: String,
+    /// Apply without asking (needed when stdin is not a terminal)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
 }
 
 #[derive(Debug, Args)]

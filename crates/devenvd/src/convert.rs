@@ -133,6 +133,7 @@ pub fn status(e: EngineError) -> Status {
         EngineError::SnapshotRedis(_) | EngineError::SnapshotUp(_) => tonic::Code::Unknown,
         EngineError::SnapshotCluster(k) if k.is_unreachable() => tonic::Code::Unavailable,
         EngineError::SnapshotCluster(_) => tonic::Code::Unknown,
+        EngineError::NotTerraform(_) => tonic::Code::InvalidArgument,
     };
     Status::new(code, e.to_string())
 }

@@ -102,6 +102,11 @@ pub async fn run(args: Args, activation_fds: i32) -> anyhow::Result<()> {
     let snapshots = Arc::new(rpc::snapshot::Snapshots {
         engine: engine.clone(),
     });
+    // Socket only: a bidirectional stream (not gRPC-web), and apply changes real
+    // resources.
+    let terraform = Arc::new(rpc::terraform::Terraform {
+        engine: engine.clone(),
+    });
     use pb::cluster_service_server::ClusterServiceServer;
     use pb::daemon_service_server::DaemonServiceServer;
     use pb::environment_service_server::EnvironmentServiceServer;
@@ -110,6 +115,7 @@ pub async fn run(args: Args, activation_fds: i32) -> anyhow::Result<()> {
     use pb::service_service_server::ServiceServiceServer;
     use pb::snapshot_service_server::SnapshotServiceServer;
     use pb::sync_service_server::SyncServiceServer;
+    use pb::terraform_service_server::TerraformServiceServer;
     use pb::workspace_service_server::WorkspaceServiceServer;
     health
         .set_serving::<DaemonServiceServer<rpc::daemon::Daemon>>()
@@ -138,6 +144,9 @@ pub async fn run(args: Args, activation_fds: i32) -> anyhow::Result<()> {
     health
         .set_serving::<SnapshotServiceServer<rpc::snapshot::Snapshots>>()
         .await;
+    health
+        .set_serving::<TerraformServiceServer<rpc::terraform::Terraform>>()
+        .await;
 
     let router = Server::builder()
         .layer(rpc::span::RpcSpanLayer)
@@ -152,7 +161,8 @@ pub async fn run(args: Args, activation_fds: i32) -> anyhow::Result<()> {
         .add_service(SyncServiceServer::from_arc(syncs.clone()))
         .add_service(ClusterServiceServer::from_arc(clusters.clone()))
         .add_service(WorkspaceServiceServer::from_arc(workspaces))
-        .add_service(SnapshotServiceServer::from_arc(snapshots));
+        .add_service(SnapshotServiceServer::from_arc(snapshots))
+        .add_service(TerraformServiceServer::from_arc(terraform));
 
     // The dashboard: every devenv.v1 service, but of DaemonService only Version
     // (Dashboard hands out the token and Shutdown stops everything: socket only).

@@ -64,6 +64,9 @@ pub enum EngineError {
     /// Copying a claim on the cluster failed (helper pod, exec, the claim).
     #[error("snapshot of a claim on the cluster: {0}")]
     SnapshotCluster(#[from] KubeError),
+    /// `devenv tf` of a service that is not a terraform service.
+    #[error("`{0}` is not a terraform service (`devenv tf` plans and applies the services with a `terraform:` key)")]
+    NotTerraform(String),
 }
 
 /// Services a request named that the config does not have; lists the known ones.

@@ -28,6 +28,7 @@ mod snapshot_pvc;
 mod supervisor;
 #[cfg(test)]
 mod testing;
+pub mod tfcmd;
 mod tfrun;
 mod up;
 mod workspace;

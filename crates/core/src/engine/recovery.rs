@@ -233,6 +233,7 @@ async fn resume(engine: Weak<Engine>, rec: WantedRecord) {
         keep_stopped: true,
         // The same `up` again, its hooks too (see hooks.rs).
         skip_env_hooks: false,
+        keep_terraform: false,
     };
     // The same `up` again (its id): its `post*` hooks that started do not run twice.
     let up = rt

@@ -50,6 +50,70 @@ pub(super) struct Tf {
     /// `TF_CLI_CONFIG_FILE` left out of `env`: it names no file
     /// ([`tf::missing_cli_config`]).
     dropped_cli_config: Option<String>,
+    /// Where terraform's output lines also go (`devenv tf plan|apply`).
+    echo: Option<Echo>,
+}
+
+/// Terraform's output lines for a client as well as the log: bounded, never waited
+/// for (a slow client loses lines, counted in `dropped`; the log has them all).
+#[derive(Clone)]
+pub(super) struct Echo {
+    /// Hands a line on without waiting; `false` when it could not (a full queue).
+    pub send: Arc<dyn Fn(String) -> bool + Send + Sync>,
+    pub dropped: Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// Bytes of one echoed line; a longer one is cut into pieces of this size.
+const ECHO_LINE_BYTES: usize = 8 << 10;
+
+/// A pipe whose complete lines are also sent to an [`Echo`].
+struct Echoed<R> {
+    inner: R,
+    echo: Echo,
+    pending: Vec<u8>,
+}
+
+impl<R> Echoed<R> {
+    fn send(&mut self, upto: usize, skip: usize) {
+        let line: Vec<u8> = self.pending.drain(..upto + skip).take(upto).collect();
+        let text = String::from_utf8_lossy(&line)
+            .trim_end_matches('\r')
+            .to_string();
+        if !(self.echo.send)(text) {
+            self.echo
+                .dropped
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+impl<R: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Echoed<R> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let std::task::Poll::Ready(Ok(())) = &r {
+            let new = &buf.filled()[before..];
+            if new.is_empty() {
+                if !self.pending.is_empty() {
+                    let n = self.pending.len();
+                    self.send(n, 0);
+                }
+            } else {
+                self.pending.extend_from_slice(new);
+                while let Some(i) = self.pending.iter().position(|b| *b == b'\n') {
+                    self.send(i, 1);
+                }
+                while self.pending.len() >= ECHO_LINE_BYTES {
+                    self.send(ECHO_LINE_BYTES, 0);
+                }
+            }
+        }
+        r
+    }
 }
 
 impl Tf {
@@ -81,7 +145,29 @@ impl Tf {
             env,
             data,
             dropped_cli_config,
+            echo: None,
         })
+    }
+
+    /// Terraform's output lines go to `echo` too.
+    pub(super) fn with_echo(mut self, echo: Echo) -> Self {
+        self.echo = Some(echo);
+        self
+    }
+
+    /// `pipe`, echoed when there is an [`Echo`].
+    fn echoed<'a, R: tokio::io::AsyncRead + Unpin + Send + 'a>(
+        &self,
+        pipe: R,
+    ) -> Box<dyn tokio::io::AsyncRead + Unpin + Send + 'a> {
+        match &self.echo {
+            Some(echo) => Box::new(Echoed {
+                inner: pipe,
+                echo: echo.clone(),
+                pending: Vec::new(),
+            }),
+            None => Box::new(pipe),
+        }
     }
 
     fn program(&self) -> Result<PathBuf, TfError> {
@@ -89,7 +175,7 @@ impl Tf {
         process::find_program(&["terraform"], std::env::split_paths(&path)).ok_or(TfError::Missing)
     }
 
-    fn system(&self, msg: &str) {
+    pub(super) fn system(&self, msg: &str) {
         self.shared
             .logs
             .push(&Arc::from(self.svc.name.as_str()), Stream::System, msg);
@@ -139,7 +225,7 @@ impl Tf {
         if let Some(err) = child.stderr.take() {
             pipes.spawn(logs::copy_pipe(
                 self.shared.logs.clone(),
-                tail.tee(err),
+                tail.tee(self.echoed(err)),
                 log.clone(),
                 Stream::Stderr,
             ));
@@ -154,7 +240,7 @@ impl Tf {
                 (None, Some(out)) => {
                     logs::copy_pipe(
                         self.shared.logs.clone(),
-                        tail.tee(out),
+                        tail.tee(self.echoed(out)),
                         log.clone(),
                         Stream::Stdout,
                     )
@@ -246,6 +332,19 @@ impl Tf {
     /// `plan` (saved), and `apply` of it when `apply` and it has changes.
     async fn plan(&self, apply: bool) -> Result<(PlanSummary, bool), TfError> {
         self.progress("terraform plan".into());
+        let (plan, changes) = self.plan_saved().await?;
+        if !changes || !apply {
+            return Ok((plan, false));
+        }
+        self.progress(format!("terraform apply: {}", plan.describe()));
+        self.apply_saved(&plan).await?;
+        Ok((plan, true))
+    }
+
+    /// `plan` saved to the data dir's plan file (which holds sensitive values: the
+    /// caller deletes it, [`Tf::discard_plan`]): what it would do, and whether it has
+    /// changes (exit code 2).
+    pub(super) async fn plan_saved(&self) -> Result<(PlanSummary, bool), TfError> {
         let code = self.run("plan", &tf::plan_args(&self.data), None).await?;
         let plan = if code == 2 {
             let json = self.json("show", &tf::show_plan_args(&self.data)).await?;
@@ -257,16 +356,27 @@ impl Tf {
             PlanSummary::default()
         };
         self.system(&format!("plan: {}", plan.describe()));
-        if code != 2 || !apply {
-            return Ok((plan, false));
-        }
-        self.progress(format!("terraform apply: {}", plan.describe()));
-        self.run("apply", &tf::apply_args(&self.data), None).await?;
-        self.system(&format!("applied: {}", plan.describe_applied()));
-        Ok((plan, true))
+        Ok((plan, code == 2))
     }
 
-    async fn outputs(&self) -> Result<BTreeMap<String, Output>, TfError> {
+    /// `apply` of exactly the saved plan.
+    pub(super) async fn apply_saved(&self, plan: &PlanSummary) -> Result<(), TfError> {
+        self.run("apply", &tf::apply_args(&self.data), None).await?;
+        self.system(&format!("applied: {}", plan.describe_applied()));
+        Ok(())
+    }
+
+    pub(super) async fn discard_plan(&self) {
+        let _ = tokio::fs::remove_file(self.data.plan_file()).await;
+    }
+
+    /// The terraform binary and the data dir ready (`init` when needed).
+    pub(super) async fn ready(&self) -> Result<(), TfError> {
+        self.program()?;
+        self.prepare().await
+    }
+
+    pub(super) async fn outputs(&self) -> Result<BTreeMap<String, Output>, TfError> {
         let json = self.json("output", &tf::output_args()).await?;
         tf::parse_outputs(&json).map_err(|reason| TfError::Unreadable {
             step: "output",
@@ -301,8 +411,9 @@ impl Tf {
                     "plan: no changes".to_string()
                 } else {
                     format!(
-                        "plan: {} (not applied: autoApply is off; set `autoApply: true` on {} and run `devenv up` to apply it)",
+                        "plan: {} (not applied: autoApply is off; run `devenv tf apply {}`, or set `autoApply: true` on {} and run `devenv up`)",
                         done.plan.describe(),
+                        self.svc.name,
                         self.svc.name
                     )
                 };

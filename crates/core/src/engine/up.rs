@@ -56,6 +56,9 @@ pub struct UpOptions {
     /// `devenv start`: the environment's `preUp` and `postUp` do not run (they belong
     /// to bringing the environment up); the services' own hooks do.
     pub skip_env_hooks: bool,
+    /// A ready terraform service is kept, not planned again (the `up` after `devenv
+    /// tf apply`, which just read its outputs).
+    pub keep_terraform: bool,
 }
 
 impl LiveEnv {
@@ -202,7 +205,7 @@ impl LiveEnv {
             let Some(svc) = env.service(name).cloned() else {
                 continue;
             };
-            let mut plan = self.plan(&svc);
+            let mut plan = self.plan(&svc, opts.keep_terraform);
             // A running build's context may have changed while its config did not.
             if plan == Plan::Keep
                 && svc.runtime == RuntimeKind::Container
@@ -325,7 +328,7 @@ impl LiveEnv {
 
     /// The config with its external secrets read (`crate::secrets::resolve`), or why
     /// not.
-    async fn resolve_secrets(
+    pub(super) async fn resolve_secrets(
         &self,
         env: &Arc<Environment>,
         vars: &BTreeMap<String, String>,
@@ -342,7 +345,7 @@ impl LiveEnv {
     }
 
     /// Decides what `up` does with `svc`, and marks it pending unless kept.
-    fn plan(&self, svc: &Service) -> Plan {
+    fn plan(&self, svc: &Service, keep_terraform: bool) -> Plan {
         let plan = {
             let sups = self.supervisors.lock().unwrap_or_else(|p| p.into_inner());
             let state = self.shared.status_of(&svc.name).map(|s| s.state);
@@ -355,6 +358,13 @@ impl LiveEnv {
             let running = running.map(|s| (&s.service, s.dev));
             match decide(svc, self.shared.dev_wanted(&svc.name), running, state) {
                 Plan::Keep if rotated => Plan::Replace,
+                Plan::Retry
+                    if keep_terraform
+                        && svc.runtime == RuntimeKind::Terraform
+                        && state == Some(ServiceState::Ready) =>
+                {
+                    Plan::Keep
+                }
                 plan => plan,
             }
         };

@@ -19,6 +19,7 @@ mod start;
 mod status;
 mod stop;
 mod sync;
+mod tf;
 mod up;
 mod validate;
 mod workspace;
@@ -50,6 +51,7 @@ pub async fn dispatch(command: Command, ctx: &Ctx) -> Result {
         Command::Cluster(cmd) => cluster::run(ctx, cmd).await,
         Command::Workspace(cmd) => workspace::run(ctx, cmd).await,
         Command::Snapshot(cmd) => snapshot::run(ctx, cmd).await,
+        Command::Tf(cmd) => tf::run(ctx, cmd).await,
         Command::Dashboard(args) => dashboard::run(ctx, args).await,
         Command::Daemon(cmd) => daemon::run(ctx, cmd).await,
         Command::Plugin(argv) => crate::plugins::run(ctx, argv),

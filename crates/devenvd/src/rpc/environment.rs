@@ -79,6 +79,7 @@ impl EnvironmentService for Environments {
             profiles: req.profiles,
             keep_stopped: false,
             skip_env_hooks: false,
+            keep_terraform: false,
         };
         Ok(Response::new(up_stream(
             self.engine.up(env, opts),

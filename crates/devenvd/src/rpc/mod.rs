@@ -9,6 +9,7 @@ pub mod service;
 pub mod snapshot;
 pub mod span;
 pub mod sync;
+pub mod terraform;
 pub mod workspace;
 
 use std::pin::Pin;

@@ -92,6 +92,7 @@ impl Engine {
             keep_stopped: false,
             // A service's transition, not the environment's.
             skip_env_hooks: true,
+            keep_terraform: false,
         };
         let super::Started { events, env } = self.up(req.clone(), opts)?;
         let (held, released) = oneshot::channel::<()>();
@@ -136,6 +137,7 @@ impl Engine {
             // Putting back what ran: not what the user stopped meanwhile.
             keep_stopped: true,
             skip_env_hooks: true,
+            keep_terraform: false,
         };
         if let Ok(mut started) = self.up(req, opts) {
             while started.events.recv().await.is_some() {}

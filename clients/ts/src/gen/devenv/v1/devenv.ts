@@ -1830,6 +1830,141 @@ export interface SnapshotDiffResponse {
     datasets: SnapshotDatasetDiff[];
 }
 /**
+ * @generated from protobuf message devenv.v1.TerraformStart
+ */
+export interface TerraformStart {
+    /**
+     * @generated from protobuf field: devenv.v1.EnvironmentRef environment = 1
+     */
+    environment?: EnvironmentRef;
+    /**
+     * @generated from protobuf field: string service = 2
+     */
+    service: string;
+    /**
+     * Apply the plan once confirmed (else plan only).
+     *
+     * @generated from protobuf field: bool apply = 3
+     */
+    apply: boolean;
+}
+/**
+ * @generated from protobuf message devenv.v1.TerraformInput
+ */
+export interface TerraformInput {
+    /**
+     * @generated from protobuf oneof: input
+     */
+    input: {
+        oneofKind: "start";
+        /**
+         * First message, exactly once.
+         *
+         * @generated from protobuf field: devenv.v1.TerraformStart start = 1
+         */
+        start: TerraformStart;
+    } | {
+        oneofKind: "confirm";
+        /**
+         * The answer to the plan (apply only).
+         *
+         * @generated from protobuf field: bool confirm = 2
+         */
+        confirm: boolean;
+    } | {
+        oneofKind: undefined;
+    };
+}
+/**
+ * @generated from protobuf message devenv.v1.TerraformPlan
+ */
+export interface TerraformPlan {
+    /**
+     * Terraform's words: `1 to add, 0 to change, 0 to destroy`, or `no changes`.
+     *
+     * @generated from protobuf field: string summary = 1
+     */
+    summary: string;
+    /**
+     * @generated from protobuf field: uint32 add = 2
+     */
+    add: number;
+    /**
+     * @generated from protobuf field: uint32 change = 3
+     */
+    change: number;
+    /**
+     * @generated from protobuf field: uint32 destroy = 4
+     */
+    destroy: number;
+    /**
+     * Root outputs that would change.
+     *
+     * @generated from protobuf field: uint32 outputs = 5
+     */
+    outputs: number;
+    /**
+     * The plan has changes (terraform's exit code 2): an apply asks for confirmation.
+     *
+     * @generated from protobuf field: bool changes = 6
+     */
+    changes: boolean;
+}
+/**
+ * @generated from protobuf message devenv.v1.TerraformDone
+ */
+export interface TerraformDone {
+    /**
+     * @generated from protobuf field: bool ok = 1
+     */
+    ok: boolean;
+    /**
+     * @generated from protobuf field: bool applied = 2
+     */
+    applied: boolean;
+    /**
+     * @generated from protobuf field: string message = 3
+     */
+    message: string;
+    /**
+     * After an apply: the services that waited for the outputs, as they are now.
+     *
+     * @generated from protobuf field: repeated devenv.v1.ServiceStatus services = 4
+     */
+    services: ServiceStatus[];
+}
+/**
+ * @generated from protobuf message devenv.v1.TerraformOutput
+ */
+export interface TerraformOutput {
+    /**
+     * @generated from protobuf oneof: output
+     */
+    output: {
+        oneofKind: "line";
+        /**
+         * A line terraform printed (its human output), without the newline.
+         *
+         * @generated from protobuf field: string line = 1
+         */
+        line: string;
+    } | {
+        oneofKind: "plan";
+        /**
+         * @generated from protobuf field: devenv.v1.TerraformPlan plan = 2
+         */
+        plan: TerraformPlan;
+    } | {
+        oneofKind: "done";
+        /**
+         * @generated from protobuf field: devenv.v1.TerraformDone done = 3
+         */
+        done: TerraformDone;
+    } | {
+        oneofKind: undefined;
+    };
+}
+/**
  * @generated from protobuf enum devenv.v1.ServiceState
  */
 export enum ServiceState {
@@ -7345,6 +7480,356 @@ class SnapshotDiffResponse$Type extends MessageType<SnapshotDiffResponse> {
  * @generated MessageType for protobuf message devenv.v1.SnapshotDiffResponse
  */
 export const SnapshotDiffResponse = new SnapshotDiffResponse$Type();
+// @generated message type with reflection information, may provide speed optimized methods
+class TerraformStart$Type extends MessageType<TerraformStart> {
+    constructor() {
+        super("devenv.v1.TerraformStart", [
+            { no: 1, name: "environment", kind: "message", T: () => EnvironmentRef },
+            { no: 2, name: "service", kind: "scalar", T: 9 /*ScalarType.STRING*/ },
+            { no: 3, name: "apply", kind: "scalar", T: 8 /*ScalarType.BOOL*/ }
+        ]);
+    }
+    create(value?: PartialMessage<TerraformStart>): TerraformStart {
+        const message = globalThis.Object.create((this.messagePrototype!));
+        message.service = "";
+        message.apply = false;
+        if (value !== undefined)
+            reflectionMergePartial<TerraformStart>(this, message, value);
+        return message;
+    }
+    internalBinaryRead(reader: IBinaryReader, length: number, options: BinaryReadOptions, target?: TerraformStart): TerraformStart {
+        let message = target ?? this.create(), end = reader.pos + length;
+        while (reader.pos < end) {
+            let [fieldNo, wireType] = reader.tag();
+            switch (fieldNo) {
+                case /* devenv.v1.EnvironmentRef environment */ 1:
+                    message.environment = EnvironmentRef.internalBinaryRead(reader, reader.uint32(), options, message.environment);
+                    break;
+                case /* string service */ 2:
+                    message.service = reader.string();
+                    break;
+                case /* bool apply */ 3:
+                    message.apply = reader.bool();
+                    break;
+                default:
+                    let u = options.readUnknownField;
+                    if (u === "throw")
+                        throw new globalThis.Error(`Unknown field ${fieldNo} (wire type ${wireType}) for ${this.typeName}`);
+                    let d = reader.skip(wireType);
+                    if (u !== false)
+                        (u === true ? UnknownFieldHandler.onRead : u)(this.typeName, message, fieldNo, wireType, d);
+            }
+        }
+        return message;
+    }
+    internalBinaryWrite(message: TerraformStart, writer: IBinaryWriter, options: BinaryWriteOptions): IBinaryWriter {
+        /* devenv.v1.EnvironmentRef environment = 1; */
+        if (message.environment)
+            EnvironmentRef.internalBinaryWrite(message.environment, writer.tag(1, WireType.LengthDelimited).fork(), options).join();
+        /* string service = 2; */
+        if (message.service !== "")
+            writer.tag(2, WireType.LengthDelimited).string(message.service);
+        /* bool apply = 3; */
+        if (message.apply !== false)
+            writer.tag(3, WireType.Varint).bool(message.apply);
+        let u = options.writeUnknownFields;
+        if (u !== false)
+            (u == true ? UnknownFieldHandler.onWrite : u)(this.typeName, message, writer);
+        return writer;
+    }
+}
+/**
+ * @generated MessageType for protobuf message devenv.v1.TerraformStart
+ */
+export const TerraformStart = new TerraformStart$Type();
+// @generated message type with reflection information, may provide speed optimized methods
+class TerraformInput$Type extends MessageType<TerraformInput> {
+    constructor() {
+        super("devenv.v1.TerraformInput", [
+            { no: 1, name: "start", kind: "message", oneof: "input", T: () => TerraformStart },
+            { no: 2, name: "confirm", kind: "scalar", oneof: "input", T: 8 /*ScalarType.BOOL*/ }
+        ]);
+    }
+    create(value?: PartialMessage<TerraformInput>): TerraformInput {
+        const message = globalThis.Object.create((this.messagePrototype!));
+        message.input = { oneofKind: undefined };
+        if (value !== undefined)
+            reflectionMergePartial<TerraformInput>(this, message, value);
+        return message;
+    }
+    internalBinaryRead(reader: IBinaryReader, length: number, options: BinaryReadOptions, target?: TerraformInput): TerraformInput {
+        let message = target ?? this.create(), end = reader.pos + length;
+        while (reader.pos < end) {
+            let [fieldNo, wireType] = reader.tag();
+            switch (fieldNo) {
+                case /* devenv.v1.TerraformStart start */ 1:
+                    message.input = {
+                        oneofKind: "start",
+                        start: TerraformStart.internalBinaryRead(reader, reader.uint32(), options, (message.input as any).start)
+                    };
+                    break;
+                case /* bool confirm */ 2:
+                    message.input = {
+                        oneofKind: "confirm",
+                        confirm: reader.bool()
+                    };
+                    break;
+                default:
+                    let u = options.readUnknownField;
+                    if (u === "throw")
+                        throw new globalThis.Error(`Unknown field ${fieldNo} (wire type ${wireType}) for ${this.typeName}`);
+                    let d = reader.skip(wireType);
+                    if (u !== false)
+                        (u === true ? UnknownFieldHandler.onRead : u)(this.typeName, message, fieldNo, wireType, d);
+            }
+        }
+        return message;
+    }
+    internalBinaryWrite(message: TerraformInput, writer: IBinaryWriter, options: BinaryWriteOptions): IBinaryWriter {
+        /* devenv.v1.TerraformStart start = 1; */
+        if (message.input.oneofKind === "start")
+            TerraformStart.internalBinaryWrite(message.input.start, writer.tag(1, WireType.LengthDelimited).fork(), options).join();
+        /* bool confirm = 2; */
+        if (message.input.oneofKind === "confirm")
+            writer.tag(2, WireType.Varint).bool(message.input.confirm);
+        let u = options.writeUnknownFields;
+        if (u !== false)
+            (u == true ? UnknownFieldHandler.onWrite : u)(this.typeName, message, writer);
+        return writer;
+    }
+}
+/**
+ * @generated MessageType for protobuf message devenv.v1.TerraformInput
+ */
+export const TerraformInput = new TerraformInput$Type();
+// @generated message type with reflection information, may provide speed optimized methods
+class TerraformPlan$Type extends MessageType<TerraformPlan> {
+    constructor() {
+        super("devenv.v1.TerraformPlan", [
+            { no: 1, name: "summary", kind: "scalar", T: 9 /*ScalarType.STRING*/ },
+            { no: 2, name: "add", kind: "scalar", T: 13 /*ScalarType.UINT32*/ },
+            { no: 3, name: "change", kind: "scalar", T: 13 /*ScalarType.UINT32*/ },
+            { no: 4, name: "destroy", kind: "scalar", T: 13 /*ScalarType.UINT32*/ },
+            { no: 5, name: "outputs", kind: "scalar", T: 13 /*ScalarType.UINT32*/ },
+            { no: 6, name: "changes", kind: "scalar", T: 8 /*ScalarType.BOOL*/ }
+        ]);
+    }
+    create(value?: PartialMessage<TerraformPlan>): TerraformPlan {
+        const message = globalThis.Object.create((this.messagePrototype!));
+        message.summary = "";
+        message.add = 0;
+        message.change = 0;
+        message.destroy = 0;
+        message.outputs = 0;
+        message.changes = false;
+        if (value !== undefined)
+            reflectionMergePartial<TerraformPlan>(this, message, value);
+        return message;
+    }
+    internalBinaryRead(reader: IBinaryReader, length: number, options: BinaryReadOptions, target?: TerraformPlan): TerraformPlan {
+        let message = target ?? this.create(), end = reader.pos + length;
+        while (reader.pos < end) {
+            let [fieldNo, wireType] = reader.tag();
+            switch (fieldNo) {
+                case /* string summary */ 1:
+                    message.summary = reader.string();
+                    break;
+                case /* uint32 add */ 2:
+                    message.add = reader.uint32();
+                    break;
+                case /* uint32 change */ 3:
+                    message.change = reader.uint32();
+                    break;
+                case /* uint32 destroy */ 4:
+                    message.destroy = reader.uint32();
+                    break;
+                case /* uint32 outputs */ 5:
+                    message.outputs = reader.uint32();
+                    break;
+                case /* bool changes */ 6:
+                    message.changes = reader.bool();
+                    break;
+                default:
+                    let u = options.readUnknownField;
+                    if (u === "throw")
+                        throw new globalThis.Error(`Unknown field ${fieldNo} (wire type ${wireType}) for ${this.typeName}`);
+                    let d = reader.skip(wireType);
+                    if (u !== false)
+                        (u === true ? UnknownFieldHandler.onRead : u)(this.typeName, message, fieldNo, wireType, d);
+            }
+        }
+        return message;
+    }
+    internalBinaryWrite(message: TerraformPlan, writer: IBinaryWriter, options: BinaryWriteOptions): IBinaryWriter {
+        /* string summary = 1; */
+        if (message.summary !== "")
+            writer.tag(1, WireType.LengthDelimited).string(message.summary);
+        /* uint32 add = 2; */
+        if (message.add !== 0)
+            writer.tag(2, WireType.Varint).uint32(message.add);
+        /* uint32 change = 3; */
+        if (message.change !== 0)
+            writer.tag(3, WireType.Varint).uint32(message.change);
+        /* uint32 destroy = 4; */
+        if (message.destroy !== 0)
+            writer.tag(4, WireType.Varint).uint32(message.destroy);
+        /* uint32 outputs = 5; */
+        if (message.outputs !== 0)
+            writer.tag(5, WireType.Varint).uint32(message.outputs);
+        /* bool changes = 6; */
+        if (message.changes !== false)
+            writer.tag(6, WireType.Varint).bool(message.changes);
+        let u = options.writeUnknownFields;
+        if (u !== false)
+            (u == true ? UnknownFieldHandler.onWrite : u)(this.typeName, message, writer);
+        return writer;
+    }
+}
+/**
+ * @generated MessageType for protobuf message devenv.v1.TerraformPlan
+ */
+export const TerraformPlan = new TerraformPlan$Type();
+// @generated message type with reflection information, may provide speed optimized methods
+class TerraformDone$Type extends MessageType<TerraformDone> {
+    constructor() {
+        super("devenv.v1.TerraformDone", [
+            { no: 1, name: "ok", kind: "scalar", T: 8 /*ScalarType.BOOL*/ },
+            { no: 2, name: "applied", kind: "scalar", T: 8 /*ScalarType.BOOL*/ },
+            { no: 3, name: "message", kind: "scalar", T: 9 /*ScalarType.STRING*/ },
+            { no: 4, name: "services", kind: "message", repeat: 2 /*RepeatType.UNPACKED*/, T: () => ServiceStatus }
+        ]);
+    }
+    create(value?: PartialMessage<TerraformDone>): TerraformDone {
+        const message = globalThis.Object.create((this.messagePrototype!));
+        message.ok = false;
+        message.applied = false;
+        message.message = "";
+        message.services = [];
+        if (value !== undefined)
+            reflectionMergePartial<TerraformDone>(this, message, value);
+        return message;
+    }
+    internalBinaryRead(reader: IBinaryReader, length: number, options: BinaryReadOptions, target?: TerraformDone): TerraformDone {
+        let message = target ?? this.create(), end = reader.pos + length;
+        while (reader.pos < end) {
+            let [fieldNo, wireType] = reader.tag();
+            switch (fieldNo) {
+                case /* bool ok */ 1:
+                    message.ok = reader.bool();
+                    break;
+                case /* bool applied */ 2:
+                    message.applied = reader.bool();
+                    break;
+                case /* string message */ 3:
+                    message.message = reader.string();
+                    break;
+                case /* repeated devenv.v1.ServiceStatus services */ 4:
+                    message.services.push(ServiceStatus.internalBinaryRead(reader, reader.uint32(), options));
+                    break;
+                default:
+                    let u = options.readUnknownField;
+                    if (u === "throw")
+                        throw new globalThis.Error(`Unknown field ${fieldNo} (wire type ${wireType}) for ${this.typeName}`);
+                    let d = reader.skip(wireType);
+                    if (u !== false)
+                        (u === true ? UnknownFieldHandler.onRead : u)(this.typeName, message, fieldNo, wireType, d);
+            }
+        }
+        return message;
+    }
+    internalBinaryWrite(message: TerraformDone, writer: IBinaryWriter, options: BinaryWriteOptions): IBinaryWriter {
+        /* bool ok = 1; */
+        if (message.ok !== false)
+            writer.tag(1, WireType.Varint).bool(message.ok);
+        /* bool applied = 2; */
+        if (message.applied !== false)
+            writer.tag(2, WireType.Varint).bool(message.applied);
+        /* string message = 3; */
+        if (message.message !== "")
+            writer.tag(3, WireType.LengthDelimited).string(message.message);
+        /* repeated devenv.v1.ServiceStatus services = 4; */
+        for (let i = 0; i < message.services.length; i++)
+            ServiceStatus.internalBinaryWrite(message.services[i], writer.tag(4, WireType.LengthDelimited).fork(), options).join();
+        let u = options.writeUnknownFields;
+        if (u !== false)
+            (u == true ? UnknownFieldHandler.onWrite : u)(this.typeName, message, writer);
+        return writer;
+    }
+}
+/**
+ * @generated MessageType for protobuf message devenv.v1.TerraformDone
+ */
+export const TerraformDone = new TerraformDone$Type();
+// @generated message type with reflection information, may provide speed optimized methods
+class TerraformOutput$Type extends MessageType<TerraformOutput> {
+    constructor() {
+        super("devenv.v1.TerraformOutput", [
+            { no: 1, name: "line", kind: "scalar", oneof: "output", T: 9 /*ScalarType.STRING*/ },
+            { no: 2, name: "plan", kind: "message", oneof: "output", T: () => TerraformPlan },
+            { no: 3, name: "done", kind: "message", oneof: "output", T: () => TerraformDone }
+        ]);
+    }
+    create(value?: PartialMessage<TerraformOutput>): TerraformOutput {
+        const message = globalThis.Object.create((this.messagePrototype!));
+        message.output = { oneofKind: undefined };
+        if (value !== undefined)
+            reflectionMergePartial<TerraformOutput>(this, message, value);
+        return message;
+    }
+    internalBinaryRead(reader: IBinaryReader, length: number, options: BinaryReadOptions, target?: TerraformOutput): TerraformOutput {
+        let message = target ?? this.create(), end = reader.pos + length;
+        while (reader.pos < end) {
+            let [fieldNo, wireType] = reader.tag();
+            switch (fieldNo) {
+                case /* string line */ 1:
+                    message.output = {
+                        oneofKind: "line",
+                        line: reader.string()
+                    };
+                    break;
+                case /* devenv.v1.TerraformPlan plan */ 2:
+                    message.output = {
+                        oneofKind: "plan",
+                        plan: TerraformPlan.internalBinaryRead(reader, reader.uint32(), options, (message.output as any).plan)
+                    };
+                    break;
+                case /* devenv.v1.TerraformDone done */ 3:
+                    message.output = {
+                        oneofKind: "done",
+                        done: TerraformDone.internalBinaryRead(reader, reader.uint32(), options, (message.output as any).done)
+                    };
+                    break;
+                default:
+                    let u = options.readUnknownField;
+                    if (u === "throw")
+                        throw new globalThis.Error(`Unknown field ${fieldNo} (wire type ${wireType}) for ${this.typeName}`);
+                    let d = reader.skip(wireType);
+                    if (u !== false)
+                        (u === true ? UnknownFieldHandler.onRead : u)(this.typeName, message, fieldNo, wireType, d);
+            }
+        }
+        return message;
+    }
+    internalBinaryWrite(message: TerraformOutput, writer: IBinaryWriter, options: BinaryWriteOptions): IBinaryWriter {
+        /* string line = 1; */
+        if (message.output.oneofKind === "line")
+            writer.tag(1, WireType.LengthDelimited).string(message.output.line);
+        /* devenv.v1.TerraformPlan plan = 2; */
+        if (message.output.oneofKind === "plan")
+            TerraformPlan.internalBinaryWrite(message.output.plan, writer.tag(2, WireType.LengthDelimited).fork(), options).join();
+        /* devenv.v1.TerraformDone done = 3; */
+        if (message.output.oneofKind === "done")
+            TerraformDone.internalBinaryWrite(message.output.done, writer.tag(3, WireType.LengthDelimited).fork(), options).join();
+        let u = options.writeUnknownFields;
+        if (u !== false)
+            (u == true ? UnknownFieldHandler.onWrite : u)(this.typeName, message, writer);
+        return writer;
+    }
+}
+/**
+ * @generated MessageType for protobuf message devenv.v1.TerraformOutput
+ */
+export const TerraformOutput = new TerraformOutput$Type();
 /**
  * @generated ServiceType for protobuf service devenv.v1.DaemonService
  */
@@ -7427,4 +7912,10 @@ export const SnapshotService = new ServiceType("devenv.v1.SnapshotService", [
     { name: "List", options: {}, I: SnapshotListRequest, O: SnapshotListResponse },
     { name: "Remove", options: {}, I: SnapshotRemoveRequest, O: SnapshotRemoveResponse },
     { name: "Diff", options: {}, I: SnapshotDiffRequest, O: SnapshotDiffResponse }
+]);
+/**
+ * @generated ServiceType for protobuf service devenv.v1.TerraformService
+ */
+export const TerraformService = new ServiceType("devenv.v1.TerraformService", [
+    { name: "Run", serverStreaming: true, clientStreaming: true, options: {}, I: TerraformInput, O: TerraformOutput }
 ]);
