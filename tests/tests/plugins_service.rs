@@ -200,3 +200,63 @@ spec:
         "{text}"
     );
 }
+
+#[test]
+fn validate_runs_the_plugins_own_check_and_locates_its_errors() {
+    let env = TestEnv::new();
+    let example = workspace_root().join("examples/plugins/devenv-service-httpecho");
+    let script = std::fs::read_to_string(example).expect("example plugin");
+    install(
+        &env.project.join(".devenv/plugins"),
+        "devenv-service-httpecho",
+        &script,
+    );
+    let config = |port: &str, kind: &str| {
+        format!(
+            r#"apiVersion: devenv/v1
+kind: Environment
+metadata: {{ name: plugcheck }}
+spec:
+  services:
+    - name: api
+      command: exec sleep 600
+    - name: echo
+      type: {kind}
+      settings:
+        port: {port}
+        greeting: hi
+"#
+        )
+    };
+    env.write_config(&config("8080", "httpecho"));
+    env.devenv_ok(&["validate"]);
+
+    env.write_config(&config("not-a-port", "httpecho"));
+    let out = env.devenv(&["validate"]);
+    assert_eq!(out.code, Some(2), "{out}");
+    assert!(
+        out.combined()
+            .contains("settings.port must be a port number (1-65535)"),
+        "the plugin's own error\n{out}"
+    );
+    assert!(
+        out.combined().contains("config.yml:11:"),
+        "located at the service's settings (its first key, line 11)\n{out}"
+    );
+    assert!(out.combined().contains("plugin `httpecho`"), "{out}");
+    // Nothing started, nothing on the board.
+    let states = env.states();
+    assert!(
+        states.values().all(|s| s == "stopped"),
+        "validate started something: {states:?}"
+    );
+
+    env.write_config(&config("8080", "nosuch"));
+    let out = env.devenv(&["validate"]);
+    assert_eq!(out.code, Some(2), "{out}");
+    assert!(out.combined().contains("devenv-service-nosuch"), "{out}");
+    assert!(
+        out.combined().contains("config.yml:9:"),
+        "located at `type`\n{out}"
+    );
+}

@@ -201,6 +201,9 @@ struct Run {
     env: BTreeMap<String, String>,
     /// The client's variables (PATH, HOME decide where plugins are found).
     vars: Arc<BTreeMap<String, String>>,
+    /// Only hello and validate (`devenv validate`): nothing on the board or in the
+    /// service's log.
+    check_only: bool,
 }
 
 impl Run {
@@ -241,7 +244,11 @@ impl Run {
             .env("DEVENV_PROTOCOL", PROTOCOL.to_string())
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
+            .stderr(if self.check_only {
+                std::process::Stdio::null()
+            } else {
+                std::process::Stdio::piped()
+            })
             .kill_on_drop(true);
         let mut child =
             self.shared
@@ -256,7 +263,9 @@ impl Run {
             process::Leader::of(&child).pid(),
             Some(self.shared.guardian.clone()),
         );
-        self.shared.update(&self.svc.name, |s| s.pid = child.id());
+        if !self.check_only {
+            self.shared.update(&self.svc.name, |s| s.pid = child.id());
+        }
         let name: Arc<str> = Arc::from(self.svc.name.as_str());
         if let Some(err) = child.stderr.take() {
             // Ends with the process (its stderr closes); owned by the runtime's
@@ -292,45 +301,8 @@ impl Run {
             format!("starting plugin `{}`", self.plugin.kind),
         );
         let mut c = self.open().await?;
-        c.send(json!({"type": "hello", "protocol": PROTOCOL}), "hello")
-            .await?;
-        let hello = c.next_within("hello", STEP).await?;
-        if hello["type"] != "hello" {
-            return Err(c.unexpected("hello", &hello));
-        }
-        let theirs = hello["protocol"].as_u64().unwrap_or(0);
-        if theirs != PROTOCOL {
-            return Err(PluginError::Version {
-                kind: c.kind.clone(),
-                theirs,
-            });
-        }
+        self.handshake(&mut c).await?;
         let svc = self.svc.name.clone();
-        c.send(
-            json!({"type": "validate", "service": svc, "settings": self.plugin.settings}),
-            "validate",
-        )
-        .await?;
-        let v = c.next_within("validate", STEP).await?;
-        match v["type"].as_str() {
-            Some("valid") => {}
-            Some("invalid") => {
-                let errors = v["errors"]
-                    .as_array()
-                    .map(|e| {
-                        e.iter()
-                            .filter_map(Value::as_str)
-                            .collect::<Vec<_>>()
-                            .join("; ")
-                    })
-                    .unwrap_or_default();
-                return Err(PluginError::Invalid {
-                    kind: c.kind.clone(),
-                    errors,
-                });
-            }
-            _ => return Err(c.unexpected("validate", &v)),
-        }
         let state_dir = self
             .shared
             .state
@@ -371,6 +343,49 @@ impl Run {
                 _ => return Err(c.unexpected("up", &m)),
             }
         }
+    }
+
+    /// hello and validate.
+    async fn handshake(&self, c: &mut Conn) -> Result<(), PluginError> {
+        c.send(json!({"type": "hello", "protocol": PROTOCOL}), "hello")
+            .await?;
+        let hello = c.next_within("hello", STEP).await?;
+        if hello["type"] != "hello" {
+            return Err(c.unexpected("hello", &hello));
+        }
+        let theirs = hello["protocol"].as_u64().unwrap_or(0);
+        if theirs != PROTOCOL {
+            return Err(PluginError::Version {
+                kind: c.kind.clone(),
+                theirs,
+            });
+        }
+        c.send(
+            json!({"type": "validate", "service": self.svc.name, "settings": self.plugin.settings}),
+            "validate",
+        )
+        .await?;
+        let v = c.next_within("validate", STEP).await?;
+        match v["type"].as_str() {
+            Some("valid") => {}
+            Some("invalid") => {
+                let errors = v["errors"]
+                    .as_array()
+                    .map(|e| {
+                        e.iter()
+                            .filter_map(Value::as_str)
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    })
+                    .unwrap_or_default();
+                return Err(PluginError::Invalid {
+                    kind: c.kind.clone(),
+                    errors,
+                });
+            }
+            _ => return Err(c.unexpected("validate", &v)),
+        }
+        Ok(())
     }
 
     /// While it runs: status messages move the board; anything else ends it.
@@ -453,6 +468,7 @@ pub(super) fn start(
         plugin,
         env,
         vars,
+        check_only: false,
     };
     let task = tokio::spawn(async move {
         loop {
@@ -519,4 +535,118 @@ pub(super) fn start(
         tf_values: String::new(),
         context: Default::default(),
     })
+}
+
+/// `devenv validate` of a plugin service: the plugin's own `validate` of its
+/// `settings` (hello and validate, then its stdin closes). `Err`: whether the
+/// plugin refused the settings (else it is missing or broke the protocol), and the
+/// message.
+pub(super) async fn check(
+    shared: Arc<Shared>,
+    svc: &Service,
+    vars: Arc<BTreeMap<String, String>>,
+) -> Result<(), (bool, String)> {
+    let Some(plugin) = svc.plugin.clone() else {
+        return Ok(());
+    };
+    let run = Run {
+        shared,
+        svc: svc.clone(),
+        plugin,
+        env: BTreeMap::new(),
+        vars,
+        check_only: true,
+    };
+    let mut c = run.open().await.map_err(|e| (false, e.to_string()))?;
+    let checked = run.handshake(&mut c).await;
+    drop(c.stdin);
+    let _ = tokio::time::timeout(Duration::from_secs(2), c.child.wait()).await;
+    // The group guard kills whatever is left.
+    checked.map_err(|e| (matches!(e, PluginError::Invalid { .. }), e.to_string()))
+}
+
+impl super::Engine {
+    /// `devenv validate` of the plugin services of a config that checked: each
+    /// plugin's own `validate` of its `settings`, a refusal located at the service's
+    /// `settings` (a missing plugin or one that breaks the protocol at its `type`).
+    /// Nothing is started; the plugins' processes end with the check.
+    pub async fn validate_plugins(
+        &self,
+        req: &super::ProjectRef,
+        loaded: &crate::config::Loaded,
+    ) -> Vec<crate::config::ConfigError> {
+        let plugins: Vec<&Service> = loaded
+            .environment
+            .services
+            .iter()
+            .filter(|s| s.plugin.is_some())
+            .collect();
+        if plugins.is_empty() {
+            return Vec::new();
+        }
+        let rt = match self.find_or_register(req) {
+            Ok(rt) => rt,
+            Err(e) => {
+                return vec![crate::config::ConfigError {
+                    file: loaded.config_file.clone(),
+                    line: 0,
+                    column: 0,
+                    key: "spec.services".into(),
+                    message: format!("cannot check the plugin services: {e}"),
+                    hint: None,
+                }]
+            }
+        };
+        let vars = Arc::new(req.vars.clone());
+        let mut errors = Vec::new();
+        for svc in plugins {
+            let Err((settings, message)) = check(rt.shared.clone(), svc, vars.clone()).await else {
+                continue;
+            };
+            let (key, origin) = locate(
+                loaded,
+                &svc.name,
+                if settings { "settings" } else { "type" },
+            );
+            errors.push(crate::config::ConfigError::at(&origin, &key, message, None));
+        }
+        errors
+    }
+}
+
+/// The key path and origin of `spec.services[N].<key>` for the service `name` (its
+/// first leaf under the key, else the service's name), for a located error.
+fn locate(
+    loaded: &crate::config::Loaded,
+    name: &str,
+    key: &str,
+) -> (String, crate::config::Origin) {
+    let index = loaded.values.iter().find_map(|(path, value, _)| {
+        let rest = path.strip_prefix("spec.services[")?;
+        let (n, field) = rest.split_once(']')?;
+        (field == ".name" && value.trim().trim_matches(['"', '\'']) == name).then(|| n.to_owned())
+    });
+    let fallback = crate::config::Origin::File {
+        file: loaded.config_file.clone(),
+        line: 0,
+        column: 0,
+    };
+    let Some(n) = index else {
+        return (format!("spec.services.{name}.{key}"), fallback);
+    };
+    let base = format!("spec.services[{n}]");
+    let path = format!("{base}.{key}");
+    let origin = loaded
+        .values
+        .iter()
+        .find(|(p, _, _)| p == &path || p.starts_with(&format!("{path}.")))
+        .or_else(|| {
+            loaded
+                .values
+                .iter()
+                .find(|(p, _, _)| p == &format!("{base}.name"))
+        })
+        .map(|(_, _, o)| o.clone())
+        .unwrap_or(fallback);
+    (path, origin)
 }

@@ -25,18 +25,27 @@ impl EnvironmentService for Environments {
         let env = convert::env_request(&self.engine, req.into_inner().environment)?;
         super::record(&env, &[]);
         Ok(Response::new(match self.engine.load(&env) {
-            Ok(loaded) => pb::ValidateResponse {
-                valid: true,
-                errors: Vec::new(),
-                name: loaded.environment.name.clone(),
-                services: loaded
-                    .environment
-                    .services
-                    .iter()
-                    .map(|s| s.name.clone())
-                    .collect(),
-                warnings: loaded.warnings.iter().map(convert::config_error).collect(),
-            },
+            Ok(loaded) => {
+                // Plugin services: the plugin's own check of its settings.
+                let plugin_errors = self.engine.validate_plugins(&env, &loaded).await;
+                if !plugin_errors.is_empty() {
+                    return Ok(Response::new(convert::invalid(
+                        &devenv_core::config::ConfigErrors(plugin_errors),
+                    )));
+                }
+                pb::ValidateResponse {
+                    valid: true,
+                    errors: Vec::new(),
+                    name: loaded.environment.name.clone(),
+                    services: loaded
+                        .environment
+                        .services
+                        .iter()
+                        .map(|s| s.name.clone())
+                        .collect(),
+                    warnings: loaded.warnings.iter().map(convert::config_error).collect(),
+                }
+            }
             Err(errors) => convert::invalid(&errors),
         }))
     }
