@@ -381,13 +381,15 @@ fn one(
     }
     let idle_timeout = match raw.idle_timeout {
         None => None,
+        // Never stopped for idleness (the same as leaving the key out, said explicitly).
+        Some(t) if t.0.trim() == "none" => None,
         Some(t) => match parse_duration(&t.0) {
             Some(d) if d >= Duration::from_secs(1) => Some(d),
             _ => {
                 c.error(
                     &at("idleTimeout"),
                     format!("`{}` is not a duration of a second or more", t.0),
-                    Some("e.g. `idleTimeout: 2h`, `30m`, `90s`".into()),
+                    Some("e.g. `idleTimeout: 2h`, `30m`, `90s`, or `none`".into()),
                 );
                 None
             }

@@ -36,6 +36,15 @@ fn errors(spec: &str) -> Vec<ConfigError> {
 }
 
 #[test]
+fn idle_timeout_none_means_never_stopped_for_idleness() {
+    let spec = format!(
+        "{CLUSTER}  workspaces:\n    - name: dev\n      image: busybox\n      idleTimeout: none\n"
+    );
+    let env = load_with(&spec, Some("ann")).unwrap().environment;
+    assert_eq!(env.workspaces[0].idle_timeout, None);
+}
+
+#[test]
 fn a_workspace_gets_three_volumes_and_its_owner() {
     let spec = format!(
         "{CLUSTER}  secrets: [{{ name: creds, data: {{ TOKEN: x }} }}]\n  workspaces:\n    - name: dev\n      image: busybox\n      idleTimeout: 2h\n      secrets: [creds]\n      env: {{ EDITOR: vi }}\n      ports: [8080]\n      init: [\"echo hi\"]\n      volumes: [{{ name: workspace, size: 16Mi, storageClass: local-path }}, {{ name: cache, mountPath: /cache }}]\n"
