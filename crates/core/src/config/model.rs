@@ -157,6 +157,13 @@ pub struct Service {
     pub ingress: Option<super::IngressRoute>,
     /// `snapshot: live`: a snapshot copies its data while it runs (not stopped).
     pub snapshot_live: bool,
+    /// Set at run time, not by the config: the `env` entries that hold a sensitive
+    /// terraform output once `${tf.SERVICE.OUTPUT}` is replaced (a kubernetes
+    /// service gets them from a Secret, never in its Deployment).
+    pub sensitive_env: std::collections::BTreeSet<String>,
+    /// A keyed digest of those entries' values (`crate::secrets::revision`): a new
+    /// value rolls the pods out.
+    pub sensitive_revision: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -394,6 +401,8 @@ impl Service {
             plugin: None,
             ingress: None,
             snapshot_live: false,
+            sensitive_env: Default::default(),
+            sensitive_revision: String::new(),
         }
     }
 }

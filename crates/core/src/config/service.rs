@@ -634,6 +634,8 @@ pub(crate) fn check(
         // Set by `ingress::apply` once every service is checked.
         ingress: None,
         snapshot_live: raw.snapshot == Some(super::snapshot::RawSnapshot::Live),
+        sensitive_env: Default::default(),
+        sensitive_revision: String::new(),
     })
 }
 

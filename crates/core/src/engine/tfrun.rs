@@ -577,11 +577,29 @@ pub(super) fn substitute(shared: &Shared, svc: &Service) -> Result<Service, Stri
     let lookup =
         |s: &str, o: &str| -> Option<String> { outputs.get(s)?.get(o).map(|v| v.value.clone()) };
     let mut out = svc.clone();
-    for v in out.env.values_mut() {
+    for (k, v) in out.env.iter_mut() {
+        if crate::config::output_refs(v).iter().any(|r| {
+            outputs
+                .get(r.service)
+                .and_then(|o| o.get(r.output))
+                .is_some_and(|o| o.sensitive)
+        }) {
+            out.sensitive_env.insert(k.clone());
+        }
         match tf::substitute(v, &lookup) {
             Ok(s) => *v = s.into_owned(),
             Err(r) => return Err(missing_message(&outputs, svc, &r)),
         }
+    }
+    if !out.sensitive_env.is_empty() {
+        let values: BTreeMap<String, String> = out
+            .sensitive_env
+            .iter()
+            .filter_map(|k| Some((k.clone(), out.env.get(k)?.clone())))
+            .collect();
+        let key = crate::secrets::digest_key(shared.state.dir())
+            .map_err(|e| format!("cannot keep the key of secret revisions: {e}"))?;
+        out.sensitive_revision = crate::secrets::revision(&key, &values);
     }
     if let Some(values) = out.values.as_mut() {
         fn walk(

@@ -21,6 +21,15 @@ pub const RESTARTED_AT: &str = "devenv.dev/restartedAt";
 /// (`Environment::secrets_revision`, never a value), so that `up` after a rotation
 /// rolls the pods, which read a Secret only when they start.
 pub const SECRETS_REVISION: &str = "devenv.dev/secretsRevision";
+/// The pod template's annotation with the revision of its sensitive terraform
+/// outputs (a keyed digest): a new value rolls the pods out.
+pub const TF_OUTPUTS_REVISION: &str = "devenv.dev/tfOutputsRevision";
+
+/// The Secret holding a service's sensitive terraform outputs (`${tf.S.O}` in its
+/// `env`): `<service>-tf-outputs`.
+pub fn tf_outputs_secret(service: &str) -> String {
+    format!("{service}-tf-outputs")
+}
 
 /// What a preset brings on Kubernetes: image, environment, data directory (its port and
 /// probe are the config's, `config::preset`). Its environment
@@ -226,11 +235,38 @@ pub fn objects(
         })
         .unwrap_or_default();
     env_vars.extend(svc.env.clone());
+    // Sensitive terraform outputs reach the pod from a Secret, never the Deployment.
+    let sensitive: BTreeMap<String, String> = svc
+        .sensitive_env
+        .iter()
+        .filter_map(|k| Some((k.clone(), env_vars.remove(k)?)))
+        .collect();
+    let tf_secret = tf_outputs_secret(&svc.name);
+    if !sensitive.is_empty() {
+        out.push(json!({
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": { "name": tf_secret, "labels": ns_labels },
+            "type": "Opaque",
+            "stringData": sensitive,
+        }));
+        annotations.insert(
+            TF_OUTPUTS_REVISION.into(),
+            Value::String(svc.sensitive_revision.clone()),
+        );
+    }
+    let mut env_list: Vec<Value> = env_vars
+        .iter()
+        .map(|(k, v)| json!({ "name": k, "value": v }))
+        .collect();
+    env_list.extend(sensitive.keys().map(
+        |k| json!({ "name": k, "valueFrom": { "secretKeyRef": { "name": tf_secret, "key": k } } }),
+    ));
     let mut container = json!({
         "name": svc.name,
         "image": image,
         "imagePullPolicy": "IfNotPresent",
-        "env": env_vars.iter().map(|(k, v)| json!({ "name": k, "value": v })).collect::<Vec<_>>(),
+        "env": env_list,
         "ports": ports.iter().map(container_port).collect::<Vec<_>>(),
         "volumeMounts": mounts,
     });
@@ -496,6 +532,38 @@ mod tests {
         assert_eq!(
             probe[8], "app",
             "the database defaults to the user's name, as in the image"
+        );
+    }
+
+    #[test]
+    fn sensitive_terraform_outputs_reach_the_pod_from_a_secret_not_the_deployment() {
+        let mut api = Service::test("api");
+        api.env.insert("TOKEN".into(), "tf-s3cret".into());
+        api.env.insert("URL".into(), "http://x".into());
+        api.sensitive_env.insert("TOKEN".into());
+        api.sensitive_revision = "rev1".into();
+        let objs = objects(&env_with(api.clone()), &api, "busybox", &BTreeMap::new());
+        let secret = objs
+            .iter()
+            .find(|o| o["kind"] == "Secret")
+            .expect("a Secret for the sensitive output");
+        assert_eq!(secret["metadata"]["name"], "api-tf-outputs");
+        assert_eq!(secret["stringData"]["TOKEN"], "tf-s3cret");
+        let deployment = objs.iter().find(|o| o["kind"] == "Deployment").unwrap();
+        assert!(
+            !deployment.to_string().contains("tf-s3cret"),
+            "the value is in the Deployment: {deployment}"
+        );
+        let c = &deployment["spec"]["template"]["spec"]["containers"][0];
+        let env = c["env"].as_array().unwrap();
+        let token = env.iter().find(|e| e["name"] == "TOKEN").unwrap();
+        assert_eq!(token["valueFrom"]["secretKeyRef"]["name"], "api-tf-outputs");
+        assert_eq!(token["valueFrom"]["secretKeyRef"]["key"], "TOKEN");
+        let url = env.iter().find(|e| e["name"] == "URL").unwrap();
+        assert_eq!(url["value"], "http://x", "other values stay plain");
+        assert_eq!(
+            deployment["spec"]["template"]["metadata"]["annotations"][TF_OUTPUTS_REVISION], "rev1",
+            "a new value rolls the pods out"
         );
     }
 

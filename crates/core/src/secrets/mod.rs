@@ -113,7 +113,7 @@ pub async fn resolve(
 }
 
 /// A keyed digest of `data`, 16 hex digits.
-fn revision(key: &[u8], data: &BTreeMap<String, String>) -> String {
+pub fn revision(key: &[u8], data: &BTreeMap<String, String>) -> String {
     use md5::{Digest, Md5};
     let mut h = Md5::new();
     h.update(key);
