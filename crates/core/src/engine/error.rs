@@ -54,7 +54,7 @@ pub enum EngineError {
     Snapshot(#[from] crate::snapshot::SnapshotError),
     /// The environment has data a snapshot cannot hold yet (container engine volumes).
     #[error(transparent)]
-    SnapshotUnsupported(#[from] super::snapshot::SnapshotUnsupported),
+    SnapshotUnsupported(#[from] crate::snapshot::SnapshotUnsupported),
     /// A Redis preset's BGSAVE failed: nothing was saved.
     #[error("cannot save the redis data consistently: {0}")]
     SnapshotRedis(String),

@@ -32,7 +32,7 @@ use tokio::sync::mpsc;
 
 use super::{Engine, EngineError, ProjectRef, UpEvent, UpOptions};
 use crate::config::{Environment, Preset, RuntimeKind, VolumeKind};
-use crate::snapshot::{self, tree, Dataset, Manifest, SnapshotError, Store};
+use crate::snapshot::{self, tree, Dataset, Manifest, SnapshotError, SnapshotUnsupported, Store};
 use crate::status::ServiceState;
 
 /// How long a Redis `BGSAVE` may take.
@@ -265,11 +265,6 @@ fn plan(
         Err(SnapshotUnsupported(not_yet))
     }
 }
-
-/// Volumes a snapshot cannot hold yet.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("snapshots of container engine volumes are not supported yet (local presets' data, local services' persistent volumes and claims on the cluster are): {}", .0.join("; "))]
-pub struct SnapshotUnsupported(pub Vec<String>);
 
 /// Where a data set of a manifest goes back to.
 fn target(env_dir: &Path, id: &str) -> Result<PathBuf, SnapshotError> {

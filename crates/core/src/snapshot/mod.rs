@@ -49,6 +49,11 @@ pub enum SnapshotError {
     BadManifest(String),
 }
 
+/// Volumes a snapshot cannot hold yet.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("snapshots of container engine volumes are not supported yet (local presets' data, local services' persistent volumes and claims on the cluster are): {}", .0.join("; "))]
+pub struct SnapshotUnsupported(pub Vec<String>);
+
 /// One snapshot, as its manifest file holds it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
