@@ -2,10 +2,15 @@
 # Builds HashiCorp Vault (one exact release) from its Go module, to run `vault server
 # -dev` against `provider: vault`. Prints the binary's path on stdout.
 #
-# Status: module resolution and compilation work (seen on the shared 2-core dev
-# machine), but the build had not finished there after more than an hour, so no test
-# uses it yet (README, "Secrets"). That is also why it is a script of its own and not
-# a step of install-test-tools.sh, which may cost a few minutes at most.
+# Used by install-test-tools.sh (the test command) for tests/tests/secret_vault.rs; the
+# binary is cached by version, so only the first run builds (43 min cold on the shared
+# 2-core machine under load; the Go build cache is kept with DEVENV_KEEP_GO_CACHE=1).
+#
+# Why v1.21.0 and not the newest v1.21.4: v1.21.4's go.mod requires vault/sdk v0.21.0,
+# but its code was built against its in-repo sdk, which matches no released sdk
+# (framework.Backend.ActivationFunc takes 2 arguments there as in sdk <= v0.20.0, while
+# keysutil's RestorePolicy returns 2 values as in sdk >= v0.24.0), so it does not compile
+# once the replace onto ./sdk is dropped. v1.21.0 requires sdk v0.20.0, which matches.
 #
 # Why Vault and not OpenBao: OpenBao's main module is `github.com/openbao/openbao` but its
 # releases are tagged v2.x, which Go's module rules refuse for a path without `/v2`, so
@@ -18,7 +23,7 @@
 # $DEVENV_TOOLS_DIR/vault-$VERSION/vault; the Go build cache is cleaned afterwards.
 set -euo pipefail
 
-VAULT_VERSION="${VAULT_VERSION:-v1.21.4}"
+VAULT_VERSION="${VAULT_VERSION:-v1.21.0}"
 TOOLS_DIR="${DEVENV_TOOLS_DIR:-$HOME/.cache/devenv-tools}"
 out_dir="$TOOLS_DIR/vault-$VAULT_VERSION"
 bin="$out_dir/vault"

@@ -4,6 +4,8 @@
 #   - helm v3 (go install, pinned), same place: for the Kubernetes runtime tests
 #   - Traefik v3 (go build of its module, pinned), same place: the ingress controller of
 #     the networking.ingress cluster test
+#   - Vault v1.21.0 (scripts/build-vault.sh), same place: `vault server -dev` for the
+#     vault secret provider's test
 #   - python3 (apt-get, only when missing): the example's services are python scripts
 #   - a second local user, for the socket peer-uid test (root only)
 #   - systemd-socket-activate, for the socket activation test
@@ -163,6 +165,12 @@ else
         nice -n 19 go build -trimpath -o "$traefik_bin.tmp" ./cmd/traefik)
     mv "$traefik_bin.tmp" "$traefik_bin"
 fi
+
+# --- HashiCorp Vault, for `provider: vault` against a real `vault server -dev`
+# (tests/tests/secret_vault.rs): scripts/build-vault.sh builds one pinned release from
+# its Go module into $TOOLS_DIR/vault-VERSION and returns at once when it is there.
+# Cold it is a long build (43 min on the shared 2-core machine, under load).
+bash "$(dirname "$0")/build-vault.sh" >/dev/null
 
 # --- cargo-fuzz, for the fuzz targets in fuzz/ (scripts/fuzz.sh); built from crates.io
 cargo_fuzz_bin="$TOOLS_DIR/bin/cargo-fuzz"
