@@ -433,14 +433,9 @@ impl LiveEnv {
             &svc.dependencies[..]
         };
         for dep in deps {
-            let Some(mut rx) = outcomes.get(dep).map(|tx| tx.subscribe()) else {
+            let Some(ok) = dependency_outcome(outcomes, dep).await else {
                 continue;
             };
-            let ok = rx
-                .wait_for(Option::is_some)
-                .await
-                .map(|o| *o == Some(true))
-                .unwrap_or(false);
             if !ok {
                 self.shared.update(&svc.name, |s| {
                     s.state = ServiceState::Stopped;
@@ -716,14 +711,9 @@ impl LiveEnv {
             return Plan::Keep;
         }
         for dep in &tf_deps {
-            let Some(mut rx) = outcomes.get(dep).map(|tx| tx.subscribe()) else {
+            let Some(ok) = dependency_outcome(outcomes, dep).await else {
                 continue;
             };
-            let ok = rx
-                .wait_for(Option::is_some)
-                .await
-                .map(|o| *o == Some(true))
-                .unwrap_or(false);
             if !ok {
                 // No new values: it keeps running with the ones it has.
                 return Plan::Keep;
@@ -831,6 +821,22 @@ fn decide(
         Some(_) if svc.runtime == RuntimeKind::Terraform => Plan::Retry,
         Some(_) => Plan::Keep,
     }
+}
+
+/// Waits until `dep`'s start in this `up` has an outcome: `Some(true)` when it came up,
+/// `Some(false)` when it failed (or the `up` ended first), `None` when it is not part
+/// of this `up`.
+async fn dependency_outcome(
+    outcomes: &HashMap<String, watch::Sender<Option<bool>>>,
+    dep: &str,
+) -> Option<bool> {
+    let mut rx = outcomes.get(dep)?.subscribe();
+    Some(
+        rx.wait_for(Option::is_some)
+            .await
+            .map(|o| *o == Some(true))
+            .unwrap_or(false),
+    )
 }
 
 #[cfg(test)]
