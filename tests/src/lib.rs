@@ -13,6 +13,7 @@ mod procs;
 pub mod pty;
 mod run;
 mod users;
+pub mod vault;
 pub mod web;
 
 pub use bins::{workspace_root, Bins, Profile};
