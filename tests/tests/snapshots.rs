@@ -199,7 +199,7 @@ spec:
   services:
     - name: app
       volumes: ["data:/data"]
-      command: 'head -c 3000000 /dev/urandom > "$DEVENV_VOLUME_DATA/blob"; echo v1 > "$DEVENV_VOLUME_DATA/version"; echo "$DEVENV_VOLUME_DATA" > data-path; exec sleep 300'
+      command: '[ -f "$DEVENV_VOLUME_DATA/version" ] || { head -c 3000000 /dev/urandom > "$DEVENV_VOLUME_DATA/blob"; echo v1 > "$DEVENV_VOLUME_DATA/version"; }; echo "$DEVENV_VOLUME_DATA" > data-path; exec sleep 300'
       readiness: { exec: { command: [test, -f, data-path] } }
 "#,
     );
@@ -215,6 +215,8 @@ spec:
             .contains("volume/data: app stopped for the copy"),
         "{save}"
     );
+    // The save stopped and restarted app; its command writes the data only on its first
+    // start, so the restart cannot race the change below (it did, under load).
     let pid = env.status_json()["services"][0]["pid"].clone();
     std::fs::write(data.join("version"), "v2\n").unwrap();
 
