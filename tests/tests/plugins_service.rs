@@ -53,8 +53,14 @@ spec:
     ));
     let up = env.devenv_ok(&["up"]);
     assert!(up.combined().contains("serving on port"), "{up}");
-    let got = std::fs::read_to_string(env.project.join("got.txt")).expect("client ran");
-    assert_eq!(got.trim(), "bonjour /from-client!");
+    // `up` returns once client runs (it has no readiness), maybe before curl's answer
+    // is in the file its shell already created: wait for it.
+    let got = || std::fs::read_to_string(env.project.join("got.txt")).unwrap_or_default();
+    assert!(
+        wait_until(Duration::from_secs(20), || !got().is_empty()),
+        "the client's curl wrote nothing"
+    );
+    assert_eq!(got().trim(), "bonjour /from-client!");
     let states = env.states();
     assert_eq!(states["echo"], "ready", "{states:?}");
     let status = env.devenv_ok(&["status", "--json"]);
