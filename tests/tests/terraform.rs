@@ -275,6 +275,19 @@ spec:
     ));
 }
 
+/// `devenv ARGS` once its output shows `needle` (a process's line reaches the log hub a
+/// moment after the process started; no readiness waits for it), within 20 s.
+fn logs_showing(env: &TestEnv, args: &[&str], needle: &str) -> devenv_e2e::CmdOutput {
+    let mut last = env.devenv_ok(args);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !last.stdout.contains(needle) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        last = env.devenv_ok(args);
+    }
+    assert!(last.stdout.contains(needle), "no `{needle}`:\n{last}");
+    last
+}
+
 fn pids(env: &TestEnv) -> std::collections::BTreeMap<String, u64> {
     env.status_json()["services"]
         .as_array()
@@ -312,8 +325,8 @@ fn a_changed_output_restarts_only_the_services_that_use_it() {
     );
     assert_eq!(after["uses-fixed"], before["uses-fixed"], "{again}");
     assert_eq!(after["plain"], before["plain"], "{again}");
-    let logs = env.devenv_ok(&["logs", "--tail", "1000"]);
-    assert!(logs.stdout.contains("uses-message got bye"), "{logs}");
+    // The restarted process's first line reaches the log hub soon after `up` returns.
+    let logs = logs_showing(&env, &["logs", "--tail", "1000"], "uses-message got bye");
     assert!(
         logs.stdout
             .contains("a terraform output it uses changed (infra): restarting it"),
@@ -390,8 +403,11 @@ fn tf_plan_shows_the_plan_and_tf_apply_applies_it_then_starts_the_waiting_servic
             "{s} after the apply: {states:?}\n{apply}"
         );
     }
-    let logs = env.devenv_ok(&["logs", "uses-message", "--tail", "100"]);
-    assert!(logs.stdout.contains("uses-message got hello"), "{logs}");
+    logs_showing(
+        &env,
+        &["logs", "uses-message", "--tail", "100"],
+        "uses-message got hello",
+    );
     let before = pids(&env);
 
     // A changed variable, applied with --json: only the service using the changed
@@ -422,6 +438,9 @@ fn tf_plan_shows_the_plan_and_tf_apply_applies_it_then_starts_the_waiting_servic
     assert_ne!(after["uses-message"], before["uses-message"], "{out}");
     assert_eq!(after["uses-fixed"], before["uses-fixed"], "{out}");
     assert_eq!(after["plain"], before["plain"], "{out}");
-    let logs = env.devenv_ok(&["logs", "uses-message", "--tail", "100"]);
-    assert!(logs.stdout.contains("uses-message got bye"), "{logs}");
+    logs_showing(
+        &env,
+        &["logs", "uses-message", "--tail", "100"],
+        "uses-message got bye",
+    );
 }
