@@ -258,8 +258,9 @@ impl LiveEnv {
         }
 
         // Ingresses of services the config no longer gives one (each runner applied
-        // its own).
-        if !cancelled {
+        // its own), after an `up` that brought everything up: a failed one says why
+        // once, not again for the prune (a Role without rights fails both).
+        if !cancelled && failed.is_empty() && reasons.is_empty() {
             match self.prune_ingresses(&env, &vars).await {
                 Ok(deleted) if !deleted.is_empty() => {
                     tracing::info!(?deleted, "removed Ingresses no service wants");
