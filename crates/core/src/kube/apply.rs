@@ -71,6 +71,10 @@ fn builtin(api_version: &str, kind: &str) -> Option<(ApiResource, Scope)> {
             ApiResource::erase::<k8s_openapi::api::networking::v1::Ingress>(&()),
             ns,
         ),
+        ("networking.k8s.io/v1", "NetworkPolicy") => (
+            ApiResource::erase::<k8s_openapi::api::networking::v1::NetworkPolicy>(&()),
+            ns,
+        ),
         _ => return None,
     })
 }

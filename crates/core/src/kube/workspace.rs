@@ -1,6 +1,7 @@
 //! A workspace's objects and what is done to them: one StatefulSet per workspace and
 //! owner (`ws-<name>-<owner>`) with a volumeClaimTemplate per volume, a Secret of the
-//! values it gets as environment variables, and a Service for its ports.
+//! values it gets as environment variables, a Service for its ports, and a
+//! NetworkPolicy isolating its pod (see [`network_policy`]).
 //!
 //! Why a StatefulSet per user rather than one StatefulSet with an ordinal per user:
 //! ordinals are positional (user 3 leaving means scaling down 4..n or leaving a hole),
@@ -17,6 +18,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use serde_json::{json, Value};
 
@@ -221,6 +223,7 @@ pub fn objects(env: &Environment, ws: &Workspace, replicas: u32) -> Vec<Value> {
             "volumeClaimTemplates": claims,
         },
     }));
+    out.push(network_policy(&name, &labels));
     if !ws.ports.is_empty() {
         out.push(json!({
             "apiVersion": "v1",
@@ -235,6 +238,49 @@ pub fn objects(env: &Environment, ws: &Workspace, replicas: u32) -> Vec<Value> {
         }));
     }
     out
+}
+
+/// Private, shared and link-local IPv4 ranges: the cluster's pods and Services, the
+/// node, other machines of the site and cloud metadata endpoints are not "internet".
+const NOT_INTERNET_V4: [&str; 5] = [
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "100.64.0.0/10",
+    "169.254.0.0/16",
+];
+/// Unique-local and link-local IPv6 ranges, for the same reason.
+const NOT_INTERNET_V6: [&str; 2] = ["fc00::/7", "fe80::/10"];
+
+/// The workspace pod's NetworkPolicy: it selects only that pod and lists both policy
+/// types, so everything it does not allow is denied (a default deny for the pod) —
+/// ingress only from pods of the same namespace (another namespace, another user's on a
+/// shared cluster, cannot reach it), egress to DNS on port 53 (wherever the cluster's
+/// resolver runs), to the namespace's own pods, and to the internet (any address but
+/// [`NOT_INTERNET_V4`] / [`NOT_INTERNET_V6`]). A cluster without a NetworkPolicy
+/// enforcer keeps the object and enforces nothing (README, "Team workspaces").
+pub fn network_policy(name: &str, labels: &BTreeMap<String, String>) -> Value {
+    json!({
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": { "name": name, "labels": labels },
+        "spec": {
+            "podSelector": { "matchLabels": labels },
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [{ "from": [{ "podSelector": {} }] }],
+            "egress": [
+                { "ports": [
+                    { "protocol": "UDP", "port": 53 },
+                    { "protocol": "TCP", "port": 53 },
+                ] },
+                { "to": [{ "podSelector": {} }] },
+                { "to": [
+                    { "ipBlock": { "cidr": "0.0.0.0/0", "except": NOT_INTERNET_V4 } },
+                    { "ipBlock": { "cidr": "::/0", "except": NOT_INTERNET_V6 } },
+                ] },
+            ],
+        },
+    })
 }
 
 /// The StatefulSet of a workspace as the cluster has it now.
@@ -351,6 +397,11 @@ pub async fn delete(
         sec.delete(&sname, &dp).await.map(|_| ()),
         format!("Secret {sname}"),
     )?;
+    let pol: Api<NetworkPolicy> = Api::namespaced(conn.client.clone(), ns);
+    gone(
+        pol.delete(&name, &dp).await.map(|_| ()),
+        format!("NetworkPolicy {name}"),
+    )?;
     let kept: Vec<String> = claims(conn, env, ws)
         .await?
         .into_iter()
@@ -431,7 +482,7 @@ mod tests {
         let env = environment(ws.clone());
         let objs = objects(&env, &ws, 1);
         let kinds: Vec<&str> = objs.iter().filter_map(|o| o["kind"].as_str()).collect();
-        assert_eq!(kinds, ["Secret", "StatefulSet", "Service"]);
+        assert_eq!(kinds, ["Secret", "StatefulSet", "NetworkPolicy", "Service"]);
         let sts = by_kind(&objs, "StatefulSet");
         assert_eq!(sts["metadata"]["name"], "ws-dev-ann");
         assert_eq!(sts["spec"]["replicas"], 1);
@@ -534,10 +585,50 @@ mod tests {
         ws.secrets.clear();
         let objs = objects(&environment(ws.clone()), &ws, 0);
         let kinds: Vec<&str> = objs.iter().filter_map(|o| o["kind"].as_str()).collect();
-        assert_eq!(kinds, ["StatefulSet"]);
+        assert_eq!(kinds, ["StatefulSet", "NetworkPolicy"]);
         let pod = &objs[0]["spec"]["template"]["spec"];
         assert_eq!(pod["volumes"], json!([{ "name": "home", "emptyDir": {} }]));
         assert_eq!(objs[0]["spec"]["replicas"], 0);
+    }
+
+    #[test]
+    fn the_network_policy_denies_all_but_the_namespace_in_and_dns_namespace_internet_out() {
+        let ws = workspace();
+        let objs = objects(&environment(ws.clone()), &ws, 1);
+        let pol = by_kind(&objs, "NetworkPolicy");
+        let sts = by_kind(&objs, "StatefulSet");
+        assert_eq!(pol["metadata"]["name"], "ws-dev-ann");
+        // Only this workspace's pod, and both directions: what is not allowed is denied.
+        assert_eq!(
+            pol["spec"]["podSelector"]["matchLabels"],
+            sts["spec"]["template"]["metadata"]["labels"]
+        );
+        assert_eq!(pol["spec"]["policyTypes"], json!(["Ingress", "Egress"]));
+        // In: pods of this namespace only (no namespaceSelector, no ipBlock).
+        assert_eq!(
+            pol["spec"]["ingress"],
+            json!([{ "from": [{ "podSelector": {} }] }])
+        );
+        let egress = pol["spec"]["egress"].as_array().unwrap();
+        assert_eq!(
+            egress[0],
+            json!({ "ports": [{ "protocol": "UDP", "port": 53 }, { "protocol": "TCP", "port": 53 }] })
+        );
+        assert_eq!(egress[1], json!({ "to": [{ "podSelector": {} }] }));
+        let v4 = &egress[2]["to"][0]["ipBlock"];
+        assert_eq!(v4["cidr"], "0.0.0.0/0");
+        for private in [
+            "10.0.0.0/8",
+            "172.16.0.0/12",
+            "192.168.0.0/16",
+            "169.254.0.0/16",
+        ] {
+            assert!(
+                v4["except"].as_array().unwrap().contains(&json!(private)),
+                "{private} is not internet: {v4}"
+            );
+        }
+        assert_eq!(egress.len(), 3);
     }
 
     #[test]
