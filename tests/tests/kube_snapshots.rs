@@ -1,8 +1,9 @@
 //! `devenv snapshot` of a persistent volume claim on the real test cluster
 //! (tests/cluster): a kubernetes service's volume with files is saved through the
 //! helper pod (the service scaled to 0 for the copy), saved again unchanged (the
-//! store grows by less than 1 % and the files are taken over unread), modified, and
-//! restored: the old content is back, what was added after is gone.
+//! store grows by less than 1 % and the data set is taken over from the first), modified,
+//! and restored: the old content is back, what was added after is gone. An unchanged
+//! re-save does not scale the service down; a change after it forces the copy.
 //!
 //! Needs KUBECONFIG pointing at the test cluster; run with `--ignored`.
 
@@ -98,8 +99,8 @@ spec:
         after - before
     );
     assert!(
-        out.contains("unchanged files taken from the last snapshot"),
-        "{out}"
+        out.contains("pvc/data: unchanged since snapshot one"),
+        "taken over without a copy: {out}"
     );
     let second = done(&out);
     assert_eq!(second["bytes"], first["bytes"], "{second}");
@@ -126,6 +127,81 @@ spec:
         ["f", "link", "sub"],
         "what was added after is gone, no staging dir is left"
     );
+    let helpers = kc(&["get", "pods", "-n", &ns, "-o", "name"]);
+    assert!(
+        !helpers.contains("devenv-snap-"),
+        "helper pods are removed: {helpers}"
+    );
+    t.devenv_ok(&["down", "--volumes"]);
+}
+
+#[test]
+#[ignore = "needs the test cluster (tests/cluster/test.sh runs it)"]
+fn k8s_an_unchanged_claim_is_saved_without_scaling_down_and_a_change_forces_the_copy() {
+    let (t, env) = env_for("snapfast");
+    let ns = format!("devenv-{env}");
+    t.write_config(&format!(
+        r#"apiVersion: devenv/v1
+kind: Environment
+metadata:
+  name: {env}
+spec:
+  cluster: {{ provider: kubeconfig, snapshotImage: "{BUSYBOX}" }}
+  volumes:
+    - {{ name: data, type: persistent, size: 64Mi }}
+  services:
+    - name: web
+      image: {BUSYBOX}
+      command: "sleep 100000"
+      volumes: ["data:/data"]
+"#
+    ));
+    t.devenv_ok(&["up"]);
+    in_web(
+        &ns,
+        "echo v1 > /data/f && mkdir -p /data/sub && head -c 1000000 /dev/urandom > /data/sub/big",
+    );
+    let pod = || {
+        kc(&[
+            "get",
+            "pods",
+            "-n",
+            &ns,
+            "-l",
+            "devenv.dev/service=web",
+            "-o",
+            "name",
+        ])
+    };
+
+    let one = t.devenv_ok(&["--json", "snapshot", "save", "one"]).stdout;
+    assert!(
+        one.contains("pvc/data: web scaled to 0 for the copy"),
+        "{one}"
+    );
+    let running = pod();
+
+    // Nothing changed: taken over without scaling web down (the same pod runs).
+    let two = t.devenv_ok(&["--json", "snapshot", "save", "two"]).stdout;
+    assert!(
+        two.contains("pvc/data: unchanged since snapshot one"),
+        "{two}"
+    );
+    assert!(!two.contains("scaled to 0"), "{two}");
+    assert_eq!(pod(), running, "web was not scaled down");
+    assert_eq!(done(&two)["bytes"], done(&one)["bytes"]);
+
+    // A change after that listing (same size): the full copy again, with the change.
+    in_web(&ns, "echo v2 > /data/f");
+    let three = t.devenv_ok(&["--json", "snapshot", "save", "three"]).stdout;
+    assert!(
+        three.contains("pvc/data: web scaled to 0 for the copy"),
+        "{three}"
+    );
+    assert!(!three.contains("unchanged since"), "{three}");
+    in_web(&ns, "echo v3 > /data/f");
+    t.devenv_ok(&["snapshot", "restore", "three"]);
+    assert_eq!(in_web(&ns, "cat /data/f").trim(), "v2");
     let helpers = kc(&["get", "pods", "-n", &ns, "-o", "name"]);
     assert!(
         !helpers.contains("devenv-snap-"),

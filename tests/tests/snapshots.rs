@@ -283,3 +283,101 @@ spec:
         "{save}"
     );
 }
+
+/// The `persistent` volume `data` of the one environment in `data_dir`.
+fn volume_dir(data_dir: &Path) -> std::path::PathBuf {
+    std::fs::read_dir(data_dir.join("envs"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().join("volumes/data"))
+        .find(|p| p.is_dir())
+        .unwrap_or_else(|| panic!("no volumes/data under {}", data_dir.display()))
+}
+
+/// Waits (deadline 5 s) until a file made now gets a later ctime than `file`: the
+/// kernel stamps files with a coarse clock, and a save in the same tick as the last
+/// write cannot trust its listing (it copies again next time, which this test tells
+/// apart from the fast path).
+fn wait_file_clock_past(file: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(file).unwrap();
+    let then = (m.ctime(), m.ctime_nsec());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let probe =
+            tempfile::NamedTempFile::new_in(file.parent().unwrap().parent().unwrap()).unwrap();
+        let n = probe.as_file().metadata().unwrap();
+        if (n.ctime(), n.ctime_nsec()) > then {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the file clock did not move"
+        );
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn an_unchanged_resave_takes_the_data_over_without_stopping_and_a_change_forces_the_copy() {
+    let env = TestEnv::new();
+    env.write_config(
+        r#"apiVersion: devenv/v1
+kind: Environment
+metadata:
+  name: snapfast
+spec:
+  volumes: [{ name: data, type: persistent }]
+  services:
+    - name: app
+      command: "sleep 100000"
+      volumes: ["data:/data"]
+"#,
+    );
+    env.devenv_ok(&["up"]);
+    let dir = volume_dir(&env.data_dir);
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    let big: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(dir.join("sub/big"), &big).unwrap();
+    std::fs::write(dir.join("f"), "v1").unwrap();
+    wait_file_clock_past(&dir.join("f"));
+    let pid = |env: &TestEnv| env.status_json()["services"][0]["pid"].clone();
+
+    let one = env.devenv_ok(&["--json", "snapshot", "save", "one"]).stdout;
+    assert!(
+        one.contains("volume/data: app stopped for the copy"),
+        "{one}"
+    );
+    let before = pid(&env);
+
+    // Nothing changed: taken over from `one`, app keeps running (same pid).
+    let two = env.devenv_ok(&["--json", "snapshot", "save", "two"]).stdout;
+    assert!(
+        two.contains("volume/data: unchanged since snapshot one"),
+        "{two}"
+    );
+    assert!(!two.contains("stopped for the copy"), "{two}");
+    assert_eq!(pid(&env), before, "app was not restarted");
+    assert_eq!(done(&two)["bytes"], done(&one)["bytes"]);
+
+    // A change after that listing, same size: the full path again, and the change is
+    // in the snapshot.
+    std::fs::write(dir.join("f"), "v2").unwrap();
+    wait_file_clock_past(&dir.join("f"));
+    let three = env
+        .devenv_ok(&["--json", "snapshot", "save", "three"])
+        .stdout;
+    assert!(
+        three.contains("volume/data: app stopped for the copy"),
+        "{three}"
+    );
+    assert!(!three.contains("unchanged since"), "{three}");
+    std::fs::write(dir.join("f"), "v3").unwrap();
+    env.devenv_ok(&["snapshot", "restore", "three"]);
+    let dir = volume_dir(&env.data_dir);
+    assert_eq!(std::fs::read_to_string(dir.join("f")).unwrap(), "v2");
+    assert_eq!(std::fs::read(dir.join("sub/big")).unwrap(), big);
+    env.devenv_ok(&["snapshot", "restore", "two"]);
+    assert_eq!(std::fs::read_to_string(dir.join("f")).unwrap(), "v1");
+    env.devenv_ok(&["down", "--volumes"]);
+}

@@ -422,6 +422,8 @@ impl Engine {
 
         let claims = super::snapshot_pvc::claims(env);
         let image = snapshot_image(env);
+        let (k, st) = (key.clone(), store.clone());
+        let earlier = blocking(move || st.list(&k)).await?;
         let conn = if claims.is_empty() {
             None
         } else {
@@ -436,16 +438,142 @@ impl Engine {
             manifest.notes.push(note);
             Some(conn)
         };
+        // The claims' helper pods, all started at once; each serves the listing
+        // below (while the claim's users run) and then the copy.
+        let mut opened = Vec::new();
+        if let Some(conn) = &conn {
+            let starts = futures::future::join_all(
+                claims
+                    .iter()
+                    .map(|c| super::snapshot_pvc::open(conn, &image, c)),
+            )
+            .await;
+            let mut failed = None;
+            for r in starts {
+                match r {
+                    Ok(o) => opened.push(o),
+                    Err(e) => failed = failed.or(Some(e)),
+                }
+            }
+            if let Some(e) = failed {
+                close(opened).await;
+                return Err(e);
+            }
+        }
+        let saved = self
+            .save_with(
+                req,
+                env,
+                conn.as_ref(),
+                &states,
+                plans,
+                &claims,
+                &opened,
+                &earlier,
+                &store,
+                events,
+                &mut manifest,
+            )
+            .await;
+        close(opened).await;
+        let (written, restart_note) = saved?;
+        store.put(&key, &manifest)?;
+        let mut info = SnapshotInfo::of(&manifest);
+        info.stored = written;
+        info.seconds = started.elapsed().as_secs_f64();
+        info.message = restart_note;
+        Ok(info)
+    }
+
+    /// The save once the claims' helpers run: which data sets are unchanged since
+    /// their last snapshot, the consistency steps for the others, the copies, and the
+    /// services stopped for them started again. Returns the bytes written and how
+    /// the restart went.
+    #[allow(clippy::too_many_arguments, reason = "one call site, the save's parts")]
+    async fn save_with(
+        &self,
+        req: &ProjectRef,
+        env: &Environment,
+        conn: Option<&crate::kube::ClusterConn>,
+        states: &BTreeMap<String, ServiceState>,
+        plans: Vec<Plan>,
+        claims: &[super::snapshot_pvc::ClaimPlan],
+        opened: &[super::snapshot_pvc::Open],
+        earlier: &[Manifest],
+        store: &Store,
+        events: &mpsc::Sender<SnapshotEvent>,
+        manifest: &mut Manifest,
+    ) -> Result<(u64, String), EngineError> {
+        // The newest record of a data set, and the snapshot holding it.
+        let last = |id: &str| {
+            earlier.iter().rev().find_map(|m| {
+                m.datasets
+                    .iter()
+                    .find(|d| d.id == id)
+                    .map(|d| (m.name.clone(), d))
+            })
+        };
+        // Unchanged since the last snapshot: the same fingerprint (see
+        // `Dataset::fingerprint`). Every entry then has the size, times and inode it
+        // had when that snapshot listed it just before its copy, and a ctime cannot be
+        // set back: nothing was written to the data since, so the data now is the
+        // data that snapshot holds, copied while its users were stopped (or idle). It
+        // is taken over without stopping anyone. A change after this listing is the
+        // next save's, as it would be just after a copy.
+        let mut unchanged: BTreeMap<String, (String, Dataset)> = BTreeMap::new();
+        for (c, o) in claims.iter().zip(opened) {
+            let listing = super::snapshot_pvc::probe(&o.helper).await?;
+            if let Some((from, d)) = last(&c.id) {
+                if d.fingerprint.as_deref() == Some(listing.fingerprint.as_str()) {
+                    let mut d = d.clone();
+                    d.claim = Some(o.spec.clone());
+                    unchanged.insert(c.id.clone(), (from, d));
+                }
+            }
+        }
+        let clock_dir = store
+            .chunks
+            .dir()
+            .parent()
+            .unwrap_or(store.chunks.dir())
+            .to_path_buf();
+        for p in &plans {
+            if matches!(p.consistency, Consistency::Bgsave { .. }) || !p.dir.is_dir() {
+                continue;
+            }
+            let Some((from, d)) = last(&p.id) else {
+                continue;
+            };
+            if d.skip != p.skip || d.redis_rdb != p.redis || d.fingerprint.is_none() {
+                continue;
+            }
+            let (dir, skip, clock_dir) = (p.dir.clone(), p.skip.clone(), clock_dir.clone());
+            let (now, _) = blocking(move || {
+                let clock = tree::file_clock(&clock_dir)?;
+                tree::fingerprint(&dir, &skip, clock)
+            })
+            .await?;
+            if d.fingerprint.as_deref() == Some(now.as_str()) {
+                unchanged.insert(p.id.clone(), (from, d.clone()));
+            }
+        }
+        let same = |id: &str| {
+            unchanged.get(id).map(|(from, _)| {
+                format!("{id}: unchanged since snapshot {from} (same sizes, times and inodes): taken over as it is, nothing stopped for it")
+            })
+        };
+
         let mut to_stop: Vec<String> = Vec::new();
         let mut kube_stopped: Vec<String> = Vec::new();
-        for c in &claims {
+        for c in claims {
             let users = c
                 .users
                 .iter()
                 .filter(|u| states.get(*u).copied().is_some_and(running))
                 .filter_map(|u| env.service(u));
-            let note = match by_users(users) {
-                Consistency::Stop(names) => {
+            let note = match (by_users(users), same(&c.id)) {
+                (_, Some(note)) => note,
+                (Consistency::Stop(names), None) => {
                     for n in &names {
                         if !to_stop.contains(n) {
                             to_stop.push(n.clone());
@@ -454,7 +582,7 @@ impl Engine {
                     }
                     format!("{}: {} scaled to 0 for the copy", c.id, names.join(", "))
                 }
-                Consistency::Live(names) => format!(
+                (Consistency::Live(names), None) => format!(
                     "{}: copied while {} runs (snapshot: live)",
                     c.id,
                     names.join(", ")
@@ -465,12 +593,13 @@ impl Engine {
             manifest.notes.push(note);
         }
         for p in &plans {
-            let note = match &p.consistency {
-                Consistency::Idle => format!("{}: not running, copied as it is", p.id),
-                Consistency::Bgsave { .. } => {
+            let note = match (&p.consistency, same(&p.id)) {
+                (_, Some(note)) => note,
+                (Consistency::Idle, None) => format!("{}: not running, copied as it is", p.id),
+                (Consistency::Bgsave { .. }, None) => {
                     format!("{}: BGSAVE (redis), copied while it runs", p.id)
                 }
-                Consistency::Stop(names) => {
+                (Consistency::Stop(names), None) => {
                     for n in names {
                         if !to_stop.contains(n) {
                             to_stop.push(n.clone());
@@ -478,7 +607,7 @@ impl Engine {
                     }
                     format!("{}: {} stopped for the copy", p.id, names.join(", "))
                 }
-                Consistency::Live(names) => format!(
+                (Consistency::Live(names), None) => format!(
                     "{}: copied while {} runs (snapshot: live)",
                     p.id,
                     names.join(", ")
@@ -501,20 +630,21 @@ impl Engine {
             self.stop(req, &to_stop).await?;
         }
         let mut copied = self
-            .capture_all(&store, &plans, events, &mut manifest)
+            .capture_all(store, &plans, &unchanged, &clock_dir, events, manifest)
             .await;
-        if let (Some(conn), Ok(w)) = (&conn, &mut copied) {
+        if let (Some(conn), Ok(w)) = (conn, &mut copied) {
             let r = self
                 .capture_claims(
                     conn,
-                    &image,
-                    &claims,
+                    claims,
+                    opened,
+                    &unchanged,
                     &kube_stopped,
                     &env.name,
-                    &store,
-                    &key,
+                    earlier,
+                    store,
                     events,
-                    &mut manifest,
+                    manifest,
                 )
                 .await;
             match r {
@@ -535,26 +665,22 @@ impl Engine {
                 Err(e) => e.to_string(),
             };
         }
-        let written = copied?;
-        store.put(&key, &manifest)?;
-        let mut info = SnapshotInfo::of(&manifest);
-        info.stored = written;
-        info.seconds = started.elapsed().as_secs_f64();
-        info.message = restart_note;
-        Ok(info)
+        Ok((copied?, restart_note))
     }
 
-    /// Copies each claim (the services in `stopped` first let go of them).
+    /// Copies each claim through its helper (the services in `stopped` first let go
+    /// of them); those in `unchanged` are taken over as they are.
     #[allow(clippy::too_many_arguments, reason = "one call site, the save's parts")]
     async fn capture_claims(
         &self,
         conn: &crate::kube::ClusterConn,
-        image: &str,
         claims: &[super::snapshot_pvc::ClaimPlan],
+        opened: &[super::snapshot_pvc::Open],
+        unchanged: &BTreeMap<String, (String, Dataset)>,
         stopped: &[String],
         env_name: &str,
+        earlier: &[Manifest],
         store: &Store,
-        key: &str,
         events: &mpsc::Sender<SnapshotEvent>,
         manifest: &mut Manifest,
     ) -> Result<u64, EngineError> {
@@ -562,10 +688,12 @@ impl Engine {
             crate::kube::volcopy::wait_no_pods(conn, &crate::kube::selector(env_name, Some(name)))
                 .await?;
         }
-        let (key, st) = (key.to_owned(), store.clone());
-        let earlier = blocking(move || st.list(&key)).await?;
         let mut written = 0;
-        for c in claims {
+        for (c, o) in claims.iter().zip(opened) {
+            if let Some((_, d)) = unchanged.get(&c.id) {
+                manifest.datasets.push(d.clone());
+                continue;
+            }
             let prev = earlier
                 .iter()
                 .rev()
@@ -579,8 +707,7 @@ impl Engine {
                 });
             });
             let saved =
-                super::snapshot_pvc::save(conn, image, c, prev, store.chunks.clone(), progress)
-                    .await?;
+                super::snapshot_pvc::save(o, c, prev, store.chunks.clone(), progress).await?;
             let note = format!(
                 "{}: {} streamed from the cluster{}",
                 c.id,
@@ -606,28 +733,39 @@ impl Engine {
         &self,
         store: &Store,
         plans: &[Plan],
+        unchanged: &BTreeMap<String, (String, Dataset)>,
+        clock_dir: &Path,
         events: &mpsc::Sender<SnapshotEvent>,
         manifest: &mut Manifest,
     ) -> Result<u64, EngineError> {
         let mut written = 0;
         for p in plans {
+            if let Some((_, d)) = unchanged.get(&p.id) {
+                manifest.datasets.push(d.clone());
+                continue;
+            }
             if !p.dir.is_dir() {
                 let note = format!("{}: no data yet ({})", p.id, p.dir.display());
                 let _ = events.send(SnapshotEvent::Step(note.clone())).await;
                 manifest.notes.push(note);
                 continue;
             }
-            let (dir, chunks, id, skip) = (
+            let (dir, chunks, id, skip, clock_dir) = (
                 p.dir.clone(),
                 store.chunks.clone(),
                 p.id.clone(),
                 p.skip.clone(),
+                clock_dir.to_path_buf(),
             );
             let events = events.clone();
-            let (entries, w) = blocking(move || {
+            let (entries, w, fingerprint) = blocking(move || {
+                // Listed just before the copy: the record a later save compares with.
+                let clock = tree::file_clock(&clock_dir)?;
+                let (fingerprint, trusted) = tree::fingerprint(&dir, &skip, clock)?;
                 let total = tree::size(&dir);
                 let sink = progress_sink(&events, &id, total);
-                tree::capture(&dir, &skip, &chunks, &sink)
+                let (entries, w) = tree::capture(&dir, &skip, &chunks, &sink)?;
+                Ok((entries, w, trusted.then_some(fingerprint)))
             })
             .await?;
             written += w;
@@ -638,6 +776,7 @@ impl Engine {
                 entries,
                 claim: None,
                 listed_at: None,
+                fingerprint,
             });
         }
         Ok(written)
@@ -1018,6 +1157,11 @@ fn swap(placed: &[(PathBuf, PathBuf)]) -> Result<Vec<PathBuf>, SnapshotError> {
         }
     }
     Ok(done.into_iter().filter_map(|(_, _, old)| old).collect())
+}
+
+/// Removes the save's helper pods.
+async fn close(opened: Vec<super::snapshot_pvc::Open>) {
+    futures::future::join_all(opened.into_iter().map(|o| o.helper.remove())).await;
 }
 
 async fn remove_dirs(dirs: impl IntoIterator<Item = PathBuf>) {

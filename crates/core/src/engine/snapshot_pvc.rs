@@ -108,17 +108,19 @@ pub(super) struct Saved {
     pub streamed: u64,
 }
 
-/// Saves `plan`'s claim: lists it, streams the files that changed since `prev` (the
-/// last record of this claim) through `tar` in a read-only helper pod into `chunks`.
-/// `progress(done, total)` as bytes arrive.
-pub(super) async fn save(
+/// A claim's helper pod (read-only) and the claim's spec, for a save.
+pub(super) struct Open {
+    pub helper: Helper,
+    pub spec: serde_json::Value,
+}
+
+/// Starts the helper pod of `plan`'s claim for a save. It serves both the listing
+/// that decides whether the claim changed (while its users run) and the copy.
+pub(super) async fn open(
     conn: &ClusterConn,
     image: &str,
     plan: &ClaimPlan,
-    prev: Option<&Dataset>,
-    chunks: Chunks,
-    progress: Arc<dyn Fn(u64, u64) + Send + Sync>,
-) -> Result<Saved, EngineError> {
+) -> Result<Open, EngineError> {
     let spec = volcopy::claim_spec(conn, &plan.claim)
         .await?
         .ok_or_else(|| {
@@ -131,11 +133,31 @@ pub(super) async fn save(
             )
         })?;
     let helper = Helper::start(conn, &plan.claim, image, true).await?;
-    let result = save_with(&helper, prev, chunks, progress).await;
-    helper.remove().await;
-    let (mut dataset, written, reused, streamed) = result?;
+    Ok(Open { helper, spec })
+}
+
+/// The claim's listing now.
+pub(super) async fn probe(helper: &Helper) -> Result<volcopy::Listing, EngineError> {
+    let out = helper
+        .output("listing the claim's files", volcopy::LIST, &[], LIST_MAX)
+        .await?;
+    Ok(volcopy::parse_list(&out))
+}
+
+/// Saves the claim open in `open`: lists it, streams the files that changed since
+/// `prev` (the last record of this claim) through `tar` in the helper pod into
+/// `chunks`. `progress(done, total)` as bytes arrive.
+pub(super) async fn save(
+    open: &Open,
+    plan: &ClaimPlan,
+    prev: Option<&Dataset>,
+    chunks: Chunks,
+    progress: Arc<dyn Fn(u64, u64) + Send + Sync>,
+) -> Result<Saved, EngineError> {
+    let (mut dataset, written, reused, streamed) =
+        save_with(&open.helper, prev, chunks, progress).await?;
     dataset.id = plan.id.clone();
-    dataset.claim = Some(spec);
+    dataset.claim = Some(open.spec.clone());
     Ok(Saved {
         dataset,
         written,
@@ -150,14 +172,11 @@ async fn save_with(
     chunks: Chunks,
     progress: Arc<dyn Fn(u64, u64) + Send + Sync>,
 ) -> Result<(Dataset, u64, usize, u64), EngineError> {
-    let listing = helper
-        .output("listing the claim's files", volcopy::LIST, &[], LIST_MAX)
-        .await?;
-    let (listed_at, files) = volcopy::parse_list(&listing);
+    let listing = probe(helper).await?;
     let names = helper
         .output("listing the claim's entries", volcopy::NAMES, &[], LIST_MAX)
         .await?;
-    let (kept, send, total) = pick(&volcopy::parse_names(&names), &files, prev);
+    let (kept, send, total) = pick(&volcopy::parse_names(&names), &listing.files, prev);
     let reused = kept.len();
 
     let mut run = helper
@@ -201,7 +220,8 @@ async fn save_with(
             skip: Vec::new(),
             entries,
             claim: None,
-            listed_at,
+            listed_at: listing.clock,
+            fingerprint: listing.trusted.then_some(listing.fingerprint),
         },
         written,
         reused,
@@ -254,7 +274,7 @@ pub(super) async fn list(
         .output("listing the claim's files", volcopy::LIST, &[], LIST_MAX)
         .await;
     helper.remove().await;
-    Ok(volcopy::parse_list(&out?).1)
+    Ok(volcopy::parse_list(&out?).files)
 }
 
 /// Files added, removed and changed (size or mtime) since the snapshot's record.
@@ -464,6 +484,7 @@ mod tests {
             ],
             claim: None,
             listed_at: Some(200),
+            fingerprint: None,
         };
         let files: BTreeMap<String, (u64, i64)> = [
             ("same", (10, 100)),

@@ -83,10 +83,12 @@ rmdir .devenv-old && rm -rf .devenv-restore
 /// Removes what SWAP set aside.
 pub const COMMIT: &str = "rm -rf /data/.devenv-old /data/.devenv-restore";
 
-/// The claim's files as `size mtime path` lines (regular files only), after a first
-/// line with the node's clock: what a re-save compares with its last record.
-pub const LIST: &str =
-    "cd /data && date +%s && find . -xdev -type f -exec stat -c '%s %Y %n' {} + ";
+/// Every entry of the claim as `mode(hex) size uid gid mtime ctime ctime(human, with
+/// nanoseconds) path` lines, after a first line with the node's file clock: the
+/// ctime of a file just made (busybox's `date` has no nanoseconds; a file's time is
+/// the clock the kernel stamps files with). What a re-save compares with its last
+/// record ([`parse_list`]).
+pub const LIST: &str = "cd /data && : > /tmp/.devenv-clock && stat -c '%Z %z' /tmp/.devenv-clock && find . -xdev -exec stat -c '%f %s %u %g %Y %Z %z %n' {} + ";
 /// Every entry of the claim, NUL-terminated (exact names, whatever they hold).
 pub const NAMES: &str = "cd /data && find . -xdev -print0";
 /// A tar of the entries named on stdin (NUL-terminated), not descending.
@@ -455,28 +457,93 @@ pub async fn wait_no_pods(conn: &ClusterConn, selector: &str) -> Result<(), Kube
     }
 }
 
-/// Parses [`LIST`]'s output: the node's clock, then each file's (size, mtime) by
-/// its path relative to the claim (`a/b`). Lines it cannot read (a name with a
-/// newline) are left out: those files count as changed.
-pub fn parse_list(out: &[u8]) -> (Option<i64>, BTreeMap<String, (u64, i64)>) {
+/// A claim's entries as [`LIST`] gives them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listing {
+    /// The node's clock (seconds) when the listing began.
+    pub clock: Option<i64>,
+    /// Each regular file's (size, mtime) by its path relative to the claim (`a/b`).
+    pub files: BTreeMap<String, (u64, i64)>,
+    /// BLAKE3 of every entry's type, mode, owner, path and, for files and links,
+    /// size, mtime and ctime to the nanosecond (directories' times change with
+    /// entries that are themselves listed, and with files a save leaves out).
+    pub fingerprint: String,
+    /// No entry was changed at or after [`Listing::clock`] (to the nanosecond): a
+    /// later change gives a later ctime, so the fingerprint can stand for the data.
+    pub trusted: bool,
+}
+
+/// `%Z %z` (seconds, then `YYYY-MM-DD HH:MM:SS.NNNNNNNNN +ZZZZ`) as nanoseconds.
+fn nanos(secs: &str, time: &str) -> Option<i128> {
+    let secs: i128 = secs.parse().ok()?;
+    let frac = time.split_once('.').map_or("", |(_, f)| f);
+    let digits: String = frac
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .take(9)
+        .collect();
+    let frac: i128 = format!("{digits:0<9}").parse().ok()?;
+    Some(secs * 1_000_000_000 + frac)
+}
+
+/// Parses [`LIST`]'s output. Lines it cannot read (a name with a newline) leave the
+/// listing untrusted, and those files count as changed.
+pub fn parse_list(out: &[u8]) -> Listing {
     let text = String::from_utf8_lossy(out);
     let mut lines = text.lines();
-    let now = lines.next().and_then(|l| l.trim().parse().ok());
-    let mut files = BTreeMap::new();
+    let clock_line = lines.next().unwrap_or_default();
+    let mut parts = clock_line.split(' ');
+    let clock_s = parts.next().unwrap_or_default();
+    let clock_ns = parts.nth(1).and_then(|time| nanos(clock_s, time));
+    let mut listing = Listing {
+        clock: clock_s.parse().ok(),
+        trusted: clock_ns.is_some(),
+        ..Listing::default()
+    };
+    let mut records = Vec::new();
     for line in lines {
-        let mut parts = line.splitn(3, ' ');
-        let (Some(size), Some(mtime), Some(name)) = (parts.next(), parts.next(), parts.next())
-        else {
+        let f: Vec<&str> = line.splitn(10, ' ').collect();
+        let parsed = (f.len() == 10).then(|| {
+            let mode = u32::from_str_radix(f[0], 16).ok()?;
+            let size: u64 = f[1].parse().ok()?;
+            let mtime: i64 = f[4].parse().ok()?;
+            let ctime = nanos(f[5], f[7])?;
+            Some((
+                mode,
+                size,
+                mtime,
+                ctime,
+                f[9].strip_prefix("./").or((f[9] == ".").then_some("."))?,
+            ))
+        });
+        let Some(Some((mode, size, mtime, ctime, rel))) = parsed else {
+            listing.trusted = false;
             continue;
         };
-        let (Ok(size), Ok(mtime)) = (size.parse(), mtime.parse()) else {
-            continue;
-        };
-        if let Some(rel) = name.strip_prefix("./") {
-            files.insert(rel.to_owned(), (size, mtime));
+        let kind = mode & 0o170_000;
+        if kind == 0o100_000 {
+            listing.files.insert(rel.to_owned(), (size, mtime));
+        }
+        if kind == 0o040_000 {
+            records.push(format!("{mode:o} {} {} {rel}", f[2], f[3]));
+        } else {
+            records.push(format!(
+                "{mode:o} {} {} {size} {mtime} {ctime} {rel}",
+                f[2], f[3]
+            ));
+            if clock_ns.is_some_and(|c| ctime >= c) {
+                listing.trusted = false;
+            }
         }
     }
-    (now, files)
+    records.sort();
+    let mut h = blake3::Hasher::new();
+    for r in &records {
+        h.update(r.as_bytes());
+        h.update(b"\n");
+    }
+    listing.fingerprint = h.finalize().to_hex().to_string();
+    listing
 }
 
 /// Splits [`NAMES`]'s output into paths relative to the claim (`.` for the root).
@@ -492,13 +559,44 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_listing_gives_the_clock_and_each_file() {
-        let out = b"1700000100\n12 1700000000 ./a\n0 1700000001 ./dir/b c\ngarbage\n";
-        let (now, files) = parse_list(out);
-        assert_eq!(now, Some(1_700_000_100));
-        assert_eq!(files["a"], (12, 1_700_000_000));
-        assert_eq!(files["dir/b c"], (0, 1_700_000_001));
-        assert_eq!(files.len(), 2);
+    fn a_listing_gives_the_clock_each_file_and_a_fingerprint_trusted_only_before_the_clock() {
+        let clock = "1700000100 2023-11-14 22:15:00.500000000 +0000\n";
+        let body = "41ed 4096 0 0 1700000000 1700000000 2023-11-14 22:13:20.000000000 +0000 .\n\
+                    81a4 12 0 0 1700000000 1700000000 2023-11-14 22:13:20.250000000 +0000 ./a\n\
+                    81a4 0 1 2 1700000001 1700000001 2023-11-14 22:13:21.000000000 +0000 ./dir/b c\n\
+                    garbage\n";
+        let l = parse_list(format!("{clock}{body}").as_bytes());
+        assert_eq!(l.clock, Some(1_700_000_100));
+        assert_eq!(l.files["a"], (12, 1_700_000_000));
+        assert_eq!(l.files["dir/b c"], (0, 1_700_000_001));
+        assert_eq!(l.files.len(), 2);
+        assert!(!l.trusted, "a line it cannot read");
+        let clean = body.replace("garbage\n", "");
+        let l = parse_list(format!("{clock}{clean}").as_bytes());
+        assert!(l.trusted);
+        // A directory's times alone do not change it; a file's ctime in nanoseconds does.
+        let dir_touched = clean.replace(
+            "1700000000 1700000000 2023-11-14 22:13:20.000000000 +0000 .",
+            "1700000050 1700000050 2023-11-14 22:14:10.000000000 +0000 .",
+        );
+        assert_eq!(
+            parse_list(format!("{clock}{dir_touched}").as_bytes()).fingerprint,
+            l.fingerprint
+        );
+        let file_touched = clean.replace(
+            "22:13:20.250000000 +0000 ./a",
+            "22:13:20.250000001 +0000 ./a",
+        );
+        assert_ne!(
+            parse_list(format!("{clock}{file_touched}").as_bytes()).fingerprint,
+            l.fingerprint
+        );
+        // Changed at the clock's nanosecond or later: not trusted.
+        let racy = clean.replace(
+            "1700000001 1700000001 2023-11-14 22:13:21.000000000",
+            "1700000100 1700000100 2023-11-14 22:15:00.500000000",
+        );
+        assert!(!parse_list(format!("{clock}{racy}").as_bytes()).trusted);
         assert_eq!(
             parse_names(b".\0./a\0./we\nird\0"),
             vec![b".".to_vec(), b"./a".to_vec(), b"./we\nird".to_vec()]

@@ -95,6 +95,13 @@ pub struct Dataset {
     /// changed in that second or later is read again by the next save).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listed_at: Option<i64>,
+    /// The listing of the data set's entries taken just before its copy (types,
+    /// modes, owners, names, sizes, mtimes and ctimes to the nanosecond), hashed;
+    /// recorded only when no entry had changed at or after the listing's clock. A
+    /// later save whose listing gives the same fingerprint takes this data set over
+    /// without stopping anything or copying (see `engine/snapshot.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
 }
 
 impl Dataset {
@@ -336,6 +343,7 @@ mod tests {
             entries,
             claim: None,
             listed_at: None,
+            fingerprint: None,
         });
         store.put("k", &one).unwrap();
         std::fs::write(data.join("own"), vec![2u8; 5000]).unwrap();

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 
-use super::chunks::{Chunks, CHUNK_SIZE};
+use super::chunks::{Chunks, Prefetch, CHUNK_SIZE};
 use super::tree::{read_full, Entry, EntryKind, Progress};
 use super::SnapshotError;
 
@@ -42,7 +42,7 @@ pub fn capture(
     archive.set_ignore_zeros(true);
     let mut by_path: BTreeMap<String, Entry> =
         kept.into_iter().map(|e| (e.path.clone(), e)).collect();
-    let mut written = 0;
+    let mut writer = store.writer()?;
     let mut buf = vec![0u8; CHUNK_SIZE];
     for item in archive.entries().map_err(io("the tar stream"))? {
         let mut item = item.map_err(io("the tar stream"))?;
@@ -75,8 +75,7 @@ pub fn capture(
                     if n == 0 {
                         break;
                     }
-                    let (hash, w) = store.put(&buf[..n])?;
-                    written += w;
+                    let hash = writer.put(&buf[..n])?;
                     progress(n as u64);
                     chunks.push(hash);
                     size += n as u64;
@@ -105,14 +104,14 @@ pub fn capture(
     let mut entries: Vec<Entry> = by_path.into_values().collect();
     // `.` first (BTreeMap order puts it after names starting with `-` or `!`).
     entries.sort_by(|a, b| (a.path != ".", &a.path).cmp(&(b.path != ".", &b.path)));
-    Ok((entries, written))
+    Ok((entries, writer.finish()?))
 }
 
-/// A file's content read chunk by chunk from the store, each checked; the first
-/// failure is kept for the caller (the tar writer sees an I/O error).
+/// A file's content, `chunks` chunks taken from the prefetcher (each checked); the
+/// first failure is kept for the caller (the tar writer sees an I/O error).
 struct ChunkReader<'a> {
-    store: &'a Chunks,
-    hashes: std::slice::Iter<'a, String>,
+    ahead: &'a mut Prefetch,
+    chunks: usize,
     current: Vec<u8>,
     pos: usize,
     failed: &'a mut Option<SnapshotError>,
@@ -122,10 +121,16 @@ struct ChunkReader<'a> {
 impl Read for ChunkReader<'_> {
     fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
         while self.pos == self.current.len() {
-            let Some(hash) = self.hashes.next() else {
+            if self.chunks == 0 {
                 return Ok(0);
-            };
-            match self.store.get(hash) {
+            }
+            self.chunks -= 1;
+            let next = self.ahead.next_chunk().unwrap_or_else(|| {
+                Err(SnapshotError::BadManifest(
+                    "fewer chunks than entries".into(),
+                ))
+            });
+            match next {
                 Ok(data) => {
                     (self.progress)(data.len() as u64);
                     self.current = data;
@@ -155,6 +160,16 @@ pub fn write(
 ) -> Result<(), SnapshotError> {
     let mut builder = tar::Builder::new(out);
     let mut failed: Option<SnapshotError> = None;
+    let hashes = entries
+        .iter()
+        .filter(|e| e.path != ".")
+        .flat_map(|e| match &e.kind {
+            EntryKind::File { chunks, .. } => chunks.as_slice(),
+            _ => &[],
+        })
+        .cloned()
+        .collect();
+    let mut ahead = Prefetch::new(store, hashes);
     for e in entries {
         if e.path == "." {
             continue;
@@ -188,8 +203,8 @@ pub fn write(
                 header.set_entry_type(tar::EntryType::Regular);
                 header.set_size(*size);
                 let reader = ChunkReader {
-                    store,
-                    hashes: chunks.iter(),
+                    ahead: &mut ahead,
+                    chunks: chunks.len(),
                     current: Vec::new(),
                     pos: 0,
                     failed: &mut failed,
@@ -227,9 +242,11 @@ mod tests {
             kind,
         };
         // Chunks for the source entries.
-        let (h1, _) = store.put(&big[..CHUNK_SIZE]).unwrap();
-        let (h2, _) = store.put(&big[CHUNK_SIZE..2 * CHUNK_SIZE]).unwrap();
-        let (h3, _) = store.put(&big[2 * CHUNK_SIZE..]).unwrap();
+        let mut w = store.writer().unwrap();
+        let h1 = w.put(&big[..CHUNK_SIZE]).unwrap();
+        let h2 = w.put(&big[CHUNK_SIZE..2 * CHUNK_SIZE]).unwrap();
+        let h3 = w.put(&big[2 * CHUNK_SIZE..]).unwrap();
+        w.finish().unwrap();
         let entries = vec![
             entry(".", EntryKind::Dir),
             entry("d", EntryKind::Dir),

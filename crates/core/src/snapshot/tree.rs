@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::chunks::{Chunks, CHUNK_SIZE};
+use super::chunks::{Chunks, Prefetch, CHUNK_SIZE};
 use super::SnapshotError;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,14 +87,82 @@ pub fn capture<S: AsRef<str>>(
     store: &Chunks,
     progress: Progress<'_>,
 ) -> Result<(Vec<Entry>, u64), SnapshotError> {
-    let mut written = 0;
+    let mut writer = store.writer()?;
     let entries = read_tree(dir, skip, &mut |data| {
-        let (hash, w) = store.put(data)?;
-        written += w;
+        let hash = writer.put(data)?;
         progress(data.len() as u64);
         Ok(hash)
     })?;
-    Ok((entries, written))
+    Ok((entries, writer.finish()?))
+}
+
+/// The fingerprint of `dir` (see `Dataset::fingerprint`): its entries' types, modes,
+/// owners and names, and for files and links their size, mtime, ctime (nanoseconds)
+/// and inode, hashed; entries `skip` leaves out and directories' times are not in it
+/// (a directory's times change with its entries, which are listed themselves).
+/// `clock` is the file system's clock when the listing began (the ctime of a file
+/// made then: the kernel stamps files with a coarser clock than `now()`); the second
+/// value says whether every entry was changed before it, so that any later change
+/// gives another fingerprint.
+pub fn fingerprint<S: AsRef<str>>(
+    dir: &Path,
+    skip: &[S],
+    clock: i128,
+) -> Result<(String, bool), SnapshotError> {
+    let mut trusted = true;
+    let mut records = Vec::new();
+    let top = std::fs::metadata(dir).map_err(|source| SnapshotError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    records.push(format!("{:o} {} {} .", top.mode(), top.uid(), top.gid()));
+    for (path, meta) in walk(dir)? {
+        let rel = path.strip_prefix(dir).unwrap_or(&path).to_string_lossy();
+        if skipped(&rel, skip) {
+            continue;
+        }
+        if meta.is_dir() {
+            records.push(format!(
+                "{:o} {} {} {rel}",
+                meta.mode(),
+                meta.uid(),
+                meta.gid()
+            ));
+            continue;
+        }
+        let ctime = i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec());
+        let mtime = i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec());
+        if ctime >= clock {
+            trusted = false;
+        }
+        records.push(format!(
+            "{:o} {} {} {} {mtime} {ctime} {} {rel}",
+            meta.mode(),
+            meta.uid(),
+            meta.gid(),
+            meta.len(),
+            meta.ino()
+        ));
+    }
+    let mut h = blake3::Hasher::new();
+    for r in &records {
+        h.update(r.as_bytes());
+        h.update(b"\n");
+    }
+    Ok((h.finalize().to_hex().to_string(), trusted))
+}
+
+/// The file system's clock now, as it stamps files: the ctime (nanoseconds) of a
+/// file made in `dir` and removed at once.
+pub fn file_clock(dir: &Path) -> Result<i128, SnapshotError> {
+    let io = |source| SnapshotError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let f = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
+    let m = f.as_file().metadata().map_err(io)?;
+    Ok(i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec()))
 }
 
 /// The entries `dir` would give, each file's chunk hashes computed but nothing
@@ -217,6 +285,15 @@ pub fn write_out(
         move |source| SnapshotError::Io { path, source }
     };
     std::fs::create_dir(dir).map_err(io(dir))?;
+    let hashes = entries
+        .iter()
+        .flat_map(|e| match &e.kind {
+            EntryKind::File { chunks, .. } => chunks.as_slice(),
+            _ => &[],
+        })
+        .cloned()
+        .collect();
+    let mut ahead = Prefetch::new(store, hashes);
     for e in entries {
         let top = e.path == ".";
         if !top
@@ -243,8 +320,12 @@ pub fn write_out(
             }
             EntryKind::File { chunks, .. } => {
                 let mut file = std::fs::File::create(&path).map_err(io(&path))?;
-                for hash in chunks {
-                    let data = store.get(hash)?;
+                for _ in chunks {
+                    let data = ahead.next_chunk().unwrap_or_else(|| {
+                        Err(SnapshotError::BadManifest(
+                            "fewer chunks than entries".into(),
+                        ))
+                    })?;
                     file.write_all(&data).map_err(io(&path))?;
                     progress(data.len() as u64);
                 }
