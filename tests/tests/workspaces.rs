@@ -361,3 +361,127 @@ fn k8s_two_users_with_one_environment_name_live_side_by_side() {
     }
     bob.devenv_ok(&["down"]);
 }
+
+/// Ends a long-running client as Ctrl-C does; true when it exited 0 within 30 s.
+fn interrupt(child: &mut std::process::Child) -> bool {
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("SIGINT");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            return st.success();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    false
+}
+
+/// The file's content in the workspace pod, read with kubectl (not `devenv workspace
+/// exec`, which is activity itself).
+fn read_in_pod(ns: &str, pod: &str, path: &str) -> Option<String> {
+    let out = kc_try(&["exec", "-n", ns, pod, "--", "cat", path]);
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+#[ignore = "needs the test cluster (tests/cluster/test.sh runs it)"]
+fn k8s_workspace_sync_reaches_its_volume_and_counts_as_activity() {
+    let (_unused, env) = env_for("wssync");
+    let idle =
+        "idleTimeout: 8s\n      sync: [{ from: ./src, to: /workspace/src, exclude: [\"*.tmp\"] }]";
+    let mut t = TestEnv::new();
+    t.set_var("KUBECONFIG", kubeconfig());
+    t.set_var("DEVENV_USER", "ann");
+    let src = t.project.join("src");
+    std::fs::create_dir_all(&src).expect("mkdir src");
+    std::fs::write(src.join("first.txt"), "one\n").expect("write");
+    t.write_config(&config(&env, idle));
+    let ns = format!("devenv-ann-{env}");
+    let pod = "ws-dev-ann-0";
+    let _cleanup = Cleanup(ns.clone());
+    t.devenv_ok(&["workspace", "create", "dev"]);
+
+    let log = t.root().join("sync.log");
+    let mut sync = t.spawn_devenv_logged(&["workspace", "sync", "dev"], &log);
+    let synced = wait_until(Duration::from_secs(60), || {
+        read_in_pod(&ns, pod, "/workspace/src/first.txt").as_deref() == Some("one\n")
+    });
+    assert!(
+        synced,
+        "the initial sync did not bring first.txt: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    let sync_status = t.devenv_ok(&["sync", "status"]);
+    assert!(sync_status.stdout.contains(pod), "{sync_status}");
+
+    // An edit reaches the workspace volume within the deadline; the idle timer sees it.
+    std::fs::write(src.join("edit.txt"), "edited\n").expect("write");
+    std::fs::write(src.join("scratch.tmp"), "excluded\n").expect("write");
+    let edited_at = Instant::now();
+    let arrived = wait_until(Duration::from_secs(10), || {
+        read_in_pod(&ns, pod, "/workspace/src/edit.txt").as_deref() == Some("edited\n")
+    });
+    assert!(
+        arrived,
+        "the edit did not reach the pod within 10 s: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    eprintln!(
+        "edit -> in the workspace volume in {} ms (polled with kubectl exec)",
+        edited_at.elapsed().as_millis()
+    );
+    assert_eq!(
+        read_in_pod(&ns, pod, "/workspace/src/scratch.tmp"),
+        None,
+        "excluded"
+    );
+    let st = status(&t);
+    assert_eq!(st["lastActivity"], "sync", "{st}");
+
+    // Edits every 2 s for three idle timeouts: never stopped meanwhile.
+    let until = Instant::now() + Duration::from_secs(24);
+    let mut n = 0;
+    while Instant::now() < until {
+        n += 1;
+        std::fs::write(src.join("edit.txt"), format!("edit {n}\n")).expect("write");
+        std::thread::sleep(Duration::from_secs(2));
+        assert_eq!(
+            replicas(&ns, "ws-dev-ann"),
+            "1",
+            "stopped while syncing edits: {}",
+            status(&t)
+        );
+    }
+    let last_edit = Instant::now();
+    let landed = wait_until(Duration::from_secs(10), || {
+        read_in_pod(&ns, pod, "/workspace/src/edit.txt") == Some(format!("edit {n}\n"))
+    });
+    assert!(landed, "the last edit did not land");
+    // A sync with nothing to copy is no activity: it stops within the timeout (+ 60 s).
+    let stopped = wait_until(Duration::from_secs(8 + 60), || {
+        replicas(&ns, "ws-dev-ann") == "0"
+    });
+    assert!(stopped, "no idle stop after the edits: {}", status(&t));
+    eprintln!(
+        "idle stop {:.1}s after the last synced edit (idleTimeout 8s)",
+        last_edit.elapsed().as_secs_f64()
+    );
+    let st = status(&t);
+    assert_eq!(st["lastActivity"], "sync", "{st}");
+    assert!(
+        interrupt(&mut sync),
+        "the sync did not end cleanly on Ctrl-C"
+    );
+    let out = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(out.contains("./src -> /workspace/src"), "{out}");
+
+    // A stopped workspace is refused, not started; one without rules says how to add them.
+    let refused = t.devenv(&["workspace", "sync", "dev"]);
+    assert_eq!(refused.code, Some(2), "{refused}");
+    assert!(refused.stderr.contains("stopped (idle)"), "{refused}");
+    assert_eq!(replicas(&ns, "ws-dev-ann"), "0");
+    t.devenv_ok(&["workspace", "delete", "dev", "--volumes"]);
+}

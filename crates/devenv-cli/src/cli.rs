@@ -609,6 +609,8 @@ pub enum WorkspaceCommand {
     Exec(WorkspaceExecArgs),
     /// Forward a local port to one of its ports while this runs (LOCAL:REMOTE or PORT)
     Forward(WorkspaceForwardArgs),
+    /// Copy its `sync` rules' directories into it while this runs (edits follow)
+    Sync(WorkspaceArgs),
 }
 
 impl WorkspaceCommand {
@@ -618,7 +620,8 @@ impl WorkspaceCommand {
             | WorkspaceCommand::Start(a)
             | WorkspaceCommand::Stop(a)
             | WorkspaceCommand::Status(a)
-            | WorkspaceCommand::Shell(a) => &mut a.file,
+            | WorkspaceCommand::Shell(a)
+            | WorkspaceCommand::Sync(a) => &mut a.file,
             WorkspaceCommand::Delete(a) => &mut a.target.file,
             WorkspaceCommand::Ls(a) => &mut a.file,
             WorkspaceCommand::Exec(a) => &mut a.target.file,

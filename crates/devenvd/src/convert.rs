@@ -105,9 +105,9 @@ pub fn status(e: EngineError) -> Status {
             ExecError::Pty(_) => tonic::Code::Internal,
         },
         EngineError::Workspace(w) => match w {
-            WorkspaceError::Unknown { .. } | WorkspaceError::NoSuchPort { .. } => {
-                tonic::Code::InvalidArgument
-            }
+            WorkspaceError::Unknown { .. }
+            | WorkspaceError::NoSuchPort { .. }
+            | WorkspaceError::NoSync { .. } => tonic::Code::InvalidArgument,
             WorkspaceError::Absent { .. } => tonic::Code::NotFound,
             WorkspaceError::Exists { .. } => tonic::Code::AlreadyExists,
             WorkspaceError::Stopped { .. } => tonic::Code::FailedPrecondition,
@@ -115,6 +115,7 @@ pub fn status(e: EngineError) -> Status {
             WorkspaceError::Refused { .. } => tonic::Code::FailedPrecondition,
             WorkspaceError::NotReady { .. }
             | WorkspaceError::Secrets { .. }
+            | WorkspaceError::Watch { .. }
             | WorkspaceError::Kube { .. } => tonic::Code::Unknown,
         },
         EngineError::State(_) | EngineError::Guardian(_) | EngineError::Scratch { .. } => {

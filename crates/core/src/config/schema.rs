@@ -78,6 +78,7 @@ pub(crate) fn keys_at(path: &str) -> Option<&'static [&'static str]> {
         "spec.workspaces[]" => fields_of::<super::workspace::RawWorkspace>(),
         "spec.workspaces[].volumes[]" => fields_of::<super::workspace::RawWorkspaceVolume>(),
         "spec.workspaces[].resources" => fields_of::<RawResources>(),
+        "spec.workspaces[].sync[]" => fields_of::<super::workspace::RawWorkspaceSync>(),
         "spec.hooks.preUp[]"
         | "spec.hooks.postUp[]"
         | "spec.hooks.preDown[]"

@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::check::{is_quantity, Checker};
-use super::model::Resources;
+use super::model::{Resources, SyncRule};
 use super::names::{is_label, label_hint};
 use super::raw::{RawResources, Strings, Text};
 use super::secret::Secret;
@@ -55,6 +55,17 @@ pub(crate) struct RawWorkspace {
     pub read_only_root_filesystem: Option<bool>,
     /// Pod CPU (millicores) above which the workspace counts as in use; default 50.
     pub cpu_active_millicores: Option<u32>,
+    /// Local directories `devenv workspace sync` copies into the workspace, as
+    /// `dev.sync` does into a dev pod.
+    pub sync: Option<Vec<RawWorkspaceSync>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct RawWorkspaceSync {
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub exclude: Option<Strings>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -82,6 +93,8 @@ pub struct Workspace {
     pub init: Vec<String>,
     pub read_only_root_filesystem: bool,
     pub cpu_active_millicores: u32,
+    /// `devenv workspace sync`'s rules; each `to` is inside one of `volumes`.
+    pub sync: Vec<SyncRule>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -405,6 +418,7 @@ fn one(
             );
         }
     }
+    let sync = sync_rules(c, path, raw.sync.unwrap_or_default(), &volumes);
     if c.errors.len() != before {
         return None;
     }
@@ -422,7 +436,93 @@ fn one(
         init,
         read_only_root_filesystem: raw.read_only_root_filesystem.unwrap_or(true),
         cpu_active_millicores: raw.cpu_active_millicores.unwrap_or(50),
+        sync,
     })
+}
+
+/// `sync`: like a service's `dev.sync` rules, with `from` required (a workspace has
+/// no `source`) and `to` inside one of the workspace's volumes: anywhere else is the
+/// read-only root filesystem, or gone at the next stop.
+fn sync_rules(
+    c: &mut Checker<'_>,
+    path: &str,
+    raw: Vec<RawWorkspaceSync>,
+    volumes: &[WorkspaceVolume],
+) -> Vec<SyncRule> {
+    let mut out = Vec::new();
+    for (i, rule) in raw.into_iter().enumerate() {
+        let at = format!("{path}.sync[{i}]");
+        let Some(to) = rule.to else {
+            c.error(
+                &at,
+                "sync rule has no `to`".into(),
+                Some("e.g. `to: /workspace/src`".into()),
+            );
+            continue;
+        };
+        if let Some(why) = crate::sync::refused_target(&to) {
+            c.error(&format!("{at}.to"), why, None);
+            continue;
+        }
+        let to_dir = to.trim_end_matches('/');
+        if let Some(v) = volumes
+            .iter()
+            .find(|v| v.mount_path.trim_end_matches('/') == to_dir)
+        {
+            c.error(
+                &format!("{at}.to"),
+                format!(
+                    "`{to}` is the root of volume `{}`: a sync deletes what the local directory lacks, the rest of your work in it included",
+                    v.name
+                ),
+                Some(format!("sync into a directory of its own, e.g. `{to_dir}/src`")),
+            );
+            continue;
+        }
+        let inside = |mount: &str| {
+            to_dir
+                .strip_prefix(mount.trim_end_matches('/'))
+                .is_some_and(|rest| rest.starts_with('/'))
+        };
+        if !volumes.iter().any(|v| inside(&v.mount_path)) {
+            let mounts: Vec<&str> = volumes.iter().map(|v| v.mount_path.as_str()).collect();
+            c.error(
+                &format!("{at}.to"),
+                format!("`{to}` is not inside one of the workspace's volumes"),
+                Some(format!(
+                    "sync into a volume, so the files outlive the pod: {}",
+                    mounts.join(", ")
+                )),
+            );
+            continue;
+        }
+        let Some(written) = rule.from else {
+            c.error(
+                &at,
+                "sync rule has no `from`".into(),
+                Some("e.g. `from: ./src` (relative to the project directory)".into()),
+            );
+            continue;
+        };
+        let from = c.resolve(&written);
+        if !from.is_dir() {
+            c.error(
+                &format!("{at}.from"),
+                format!(
+                    "sync source `{written}` is not a directory ({}); relative paths start at the project directory",
+                    from.display()
+                ),
+                Some("create it or correct the path".into()),
+            );
+            continue;
+        }
+        out.push(SyncRule {
+            from,
+            to,
+            exclude: rule.exclude.map(|e| e.0).unwrap_or_default(),
+        });
+    }
+    out
 }
 
 #[cfg(test)]

@@ -183,3 +183,63 @@ fn a_namespace_quota_and_limit_range_are_checked_and_located() {
         "{shown:#?}"
     );
 }
+
+/// Loads `spec` in a project that has a `src` directory.
+fn load_in_project(spec: &str) -> (tempfile::TempDir, Result<Loaded, ConfigErrors>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path().join(".devenv")).expect("mkdir");
+    std::fs::create_dir_all(dir.path().join("src")).expect("mkdir src");
+    std::fs::write(
+        dir.path().join(".devenv/config.yml"),
+        format!("{HEAD}spec:\n{spec}"),
+    )
+    .expect("write");
+    let loaded = load(&LoadRequest {
+        start_dir: dir.path().to_path_buf(),
+        vars: BTreeMap::from([("USER".to_owned(), "ann".to_owned())]),
+        ..LoadRequest::default()
+    });
+    (dir, loaded)
+}
+
+#[test]
+fn a_workspace_syncs_into_its_volumes() {
+    let spec = format!(
+        "{CLUSTER}  workspaces:\n    - name: dev\n      image: busybox\n      sync: [{{ from: ./src, to: /workspace/src, exclude: [\"*.o\"] }}]\n"
+    );
+    let (dir, loaded) = load_in_project(&spec);
+    let ws = &loaded.unwrap().environment.workspaces[0];
+    assert_eq!(ws.sync.len(), 1);
+    assert_eq!(ws.sync[0].from, dir.path().join("src"));
+    assert_eq!(ws.sync[0].to, "/workspace/src");
+    assert_eq!(ws.sync[0].exclude, ["*.o"]);
+}
+
+#[test]
+fn a_workspace_sync_outside_its_volumes_or_onto_a_volume_root_is_refused() {
+    for (rule, says) in [
+        (
+            "{ from: ./src, to: /opt/src }",
+            "not inside one of the workspace's volumes",
+        ),
+        (
+            "{ from: ./src, to: /workspace/ }",
+            "is the root of volume `workspace`",
+        ),
+        ("{ from: ./src, to: /workspace/../etc }", "`..`"),
+        ("{ from: ./nope, to: /workspace/src }", "is not a directory"),
+        ("{ to: /workspace/src }", "no `from`"),
+        ("{ from: ./src }", "no `to`"),
+    ] {
+        let spec = format!(
+            "{CLUSTER}  workspaces:\n    - name: dev\n      image: busybox\n      sync: [{rule}]\n"
+        );
+        let (_dir, loaded) = load_in_project(&spec);
+        let Err(ConfigErrors(e)) = loaded else {
+            panic!("{rule} must be refused")
+        };
+        assert!(e[0].key.starts_with("spec.workspaces[0].sync[0]"), "{e:#?}");
+        assert!(e[0].message.contains(says), "{rule}: {e:#?}");
+        assert!(e[0].line > 0, "{e:#?}");
+    }
+}

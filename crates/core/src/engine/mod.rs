@@ -45,6 +45,7 @@ pub use runtime::LiveEnv;
 pub use up::{Started, UpEvent, UpOptions};
 pub use workspace::{
     Signal as WorkspaceSignal, WorkspaceError, WorkspaceForward, WorkspaceInfo, WorkspaceState,
+    WorkspaceSync,
 };
 
 use std::collections::{BTreeMap, HashMap};

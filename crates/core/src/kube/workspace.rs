@@ -450,6 +450,7 @@ mod tests {
             init: vec!["mkdir -p /workspace/src".into()],
             read_only_root_filesystem: true,
             cpu_active_millicores: 50,
+            sync: Vec::new(),
         }
     }
 

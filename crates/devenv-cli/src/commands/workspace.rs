@@ -1,8 +1,9 @@
-//! `devenv workspace create|start|stop|delete|ls|status|shell|exec|forward NAME`.
+//! `devenv workspace create|start|stop|delete|ls|status|shell|exec|forward|sync NAME`.
 //! Shell and exec are `devenv exec`'s stream with the workspace named
 //! (`commands/exec.rs`). `--json`: one workspace object (`create`, `start`, `stop`,
 //! `status`), `{"workspaces": [..]}` (`ls`), `{"deleted", "keptVolumes"}` (`delete`),
-//! `{"localPort", "remotePort", "pod"}` (`forward`, first line).
+//! `{"localPort", "remotePort", "pod"}` (`forward`, first line), `{"line"}` per line
+//! (`sync`).
 
 use devenv_api::pb::{
     self, workspace_service_client::WorkspaceServiceClient, WorkspaceDeleteRequest,
@@ -34,6 +35,7 @@ pub async fn run(ctx: &Ctx, cmd: WorkspaceCommand) -> Result {
                 .await
         }
         WorkspaceCommand::Forward(a) => forward(ctx, a.target, &a.ports).await,
+        WorkspaceCommand::Sync(a) => sync(ctx, a).await,
     }
 }
 
@@ -213,6 +215,33 @@ async fn forward(ctx: &Ctx, args: WorkspaceArgs, ports: &str) -> Result {
     tokio::select! {
         m = stream.message() => { m?; }
         _ = tokio::signal::ctrl_c() => {}
+    }
+    Ok(())
+}
+
+async fn sync(ctx: &Ctx, args: WorkspaceArgs) -> Result {
+    let mut stream = client(ctx)
+        .await?
+        .sync(WorkspaceRequest {
+            environment: Some(ctx.env_ref()?),
+            name: args.name.clone(),
+        })
+        .await?
+        .into_inner();
+    if !ctx.out.json && !ctx.out.quiet {
+        outln!("syncing into workspace `{}` (Ctrl-C to stop)", args.name);
+    }
+    // Until Ctrl-C (or the daemon ends the stream).
+    loop {
+        tokio::select! {
+            m = stream.message() => match m? {
+                Some(ev) if ctx.out.json => outln!("{}", json!({ "line": ev.line })),
+                Some(ev) if !ctx.out.quiet => outln!("{}", ev.line),
+                Some(_) => {}
+                None => break,
+            },
+            _ = tokio::signal::ctrl_c() => break,
+        }
     }
     Ok(())
 }

@@ -178,4 +178,48 @@ impl WorkspaceService for Workspaces {
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
+
+    type SyncStream = ResponseStream<pb::WorkspaceSyncEvent>;
+
+    async fn sync(
+        &self,
+        req: Request<pb::WorkspaceRequest>,
+    ) -> Result<Response<Self::SyncStream>, Status> {
+        let r = req.into_inner();
+        let env = self.target(&r.name, r.environment)?;
+        let sync = self
+            .engine
+            .workspace_sync(&env, &r.name)
+            .await
+            .map_err(convert::status)?;
+        // Bounded: a client that does not read loses lines (counted), never holds
+        // the sync back.
+        let (tx, rx) = tokio::sync::mpsc::channel(SYNC_LINES);
+        tokio::spawn(async move {
+            let gone = tx.clone();
+            let mut dropped = 0u64;
+            sync.serve(async move { gone.closed().await }, |line| {
+                let mut text = line.to_owned();
+                if dropped > 0 {
+                    text = format!("[{dropped} line(s) not shown] {text}");
+                }
+                match tx.try_send(Ok(pb::WorkspaceSyncEvent { line: text })) {
+                    Ok(()) => {
+                        dropped = 0;
+                        true
+                    }
+                    Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => {
+                        dropped += 1;
+                        true
+                    }
+                    Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => false,
+                }
+            })
+            .await;
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
 }
+
+/// Lines of a `workspace sync` queued for a slow client before they are dropped.
+const SYNC_LINES: usize = 256;

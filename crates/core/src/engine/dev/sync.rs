@@ -205,6 +205,33 @@ impl SyncState {
     }
 }
 
+/// What differs between dev mode's sync and a workspace's (`devenv workspace sync`,
+/// `engine::workspace::sync`), which runs this same machinery.
+#[derive(Clone)]
+pub struct SyncMode {
+    /// Only pods running the dev version (annotated by dev mode); a workspace's pod
+    /// is the user's own and always taken.
+    pub dev_pods_only: bool,
+    /// Called after files were written or deleted in a pod: a workspace's idle
+    /// signal.
+    pub on_traffic: Option<Arc<dyn Fn() + Send + Sync>>,
+}
+
+impl SyncMode {
+    pub fn dev_mode() -> Self {
+        Self {
+            dev_pods_only: true,
+            on_traffic: None,
+        }
+    }
+
+    fn traffic(&self) {
+        if let Some(f) = &self.on_traffic {
+            f();
+        }
+    }
+}
+
 /// One service's sync, running while it is in dev mode.
 pub struct DevSync {
     cancel: CancellationToken,
@@ -239,6 +266,7 @@ impl DevSync {
         selector: String,
         logs: LogHub,
         project_dir: &Path,
+        mode: SyncMode,
     ) -> Result<Self, String> {
         let state = Arc::new(SyncState::default());
         let cancel = CancellationToken::new();
@@ -284,6 +312,7 @@ impl DevSync {
             dev: dev.clone(),
             logs,
             state: state.clone(),
+            mode,
         };
         let resync_state = state.clone();
         let say_ctx = ctx.clone();
@@ -457,6 +486,7 @@ struct PodsCtx {
     dev: Dev,
     logs: LogHub,
     state: Arc<SyncState>,
+    mode: SyncMode,
 }
 
 impl PodsCtx {
@@ -502,8 +532,9 @@ async fn follow_pods(ctx: PodsCtx, selector: String, cancel: CancellationToken) 
     }
 }
 
-/// The pod's sync generation when it runs the dev version and can take files.
-fn syncable(p: &Pod) -> Option<(String, i32)> {
+/// The pod's sync generation when it can take files (and runs the dev version, when
+/// `dev_pods_only`).
+fn syncable(p: &Pod, dev_pods_only: bool) -> Option<(String, i32)> {
     if p.metadata.deletion_timestamp.is_some() {
         return None;
     }
@@ -512,7 +543,7 @@ fn syncable(p: &Pod) -> Option<(String, i32)> {
         .annotations
         .as_ref()
         .is_some_and(|a| a.contains_key(DEV_ANNOTATION));
-    if !dev {
+    if dev_pods_only && !dev {
         return None;
     }
     let first = p.spec.as_ref()?.containers.first()?.name.clone();
@@ -531,7 +562,7 @@ fn reconcile(ctx: &PodsCtx, pods: &BTreeMap<String, Pod>) {
     let mut entries = ctx.state.lock();
     let wanted: BTreeMap<&String, (String, i32)> = pods
         .iter()
-        .filter_map(|(name, p)| syncable(p).map(|g| (name, g)))
+        .filter_map(|(name, p)| syncable(p, ctx.mode.dev_pods_only).map(|g| (name, g)))
         .collect();
     entries.retain(|name, e| {
         let keep = wanted.get(name) == Some(&e.generation);

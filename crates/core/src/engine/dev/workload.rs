@@ -181,6 +181,7 @@ impl DevActive {
             active.workload.pods.clone(),
             t.shared.logs.clone(),
             &t.env.project_dir,
+            super::sync::SyncMode::dev_mode(),
         ) {
             Ok(sync) => {
                 sync.ready(Duration::from_secs(10)).await;

@@ -5,8 +5,10 @@
 //! the last to close), port-forward bytes (sampled from the forward's counters),
 //! create/start, and the pod's CPU from `metrics.k8s.io` above the workspace's
 //! `cpuActiveMillicores` when the timeout is due (a cluster without metrics-server has
-//! no such API: the CPU signal is then reported missing, and the others decide).
-//! `dev.sync` into a workspace does not exist yet, so sync traffic is no signal yet.
+//! no such API: the CPU signal is then reported missing, and the others decide), and
+//! sync traffic: files written or deleted by `devenv workspace sync` (`sync.rs`).
+//! A sync waiting for edits is no activity by itself, or a terminal left open would
+//! keep a workspace up for ever.
 //!
 //! Changes wake the watcher through a `watch` channel of a generation number (no
 //! missed wake-ups, no polling); it sleeps until the deadline otherwise.
@@ -35,6 +37,8 @@ pub enum Signal {
     Shell,
     PortForward,
     Cpu,
+    /// Files copied into it or deleted by `devenv workspace sync`.
+    Sync,
 }
 
 impl Signal {
@@ -46,6 +50,7 @@ impl Signal {
             Self::Shell => "shell",
             Self::PortForward => "port-forward",
             Self::Cpu => "cpu",
+            Self::Sync => "sync",
         }
     }
 }

@@ -6,9 +6,11 @@
 //!
 //! Nothing here starts a stopped workspace but [`Engine::workspace_start`] (and
 //! `create` of one that does not exist): a shell, exec or forward into a stopped one is
-//! refused, so a client reconnecting after an idle stop never brings it back.
+//! refused, so a client reconnecting after an idle stop never brings it back; so is a
+//! `workspace sync` (`sync.rs`).
 
 mod idle;
+mod sync;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -21,6 +23,7 @@ use tokio::sync::mpsc;
 
 pub(crate) use idle::Book;
 pub use idle::{Activity, Signal};
+pub use sync::WorkspaceSync;
 
 use super::exec::{ExecError, ExecSession, ExecSpec, Io, INPUT_QUEUE, OUTPUT_QUEUE};
 use super::{Engine, EngineError, ProjectRef};
@@ -58,6 +61,10 @@ pub enum WorkspaceError {
     },
     #[error("workspace `{name}`: the cluster refused its pod: {reason}")]
     Refused { name: String, reason: String },
+    #[error("workspace `{name}` has no `sync` rules; add them to its entry in spec.workspaces, e.g. `sync: [{{ from: ./src, to: /workspace/src }}]`")]
+    NoSync { name: String },
+    #[error("workspace `{name}`: cannot watch the files to sync: {message}")]
+    Watch { name: String, message: String },
     #[error("cannot read the secrets of workspace `{name}`: {message}")]
     Secrets { name: String, message: String },
     #[error(transparent)]

@@ -15,6 +15,7 @@ import type { SnapshotRestoreRequest } from "./devenv";
 import type { SnapshotEvent } from "./devenv";
 import type { SnapshotSaveRequest } from "./devenv";
 import { WorkspaceService } from "./devenv";
+import type { WorkspaceSyncEvent } from "./devenv";
 import type { WorkspaceForwardEvent } from "./devenv";
 import type { WorkspaceForwardRequest } from "./devenv";
 import type { WorkspaceListResponse } from "./devenv";
@@ -676,6 +677,16 @@ export interface IWorkspaceServiceClient {
      * @generated from protobuf rpc: Forward
      */
     forward(input: WorkspaceForwardRequest, options?: RpcOptions): ServerStreamingCall<WorkspaceForwardRequest, WorkspaceForwardEvent>;
+    /**
+     * Copies the workspace's `sync` rules (local directories -> directories in its
+     * volumes) into its pod while the call lasts, as dev mode's sync does into a dev
+     * pod: an initial sync, then every change. Streams the sync's lines (the first: one
+     * per rule, `FROM -> TO`). Files written or deleted count as activity. A stopped
+     * workspace is refused (FAILED_PRECONDITION); one without rules INVALID_ARGUMENT.
+     *
+     * @generated from protobuf rpc: Sync
+     */
+    sync(input: WorkspaceRequest, options?: RpcOptions): ServerStreamingCall<WorkspaceRequest, WorkspaceSyncEvent>;
 }
 // ---------------------------------------------------------------- workspaces
 
@@ -756,6 +767,19 @@ export class WorkspaceServiceClient implements IWorkspaceServiceClient, ServiceI
     forward(input: WorkspaceForwardRequest, options?: RpcOptions): ServerStreamingCall<WorkspaceForwardRequest, WorkspaceForwardEvent> {
         const method = this.methods[6], opt = this._transport.mergeOptions(options);
         return stackIntercept<WorkspaceForwardRequest, WorkspaceForwardEvent>("serverStreaming", this._transport, method, opt, input);
+    }
+    /**
+     * Copies the workspace's `sync` rules (local directories -> directories in its
+     * volumes) into its pod while the call lasts, as dev mode's sync does into a dev
+     * pod: an initial sync, then every change. Streams the sync's lines (the first: one
+     * per rule, `FROM -> TO`). Files written or deleted count as activity. A stopped
+     * workspace is refused (FAILED_PRECONDITION); one without rules INVALID_ARGUMENT.
+     *
+     * @generated from protobuf rpc: Sync
+     */
+    sync(input: WorkspaceRequest, options?: RpcOptions): ServerStreamingCall<WorkspaceRequest, WorkspaceSyncEvent> {
+        const method = this.methods[7], opt = this._transport.mergeOptions(options);
+        return stackIntercept<WorkspaceRequest, WorkspaceSyncEvent>("serverStreaming", this._transport, method, opt, input);
     }
 }
 // ---------------------------------------------------------------- snapshots

@@ -1486,8 +1486,8 @@ export interface WorkspaceStatus {
      */
     idleTimeoutSeconds: number;
     /**
-     * The signal that last saw activity: created, started, shell, port-forward, cpu
-     * (empty when this daemon has seen none).
+     * The signal that last saw activity: created, started, seen-running, shell,
+     * port-forward, cpu, sync (empty when this daemon has seen none).
      *
      * @generated from protobuf field: string last_activity = 9
      */
@@ -1566,6 +1566,17 @@ export interface WorkspaceForwardEvent {
      * @generated from protobuf field: string pod = 3
      */
     pod: string;
+}
+/**
+ * @generated from protobuf message devenv.v1.WorkspaceSyncEvent
+ */
+export interface WorkspaceSyncEvent {
+    /**
+     * A line of the sync's log (`sync: ...`).
+     *
+     * @generated from protobuf field: string line = 1
+     */
+    line: string;
 }
 /**
  * @generated from protobuf message devenv.v1.SnapshotSaveRequest
@@ -6645,6 +6656,53 @@ class WorkspaceForwardEvent$Type extends MessageType<WorkspaceForwardEvent> {
  */
 export const WorkspaceForwardEvent = new WorkspaceForwardEvent$Type();
 // @generated message type with reflection information, may provide speed optimized methods
+class WorkspaceSyncEvent$Type extends MessageType<WorkspaceSyncEvent> {
+    constructor() {
+        super("devenv.v1.WorkspaceSyncEvent", [
+            { no: 1, name: "line", kind: "scalar", T: 9 /*ScalarType.STRING*/ }
+        ]);
+    }
+    create(value?: PartialMessage<WorkspaceSyncEvent>): WorkspaceSyncEvent {
+        const message = globalThis.Object.create((this.messagePrototype!));
+        message.line = "";
+        if (value !== undefined)
+            reflectionMergePartial<WorkspaceSyncEvent>(this, message, value);
+        return message;
+    }
+    internalBinaryRead(reader: IBinaryReader, length: number, options: BinaryReadOptions, target?: WorkspaceSyncEvent): WorkspaceSyncEvent {
+        let message = target ?? this.create(), end = reader.pos + length;
+        while (reader.pos < end) {
+            let [fieldNo, wireType] = reader.tag();
+            switch (fieldNo) {
+                case /* string line */ 1:
+                    message.line = reader.string();
+                    break;
+                default:
+                    let u = options.readUnknownField;
+                    if (u === "throw")
+                        throw new globalThis.Error(`Unknown field ${fieldNo} (wire type ${wireType}) for ${this.typeName}`);
+                    let d = reader.skip(wireType);
+                    if (u !== false)
+                        (u === true ? UnknownFieldHandler.onRead : u)(this.typeName, message, fieldNo, wireType, d);
+            }
+        }
+        return message;
+    }
+    internalBinaryWrite(message: WorkspaceSyncEvent, writer: IBinaryWriter, options: BinaryWriteOptions): IBinaryWriter {
+        /* string line = 1; */
+        if (message.line !== "")
+            writer.tag(1, WireType.LengthDelimited).string(message.line);
+        let u = options.writeUnknownFields;
+        if (u !== false)
+            (u == true ? UnknownFieldHandler.onWrite : u)(this.typeName, message, writer);
+        return writer;
+    }
+}
+/**
+ * @generated MessageType for protobuf message devenv.v1.WorkspaceSyncEvent
+ */
+export const WorkspaceSyncEvent = new WorkspaceSyncEvent$Type();
+// @generated message type with reflection information, may provide speed optimized methods
 class SnapshotSaveRequest$Type extends MessageType<SnapshotSaveRequest> {
     constructor() {
         super("devenv.v1.SnapshotSaveRequest", [
@@ -7901,7 +7959,8 @@ export const WorkspaceService = new ServiceType("devenv.v1.WorkspaceService", [
     { name: "Delete", options: {}, I: WorkspaceDeleteRequest, O: WorkspaceDeleteResponse },
     { name: "List", options: {}, I: WorkspaceListRequest, O: WorkspaceListResponse },
     { name: "Status", options: {}, I: WorkspaceRequest, O: WorkspaceStatus },
-    { name: "Forward", serverStreaming: true, options: {}, I: WorkspaceForwardRequest, O: WorkspaceForwardEvent }
+    { name: "Forward", serverStreaming: true, options: {}, I: WorkspaceForwardRequest, O: WorkspaceForwardEvent },
+    { name: "Sync", serverStreaming: true, options: {}, I: WorkspaceRequest, O: WorkspaceSyncEvent }
 ]);
 /**
  * @generated ServiceType for protobuf service devenv.v1.SnapshotService

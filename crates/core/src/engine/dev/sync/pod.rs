@@ -205,6 +205,9 @@ impl PodTask {
             live.paused.push(paused);
             live.noticed.push(None);
         }
+        if files + deleted > 0 {
+            self.ctx.mode.traffic();
+        }
         self.ctx.system(&format!(
             "sync: pod {} in sync in {} ms ({files} sent, {} bytes, {deleted} deleted, {same} unchanged)",
             self.pod,
@@ -342,6 +345,9 @@ impl PodTask {
                     self.log_notices(live);
                     if was_paused != live.paused {
                         self.publish(Some(live), "watching", None);
+                    }
+                    if written + deleted > 0 {
+                        self.ctx.mode.traffic();
                     }
                     if written + deleted == 0 && errors.is_empty() {
                         continue;
