@@ -12,7 +12,9 @@
 //! files, 1/16 as text (compressible, ~10x with zstd) in 1 MiB files. A run: `save`
 //! (full: the service stopped or scaled to 0 for the copy), `save` again with nothing
 //! changed, one file removed (so the restore has something to undo), `restore` of the
-//! first, then both snapshots removed (untimed). Each timed command is the CLI's wall
+//! first, then both snapshots removed (untimed). The service is a shell that exits on
+//! SIGTERM, as a server does (a bare `sleep` would hold every stop for the pod's
+//! grace period). Each timed command is the CLI's wall
 //! time from spawn to exit; its `--json` steps are time-stamped as they arrive, which
 //! gives the phases of the last run (the profile). See docs/benchmarks.md.
 
@@ -223,7 +225,8 @@ fn make_pvc_data(ns: &str, mib: u64, run: usize) {
         }
     }
     script.push_str(&format!(
-        "cat > /tmp/text.seed <<'EOF'\n{}EOF\n",
+        // The seed ends mid-line: the end marker needs a line of its own.
+        "cat > /tmp/text.seed <<'EOF'\n{}\nEOF\n",
         String::from_utf8_lossy(&text_bytes(TEXT_FILE, run))
     ));
     for (path, n, random) in layout(mib) {
@@ -288,7 +291,7 @@ spec:
   services:
     - name: app
       image: {BUSYBOX}
-      command: "sleep 100000"
+      command: "trap 'exit 0' TERM; sleep 100000 & wait"
       volumes: ["data:/data"]
 "#,
                 o.mib * 3
@@ -302,7 +305,7 @@ spec:
   volumes: [{{ name: data, type: persistent }}]
   services:
     - name: app
-      command: "sleep 100000"
+      command: "trap 'exit 0' TERM; sleep 100000 & wait"
       volumes: ["data:/data"]
 "#
         ),
