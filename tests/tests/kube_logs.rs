@@ -87,7 +87,39 @@ fn check_numbered(stdout: &str, lines: u64) -> Figures {
 #[test]
 #[ignore = "needs the test cluster (tests/cluster/test.sh runs it)"]
 fn k8s_pod_logs_arrive_once_and_in_order() {
-    let (t, env) = env_for("podlogs");
+    let (figures, _) = follow_burst("podlogs", LINES, None);
+    assert!(figures.errors.is_empty(), "{figures:#?}");
+}
+
+/// devenv far behind while the kubelet rotates several times: the daemon is
+/// stopped (SIGSTOP) for 30 s during a 3M-line burst (~135 MB: a rotation at each
+/// 10 s check, the older rotated files gzipped by the kubelet). The kubelet's
+/// reader, on the file devenv was reading, goes on with the newest file when it
+/// reaches its end: the files between are read from the node, gzipped ones too.
+#[test]
+#[ignore = "needs the test cluster (tests/cluster/test.sh runs it)"]
+fn k8s_pod_logs_behind_several_rotations_read_gzipped_files() {
+    let lines = 3_000_000;
+    let (figures, daemon_log) = follow_burst("podlogsgz", lines, Some(Duration::from_secs(30)));
+    assert!(figures.errors.is_empty(), "{figures:#?}");
+    assert_eq!(figures.gaps, 0, "{figures:#?}");
+    assert_eq!(figures.lines, lines, "{figures:#?}");
+    let read: Vec<&str> = daemon_log
+        .lines()
+        .filter(|l| l.contains("read from the node's rotated log files"))
+        .collect();
+    eprintln!("rotated-file reads:\n{}", read.join("\n"));
+    assert!(
+        read.iter().any(|l| !l.contains("gzipped=0")),
+        "no line was read from a gzipped rotated file (was devenv behind by two rotations?)"
+    );
+}
+
+/// A pod printing `seq 1 LINES` followed by `devenv logs`: the figures of what
+/// arrived, and the daemon's log. `pause`: the daemon is stopped that long once
+/// the burst has begun.
+fn follow_burst(name: &str, lines: u64, pause: Option<Duration>) -> (Figures, String) {
+    let (t, env) = env_for(name);
     t.write_config(&format!(
         r#"apiVersion: devenv/v1
 kind: Environment
@@ -98,10 +130,24 @@ spec:
   services:
     - name: burst
       image: {BUSYBOX}
-      command: "sleep 2; seq 1 {LINES}; echo burst-done; exec sleep 100000"
+      command: "sleep 2; seq 1 {lines}; echo burst-done; exec sleep 100000"
 "#
     ));
     t.devenv_ok(&["up"]);
+    if let Some(pause) = pause {
+        let begun = wait_until(Duration::from_secs(60), || {
+            !t.devenv_ok(&["logs", "burst", "--tail", "1"])
+                .stdout
+                .trim()
+                .is_empty()
+        });
+        assert!(begun, "the burst's first line never reached devenv logs");
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(t.daemon_pid()).expect("pid"));
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).expect("SIGSTOP");
+        // The daemon is stopped: nothing to poll; this is the pause itself.
+        std::thread::sleep(pause);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).expect("SIGCONT");
+    }
     // 2M lines through the kubelet: ~140 s on a busy 2-core machine (debug daemon).
     // Done when the last line arrived, or when a gap line is the last one and stays
     // so (the kubelet rotated the end of the burst away before devenv read it).
@@ -144,10 +190,11 @@ spec:
     ];
     let out = t.run(&t.bins.devenv, &args, opts);
     assert_eq!(out.code, Some(0), "devenv logs: {out}");
-    let figures = check_numbered(&out.stdout, LINES);
+    let figures = check_numbered(&out.stdout, lines);
     eprintln!("pod log figures: {figures:?}");
-    assert!(figures.errors.is_empty(), "{figures:#?}");
+    let daemon_log = t.devenv_ok(&["daemon", "logs"]).stdout;
     t.devenv_ok(&["down"]);
+    (figures, daemon_log)
 }
 
 #[test]

@@ -9,7 +9,8 @@
 //! line's time; the lines it sends again (sinceTime is whole seconds) are skipped by
 //! their timestamps ([`Seen`]). Lines the kubelet's stream never sends (its reader
 //! skipped or missed the end of a rotated file) are read from the node's rotated
-//! files ([`rotated`]); what the node no longer has is marked with one gap line.
+//! files ([`rotated`], gzipped ones too), from near their end where that is enough
+//! ([`tail`]); what the node no longer has is marked with one gap line.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -27,7 +28,10 @@ use tokio_util::sync::CancellationToken;
 use super::ClusterConn;
 use crate::logs::{Batch, LogHub, Stream, MAX_LINE_BYTES};
 
+mod node;
 mod rotated;
+mod tail;
+use node::{Chunk, Span};
 use rotated::Unreadable;
 
 /// Bytes read from a log stream at once.
@@ -276,11 +280,15 @@ trait LogFile {
     async fn first(&self) -> Option<i64>;
     /// The time of its newest line.
     async fn newest(&self) -> Option<i64>;
-    /// The container's rotated log files its node still keeps uncompressed, oldest
-    /// first (see [`rotated`]).
+    /// The container's rotated log files its node still keeps (uncompressed or
+    /// gzipped), oldest first (see [`rotated`]).
     async fn rotated(&self) -> Result<Vec<String>, Unreadable>;
-    /// One of them, in the CRI log format.
-    async fn open_rotated(&self, name: &str) -> Result<RotatedFile, Unreadable>;
+    /// Some bytes of an uncompressed one ([`Unreadable::NoRanges`]: the node
+    /// would send the whole file).
+    async fn range(&self, name: &str, span: Span) -> Result<Chunk, Unreadable>;
+    /// One of them from byte `from` on (a gzipped one from its start,
+    /// decompressed), in the CRI log format.
+    async fn open_rotated(&self, name: &str, from: u64) -> Result<RotatedFile, Unreadable>;
 }
 
 /// A rotated log file as the node serves it.
@@ -310,32 +318,15 @@ impl LogFile for Container {
     }
 
     async fn rotated(&self) -> Result<Vec<String>, Unreadable> {
-        let dir = self.files_path.as_deref().ok_or(Unreadable::Unscheduled)?;
-        let req = http::Request::get(dir)
-            .body(Vec::new())
-            .map_err(|e| Unreadable::Failed(kube::Error::HttpError(e)))?;
-        let client = self.api.clone().into_client();
-        let listing = client
-            .request_text(req)
-            .await
-            .map_err(Unreadable::from_kube)?;
-        Ok(rotated::rotated_names(&listing, self.restarts))
+        self.node_rotated().await
     }
 
-    async fn open_rotated(&self, name: &str) -> Result<RotatedFile, Unreadable> {
-        let dir = self.files_path.as_deref().ok_or(Unreadable::Unscheduled)?;
-        let req = http::Request::get(format!("{dir}{name}"))
-            .body(Vec::new())
-            .map_err(|e| Unreadable::Failed(kube::Error::HttpError(e)))?;
-        let client = self.api.clone().into_client();
-        let body = client
-            .request_stream(req)
-            .await
-            .map_err(Unreadable::from_kube)?;
-        Ok(Box::new(tokio::io::BufReader::with_capacity(
-            READ_BYTES,
-            body.compat(),
-        )))
+    async fn range(&self, name: &str, span: Span) -> Result<Chunk, Unreadable> {
+        self.node_range(name, span).await
+    }
+
+    async fn open_rotated(&self, name: &str, from: u64) -> Result<RotatedFile, Unreadable> {
+        self.node_open(name, from).await
     }
 }
 
@@ -355,6 +346,18 @@ struct FileStarts {
     looked: Option<i64>,
 }
 
+/// Where a line stands among the file starts devenv learnt.
+#[derive(Debug, PartialEq)]
+enum Passed {
+    /// In the file of the line before.
+    Within,
+    /// The first line of the next file: the kubelet's reader switched files.
+    Switched,
+    /// Past two or more starts: the files between the first and the last were
+    /// skipped whole (where those files began).
+    Skipped(i64, i64),
+}
+
 /// Files that can begin while a stream is behind are bounded by the kubelet's
 /// rotation (one per `containerLogMonitorInterval`, 10 s); more are not kept.
 const MAX_STARTS: usize = 32;
@@ -370,16 +373,16 @@ impl FileStarts {
         }
     }
 
-    /// A line at `time` arrives: the files it is past. Two or more: the ones before
-    /// the last were skipped whole; returns where the skipped lines began and ended.
-    fn pass(&mut self, time: i64) -> Option<(i64, i64)> {
+    /// A line at `time` arrives: the files it is past, if any.
+    fn pass(&mut self, time: i64) -> Passed {
         let mut crossed = Vec::new();
         while self.starts.front().is_some_and(|s| *s <= time) {
             crossed.extend(self.starts.pop_front());
         }
         match crossed[..] {
-            [first, .., last] => Some((first, last)),
-            _ => None,
+            [] => Passed::Within,
+            [_] => Passed::Switched,
+            [first, .., last] => Passed::Skipped(first, last),
         }
     }
 
@@ -467,8 +470,9 @@ impl<K: LogFile> Copy<'_, K> {
                                 // file, and the file begun at `next` comes after it.
                                 let from = self.seen.newest().unwrap_or(next);
                                 let mut none = Batch::new(self.service.clone());
-                                copied.added +=
-                                    self.recover(from, to, Some(next), false, &mut none).await;
+                                copied.added += self
+                                    .recover(Want::gap(from, to, Some(next)), &mut none)
+                                    .await;
                                 copied.stalled = true;
                                 break;
                             }
@@ -500,7 +504,7 @@ impl<K: LogFile> Copy<'_, K> {
                                 *self.partial = held;
                             }
                             let mut none = Batch::new(self.service.clone());
-                            let n = self.recover(from, None, Some(next), true, &mut none).await;
+                            let n = self.recover(Want::look(from, Some(next)), &mut none).await;
                             if self.partial.is_none() {
                                 carry.clear();
                             }
@@ -600,7 +604,8 @@ impl<K: LogFile> Copy<'_, K> {
     /// in between was in a file the kubelet had rotated by then.
     ///
     /// Any line past two file starts devenv knew of: the files between were
-    /// skipped whole by the kubelet's reader.
+    /// skipped whole by the kubelet's reader. Past one: the reader switched files;
+    /// the old file's tail is checked for lines written after its last look.
     ///
     /// Those lines are read from the node's rotated files ([`Copy::recover`]);
     /// what is not there any more is said once, in the log itself, where the lines
@@ -613,31 +618,54 @@ impl<K: LogFile> Copy<'_, K> {
                     .at_end
                     .then(|| self.files.starts.front().copied().unwrap_or(last));
                 self.files.clear();
-                return self.recover(last, Some(time), next, false, batch).await;
+                return self.recover(Want::gap(last, Some(time), next), batch).await;
             }
         }
-        if let Some((from, _)) = self.files.pass(time) {
-            let from = self.seen.newest().unwrap_or(from);
-            return self.recover(from, Some(time), None, false, batch).await;
+        match self.files.pass(time) {
+            Passed::Within => 0,
+            Passed::Skipped(from, _) => {
+                let from = self.seen.newest().unwrap_or(from);
+                self.recover(Want::gap(from, Some(time), None), batch).await
+            }
+            // The reader switched files while behind. The old file was complete
+            // long before it got to its end (containerd writes into the new one from
+            // the rotation on, seconds ago by now), but lines written into it after
+            // the reader's last look there (containerd draining its pipe at the
+            // reopen) are never sent: its tail is compared with the last line
+            // devenv has from it. Cheap: a range read of its end.
+            Passed::Switched => match self.seen.newest() {
+                Some(from) => {
+                    let want = Want {
+                        switched: true,
+                        ..Want::look(from, Some(time))
+                    };
+                    self.recover(
+                        Want {
+                            to: Some(time),
+                            ..want
+                        },
+                        batch,
+                    )
+                    .await
+                }
+                None => 0,
+            },
         }
-        0
     }
 
-    /// The lines after `from` that the stream will not send, read from the node's
-    /// rotated log files up to `to` (the line the stream goes on with; None: to
-    /// their end) and put into the hub after `batch` (what came before); a gap
-    /// line for what is not there any more. `next`: where the file devenv read to
-    /// its end stops (the known start of the one after it, or its last line; see
-    /// [`follows`]). `looking`: nothing is known to be missing, so no gap line when
-    /// the node has no files to show. Returns the lines added (`batch`'s too).
-    async fn recover(
-        &mut self,
-        from: i64,
-        to: Option<i64>,
-        next: Option<i64>,
-        looking: bool,
-        batch: &mut Batch,
-    ) -> u64 {
+    /// The lines after `want.from` that the stream will not send, read from the
+    /// node's rotated log files up to `want.to` and put into the hub after `batch`
+    /// (what came before); a gap line for what is not there any more. Reading
+    /// begins in the file holding `from`, near its end where ranges allow
+    /// ([`tail::start`]). Returns the lines added (`batch`'s too).
+    async fn recover(&mut self, want: Want, batch: &mut Batch) -> u64 {
+        let Want {
+            from,
+            to,
+            next,
+            looking,
+            switched,
+        } = want;
         let before = std::mem::replace(batch, Batch::new(self.service.clone()));
         let mut added = before.len() as u64;
         self.hub.push_batch(before);
@@ -649,9 +677,15 @@ impl<K: LogFile> Copy<'_, K> {
             Ok(names) if names.is_empty() && looking => return added,
             Err(_) if looking => return added,
             Ok(names) if names.is_empty() => {
-                return added + self.lost(from, to, "the node keeps no uncompressed copy of it");
+                return added + self.lost(from, to, "the node keeps no copy of it");
             }
             Ok(names) => names,
+            Err(e) => return added + self.lost(from, to, &e.to_string()),
+        };
+        let mut fetched = 0u64;
+        let start = match tail::start(self.kubelet, &names, from, &mut fetched).await {
+            Ok(start) => start,
+            Err(_) if looking => return added,
             Err(e) => return added + self.lost(from, to, &e.to_string()),
         };
         let mut out = Batch::new(self.service.clone());
@@ -661,9 +695,25 @@ impl<K: LogFile> Copy<'_, K> {
         let mut recovered = 0;
         let mut failed = None;
         let mut line = Vec::new();
-        'files: for name in &names {
-            let mut file = match self.kubelet.open_rotated(name).await {
+        let mut gzipped = 0u32;
+        'files: for (i, name) in names.iter().enumerate().skip(start.file) {
+            let offset = if i == start.file { start.offset } else { 0 };
+            gzipped += u32::from(rotated::is_gzip(name));
+            let mut file = match self.kubelet.open_rotated(name, offset).await {
                 Ok(file) => file,
+                // Compressed since the listing.
+                Err(Unreadable::Gone(_)) if !rotated::is_gzip(name) => {
+                    match self.kubelet.open_rotated(&format!("{name}.gz"), 0).await {
+                        Ok(file) => {
+                            gzipped += 1;
+                            file
+                        }
+                        Err(e) => {
+                            failed = Some(e.to_string());
+                            break;
+                        }
+                    }
+                }
                 Err(e) => {
                     failed = Some(e.to_string());
                     break;
@@ -671,8 +721,8 @@ impl<K: LogFile> Copy<'_, K> {
             };
             loop {
                 match rotated::next_line(&mut file, &mut line).await {
-                    Ok(true) => {}
-                    Ok(false) => break,
+                    Ok(0) => break,
+                    Ok(n) => fetched += n,
                     Err(source) => {
                         let name = name.clone();
                         failed = Some(Unreadable::Read { name, source }.to_string());
@@ -683,15 +733,15 @@ impl<K: LogFile> Copy<'_, K> {
                     continue;
                 };
                 if std::mem::take(&mut first_record) && r.time > from && !follows(next, r.time) {
-                    // The oldest file kept whole begins after `from`, and is not the
-                    // one known to follow devenv's: the ones before it are
-                    // compressed or deleted.
-                    let why =
-                        format!("the node keeps no uncompressed copy of the files before {name}");
+                    // The oldest file kept begins after `from`, and is not the one
+                    // known to follow devenv's: the ones before it are deleted.
+                    let why = format!("the node keeps no copy of the files before {name}");
                     added += self.lost(from, Some(r.time), &why);
                 }
-                // From here on the stream has it.
-                if to.is_some_and(|t| r.time >= t) {
+                // From here on the stream has it (after a switch: once past the
+                // old file, whose late lines can be stamped after the new one's
+                // first).
+                if to.is_some_and(|t| r.time >= t) && !(switched && i == start.file) {
                     break 'files;
                 }
                 if r.time < from || !self.seen.admit(r.time) {
@@ -734,10 +784,11 @@ impl<K: LogFile> Copy<'_, K> {
         if let Some(h) = head {
             *self.partial = Some(h);
         }
+        let file = names.get(start.file).map_or("", String::as_str);
         if recovered > 0 {
-            tracing::info!(pod = %self.who, lines = recovered, files = names.len(), "pod log lines the kubelet's stream skipped, read from the node's rotated log files");
+            tracing::info!(pod = %self.who, lines = recovered, files = names.len(), gzipped, from_file = file, offset = start.offset, bytes = fetched, switched, "pod log lines the kubelet's stream skipped, read from the node's rotated log files");
         } else {
-            tracing::debug!(pod = %self.who, files = names.len(), "the node's rotated log files held no line the stream skipped");
+            tracing::debug!(pod = %self.who, files = names.len(), from_file = file, offset = start.offset, bytes = fetched, switched, "the node's rotated log files held no line the stream skipped");
         }
         if let Some(why) = failed {
             added += self.lost(newest, to, &why);
@@ -769,6 +820,48 @@ impl<K: LogFile> Copy<'_, K> {
 fn follows(end: Option<i64>, start: i64) -> bool {
     let near = i64::try_from(NEXT_FILE.as_nanos()).unwrap_or(i64::MAX);
     end.is_some_and(|e| start == e || (start > e && start - e < near))
+}
+
+/// What [`Copy::recover`] reads from the node.
+#[derive(Debug, Clone, Copy)]
+struct Want {
+    /// The lines after this time (unix nanoseconds).
+    from: i64,
+    /// Up to the line the stream goes on with (None: to the files' end).
+    to: Option<i64>,
+    /// Where the file devenv read to its end stops (the known start of the one
+    /// after it, or its last line; see [`follows`]).
+    next: Option<i64>,
+    /// Nothing is known to be missing: no gap line when the node has no files to
+    /// show, or refuses them.
+    looking: bool,
+    /// The stream switched files at `to`: the file holding `from` is read to its
+    /// end (lines containerd wrote into it late can be stamped after `to`).
+    switched: bool,
+}
+
+impl Want {
+    /// Lines are known to be missing.
+    fn gap(from: i64, to: Option<i64>, next: Option<i64>) -> Self {
+        Want {
+            from,
+            to,
+            next,
+            looking: false,
+            switched: false,
+        }
+    }
+
+    /// Lines may be missing.
+    fn look(from: i64, next: Option<i64>) -> Self {
+        Want {
+            from,
+            to: None,
+            next,
+            looking: true,
+            switched: false,
+        }
+    }
 }
 
 /// See [`follows`].
@@ -921,10 +1014,34 @@ mod tests {
         first: Option<i64>,
         newest: Option<i64>,
         asked: std::sync::atomic::AtomicU32,
-        /// Its node's uncompressed rotated files: name and CRI text.
+        /// Its node's rotated files: name and CRI text (gzipped when the name
+        /// ends in `.gz`).
         rotated: Vec<(String, String)>,
         /// The node refuses devenv its files.
         refused: bool,
+        /// Bytes of the files sent to devenv.
+        served: std::sync::atomic::AtomicU64,
+    }
+
+    impl FakeFile {
+        /// A file's bytes as the node keeps them.
+        fn bytes(&self, name: &str) -> Result<Vec<u8>, Unreadable> {
+            let Some((_, text)) = self.rotated.iter().find(|(n, _)| n == name) else {
+                let gone = kube::core::Status::failure(name, "NotFound").with_code(404);
+                return Err(Unreadable::Gone(kube::Error::Api(gone.boxed())));
+            };
+            if !rotated::is_gzip(name) {
+                return Ok(text.clone().into_bytes());
+            }
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            std::io::Write::write_all(&mut gz, text.as_bytes()).unwrap();
+            Ok(gz.finish().unwrap())
+        }
+
+        fn serve(&self, n: usize) {
+            self.served
+                .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
     impl LogFile for FakeFile {
@@ -942,9 +1059,26 @@ mod tests {
             }
             Ok(self.rotated.iter().map(|(n, _)| n.clone()).collect())
         }
-        async fn open_rotated(&self, name: &str) -> Result<RotatedFile, Unreadable> {
-            let (_, text) = self.rotated.iter().find(|(n, _)| n == name).unwrap();
-            Ok(Box::new(std::io::Cursor::new(text.clone().into_bytes())))
+        async fn range(&self, name: &str, span: Span) -> Result<Chunk, Unreadable> {
+            assert!(!rotated::is_gzip(name), "no ranges into {name}");
+            let bytes = self.bytes(name)?;
+            let size = bytes.len() as u64;
+            let (at, len) = match span {
+                Span::Tail(n) => (size.saturating_sub(n), n),
+                Span::At { start, len } => (start.min(size), len),
+            };
+            let end = at.saturating_add(len).min(size);
+            let bytes = bytes[at as usize..end as usize].to_vec();
+            self.serve(bytes.len());
+            Ok(Chunk { bytes, at, size })
+        }
+        async fn open_rotated(&self, name: &str, from: u64) -> Result<RotatedFile, Unreadable> {
+            let bytes = self.bytes(name)?;
+            let rest = bytes[(from as usize).min(bytes.len())..].to_vec();
+            self.serve(rest.len());
+            // Small reads, as a network stream's.
+            let body = tokio::io::BufReader::with_capacity(1000, std::io::Cursor::new(rest));
+            Ok(node::file_reader(body, rotated::is_gzip(name)))
         }
     }
 
@@ -1118,7 +1252,7 @@ mod tests {
         assert!(
             lines[2]
                 .1
-                .contains("no uncompressed copy of the files before 0.log.20231114-221340"),
+                .contains("no copy of the files before 0.log.20231114-221340"),
             "{}",
             lines[2].1
         );
@@ -1166,18 +1300,19 @@ mod tests {
         files.learn(T0 + 10 * SEC, Some(T0));
         files.learn(T0 + 10 * SEC, Some(T0)); // asked twice while it was current
         files.learn(T0 + 20 * SEC, Some(T0 + SEC));
-        files.learn(T0 + 15 * SEC, Some(T0 + SEC)); // out of order: ignored
-                                                    // Lines of the file devenv reads, then the next one: no gap.
-        assert_eq!(files.pass(T0 + 9 * SEC), None);
-        assert_eq!(files.pass(T0 + 10 * SEC), None);
-        // Straight from the file begun at 10 s into one begun at 20 s: fine too.
-        assert_eq!(files.pass(T0 + 21 * SEC), None);
+        // Out of order: ignored.
+        files.learn(T0 + 15 * SEC, Some(T0 + SEC));
+        // Lines of the file devenv reads, then the next one: a switch.
+        assert_eq!(files.pass(T0 + 9 * SEC), Passed::Within);
+        assert_eq!(files.pass(T0 + 10 * SEC), Passed::Switched);
+        // Straight from the file begun at 10 s into one begun at 20 s: a switch too.
+        assert_eq!(files.pass(T0 + 21 * SEC), Passed::Switched);
         // But past two starts at once: the file from 30 s to 40 s was never sent.
         files.learn(T0 + 30 * SEC, Some(T0 + 21 * SEC));
         files.learn(T0 + 40 * SEC, Some(T0 + 21 * SEC));
         assert_eq!(
             files.pass(T0 + 41 * SEC),
-            Some((T0 + 30 * SEC, T0 + 40 * SEC))
+            Passed::Skipped(T0 + 30 * SEC, T0 + 40 * SEC)
         );
         // A start older than what devenv read is no news.
         files.learn(T0 + 40 * SEC, Some(T0 + 41 * SEC));
@@ -1330,6 +1465,166 @@ mod tests {
             .await
             .is_err());
         assert!(rig.lines().is_empty());
+    }
+
+    /// `n` CRI records `prefix-I`, one per millisecond from `start`.
+    fn numbered(start: i64, prefix: &str, n: usize) -> String {
+        let recs: Vec<(i64, bool, String)> = (0..n)
+            .map(|i| (start + i as i64 * 1_000_000, false, format!("{prefix}-{i}")))
+            .collect();
+        let refs: Vec<(i64, bool, &str)> =
+            recs.iter().map(|(t, p, x)| (*t, *p, x.as_str())).collect();
+        cri_file(&refs)
+    }
+
+    #[tokio::test]
+    async fn lines_in_gzipped_rotated_files_are_read_in_place() {
+        // The stream had 1 s; the node keeps two files the kubelet's reader never
+        // sent, the older one gzipped (large enough for many reads of the
+        // decompressor), then the stream goes on in the current file.
+        let mut rig = Rig::after(T0 + SEC);
+        rig.kubelet.rotated = vec![
+            (
+                "0.log.20231114-221330.gz".into(),
+                cri_file(&[(T0, false, "old"), (T0 + SEC, false, "had")])
+                    + &numbered(T0 + 2 * SEC, "gz", 8_000),
+            ),
+            (
+                "0.log.20231114-221350".into(),
+                numbered(T0 + 30 * SEC, "plain", 3),
+            ),
+        ];
+        let stream = stream_of(&[(T0 + 40 * SEC, "new")], false);
+        let copied = rig.run(Some(T0 + SEC), &stream[..]).await;
+        assert_eq!(copied.added, 8_004);
+        let lines = rig.lines();
+        let texts = texts(&lines);
+        assert!(!texts.contains(&"GAP"), "{:?}", &texts[..5]);
+        assert_eq!(texts[0], "gz-0");
+        assert_eq!(texts[7_999], "gz-7999");
+        assert_eq!(texts[8_000..], ["plain-0", "plain-1", "plain-2", "new"]);
+    }
+
+    #[tokio::test]
+    async fn files_the_node_deleted_are_a_gap_saying_so() {
+        // The lines after 1 s were in files the node deleted (past
+        // containerLogMaxFiles; gzipped or not); the oldest one it keeps begins at 30 s.
+        let mut rig = Rig::after(T0 + SEC);
+        rig.kubelet.rotated = vec![(
+            "0.log.20231114-221350".into(),
+            numbered(T0 + 30 * SEC, "plain", 2),
+        )];
+        let stream = stream_of(&[(T0 + 40 * SEC, "new")], false);
+        let copied = rig.run(Some(T0 + SEC), &stream[..]).await;
+        assert_eq!(copied.added, 4);
+        let lines = rig.lines();
+        assert_eq!(texts(&lines), ["GAP", "plain-0", "plain-1", "new"]);
+        assert!(lines[0]
+            .1
+            .contains("no copy of the files before 0.log.20231114-221350"));
+    }
+
+    #[tokio::test]
+    async fn a_quiet_check_reads_only_the_tail_of_a_large_rotated_file() {
+        // 100,000 records (~5 MB): devenv has all but the last three.
+        let file = numbered(T0, "x", 100_000);
+        let size = file.len() as u64;
+        let last_had = T0 + 99_996 * 1_000_000;
+        let mut rig = Rig::after(last_had);
+        rig.kubelet.rotated = vec![("0.log.20231114-221330".into(), file)];
+        let (_writer, reader) = tokio::io::duplex(64);
+        let copied = tokio::time::timeout(Duration::from_secs(5), rig.run(None, reader))
+            .await
+            .expect("the stream is given up after the lines were read from the node");
+        assert_eq!(copied.added, 3);
+        assert_eq!(texts(&rig.lines()), ["x-99997", "x-99998", "x-99999"]);
+        let served = rig.kubelet.served.into_inner();
+        // A head probe, the last 64 KiB, then the tail from the record found.
+        assert!(
+            served <= 32 * 1024 + 2 * tail::TAIL_BYTES,
+            "{served} of {size}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_line_further_back_is_found_by_walking_back_from_the_end() {
+        // The missing lines are the last ~250 KB: past the first 64 KiB read.
+        let file = numbered(T0, "x", 100_000);
+        let size = file.len() as u64;
+        let last_had = T0 + 95_000 * 1_000_000;
+        let mut rig = Rig::after(last_had);
+        rig.kubelet.rotated = vec![("0.log.20231114-221330".into(), file)];
+        let (_writer, reader) = tokio::io::duplex(64);
+        let copied = tokio::time::timeout(Duration::from_secs(5), rig.run(None, reader))
+            .await
+            .expect("the stream is given up after the lines were read from the node");
+        assert_eq!(copied.added, 4_999);
+        let lines = rig.lines();
+        assert_eq!(texts(&lines)[0], "x-95001");
+        assert_eq!(texts(&lines)[4_998], "x-99999");
+        let served = rig.kubelet.served.into_inner();
+        let wanted = size * 5_000 / 100_000;
+        assert!(
+            served < 3 * wanted,
+            "{served} for {wanted} wanted of {size}"
+        );
+    }
+
+    #[tokio::test]
+    async fn lines_written_into_the_old_file_after_the_switch_are_put_in_place() {
+        // Behind, devenv learnt that a file began at 10 s. The stream sends the old
+        // file to "b" (9.5 s) and goes on with the new file's first line; containerd
+        // had written two more lines into the old file (draining its pipe at the
+        // reopen, stamped after the new file's first line), which the kubelet's
+        // reader never sent.
+        let mut rig = Rig::after(T0 + 8 * SEC);
+        rig.files.learn(T0 + 10 * SEC, Some(T0 + 8 * SEC));
+        rig.kubelet.rotated = vec![(
+            "0.log.20231114-221330".into(),
+            cri_file(&[
+                (T0 + 8 * SEC, false, "had"),
+                (T0 + 9 * SEC, false, "a"),
+                (T0 + 9 * SEC + SEC / 2, false, "b"),
+                (T0 + 10 * SEC + SEC / 5, false, "late-1"),
+                (T0 + 10 * SEC + SEC / 4, false, "late-2"),
+            ]),
+        )];
+        let stream = stream_of(
+            &[
+                (T0 + 9 * SEC, "a"),
+                (T0 + 9 * SEC + SEC / 2, "b"),
+                (T0 + 10 * SEC, "c"),
+                (T0 + 10 * SEC + SEC / 10, "d"),
+            ],
+            false,
+        );
+        let copied = rig.run(None, &stream[..]).await;
+        assert_eq!(copied.added, 6);
+        assert_eq!(
+            texts(&rig.lines()),
+            ["a", "b", "late-1", "late-2", "c", "d"]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_switch_whose_old_file_ends_with_the_last_line_adds_nothing() {
+        let mut rig = Rig::after(T0 + 8 * SEC);
+        rig.files.learn(T0 + 10 * SEC, Some(T0 + 8 * SEC));
+        rig.kubelet.rotated = vec![(
+            "0.log.20231114-221330".into(),
+            cri_file(&[(T0 + 8 * SEC, false, "had"), (T0 + 9 * SEC, false, "a")]),
+        )];
+        let stream = stream_of(&[(T0 + 9 * SEC, "a"), (T0 + 10 * SEC, "c")], false);
+        let copied = rig.run(None, &stream[..]).await;
+        assert_eq!(copied.added, 2);
+        assert_eq!(texts(&rig.lines()), ["a", "c"]);
+        // A node that refuses its files: no claim of a loss nobody saw.
+        let mut rig = Rig::after(T0 + 8 * SEC);
+        rig.files.learn(T0 + 10 * SEC, Some(T0 + 8 * SEC));
+        rig.kubelet.refused = true;
+        let copied = rig.run(None, &stream[..]).await;
+        assert_eq!(copied.added, 2);
+        assert_eq!(texts(&rig.lines()), ["a", "c"]);
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! asks containerd to reopen the path) a follower that had not read the old file to
 //! its end never gets the rest: its reader missed the rename, or the stream was cut
 //! and a reopened one starts in the new file. The node keeps the newest rotated file
-//! uncompressed (older ones are gzipped, then deleted past `containerLogMaxFiles`),
+//! uncompressed, older ones gzipped (`NAME.gz`), and deletes them past
+//! `containerLogMaxFiles`;
 //! and the kubelet's `/logs/` handler serves `/var/log` to those allowed
 //! `nodes/proxy`: `GET /api/v1/nodes/NODE/proxy/logs/pods/NS_POD_UID/CONTAINER/`.
 //! These files are in the CRI log format: `<RFC 3339 time> <stream> <P|F> <text>`,
@@ -25,6 +26,10 @@ pub enum Unreadable {
     Refused(#[source] kube::Error),
     #[error("reading the node's log files failed: {0}")]
     Failed(#[source] kube::Error),
+    #[error("the node no longer has it (404: deleted past containerLogMaxFiles)")]
+    Gone(#[source] kube::Error),
+    #[error("the node's log files are served without byte ranges")]
+    NoRanges,
     #[error("reading the node's log file {name} failed: {source}")]
     Read {
         name: String,
@@ -37,6 +42,7 @@ impl Unreadable {
     pub fn from_kube(e: kube::Error) -> Self {
         match &e {
             kube::Error::Api(s) if s.code == 401 || s.code == 403 => Unreadable::Refused(e),
+            kube::Error::Api(s) if s.code == 404 => Unreadable::Gone(e),
             _ => Unreadable::Failed(e),
         }
     }
@@ -74,49 +80,59 @@ pub fn record(line: &[u8]) -> Option<Record<'_>> {
     })
 }
 
-/// The uncompressed rotated files of run `restarts` in a directory listing of the
-/// kubelet's `/logs/` handler, oldest first.
+/// The rotated files of run `restarts` in a directory listing of the kubelet's
+/// `/logs/` handler, oldest first: uncompressed and gzipped (`.gz`) alike, one per
+/// rotation (the uncompressed one while both exist: the kubelet removes it once
+/// the `.gz` is complete).
 pub fn rotated_names(listing: &str, restarts: i32) -> Vec<String> {
     let prefix = format!("{restarts}.log.");
-    let mut names: Vec<String> = listing
+    let mut names: Vec<(&str, bool, &str)> = listing
         .split("href=\"")
         .skip(1)
         .filter_map(|s| s.split('"').next())
-        .filter(|name| {
-            name.strip_prefix(&prefix).is_some_and(|stamp| {
-                // YYYYMMDD-HHMMSS: not `.gz`, not a `.tmp` of a compression under way.
-                stamp.len() == 15
-                    && stamp.bytes().enumerate().all(|(i, b)| {
-                        if i == 8 {
-                            b == b'-'
-                        } else {
-                            b.is_ascii_digit()
-                        }
-                    })
-            })
+        .filter_map(|name| {
+            let rest = name.strip_prefix(&prefix)?;
+            let (stamp, gz) = match rest.strip_suffix(".gz") {
+                Some(stamp) => (stamp, true),
+                None => (rest, false),
+            };
+            // YYYYMMDD-HHMMSS: not a `.tmp` of a compression under way.
+            let ok = stamp.len() == 15
+                && stamp.bytes().enumerate().all(|(i, b)| {
+                    if i == 8 {
+                        b == b'-'
+                    } else {
+                        b.is_ascii_digit()
+                    }
+                });
+            ok.then_some((stamp, gz, name))
         })
-        .map(str::to_string)
         .collect();
     names.sort();
-    names.dedup();
-    names
+    names.dedup_by(|later, first| later.0 == first.0);
+    names.into_iter().map(|(_, _, n)| n.to_string()).collect()
+}
+
+/// A rotated file the kubelet has compressed.
+pub fn is_gzip(name: &str) -> bool {
+    name.ends_with(".gz")
 }
 
 /// Reads one line (without its newline) into `line`, keeping at most
 /// [`MAX_LINE_BYTES`] of it (a longer record is cut: containerd splits lines at
-/// 16 KiB, so a real one never is). False at the end of the file.
+/// 16 KiB, so a real one never is). Returns the bytes it consumed: 0 at the end of
+/// the file.
 pub async fn next_line(
     reader: &mut (impl AsyncBufRead + Unpin),
     line: &mut Vec<u8>,
-) -> std::io::Result<bool> {
+) -> std::io::Result<u64> {
     line.clear();
-    let mut any = false;
+    let mut consumed = 0u64;
     loop {
         let buf = reader.fill_buf().await?;
         if buf.is_empty() {
-            return Ok(any);
+            return Ok(consumed);
         }
-        any = true;
         let (take, done) = match buf.iter().position(|b| *b == b'\n') {
             Some(i) => (i + 1, true),
             None => (buf.len(), false),
@@ -125,8 +141,9 @@ pub async fn next_line(
         let keep = if done { take - 1 } else { take };
         line.extend_from_slice(&buf[..keep.min(room)]);
         reader.consume(take);
+        consumed += take as u64;
         if done {
-            return Ok(true);
+            return Ok(consumed);
         }
     }
 }
@@ -150,19 +167,26 @@ mod tests {
     }
 
     #[test]
-    fn only_uncompressed_rotated_files_of_this_run_are_listed_oldest_first() {
+    fn rotated_files_of_this_run_are_listed_oldest_first_one_per_rotation() {
         let listing = r#"<pre>
 <a href="0.log">0.log</a>
 <a href="0.log.20261205-223549">0.log.20261205-223549</a>
 <a href="0.log.20261205-223535.gz">0.log.20261205-223535.gz</a>
 <a href="0.log.20261205-223521">0.log.20261205-223521</a>
 <a href="0.log.20261205-223600.tmp">0.log.20261205-223600.tmp</a>
+<a href="0.log.20261205-223535.gz.tmp">0.log.20261205-223535.gz.tmp</a>
+<a href="0.log.20261205-223521.gz">0.log.20261205-223521.gz</a>
 <a href="1.log.20261205-223700">1.log.20261205-223700</a>
 </pre>"#;
         assert_eq!(
             rotated_names(listing, 0),
-            ["0.log.20261205-223521", "0.log.20261205-223549"]
+            [
+                "0.log.20261205-223521",
+                "0.log.20261205-223535.gz",
+                "0.log.20261205-223549"
+            ]
         );
+        assert!(is_gzip("0.log.20261205-223535.gz"));
         assert_eq!(rotated_names(listing, 1), ["1.log.20261205-223700"]);
     }
 
@@ -172,12 +196,13 @@ mod tests {
         let text = format!("a\n{long}\nlast");
         let mut reader = tokio::io::BufReader::with_capacity(7, text.as_bytes());
         let mut line = Vec::new();
-        assert!(next_line(&mut reader, &mut line).await.unwrap());
+        assert_eq!(next_line(&mut reader, &mut line).await.unwrap(), 2);
         assert_eq!(line, b"a");
-        assert!(next_line(&mut reader, &mut line).await.unwrap());
+        let n = next_line(&mut reader, &mut line).await.unwrap();
+        assert_eq!(n as usize, MAX_LINE_BYTES + 11);
         assert_eq!(line.len(), MAX_LINE_BYTES);
-        assert!(next_line(&mut reader, &mut line).await.unwrap());
+        assert_eq!(next_line(&mut reader, &mut line).await.unwrap(), 4);
         assert_eq!(line, b"last");
-        assert!(!next_line(&mut reader, &mut line).await.unwrap());
+        assert_eq!(next_line(&mut reader, &mut line).await.unwrap(), 0);
     }
 }
