@@ -4,6 +4,8 @@
 #   - helm v3 (go install, pinned), same place: for the Kubernetes runtime tests
 #   - Traefik v3 (go build of its module, pinned), same place: the ingress controller of
 #     the networking.ingress cluster test
+#   - kube-router v2.1.0 (go build of its module, pinned), same place, and Debian's
+#     ipset and iptables: the NetworkPolicy enforcer of the workspace isolation test
 #   - Vault v1.21.0 (scripts/build-vault.sh), same place: `vault server -dev` for the
 #     vault secret provider's test
 #   - python3 (apt-get, only when missing): the example's services are python scripts
@@ -35,6 +37,8 @@ HELM_VERSION="${HELM_VERSION:-v3.19.5}"
 # Keep in step with TRAEFIK_VERSION in tests/tests/kube_ingress.rs.
 TRAEFIK_VERSION="${TRAEFIK_VERSION:-v3.6.12}"
 CARGO_FUZZ_VERSION="${CARGO_FUZZ_VERSION:-0.13.2}"
+# Keep in step with KUBE_ROUTER_VERSION in tests/tests/network_policy.rs.
+KUBE_ROUTER_VERSION="${KUBE_ROUTER_VERSION:-v2.1.0}"
 TOOLS_DIR="${DEVENV_TOOLS_DIR:-$HOME/.cache/devenv-tools}"
 OTHER_USER="${DEVENV_TEST_OTHER_USER:-devenv-test-other}"
 
@@ -166,6 +170,27 @@ else
     mv "$traefik_bin.tmp" "$traefik_bin"
 fi
 
+# --- kube-router's firewall, the NetworkPolicy enforcer of the workspace isolation
+# test (tests/tests/network_policy.rs runs it as a host process for that test only and
+# removes its rules with tests/cluster/netpol-clean.sh). Not kube-network-policies
+# v0.8.0: it queues packets with nftables' `queue` statement, which this kernel lacks
+# (CONFIG_NFT_QUEUE unset). Security reports are listed for kube-router v2.1.0: a test
+# tool on the loopback test cluster only. It drives the iptables and ipset commands.
+command -v ipset >/dev/null || apt_install ipset
+command -v iptables-restore >/dev/null || apt_install iptables
+kube_router_bin="$TOOLS_DIR/kube-router-$KUBE_ROUTER_VERSION/kube-router"
+if [ -x "$kube_router_bin" ]; then
+    log "kube-router $KUBE_ROUTER_VERSION already in $kube_router_bin"
+else
+    log "go build kube-router $KUBE_ROUTER_VERSION -> $kube_router_bin"
+    kube_router_dir="$(cd / && go mod download -json "github.com/cloudnativelabs/kube-router/v2@$KUBE_ROUTER_VERSION" | sed -n 's/^\s*"Dir": "\(.*\)",$/\1/p')"
+    [ -d "$kube_router_dir" ] || { log "go mod download of kube-router $KUBE_ROUTER_VERSION gave no directory"; exit 1; }
+    mkdir -p "$TOOLS_DIR/kube-router-$KUBE_ROUTER_VERSION"
+    (cd "$kube_router_dir" && GOFLAGS="-mod=readonly -buildvcs=false" CGO_ENABLED=0 \
+        nice -n 19 go build -trimpath -ldflags "-s -w" -o "$kube_router_bin.tmp" ./cmd/kube-router)
+    mv "$kube_router_bin.tmp" "$kube_router_bin"
+fi
+
 # --- HashiCorp Vault, for `provider: vault` against a real `vault server -dev`
 # (tests/tests/secret_vault.rs): scripts/build-vault.sh builds one pinned release from
 # its Go module into $TOOLS_DIR/vault-VERSION and returns at once when it is there.
@@ -219,4 +244,4 @@ else
     id -u "$OTHER_USER" >/dev/null 2>&1 || log "not root: user $OTHER_USER not created; the peer-uid test will fail"
 fi
 
-log "done (grpcurl: $want, helm: $helm_bin, traefik: $traefik_bin, cargo-fuzz: $cargo_fuzz_bin)"
+log "done (grpcurl: $want, helm: $helm_bin, traefik: $traefik_bin, kube-router: $kube_router_bin, cargo-fuzz: $cargo_fuzz_bin)"

@@ -136,6 +136,9 @@ clean_iptables() {
 }
 clean_iptables iptables-save iptables-restore
 clean_iptables ip6tables-save ip6tables-restore
+# The ipsets of the NetworkPolicy test's enforcer (kube-router), should a killed test
+# run have left them (its chains went with the KUBE-* ones above).
+bash "$(dirname "$0")/netpol-clean.sh" || log "kube-router's ipsets are left (see above)"
 command -v conntrack >/dev/null && conntrack -D -s "$POD_CIDR" >/dev/null 2>&1
 
 # 7. Sysctls back to what they were before up.sh.
