@@ -485,3 +485,92 @@ fn k8s_workspace_sync_reaches_its_volume_and_counts_as_activity() {
     assert_eq!(replicas(&ns, "ws-dev-ann"), "0");
     t.devenv_ok(&["workspace", "delete", "dev", "--volumes"]);
 }
+
+/// An HTTP GET of `/` on 127.0.0.1:port: the response, or the error.
+fn http_get(port: u16) -> Result<String, String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    s.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .map_err(|e| e.to_string())?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+#[test]
+#[ignore = "needs the test cluster (tests/cluster/test.sh runs it)"]
+fn k8s_workspace_forward_reaches_its_server_and_counts_as_activity() {
+    let (_unused, env) = env_for("wsfwd");
+    let idle = "idleTimeout: 10s\n      ports: [8080]\n      command: [\"sh\", \"-c\", \"mkdir -p /tmp/www && echo hello-ws > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www\"]";
+    let t = user_env("ann", &env, idle);
+    let ns = format!("devenv-ann-{env}");
+    let _cleanup = Cleanup(ns.clone());
+    t.devenv_ok(&["workspace", "create", "dev"]);
+
+    let log = t.root().join("forward.log");
+    let mut fwd = t.spawn_devenv_logged(&["--json", "workspace", "forward", "dev", "0:8080"], &log);
+    let mut port = 0u16;
+    let listening = wait_until(Duration::from_secs(30), || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let first: Option<Value> = text
+            .lines()
+            .next()
+            .and_then(|l| serde_json::from_str(l).ok());
+        if let Some(p) = first.and_then(|v| v["localPort"].as_u64()) {
+            port = u16::try_from(p).expect("a port");
+        }
+        port != 0
+    });
+    assert!(
+        listening,
+        "no first line: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+
+    // A request reaches the server in the workspace.
+    let reply = http_get(port).unwrap_or_else(|e| panic!("GET through the forward: {e}"));
+    assert!(reply.contains("hello-ws"), "{reply}");
+
+    // Requests every 2 s for two and a half idle timeouts: never stopped meanwhile,
+    // and the forward is what the idle timer saw last.
+    let until = Instant::now() + Duration::from_secs(25);
+    while Instant::now() < until {
+        let r = http_get(port).unwrap_or_else(|e| panic!("GET: {e}"));
+        assert!(r.contains("hello-ws"), "{r}");
+        std::thread::sleep(Duration::from_secs(2));
+        assert_eq!(
+            replicas(&ns, "ws-dev-ann"),
+            "1",
+            "stopped while forwarding: {}",
+            status(&t)
+        );
+    }
+    let last_request = Instant::now();
+    let st = status(&t);
+    assert_eq!(st["lastActivity"], "port-forward", "{st}");
+
+    // Ctrl-C ends it cleanly: exit 0, and the local port is closed.
+    assert!(
+        interrupt(&mut fwd),
+        "the forward did not end cleanly on Ctrl-C"
+    );
+    let closed = wait_until(Duration::from_secs(10), || http_get(port).is_err());
+    assert!(closed, "127.0.0.1:{port} still answers after Ctrl-C");
+
+    // Without traffic it stops within the timeout (+ 60 s) of the last request.
+    let stopped = wait_until(Duration::from_secs(10 + 60), || {
+        replicas(&ns, "ws-dev-ann") == "0"
+    });
+    assert!(stopped, "no idle stop after the forward: {}", status(&t));
+    eprintln!(
+        "idle stop {:.1}s after the last forwarded request (idleTimeout 10s)",
+        last_request.elapsed().as_secs_f64()
+    );
+    // A forward into the stopped workspace is refused, not a start.
+    let again = t.devenv(&["workspace", "forward", "dev", "0:8080"]);
+    assert_eq!(again.code, Some(2), "{again}");
+    assert_eq!(replicas(&ns, "ws-dev-ann"), "0");
+    t.devenv_ok(&["workspace", "delete", "dev", "--volumes"]);
+}
