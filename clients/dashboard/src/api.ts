@@ -9,6 +9,7 @@ import {
   LogServiceClient,
   ServiceServiceClient,
   SyncServiceClient,
+  WorkspaceServiceClient,
 } from "@devenv/api";
 
 export interface Api {
@@ -18,6 +19,7 @@ export interface Api {
   logs: LogServiceClient;
   sync: SyncServiceClient;
   forward: ForwardServiceClient;
+  workspace: WorkspaceServiceClient;
 }
 
 export function connect(baseUrl: string): Api {
@@ -29,6 +31,7 @@ export function connect(baseUrl: string): Api {
     logs: new LogServiceClient(transport),
     sync: new SyncServiceClient(transport),
     forward: new ForwardServiceClient(transport),
+    workspace: new WorkspaceServiceClient(transport),
   };
 }
 

@@ -13,8 +13,9 @@ import { GraphView } from "./graph";
 import { LogsPanel } from "./logs";
 import { changeLatencies, changeRecords, readyCount, ServicesView } from "./services";
 import { SyncForwardsPanel } from "./syncfwd";
+import { WorkspacesPanel } from "./workspaces";
 
-type Tab = "services" | "graph" | "syncfwd";
+type Tab = "services" | "graph" | "syncfwd" | "workspaces";
 
 /** Environments are listed again this often (the API has no stream for the list)... */
 const LIST_REFRESH_MS = 15_000;
@@ -37,6 +38,7 @@ class App {
   private readonly graph = new GraphView();
   private readonly logs: LogsPanel;
   private readonly syncfwd: SyncForwardsPanel;
+  private readonly workspaces: WorkspacesPanel;
 
   private environments: EnvironmentSummary[] = [];
   private current: EnvironmentRef | null = null;
@@ -67,6 +69,7 @@ class App {
     this.actions.onEnvironmentsChange = () => { void this.refreshEnvironments(); };
     this.logs = new LogsPanel(api, this.conn, this.logsBackoff);
     this.syncfwd = new SyncForwardsPanel(api);
+    this.workspaces = new WorkspacesPanel(api);
 
     this.envSelect = h("select", { class: "env-select", attrs: { "aria-label": "environment" }, on: { change: () => { this.select(this.envSelect.value); } } });
     this.summary = h("span", { class: "summary" });
@@ -99,6 +102,7 @@ class App {
     addTab("services", "Services", h("div", { class: "panel services-panel" }, this.watchError, this.empty, this.services.el));
     addTab("graph", "Graph", h("div", { class: "panel" }, this.graph.el));
     addTab("syncfwd", "Sync & forwards", h("div", { class: "panel" }, this.syncfwd.el));
+    addTab("workspaces", "Workspaces", h("div", { class: "panel" }, this.workspaces.el));
     const top = h("div", { class: "top" }, tabs, ...this.tabPanels.values());
     replaceChildren(root, header, this.conn.banner, h("main", null, top, this.logs.el), this.activity.el);
     this.showTab("services");
@@ -155,6 +159,7 @@ class App {
     }
     for (const [id, p] of this.tabPanels) p.hidden = id !== tab;
     this.syncfwd.setVisible(tab === "syncfwd");
+    this.workspaces.setVisible(tab === "workspaces");
     if (tab === "graph") this.graph.render(this.services.statuses());
   }
 
@@ -194,6 +199,7 @@ class App {
     history.replaceState(null, "", summary ? `#env=${encodeURIComponent(key)}` : "#");
     this.logs.setEnvironment(this.current);
     this.syncfwd.setEnvironment(this.current);
+    this.workspaces.setEnvironment(this.current);
     this.afterServicesChange();
     if (this.current) {
       const abort = new AbortController();

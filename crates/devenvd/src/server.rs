@@ -160,7 +160,7 @@ pub async fn run(args: Args, activation_fds: i32) -> anyhow::Result<()> {
         .add_service(ForwardServiceServer::from_arc(forwards.clone()))
         .add_service(SyncServiceServer::from_arc(syncs.clone()))
         .add_service(ClusterServiceServer::from_arc(clusters.clone()))
-        .add_service(WorkspaceServiceServer::from_arc(workspaces))
+        .add_service(WorkspaceServiceServer::from_arc(workspaces.clone()))
         .add_service(SnapshotServiceServer::from_arc(snapshots))
         .add_service(TerraformServiceServer::from_arc(terraform));
 
@@ -175,7 +175,8 @@ pub async fn run(args: Args, activation_fds: i32) -> anyhow::Result<()> {
                 .add_service(LogServiceServer::from_arc(logs))
                 .add_service(ForwardServiceServer::from_arc(forwards))
                 .add_service(SyncServiceServer::from_arc(syncs))
-                .add_service(ClusterServiceServer::from_arc(clusters)),
+                .add_service(ClusterServiceServer::from_arc(clusters))
+                .add_service(WorkspaceServiceServer::from_arc(workspaces)),
             services: vec![
                 EnvironmentServiceServer::<rpc::environment::Environments>::NAME,
                 ServiceServiceServer::<rpc::service::Services>::NAME,
@@ -183,6 +184,7 @@ pub async fn run(args: Args, activation_fds: i32) -> anyhow::Result<()> {
                 ForwardServiceServer::<rpc::forward::Forwards>::NAME,
                 SyncServiceServer::<rpc::sync::Syncs>::NAME,
                 ClusterServiceServer::<rpc::cluster::Clusters>::NAME,
+                WorkspaceServiceServer::<rpc::workspace::Workspaces>::NAME,
             ],
             methods: vec!["devenv.v1.DaemonService/Version"],
         };
