@@ -6,6 +6,8 @@
 #     the networking.ingress cluster test
 #   - kube-router v2.1.0 (go build of its module, pinned), same place, and Debian's
 #     ipset and iptables: the NetworkPolicy enforcer of the workspace isolation test
+#   - the CNCF distribution registry v3 (go build of its module, pinned), same place:
+#     the registry the image push test pushes to and the test cluster pulls from
 #   - Vault v1.21.0 (scripts/build-vault.sh), same place: `vault server -dev` for the
 #     vault secret provider's test
 #   - python3 (apt-get, only when missing): the example's services are python scripts
@@ -36,6 +38,9 @@ GRPCURL_VERSION="${GRPCURL_VERSION:-v1.9.1}"
 HELM_VERSION="${HELM_VERSION:-v3.19.5}"
 # Keep in step with TRAEFIK_VERSION in tests/tests/kube_ingress.rs.
 TRAEFIK_VERSION="${TRAEFIK_VERSION:-v3.6.12}"
+# The CNCF distribution registry; keep in step with REGISTRY_VERSION in
+# tests/tests/kube_registry.rs.
+REGISTRY_VERSION="${REGISTRY_VERSION:-v3.1.2}"
 CARGO_FUZZ_VERSION="${CARGO_FUZZ_VERSION:-0.13.2}"
 # Keep in step with KUBE_ROUTER_VERSION in tests/tests/network_policy.rs.
 KUBE_ROUTER_VERSION="${KUBE_ROUTER_VERSION:-v2.1.0}"
@@ -191,6 +196,22 @@ else
     mv "$kube_router_bin.tmp" "$kube_router_bin"
 fi
 
+# --- The CNCF distribution registry, for `spec.cluster.image.registry` against a
+# real registry (tests/tests/kube_registry.rs runs it as a host process on 127.0.0.1),
+# built from its Go module into a directory keyed by version. Cold: a few minutes.
+registry_bin="$TOOLS_DIR/registry-$REGISTRY_VERSION/registry"
+if [ -x "$registry_bin" ]; then
+    log "registry $REGISTRY_VERSION already in $registry_bin"
+else
+    log "go build distribution registry $REGISTRY_VERSION -> $registry_bin"
+    registry_dir="$(cd / && go mod download -json "github.com/distribution/distribution/v3@$REGISTRY_VERSION" | sed -n 's/^\s*"Dir": "\(.*\)",$/\1/p')"
+    [ -d "$registry_dir" ] || { log "go mod download of distribution $REGISTRY_VERSION gave no directory"; exit 1; }
+    mkdir -p "$TOOLS_DIR/registry-$REGISTRY_VERSION"
+    (cd "$registry_dir" && GOFLAGS="-mod=readonly -buildvcs=false" CGO_ENABLED=0 \
+        nice -n 19 go build -trimpath -o "$registry_bin.tmp" ./cmd/registry)
+    mv "$registry_bin.tmp" "$registry_bin"
+fi
+
 # --- HashiCorp Vault, for `provider: vault` against a real `vault server -dev`
 # (tests/tests/secret_vault.rs): scripts/build-vault.sh builds one pinned release from
 # its Go module into $TOOLS_DIR/vault-VERSION and returns at once when it is there.
@@ -244,4 +265,4 @@ else
     id -u "$OTHER_USER" >/dev/null 2>&1 || log "not root: user $OTHER_USER not created; the peer-uid test will fail"
 fi
 
-log "done (grpcurl: $want, helm: $helm_bin, traefik: $traefik_bin, kube-router: $kube_router_bin, cargo-fuzz: $cargo_fuzz_bin)"
+log "done (grpcurl: $want, helm: $helm_bin, traefik: $traefik_bin, kube-router: $kube_router_bin, registry: $registry_bin, cargo-fuzz: $cargo_fuzz_bin)"

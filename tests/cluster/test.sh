@@ -23,7 +23,7 @@ cargo_test() {
 # devenv's end-to-end cluster test files (tests/tests/NAME.rs with `k8s_*` tests),
 # run together; dev.rs runs alone below. A file with a k8s_ test that is not listed
 # here would never run (the plain ignored set skips k8s_): the check below fails.
-E2E_K8S=(kube kube_more kube_exec kube_hooks kube_logs kube_scale kube_schema kube_ingress kube_secrets kube_snapshots kube_terraform workspaces namespace_policy rbac reference_example network_policy)
+E2E_K8S=(kube kube_more kube_exec kube_hooks kube_logs kube_scale kube_schema kube_ingress kube_secrets kube_snapshots kube_terraform workspaces namespace_policy rbac reference_example network_policy kube_registry)
 e2e_k8s_args=()
 for t in "${E2E_K8S[@]}"; do e2e_k8s_args+=(--test "$t"); done
 for f in "$ROOT"/tests/tests/*.rs; do

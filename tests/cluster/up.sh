@@ -261,6 +261,11 @@ start kube-scheduler "$BIN/kube-scheduler" \
   --bind-address 127.0.0.1 --leader-elect=false --profiling=false --v=1
 
 # --- containerd ------------------------------------------------------------------------
+# Registries: no `config_path`/hosts.toml here on purpose. Without one, the CRI plugin
+# (containerd 1.6/1.7, pkg/cri/server/image_pull.go `defaultScheme`) speaks plain HTTP
+# to a registry on localhost/127.0.0.1/::1 at any port, which is all the tests use (the
+# distribution registry that tests/tests/kube_registry.rs runs on 127.0.0.1:PORT); a
+# hosts dir would switch the CRI to hosts.toml resolution for every registry.
 cat > "$STATE/config/containerd.toml" <<EOF
 version = 2
 root = "$CONTAINERD_ROOT"

@@ -186,6 +186,11 @@ pub(crate) fn environment(
         super::terraform::check_refs(&mut c, &services, &secrets);
     }
     preset_auth(&mut c, &services, &secrets);
+    super::registry::check_tarballs(
+        &mut c,
+        &services,
+        cluster.as_ref().and_then(|cl| cl.registry.as_ref()),
+    );
     super::ingress::apply(
         &mut c,
         networking,
@@ -383,6 +388,7 @@ fn cluster(
         }
     };
     let policy = super::quota::check(c, raw.quota, raw.limit_range);
+    let registry = super::registry::check(c, raw.image);
     Some(Cluster {
         provider,
         name: raw.name,
@@ -392,6 +398,7 @@ fn cluster(
         shared,
         policy,
         snapshot_image: raw.snapshot_image.filter(|i| !i.trim().is_empty()),
+        registry,
     })
 }
 

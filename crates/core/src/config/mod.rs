@@ -36,6 +36,9 @@ mod profiles;
 mod quota;
 mod raw;
 mod readiness;
+mod registry;
+#[cfg(test)]
+mod registry_tests;
 mod schema;
 #[cfg(test)]
 mod schema16_tests;
@@ -61,6 +64,7 @@ pub use model::*;
 pub use plugin::PluginService;
 pub use profiles::select as select_profiles;
 pub use quota::{ContainerLimits, NamespacePolicy};
+pub use registry::ImageRegistry;
 pub use secret::{parse_dotenv_values, Secret, SecretSource, DEFAULT_SECRET_COMMAND_TIMEOUT};
 pub use terraform::{output_refs, referencing_strings, OutputRef, Terraform};
 pub use workspace::{

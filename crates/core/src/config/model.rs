@@ -176,6 +176,9 @@ pub struct Build {
     pub args: BTreeMap<String, String>,
     /// The stage to build (`--target`).
     pub target: Option<String>,
+    /// Absolute path of an OCI image layout tarball, pushed when no builder is present
+    /// (only with `spec.cluster.image.registry`).
+    pub tarball: Option<PathBuf>,
 }
 
 /// Kubernetes resource requests and limits, e.g. `cpu: 100m`, `memory: 128Mi`.
@@ -577,6 +580,8 @@ pub struct Cluster {
     /// The image of `devenv snapshot`'s helper pod (sh, tar, find, stat, xargs);
     /// default `kube::volcopy::DEFAULT_IMAGE`.
     pub snapshot_image: Option<String>,
+    /// `image.registry`: `build:` images are pushed there and deployed by digest.
+    pub registry: Option<super::registry::ImageRegistry>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]

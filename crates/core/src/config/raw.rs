@@ -64,6 +64,8 @@ pub(crate) struct RawCluster {
     pub limit_range: Option<super::quota::RawLimitRange>,
     /// The image of the helper pod that copies a claim's files for `devenv snapshot`.
     pub snapshot_image: Option<String>,
+    /// `image: { registry, insecure }`: where `build:` images are pushed (`config/registry.rs`).
+    pub image: Option<super::registry::RawImage>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -287,6 +289,9 @@ pub(crate) struct RawBuild {
     pub args: Option<BTreeMap<String, Text>>,
     /// The stage of a multi-stage Dockerfile to build.
     pub target: Option<String>,
+    /// An OCI image layout tarball pushed to `spec.cluster.image.registry` when no
+    /// builder (docker engine, buildah, nerdctl) is present.
+    pub tarball: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

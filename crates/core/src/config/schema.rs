@@ -68,6 +68,7 @@ pub(crate) fn keys_at(path: &str) -> Option<&'static [&'static str]> {
         "spec" => fields_of::<RawSpec>(),
         "spec.cluster" => fields_of::<RawCluster>(),
         "spec.cluster.k3d" => fields_of::<RawK3d>(),
+        "spec.cluster.image" => fields_of::<super::registry::RawImage>(),
         "spec.cluster.limitRange" => fields_of::<super::quota::RawLimitRange>(),
         "spec.volumes[]" => fields_of::<RawVolume>(),
         "spec.secrets[]" => fields_of::<RawSecret>(),

@@ -425,6 +425,7 @@ pub(crate) fn check(
             .map(|(k, v)| (k, v.0))
             .collect(),
         target: b.target.filter(|t| !t.is_empty()),
+        tarball: b.tarball.as_deref().map(|t| c.resolve(t)),
     });
     let values = raw.values.and_then(|v| match serde_json::to_value(&v) {
         Ok(j @ serde_json::Value::Object(_)) => Some(j),

@@ -385,6 +385,7 @@ mod tests {
             dockerfile: None,
             args: Default::default(),
             target: None,
+            tarball: None,
         }
     }
 

@@ -270,6 +270,7 @@ async fn live(rec: &ClusterRecord) -> ClusterInfo {
         shared: false,
         policy: Default::default(),
         snapshot_image: None,
+        registry: None,
     };
     let mut info = ClusterInfo {
         name: rec.name.clone(),
@@ -330,6 +331,7 @@ mod tests {
             shared: false,
             policy: Default::default(),
             snapshot_image: None,
+            registry: None,
         };
         let i = info(&env, &cluster);
         assert_eq!(

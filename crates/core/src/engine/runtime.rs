@@ -145,6 +145,7 @@ impl LiveEnv {
             shared: false,
             policy: Default::default(),
             snapshot_image: None,
+            registry: None,
         });
         let k = ClusterConn::connect(&cluster, &env.name, vars).await?;
         k.check().await?;

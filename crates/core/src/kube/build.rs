@@ -9,16 +9,20 @@
 //! PATH build: docker (when its own engine answers, e.g. through a docker context),
 //! else buildah, else nerdctl (rootless and containerd-only machines).
 //!
-//! Other clusters (`provider: kubeconfig`) get the image reference only: getting the
-//! image into such a cluster (a registry push) is not done here.
+//! With `spec.cluster.image.registry` the image is pushed there instead ([`push`]:
+//! the engine's image exported, or the CLI builder's saved, as an OCI layout tarball;
+//! without any builder, the `build.tarball` the config names) and the workload runs
+//! it by digest, so any cluster that reaches the registry can. Other clusters without
+//! a registry get the local tag only.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::push::{self, PushError};
 use super::tools::{self, DockerProblem};
 use super::{k3d, KubeError};
-use crate::config::{Build, Cluster, ClusterProvider};
+use crate::config::{Build, Cluster, ClusterProvider, ImageRegistry};
 use crate::scratch::Scratch;
 
 /// Registry part of every tag devenv builds; never pushed anywhere.
@@ -218,9 +222,10 @@ impl Fnv {
     }
 }
 
-/// Builds the image of `service` and, for a k3d cluster, imports it into the
-/// cluster. Every line the builder (and k3d) prints goes to `on_line`, for the log
-/// hub. Returns the image reference to deploy.
+/// Builds the image of `service` and pushes it to the cluster's registry, or for a
+/// k3d cluster without one imports it into the cluster. Every line the builder (and
+/// k3d, and the push) prints goes to `on_line`, for the log hub. Returns the image
+/// reference to deploy (`REGISTRY/REPO@sha256:...` after a push).
 pub async fn build_image(
     env: &str,
     service: &str,
@@ -231,12 +236,21 @@ pub async fn build_image(
     on_line: &mut (dyn FnMut(&str) + Send),
 ) -> Result<String, KubeError> {
     match crate::docker::connect(vars).await {
-        Ok(docker) => engine_build(env, service, build, cluster, vars, &docker, on_line).await,
+        Ok(docker) => {
+            engine_build(
+                env, service, build, cluster, vars, &docker, scratch, on_line,
+            )
+            .await
+        }
         Err(_) => cli_build(env, service, build, cluster, vars, scratch, on_line).await,
     }
 }
 
 /// The build on the engine's API; k3d imports the image from that engine.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "build_image's arguments passed on, plus the engine"
+)]
 async fn engine_build(
     env: &str,
     service: &str,
@@ -244,6 +258,7 @@ async fn engine_build(
     cluster: Option<&Cluster>,
     vars: &BTreeMap<String, String>,
     docker: &bollard::Docker,
+    scratch: &Scratch,
     on_line: &mut (dyn FnMut(&str) + Send),
 ) -> Result<String, KubeError> {
     use crate::docker::build as dbuild;
@@ -262,6 +277,7 @@ async fn engine_build(
         .map_err(|e| KubeError::new(format!("reading the build context: {e}"), ""))?
         .map_err(failed)?;
     let image = dbuild::tag(env, service, &plan.hash);
+    let hash = plan.hash.clone();
     if dbuild::exists(docker, &image).await {
         on_line(&format!(
             "image {image} is up to date (build context unchanged)"
@@ -276,6 +292,11 @@ async fn engine_build(
             .await
             .map_err(failed)?;
     }
+    if let Some(registry) = cluster.and_then(|c| c.registry.as_ref()) {
+        let tar = scratch_tarball(scratch, env, service, &hash)?;
+        export(docker, &image, tar.path()).await?;
+        return push_tarball(tar.path(), registry, env, service, &hash, vars, on_line).await;
+    }
     if let Some(cluster) = cluster.filter(|c| c.provider == ClusterProvider::K3d) {
         k3d::import_images(
             k3d::name(cluster),
@@ -286,6 +307,99 @@ async fn engine_build(
         .await?;
     }
     Ok(image)
+}
+
+/// An empty private file made by us (0600, exclusively) that a builder overwrites;
+/// removed when it drops, after the import or push or on error.
+fn scratch_tarball(
+    scratch: &Scratch,
+    env: &str,
+    service: &str,
+    hash: &str,
+) -> Result<crate::scratch::ScratchFile, KubeError> {
+    scratch
+        .create(&format!("image-{env}-{service}-{hash}"), "tar")
+        .map(|(f, _)| f)
+        .map_err(|e| {
+            KubeError::new(
+                format!(
+                    "cannot create the image tarball in {}: {e}",
+                    scratch.dir().display()
+                ),
+                "",
+            )
+        })
+}
+
+/// The engine's image as a tarball (`docker save`: an OCI layout since Docker 25).
+async fn export(docker: &bollard::Docker, image: &str, to: &Path) -> Result<(), KubeError> {
+    use futures::StreamExt as _;
+    use tokio::io::AsyncWriteExt as _;
+    let failed = |e: String| {
+        KubeError::new(
+            format!("cannot export the image {image} from the engine: {e}"),
+            "",
+        )
+    };
+    let mut file = tokio::fs::File::create(to)
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    let mut stream = std::pin::pin!(docker.export_image(image));
+    let copy = async {
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| failed(e.to_string()))?;
+            file.write_all(&chunk)
+                .await
+                .map_err(|e| failed(e.to_string()))?;
+        }
+        file.flush().await.map_err(|e| failed(e.to_string()))
+    };
+    tokio::time::timeout(SAVE_DEADLINE, copy)
+        .await
+        .map_err(|_| failed(format!("not done after {}s", SAVE_DEADLINE.as_secs())))?
+}
+
+/// Pushes an OCI layout tarball as `<registry>/<env>-<service>:<tag>`; returns the
+/// reference by digest.
+async fn push_tarball(
+    tarball: &Path,
+    registry: &ImageRegistry,
+    env: &str,
+    service: &str,
+    tag: &str,
+    vars: &BTreeMap<String, String>,
+    on_line: &mut (dyn FnMut(&str) + Send),
+) -> Result<String, KubeError> {
+    let repository = registry.repository(env, service);
+    match push::push(tarball, registry, &repository, tag, vars, on_line).await {
+        Ok(pushed) => Ok(pushed.reference),
+        Err(e) => {
+            let kind = match e {
+                PushError::Unreachable { .. } => super::KubeErrorKind::Unreachable,
+                PushError::Denied { .. } => super::KubeErrorKind::Credentials,
+                _ => super::KubeErrorKind::Other,
+            };
+            Err(KubeError::new(
+                format!("cannot push the image of `{service}`: {e}"),
+                e.hint(),
+            )
+            .with_kind(kind))
+        }
+    }
+}
+
+/// The CLI builder's image saved as an OCI layout (docker/nerdctl `save`, buildah
+/// `push oci-archive:`).
+fn oci_save_args(builder: Builder, tag: &str, tarball: &Path) -> Vec<String> {
+    let tar = tarball.display().to_string();
+    match builder {
+        Builder::Docker | Builder::Nerdctl => vec!["save".into(), "-o".into(), tar, tag.into()],
+        Builder::Buildah => vec![
+            "push".into(),
+            tag.into(),
+            format!("oci-archive:{tar}:{tag}"),
+        ],
+    }
 }
 
 /// The build by a CLI on PATH, for machines without a reachable engine.
@@ -312,7 +426,25 @@ async fn cli_build(
             )
         })?;
     let image = tag(env, service, &hash);
-    let found = detect(vars).await?;
+    let registry = cluster.and_then(|c| c.registry.as_ref());
+    let found = match (detect(vars).await, registry, &build.tarball) {
+        (Ok(found), _, _) => found,
+        (Err(_), Some(registry), Some(tarball)) => {
+            on_line(&format!(
+                "no image builder here: pushing build.tarball {}",
+                tarball.display()
+            ));
+            return push_tarball(tarball, registry, env, service, &hash, vars, on_line).await;
+        }
+        (Err(mut e), Some(_), None) => {
+            e.hint = Some(format!(
+                "{}; or name an OCI image layout tarball to push in `build.tarball`",
+                e.hint.unwrap_or_default()
+            ));
+            return Err(e);
+        }
+        (Err(e), _, _) => return Err(e),
+    };
     run_builder(
         &found,
         &build_args(found.builder, &image, build),
@@ -320,24 +452,23 @@ async fn cli_build(
         on_line,
     )
     .await?;
+    if let Some(registry) = registry {
+        let tar = scratch_tarball(scratch, env, service, &hash)?;
+        run_builder(
+            &found,
+            &oci_save_args(found.builder, &image, tar.path()),
+            vars,
+            on_line,
+        )
+        .await?;
+        return push_tarball(tar.path(), registry, env, service, &hash, vars, on_line).await;
+    }
     if let Some(cluster) = cluster.filter(|c| c.provider == ClusterProvider::K3d) {
         let name = k3d::name(cluster);
         if found.builder == Builder::Docker {
             k3d::import_images(name, std::slice::from_ref(&image), vars, on_line).await?;
         } else {
-            // An empty private file made by us (0600, exclusively) that the builder
-            // overwrites; removed when `tar` drops, after the import or on error.
-            let (tar, _) = scratch
-                .create(&format!("image-{env}-{service}-{hash}"), "tar")
-                .map_err(|e| {
-                    KubeError::new(
-                        format!(
-                            "cannot create the image tarball in {}: {e}",
-                            scratch.dir().display()
-                        ),
-                        "",
-                    )
-                })?;
+            let tar = scratch_tarball(scratch, env, service, &hash)?;
             if let Some(args) = save_args(found.builder, &image, tar.path()) {
                 run_builder(&found, &args, vars, on_line).await?;
             }
@@ -389,6 +520,7 @@ mod tests {
             dockerfile: dockerfile.map(Path::to_path_buf),
             args: Default::default(),
             target: None,
+            tarball: None,
         }
     }
 
@@ -434,6 +566,21 @@ mod tests {
             save_args(Builder::Nerdctl, "i:1", tar).unwrap().join(" "),
             "save -o /tmp/x.tar i:1"
         );
+    }
+
+    #[test]
+    fn save_commands_for_a_registry_push_write_oci_layouts() {
+        let tar = Path::new("/tmp/x.tar");
+        assert_eq!(
+            oci_save_args(Builder::Buildah, "i:1", tar).join(" "),
+            "push i:1 oci-archive:/tmp/x.tar:i:1"
+        );
+        for b in [Builder::Docker, Builder::Nerdctl] {
+            assert_eq!(
+                oci_save_args(b, "i:1", tar).join(" "),
+                "save -o /tmp/x.tar i:1"
+            );
+        }
     }
 
     #[test]
@@ -597,6 +744,7 @@ mod tests {
             shared: false,
             policy: Default::default(),
             snapshot_image: None,
+            registry: None,
         };
         let b = build(&ctx, None);
         let mut lines = Vec::new();
@@ -685,6 +833,7 @@ mod tests {
             shared: false,
             policy: Default::default(),
             snapshot_image: None,
+            registry: None,
         };
         let (_tmp, scratch) = scratch();
         let image = build_image(

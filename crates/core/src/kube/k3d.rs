@@ -289,6 +289,7 @@ mod tests {
             shared: false,
             policy: Default::default(),
             snapshot_image: None,
+            registry: None,
         }
     }
 

@@ -116,6 +116,7 @@ async fn restore_record(state: &StateStore, rec: &DevRecord) -> Result<bool, Kub
         shared: false,
         policy: Default::default(),
         snapshot_image: None,
+        registry: None,
     };
     let kenv = ClusterConn::connect(&cluster, &rec.env_name, &rec.vars).await?;
     let r = put_back(&kenv, state, rec, None).await?;
