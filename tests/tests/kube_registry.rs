@@ -33,7 +33,7 @@ fn registry_binary() -> PathBuf {
     ));
     assert!(
         p.exists(),
-        "the registry is not built: {} is missing; run `bash scripts/install-test-tools.sh` (it builds github.com/distribution/distribution/v3/cmd/registry {REGISTRY_VERSION}), or set DEVENV_REGISTRY_BIN",
+        "the registry is not built: {} is missing; run `bash scripts/install-test-tools.sh` (it builds the distribution registry {REGISTRY_VERSION} from its Go module), or set DEVENV_REGISTRY_BIN",
         p.display()
     );
     p
