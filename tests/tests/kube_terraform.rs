@@ -1,14 +1,16 @@
 //! Terraform outputs (issue 18 item 2) used by services on the test cluster: a
 //! sensitive `${tf.SVC.OUT}` in a kubernetes service's `env` reaches the pod from the
 //! Secret `<svc>-tf-outputs` (a `secretKeyRef`, never a value in the Deployment), a
-//! plain one as a value. Neither value is in anything devenv shows or keeps, and a
-//! changed output restarts only the service that uses it.
+//! plain one as a value; in a chart service's `values` both reach helm over its stdin
+//! (no values file, not even a private temp one). Neither value is in anything devenv
+//! shows or keeps, and a changed output restarts only the service that uses it.
 //! Terraform v1.11 with `terraform_data` and the local backend: no provider download.
 
+use std::path::Path;
 use std::time::Duration;
 
 use devenv_e2e::kube::{env_for, kc, kc_try};
-use devenv_e2e::{files_containing, wait_until, TestEnv};
+use devenv_e2e::{files_containing, find_helm, wait_until, TestEnv};
 use serde_json::Value;
 
 const BUSYBOX: &str = "devenv.test/busybox:1.35.0";
@@ -206,6 +208,125 @@ spec:
         "a service that uses no output was restarted"
     );
     assert_not_shown(&t, &up.combined(), &[&token1, &token2]);
+
+    t.devenv_ok(&["down"]);
+}
+
+const CHART_YAML: &str = r#"apiVersion: v2
+name: tfdemo
+version: 0.1.0
+"#;
+
+/// The chart puts the sensitive value into a Secret of its own and the plain one into
+/// the pod's env.
+const CHART_TEMPLATE: &str = r#"apiVersion: v1
+kind: Secret
+metadata:
+  name: {{ .Release.Name }}-creds
+stringData:
+  token: {{ .Values.token | quote }}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ .Release.Name }}-demo
+spec:
+  replicas: 1
+  selector:
+    matchLabels: { app: {{ .Release.Name }}-demo }
+  template:
+    metadata:
+      labels: { app: {{ .Release.Name }}-demo }
+      annotations: { tokenRevision: {{ .Values.token | sha256sum | quote }} }
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+        - name: demo
+          image: {{ .Values.image }}
+          imagePullPolicy: IfNotPresent
+          command: ["sh", "-c", "echo chart up; exec sleep 100000"]
+          env:
+            - name: PLAIN
+              value: {{ .Values.plain | quote }}
+            - name: TOKEN
+              valueFrom: { secretKeyRef: { name: {{ .Release.Name }}-creds, key: token } }
+"#;
+
+fn write_chart(project: &Path) {
+    let dir = project.join("charts/tfdemo");
+    std::fs::create_dir_all(dir.join("templates")).expect("mkdir chart");
+    std::fs::write(dir.join("Chart.yaml"), CHART_YAML).expect("write Chart.yaml");
+    std::fs::write(dir.join("values.yaml"), "image: busybox\n").expect("write values");
+    std::fs::write(dir.join("templates/all.yaml"), CHART_TEMPLATE).expect("write template");
+}
+
+#[test]
+#[ignore = "needs the test cluster and helm (tests/cluster/test.sh runs it)"]
+fn k8s_terraform_outputs_reach_helm_values_over_stdin() {
+    let helm = find_helm().unwrap_or_else(|e| panic!("helm is needed: {e}"));
+    let (mut t, env) = env_for("tfhelm");
+    let ns = format!("devenv-{env}");
+    let dir = helm.parent().expect("helm has a directory").to_path_buf();
+    let host = std::env::var_os("PATH").unwrap_or_default();
+    let path = std::env::join_paths(std::iter::once(dir).chain(std::env::split_paths(&host)))
+        .expect("join PATH");
+    t.set_var("PATH", path.to_string_lossy());
+    write_chart(&t.project);
+    let config = |seed: &str| {
+        format!(
+            r#"apiVersion: devenv/v1
+kind: Environment
+metadata:
+  name: {env}
+spec:
+  cluster: {{ provider: kubeconfig }}
+  services:
+{infra}    - name: web
+      chart: ./charts/tfdemo
+      values:
+        image: {BUSYBOX}
+        plain: "${{tf.infra.plain}}"
+        token: "${{tf.infra.token}}"
+      dependencies: [infra]
+"#,
+            infra = infra(&t, seed)
+        )
+    };
+    let seed1 = format!("one-{}", t.id);
+    t.write_config(&config(&seed1));
+    let up = t.devenv(&["up"]);
+    assert_eq!(up.code, Some(0), "up should succeed\n{up}");
+    let (plain1, token1) = (format!("plain-{seed1}"), format!("tok-{seed1}"));
+    assert!(
+        wait_until(Duration::from_secs(120), || in_pod(
+            &ns,
+            "deploy/web-demo",
+            &["PLAIN", "TOKEN"]
+        ) == Some(vec![
+            plain1.clone(),
+            token1.clone()
+        ])),
+        "the chart's pod did not get the outputs: {:?}",
+        in_pod(&ns, "deploy/web-demo", &["PLAIN", "TOKEN"])
+    );
+    assert_not_shown(&t, &up.combined(), &[&token1]);
+
+    // A new output upgrades the release with the new values.
+    let seed2 = format!("two-{}", t.id);
+    t.write_config(&config(&seed2));
+    let up = t.devenv(&["up"]);
+    assert_eq!(up.code, Some(0), "up after the change\n{up}");
+    let want = Some(vec![format!("plain-{seed2}"), format!("tok-{seed2}")]);
+    assert!(
+        wait_until(Duration::from_secs(120), || in_pod(
+            &ns,
+            "deploy/web-demo",
+            &["PLAIN", "TOKEN"]
+        ) == want),
+        "the release was not upgraded with the new outputs: {:?}",
+        in_pod(&ns, "deploy/web-demo", &["PLAIN", "TOKEN"])
+    );
+    assert_not_shown(&t, &up.combined(), &[&token1, &format!("tok-{seed2}")]);
 
     t.devenv_ok(&["down"]);
 }

@@ -1,4 +1,4 @@
-//! Private temp files (helm values, which may hold secrets; image tarballs): created
+//! Private temp files (image tarballs; anything that may hold secrets): created
 //! exclusively (`O_CREAT|O_EXCL`, never through a symlink), mode 0600, in one 0700
 //! directory under the data dir (`<data>/tmp`, made private by the daemon), removed
 //! after use, and swept when the daemon starts so that a crash leaves nothing behind.

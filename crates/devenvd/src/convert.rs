@@ -135,6 +135,11 @@ pub fn status(e: EngineError) -> Status {
         EngineError::SnapshotCluster(k) if k.is_unreachable() => tonic::Code::Unavailable,
         EngineError::SnapshotCluster(_) => tonic::Code::Unknown,
         EngineError::NotTerraform(_) => tonic::Code::InvalidArgument,
+        EngineError::SnapshotEngine(devenv_core::docker::DockerError::Unreachable { .. }) => {
+            tonic::Code::Unavailable
+        }
+        EngineError::SnapshotEngine(_) => tonic::Code::Unknown,
+        EngineError::SnapshotNoImage(_) => tonic::Code::FailedPrecondition,
     };
     Status::new(code, e.to_string())
 }

@@ -33,7 +33,8 @@ pub(crate) fn check(c: &mut Checker<'_>, services: &[(usize, Service)], volumes:
             RuntimeKind::Terraform | RuntimeKind::Plugin => {
                 Some("a snapshot does not copy its data (terraform's state is its backend's, a plugin keeps its own)")
             }
-            RuntimeKind::Container => Some("snapshots of container engine volumes are not supported yet"),
+            RuntimeKind::Container if persistent && svc.preset.is_none() => None,
+            RuntimeKind::Container => Some("a snapshot copies only the persistent volumes of container services (a preset's data in a container engine is not supported yet)"),
             RuntimeKind::Local if svc.preset == Some(Preset::Redis) && !persistent => {
                 Some("a running redis preset is saved with BGSAVE while it runs already")
             }
@@ -110,5 +111,19 @@ mod tests {
         let err = check("  services:\n    - { name: a, command: sleep 1, snapshot: sometimes }\n")
             .unwrap_err();
         assert!(err[0].contains("snapshot"), "{err:?}");
+    }
+
+    #[test]
+    fn live_is_taken_for_a_container_service_with_a_persistent_volume_only() {
+        let ok = check(
+            "  volumes: [{ name: data, type: persistent }]\n  services:\n    - { name: c, image: busybox, volumes: [\"data:/d\"], snapshot: live }\n",
+        );
+        assert_eq!(ok.unwrap(), vec![("c".into(), true)]);
+        let err =
+            check("  services:\n    - { name: c, image: busybox, snapshot: live }\n").unwrap_err();
+        assert!(
+            err[0].contains("persistent volumes of container services"),
+            "{err:?}"
+        );
     }
 }

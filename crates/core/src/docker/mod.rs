@@ -16,6 +16,7 @@ use md5::{Digest, Md5};
 
 pub mod build;
 pub mod exec;
+pub mod volcopy;
 
 /// The engine's address when neither the client nor the daemon sets `DOCKER_HOST`.
 pub const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";

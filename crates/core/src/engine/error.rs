@@ -52,7 +52,7 @@ pub enum EngineError {
     /// A snapshot could not be saved, found, read or restored.
     #[error(transparent)]
     Snapshot(#[from] crate::snapshot::SnapshotError),
-    /// The environment has data a snapshot cannot hold yet (container engine volumes).
+    /// The environment has data a snapshot cannot hold yet (a preset in a container engine).
     #[error(transparent)]
     SnapshotUnsupported(#[from] crate::snapshot::SnapshotUnsupported),
     /// A Redis preset's BGSAVE failed: nothing was saved.
@@ -64,6 +64,13 @@ pub enum EngineError {
     /// Copying a claim on the cluster failed (helper pod, exec, the claim).
     #[error("snapshot of a claim on the cluster: {0}")]
     SnapshotCluster(#[from] KubeError),
+    /// Copying a container engine volume failed (engine unreachable, a helper
+    /// container, the copy).
+    #[error("snapshot of a container engine volume: {0}")]
+    SnapshotEngine(#[source] crate::docker::DockerError),
+    /// No image of a volume's users is in the engine to mount it with.
+    #[error("snapshot of a container engine volume: no image of {0} is in the engine to mount the volume with; run `devenv up` once first")]
+    SnapshotNoImage(String),
     /// `devenv tf` of a service that is not a terraform service.
     #[error("`{0}` is not a terraform service (`devenv tf` plans and applies the services with a `terraform:` key)")]
     NotTerraform(String),
@@ -139,12 +146,6 @@ pub enum DeployError {
     HostVolumeOnManyNodes { volume: String, nodes: usize },
     #[error("no cluster is configured")]
     NoCluster,
-    #[error("cannot write helm values in {}: {source}", .dir.display())]
-    HelmValues {
-        dir: std::path::PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
     #[error("{what} not found in namespace {namespace}: devenv does not create a `workload:` service's workload")]
     WorkloadMissing { what: String, namespace: String },
     #[error("{what}: {source}")]

@@ -24,6 +24,7 @@ mod routes;
 mod runtime;
 mod scale;
 pub mod snapshot;
+mod snapshot_engine;
 mod snapshot_pvc;
 mod supervisor;
 #[cfg(test)]

@@ -10,10 +10,14 @@
 //!   started again after it;
 //! - a running kubernetes service mounting a claim: scaled to 0 for the copy
 //!   (`snapshot_pvc` copies claims through a helper pod);
+//! - a running container service mounting a persistent volume (a named volume of
+//!   the engine): stopped for the copy (`snapshot_engine` copies it through a helper
+//!   container);
 //! - a service marked `snapshot: live` is copied while it runs;
 //! - what is not running is copied as it is.
 //!
-//! Container engine volumes are refused with a "not yet" error rather than left out.
+//! A preset's data in a container engine is refused with a "not yet" error rather
+//! than left out.
 //!
 //! Restore writes every data set into a fresh directory beside its place, reading and
 //! checking every chunk, while the environment still runs; only when all are written
@@ -178,16 +182,6 @@ fn plan(
     let mut plans = Vec::new();
     let mut not_yet = Vec::new();
     for svc in &env.services {
-        let persistent: Vec<&str> = crate::volumes::mounted(env, svc)
-            .into_iter()
-            .filter(|v| matches!(v.kind, VolumeKind::Persistent { .. }))
-            .map(|v| {
-                env.volumes
-                    .iter()
-                    .find(|x| x.name == v.name)
-                    .map_or("", |x| x.name.as_str())
-            })
-            .collect();
         match svc.runtime {
             RuntimeKind::Local => {}
             // Terraform's state is its backend's (in the project or remote); a service
@@ -195,13 +189,10 @@ fn plan(
             RuntimeKind::Terraform | RuntimeKind::Plugin => continue,
             // Its claims are `snapshot_pvc::claims`.
             RuntimeKind::Kubernetes => continue,
+            // Its persistent volumes are `snapshot_engine::volumes`.
             RuntimeKind::Container => {
-                let place = "a container engine volume";
                 if svc.preset.is_some() {
-                    not_yet.push(format!("{} (preset data in {place})", svc.name));
-                }
-                for v in persistent {
-                    not_yet.push(format!("volume {v} of {} ({place})", svc.name));
+                    not_yet.push(format!("{} (a preset in the container engine)", svc.name));
                 }
                 continue;
             }
@@ -464,6 +455,7 @@ impl Engine {
             .save_with(
                 req,
                 env,
+                &rt.shared.id,
                 conn.as_ref(),
                 &states,
                 plans,
@@ -494,6 +486,7 @@ impl Engine {
         &self,
         req: &ProjectRef,
         env: &Environment,
+        env_id: &str,
         conn: Option<&crate::kube::ClusterConn>,
         states: &BTreeMap<String, ServiceState>,
         plans: Vec<Plan>,
@@ -616,6 +609,52 @@ impl Engine {
             let _ = events.send(SnapshotEvent::Step(note.clone())).await;
             manifest.notes.push(note);
         }
+        let cvols = super::snapshot_engine::volumes(env, env_id);
+        let mut engine_vols = Vec::new();
+        let docker = if cvols.is_empty() {
+            None
+        } else {
+            Some(super::snapshot_engine::connect(&req.vars).await?)
+        };
+        if let Some(docker) = &docker {
+            for c in cvols {
+                let users = c
+                    .users
+                    .iter()
+                    .filter(|u| states.get(*u).copied().is_some_and(running))
+                    .filter_map(|u| env.service(u));
+                let note = match by_users(users) {
+                    Consistency::Stop(names) => {
+                        for n in &names {
+                            if !to_stop.contains(n) {
+                                to_stop.push(n.clone());
+                            }
+                        }
+                        format!("{}: {} stopped for the copy", c.id, names.join(", "))
+                    }
+                    Consistency::Live(names) => format!(
+                        "{}: copied while {} runs (snapshot: live)",
+                        c.id,
+                        names.join(", ")
+                    ),
+                    _ => format!("{}: not running, copied as it is", c.id),
+                };
+                let note = if super::snapshot_engine::exists(docker, &c.volume).await {
+                    // Before anything stops: a stopped container may be gone.
+                    let image =
+                        super::snapshot_engine::helper_image(docker, env, env_id, &c.users).await?;
+                    engine_vols.push((c, image));
+                    note
+                } else {
+                    format!(
+                        "{}: no data yet (no volume {} in the engine)",
+                        c.id, c.volume
+                    )
+                };
+                let _ = events.send(SnapshotEvent::Step(note.clone())).await;
+                manifest.notes.push(note);
+            }
+        }
         for p in &plans {
             if let Consistency::Bgsave { port, password } = &p.consistency {
                 bgsave(*port, password.as_deref())
@@ -649,6 +688,17 @@ impl Engine {
                 .await;
             match r {
                 Ok(more) => *w += more,
+                Err(e) => copied = Err(e),
+            }
+        }
+        if let (Some(docker), true) = (&docker, copied.is_ok()) {
+            let ids = (env_id, env.name.as_str());
+            match capture_volumes(docker, &engine_vols, ids, store, events, manifest).await {
+                Ok(more) => {
+                    if let Ok(w) = &mut copied {
+                        *w += more;
+                    }
+                }
                 Err(e) => copied = Err(e),
             }
         }
@@ -842,10 +892,13 @@ impl Engine {
         let key = crate::state::env_key(&rt.shared.id);
         let manifest = store.get(&key, name)?;
         let env_dir = self.state.env_dir(&rt.shared.id);
-        let (claims, local): (Vec<&Dataset>, Vec<&Dataset>) = manifest
+        let (claims, rest): (Vec<&Dataset>, Vec<&Dataset>) = manifest
             .datasets
             .iter()
             .partition(|d| d.id.starts_with("pvc/"));
+        let (cvols, local): (Vec<&Dataset>, Vec<&Dataset>) = rest
+            .into_iter()
+            .partition(|d| super::snapshot_engine::volume_of(&d.id).is_some());
         let mut placed: Vec<(PathBuf, PathBuf)> = Vec::new();
         for d in &local {
             placed.push((target(&env_dir, &d.id)?, PathBuf::new()));
@@ -913,6 +966,27 @@ impl Engine {
                 return Err(e);
             }
         }
+        // The container engine's volumes into fresh volumes, the same way.
+        let ids = (rt.shared.id.as_str(), loaded.environment.name.as_str());
+        let mut engine = None;
+        if !cvols.is_empty() {
+            let r = self
+                .stage_volumes(req, &loaded.environment, ids, &cvols, &store, events)
+                .await;
+            match r {
+                Ok(e) => engine = Some(e),
+                Err(e) => {
+                    super::snapshot_pvc::finish(staged, false).await;
+                    remove_dirs(placed.iter().map(|(_, s)| s.clone())).await;
+                    return Err(e);
+                }
+            }
+        }
+        let drop_engine = |engine: Option<EngineStaged>| async move {
+            if let Some((docker, _, staged)) = engine {
+                super::snapshot_engine::finish(&docker, staged).await;
+            }
+        };
         // 2. Stop, swap in, start.
         let _ = events
             .send(SnapshotEvent::Step("stopping the environment".into()))
@@ -920,11 +994,22 @@ impl Engine {
         if let Err(e) = self.down(req, false).await {
             super::snapshot_pvc::finish(staged, false).await;
             remove_dirs(placed.iter().map(|(_, s)| s.clone())).await;
+            drop_engine(engine).await;
             return Err(e);
+        }
+        if let Some((docker, image, vols)) = &mut engine {
+            if let Err(e) = super::snapshot_engine::swap(docker, image, vols, ids).await {
+                super::snapshot_pvc::finish(staged, false).await;
+                remove_dirs(placed.iter().map(|(_, s)| s.clone())).await;
+                drop_engine(engine).await;
+                return Err(e);
+            }
         }
         if let Err(e) = super::snapshot_pvc::swap(&mut staged).await {
             super::snapshot_pvc::finish(staged, false).await;
             remove_dirs(placed.iter().map(|(_, s)| s.clone())).await;
+            undo_engine(&mut engine, ids).await;
+            drop_engine(engine).await;
             return Err(e);
         }
         let olds = match swap(&placed) {
@@ -933,10 +1018,13 @@ impl Engine {
                 super::snapshot_pvc::undo(&mut staged).await;
                 super::snapshot_pvc::finish(staged, false).await;
                 remove_dirs(placed.iter().map(|(_, s)| s.clone())).await;
+                undo_engine(&mut engine, ids).await;
+                drop_engine(engine).await;
                 return Err(e.into());
             }
         };
         super::snapshot_pvc::finish(staged, true).await;
+        drop_engine(engine).await;
         remove_dirs(olds).await;
         let _ = events
             .send(SnapshotEvent::Step(format!(
@@ -1034,6 +1122,13 @@ impl Engine {
                 });
                 continue;
             }
+            if let Some(volume) = super::snapshot_engine::volume_of(&d.id) {
+                let now = self
+                    .volume_now(req, &loaded.environment, &rt.shared.id, volume)
+                    .await?;
+                diff.datasets.push(dataset_diff(&d, &now));
+                continue;
+            }
             let dir = target(&env_dir, &d.id)?;
             let skip = d.skip.clone();
             let now = blocking(move || {
@@ -1046,6 +1141,152 @@ impl Engine {
             diff.datasets.push(dataset_diff(&d, &now));
         }
         Ok(diff)
+    }
+}
+
+/// A restore's container engine volumes, staged: the engine, the helper image, the
+/// staged volumes.
+type EngineStaged = (bollard::Docker, String, Vec<super::snapshot_engine::Staged>);
+
+/// Gives the container engine's swapped volumes their files back.
+async fn undo_engine(engine: &mut Option<EngineStaged>, ids: (&str, &str)) {
+    if let Some((docker, image, vols)) = engine {
+        super::snapshot_engine::undo(docker, image, vols, ids).await;
+    }
+}
+
+/// Copies each container engine volume (its users were stopped unless live).
+async fn capture_volumes(
+    docker: &bollard::Docker,
+    vols: &[(super::snapshot_engine::VolumePlan, String)],
+    ids: (&str, &str),
+    store: &Store,
+    events: &mpsc::Sender<SnapshotEvent>,
+    manifest: &mut Manifest,
+) -> Result<u64, EngineError> {
+    let mut written = 0;
+    for (c, image) in vols {
+        let (ev, id) = (events.clone(), c.id.clone());
+        let done = Arc::new(AtomicU64::new(0));
+        let progress: Arc<dyn Fn(u64) + Send + Sync> = Arc::new(move |n| {
+            let done = done.fetch_add(n, Ordering::Relaxed) + n;
+            // The size is not known before the copy: the total grows with it.
+            let _ = ev.try_send(SnapshotEvent::Progress {
+                dataset: id.clone(),
+                done,
+                total: done,
+            });
+        });
+        let (dataset, w) =
+            super::snapshot_engine::save(docker, image, c, ids, store.chunks.clone(), progress)
+                .await?;
+        let note = format!(
+            "{}: {} copied from the container engine (volume {})",
+            c.id,
+            human_bytes(dataset.bytes()),
+            c.volume
+        );
+        let _ = events.send(SnapshotEvent::Step(note.clone())).await;
+        manifest.notes.push(note);
+        written += w;
+        manifest.datasets.push(dataset);
+    }
+    Ok(written)
+}
+
+impl Engine {
+    /// Writes each container engine volume's data set into a fresh staging volume.
+    async fn stage_volumes(
+        &self,
+        req: &ProjectRef,
+        env: &Environment,
+        ids: (&str, &str),
+        datasets: &[&Dataset],
+        store: &Store,
+        events: &mpsc::Sender<SnapshotEvent>,
+    ) -> Result<EngineStaged, EngineError> {
+        let docker = super::snapshot_engine::connect(&req.vars).await?;
+        let plans = super::snapshot_engine::volumes(env, ids.0);
+        let users: Vec<String> = plans.iter().flat_map(|p| p.users.clone()).collect();
+        let image = super::snapshot_engine::helper_image(&docker, env, ids.0, &users).await?;
+        let mut staged = Vec::new();
+        for d in datasets {
+            let name = super::snapshot_engine::volume_of(&d.id).unwrap_or_default();
+            let volume = crate::docker::volume_name(ids.0, ids.1, name);
+            let _ = events
+                .send(SnapshotEvent::Step(format!(
+                    "{}: writing {} into a fresh volume of the container engine",
+                    d.id,
+                    human_bytes(d.bytes())
+                )))
+                .await;
+            let (ev, id, total) = (events.clone(), d.id.clone(), d.bytes());
+            let done = Arc::new(AtomicU64::new(0));
+            let progress: Arc<dyn Fn(u64) + Send + Sync> = Arc::new(move |n| {
+                let done = done.fetch_add(n, Ordering::Relaxed) + n;
+                let _ = ev.try_send(SnapshotEvent::Progress {
+                    dataset: id.clone(),
+                    done,
+                    total,
+                });
+            });
+            let r = super::snapshot_engine::stage(
+                &docker,
+                &image,
+                &volume,
+                d,
+                ids,
+                store.chunks.clone(),
+                progress,
+            )
+            .await;
+            match r {
+                Ok(s) => staged.push(s),
+                Err(e) => {
+                    super::snapshot_engine::finish(&docker, staged).await;
+                    return Err(e);
+                }
+            }
+        }
+        Ok((docker, image, staged))
+    }
+
+    /// The files of a container engine volume now, for `diff` (read into a
+    /// throwaway store, never the snapshots' one).
+    async fn volume_now(
+        &self,
+        req: &ProjectRef,
+        env: &Environment,
+        env_id: &str,
+        volume: &str,
+    ) -> Result<Vec<tree::Entry>, EngineError> {
+        let docker = super::snapshot_engine::connect(&req.vars).await?;
+        let plan = super::snapshot_engine::volumes(env, env_id)
+            .into_iter()
+            .find(|p| super::snapshot_engine::volume_of(&p.id) == Some(volume));
+        let Some(plan) = plan else {
+            return Ok(Vec::new());
+        };
+        if !super::snapshot_engine::exists(&docker, &plan.volume).await {
+            return Ok(Vec::new());
+        }
+        let image = super::snapshot_engine::helper_image(&docker, env, env_id, &plan.users).await?;
+        let scratch =
+            tempfile::tempdir_in(self.state.data_dir()).map_err(|source| SnapshotError::Io {
+                path: self.state.data_dir(),
+                source,
+            })?;
+        let chunks = snapshot::Chunks::new(scratch.path().to_path_buf());
+        let (dataset, _) = super::snapshot_engine::save(
+            &docker,
+            &image,
+            &plan,
+            (env_id, &env.name),
+            chunks,
+            Arc::new(|_| {}),
+        )
+        .await?;
+        Ok(dataset.entries)
     }
 }
 

@@ -1,9 +1,16 @@
 //! `chart` services through the helm CLI: `helm upgrade --install` with the service's
 //! values into the environment's namespace; `helm uninstall` on `down`.
+//!
+//! The values reach helm over its stdin (`--values -`), never through a file: they
+//! may hold secrets (`${tf.SVC.OUT}` of a sensitive terraform output, `${VAR}`s), and
+//! a pipe leaves nothing on disk even when the daemon is killed mid-install (a private
+//! temp file would sit there until the next start's sweep), nor in `/proc/PID/cmdline`
+//! where `--set` would put them for every user of the machine to read.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use tokio::io::AsyncWriteExt as _;
 use tokio::process::Command;
 
 use super::KubeError;
@@ -24,20 +31,14 @@ pub fn release(service: &str) -> String {
     service.to_owned()
 }
 
-/// How the temp file of a chart service's values is named (in the scratch dir under
-/// the data dir, see [`crate::scratch`]): one path component, whatever the
-/// environment id (an absolute path) holds.
-pub fn values_file_prefix(env_id: &str, service: &str) -> String {
-    format!("helm-values-{}-{service}", crate::state::env_key(env_id))
-}
-
-/// Arguments of `helm upgrade --install` (pure, for tests).
+/// Arguments of `helm upgrade --install` (pure, for tests); with `values`, helm reads
+/// them from its stdin ([`run`]'s `input`).
 pub fn install_args(
     release: &str,
     chart: &str,
     namespace: &str,
     context: Option<&str>,
-    values_file: Option<&Path>,
+    values: bool,
 ) -> Vec<String> {
     let mut args: Vec<String> = vec![
         "upgrade".into(),
@@ -53,9 +54,9 @@ pub fn install_args(
         args.push("--kube-context".into());
         args.push(ctx.into());
     }
-    if let Some(f) = values_file {
+    if values {
         args.push("--values".into());
-        args.push(f.display().to_string());
+        args.push("-".into());
     }
     args
 }
@@ -124,15 +125,26 @@ pub async fn has_release(kenv: &super::ClusterConn, release: &str) -> Result<boo
         .is_empty())
 }
 
-/// Runs helm; on failure returns its last meaningful stderr line.
+/// Runs helm with `input` on its stdin (else none); on failure returns its last
+/// meaningful stderr line.
 pub async fn run(
     bin: &Path,
     args: &[String],
+    input: Option<&[u8]>,
     vars: &BTreeMap<String, String>,
     cwd: &Path,
 ) -> Result<String, KubeError> {
     let mut cmd = Command::new(bin);
-    cmd.args(args).current_dir(cwd).kill_on_drop(true);
+    cmd.args(args)
+        .current_dir(cwd)
+        .stdin(if input.is_some() {
+            std::process::Stdio::piped()
+        } else {
+            std::process::Stdio::null()
+        })
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
     for key in [
         "KUBECONFIG",
         "HOME",
@@ -145,10 +157,20 @@ pub async fn run(
             cmd.env(key, v);
         }
     }
-    let out = cmd
-        .output()
-        .await
-        .map_err(|e| KubeError::new(format!("cannot run {}: {e}", bin.display()), ""))?;
+    let cannot =
+        |e: std::io::Error| KubeError::new(format!("cannot run {}: {e}", bin.display()), "");
+    let mut child = cmd.spawn().map_err(cannot)?;
+    // Written while helm's output is read (wait_with_output below), so neither side
+    // waits on a full pipe; dropped at the end, which is helm's end of input.
+    let stdin = child.stdin.take();
+    let feed = async move {
+        if let (Some(data), Some(mut stdin)) = (input, stdin) {
+            // helm that exits early (a bad flag) closes the pipe: its own error says why.
+            let _ = stdin.write_all(data).await;
+        }
+    };
+    let (out, ()) = tokio::join!(child.wait_with_output(), feed);
+    let out = out.map_err(cannot)?;
     if out.status.success() {
         return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
     }
@@ -181,11 +203,11 @@ mod tests {
             "./charts/monitoring",
             "devenv-shop",
             Some("kind-dev"),
-            Some(Path::new("/tmp/v.json")),
+            true,
         );
         assert_eq!(
             args.join(" "),
-            "upgrade --install monitoring ./charts/monitoring --namespace devenv-shop --labels app.kubernetes.io/managed-by-devenv=true --kube-context kind-dev --values /tmp/v.json"
+            "upgrade --install monitoring ./charts/monitoring --namespace devenv-shop --labels app.kubernetes.io/managed-by-devenv=true --kube-context kind-dev --values -"
         );
     }
 
@@ -202,36 +224,41 @@ mod tests {
     }
 
     #[test]
-    fn values_file_is_under_the_data_dir_not_beside_the_project() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("data/tmp");
-        std::fs::create_dir_all(&dir).unwrap();
-        let (scratch, _) = crate::scratch::Scratch::open_and_sweep(dir.clone()).unwrap();
-        let project = tmp.path().join("proj");
-        let id = format!("{}#", project.display());
-        let prefix = values_file_prefix(&id, "monitoring");
-        assert!(!prefix.contains('/'), "{prefix}");
-        let file = scratch.write(&prefix, "json", b"{}").unwrap();
-        assert_eq!(file.path().parent(), Some(dir.as_path()));
-        assert!(
-            file.path()
-                .file_name()
-                .unwrap()
-                .to_str()
-                .unwrap()
-                .starts_with(&prefix),
-            "{}",
-            file.path().display()
-        );
-        // Nothing beside the project (where joining the id used to put it).
-        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1);
-    }
-
-    #[test]
     fn missing_helm_says_so() {
         let vars = BTreeMap::from([("PATH".to_owned(), "/nonexistent".to_owned())]);
         let e = binary(&vars).unwrap_err();
         assert!(e.message.starts_with("helm is not installed"), "{e}");
         assert!(e.hint.unwrap().contains("helm.sh"));
+    }
+
+    /// The values reach the program on its stdin, written while its output is read: a
+    /// program echoing 1 MiB back (more than a pipe holds) neither blocks nor loses any.
+    #[tokio::test]
+    async fn values_go_over_stdin_while_output_is_read() {
+        let tmp = tempfile::tempdir().unwrap();
+        let fake = tmp.path().join("helm");
+        std::fs::write(
+            &fake,
+            "#!/bin/sh\n[ \"$*\" = \"upgrade --values -\" ] || exit 9\nexec cat\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let values: Vec<u8> = (0..1 << 20).map(|i| b'a' + (i % 26) as u8).collect();
+        let args = vec!["upgrade".to_owned(), "--values".to_owned(), "-".to_owned()];
+        let out = run(&fake, &args, Some(&values), &BTreeMap::new(), tmp.path())
+            .await
+            .unwrap();
+        assert_eq!(out.as_bytes(), values.as_slice());
+        // No input: stdin is empty, not the daemon's.
+        let out = run(&fake, &args, None, &BTreeMap::new(), tmp.path())
+            .await
+            .unwrap();
+        assert!(out.is_empty(), "{out}");
+        assert_eq!(
+            std::fs::read_dir(tmp.path()).unwrap().count(),
+            1,
+            "nothing written beside the program"
+        );
     }
 }

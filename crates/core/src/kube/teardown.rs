@@ -85,7 +85,7 @@ pub async fn down(
             &kenv.namespace,
             context.as_deref(),
         );
-        helm::run(&bin, &args, vars, &env.project_dir)
+        helm::run(&bin, &args, None, vars, &env.project_dir)
             .await
             .map_err(TeardownError::Helm)?;
         helm_deleted.push(format!("helm release {}", svc.name));

@@ -49,9 +49,9 @@ pub enum SnapshotError {
     BadManifest(String),
 }
 
-/// Volumes a snapshot cannot hold yet.
+/// Data a snapshot cannot hold yet.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("snapshots of container engine volumes are not supported yet (local presets' data, local services' persistent volumes and claims on the cluster are): {}", .0.join("; "))]
+#[error("snapshots of a preset's data in a container engine are not supported yet (local presets' data, persistent volumes of local and container services and claims on the cluster are): {}", .0.join("; "))]
 pub struct SnapshotUnsupported(pub Vec<String>);
 
 /// One snapshot, as its manifest file holds it.

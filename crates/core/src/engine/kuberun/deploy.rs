@@ -195,23 +195,12 @@ impl KubeRun {
     ) -> Result<Vec<Workload>, DeployError> {
         let bin = helm::binary(&self.vars)?;
         let started = Instant::now();
-        let values_file = match &self.svc.values {
-            // Private (they may hold secrets), removed when dropped below.
-            Some(v) => Some(
-                self.shared
-                    .scratch
-                    .write(
-                        &helm::values_file_prefix(&self.shared.id, &self.svc.name),
-                        "json",
-                        &serde_json::to_vec(v).unwrap_or_default(),
-                    )
-                    .map_err(|source| DeployError::HelmValues {
-                        dir: self.shared.scratch.dir().to_path_buf(),
-                        source,
-                    })?,
-            ),
-            None => None,
-        };
+        // Over helm's stdin, never a file: they may hold secrets (`kube::helm`).
+        let values = self
+            .svc
+            .values
+            .as_ref()
+            .map(|v| serde_json::to_vec(v).unwrap_or_default());
         let release = helm::release(&self.svc.name);
         let ctx =
             crate::kube::context_name(self.env.cluster.as_ref().ok_or(DeployError::NoCluster)?);
@@ -220,13 +209,18 @@ impl KubeRun {
             chart,
             &self.kenv.namespace,
             ctx.as_deref(),
-            values_file.as_ref().map(|f| f.path()),
+            values.is_some(),
         );
-        let result = helm::run(&bin, &args, &self.vars, &self.env.project_dir).await;
-        drop(values_file);
-        result?;
+        helm::run(
+            &bin,
+            &args,
+            values.as_deref(),
+            &self.vars,
+            &self.env.project_dir,
+        )
+        .await?;
         let get = helm::manifest_args(&release, &self.kenv.namespace, ctx.as_deref());
-        let manifest = helm::run(&bin, &get, &self.vars, &self.env.project_dir).await?;
+        let manifest = helm::run(&bin, &get, None, &self.vars, &self.env.project_dir).await?;
         let objects: Vec<Value> = serde_yaml::Deserializer::from_str(&manifest)
             .filter_map(|d| serde::Deserialize::deserialize(d).ok())
             .filter(|v: &Value| !v.is_null())
