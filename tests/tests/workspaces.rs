@@ -486,6 +486,67 @@ fn k8s_workspace_sync_reaches_its_volume_and_counts_as_activity() {
     t.devenv_ok(&["workspace", "delete", "dev", "--volumes"]);
 }
 
+#[test]
+#[ignore = "needs the test cluster (tests/cluster/test.sh runs it)"]
+fn k8s_workspace_ls_all_shows_volume_usage() {
+    let (_unused, env) = env_for("wsusage");
+    let t = user_env("ann", &env, "");
+    let ns = format!("devenv-ann-{env}");
+    let _cleanup = Cleanup(ns.clone());
+    t.devenv_ok(&["workspace", "create", "dev"]);
+    exec(
+        &t,
+        "dd if=/dev/urandom of=/workspace/blob bs=1048576 count=5 2>/dev/null && sync",
+    );
+    let five_mib = 5 * 1024 * 1024;
+    let ls_all = || -> Value {
+        let out = t.devenv_ok(&["--json", "workspace", "ls", "--all"]);
+        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("ls --all --json: {e}\n{out}"))
+    };
+    let used = |ls: &Value| -> Option<u64> {
+        ls["workspaces"]
+            .as_array()?
+            .iter()
+            .find(|w| w["name"] == "dev" && w["owner"] == "ann")?["volumeUsage"]
+            .as_array()?
+            .iter()
+            .find(|u| u["claim"] == "workspace-ws-dev-ann-0")?["usedBytes"]
+            .as_u64()
+    };
+    // The kubelet refreshes volume stats periodically (every minute by default); the
+    // test cluster's local-path (hostPath) volumes have none, and are measured by du.
+    let started = Instant::now();
+    let seen = wait_until(Duration::from_secs(240), || {
+        used(&ls_all()).is_some_and(|u| u >= five_mib)
+    });
+    let ls = ls_all();
+    assert!(seen, "no usage >= 5 MiB within 240 s: {ls}");
+    eprintln!(
+        "usage {} bytes seen {:.0}s after the write",
+        used(&ls).unwrap_or(0),
+        started.elapsed().as_secs_f64()
+    );
+    let table = t.devenv_ok(&["workspace", "ls", "--all"]).stdout;
+    assert!(table.contains("USED"), "{table}");
+    assert!(table.contains("Mi"), "{table}");
+
+    // A stopped workspace has no pod to measure: `-`, with the reason.
+    t.devenv_ok(&["workspace", "stop", "dev"]);
+    let ls = ls_all();
+    let dev = &ls["workspaces"][0];
+    assert_eq!(dev["volumeUsage"], serde_json::json!([]), "{ls}");
+    assert!(
+        dev["volumeUsageNote"]
+            .as_str()
+            .unwrap_or("")
+            .contains("no running pod"),
+        "{ls}"
+    );
+    let table = t.devenv_ok(&["workspace", "ls", "--all"]).stdout;
+    assert!(table.contains("USED -: unknown: no running pod"), "{table}");
+    t.devenv_ok(&["workspace", "delete", "dev", "--volumes"]);
+}
+
 /// An HTTP GET of `/` on 127.0.0.1:port: the response, or the error.
 fn http_get(port: u16) -> Result<String, String> {
     use std::io::{Read, Write};

@@ -27,6 +27,7 @@ pub mod scale;
 pub mod teardown;
 pub mod tools;
 pub mod volcopy;
+pub mod volstats;
 pub mod workspace;
 
 use std::collections::BTreeMap;

@@ -339,6 +339,15 @@ pub async fn pod(conn: &ClusterConn, ws: &Workspace) -> Result<Option<Pod>, Kube
         .map_err(|e| error::explain_in(&e, &conn.context, &format!("pod {name}")))
 }
 
+/// The pods of an environment's workspaces, everybody's.
+pub async fn pods(conn: &ClusterConn, env: &str) -> Result<Vec<Pod>, KubeError> {
+    let api: Api<Pod> = Api::namespaced(conn.client.clone(), &conn.namespace);
+    api.list(&ListParams::default().labels(&list_selector(env, None)))
+        .await
+        .map(|l| l.items)
+        .map_err(|e| error::explain(&e, &conn.context))
+}
+
 /// The workspace's claims (one per volume), as `(name, requested size)`.
 pub async fn claims(
     conn: &ClusterConn,

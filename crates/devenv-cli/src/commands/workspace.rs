@@ -162,14 +162,65 @@ async fn ls(ctx: &Ctx, all: bool) -> Result {
             ]
         })
         .collect();
+    if !all {
+        print!(
+            "{}",
+            table::render(
+                &["NAME", "OWNER", "STATE", "LAST ACTIVITY", "VOLUMES"],
+                &rows
+            )
+        );
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = rows
+        .into_iter()
+        .zip(&reply.workspaces)
+        .map(|(mut row, w)| {
+            row.push(usage(w));
+            row
+        })
+        .collect();
     print!(
         "{}",
         table::render(
-            &["NAME", "OWNER", "STATE", "LAST ACTIVITY", "VOLUMES"],
+            &["NAME", "OWNER", "STATE", "LAST ACTIVITY", "VOLUMES", "USED"],
             &rows
         )
     );
+    // Each reason for a `-` once, below the table.
+    let mut notes: Vec<&str> = Vec::new();
+    for w in &reply.workspaces {
+        if w.volume_usage.is_empty() && !notes.contains(&w.volume_usage_note.as_str()) {
+            notes.push(&w.volume_usage_note);
+        }
+    }
+    for n in notes.iter().filter(|n| !n.is_empty()) {
+        outln!("USED -: {n}");
+    }
     Ok(())
+}
+
+/// The workspace's claims' usage in all, `-` when unknown.
+fn usage(w: &pb::WorkspaceStatus) -> String {
+    if w.volume_usage.is_empty() {
+        return "-".into();
+    }
+    human_bytes(w.volume_usage.iter().map(|u| u.used_bytes).sum())
+}
+
+/// `5.2Mi`, `1.0Gi`, `512B`: binary units as Kubernetes sizes are written.
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["Ki", "Mi", "Gi", "Ti", "Pi"];
+    if n < 1024 {
+        return format!("{n}B");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1}{}", UNITS[unit])
 }
 
 async fn forward(ctx: &Ctx, args: WorkspaceArgs, ports: &str) -> Result {
@@ -271,6 +322,12 @@ fn to_json(w: &pb::WorkspaceStatus) -> serde_json::Value {
         "idle": w.idle,
         "volumes": w.volumes,
         "cpu": w.cpu,
+        "volumeUsage": w.volume_usage.iter().map(|u| json!({
+            "claim": u.claim,
+            "usedBytes": u.used_bytes,
+            "capacityBytes": u.capacity_bytes,
+        })).collect::<Vec<_>>(),
+        "volumeUsageNote": (!w.volume_usage_note.is_empty()).then_some(&w.volume_usage_note),
     })
 }
 

@@ -37,6 +37,16 @@ fn status(w: WorkspaceInfo) -> pb::WorkspaceStatus {
         idle: w.idle,
         volumes: w.volumes,
         cpu: w.cpu,
+        volume_usage: w
+            .volume_usage
+            .into_iter()
+            .map(|(claim, u)| pb::WorkspaceVolumeUsage {
+                claim,
+                used_bytes: u.used_bytes,
+                capacity_bytes: u.capacity_bytes,
+            })
+            .collect(),
+        volume_usage_note: w.volume_usage_note,
     }
 }
 

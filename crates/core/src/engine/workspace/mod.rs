@@ -30,6 +30,7 @@ use super::{Engine, EngineError, ProjectRef};
 use crate::config::{Environment, Workspace};
 use crate::kube::forward::{ForwardError, ForwardSpec, Forwarder};
 use crate::kube::rollout::PodSet;
+use crate::kube::volstats::ClaimUsage;
 use crate::kube::workspace as kws;
 use crate::kube::{ClusterConn, KubeError};
 
@@ -94,6 +95,10 @@ pub struct WorkspaceInfo {
     pub idle: String,
     pub volumes: Vec<String>,
     pub cpu: String,
+    /// `ls --all`: its claims' usage from the kubelet's stats, by claim name.
+    pub volume_usage: Vec<(String, ClaimUsage)>,
+    /// Why `volume_usage` is empty (not asked for: empty too).
+    pub volume_usage_note: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -331,8 +336,18 @@ impl Engine {
                     idle: "another user's: its owner's daemon watches its use".into(),
                     volumes: Vec::new(),
                     cpu: String::new(),
+                    volume_usage: Vec::new(),
+                    volume_usage_note: String::new(),
                 });
             }
+            let pods =
+                kws::pods(&conn, &env.name)
+                    .await
+                    .map_err(|source| WorkspaceError::Kube {
+                        name: first.clone(),
+                        source,
+                    })?;
+            fill_usage(&conn, &mut out, &pods).await;
         }
         Ok(out)
     }
@@ -551,7 +566,81 @@ impl Engine {
             idle: idle.note,
             volumes,
             cpu: idle.cpu,
+            volume_usage: Vec::new(),
+            volume_usage_note: String::new(),
         })
+    }
+}
+
+/// Fills each workspace's volume usage from the kubelet's stats of the nodes its
+/// pods run on (one request per node), or says why it is unknown.
+async fn fill_usage(conn: &ClusterConn, out: &mut [WorkspaceInfo], pods: &[Pod]) {
+    let of = |p: &Pod, label: &str| {
+        p.metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(label))
+            .cloned()
+            .unwrap_or_default()
+    };
+    let nodes: std::collections::BTreeSet<String> = pods
+        .iter()
+        .filter_map(|p| p.spec.as_ref()?.node_name.clone())
+        .collect();
+    let usage = if nodes.is_empty() {
+        Ok(Default::default())
+    } else {
+        crate::kube::volstats::claim_usage(conn, &nodes).await
+    };
+    for w in out.iter_mut() {
+        let pod = pods.iter().find(|p| {
+            p.metadata.deletion_timestamp.is_none()
+                && of(p, kws::WORKSPACE_LABEL) == w.name
+                && of(p, kws::OWNER_LABEL) == w.owner
+        });
+        let Some(pod) = pod else {
+            w.volume_usage_note = "unknown: no running pod to measure".into();
+            continue;
+        };
+        let usage = match &usage {
+            Ok(u) => u,
+            Err(why) => {
+                w.volume_usage_note = why.clone();
+                continue;
+            }
+        };
+        let claims: Vec<String> = pod
+            .spec
+            .iter()
+            .flat_map(|s| s.volumes.iter().flatten())
+            .filter_map(|v| v.persistent_volume_claim.as_ref())
+            .map(|c| c.claim_name.clone())
+            .collect();
+        let unmeasured: Vec<String> = claims
+            .iter()
+            .filter(|c| !usage.contains_key(*c))
+            .cloned()
+            .collect();
+        let by_du = if unmeasured.is_empty() {
+            Ok(Default::default())
+        } else {
+            crate::kube::volstats::du_in_pod(conn, pod, kws::CONTAINER, &unmeasured).await
+        };
+        let by_du = match by_du {
+            Ok(d) => d,
+            Err(why) => {
+                w.volume_usage_note = why;
+                Default::default()
+            }
+        };
+        w.volume_usage = claims
+            .into_iter()
+            .filter_map(|c| usage.get(&c).or_else(|| by_du.get(&c)).map(|u| (c, *u)))
+            .collect();
+        if w.volume_usage.is_empty() && w.volume_usage_note.is_empty() {
+            w.volume_usage_note =
+                "unknown: not measured by the kubelet yet (it refreshes every minute or so)".into();
+        }
     }
 }
 

@@ -1526,6 +1526,39 @@ export interface WorkspaceStatus {
      * @generated from protobuf field: string cpu = 15
      */
     cpu: string;
+    /**
+     * List with `all` only: its claims' usage as the kubelet last measured it (stats
+     * summary, through the API server's nodes/proxy); a running pod's claims only.
+     *
+     * @generated from protobuf field: repeated devenv.v1.WorkspaceVolumeUsage volume_usage = 16
+     */
+    volumeUsage: WorkspaceVolumeUsage[];
+    /**
+     * Why volume_usage is empty (no running pod, the Role lacks nodes/proxy, not
+     * measured yet); empty when it is filled or was not asked for.
+     *
+     * @generated from protobuf field: string volume_usage_note = 17
+     */
+    volumeUsageNote: string;
+}
+/**
+ * @generated from protobuf message devenv.v1.WorkspaceVolumeUsage
+ */
+export interface WorkspaceVolumeUsage {
+    /**
+     * The PersistentVolumeClaim.
+     *
+     * @generated from protobuf field: string claim = 1
+     */
+    claim: string;
+    /**
+     * @generated from protobuf field: uint64 used_bytes = 2
+     */
+    usedBytes: number;
+    /**
+     * @generated from protobuf field: uint64 capacity_bytes = 3
+     */
+    capacityBytes: number;
 }
 /**
  * @generated from protobuf message devenv.v1.WorkspaceForwardRequest
@@ -6375,7 +6408,9 @@ class WorkspaceStatus$Type extends MessageType<WorkspaceStatus> {
             { no: 12, name: "open_sessions", kind: "scalar", T: 13 /*ScalarType.UINT32*/ },
             { no: 13, name: "idle", kind: "scalar", T: 9 /*ScalarType.STRING*/ },
             { no: 14, name: "volumes", kind: "scalar", repeat: 2 /*RepeatType.UNPACKED*/, T: 9 /*ScalarType.STRING*/ },
-            { no: 15, name: "cpu", kind: "scalar", T: 9 /*ScalarType.STRING*/ }
+            { no: 15, name: "cpu", kind: "scalar", T: 9 /*ScalarType.STRING*/ },
+            { no: 16, name: "volume_usage", kind: "message", repeat: 2 /*RepeatType.UNPACKED*/, T: () => WorkspaceVolumeUsage },
+            { no: 17, name: "volume_usage_note", kind: "scalar", T: 9 /*ScalarType.STRING*/ }
         ]);
     }
     create(value?: PartialMessage<WorkspaceStatus>): WorkspaceStatus {
@@ -6393,6 +6428,8 @@ class WorkspaceStatus$Type extends MessageType<WorkspaceStatus> {
         message.idle = "";
         message.volumes = [];
         message.cpu = "";
+        message.volumeUsage = [];
+        message.volumeUsageNote = "";
         if (value !== undefined)
             reflectionMergePartial<WorkspaceStatus>(this, message, value);
         return message;
@@ -6450,6 +6487,12 @@ class WorkspaceStatus$Type extends MessageType<WorkspaceStatus> {
                     break;
                 case /* string cpu */ 15:
                     message.cpu = reader.string();
+                    break;
+                case /* repeated devenv.v1.WorkspaceVolumeUsage volume_usage */ 16:
+                    message.volumeUsage.push(WorkspaceVolumeUsage.internalBinaryRead(reader, reader.uint32(), options));
+                    break;
+                case /* string volume_usage_note */ 17:
+                    message.volumeUsageNote = reader.string();
                     break;
                 default:
                     let u = options.readUnknownField;
@@ -6512,6 +6555,12 @@ class WorkspaceStatus$Type extends MessageType<WorkspaceStatus> {
         /* string cpu = 15; */
         if (message.cpu !== "")
             writer.tag(15, WireType.LengthDelimited).string(message.cpu);
+        /* repeated devenv.v1.WorkspaceVolumeUsage volume_usage = 16; */
+        for (let i = 0; i < message.volumeUsage.length; i++)
+            WorkspaceVolumeUsage.internalBinaryWrite(message.volumeUsage[i], writer.tag(16, WireType.LengthDelimited).fork(), options).join();
+        /* string volume_usage_note = 17; */
+        if (message.volumeUsageNote !== "")
+            writer.tag(17, WireType.LengthDelimited).string(message.volumeUsageNote);
         let u = options.writeUnknownFields;
         if (u !== false)
             (u == true ? UnknownFieldHandler.onWrite : u)(this.typeName, message, writer);
@@ -6522,6 +6571,69 @@ class WorkspaceStatus$Type extends MessageType<WorkspaceStatus> {
  * @generated MessageType for protobuf message devenv.v1.WorkspaceStatus
  */
 export const WorkspaceStatus = new WorkspaceStatus$Type();
+// @generated message type with reflection information, may provide speed optimized methods
+class WorkspaceVolumeUsage$Type extends MessageType<WorkspaceVolumeUsage> {
+    constructor() {
+        super("devenv.v1.WorkspaceVolumeUsage", [
+            { no: 1, name: "claim", kind: "scalar", T: 9 /*ScalarType.STRING*/ },
+            { no: 2, name: "used_bytes", kind: "scalar", T: 4 /*ScalarType.UINT64*/, L: 2 /*LongType.NUMBER*/ },
+            { no: 3, name: "capacity_bytes", kind: "scalar", T: 4 /*ScalarType.UINT64*/, L: 2 /*LongType.NUMBER*/ }
+        ]);
+    }
+    create(value?: PartialMessage<WorkspaceVolumeUsage>): WorkspaceVolumeUsage {
+        const message = globalThis.Object.create((this.messagePrototype!));
+        message.claim = "";
+        message.usedBytes = 0;
+        message.capacityBytes = 0;
+        if (value !== undefined)
+            reflectionMergePartial<WorkspaceVolumeUsage>(this, message, value);
+        return message;
+    }
+    internalBinaryRead(reader: IBinaryReader, length: number, options: BinaryReadOptions, target?: WorkspaceVolumeUsage): WorkspaceVolumeUsage {
+        let message = target ?? this.create(), end = reader.pos + length;
+        while (reader.pos < end) {
+            let [fieldNo, wireType] = reader.tag();
+            switch (fieldNo) {
+                case /* string claim */ 1:
+                    message.claim = reader.string();
+                    break;
+                case /* uint64 used_bytes */ 2:
+                    message.usedBytes = reader.uint64().toNumber();
+                    break;
+                case /* uint64 capacity_bytes */ 3:
+                    message.capacityBytes = reader.uint64().toNumber();
+                    break;
+                default:
+                    let u = options.readUnknownField;
+                    if (u === "throw")
+                        throw new globalThis.Error(`Unknown field ${fieldNo} (wire type ${wireType}) for ${this.typeName}`);
+                    let d = reader.skip(wireType);
+                    if (u !== false)
+                        (u === true ? UnknownFieldHandler.onRead : u)(this.typeName, message, fieldNo, wireType, d);
+            }
+        }
+        return message;
+    }
+    internalBinaryWrite(message: WorkspaceVolumeUsage, writer: IBinaryWriter, options: BinaryWriteOptions): IBinaryWriter {
+        /* string claim = 1; */
+        if (message.claim !== "")
+            writer.tag(1, WireType.LengthDelimited).string(message.claim);
+        /* uint64 used_bytes = 2; */
+        if (message.usedBytes !== 0)
+            writer.tag(2, WireType.Varint).uint64(message.usedBytes);
+        /* uint64 capacity_bytes = 3; */
+        if (message.capacityBytes !== 0)
+            writer.tag(3, WireType.Varint).uint64(message.capacityBytes);
+        let u = options.writeUnknownFields;
+        if (u !== false)
+            (u == true ? UnknownFieldHandler.onWrite : u)(this.typeName, message, writer);
+        return writer;
+    }
+}
+/**
+ * @generated MessageType for protobuf message devenv.v1.WorkspaceVolumeUsage
+ */
+export const WorkspaceVolumeUsage = new WorkspaceVolumeUsage$Type();
 // @generated message type with reflection information, may provide speed optimized methods
 class WorkspaceForwardRequest$Type extends MessageType<WorkspaceForwardRequest> {
     constructor() {
