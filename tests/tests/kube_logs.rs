@@ -119,7 +119,7 @@ fn k8s_pod_logs_arrive_once_and_in_order() {
 /// reader, on the file devenv was reading, goes on with the newest file when it
 /// reaches its end: the files between are read from the node, gzipped ones too.
 #[test]
-#[ignore = "needs the test cluster (tests/cluster/test.sh runs it)"]
+#[ignore = "needs the test cluster; not in tests/cluster/test.sh yet: a half line held across a jump over several rotated files can be joined to the stream's next line (see the comment there)"]
 fn k8s_pod_logs_behind_several_rotations_read_gzipped_files() {
     let lines = LINES;
     let (figures, daemon_log) = follow_burst("podlogsgz", lines, Some(Duration::from_secs(30)));
