@@ -281,7 +281,7 @@ fn progress_sink(
     events: &mpsc::Sender<SnapshotEvent>,
     dataset: &str,
     total: u64,
-) -> impl Fn(u64) + Sync {
+) -> impl Fn(u64) + Send + Sync + 'static {
     let done = AtomicU64::new(0);
     let events = events.clone();
     let dataset = dataset.to_owned();
@@ -860,16 +860,8 @@ impl Engine {
                     crate::kube::volcopy::STAGING
                 )))
                 .await;
-            let (ev, id, total) = (events.clone(), d.id.clone(), d.bytes());
-            let done = Arc::new(AtomicU64::new(0));
-            let progress: Arc<dyn Fn(u64) + Send + Sync> = Arc::new(move |n| {
-                let done = done.fetch_add(n, Ordering::Relaxed) + n;
-                let _ = ev.try_send(SnapshotEvent::Progress {
-                    dataset: id.clone(),
-                    done,
-                    total,
-                });
-            });
+            let progress: Arc<dyn Fn(u64) + Send + Sync> =
+                Arc::new(progress_sink(events, &d.id, d.bytes()));
             staged.push(
                 super::snapshot_pvc::stage(&conn, image, d, store.chunks.clone(), progress).await?,
             );
@@ -1220,16 +1212,8 @@ impl Engine {
                     human_bytes(d.bytes())
                 )))
                 .await;
-            let (ev, id, total) = (events.clone(), d.id.clone(), d.bytes());
-            let done = Arc::new(AtomicU64::new(0));
-            let progress: Arc<dyn Fn(u64) + Send + Sync> = Arc::new(move |n| {
-                let done = done.fetch_add(n, Ordering::Relaxed) + n;
-                let _ = ev.try_send(SnapshotEvent::Progress {
-                    dataset: id.clone(),
-                    done,
-                    total,
-                });
-            });
+            let progress: Arc<dyn Fn(u64) + Send + Sync> =
+                Arc::new(progress_sink(events, &d.id, d.bytes()));
             let r = super::snapshot_engine::stage(
                 &docker,
                 &image,
